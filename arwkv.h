@@ -1,0 +1,2573 @@
+/* arwkv.h - ARWKV in one C header: turn a Qwen2.5 Transformer into an RNN by distillation.
+   No warranty; MIT licence (see the end of this file).
+
+   ============================================================================================
+   WHAT THIS IS
+   ============================================================================================
+   ARWKV keeps a trained Qwen2 model (embeddings, RMSNorms, SwiGLU MLPs, head) and replaces each
+   layer's softmax attention by an RWKV-7 "time mix" (or RWKV-6 for QRWKV6). The new blocks are not
+   pre-trained; they are taught by the Transformer itself:
+     stage 1  each time mix learns to reproduce its layer's attention output (teacher-forced);
+     stage 2  the whole student learns the teacher's next-token distribution (KL, full vocabulary);
+     stage 3  supervised fine-tuning on chat conversations.
+   The result needs constant memory per token (a fixed recurrent state, no KV cache).
+
+   This header holds everything on the CPU: JSON and safetensors readers, the Qwen tokenizer, the
+   Qwen2 teacher, the ARWKV-7 and QRWKV6 students (forward and backward), the distillation losses,
+   AdamW, checkpoints and sampling. The companion arwkv_hip.h adds GPU kernels (HIP for MI300X,
+   also compiled by nvcc for NVIDIA).
+
+   ============================================================================================
+   HOW TO USE IT
+   ============================================================================================
+   In exactly one C or C++ file:
+
+       #define ARWKV_IMPLEMENTATION
+       #include "arwkv.h"
+
+   Everywhere else just #include "arwkv.h". A ten-line example (list a checkpoint's tensors):
+
+       #define ARWKV_IMPLEMENTATION
+       #include "arwkv.h"
+       #include <stdio.h>
+       int main(int argc, char **argv) {
+           arwkv_safetensors *st;
+           if (arwkv_st_open(argv[1], &st) != ARWKV_OK) { fprintf(stderr, "%s\n", arwkv_last_error()); return 1; }
+           for (int i = 0; i < arwkv_st_count(st); i++)
+               printf("%s %s\n", arwkv_st_tensor(st, i)->name, arwkv_dtype_name(arwkv_st_tensor(st, i)->dtype));
+           arwkv_st_close(st);
+           return 0;
+       }
+
+   Build it with a C11 compiler and libc: cc -O2 example.c -lm -lpthread
+
+   ============================================================================================
+   BUILD OPTIONS (define before including the implementation)
+   ============================================================================================
+       ARWKV_STATIC          make every public function static (private to one translation unit)
+       ARWKV_API             decoration of public functions (default: extern)
+       ARWKV_MALLOC(sz)      } allocation; define all three or none
+       ARWKV_REALLOC(p,sz)   }
+       ARWKV_FREE(p)         }
+       ARWKV_ASSERT(x)       internal invariant checks (default: assert). Never used on input data:
+                             bad input always returns an error code.
+       ARWKV_NO_THREADS      no pthreads: every parallel loop runs on the calling thread
+       ARWKV_NO_MMAP         read files with fread instead of mapping them
+
+   ============================================================================================
+   ERRORS
+   ============================================================================================
+   Every call that can fail returns an arwkv_result (ARWKV_OK is 0). arwkv_result_string() names
+   the code; arwkv_last_error() gives the detail of the last failure on this thread: the file, the
+   tensor or byte offset, and what to do. Nothing in this library aborts or exits on bad input.
+
+   ============================================================================================
+   READING ORDER OF THE IMPLEMENTATION
+   ============================================================================================
+     1. Support: errors, allocation, numbers (bf16/f16), thread pool
+     2. JSON reader
+     3. safetensors reader (mmap) and writer (atomic)
+     4. config.json of the three architectures
+     5. Tokenizer
+     6. Ops, each forward beside its backward
+     7. Models: teacher, students
+     8. Training
+     9. Generation
+*/
+#ifndef ARWKV_H_INCLUDED
+#define ARWKV_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARWKV_VERSION "0.1.0"
+
+#ifndef ARWKV_API
+#ifdef ARWKV_STATIC
+#define ARWKV_API static
+#else
+#define ARWKV_API extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================
+   Results and errors
+   ============================================================================================ */
+
+/* One list gives both the enum and its strings (X-macro). */
+#define ARWKV__RESULTS(X)                                                         \
+    X(ARWKV_OK, 0, "success")                                                     \
+    X(ARWKV_ERR_INVALID_ARGUMENT, -1, "invalid argument")                         \
+    X(ARWKV_ERR_IO, -2, "input/output error")                                     \
+    X(ARWKV_ERR_FORMAT, -3, "malformed input")                                    \
+    X(ARWKV_ERR_UNSUPPORTED, -4, "unsupported")                                   \
+    X(ARWKV_ERR_OUT_OF_MEMORY, -5, "out of memory")                               \
+    X(ARWKV_ERR_NOT_FOUND, -6, "not found")                                       \
+    X(ARWKV_ERR_SHAPE, -7, "shape mismatch")                                      \
+    X(ARWKV_ERR_NUMERIC, -8, "non-finite number")                                 \
+    X(ARWKV_ERR_GPU, -9, "GPU error")                                             \
+    X(ARWKV_ERR_INTERRUPTED, -10, "interrupted")
+
+typedef enum arwkv_result {
+#define ARWKV__RESULT_ENUM(name, value, text) name = value,
+    ARWKV__RESULTS(ARWKV__RESULT_ENUM)
+#undef ARWKV__RESULT_ENUM
+    ARWKV__RESULT_END = -11
+} arwkv_result;
+
+/* A short fixed name for a result code ("malformed input"). Infallible. */
+ARWKV_API const char *arwkv_result_string(arwkv_result r);
+/* The detail of the last error on this thread ("" if none). Infallible. */
+ARWKV_API const char *arwkv_last_error(void);
+/* Forget the last error on this thread. Infallible. */
+ARWKV_API void arwkv_clear_error(void);
+
+/* ============================================================================================
+   Numbers: element types and conversions
+   ============================================================================================ */
+
+typedef enum arwkv_dtype {
+    ARWKV_DTYPE_UNKNOWN = 0,
+    ARWKV_F32, ARWKV_F16, ARWKV_BF16, ARWKV_F64,
+    ARWKV_I64, ARWKV_I32, ARWKV_I16, ARWKV_I8, ARWKV_U8, ARWKV_BOOL,
+    ARWKV_DTYPE_COUNT
+} arwkv_dtype;
+
+ARWKV_API const char *arwkv_dtype_name(arwkv_dtype t); /* "F32", "BF16", ...; infallible */
+ARWKV_API size_t arwkv_dtype_size(arwkv_dtype t);      /* bytes per element, 0 if unknown */
+
+/* bf16 is the top half of an fp32. Rounding to bf16 is to nearest, ties to even; NaN stays NaN. */
+ARWKV_API float arwkv_bf16_to_f32(uint16_t h);
+ARWKV_API uint16_t arwkv_f32_to_bf16(float f);
+ARWKV_API float arwkv_f16_to_f32(uint16_t h);
+ARWKV_API uint16_t arwkv_f32_to_f16(float f);
+/* Convert n elements of type t at src into fp32 (floats and integers). */
+ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, size_t n);
+
+/* ============================================================================================
+   Thread pool
+   ============================================================================================
+   A fixed set of workers runs the tasks 0..n_tasks-1 of one parallel loop; the caller's thread
+   takes part. Which worker runs a task never changes a result: tasks write disjoint outputs. */
+
+typedef struct arwkv_pool arwkv_pool;
+typedef void (*arwkv_task_fn)(void *ctx, int task, int thread);
+
+/* n_threads <= 0 picks the number of online processors. */
+ARWKV_API arwkv_result arwkv_pool_create(int n_threads, arwkv_pool **out);
+ARWKV_API void arwkv_pool_destroy(arwkv_pool *pool);
+/* Number of threads, counting the caller's (1 for a NULL pool). Infallible. */
+ARWKV_API int arwkv_pool_size(const arwkv_pool *pool);
+/* Run fn(ctx, task, thread) for every task; returns when all are done. pool may be NULL. */
+ARWKV_API void arwkv_pool_run(arwkv_pool *pool, int n_tasks, arwkv_task_fn fn, void *ctx);
+
+/* ============================================================================================
+   safetensors
+   ============================================================================================
+   A checkpoint is one .safetensors file, or a directory with model.safetensors or with shards
+   listed in model.safetensors.index.json. Files are mapped, not read: a 15 GB checkpoint costs
+   address space, not memory. Every header is validated before any tensor is touched. */
+
+#define ARWKV_MAX_DIMS 8
+
+typedef struct arwkv_tensor_info {
+    const char *name;
+    arwkv_dtype dtype;
+    int ndim;
+    int64_t shape[ARWKV_MAX_DIMS];
+    int64_t numel;
+    const void *data;  /* points into the mapped file; not aligned beyond 1 byte in general */
+    size_t nbytes;
+    int file;          /* index of the shard that holds it */
+    uint64_t offset;   /* byte offset of the data in that file */
+} arwkv_tensor_info;
+
+typedef struct arwkv_safetensors arwkv_safetensors;
+
+ARWKV_API arwkv_result arwkv_st_open(const char *path, arwkv_safetensors **out);
+/* Parse a safetensors image held in memory (buf must outlive the handle). name is for errors. */
+ARWKV_API arwkv_result arwkv_st_open_memory(const void *buf, size_t len, const char *name, arwkv_safetensors **out);
+ARWKV_API void arwkv_st_close(arwkv_safetensors *st);
+ARWKV_API int arwkv_st_count(const arwkv_safetensors *st);
+ARWKV_API const arwkv_tensor_info *arwkv_st_tensor(const arwkv_safetensors *st, int i);
+/* NULL if absent (no error is recorded: absence is often fine). */
+ARWKV_API const arwkv_tensor_info *arwkv_st_find(const arwkv_safetensors *st, const char *name);
+/* Like arwkv_st_find, but absence is an error naming the checkpoint and the tensor. */
+ARWKV_API arwkv_result arwkv_st_get(const arwkv_safetensors *st, const char *name, const arwkv_tensor_info **out);
+/* The file name of shard i (the path given for a single file). */
+ARWKV_API const char *arwkv_st_file_name(const arwkv_safetensors *st, int i);
+ARWKV_API int arwkv_st_file_count(const arwkv_safetensors *st);
+/* __metadata__ value of key in the first file, NULL if absent. */
+ARWKV_API const char *arwkv_st_metadata(const arwkv_safetensors *st, const char *key);
+/* Copy a tensor into fp32, checking that it holds exactly n elements. */
+ARWKV_API arwkv_result arwkv_st_read_f32(const arwkv_safetensors *st, const char *name, float *dst, int64_t n);
+
+typedef struct arwkv_st_entry {
+    const char *name;
+    arwkv_dtype dtype;
+    int ndim;
+    int64_t shape[ARWKV_MAX_DIMS];
+    const void *data; /* numel * dtype size bytes */
+} arwkv_st_entry;
+
+/* Write one file atomically: a temporary file beside path, fsync, rename. meta holds n_meta
+   key/value pairs (meta[2i], meta[2i+1]) for __metadata__. The file loads back bit for bit. */
+ARWKV_API arwkv_result arwkv_st_write(const char *path, const arwkv_st_entry *entries, int n,
+                                      const char *const *meta, int n_meta);
+/* Write a checkpoint into directory dir: model.safetensors if it fits in max_shard_bytes, else
+   model-0000i-of-0000n.safetensors plus model.safetensors.index.json, as transformers does. */
+ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry *entries, int n,
+                                          const char *const *meta, int n_meta, uint64_t max_shard_bytes);
+
+/* ============================================================================================
+   Model configuration (config.json)
+   ============================================================================================ */
+
+typedef enum arwkv_arch {
+    ARWKV_ARCH_UNKNOWN = 0,
+    ARWKV_ARCH_QWEN2,   /* Qwen2ForCausalLM: the teacher */
+    ARWKV_ARCH_ARWKV7,  /* RwkvHybridForCausalLM, wkv_version 7: RWKV-7 time mix in Qwen */
+    ARWKV_ARCH_QRWKV6   /* RWKV6Qwen2ForCausalLM: RWKV-6 style time mix in Qwen */
+} arwkv_arch;
+
+ARWKV_API const char *arwkv_arch_name(arwkv_arch a); /* the architectures[] string; infallible */
+
+typedef struct arwkv_config {
+    arwkv_arch arch;
+    int vocab_size;
+    int hidden_size;          /* C */
+    int intermediate_size;    /* MLP width */
+    int num_layers;
+    int num_heads;            /* Qwen query heads */
+    int num_kv_heads;         /* Qwen key/value heads (GQA) */
+    int head_dim;             /* Qwen attention head size = hidden_size / num_heads */
+    float rms_norm_eps;
+    double rope_theta;
+    int max_position_embeddings;
+    int tie_word_embeddings;
+    int bos_token_id, eos_token_id; /* -1 if absent */
+    /* ARWKV-7 */
+    int head_size;            /* WKV head size (64) */
+    int head_size_divisor;
+    int wkv_has_gate;
+    int wkv_has_group_norm;
+    int wkv_version;
+    /* QRWKV6 */
+    int attention_bias;
+    int attention_output_bias;
+    int lora_rank_tokenshift;
+    int lora_rank_decay;
+    char torch_dtype[16];     /* as written ("bfloat16"), "" if absent */
+} arwkv_config;
+
+/* Read path (a config.json or a directory holding one). */
+ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg);
+/* Parse config text; name is used in errors. */
+ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const char *name, arwkv_config *cfg);
+
+/* ============================================================================================
+   Tokenizer
+   ============================================================================================ */
+/* @@tokenizer-api@@ */
+
+/* ============================================================================================
+   Ops
+   ============================================================================================ */
+/* @@ops-api@@ */
+
+/* ============================================================================================
+   Models
+   ============================================================================================ */
+/* @@model-api@@ */
+
+/* ============================================================================================
+   Training
+   ============================================================================================ */
+/* @@train-api@@ */
+
+/* ============================================================================================
+   Generation
+   ============================================================================================ */
+/* @@generate-api@@ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARWKV_H_INCLUDED */
+
+/* ############################################################################################
+   ##                                   IMPLEMENTATION                                       ##
+   ############################################################################################ */
+#ifdef ARWKV_IMPLEMENTATION
+#ifndef ARWKV_IMPLEMENTATION_ONCE
+#define ARWKV_IMPLEMENTATION_ONCE
+
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if !defined(_WIN32)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#ifndef ARWKV_NO_MMAP
+#include <sys/mman.h>
+#endif
+#endif
+#ifndef ARWKV_NO_THREADS
+#include <pthread.h>
+#endif
+
+#if defined(ARWKV_MALLOC) && defined(ARWKV_REALLOC) && defined(ARWKV_FREE)
+/* all three given */
+#elif !defined(ARWKV_MALLOC) && !defined(ARWKV_REALLOC) && !defined(ARWKV_FREE)
+#define ARWKV_MALLOC(sz) malloc(sz)
+#define ARWKV_REALLOC(p, sz) realloc((p), (sz))
+#define ARWKV_FREE(p) free(p)
+#else
+#error "arwkv.h: define all of ARWKV_MALLOC, ARWKV_REALLOC and ARWKV_FREE, or none of them"
+#endif
+
+#ifndef ARWKV_ASSERT
+#include <assert.h>
+#define ARWKV_ASSERT(x) assert(x)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ARWKV_PRIVATE static __attribute__((unused))
+#define ARWKV__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define ARWKV__RESTRICT __restrict__
+#else
+#define ARWKV_PRIVATE static
+#define ARWKV__PRINTF(a, b)
+#define ARWKV__RESTRICT
+#endif
+
+#if defined(__cplusplus)
+#define ARWKV__THREAD_LOCAL thread_local
+#elif defined(_MSC_VER)
+#define ARWKV__THREAD_LOCAL __declspec(thread)
+#else
+#define ARWKV__THREAD_LOCAL _Thread_local
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================
+   1. Support
+   ============================================================================================ */
+
+/* ---- Errors ---------------------------------------------------------------------------------
+   The only mutable global: the detail of the last error, one buffer per thread. */
+
+static ARWKV__THREAD_LOCAL char arwkv__error_text[1024];
+
+ARWKV_API const char *arwkv_result_string(arwkv_result r) {
+    switch (r) {
+#define ARWKV__RESULT_CASE(name, value, text) case name: return text;
+        ARWKV__RESULTS(ARWKV__RESULT_CASE)
+#undef ARWKV__RESULT_CASE
+    default: return "unknown result code";
+    }
+}
+
+ARWKV_API const char *arwkv_last_error(void) { return arwkv__error_text; }
+ARWKV_API void arwkv_clear_error(void) { arwkv__error_text[0] = 0; }
+
+/* Record the detail of an error and return its code: `return arwkv__fail(ARWKV_ERR_IO, ...)`. */
+ARWKV_PRIVATE ARWKV__PRINTF(2, 3) arwkv_result arwkv__fail(arwkv_result code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(arwkv__error_text, sizeof arwkv__error_text, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Put context in front of the current error text: "loading teacher: <old text>". */
+ARWKV_PRIVATE ARWKV__PRINTF(2, 3) arwkv_result arwkv__context(arwkv_result code, const char *fmt, ...) {
+    char prefix[512], old[sizeof arwkv__error_text];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, arwkv__error_text, sizeof old);
+    snprintf(arwkv__error_text, sizeof arwkv__error_text, "%.500s: %.500s", prefix, old);
+    return code;
+}
+
+#define ARWKV__TRY(call)                       \
+    do {                                       \
+        arwkv_result arwkv__r_ = (call);       \
+        if (arwkv__r_ != ARWKV_OK) return arwkv__r_; \
+    } while (0)
+
+/* ---- Allocation ------------------------------------------------------------------------------ */
+
+ARWKV_PRIVATE void *arwkv__malloc(size_t n) { return ARWKV_MALLOC(n ? n : 1); }
+ARWKV_PRIVATE void *arwkv__calloc(size_t count, size_t size) {
+    if (size && count > SIZE_MAX / size) return NULL;
+    size_t total = count * size;
+    void *p = ARWKV_MALLOC(total > 0 ? total : 1);
+    if (p) memset(p, 0, total);
+    return p;
+}
+ARWKV_PRIVATE void *arwkv__realloc(void *p, size_t n) { return ARWKV_REALLOC(p, n ? n : 1); }
+ARWKV_PRIVATE void arwkv__free(void *p) {
+    if (p) ARWKV_FREE(p);
+}
+ARWKV_PRIVATE char *arwkv__strndup(const char *s, size_t n) {
+    char *d = (char *)arwkv__malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+ARWKV_PRIVATE char *arwkv__strdup(const char *s) { return arwkv__strndup(s, strlen(s)); }
+
+/* Overflow-checked size arithmetic for parsers of untrusted headers. */
+ARWKV_PRIVATE int arwkv__mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    if (a && b > UINT64_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* A growable byte buffer, used to build JSON and messages. */
+typedef struct arwkv__buf {
+    char *data;
+    size_t len, cap;
+    int failed; /* set once an allocation fails; later appends are ignored */
+} arwkv__buf;
+
+ARWKV_PRIVATE void arwkv__buf_reserve(arwkv__buf *b, size_t extra) {
+    if (b->failed) return;
+    if (b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *p = (char *)arwkv__realloc(b->data, cap);
+    if (!p) {
+        b->failed = 1;
+        return;
+    }
+    b->data = p;
+    b->cap = cap;
+}
+ARWKV_PRIVATE void arwkv__buf_add(arwkv__buf *b, const void *s, size_t n) {
+    arwkv__buf_reserve(b, n);
+    if (b->failed) return;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
+ARWKV_PRIVATE void arwkv__buf_str(arwkv__buf *b, const char *s) { arwkv__buf_add(b, s, strlen(s)); }
+ARWKV_PRIVATE ARWKV__PRINTF(2, 3) void arwkv__buf_printf(arwkv__buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    arwkv__buf_reserve(b, (size_t)n);
+    if (b->failed) return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+/* Append s as a JSON string literal (quotes and escapes). */
+ARWKV_PRIVATE void arwkv__buf_json_string(arwkv__buf *b, const char *s, size_t n) {
+    arwkv__buf_add(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            arwkv__buf_add(b, e, 2);
+        } else if (c == '\n') arwkv__buf_add(b, "\\n", 2);
+        else if (c == '\r') arwkv__buf_add(b, "\\r", 2);
+        else if (c == '\t') arwkv__buf_add(b, "\\t", 2);
+        else if (c < 0x20) arwkv__buf_printf(b, "\\u%04x", c);
+        else arwkv__buf_add(b, &s[i], 1);
+    }
+    arwkv__buf_add(b, "\"", 1);
+}
+ARWKV_PRIVATE void arwkv__buf_free(arwkv__buf *b) {
+    arwkv__free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ---- Files ------------------------------------------------------------------------------------ */
+
+/* Read a whole file into memory (NUL-terminated for convenience). */
+ARWKV_PRIVATE arwkv_result arwkv__read_file(const char *path, char **out, size_t *out_len) {
+    *out = NULL;
+    *out_len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *data = (char *)arwkv__malloc(cap);
+    for (;;) {
+        if (!data) {
+            fclose(f);
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory after %zu bytes", path, len);
+        }
+        size_t got = fread(data + len, 1, cap - len - 1, f);
+        len += got;
+        if (got == 0) break;
+        if (len + 1 == cap) {
+            char *p = (char *)arwkv__realloc(data, cap * 2);
+            if (!p) arwkv__free(data);
+            data = p;
+            cap *= 2;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        arwkv__free(data);
+        return arwkv__fail(ARWKV_ERR_IO, "%s: read error after %zu bytes", path, len);
+    }
+    data[len] = 0;
+    *out = data;
+    *out_len = len;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE int arwkv__is_dir(const char *path) {
+#if !defined(_WIN32)
+    struct stat s;
+    return stat(path, &s) == 0 && S_ISDIR(s.st_mode);
+#else
+    (void)path;
+    return 0;
+#endif
+}
+
+ARWKV_PRIVATE int arwkv__file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* dir + "/" + name into a fresh string. */
+ARWKV_PRIVATE char *arwkv__path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = (char *)arwkv__malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+/* Write a file atomically: write to a temporary name in the same directory, flush it to the disk,
+   then rename over the target, so a crash leaves either the old file or the new one, never half.
+   The writer callback emits bytes through arwkv__out (plain POSIX write(2) underneath). */
+typedef struct arwkv__out {
+    int fd;
+    FILE *file; /* used where there is no POSIX */
+    size_t n;
+    char buf[1 << 16];
+} arwkv__out;
+
+ARWKV_PRIVATE int arwkv__out_flush(arwkv__out *o) {
+    size_t done = 0;
+    while (done < o->n) {
+#if !defined(_WIN32)
+        ssize_t w = write(o->fd, o->buf + done, o->n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return 0;
+        done += (size_t)w;
+#else
+        if (fwrite(o->buf, 1, o->n, o->file) != o->n) return 0;
+        done = o->n;
+#endif
+    }
+    o->n = 0;
+    return 1;
+}
+
+/* Returns 0 on a write error (errno tells why). */
+ARWKV_PRIVATE int arwkv__out_write(arwkv__out *o, const void *data, size_t len) {
+    const char *p = (const char *)data;
+    while (len > 0) {
+        if (o->n == sizeof o->buf && !arwkv__out_flush(o)) return 0;
+        size_t k = sizeof o->buf - o->n < len ? sizeof o->buf - o->n : len;
+        memcpy(o->buf + o->n, p, k);
+        o->n += k;
+        p += k;
+        len -= k;
+    }
+    return 1;
+}
+
+typedef arwkv_result (*arwkv__writer_fn)(arwkv__out *out, void *ctx);
+
+ARWKV_PRIVATE arwkv_result arwkv__write_atomic(const char *path, arwkv__writer_fn write_fn, void *ctx) {
+    size_t n = strlen(path);
+    char *tmp = (char *)arwkv__malloc(n + 48);
+    arwkv__out *o = (arwkv__out *)arwkv__malloc(sizeof *o);
+    if (!tmp || !o) {
+        arwkv__free(tmp);
+        arwkv__free(o);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    memset(o, 0, offsetof(arwkv__out, buf));
+    arwkv_result r = ARWKV_OK;
+#if !defined(_WIN32)
+    /* a name no other writer uses: pid plus an attempt counter, created exclusively */
+    for (int attempt = 0;; attempt++) {
+        snprintf(tmp, n + 48, "%s.tmp.%ld.%d", path, (long)getpid(), attempt);
+        o->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (o->fd >= 0 || errno != EEXIST || attempt > 1000) break;
+    }
+    if (o->fd < 0) r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+#else
+    snprintf(tmp, n + 48, "%s.tmp", path);
+    o->file = fopen(tmp, "wb");
+    if (!o->file) r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+#endif
+    if (r != ARWKV_OK) {
+        arwkv__free(tmp);
+        arwkv__free(o);
+        return r;
+    }
+    r = write_fn(o, ctx);
+    if (r == ARWKV_OK && !arwkv__out_flush(o)) r = arwkv__fail(ARWKV_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+#if !defined(_WIN32)
+    if (r == ARWKV_OK && fsync(o->fd) != 0) r = arwkv__fail(ARWKV_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (close(o->fd) != 0 && r == ARWKV_OK) r = arwkv__fail(ARWKV_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+#else
+    if (fclose(o->file) != 0 && r == ARWKV_OK) r = arwkv__fail(ARWKV_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+#endif
+    if (r == ARWKV_OK && rename(tmp, path) != 0)
+        r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+    if (r != ARWKV_OK) remove(tmp);
+#if !defined(_WIN32)
+    if (r == ARWKV_OK) { /* make the rename itself durable */
+        char *dir = arwkv__strdup(path);
+        if (dir) {
+            char *slash = strrchr(dir, '/');
+            if (slash == dir) dir[1] = 0;
+            else if (slash) *slash = 0;
+            else strcpy(dir, ".");
+            int dfd = open(dir, O_RDONLY);
+            if (dfd >= 0) {
+                fsync(dfd);
+                close(dfd);
+            }
+            arwkv__free(dir);
+        }
+    }
+#endif
+    arwkv__free(tmp);
+    arwkv__free(o);
+    return r;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__mkdir(const char *dir) {
+#if !defined(_WIN32)
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return arwkv__fail(ARWKV_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    if (!arwkv__is_dir(dir)) return arwkv__fail(ARWKV_ERR_IO, "%s: exists and is not a directory", dir);
+#else
+    (void)dir;
+#endif
+    return ARWKV_OK;
+}
+
+/* ---- Numbers ---------------------------------------------------------------------------------- */
+
+ARWKV_API const char *arwkv_dtype_name(arwkv_dtype t) {
+    static const char *names[ARWKV_DTYPE_COUNT] = {"UNKNOWN", "F32", "F16", "BF16", "F64", "I64",
+                                                   "I32", "I16", "I8", "U8", "BOOL"};
+    return (t > 0 && t < ARWKV_DTYPE_COUNT) ? names[t] : "UNKNOWN";
+}
+
+ARWKV_API size_t arwkv_dtype_size(arwkv_dtype t) {
+    static const size_t sizes[ARWKV_DTYPE_COUNT] = {0, 4, 2, 2, 8, 8, 4, 2, 1, 1, 1};
+    return (t > 0 && t < ARWKV_DTYPE_COUNT) ? sizes[t] : 0;
+}
+
+ARWKV_PRIVATE arwkv_dtype arwkv__dtype_from_name(const char *s, size_t n) {
+    for (int t = 1; t < ARWKV_DTYPE_COUNT; t++) {
+        const char *name = arwkv_dtype_name((arwkv_dtype)t);
+        if (strlen(name) == n && memcmp(name, s, n) == 0) return (arwkv_dtype)t;
+    }
+    return ARWKV_DTYPE_UNKNOWN;
+}
+
+ARWKV_API float arwkv_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+ARWKV_API uint16_t arwkv_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                         /* nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+ARWKV_API float arwkv_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, u;
+    if (exp == 0) {
+        if (mant == 0) u = sign;
+        else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) {
+                mant <<= 1;
+                exp--;
+            }
+            u = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) u = sign | 0x7f800000u | (mant << 13);
+    else u = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+ARWKV_API uint16_t arwkv_f32_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000, abs = u & 0x7fffffffu;
+    if (abs > 0x7f800000u) return (uint16_t)(sign | 0x7e00);      /* NaN */
+    if (abs >= 0x477ff000u) return (uint16_t)(sign | 0x7c00);     /* overflow to inf (after rounding) */
+    if (abs < 0x38800000u) {                                      /* subnormal or zero in f16 */
+        if (abs < 0x33000000u) return (uint16_t)sign;             /* below half the smallest subnormal */
+        uint32_t e = abs >> 23, m = (abs & 0x7fffff) | 0x800000;
+        uint32_t shift = 126 - e;                                 /* 14 + (113 - e) */
+        uint32_t half = 1u << (shift - 1), rest = m & ((1u << shift) - 1), q = m >> shift;
+        if (rest > half || (rest == half && (q & 1))) q++;
+        return (uint16_t)(sign | q);
+    }
+    uint32_t r = abs + 0xfffu + ((abs >> 13) & 1u);               /* nearest, ties to even */
+    return (uint16_t)(sign | ((r - 0x38000000u) >> 13));
+}
+
+ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, size_t n) {
+    const unsigned char *p = (const unsigned char *)src;
+    switch (t) {
+    case ARWKV_F32: memcpy(dst, src, n * 4); break;
+    case ARWKV_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = arwkv_bf16_to_f32(h);
+        }
+        break;
+    case ARWKV_F16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = arwkv_f16_to_f32(h);
+        }
+        break;
+    case ARWKV_F64:
+        for (size_t i = 0; i < n; i++) {
+            double d;
+            memcpy(&d, p + 8 * i, 8);
+            dst[i] = (float)d;
+        }
+        break;
+    case ARWKV_I64:
+        for (size_t i = 0; i < n; i++) {
+            int64_t v;
+            memcpy(&v, p + 8 * i, 8);
+            dst[i] = (float)v;
+        }
+        break;
+    case ARWKV_I32:
+        for (size_t i = 0; i < n; i++) {
+            int32_t v;
+            memcpy(&v, p + 4 * i, 4);
+            dst[i] = (float)v;
+        }
+        break;
+    case ARWKV_I16:
+        for (size_t i = 0; i < n; i++) {
+            int16_t v;
+            memcpy(&v, p + 2 * i, 2);
+            dst[i] = (float)v;
+        }
+        break;
+    case ARWKV_I8:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)(int8_t)p[i];
+        break;
+    case ARWKV_U8:
+    case ARWKV_BOOL:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)p[i];
+        break;
+    default: return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "cannot convert dtype %s to F32", arwkv_dtype_name(t));
+    }
+    return ARWKV_OK;
+}
+
+/* ---- Thread pool -------------------------------------------------------------------------------
+   Workers sleep on a condition variable between loops. A loop hands out task indices through an
+   atomic counter; the caller's thread works too and then waits for the stragglers. */
+
+struct arwkv_pool {
+    int n_threads; /* including the caller */
+#ifndef ARWKV_NO_THREADS
+    pthread_t *workers;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake, done;
+    uint64_t generation; /* bumped for every loop */
+    int busy;            /* workers still inside the current loop */
+    int quit;
+    arwkv_task_fn fn;
+    void *ctx;
+    int n_tasks;
+    int next_task; /* atomic */
+#endif
+    /* per-thread scratch memory for ops (packed matrix panels, ...); grown on demand by the
+       thread that owns it, freed with the pool */
+    void **scratch;
+    size_t *scratch_size;
+};
+
+/* Scratch memory of at least `bytes` for `thread` of the pool, 64-byte aligned. Contents are not
+   kept between calls. NULL if out of memory. */
+ARWKV_PRIVATE void *arwkv__scratch(arwkv_pool *p, int thread, size_t bytes) {
+    if (p->scratch_size[thread] < bytes) {
+        arwkv__free(p->scratch[thread]);
+        p->scratch[thread] = arwkv__malloc(bytes + 64);
+        p->scratch_size[thread] = p->scratch[thread] ? bytes : 0;
+        if (!p->scratch[thread]) return NULL;
+    }
+    uintptr_t a = (uintptr_t)p->scratch[thread];
+    return (void *)((a + 63) & ~(uintptr_t)63);
+}
+
+#ifndef ARWKV_NO_THREADS
+ARWKV_PRIVATE void arwkv__pool_work(arwkv_pool *p, int thread) {
+    for (;;) {
+        int t = __atomic_fetch_add(&p->next_task, 1, __ATOMIC_RELAXED);
+        if (t >= p->n_tasks) break;
+        p->fn(p->ctx, t, thread);
+    }
+}
+
+typedef struct arwkv__worker_arg {
+    arwkv_pool *pool;
+    int thread;
+} arwkv__worker_arg;
+
+static void *arwkv__pool_main(void *arg_) {
+    arwkv__worker_arg *arg = (arwkv__worker_arg *)arg_;
+    arwkv_pool *p = arg->pool;
+    int thread = arg->thread;
+    arwkv__free(arg);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mutex);
+    for (;;) {
+        while (p->generation == seen && !p->quit) pthread_cond_wait(&p->wake, &p->mutex);
+        if (p->quit) break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mutex);
+        arwkv__pool_work(p, thread);
+        pthread_mutex_lock(&p->mutex);
+        if (--p->busy == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mutex);
+    return NULL;
+}
+#endif
+
+ARWKV_API arwkv_result arwkv_pool_create(int n_threads, arwkv_pool **out) {
+    *out = NULL;
+    if (n_threads <= 0) {
+#if !defined(_WIN32) && defined(_SC_NPROCESSORS_ONLN)
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = n > 0 ? (int)n : 1;
+#else
+        n_threads = 1;
+#endif
+    }
+    if (n_threads > 1024) n_threads = 1024;
+    arwkv_pool *p = (arwkv_pool *)arwkv__calloc(1, sizeof *p);
+    if (p) p->scratch = (void **)arwkv__calloc((size_t)n_threads, sizeof(void *));
+    if (p) p->scratch_size = (size_t *)arwkv__calloc((size_t)n_threads, sizeof(size_t));
+    if (!p || !p->scratch || !p->scratch_size) {
+        if (p) arwkv__free(p->scratch);
+        arwkv__free(p);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
+    }
+#ifdef ARWKV_NO_THREADS
+    p->n_threads = 1;
+#else
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (n_threads > 1) {
+        p->workers = (pthread_t *)arwkv__calloc((size_t)n_threads, sizeof(pthread_t));
+        if (!p->workers) {
+            arwkv_pool_destroy(p);
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
+        }
+    }
+    for (int i = 1; i < n_threads; i++) {
+        arwkv__worker_arg *arg = (arwkv__worker_arg *)arwkv__malloc(sizeof *arg);
+        if (!arg || (arg->pool = p, arg->thread = i, pthread_create(&p->workers[i], NULL, arwkv__pool_main, arg) != 0)) {
+            arwkv__free(arg);
+            p->n_threads = i; /* the ones started so far are joined by destroy */
+            arwkv_pool_destroy(p);
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "thread pool: cannot start thread %d of %d", i, n_threads);
+        }
+    }
+#endif
+    *out = p;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_pool_destroy(arwkv_pool *p) {
+    if (!p) return;
+#ifndef ARWKV_NO_THREADS
+    pthread_mutex_lock(&p->mutex);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mutex);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->workers[i], NULL);
+    pthread_mutex_destroy(&p->mutex);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    arwkv__free(p->workers);
+#endif
+    for (int i = 0; i < p->n_threads; i++) arwkv__free(p->scratch[i]);
+    arwkv__free(p->scratch);
+    arwkv__free(p->scratch_size);
+    arwkv__free(p);
+}
+
+ARWKV_API int arwkv_pool_size(const arwkv_pool *p) { return p ? p->n_threads : 1; }
+
+ARWKV_API void arwkv_pool_run(arwkv_pool *p, int n_tasks, arwkv_task_fn fn, void *ctx) {
+    if (n_tasks <= 0) return;
+#ifndef ARWKV_NO_THREADS
+    if (p && p->n_threads > 1 && n_tasks > 1) {
+        pthread_mutex_lock(&p->mutex);
+        p->fn = fn;
+        p->ctx = ctx;
+        p->n_tasks = n_tasks;
+        p->next_task = 0;
+        p->busy = p->n_threads - 1;
+        p->generation++;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mutex);
+        arwkv__pool_work(p, 0);
+        pthread_mutex_lock(&p->mutex);
+        while (p->busy > 0) pthread_cond_wait(&p->done, &p->mutex);
+        pthread_mutex_unlock(&p->mutex);
+        return;
+    }
+#endif
+    (void)p;
+    for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+}
+
+/* ============================================================================================
+   2. JSON reader
+   ============================================================================================
+   Parses a whole document into a flat array of nodes; strings are unescaped into one arena.
+   Enough for config.json, tokenizer.json (11 MB in well under a second), index files and
+   safetensors headers. Strict: RFC 8259 grammar, valid UTF-8, no lone surrogates, a depth limit. */
+
+enum { ARWKV__JSON_NULL, ARWKV__JSON_FALSE, ARWKV__JSON_TRUE, ARWKV__JSON_NUMBER,
+       ARWKV__JSON_STRING, ARWKV__JSON_ARRAY, ARWKV__JSON_OBJECT };
+
+#define ARWKV__JSON_MAX_DEPTH 128
+
+typedef struct arwkv__json_node {
+    uint8_t type;
+    uint32_t next;     /* next sibling (0: none; node 0 is the root and is nobody's sibling) */
+    uint32_t key;      /* member key: offset into the string arena */
+    uint32_t key_len;
+    uint32_t first;    /* array/object: first child; string: offset into the arena */
+    uint32_t len;      /* array/object: child count; string: byte length */
+    double num;
+} arwkv__json_node;
+
+typedef struct arwkv__json {
+    arwkv__json_node *nodes;
+    uint32_t n_nodes, cap_nodes;
+    char *strings; /* arena: every string and key, NUL-terminated */
+    size_t n_strings;
+    /* parser state */
+    const char *src;
+    size_t len, pos;
+    const char *name; /* for errors */
+} arwkv__json;
+
+ARWKV_PRIVATE void arwkv__json_free(arwkv__json *j) {
+    arwkv__free(j->nodes);
+    arwkv__free(j->strings);
+    memset(j, 0, sizeof *j);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__json_error(arwkv__json *j, const char *what) {
+    /* line and column help a person find the spot in a text file */
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < j->pos && i < j->len; i++) {
+        if (j->src[i] == '\n') {
+            line++;
+            col = 1;
+        } else col++;
+    }
+    return arwkv__fail(ARWKV_ERR_FORMAT, "%s: JSON error at byte %zu (line %zu, column %zu): %s", j->name,
+                       j->pos, line, col, what);
+}
+
+ARWKV_PRIVATE uint32_t arwkv__json_new_node(arwkv__json *j, int type) {
+    if (j->n_nodes == j->cap_nodes) {
+        uint32_t cap = j->cap_nodes ? j->cap_nodes * 2 : 64;
+        if (cap < j->cap_nodes) return UINT32_MAX;
+        arwkv__json_node *p = (arwkv__json_node *)arwkv__realloc(j->nodes, (size_t)cap * sizeof *p);
+        if (!p) return UINT32_MAX;
+        j->nodes = p;
+        j->cap_nodes = cap;
+    }
+    arwkv__json_node *n = &j->nodes[j->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->type = (uint8_t)type;
+    return j->n_nodes++;
+}
+
+ARWKV_PRIVATE void arwkv__json_skip_ws(arwkv__json *j) {
+    while (j->pos < j->len) {
+        char c = j->src[j->pos];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') j->pos++;
+        else break;
+    }
+}
+
+ARWKV_PRIVATE int arwkv__hex4(const char *s, uint32_t *out) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (uint32_t)(c - 'A' + 10);
+        else return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+ARWKV_PRIVATE int arwkv__utf8_encode(uint32_t cp, char *out) {
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid (overlong forms,
+   surrogates and code points above U+10FFFF are invalid). */
+ARWKV_PRIVATE int arwkv__utf8_valid_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xc2) return 0;
+    if (c < 0xe0) return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
+    if (c < 0xf0) {
+        if (n < 3 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+        if (c == 0xe0 && s[1] < 0xa0) return 0;  /* overlong */
+        if (c == 0xed && s[1] >= 0xa0) return 0; /* surrogate */
+        return 3;
+    }
+    if (c < 0xf5) {
+        if (n < 4 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80) return 0;
+        if (c == 0xf0 && s[1] < 0x90) return 0;  /* overlong */
+        if (c == 0xf4 && s[1] >= 0x90) return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* Parse a string literal at pos (on the opening quote); unescape into the arena. */
+ARWKV_PRIVATE arwkv_result arwkv__json_string(arwkv__json *j, uint32_t *off, uint32_t *out_len) {
+    j->pos++; /* opening quote */
+    size_t start = j->n_strings;
+    char *dst = j->strings + start;
+    size_t k = 0;
+    for (;;) {
+        if (j->pos >= j->len) return arwkv__json_error(j, "unterminated string");
+        unsigned char c = (unsigned char)j->src[j->pos];
+        if (c == '"') {
+            j->pos++;
+            break;
+        }
+        if (c < 0x20) return arwkv__json_error(j, "control character inside a string (must be escaped)");
+        if (c == '\\') {
+            if (j->pos + 1 >= j->len) return arwkv__json_error(j, "unterminated escape");
+            char e = j->src[j->pos + 1];
+            j->pos += 2;
+            switch (e) {
+            case '"': dst[k++] = '"'; break;
+            case '\\': dst[k++] = '\\'; break;
+            case '/': dst[k++] = '/'; break;
+            case 'b': dst[k++] = '\b'; break;
+            case 'f': dst[k++] = '\f'; break;
+            case 'n': dst[k++] = '\n'; break;
+            case 'r': dst[k++] = '\r'; break;
+            case 't': dst[k++] = '\t'; break;
+            case 'u': {
+                uint32_t cp;
+                if (j->pos + 4 > j->len || !arwkv__hex4(j->src + j->pos, &cp))
+                    return arwkv__json_error(j, "bad \\u escape (needs four hex digits)");
+                j->pos += 4;
+                if (cp >= 0xdc00 && cp <= 0xdfff) return arwkv__json_error(j, "lone low surrogate in \\u escape");
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    uint32_t lo;
+                    if (j->pos + 6 > j->len || j->src[j->pos] != '\\' || j->src[j->pos + 1] != 'u' ||
+                        !arwkv__hex4(j->src + j->pos + 2, &lo) || lo < 0xdc00 || lo > 0xdfff)
+                        return arwkv__json_error(j, "high surrogate not followed by a low surrogate");
+                    j->pos += 6;
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
+                k += (size_t)arwkv__utf8_encode(cp, dst + k);
+                break;
+            }
+            default: j->pos -= 1; return arwkv__json_error(j, "unknown escape character");
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            dst[k++] = (char)c;
+            j->pos++;
+            continue;
+        }
+        int n = arwkv__utf8_valid_len((const unsigned char *)j->src + j->pos, j->len - j->pos);
+        if (!n) return arwkv__json_error(j, "invalid UTF-8 inside a string");
+        memcpy(dst + k, j->src + j->pos, (size_t)n);
+        k += (size_t)n;
+        j->pos += (size_t)n;
+    }
+    dst[k] = 0;
+    if (start > UINT32_MAX || k > UINT32_MAX) return arwkv__json_error(j, "string too large");
+    j->n_strings += k + 1;
+    *off = (uint32_t)start;
+    *out_len = (uint32_t)k;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__json_number(arwkv__json *j, double *out) {
+    size_t p = j->pos, start = p;
+    const char *s = j->src;
+    int negative = 0, integral = 1;
+    if (p < j->len && s[p] == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= j->len || !(s[p] >= '0' && s[p] <= '9')) return arwkv__json_error(j, "bad number");
+    uint64_t iv = 0;
+    int digits = 0;
+    if (s[p] == '0') p++, digits = 1;
+    else
+        while (p < j->len && s[p] >= '0' && s[p] <= '9') {
+            if (digits < 18) iv = iv * 10 + (uint64_t)(s[p] - '0');
+            digits++;
+            p++;
+        }
+    if (p < j->len && s[p] == '.') {
+        integral = 0;
+        p++;
+        if (p >= j->len || !(s[p] >= '0' && s[p] <= '9')) return arwkv__json_error(j, "bad number: digit expected after '.'");
+        while (p < j->len && s[p] >= '0' && s[p] <= '9') p++;
+    }
+    if (p < j->len && (s[p] == 'e' || s[p] == 'E')) {
+        integral = 0;
+        p++;
+        if (p < j->len && (s[p] == '+' || s[p] == '-')) p++;
+        if (p >= j->len || !(s[p] >= '0' && s[p] <= '9')) return arwkv__json_error(j, "bad number: digit expected in exponent");
+        while (p < j->len && s[p] >= '0' && s[p] <= '9') p++;
+    }
+    if (integral && digits <= 18) {
+        *out = negative ? -(double)iv : (double)iv; /* exact: fast path for token ids and offsets */
+    } else {
+        char tmp[64];
+        size_t n = p - start;
+        if (n >= sizeof tmp) { /* very long literal: strtod needs a NUL-terminated copy */
+            char *big = arwkv__strndup(s + start, n);
+            if (!big) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", j->name);
+            *out = strtod(big, NULL);
+            arwkv__free(big);
+        } else {
+            memcpy(tmp, s + start, n);
+            tmp[n] = 0;
+            *out = strtod(tmp, NULL);
+        }
+    }
+    j->pos = p;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__json_value(arwkv__json *j, uint32_t *out, int depth) {
+    arwkv__json_skip_ws(j);
+    if (j->pos >= j->len) return arwkv__json_error(j, "unexpected end of input, value expected");
+    if (depth > ARWKV__JSON_MAX_DEPTH) return arwkv__json_error(j, "nesting deeper than 128 levels");
+    char c = j->src[j->pos];
+    uint32_t id;
+    if (c == '{' || c == '[') {
+        int is_object = c == '{';
+        id = arwkv__json_new_node(j, is_object ? ARWKV__JSON_OBJECT : ARWKV__JSON_ARRAY);
+        if (id == UINT32_MAX) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", j->name);
+        j->pos++;
+        arwkv__json_skip_ws(j);
+        uint32_t prev = 0, count = 0;
+        if (j->pos < j->len && j->src[j->pos] == (is_object ? '}' : ']')) {
+            j->pos++;
+        } else {
+            for (;;) {
+                uint32_t key = 0, key_len = 0, child;
+                if (is_object) {
+                    arwkv__json_skip_ws(j);
+                    if (j->pos >= j->len || j->src[j->pos] != '"') return arwkv__json_error(j, "object key (a string) expected");
+                    ARWKV__TRY(arwkv__json_string(j, &key, &key_len));
+                    arwkv__json_skip_ws(j);
+                    if (j->pos >= j->len || j->src[j->pos] != ':') return arwkv__json_error(j, "':' expected after object key");
+                    j->pos++;
+                }
+                ARWKV__TRY(arwkv__json_value(j, &child, depth + 1));
+                j->nodes[child].key = key;
+                j->nodes[child].key_len = key_len;
+                if (count == 0) j->nodes[id].first = child;
+                else j->nodes[prev].next = child;
+                prev = child;
+                count++;
+                arwkv__json_skip_ws(j);
+                if (j->pos >= j->len) return arwkv__json_error(j, is_object ? "unterminated object" : "unterminated array");
+                char d = j->src[j->pos];
+                if (d == ',') {
+                    j->pos++;
+                    continue;
+                }
+                if (d == (is_object ? '}' : ']')) {
+                    j->pos++;
+                    break;
+                }
+                return arwkv__json_error(j, is_object ? "',' or '}' expected" : "',' or ']' expected");
+            }
+        }
+        j->nodes[id].len = count;
+    } else if (c == '"') {
+        uint32_t off, len;
+        ARWKV__TRY(arwkv__json_string(j, &off, &len));
+        id = arwkv__json_new_node(j, ARWKV__JSON_STRING);
+        if (id == UINT32_MAX) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", j->name);
+        j->nodes[id].first = off;
+        j->nodes[id].len = len;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        double v = 0;
+        ARWKV__TRY(arwkv__json_number(j, &v));
+        id = arwkv__json_new_node(j, ARWKV__JSON_NUMBER);
+        if (id == UINT32_MAX) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", j->name);
+        j->nodes[id].num = v;
+    } else {
+        static const char *words[3] = {"null", "false", "true"};
+        int type = -1;
+        for (int w = 0; w < 3; w++) {
+            size_t n = strlen(words[w]);
+            if (j->len - j->pos >= n && memcmp(j->src + j->pos, words[w], n) == 0) {
+                type = w; /* ARWKV__JSON_NULL, _FALSE, _TRUE are 0, 1, 2 */
+                j->pos += n;
+                break;
+            }
+        }
+        if (type < 0) return arwkv__json_error(j, "unexpected character, value expected");
+        id = arwkv__json_new_node(j, type);
+        if (id == UINT32_MAX) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", j->name);
+    }
+    *out = id;
+    return ARWKV_OK;
+}
+
+/* Parse text[0..len) (need not be NUL-terminated). On error j is left empty. */
+ARWKV_PRIVATE arwkv_result arwkv__json_parse(arwkv__json *j, const char *text, size_t len, const char *name) {
+    memset(j, 0, sizeof *j);
+    j->src = text;
+    j->len = len;
+    j->name = name ? name : "JSON";
+    if (len > ((size_t)1 << 31)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: JSON text larger than 2 GiB", j->name);
+    /* unescaping never grows a string, and each literal's quotes pay for its NUL */
+    j->strings = (char *)arwkv__malloc(len + 1);
+    if (!j->strings) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", j->name);
+    uint32_t root;
+    arwkv_result r = arwkv__json_value(j, &root, 0);
+    if (r == ARWKV_OK) {
+        arwkv__json_skip_ws(j);
+        if (j->pos != j->len) r = arwkv__json_error(j, "trailing characters after the JSON value");
+    }
+    if (r != ARWKV_OK) arwkv__json_free(j);
+    return r;
+}
+
+/* Accessors. Node ids are indices; 0 is the root. UINT32_MAX means "absent". */
+#define ARWKV__JSON_NONE UINT32_MAX
+
+ARWKV_PRIVATE int arwkv__json_type(const arwkv__json *j, uint32_t n) {
+    return n == ARWKV__JSON_NONE ? -1 : j->nodes[n].type;
+}
+ARWKV_PRIVATE const char *arwkv__json_str(const arwkv__json *j, uint32_t n) {
+    return (n != ARWKV__JSON_NONE && j->nodes[n].type == ARWKV__JSON_STRING) ? j->strings + j->nodes[n].first : NULL;
+}
+ARWKV_PRIVATE uint32_t arwkv__json_str_len(const arwkv__json *j, uint32_t n) { return j->nodes[n].len; }
+ARWKV_PRIVATE const char *arwkv__json_key(const arwkv__json *j, uint32_t n) { return j->strings + j->nodes[n].key; }
+ARWKV_PRIVATE uint32_t arwkv__json_key_len(const arwkv__json *j, uint32_t n) { return j->nodes[n].key_len; }
+ARWKV_PRIVATE uint32_t arwkv__json_count(const arwkv__json *j, uint32_t n) {
+    return (n != ARWKV__JSON_NONE && j->nodes[n].type >= ARWKV__JSON_ARRAY) ? j->nodes[n].len : 0;
+}
+/* First child of an array or object, then arwkv__json_next. */
+ARWKV_PRIVATE uint32_t arwkv__json_first(const arwkv__json *j, uint32_t n) {
+    return arwkv__json_count(j, n) ? j->nodes[n].first : ARWKV__JSON_NONE;
+}
+ARWKV_PRIVATE uint32_t arwkv__json_next(const arwkv__json *j, uint32_t n) {
+    return j->nodes[n].next ? j->nodes[n].next : ARWKV__JSON_NONE;
+}
+/* Member of an object by key (the last one wins if a key repeats, as in most JSON readers). */
+ARWKV_PRIVATE uint32_t arwkv__json_get(const arwkv__json *j, uint32_t obj, const char *key) {
+    if (arwkv__json_type(j, obj) != ARWKV__JSON_OBJECT) return ARWKV__JSON_NONE;
+    size_t n = strlen(key);
+    uint32_t found = ARWKV__JSON_NONE;
+    for (uint32_t c = arwkv__json_first(j, obj); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c))
+        if (j->nodes[c].key_len == n && memcmp(j->strings + j->nodes[c].key, key, n) == 0) found = c;
+    return found;
+}
+ARWKV_PRIVATE uint32_t arwkv__json_at(const arwkv__json *j, uint32_t arr, uint32_t i) {
+    if (i >= arwkv__json_count(j, arr)) return ARWKV__JSON_NONE;
+    uint32_t c = arwkv__json_first(j, arr);
+    while (i--) c = arwkv__json_next(j, c);
+    return c;
+}
+ARWKV_PRIVATE int arwkv__json_is_number(const arwkv__json *j, uint32_t n) {
+    return arwkv__json_type(j, n) == ARWKV__JSON_NUMBER;
+}
+ARWKV_PRIVATE double arwkv__json_num(const arwkv__json *j, uint32_t n) { return j->nodes[n].num; }
+/* true/false as 1/0, -1 if not a boolean */
+ARWKV_PRIVATE int arwkv__json_bool(const arwkv__json *j, uint32_t n) {
+    int t = arwkv__json_type(j, n);
+    return t == ARWKV__JSON_TRUE ? 1 : t == ARWKV__JSON_FALSE ? 0 : -1;
+}
+
+/* ============================================================================================
+   3. safetensors
+   ============================================================================================
+   Format: 8-byte little-endian header length N, N bytes of JSON (may be padded with spaces), then
+   the data. The JSON maps each tensor name to {dtype, shape, data_offsets: [begin, end]} relative
+   to the start of the data; "__metadata__" maps strings to strings. We require what the reference
+   implementation requires: offsets in range, tensors back to back from 0 with no hole and no
+   overlap, size = product of shape times element size, known dtypes, unique names. */
+
+#define ARWKV__ST_MAX_HEADER (100u << 20) /* the reference reader's limit: 100 MB */
+
+typedef struct arwkv__st_file {
+    char *path;
+    const unsigned char *map; /* whole file */
+    size_t size;
+    int owned;  /* 1: mmapped, 2: malloc'd copy, 0: caller's memory */
+    char **meta; /* key, value, key, value, ... */
+    int n_meta;
+} arwkv__st_file;
+
+struct arwkv_safetensors {
+    char *name; /* what the user opened, for errors */
+    arwkv__st_file *files;
+    int n_files;
+    arwkv_tensor_info *tensors;
+    int n_tensors, cap_tensors;
+    char *names; /* arena for tensor names (per tensor a separate allocation would be wasteful) */
+    int32_t *table; /* open-addressing hash table of tensor indices, -1 empty */
+    uint32_t table_mask;
+};
+
+ARWKV_PRIVATE uint64_t arwkv__hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+ARWKV_PRIVATE int arwkv__st_lookup(const arwkv_safetensors *st, const char *name, size_t n) {
+    if (!st->table) return -1;
+    uint32_t i = (uint32_t)arwkv__hash(name, n) & st->table_mask;
+    for (;;) {
+        int32_t t = st->table[i];
+        if (t < 0) return -1;
+        const char *tn = st->tensors[t].name;
+        if (strncmp(tn, name, n) == 0 && tn[n] == 0) return t;
+        i = (i + 1) & st->table_mask;
+    }
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__st_build_table(arwkv_safetensors *st) {
+    uint32_t size = 16;
+    while (size < (uint32_t)st->n_tensors * 2u) size *= 2;
+    arwkv__free(st->table);
+    st->table = (int32_t *)arwkv__malloc(size * sizeof(int32_t));
+    if (!st->table) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", st->name);
+    memset(st->table, 0xff, size * sizeof(int32_t));
+    st->table_mask = size - 1;
+    for (int t = 0; t < st->n_tensors; t++) {
+        const char *name = st->tensors[t].name;
+        uint32_t i = (uint32_t)arwkv__hash(name, strlen(name)) & st->table_mask;
+        while (st->table[i] >= 0) {
+            if (strcmp(st->tensors[st->table[i]].name, name) == 0) {
+                return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' appears twice (in %s and %s)", st->name, name,
+                                   st->files[st->tensors[st->table[i]].file].path, st->files[st->tensors[t].file].path);
+            }
+            i = (i + 1) & st->table_mask;
+        }
+        st->table[i] = t;
+    }
+    return ARWKV_OK;
+}
+
+typedef struct arwkv__st_span {
+    uint64_t begin, end;
+    int tensor;
+} arwkv__st_span;
+
+static int arwkv__st_span_cmp(const void *a, const void *b) {
+    const arwkv__st_span *x = (const arwkv__st_span *)a, *y = (const arwkv__st_span *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end < y->end ? -1 : x->end > y->end);
+}
+
+/* Parse and validate the header of st->files[fi]; append its tensors. */
+ARWKV_PRIVATE arwkv_result arwkv__st_parse_file(arwkv_safetensors *st, int fi) {
+    arwkv__st_file *f = &st->files[fi];
+    const char *path = f->path;
+    if (f->size < 8)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: file is %zu bytes, too short for a safetensors header (8-byte length first)", path, f->size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->map[i];
+    if (hlen > ARWKV__ST_MAX_HEADER)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: header length %llu at byte 0 exceeds the 100 MB limit (not a safetensors file?)", path, (unsigned long long)hlen);
+    if (hlen > f->size - 8)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: header length %llu at byte 0 runs past the end of the %zu-byte file (truncated?)", path, (unsigned long long)hlen, f->size);
+    if (hlen < 2 || f->map[8] != '{')
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: header at byte 8 does not start with '{' (not a safetensors file?)", path);
+    uint64_t data_start = 8 + hlen, data_size = f->size - data_start;
+
+    arwkv__json j;
+    char jname[512];
+    snprintf(jname, sizeof jname, "%s (header, JSON byte 0 = file byte 8)", path);
+    ARWKV__TRY(arwkv__json_parse(&j, (const char *)f->map + 8, (size_t)hlen, jname));
+    arwkv_result r = ARWKV_OK;
+    if (arwkv__json_type(&j, 0) != ARWKV__JSON_OBJECT) {
+        arwkv__json_free(&j);
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: header is not a JSON object", path);
+    }
+    uint32_t count = arwkv__json_count(&j, 0);
+    arwkv__st_span *spans = (arwkv__st_span *)arwkv__calloc(count + 1, sizeof *spans);
+    int n_spans = 0;
+    if (!spans) {
+        arwkv__json_free(&j);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    for (uint32_t m = arwkv__json_first(&j, 0); m != ARWKV__JSON_NONE && r == ARWKV_OK; m = arwkv__json_next(&j, m)) {
+        const char *key = arwkv__json_key(&j, m);
+        size_t klen = arwkv__json_key_len(&j, m);
+        if (strlen(key) != klen) { /* an embedded NUL would make the name ambiguous in C */
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: a tensor name contains a NUL character", path);
+            break;
+        }
+        if (strcmp(key, "__metadata__") == 0) {
+            if (arwkv__json_type(&j, m) != ARWKV__JSON_OBJECT) {
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
+                break;
+            }
+            uint32_t nm = arwkv__json_count(&j, m);
+            f->meta = (char **)arwkv__calloc(2 * (size_t)nm + 1, sizeof(char *));
+            if (!f->meta) {
+                r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+                break;
+            }
+            for (uint32_t e = arwkv__json_first(&j, m); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e)) {
+                if (arwkv__json_type(&j, e) != ARWKV__JSON_STRING) {
+                    r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path, arwkv__json_key(&j, e));
+                    break;
+                }
+                f->meta[2 * f->n_meta] = arwkv__strdup(arwkv__json_key(&j, e));
+                f->meta[2 * f->n_meta + 1] = arwkv__strndup(arwkv__json_str(&j, e), arwkv__json_str_len(&j, e));
+                f->n_meta++;
+                if (!f->meta[2 * f->n_meta - 2] || !f->meta[2 * f->n_meta - 1]) {
+                    r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+                    break;
+                }
+            }
+            continue;
+        }
+        if (arwkv__json_type(&j, m) != ARWKV__JSON_OBJECT) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': entry is not an object", path, key);
+            break;
+        }
+        uint32_t jd = arwkv__json_get(&j, m, "dtype"), js = arwkv__json_get(&j, m, "shape"),
+                 jo = arwkv__json_get(&j, m, "data_offsets");
+        if (arwkv__json_type(&j, jd) != ARWKV__JSON_STRING) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': missing \"dtype\" string", path, key);
+            break;
+        }
+        arwkv_dtype dt = arwkv__dtype_from_name(arwkv__json_str(&j, jd), arwkv__json_str_len(&j, jd));
+        if (dt == ARWKV_DTYPE_UNKNOWN) {
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s': unknown dtype \"%s\" (supported: F32 F16 BF16 F64 I64 I32 I16 I8 U8 BOOL)", path, key, arwkv__json_str(&j, jd));
+            break;
+        }
+        if (arwkv__json_type(&j, js) != ARWKV__JSON_ARRAY) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': missing \"shape\" array", path, key);
+            break;
+        }
+        uint32_t ndim = arwkv__json_count(&j, js);
+        if (ndim > ARWKV_MAX_DIMS) {
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s': %u dimensions, at most %d supported", path, key, ndim, ARWKV_MAX_DIMS);
+            break;
+        }
+        if (arwkv__json_type(&j, jo) != ARWKV__JSON_ARRAY || arwkv__json_count(&j, jo) != 2) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': \"data_offsets\" must be [begin, end]", path, key);
+            break;
+        }
+        if (st->n_tensors == st->cap_tensors) {
+            int cap = st->cap_tensors ? st->cap_tensors * 2 : 64;
+            arwkv_tensor_info *p = (arwkv_tensor_info *)arwkv__realloc(st->tensors, (size_t)cap * sizeof *p);
+            if (!p) {
+                r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+                break;
+            }
+            st->tensors = p;
+            st->cap_tensors = cap;
+        }
+        arwkv_tensor_info *t = &st->tensors[st->n_tensors];
+        memset(t, 0, sizeof *t);
+        t->dtype = dt;
+        t->ndim = (int)ndim;
+        t->file = fi;
+        uint64_t numel = 1;
+        uint32_t d = 0;
+        for (uint32_t e = arwkv__json_first(&j, js); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), d++) {
+            double v = arwkv__json_is_number(&j, e) ? arwkv__json_num(&j, e) : -1;
+            if (v < 0 || v != floor(v) || v > 9007199254740992.0) {
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': shape[%u] is not a non-negative integer", path, key, d);
+                break;
+            }
+            t->shape[d] = (int64_t)v;
+            if (!arwkv__mul_ok(numel, (uint64_t)v, &numel)) {
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': shape overflows 64 bits", path, key);
+                break;
+            }
+        }
+        if (r != ARWKV_OK) break;
+        uint64_t off[2];
+        for (int k = 0; k < 2; k++) {
+            uint32_t e = arwkv__json_at(&j, jo, (uint32_t)k);
+            double v = arwkv__json_is_number(&j, e) ? arwkv__json_num(&j, e) : -1;
+            if (v < 0 || v != floor(v) || v > 9007199254740992.0) {
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': data_offsets[%d] is not a non-negative integer", path, key, k);
+                break;
+            }
+            off[k] = (uint64_t)v;
+        }
+        if (r != ARWKV_OK) break;
+        uint64_t nbytes;
+        if (!arwkv__mul_ok(numel, arwkv_dtype_size(dt), &nbytes) || numel > (uint64_t)INT64_MAX) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': byte size overflows 64 bits", path, key);
+            break;
+        }
+        if (off[1] < off[0]) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': data_offsets end %llu is before begin %llu", path, key,
+                            (unsigned long long)off[1], (unsigned long long)off[0]);
+            break;
+        }
+        if (off[1] > data_size) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': data ends at file byte %llu, past the end of the %zu-byte file (truncated?)",
+                            path, key, (unsigned long long)(data_start + off[1]), f->size);
+            break;
+        }
+        if (off[1] - off[0] != nbytes) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': %llu bytes in data_offsets but shape x %s needs %llu", path, key,
+                            (unsigned long long)(off[1] - off[0]), arwkv_dtype_name(dt), (unsigned long long)nbytes);
+            break;
+        }
+        t->numel = (int64_t)numel;
+        t->nbytes = (size_t)nbytes;
+        t->offset = data_start + off[0];
+        t->data = f->map + t->offset;
+        t->name = arwkv__strndup(key, klen);
+        if (!t->name) {
+            r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+            break;
+        }
+        spans[n_spans].begin = off[0];
+        spans[n_spans].end = off[1];
+        spans[n_spans].tensor = st->n_tensors;
+        n_spans++;
+        st->n_tensors++;
+    }
+    if (r == ARWKV_OK) { /* the data must be covered exactly once, in order */
+        qsort(spans, (size_t)n_spans, sizeof *spans, arwkv__st_span_cmp);
+        uint64_t at = 0;
+        for (int s = 0; s < n_spans && r == ARWKV_OK; s++) {
+            if (spans[s].begin < at)
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' (data bytes %llu..%llu) overlaps the tensor before it", path,
+                                st->tensors[spans[s].tensor].name, (unsigned long long)spans[s].begin, (unsigned long long)spans[s].end);
+            else if (spans[s].begin > at)
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: hole in the data: bytes %llu..%llu belong to no tensor (next is '%s')", path,
+                                (unsigned long long)at, (unsigned long long)spans[s].begin, st->tensors[spans[s].tensor].name);
+            at = spans[s].end;
+        }
+        if (r == ARWKV_OK && at != data_size)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: %llu bytes after the last tensor belong to no tensor", path,
+                            (unsigned long long)(data_size - at));
+    }
+    arwkv__free(spans);
+    arwkv__json_free(&j);
+    return r;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__st_map_file(arwkv__st_file *f) {
+#if !defined(_WIN32)
+    int fd = open(f->path, O_RDONLY);
+    if (fd < 0) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
+    struct stat s;
+    if (fstat(fd, &s) != 0 || !S_ISREG(s.st_mode)) {
+        close(fd);
+        return arwkv__fail(ARWKV_ERR_IO, "%s: not a regular file", f->path);
+    }
+    f->size = (size_t)s.st_size;
+#ifndef ARWKV_NO_MMAP
+    if (f->size > 0) {
+        void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            close(fd);
+            f->map = (const unsigned char *)p;
+            f->owned = 1;
+            return ARWKV_OK;
+        }
+    }
+#endif
+    close(fd);
+#endif
+    char *data;
+    size_t len;
+    ARWKV__TRY(arwkv__read_file(f->path, &data, &len));
+    f->map = (const unsigned char *)data;
+    f->size = len;
+    f->owned = 2;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_st_close(arwkv_safetensors *st) {
+    if (!st) return;
+    for (int i = 0; i < st->n_files; i++) {
+        arwkv__st_file *f = &st->files[i];
+#if !defined(_WIN32) && !defined(ARWKV_NO_MMAP)
+        if (f->owned == 1) munmap((void *)f->map, f->size);
+#endif
+        if (f->owned == 2) arwkv__free((void *)f->map);
+        for (int k = 0; k < 2 * f->n_meta; k++) arwkv__free(f->meta[k]);
+        arwkv__free(f->meta);
+        arwkv__free(f->path);
+    }
+    for (int t = 0; t < st->n_tensors; t++) arwkv__free((void *)st->tensors[t].name);
+    arwkv__free(st->files);
+    arwkv__free(st->tensors);
+    arwkv__free(st->table);
+    arwkv__free(st->name);
+    arwkv__free(st);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__st_new(const char *name, int n_files, arwkv_safetensors **out) {
+    arwkv_safetensors *st = (arwkv_safetensors *)arwkv__calloc(1, sizeof *st);
+    if (st) st->files = (arwkv__st_file *)arwkv__calloc((size_t)n_files, sizeof(arwkv__st_file));
+    if (st) st->name = arwkv__strdup(name);
+    if (!st || !st->files || !st->name) {
+        arwkv_st_close(st);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    }
+    *out = st;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_st_open_memory(const void *buf, size_t len, const char *name, arwkv_safetensors **out) {
+    *out = NULL;
+    arwkv_safetensors *st;
+    ARWKV__TRY(arwkv__st_new(name ? name : "<memory>", 1, &st));
+    st->n_files = 1;
+    st->files[0].path = arwkv__strdup(st->name);
+    st->files[0].map = (const unsigned char *)buf;
+    st->files[0].size = len;
+    arwkv_result r = st->files[0].path ? arwkv__st_parse_file(st, 0) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = arwkv__st_build_table(st);
+    if (r != ARWKV_OK) {
+        arwkv_st_close(st);
+        return r;
+    }
+    *out = st;
+    return ARWKV_OK;
+}
+
+/* Open the shards named by an index file, checking the weight_map against the shards' contents. */
+ARWKV_PRIVATE arwkv_result arwkv__st_open_index(const char *dir, const char *index_path, arwkv_safetensors **out) {
+    char *text;
+    size_t len;
+    ARWKV__TRY(arwkv__read_file(index_path, &text, &len));
+    arwkv__json j;
+    arwkv_result r = arwkv__json_parse(&j, text, len, index_path);
+    if (r != ARWKV_OK) {
+        arwkv__free(text);
+        return r;
+    }
+    arwkv_safetensors *st = NULL;
+    char **shards = NULL;
+    int n_shards = 0;
+    uint32_t map = arwkv__json_get(&j, 0, "weight_map");
+    if (arwkv__json_type(&j, map) != ARWKV__JSON_OBJECT) {
+        r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: no \"weight_map\" object", index_path);
+        goto done;
+    }
+    shards = (char **)arwkv__calloc(arwkv__json_count(&j, map) + 1, sizeof(char *));
+    if (!shards) {
+        r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", index_path);
+        goto done;
+    }
+    for (uint32_t e = arwkv__json_first(&j, map); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e)) {
+        const char *file = arwkv__json_str(&j, e);
+        if (!file) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: weight_map entry '%s' is not a file name", index_path, arwkv__json_key(&j, e));
+            goto done;
+        }
+        if (strchr(file, '/') || strcmp(file, "..") == 0 || file[0] == 0) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: weight_map entry '%s' names '%s', which is not a plain file name in the directory",
+                            index_path, arwkv__json_key(&j, e), file);
+            goto done;
+        }
+        int seen = 0;
+        for (int s = 0; s < n_shards; s++) seen |= strcmp(shards[s], file) == 0;
+        if (!seen) shards[n_shards++] = (char *)file; /* points into j, lives until done */
+    }
+    if (n_shards == 0) {
+        r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: weight_map is empty", index_path);
+        goto done;
+    }
+    r = arwkv__st_new(dir, n_shards, &st);
+    if (r != ARWKV_OK) goto done;
+    for (int s = 0; s < n_shards && r == ARWKV_OK; s++) {
+        st->files[s].path = arwkv__path_join(dir, shards[s]);
+        st->n_files = s + 1;
+        if (!st->files[s].path) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        if (r == ARWKV_OK) r = arwkv__st_map_file(&st->files[s]);
+        if (r == ARWKV_OK) r = arwkv__st_parse_file(st, s);
+    }
+    if (r == ARWKV_OK) r = arwkv__st_build_table(st);
+    for (uint32_t e = arwkv__json_first(&j, map); e != ARWKV__JSON_NONE && r == ARWKV_OK; e = arwkv__json_next(&j, e)) {
+        const char *name = arwkv__json_key(&j, e), *file = arwkv__json_str(&j, e);
+        int t = arwkv__st_lookup(st, name, strlen(name));
+        if (t < 0) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' is listed in weight_map but missing from %s", index_path, name, file);
+        else {
+            const char *actual = st->files[st->tensors[t].file].path;
+            size_t al = strlen(actual), fl = strlen(file);
+            if (al < fl || strcmp(actual + al - fl, file) != 0)
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' is listed in %s but stored in %s", index_path, name, file, actual);
+        }
+    }
+done:
+    arwkv__free(shards);
+    arwkv__json_free(&j);
+    arwkv__free(text);
+    if (r != ARWKV_OK) {
+        arwkv_st_close(st);
+        return r;
+    }
+    *out = st;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_st_open(const char *path, arwkv_safetensors **out) {
+    *out = NULL;
+    if (!path) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_st_open: path is NULL");
+    if (arwkv__is_dir(path)) {
+        char *index = arwkv__path_join(path, "model.safetensors.index.json");
+        char *single = arwkv__path_join(path, "model.safetensors");
+        arwkv_result r;
+        if (!index || !single) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        else if (arwkv__file_exists(index)) r = arwkv__st_open_index(path, index, out);
+        else if (arwkv__file_exists(single)) r = arwkv_st_open(single, out);
+        else r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: no model.safetensors.index.json or model.safetensors in this directory", path);
+        arwkv__free(index);
+        arwkv__free(single);
+        return r;
+    }
+    arwkv_safetensors *st;
+    ARWKV__TRY(arwkv__st_new(path, 1, &st));
+    st->n_files = 1;
+    st->files[0].path = arwkv__strdup(path);
+    arwkv_result r = st->files[0].path ? arwkv__st_map_file(&st->files[0]) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = arwkv__st_parse_file(st, 0);
+    if (r == ARWKV_OK) r = arwkv__st_build_table(st);
+    if (r != ARWKV_OK) {
+        arwkv_st_close(st);
+        return r;
+    }
+    *out = st;
+    return ARWKV_OK;
+}
+
+ARWKV_API int arwkv_st_count(const arwkv_safetensors *st) { return st ? st->n_tensors : 0; }
+ARWKV_API const arwkv_tensor_info *arwkv_st_tensor(const arwkv_safetensors *st, int i) {
+    return (st && i >= 0 && i < st->n_tensors) ? &st->tensors[i] : NULL;
+}
+ARWKV_API const arwkv_tensor_info *arwkv_st_find(const arwkv_safetensors *st, const char *name) {
+    int t = st ? arwkv__st_lookup(st, name, strlen(name)) : -1;
+    return t >= 0 ? &st->tensors[t] : NULL;
+}
+ARWKV_API arwkv_result arwkv_st_get(const arwkv_safetensors *st, const char *name, const arwkv_tensor_info **out) {
+    *out = arwkv_st_find(st, name);
+    if (!*out) return arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: tensor '%s' not found", st ? st->name : "(null)", name);
+    return ARWKV_OK;
+}
+ARWKV_API const char *arwkv_st_file_name(const arwkv_safetensors *st, int i) {
+    return (st && i >= 0 && i < st->n_files) ? st->files[i].path : NULL;
+}
+ARWKV_API int arwkv_st_file_count(const arwkv_safetensors *st) { return st ? st->n_files : 0; }
+ARWKV_API const char *arwkv_st_metadata(const arwkv_safetensors *st, const char *key) {
+    if (!st || st->n_files == 0) return NULL;
+    const arwkv__st_file *f = &st->files[0];
+    for (int k = 0; k < f->n_meta; k++)
+        if (strcmp(f->meta[2 * k], key) == 0) return f->meta[2 * k + 1];
+    return NULL;
+}
+
+ARWKV_API arwkv_result arwkv_st_read_f32(const arwkv_safetensors *st, const char *name, float *dst, int64_t n) {
+    const arwkv_tensor_info *t;
+    ARWKV__TRY(arwkv_st_get(st, name, &t));
+    if (t->numel != n)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' has %lld elements, expected %lld", st->files[t->file].path, name,
+                           (long long)t->numel, (long long)n);
+    arwkv_result r = arwkv_to_f32(dst, t->data, t->dtype, (size_t)n);
+    if (r != ARWKV_OK) return arwkv__context(r, "%s: tensor '%s'", st->files[t->file].path, name);
+    return ARWKV_OK;
+}
+
+/* ---- Writer ----------------------------------------------------------------------------------- */
+
+typedef struct arwkv__st_write_ctx {
+    const arwkv_st_entry *entries;
+    int n;
+    arwkv__buf header;
+} arwkv__st_write_ctx;
+
+ARWKV_PRIVATE uint64_t arwkv__st_entry_bytes(const arwkv_st_entry *e) {
+    uint64_t n = arwkv_dtype_size(e->dtype);
+    for (int d = 0; d < e->ndim; d++) n *= (uint64_t)e->shape[d];
+    return n;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__st_write_body(arwkv__out *f, void *ctx_) {
+    arwkv__st_write_ctx *c = (arwkv__st_write_ctx *)ctx_;
+    unsigned char len8[8];
+    uint64_t hlen = c->header.len;
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(hlen >> (8 * i));
+    if (!arwkv__out_write(f, len8, 8) || !arwkv__out_write(f, c->header.data, c->header.len))
+        return arwkv__fail(ARWKV_ERR_IO, "write failed: %s", strerror(errno));
+    for (int i = 0; i < c->n; i++) {
+        size_t nb = (size_t)arwkv__st_entry_bytes(&c->entries[i]);
+        if (nb && !arwkv__out_write(f, c->entries[i].data, nb))
+            return arwkv__fail(ARWKV_ERR_IO, "write of tensor '%s' failed: %s", c->entries[i].name, strerror(errno));
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_st_write(const char *path, const arwkv_st_entry *entries, int n, const char *const *meta, int n_meta) {
+    arwkv__st_write_ctx c;
+    memset(&c, 0, sizeof c);
+    c.entries = entries;
+    c.n = n;
+    arwkv__buf *h = &c.header;
+    arwkv__buf_str(h, "{");
+    int first = 1;
+    if (n_meta > 0) {
+        arwkv__buf_str(h, "\"__metadata__\":{");
+        for (int k = 0; k < n_meta; k++) {
+            if (k) arwkv__buf_str(h, ",");
+            arwkv__buf_json_string(h, meta[2 * k], strlen(meta[2 * k]));
+            arwkv__buf_str(h, ":");
+            arwkv__buf_json_string(h, meta[2 * k + 1], strlen(meta[2 * k + 1]));
+        }
+        arwkv__buf_str(h, "}");
+        first = 0;
+    }
+    uint64_t offset = 0;
+    for (int i = 0; i < n; i++) {
+        const arwkv_st_entry *e = &entries[i];
+        if (!e->name || arwkv_dtype_size(e->dtype) == 0 || e->ndim < 0 || e->ndim > ARWKV_MAX_DIMS) {
+            arwkv__buf_free(h);
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: entry %d ('%s') has no name, a bad dtype or a bad rank", path, i,
+                               e->name ? e->name : "");
+        }
+        for (int k = 0; k < i; k++)
+            if (strcmp(entries[k].name, e->name) == 0) {
+                arwkv__buf_free(h);
+                return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: tensor '%s' given twice", path, e->name);
+            }
+        uint64_t nb = arwkv__st_entry_bytes(e);
+        if (!first) arwkv__buf_str(h, ",");
+        first = 0;
+        arwkv__buf_json_string(h, e->name, strlen(e->name));
+        arwkv__buf_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", arwkv_dtype_name(e->dtype));
+        for (int d = 0; d < e->ndim; d++) arwkv__buf_printf(h, "%s%lld", d ? "," : "", (long long)e->shape[d]);
+        arwkv__buf_printf(h, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset, (unsigned long long)(offset + nb));
+        offset += nb;
+    }
+    arwkv__buf_str(h, "}");
+    while (h->len % 8) arwkv__buf_str(h, " "); /* keep the data 8-byte aligned */
+    if (h->failed) {
+        arwkv__buf_free(h);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    }
+    arwkv_result r = arwkv__write_atomic(path, arwkv__st_write_body, &c);
+    arwkv__buf_free(h);
+    return r;
+}
+
+typedef struct arwkv__text_ctx {
+    const char *text;
+    size_t len;
+} arwkv__text_ctx;
+
+ARWKV_PRIVATE arwkv_result arwkv__write_text_body(arwkv__out *f, void *ctx) {
+    arwkv__text_ctx *c = (arwkv__text_ctx *)ctx;
+    if (!arwkv__out_write(f, c->text, c->len)) return arwkv__fail(ARWKV_ERR_IO, "write failed: %s", strerror(errno));
+    return ARWKV_OK;
+}
+
+/* Write a small text file atomically. */
+ARWKV_PRIVATE arwkv_result arwkv__write_text(const char *path, const char *text, size_t len) {
+    arwkv__text_ctx c = {text, len};
+    return arwkv__write_atomic(path, arwkv__write_text_body, &c);
+}
+
+ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry *entries, int n, const char *const *meta,
+                                          int n_meta, uint64_t max_shard_bytes) {
+    ARWKV__TRY(arwkv__mkdir(dir));
+    uint64_t total = 0;
+    int n_shards = 1;
+    uint64_t in_shard = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t nb = arwkv__st_entry_bytes(&entries[i]);
+        if (in_shard > 0 && in_shard + nb > max_shard_bytes) {
+            n_shards++;
+            in_shard = 0;
+        }
+        in_shard += nb;
+        total += nb;
+    }
+    char name[64];
+    if (n_shards == 1) {
+        char *path = arwkv__path_join(dir, "model.safetensors");
+        if (!path) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        arwkv_result r = arwkv_st_write(path, entries, n, meta, n_meta);
+        arwkv__free(path);
+        /* a stale index from an earlier sharded save would shadow the new file */
+        char *index = arwkv__path_join(dir, "model.safetensors.index.json");
+        if (index) remove(index);
+        arwkv__free(index);
+        return r;
+    }
+    arwkv__buf idx;
+    memset(&idx, 0, sizeof idx);
+    arwkv__buf_printf(&idx, "{\n  \"metadata\": {\n    \"total_size\": %llu\n  },\n  \"weight_map\": {", (unsigned long long)total);
+    int start = 0, shard = 0;
+    arwkv_result r = ARWKV_OK;
+    while (start < n && r == ARWKV_OK) {
+        int end = start;
+        in_shard = 0;
+        while (end < n) {
+            uint64_t nb = arwkv__st_entry_bytes(&entries[end]);
+            if (end > start && in_shard + nb > max_shard_bytes) break;
+            in_shard += nb;
+            end++;
+        }
+        shard++;
+        snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", shard, n_shards);
+        char *path = arwkv__path_join(dir, name);
+        r = path ? arwkv_st_write(path, entries + start, end - start, meta, n_meta) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        arwkv__free(path);
+        for (int i = start; i < end; i++) {
+            arwkv__buf_str(&idx, i ? ",\n    " : "\n    ");
+            arwkv__buf_json_string(&idx, entries[i].name, strlen(entries[i].name));
+            arwkv__buf_printf(&idx, ": \"%s\"", name);
+        }
+        start = end;
+    }
+    arwkv__buf_str(&idx, "\n  }\n}\n");
+    if (r == ARWKV_OK) {
+        char *path = arwkv__path_join(dir, "model.safetensors.index.json");
+        if (idx.failed || !path) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        else r = arwkv__write_text(path, idx.data, idx.len);
+        arwkv__free(path);
+        char *single = arwkv__path_join(dir, "model.safetensors"); /* would be ambiguous beside the index */
+        if (single) remove(single);
+        arwkv__free(single);
+    }
+    arwkv__buf_free(&idx);
+    return r;
+}
+
+/* ============================================================================================
+   4. config.json
+   ============================================================================================ */
+
+ARWKV_API const char *arwkv_arch_name(arwkv_arch a) {
+    switch (a) {
+    case ARWKV_ARCH_QWEN2: return "Qwen2ForCausalLM";
+    case ARWKV_ARCH_ARWKV7: return "RwkvHybridForCausalLM";
+    case ARWKV_ARCH_QRWKV6: return "RWKV6Qwen2ForCausalLM";
+    default: return "unknown";
+    }
+}
+
+/* Read an integer member; absent members keep *out. Wrong types are errors naming the key. */
+ARWKV_PRIVATE arwkv_result arwkv__cfg_int(const arwkv__json *j, uint32_t obj, const char *key, int *out, const char *name) {
+    uint32_t n = arwkv__json_get(j, obj, key);
+    if (n == ARWKV__JSON_NONE || arwkv__json_type(j, n) == ARWKV__JSON_NULL) return ARWKV_OK;
+    int b = arwkv__json_bool(j, n);
+    if (b >= 0) {
+        *out = b;
+        return ARWKV_OK;
+    }
+    if (!arwkv__json_is_number(j, n)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be a number", name, key);
+    double v = arwkv__json_num(j, n);
+    if (v != floor(v) || v < INT_MIN || v > INT_MAX) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be an integer, got %g", name, key, v);
+    *out = (int)v;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cfg_num(const arwkv__json *j, uint32_t obj, const char *key, double *out, const char *name) {
+    uint32_t n = arwkv__json_get(j, obj, key);
+    if (n == ARWKV__JSON_NONE || arwkv__json_type(j, n) == ARWKV__JSON_NULL) return ARWKV_OK;
+    if (!arwkv__json_is_number(j, n)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be a number", name, key);
+    *out = arwkv__json_num(j, n);
+    return ARWKV_OK;
+}
+
+/* The positive-integer keys every architecture needs. */
+ARWKV_PRIVATE arwkv_result arwkv__cfg_require(const arwkv__json *j, const char *key, int value, const char *name) {
+    if (arwkv__json_get(j, 0, key) == ARWKV__JSON_NONE) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: required key \"%s\" is missing", name, key);
+    if (value <= 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be positive, got %d", name, key, value);
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const char *name, arwkv_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    arwkv__json j;
+    ARWKV__TRY(arwkv__json_parse(&j, text, len, name));
+    arwkv_result r = ARWKV_OK;
+    if (arwkv__json_type(&j, 0) != ARWKV__JSON_OBJECT) {
+        r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: config is not a JSON object", name);
+        goto done;
+    }
+    {
+        uint32_t archs = arwkv__json_get(&j, 0, "architectures");
+        const char *arch = arwkv__json_str(&j, arwkv__json_at(&j, archs, 0));
+        const char *model_type = arwkv__json_str(&j, arwkv__json_get(&j, 0, "model_type"));
+        if (arch && strcmp(arch, "Qwen2ForCausalLM") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
+        else if (arch && strcmp(arch, "RwkvHybridForCausalLM") == 0) cfg->arch = ARWKV_ARCH_ARWKV7;
+        else if (arch && strcmp(arch, "RWKV6Qwen2ForCausalLM") == 0) cfg->arch = ARWKV_ARCH_QRWKV6;
+        else if (!arch && model_type && strcmp(model_type, "qwen2") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
+        else if (!arch && model_type && strcmp(model_type, "rwkv_hybrid") == 0) cfg->arch = ARWKV_ARCH_ARWKV7;
+        else if (!arch && model_type && strcmp(model_type, "rwkv6qwen2") == 0) cfg->arch = ARWKV_ARCH_QRWKV6;
+        else {
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                            "%s: unsupported architecture \"%s\" (model_type \"%s\"); supported: Qwen2ForCausalLM, "
+                            "RwkvHybridForCausalLM, RWKV6Qwen2ForCausalLM",
+                            name, arch ? arch : "(none)", model_type ? model_type : "(none)");
+            goto done;
+        }
+    }
+    cfg->tie_word_embeddings = 0;
+    cfg->rms_norm_eps = 1e-6f;
+    cfg->rope_theta = 10000.0;
+    cfg->bos_token_id = cfg->eos_token_id = -1;
+    cfg->head_size = 64;
+    cfg->head_size_divisor = 8;
+    cfg->wkv_version = 7;
+    cfg->max_position_embeddings = 32768;
+    cfg->attention_bias = 1;
+    {
+        double eps = cfg->rms_norm_eps;
+#define ARWKV__CFG_INT(key, field) \
+    if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, key, &cfg->field, name)
+        ARWKV__CFG_INT("vocab_size", vocab_size);
+        ARWKV__CFG_INT("hidden_size", hidden_size);
+        ARWKV__CFG_INT("intermediate_size", intermediate_size);
+        ARWKV__CFG_INT("num_hidden_layers", num_layers);
+        ARWKV__CFG_INT("num_attention_heads", num_heads);
+        ARWKV__CFG_INT("num_key_value_heads", num_kv_heads);
+        ARWKV__CFG_INT("head_dim", head_dim);
+        ARWKV__CFG_INT("max_position_embeddings", max_position_embeddings);
+        ARWKV__CFG_INT("tie_word_embeddings", tie_word_embeddings);
+        ARWKV__CFG_INT("bos_token_id", bos_token_id);
+        if (arwkv__json_type(&j, arwkv__json_get(&j, 0, "eos_token_id")) != ARWKV__JSON_ARRAY) ARWKV__CFG_INT("eos_token_id", eos_token_id);
+        ARWKV__CFG_INT("head_size", head_size);
+        ARWKV__CFG_INT("head_size_divisor", head_size_divisor);
+        ARWKV__CFG_INT("wkv_has_gate", wkv_has_gate);
+        ARWKV__CFG_INT("wkv_has_group_norm", wkv_has_group_norm);
+        ARWKV__CFG_INT("wkv_version", wkv_version);
+        ARWKV__CFG_INT("attention_bias", attention_bias);
+        ARWKV__CFG_INT("attention_output_bias", attention_output_bias);
+        ARWKV__CFG_INT("lora_rank_tokenshift", lora_rank_tokenshift);
+        ARWKV__CFG_INT("lora_rank_decay", lora_rank_decay);
+#undef ARWKV__CFG_INT
+        if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rms_norm_eps", &eps, name);
+        /* transformers 5 moved rope_theta into rope_parameters; the hub's older files have it on top */
+        if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rope_theta", &cfg->rope_theta, name);
+        if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
+        cfg->rms_norm_eps = (float)eps;
+        if (r != ARWKV_OK) goto done;
+        /* eos_token_id may be a list in newer configs: take the first */
+        uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
+        if (arwkv__json_type(&j, eos) == ARWKV__JSON_ARRAY && arwkv__json_is_number(&j, arwkv__json_at(&j, eos, 0)))
+            cfg->eos_token_id = (int)arwkv__json_num(&j, arwkv__json_at(&j, eos, 0));
+        const char *dt = arwkv__json_str(&j, arwkv__json_get(&j, 0, "torch_dtype"));
+        if (!dt) dt = arwkv__json_str(&j, arwkv__json_get(&j, 0, "dtype"));
+        if (dt) snprintf(cfg->torch_dtype, sizeof cfg->torch_dtype, "%s", dt);
+    }
+    if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "vocab_size", cfg->vocab_size, name);
+    if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "hidden_size", cfg->hidden_size, name);
+    if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "intermediate_size", cfg->intermediate_size, name);
+    if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "num_hidden_layers", cfg->num_layers, name);
+    if (r == ARWKV_OK && cfg->arch != ARWKV_ARCH_ARWKV7) r = arwkv__cfg_require(&j, "num_attention_heads", cfg->num_heads, name);
+    if (r != ARWKV_OK) goto done;
+    if (cfg->num_heads > 0) {
+        if (cfg->num_kv_heads <= 0) cfg->num_kv_heads = cfg->num_heads;
+        if (cfg->head_dim <= 0) cfg->head_dim = cfg->hidden_size / cfg->num_heads;
+        if (cfg->num_heads % cfg->num_kv_heads != 0) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", name,
+                            cfg->num_heads, cfg->num_kv_heads);
+            goto done;
+        }
+        if (cfg->arch != ARWKV_ARCH_ARWKV7 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
+                            cfg->head_dim, cfg->num_heads, cfg->hidden_size);
+            goto done;
+        }
+        if (cfg->head_dim % 2 != 0) {
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d is odd; rotary embeddings need an even size", name, cfg->head_dim);
+            goto done;
+        }
+    }
+    if (cfg->arch == ARWKV_ARCH_ARWKV7) {
+        if (cfg->wkv_version != 7) {
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: wkv_version %d is not supported (only 7)", name, cfg->wkv_version);
+            goto done;
+        }
+        if (cfg->head_size <= 0 || cfg->hidden_size % cfg->head_size != 0) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: hidden_size %d is not a multiple of head_size %d", name, cfg->hidden_size, cfg->head_size);
+            goto done;
+        }
+    }
+    if (cfg->arch == ARWKV_ARCH_QRWKV6) {
+        /* llama.cpp's defaults when the keys are absent */
+        if (cfg->lora_rank_tokenshift <= 0) cfg->lora_rank_tokenshift = cfg->hidden_size >= 4096 ? 64 : 32;
+        if (cfg->lora_rank_decay <= 0) cfg->lora_rank_decay = cfg->hidden_size >= 4096 ? 128 : 64;
+        cfg->head_size = cfg->head_dim;
+    }
+done:
+    arwkv__json_free(&j);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
+    char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "config.json") : arwkv__strdup(path);
+    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    char *text;
+    size_t len;
+    arwkv_result r = arwkv__read_file(file, &text, &len);
+    if (r == ARWKV_OK) {
+        r = arwkv_config_parse(text, len, file, cfg);
+        arwkv__free(text);
+    }
+    arwkv__free(file);
+    return r;
+}
+
+/* ============================================================================================
+   5. Tokenizer
+   ============================================================================================ */
+/* @@tokenizer-impl@@ */
+
+/* ============================================================================================
+   6. Ops
+   ============================================================================================ */
+/* ---- Matrix product ----------------------------------------------------------------------------
+   Every projection of every model goes through one routine:
+
+       C[M,N] (+)= A[M,K] . B[K,N]  (+ bias[N])
+
+   A is fp32 activations read in place, with any strides (so A can be a transposed view, as in the
+   weight gradient dW = dY^T X). B is fp32, bf16 or f16 with any strides: a weight stays in its
+   stored type and is widened to fp32 when a block of it is packed, so a bf16 checkpoint is never
+   converted as a whole. The block of B (KC x NC) is packed once and reused by every row of A;
+   a 6x16 micro-kernel keeps 12 vectors of C in registers (AVX2+FMA when compiled for it, plain C
+   otherwise). With one to four rows of A (token-by-token decoding) the product is a bandwidth-bound
+   matrix-vector loop over the weight instead. Threads split the columns of C (and its rows when
+   there are few column blocks); each element of C is summed in the same order whatever the number
+   of threads, so results are bit-identical from 1 to N threads. */
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define ARWKV__AVX2 1
+#endif
+
+#define ARWKV__MR 6   /* rows of C per micro-kernel */
+#define ARWKV__NR 16  /* columns of C per micro-kernel (two 8-float vectors) */
+#define ARWKV__KC 256 /* depth of a packed block of B */
+#define ARWKV__NC 128 /* columns of a packed block of B */
+
+typedef struct arwkv__gemm_args {
+    int M, N, K;
+    const float *A;
+    ptrdiff_t a_rs, a_cs; /* A(m,k) = A[m*a_rs + k*a_cs] */
+    const void *B;
+    arwkv_dtype b_type;
+    ptrdiff_t b_rs, b_cs; /* B(k,n) = B[k*b_rs + n*b_cs] (in elements) */
+    float *C;
+    ptrdiff_t ldc;
+    int accumulate;
+    const float *bias;
+    int m_chunk, n_m_chunks; /* rows of A per task */
+    arwkv_pool *pool;
+    int oom;
+} arwkv__gemm_args;
+
+/* Widen n elements of a weight to fp32 (strided source). */
+ARWKV_PRIVATE void arwkv__widen(float *dst, const void *src, arwkv_dtype t, ptrdiff_t stride, int n) {
+    if (t == ARWKV_F32) {
+        const float *s = (const float *)src;
+        if (stride == 1) memcpy(dst, s, (size_t)n * sizeof(float));
+        else
+            for (int i = 0; i < n; i++) dst[i] = s[i * stride];
+    } else if (t == ARWKV_BF16) {
+        const uint16_t *s = (const uint16_t *)src;
+        for (int i = 0; i < n; i++) {
+            uint32_t u = (uint32_t)s[i * stride] << 16;
+            memcpy(&dst[i], &u, 4);
+        }
+    } else {
+        const uint16_t *s = (const uint16_t *)src;
+        for (int i = 0; i < n; i++) dst[i] = arwkv_f16_to_f32(s[i * stride]);
+    }
+}
+
+/* Pack B(k0..k0+kc, n0..n0+nc) as panels of NR columns: panel p holds kc rows of NR floats,
+   zero-padded past N so the micro-kernel never branches. */
+ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, int kc, int n0, int nc) {
+    size_t esz = arwkv_dtype_size(g->b_type);
+    const char *B = (const char *)g->B;
+    for (int p = 0; p < nc; p += ARWKV__NR) {
+        float *panel = dst + (size_t)p * kc;
+        int w = nc - p < ARWKV__NR ? nc - p : ARWKV__NR;
+        if (g->b_cs == 1) { /* rows of B contiguous in n: copy row pieces */
+            for (int k = 0; k < kc; k++) {
+                const char *src = B + ((size_t)(k0 + k) * (size_t)g->b_rs + (size_t)(n0 + p)) * esz;
+                arwkv__widen(panel + (size_t)k * ARWKV__NR, src, g->b_type, 1, w);
+                for (int j = w; j < ARWKV__NR; j++) panel[(size_t)k * ARWKV__NR + j] = 0;
+            }
+        } else { /* columns of B contiguous in k (nn.Linear weights): widen a column at a time */
+            float col[ARWKV__KC];
+            for (int j = 0; j < ARWKV__NR; j++) {
+                if (j < w) {
+                    const char *src = B + ((size_t)(n0 + p + j) * (size_t)g->b_cs + (size_t)k0 * (size_t)g->b_rs) * esz;
+                    arwkv__widen(col, src, g->b_type, g->b_rs, kc);
+                    for (int k = 0; k < kc; k++) panel[(size_t)k * ARWKV__NR + j] = col[k];
+                } else
+                    for (int k = 0; k < kc; k++) panel[(size_t)k * ARWKV__NR + j] = 0;
+            }
+        }
+    }
+}
+
+/* c[6][16] = sum over k of a(i,k) * panel[k][0..16). a rows are given by pointers (rows past M
+   point at a valid row and their results are dropped). */
+ARWKV_PRIVATE void arwkv__kernel_6x16(int kc, const float *const *a, ptrdiff_t a_cs, const float *ARWKV__RESTRICT b,
+                                      float *ARWKV__RESTRICT c) {
+#ifdef ARWKV__AVX2
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+        ptrdiff_t o = k * a_cs;
+        x = _mm256_broadcast_ss(a0 + o); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + o); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + o); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + o); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a4 + o); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a5 + o); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        b += ARWKV__NR;
+    }
+    _mm256_storeu_ps(c + 0, c00); _mm256_storeu_ps(c + 8, c01);
+    _mm256_storeu_ps(c + 16, c10); _mm256_storeu_ps(c + 24, c11);
+    _mm256_storeu_ps(c + 32, c20); _mm256_storeu_ps(c + 40, c21);
+    _mm256_storeu_ps(c + 48, c30); _mm256_storeu_ps(c + 56, c31);
+    _mm256_storeu_ps(c + 64, c40); _mm256_storeu_ps(c + 72, c41);
+    _mm256_storeu_ps(c + 80, c50); _mm256_storeu_ps(c + 88, c51);
+#else
+    float acc[ARWKV__MR][ARWKV__NR];
+    memset(acc, 0, sizeof acc);
+    for (int k = 0; k < kc; k++) {
+        for (int i = 0; i < ARWKV__MR; i++) {
+            float x = a[i][k * a_cs];
+            for (int j = 0; j < ARWKV__NR; j++) acc[i][j] = fmaf(x, b[j], acc[i][j]);
+        }
+        b += ARWKV__NR;
+    }
+    memcpy(c, acc, sizeof acc);
+#endif
+}
+
+ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
+    arwkv__gemm_args *g = (arwkv__gemm_args *)ctx;
+    int nb = task / g->n_m_chunks, mc = task % g->n_m_chunks;
+    int n0 = nb * ARWKV__NC, nc = g->N - n0 < ARWKV__NC ? g->N - n0 : ARWKV__NC;
+    int m_begin = mc * g->m_chunk, m_end = m_begin + g->m_chunk < g->M ? m_begin + g->m_chunk : g->M;
+    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * ARWKV__NC * sizeof(float));
+    if (!packed) {
+        __atomic_store_n(&g->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float tile[ARWKV__MR * ARWKV__NR];
+    for (int k0 = 0; k0 < g->K; k0 += ARWKV__KC) {
+        int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
+        int first = k0 == 0;
+        arwkv__pack_b(g, packed, k0, kc, n0, nc);
+        for (int m = m_begin; m < m_end; m += ARWKV__MR) {
+            int mr = m_end - m < ARWKV__MR ? m_end - m : ARWKV__MR;
+            const float *rows[ARWKV__MR];
+            for (int i = 0; i < ARWKV__MR; i++)
+                rows[i] = g->A + (ptrdiff_t)(m + (i < mr ? i : 0)) * g->a_rs + (ptrdiff_t)k0 * g->a_cs;
+            for (int p = 0; p < nc; p += ARWKV__NR) {
+                int w = nc - p < ARWKV__NR ? nc - p : ARWKV__NR;
+                arwkv__kernel_6x16(kc, rows, g->a_cs, packed + (size_t)p * kc, tile);
+                for (int i = 0; i < mr; i++) {
+                    float *c = g->C + (ptrdiff_t)(m + i) * g->ldc + n0 + p;
+                    const float *t = tile + i * ARWKV__NR;
+                    if (first && !g->accumulate) {
+                        if (g->bias)
+                            for (int j = 0; j < w; j++) c[j] = t[j] + g->bias[n0 + p + j];
+                        else
+                            for (int j = 0; j < w; j++) c[j] = t[j];
+                    } else {
+                        if (first && g->bias)
+                            for (int j = 0; j < w; j++) c[j] += t[j] + g->bias[n0 + p + j];
+                        else
+                            for (int j = 0; j < w; j++) c[j] += t[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Dot products of up to 4 rows of A with one row of a weight stored [N,K] (decode path). */
+ARWKV_PRIVATE void arwkv__gemv_rows(const arwkv__gemm_args *g, int m0, int mr, int n, float *out) {
+    const char *w = (const char *)g->B + (size_t)n * (size_t)g->b_cs * arwkv_dtype_size(g->b_type);
+    int K = g->K, k = 0;
+    float acc[4] = {0, 0, 0, 0};
+#ifdef ARWKV__AVX2
+    if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
+        __m256 s[4][2];
+        for (int i = 0; i < 4; i++) s[i][0] = s[i][1] = _mm256_setzero_ps();
+        for (; k + 16 <= K; k += 16) {
+            __m256 w0, w1;
+            if (g->b_type == ARWKV_BF16) {
+                __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 2 * (size_t)k));
+                w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(raw)), 16));
+                w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(raw, 1)), 16));
+            } else {
+                w0 = _mm256_loadu_ps((const float *)w + k);
+                w1 = _mm256_loadu_ps((const float *)w + k + 8);
+            }
+            for (int i = 0; i < mr; i++) {
+                const float *a = g->A + (ptrdiff_t)(m0 + i) * g->a_rs + k;
+                s[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(a), w0, s[i][0]);
+                s[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(a + 8), w1, s[i][1]);
+            }
+        }
+        for (int i = 0; i < mr; i++) {
+            __m256 v = _mm256_add_ps(s[i][0], s[i][1]);
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));
+            acc[i] = _mm_cvtss_f32(h);
+        }
+    }
+#endif
+    if (k < K) {
+        float wbuf[256];
+        for (; k < K; k += 256) {
+            int kc = K - k < 256 ? K - k : 256;
+            arwkv__widen(wbuf, w + (size_t)k * (size_t)g->b_rs * arwkv_dtype_size(g->b_type), g->b_type, g->b_rs, kc);
+            for (int i = 0; i < mr; i++) {
+                const float *a = g->A + (ptrdiff_t)(m0 + i) * g->a_rs;
+                float s = 0;
+                for (int q = 0; q < kc; q++) s += a[(ptrdiff_t)(k + q) * g->a_cs] * wbuf[q];
+                acc[i] += s;
+            }
+        }
+    }
+    for (int i = 0; i < mr; i++) out[i] = acc[i];
+}
+
+#define ARWKV__GEMV_ROWS 64 /* weight rows per decode task */
+
+ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
+    (void)thread;
+    arwkv__gemm_args *g = (arwkv__gemm_args *)ctx;
+    int n0 = task * ARWKV__GEMV_ROWS, n1 = n0 + ARWKV__GEMV_ROWS < g->N ? n0 + ARWKV__GEMV_ROWS : g->N;
+    for (int n = n0; n < n1; n++) {
+        float out[4];
+        arwkv__gemv_rows(g, 0, g->M, n, out);
+        for (int i = 0; i < g->M; i++) {
+            float *c = g->C + (ptrdiff_t)i * g->ldc + n;
+            float v = out[i] + (g->bias ? g->bias[n] : 0.0f);
+            *c = g->accumulate ? *c + v : v;
+        }
+    }
+}
+
+/* The general product described above. Shapes are trusted (callers check them). */
+ARWKV_PRIVATE arwkv_result arwkv__gemm(arwkv_pool *pool, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                                       const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C,
+                                       ptrdiff_t ldc, int accumulate, const float *bias) {
+    if (M <= 0 || N <= 0) return ARWKV_OK;
+    if (K <= 0) { /* empty sum */
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                float v = bias ? bias[n] : 0.0f;
+                C[(ptrdiff_t)m * ldc + n] = accumulate ? C[(ptrdiff_t)m * ldc + n] + v : v;
+            }
+        return ARWKV_OK;
+    }
+    arwkv__gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.M = M, g.N = N, g.K = K, g.A = A, g.a_rs = a_rs, g.a_cs = a_cs, g.B = B, g.b_type = b_type, g.b_rs = b_rs, g.b_cs = b_cs;
+    g.C = C, g.ldc = ldc, g.accumulate = accumulate, g.bias = bias;
+    arwkv_pool local; /* a one-thread pool when the caller has none, for the scratch memory */
+    void *local_scratch = NULL;
+    size_t local_size = 0;
+    if (!pool) {
+        memset(&local, 0, sizeof local);
+        local.n_threads = 1;
+        local.scratch = &local_scratch;
+        local.scratch_size = &local_size;
+        pool = &local;
+    }
+    g.pool = pool;
+    int threads = arwkv_pool_size(pool);
+    if (M <= 4 && b_rs == 1) { /* decode: stream the weight once */
+        arwkv_pool_run(pool, (N + ARWKV__GEMV_ROWS - 1) / ARWKV__GEMV_ROWS, arwkv__gemv_task, &g);
+    } else {
+        int n_blocks = (N + ARWKV__NC - 1) / ARWKV__NC;
+        /* enough tasks to keep every thread busy, but rows of A in chunks of at least 96 so the
+           cost of packing B stays small next to the arithmetic */
+        int want_chunks = (4 * threads + n_blocks - 1) / n_blocks;
+        int chunk = (M + want_chunks - 1) / want_chunks;
+        if (chunk < 16 * ARWKV__MR) chunk = 16 * ARWKV__MR;
+        chunk = (chunk + ARWKV__MR - 1) / ARWKV__MR * ARWKV__MR;
+        g.m_chunk = chunk;
+        g.n_m_chunks = (M + chunk - 1) / chunk;
+        arwkv_pool_run(pool, n_blocks * g.n_m_chunks, arwkv__gemm_task, &g);
+    }
+    arwkv__free(local_scratch);
+    if (g.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "matrix product %dx%dx%d: out of scratch memory", M, N, K);
+    return ARWKV_OK;
+}
+
+/* A weight matrix as stored: W[rows][cols] of any float dtype (nn.Linear: rows = outputs). */
+typedef struct arwkv_weight {
+    const void *data;
+    arwkv_dtype dtype;
+    int rows, cols;
+} arwkv_weight;
+
+/* y[M,rows] (+)= x[M,cols] . W^T (+ bias): an nn.Linear. */
+ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float *x, int M, arwkv_weight W, const float *bias,
+                                         int accumulate) {
+    return arwkv__gemm(pool, M, W.rows, W.cols, x, W.cols, 1, W.data, W.dtype, 1, W.cols, y, W.rows, accumulate, bias);
+}
+
+/* @@ops-impl@@ */
+
+/* ============================================================================================
+   7. Models
+   ============================================================================================ */
+/* @@model-impl@@ */
+
+/* ============================================================================================
+   8. Training
+   ============================================================================================ */
+/* @@train-impl@@ */
+
+/* ============================================================================================
+   9. Generation
+   ============================================================================================ */
+/* @@generate-impl@@ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARWKV_IMPLEMENTATION_ONCE */
+#endif /* ARWKV_IMPLEMENTATION */
+
+/*
+MIT License
+
+Copyright (c) 2026 the arwkv authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and
+associated documentation files (the "Software"), to deal in the Software without restriction,
+including without limitation the rights to use, copy, modify, merge, publish, distribute,
+sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT
+NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES
+OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN
+CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+*/
