@@ -277,12 +277,171 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 /* ============================================================================================
    Ops
    ============================================================================================ */
-/* @@ops-api@@ */
+/* ---- Backends ----------------------------------------------------------------------------------
+   The model code is written once. It never reads or writes tensor memory itself: every tensor is
+   a buffer owned by a backend, and every computation is an op called through the backend's
+   tables. The CPU backend is in this file; arwkv_hip.h provides a GPU backend with the same
+   tables. Ops are grouped by who needs them, one table each. */
+
+typedef struct arwkv_backend arwkv_backend;
+
+/* A CPU backend with n_threads threads (<= 0: all online processors). */
+ARWKV_API arwkv_result arwkv_backend_cpu(int n_threads, arwkv_backend **out);
+ARWKV_API void arwkv_backend_destroy(arwkv_backend *be);
+ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be); /* "cpu (2 threads)", ... */
+
+/* Memory. alloc returns zeroed memory. upload/download copy host <-> backend memory. */
+typedef struct arwkv_mem_ops {
+    arwkv_result (*alloc)(arwkv_backend *be, size_t bytes, void **out);
+    void (*free)(arwkv_backend *be, void *p);
+    arwkv_result (*upload)(arwkv_backend *be, void *dst, const void *src, size_t bytes);
+    arwkv_result (*download)(arwkv_backend *be, void *dst, const void *src, size_t bytes);
+    arwkv_result (*copy)(arwkv_backend *be, void *dst, const void *src, size_t bytes);
+    arwkv_result (*zero)(arwkv_backend *be, void *p, size_t bytes);
+    arwkv_result (*sync)(arwkv_backend *be); /* wait until queued work is done */
+} arwkv_mem_ops;
+
+/* Ops every model uses. Shapes: T rows (tokens), C columns (channels). Backward ops accumulate
+   (+=) into parameter gradients and write (=) input gradients unless documented otherwise. */
+typedef struct arwkv_core_ops {
+    /* C[M,N] (+)= A[M,K].B[K,N] (+bias[N]); A(m,k)=A[m*a_rs+k*a_cs] fp32, B(k,n)=B[k*b_rs+n*b_cs]
+       of b_type (F32, BF16, F16). accumulate=0 overwrites C. */
+    arwkv_result (*gemm)(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                         const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
+                         int accumulate, const float *bias);
+    /* out[t,:] = table[ids[t],:] widened to fp32. ids are int32 in backend memory. */
+    arwkv_result (*embed_forward)(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
+                                  arwkv_dtype type, int C);
+    /* dtable[ids[t],:] += dout[t,:] */
+    arwkv_result (*embed_backward)(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C);
+    /* out = x / sqrt(mean(x^2) + eps) * w per row; rstd[t] = the reciprocal root (may be NULL). */
+    arwkv_result (*rmsnorm_forward)(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
+                                    arwkv_dtype w_type, int T, int C, float eps);
+    /* dx (+)= d out/d x . dout (accumulate_dx selects += or =); dw += d out/d w . dout (dw may be NULL). */
+    arwkv_result (*rmsnorm_backward)(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
+                                     const void *w, arwkv_dtype w_type, const float *rstd, int T, int C, int accumulate_dx);
+    /* out = silu(gate) * up, elementwise over n */
+    arwkv_result (*swiglu_forward)(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n);
+    /* dgate = d/dgate, dup = d/dup (written, not accumulated) */
+    arwkv_result (*swiglu_backward)(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+                                    const float *up, size_t n);
+    /* y += alpha * x over n */
+    arwkv_result (*axpy)(arwkv_backend *be, float *y, float alpha, const float *x, size_t n);
+} arwkv_core_ops;
+
+/* Op tables of the model families; each is defined beside the code that uses it. */
+typedef struct arwkv_qwen_ops arwkv_qwen_ops;
+typedef struct arwkv_rwkv7_ops arwkv_rwkv7_ops;
+typedef struct arwkv_rwkv6_ops arwkv_rwkv6_ops;
+typedef struct arwkv_loss_ops arwkv_loss_ops;
+typedef struct arwkv_optim_ops arwkv_optim_ops;
+
+struct arwkv_backend {
+    char name[64];
+    int on_gpu;                  /* tensor memory is not host-addressable */
+    arwkv_pool *pool;            /* CPU threads (the GPU backend uses them for host work) */
+    void *gpu;                   /* private state of arwkv_hip.h */
+    const arwkv_mem_ops *mem;
+    const arwkv_core_ops *core;
+    const arwkv_qwen_ops *qwen;
+    const arwkv_rwkv7_ops *rwkv7;
+    const arwkv_rwkv6_ops *rwkv6;
+    const arwkv_loss_ops *loss;
+    const arwkv_optim_ops *optim;
+    void (*destroy)(arwkv_backend *be);
+};
+
+/* @@qwen-ops-api@@ */
+
+
+/* @@rwkv7-ops-api@@ */
+
+
+/* @@rwkv6-ops-api@@ */
+
+
+/* @@loss-ops-api@@ */
+
+
+/* @@optim-ops-api@@ */
+
 
 /* ============================================================================================
    Models
    ============================================================================================ */
-/* @@model-api@@ */
+/* ---- Parameters --------------------------------------------------------------------------------
+   A model is a list of named parameters (the checkpoint's tensor names) plus per-layer pointers
+   into that list. Matrices used by the matrix product may keep their stored type (bf16 weights
+   of a teacher are never converted); every other parameter is fp32. Trainable parameters are fp32
+   and carry a gradient and two AdamW moments; frozen ones carry nothing extra. */
+
+typedef struct arwkv_param {
+    char name[96];        /* Hugging Face tensor name */
+    int ndim;
+    int64_t shape[4];
+    int64_t numel;
+    arwkv_dtype dtype;    /* type of data */
+    void *data;           /* backend memory */
+    int owns_data;        /* 0: points into a mapped checkpoint (CPU inference) */
+    int is_matrix;        /* used through the matrix product: may stay bf16/f16 while frozen */
+    int trainable;
+    int decay;            /* AdamW weight decay applies (matrices only) */
+    float *grad, *adam_m, *adam_v; /* fp32 backend memory, NULL unless trainable */
+} arwkv_param;
+
+/* Per-layer views. Which members are set depends on the architecture. */
+typedef struct arwkv_layer {
+    arwkv_param *in_norm, *post_norm, *mlp_gate, *mlp_up, *mlp_down;
+    /* Qwen2 attention (the teacher; QRWKV6 keeps q/k/v/o) */
+    arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    /* RWKV-7 time mix (ARWKV) */
+    arwkv_param *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;
+    arwkv_param *w0, *w1, *w2, *a0, *a1, *a2, *v0, *v1, *v2, *g1, *g2;
+    arwkv_param *k_k, *k_a, *r_k;
+    arwkv_param *receptance, *key, *value, *output, *ln_x_w, *ln_x_b;
+    /* RWKV-6 time mix (QRWKV6) */
+    arwkv_param *maa_x, *maa_w, *maa_k, *maa_v, *maa_r, *maa_g, *maa_w1, *maa_w2;
+    arwkv_param *time_decay, *decay_w1, *decay_w2, *gate;
+} arwkv_layer;
+
+typedef struct arwkv_model {
+    arwkv_config cfg;
+    arwkv_backend *be;
+    arwkv_safetensors *st;   /* kept open while parameters point into it */
+    char *dir;               /* where it was loaded from (NULL if created) */
+    arwkv_param *params;
+    int n_params, cap_params;
+    arwkv_param *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
+    arwkv_layer *layers;
+    int rank_w, rank_a, rank_v, rank_g;        /* RWKV-7 LoRA ranks, read from the tensors */
+} arwkv_model;
+
+/* Load a model directory (config.json + safetensors) of any supported architecture onto a backend.
+   Frozen matrices keep their stored type; on the CPU they are mapped, not copied. */
+ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out);
+ARWKV_API void arwkv_model_free(arwkv_model *m);
+/* Find a parameter by its checkpoint name (NULL if absent). */
+ARWKV_API arwkv_param *arwkv_model_param(arwkv_model *m, const char *name);
+/* Total number of parameters (elements). */
+ARWKV_API int64_t arwkv_model_numel(const arwkv_model *m);
+/* Copy a parameter's values to host fp32 (n must equal its numel). */
+ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, float *dst, int64_t n);
+/* Set a parameter's values from host fp32 (converted to its type). */
+ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const float *src, int64_t n);
+/* Save in the Hugging Face layout: config.json, safetensors (sharded above max_shard_bytes, 0 =
+   5 GB) with parameters stored as save_type (F32 or BF16; frozen parameters keep their type if
+   save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL. */
+ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
+                                        const char *tokenizer_dir);
+
+/* @@teacher-api@@ */
+
+
+/* @@student-api@@ */
+
+
+/* @@qrwkv6-api@@ */
+
 
 /* ============================================================================================
    Training
@@ -2528,12 +2687,731 @@ ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float
     return arwkv__gemm(pool, M, W.rows, W.cols, x, W.cols, 1, W.data, W.dtype, 1, W.cols, y, W.rows, accumulate, bias);
 }
 
-/* @@ops-impl@@ */
+
+/* ---- The CPU backend: memory ------------------------------------------------------------------- */
+
+/* 64-byte aligned, zeroed; the original pointer is kept just before the block. */
+static arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
+    (void)be;
+    *out = NULL;
+    if (bytes > SIZE_MAX - 128) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", bytes);
+    char *raw = (char *)arwkv__calloc(1, bytes + 64 + sizeof(void *));
+    if (!raw) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory allocating %.1f MiB", bytes / 1048576.0);
+    uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
+    memcpy((char *)a - sizeof(void *), &raw, sizeof(void *));
+    *out = (void *)a;
+    return ARWKV_OK;
+}
+static void arwkv__cpu_free(arwkv_backend *be, void *p) {
+    (void)be;
+    if (!p) return;
+    void *raw;
+    memcpy(&raw, (char *)p - sizeof(void *), sizeof(void *));
+    arwkv__free(raw);
+}
+static arwkv_result arwkv__cpu_memcpy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes) memmove(dst, src, bytes);
+    return ARWKV_OK;
+}
+static arwkv_result arwkv__cpu_zero(arwkv_backend *be, void *p, size_t bytes) {
+    (void)be;
+    if (bytes) memset(p, 0, bytes);
+    return ARWKV_OK;
+}
+static arwkv_result arwkv__cpu_sync(arwkv_backend *be) {
+    (void)be;
+    return ARWKV_OK;
+}
+static const arwkv_mem_ops arwkv__cpu_mem_ops = {arwkv__cpu_alloc, arwkv__cpu_free, arwkv__cpu_memcpy, arwkv__cpu_memcpy,
+                                                 arwkv__cpu_memcpy, arwkv__cpu_zero, arwkv__cpu_sync};
+
+/* ---- Parallel loops over ranges ----------------------------------------------------------------
+   Elementwise ops cut [0, n) into chunks; fn(ctx, begin, end) handles one. */
+typedef void (*arwkv__range_fn)(void *ctx, size_t begin, size_t end);
+typedef struct arwkv__range_job {
+    arwkv__range_fn fn;
+    void *ctx;
+    size_t n, chunk;
+} arwkv__range_job;
+static void arwkv__range_task(void *ctx, int task, int thread) {
+    (void)thread;
+    arwkv__range_job *j = (arwkv__range_job *)ctx;
+    size_t b = (size_t)task * j->chunk, e = b + j->chunk < j->n ? b + j->chunk : j->n;
+    j->fn(j->ctx, b, e);
+}
+/* min_chunk: the smallest piece worth a thread (elements, rows, ...) */
+ARWKV_PRIVATE void arwkv__parallel_range(arwkv_pool *pool, size_t n, size_t min_chunk, arwkv__range_fn fn, void *ctx) {
+    if (n == 0) return;
+    size_t threads = (size_t)arwkv_pool_size(pool);
+    size_t chunk = (n + 4 * threads - 1) / (4 * threads);
+    if (chunk < min_chunk) chunk = min_chunk;
+    arwkv__range_job j = {fn, ctx, n, chunk};
+    arwkv_pool_run(pool, (int)((n + chunk - 1) / chunk), arwkv__range_task, &j);
+}
+
+/* ---- Matrix product (core op) ----------------------------------------------------------------- */
+static arwkv_result arwkv__cpu_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                                    const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
+                                    int accumulate, const float *bias) {
+    return arwkv__gemm(be->pool, M, N, K, A, a_rs, a_cs, B, b_type, b_rs, b_cs, C, ldc, accumulate, bias);
+}
+
+/* ---- Embedding --------------------------------------------------------------------------------
+   forward: rows of the table, widened. backward: scatter-add into the table's gradient; threads
+   split the columns, so two equal token ids never race and the sum order is fixed. */
+typedef struct arwkv__embed_ctx {
+    float *out;
+    const int32_t *ids;
+    const void *table;
+    arwkv_dtype type;
+    int C;
+    const float *dout;
+    int T;
+} arwkv__embed_ctx;
+static void arwkv__embed_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__embed_ctx *c = (arwkv__embed_ctx *)ctx;
+    size_t esz = arwkv_dtype_size(c->type);
+    for (size_t t = b; t < e; t++)
+        arwkv__widen(c->out + t * (size_t)c->C, (const char *)c->table + (size_t)c->ids[t] * (size_t)c->C * esz, c->type, 1, c->C);
+}
+static arwkv_result arwkv__cpu_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
+                                             arwkv_dtype type, int C) {
+    arwkv__embed_ctx c = {out, ids, table, type, C, NULL, T};
+    arwkv__parallel_range(be->pool, (size_t)T, 16, arwkv__embed_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__embed_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__embed_ctx *c = (arwkv__embed_ctx *)ctx;
+    for (int t = 0; t < c->T; t++) {
+        float *row = c->out + (size_t)c->ids[t] * (size_t)c->C;
+        const float *d = c->dout + (size_t)t * (size_t)c->C;
+        for (size_t i = b; i < e; i++) row[i] += d[i];
+    }
+}
+static arwkv_result arwkv__cpu_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
+    arwkv__embed_ctx c = {dtable, ids, NULL, ARWKV_F32, C, dout, T};
+    arwkv__parallel_range(be->pool, (size_t)C, 32, arwkv__embed_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- RMSNorm ----------------------------------------------------------------------------------
+   y = x * r * w with r = 1/sqrt(mean(x^2) + eps), per row (as Qwen2RMSNorm, in fp32).
+   Backward: dx = r*w*dy - x * r^3/C * sum_j(dy_j w_j x_j);  dw += dy * x * r. */
+typedef struct arwkv__rms_ctx {
+    float *out, *rstd, *dx, *dw;
+    const float *x, *dout, *rstd_in;
+    const void *w;
+    arwkv_dtype w_type;
+    int T, C, accumulate_dx;
+    float eps;
+} arwkv__rms_ctx;
+static void arwkv__rms_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
+    float wrow[512];
+    for (size_t t = b; t < e; t++) {
+        const float *x = c->x + t * (size_t)c->C;
+        float *y = c->out + t * (size_t)c->C;
+        double ss = 0;
+        for (int i = 0; i < c->C; i++) ss += (double)x[i] * x[i];
+        float r = (float)(1.0 / sqrt(ss / c->C + c->eps));
+        if (c->rstd) c->rstd[t] = r;
+        for (int i0 = 0; i0 < c->C; i0 += 512) { /* weights widened a piece at a time */
+            int n = c->C - i0 < 512 ? c->C - i0 : 512;
+            arwkv__widen(wrow, (const char *)c->w + (size_t)i0 * arwkv_dtype_size(c->w_type), c->w_type, 1, n);
+            for (int i = 0; i < n; i++) y[i0 + i] = x[i0 + i] * r * wrow[i];
+        }
+    }
+}
+static arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
+                                               arwkv_dtype w_type, int T, int C, float eps) {
+    arwkv__rms_ctx c;
+    memset(&c, 0, sizeof c);
+    c.out = out, c.rstd = rstd, c.x = x, c.w = w, c.w_type = w_type, c.T = T, c.C = C, c.eps = eps;
+    arwkv__parallel_range(be->pool, (size_t)T, 8, arwkv__rms_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__rms_bwd_dx_range(void *ctx, size_t b, size_t e) {
+    arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
+    size_t esz = arwkv_dtype_size(c->w_type);
+    for (size_t t = b; t < e; t++) {
+        const float *x = c->x + t * (size_t)c->C, *dy = c->dout + t * (size_t)c->C;
+        float *dx = c->dx + t * (size_t)c->C;
+        float r = c->rstd_in[t];
+        double dot = 0;
+        for (int i = 0; i < c->C; i++) {
+            float wi;
+            arwkv__widen(&wi, (const char *)c->w + (size_t)i * esz, c->w_type, 1, 1);
+            dot += (double)dy[i] * wi * x[i];
+        }
+        float k = (float)(dot * r * r * r / c->C);
+        for (int i = 0; i < c->C; i++) {
+            float wi;
+            arwkv__widen(&wi, (const char *)c->w + (size_t)i * esz, c->w_type, 1, 1);
+            float g = r * wi * dy[i] - x[i] * k;
+            dx[i] = c->accumulate_dx ? dx[i] + g : g;
+        }
+    }
+}
+static void arwkv__rms_bwd_dw_range(void *ctx, size_t b, size_t e) {
+    arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
+    for (int t = 0; t < c->T; t++) {
+        const float *x = c->x + (size_t)t * c->C, *dy = c->dout + (size_t)t * c->C;
+        float r = c->rstd_in[t];
+        for (size_t i = b; i < e; i++) c->dw[i] += dy[i] * x[i] * r;
+    }
+}
+static arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
+                                                const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
+                                                int accumulate_dx) {
+    arwkv__rms_ctx c;
+    memset(&c, 0, sizeof c);
+    c.dx = dx, c.dw = dw, c.dout = dout, c.x = x, c.w = w, c.w_type = w_type, c.rstd_in = rstd, c.T = T, c.C = C;
+    c.accumulate_dx = accumulate_dx;
+    if (dx) arwkv__parallel_range(be->pool, (size_t)T, 8, arwkv__rms_bwd_dx_range, &c);
+    if (dw) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__rms_bwd_dw_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- SwiGLU -----------------------------------------------------------------------------------
+   out = silu(g) * u, silu(g) = g * sigmoid(g);  d silu/dg = s * (1 + g * (1 - s)). */
+typedef struct arwkv__swiglu_ctx {
+    float *out, *dgate, *dup;
+    const float *gate, *up, *dout;
+} arwkv__swiglu_ctx;
+static void arwkv__swiglu_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float g = c->gate[i];
+        c->out[i] = g / (1.0f + expf(-g)) * c->up[i];
+    }
+}
+static arwkv_result arwkv__cpu_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
+    arwkv__swiglu_ctx c = {out, NULL, NULL, gate, up, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__swiglu_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__swiglu_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float g = c->gate[i], s = 1.0f / (1.0f + expf(-g)), d = c->dout[i];
+        c->dup[i] = d * g * s;
+        c->dgate[i] = d * c->up[i] * s * (1.0f + g * (1.0f - s));
+    }
+}
+static arwkv_result arwkv__cpu_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+                                               const float *up, size_t n) {
+    arwkv__swiglu_ctx c = {NULL, dgate, dup, gate, up, dout};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__swiglu_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- y += alpha x ------------------------------------------------------------------------------ */
+typedef struct arwkv__axpy_ctx {
+    float *y;
+    const float *x;
+    float alpha;
+} arwkv__axpy_ctx;
+static void arwkv__axpy_range(void *ctx, size_t b, size_t e) {
+    arwkv__axpy_ctx *c = (arwkv__axpy_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->y[i] += c->alpha * c->x[i];
+}
+static arwkv_result arwkv__cpu_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
+    arwkv__axpy_ctx c = {y, x, alpha};
+    arwkv__parallel_range(be->pool, n, 8192, arwkv__axpy_range, &c);
+    return ARWKV_OK;
+}
+
+static const arwkv_core_ops arwkv__cpu_core_ops = {
+    arwkv__cpu_gemm,          arwkv__cpu_embed_forward,  arwkv__cpu_embed_backward, arwkv__cpu_rmsnorm_forward,
+    arwkv__cpu_rmsnorm_backward, arwkv__cpu_swiglu_forward, arwkv__cpu_swiglu_backward, arwkv__cpu_axpy};
+
+/* @@qwen-ops-impl@@ */
+
+
+/* @@rwkv7-ops-impl@@ */
+
+
+/* @@rwkv6-ops-impl@@ */
+
+
+/* @@loss-ops-impl@@ */
+
+
+/* @@optim-ops-impl@@ */
+
 
 /* ============================================================================================
    7. Models
    ============================================================================================ */
-/* @@model-impl@@ */
+/* ---- Parameters and checkpoints ------------------------------------------------------------------
+   Loading is two steps: declare the parameters an architecture has (names, shapes, roles), then
+   materialize them from the checkpoint. Creating a model from scratch declares the same list and
+   allocates it instead, so loading, saving and creating can never disagree about names. */
+
+enum { ARWKV__P_MATRIX = 1, ARWKV__P_OPTIONAL = 2 };
+
+ARWKV_PRIVATE arwkv_param *arwkv__declare(arwkv_model *m, const char *name, int flags, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    if (m->n_params == m->cap_params) {
+        int cap = m->cap_params ? m->cap_params * 2 : 256;
+        arwkv_param *p = (arwkv_param *)arwkv__realloc(m->params, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        m->params = p;
+        m->cap_params = cap;
+    }
+    arwkv_param *p = &m->params[m->n_params++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    int64_t d[3] = {d0, d1, d2};
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = d[i];
+        p->numel *= d[i];
+    }
+    p->is_matrix = (flags & ARWKV__P_MATRIX) != 0;
+    p->decay = p->is_matrix;
+    p->dtype = ARWKV_F32;
+    (void)flags;
+    return p;
+}
+
+/* Pointers into m->params move when the list grows: layers keep indices until declaration ends. */
+typedef struct arwkv__decl_slot {
+    arwkv_param **field;
+    int index;
+} arwkv__decl_slot;
+
+typedef struct arwkv__decl {
+    arwkv_model *m;
+    arwkv__decl_slot *slots;
+    int n_slots, cap_slots;
+    int failed;
+} arwkv__decl;
+
+ARWKV_PRIVATE void arwkv__decl_add(arwkv__decl *d, arwkv_param **field, const char *name, int flags, int ndim, int64_t d0,
+                                   int64_t d1, int64_t d2) {
+    if (d->failed) return;
+    if (d->n_slots == d->cap_slots) {
+        int cap = d->cap_slots ? d->cap_slots * 2 : 256;
+        arwkv__decl_slot *s = (arwkv__decl_slot *)arwkv__realloc(d->slots, (size_t)cap * sizeof *s);
+        if (!s) {
+            d->failed = 1;
+            return;
+        }
+        d->slots = s;
+        d->cap_slots = cap;
+    }
+    if (!arwkv__declare(d->m, name, flags, ndim, d0, d1, d2)) {
+        d->failed = 1;
+        return;
+    }
+    d->slots[d->n_slots].field = field;
+    d->slots[d->n_slots].index = d->m->n_params - 1;
+    d->n_slots++;
+}
+
+/* Declare every parameter of m->cfg's architecture (and m's LoRA ranks). */
+ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
+    const arwkv_config *c = &m->cfg;
+    int64_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    arwkv__decl d;
+    memset(&d, 0, sizeof d);
+    d.m = m;
+    m->n_params = 0;
+    m->layers = (arwkv_layer *)arwkv__calloc((size_t)c->num_layers, sizeof(arwkv_layer));
+    if (!m->layers) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    char n[128];
+#define ARWKV__P(field, flags, ndim, d0, d1, d2, ...)        \
+    do {                                                     \
+        snprintf(n, sizeof n, __VA_ARGS__);                  \
+        arwkv__decl_add(&d, &(field), n, flags, ndim, d0, d1, d2); \
+    } while (0)
+    ARWKV__P(m->embed, ARWKV__P_MATRIX, 2, V, C, 0, "model.embed_tokens.weight");
+    for (int i = 0; i < c->num_layers; i++) {
+        arwkv_layer *l = &m->layers[i];
+        ARWKV__P(l->in_norm, 0, 1, C, 0, 0, "model.layers.%d.input_layernorm.weight", i);
+        if (c->arch == ARWKV_ARCH_QWEN2 || c->arch == ARWKV_ARCH_QRWKV6) {
+            int64_t Q = (int64_t)c->num_heads * c->head_dim, KV = (int64_t)c->num_kv_heads * c->head_dim;
+            const char *a = "model.layers.%d.self_attn.";
+            char fmt[128];
+#define ARWKV__ATT(field, flags, ndim, d0, d1, d2, suffix) \
+    do {                                                   \
+        snprintf(fmt, sizeof fmt, "%s%s", a, suffix);      \
+        ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i);  \
+    } while (0)
+            int bias = c->arch == ARWKV_ARCH_QWEN2 || c->attention_bias;
+            ARWKV__ATT(l->q_w, ARWKV__P_MATRIX, 2, Q, C, 0, "q_proj.weight");
+            if (bias) ARWKV__ATT(l->q_b, 0, 1, Q, 0, 0, "q_proj.bias");
+            ARWKV__ATT(l->k_w, ARWKV__P_MATRIX, 2, KV, C, 0, "k_proj.weight");
+            if (bias) ARWKV__ATT(l->k_b, 0, 1, KV, 0, 0, "k_proj.bias");
+            ARWKV__ATT(l->v_w, ARWKV__P_MATRIX, 2, KV, C, 0, "v_proj.weight");
+            if (bias) ARWKV__ATT(l->v_b, 0, 1, KV, 0, 0, "v_proj.bias");
+            ARWKV__ATT(l->o_w, ARWKV__P_MATRIX, 2, C, Q, 0, "o_proj.weight");
+            if (c->arch == ARWKV_ARCH_QRWKV6 && c->attention_output_bias) ARWKV__ATT(l->o_b, 0, 1, C, 0, 0, "o_proj.bias");
+            if (c->arch == ARWKV_ARCH_QRWKV6) {
+                int64_t Dm = c->lora_rank_tokenshift, Dd = c->lora_rank_decay;
+                ARWKV__ATT(l->maa_x, 0, 3, 1, 1, C, "time_maa_x");
+                ARWKV__ATT(l->maa_w, 0, 3, 1, 1, C, "time_maa_w");
+                ARWKV__ATT(l->maa_k, 0, 3, 1, 1, C, "time_maa_k");
+                ARWKV__ATT(l->maa_v, 0, 3, 1, 1, C, "time_maa_v");
+                ARWKV__ATT(l->maa_r, 0, 3, 1, 1, C, "time_maa_r");
+                ARWKV__ATT(l->maa_g, 0, 3, 1, 1, C, "time_maa_g");
+                ARWKV__ATT(l->maa_w1, ARWKV__P_MATRIX, 2, C, 5 * Dm, 0, "time_maa_w1");
+                ARWKV__ATT(l->maa_w2, ARWKV__P_MATRIX, 3, 5, Dm, C, "time_maa_w2");
+                ARWKV__ATT(l->time_decay, 0, 3, 1, 1, C, "time_decay");
+                ARWKV__ATT(l->decay_w1, ARWKV__P_MATRIX, 2, C, Dd, 0, "time_decay_w1");
+                ARWKV__ATT(l->decay_w2, ARWKV__P_MATRIX, 2, Dd, C, 0, "time_decay_w2");
+                ARWKV__ATT(l->gate, ARWKV__P_MATRIX, 2, C, C, 0, "gate.weight");
+            }
+#undef ARWKV__ATT
+        } else { /* ARWKV-7 */
+            int64_t H = C / c->head_size, N = c->head_size;
+            const char *t = "model.layers.%d.self_attn.time_mixer.";
+            char fmt[128];
+#define ARWKV__TM(field, flags, ndim, d0, d1, d2, suffix) \
+    do {                                                  \
+        snprintf(fmt, sizeof fmt, "%s%s", t, suffix);     \
+        ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i); \
+    } while (0)
+            ARWKV__TM(l->x_r, 0, 3, 1, 1, C, "x_r");
+            ARWKV__TM(l->x_w, 0, 3, 1, 1, C, "x_w");
+            ARWKV__TM(l->x_k, 0, 3, 1, 1, C, "x_k");
+            ARWKV__TM(l->x_v, 0, 3, 1, 1, C, "x_v");
+            ARWKV__TM(l->x_a, 0, 3, 1, 1, C, "x_a");
+            if (c->wkv_has_gate) ARWKV__TM(l->x_g, 0, 3, 1, 1, C, "x_g");
+            ARWKV__TM(l->w0, 0, 3, 1, 1, C, "w0");
+            ARWKV__TM(l->w1, ARWKV__P_MATRIX, 2, C, m->rank_w, 0, "w1");
+            ARWKV__TM(l->w2, ARWKV__P_MATRIX, 2, m->rank_w, C, 0, "w2");
+            ARWKV__TM(l->a0, 0, 3, 1, 1, C, "a0");
+            ARWKV__TM(l->a1, ARWKV__P_MATRIX, 2, C, m->rank_a, 0, "a1");
+            ARWKV__TM(l->a2, ARWKV__P_MATRIX, 2, m->rank_a, C, 0, "a2");
+            ARWKV__TM(l->v0, 0, 3, 1, 1, C, "v0");
+            ARWKV__TM(l->v1, ARWKV__P_MATRIX, 2, C, m->rank_v, 0, "v1");
+            ARWKV__TM(l->v2, ARWKV__P_MATRIX, 2, m->rank_v, C, 0, "v2");
+            if (c->wkv_has_gate) {
+                ARWKV__TM(l->g1, ARWKV__P_MATRIX, 2, C, m->rank_g, 0, "g1");
+                ARWKV__TM(l->g2, ARWKV__P_MATRIX, 2, m->rank_g, C, 0, "g2");
+            }
+            ARWKV__TM(l->k_k, 0, 3, 1, 1, C, "k_k");
+            ARWKV__TM(l->k_a, 0, 3, 1, 1, C, "k_a");
+            ARWKV__TM(l->r_k, 0, 2, H, N, 0, "r_k");
+            ARWKV__TM(l->receptance, ARWKV__P_MATRIX, 2, C, C, 0, "receptance.weight");
+            ARWKV__TM(l->key, ARWKV__P_MATRIX, 2, C, C, 0, "key.weight");
+            ARWKV__TM(l->value, ARWKV__P_MATRIX, 2, C, C, 0, "value.weight");
+            ARWKV__TM(l->output, ARWKV__P_MATRIX, 2, C, C, 0, "output.weight");
+            if (c->wkv_has_group_norm) {
+                ARWKV__TM(l->ln_x_w, 0, 1, C, 0, 0, "ln_x.weight");
+                ARWKV__TM(l->ln_x_b, 0, 1, C, 0, 0, "ln_x.bias");
+            }
+#undef ARWKV__TM
+        }
+        ARWKV__P(l->post_norm, 0, 1, C, 0, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+        ARWKV__P(l->mlp_gate, ARWKV__P_MATRIX, 2, F, C, 0, "model.layers.%d.mlp.gate_proj.weight", i);
+        ARWKV__P(l->mlp_up, ARWKV__P_MATRIX, 2, F, C, 0, "model.layers.%d.mlp.up_proj.weight", i);
+        ARWKV__P(l->mlp_down, ARWKV__P_MATRIX, 2, C, F, 0, "model.layers.%d.mlp.down_proj.weight", i);
+    }
+    ARWKV__P(m->final_norm, 0, 1, C, 0, 0, "model.norm.weight");
+    if (!c->tie_word_embeddings) ARWKV__P(m->lm_head, ARWKV__P_MATRIX, 2, V, C, 0, "lm_head.weight");
+#undef ARWKV__P
+    if (d.failed) {
+        arwkv__free(d.slots);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory declaring parameters");
+    }
+    for (int s = 0; s < d.n_slots; s++) *d.slots[s].field = &m->params[d.slots[s].index];
+    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    arwkv__free(d.slots);
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_param *arwkv_model_param(arwkv_model *m, const char *name) {
+    for (int i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    return NULL;
+}
+
+ARWKV_API int64_t arwkv_model_numel(const arwkv_model *m) {
+    int64_t n = 0;
+    for (int i = 0; i < m->n_params; i++) n += m->params[i].numel;
+    return n;
+}
+
+ARWKV_PRIVATE void arwkv__param_release(arwkv_model *m, arwkv_param *p) {
+    if (p->owns_data) m->be->mem->free(m->be, p->data);
+    m->be->mem->free(m->be, p->grad);
+    m->be->mem->free(m->be, p->adam_m);
+    m->be->mem->free(m->be, p->adam_v);
+    p->data = NULL;
+    p->grad = p->adam_m = p->adam_v = NULL;
+    p->owns_data = 0;
+}
+
+ARWKV_API void arwkv_model_free(arwkv_model *m) {
+    if (!m) return;
+    for (int i = 0; i < m->n_params; i++) arwkv__param_release(m, &m->params[i]);
+    arwkv__free(m->params);
+    arwkv__free(m->layers);
+    arwkv_st_close(m->st);
+    arwkv__free(m->dir);
+    arwkv__free(m);
+}
+
+/* Give p fresh backend memory of type t (zeroed). */
+ARWKV_PRIVATE arwkv_result arwkv__param_alloc(arwkv_model *m, arwkv_param *p, arwkv_dtype t) {
+    if (p->owns_data) m->be->mem->free(m->be, p->data);
+    p->data = NULL;
+    p->owns_data = 0;
+    arwkv_result r = m->be->mem->alloc(m->be, (size_t)p->numel * arwkv_dtype_size(t), &p->data);
+    if (r != ARWKV_OK) return arwkv__context(r, "parameter %s", p->name);
+    p->dtype = t;
+    p->owns_data = 1;
+    return ARWKV_OK;
+}
+
+/* Values of p from host memory src of type src_type, converted to p->dtype. */
+ARWKV_PRIVATE arwkv_result arwkv__param_upload(arwkv_model *m, arwkv_param *p, const void *src, arwkv_dtype src_type) {
+    size_t n = (size_t)p->numel;
+    if (src_type == p->dtype) return m->be->mem->upload(m->be, p->data, src, n * arwkv_dtype_size(p->dtype));
+    float *tmp = (float *)arwkv__malloc(n * sizeof(float) + 1);
+    if (!tmp) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of memory", p->name);
+    arwkv_result r = arwkv_to_f32(tmp, src, src_type, n);
+    if (r == ARWKV_OK && p->dtype == ARWKV_F32) r = m->be->mem->upload(m->be, p->data, tmp, n * sizeof(float));
+    else if (r == ARWKV_OK) { /* narrow in place: 16-bit values fit in the first half of tmp */
+        uint16_t *h = (uint16_t *)tmp;
+        for (size_t i = 0; i < n; i++) h[i] = p->dtype == ARWKV_BF16 ? arwkv_f32_to_bf16(tmp[i]) : arwkv_f32_to_f16(tmp[i]);
+        r = m->be->mem->upload(m->be, p->data, h, n * 2);
+    }
+    arwkv__free(tmp);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const float *src, int64_t n) {
+    if (n != p->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "parameter %s has %lld elements, given %lld", p->name, (long long)p->numel, (long long)n);
+    if (!p->owns_data) ARWKV__TRY(arwkv__param_alloc(m, p, p->dtype)); /* never write into a mapped file */
+    return arwkv__param_upload(m, p, src, ARWKV_F32);
+}
+
+ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, float *dst, int64_t n) {
+    if (n != p->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "parameter %s has %lld elements, asked for %lld", p->name, (long long)p->numel, (long long)n);
+    size_t bytes = (size_t)n * arwkv_dtype_size(p->dtype);
+    if (p->dtype == ARWKV_F32) return m->be->mem->download(m->be, dst, p->data, bytes);
+    void *tmp = arwkv__malloc(bytes);
+    if (!tmp) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of memory", p->name);
+    arwkv_result r = m->be->mem->download(m->be, tmp, p->data, bytes);
+    if (r == ARWKV_OK) r = arwkv_to_f32(dst, tmp, p->dtype, (size_t)n);
+    arwkv__free(tmp);
+    return r;
+}
+
+/* Materialize p from the checkpoint: a frozen matrix keeps its stored float type (mapped in place
+   on the CPU when aligned); everything else becomes fp32. */
+ARWKV_PRIVATE arwkv_result arwkv__param_from_checkpoint(arwkv_model *m, arwkv_param *p, const arwkv_tensor_info *t) {
+    const char *file = arwkv_st_file_name(m->st, t->file);
+    int ok_shape = t->numel == p->numel;
+    if (ok_shape && t->ndim == p->ndim)
+        for (int i = 0; i < p->ndim; i++) ok_shape &= t->shape[i] == p->shape[i];
+    else if (ok_shape) { /* accept a different rank of the same size only for vectors ([C] vs [1,1,C]) */
+        int64_t big = 1;
+        for (int i = 0; i < t->ndim; i++) big = t->shape[i] > big ? t->shape[i] : big;
+        ok_shape = !p->is_matrix && big == t->numel;
+    }
+    if (!ok_shape) {
+        char want[96] = "", got[96] = "";
+        for (int i = 0; i < p->ndim; i++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? "," : "", (long long)p->shape[i]);
+        for (int i = 0; i < t->ndim; i++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        return arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' has shape [%s], the config implies [%s]", file, p->name, got, want);
+    }
+    int is_float = t->dtype == ARWKV_F32 || t->dtype == ARWKV_BF16 || t->dtype == ARWKV_F16;
+    if (!is_float && t->dtype != ARWKV_F64)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; parameters must be F32, BF16, F16 or F64", file,
+                           p->name, arwkv_dtype_name(t->dtype));
+    if (p->is_matrix && is_float) {
+        if (!m->be->on_gpu && ((uintptr_t)t->data % arwkv_dtype_size(t->dtype)) == 0) {
+            p->data = (void *)t->data; /* mapped: the OS pages it in on first use */
+            p->dtype = t->dtype;
+            p->owns_data = 0;
+            return ARWKV_OK;
+        }
+        ARWKV__TRY(arwkv__param_alloc(m, p, t->dtype));
+        return arwkv__param_upload(m, p, t->data, t->dtype);
+    }
+    ARWKV__TRY(arwkv__param_alloc(m, p, ARWKV_F32));
+    return arwkv__param_upload(m, p, t->data, t->dtype);
+}
+
+/* RWKV-7 LoRA ranks come from the checkpoint's tensor shapes. */
+ARWKV_PRIVATE arwkv_result arwkv__read_lora_ranks(arwkv_model *m) {
+    const char *names[4] = {"w1", "a1", "v1", "g1"};
+    int *ranks[4] = {&m->rank_w, &m->rank_a, &m->rank_v, &m->rank_g};
+    for (int k = 0; k < 4; k++) {
+        char n[128];
+        /* layer 0's v1 is unused upstream (llama.cpp replaces it by a dummy), so read ranks from the last layer */
+        snprintf(n, sizeof n, "model.layers.%d.self_attn.time_mixer.%s", m->cfg.num_layers - 1, names[k]);
+        const arwkv_tensor_info *t = arwkv_st_find(m->st, n);
+        if (!t) {
+            if (k == 3 && !m->cfg.wkv_has_gate) continue;
+            return arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: tensor '%s' not found (needed for the LoRA rank)", m->dir, n);
+        }
+        if (t->ndim != 2 || t->shape[0] != m->cfg.hidden_size || t->shape[1] <= 0 || t->shape[1] > 65536)
+            return arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' should be [%d, rank]", m->dir, n, m->cfg.hidden_size);
+        *ranks[k] = (int)t->shape[1];
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) {
+    *out = NULL;
+    arwkv_model *m = (arwkv_model *)arwkv__calloc(1, sizeof *m);
+    if (!m) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    m->be = be;
+    m->dir = arwkv__strdup(dir);
+    arwkv_result r = m->dir ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK && !arwkv__is_dir(dir))
+        r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: not a directory (a model is a directory with config.json and safetensors)", dir);
+    if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
+    if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
+    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7) r = arwkv__read_lora_ranks(m);
+    if (r == ARWKV_OK) r = arwkv__declare_params(m);
+    for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &m->params[i];
+        const arwkv_tensor_info *t = arwkv_st_find(m->st, p->name);
+        if (!t) r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the checkpoint (architecture %s)", dir, p->name,
+                                arwkv_arch_name(m->cfg.arch));
+        else r = arwkv__param_from_checkpoint(m, p, t);
+    }
+    if (r != ARWKV_OK) {
+        arwkv_model_free(m);
+        return r;
+    }
+    *out = m;
+    return ARWKV_OK;
+}
+
+/* ---- Saving ------------------------------------------------------------------------------------ */
+
+ARWKV_PRIVATE void arwkv__json_kv_int(arwkv__buf *b, const char *key, long long v, int last) {
+    arwkv__buf_printf(b, "  \"%s\": %lld%s\n", key, v, last ? "" : ",");
+}
+
+/* config.json in the layout transformers and llama.cpp read for each architecture. */
+ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
+    arwkv__buf_printf(b, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arwkv_arch_name(c->arch));
+    const char *model_type = c->arch == ARWKV_ARCH_QWEN2 ? "qwen2" : c->arch == ARWKV_ARCH_ARWKV7 ? "rwkv_hybrid" : "rwkv6qwen2";
+    arwkv__buf_printf(b, "  \"model_type\": \"%s\",\n", model_type);
+    arwkv__buf_str(b, "  \"attention_dropout\": 0.0,\n");
+    if (c->bos_token_id >= 0) arwkv__json_kv_int(b, "bos_token_id", c->bos_token_id, 0);
+    if (c->eos_token_id >= 0) arwkv__json_kv_int(b, "eos_token_id", c->eos_token_id, 0);
+    if (c->arch == ARWKV_ARCH_ARWKV7) {
+        arwkv__json_kv_int(b, "head_size", c->head_size, 0);
+        arwkv__json_kv_int(b, "head_size_divisor", c->head_size_divisor, 0);
+        arwkv__buf_printf(b, "  \"wkv_has_gate\": %s,\n  \"wkv_has_group_norm\": %s,\n", c->wkv_has_gate ? "true" : "false",
+                          c->wkv_has_group_norm ? "true" : "false");
+        arwkv__json_kv_int(b, "wkv_version", 7, 0);
+    }
+    if (c->arch == ARWKV_ARCH_QRWKV6) {
+        arwkv__buf_printf(b, "  \"attention_bias\": %s,\n  \"attention_output_bias\": %s,\n", c->attention_bias ? "true" : "false",
+                          c->attention_output_bias ? "true" : "false");
+        arwkv__json_kv_int(b, "lora_rank_tokenshift", c->lora_rank_tokenshift, 0);
+        arwkv__json_kv_int(b, "lora_rank_decay", c->lora_rank_decay, 0);
+    }
+    arwkv__buf_str(b, "  \"hidden_act\": \"silu\",\n");
+    arwkv__json_kv_int(b, "hidden_size", c->hidden_size, 0);
+    arwkv__buf_str(b, "  \"initializer_range\": 0.02,\n");
+    arwkv__json_kv_int(b, "intermediate_size", c->intermediate_size, 0);
+    arwkv__json_kv_int(b, "max_position_embeddings", c->max_position_embeddings, 0);
+    arwkv__json_kv_int(b, "num_attention_heads", c->num_heads, 0);
+    arwkv__json_kv_int(b, "num_hidden_layers", c->num_layers, 0);
+    arwkv__json_kv_int(b, "num_key_value_heads", c->num_kv_heads, 0);
+    if (c->head_dim > 0 && c->num_heads > 0 && c->head_dim * c->num_heads != c->hidden_size) arwkv__json_kv_int(b, "head_dim", c->head_dim, 0);
+    arwkv__buf_printf(b, "  \"rms_norm_eps\": %.9g,\n", (double)c->rms_norm_eps);
+    arwkv__buf_printf(b, "  \"rope_theta\": %.17g,\n", c->rope_theta);
+    arwkv__buf_printf(b, "  \"tie_word_embeddings\": %s,\n", c->tie_word_embeddings ? "true" : "false");
+    arwkv__buf_printf(b, "  \"torch_dtype\": \"%s\",\n", c->torch_dtype[0] ? c->torch_dtype : "float32");
+    arwkv__buf_str(b, "  \"use_cache\": true,\n");
+    arwkv__json_kv_int(b, "vocab_size", c->vocab_size, 1);
+    arwkv__buf_str(b, "}\n");
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__copy_file(const char *from, const char *to) {
+    char *data;
+    size_t len;
+    ARWKV__TRY(arwkv__read_file(from, &data, &len));
+    arwkv_result r = arwkv__write_text(to, data, len);
+    arwkv__free(data);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
+                                        const char *tokenizer_dir) {
+    if (save_type != ARWKV_DTYPE_UNKNOWN && save_type != ARWKV_F32 && save_type != ARWKV_BF16 && save_type != ARWKV_F16)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "save type must be F32, BF16 or F16, not %s", arwkv_dtype_name(save_type));
+    if (max_shard_bytes == 0) max_shard_bytes = 5000000000ull;
+    ARWKV__TRY(arwkv__mkdir(dir));
+    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params, sizeof *e);
+    void **host = (void **)arwkv__calloc((size_t)m->n_params, sizeof(void *));
+    arwkv_result r = (e && host) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
+    for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &m->params[i];
+        arwkv_dtype t = save_type == ARWKV_DTYPE_UNKNOWN ? p->dtype : save_type;
+        /* small fp32 parameters (vectors) stay fp32 in a bf16 save only if the model is fp32 */
+        size_t n = (size_t)p->numel;
+        host[i] = arwkv__malloc(n * 4 + 1);
+        if (!host[i]) {
+            r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
+            break;
+        }
+        if (t == p->dtype) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
+        else {
+            r = arwkv_param_read(m, p, (float *)host[i], p->numel);
+            uint16_t *h = (uint16_t *)host[i];
+            float *f = (float *)host[i];
+            if (r == ARWKV_OK)
+                for (size_t k = 0; k < n; k++) h[k] = t == ARWKV_BF16 ? arwkv_f32_to_bf16(f[k]) : arwkv_f32_to_f16(f[k]);
+        }
+        e[i].name = p->name;
+        e[i].dtype = t;
+        e[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) e[i].shape[d] = p->shape[d];
+        e[i].data = host[i];
+    }
+    const char *meta[2] = {"format", "pt"};
+    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, m->n_params, meta, 1, max_shard_bytes);
+    if (r == ARWKV_OK) {
+        arwkv__buf b;
+        memset(&b, 0, sizeof b);
+        arwkv_config c = m->cfg;
+        if (save_type == ARWKV_F32) snprintf(c.torch_dtype, sizeof c.torch_dtype, "float32");
+        if (save_type == ARWKV_BF16) snprintf(c.torch_dtype, sizeof c.torch_dtype, "bfloat16");
+        arwkv__config_json(&c, &b);
+        char *path = arwkv__path_join(dir, "config.json");
+        r = (path && !b.failed) ? arwkv__write_text(path, b.data, b.len) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        arwkv__free(path);
+        arwkv__buf_free(&b);
+    }
+    if (r == ARWKV_OK && tokenizer_dir) {
+        const char *files[3] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
+        for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
+            char *from = arwkv__path_join(tokenizer_dir, files[k]), *to = arwkv__path_join(dir, files[k]);
+            if (!from || !to) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            else if (arwkv__file_exists(from) && strcmp(from, to) != 0) r = arwkv__copy_file(from, to);
+            arwkv__free(from);
+            arwkv__free(to);
+        }
+    }
+    for (int i = 0; host && i < m->n_params; i++) arwkv__free(host[i]);
+    arwkv__free(host);
+    arwkv__free(e);
+    return r;
+}
+
+/* @@teacher-impl@@ */
+
+
+/* @@student-impl@@ */
+
+
+/* @@qrwkv6-impl@@ */
+
 
 /* ============================================================================================
    8. Training
@@ -2544,6 +3422,53 @@ ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float
    9. Generation
    ============================================================================================ */
 /* @@generate-impl@@ */
+
+/* ============================================================================================
+   The CPU backend: every op table of the sections above
+   ============================================================================================ */
+
+static void arwkv__cpu_destroy(arwkv_backend *be) {
+    arwkv_pool_destroy(be->pool);
+    arwkv__free(be);
+}
+
+ARWKV_API arwkv_result arwkv_backend_cpu(int n_threads, arwkv_backend **out) {
+    *out = NULL;
+    arwkv_backend *be = (arwkv_backend *)arwkv__calloc(1, sizeof *be);
+    if (!be) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "backend: out of memory");
+    arwkv_result r = arwkv_pool_create(n_threads, &be->pool);
+    if (r != ARWKV_OK) {
+        arwkv__free(be);
+        return r;
+    }
+    snprintf(be->name, sizeof be->name, "cpu (%d thread%s)", arwkv_pool_size(be->pool), arwkv_pool_size(be->pool) > 1 ? "s" : "");
+    be->mem = &arwkv__cpu_mem_ops;
+    be->core = &arwkv__cpu_core_ops;
+#ifdef ARWKV__HAVE_CPU_QWEN_OPS
+    be->qwen = &arwkv__cpu_qwen_ops;
+#endif
+#ifdef ARWKV__HAVE_CPU_RWKV7_OPS
+    be->rwkv7 = &arwkv__cpu_rwkv7_ops;
+#endif
+#ifdef ARWKV__HAVE_CPU_RWKV6_OPS
+    be->rwkv6 = &arwkv__cpu_rwkv6_ops;
+#endif
+#ifdef ARWKV__HAVE_CPU_LOSS_OPS
+    be->loss = &arwkv__cpu_loss_ops;
+#endif
+#ifdef ARWKV__HAVE_CPU_OPTIM_OPS
+    be->optim = &arwkv__cpu_optim_ops;
+#endif
+    be->destroy = arwkv__cpu_destroy;
+    *out = be;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_backend_destroy(arwkv_backend *be) {
+    if (be && be->destroy) be->destroy(be);
+}
+
+ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be) { return be ? be->name : "none"; }
 
 #ifdef __cplusplus
 }

@@ -539,6 +539,50 @@ TEST(gemm_matches_float64) {
     for (int p = 0; p < 3; p++) arwkv_pool_destroy(pools[p]);
 }
 
+/* ---- models: load, parameters, save ------------------------------------------------------------ */
+
+TEST(model_load_and_save_teacher) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    arwkv_model *m;
+    CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &m));
+    if (!m) return;
+    CHECK(m->n_params == 1 + 8 * 12 + 1, "parameters %d", m->n_params);
+    CHECK(m->lm_head == m->embed, "tied head");
+    CHECK(m->embed->dtype == ARWKV_BF16 && !m->embed->owns_data, "embedding mapped in place as bf16");
+    CHECK(m->layers[2].q_b->dtype == ARWKV_F32 && m->layers[2].q_b->owns_data, "biases become fp32");
+    CHECK(arwkv_model_numel(m) == 21418112, "parameter count %lld", (long long)arwkv_model_numel(m));
+    float norm[128];
+    CHECK_OK(arwkv_param_read(m, m->layers[0].in_norm, norm, 128));
+    /* save as bf16: every tensor comes back bit for bit */
+    system("rm -rf build/test_saved_teacher");
+    CHECK_OK(arwkv_model_save(m, "build/test_saved_teacher", ARWKV_BF16, 10 << 20, "models/qwen2-code-tiny"));
+    arwkv_model *m2;
+    CHECK_OK(arwkv_model_load("build/test_saved_teacher", be, &m2));
+    if (m2) {
+        CHECK(m2->cfg.rope_theta == 1e6 && m2->cfg.num_kv_heads == 1 && m2->cfg.tie_word_embeddings, "config round trip");
+        CHECK(m2->st->n_files == 2 && test_file_exists("build/test_saved_teacher/model.safetensors.index.json"), "sharded at 10 MB (the 39 MB embedding alone in the first shard): %d files", m2->st->n_files);
+        int same = 1;
+        for (int i = 0; i < m->n_params; i++) {
+            const arwkv_tensor_info *a = arwkv_st_find(m->st, m->params[i].name), *b = arwkv_st_find(m2->st, m->params[i].name);
+            same &= a && b && a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
+        }
+        CHECK(same, "bf16 bits round-trip");
+        CHECK(test_file_exists("build/test_saved_teacher/tokenizer.json"), "tokenizer copied");
+        arwkv_model_free(m2);
+    }
+    arwkv_model_free(m);
+    /* errors a person can act on */
+    CHECK(arwkv_model_load("/nonexistent/model", be, &m) == ARWKV_ERR_NOT_FOUND && strstr(arwkv_last_error(), "/nonexistent/model"), "missing dir");
+    system("rm -rf build/test_bad_model && mkdir -p build/test_bad_model && cp models/qwen2-code-tiny/config.json build/test_bad_model/");
+    float x[4] = {0};
+    arwkv_st_entry e = {"model.norm.weight", ARWKV_F32, 1, {4}, x};
+    arwkv_st_write("build/test_bad_model/model.safetensors", &e, 1, NULL, 0);
+    CHECK(arwkv_model_load("build/test_bad_model", be, &m) == ARWKV_ERR_NOT_FOUND && strstr(arwkv_last_error(), "model.embed_tokens.weight"),
+          "missing tensor named: %s", arwkv_last_error());
+    arwkv_backend_destroy(be);
+}
+
 int main(void) {
     RUN(bf16_rounding);
     RUN(f16_conversion);
@@ -555,5 +599,6 @@ int main(void) {
     RUN(config_teacher);
     RUN(config_variants);
     RUN(gemm_matches_float64);
+    RUN(model_load_and_save_teacher);
     return test_summary("foundation");
 }
