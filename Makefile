@@ -23,13 +23,16 @@ LDLIBS  := -lm -lpthread
 B       := build
 HDR     := arwkv.h
 
-TOOLS    := $(B)/arwkv-inspect
-EXAMPLES :=
+TOOLS    := $(patsubst tools/%.c,$(B)/arwkv-%,$(wildcard tools/*.c))
+EXAMPLES := $(patsubst examples/%.c,$(B)/arwkv-%,$(wildcard examples/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static
 
 .PHONY: all test test-asan fuzz bench clean compile-checks
+
+bench: $(B)/arwkv-bench
+	$(B)/arwkv-bench
 all: $(TOOLS) $(EXAMPLES) $(TESTS) $(COMPILE_CHECKS)
 
 $(B):
@@ -37,6 +40,10 @@ $(B):
 
 $(B)/arwkv-%: tools/%.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+$(B)/arwkv-%: examples/%.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+$(B)/arwkv-bench: tools/bench.c $(wildcard tools/bench/*.h) $(HDR) | $(B)
+	$(CC) $(CFLAGS) -I. -Itools -o $@ $< $(LDLIBS)
 
 $(B)/test_%: tests/test_%.c tests/test.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -I. -Itests -o $@ $< $(LDLIBS)

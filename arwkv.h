@@ -148,6 +148,9 @@ ARWKV_API uint16_t arwkv_f32_to_f16(float f);
 /* Convert n elements of type t at src into fp32 (floats and integers). */
 ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, size_t n);
 
+/* Wall-clock seconds (C11 timespec_get), for progress lines and benchmarks. Infallible. */
+ARWKV_API double arwkv_seconds(void);
+
 /* ============================================================================================
    Thread pool
    ============================================================================================
@@ -473,6 +476,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if !defined(_WIN32)
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -974,6 +978,12 @@ ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, 
     default: return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "cannot convert dtype %s to F32", arwkv_dtype_name(t));
     }
     return ARWKV_OK;
+}
+
+ARWKV_API double arwkv_seconds(void) {
+    struct timespec ts;
+    if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* ---- Thread pool -------------------------------------------------------------------------------

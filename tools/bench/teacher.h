@@ -1,0 +1,13 @@
+/* Benchmarks of this area; included by tools/bench.c. */
+static int bench_matmul(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("  (not written yet)\n");
+    return 0;
+}
+static int bench_decode(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("  (not written yet)\n");
+    return 0;
+}
