@@ -363,6 +363,42 @@ struct arwkv_backend {
 /* @@rwkv6-ops-api@@ */
 
 
+/* Loss ops. Rows are tokens; each op writes one loss value per row (summed on the host in a fixed
+   order, so totals do not depend on threads) and the gradient with respect to the student's
+   output, already multiplied by grad_scale (e.g. 1 / number of rows in the batch). */
+typedef enum arwkv_align_kind {
+    ARWKV_ALIGN_L2 = 0, /* ||a - o||_2 / sqrt(C): upstream's stage-1 loss (a norm, not squared) */
+    ARWKV_ALIGN_MSE,    /* mean over channels of (a - o)^2 */
+    ARWKV_ALIGN_COSINE  /* 1 - cos(a, o) */
+} arwkv_align_kind;
+
+struct arwkv_loss_ops {
+    /* Stage 1: loss[r] for rows r of the student output o against the teacher's a [rows, C];
+       dout = grad_scale * d loss[r] / d o (written). */
+    arwkv_result (*align)(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
+                          float grad_scale, float *loss, float *dout);
+    /* Stages 2 and 3, over a chunk of rows of logits [rows, V]:
+         kl[r] = tau^2 * KL(softmax(t_r / tau) || softmax(s_r / tau))  when teacher logits t != NULL
+         ce[r] = -log softmax(s_r)[label_r]                              when labels != NULL and label_r >= 0
+       The student logits s are replaced by grad_scale * d(kl_weight * kl + ce_weight * ce)/ds.
+       kl and ce may be NULL when not computed. */
+    arwkv_result (*logits_loss)(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
+                                float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce);
+};
+
+/* Optimizer ops. */
+struct arwkv_optim_ops {
+    /* out[0] = sum of squares of g over n (float64 accumulation inside; written as float) */
+    arwkv_result (*sumsq)(arwkv_backend *be, const float *g, size_t n, float *out);
+    /* x *= s */
+    arwkv_result (*scale)(arwkv_backend *be, float *x, float s, size_t n);
+    /* one AdamW step (decoupled weight decay, bias-corrected moments; step counts from 1):
+         m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+         p -= lr * (m / (1-b1^step) / (sqrt(v / (1-b2^step)) + eps) + wd * p) */
+    arwkv_result (*adamw)(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                          float b2, float eps, float wd, int step);
+};
+
 /* @@loss-ops-api@@ */
 
 
@@ -2945,8 +2981,196 @@ static const arwkv_core_ops arwkv__cpu_core_ops = {
 /* @@rwkv6-ops-impl@@ */
 
 
+/* ---- Losses (CPU) -------------------------------------------------------------------------------
+   Stage 1 compares a student time mix's output o with the teacher attention output a, row by row.
+     L2:     l = ||d||/sqrt(C), d = o - a      dl/do = d / (||d|| sqrt(C))   (0 when d = 0)
+     MSE:    l = |d|^2 / C                     dl/do = 2 d / C
+     cosine: l = 1 - o.a/(|o||a|)              dl/do = -(a/(|o||a|) - (o.a) o/(|o|^3 |a|)) */
+typedef struct arwkv__align_ctx {
+    arwkv_align_kind kind;
+    const float *o, *a;
+    int C;
+    float scale, *loss, *dout;
+} arwkv__align_ctx;
+
+static void arwkv__align_range(void *ctx, size_t b, size_t e) {
+    arwkv__align_ctx *c = (arwkv__align_ctx *)ctx;
+    for (size_t r = b; r < e; r++) {
+        const float *o = c->o + r * (size_t)c->C, *a = c->a + r * (size_t)c->C;
+        float *g = c->dout ? c->dout + r * (size_t)c->C : NULL;
+        double l = 0;
+        if (c->kind == ARWKV_ALIGN_COSINE) {
+            double oa = 0, oo = 0, aa = 0;
+            for (int i = 0; i < c->C; i++) oa += (double)o[i] * a[i], oo += (double)o[i] * o[i], aa += (double)a[i] * a[i];
+            double no = sqrt(oo) + 1e-12, na = sqrt(aa) + 1e-12;
+            l = 1 - oa / (no * na);
+            if (g)
+                for (int i = 0; i < c->C; i++) g[i] = (float)(c->scale * -(a[i] / (no * na) - oa * o[i] / (no * no * no * na)));
+        } else {
+            double ss = 0;
+            for (int i = 0; i < c->C; i++) ss += ((double)o[i] - a[i]) * ((double)o[i] - a[i]);
+            if (c->kind == ARWKV_ALIGN_L2) {
+                double n = sqrt(ss), k = n > 0 ? c->scale / (n * sqrt((double)c->C)) : 0;
+                l = n / sqrt((double)c->C);
+                if (g)
+                    for (int i = 0; i < c->C; i++) g[i] = (float)(k * ((double)o[i] - a[i]));
+            } else {
+                l = ss / c->C;
+                if (g)
+                    for (int i = 0; i < c->C; i++) g[i] = (float)(c->scale * 2.0 * ((double)o[i] - a[i]) / c->C);
+            }
+        }
+        c->loss[r] = (float)l;
+    }
+}
+
+static arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
+                                     float grad_scale, float *loss, float *dout) {
+    arwkv__align_ctx c = {kind, o, a, C, grad_scale, loss, dout};
+    arwkv__parallel_range(be->pool, (size_t)rows, 4, arwkv__align_range, &c);
+    return ARWKV_OK;
+}
+
+/* Stages 2 and 3 over the full vocabulary. With p = softmax(t/tau), q = softmax(s/tau):
+     KL(p||q) = sum p (log p - log q),   d[tau^2 KL]/ds = tau (q - p)
+     CE = logsumexp(s) - s[label],       dCE/ds = softmax(s) - onehot(label)
+   Softmaxes are computed stably from the row maximum; each row is one task. */
+typedef struct arwkv__logits_ctx {
+    float *s;
+    const float *t;
+    const int32_t *labels;
+    int V;
+    float tau, kl_w, ce_w, scale, *kl, *ce;
+} arwkv__logits_ctx;
+
+ARWKV_PRIVATE double arwkv__logsumexp_scaled(const float *x, int n, float inv_tau, float *max_out) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx) * inv_tau);
+    *max_out = mx;
+    return log(sum);
+}
+
+static void arwkv__logits_range(void *ctx, size_t b, size_t e) {
+    arwkv__logits_ctx *c = (arwkv__logits_ctx *)ctx;
+    float inv_tau = 1.0f / c->tau;
+    for (size_t r = b; r < e; r++) {
+        float *s = c->s + r * (size_t)c->V;
+        const float *t = c->t ? c->t + r * (size_t)c->V : NULL;
+        int label = c->labels ? c->labels[r] : -1;
+        float s_max, t_max = 0, s1_max = 0;
+        double s_lse = arwkv__logsumexp_scaled(s, c->V, inv_tau, &s_max); /* of s/tau, shifted by s_max/tau */
+        double t_lse = t ? arwkv__logsumexp_scaled(t, c->V, inv_tau, &t_max) : 0;
+        double s1_lse = (c->ce_w != 0 && label >= 0) ? (c->tau == 1.0f ? s_lse : arwkv__logsumexp_scaled(s, c->V, 1.0f, &s1_max)) : 0;
+        if (c->tau == 1.0f) s1_max = s_max;
+        double kl = 0, ce = 0;
+        if (label >= 0 && c->ce_w != 0) ce = s1_lse - (double)(s[label] - s1_max);
+        /* loss first (it needs the original logits), then the gradient in place */
+        if (t)
+            for (int i = 0; i < c->V; i++) {
+                double lp = (double)(t[i] - t_max) * inv_tau - t_lse, lq = (double)(s[i] - s_max) * inv_tau - s_lse;
+                double p = exp(lp);
+                if (p > 0) kl += p * (lp - lq);
+            }
+        kl *= (double)c->tau * c->tau;
+        for (int i = 0; i < c->V; i++) {
+            double g = 0;
+            if (t) {
+                double p = exp((double)(t[i] - t_max) * inv_tau - t_lse), q = exp((double)(s[i] - s_max) * inv_tau - s_lse);
+                g += c->kl_w * c->tau * (q - p);
+            }
+            if (label >= 0 && c->ce_w != 0) g += c->ce_w * (exp((double)(s[i] - s1_max) - s1_lse) - (i == label ? 1.0 : 0.0));
+            s[i] = (float)(c->scale * g);
+        }
+        if (c->kl) c->kl[r] = (float)kl;
+        if (c->ce) c->ce[r] = (float)ce;
+    }
+}
+
+static arwkv_result arwkv__cpu_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
+                                           float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
+    if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    arwkv__logits_ctx c = {s, t, labels, V, tau, t ? kl_weight : 0, labels ? ce_weight : 0, grad_scale, kl, ce};
+    arwkv__parallel_range(be->pool, (size_t)rows, 1, arwkv__logits_range, &c);
+    return ARWKV_OK;
+}
+
+#define ARWKV__HAVE_CPU_LOSS_OPS
+static const arwkv_loss_ops arwkv__cpu_loss_ops = {arwkv__cpu_align, arwkv__cpu_logits_loss};
+
 /* @@loss-ops-impl@@ */
 
+
+/* ---- Optimizer (CPU) ----------------------------------------------------------------------------
+   The sum of squares is split into fixed chunks whose partial sums are added in chunk order, so
+   the gradient norm (and with it clipping) is the same for any number of threads. */
+#define ARWKV__SUMSQ_CHUNK 65536
+typedef struct arwkv__sumsq_ctx {
+    const float *g;
+    size_t n;
+    double *partial;
+} arwkv__sumsq_ctx;
+static void arwkv__sumsq_task(void *ctx, int task, int thread) {
+    (void)thread;
+    arwkv__sumsq_ctx *c = (arwkv__sumsq_ctx *)ctx;
+    size_t b = (size_t)task * ARWKV__SUMSQ_CHUNK, e = b + ARWKV__SUMSQ_CHUNK < c->n ? b + ARWKV__SUMSQ_CHUNK : c->n;
+    double s = 0;
+    for (size_t i = b; i < e; i++) s += (double)c->g[i] * c->g[i];
+    c->partial[task] = s;
+}
+static arwkv_result arwkv__cpu_sumsq(arwkv_backend *be, const float *g, size_t n, float *out) {
+    int tasks = (int)((n + ARWKV__SUMSQ_CHUNK - 1) / ARWKV__SUMSQ_CHUNK);
+    double *partial = (double *)arwkv__calloc((size_t)tasks + 1, sizeof(double));
+    if (!partial) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv__sumsq_ctx c = {g, n, partial};
+    arwkv_pool_run(be->pool, tasks, arwkv__sumsq_task, &c);
+    double s = 0;
+    for (int i = 0; i < tasks; i++) s += partial[i];
+    arwkv__free(partial);
+    out[0] = (float)s;
+    return ARWKV_OK;
+}
+
+typedef struct arwkv__adamw_ctx {
+    float *p, *m, *v, *x;
+    const float *g;
+    float lr, b1, b2, eps, wd, s, bc1, bc2;
+} arwkv__adamw_ctx;
+static void arwkv__scale_range(void *ctx, size_t b, size_t e) {
+    arwkv__adamw_ctx *c = (arwkv__adamw_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->x[i] *= c->s;
+}
+static arwkv_result arwkv__cpu_scale(arwkv_backend *be, float *x, float s, size_t n) {
+    arwkv__adamw_ctx c;
+    memset(&c, 0, sizeof c);
+    c.x = x, c.s = s;
+    arwkv__parallel_range(be->pool, n, 16384, arwkv__scale_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__adamw_range(void *ctx, size_t b, size_t e) {
+    arwkv__adamw_ctx *c = (arwkv__adamw_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float g = c->g[i];
+        c->m[i] = c->b1 * c->m[i] + (1 - c->b1) * g;
+        c->v[i] = c->b2 * c->v[i] + (1 - c->b2) * g * g;
+        float mh = c->m[i] / c->bc1, vh = c->v[i] / c->bc2;
+        c->p[i] -= c->lr * (mh / (sqrtf(vh) + c->eps) + c->wd * c->p[i]);
+    }
+}
+static arwkv_result arwkv__cpu_adamw(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                                     float b2, float eps, float wd, int step) {
+    arwkv__adamw_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p, c.g = g, c.m = m, c.v = v, c.lr = lr, c.b1 = b1, c.b2 = b2, c.eps = eps, c.wd = wd;
+    c.bc1 = (float)(1.0 - pow((double)b1, (double)step));
+    c.bc2 = (float)(1.0 - pow((double)b2, (double)step));
+    arwkv__parallel_range(be->pool, n, 16384, arwkv__adamw_range, &c);
+    return ARWKV_OK;
+}
+
+#define ARWKV__HAVE_CPU_OPTIM_OPS
+static const arwkv_optim_ops arwkv__cpu_optim_ops = {arwkv__cpu_sumsq, arwkv__cpu_scale, arwkv__cpu_adamw};
 
 /* @@optim-ops-impl@@ */
 
