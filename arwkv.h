@@ -479,6 +479,30 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
 /* @@student-api@@ */
 
 
+/* ---- Creating an ARWKV-7 student from a teacher ---------------------------------------------------
+   The student is the teacher with every self-attention replaced by an RWKV-7 time mix: embeddings,
+   norms, MLPs and head are copied; the time mix is new. */
+typedef enum arwkv_init {
+    ARWKV_INIT_UPSTREAM = 0, /* the rule of upstream's training code (RWKVInside, Jan 2025): fresh r/k/v/o */
+    ARWKV_INIT_INHERIT       /* as upstream, but receptance/key/value/output from q/k/v/o_proj (kv heads repeated) */
+} arwkv_init;
+
+typedef struct arwkv_student_options {
+    arwkv_init init;
+    int gate;        /* output gate (wkv_has_gate); upstream's released ARWKV-7B has it */
+    int group_norm;  /* GroupNorm after the WKV (wkv_has_group_norm); off upstream */
+    uint64_t seed;   /* random matrices of the init */
+    int rank_w, rank_a, rank_v, rank_g; /* LoRA ranks; 0 = upstream's 64, 64, 32, 128 */
+} arwkv_student_options;
+
+ARWKV_API void arwkv_student_options_default(arwkv_student_options *o);
+/* A new RwkvHybridForCausalLM student on the teacher's backend. The teacher's hidden size must be a
+   multiple of 64 (the WKV head size). */
+ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out);
+
+/* @@student-model-api@@ */
+
+
 /* @@qrwkv6-api@@ */
 
 
@@ -3642,6 +3666,212 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
 
 
 /* @@student-impl@@ */
+
+
+/* ---- Creating a student ------------------------------------------------------------------------------ */
+
+ARWKV_API void arwkv_student_options_default(arwkv_student_options *o) {
+    memset(o, 0, sizeof *o);
+    o->init = ARWKV_INIT_UPSTREAM;
+    o->gate = 1;
+    o->group_norm = 0;
+    o->seed = 1;
+}
+
+/* A small deterministic generator for initial weights (splitmix64, Box-Muller in double). */
+typedef struct arwkv__rng {
+    uint64_t s;
+} arwkv__rng;
+ARWKV_PRIVATE uint64_t arwkv__rng_u64(arwkv__rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+ARWKV_PRIVATE double arwkv__rng_uniform(arwkv__rng *r) { return (double)(arwkv__rng_u64(r) >> 11) / 9007199254740992.0; }
+ARWKV_PRIVATE double arwkv__rng_normal(arwkv__rng *r) {
+    double u = arwkv__rng_uniform(r) + 1e-300, v = arwkv__rng_uniform(r);
+    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* A (rows x cols) matrix with orthonormal rows (rows <= cols) or columns (rows > cols), times gain:
+   Gram-Schmidt in float64 over Gaussian vectors, as torch.nn.init.orthogonal_ produces in law. */
+ARWKV_PRIVATE arwkv_result arwkv__init_orthogonal(float *w, int rows, int cols, double gain, arwkv__rng *rng) {
+    int by_rows = rows <= cols, n = by_rows ? rows : cols, len = by_rows ? cols : rows;
+    double *q = (double *)arwkv__malloc((size_t)n * (size_t)len * sizeof(double));
+    if (!q) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "orthogonal init: out of memory");
+    for (int i = 0; i < n; i++) {
+        double *v = q + (size_t)i * len;
+        for (;;) {
+            for (int k = 0; k < len; k++) v[k] = arwkv__rng_normal(rng);
+            for (int pass = 0; pass < 2; pass++) /* twice: re-orthogonalization keeps it exact */
+                for (int j = 0; j < i; j++) {
+                    const double *u = q + (size_t)j * len;
+                    double d = 0;
+                    for (int k = 0; k < len; k++) d += u[k] * v[k];
+                    for (int k = 0; k < len; k++) v[k] -= d * u[k];
+                }
+            double nn = 0;
+            for (int k = 0; k < len; k++) nn += v[k] * v[k];
+            if (nn > 1e-20) {
+                double inv = 1.0 / sqrt(nn);
+                for (int k = 0; k < len; k++) v[k] *= inv;
+                break;
+            }
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) w[(size_t)r * cols + c] = (float)(gain * (by_rows ? q[(size_t)r * len + c] : q[(size_t)c * len + r]));
+    arwkv__free(q);
+    return ARWKV_OK;
+}
+
+/* Copy a teacher parameter (same name and shape) into a student's, keeping its stored type. */
+ARWKV_PRIVATE arwkv_result arwkv__copy_param(arwkv_model *dst, arwkv_param *d, const arwkv_param *s) {
+    if (d->numel != s->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "%s: %lld elements in the teacher, %lld in the student", d->name,
+                                                 (long long)s->numel, (long long)d->numel);
+    ARWKV__TRY(arwkv__param_alloc(dst, d, s->dtype));
+    return dst->be->mem->copy(dst->be, d->data, s->data, (size_t)s->numel * arwkv_dtype_size(s->dtype));
+}
+
+/* The time mix of layer l by upstream's rule (RWKVInside TimeMixer, Jan 2025), with
+   r0 = l/(L-1), r1 = 1 - l/L, ddd[i] = i/C:
+     x_r = 1-ddd^(0.2 r1), x_w = 1-ddd^(0.9 r1), x_k = 1-(ddd^(0.9 r1)+0.4 r0), x_v = 1-(ddd^(0.4 r1)+0.6 r0),
+     x_a = 1-ddd^(0.9 r1), x_g = 1;  w0[n] = -7 + 5 (n/(C-1))^(0.85+sqrt(r0)) + 0.5;  a0 = 0; v0 = 1;
+     w1 = a1 = v1 = 0 and w2, a2, v2 orthogonal x 0.1 (the LoRAs start as biases only);
+     g1 = g2 = 1;  k_k = 0.85; k_a = 1; r_k = 0;  r/k/v/o: nn.Linear's default U(-1/sqrt(C), 1/sqrt(C)). */
+ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_student_options *opt, arwkv_model *teacher,
+                                             arwkv__rng *rng) {
+    const arwkv_config *c = &s->cfg;
+    arwkv_layer *L = &s->layers[l];
+    int C = c->hidden_size, nl = c->num_layers;
+    double r0 = nl > 1 ? (double)l / (nl - 1) : 0.0, r1 = 1.0 - (double)l / nl;
+    size_t big = (size_t)C * (size_t)C;
+    int maxr = s->rank_w > s->rank_a ? s->rank_w : s->rank_a;
+    if (s->rank_v > maxr) maxr = s->rank_v;
+    if (s->rank_g > maxr) maxr = s->rank_g;
+    size_t need = big > (size_t)C * (size_t)maxr ? big : (size_t)C * (size_t)maxr;
+    float *buf = (float *)arwkv__malloc(need * sizeof(float));
+    if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
+    arwkv_result r = ARWKV_OK;
+#define ARWKV__SET(param, expr)                                  \
+    if (r == ARWKV_OK && (param)) {                              \
+        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
+            double i = (double)i_;                               \
+            (void)i;                                             \
+            buf[i_] = (float)(expr);                             \
+        }                                                        \
+        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
+    }
+    ARWKV__SET(L->x_r, 1 - pow(i / C, 0.2 * r1));
+    ARWKV__SET(L->x_w, 1 - pow(i / C, 0.9 * r1));
+    ARWKV__SET(L->x_k, 1 - (pow(i / C, 0.9 * r1) + 0.4 * r0));
+    ARWKV__SET(L->x_v, 1 - (pow(i / C, 0.4 * r1) + 0.6 * r0));
+    ARWKV__SET(L->x_a, 1 - pow(i / C, 0.9 * r1));
+    ARWKV__SET(L->x_g, 1.0);
+    ARWKV__SET(L->w0, -7 + 5 * pow(i / (C - 1), 0.85 + sqrt(r0)) + 0.5);
+    ARWKV__SET(L->a0, 0.0);
+    ARWKV__SET(L->v0, 1.0);
+    ARWKV__SET(L->w1, 0.0);
+    ARWKV__SET(L->a1, 0.0);
+    ARWKV__SET(L->v1, 0.0);
+    ARWKV__SET(L->g1, 1.0);
+    ARWKV__SET(L->g2, 1.0);
+    ARWKV__SET(L->k_k, 0.85);
+    ARWKV__SET(L->k_a, 1.0);
+    ARWKV__SET(L->r_k, 0.0);
+    ARWKV__SET(L->ln_x_w, pow((1.0 + l) / nl, 0.7));
+    ARWKV__SET(L->ln_x_b, 0.0);
+#undef ARWKV__SET
+    arwkv_param *lora2[3] = {L->w2, L->a2, L->v2};
+    for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
+        r = arwkv__init_orthogonal(buf, (int)lora2[k]->shape[0], (int)lora2[k]->shape[1], 0.1, rng);
+        if (r == ARWKV_OK) r = arwkv_param_write(s, lora2[k], buf, lora2[k]->numel);
+    }
+    arwkv_param *proj[4] = {L->receptance, L->key, L->value, L->output};
+    if (opt->init == ARWKV_INIT_INHERIT) {
+        /* channel c of the student's key/value reads the teacher's kv channel of the same query head
+           position: query head h = c / head_dim uses kv head h / (heads / kv_heads), as GQA does */
+        const arwkv_config *tc = &teacher->cfg;
+        arwkv_layer *T = &teacher->layers[l];
+        int hd = tc->head_dim, group = tc->num_heads / tc->num_kv_heads;
+        float *row = (float *)arwkv__malloc((size_t)tc->num_kv_heads * hd * (size_t)C * sizeof(float));
+        if (!row) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
+        const arwkv_param *src[4] = {T->q_w, T->k_w, T->v_w, T->o_w};
+        for (int k = 0; k < 4 && r == ARWKV_OK; k++) {
+            if (k == 0 || k == 3) {
+                r = arwkv_param_read(teacher, src[k], buf, src[k]->numel);
+            } else {
+                r = arwkv_param_read(teacher, src[k], row, src[k]->numel);
+                for (int ch = 0; ch < C && r == ARWKV_OK; ch++) {
+                    int kv_channel = (ch / hd) / group * hd + ch % hd;
+                    memcpy(buf + (size_t)ch * C, row + (size_t)kv_channel * C, (size_t)C * sizeof(float));
+                }
+            }
+            if (r == ARWKV_OK) r = arwkv_param_write(s, proj[k], buf, proj[k]->numel);
+        }
+        arwkv__free(row);
+    } else {
+        double bound = 1.0 / sqrt((double)C);
+        for (int k = 0; k < 4 && r == ARWKV_OK; k++) {
+            for (size_t i = 0; i < big; i++) buf[i] = (float)((2 * arwkv__rng_uniform(rng) - 1) * bound);
+            r = arwkv_param_write(s, proj[k], buf, proj[k]->numel);
+        }
+    }
+    arwkv__free(buf);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt_in, arwkv_model **out) {
+    *out = NULL;
+    arwkv_student_options opt;
+    if (opt_in) opt = *opt_in;
+    else arwkv_student_options_default(&opt);
+    const arwkv_config *tc = &teacher->cfg;
+    if (tc->arch != ARWKV_ARCH_QWEN2)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Qwen2ForCausalLM teacher, not %s", arwkv_arch_name(tc->arch));
+    if (tc->hidden_size % 64 != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "teacher hidden size %d is not a multiple of the WKV head size 64", tc->hidden_size);
+    if (opt.init == ARWKV_INIT_INHERIT && tc->num_heads * tc->head_dim != tc->hidden_size)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "--init inherit needs heads x head_dim == hidden size");
+    arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
+    if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    s->be = teacher->be;
+    s->cfg = *tc;
+    s->cfg.arch = ARWKV_ARCH_ARWKV7;
+    s->cfg.head_size = 64;
+    s->cfg.head_size_divisor = 8;
+    s->cfg.wkv_has_gate = opt.gate != 0;
+    s->cfg.wkv_has_group_norm = opt.group_norm != 0;
+    s->cfg.wkv_version = 7;
+    s->rank_w = opt.rank_w > 0 ? opt.rank_w : 64;
+    s->rank_a = opt.rank_a > 0 ? opt.rank_a : 64;
+    s->rank_v = opt.rank_v > 0 ? opt.rank_v : 32;
+    s->rank_g = opt.gate ? (opt.rank_g > 0 ? opt.rank_g : 128) : 0;
+    arwkv_result r = arwkv__declare_params(s);
+    arwkv__rng rng = {opt.seed * 0x2545F4914F6CDD1Dull + 12345};
+    /* shared parts: same names in both models */
+    for (int i = 0; i < s->n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &s->params[i];
+        if (strstr(p->name, ".time_mixer.")) continue;
+        arwkv_param *tp = arwkv_model_param(teacher, p->name);
+        if (!tp) r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "teacher has no parameter '%s'", p->name);
+        else r = arwkv__copy_param(s, p, tp);
+    }
+    /* the time mix is fp32 (it is what training changes) */
+    for (int i = 0; i < s->n_params && r == ARWKV_OK; i++)
+        if (strstr(s->params[i].name, ".time_mixer.")) r = arwkv__param_alloc(s, &s->params[i], ARWKV_F32);
+    for (int l = 0; l < s->cfg.num_layers && r == ARWKV_OK; l++) r = arwkv__init_tmix7(s, l, &opt, teacher, &rng);
+    if (r != ARWKV_OK) {
+        arwkv_model_free(s);
+        return r;
+    }
+    snprintf(s->cfg.torch_dtype, sizeof s->cfg.torch_dtype, "float32");
+    *out = s;
+    return ARWKV_OK;
+}
+
+/* @@student-model-impl@@ */
 
 
 /* @@qrwkv6-impl@@ */

@@ -1,0 +1,170 @@
+/* The ARWKV-7 student as a model: created from the teacher, its names and shapes (the layout of
+   published ARWKV checkpoints), its initial values, saving and loading. (The time mix's math is
+   tested in test_rwkv7.c.) */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#include "test.h"
+
+static arwkv_backend *be;
+static arwkv_model *teacher;
+
+/* The spec's tensor table for one layer of an ARWKV-7 student with the gate and no group norm,
+   at C = 128 (2 heads of 64) with upstream's LoRA ranks 64, 64, 32, 128. */
+static const struct {
+    const char *suffix;
+    int ndim;
+    int64_t shape[3];
+} tmix_table[] = {
+    {"x_r", 3, {1, 1, 128}}, {"x_w", 3, {1, 1, 128}}, {"x_k", 3, {1, 1, 128}}, {"x_v", 3, {1, 1, 128}},
+    {"x_a", 3, {1, 1, 128}}, {"x_g", 3, {1, 1, 128}}, {"w0", 3, {1, 1, 128}}, {"w1", 2, {128, 64}},
+    {"w2", 2, {64, 128}}, {"a0", 3, {1, 1, 128}}, {"a1", 2, {128, 64}}, {"a2", 2, {64, 128}},
+    {"v0", 3, {1, 1, 128}}, {"v1", 2, {128, 32}}, {"v2", 2, {32, 128}}, {"g1", 2, {128, 128}},
+    {"g2", 2, {128, 128}}, {"k_k", 3, {1, 1, 128}}, {"k_a", 3, {1, 1, 128}}, {"r_k", 2, {2, 64}},
+    {"receptance.weight", 2, {128, 128}}, {"key.weight", 2, {128, 128}}, {"value.weight", 2, {128, 128}},
+    {"output.weight", 2, {128, 128}},
+};
+
+TEST(student_layout_matches_spec) {
+    arwkv_model *s;
+    CHECK_OK(arwkv_student_create(teacher, NULL, &s));
+    if (!s) return;
+    CHECK(s->cfg.arch == ARWKV_ARCH_ARWKV7 && s->cfg.wkv_has_gate && !s->cfg.wkv_has_group_norm, "config");
+    int n_tmix = (int)(sizeof tmix_table / sizeof tmix_table[0]);
+    CHECK(s->n_params == 1 + 8 * (2 + 3 + n_tmix) + 1, "parameter count %d", s->n_params);
+    for (int l = 0; l < 8; l++)
+        for (int k = 0; k < n_tmix; k++) {
+            char name[128];
+            snprintf(name, sizeof name, "model.layers.%d.self_attn.time_mixer.%s", l, tmix_table[k].suffix);
+            arwkv_param *p = arwkv_model_param(s, name);
+            CHECK(p != NULL, "%s missing", name);
+            if (!p) continue;
+            int ok = p->ndim == tmix_table[k].ndim && p->dtype == ARWKV_F32;
+            for (int d = 0; d < p->ndim; d++) ok &= p->shape[d] == tmix_table[k].shape[d];
+            CHECK(ok, "%s shape/dtype", name);
+        }
+    CHECK(arwkv_model_param(s, "model.layers.0.self_attn.q_proj.weight") == NULL, "no attention left");
+    /* copied parts are the teacher's, bit for bit */
+    float a[512 * 128], b[512 * 128];
+    CHECK_OK(arwkv_param_read(teacher, teacher->layers[5].mlp_up, a, 512 * 128));
+    CHECK_OK(arwkv_param_read(s, s->layers[5].mlp_up, b, 512 * 128));
+    CHECK(memcmp(a, b, sizeof a) == 0 && s->layers[5].mlp_up->dtype == ARWKV_BF16, "MLP copied in its stored type");
+    arwkv_model_free(s);
+}
+
+TEST(student_upstream_init_values) {
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.seed = 42;
+    arwkv_model *s;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s));
+    if (!s) return;
+    float v[128 * 128];
+    int l = 3, C = 128;
+    double r0 = 3.0 / 7.0, r1 = 1 - 3.0 / 8.0;
+    CHECK_OK(arwkv_param_read(s, s->layers[l].x_k, v, C));
+    CHECK(fabs(v[100] - (1 - (pow(100.0 / C, 0.9 * r1) + 0.4 * r0))) < 1e-6, "x_k[100] = %g", v[100]);
+    CHECK_OK(arwkv_param_read(s, s->layers[l].w0, v, C));
+    CHECK(fabs(v[127] - (-7 + 5 + 0.5)) < 1e-5 && fabs(v[0] - (-6.5)) < 1e-6, "w0 ends %g %g", v[0], v[127]);
+    CHECK_OK(arwkv_param_read(s, s->layers[l].v0, v, C));
+    CHECK(v[0] == 1 && v[127] == 1, "v0 = 1");
+    CHECK_OK(arwkv_param_read(s, s->layers[l].k_k, v, C));
+    CHECK(v[5] == 0.85f, "k_k");
+    /* w2 [64,128]: rows orthogonal with norm 0.1 */
+    CHECK_OK(arwkv_param_read(s, s->layers[l].w2, v, 64 * 128));
+    double worst = 0;
+    for (int i = 0; i < 64; i++)
+        for (int j = 0; j <= i; j++) {
+            double d = 0;
+            for (int k = 0; k < 128; k++) d += (double)v[i * 128 + k] * v[j * 128 + k];
+            worst = fmax(worst, fabs(d - (i == j ? 0.01 : 0)));
+        }
+    CHECK(worst < 1e-6, "w2 orthogonality %g", worst);
+    /* r/k/v/o: U(-1/sqrt(C), 1/sqrt(C)) with the right spread */
+    CHECK_OK(arwkv_param_read(s, s->layers[l].key, v, C * C));
+    double mx = 0, var = 0;
+    for (int i = 0; i < C * C; i++) mx = fmax(mx, fabs(v[i])), var += (double)v[i] * v[i];
+    var /= C * C;
+    CHECK(mx <= 1 / sqrt(128.0) && fabs(var - 1.0 / (3 * 128)) < 0.05 / (3 * 128), "kaiming uniform: max %g var %g", mx, var);
+    /* the same seed gives the same student; another seed another one */
+    arwkv_model *s2;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s2));
+    float w[128 * 128];
+    CHECK_OK(arwkv_param_read(s2, s2->layers[l].key, w, C * C));
+    CHECK(memcmp(v, w, sizeof w) == 0, "deterministic");
+    arwkv_model_free(s2);
+    o.seed = 43;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s2));
+    CHECK_OK(arwkv_param_read(s2, s2->layers[l].key, w, C * C));
+    CHECK(memcmp(v, w, sizeof w) != 0, "seed matters");
+    arwkv_model_free(s2);
+    arwkv_model_free(s);
+}
+
+TEST(student_inherit_init) {
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.init = ARWKV_INIT_INHERIT;
+    arwkv_model *s;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s));
+    if (!s) return;
+    static float kq[64 * 128], ks[128 * 128], q[128 * 128], r[128 * 128];
+    CHECK_OK(arwkv_param_read(teacher, teacher->layers[2].k_w, kq, 64 * 128));
+    CHECK_OK(arwkv_param_read(s, s->layers[2].key, ks, 128 * 128));
+    /* one kv head of 64 shared by both query heads: rows 0..63 and 64..127 are both k_proj */
+    CHECK(memcmp(ks, kq, sizeof kq) == 0 && memcmp(ks + 64 * 128, kq, sizeof kq) == 0, "key = k_proj with kv heads repeated");
+    CHECK_OK(arwkv_param_read(teacher, teacher->layers[2].q_w, q, 128 * 128));
+    CHECK_OK(arwkv_param_read(s, s->layers[2].receptance, r, 128 * 128));
+    CHECK(memcmp(q, r, sizeof q) == 0, "receptance = q_proj");
+    arwkv_model_free(s);
+}
+
+TEST(student_save_load_roundtrip) {
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.group_norm = 1;
+    arwkv_model *s;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s));
+    if (!s) return;
+    system("rm -rf build/test_student_saved");
+    CHECK_OK(arwkv_model_save(s, "build/test_student_saved", ARWKV_DTYPE_UNKNOWN, 20 << 20, "models/qwen2-code-tiny"));
+    arwkv_model *t;
+    CHECK_OK(arwkv_model_load("build/test_student_saved", be, &t));
+    if (t) {
+        CHECK(t->cfg.arch == ARWKV_ARCH_ARWKV7 && t->cfg.wkv_has_group_norm && t->cfg.head_size == 64 && t->rank_v == 32, "config and ranks");
+        CHECK(t->n_params == s->n_params, "same parameters");
+        int same = 1;
+        for (int i = 0; i < s->n_params && same; i++) {
+            arwkv_param *p = &s->params[i], *q = arwkv_model_param(t, p->name);
+            same = q && q->dtype == p->dtype && q->numel == p->numel &&
+                   memcmp(p->data, q->data, (size_t)p->numel * arwkv_dtype_size(p->dtype)) == 0; /* CPU: host memory */
+        }
+        CHECK(same, "every tensor loads back bit for bit, in its type");
+        CHECK(test_file_exists("build/test_student_saved/tokenizer.json"), "tokenizer files copied");
+        /* the config.json keys published ARWKV checkpoints have */
+        char *text;
+        size_t len;
+        CHECK_OK(arwkv__read_file("build/test_student_saved/config.json", &text, &len));
+        if (text) {
+            CHECK(strstr(text, "\"RwkvHybridForCausalLM\"") && strstr(text, "\"model_type\": \"rwkv_hybrid\"") &&
+                      strstr(text, "\"wkv_version\": 7") && strstr(text, "\"head_size_divisor\": 8") && strstr(text, "\"wkv_has_group_norm\": true"),
+                  "config keys:\n%s", text);
+            arwkv__free(text);
+        }
+        arwkv_model_free(t);
+    }
+    arwkv_model_free(s);
+}
+
+int main(void) {
+    if (arwkv_backend_cpu(2, &be) != ARWKV_OK || arwkv_model_load("models/qwen2-code-tiny", be, &teacher) != ARWKV_OK) {
+        printf("FAIL setup: %s\n", arwkv_last_error());
+        return 1;
+    }
+    RUN(student_layout_matches_spec);
+    RUN(student_upstream_init_values);
+    RUN(student_inherit_init);
+    RUN(student_save_load_roundtrip);
+    arwkv_model_free(teacher);
+    arwkv_backend_destroy(be);
+    return test_summary("student");
+}
