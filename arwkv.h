@@ -509,6 +509,66 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
 /* ============================================================================================
    Training
    ============================================================================================ */
+/* ---- Training options ------------------------------------------------------------------------------ */
+
+typedef enum arwkv_schedule {
+    ARWKV_SCHEDULE_COSINE = 0,  /* warm-up, then cosine from lr to lr_final */
+    ARWKV_SCHEDULE_EXPONENTIAL, /* warm-up, then geometric from lr to lr_final (upstream) */
+    ARWKV_SCHEDULE_CONSTANT     /* warm-up, then lr */
+} arwkv_schedule;
+
+typedef struct arwkv_train_options {
+    int stage;              /* 1 alignment, 2 distillation, 3 chat fine-tuning */
+    int seq_len, batch;     /* tokens per sequence, sequences per step */
+    int steps;              /* optimizer steps in the whole run */
+    float lr, lr_final;     /* peak and final learning rate */
+    int warmup_steps;       /* linear warm-up from lr/100 (upstream: factor 0.01 -> 1) */
+    arwkv_schedule schedule;
+    float beta1, beta2, eps, weight_decay; /* AdamW; decay applies to matrices only */
+    float clip;             /* global gradient-norm clipping (0: off) */
+    arwkv_align_kind align; /* stage-1 loss */
+    float temperature;      /* stage-2 KL temperature */
+    float kl_weight, ce_weight; /* stage 2: kl_weight * KL + ce_weight * label cross-entropy */
+    int freeze_mlp;         /* stages 2-3: MLPs stay frozen (upstream's -z 1) */
+    uint64_t seed;          /* data order */
+} arwkv_train_options;
+
+/* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
+   0.1, clip 1.0, warm-up 50 steps, exponential decay 1e-4 -> 1e-5, stage-1 L2 loss, stage-2 KL at
+   temperature 1 with no label cross-entropy. */
+ARWKV_API void arwkv_train_options_default(arwkv_train_options *o, int stage);
+/* Learning rate at step (counting from 1). */
+ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step);
+
+/* ---- Data -------------------------------------------------------------------------------------------
+   A dataset is one token stream (documents joined by the end-of-text token), cut into windows of
+   seq_len + 1 tokens (inputs and next-token targets) and visited in a seeded shuffled order. For
+   chat data a mask marks the target tokens a model must learn (assistant turns). */
+typedef struct arwkv_dataset {
+    int32_t *tokens;
+    uint8_t *mask;         /* NULL: every token is a target */
+    size_t n_tokens, cap_tokens;
+    int seq_len;
+    size_t n_seqs;         /* windows */
+    uint32_t *order;       /* this epoch's permutation of the windows */
+    uint64_t seed, epoch;
+    size_t pos;            /* next window in order */
+} arwkv_dataset;
+
+ARWKV_API void arwkv_dataset_init(arwkv_dataset *d);
+ARWKV_API void arwkv_dataset_free(arwkv_dataset *d);
+/* Append a document (and, if mask is not NULL, which of its tokens are targets). */
+ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n);
+/* Cut into windows and shuffle epoch 0 with seed. Fails if there is not one whole window. */
+ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_t seed);
+/* The next window: inputs[seq_len], targets[seq_len] (-1 where not a target). Starts a new
+   epoch (a new permutation) when the current one is used up. */
+ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *targets);
+/* Window i in storage order (for evaluation). */
+ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets);
+/* A checksum of the token stream, so a resumed run can tell it was given the same data. */
+ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d);
+
 /* @@train-api@@ */
 
 /* ============================================================================================
@@ -541,6 +601,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <dirent.h>
 #include <unistd.h>
 #ifndef ARWKV_NO_MMAP
 #include <sys/mman.h>
@@ -3880,6 +3941,395 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
 /* ============================================================================================
    8. Training
    ============================================================================================ */
+/* ---- Options and schedule ------------------------------------------------------------------------- */
+
+ARWKV_API void arwkv_train_options_default(arwkv_train_options *o, int stage) {
+    memset(o, 0, sizeof *o);
+    o->stage = stage;
+    o->seq_len = 2048;
+    o->batch = 2;
+    o->steps = 1000;
+    o->lr = 1e-4f;
+    o->lr_final = 1e-5f;
+    o->warmup_steps = 50;
+    o->schedule = ARWKV_SCHEDULE_EXPONENTIAL;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.95f;
+    o->eps = 1e-8f;
+    o->weight_decay = 0.1f;
+    o->clip = 1.0f;
+    o->align = ARWKV_ALIGN_L2;
+    o->temperature = 1.0f;
+    o->kl_weight = 1.0f;
+    o->ce_weight = 0.0f;
+    o->freeze_mlp = 0;
+    o->seed = 1;
+}
+
+ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step) {
+    if (o->warmup_steps > 0 && step <= o->warmup_steps) /* 0.01 -> 1 linearly, as upstream */
+        return o->lr * (0.01f + 0.99f * (float)step / (float)o->warmup_steps);
+    int span = o->steps - o->warmup_steps;
+    double progress = span > 0 ? (double)(step - o->warmup_steps) / span : 1.0;
+    if (progress > 1) progress = 1;
+    switch (o->schedule) {
+    case ARWKV_SCHEDULE_COSINE: return (float)(o->lr_final + 0.5 * (o->lr - o->lr_final) * (1 + cos(3.141592653589793 * progress)));
+    case ARWKV_SCHEDULE_EXPONENTIAL:
+        if (o->lr_final <= 0 || o->lr <= 0) return o->lr;
+        return (float)(o->lr * pow((double)o->lr_final / o->lr, progress));
+    default: return o->lr;
+    }
+}
+
+/* ---- Trainable parameters ----------------------------------------------------------------------------
+   Which parameters a stage trains (upstream's choices): stage 1 only the time mix; stages 2 and 3
+   everything, or everything but the MLPs. A trainable parameter becomes fp32 (its master copy)
+   with a gradient and two AdamW moments; the others get no extra memory at all. */
+
+ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_mlp) {
+    /* the student's new blocks: everything under self_attn except projections inherited from Qwen */
+    int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.");
+    if (stage == 1) return is_mix != 0;
+    if (freeze_mlp && strstr(p->name, ".mlp.")) return 0;
+    return 1;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp) {
+    arwkv_backend *be = m->be;
+    for (int i = 0; i < m->n_params; i++) {
+        arwkv_param *p = &m->params[i];
+        int want = arwkv__is_trained(p, stage, freeze_mlp);
+        if (!want) {
+            be->mem->free(be, p->grad);
+            be->mem->free(be, p->adam_m);
+            be->mem->free(be, p->adam_v);
+            p->grad = p->adam_m = p->adam_v = NULL;
+            p->trainable = 0;
+            continue;
+        }
+        if (p->dtype != ARWKV_F32 || !p->owns_data) { /* widen (or un-map) into an fp32 master copy */
+            size_t n = (size_t)p->numel;
+            float *host = (float *)arwkv__malloc(n * sizeof(float) + 1);
+            if (!host) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of memory", p->name);
+            arwkv_result r = arwkv_param_read(m, p, host, p->numel);
+            if (r == ARWKV_OK) r = arwkv__param_alloc(m, p, ARWKV_F32);
+            if (r == ARWKV_OK) r = arwkv__param_upload(m, p, host, ARWKV_F32);
+            arwkv__free(host);
+            ARWKV__TRY(r);
+        }
+        size_t bytes = (size_t)p->numel * sizeof(float);
+        if (!p->grad) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->grad));
+        if (!p->adam_m) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_m));
+        if (!p->adam_v) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_v));
+        p->trainable = 1;
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__zero_grads(arwkv_model *m) {
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].grad) ARWKV__TRY(m->be->mem->zero(m->be, m->params[i].grad, (size_t)m->params[i].numel * sizeof(float)));
+    return ARWKV_OK;
+}
+
+/* Global gradient norm, clipping, and one AdamW step over every trainable parameter. A gradient
+   that is not finite stops everything before any weight changes, naming the parameter. */
+ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_train_options *o, int step, float lr, float *grad_norm) {
+    arwkv_backend *be = m->be;
+    double total = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        arwkv_param *p = &m->params[i];
+        if (!p->trainable) continue;
+        float ss;
+        ARWKV__TRY(be->optim->sumsq(be, p->grad, (size_t)p->numel, &ss));
+        if (!isfinite(ss))
+            return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the gradient of '%s' is not finite (NaN or Inf); weights were not updated", step, p->name);
+        total += ss;
+    }
+    double norm = sqrt(total);
+    *grad_norm = (float)norm;
+    float scale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
+    for (int i = 0; i < m->n_params; i++) {
+        arwkv_param *p = &m->params[i];
+        if (!p->trainable) continue;
+        if (scale != 1.0f) ARWKV__TRY(be->optim->scale(be, p->grad, scale, (size_t)p->numel));
+        ARWKV__TRY(be->optim->adamw(be, (float *)p->data, p->grad, p->adam_m, p->adam_v, (size_t)p->numel, lr, o->beta1, o->beta2, o->eps,
+                                    p->decay ? o->weight_decay : 0.0f, step));
+    }
+    return ARWKV_OK;
+}
+
+/* ---- Data -------------------------------------------------------------------------------------------- */
+
+ARWKV_API void arwkv_dataset_init(arwkv_dataset *d) { memset(d, 0, sizeof *d); }
+
+ARWKV_API void arwkv_dataset_free(arwkv_dataset *d) {
+    arwkv__free(d->tokens);
+    arwkv__free(d->mask);
+    arwkv__free(d->order);
+    memset(d, 0, sizeof *d);
+}
+
+ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n) {
+    if (n == 0) return ARWKV_OK;
+    if ((mask != NULL) != (d->mask != NULL) && d->n_tokens > 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dataset: documents with and without target masks cannot be mixed");
+    if (d->n_tokens + n > d->cap_tokens) {
+        size_t cap = d->cap_tokens ? d->cap_tokens : 1 << 16;
+        while (cap < d->n_tokens + n) cap *= 2;
+        int32_t *t = (int32_t *)arwkv__realloc(d->tokens, cap * sizeof(int32_t));
+        if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory at %zu tokens", d->n_tokens);
+        d->tokens = t;
+        if (mask) {
+            uint8_t *mk = (uint8_t *)arwkv__realloc(d->mask, cap);
+            if (!mk) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory at %zu tokens", d->n_tokens);
+            d->mask = mk;
+        }
+        d->cap_tokens = cap;
+    }
+    memcpy(d->tokens + d->n_tokens, ids, n * sizeof(int32_t));
+    if (mask) memcpy(d->mask + d->n_tokens, mask, n);
+    d->n_tokens += n;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__dataset_shuffle(arwkv_dataset *d) {
+    arwkv__rng rng = {d->seed * 0x9E3779B97F4A7C15ull ^ (d->epoch + 1) * 0xD1B54A32D192ED03ull};
+    for (size_t i = 0; i < d->n_seqs; i++) d->order[i] = (uint32_t)i;
+    for (size_t i = d->n_seqs; i > 1; i--) { /* Fisher-Yates */
+        size_t j = (size_t)(arwkv__rng_u64(&rng) % i);
+        uint32_t t = d->order[i - 1];
+        d->order[i - 1] = d->order[j];
+        d->order[j] = t;
+    }
+    d->pos = 0;
+}
+
+ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_t seed) {
+    if (seq_len < 1) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "sequence length must be at least 1");
+    if (d->n_tokens < (size_t)seq_len + 1)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dataset has %zu tokens, fewer than one sequence of %d (+1 target)", d->n_tokens, seq_len);
+    d->seq_len = seq_len;
+    d->n_seqs = (d->n_tokens - 1) / (size_t)seq_len;
+    if (d->n_seqs > UINT32_MAX) d->n_seqs = UINT32_MAX;
+    arwkv__free(d->order);
+    d->order = (uint32_t *)arwkv__malloc(d->n_seqs * sizeof(uint32_t));
+    if (!d->order) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
+    d->seed = seed;
+    d->epoch = 0;
+    arwkv__dataset_shuffle(d);
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets) {
+    size_t start = i * (size_t)d->seq_len;
+    for (int t = 0; t < d->seq_len; t++) {
+        inputs[t] = d->tokens[start + (size_t)t];
+        if (targets) {
+            int is_target = !d->mask || d->mask[start + (size_t)t + 1];
+            targets[t] = is_target ? d->tokens[start + (size_t)t + 1] : -1;
+        }
+    }
+}
+
+ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *targets) {
+    if (d->pos >= d->n_seqs) {
+        d->epoch++;
+        arwkv__dataset_shuffle(d);
+    }
+    arwkv_dataset_window(d, d->order[d->pos++], inputs, targets);
+}
+
+ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d) {
+    uint64_t h = arwkv__hash((const char *)d->tokens, d->n_tokens * sizeof(int32_t));
+    if (d->mask) h ^= arwkv__hash((const char *)d->mask, d->n_tokens) * 31;
+    return h;
+}
+
+
+/* ---- Checkpoints ---------------------------------------------------------------------------------------
+   A checkpoint is a directory OUT/checkpoints/step-NNNNNNNN holding the student (Hugging Face layout,
+   trainable parameters in fp32, frozen ones in their stored type) and trainer.safetensors (the AdamW
+   moments, plus the step, data position and options in its metadata). It is complete before the
+   small file OUT/checkpoints/latest is atomically replaced to name it, so a crash at any moment
+   leaves the previous checkpoint in force. Older checkpoints are then removed. */
+
+typedef struct arwkv__train_state {
+    int step;
+    uint64_t epoch, pos, seed, data_hash;
+    int stage, seq_len, batch;
+} arwkv__train_state;
+
+/* Remove a checkpoint directory: only the files a checkpoint holds (.safetensors, .json), then the
+   directory itself; anything else a person put there is left alone (and keeps the directory). */
+ARWKV_PRIVATE void arwkv__remove_checkpoint_dir(const char *path) {
+#if !defined(_WIN32)
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        int ours = (n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0) || (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0);
+        if (!ours) continue;
+        char *f = arwkv__path_join(path, e->d_name);
+        if (f) remove(f);
+        arwkv__free(f);
+    }
+    closedir(d);
+    rmdir(path);
+#else
+    (void)path;
+#endif
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const arwkv__train_state *s, const char *out_dir,
+                                                  const char *tokenizer_dir) {
+    char sub[64], *ckdir = arwkv__path_join(out_dir, "checkpoints"), *dir = NULL, *old = NULL;
+    arwkv_result r = ckdir ? arwkv__mkdir(out_dir) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = arwkv__mkdir(ckdir);
+    snprintf(sub, sizeof sub, "step-%08d", s->step);
+    if (r == ARWKV_OK) dir = arwkv__path_join(ckdir, sub);
+    if (r == ARWKV_OK && !dir) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = arwkv_model_save(student, dir, ARWKV_DTYPE_UNKNOWN, 0, tokenizer_dir);
+    /* optimizer moments and the trainer's position */
+    arwkv_st_entry *e = NULL;
+    float **host = NULL;
+    int n = 0;
+    if (r == ARWKV_OK) {
+        e = (arwkv_st_entry *)arwkv__calloc(2 * (size_t)student->n_params + 1, sizeof *e);
+        host = (float **)arwkv__calloc(2 * (size_t)student->n_params + 1, sizeof(float *));
+        char (*names)[112] = (char (*)[112])arwkv__calloc(2 * (size_t)student->n_params + 1, 112);
+        if (!e || !host || !names) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int i = 0; i < student->n_params && r == ARWKV_OK; i++) {
+            arwkv_param *p = &student->params[i];
+            if (!p->trainable) continue;
+            for (int k = 0; k < 2 && r == ARWKV_OK; k++) {
+                host[n] = (float *)arwkv__malloc((size_t)p->numel * sizeof(float) + 1);
+                if (!host[n]) {
+                    r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+                    break;
+                }
+                r = student->be->mem->download(student->be, host[n], k ? p->adam_v : p->adam_m, (size_t)p->numel * sizeof(float));
+                snprintf(names[n], 112, "%s.%s", k ? "adam_v" : "adam_m", p->name);
+                e[n].name = names[n];
+                e[n].dtype = ARWKV_F32;
+                e[n].ndim = 1;
+                e[n].shape[0] = p->numel;
+                e[n].data = host[n];
+                n++;
+            }
+        }
+        char v[8][32];
+        snprintf(v[0], 32, "%d", s->step);
+        snprintf(v[1], 32, "%llu", (unsigned long long)s->epoch);
+        snprintf(v[2], 32, "%llu", (unsigned long long)s->pos);
+        snprintf(v[3], 32, "%llu", (unsigned long long)s->seed);
+        snprintf(v[4], 32, "%016llx", (unsigned long long)s->data_hash);
+        snprintf(v[5], 32, "%d", s->stage);
+        snprintf(v[6], 32, "%d", s->seq_len);
+        snprintf(v[7], 32, "%d", s->batch);
+        const char *meta[16] = {"step", v[0], "epoch", v[1], "data_pos", v[2], "seed", v[3],
+                                "data_hash", v[4], "stage", v[5], "seq_len", v[6], "batch", v[7]};
+        char *path = dir ? arwkv__path_join(dir, "trainer.safetensors") : NULL;
+        if (r == ARWKV_OK) r = path ? arwkv_st_write(path, e, n, meta, 8) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        arwkv__free(path);
+        arwkv__free(names);
+    }
+    for (int i = 0; host && i < n; i++) arwkv__free(host[i]);
+    arwkv__free(host);
+    arwkv__free(e);
+    /* switch "latest" to the new checkpoint, then drop the one it replaced */
+    char *latest = ckdir ? arwkv__path_join(ckdir, "latest") : NULL;
+    if (r == ARWKV_OK && latest) {
+        char *prev = NULL;
+        size_t plen;
+        if (arwkv__file_exists(latest) && arwkv__read_file(latest, &prev, &plen) == ARWKV_OK) {
+            while (plen && (prev[plen - 1] == '\n' || prev[plen - 1] == ' ')) prev[--plen] = 0;
+            if (strcmp(prev, sub) != 0 && !strchr(prev, '/') && prev[0]) old = arwkv__path_join(ckdir, prev);
+        }
+        arwkv__free(prev);
+        char line[80];
+        snprintf(line, sizeof line, "%s\n", sub);
+        r = arwkv__write_text(latest, line, strlen(line));
+        if (r == ARWKV_OK && old) arwkv__remove_checkpoint_dir(old);
+    }
+    arwkv__free(latest);
+    arwkv__free(old);
+    arwkv__free(dir);
+    arwkv__free(ckdir);
+    return r;
+}
+
+/* The directory of the latest checkpoint under out_dir, or NULL (and ARWKV_ERR_NOT_FOUND). */
+ARWKV_PRIVATE arwkv_result arwkv__checkpoint_latest(const char *out_dir, char **dir_out) {
+    *dir_out = NULL;
+    char *ckdir = arwkv__path_join(out_dir, "checkpoints");
+    char *latest = ckdir ? arwkv__path_join(ckdir, "latest") : NULL;
+    char *text = NULL;
+    size_t len;
+    arwkv_result r = latest ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK && !arwkv__file_exists(latest))
+        r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: no checkpoint to resume from (start without --resume)", latest);
+    if (r == ARWKV_OK) r = arwkv__read_file(latest, &text, &len);
+    if (r == ARWKV_OK) {
+        while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
+        if (!len || strchr(text, '/')) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: does not name a checkpoint", latest);
+        else *dir_out = arwkv__path_join(ckdir, text);
+    }
+    arwkv__free(text);
+    arwkv__free(latest);
+    arwkv__free(ckdir);
+    return r;
+}
+
+ARWKV_PRIVATE uint64_t arwkv__meta_u64(const arwkv_safetensors *st, const char *key, int *ok) {
+    const char *v = arwkv_st_metadata(st, key);
+    if (!v) {
+        *ok = 0;
+        return 0;
+    }
+    char *end;
+    unsigned long long x = strtoull(v, &end, key[0] == 'd' && key[1] == 'a' && key[5] == 'h' ? 16 : 10);
+    if (*end) *ok = 0;
+    return (uint64_t)x;
+}
+
+/* Restore the optimizer moments and the trainer state of a checkpoint into a loaded student that has
+   already been made trainable for the same stage. */
+ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, const char *dir, arwkv__train_state *s) {
+    char *path = arwkv__path_join(dir, "trainer.safetensors");
+    arwkv_safetensors *st = NULL;
+    arwkv_result r = path ? arwkv_st_open(path, &st) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) {
+        int ok = 1;
+        s->step = (int)arwkv__meta_u64(st, "step", &ok);
+        s->epoch = arwkv__meta_u64(st, "epoch", &ok);
+        s->pos = arwkv__meta_u64(st, "data_pos", &ok);
+        s->seed = arwkv__meta_u64(st, "seed", &ok);
+        s->data_hash = arwkv__meta_u64(st, "data_hash", &ok);
+        s->stage = (int)arwkv__meta_u64(st, "stage", &ok);
+        s->seq_len = (int)arwkv__meta_u64(st, "seq_len", &ok);
+        s->batch = (int)arwkv__meta_u64(st, "batch", &ok);
+        if (!ok) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: trainer metadata is incomplete or malformed", path);
+    }
+    for (int i = 0; i < student->n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &student->params[i];
+        if (!p->trainable) continue;
+        for (int k = 0; k < 2 && r == ARWKV_OK; k++) {
+            char name[112];
+            snprintf(name, sizeof name, "%s.%s", k ? "adam_v" : "adam_m", p->name);
+            const arwkv_tensor_info *t;
+            r = arwkv_st_get(st, name, &t);
+            if (r == ARWKV_OK && (t->dtype != ARWKV_F32 || t->numel != p->numel))
+                r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: '%s' does not match the parameter (%lld elements)", path, name, (long long)p->numel);
+            if (r == ARWKV_OK) r = student->be->mem->upload(student->be, k ? p->adam_v : p->adam_m, t->data, t->nbytes);
+        }
+    }
+    arwkv_st_close(st);
+    arwkv__free(path);
+    return r;
+}
+
 /* @@train-impl@@ */
 
 /* ============================================================================================

@@ -143,6 +143,121 @@ TEST(adamw_matches_float64) {
     CHECK(fabs(ss - want / 4) / want < 1e-6, "scale");
 }
 
+/* ---- schedule ------------------------------------------------------------------------------------ */
+
+TEST(schedules) {
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, 1);
+    o.steps = 1050;
+    CHECK(fabsf(arwkv_lr_at(&o, 1) - 1e-4f * (0.01f + 0.99f / 50)) < 1e-12f, "warm-up starts near lr/100");
+    CHECK(fabsf(arwkv_lr_at(&o, 50) - 1e-4f) < 1e-12f, "warm-up ends at lr");
+    CHECK(fabsf(arwkv_lr_at(&o, 550) - (float)(1e-4 * pow(0.1, 0.5))) < 1e-10f, "exponential half way: %g", arwkv_lr_at(&o, 550));
+    CHECK(fabsf(arwkv_lr_at(&o, 1050) - 1e-5f) < 1e-11f, "exponential end");
+    o.schedule = ARWKV_SCHEDULE_COSINE;
+    CHECK(fabsf(arwkv_lr_at(&o, 550) - 5.5e-5f) < 1e-10f, "cosine half way: %g", arwkv_lr_at(&o, 550));
+    CHECK(fabsf(arwkv_lr_at(&o, 1050) - 1e-5f) < 1e-11f && fabsf(arwkv_lr_at(&o, 5000) - 1e-5f) < 1e-11f, "cosine end, and past it");
+}
+
+/* ---- data ------------------------------------------------------------------------------------------ */
+
+TEST(dataset_packing_and_order) {
+    arwkv_dataset d;
+    arwkv_dataset_init(&d);
+    int32_t ids[1001];
+    for (int i = 0; i < 1001; i++) ids[i] = i;
+    CHECK_OK(arwkv_dataset_append(&d, ids, NULL, 500));
+    CHECK_OK(arwkv_dataset_append(&d, ids + 500, NULL, 501));
+    CHECK_OK(arwkv_dataset_pack(&d, 100, 7));
+    CHECK(d.n_seqs == 10, "1001 tokens make 10 windows of 100+1");
+    int32_t in[100], tg[100];
+    int seen[10] = {0};
+    for (int k = 0; k < 10; k++) {
+        arwkv_dataset_next(&d, in, tg);
+        CHECK(in[0] % 100 == 0 && tg[99] == in[99] + 1, "window %d: targets are the next tokens", k);
+        seen[in[0] / 100]++;
+    }
+    int all = 1;
+    for (int k = 0; k < 10; k++) all &= seen[k] == 1;
+    CHECK(all, "an epoch visits every window once");
+    arwkv_dataset_next(&d, in, tg);
+    CHECK(d.epoch == 1 && d.pos == 1, "then a new epoch begins");
+    /* the same seed gives the same order */
+    arwkv_dataset e;
+    arwkv_dataset_init(&e);
+    CHECK_OK(arwkv_dataset_append(&e, ids, NULL, 1001));
+    CHECK_OK(arwkv_dataset_pack(&e, 100, 7));
+    arwkv_dataset_pack(&d, 100, 7);
+    CHECK(memcmp(d.order, e.order, 10 * sizeof(uint32_t)) == 0 && arwkv_dataset_hash(&d) == arwkv_dataset_hash(&e), "deterministic");
+    /* masks: only marked tokens are targets */
+    arwkv_dataset m;
+    arwkv_dataset_init(&m);
+    uint8_t mask[11] = {0, 0, 0, 1, 1, 0, 0, 1, 0, 0, 0};
+    CHECK_OK(arwkv_dataset_append(&m, ids, mask, 11));
+    CHECK_OK(arwkv_dataset_pack(&m, 10, 1));
+    arwkv_dataset_next(&m, in, tg);
+    CHECK(tg[0] == -1 && tg[1] == -1 && tg[2] == 3 && tg[3] == 4 && tg[4] == -1 && tg[6] == 7, "masked targets");
+    CHECK(arwkv_dataset_append(&m, ids, NULL, 5) == ARWKV_ERR_INVALID_ARGUMENT, "no mixing of masked and unmasked documents");
+    arwkv_dataset small;
+    arwkv_dataset_init(&small);
+    arwkv_dataset_append(&small, ids, NULL, 10);
+    CHECK(arwkv_dataset_pack(&small, 10, 1) == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "10 tokens"), "too little data");
+    arwkv_dataset_free(&d), arwkv_dataset_free(&e), arwkv_dataset_free(&m), arwkv_dataset_free(&small);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------------------ */
+
+TEST(checkpoint_roundtrip) {
+    arwkv_model *teacher, *s;
+    CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &teacher));
+    if (!teacher) return;
+    CHECK_OK(arwkv_student_create(teacher, NULL, &s));
+    CHECK_OK(arwkv__make_trainable(s, 2, 1));
+    int n_train = 0;
+    for (int i = 0; i < s->n_params; i++) n_train += s->params[i].trainable;
+    CHECK(s->layers[0].mlp_up->trainable == 0 && !s->layers[0].mlp_up->grad && s->embed->trainable && s->embed->dtype == ARWKV_F32,
+          "stage 2 with frozen MLPs: %d trainable", n_train);
+    /* fill the moments and weights with something recognisable */
+    test_seed(4);
+    for (int i = 0; i < s->n_params; i++) {
+        arwkv_param *p = &s->params[i];
+        if (!p->trainable) continue;
+        test_fill_randn(p->adam_m, (size_t)p->numel, 1);
+        test_fill_randn(p->adam_v, (size_t)p->numel, 1);
+        if (p->numel < 100000) test_fill_randn((float *)p->data, (size_t)p->numel, 1);
+    }
+    system("rm -rf build/test_ckpt");
+    arwkv__train_state st = {17, 2, 5, 99, 0xabcdef0123456789ull, 2, 64, 3};
+    CHECK_OK(arwkv__checkpoint_save(s, &st, "build/test_ckpt", "models/qwen2-code-tiny"));
+    st.step = 18;
+    CHECK_OK(arwkv__checkpoint_save(s, &st, "build/test_ckpt", "models/qwen2-code-tiny"));
+    CHECK(!test_file_exists("build/test_ckpt/checkpoints/step-00000017/config.json"), "the replaced checkpoint is removed");
+    char *dir;
+    CHECK_OK(arwkv__checkpoint_latest("build/test_ckpt", &dir));
+    CHECK(dir && strstr(dir, "step-00000018"), "latest names the new one");
+    arwkv_model *r = NULL;
+    if (dir) CHECK_OK(arwkv_model_load(dir, be, &r));
+    if (r) {
+        CHECK_OK(arwkv__make_trainable(r, 2, 1));
+        arwkv__train_state back;
+        CHECK_OK(arwkv__checkpoint_load_state(r, dir, &back));
+        CHECK(back.step == 18 && back.epoch == 2 && back.pos == 5 && back.seed == 99 && back.data_hash == st.data_hash &&
+                  back.stage == 2 && back.seq_len == 64 && back.batch == 3, "trainer state");
+        int same = 1;
+        for (int i = 0; i < s->n_params; i++) {
+            arwkv_param *p = &s->params[i], *q = arwkv_model_param(r, p->name);
+            size_t bytes = (size_t)p->numel * arwkv_dtype_size(p->dtype);
+            same &= q && q->dtype == p->dtype && memcmp(p->data, q->data, bytes) == 0;
+            if (p->trainable) same &= memcmp(p->adam_m, q->adam_m, bytes) == 0 && memcmp(p->adam_v, q->adam_v, bytes) == 0;
+        }
+        CHECK(same, "weights and moments bit for bit");
+        arwkv_model_free(r);
+    }
+    free(dir);
+    CHECK(arwkv__checkpoint_latest("build/nonexistent", &dir) == ARWKV_ERR_NOT_FOUND && strstr(arwkv_last_error(), "--resume"), "nothing to resume");
+    arwkv_model_free(s);
+    arwkv_model_free(teacher);
+}
+
 int main(void) {
     if (arwkv_backend_cpu(2, &be) != ARWKV_OK) {
         printf("FAIL backend: %s\n", arwkv_last_error());
@@ -151,6 +266,9 @@ int main(void) {
     RUN(align_losses_match_float64);
     RUN(kl_and_ce_match_float64);
     RUN(adamw_matches_float64);
+    RUN(schedules);
+    RUN(dataset_packing_and_order);
+    RUN(checkpoint_roundtrip);
     arwkv_backend_destroy(be);
     return test_summary("train");
 }
