@@ -239,6 +239,7 @@ TEST(checkpoint_roundtrip) {
     if (r) {
         CHECK_OK(arwkv__make_trainable(r, 2, 1));
         arwkv__train_state back;
+        memset(&back, 0, sizeof back);
         CHECK_OK(arwkv__checkpoint_load_state(r, dir, &back));
         CHECK(back.step == 18 && back.epoch == 2 && back.pos == 5 && back.seed == 99 && back.data_hash == st.data_hash &&
                   back.stage == 2 && back.seq_len == 64 && back.batch == 3, "trainer state");
