@@ -148,6 +148,9 @@ ARWKV_API uint16_t arwkv_f32_to_f16(float f);
 /* Convert n elements of type t at src into fp32 (floats and integers). */
 ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, size_t n);
 
+/* Free memory the library returned to the caller (strings, id arrays). Infallible. */
+ARWKV_API void arwkv_free(void *p);
+
 /* Wall-clock seconds (C11 timespec_get), for progress lines and benchmarks. Infallible. */
 ARWKV_API double arwkv_seconds(void);
 
@@ -568,6 +571,48 @@ ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *ta
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets);
 /* A checksum of the token stream, so a resumed run can tell it was given the same data. */
 ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d);
+
+/* ---- The trainer ---------------------------------------------------------------------------------------
+   One object runs the stages: it owns the optimizer state and the position in the data, and each
+   call to arwkv_trainer_step does one optimizer step on batch sequences of seq_len tokens:
+     stage 1: teacher layer by layer; each student time mix is fitted to its layer's attention
+              output (teacher-forced; only one layer's activations alive at a time);
+     stage 2: teacher and student logits on the same tokens, forward KL in chunks of positions;
+     stage 3: cross-entropy on the target tokens (assistant turns) of the student alone. */
+typedef struct arwkv_trainer arwkv_trainer;
+
+typedef struct arwkv_step_stats {
+    int step;          /* steps done, this one included */
+    float loss;        /* the stage's loss (mean over tokens; stage 1: mean over layers too) */
+    float kl, ce;      /* stage 2 parts (ce only when computed) */
+    float lr, grad_norm;
+    int64_t tokens;    /* tokens of this step */
+    double seconds;    /* wall time of this step */
+} arwkv_step_stats;
+
+typedef struct arwkv_eval_stats {
+    double student_nll; /* mean negative log-likelihood (nats per target token) */
+    double teacher_nll; /* the same for the teacher (when there is one) */
+    double kl;          /* mean KL(teacher || student) per token (when there is a teacher) */
+    int64_t tokens;
+} arwkv_eval_stats;
+
+/* teacher may be NULL for stage 3. The student is made trainable for the stage (fp32 master copies,
+   gradients, moments). train must be packed with the options' seq_len. */
+ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *student, const arwkv_train_options *opt,
+                                            arwkv_dataset *train, arwkv_trainer **out);
+ARWKV_API void arwkv_trainer_free(arwkv_trainer *tr);
+ARWKV_API arwkv_result arwkv_trainer_step(arwkv_trainer *tr, arwkv_step_stats *stats);
+/* Student (and teacher) likelihood and KL on up to max_windows windows of eval (0: all). */
+ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dataset *eval, int max_windows, arwkv_eval_stats *out);
+ARWKV_API int arwkv_trainer_steps_done(const arwkv_trainer *tr);
+/* Checkpoint into out_dir/checkpoints (see "Checkpoints"); tokenizer files copied from tokenizer_dir. */
+ARWKV_API arwkv_result arwkv_trainer_save(arwkv_trainer *tr, const char *out_dir, const char *tokenizer_dir);
+/* The directory of the latest checkpoint in out_dir (free it with arwkv_free). */
+ARWKV_API arwkv_result arwkv_checkpoint_latest(const char *out_dir, char **dir);
+/* After creating a trainer on a student loaded from a checkpoint directory: restore the moments,
+   step and data position, checking that stage, sequence length, batch and data are the same. */
+ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *checkpoint_dir);
 
 /* @@train-api@@ */
 
@@ -1100,6 +1145,8 @@ ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, 
     }
     return ARWKV_OK;
 }
+
+ARWKV_API void arwkv_free(void *p) { arwkv__free(p); }
 
 ARWKV_API double arwkv_seconds(void) {
     struct timespec ts;
@@ -3116,68 +3163,122 @@ static arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, c
     return ARWKV_OK;
 }
 
+/* exp over an array: dst[i] = exp((src[i] - shift) * scale), returning the sum in float64. The
+   softmaxes of stage 2 take 2 x 151936 of these per token, so it is vectorized: exp(x) = 2^n e^r with
+   n = round(x / ln 2), r = x - n ln 2 (in two parts, Cody-Waite) and a degree-6 polynomial for e^r
+   on [-ln2/2, ln2/2]; relative error below 2e-7. Inputs are at most 0 here (shifted by the max). */
+ARWKV_PRIVATE float arwkv__expf_poly(float x) {
+    if (x < -87.0f) return 0.0f;
+    float n = floorf(x * 1.44269504f + 0.5f);
+    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833335239f + r * 0.00138889086f)))));
+    int32_t e = ((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &e, 4);
+    return p * two_n;
+}
+
+ARWKV_PRIVATE double arwkv__exp_array(float *dst, const float *src, float shift, float scale, int n) {
+    double sum = 0;
+    int i = 0;
+#ifdef ARWKV__AVX2
+    __m256 vs = _mm256_set1_ps(shift), vk = _mm256_set1_ps(scale), acc = _mm256_setzero_ps();
+    const __m256 log2e = _mm256_set1_ps(1.44269504f), half = _mm256_set1_ps(0.5f), lo = _mm256_set1_ps(-87.0f);
+    const __m256 c1 = _mm256_set1_ps(0.693145752f), c2 = _mm256_set1_ps(1.42860677e-6f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(src + i), vs), vk);
+        __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+        x = _mm256_max_ps(x, lo);
+        __m256 nf = _mm256_floor_ps(_mm256_fmadd_ps(x, log2e, half));
+        __m256 r = _mm256_fnmadd_ps(nf, c2, _mm256_fnmadd_ps(nf, c1, x));
+        __m256 p = _mm256_set1_ps(0.00138889086f);
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.00833335239f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.0416666418f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.166666672f));
+        p = _mm256_fmadd_ps(p, r, half);
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+        __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nf), _mm256_set1_epi32(127)), 23);
+        __m256 y = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+        _mm256_storeu_ps(dst + i, y);
+        acc = _mm256_add_ps(acc, y);
+        if ((i & 1023) == 1016) { /* fold into float64 now and then: sums of 151936 terms stay exact enough */
+            float part[8];
+            _mm256_storeu_ps(part, acc);
+            for (int k = 0; k < 8; k++) sum += part[k];
+            acc = _mm256_setzero_ps();
+        }
+    }
+    float part[8];
+    _mm256_storeu_ps(part, acc);
+    for (int k = 0; k < 8; k++) sum += part[k];
+#endif
+    for (; i < n; i++) {
+        dst[i] = arwkv__expf_poly((src[i] - shift) * scale);
+        sum += dst[i];
+    }
+    return sum;
+}
+
+ARWKV_PRIVATE float arwkv__max_array(const float *x, int n) {
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 /* Stages 2 and 3 over the full vocabulary. With p = softmax(t/tau), q = softmax(s/tau):
      KL(p||q) = sum p (log p - log q),   d[tau^2 KL]/ds = tau (q - p)
      CE = logsumexp(s) - s[label],       dCE/ds = softmax(s) - onehot(label)
-   Softmaxes are computed stably from the row maximum; each row is one task. */
+   Two exponentials per vocabulary entry (the unnormalized p and q, kept in per-thread scratch); the
+   logs come from the shifted logits themselves. Each row is one task. */
 typedef struct arwkv__logits_ctx {
     float *s;
     const float *t;
     const int32_t *labels;
     int V;
     float tau, kl_w, ce_w, scale, *kl, *ce;
+    arwkv_pool *pool;
+    int oom;
 } arwkv__logits_ctx;
 
-ARWKV_PRIVATE double arwkv__logsumexp_scaled(const float *x, int n, float inv_tau, float *max_out) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)(x[i] - mx) * inv_tau);
-    *max_out = mx;
-    return log(sum);
-}
-
-static void arwkv__logits_range(void *ctx, size_t b, size_t e) {
+static void arwkv__logits_task(void *ctx, int r, int thread) {
     arwkv__logits_ctx *c = (arwkv__logits_ctx *)ctx;
-    float inv_tau = 1.0f / c->tau;
-    for (size_t r = b; r < e; r++) {
-        float *s = c->s + r * (size_t)c->V;
-        const float *t = c->t ? c->t + r * (size_t)c->V : NULL;
-        int label = c->labels ? c->labels[r] : -1;
-        float s_max, t_max = 0, s1_max = 0;
-        double s_lse = arwkv__logsumexp_scaled(s, c->V, inv_tau, &s_max); /* of s/tau, shifted by s_max/tau */
-        double t_lse = t ? arwkv__logsumexp_scaled(t, c->V, inv_tau, &t_max) : 0;
-        double s1_lse = (c->ce_w != 0 && label >= 0) ? (c->tau == 1.0f ? s_lse : arwkv__logsumexp_scaled(s, c->V, 1.0f, &s1_max)) : 0;
-        if (c->tau == 1.0f) s1_max = s_max;
-        double kl = 0, ce = 0;
-        if (label >= 0 && c->ce_w != 0) ce = s1_lse - (double)(s[label] - s1_max);
-        /* loss first (it needs the original logits), then the gradient in place */
-        if (t)
-            for (int i = 0; i < c->V; i++) {
-                double lp = (double)(t[i] - t_max) * inv_tau - t_lse, lq = (double)(s[i] - s_max) * inv_tau - s_lse;
-                double p = exp(lp);
-                if (p > 0) kl += p * (lp - lq);
-            }
-        kl *= (double)c->tau * c->tau;
-        for (int i = 0; i < c->V; i++) {
-            double g = 0;
-            if (t) {
-                double p = exp((double)(t[i] - t_max) * inv_tau - t_lse), q = exp((double)(s[i] - s_max) * inv_tau - s_lse);
-                g += c->kl_w * c->tau * (q - p);
-            }
-            if (label >= 0 && c->ce_w != 0) g += c->ce_w * (exp((double)(s[i] - s1_max) - s1_lse) - (i == label ? 1.0 : 0.0));
-            s[i] = (float)(c->scale * g);
-        }
-        if (c->kl) c->kl[r] = (float)kl;
-        if (c->ce) c->ce[r] = (float)ce;
+    int V = c->V, label = c->labels ? c->labels[r] : -1, use_ce = label >= 0 && c->ce_w != 0;
+    float *s = c->s + (size_t)r * V, inv_tau = 1.0f / c->tau;
+    const float *t = c->t ? c->t + (size_t)r * V : NULL;
+    /* scratch: unnormalized q, p, and (only for CE at a temperature other than 1) softmax(s) */
+    float *eq = (float *)arwkv__scratch(c->pool, thread, 3 * (size_t)V * sizeof(float)), *ep = eq + V, *e1 = eq + 2 * (size_t)V;
+    if (!eq) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
     }
+    float ms = arwkv__max_array(s, V), mt = t ? arwkv__max_array(t, V) : 0;
+    double zq = arwkv__exp_array(eq, s, ms, inv_tau, V), zp = 1, kl = 0, ce = 0, z1 = zq;
+    if (t) { /* KL = sum p (log p - log q), log p = (t-mt)/tau - log zp, log q = (s-ms)/tau - log zq */
+        zp = arwkv__exp_array(ep, t, mt, inv_tau, V);
+        double lzp = log(zp), lzq = log(zq);
+        for (int i = 0; i < V; i++)
+            if (ep[i] > 0) kl += (double)ep[i] * (((double)(t[i] - mt) - (double)(s[i] - ms)) * inv_tau - lzp + lzq);
+        kl = kl / zp * c->tau * c->tau;
+    }
+    if (use_ce) {
+        if (c->tau != 1.0f) z1 = arwkv__exp_array(e1, s, ms, 1.0f, V);
+        else e1 = eq;
+        ce = log(z1) - (double)(s[label] - ms);
+    }
+    double kq = t ? c->kl_w * c->tau / zq : 0, kp = t ? c->kl_w * c->tau / zp : 0, k1 = use_ce ? c->ce_w / z1 : 0;
+    for (int i = 0; i < V; i++) s[i] = (float)(c->scale * (kq * eq[i] - kp * (t ? ep[i] : 0.0f) + k1 * e1[i]));
+    if (use_ce) s[label] -= (float)(c->scale * c->ce_w);
+    if (c->kl) c->kl[r] = (float)kl;
+    if (c->ce) c->ce[r] = (float)ce;
 }
 
 static arwkv_result arwkv__cpu_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
                                            float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
     if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
-    arwkv__logits_ctx c = {s, t, labels, V, tau, t ? kl_weight : 0, labels ? ce_weight : 0, grad_scale, kl, ce};
-    arwkv__parallel_range(be->pool, (size_t)rows, 1, arwkv__logits_range, &c);
+    arwkv__logits_ctx c = {s, t, labels, V, tau, t ? kl_weight : 0, labels ? ce_weight : 0, grad_scale, kl, ce, be->pool, 0};
+    arwkv_pool_run(be->pool, rows, arwkv__logits_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "logits loss: out of scratch memory");
     return ARWKV_OK;
 }
 

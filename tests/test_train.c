@@ -110,6 +110,24 @@ TEST(kl_and_ce_match_float64) {
     CHECK(be->loss->logits_loss(be, s, t, NULL, R, V, 0.0f, 1, 0, 1, kl, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "tau 0 refused");
 }
 
+TEST(vectorized_exp_accuracy) {
+    enum { N = 100003 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = -100.0f + 100.0f * (float)i / (N - 1); /* [-100, 0] with the tail */
+    double sum = arwkv__exp_array(y, x, 0.0f, 1.0f, N), want_sum = 0, worst = 0;
+    for (int i = 0; i < N; i++) {
+        double want = exp((double)x[i]);
+        want_sum += want;
+        if (x[i] > -87) worst = fmax(worst, fabs(y[i] - want) / want);
+        else CHECK(y[i] == 0 || fabs(y[i] - want) < 1e-37, "underflow at %g: %g", x[i], y[i]);
+    }
+    CHECK(worst < 3e-7, "relative error %g", worst);
+    CHECK(fabs(sum - want_sum) / want_sum < 1e-6, "sum %g vs %g", sum, want_sum);
+    /* shift and scale: exp((x - m) / tau) */
+    arwkv__exp_array(y, x, -50.0f, 0.5f, 9);
+    CHECK(fabs(y[3] - exp((x[3] + 50.0) * 0.5)) / exp((x[3] + 50.0) * 0.5) < 3e-7, "shifted");
+}
+
 /* ---- AdamW --------------------------------------------------------------------------------------- */
 
 TEST(adamw_matches_float64) {
@@ -266,6 +284,7 @@ int main(void) {
     }
     RUN(align_losses_match_float64);
     RUN(kl_and_ce_match_float64);
+    RUN(vectorized_exp_accuracy);
     RUN(adamw_matches_float64);
     RUN(schedules);
     RUN(dataset_packing_and_order);
