@@ -619,6 +619,33 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
 /* ============================================================================================
    Generation
    ============================================================================================ */
+/* ---- Sampling -------------------------------------------------------------------------------------------
+   Turns the logits of the last position into the next token. The filters apply in this order:
+   repetition penalty (on tokens seen recently), temperature, top-k, top-p (nucleus), min-p; then a
+   draw from what is left. Temperature 0 is greedy (the arg-max; the lowest id wins ties). */
+typedef struct arwkv_sampler_options {
+    float temperature;        /* 0: greedy */
+    int top_k;                /* 0: off */
+    float top_p;              /* 1: off */
+    float min_p;              /* 0: off; keep tokens with p >= min_p * p_max */
+    float repetition_penalty; /* 1: off; >1 divides positive logits (multiplies negative ones) of recent tokens */
+    uint64_t seed;
+} arwkv_sampler_options;
+
+typedef struct arwkv_sampler {
+    arwkv_sampler_options opt;
+    uint64_t rng;
+    float *probs;   /* scratch, V entries */
+    void *cand;     /* scratch, V (probability, id) pairs */
+    int V;
+} arwkv_sampler;
+
+ARWKV_API void arwkv_sampler_options_default(arwkv_sampler_options *o);
+ARWKV_API arwkv_result arwkv_sampler_init(arwkv_sampler *s, const arwkv_sampler_options *o, int vocab_size);
+ARWKV_API void arwkv_sampler_free(arwkv_sampler *s);
+/* Pick a token from logits[V] (host memory; modified). recent: the last n_recent token ids. */
+ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *recent, int n_recent);
+
 /* @@generate-api@@ */
 
 #ifdef __cplusplus
@@ -4436,6 +4463,135 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
 /* ============================================================================================
    9. Generation
    ============================================================================================ */
+/* ---- Sampling ------------------------------------------------------------------------------------------- */
+
+ARWKV_API void arwkv_sampler_options_default(arwkv_sampler_options *o) {
+    memset(o, 0, sizeof *o);
+    o->temperature = 0.7f;
+    o->top_k = 40;
+    o->top_p = 0.9f;
+    o->min_p = 0.0f;
+    o->repetition_penalty = 1.1f;
+    o->seed = 1;
+}
+
+ARWKV_API arwkv_result arwkv_sampler_init(arwkv_sampler *s, const arwkv_sampler_options *o, int vocab_size) {
+    memset(s, 0, sizeof *s);
+    if (vocab_size <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "sampler: vocabulary size %d", vocab_size);
+    if (o->temperature < 0 || o->top_k < 0 || !(o->top_p > 0 && o->top_p <= 1) || o->min_p < 0 || o->min_p > 1 || !(o->repetition_penalty > 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                           "sampler: temperature >= 0, top-k >= 0, 0 < top-p <= 1, 0 <= min-p <= 1, repetition penalty > 0 (got %g, %d, %g, %g, %g)",
+                           (double)o->temperature, o->top_k, (double)o->top_p, (double)o->min_p, (double)o->repetition_penalty);
+    s->opt = *o;
+    s->V = vocab_size;
+    s->rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
+    s->probs = (float *)arwkv__malloc((size_t)vocab_size * sizeof(float));
+    s->cand = arwkv__malloc((size_t)vocab_size * (sizeof(float) + sizeof(int32_t)));
+    if (!s->probs || !s->cand) {
+        arwkv_sampler_free(s);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "sampler: out of memory");
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_sampler_free(arwkv_sampler *s) {
+    arwkv__free(s->probs);
+    arwkv__free(s->cand);
+    s->probs = NULL;
+    s->cand = NULL;
+}
+
+/* qsort has no context argument in C11: sort (probability, id) pairs packed in a struct instead */
+typedef struct arwkv__cand {
+    float p;
+    int32_t id;
+} arwkv__cand;
+static int arwkv__cand_cmp(const void *a, const void *b) {
+    const arwkv__cand *x = (const arwkv__cand *)a, *y = (const arwkv__cand *)b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *recent, int n_recent) {
+    int V = s->V;
+    const arwkv_sampler_options *o = &s->opt;
+    if (o->repetition_penalty != 1.0f)
+        for (int i = 0; i < n_recent; i++) {
+            int32_t t = recent[i];
+            if (t < 0 || t >= V) continue;
+            float *l = &logits[t];
+            int seen = 0; /* a token repeated in the window is penalized once, not once per copy */
+            for (int j = 0; j < i && !seen; j++) seen = recent[j] == t;
+            if (!seen) *l = *l > 0 ? *l / o->repetition_penalty : *l * o->repetition_penalty;
+        }
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (o->temperature == 0.0f || V == 1) return best;
+    /* probabilities at the temperature, from the max for stability */
+    float mx = logits[best];
+    double z = 0;
+    for (int i = 0; i < V; i++) {
+        s->probs[i] = expf((logits[i] - mx) / o->temperature);
+        z += s->probs[i];
+    }
+    /* candidates: top-k by probability (all if 0), sorted descending */
+    int k = o->top_k > 0 && o->top_k < V ? o->top_k : V;
+    arwkv__cand *c = (arwkv__cand *)s->cand;
+    if (k == V) {
+        for (int i = 0; i < V; i++) c[i].p = s->probs[i], c[i].id = i;
+        qsort(c, (size_t)V, sizeof *c, arwkv__cand_cmp);
+    } else { /* keep the k best with a simple selection: a min-heap would do, k is small */
+        int n = 0;
+        for (int i = 0; i < V; i++) {
+            float p = s->probs[i];
+            if (n < k) {
+                c[n].p = p, c[n].id = i, n++;
+                for (int j = n - 1; j > 0 && arwkv__cand_cmp(&c[j], &c[j - 1]) < 0; j--) {
+                    arwkv__cand t = c[j];
+                    c[j] = c[j - 1], c[j - 1] = t;
+                }
+            } else if (p > c[k - 1].p) {
+                int j = k - 1;
+                c[j].p = p, c[j].id = i;
+                for (; j > 0 && arwkv__cand_cmp(&c[j], &c[j - 1]) < 0; j--) {
+                    arwkv__cand t = c[j];
+                    c[j] = c[j - 1], c[j - 1] = t;
+                }
+            }
+        }
+    }
+    /* top-p and min-p on the normalized candidates */
+    int keep = k;
+    double cum = 0;
+    for (int i = 0; i < k; i++) {
+        cum += c[i].p / z;
+        if (cum >= o->top_p) {
+            keep = i + 1;
+            break;
+        }
+    }
+    if (o->min_p > 0)
+        for (int i = 1; i < keep; i++)
+            if (c[i].p < o->min_p * c[0].p) {
+                keep = i;
+                break;
+            }
+    double total = 0;
+    for (int i = 0; i < keep; i++) total += c[i].p;
+    s->rng ^= s->rng >> 12, s->rng ^= s->rng << 25, s->rng ^= s->rng >> 27;
+    double u = (double)((s->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0 * total;
+    int32_t pick = c[keep - 1].id;
+    for (int i = 0; i < keep; i++) {
+        u -= c[i].p;
+        if (u < 0) {
+            pick = c[i].id;
+            break;
+        }
+    }
+    return pick;
+}
+
 /* @@generate-impl@@ */
 
 /* ============================================================================================
