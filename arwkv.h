@@ -357,6 +357,100 @@ struct arwkv_backend {
 /* @@qwen-ops-api@@ */
 
 
+/* ---- RWKV-7 time mix (ARWKV): the op table ------------------------------------------------------
+   The time mix that replaces each Qwen attention, split into the pieces a backend implements. In
+   data-flow order (M = B*T token rows, C = H*N channels, heads of N; every [M,C] array row-major):
+
+     lerp      xx = shift(x) - x;  x_m = x + xx*mu_m for m in r,w,k,v,a(,g)     -> xmix [n_mix][M][C]
+     (gemm)    r,k,v = x_m W^T;  LoRA products for w, a, v, g
+     act       tanh / sigmoid inside the w and g LoRAs
+     prepare   decay, ICLR a, value residual, removal key kk, key mix       -> WKV7 inputs
+     wkv7      the recurrence over time, one N x N fp32 state per head
+     finish    group norm (optional), bonus r.k.r_k * v, gate                -> o, then out = o W_o^T
+
+   Each forward has its backward beside it. Backward ops write (=) the gradients of their inputs
+   unless documented as adding (+=); they always add into parameter gradients, whose pointers may
+   be NULL (frozen parameter: skipped). Every pointer is backend memory except the small host
+   arrays of pointers (mu, dmu). */
+
+/* Activations inside the LoRAs. */
+enum { ARWKV_ACT_TANH = 1, ARWKV_ACT_SIGMOID = 2 };
+
+/* The WKV7 state is checkpointed every ARWKV_WKV7_CHUNK tokens for the backward pass. */
+#define ARWKV_WKV7_CHUNK 16
+
+struct arwkv_rwkv7_ops {
+    /* xmix[m][row][c] = x + (prev - x)*mu[m][c], prev = the previous token of the same sequence,
+       or shift_in[b] before t = 0 (NULL: zeros). shift_out[b] (NULL: not kept) receives the last
+       token x[b,T-1]; it may be the same array as shift_in. mu: host array of n_mix vectors [C]. */
+    arwkv_result (*lerp_forward)(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
+                                 const float *const *mu, int n_mix, int B, int T, int C);
+    /* dx = d/dx (may be NULL). dshift [B,C] (may be NULL): in, the gradient of shift_out (added to
+       the last token's); out, the gradient of shift_in. dmu: host array of n_mix gradients (+=,
+       entries may be NULL). */
+    arwkv_result (*lerp_backward)(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+                                  const float *x, const float *shift_in, const float *const *mu, int n_mix, int B, int T, int C);
+    /* h = f(h) in place, f = tanh or sigmoid (ARWKV_ACT_*). */
+    arwkv_result (*act_forward)(arwkv_backend *be, float *h, size_t n, int kind);
+    /* dh *= f'(.) in place, from the activated values h. */
+    arwkv_result (*act_backward)(arwkv_backend *be, float *dh, const float *h, size_t n, int kind);
+    /* From the projections and LoRA outputs of M rows to the WKV7 inputs:
+         decay = exp(-e^-0.5 * sigmoid(w0 + w_lora))      in (0.545, 1)
+         a     = sigmoid(a0 + a_lora)                     the in-context learning rate
+         v     = v_in                                     first layer (v_first = v_in if not NULL)
+               = v_in + (v_first - v_in) * sigmoid(v0 + v_lora)           other layers
+         kk    = normalize_per_head(k_in * k_k)           L2, eps 1e-12
+         k     = k_in * (1 + (a - 1) * k_a)
+         wkv_a = -kk,  wkv_b = kk * a */
+    arwkv_result (*prepare_forward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in, const float *v_in,
+                                    const float *w_lora, const float *a_lora, const float *v_lora, float *v_first,
+                                    const float *w0, const float *a0, const float *v0, const float *k_k, const float *k_a,
+                                    float *decay, float *k, float *v, float *wkv_a, float *wkv_b);
+    /* Gradients of the inputs above from those of the outputs (d_decay .. d_wkv_b). dv_first: first
+       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to. */
+    arwkv_result (*prepare_backward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
+                                     const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
+                                     const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
+                                     const float *v_lora, const float *v_first, const float *w0, const float *a0,
+                                     const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
+                                     float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0, float *da0,
+                                     float *dv0, float *dk_k, float *dk_a);
+    /* The recurrence, per sequence b and head h (S is N x N, row i = value, column j = key):
+         sa = S a_t;  S = S diag(decay_t) + sa b_t^T + v_t k_t^T;  y_t = S r_t
+       Inputs are [B,T,H*N]. state [B,H,N,N]: in, the state before t = 0 (NULL: zeros); out, the
+       state after the last token. ckpt (NULL: not saved) [B,H,ceil(T/CHUNK),N,N] receives the
+       state before tokens 0, CHUNK, 2 CHUNK, ... for the backward pass. */
+    arwkv_result (*wkv7_forward)(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                 const float *k, const float *v, const float *a, const float *b, float *y, float *state,
+                                 float *ckpt);
+    /* Exact gradients from dy and the checkpoints (states inside a chunk are recomputed). dr, dk,
+       dv are ADDED to (in the time mix they also feed the bonus term); d_decay, da, db are
+       written. dstate (NULL: none): in, the gradient of the final state; out, that of the initial
+       state. */
+    arwkv_result (*wkv7_backward)(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                  const float *k, const float *v, const float *a, const float *b, const float *dy,
+                                  const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
+                                  float *da, float *db);
+    /* o = (GN(y) or y) + (sum_j r_j k_j r_k[h][j]) v per head, times g if g is not NULL.
+       GN is a per-head group norm with ln_w, ln_b (NULL: none) and eps gn_eps. */
+    arwkv_result (*finish_forward)(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
+                                   const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
+                                   const float *g, float *o);
+    /* dy, dr, dk, dv, dg (if g) written; dr_k, dln_w, dln_b added to. */
+    arwkv_result (*finish_backward)(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
+                                    const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
+                                    float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
+                                    float *dr_k, float *dln_w, float *dln_b);
+};
+
+/* Sizes of one ARWKV-7 time mix, from the config and the LoRA ranks found in the checkpoint. */
+typedef struct arwkv_tmix7_dims {
+    int C, H, N;                        /* width, heads, head size */
+    int rank_w, rank_a, rank_v, rank_g; /* LoRA ranks (rank_g 0 without the gate) */
+    int has_gate, has_group_norm;
+    float gn_eps;                       /* 1e-5 * head_size_divisor^2 */
+} arwkv_tmix7_dims;
+
 /* @@rwkv7-ops-api@@ */
 
 
@@ -2938,6 +3032,1033 @@ static const arwkv_core_ops arwkv__cpu_core_ops = {
 
 /* @@qwen-ops-impl@@ */
 
+
+/* ---- RWKV-7 time mix: CPU ops --------------------------------------------------------------------
+   The ops of arwkv_rwkv7_ops on host memory. Determinism: every task owns its outputs, and a sum
+   over token rows (a parameter gradient) is taken by one task in row order, so any number of
+   threads gives the same bits. Inner loops over a head's channels go eight lanes at a time with
+   fixed partial sums, which the compiler turns into vector code without reassociating anything. */
+#define ARWKV__HAVE_CPU_RWKV7_OPS
+
+#define ARWKV__R7_MAX_N 256 /* largest head size (per-head vectors live on the stack) */
+#define ARWKV__R7_CBLOCK 64 /* channels per task of the loops that run down the time axis */
+
+/* e^-0.5: the decay is exp(-e^-0.5 * sigmoid(z)), the same as exp(-exp(-softplus(-z) - 0.5)). */
+#define ARWKV__R7_DECAY_SCALE 0.60653065971263342f
+
+static inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* sum_j x[j] y[j] over n (a multiple of 8) in a fixed order of eight partial sums. */
+static inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const float *ARWKV__RESTRICT y, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < n; j += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[j + l] * y[j + l];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* ---- Token shift and the lerps ----------------------------------------------------------------
+   x_m = x + (prev - x) mu_m. A task owns a block of channels of one sequence (forward) or of all
+   sequences (backward, which sums the mu gradients over every token), and walks down time. */
+typedef struct arwkv__r7_lerp_ctx {
+    float *xmix, *shift_out, *dx, *dshift;
+    float *const *dmu;
+    const float *x, *shift_in, *dxmix;
+    const float *const *mu;
+    int n_mix, B, T, C, n_blocks;
+} arwkv__r7_lerp_ctx;
+
+static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_lerp_ctx *c = (arwkv__r7_lerp_ctx *)ctx;
+    size_t MC = (size_t)c->B * c->T * c->C;
+    for (size_t u = begin; u < end; u++) {
+        int b = (int)(u / (size_t)c->n_blocks), c0 = (int)(u % (size_t)c->n_blocks) * ARWKV__R7_CBLOCK;
+        int c1 = c0 + ARWKV__R7_CBLOCK < c->C ? c0 + ARWKV__R7_CBLOCK : c->C;
+        for (int t = 0; t < c->T; t++) {
+            size_t row = ((size_t)b * c->T + t) * c->C;
+            const float *x = c->x + row;
+            const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
+            for (int i = c0; i < c1; i++) {
+                float xx = (prev ? prev[i] : 0.0f) - x[i];
+                for (int m = 0; m < c->n_mix; m++) c->xmix[m * MC + row + i] = x[i] + xx * c->mu[m][i];
+            }
+        }
+        if (c->shift_out) /* after every read of shift_in: the two may be one array */
+            for (int i = c0; i < c1; i++) c->shift_out[(size_t)b * c->C + i] = c->x[((size_t)b * c->T + c->T - 1) * c->C + i];
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
+                                               float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
+    arwkv__r7_lerp_ctx c;
+    memset(&c, 0, sizeof c);
+    c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
+    c.B = B, c.T = T, c.C = C, c.n_blocks = (C + ARWKV__R7_CBLOCK - 1) / ARWKV__R7_CBLOCK;
+    size_t units = (size_t)B * c.n_blocks;
+    arwkv__parallel_range(be->pool, units, T >= 64 ? 1 : (size_t)(64 / T), arwkv__r7_lerp_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* x_t feeds its own mixes with weight (1 - mu) and those of token t+1 with weight mu; the carry
+   holds the latter, walking backwards (at t = T-1 it starts from the gradient of the final shift). */
+static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_lerp_ctx *c = (arwkv__r7_lerp_ctx *)ctx;
+    size_t MC = (size_t)c->B * c->T * c->C;
+    for (size_t u = begin; u < end; u++) {
+        int c0 = (int)u * ARWKV__R7_CBLOCK, c1 = c0 + ARWKV__R7_CBLOCK < c->C ? c0 + ARWKV__R7_CBLOCK : c->C;
+        double gmu[6][ARWKV__R7_CBLOCK];
+        float carry[ARWKV__R7_CBLOCK];
+        memset(gmu, 0, sizeof gmu);
+        for (int b = 0; b < c->B; b++) {
+            for (int i = c0; i < c1; i++) carry[i - c0] = c->dshift ? c->dshift[(size_t)b * c->C + i] : 0.0f;
+            for (int t = c->T - 1; t >= 0; t--) {
+                size_t row = ((size_t)b * c->T + t) * c->C;
+                const float *x = c->x + row;
+                const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
+                for (int i = c0; i < c1; i++) {
+                    float xx = (prev ? prev[i] : 0.0f) - x[i], g = carry[i - c0], g_prev = 0.0f;
+                    for (int m = 0; m < c->n_mix; m++) {
+                        float dm = c->dxmix[m * MC + row + i], mu = c->mu[m][i];
+                        g += dm * (1.0f - mu);
+                        g_prev += dm * mu;
+                        gmu[m][i - c0] += (double)dm * xx;
+                    }
+                    if (c->dx) c->dx[row + i] = g;
+                    carry[i - c0] = g_prev;
+                }
+            }
+            if (c->dshift)
+                for (int i = c0; i < c1; i++) c->dshift[(size_t)b * c->C + i] = carry[i - c0];
+        }
+        for (int m = 0; m < c->n_mix; m++)
+            if (c->dmu[m])
+                for (int i = c0; i < c1; i++) c->dmu[m][i] += (float)gmu[m][i - c0];
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+                                                const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
+                                                int T, int C) {
+    if (n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    arwkv__r7_lerp_ctx c;
+    memset(&c, 0, sizeof c);
+    c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
+    c.B = B, c.T = T, c.C = C, c.n_blocks = (C + ARWKV__R7_CBLOCK - 1) / ARWKV__R7_CBLOCK;
+    arwkv__parallel_range(be->pool, (size_t)c.n_blocks, 1, arwkv__r7_lerp_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- LoRA activations -------------------------------------------------------------------------- */
+typedef struct arwkv__r7_act_ctx {
+    float *h, *dh;
+    const float *h_in;
+    int kind;
+} arwkv__r7_act_ctx;
+
+static void arwkv__r7_act_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__r7_act_ctx *c = (arwkv__r7_act_ctx *)ctx;
+    if (c->kind == ARWKV_ACT_TANH)
+        for (size_t i = b; i < e; i++) c->h[i] = tanhf(c->h[i]);
+    else
+        for (size_t i = b; i < e; i++) c->h[i] = arwkv__r7_sigmoid(c->h[i]);
+}
+static arwkv_result arwkv__cpu_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    arwkv__r7_act_ctx c = {h, NULL, NULL, kind};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_fwd_range, &c);
+    return ARWKV_OK;
+}
+/* tanh' = 1 - tanh^2 and sigmoid' = s (1 - s), both from the activated value. */
+static void arwkv__r7_act_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__r7_act_ctx *c = (arwkv__r7_act_ctx *)ctx;
+    if (c->kind == ARWKV_ACT_TANH)
+        for (size_t i = b; i < e; i++) c->dh[i] *= 1.0f - c->h_in[i] * c->h_in[i];
+    else
+        for (size_t i = b; i < e; i++) c->dh[i] *= c->h_in[i] * (1.0f - c->h_in[i]);
+}
+static arwkv_result arwkv__cpu_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    arwkv__r7_act_ctx c = {NULL, dh, h, kind};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- Prepare: from projections to the WKV7 inputs ----------------------------------------------
+   Forward tasks own (row, head) pieces; the backward's tasks own heads (all rows), because the
+   gradients of w0, a0, v0, k_k and k_a are sums over rows. The L2 norm of the removal key follows
+   torch's F.normalize: kk / max(|kk|, 1e-12), so below eps the gradient is plain 1/eps. */
+typedef struct arwkv__r7_prep_ctx {
+    int M, C, N, H, first_layer;
+    const float *k_in, *v_in, *w_lora, *a_lora, *v_lora, *w0, *a0, *v0, *k_k, *k_a;
+    float *v_first, *decay, *k, *v, *wkv_a, *wkv_b;
+    const float *d_decay, *dk, *dv, *d_wkv_a, *d_wkv_b;
+    float *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora, *dv_first, *dw0, *da0, *dv0, *dk_k, *dk_a;
+} arwkv__r7_prep_ctx;
+
+#define ARWKV__R7_NORM_EPS 1e-12f
+
+/* kk = k_in * k_k over one head; returns max(|kk|, eps). */
+static float arwkv__r7_removal_key(float *kk, const float *k_in, const float *k_k, int N) {
+    double ss = 0;
+    for (int j = 0; j < N; j++) {
+        kk[j] = k_in[j] * k_k[j];
+        ss += (double)kk[j] * kk[j];
+    }
+    float norm = (float)sqrt(ss);
+    return norm > ARWKV__R7_NORM_EPS ? norm : ARWKV__R7_NORM_EPS;
+}
+
+static void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
+    int N = c->N;
+    float kk[ARWKV__R7_MAX_N];
+    for (size_t u = begin; u < end; u++) {
+        size_t row = u / (size_t)c->H;
+        int h0 = (int)(u % (size_t)c->H) * N;
+        size_t o = row * (size_t)c->C + (size_t)h0;
+        float norm = arwkv__r7_removal_key(kk, c->k_in + o, c->k_k + h0, N);
+        for (int j = 0; j < N; j++) {
+            size_t i = o + (size_t)j;
+            int ch = h0 + j;
+            float a = arwkv__r7_sigmoid(c->a0[ch] + c->a_lora[i]), kkn = kk[j] / norm;
+            c->decay[i] = expf(-ARWKV__R7_DECAY_SCALE * arwkv__r7_sigmoid(c->w0[ch] + c->w_lora[i]));
+            c->k[i] = c->k_in[i] * (1.0f + (a - 1.0f) * c->k_a[ch]);
+            c->wkv_a[i] = -kkn;
+            c->wkv_b[i] = kkn * a;
+            if (c->first_layer) {
+                c->v[i] = c->v_in[i];
+                if (c->v_first) c->v_first[i] = c->v_in[i];
+            } else {
+                float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]);
+                c->v[i] = c->v_in[i] + (c->v_first[i] - c->v_in[i]) * s;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in,
+                                                  const float *v_in, const float *w_lora, const float *a_lora, const float *v_lora,
+                                                  float *v_first, const float *w0, const float *a0, const float *v0,
+                                                  const float *k_k, const float *k_a, float *decay, float *k, float *v,
+                                                  float *wkv_a, float *wkv_b) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    arwkv__r7_prep_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
+    c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
+    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_prep_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
+    int N = c->N;
+    float kkn[ARWKV__R7_MAX_N], a[ARWKV__R7_MAX_N], dkkn[ARWKV__R7_MAX_N];
+    double g_w0[ARWKV__R7_MAX_N], g_a0[ARWKV__R7_MAX_N], g_v0[ARWKV__R7_MAX_N], g_kk[ARWKV__R7_MAX_N], g_ka[ARWKV__R7_MAX_N];
+    for (size_t h = begin; h < end; h++) {
+        int h0 = (int)h * N;
+        for (int j = 0; j < N; j++) g_w0[j] = g_a0[j] = g_v0[j] = g_kk[j] = g_ka[j] = 0;
+        for (int row = 0; row < c->M; row++) {
+            size_t o = (size_t)row * c->C + (size_t)h0;
+            float norm = arwkv__r7_removal_key(kkn, c->k_in + o, c->k_k + h0, N);
+            int clamped = !(norm > ARWKV__R7_NORM_EPS);
+            /* wkv_a = -kkn and wkv_b = kkn a both depend on the unit key kkn = kk / norm */
+            double dot = 0;
+            for (int j = 0; j < N; j++) {
+                kkn[j] /= norm;
+                a[j] = arwkv__r7_sigmoid(c->a0[h0 + j] + c->a_lora[o + j]);
+                dkkn[j] = -c->d_wkv_a[o + j] + c->d_wkv_b[o + j] * a[j];
+                dot += (double)dkkn[j] * kkn[j];
+            }
+            for (int j = 0; j < N; j++) {
+                size_t i = o + (size_t)j;
+                int ch = h0 + j;
+                float sw = arwkv__r7_sigmoid(c->w0[ch] + c->w_lora[i]);
+                float decay = expf(-ARWKV__R7_DECAY_SCALE * sw);
+                float dz = c->d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE * sw * (1.0f - sw);
+                c->dw_lora[i] = dz;
+                g_w0[j] += dz;
+
+                float da = c->d_wkv_b[i] * kkn[j] + c->dk[i] * c->k_in[i] * c->k_a[ch];
+                float da_pre = da * a[j] * (1.0f - a[j]);
+                c->da_lora[i] = da_pre;
+                g_a0[j] += da_pre;
+                g_ka[j] += (double)c->dk[i] * c->k_in[i] * (a[j] - 1.0f);
+
+                /* d(kk/norm)/dkk projects out the unit direction; a clamped norm is a constant */
+                float dkk = clamped ? dkkn[j] / norm : (dkkn[j] - kkn[j] * (float)dot) / norm;
+                c->dk_in[i] = c->dk[i] * (1.0f + (a[j] - 1.0f) * c->k_a[ch]) + dkk * c->k_k[ch];
+                g_kk[j] += (double)dkk * c->k_in[i];
+
+                if (c->first_layer) {
+                    c->dv_in[i] = c->dv[i] + (c->dv_first ? c->dv_first[i] : 0.0f);
+                } else {
+                    float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]), dv = c->dv[i];
+                    float ds = dv * (c->v_first[i] - c->v_in[i]) * s * (1.0f - s);
+                    c->dv_in[i] = dv * (1.0f - s);
+                    c->dv_first[i] += dv * s;
+                    c->dv_lora[i] = ds;
+                    g_v0[j] += ds;
+                }
+            }
+        }
+        for (int j = 0; j < N; j++) {
+            if (c->dw0) c->dw0[h0 + j] += (float)g_w0[j];
+            if (c->da0) c->da0[h0 + j] += (float)g_a0[j];
+            if (c->dv0 && !c->first_layer) c->dv0[h0 + j] += (float)g_v0[j];
+            if (c->dk_k) c->dk_k[h0 + j] += (float)g_kk[j];
+            if (c->dk_a) c->dk_a[h0 + j] += (float)g_ka[j];
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_prepare_backward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
+                                                   const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
+                                                   const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
+                                                   const float *v_lora, const float *v_first, const float *w0, const float *a0,
+                                                   const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
+                                                   float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0,
+                                                   float *da0, float *dv0, float *dk_k, float *dk_a) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    arwkv__r7_prep_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.d_wkv_a = d_wkv_a, c.d_wkv_b = d_wkv_b;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = (float *)v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
+    c.dk_in = dk_in, c.dv_in = dv_in, c.dw_lora = dw_lora, c.da_lora = da_lora, c.dv_lora = dv_lora, c.dv_first = dv_first;
+    c.dw0 = dw0, c.da0 = da0, c.dv0 = dv0, c.dk_k = dk_k, c.dk_a = dk_a;
+    arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_prep_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- WKV7: the recurrence ------------------------------------------------------------------------
+   One task per (sequence, head) holds the N x N fp32 state (16 KB for N = 64) and walks the
+   tokens. The forward saves the state at the start of every chunk of ARWKV_WKV7_CHUNK tokens.
+   The backward walks the chunks from the last: it recomputes the chunk's states from its
+   checkpoint (the same arithmetic as the forward, so the same bits; no division by the decay as
+   in back-stepping kernels, so no error growth), then walks the chunk's tokens backwards with the
+   state gradient G = dL/dS:
+       G += dy r^T                              (y = S r reads the updated state)
+       dr = S^T dy,  dv = G k,  dk = G^T v,  db = G^T sa,  d_decay_j = sum_i G_ij S'_ij
+       dsa = G b,  da = S'^T dsa,  G <- G diag(decay) + dsa a^T     (S' = the state before the token)
+   A tail shorter than a chunk is just a shorter chunk. */
+typedef struct arwkv__r7_wkv_ctx {
+    int B, T, H, N;
+    const float *r, *decay, *k, *v, *a, *b, *dy, *ckpt_in;
+    float *y, *state, *ckpt, *dstate, *dr, *d_decay, *dk, *dv, *da, *db;
+    arwkv_pool *pool;
+    int oom;
+} arwkv__r7_wkv_ctx;
+
+/* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
+   NULL). */
+static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                             const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
+                             const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
+    for (int i = 0; i < N; i++) {
+        float *ARWKV__RESTRICT s = S + (size_t)i * N;
+        float s_a = arwkv__r7_dot(s, a, N), vi = v[i];
+        for (int j = 0; j < N; j++) s[j] = s[j] * d[j] + s_a * b[j] + vi * k[j];
+        if (y) y[i] = arwkv__r7_dot(s, r, N);
+        if (sa) sa[i] = s_a;
+    }
+}
+
+static void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
+    arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
+    int N = c->N, H = c->H, bi = task / H, h = task % H, n_chunks = (c->T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
+    size_t NN = (size_t)N * N, C = (size_t)H * N;
+    float *S = c->state ? c->state + (size_t)task * NN : (float *)arwkv__scratch(c->pool, thread, NN * sizeof(float));
+    if (!S) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if (!c->state) memset(S, 0, NN * sizeof(float));
+    for (int t = 0; t < c->T; t++) {
+        if (c->ckpt && t % ARWKV_WKV7_CHUNK == 0)
+            memcpy(c->ckpt + ((size_t)task * n_chunks + t / ARWKV_WKV7_CHUNK) * NN, S, NN * sizeof(float));
+        size_t o = ((size_t)bi * c->T + t) * C + (size_t)h * N;
+        arwkv__wkv7_step(S, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, c->y + o, NULL);
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                               const float *k, const float *v, const float *a, const float *b, float *y,
+                                               float *state, float *ckpt) {
+    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    arwkv__r7_wkv_ctx c;
+    memset(&c, 0, sizeof c);
+    c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b;
+    c.y = y, c.state = state, c.ckpt = ckpt, c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_fwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 forward: out of scratch memory");
+    return ARWKV_OK;
+}
+
+static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
+    arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
+    int N = c->N, H = c->H, bi = task / H, h = task % H, n_chunks = (c->T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
+    size_t NN = (size_t)N * N, C = (size_t)H * N;
+    /* scratch: G, the chunk's states S[0..CHUNK] (S[l] = before its token l), sa per token */
+    float *G = (float *)arwkv__scratch(c->pool, thread, ((ARWKV_WKV7_CHUNK + 2) * NN + (size_t)ARWKV_WKV7_CHUNK * N) * sizeof(float));
+    if (!G) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *states = G + NN, *sa = states + (ARWKV_WKV7_CHUNK + 1) * NN;
+    float dk[ARWKV__R7_MAX_N], db[ARWKV__R7_MAX_N], dd[ARWKV__R7_MAX_N], dr[ARWKV__R7_MAX_N], da[ARWKV__R7_MAX_N];
+    if (c->dstate) memcpy(G, c->dstate + (size_t)task * NN, NN * sizeof(float));
+    else memset(G, 0, NN * sizeof(float));
+    for (int chunk = n_chunks - 1; chunk >= 0; chunk--) {
+        int t0 = chunk * ARWKV_WKV7_CHUNK, len = c->T - t0 < ARWKV_WKV7_CHUNK ? c->T - t0 : ARWKV_WKV7_CHUNK;
+        memcpy(states, c->ckpt_in + ((size_t)task * n_chunks + chunk) * NN, NN * sizeof(float));
+        for (int l = 0; l < len; l++) {
+            size_t o = ((size_t)bi * c->T + t0 + l) * C + (size_t)h * N;
+            memcpy(states + (l + 1) * NN, states + l * NN, NN * sizeof(float));
+            arwkv__wkv7_step(states + (l + 1) * NN, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, NULL,
+                             sa + (size_t)l * N);
+        }
+        for (int l = len - 1; l >= 0; l--) {
+            size_t o = ((size_t)bi * c->T + t0 + l) * C + (size_t)h * N;
+            const float *ARWKV__RESTRICT r = c->r + o, *ARWKV__RESTRICT d = c->decay + o, *ARWKV__RESTRICT k = c->k + o;
+            const float *ARWKV__RESTRICT v = c->v + o, *ARWKV__RESTRICT a = c->a + o, *ARWKV__RESTRICT b = c->b + o;
+            const float *ARWKV__RESTRICT dy = c->dy + o, *ARWKV__RESTRICT s_a = sa + (size_t)l * N;
+            for (int j = 0; j < N; j++) dk[j] = db[j] = dd[j] = dr[j] = da[j] = 0;
+            for (int i = 0; i < N; i++) {
+                float *ARWKV__RESTRICT g = G + (size_t)i * N;
+                const float *ARWKV__RESTRICT before = states + l * NN + (size_t)i * N, *ARWKV__RESTRICT after = before + NN;
+                float dyi = dy[i], vi = v[i], sai = s_a[i];
+                for (int j = 0; j < N; j++) {
+                    g[j] += dyi * r[j];
+                    dr[j] += after[j] * dyi;
+                    dk[j] += g[j] * vi;
+                    db[j] += g[j] * sai;
+                    dd[j] += g[j] * before[j];
+                }
+                float dvi = arwkv__r7_dot(g, k, N), dsa = arwkv__r7_dot(g, b, N);
+                for (int j = 0; j < N; j++) {
+                    da[j] += before[j] * dsa;
+                    g[j] = g[j] * d[j] + dsa * a[j];
+                }
+                c->dv[o + i] += dvi;
+            }
+            for (int j = 0; j < N; j++) {
+                c->dr[o + j] += dr[j];
+                c->dk[o + j] += dk[j];
+                c->d_decay[o + j] = dd[j];
+                c->da[o + j] = da[j];
+                c->db[o + j] = db[j];
+            }
+        }
+    }
+    if (c->dstate) memcpy(c->dstate + (size_t)task * NN, G, NN * sizeof(float));
+}
+
+static arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                                const float *k, const float *v, const float *a, const float *b, const float *dy,
+                                                const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
+                                                float *da, float *db) {
+    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    arwkv__r7_wkv_ctx c;
+    memset(&c, 0, sizeof c);
+    c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
+    c.ckpt_in = ckpt, c.dstate = dstate, c.dr = dr, c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.da = da, c.db = db;
+    c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_bwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 backward: out of scratch memory");
+    return ARWKV_OK;
+}
+
+/* ---- Finish: group norm, bonus, gate -------------------------------------------------------------
+   Per token and head: p = GN(y) + (sum_j r_j k_j r_k_j) v, o = p g. GN normalizes the head's N
+   values (biased variance, eps gn_eps) and applies ln_x. The backward tasks own heads, because
+   the gradients of r_k and ln_x are sums over rows. */
+typedef struct arwkv__r7_finish_ctx {
+    int M, C, N, H;
+    const float *d_o, *y, *r, *k, *v, *r_k, *ln_w, *ln_b, *g;
+    float gn_eps;
+    float *o, *dy, *dr, *dk, *dv, *dg, *dr_k, *dln_w, *dln_b;
+} arwkv__r7_finish_ctx;
+
+/* p (the value before the gate) of one head of one row; xhat and rstd receive the normalized y
+   and 1/std when there is a group norm. Returns the bonus coefficient sum_j r_j k_j r_k_j. */
+static float arwkv__r7_finish_head(const arwkv__r7_finish_ctx *c, size_t o, int h0, float *p, float *xhat, float *rstd) {
+    int N = c->N;
+    const float *y = c->y + o;
+    float bonus = 0;
+    for (int j = 0; j < N; j++) bonus += c->r[o + j] * c->k[o + j] * c->r_k[h0 + j];
+    if (c->ln_w) {
+        double mean = 0, var = 0;
+        for (int j = 0; j < N; j++) mean += y[j];
+        mean /= N;
+        for (int j = 0; j < N; j++) var += (y[j] - mean) * (y[j] - mean);
+        *rstd = (float)(1.0 / sqrt(var / N + c->gn_eps));
+        for (int j = 0; j < N; j++) {
+            xhat[j] = (float)(y[j] - mean) * *rstd;
+            p[j] = xhat[j] * c->ln_w[h0 + j] + c->ln_b[h0 + j] + bonus * c->v[o + j];
+        }
+    } else
+        for (int j = 0; j < N; j++) p[j] = y[j] + bonus * c->v[o + j];
+    return bonus;
+}
+
+static void arwkv__r7_finish_fwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_finish_ctx *c = (arwkv__r7_finish_ctx *)ctx;
+    float p[ARWKV__R7_MAX_N], xhat[ARWKV__R7_MAX_N], rstd;
+    for (size_t u = begin; u < end; u++) {
+        int h0 = (int)(u % (size_t)c->H) * c->N;
+        size_t o = u / (size_t)c->H * (size_t)c->C + (size_t)h0;
+        arwkv__r7_finish_head(c, o, h0, p, xhat, &rstd);
+        for (int j = 0; j < c->N; j++) c->o[o + j] = c->g ? p[j] * c->g[o + j] : p[j];
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r,
+                                                 const float *k, const float *v, const float *r_k, const float *ln_w,
+                                                 const float *ln_b, float gn_eps, const float *g, float *o) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    arwkv__r7_finish_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
+    c.gn_eps = gn_eps, c.g = g, c.o = o;
+    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_finish_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+static void arwkv__r7_finish_bwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_finish_ctx *c = (arwkv__r7_finish_ctx *)ctx;
+    int N = c->N;
+    float p[ARWKV__R7_MAX_N], xhat[ARWKV__R7_MAX_N], dp[ARWKV__R7_MAX_N], rstd = 0;
+    double g_rk[ARWKV__R7_MAX_N], g_lw[ARWKV__R7_MAX_N], g_lb[ARWKV__R7_MAX_N];
+    for (size_t h = begin; h < end; h++) {
+        int h0 = (int)h * N;
+        for (int j = 0; j < N; j++) g_rk[j] = g_lw[j] = g_lb[j] = 0;
+        for (int row = 0; row < c->M; row++) {
+            size_t o = (size_t)row * c->C + (size_t)h0;
+            float bonus = arwkv__r7_finish_head(c, o, h0, p, xhat, &rstd), d_bonus = 0;
+            for (int j = 0; j < N; j++) {
+                float d_o = c->d_o[o + j];
+                dp[j] = c->g ? d_o * c->g[o + j] : d_o;
+                if (c->g) c->dg[o + j] = d_o * p[j];
+                d_bonus += dp[j] * c->v[o + j];
+                c->dv[o + j] = dp[j] * bonus;
+            }
+            for (int j = 0; j < N; j++) {
+                float rk = c->r_k[h0 + j];
+                c->dr[o + j] = d_bonus * c->k[o + j] * rk;
+                c->dk[o + j] = d_bonus * c->r[o + j] * rk;
+                g_rk[j] += (double)d_bonus * c->r[o + j] * c->k[o + j];
+            }
+            if (c->ln_w) {
+                /* dy = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dp ln_w */
+                double m1 = 0, m2 = 0;
+                for (int j = 0; j < N; j++) {
+                    float dxh = dp[j] * c->ln_w[h0 + j];
+                    m1 += dxh;
+                    m2 += (double)dxh * xhat[j];
+                    g_lw[j] += (double)dp[j] * xhat[j];
+                    g_lb[j] += dp[j];
+                }
+                m1 /= N;
+                m2 /= N;
+                for (int j = 0; j < N; j++) c->dy[o + j] = rstd * (dp[j] * c->ln_w[h0 + j] - (float)m1 - xhat[j] * (float)m2);
+            } else
+                for (int j = 0; j < N; j++) c->dy[o + j] = dp[j];
+        }
+        for (int j = 0; j < N; j++) {
+            if (c->dr_k) c->dr_k[h0 + j] += (float)g_rk[j];
+            if (c->ln_w && c->dln_w) c->dln_w[h0 + j] += (float)g_lw[j];
+            if (c->ln_w && c->dln_b) c->dln_b[h0 + j] += (float)g_lb[j];
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y,
+                                                  const float *r, const float *k, const float *v, const float *r_k,
+                                                  const float *ln_w, const float *ln_b, float gn_eps, const float *g, float *dy,
+                                                  float *dr, float *dk, float *dv, float *dg, float *dr_k, float *dln_w,
+                                                  float *dln_b) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    arwkv__r7_finish_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w;
+    c.ln_b = ln_b, c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg, c.dr_k = dr_k;
+    c.dln_w = dln_w, c.dln_b = dln_b;
+    arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_finish_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+static const arwkv_rwkv7_ops arwkv__cpu_rwkv7_ops = {
+    arwkv__cpu_r7_lerp_forward,    arwkv__cpu_r7_lerp_backward,    arwkv__cpu_r7_act_forward,   arwkv__cpu_r7_act_backward,
+    arwkv__cpu_r7_prepare_forward, arwkv__cpu_r7_prepare_backward, arwkv__cpu_r7_wkv7_forward,  arwkv__cpu_r7_wkv7_backward,
+    arwkv__cpu_r7_finish_forward,  arwkv__cpu_r7_finish_backward};
+
+/* ---- The ARWKV-7 time mix block: forward and backward ---------------------------------------------
+   One layer's time mix over B sequences of T tokens, written once over the backend's tables:
+
+     lerp -> r, k, v projections and the w, a, v, g LoRAs -> prepare -> wkv7 -> finish -> output
+
+   Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
+   projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
+   (the lerps, the WKV inputs, the pre-projection output o) is recomputed by the backward from
+   them, which costs a few elementwise passes and saves eleven [B*T, C] arrays per layer.
+   Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
+   from call to call, so a recurrent step allocates nothing. */
+
+/* Sizes of the time mix from the config and the LoRA ranks of the checkpoint (the model's
+   rank_w .. rank_g, read from the tensors' shapes). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_dims(const arwkv_config *cfg, int rank_w, int rank_a, int rank_v, int rank_g,
+                                             arwkv_tmix7_dims *d) {
+    memset(d, 0, sizeof *d);
+    int C = cfg->hidden_size, N = cfg->head_size;
+    if (C <= 0 || N <= 0 || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: hidden_size %d is not a multiple of head_size %d", C, N);
+    if (N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "time mix: head_size %d must be a multiple of 8 and at most %d", N, ARWKV__R7_MAX_N);
+    if (rank_w <= 0 || rank_a <= 0 || rank_v <= 0 || (cfg->wkv_has_gate && rank_g <= 0))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: LoRA ranks w %d, a %d, v %d, g %d must be positive", rank_w, rank_a, rank_v,
+                           rank_g);
+    if (cfg->wkv_has_group_norm && cfg->head_size_divisor <= 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "time mix: head_size_divisor %d must be positive", cfg->head_size_divisor);
+    d->C = C, d->N = N, d->H = C / N;
+    d->rank_w = rank_w, d->rank_a = rank_a, d->rank_v = rank_v, d->rank_g = cfg->wkv_has_gate ? rank_g : 0;
+    d->has_gate = cfg->wkv_has_gate != 0, d->has_group_norm = cfg->wkv_has_group_norm != 0;
+    d->gn_eps = 1e-5f * (float)cfg->head_size_divisor * (float)cfg->head_size_divisor;
+    return ARWKV_OK;
+}
+
+/* Does the layer hold every tensor the time mix reads, with the right shape and type? */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_layer(const arwkv_tmix7_dims *d, const arwkv_layer *l, int layer_index) {
+    struct {
+        const arwkv_param *p;
+        const char *name;
+        int64_t rows, cols; /* cols 0: a vector of `rows` elements */
+        int needed;
+    } t[] = {
+        {l->x_r, "x_r", d->C, 0, 1}, {l->x_w, "x_w", d->C, 0, 1}, {l->x_k, "x_k", d->C, 0, 1},
+        {l->x_v, "x_v", d->C, 0, 1}, {l->x_a, "x_a", d->C, 0, 1}, {l->x_g, "x_g", d->C, 0, d->has_gate},
+        {l->w0, "w0", d->C, 0, 1}, {l->w1, "w1", d->C, d->rank_w, 1}, {l->w2, "w2", d->rank_w, d->C, 1},
+        {l->a0, "a0", d->C, 0, 1}, {l->a1, "a1", d->C, d->rank_a, 1}, {l->a2, "a2", d->rank_a, d->C, 1},
+        {l->v0, "v0", d->C, 0, layer_index > 0}, {l->v1, "v1", d->C, d->rank_v, layer_index > 0},
+        {l->v2, "v2", d->rank_v, d->C, layer_index > 0}, {l->g1, "g1", d->C, d->rank_g, d->has_gate},
+        {l->g2, "g2", d->rank_g, d->C, d->has_gate}, {l->k_k, "k_k", d->C, 0, 1}, {l->k_a, "k_a", d->C, 0, 1},
+        {l->r_k, "r_k", d->C, 0, 1}, {l->receptance, "receptance.weight", d->C, d->C, 1},
+        {l->key, "key.weight", d->C, d->C, 1}, {l->value, "value.weight", d->C, d->C, 1},
+        {l->output, "output.weight", d->C, d->C, 1}, {l->ln_x_w, "ln_x.weight", d->C, 0, d->has_group_norm},
+        {l->ln_x_b, "ln_x.bias", d->C, 0, d->has_group_norm},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const arwkv_param *p = t[i].p;
+        if (!t[i].needed) continue;
+        if (!p || !p->data)
+            return arwkv__fail(ARWKV_ERR_NOT_FOUND, "layer %d: time-mix tensor %s is missing", layer_index, t[i].name);
+        if (t[i].cols == 0) { /* vectors: any shape of C elements ([1,1,C], [C], [H,N]), fp32 */
+            if (p->numel != t[i].rows || p->dtype != ARWKV_F32)
+                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s has %lld elements of %s; the time mix needs %lld of F32",
+                                   layer_index, p->name, (long long)p->numel, arwkv_dtype_name(p->dtype), (long long)t[i].rows);
+        } else {
+            if (p->ndim != 2 || p->shape[0] != t[i].rows || p->shape[1] != t[i].cols)
+                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s should be [%lld, %lld]", layer_index, p->name,
+                                   (long long)t[i].rows, (long long)t[i].cols);
+            if (p->dtype != ARWKV_F32 && p->dtype != ARWKV_BF16 && p->dtype != ARWKV_F16)
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "layer %d: %s has dtype %s (F32, BF16 or F16 expected)", layer_index,
+                                   p->name, arwkv_dtype_name(p->dtype));
+        }
+        if (p->trainable && (!p->grad || p->dtype != ARWKV_F32))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: trainable %s needs F32 data and a gradient buffer", layer_index,
+                               p->name);
+    }
+    return ARWKV_OK;
+}
+
+/* What the forward keeps for the backward, for one layer. Sizes in floats, M = B*T rows:
+     M * C * (6 + has_gate + (rank_v > 0))    r, k, v, w_lora, a_lora, y (+ g, v_lora)
+     M * (rank_w + rank_a + rank_v + rank_g)  LoRA hidden activations
+     B * H * ceil(T/16) * N * N               WKV7 state checkpoints (= 4 M C for N = 64 and T % 16 = 0)
+     B * C                                    the shift state before the first token */
+typedef struct arwkv__tmix7_acts {
+    arwkv_tmix7_dims d;
+    int cap_B, cap_T; /* capacity */
+    int B, T;         /* shape of the forward that filled it (0: none yet) */
+    void *mem;        /* one backend allocation holding the arrays below */
+    float *shift0, *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y;
+    float *h_w, *h_a, *h_v, *h_g;
+    float *ckpt;
+} arwkv__tmix7_acts;
+
+/* Temporaries of the forward (and of the backward, if asked), shared by all layers. */
+typedef struct arwkv__tmix7_work {
+    arwkv_tmix7_dims d;
+    int max_rows, backward;
+    void *mem;
+    /* forward: the mixes, the projections when no acts are kept, the WKV inputs, o */
+    float *xmix; /* [6][rows][C] */
+    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
+    float *decay, *k, *v, *wkv_a, *wkv_b, *o;
+    /* backward */
+    float *dxmix; /* [6][rows][C] */
+    float *d_o, *dy, *dr, *dk, *dv, *dg, *d_decay, *d_wkv_a, *d_wkv_b, *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora;
+    float *dh_w, *dh_a, *dh_v, *dh_g;
+} arwkv__tmix7_work;
+
+/* Carves consecutive arrays out of one allocation (first pass: only counts). */
+typedef struct arwkv__carver {
+    float *base;
+    size_t used; /* floats */
+} arwkv__carver;
+ARWKV_PRIVATE float *arwkv__carve(arwkv__carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) / 16 * 16; /* keep every array 64-byte aligned */
+    return n ? p : NULL;
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_acts_layout(arwkv__tmix7_acts *a, arwkv__carver *cv) {
+    const arwkv_tmix7_dims *d = &a->d;
+    size_t M = (size_t)a->cap_B * a->cap_T, MC = M * d->C;
+    size_t n_ckpt = (size_t)a->cap_B * d->H * ((a->cap_T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK) * d->N * d->N;
+    a->shift0 = arwkv__carve(cv, (size_t)a->cap_B * d->C);
+    a->r = arwkv__carve(cv, MC), a->k_in = arwkv__carve(cv, MC), a->v_in = arwkv__carve(cv, MC);
+    a->w_lora = arwkv__carve(cv, MC), a->a_lora = arwkv__carve(cv, MC), a->y = arwkv__carve(cv, MC);
+    a->v_lora = arwkv__carve(cv, d->rank_v ? MC : 0), a->g = arwkv__carve(cv, d->has_gate ? MC : 0);
+    a->h_w = arwkv__carve(cv, M * d->rank_w), a->h_a = arwkv__carve(cv, M * d->rank_a);
+    a->h_v = arwkv__carve(cv, M * d->rank_v), a->h_g = arwkv__carve(cv, M * d->rank_g);
+    a->ckpt = arwkv__carve(cv, n_ckpt);
+}
+
+/* Bytes of one layer's activations for B sequences of T tokens. */
+ARWKV_PRIVATE size_t arwkv__tmix7_acts_bytes(const arwkv_tmix7_dims *d, int B, int T) {
+    arwkv__tmix7_acts a;
+    memset(&a, 0, sizeof a);
+    a.d = *d, a.cap_B = B, a.cap_T = T;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_acts_layout(&a, &cv);
+    return cv.used * sizeof(float);
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_acts_free(arwkv_backend *be, arwkv__tmix7_acts *a) {
+    if (!a) return;
+    be->mem->free(be, a->mem);
+    arwkv__free(a);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_acts_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int B, int T,
+                                                    arwkv__tmix7_acts **out) {
+    *out = NULL;
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix activations for %d x %d tokens", B, T);
+    arwkv__tmix7_acts *a = (arwkv__tmix7_acts *)arwkv__calloc(1, sizeof *a);
+    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix activations: out of memory");
+    a->d = *d, a->cap_B = B, a->cap_T = T;
+    arwkv_result r = be->mem->alloc(be, arwkv__tmix7_acts_bytes(d, B, T), &a->mem);
+    if (r != ARWKV_OK) {
+        arwkv__free(a);
+        return arwkv__context(r, "time-mix activations for %d x %d tokens", B, T);
+    }
+    arwkv__carver cv = {(float *)a->mem, 0};
+    arwkv__tmix7_acts_layout(a, &cv);
+    *out = a;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_work_layout(arwkv__tmix7_work *w, arwkv__carver *cv) {
+    const arwkv_tmix7_dims *d = &w->d;
+    size_t M = (size_t)w->max_rows, MC = M * d->C, MCg = d->has_gate ? MC : 0;
+    w->xmix = arwkv__carve(cv, 6 * MC);
+    w->r = arwkv__carve(cv, MC), w->k_in = arwkv__carve(cv, MC), w->v_in = arwkv__carve(cv, MC);
+    w->w_lora = arwkv__carve(cv, MC), w->a_lora = arwkv__carve(cv, MC), w->v_lora = arwkv__carve(cv, MC);
+    w->g = arwkv__carve(cv, MCg), w->y = arwkv__carve(cv, MC);
+    w->h_w = arwkv__carve(cv, M * d->rank_w), w->h_a = arwkv__carve(cv, M * d->rank_a);
+    w->h_v = arwkv__carve(cv, M * d->rank_v), w->h_g = arwkv__carve(cv, M * d->rank_g);
+    w->decay = arwkv__carve(cv, MC), w->k = arwkv__carve(cv, MC), w->v = arwkv__carve(cv, MC);
+    w->wkv_a = arwkv__carve(cv, MC), w->wkv_b = arwkv__carve(cv, MC), w->o = arwkv__carve(cv, MC);
+    if (!w->backward) return;
+    w->dxmix = arwkv__carve(cv, 6 * MC);
+    w->d_o = arwkv__carve(cv, MC), w->dy = arwkv__carve(cv, MC), w->dr = arwkv__carve(cv, MC), w->dk = arwkv__carve(cv, MC);
+    w->dv = arwkv__carve(cv, MC), w->dg = arwkv__carve(cv, MCg), w->d_decay = arwkv__carve(cv, MC);
+    w->d_wkv_a = arwkv__carve(cv, MC), w->d_wkv_b = arwkv__carve(cv, MC), w->dk_in = arwkv__carve(cv, MC);
+    w->dv_in = arwkv__carve(cv, MC), w->dw_lora = arwkv__carve(cv, MC), w->da_lora = arwkv__carve(cv, MC);
+    w->dv_lora = arwkv__carve(cv, MC);
+    w->dh_w = arwkv__carve(cv, M * d->rank_w), w->dh_a = arwkv__carve(cv, M * d->rank_a);
+    w->dh_v = arwkv__carve(cv, M * d->rank_v), w->dh_g = arwkv__carve(cv, M * d->rank_g);
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *w) {
+    if (!w) return;
+    be->mem->free(be, w->mem);
+    arwkv__free(w);
+}
+
+/* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
+   Floats: max_rows * C * (26 forward + 20 backward), plus LoRA-rank-sized arrays. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
+                                                    arwkv__tmix7_work **out) {
+    *out = NULL;
+    if (max_rows <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix workspace for %d tokens", max_rows);
+    arwkv__tmix7_work *w = (arwkv__tmix7_work *)arwkv__calloc(1, sizeof *w);
+    if (!w) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix workspace: out of memory");
+    w->d = *d, w->max_rows = max_rows, w->backward = backward != 0;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_work_layout(w, &cv);
+    arwkv_result r = be->mem->alloc(be, cv.used * sizeof(float), &w->mem);
+    if (r != ARWKV_OK) {
+        arwkv__free(w);
+        return arwkv__context(r, "time-mix workspace for %d tokens", max_rows);
+    }
+    cv.base = (float *)w->mem, cv.used = 0;
+    arwkv__tmix7_work_layout(w, &cv);
+    *out = w;
+    return ARWKV_OK;
+}
+
+/* ---- Products with the layer's matrices (all through be->core->gemm) ----
+   A weight W [R,S] is used either as nn.Linear (y = x W^T: in S, out R) or as a LoRA factor
+   (y = x W: in R, out S). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear, float *y) {
+    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
+    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, linear ? 1 : S, linear ? S : 1, y, out, 0, NULL);
+}
+/* Its backward: dx (+)= dy W (linear) or dy W^T (LoRA), if dx is not NULL; W's gradient
+   (+)= dy^T x or x^T dy, if W is trainable. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm_backward(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear,
+                                             const float *dy, float *dx, int accumulate_dx) {
+    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
+    if (W->trainable) {
+        if (linear) ARWKV__TRY(be->core->gemm(be, R, S, M, dy, 1, R, x, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
+        else ARWKV__TRY(be->core->gemm(be, R, S, M, x, 1, R, dy, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
+    }
+    if (!dx) return ARWKV_OK;
+    return be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, linear ? S : 1, linear ? 1 : S, dx, in, accumulate_dx, NULL);
+}
+
+ARWKV_PRIVATE const float *arwkv__tmix7_vec(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
+ARWKV_PRIVATE float *arwkv__tmix7_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
+
+/* The arrays one call works on: the layer's activations when training, else the workspace's. */
+typedef struct arwkv__tmix7_bufs {
+    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
+} arwkv__tmix7_bufs;
+
+ARWKV_PRIVATE arwkv__tmix7_bufs arwkv__tmix7_bufs_of(const arwkv__tmix7_acts *a, const arwkv__tmix7_work *w) {
+    arwkv__tmix7_bufs b;
+    if (a) {
+        b.r = a->r, b.k_in = a->k_in, b.v_in = a->v_in, b.w_lora = a->w_lora, b.a_lora = a->a_lora, b.v_lora = a->v_lora;
+        b.g = a->g, b.y = a->y, b.h_w = a->h_w, b.h_a = a->h_a, b.h_v = a->h_v, b.h_g = a->h_g;
+    } else {
+        b.r = w->r, b.k_in = w->k_in, b.v_in = w->v_in, b.w_lora = w->w_lora, b.a_lora = w->a_lora, b.v_lora = w->v_lora;
+        b.g = w->g, b.y = w->y, b.h_w = w->h_w, b.h_a = w->h_a, b.h_v = w->h_v, b.h_g = w->h_g;
+    }
+    return b;
+}
+
+/* The six lerp coefficients in the order of the mixes: r, w, k, v, a, g. */
+ARWKV_PRIVATE int arwkv__tmix7_mus(const arwkv_layer *l, const arwkv_tmix7_dims *d, const float *mu[6], float *dmu[6]) {
+    const arwkv_param *p[6] = {l->x_r, l->x_w, l->x_k, l->x_v, l->x_a, l->x_g};
+    int n = d->has_gate ? 6 : 5;
+    for (int i = 0; i < 6; i++) {
+        mu[i] = i < n ? arwkv__tmix7_vec(p[i]) : NULL;
+        if (dmu) dmu[i] = i < n ? arwkv__tmix7_grad(p[i]) : NULL;
+    }
+    return n;
+}
+enum { ARWKV__MIX_R, ARWKV__MIX_W, ARWKV__MIX_K, ARWKV__MIX_V, ARWKV__MIX_A, ARWKV__MIX_G };
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_call(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                            int B, int T) {
+    if (!be->rwkv7) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", be->name);
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time mix over %d x %d tokens", layer_index, B, T);
+    if ((int64_t)B * T * d->C > INT_MAX / 6)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: %d x %d tokens of width %d are too many for one call", layer_index,
+                           B, T, d->C);
+    return arwkv__tmix7_check_layer(d, l, layer_index);
+}
+
+/* The elementwise steps of the forward, which the backward recomputes: WKV inputs, and o. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d, int M,
+                                         const arwkv__tmix7_bufs *b, float *v_first, arwkv__tmix7_work *w) {
+    return be->rwkv7->prepare_forward(be, M, d->C, d->N, layer_index == 0, b->k_in, b->v_in, b->w_lora, b->a_lora,
+                                      layer_index == 0 ? NULL : b->v_lora, v_first, arwkv__tmix7_vec(l->w0),
+                                      arwkv__tmix7_vec(l->a0), arwkv__tmix7_vec(l->v0), arwkv__tmix7_vec(l->k_k),
+                                      arwkv__tmix7_vec(l->k_a), w->decay, w->k, w->v, w->wkv_a, w->wkv_b);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_layer *l, const arwkv_tmix7_dims *d, int M,
+                                        const arwkv__tmix7_bufs *b, arwkv__tmix7_work *w) {
+    return be->rwkv7->finish_forward(be, M, d->C, d->N, b->y, b->r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
+                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
+                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps,
+                                     d->has_gate ? b->g : NULL, w->o);
+}
+
+/* Runs the calls of a forward or backward one after another until one fails (r holds the result). */
+#define ARWKV__STEP(call)                \
+    do {                                 \
+        if (r == ARWKV_OK) r = (call);   \
+    } while (0)
+
+/* One layer's time mix over B sequences of T tokens (T = 1: one recurrent step).
+     x            [B,T,C] the layer's normalized input
+     shift_state  [B,C] in/out: the previous token's x before t = 0, x[b,T-1] after (NULL: zeros, not kept)
+     wkv_state    [B,H,N,N] in/out fp32 (NULL: zeros, not kept)
+     v_first      [B,T,C] written by layer 0 (may then be NULL), read by the others
+     out          [B,T,C] the time-mix output (before the residual add)
+     acts         NULL for inference; else filled for arwkv__tmix7_backward
+     work         a workspace of at least B*T rows (NULL: one is made for this call) */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                                int B, int T, const float *x, float *shift_state, float *wkv_state, float *v_first,
+                                                float *out, arwkv__tmix7_acts *acts, arwkv__tmix7_work *work) {
+    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
+    if (layer_index > 0 && !v_first) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time mix needs v_first", layer_index);
+    if (acts && (B > acts->cap_B || T > acts->cap_T))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: activations hold %d x %d tokens, the call has %d x %d", layer_index,
+                           acts->cap_B, acts->cap_T, B, T);
+    int M = B * T, C = d->C;
+    arwkv__tmix7_work *own = NULL;
+    if (!work || work->max_rows < M) {
+        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace holds %d tokens, the call has %d", layer_index,
+                                     work->max_rows, M);
+        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 0, &own));
+        work = own;
+    }
+    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, work);
+    const float *mu[6];
+    int n_mix = arwkv__tmix7_mus(l, d, mu, NULL);
+    size_t MC = (size_t)M * C;
+    float *xm[6];
+    for (int i = 0; i < 6; i++) xm[i] = work->xmix + i * MC;
+    const arwkv_rwkv7_ops *op = be->rwkv7;
+    arwkv_result r = ARWKV_OK;
+    if (acts) {
+        acts->B = B, acts->T = T;
+        if (shift_state) ARWKV__STEP(be->mem->copy(be, acts->shift0, shift_state, (size_t)B * C * sizeof(float)));
+        else ARWKV__STEP(be->mem->zero(be, acts->shift0, (size_t)B * C * sizeof(float)));
+    }
+    ARWKV__STEP(op->lerp_forward(be, work->xmix, x, shift_state, shift_state, mu, n_mix, B, T, C));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_R], l->receptance, 1, b.r));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_K], l->key, 1, b.k_in));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->value, 1, b.v_in));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_W], l->w1, 0, b.h_w));
+    ARWKV__STEP(op->act_forward(be, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_w, l->w2, 0, b.w_lora));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_A], l->a1, 0, b.h_a));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_a, l->a2, 0, b.a_lora));
+    if (layer_index > 0) {
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->v1, 0, b.h_v));
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_v, l->v2, 0, b.v_lora));
+    }
+    if (d->has_gate) {
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_G], l->g1, 0, b.h_g));
+        ARWKV__STEP(op->act_forward(be, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_g, l->g2, 0, b.g));
+    }
+    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, v_first, work));
+    ARWKV__STEP(op->wkv7_forward(be, B, T, d->H, d->N, b.r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b, b.y, wkv_state,
+                                 acts ? acts->ckpt : NULL));
+    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, work));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, work->o, l->output, 1, out));
+    arwkv__tmix7_work_free(be, own);
+    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix forward", layer_index);
+    return ARWKV_OK;
+}
+
+/* The backward of arwkv__tmix7_forward, from the activations it filled. Adds into the gradients
+   of the layer's trainable parameters.
+     x, v_first   the forward's inputs (v_first unused by layer 0)
+     dout         [B,T,C] gradient of out
+     dx           [B,T,C] written: gradient of x (NULL: not needed)
+     dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
+                  other layers: their share is added into it
+     d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
+     d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
+     work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                                 int B, int T, const float *x, const float *v_first, const arwkv__tmix7_acts *acts,
+                                                 const float *dout, float *dx, float *dv_first, float *d_shift, float *d_wkv_state,
+                                                 arwkv__tmix7_work *work) {
+    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
+    if (!acts || acts->B != B || acts->T != T)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
+                           layer_index, B, T);
+    if (layer_index > 0 && (!v_first || !dv_first))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first and its gradient", layer_index);
+    int M = B * T, C = d->C;
+    arwkv__tmix7_work *own = NULL;
+    if (!work || work->max_rows < M || !work->backward) {
+        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace (%d tokens%s) too small for a backward of %d",
+                                     layer_index, work->max_rows, work->backward ? "" : ", forward only", M);
+        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 1, &own));
+        work = own;
+    }
+    arwkv__tmix7_work *w = work;
+    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, w);
+    const float *mu[6];
+    float *dmu[6];
+    int n_mix = arwkv__tmix7_mus(l, d, mu, dmu), first = layer_index == 0;
+    size_t MC = (size_t)M * C;
+    float *xm[6], *dxm[6];
+    for (int i = 0; i < 6; i++) xm[i] = w->xmix + i * MC, dxm[i] = w->dxmix + i * MC;
+    /* the gradients of the mixes are needed for dx, for the initial shift and for trainable mus */
+    int need_dxmix = dx || d_shift;
+    for (int i = 0; i < n_mix; i++) need_dxmix |= dmu[i] != NULL;
+    const arwkv_rwkv7_ops *op = be->rwkv7;
+    arwkv_result r = ARWKV_OK;
+
+    /* recompute the elementwise parts of the forward */
+    ARWKV__STEP(op->lerp_forward(be, w->xmix, x, acts->shift0, NULL, mu, n_mix, B, T, C));
+    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, first ? NULL : (float *)v_first, w));
+    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, w));
+
+    /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, w->o, l->output, 1, dout, w->d_o, 0));
+    ARWKV__STEP(op->finish_backward(be, M, C, d->N, w->d_o, b.y, b.r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
+                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
+                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps, d->has_gate ? b.g : NULL,
+                                    w->dy, w->dr, w->dk, w->dv, d->has_gate ? w->dg : NULL, arwkv__tmix7_grad(l->r_k),
+                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL,
+                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL));
+    ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
+                                  w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
+    ARWKV__STEP(op->prepare_backward(be, M, C, d->N, first, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b, b.k_in, b.v_in,
+                                     b.w_lora, b.a_lora, first ? NULL : b.v_lora, first ? NULL : v_first,
+                                     arwkv__tmix7_vec(l->w0), arwkv__tmix7_vec(l->a0), arwkv__tmix7_vec(l->v0),
+                                     arwkv__tmix7_vec(l->k_k), arwkv__tmix7_vec(l->k_a), w->dk_in, w->dv_in, w->dw_lora,
+                                     w->da_lora, first ? NULL : w->dv_lora, dv_first, arwkv__tmix7_grad(l->w0),
+                                     arwkv__tmix7_grad(l->a0), first ? NULL : arwkv__tmix7_grad(l->v0),
+                                     arwkv__tmix7_grad(l->k_k), arwkv__tmix7_grad(l->k_a)));
+
+    /* the LoRAs and projections back to the mixes: dxmix[m] = sum of what each mix fed */
+    float *dx_of[6];
+    for (int i = 0; i < 6; i++) dx_of[i] = need_dxmix ? dxm[i] : NULL;
+    if (d->has_gate) {
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_g, l->g2, 0, w->dg, w->dh_g, 0));
+        ARWKV__STEP(op->act_backward(be, w->dh_g, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_G], l->g1, 0, w->dh_g, dx_of[ARWKV__MIX_G], 0));
+    }
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_w, l->w2, 0, w->dw_lora, w->dh_w, 0));
+    ARWKV__STEP(op->act_backward(be, w->dh_w, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_W], l->w1, 0, w->dh_w, dx_of[ARWKV__MIX_W], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_a, l->a2, 0, w->da_lora, w->dh_a, 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_A], l->a1, 0, w->dh_a, dx_of[ARWKV__MIX_A], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_R], l->receptance, 1, w->dr, dx_of[ARWKV__MIX_R], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_K], l->key, 1, w->dk_in, dx_of[ARWKV__MIX_K], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->value, 1, w->dv_in, dx_of[ARWKV__MIX_V], 0));
+    if (!first) {
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_v, l->v2, 0, w->dv_lora, w->dh_v, 0));
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->v1, 0, w->dh_v, dx_of[ARWKV__MIX_V], 1));
+    }
+    if (need_dxmix) ARWKV__STEP(op->lerp_backward(be, dx, d_shift, dmu, w->dxmix, x, acts->shift0, mu, n_mix, B, T, C));
+#undef ARWKV__STEP
+    arwkv__tmix7_work_free(be, own);
+    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix backward", layer_index);
+    return ARWKV_OK;
+}
 
 /* @@rwkv7-ops-impl@@ */
 
