@@ -354,6 +354,29 @@ struct arwkv_backend {
     void (*destroy)(arwkv_backend *be);
 };
 
+/* ---- Qwen2 attention ops -----------------------------------------------------------------------
+   Forward only: the teacher is frozen. A row holds one token's heads side by side, as the
+   projections write them: q is [rows, H*D], k and v are [rows, Hkv*D] (H query heads, Hkv key/value
+   heads, D = head_dim). */
+struct arwkv_qwen_ops {
+    /* Rotary position embedding in place, in Hugging Face's rotate_half convention: within each head,
+       element i < D/2 pairs with element i + D/2, rotated by the angle pos * theta^(-2i/D):
+           x'[i]       = x[i] cos - x[i+D/2] sin
+           x'[i+D/2]   = x[i+D/2] cos + x[i] sin
+       x: rows of n_heads*D floats, row r at x + r*ld. Row r is at position pos[r] when pos (int32,
+       backend memory) is given, else at pos0 + r. Angles are formed in fp32 as transformers does. */
+    arwkv_result (*rope_forward)(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                 const int32_t *pos, int pos0, double theta);
+    /* Causal grouped-query attention for B sequences at once:
+           out[b, i, h] = sum_{j <= p0+i} softmax_j(q[b,i,h] . k[b,j,g] / sqrt(D)) v[b,j,g],  g = h / (H/Hkv)
+       q and out are [B*Tq, H*D]: row b*Tq + i is query i of sequence b, at absolute position p0 + i.
+       k and v hold p0 + Tq rows of Hkv*D floats per sequence; sequence b starts at k + b*kv_batch_stride.
+       So one op serves a whole sequence (p0 = 0) and KV-cached decoding (p0 = tokens already cached).
+       Never forms the Tq x (p0+Tq) score matrix: keys are visited in blocks with a running softmax. */
+    arwkv_result (*attention_forward)(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                      int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride);
+};
+
 /* @@qwen-ops-api@@ */
 
 
@@ -436,6 +459,65 @@ ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const f
    save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL. */
 ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
                                         const char *tokenizer_dir);
+
+/* ---- The teacher: Qwen2 forward ----------------------------------------------------------------
+   Qwen2ForCausalLM as transformers computes it in fp32 (see the top of section 7 of the
+   implementation for the equations). Activations are fp32; weights stay in their stored type and
+   are widened block by block inside the matrix product, so a bf16 7B teacher needs ~16 GB.
+   Every buffer lives in backend memory and every computation goes through the backend's tables.
+
+   Two ways to run it:
+   - arwkv_teacher_forward: B sequences of T tokens, all positions at once (perplexity, the
+     distillation targets). A per-layer hook sees each layer's attention input and output as soon as
+     they exist, so a trainer can consume layer l before layer l+1 runs and memory does not grow
+     with depth. Logits are not formed: arwkv_teacher_logits turns any chunk of rows of the final
+     hidden states into logits, so tokens x vocabulary floats never have to exist at once.
+   - arwkv_teacher_step: incremental decoding of one sequence with a KV cache (prefill n > 1 tokens,
+     then one at a time), returning logits on the host.
+   A teacher object holds the activation workspace; it is not safe to use from two threads at once.
+   Several teacher objects may share one model. */
+
+typedef struct arwkv_teacher arwkv_teacher;
+typedef struct arwkv_kv_cache arwkv_kv_cache;
+
+/* Called once per layer during arwkv_teacher_forward, after the attention and before the residual
+   add. All three arrays are [rows, hidden_size] in backend memory (rows = B*T, sequence-major) and
+   are valid only during the call:
+     x        the layer's input (the residual stream; x of layer 0 is the embedding)
+     xn       input_layernorm(x): what the attention (and an ARWKV time mix) reads
+     attn_out the attention output after o_proj: the stage-1 target of the layer's time mix
+   Returning anything but ARWKV_OK stops the forward, which returns that code. */
+typedef arwkv_result (*arwkv_layer_hook)(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows);
+
+/* A workspace for running model m (a Qwen2ForCausalLM loaded on a backend with Qwen ops). The model
+   must outlive the teacher. Buffers grow on demand to the largest batch seen. */
+ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out);
+ARWKV_API void arwkv_teacher_free(arwkv_teacher *t);
+
+/* Run B sequences of T tokens each (ids: host int32 [B*T], sequence-major; all in [0, vocab)).
+   hook may be NULL. On success *hidden points to the final normed hidden states [B*T, hidden_size]
+   in backend memory, owned by t and valid until t's next forward or step. */
+ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *ids, int B, int T, arwkv_layer_hook hook,
+                                             void *user, const float **hidden);
+
+/* logits[n_rows, vocab] = lm_head(hidden[n_rows, hidden_size]); both in backend memory, row-major.
+   The head is the embedding when tie_word_embeddings is set. */
+ARWKV_API arwkv_result arwkv_teacher_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits);
+
+/* The keys (after RoPE) and values of every layer for one sequence. max_len > 0 allocates that many
+   positions up front and refuses to go beyond; max_len <= 0 grows on demand (doubling). */
+ARWKV_API arwkv_result arwkv_kv_cache_create(arwkv_model *m, int max_len, arwkv_kv_cache **out);
+ARWKV_API void arwkv_kv_cache_free(arwkv_kv_cache *c);
+ARWKV_API void arwkv_kv_cache_reset(arwkv_kv_cache *c);          /* forget all positions; keeps memory */
+ARWKV_API int arwkv_kv_cache_len(const arwkv_kv_cache *c);        /* positions cached */
+ARWKV_API size_t arwkv_kv_cache_bytes(const arwkv_kv_cache *c);   /* backend memory held */
+
+/* Append n tokens (host int32) to the sequence in cache c and run them: n > 1 is a prefill, n = 1 a
+   decoding step. Writes the logits of the last new position to logits_last[vocab] and, if
+   logits_all is not NULL, those of all n new positions to logits_all[n, vocab] (host memory; either
+   may be NULL). On failure the cache keeps its previous length. */
+ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, const int32_t *ids, int n, float *logits_last,
+                                          float *logits_all);
 
 /* @@teacher-api@@ */
 
@@ -2936,6 +3018,238 @@ static const arwkv_core_ops arwkv__cpu_core_ops = {
     arwkv__cpu_gemm,          arwkv__cpu_embed_forward,  arwkv__cpu_embed_backward, arwkv__cpu_rmsnorm_forward,
     arwkv__cpu_rmsnorm_backward, arwkv__cpu_swiglu_forward, arwkv__cpu_swiglu_backward, arwkv__cpu_axpy};
 
+/* ---- Qwen2 ops: rotary embedding ----------------------------------------------------------------
+   transformers forms the angles in fp32: inv_freq = 1 / theta^(2i/D) rounded to fp32, then
+   angle = fp32(pos) * inv_freq rounded to fp32, and cos/sin of that fp32 angle. One ulp of an angle
+   near position 2048 is 1e-4 rad, so the same roundings are kept here instead of a float64 angle:
+   matching the reference beats being more exact than it. */
+#define ARWKV__ROPE_MAX_DIM 1024
+
+typedef struct arwkv__rope_ctx {
+    float *x;
+    ptrdiff_t ld;
+    const int32_t *pos;
+    int pos0, n_heads, head_dim;
+    float inv_freq[ARWKV__ROPE_MAX_DIM / 2];
+} arwkv__rope_ctx;
+
+static void arwkv__rope_range(void *ctx, size_t b, size_t e) {
+    arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
+    int half = c->head_dim / 2;
+    float cs[ARWKV__ROPE_MAX_DIM / 2], sn[ARWKV__ROPE_MAX_DIM / 2];
+    for (size_t r = b; r < e; r++) {
+        float p = (float)(c->pos ? c->pos[r] : c->pos0 + (int)r);
+        for (int i = 0; i < half; i++) { /* one set of angles serves every head of the row */
+            float angle = p * c->inv_freq[i];
+            cs[i] = (float)cos((double)angle);
+            sn[i] = (float)sin((double)angle);
+        }
+        float *row = c->x + (ptrdiff_t)r * c->ld;
+        for (int h = 0; h < c->n_heads; h++) {
+            float *x1 = row + (size_t)h * (size_t)c->head_dim, *x2 = x1 + half;
+            for (int i = 0; i < half; i++) {
+                /* separate products, as the reference rounds each before the sum (no fused multiply-add) */
+                float ac = x1[i] * cs[i], bs = x2[i] * sn[i], bc = x2[i] * cs[i], as = x1[i] * sn[i];
+                x1[i] = ac - bs;
+                x2[i] = bc + as;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                            const int32_t *pos, int pos0, double theta) {
+    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > ARWKV__ROPE_MAX_DIM || ld < (ptrdiff_t)n_heads * head_dim ||
+        !(theta > 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
+                           rows, n_heads, head_dim, ARWKV__ROPE_MAX_DIM, (long long)ld, theta);
+    arwkv__rope_ctx c;
+    c.x = x, c.ld = ld, c.pos = pos, c.pos0 = pos0, c.n_heads = n_heads, c.head_dim = head_dim;
+    float base = (float)theta;
+    for (int i = 0; i < head_dim / 2; i++) {
+        float exponent = (float)(2 * i) / (float)head_dim;
+        c.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
+    }
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__rope_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- Qwen2 ops: causal grouped-query attention ------------------------------------------------
+   Flash-style: a task owns QB query rows of one head of one sequence and visits the keys in blocks
+   of KB, keeping per row the running maximum m, the running sum l of exp(s - m) and the running
+   weighted sum of values acc. When a block raises the maximum, l and acc are rescaled by
+   exp(m_old - m_new), so the result is softmax(s) . V without ever holding a full row of scores.
+   Within a block the scores are a small matrix product: the block's keys are transposed once so the
+   kernel runs along keys (4 query rows x 16 keys per step), and P.V runs along the head dimension.
+   Tasks write disjoint output rows and sum in a fixed order: any thread count gives the same bits.
+   Query heads h and h' of one group read the same keys; each task re-reads them from cache. */
+#define ARWKV__ATT_QB 32 /* query rows per task (a multiple of 4) */
+#define ARWKV__ATT_KB 64 /* keys per block (a multiple of 16) */
+#define ARWKV__ATT_MAX_D 512
+
+typedef struct arwkv__attn_ctx {
+    float *out;
+    const float *q, *k, *v;
+    int B, Tq, p0, H, Hkv, D, n_qblocks;
+    ptrdiff_t kv_bs;
+    float scale;
+    arwkv_pool *pool;
+    int oom;
+} arwkv__attn_ctx;
+
+/* s[r][0..16) = scale * (q_r . key j) for 4 query rows; kt holds the keys transposed (d-major,
+   row stride KB). */
+ARWKV_PRIVATE void arwkv__attn_scores_4x16(const float *const *q, const float *kt, int D, float scale, float *s) {
+#ifdef ARWKV__AVX2
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, x;
+    for (int d = 0; d < D; d++) {
+        __m256 k0 = _mm256_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB), k1 = _mm256_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB + 8);
+        x = _mm256_broadcast_ss(q[0] + d); c00 = _mm256_fmadd_ps(x, k0, c00); c01 = _mm256_fmadd_ps(x, k1, c01);
+        x = _mm256_broadcast_ss(q[1] + d); c10 = _mm256_fmadd_ps(x, k0, c10); c11 = _mm256_fmadd_ps(x, k1, c11);
+        x = _mm256_broadcast_ss(q[2] + d); c20 = _mm256_fmadd_ps(x, k0, c20); c21 = _mm256_fmadd_ps(x, k1, c21);
+        x = _mm256_broadcast_ss(q[3] + d); c30 = _mm256_fmadd_ps(x, k0, c30); c31 = _mm256_fmadd_ps(x, k1, c31);
+    }
+    __m256 sc = _mm256_set1_ps(scale);
+    _mm256_storeu_ps(s + 0 * ARWKV__ATT_KB, _mm256_mul_ps(c00, sc)); _mm256_storeu_ps(s + 0 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c01, sc));
+    _mm256_storeu_ps(s + 1 * ARWKV__ATT_KB, _mm256_mul_ps(c10, sc)); _mm256_storeu_ps(s + 1 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c11, sc));
+    _mm256_storeu_ps(s + 2 * ARWKV__ATT_KB, _mm256_mul_ps(c20, sc)); _mm256_storeu_ps(s + 2 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c21, sc));
+    _mm256_storeu_ps(s + 3 * ARWKV__ATT_KB, _mm256_mul_ps(c30, sc)); _mm256_storeu_ps(s + 3 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c31, sc));
+#else
+    float acc[4][16];
+    memset(acc, 0, sizeof acc);
+    for (int d = 0; d < D; d++) {
+        const float *krow = kt + (size_t)d * ARWKV__ATT_KB;
+        for (int r = 0; r < 4; r++) {
+            float x = q[r][d];
+            for (int j = 0; j < 16; j++) acc[r][j] += x * krow[j];
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 16; j++) s[r * ARWKV__ATT_KB + j] = acc[r][j] * scale;
+#endif
+}
+
+/* acc_r[0..w) += sum_{j < kb} p[r][j] v_j[0..w) for 4 query rows (p row stride KB, acc row stride D,
+   value j at v + j*v_ld); w <= 16. */
+ARWKV_PRIVATE void arwkv__attn_pv_4xw(const float *p, const float *v, ptrdiff_t v_ld, int kb, float *acc, int D, int w) {
+#ifdef ARWKV__AVX2
+    if (w == 16) {
+        __m256 a00 = _mm256_loadu_ps(acc), a01 = _mm256_loadu_ps(acc + 8), a10 = _mm256_loadu_ps(acc + D),
+               a11 = _mm256_loadu_ps(acc + D + 8), a20 = _mm256_loadu_ps(acc + 2 * D), a21 = _mm256_loadu_ps(acc + 2 * D + 8),
+               a30 = _mm256_loadu_ps(acc + 3 * D), a31 = _mm256_loadu_ps(acc + 3 * D + 8), x;
+        for (int j = 0; j < kb; j++) {
+            __m256 v0 = _mm256_loadu_ps(v + j * v_ld), v1 = _mm256_loadu_ps(v + j * v_ld + 8);
+            x = _mm256_broadcast_ss(p + j); a00 = _mm256_fmadd_ps(x, v0, a00); a01 = _mm256_fmadd_ps(x, v1, a01);
+            x = _mm256_broadcast_ss(p + ARWKV__ATT_KB + j); a10 = _mm256_fmadd_ps(x, v0, a10); a11 = _mm256_fmadd_ps(x, v1, a11);
+            x = _mm256_broadcast_ss(p + 2 * ARWKV__ATT_KB + j); a20 = _mm256_fmadd_ps(x, v0, a20); a21 = _mm256_fmadd_ps(x, v1, a21);
+            x = _mm256_broadcast_ss(p + 3 * ARWKV__ATT_KB + j); a30 = _mm256_fmadd_ps(x, v0, a30); a31 = _mm256_fmadd_ps(x, v1, a31);
+        }
+        _mm256_storeu_ps(acc, a00); _mm256_storeu_ps(acc + 8, a01);
+        _mm256_storeu_ps(acc + D, a10); _mm256_storeu_ps(acc + D + 8, a11);
+        _mm256_storeu_ps(acc + 2 * D, a20); _mm256_storeu_ps(acc + 2 * D + 8, a21);
+        _mm256_storeu_ps(acc + 3 * D, a30); _mm256_storeu_ps(acc + 3 * D + 8, a31);
+        return;
+    }
+#endif
+    for (int r = 0; r < 4; r++) {
+        float *a = acc + (size_t)r * D;
+        for (int j = 0; j < kb; j++) {
+            float x = p[r * ARWKV__ATT_KB + j];
+            const float *vj = v + j * v_ld;
+            for (int d = 0; d < w; d++) a[d] += x * vj[d];
+        }
+    }
+}
+
+static void arwkv__attn_task(void *ctx, int task, int thread) {
+    arwkv__attn_ctx *c = (arwkv__attn_ctx *)ctx;
+    const int QB = ARWKV__ATT_QB, KB = ARWKV__ATT_KB, D = c->D;
+    int BH = c->B * c->H;
+    int qb = c->n_qblocks - 1 - task / BH; /* the longest blocks (latest queries) first, so they don't finish last */
+    int b = (task % BH) / c->H, h = (task % BH) % c->H, g = h / (c->H / c->Hkv);
+    int i0 = qb * QB, n_rows = c->Tq - i0 < QB ? c->Tq - i0 : QB;
+    float *kt = (float *)arwkv__scratch(c->pool, thread, sizeof(float) * ((size_t)D * KB + (size_t)QB * KB + (size_t)QB * D + 2 * (size_t)QB));
+    if (!kt) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *s = kt + (size_t)D * KB, *acc = s + (size_t)QB * KB, *mx = acc + (size_t)QB * D, *sum = mx + QB;
+    ptrdiff_t q_ld = (ptrdiff_t)c->H * D, kv_ld = (ptrdiff_t)c->Hkv * D;
+    const float *qbase = c->q + (ptrdiff_t)(b * c->Tq + i0) * q_ld + (ptrdiff_t)h * D;
+    const float *kbase = c->k + b * c->kv_bs + (ptrdiff_t)g * D, *vbase = c->v + b * c->kv_bs + (ptrdiff_t)g * D;
+    const float *qrow[ARWKV__ATT_QB];
+    for (int r = 0; r < QB; r++) qrow[r] = qbase + (ptrdiff_t)(r < n_rows ? r : n_rows - 1) * q_ld; /* spare rows repeat a real one */
+    memset(acc, 0, sizeof(float) * (size_t)QB * D);
+    memset(s, 0, sizeof(float) * (size_t)QB * KB);
+    for (int r = 0; r < QB; r++) mx[r] = -INFINITY, sum[r] = 0;
+    int rows4 = (n_rows + 3) & ~3;
+    int n_keys = c->p0 + i0 + n_rows; /* the last row sees keys 0 .. p0+i0+n_rows-1 */
+    for (int j0 = 0; j0 < n_keys; j0 += KB) {
+        int kb = n_keys - j0 < KB ? n_keys - j0 : KB, kb16 = (kb + 15) & ~15;
+        for (int j = 0; j < kb; j++) {
+            const float *key = kbase + (ptrdiff_t)(j0 + j) * kv_ld;
+            for (int d = 0; d < D; d++) kt[(size_t)d * KB + j] = key[d];
+        }
+        for (int d = 0; d < D; d++)
+            for (int j = kb; j < kb16; j++) kt[(size_t)d * KB + j] = 0;
+        for (int r0 = 0; r0 < rows4; r0 += 4)
+            for (int j = 0; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+        for (int r = 0; r < rows4; r++) {
+            float *sr = s + (size_t)r * KB;
+            int n_valid = c->p0 + i0 + r - j0 + 1; /* causal: keys j0 .. p0+i0+r */
+            if (n_valid > kb) n_valid = kb;
+            if (r >= n_rows || n_valid <= 0) { /* nothing to add in this block */
+                memset(sr, 0, sizeof(float) * (size_t)kb);
+                continue;
+            }
+            float m_new = mx[r];
+            for (int j = 0; j < n_valid; j++) m_new = sr[j] > m_new ? sr[j] : m_new;
+            float alpha = expf(mx[r] - m_new), l = 0; /* exp(-inf) = 0 on the first block */
+            for (int j = 0; j < n_valid; j++) {
+                sr[j] = expf(sr[j] - m_new);
+                l += sr[j];
+            }
+            for (int j = n_valid; j < kb; j++) sr[j] = 0;
+            sum[r] = sum[r] * alpha + l;
+            mx[r] = m_new;
+            if (alpha != 1.0f)
+                for (int d = 0; d < D; d++) acc[(size_t)r * D + d] *= alpha;
+        }
+        const float *vblock = vbase + (ptrdiff_t)j0 * kv_ld;
+        for (int r0 = 0; r0 < rows4; r0 += 4)
+            for (int d0 = 0; d0 < D; d0 += 16)
+                arwkv__attn_pv_4xw(s + (size_t)r0 * KB, vblock + d0, kv_ld, kb, acc + (size_t)r0 * D + d0, D, D - d0 < 16 ? D - d0 : 16);
+    }
+    for (int r = 0; r < n_rows; r++) {
+        float *o = c->out + (ptrdiff_t)(b * c->Tq + i0 + r) * q_ld + (ptrdiff_t)h * D;
+        float inv = 1.0f / sum[r];
+        for (int d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+    }
+}
+
+static arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                                 int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
+    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > ARWKV__ATT_MAX_D ||
+        (B > 1 && kv_batch_stride < (ptrdiff_t)(p0 + Tq) * Hkv * D))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d), "
+                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, ARWKV__ATT_MAX_D, (long long)kv_batch_stride);
+    if (B == 0 || Tq == 0) return ARWKV_OK;
+    arwkv__attn_ctx c;
+    memset(&c, 0, sizeof c);
+    c.out = out, c.q = q, c.k = k, c.v = v, c.B = B, c.Tq = Tq, c.p0 = p0, c.H = H, c.Hkv = Hkv, c.D = D;
+    c.kv_bs = kv_batch_stride;
+    c.scale = (float)(1.0 / sqrt((double)D));
+    c.pool = be->pool;
+    c.n_qblocks = (Tq + ARWKV__ATT_QB - 1) / ARWKV__ATT_QB;
+    arwkv_pool_run(be->pool, B * H * c.n_qblocks, arwkv__attn_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "attention (Tq %d, keys %d, head_dim %d): out of scratch memory", Tq, p0 + Tq, D);
+    return ARWKV_OK;
+}
+
+#define ARWKV__HAVE_CPU_QWEN_OPS
+static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwkv__cpu_attention_forward};
+
 /* @@qwen-ops-impl@@ */
 
 
@@ -3412,6 +3726,294 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     arwkv__free(host);
     arwkv__free(e);
     return r;
+}
+
+/* ---- The teacher: Qwen2ForCausalLM --------------------------------------------------------------
+       h = embed[ids]
+       for each layer:
+           xn = RMSNorm(h; input_layernorm)
+           q = xn Wq^T + bq,  k = xn Wk^T + bk,  v = xn Wv^T + bv     H query heads, Hkv key/value heads
+           q, k = RoPE(q, k; position)
+           a = attention(q, k, v) Wo^T                                causal, GQA; the stage-1 target
+           h = h + a
+           yn = RMSNorm(h; post_attention_layernorm)
+           h = h + W_down (silu(W_gate yn) * (W_up yn))
+       hidden = RMSNorm(h; norm);  logits = hidden W_head^T             W_head = embed when tied
+   One routine runs a layer for both uses: the batched forward (keys and values of all positions in
+   the workspace) and the cached step (new keys and values appended to the cache, queries attending
+   to everything cached before them). */
+
+#define ARWKV__TEACHER_MLP_ROWS 512  /* rows per MLP pass: bounds the two [rows, intermediate] buffers */
+#define ARWKV__TEACHER_LOGIT_ROWS 16 /* rows per lm_head pass in arwkv_teacher_step */
+
+struct arwkv_teacher {
+    arwkv_model *m;
+    arwkv_backend *be;
+    int cap_rows;                         /* rows the activation buffers hold */
+    float *x, *xn, *q, *k, *v, *att, *ao; /* [rows, C], [rows, C], [rows, H*D], [rows, Hkv*D] x2, [rows, H*D], [rows, C] */
+    float *gate, *up;                     /* [min(rows, MLP_ROWS), intermediate] */
+    int32_t *ids, *pos;                   /* [rows] */
+    float *logits;                        /* [LOGIT_ROWS, vocab], allocated by the first step */
+};
+
+struct arwkv_kv_cache {
+    arwkv_backend *be;
+    int n_layers, width; /* width = Hkv * head_dim floats per position */
+    int len, cap, max_len;
+    float **k, **v;      /* per layer: [cap, width] */
+};
+
+ARWKV_PRIVATE void arwkv__teacher_release(arwkv_teacher *t) {
+    float **bufs[] = {&t->x, &t->xn, &t->q, &t->k, &t->v, &t->att, &t->ao, &t->gate, &t->up};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        t->be->mem->free(t->be, *bufs[i]);
+        *bufs[i] = NULL;
+    }
+    t->be->mem->free(t->be, t->ids);
+    t->be->mem->free(t->be, t->pos);
+    t->ids = t->pos = NULL;
+    t->cap_rows = 0;
+}
+
+/* Make the activation buffers hold `rows` rows. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_reserve(arwkv_teacher *t, int rows) {
+    if (rows <= t->cap_rows) return ARWKV_OK;
+    const arwkv_config *c = &t->m->cfg;
+    size_t R = (size_t)rows, C = (size_t)c->hidden_size, Q = (size_t)c->num_heads * c->head_dim,
+           KV = (size_t)c->num_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
+    size_t mlp_rows = R < ARWKV__TEACHER_MLP_ROWS ? R : ARWKV__TEACHER_MLP_ROWS;
+    arwkv__teacher_release(t);
+    struct {
+        void **p;
+        size_t bytes;
+    } want[] = {{(void **)&t->x, R * C * 4},      {(void **)&t->xn, R * C * 4},        {(void **)&t->q, R * Q * 4},
+                {(void **)&t->k, R * KV * 4},     {(void **)&t->v, R * KV * 4},        {(void **)&t->att, R * Q * 4},
+                {(void **)&t->ao, R * C * 4},     {(void **)&t->gate, mlp_rows * F * 4}, {(void **)&t->up, mlp_rows * F * 4},
+                {(void **)&t->ids, R * 4},        {(void **)&t->pos, R * 4}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        arwkv_result r = t->be->mem->alloc(t->be, want[i].bytes, want[i].p);
+        if (r != ARWKV_OK) {
+            arwkv__teacher_release(t);
+            return arwkv__context(r, "teacher workspace for %d rows", rows);
+        }
+    }
+    t->cap_rows = rows;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out) {
+    *out = NULL;
+    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the teacher must be a Qwen2ForCausalLM, this model is %s", m->dir ? m->dir : "model",
+                           arwkv_arch_name(m->cfg.arch));
+    if (!m->be->qwen)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no Qwen ops (rope, attention)", arwkv_backend_name(m->be));
+    arwkv_teacher *t = (arwkv_teacher *)arwkv__calloc(1, sizeof *t);
+    if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "teacher: out of memory");
+    t->m = m;
+    t->be = m->be;
+    *out = t;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_teacher_free(arwkv_teacher *t) {
+    if (!t) return;
+    arwkv__teacher_release(t);
+    t->be->mem->free(t->be, t->logits);
+    arwkv__free(t);
+}
+
+/* y[rows, out] = x[rows, in] W^T (+ b): an nn.Linear through the backend, written with row stride ldy. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_linear(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, int rows, const arwkv_param *W,
+                                                 const arwkv_param *b, int accumulate) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, ldy, accumulate, b ? (const float *)b->data : NULL);
+}
+
+/* Host ids into backend memory, checked against the vocabulary first (a bad id would read outside
+   the embedding table). */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_upload_ids(arwkv_teacher *t, const int32_t *ids, int n) {
+    int V = t->m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher: token id %d at position %d is outside the vocabulary [0, %d)", (int)ids[i], i, V);
+    return t->be->mem->upload(t->be, t->ids, ids, (size_t)n * sizeof(int32_t));
+}
+
+/* One decoder layer over B sequences of n new tokens each; t->x [B*n, C] is updated in place. The
+   new keys and values go to rows p0..p0+n-1 of kc and vc (sequence b's rows start at b*kv_bs), and
+   query i attends to rows 0..p0+i there. Either B == 1 (the cached step), or p0 == 0 and the
+   sequences' rows are back to back (kv_bs = n*KV, the batched forward), so that each projection is
+   one matrix product over all B*n rows. pos gives each row's position (NULL: p0 + row). */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, int n, int p0, float *kc, float *vc, ptrdiff_t kv_bs,
+                                                const int32_t *pos, arwkv_layer_hook hook, void *user) {
+    arwkv_backend *be = t->be;
+    const arwkv_config *c = &t->m->cfg;
+    const arwkv_layer *L = &t->m->layers[l];
+    int C = c->hidden_size, H = c->num_heads, Hkv = c->num_kv_heads, D = c->head_dim, F = c->intermediate_size;
+    int KV = Hkv * D, R = B * n;
+    ARWKV_ASSERT(B == 1 || (p0 == 0 && kv_bs == (ptrdiff_t)n * KV));
+    float *k_new = kc + (ptrdiff_t)p0 * KV, *v_new = vc + (ptrdiff_t)p0 * KV;
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, R, C, c->rms_norm_eps));
+    ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, R, L->q_w, L->q_b, 0));
+    ARWKV__TRY(arwkv__teacher_linear(be, k_new, KV, t->xn, R, L->k_w, L->k_b, 0));
+    ARWKV__TRY(arwkv__teacher_linear(be, v_new, KV, t->xn, R, L->v_w, L->v_b, 0));
+    ARWKV__TRY(be->qwen->rope_forward(be, t->q, R, H, D, (ptrdiff_t)H * D, pos, p0, c->rope_theta));
+    ARWKV__TRY(be->qwen->rope_forward(be, k_new, R, Hkv, D, KV, pos, p0, c->rope_theta));
+    ARWKV__TRY(be->qwen->attention_forward(be, t->att, t->q, kc, vc, B, n, p0, H, Hkv, D, kv_bs));
+    ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, R, L->o_w, L->o_b, 0));
+    if (hook) ARWKV__TRY(hook(user, l, t->x, t->xn, t->ao, R));
+    ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)R * C));
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, R, C, c->rms_norm_eps));
+    for (int r0 = 0; r0 < R; r0 += ARWKV__TEACHER_MLP_ROWS) { /* rows are independent here: a chunk at a time */
+        int rows = R - r0 < ARWKV__TEACHER_MLP_ROWS ? R - r0 : ARWKV__TEACHER_MLP_ROWS;
+        const float *yn = t->xn + (ptrdiff_t)r0 * C;
+        ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+        ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F)); /* elementwise: in place is fine */
+        ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1)); /* h += MLP */
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *ids, int B, int T, arwkv_layer_hook hook, void *user,
+                                             const float **hidden) {
+    *hidden = NULL;
+    const arwkv_config *c = &t->m->cfg;
+    arwkv_backend *be = t->be;
+    if (B <= 0 || T <= 0 || (int64_t)B * T > INT_MAX / (c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher forward: bad batch shape B=%d T=%d", B, T);
+    int R = B * T, KV = c->num_kv_heads * c->head_dim;
+    ARWKV__TRY(arwkv__teacher_reserve(t, R));
+    ARWKV__TRY(arwkv__teacher_upload_ids(t, ids, R));
+    int32_t *pos = (int32_t *)arwkv__malloc((size_t)R * sizeof(int32_t));
+    if (!pos) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "teacher forward: out of memory");
+    for (int r = 0; r < R; r++) pos[r] = r % T; /* every sequence starts at position 0 */
+    arwkv_result res = be->mem->upload(be, t->pos, pos, (size_t)R * sizeof(int32_t));
+    arwkv__free(pos);
+    ARWKV__TRY(res);
+    ARWKV__TRY(be->core->embed_forward(be, t->x, t->ids, R, t->m->embed->data, t->m->embed->dtype, c->hidden_size));
+    for (int l = 0; l < c->num_layers; l++) {
+        res = arwkv__teacher_layer(t, l, B, T, 0, t->k, t->v, (ptrdiff_t)T * KV, t->pos, hook, user);
+        if (res != ARWKV_OK) return arwkv__context(res, "teacher forward, layer %d", l);
+    }
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, t->m->final_norm->data, t->m->final_norm->dtype, R, c->hidden_size,
+                                         c->rms_norm_eps));
+    *hidden = t->xn;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_teacher_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits) {
+    if (n_rows < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher logits: %d rows", n_rows);
+    return arwkv__teacher_linear(m->be, logits, m->cfg.vocab_size, hidden, n_rows, m->lm_head, NULL, 0);
+}
+
+/* ---- KV cache ---------------------------------------------------------------------------------- */
+
+ARWKV_PRIVATE arwkv_result arwkv__kv_cache_reserve(arwkv_kv_cache *c, int need) {
+    if (need <= c->cap) return ARWKV_OK;
+    if (c->max_len > 0 && need > c->max_len)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "KV cache full: %d positions needed, max_len is %d (create the cache with a larger "
+                           "max_len, or 0 to let it grow)", need, c->max_len);
+    int cap = c->max_len > 0 ? c->max_len : (need > 2 * c->cap ? need : 2 * c->cap);
+    if (cap < 64 && c->max_len <= 0) cap = 64;
+    size_t row = (size_t)c->width * sizeof(float);
+    float **nk = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *)), **nv = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *));
+    arwkv_result r = nk && nv ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
+    for (int l = 0; l < c->n_layers && r == ARWKV_OK; l++) {
+        r = c->be->mem->alloc(c->be, (size_t)cap * row, (void **)&nk[l]);
+        if (r == ARWKV_OK) r = c->be->mem->alloc(c->be, (size_t)cap * row, (void **)&nv[l]);
+        if (r == ARWKV_OK && c->len > 0) r = c->be->mem->copy(c->be, nk[l], c->k[l], (size_t)c->len * row);
+        if (r == ARWKV_OK && c->len > 0) r = c->be->mem->copy(c->be, nv[l], c->v[l], (size_t)c->len * row);
+    }
+    float **drop_k = r == ARWKV_OK ? c->k : nk, **drop_v = r == ARWKV_OK ? c->v : nv; /* keep the old cache on failure */
+    for (int l = 0; l < c->n_layers; l++) {
+        if (drop_k) c->be->mem->free(c->be, drop_k[l]);
+        if (drop_v) c->be->mem->free(c->be, drop_v[l]);
+    }
+    arwkv__free(drop_k);
+    arwkv__free(drop_v);
+    if (r != ARWKV_OK) return arwkv__context(r, "KV cache of %d positions", cap);
+    c->k = nk, c->v = nv, c->cap = cap;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_kv_cache_create(arwkv_model *m, int max_len, arwkv_kv_cache **out) {
+    *out = NULL;
+    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "KV cache: the model is %s, not a Qwen2ForCausalLM", arwkv_arch_name(m->cfg.arch));
+    arwkv_kv_cache *c = (arwkv_kv_cache *)arwkv__calloc(1, sizeof *c);
+    if (!c) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
+    c->be = m->be;
+    c->n_layers = m->cfg.num_layers;
+    c->width = m->cfg.num_kv_heads * m->cfg.head_dim;
+    c->max_len = max_len > 0 ? max_len : 0;
+    c->k = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *));
+    c->v = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *));
+    arwkv_result r = c->k && c->v ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
+    if (r == ARWKV_OK && c->max_len > 0) r = arwkv__kv_cache_reserve(c, c->max_len);
+    if (r != ARWKV_OK) {
+        arwkv_kv_cache_free(c);
+        return r;
+    }
+    *out = c;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_kv_cache_free(arwkv_kv_cache *c) {
+    if (!c) return;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->k) c->be->mem->free(c->be, c->k[l]);
+        if (c->v) c->be->mem->free(c->be, c->v[l]);
+    }
+    arwkv__free(c->k);
+    arwkv__free(c->v);
+    arwkv__free(c);
+}
+
+ARWKV_API void arwkv_kv_cache_reset(arwkv_kv_cache *c) { c->len = 0; }
+ARWKV_API int arwkv_kv_cache_len(const arwkv_kv_cache *c) { return c->len; }
+ARWKV_API size_t arwkv_kv_cache_bytes(const arwkv_kv_cache *c) {
+    return 2 * (size_t)c->n_layers * (size_t)c->cap * (size_t)c->width * sizeof(float);
+}
+
+/* ---- Cached decoding ---------------------------------------------------------------------------- */
+
+ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, const int32_t *ids, int n, float *logits_last,
+                                          float *logits_all) {
+    const arwkv_config *cfg = &t->m->cfg;
+    arwkv_backend *be = t->be;
+    int C = cfg->hidden_size, V = cfg->vocab_size;
+    if (n <= 0 || n > INT_MAX / (cfg->intermediate_size > C ? cfg->intermediate_size : C))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: %d tokens", n);
+    if (c->n_layers != cfg->num_layers || c->width != cfg->num_kv_heads * cfg->head_dim || c->be != be)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: the KV cache was made for another model (%d layers x %d, this one %d x %d)",
+                           c->n_layers, c->width, cfg->num_layers, cfg->num_kv_heads * cfg->head_dim);
+    if (c->len > INT_MAX - n) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: position overflow");
+    ARWKV__TRY(arwkv__kv_cache_reserve(c, c->len + n));
+    ARWKV__TRY(arwkv__teacher_reserve(t, n));
+    if (!t->logits && (logits_last || logits_all))
+        ARWKV__TRY(be->mem->alloc(be, (size_t)ARWKV__TEACHER_LOGIT_ROWS * V * sizeof(float), (void **)&t->logits));
+    ARWKV__TRY(arwkv__teacher_upload_ids(t, ids, n));
+    ARWKV__TRY(be->core->embed_forward(be, t->x, t->ids, n, t->m->embed->data, t->m->embed->dtype, C));
+    for (int l = 0; l < cfg->num_layers; l++) {
+        arwkv_result r = arwkv__teacher_layer(t, l, 1, n, c->len, c->k[l], c->v[l], 0, NULL, NULL, NULL);
+        if (r != ARWKV_OK) return arwkv__context(r, "teacher step at position %d, layer %d", c->len, l);
+    }
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, t->m->final_norm->data, t->m->final_norm->dtype, n, C, cfg->rms_norm_eps));
+    if (logits_all)
+        for (int r0 = 0; r0 < n; r0 += ARWKV__TEACHER_LOGIT_ROWS) {
+            int rows = n - r0 < ARWKV__TEACHER_LOGIT_ROWS ? n - r0 : ARWKV__TEACHER_LOGIT_ROWS;
+            ARWKV__TRY(arwkv_teacher_logits(t->m, t->xn + (ptrdiff_t)r0 * C, rows, t->logits));
+            ARWKV__TRY(be->mem->download(be, logits_all + (size_t)r0 * V, t->logits, (size_t)rows * V * sizeof(float)));
+        }
+    if (logits_last && logits_all) memcpy(logits_last, logits_all + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
+    else if (logits_last) {
+        ARWKV__TRY(arwkv_teacher_logits(t->m, t->xn + (ptrdiff_t)(n - 1) * C, 1, t->logits));
+        ARWKV__TRY(be->mem->download(be, logits_last, t->logits, (size_t)V * sizeof(float)));
+    }
+    c->len += n;
+    return ARWKV_OK;
 }
 
 /* @@teacher-impl@@ */
