@@ -2541,6 +2541,52 @@ ARWKV_PRIVATE void arwkv__widen(float *dst, const void *src, arwkv_dtype t, ptrd
     }
 }
 
+/* Pack one full panel (16 columns) of a weight whose columns are contiguous in k (an nn.Linear
+   weight read as B = W^T): 8 k-values of 8 columns are loaded as 8 vectors, widened, and transposed
+   in registers into 8 rows of the panel. Returns 0 where it does not apply (no AVX2, a short panel,
+   strided k, f16), and the caller packs element by element instead. */
+ARWKV_PRIVATE int arwkv__pack_kmajor_avx2(const arwkv__gemm_args *g, float *panel, int k0, int kc, int n, int w) {
+#ifdef ARWKV__AVX2
+    if (w != ARWKV__NR || g->b_rs != 1 || (g->b_type != ARWKV_BF16 && g->b_type != ARWKV_F32)) return 0;
+    size_t esz = arwkv_dtype_size(g->b_type);
+    const char *B = (const char *)g->B;
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int half = 0; half < 2; half++) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++) {
+                const char *src = B + ((size_t)(n + 8 * half + j) * (size_t)g->b_cs + (size_t)(k0 + k)) * esz;
+                if (g->b_type == ARWKV_BF16)
+                    r[j] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)src)), 16));
+                else r[j] = _mm256_loadu_ps((const float *)src);
+            }
+            /* transpose: r[i] becomes k-value i of the 8 columns */
+            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]),
+                   t3 = _mm256_unpackhi_ps(r[2], r[3]), t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+                   t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44),
+                   u3 = _mm256_shuffle_ps(t1, t3, 0xEE), u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                   u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *dst = panel + (size_t)k * ARWKV__NR + 8 * half;
+            _mm256_storeu_ps(dst + 0 * ARWKV__NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(dst + 1 * ARWKV__NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + 2 * ARWKV__NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + 3 * ARWKV__NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + 4 * ARWKV__NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + 5 * ARWKV__NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + 6 * ARWKV__NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + 7 * ARWKV__NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    for (; k < kc; k++)
+        for (int j = 0; j < ARWKV__NR; j++)
+            arwkv__widen(panel + (size_t)k * ARWKV__NR + j, B + ((size_t)(n + j) * (size_t)g->b_cs + (size_t)(k0 + k)) * esz, g->b_type, 1, 1);
+    return 1;
+#else
+    (void)g, (void)panel, (void)k0, (void)kc, (void)n, (void)w;
+    return 0;
+#endif
+}
+
 /* Pack B(k0..k0+kc, n0..n0+nc) as panels of NR columns: panel p holds kc rows of NR floats,
    zero-padded past N so the micro-kernel never branches. */
 ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, int kc, int n0, int nc) {
@@ -2555,6 +2601,8 @@ ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, 
                 arwkv__widen(panel + (size_t)k * ARWKV__NR, src, g->b_type, 1, w);
                 for (int j = w; j < ARWKV__NR; j++) panel[(size_t)k * ARWKV__NR + j] = 0;
             }
+        } else if (arwkv__pack_kmajor_avx2(g, panel, k0, kc, n0 + p, w)) {
+            /* done: 8x8 blocks transposed in registers */
         } else { /* columns of B contiguous in k (nn.Linear weights): widen a column at a time */
             float col[ARWKV__KC];
             for (int j = 0; j < ARWKV__NR; j++) {
@@ -2608,6 +2656,30 @@ ARWKV_PRIVATE void arwkv__kernel_6x16(int kc, const float *const *a, ptrdiff_t a
 #endif
 }
 
+/* Ask for the next block of B while this one is multiplied. A block is a few hundred short pieces
+   of different rows of the weight (512 bytes each for bf16), a pattern the hardware prefetcher does
+   not follow; when the weight comes from DRAM (a 272 MB vocabulary head) that costs a quarter of the
+   time. Only a hint: no effect on results. */
+ARWKV_PRIVATE void arwkv__prefetch_b(const arwkv__gemm_args *g, int k0, int n0, int nc) {
+#if defined(__GNUC__) || defined(__clang__)
+    int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
+    size_t esz = arwkv_dtype_size(g->b_type);
+    const char *B = (const char *)g->B;
+    if (g->b_rs == 1) /* a run of kc elements per column */
+        for (int n = n0; n < n0 + nc; n++) {
+            const char *p = B + ((size_t)n * (size_t)g->b_cs + (size_t)k0) * esz;
+            for (size_t off = 0; off < (size_t)kc * esz; off += 64) __builtin_prefetch(p + off);
+        }
+    else if (g->b_cs == 1) /* a run of nc elements per row */
+        for (int k = k0; k < k0 + kc; k++) {
+            const char *p = B + ((size_t)k * (size_t)g->b_rs + (size_t)n0) * esz;
+            for (size_t off = 0; off < (size_t)nc * esz; off += 64) __builtin_prefetch(p + off);
+        }
+#else
+    (void)g, (void)k0, (void)n0, (void)nc;
+#endif
+}
+
 ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     arwkv__gemm_args *g = (arwkv__gemm_args *)ctx;
     int nb = task / g->n_m_chunks, mc = task % g->n_m_chunks;
@@ -2623,6 +2695,7 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
         int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
         int first = k0 == 0;
         arwkv__pack_b(g, packed, k0, kc, n0, nc);
+        if (k0 + ARWKV__KC < g->K) arwkv__prefetch_b(g, k0 + ARWKV__KC, n0, nc);
         for (int m = m_begin; m < m_end; m += ARWKV__MR) {
             int mr = m_end - m < ARWKV__MR ? m_end - m : ARWKV__MR;
             const float *rows[ARWKV__MR];
@@ -2651,70 +2724,114 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     }
 }
 
-/* Dot products of up to 4 rows of A with one row of a weight stored [N,K] (decode path). */
-ARWKV_PRIVATE void arwkv__gemv_rows(const arwkv__gemm_args *g, int m0, int mr, int n, float *out) {
+/* The decode path. With one to four rows of A the product is bound by reading the weight, each
+   element of which is used only M times, so the weight is streamed once in its stored layout (rows
+   of W [N,K] contiguous in k) and each task takes a range of its rows. Four weight rows go through
+   the kernel together: their sums are independent chains that hide the FMA latency, and each piece
+   of the activation row is loaded once for the four. A bf16 vector of 16 is widened by interleaving
+   it with zeros, which leaves elements 0-3 and 8-11 in one fp32 vector and 4-7 and 12-15 in the
+   other; the activation is permuted the same way, which leaves the dot product unchanged. */
+
+/* Generic dot product of row m of A with weight row n, any strides and types. */
+ARWKV_PRIVATE float arwkv__gemv_dot(const arwkv__gemm_args *g, int m, int n) {
     const char *w = (const char *)g->B + (size_t)n * (size_t)g->b_cs * arwkv_dtype_size(g->b_type);
-    int K = g->K, k = 0;
-    float acc[4] = {0, 0, 0, 0};
-#ifdef ARWKV__AVX2
-    if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
-        __m256 s[4][2];
-        for (int i = 0; i < 4; i++) s[i][0] = s[i][1] = _mm256_setzero_ps();
-        for (; k + 16 <= K; k += 16) {
-            __m256 w0, w1;
-            if (g->b_type == ARWKV_BF16) {
-                __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 2 * (size_t)k));
-                w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(raw)), 16));
-                w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(raw, 1)), 16));
-            } else {
-                w0 = _mm256_loadu_ps((const float *)w + k);
-                w1 = _mm256_loadu_ps((const float *)w + k + 8);
-            }
-            for (int i = 0; i < mr; i++) {
-                const float *a = g->A + (ptrdiff_t)(m0 + i) * g->a_rs + k;
-                s[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(a), w0, s[i][0]);
-                s[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(a + 8), w1, s[i][1]);
-            }
-        }
-        for (int i = 0; i < mr; i++) {
-            __m256 v = _mm256_add_ps(s[i][0], s[i][1]);
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            acc[i] = _mm_cvtss_f32(h);
-        }
+    const float *a = g->A + (ptrdiff_t)m * g->a_rs;
+    float wbuf[256], acc = 0;
+    for (int k = 0; k < g->K; k += 256) {
+        int kc = g->K - k < 256 ? g->K - k : 256;
+        arwkv__widen(wbuf, w + (size_t)k * (size_t)g->b_rs * arwkv_dtype_size(g->b_type), g->b_type, g->b_rs, kc);
+        float s = 0;
+        for (int q = 0; q < kc; q++) s += a[(ptrdiff_t)(k + q) * g->a_cs] * wbuf[q];
+        acc += s;
     }
-#endif
-    if (k < K) {
-        float wbuf[256];
-        for (; k < K; k += 256) {
-            int kc = K - k < 256 ? K - k : 256;
-            arwkv__widen(wbuf, w + (size_t)k * (size_t)g->b_rs * arwkv_dtype_size(g->b_type), g->b_type, g->b_rs, kc);
-            for (int i = 0; i < mr; i++) {
-                const float *a = g->A + (ptrdiff_t)(m0 + i) * g->a_rs;
-                float s = 0;
-                for (int q = 0; q < kc; q++) s += a[(ptrdiff_t)(k + q) * g->a_cs] * wbuf[q];
-                acc[i] += s;
-            }
-        }
-    }
-    for (int i = 0; i < mr; i++) out[i] = acc[i];
+    return acc;
 }
+
+#ifdef ARWKV__AVX2
+ARWKV_PRIVATE float arwkv__hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* out[r] = a . w[r] over K elements for 4 contiguous weight rows of type t (BF16 or F32). */
+ARWKV_PRIVATE void arwkv__dot4_avx2(const float *a, const void *const *w, arwkv_dtype t, int K, float *out) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    int k = 0;
+    if (t == ARWKV_BF16) {
+        const uint16_t *w0 = (const uint16_t *)w[0], *w1 = (const uint16_t *)w[1], *w2 = (const uint16_t *)w[2], *w3 = (const uint16_t *)w[3];
+        const __m256i z = _mm256_setzero_si256();
+        for (; k + 16 <= K; k += 16) {
+            __m256 x0 = _mm256_loadu_ps(a + k), x1 = _mm256_loadu_ps(a + k + 8);
+            __m256 lo = _mm256_permute2f128_ps(x0, x1, 0x20), hi = _mm256_permute2f128_ps(x0, x1, 0x31);
+            __m256i r0 = _mm256_loadu_si256((const __m256i *)(w0 + k)), r1 = _mm256_loadu_si256((const __m256i *)(w1 + k)),
+                    r2 = _mm256_loadu_si256((const __m256i *)(w2 + k)), r3 = _mm256_loadu_si256((const __m256i *)(w3 + k));
+            s0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r0)), lo, s0);
+            s1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r0)), hi, s1);
+            s2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r1)), lo, s2);
+            s3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r1)), hi, s3);
+            s4 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r2)), lo, s4);
+            s5 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r2)), hi, s5);
+            s6 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r3)), lo, s6);
+            s7 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r3)), hi, s7);
+        }
+    } else {
+        const float *w0 = (const float *)w[0], *w1 = (const float *)w[1], *w2 = (const float *)w[2], *w3 = (const float *)w[3];
+        for (; k + 16 <= K; k += 16) {
+            __m256 x0 = _mm256_loadu_ps(a + k), x1 = _mm256_loadu_ps(a + k + 8);
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, s0), s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), x1, s1);
+            s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, s2), s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), x1, s3);
+            s4 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, s4), s5 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), x1, s5);
+            s6 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, s6), s7 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), x1, s7);
+        }
+    }
+    out[0] = arwkv__hsum8(_mm256_add_ps(s0, s1));
+    out[1] = arwkv__hsum8(_mm256_add_ps(s2, s3));
+    out[2] = arwkv__hsum8(_mm256_add_ps(s4, s5));
+    out[3] = arwkv__hsum8(_mm256_add_ps(s6, s7));
+    for (; k < K; k++)
+        for (int r = 0; r < 4; r++) {
+            float wk;
+            arwkv__widen(&wk, (const char *)w[r] + (size_t)k * arwkv_dtype_size(t), t, 1, 1);
+            out[r] += a[k] * wk;
+        }
+}
+#endif
 
 #define ARWKV__GEMV_ROWS 64 /* weight rows per decode task */
 
 ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
     (void)thread;
     arwkv__gemm_args *g = (arwkv__gemm_args *)ctx;
-    int n0 = task * ARWKV__GEMV_ROWS, n1 = n0 + ARWKV__GEMV_ROWS < g->N ? n0 + ARWKV__GEMV_ROWS : g->N;
-    for (int n = n0; n < n1; n++) {
-        float out[4];
-        arwkv__gemv_rows(g, 0, g->M, n, out);
+    int n0 = task * ARWKV__GEMV_ROWS, count = g->N - n0 < ARWKV__GEMV_ROWS ? g->N - n0 : ARWKV__GEMV_ROWS;
+    /* The four rows that go together are a quarter of the range apart, so each of the four streams
+       the kernel reads is one long run of memory (rows q apart are contiguous in between), not a
+       short piece followed by a jump; short rows (K ~ 1000) stream markedly faster this way. */
+    int q = (count + 3) / 4;
+    size_t esz = arwkv_dtype_size(g->b_type);
+    for (int j = 0; j < q; j++) {
+        int rows[4];
+        float out[4][4];
+        for (int r = 0; r < 4; r++) rows[r] = r * q + j < count ? n0 + r * q + j : -1;
         for (int i = 0; i < g->M; i++) {
-            float *c = g->C + (ptrdiff_t)i * g->ldc + n;
-            float v = out[i] + (g->bias ? g->bias[n] : 0.0f);
-            *c = g->accumulate ? *c + v : v;
+#ifdef ARWKV__AVX2
+            if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
+                const void *w[4]; /* a missing row repeats the first; its sum is dropped */
+                for (int r = 0; r < 4; r++) w[r] = (const char *)g->B + (size_t)(rows[r] >= 0 ? rows[r] : rows[0]) * (size_t)g->b_cs * esz;
+                arwkv__dot4_avx2(g->A + (ptrdiff_t)i * g->a_rs, w, g->b_type, g->K, out[i]);
+                continue;
+            }
+#endif
+            for (int r = 0; r < 4; r++) out[i][r] = rows[r] >= 0 ? arwkv__gemv_dot(g, i, rows[r]) : 0.0f;
         }
+        for (int i = 0; i < g->M; i++)
+            for (int r = 0; r < 4; r++) {
+                if (rows[r] < 0) continue;
+                float *c = g->C + (ptrdiff_t)i * g->ldc + rows[r];
+                float v = out[i][r] + (g->bias ? g->bias[rows[r]] : 0.0f);
+                *c = g->accumulate ? *c + v : v;
+            }
     }
 }
 
