@@ -6725,6 +6725,338 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
     return r;
 }
 
+
+/* ---- The trainer ---------------------------------------------------------------------------------------- */
+
+#define ARWKV__TRAIN_LOGIT_ROWS 128 /* positions whose logits (teacher and student) are alive at once */
+
+struct arwkv_trainer {
+    arwkv_model *teacher, *student;
+    arwkv_train_options opt;
+    arwkv_dataset *train;
+    arwkv_teacher *tw; /* teacher workspace (stages 1-2, evaluation) */
+    arwkv_rnn *rnn;    /* student workspace */
+    int step;          /* optimizer steps done */
+    int32_t *inputs, *targets;     /* host [B*T] */
+    int32_t *labels;               /* backend [B*T] */
+    /* stage 1: layer 0's activations live until its backward, one other layer's at a time */
+    arwkv_tmix7_dims d7;
+    arwkv__tmix7_acts *acts0, *acts;
+    arwkv__tmix7_work *work;
+    float *xn0, *v_first, *dv_first, *o, *dout0, *dout, *rows_loss; /* backend */
+    float *rows_host;              /* host [B*T] */
+    double stage1_loss;
+    arwkv_result hook_error;
+    /* stages 2-3 */
+    float *lt, *ls;                /* backend [LOGIT_ROWS, V] */
+    float *dhidden;                /* backend [B*T, C] */
+    float *kl_rows, *ce_rows;      /* backend [LOGIT_ROWS] */
+};
+
+ARWKV_API void arwkv_trainer_free(arwkv_trainer *tr) {
+    if (!tr) return;
+    arwkv_backend *be = tr->student->be;
+    void *bufs[] = {tr->labels, tr->xn0, tr->v_first, tr->dv_first, tr->o, tr->dout0, tr->dout, tr->rows_loss, tr->lt, tr->ls,
+                    tr->dhidden, tr->kl_rows, tr->ce_rows};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->mem->free(be, bufs[i]);
+    arwkv__tmix7_acts_free(be, tr->acts0);
+    arwkv__tmix7_acts_free(be, tr->acts);
+    arwkv__tmix7_work_free(be, tr->work);
+    arwkv_teacher_free(tr->tw);
+    arwkv_rnn_free(tr->rnn);
+    arwkv__free(tr->inputs);
+    arwkv__free(tr->targets);
+    arwkv__free(tr->rows_host);
+    arwkv__free(tr);
+}
+
+ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *student, const arwkv_train_options *opt,
+                                            arwkv_dataset *train, arwkv_trainer **out) {
+    *out = NULL;
+    if (opt->stage < 1 || opt->stage > 3) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage must be 1, 2 or 3, not %d", opt->stage);
+    if (opt->stage < 3 && !teacher) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage %d needs a teacher", opt->stage);
+    if (opt->seq_len < 1 || opt->batch < 1 || opt->steps < 1)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "sequence length, batch and steps must be positive (%d, %d, %d)", opt->seq_len,
+                           opt->batch, opt->steps);
+    if (train && train->seq_len != opt->seq_len)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the data is packed for sequences of %d tokens, the options say %d", train->seq_len,
+                           opt->seq_len);
+    if (student->cfg.arch != ARWKV_ARCH_ARWKV7)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training supports ARWKV-7 students; this one is %s", arwkv_arch_name(student->cfg.arch));
+    if (teacher && (teacher->cfg.vocab_size != student->cfg.vocab_size || teacher->cfg.hidden_size != student->cfg.hidden_size ||
+                    teacher->cfg.num_layers != student->cfg.num_layers || teacher->be != student->be))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "teacher (vocab %d, hidden %d, %d layers) and student (vocab %d, hidden %d, %d layers) do not match, "
+                           "or live on different backends", teacher->cfg.vocab_size, teacher->cfg.hidden_size, teacher->cfg.num_layers,
+                           student->cfg.vocab_size, student->cfg.hidden_size, student->cfg.num_layers);
+    arwkv_trainer *tr = (arwkv_trainer *)arwkv__calloc(1, sizeof *tr);
+    if (!tr) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    tr->teacher = teacher, tr->student = student, tr->opt = *opt, tr->train = train;
+    arwkv_backend *be = student->be;
+    int M = opt->batch * opt->seq_len, C = student->cfg.hidden_size, V = student->cfg.vocab_size;
+    size_t MC = (size_t)M * C;
+    arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp);
+    tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
+    tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
+    tr->rows_host = (float *)arwkv__malloc((size_t)(M > ARWKV__TRAIN_LOGIT_ROWS ? M : ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float));
+    if (r == ARWKV_OK && (!tr->inputs || !tr->targets || !tr->rows_host)) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(teacher, &tr->tw);
+    if (r == ARWKV_OK) r = arwkv_rnn_create(student, &tr->rnn);
+    if (r == ARWKV_OK) r = arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &tr->d7);
+#define ARWKV__TALLOC(ptr, bytes) \
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (bytes), (void **)&(ptr))
+    if (opt->stage == 1) {
+        if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts0);
+        if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts);
+        if (r == ARWKV_OK) r = arwkv__tmix7_work_create(be, &tr->d7, M, 1, &tr->work);
+        ARWKV__TALLOC(tr->xn0, MC * sizeof(float));
+        ARWKV__TALLOC(tr->v_first, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dv_first, MC * sizeof(float));
+        ARWKV__TALLOC(tr->o, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dout0, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dout, MC * sizeof(float));
+        ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
+    } else {
+        ARWKV__TALLOC(tr->labels, (size_t)M * sizeof(int32_t));
+        ARWKV__TALLOC(tr->lt, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float));
+        ARWKV__TALLOC(tr->ls, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float));
+        ARWKV__TALLOC(tr->dhidden, MC * sizeof(float));
+        ARWKV__TALLOC(tr->kl_rows, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+        ARWKV__TALLOC(tr->ce_rows, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+    }
+#undef ARWKV__TALLOC
+    if (r != ARWKV_OK) {
+        arwkv_trainer_free(tr);
+        return r;
+    }
+    *out = tr;
+    return ARWKV_OK;
+}
+
+ARWKV_API int arwkv_trainer_steps_done(const arwkv_trainer *tr) { return tr->step; }
+
+/* Sum of n per-row losses held in backend memory, in row order (so it does not depend on threads). */
+ARWKV_PRIVATE arwkv_result arwkv__sum_rows(arwkv_trainer *tr, const float *rows, int n, double *sum) {
+    ARWKV__TRY(tr->student->be->mem->download(tr->student->be, tr->rows_host, rows, (size_t)n * sizeof(float)));
+    for (int i = 0; i < n; i++) *sum += tr->rows_host[i];
+    return ARWKV_OK;
+}
+
+/* Stage 1, called by the teacher after each layer's attention: fit the student's time mix of the
+   same layer to it. Layer 0's output is kept for the end (its v_first feeds every later layer, so
+   its backward needs their gradients); every other layer does its forward and backward here. */
+static arwkv_result arwkv__stage1_hook(void *user, int l, const float *x, const float *xn, const float *attn_out, int rows) {
+    (void)x;
+    arwkv_trainer *tr = (arwkv_trainer *)user;
+    arwkv_model *s = tr->student;
+    arwkv_backend *be = s->be;
+    int B = tr->opt.batch, T = tr->opt.seq_len, C = s->cfg.hidden_size, L = s->cfg.num_layers;
+    float scale = 1.0f / ((float)L * (float)rows);
+    const arwkv_layer *ly = &s->layers[l];
+    if (l == 0) {
+        ARWKV__TRY(be->mem->copy(be, tr->xn0, xn, (size_t)rows * C * sizeof(float)));
+        ARWKV__TRY(arwkv__tmix7_forward(be, ly, 0, &tr->d7, B, T, tr->xn0, NULL, NULL, tr->v_first, tr->o, tr->acts0, tr->work));
+        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout0));
+    } else {
+        ARWKV__TRY(arwkv__tmix7_forward(be, ly, l, &tr->d7, B, T, xn, NULL, NULL, tr->v_first, tr->o, tr->acts, tr->work));
+        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout));
+        ARWKV__TRY(arwkv__tmix7_backward(be, ly, l, &tr->d7, B, T, xn, tr->v_first, tr->acts, tr->dout, NULL, tr->dv_first, NULL, NULL,
+                                         tr->work));
+    }
+    double sum = 0;
+    ARWKV__TRY(arwkv__sum_rows(tr, tr->rows_loss, rows, &sum));
+    tr->stage1_loss += sum / rows / L;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__stage1_step(arwkv_trainer *tr, double *loss) {
+    arwkv_backend *be = tr->student->be;
+    int B = tr->opt.batch, T = tr->opt.seq_len, M = B * T;
+    const float *hidden;
+    tr->stage1_loss = 0;
+    ARWKV__TRY(be->mem->zero(be, tr->dv_first, (size_t)M * tr->d7.C * sizeof(float)));
+    ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
+    ARWKV__TRY(arwkv__tmix7_backward(be, &tr->student->layers[0], 0, &tr->d7, B, T, tr->xn0, tr->v_first, tr->acts0, tr->dout0, NULL,
+                                     tr->dv_first, NULL, NULL, tr->work));
+    *loss = tr->stage1_loss;
+    return ARWKV_OK;
+}
+
+/* Logits of rows [row0, row0+n) of model m's hidden states into buf. */
+ARWKV_PRIVATE arwkv_result arwkv__logits_rows(arwkv_model *m, const float *hidden, int row0, int n, float *buf) {
+    return arwkv_teacher_logits(m, hidden + (size_t)row0 * m->cfg.hidden_size, n, buf);
+}
+
+/* Stages 2 and 3: the loss over the logits, chunk by chunk, with the head's backward; then the
+   student's backward from the gradient of its hidden states. */
+ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *loss, double *kl_out, double *ce_out) {
+    arwkv_model *s = tr->student;
+    arwkv_backend *be = s->be;
+    int B = tr->opt.batch, T = tr->opt.seq_len, M = B * T, C = s->cfg.hidden_size, V = s->cfg.vocab_size;
+    int stage = tr->opt.stage;
+    const float *ht = NULL, *hs;
+    int use_labels = stage == 3 || tr->opt.ce_weight != 0;
+    int n_targets = 0;
+    for (int i = 0; i < M; i++) n_targets += tr->targets[i] >= 0;
+    if (stage == 3 && n_targets == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage 3: a batch without any target token");
+    if (use_labels) ARWKV__TRY(be->mem->upload(be, tr->labels, tr->targets, (size_t)M * sizeof(int32_t)));
+    if (stage == 2) ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, NULL, NULL, &ht));
+    ARWKV__TRY(arwkv_rnn_forward(tr->rnn, tr->inputs, B, T, NULL, 1, &hs));
+    float kl_w = stage == 2 ? tr->opt.kl_weight : 0, ce_w = stage == 3 ? 1.0f : tr->opt.ce_weight;
+    /* stage 2 averages over every position, stage 3 over its target tokens */
+    float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
+    double kl = 0, ce = 0;
+    const arwkv_param *head = s->lm_head;
+    for (int row = 0; row < M; row += ARWKV__TRAIN_LOGIT_ROWS) {
+        int n = M - row < ARWKV__TRAIN_LOGIT_ROWS ? M - row : ARWKV__TRAIN_LOGIT_ROWS;
+        if (stage == 2) ARWKV__TRY(arwkv__logits_rows(tr->teacher, ht, row, n, tr->lt));
+        ARWKV__TRY(arwkv__logits_rows(s, hs, row, n, tr->ls));
+        ARWKV__TRY(be->loss->logits_loss(be, tr->ls, stage == 2 ? tr->lt : NULL, use_labels ? tr->labels + row : NULL, n, V,
+                                         tr->opt.temperature, kl_w, ce_w, scale, stage == 2 ? tr->kl_rows : NULL,
+                                         use_labels ? tr->ce_rows : NULL));
+        if (stage == 2) ARWKV__TRY(arwkv__sum_rows(tr, tr->kl_rows, n, &kl));
+        if (use_labels) {
+            ARWKV__TRY(be->mem->download(be, tr->rows_host, tr->ce_rows, (size_t)n * sizeof(float)));
+            for (int i = 0; i < n; i++)
+                if (tr->targets[row + i] >= 0) ce += tr->rows_host[i];
+        }
+        /* the head: d hidden = d logits . W, and W's gradient += d logits^T . hidden */
+        ARWKV__TRY(be->core->gemm(be, n, C, V, tr->ls, V, 1, head->data, head->dtype, C, 1, tr->dhidden + (size_t)row * C, C, 0, NULL));
+        if (head->trainable)
+            ARWKV__TRY(be->core->gemm(be, V, C, n, tr->ls, 1, V, hs + (size_t)row * C, ARWKV_F32, C, 1, head->grad, C, 1, NULL));
+    }
+    ARWKV__TRY(arwkv_rnn_backward(tr->rnn, tr->dhidden));
+    *kl_out = kl / M;
+    *ce_out = n_targets ? ce / n_targets : 0;
+    *loss = stage == 2 ? tr->opt.kl_weight * *kl_out + tr->opt.ce_weight * *ce_out : *ce_out;
+    return ARWKV_OK;
+}
+
+/* A loss that is not finite: say which trainable parameter (values first, then gradients) went bad. */
+ARWKV_PRIVATE arwkv_result arwkv__fail_nonfinite(arwkv_model *m, int step, double loss) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < m->n_params; i++) {
+            arwkv_param *p = &m->params[i];
+            if (!p->trainable) continue;
+            float ss;
+            if (m->be->optim->sumsq(m->be, pass ? p->grad : (const float *)p->data, (size_t)p->numel, &ss) == ARWKV_OK && !isfinite(ss))
+                return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the loss is %g because the %s of '%s' is not finite (NaN or Inf); weights were not updated",
+                                   step, loss, pass ? "gradient" : "value", p->name);
+        }
+    return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the loss is not finite (%g); every parameter is finite, so the activations overflowed; "
+                       "weights were not updated (try a lower --lr)", step, loss);
+}
+
+ARWKV_API arwkv_result arwkv_trainer_step(arwkv_trainer *tr, arwkv_step_stats *st) {
+    double t0 = arwkv_seconds();
+    memset(st, 0, sizeof *st);
+    if (!tr->train) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the trainer has no training data");
+    int B = tr->opt.batch, T = tr->opt.seq_len;
+    for (int b = 0; b < B; b++) arwkv_dataset_next(tr->train, tr->inputs + (size_t)b * T, tr->targets + (size_t)b * T);
+    ARWKV__TRY(arwkv__zero_grads(tr->student));
+    double loss = 0, kl = 0, ce = 0;
+    int step = tr->step + 1;
+    arwkv_result r = tr->opt.stage == 1 ? arwkv__stage1_step(tr, &loss) : arwkv__logit_stage_step(tr, &loss, &kl, &ce);
+    if (r != ARWKV_OK) return arwkv__context(r, "step %d", step);
+    if (!isfinite(loss)) return arwkv__fail_nonfinite(tr->student, step, loss);
+    float lr = arwkv_lr_at(&tr->opt, step), gn = 0;
+    ARWKV__TRY(arwkv__optimizer_step(tr->student, &tr->opt, step, lr, &gn));
+    tr->step = step;
+    st->step = step, st->loss = (float)loss, st->kl = (float)kl, st->ce = (float)ce, st->lr = lr, st->grad_norm = gn;
+    st->tokens = (int64_t)B * T;
+    st->seconds = arwkv_seconds() - t0;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dataset *eval, int max_windows, arwkv_eval_stats *out) {
+    memset(out, 0, sizeof *out);
+    arwkv_model *s = tr->student;
+    arwkv_backend *be = s->be;
+    int T = eval->seq_len, V = s->cfg.vocab_size, C = s->cfg.hidden_size;
+    if (T <= 0 || eval->n_seqs == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "evaluation data is empty or not packed");
+    size_t n = max_windows > 0 && (size_t)max_windows < eval->n_seqs ? (size_t)max_windows : eval->n_seqs;
+    int32_t *in = (int32_t *)arwkv__malloc((size_t)T * sizeof(int32_t)), *tg = (int32_t *)arwkv__malloc((size_t)T * sizeof(int32_t));
+    float *lt = NULL, *ls = NULL, *rows = NULL, *rows_b = NULL, *hrow = (float *)arwkv__malloc((size_t)ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+    int32_t *labels = NULL;
+    arwkv_result r = (in && tg && hrow) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float), (void **)&ls);
+    if (r == ARWKV_OK && tr->teacher) r = be->mem->alloc(be, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float), (void **)&lt);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float), (void **)&rows);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float), (void **)&rows_b);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)T * sizeof(int32_t), (void **)&labels);
+    double snll = 0, tnll = 0, kl = 0;
+    int64_t targets = 0, positions = 0;
+    /* a separate RNN workspace, so evaluating between steps leaves the training buffers alone */
+    arwkv_rnn *rnn = NULL;
+    if (r == ARWKV_OK) r = arwkv_rnn_create(s, &rnn);
+    for (size_t w = 0; w < n && r == ARWKV_OK; w++) {
+        arwkv_dataset_window(eval, w, in, tg);
+        const float *ht = NULL, *hs;
+        r = be->mem->upload(be, labels, tg, (size_t)T * sizeof(int32_t));
+        if (r == ARWKV_OK && tr->teacher) r = arwkv_teacher_forward(tr->tw, in, 1, T, NULL, NULL, &ht);
+        if (r == ARWKV_OK) r = arwkv_rnn_forward(rnn, in, 1, T, NULL, 0, &hs);
+        for (int row = 0; row < T && r == ARWKV_OK; row += ARWKV__TRAIN_LOGIT_ROWS) {
+            int k = T - row < ARWKV__TRAIN_LOGIT_ROWS ? T - row : ARWKV__TRAIN_LOGIT_ROWS;
+            (void)C;
+            if (tr->teacher) r = arwkv__logits_rows(tr->teacher, ht, row, k, lt);
+            if (r == ARWKV_OK) r = arwkv__logits_rows(s, hs, row, k, ls);
+            /* student: KL to the teacher and its own likelihood; then the teacher's likelihood */
+            if (r == ARWKV_OK) r = be->loss->logits_loss(be, ls, lt, labels + row, k, V, 1.0f, 1.0f, 1.0f, 1.0f, lt ? rows_b : NULL, rows);
+            if (r == ARWKV_OK) r = be->mem->download(be, hrow, rows, (size_t)k * sizeof(float));
+            for (int i = 0; i < k && r == ARWKV_OK; i++)
+                if (tg[row + i] >= 0) snll += hrow[i], targets++;
+            if (r == ARWKV_OK && lt) {
+                r = be->mem->download(be, hrow, rows_b, (size_t)k * sizeof(float));
+                for (int i = 0; i < k && r == ARWKV_OK; i++) kl += hrow[i];
+                positions += k;
+                if (r == ARWKV_OK) r = be->loss->logits_loss(be, lt, NULL, labels + row, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, rows);
+                if (r == ARWKV_OK) r = be->mem->download(be, hrow, rows, (size_t)k * sizeof(float));
+                for (int i = 0; i < k && r == ARWKV_OK; i++)
+                    if (tg[row + i] >= 0) tnll += hrow[i];
+            }
+        }
+    }
+    arwkv_rnn_free(rnn);
+    be->mem->free(be, lt), be->mem->free(be, ls), be->mem->free(be, rows), be->mem->free(be, rows_b), be->mem->free(be, labels);
+    arwkv__free(in), arwkv__free(tg), arwkv__free(hrow);
+    if (r != ARWKV_OK) return arwkv__context(r, "evaluation");
+    out->tokens = targets;
+    out->student_nll = targets ? snll / targets : 0;
+    out->teacher_nll = targets && tr->teacher ? tnll / targets : 0;
+    out->kl = positions ? kl / positions : 0;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_checkpoint_latest(const char *out_dir, char **dir) { return arwkv__checkpoint_latest(out_dir, dir); }
+
+ARWKV_API arwkv_result arwkv_trainer_save(arwkv_trainer *tr, const char *out_dir, const char *tokenizer_dir) {
+    arwkv__train_state s;
+    memset(&s, 0, sizeof s);
+    s.step = tr->step;
+    s.stage = tr->opt.stage, s.seq_len = tr->opt.seq_len, s.batch = tr->opt.batch;
+    if (tr->train) s.epoch = tr->train->epoch, s.pos = tr->train->pos, s.seed = tr->train->seed, s.data_hash = arwkv_dataset_hash(tr->train);
+    return arwkv__checkpoint_save(tr->student, &s, out_dir, tokenizer_dir);
+}
+
+ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *checkpoint_dir) {
+    arwkv__train_state s;
+    memset(&s, 0, sizeof s);
+    ARWKV__TRY(arwkv__checkpoint_load_state(tr->student, checkpoint_dir, &s));
+    if (s.stage != tr->opt.stage || s.seq_len != tr->opt.seq_len || s.batch != tr->opt.batch)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved by stage %d with --seq-len %d --batch %d; resume with the same options",
+                           checkpoint_dir, s.stage, s.seq_len, s.batch);
+    if (tr->train) {
+        if (s.data_hash != arwkv_dataset_hash(tr->train) || s.seed != tr->train->seed)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: the training data or its seed differ from the run that saved it; resume with the same --data and --seed",
+                               checkpoint_dir);
+        if (s.pos > tr->train->n_seqs) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: data position %llu is past the data", checkpoint_dir, (unsigned long long)s.pos);
+        tr->train->epoch = s.epoch;
+        arwkv__dataset_shuffle(tr->train);
+        tr->train->pos = (size_t)s.pos;
+    }
+    tr->step = s.step;
+    return ARWKV_OK;
+}
+
 /* @@train-impl@@ */
 
 /* ============================================================================================
