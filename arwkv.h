@@ -379,7 +379,8 @@ struct arwkv_rwkv6_ops {
     arwkv_result (*shift_backward)(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
                                    const float *xx, const float *maa_x, int B, int T, int C);
     /* Data-dependent lerp of the five branches c = 0..4 (r, k, v, w, g: the checkpoint's LoRA order):
-       xc[c] = x + xx * (maa[c] + m[c]). xc and m are [5][rows][C]; maa[c] is a [C] vector. */
+       xc[c] = x + xx * (maa[c] + m[c]). xc and m are [5][rows][C]; maa[c] is a [C] vector (the
+       arrays of five pointers are host memory, the pointers in them backend memory). */
     arwkv_result (*ddlerp_forward)(arwkv_backend *be, float *xc, const float *x, const float *xx, const float *const *maa,
                                    const float *m, int rows, int C);
     /* dx = sum_c dxc[c];  dxx = sum_c dxc[c] (maa[c] + m[c]);  dm[c] = dxc[c] xx;
@@ -3394,6 +3395,28 @@ static arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx, const
     return ARWKV_OK;
 }
 
+/* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
+static void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    double acc[64];
+    for (size_t i0 = b; i0 < e; i0 += 64) {
+        size_t n = e - i0 < 64 ? e - i0 : 64;
+        memset(acc, 0, sizeof acc);
+        for (size_t row = 0; row < (size_t)c->rows; row++) {
+            const float *d = c->i0 + row * (size_t)c->C + i0;
+            for (size_t i = 0; i < n; i++) acc[i] += d[i];
+        }
+        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
+    }
+}
+static arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = db, c.i0 = dy, c.rows = rows, c.C = cols;
+    arwkv__parallel_range(be->pool, (size_t)cols, 64, arwkv__colsum_range, &c);
+    return ARWKV_OK;
+}
+
 /* Decay w = exp(-exp(z)). No clamp (as llama.cpp): w may come arbitrarily close to 0 or 1. */
 static void arwkv__decay_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
@@ -3422,8 +3445,7 @@ static arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, floa
                                               const float *w, int rows, int C) {
     arwkv__ew_ctx c = {dz, NULL, dw, z, w};
     arwkv__parallel_range(be->pool, (size_t)rows * (size_t)C, 4096, arwkv__decay_bwd_range, &c);
-    if (dtime_decay) ARWKV__TRY(be->rwkv6->colsum(be, dtime_decay, dz, rows, C));
-    return ARWKV_OK;
+    return dtime_decay ? arwkv__cpu_colsum(be, dtime_decay, dz, rows, C) : ARWKV_OK;
 }
 
 /* Keys and values repeated to the heads of their group, keys scaled by (1 - w). */
@@ -3687,28 +3709,6 @@ static arwkv_result arwkv__cpu_gate_backward(arwkv_backend *be, float *dy, float
                                              const float *g, size_t n) {
     arwkv__ew_ctx c = {dy, dg, dout, y, g};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_bwd_range, &c);
-    return ARWKV_OK;
-}
-
-/* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
-static void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
-    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
-    double acc[64];
-    for (size_t i0 = b; i0 < e; i0 += 64) {
-        size_t n = e - i0 < 64 ? e - i0 : 64;
-        memset(acc, 0, sizeof acc);
-        for (size_t row = 0; row < (size_t)c->rows; row++) {
-            const float *d = c->i0 + row * (size_t)c->C + i0;
-            for (size_t i = 0; i < n; i++) acc[i] += d[i];
-        }
-        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
-    }
-}
-static arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
-    arwkv__rwkv6_ctx c;
-    memset(&c, 0, sizeof c);
-    c.o0 = db, c.i0 = dy, c.rows = rows, c.C = cols;
-    arwkv__parallel_range(be->pool, (size_t)cols, 64, arwkv__colsum_range, &c);
     return ARWKV_OK;
 }
 
@@ -4379,7 +4379,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "save type must be F32, BF16 or F16, not %s", arwkv_dtype_name(save_type));
     if (max_shard_bytes == 0) max_shard_bytes = 5000000000ull;
     ARWKV__TRY(arwkv__mkdir(dir));
-    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params, sizeof *e);
+    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params + 1, sizeof *e);
     void **host = (void **)arwkv__calloc((size_t)m->n_params, sizeof(void *));
     arwkv_result r = (e && host) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
@@ -4406,8 +4406,15 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         for (int d = 0; d < p->ndim; d++) e[i].shape[d] = p->shape[d];
         e[i].data = host[i];
     }
+    int n_entries = m->n_params;
+    /* llama.cpp's rwkv6qwen2 loader has no tied head (output.weight is required) and recursal's
+       converter materializes lm_head.weight: a tied QRWKV6 model also writes its head, as a copy */
+    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QRWKV6 && m->cfg.tie_word_embeddings && m->embed) {
+        e[n_entries] = e[m->embed - m->params];
+        e[n_entries++].name = "lm_head.weight";
+    }
     const char *meta[2] = {"format", "pt"};
-    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, m->n_params, meta, 1, max_shard_bytes);
+    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, n_entries, meta, 1, max_shard_bytes);
     if (r == ARWKV_OK) {
         arwkv__buf b;
         memset(&b, 0, sizeof b);

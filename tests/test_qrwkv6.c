@@ -829,6 +829,15 @@ TEST(student_layout_init_save_load) {
             if (!same) printf("    differs: %s\n", p->name);
         }
         CHECK(same, "every tensor loads back bit for bit, in its type");
+        /* tied: lm_head.weight is written as well (llama.cpp's rwkv6qwen2 needs it), equal to the embeddings */
+        arwkv_safetensors *st;
+        CHECK_OK(arwkv_st_open("build/test_qrwkv6_saved", &st));
+        if (st) {
+            const arwkv_tensor_info *h = arwkv_st_find(st, "lm_head.weight"), *emb = arwkv_st_find(st, "model.embed_tokens.weight");
+            CHECK(h && emb && h->nbytes == emb->nbytes && memcmp(h->data, emb->data, h->nbytes) == 0, "lm_head.weight = embeddings");
+            arwkv_st_close(st);
+        }
+        CHECK(t->cfg.tie_word_embeddings && t->lm_head == t->embed, "still tied when loaded");
         char *text;
         size_t len;
         CHECK_OK(arwkv__read_file("build/test_qrwkv6_saved/config.json", &text, &len));
