@@ -610,7 +610,8 @@ ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a);
    wkv_state [B*H*N*N] (layout [b][h][key i][value j]) are read as the state before the first token
    and overwritten with the state after the last; NULL means zeros in and nothing out. Calling it
    token by token (T = 1) with the states is the recurrent mode and gives the same outputs as one
-   call over the whole sequence. acts: NULL, or kept for arwkv_tmix6_backward (buffers reused). */
+   call over the whole sequence. acts: kept for arwkv_tmix6_backward, its buffers reused from call to
+   call (pass one in decoding too); NULL: scratch memory for this call only. */
 ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
                                            int T, const float *x, float *shift_state, float *wkv_state, float *out,
                                            arwkv_tmix6_acts *acts);
@@ -3436,10 +3437,14 @@ static arwkv_result arwkv__cpu_decay_forward(arwkv_backend *be, float *w, float 
     arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__decay_fwd_range, &c);
     return ARWKV_OK;
 }
-/* dz = dw dw/dz = -dw w exp(z): from z itself, so the derivative stays exact where w rounds to 1. */
+/* dz = dw dw/dz = -dw w exp(z): exp(z) from z itself, so the derivative stays exact where w rounds to
+   1; where exp(z) overflows, w is 0 and so is the derivative (not 0 * inf). */
 static void arwkv__decay_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
-    for (size_t i = b; i < e; i++) c->o0[i] = -c->i0[i] * c->i2[i] * expf(c->i1[i]);
+    for (size_t i = b; i < e; i++) {
+        float ez = expf(c->i1[i]);
+        c->o0[i] = ez <= FLT_MAX ? -c->i0[i] * c->i2[i] * ez : 0.0f;
+    }
 }
 static arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
                                               const float *w, int rows, int C) {

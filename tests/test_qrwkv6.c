@@ -199,6 +199,12 @@ TEST(op_tanh_decay_gate) {
     float zz = -30, ww = expf(-expf(zz)), one = 1, dz;
     CHECK_OK(be1->rwkv6->decay_backward(be1, &dz, NULL, &one, &zz, &ww, 1, 1));
     CHECK(ww == 1.0f && dz < 0 && fabs(dz + exp(-30.0)) < 1e-6 * exp(-30.0), "dz at z = -30: %g", dz);
+    /* the other end: exp(z) overflows, w = 0, and the derivative is 0, not NaN */
+    float zero = 0;
+    zz = 100;
+    CHECK_OK(be1->rwkv6->decay_forward(be1, &ww, &zz, &zero, 1, 1));
+    CHECK_OK(be1->rwkv6->decay_backward(be1, &dz, NULL, &one, &zz, &ww, 1, 1));
+    CHECK(ww == 0 && dz == 0, "z = 100: w %g dz %g", ww, dz);
     /* gate */
     CHECK_OK(be2->rwkv6->gate_forward(be2, y, a, b, n));
     worst = 0;
