@@ -480,6 +480,71 @@ typedef struct arwkv_tmix7_dims {
 /* @@rwkv7-ops-api@@ */
 
 
+/* RWKV-6 ops: the pieces of the QRWKV6 time mix that are not matrix products (those go through
+   core->gemm). Rows are tokens (row = b*T + t); H heads of N channels; KVH key/value heads.
+   Everything is fp32; every op is deterministic (bit-identical for any number of threads).
+   Parameter gradients accumulate (+=) and may be NULL; other outputs are written (=) unless said. */
+#define ARWKV_WKV6_CHUNK 16 /* tokens between two state checkpoints kept by wkv6_forward for backward */
+
+struct arwkv_rwkv6_ops {
+    /* Token shift. xx[b,t] = prev - x[b,t] with prev = x[b,t-1], or at t = 0 shift[b] (zeros when
+       shift is NULL); xxx = x + xx * maa_x. x, xx, xxx: [B*T, C]; shift: [B, C]. */
+    arwkv_result (*shift_forward)(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+                                  const float *maa_x, int B, int T, int C);
+    /* dx += d/dx of (xx, xxx) given their gradients dxx, dxxx (the gradient into shift is dropped);
+       dmaa_x += sum over rows of dxxx * xx. */
+    arwkv_result (*shift_backward)(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+                                   const float *xx, const float *maa_x, int B, int T, int C);
+    /* Data-dependent lerp of the five branches c = 0..4 (r, k, v, w, g: the checkpoint's LoRA order):
+       xc[c] = x + xx * (maa[c] + m[c]). xc and m are [5][rows][C]; maa[c] is a [C] vector (the
+       arrays of five pointers are host memory, the pointers in them backend memory). */
+    arwkv_result (*ddlerp_forward)(arwkv_backend *be, float *xc, const float *x, const float *xx, const float *const *maa,
+                                   const float *m, int rows, int C);
+    /* dx = sum_c dxc[c];  dxx = sum_c dxc[c] (maa[c] + m[c]);  dm[c] = dxc[c] xx;
+       dmaa[c] += sum over rows of dxc[c] xx (dmaa itself or any dmaa[c] may be NULL). */
+    arwkv_result (*ddlerp_backward)(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa,
+                                    const float *dxc, const float *xx, const float *const *maa, const float *m, int rows,
+                                    int C);
+    /* y = tanh(x) over n (y may be x); backward: dx = dy (1 - y^2) (dx may be dy). */
+    arwkv_result (*tanh_forward)(arwkv_backend *be, float *y, const float *x, size_t n);
+    arwkv_result (*tanh_backward)(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n);
+    /* Decay. On entry z holds the decay LoRA's output; on return z = z + time_decay and
+       w = exp(-exp(z)), in (0, 1). z, w: [rows, C]. */
+    arwkv_result (*decay_forward)(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C);
+    /* dz = -dw w exp(z) (dz may be dw);  dtime_decay += sum over rows of dz. */
+    arwkv_result (*decay_backward)(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+                                   const float *w, int rows, int C);
+    /* Grouped keys and values to every head (head h reads kv head h / (H/KVH), as repeat_kv), the
+       key scaled by (1 - w): kk[h] = k[kv(h)] (1 - w[h]), vv[h] = v[kv(h)]. k, v: [rows, KVH*N];
+       kk, vv, w: [rows, H*N]. */
+    arwkv_result (*kv_expand_forward)(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
+                                      const float *w, int rows, int H, int KVH, int N);
+    /* dk = sum over the heads h of a group of dkk[h] (1 - w[h]);  dv = sum of dvv[h];
+       dw[h] += -dkk[h] k[kv(h)] (dw accumulates: it already holds the recurrence's gradient). */
+    arwkv_result (*kv_expand_backward)(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
+                                       const float *dvv, const float *k, const float *w, int rows, int H, int KVH, int N);
+    /* The gated linear-attention recurrence, per sequence b and head h, with an N x N fp32 state
+       S[i][j] (i: key channel, j: value channel; the layout of llama.cpp's state):
+           S_t = diag(w_t) S_{t-1} + k_t v_t^T        y_t = scale * (r_t^T S_t)
+       The read-out includes the current token; there is no bonus term. r, k, v, w, y: [B*T, H*N].
+       s0: [B, H, N, N] initial state (NULL: zeros); s_out: final state (NULL: not kept; may be s0).
+       ckpt: NULL, or [B, H, ceil(T / ARWKV_WKV6_CHUNK), N, N] receiving the state before each chunk of
+       ARWKV_WKV6_CHUNK tokens, which is what the backward needs. */
+    arwkv_result (*wkv6_forward)(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+                                 const float *v, const float *w, const float *s0, int B, int T, int H, int N, float scale);
+    /* dr, dk, dv, dw of the recurrence (written), from dy and the forward's checkpoints. The initial
+       state is a constant: no gradient flows into it. */
+    arwkv_result (*wkv6_backward)(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+                                  const float *r, const float *k, const float *v, const float *w, const float *ckpt,
+                                  int B, int T, int H, int N, float scale);
+    /* Output gate: out = y * sigmoid(g) over n;  backward: dy = dout s, dg = dout y s (1 - s). */
+    arwkv_result (*gate_forward)(arwkv_backend *be, float *out, const float *y, const float *g, size_t n);
+    arwkv_result (*gate_backward)(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y,
+                                  const float *g, size_t n);
+    /* db[j] += sum over rows of dy[row, j]: the gradient of a bias. */
+    arwkv_result (*colsum)(arwkv_backend *be, float *db, const float *dy, int rows, int cols);
+};
+
 /* @@rwkv6-ops-api@@ */
 
 
@@ -658,9 +723,10 @@ ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, c
 /* @@student-api@@ */
 
 
-/* ---- Creating an ARWKV-7 student from a teacher ---------------------------------------------------
+/* ---- Creating an ARWKV-7 (or QRWKV6) student from a teacher ----------------------------------------
    The student is the teacher with every self-attention replaced by an RWKV-7 time mix: embeddings,
-   norms, MLPs and head are copied; the time mix is new. */
+   norms, MLPs and head are copied; the time mix is new. A QRWKV6 student (arch) keeps the
+   attention's q/k/v/o projections and adds the RWKV-6 parameters around them. */
 typedef enum arwkv_init {
     ARWKV_INIT_UPSTREAM = 0, /* the rule of upstream's training code (RWKVInside, Jan 2025): fresh r/k/v/o */
     ARWKV_INIT_INHERIT       /* as upstream, but receptance/key/value/output from q/k/v/o_proj (kv heads repeated) */
@@ -672,11 +738,14 @@ typedef struct arwkv_student_options {
     int group_norm;  /* GroupNorm after the WKV (wkv_has_group_norm); off upstream */
     uint64_t seed;   /* random matrices of the init */
     int rank_w, rank_a, rank_v, rank_g; /* LoRA ranks; 0 = upstream's 64, 64, 32, 128 */
+    arwkv_arch arch; /* ARWKV_ARCH_ARWKV7 (the default; also when 0) or ARWKV_ARCH_QRWKV6 */
+    int rank_mix;    /* QRWKV6: token-shift LoRA rank (0: 32, 64 from C = 4096); its decay rank is
+                        rank_w (0: 64, 128 from C = 4096); init, gate, group_norm do not apply */
 } arwkv_student_options;
 
 ARWKV_API void arwkv_student_options_default(arwkv_student_options *o);
-/* A new RwkvHybridForCausalLM student on the teacher's backend. The teacher's hidden size must be a
-   multiple of 64 (the WKV head size). */
+/* A new RwkvHybridForCausalLM student on the teacher's backend (RWKV6Qwen2ForCausalLM when opt->arch
+   says so). ARWKV-7: the teacher's hidden size must be a multiple of 64 (the WKV head size). */
 ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out);
 
 /* ---- Running a student: the RNN ----------------------------------------------------------------------
@@ -715,6 +784,52 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
 
 /* @@student-model-api@@ */
 
+
+/* ---- The QRWKV6 time mix (RWKV6Qwen2ForCausalLM) ---------------------------------------------------
+   Each layer's softmax attention becomes an RWKV-6 style recurrence that keeps Qwen's q/k/v/o
+   projections (with their biases) and adds a data-dependent token shift, a data-dependent decay and
+   a sigmoid output gate (names are the checkpoint's, under model.layers.N.self_attn.):
+       xx  = x_{t-1} - x_t                      (x: the layer's RMSNorm'd input)
+       m_c = tanh((x + xx maa_x) . time_maa_w1)[c] . time_maa_w2[c]     c = r, k, v, w, g
+       x_c = x + xx (maa_c + m_c)
+       r = q_proj(x_r)  k = k_proj(x_k)  v = v_proj(x_v)   (biases included; k, v per kv head)
+       w = exp(-exp(time_decay + tanh(x_w . time_decay_w1) . time_decay_w2))
+       per head: S_t = diag(w_t) S_{t-1} + (k_t (1 - w_t)) v_t^T,  y_t = r_t^T S_t / sqrt(head size)
+       out = o_proj(y * sigmoid(gate(x_g)))
+   Recurrent state per sequence: the last input row (C floats) and S (H x N x N floats). */
+
+typedef struct arwkv_tmix6_dims {
+    int C;          /* hidden size */
+    int n_heads;    /* H = num_attention_heads */
+    int head_size;  /* N = C / H */
+    int n_kv_heads; /* KVH = num_key_value_heads */
+    int rank_mix;   /* lora_rank_tokenshift (time_maa_w1 is [C, 5 rank_mix]) */
+    int rank_decay; /* lora_rank_decay */
+} arwkv_tmix6_dims;
+
+/* The dimensions of a QRWKV6 config; fails on inconsistent sizes. */
+ARWKV_API arwkv_result arwkv_tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *out);
+
+/* What forward keeps for backward (backend memory, grown on demand). One per layer in training;
+   also usable as reusable scratch for inference. */
+typedef struct arwkv_tmix6_acts arwkv_tmix6_acts;
+ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out);
+ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a);
+
+/* Forward over B sequences of T tokens. x, out: [B*T*C] (out may not alias x). shift_state [B*C] and
+   wkv_state [B*H*N*N] (layout [b][h][key i][value j]) are read as the state before the first token
+   and overwritten with the state after the last; NULL means zeros in and nothing out. Calling it
+   token by token (T = 1) with the states is the recurrent mode and gives the same outputs as one
+   call over the whole sequence. acts: kept for arwkv_tmix6_backward, its buffers reused from call to
+   call (pass one in decoding too); NULL: scratch memory for this call only. */
+ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
+                                           int T, const float *x, float *shift_state, float *wkv_state, float *out,
+                                           arwkv_tmix6_acts *acts);
+/* Backward of the last forward that used acts (same layer, B, T, x): accumulates (+=) into
+   param->grad of every trainable parameter of the layer and writes dx [B*T*C] (= d loss / d x;
+   NULL: not needed). The incoming states are treated as constants. */
+ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
+                                            int T, const float *x, arwkv_tmix6_acts *acts, const float *dout, float *dx);
 
 /* @@qrwkv6-api@@ */
 
@@ -4723,6 +4838,505 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
 /* @@rwkv7-ops-impl@@ */
 
 
+/* ---- RWKV-6 ops (CPU) ---------------------------------------------------------------------------
+   The QRWKV6 time mix between its matrix products. Elementwise ops split rows over threads; the
+   reductions over rows (parameter gradients) split channels instead and sum rows in order, in
+   float64, so no two threads ever add into one number. The recurrence runs one (sequence, head) per
+   task with its state in the thread's scratch memory. */
+
+typedef struct arwkv__rwkv6_ctx {
+    float *o0, *o1, *o2;
+    float *const *po; /* five output pointers (dmaa) */
+    const float *i0, *i1, *i2, *i3, *i4;
+    const float *const *pi; /* five input pointers (maa) */
+    int B, T, C, rows, H, KVH, N;
+} arwkv__rwkv6_ctx;
+
+/* Token shift: xx = prev - x, xxx = x + xx maa_x. */
+static void arwkv__shift_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    const float *x = c->i0, *shift = c->i1, *maa = c->i2;
+    size_t C = (size_t)c->C;
+    for (size_t row = b; row < e; row++) {
+        int t = (int)(row % (size_t)c->T);
+        const float *xr = x + row * C;
+        const float *prev = t > 0 ? xr - C : shift ? shift + (row / (size_t)c->T) * C : NULL;
+        float *xx = c->o0 + row * C, *xxx = c->o1 + row * C;
+        for (size_t i = 0; i < C; i++) {
+            float d = (prev ? prev[i] : 0.0f) - xr[i];
+            xx[i] = d;
+            xxx[i] = xr[i] + d * maa[i];
+        }
+    }
+}
+static arwkv_result arwkv__cpu_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+                                             const float *maa_x, int B, int T, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = xx, c.o1 = xxx, c.i0 = x, c.i1 = shift, c.i2 = maa_x, c.B = B, c.T = T, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)B * (size_t)T, 16, arwkv__shift_fwd_range, &c);
+    return ARWKV_OK;
+}
+/* Backward. With D_t = dxx_t + dxxx_t maa_x (all that reaches xx_t), and xx_t = x_{t-1} - x_t:
+   dx_t += dxxx_t - D_t + D_{t+1} (the last term only inside the sequence). */
+static void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    const float *dxx = c->i0, *dxxx = c->i1, *maa = c->i3;
+    size_t C = (size_t)c->C;
+    for (size_t row = b; row < e; row++) {
+        int has_next = (int)(row % (size_t)c->T) + 1 < c->T;
+        const float *a = dxx + row * C, *g = dxxx + row * C;
+        float *dx = c->o0 + row * C;
+        for (size_t i = 0; i < C; i++) {
+            float v = g[i] - (a[i] + g[i] * maa[i]);
+            if (has_next) v += a[i + C] + g[i + C] * maa[i];
+            dx[i] += v;
+        }
+    }
+}
+static void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    double acc[64];
+    for (size_t i0 = b; i0 < e; i0 += 64) {
+        size_t n = e - i0 < 64 ? e - i0 : 64;
+        memset(acc, 0, sizeof acc);
+        for (size_t row = 0; row < (size_t)c->rows; row++) {
+            const float *g = c->i1 + row * (size_t)c->C + i0, *xx = c->i2 + row * (size_t)c->C + i0;
+            for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+        }
+        for (size_t i = 0; i < n; i++) c->o1[i0 + i] += (float)acc[i];
+    }
+}
+static arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+                                              const float *xx, const float *maa_x, int B, int T, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = dx, c.o1 = dmaa_x, c.i0 = dxx, c.i1 = dxxx, c.i2 = xx, c.i3 = maa_x, c.B = B, c.T = T, c.C = C, c.rows = B * T;
+    if (dx) arwkv__parallel_range(be->pool, (size_t)B * (size_t)T, 16, arwkv__shift_bwd_dx_range, &c);
+    if (dmaa_x) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__shift_bwd_dmaa_range, &c);
+    return ARWKV_OK;
+}
+
+/* Data-dependent lerp of the five branches. */
+static void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
+    for (size_t row = b; row < e; row++) {
+        const float *x = c->i0 + row * C, *xx = c->i1 + row * C;
+        for (int br = 0; br < 5; br++) {
+            const float *m = c->i2 + br * plane + row * C, *maa = c->pi[br];
+            float *out = c->o0 + br * plane + row * C;
+            for (size_t i = 0; i < C; i++) out[i] = x[i] + xx[i] * (maa[i] + m[i]);
+        }
+    }
+}
+static arwkv_result arwkv__cpu_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx,
+                                              const float *const *maa, const float *m, int rows, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = xc, c.i0 = x, c.i1 = xx, c.i2 = m, c.pi = maa, c.rows = rows, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__ddlerp_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
+    const float *dxc = c->i0, *xx = c->i1, *m = c->i2;
+    for (size_t row = b; row < e; row++) {
+        float *dx = c->o0 + row * C, *dxx = c->o1 + row * C;
+        const float *xr = xx + row * C;
+        for (size_t i = 0; i < C; i++) dx[i] = dxx[i] = 0;
+        for (int br = 0; br < 5; br++) { /* fixed branch order: the sums do not depend on threads */
+            const float *g = dxc + br * plane + row * C, *mr = m + br * plane + row * C, *maa = c->pi[br];
+            float *dm = c->o2 + br * plane + row * C;
+            for (size_t i = 0; i < C; i++) {
+                dx[i] += g[i];
+                dxx[i] += g[i] * (maa[i] + mr[i]);
+                dm[i] = g[i] * xr[i];
+            }
+        }
+    }
+}
+static void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
+    double acc[64];
+    for (int br = 0; br < 5; br++) {
+        if (!c->po[br]) continue;
+        for (size_t i0 = b; i0 < e; i0 += 64) {
+            size_t n = e - i0 < 64 ? e - i0 : 64;
+            memset(acc, 0, sizeof acc);
+            for (size_t row = 0; row < (size_t)c->rows; row++) {
+                const float *g = c->i0 + br * plane + row * C + i0, *xx = c->i1 + row * C + i0;
+                for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+            }
+            for (size_t i = 0; i < n; i++) c->po[br][i0 + i] += (float)acc[i];
+        }
+    }
+}
+static arwkv_result arwkv__cpu_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa,
+                                               const float *dxc, const float *xx, const float *const *maa, const float *m,
+                                               int rows, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = dx, c.o1 = dxx, c.o2 = dm, c.po = dmaa, c.i0 = dxc, c.i1 = xx, c.i2 = m, c.pi = maa, c.rows = rows, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__ddlerp_bwd_range, &c);
+    if (dmaa) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__ddlerp_bwd_dmaa_range, &c);
+    return ARWKV_OK;
+}
+
+/* tanh, elementwise. */
+typedef struct arwkv__ew_ctx {
+    float *o0, *o1;
+    const float *i0, *i1, *i2;
+} arwkv__ew_ctx;
+static void arwkv__tanh_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->o0[i] = tanhf(c->i0[i]);
+}
+static arwkv_result arwkv__cpu_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
+    arwkv__ew_ctx c = {y, NULL, x, NULL, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__tanh_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__tanh_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->o0[i] = c->i0[i] * (1.0f - c->i1[i] * c->i1[i]);
+}
+static arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    arwkv__ew_ctx c = {dx, NULL, dy, y, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__tanh_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
+static void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    double acc[64];
+    for (size_t i0 = b; i0 < e; i0 += 64) {
+        size_t n = e - i0 < 64 ? e - i0 : 64;
+        memset(acc, 0, sizeof acc);
+        for (size_t row = 0; row < (size_t)c->rows; row++) {
+            const float *d = c->i0 + row * (size_t)c->C + i0;
+            for (size_t i = 0; i < n; i++) acc[i] += d[i];
+        }
+        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
+    }
+}
+static arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = db, c.i0 = dy, c.rows = rows, c.C = cols;
+    arwkv__parallel_range(be->pool, (size_t)cols, 64, arwkv__colsum_range, &c);
+    return ARWKV_OK;
+}
+
+/* Decay w = exp(-exp(z)). No clamp (as llama.cpp): w may come arbitrarily close to 0 or 1. */
+static void arwkv__decay_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C;
+    for (size_t row = b; row < e; row++) {
+        float *z = c->o1 + row * C, *w = c->o0 + row * C;
+        for (size_t i = 0; i < C; i++) {
+            z[i] += c->i0[i];
+            w[i] = expf(-expf(z[i]));
+        }
+    }
+}
+static arwkv_result arwkv__cpu_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = w, c.o1 = z, c.i0 = time_decay, c.rows = rows, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__decay_fwd_range, &c);
+    return ARWKV_OK;
+}
+/* dz = dw dw/dz = -dw w exp(z): exp(z) from z itself, so the derivative stays exact where w rounds to
+   1; where exp(z) overflows, w is 0 and so is the derivative (not 0 * inf). */
+static void arwkv__decay_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float ez = expf(c->i1[i]);
+        c->o0[i] = ez <= FLT_MAX ? -c->i0[i] * c->i2[i] * ez : 0.0f;
+    }
+}
+static arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+                                              const float *w, int rows, int C) {
+    arwkv__ew_ctx c = {dz, NULL, dw, z, w};
+    arwkv__parallel_range(be->pool, (size_t)rows * (size_t)C, 4096, arwkv__decay_bwd_range, &c);
+    return dtime_decay ? arwkv__cpu_colsum(be, dtime_decay, dz, rows, C) : ARWKV_OK;
+}
+
+/* Keys and values repeated to the heads of their group, keys scaled by (1 - w). */
+static void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t N = (size_t)c->N, HN = (size_t)c->H * N, KN = (size_t)c->KVH * N;
+    int group = c->H / c->KVH;
+    for (size_t row = b; row < e; row++)
+        for (int h = 0; h < c->H; h++) {
+            const float *k = c->i0 + row * KN + (size_t)(h / group) * N, *v = c->i1 + row * KN + (size_t)(h / group) * N;
+            const float *w = c->i2 + row * HN + (size_t)h * N;
+            float *kk = c->o0 + row * HN + (size_t)h * N, *vv = c->o1 + row * HN + (size_t)h * N;
+            for (size_t i = 0; i < N; i++) {
+                kk[i] = k[i] - k[i] * w[i]; /* as llama.cpp's graph: k - k w */
+                vv[i] = v[i];
+            }
+        }
+}
+static arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
+                                                 const float *w, int rows, int H, int KVH, int N) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = kk, c.o1 = vv, c.i0 = k, c.i1 = v, c.i2 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__kv_expand_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t N = (size_t)c->N, HN = (size_t)c->H * N, KN = (size_t)c->KVH * N;
+    int group = c->H / c->KVH;
+    for (size_t row = b; row < e; row++)
+        for (int g = 0; g < c->KVH; g++) {
+            float *dk = c->o0 + row * KN + (size_t)g * N, *dv = c->o1 + row * KN + (size_t)g * N;
+            const float *k = c->i2 + row * KN + (size_t)g * N;
+            for (size_t i = 0; i < N; i++) dk[i] = dv[i] = 0;
+            for (int h = g * group; h < (g + 1) * group; h++) { /* heads of the group in order */
+                const float *dkk = c->i0 + row * HN + (size_t)h * N, *dvv = c->i1 + row * HN + (size_t)h * N;
+                const float *w = c->i3 + row * HN + (size_t)h * N;
+                float *dw = c->o2 + row * HN + (size_t)h * N;
+                for (size_t i = 0; i < N; i++) {
+                    dk[i] += dkk[i] * (1.0f - w[i]);
+                    dv[i] += dvv[i];
+                    dw[i] -= dkk[i] * k[i];
+                }
+            }
+        }
+}
+static arwkv_result arwkv__cpu_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
+                                                  const float *dvv, const float *k, const float *w, int rows, int H, int KVH,
+                                                  int N) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = dk, c.o1 = dv, c.o2 = dw, c.i0 = dkk, c.i1 = dvv, c.i2 = k, c.i3 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__kv_expand_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- WKV6: the gated linear-attention recurrence -------------------------------------------------
+   Forward, per (sequence, head): the N x N state lives in the thread's scratch; each token decays
+   row i of the state by w[i], adds k[i] v, and reads y = scale r^T S out of the updated state.
+   Every ARWKV_WKV6_CHUNK tokens the state is copied to ckpt first.
+
+   Backward. With G_t = d loss / d S_t (everything downstream of S_t, future tokens included):
+       G_t = scale r_t dy_t^T + diag(w_{t+1}) G_{t+1}
+       dr_t = scale S_t dy_t    dk_t = G_t v_t    dv_t = G_t^T k_t    dw_t[i] = sum_j G_t[i][j] S_{t-1}[i][j]
+   G runs backwards through the sequence; the states S_{t-1}, S_t it needs are recomputed chunk by
+   chunk from the checkpoints (ARWKV_WKV6_CHUNK + 1 states in scratch), so the memory kept between
+   forward and backward is 1/ARWKV_WKV6_CHUNK of all the states, and no state is ever divided by a
+   decay (stepping back by S_{t-1} = (S_t - k v^T) / w would blow up where w is tiny). */
+typedef struct arwkv__wkv6_ctx {
+    float *y, *s_out, *ckpt, *dr, *dk, *dv, *dw;
+    const float *r, *k, *v, *w, *s0, *dy;
+    int B, T, H, N;
+    float scale;
+    arwkv_pool *pool;
+    int oom;
+} arwkv__wkv6_ctx;
+
+static int arwkv__wkv6_chunks(int T) { return (T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK; }
+
+/* The inner loops run over value channels j in blocks of 8 with a fixed trip count, which compilers
+   vectorize at -O2 without reordering any sum; a scalar tail takes N % 8. */
+#define ARWKV__WKV_LANES 8
+
+/* S = diag(w) S + k v^T, and y = scale r^T S (y may be NULL). */
+static void arwkv__wkv6_step(float *ARWKV__RESTRICT S, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT k,
+                             const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT w, float *ARWKV__RESTRICT y,
+                             int N, float scale) {
+    int nb = N - N % ARWKV__WKV_LANES;
+    if (!y) {
+        for (int i = 0; i < N; i++) {
+            float *ARWKV__RESTRICT Si = S + (size_t)i * N;
+            float wi = w[i], ki = k[i];
+            for (int j0 = 0; j0 < nb; j0 += ARWKV__WKV_LANES)
+                for (int j = j0; j < j0 + ARWKV__WKV_LANES; j++) Si[j] = Si[j] * wi + ki * v[j];
+            for (int j = nb; j < N; j++) Si[j] = Si[j] * wi + ki * v[j];
+        }
+        return;
+    }
+    for (int j = 0; j < N; j++) y[j] = 0;
+    for (int i = 0; i < N; i++) {
+        float *ARWKV__RESTRICT Si = S + (size_t)i * N;
+        float wi = w[i], ki = k[i], ri = r[i] * scale;
+        for (int j0 = 0; j0 < nb; j0 += ARWKV__WKV_LANES)
+            for (int j = j0; j < j0 + ARWKV__WKV_LANES; j++) {
+                float s = Si[j] * wi + ki * v[j];
+                Si[j] = s;
+                y[j] += ri * s;
+            }
+        for (int j = nb; j < N; j++) {
+            float s = Si[j] * wi + ki * v[j];
+            Si[j] = s;
+            y[j] += ri * s;
+        }
+    }
+}
+
+static void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
+    arwkv__wkv6_ctx *c = (arwkv__wkv6_ctx *)ctx;
+    int b = task / c->H, h = task % c->H, N = c->N;
+    size_t NN = (size_t)N * N, HN = (size_t)c->H * N, nch = (size_t)arwkv__wkv6_chunks(c->T);
+    float *S = (float *)arwkv__scratch(c->pool, thread, NN * sizeof(float));
+    if (!S) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    size_t sidx = ((size_t)b * c->H + h) * NN;
+    if (c->s0) memcpy(S, c->s0 + sidx, NN * sizeof(float));
+    else memset(S, 0, NN * sizeof(float));
+    for (int t = 0; t < c->T; t++) {
+        if (c->ckpt && t % ARWKV_WKV6_CHUNK == 0)
+            memcpy(c->ckpt + (((size_t)b * c->H + h) * nch + (size_t)(t / ARWKV_WKV6_CHUNK)) * NN, S, NN * sizeof(float));
+        size_t off = ((size_t)b * c->T + t) * HN + (size_t)h * N;
+        arwkv__wkv6_step(S, c->r + off, c->k + off, c->v + off, c->w + off, c->y + off, N, c->scale);
+    }
+    if (c->s_out) memcpy(c->s_out + sidx, S, NN * sizeof(float));
+}
+
+static arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+                                            const float *v, const float *w, const float *s0, int B, int T, int H, int N,
+                                            float scale) {
+    arwkv__wkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.y = y, c.s_out = s_out, c.ckpt = ckpt, c.r = r, c.k = k, c.v = v, c.w = w, c.s0 = s0;
+    c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__wkv6_fwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 forward: out of scratch memory (head size %d)", N);
+    return ARWKV_OK;
+}
+
+static void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
+    arwkv__wkv6_ctx *c = (arwkv__wkv6_ctx *)ctx;
+    int b = task / c->H, h = task % c->H, N = c->N;
+    size_t NN = (size_t)N * N, HN = (size_t)c->H * N, nch = (size_t)arwkv__wkv6_chunks(c->T);
+    /* scratch: G, then the states S_{t0-1} .. S_{t1-1} of one chunk */
+    float *G = (float *)arwkv__scratch(c->pool, thread, (ARWKV_WKV6_CHUNK + 2) * NN * sizeof(float));
+    if (!G) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *states = G + NN;
+    memset(G, 0, NN * sizeof(float));
+    for (int ch = (int)nch - 1; ch >= 0; ch--) {
+        int t0 = ch * ARWKV_WKV6_CHUNK, t1 = t0 + ARWKV_WKV6_CHUNK < c->T ? t0 + ARWKV_WKV6_CHUNK : c->T;
+        memcpy(states, c->ckpt + (((size_t)b * c->H + h) * nch + (size_t)ch) * NN, NN * sizeof(float));
+        for (int t = t0; t < t1; t++) {
+            size_t off = ((size_t)b * c->T + t) * HN + (size_t)h * N;
+            float *next = states + (size_t)(t - t0 + 1) * NN;
+            memcpy(next, next - NN, NN * sizeof(float));
+            arwkv__wkv6_step(next, NULL, c->k + off, c->v + off, c->w + off, NULL, N, c->scale);
+        }
+        for (int t = t1 - 1; t >= t0; t--) {
+            size_t off = ((size_t)b * c->T + t) * HN + (size_t)h * N;
+            const float *ARWKV__RESTRICT r = c->r + off, *ARWKV__RESTRICT k = c->k + off, *ARWKV__RESTRICT v = c->v + off;
+            const float *ARWKV__RESTRICT w = c->w + off, *ARWKV__RESTRICT dy = c->dy + off;
+            const float *St = states + (size_t)(t - t0 + 1) * NN, *Sp = St - NN;
+            float *ARWKV__RESTRICT dv = c->dv + off;
+            for (int j = 0; j < N; j++) dv[j] = 0;
+            int nb = N - N % ARWKV__WKV_LANES;
+            for (int i = 0; i < N; i++) {
+                float *ARWKV__RESTRICT Gi = G + (size_t)i * N;
+                const float *ARWKV__RESTRICT Sti = St + (size_t)i * N, *ARWKV__RESTRICT Spi = Sp + (size_t)i * N;
+                float ri = r[i] * c->scale, ki = k[i], wi = w[i];
+                /* the three dot products over j in 8 partial sums, added up in a fixed order */
+                float ar[ARWKV__WKV_LANES] = {0}, ak[ARWKV__WKV_LANES] = {0}, aw[ARWKV__WKV_LANES] = {0};
+                int j0 = 0;
+#ifdef ARWKV__AVX2
+                __m256 vr = _mm256_setzero_ps(), vk = vr, vw = vr, vri = _mm256_set1_ps(ri), vki = _mm256_set1_ps(ki);
+                __m256 vwi = _mm256_set1_ps(wi);
+                for (; j0 < nb; j0 += ARWKV__WKV_LANES) {
+                    __m256 d = _mm256_loadu_ps(dy + j0), g = _mm256_fmadd_ps(vri, d, _mm256_loadu_ps(Gi + j0));
+                    vr = _mm256_fmadd_ps(d, _mm256_loadu_ps(Sti + j0), vr);
+                    vk = _mm256_fmadd_ps(g, _mm256_loadu_ps(v + j0), vk);
+                    vw = _mm256_fmadd_ps(g, _mm256_loadu_ps(Spi + j0), vw);
+                    _mm256_storeu_ps(dv + j0, _mm256_fmadd_ps(vki, g, _mm256_loadu_ps(dv + j0)));
+                    _mm256_storeu_ps(Gi + j0, _mm256_mul_ps(g, vwi));
+                }
+                _mm256_storeu_ps(ar, vr);
+                _mm256_storeu_ps(ak, vk);
+                _mm256_storeu_ps(aw, vw);
+#endif
+                for (; j0 < nb; j0 += ARWKV__WKV_LANES)
+                    for (int l = 0; l < ARWKV__WKV_LANES; l++) {
+                        int j = j0 + l;
+                        float g = Gi[j] + ri * dy[j];
+                        ar[l] += dy[j] * Sti[j];
+                        ak[l] += g * v[j];
+                        aw[l] += g * Spi[j];
+                        dv[j] += ki * g;
+                        Gi[j] = g * wi; /* carried to token t-1 as diag(w_t) G_t */
+                    }
+                for (int j = nb; j < N; j++) {
+                    float g = Gi[j] + ri * dy[j];
+                    ar[0] += dy[j] * Sti[j];
+                    ak[0] += g * v[j];
+                    aw[0] += g * Spi[j];
+                    dv[j] += ki * g;
+                    Gi[j] = g * wi;
+                }
+                float dri = 0, dki = 0, dwi = 0;
+                for (int l = 0; l < ARWKV__WKV_LANES; l++) dri += ar[l], dki += ak[l], dwi += aw[l];
+                c->dr[off + (size_t)i] = dri * c->scale;
+                c->dk[off + (size_t)i] = dki;
+                c->dw[off + (size_t)i] = dwi;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+                                             const float *r, const float *k, const float *v, const float *w, const float *ckpt,
+                                             int B, int T, int H, int N, float scale) {
+    arwkv__wkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.dr = dr, c.dk = dk, c.dv = dv, c.dw = dw, c.dy = dy, c.r = r, c.k = k, c.v = v, c.w = w, c.ckpt = (float *)ckpt;
+    c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__wkv6_bwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 backward: out of scratch memory (head size %d)", N);
+    return ARWKV_OK;
+}
+
+/* Output gate y * sigmoid(g). */
+static void arwkv__gate_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->o0[i] = c->i0[i] / (1.0f + expf(-c->i1[i]));
+}
+static arwkv_result arwkv__cpu_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
+    arwkv__ew_ctx c = {out, NULL, y, g, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__gate_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float s = 1.0f / (1.0f + expf(-c->i2[i])), d = c->i0[i];
+        c->o1[i] = d * c->i1[i] * s * (1.0f - s);
+        c->o0[i] = d * s;
+    }
+}
+static arwkv_result arwkv__cpu_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y,
+                                             const float *g, size_t n) {
+    arwkv__ew_ctx c = {dy, dg, dout, y, g};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+#define ARWKV__HAVE_CPU_RWKV6_OPS
+static const arwkv_rwkv6_ops arwkv__cpu_rwkv6_ops = {
+    arwkv__cpu_shift_forward,     arwkv__cpu_shift_backward, arwkv__cpu_ddlerp_forward, arwkv__cpu_ddlerp_backward,
+    arwkv__cpu_tanh_forward,      arwkv__cpu_tanh_backward,  arwkv__cpu_decay_forward,  arwkv__cpu_decay_backward,
+    arwkv__cpu_kv_expand_forward, arwkv__cpu_kv_expand_backward, arwkv__cpu_wkv6_forward, arwkv__cpu_wkv6_backward,
+    arwkv__cpu_gate_forward,      arwkv__cpu_gate_backward,  arwkv__cpu_colsum};
+
 /* @@rwkv6-ops-impl@@ */
 
 
@@ -5346,6 +5960,9 @@ ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
                           c->attention_output_bias ? "true" : "false");
         arwkv__json_kv_int(b, "lora_rank_tokenshift", c->lora_rank_tokenshift, 0);
         arwkv__json_kv_int(b, "lora_rank_decay", c->lora_rank_decay, 0);
+        /* as the published checkpoints: transformers loads them with recursal's two Python files */
+        arwkv__buf_str(b, "  \"auto_map\": {\n    \"AutoConfig\": \"configuration_rwkv6qwen2.RWKV6Qwen2Config\",\n"
+                          "    \"AutoModelForCausalLM\": \"modeling_rwkv6qwen2.RWKV6Qwen2ForCausalLM\"\n  },\n");
     }
     arwkv__buf_str(b, "  \"hidden_act\": \"silu\",\n");
     arwkv__json_kv_int(b, "hidden_size", c->hidden_size, 0);
@@ -5380,7 +5997,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "save type must be F32, BF16 or F16, not %s", arwkv_dtype_name(save_type));
     if (max_shard_bytes == 0) max_shard_bytes = 5000000000ull;
     ARWKV__TRY(arwkv__mkdir(dir));
-    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params, sizeof *e);
+    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params + 1, sizeof *e);
     void **host = (void **)arwkv__calloc((size_t)m->n_params, sizeof(void *));
     arwkv_result r = (e && host) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
@@ -5407,8 +6024,15 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         for (int d = 0; d < p->ndim; d++) e[i].shape[d] = p->shape[d];
         e[i].data = host[i];
     }
+    int n_entries = m->n_params;
+    /* llama.cpp's rwkv6qwen2 loader has no tied head (output.weight is required) and recursal's
+       converter materializes lm_head.weight: a tied QRWKV6 model also writes its head, as a copy */
+    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QRWKV6 && m->cfg.tie_word_embeddings && m->embed) {
+        e[n_entries] = e[m->embed - m->params];
+        e[n_entries++].name = "lm_head.weight";
+    }
     const char *meta[2] = {"format", "pt"};
-    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, m->n_params, meta, 1, max_shard_bytes);
+    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, n_entries, meta, 1, max_shard_bytes);
     if (r == ARWKV_OK) {
         arwkv__buf b;
         memset(&b, 0, sizeof b);
@@ -5739,6 +6363,7 @@ ARWKV_API void arwkv_student_options_default(arwkv_student_options *o) {
     o->gate = 1;
     o->group_norm = 0;
     o->seed = 1;
+    o->arch = ARWKV_ARCH_ARWKV7;
 }
 
 /* A small deterministic generator for initial weights (splitmix64, Box-Muller in double). */
@@ -5885,6 +6510,90 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_
     return r;
 }
 
+/* The QRWKV6 time mix of layer l, chosen so that at step 0 the block is the teacher's attention with
+   the softmax replaced by a decaying linear attention, and nothing else changed:
+     time_maa_x = 1, time_maa_r/k/v/w/g = 0, time_maa_w1 = 0, time_maa_w2 ~ U(-0.01, 0.01):
+       every branch input x_c is exactly x (m_c = tanh(0) . w2 = 0), so q/k/v see what the
+       teacher's projections see; the token-shift LoRA's input is the previous token (maa_x = 1), and
+       its gradient reaches w1 through the small random w2 from the first step.
+     time_decay[n] = -6 + 5 (n/(C-1))^(0.7 + 1.3 r0), r0 = l/(L-1); time_decay_w1 = 0,
+       time_decay_w2 ~ U(-0.01, 0.01): per-channel decays exp(-exp(time_decay)) from 0.9975 (a state
+       that averages ~400 tokens, since k is scaled by 1 - w) down to 0.69 (~3 tokens), the slow
+       ones more numerous in deeper layers: a spread of windows for the softmax's mix of local and
+       long-range heads.
+     gate.weight = 0: sigmoid(0) = 1/2 for every input, the one input-independent value a gate
+       without bias can start at; it is trained from stage 1 on to scale the output per channel.
+   This is recursal's initialisation in its QRWKV6 conversion code (TMix_qwen2rwkv6), taken as is. */
+ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *rng) {
+    const arwkv_config *c = &s->cfg;
+    arwkv_layer *L = &s->layers[l];
+    int C = c->hidden_size, nl = c->num_layers;
+    double r0 = nl > 1 ? (double)l / (nl - 1) : 0.0;
+    int64_t most = (int64_t)C * C;
+    if (L->maa_w1->numel > most) most = L->maa_w1->numel;
+    if (L->maa_w2->numel > most) most = L->maa_w2->numel;
+    float *buf = (float *)arwkv__malloc((size_t)most * sizeof(float));
+    if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
+    arwkv_result r = ARWKV_OK;
+#define ARWKV__SET(param, expr)                                  \
+    if (r == ARWKV_OK) {                                         \
+        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
+            double i = (double)i_;                               \
+            (void)i;                                             \
+            buf[i_] = (float)(expr);                             \
+        }                                                        \
+        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
+    }
+    ARWKV__SET(L->maa_x, 1.0);
+    ARWKV__SET(L->maa_r, 0.0);
+    ARWKV__SET(L->maa_k, 0.0);
+    ARWKV__SET(L->maa_v, 0.0);
+    ARWKV__SET(L->maa_w, 0.0);
+    ARWKV__SET(L->maa_g, 0.0);
+    ARWKV__SET(L->maa_w1, 0.0);
+    ARWKV__SET(L->maa_w2, 0.02 * arwkv__rng_uniform(rng) - 0.01);
+    ARWKV__SET(L->time_decay, -6 + 5 * pow(i / (C - 1), 0.7 + 1.3 * r0));
+    ARWKV__SET(L->decay_w1, 0.0);
+    ARWKV__SET(L->decay_w2, 0.02 * arwkv__rng_uniform(rng) - 0.01);
+    ARWKV__SET(L->gate, 0.0);
+#undef ARWKV__SET
+    arwkv__free(buf);
+    return r;
+}
+
+/* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is copied in its
+   stored type; the RWKV-6 parameters are new, fp32. */
+ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out) {
+    const arwkv_config *tc = &teacher->cfg;
+    if (tc->num_heads * tc->head_dim != tc->hidden_size)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a QRWKV6 student needs heads x head_dim == hidden size (%d x %d != %d)", tc->num_heads,
+                           tc->head_dim, tc->hidden_size);
+    arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
+    if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    s->be = teacher->be;
+    s->cfg = *tc;
+    s->cfg.arch = ARWKV_ARCH_QRWKV6;
+    s->cfg.attention_bias = 1; /* Qwen2's q/k/v biases */
+    s->cfg.attention_output_bias = 0;
+    s->cfg.head_size = tc->head_dim;
+    s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
+    s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
+    arwkv_result r = arwkv__declare_params(s);
+    arwkv__rng rng = {opt->seed * 0x2545F4914F6CDD1Dull + 6789};
+    for (int i = 0; i < s->n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &s->params[i], *tp = arwkv_model_param(teacher, p->name);
+        r = tp ? arwkv__copy_param(s, p, tp) : arwkv__param_alloc(s, p, ARWKV_F32);
+    }
+    for (int l = 0; l < s->cfg.num_layers && r == ARWKV_OK; l++) r = arwkv__init_tmix6(s, l, &rng);
+    if (r != ARWKV_OK) {
+        arwkv_model_free(s);
+        return r;
+    }
+    snprintf(s->cfg.torch_dtype, sizeof s->cfg.torch_dtype, "float32");
+    *out = s;
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt_in, arwkv_model **out) {
     *out = NULL;
     arwkv_student_options opt;
@@ -5893,6 +6602,9 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     const arwkv_config *tc = &teacher->cfg;
     if (tc->arch != ARWKV_ARCH_QWEN2)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Qwen2ForCausalLM teacher, not %s", arwkv_arch_name(tc->arch));
+    if (opt.arch == ARWKV_ARCH_QRWKV6) return arwkv__student_create_qrwkv6(teacher, &opt, out);
+    if (opt.arch != ARWKV_ARCH_UNKNOWN && opt.arch != ARWKV_ARCH_ARWKV7)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "a student is ARWKV-7 or QRWKV6, not %s", arwkv_arch_name(opt.arch));
     if (tc->hidden_size % 64 != 0)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "teacher hidden size %d is not a multiple of the WKV head size 64", tc->hidden_size);
     if (opt.init == ARWKV_INIT_INHERIT && tc->num_heads * tc->head_dim != tc->hidden_size)
@@ -6330,6 +7042,282 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
 /* @@student-model-impl@@ */
 
 
+/* ---- The QRWKV6 time mix ---------------------------------------------------------------------------
+   The block is a chain of matrix products (core->gemm, weights in their stored type) and the
+   rwkv6 ops. Forward keeps every intermediate it makes in the activations object; backward walks
+   the chain in reverse with one workspace allocated per call. */
+
+ARWKV_API arwkv_result arwkv_tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *o) {
+    memset(o, 0, sizeof *o);
+    int C = cfg->hidden_size, H = cfg->num_heads, KVH = cfg->num_kv_heads > 0 ? cfg->num_kv_heads : cfg->num_heads;
+    if (C <= 0 || H <= 0 || C % H != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: hidden_size %d is not a multiple of num_attention_heads %d", C, H);
+    if (H % KVH != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: num_attention_heads %d is not a multiple of num_key_value_heads %d", H, KVH);
+    o->C = C;
+    o->n_heads = H;
+    o->head_size = C / H;
+    o->n_kv_heads = KVH;
+    /* llama.cpp's (and recursal's) defaults when the config does not say */
+    o->rank_mix = cfg->lora_rank_tokenshift > 0 ? cfg->lora_rank_tokenshift : C >= 4096 ? 64 : 32;
+    o->rank_decay = cfg->lora_rank_decay > 0 ? cfg->lora_rank_decay : C >= 4096 ? 128 : 64;
+    return ARWKV_OK;
+}
+
+struct arwkv_tmix6_acts {
+    arwkv_backend *be;
+    arwkv_tmix6_dims d;
+    size_t rows_cap, ckpt_cap; /* capacity: token rows, checkpoint floats */
+    int B, T;                  /* shape of the forward the buffers hold (0: none) */
+    void *block;               /* one backend allocation holding every buffer below */
+    float *xx, *xxx;           /* token shift: x_{t-1} - x_t, and x + xx maa_x          [rows, C] */
+    float *h1;                 /* tanh(xxx . time_maa_w1)                              [rows, 5 Dm] */
+    float *m, *xc;             /* branch LoRA outputs and mixed inputs, order r,k,v,w,g [5, rows, C] */
+    float *r, *k, *v, *g;      /* q_proj, k_proj, v_proj (kv heads), gate pre-sigmoid */
+    float *hd, *z, *w;         /* tanh(x_w . time_decay_w1) [rows, Dd]; log-log decay z; decay w */
+    float *kk, *vv, *y, *yg;   /* k (1-w) and v per head; recurrence output; y sigmoid(g) */
+    float *ckpt;               /* WKV states at chunk starts [B, H, chunks, N, N] */
+};
+
+ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out) {
+    *out = NULL;
+    arwkv_tmix6_acts *a = (arwkv_tmix6_acts *)arwkv__calloc(1, sizeof *a);
+    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "QRWKV6 activations: out of memory");
+    a->be = be;
+    a->d = *d;
+    *out = a;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a) {
+    if (!a) return;
+    if (a->block) a->be->mem->free(a->be, a->block);
+    arwkv__free(a);
+}
+
+/* Room for B sequences of T tokens (buffers are replaced, not kept, when they grow). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve(arwkv_tmix6_acts *a, int B, int T) {
+    const arwkv_tmix6_dims *d = &a->d;
+    size_t rows = (size_t)B * (size_t)T, NN = (size_t)d->head_size * (size_t)d->head_size;
+    size_t ckpt = (size_t)B * (size_t)d->n_heads * (size_t)arwkv__wkv6_chunks(T) * NN;
+    if (a->block && rows <= a->rows_cap && ckpt <= a->ckpt_cap) return ARWKV_OK;
+    if (rows > a->rows_cap) a->rows_cap = rows;
+    if (ckpt > a->ckpt_cap) a->ckpt_cap = ckpt;
+    rows = a->rows_cap;
+    size_t C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
+    size_t per_row = 21 * C + 5 * (size_t)d->rank_mix + 2 * KV + (size_t)d->rank_decay;
+    if (a->block) a->be->mem->free(a->be, a->block);
+    a->block = NULL;
+    a->B = a->T = 0;
+    arwkv_result r = a->be->mem->alloc(a->be, (per_row * rows + a->ckpt_cap) * sizeof(float), &a->block);
+    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 activations for %d x %d tokens", B, T);
+    float *p = (float *)a->block;
+#define ARWKV__TAKE(field, n) (a->field = p, p += (n))
+    ARWKV__TAKE(xx, rows * C);
+    ARWKV__TAKE(xxx, rows * C);
+    ARWKV__TAKE(h1, rows * 5 * (size_t)d->rank_mix);
+    ARWKV__TAKE(m, 5 * rows * C);
+    ARWKV__TAKE(xc, 5 * rows * C);
+    ARWKV__TAKE(r, rows * C);
+    ARWKV__TAKE(k, rows * KV);
+    ARWKV__TAKE(v, rows * KV);
+    ARWKV__TAKE(g, rows * C);
+    ARWKV__TAKE(hd, rows * (size_t)d->rank_decay);
+    ARWKV__TAKE(z, rows * C);
+    ARWKV__TAKE(w, rows * C);
+    ARWKV__TAKE(kk, rows * C);
+    ARWKV__TAKE(vv, rows * C);
+    ARWKV__TAKE(y, rows * C);
+    ARWKV__TAKE(yg, rows * C);
+    ARWKV__TAKE(ckpt, a->ckpt_cap);
+#undef ARWKV__TAKE
+    return ARWKV_OK;
+}
+
+/* The layer really is a QRWKV6 layer of these dimensions (a mismatch would read out of bounds). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T) {
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: B = %d, T = %d", B, T);
+    int64_t C = d->C, KV = (int64_t)d->n_kv_heads * d->head_size, Dm = d->rank_mix, Dd = d->rank_decay;
+    if (d->n_heads <= 0 || d->n_kv_heads <= 0 || d->n_heads * d->head_size != d->C || d->n_heads % d->n_kv_heads != 0 ||
+        Dm <= 0 || Dd <= 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: inconsistent dimensions (C %d, %d heads of %d, %d kv heads)",
+                           d->C, d->n_heads, d->head_size, d->n_kv_heads);
+    struct {
+        const arwkv_param *p;
+        int64_t rows, cols; /* matrices; vectors have rows = 0 and cols elements */
+        int optional;
+    } want[] = {
+        {L->maa_x, 0, C, 0},     {L->maa_r, 0, C, 0},      {L->maa_k, 0, C, 0},     {L->maa_v, 0, C, 0},
+        {L->maa_w, 0, C, 0},     {L->maa_g, 0, C, 0},      {L->time_decay, 0, C, 0}, {L->maa_w1, C, 5 * Dm, 0},
+        {L->maa_w2, 5 * Dm, C, 0}, {L->decay_w1, C, Dd, 0}, {L->decay_w2, Dd, C, 0}, {L->q_w, C, C, 0},
+        {L->k_w, KV, C, 0},      {L->v_w, KV, C, 0},       {L->o_w, C, C, 0},       {L->gate, C, C, 0},
+        {L->q_b, 0, C, 1},       {L->k_b, 0, KV, 1},       {L->v_b, 0, KV, 1},      {L->o_b, 0, C, 1},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const arwkv_param *p = want[i].p;
+        if (!p) {
+            if (want[i].optional) continue;
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: the layer lacks parameter %d of the time mix "
+                                                           "(is the model RWKV6Qwen2ForCausalLM?)", (int)i);
+        }
+        int64_t n = want[i].rows ? want[i].rows * want[i].cols : want[i].cols;
+        int ok = p->numel == n && p->data != NULL;
+        if (want[i].rows && p->ndim == 2) ok &= p->shape[0] == want[i].rows && p->shape[1] == want[i].cols;
+        if (!want[i].rows) ok &= p->dtype == ARWKV_F32;
+        if (!ok)
+            return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6 time mix: parameter %s (%lld elements, %s) does not fit C %d, %d heads of %d, "
+                                                "%d kv heads, LoRA ranks %d/%d", p->name, (long long)p->numel,
+                               arwkv_dtype_name(p->dtype), d->C, d->n_heads, d->head_size, d->n_kv_heads, d->rank_mix, d->rank_decay);
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE float *arwkv__tmix6_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
+ARWKV_PRIVATE const float *arwkv__tmix6_f32(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
+
+/* y[rows, out] = x[rows, in] . W^T (+ bias): an nn.Linear with W [out, in]. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear(arwkv_backend *be, float *y, const float *x, int rows, const arwkv_param *W,
+                                               const arwkv_param *bias) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, 0, arwkv__tmix6_f32(bias));
+}
+/* Its backward: dx = dy . W (when dx), dW += dy^T . x, dbias += column sums of dy (when trainable). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear_backward(arwkv_backend *be, float *dx, const float *dy, const float *x, int rows,
+                                                        const arwkv_param *W, const arwkv_param *bias) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    if (dx) ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, 0, NULL));
+    float *gW = arwkv__tmix6_grad(W), *gb = arwkv__tmix6_grad(bias);
+    if (gW) ARWKV__TRY(be->core->gemm(be, out, in, rows, dy, 1, out, x, ARWKV_F32, in, 1, gW, in, 1, NULL));
+    if (gb) ARWKV__TRY(be->rwkv6->colsum(be, gb, dy, rows, out));
+    return ARWKV_OK;
+}
+/* y[rows, out] = x[rows, in] . A with A [in, out] stored row-major (RWKV's LoRA matrices), at
+   byte offset `offset` of the parameter (one slice of time_maa_w2). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx, int rows,
+                                           const arwkv_param *A, size_t slice, int in, int out) {
+    const char *a = (const char *)A->data + slice * (size_t)in * (size_t)out * arwkv_dtype_size(A->dtype);
+    return be->core->gemm(be, rows, out, in, x, ldx, 1, a, A->dtype, out, 1, y, ldy, 0, NULL);
+}
+/* Its backward: dx = dy . A^T, dA += x^T . dy (when trainable). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm_backward(arwkv_backend *be, float *dx, ptrdiff_t lddx, const float *dy, const float *x,
+                                                    ptrdiff_t ldx, int rows, const arwkv_param *A, size_t slice, int in, int out) {
+    size_t off = slice * (size_t)in * (size_t)out;
+    const char *a = (const char *)A->data + off * arwkv_dtype_size(A->dtype);
+    ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, a, A->dtype, 1, out, dx, lddx, 0, NULL));
+    float *gA = arwkv__tmix6_grad(A);
+    if (gA) ARWKV__TRY(be->core->gemm(be, in, out, rows, x, 1, ldx, dy, ARWKV_F32, out, 1, gA + off, out, 1, NULL));
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
+                                            const float *x, float *shift_state, float *wkv_state, float *out, arwkv_tmix6_acts *a) {
+    const arwkv_rwkv6_ops *op = be->rwkv6;
+    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
+    size_t RC = (size_t)rows * (size_t)C;
+    /* token shift; the state handed on is the last input row of each sequence */
+    ARWKV__TRY(op->shift_forward(be, a->xx, a->xxx, x, shift_state, arwkv__tmix6_f32(L->maa_x), B, T, C));
+    for (int b = 0; shift_state && b < B; b++)
+        ARWKV__TRY(be->mem->copy(be, shift_state + (size_t)b * C, x + ((size_t)b * T + (size_t)T - 1) * C, (size_t)C * sizeof(float)));
+    /* the five data-dependent mixes: one shared first LoRA matrix, then a second matrix per branch */
+    ARWKV__TRY(arwkv__tmix6_mm(be, a->h1, 5 * Dm, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
+    ARWKV__TRY(op->tanh_forward(be, a->h1, a->h1, (size_t)rows * 5 * (size_t)Dm));
+    for (int c = 0; c < 5; c++) ARWKV__TRY(arwkv__tmix6_mm(be, a->m + (size_t)c * RC, C, a->h1 + (size_t)c * Dm, 5 * Dm, rows, L->maa_w2, (size_t)c, Dm, C));
+    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
+                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
+    ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
+    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
+    /* projections inherited from Qwen, and the gate */
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->r, xr, rows, L->q_w, L->q_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->k, xk, rows, L->k_w, L->k_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->v, xv, rows, L->v_w, L->v_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->g, xg, rows, L->gate, NULL));
+    /* decay */
+    ARWKV__TRY(arwkv__tmix6_mm(be, a->hd, Dd, xw, C, rows, L->decay_w1, 0, C, Dd));
+    ARWKV__TRY(op->tanh_forward(be, a->hd, a->hd, (size_t)rows * (size_t)Dd));
+    ARWKV__TRY(arwkv__tmix6_mm(be, a->z, C, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
+    ARWKV__TRY(op->decay_forward(be, a->w, a->z, arwkv__tmix6_f32(L->time_decay), rows, C));
+    /* the recurrence over heads, keys repeated from their kv head and scaled by (1 - w) */
+    ARWKV__TRY(op->kv_expand_forward(be, a->kk, a->vv, a->k, a->v, a->w, rows, H, KVH, N));
+    ARWKV__TRY(op->wkv6_forward(be, a->y, wkv_state, a->ckpt, a->r, a->kk, a->vv, a->w, wkv_state, B, T, H, N, 1.0f / sqrtf((float)N)));
+    ARWKV__TRY(op->gate_forward(be, a->yg, a->y, a->g, RC));
+    return arwkv__tmix6_linear(be, out, a->yg, rows, L->o_w, L->o_b);
+}
+
+ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B, int T,
+                                           const float *x, float *shift_state, float *wkv_state, float *out, arwkv_tmix6_acts *acts) {
+    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
+    ARWKV__TRY(arwkv__tmix6_check(layer, d, B, T));
+    arwkv_tmix6_acts *a = acts, *own = NULL;
+    if (!a) ARWKV__TRY(arwkv_tmix6_acts_create(be, d, &own));
+    if (own) a = own;
+    arwkv_result r = memcmp(&a->d, d, sizeof *d) == 0 ? ARWKV_OK
+                                                    : arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 activations were made for other dimensions");
+    if (r == ARWKV_OK) r = arwkv__tmix6_reserve(a, B, T);
+    if (r == ARWKV_OK) r = arwkv__tmix6_fwd(be, layer, d, B, T, x, shift_state, wkv_state, out, a);
+    a->B = r == ARWKV_OK ? B : 0;
+    a->T = r == ARWKV_OK ? T : 0;
+    arwkv_tmix6_acts_free(own);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
+                                            const float *x, arwkv_tmix6_acts *a, const float *dout, float *dx) {
+    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
+    ARWKV__TRY(arwkv__tmix6_check(L, d, B, T));
+    if (!a || a->B != B || a->T != T || memcmp(&a->d, d, sizeof *d) != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 backward needs the activations of a forward over the same %d x %d tokens", B, T);
+    (void)x; /* taken so both time mixes are called alike; this one kept its mixed inputs in acts */
+    const arwkv_rwkv6_ops *op = be->rwkv6;
+    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
+    size_t RC = (size_t)rows * (size_t)C, RKV = (size_t)rows * (size_t)KVH * (size_t)N;
+    /* workspace: dyg dy dg dr dkk dvv dw dxx dxxx dx [rows, C]; dxc dm [5, rows, C]; dk dv [rows, KV];
+       dhd [rows, Dd]; dh1 [rows, 5 Dm] */
+    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm);
+    void *ws;
+    ARWKV__TRY(be->mem->alloc(be, total * sizeof(float), &ws));
+    float *p = (float *)ws;
+    float *dyg = p, *dy = p + RC, *dg = p + 2 * RC, *dr = p + 3 * RC, *dkk = p + 4 * RC, *dvv = p + 5 * RC, *dw = p + 6 * RC;
+    float *dxx = p + 7 * RC, *dxxx = p + 8 * RC, *dx_own = p + 9 * RC, *dxc = p + 10 * RC, *dm = p + 15 * RC;
+    float *dk = p + 20 * RC, *dv = dk + RKV, *dhd = dv + RKV, *dh1 = dhd + (size_t)rows * Dd;
+    float *dxo = dx ? dx : dx_own;
+    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
+    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
+                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
+    float *dmaa[5] = {arwkv__tmix6_grad(L->maa_r), arwkv__tmix6_grad(L->maa_k), arwkv__tmix6_grad(L->maa_v),
+                      arwkv__tmix6_grad(L->maa_w), arwkv__tmix6_grad(L->maa_g)};
+    arwkv_result r = ARWKV_OK;
+#define ARWKV__STEP(call) \
+    if (r == ARWKV_OK) r = (call)
+    /* out = o_proj(y sigmoid(g)) */
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dyg, dout, a->yg, rows, L->o_w, L->o_b));
+    ARWKV__STEP(op->gate_backward(be, dy, dg, dyg, a->y, a->g, RC));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 4 * RC, dg, xg, rows, L->gate, NULL));
+    /* recurrence, then the kv heads and the (1 - w) scaling of the keys */
+    ARWKV__STEP(op->wkv6_backward(be, dr, dkk, dvv, dw, dy, a->r, a->kk, a->vv, a->w, a->ckpt, B, T, H, N, 1.0f / sqrtf((float)N)));
+    ARWKV__STEP(op->kv_expand_backward(be, dk, dv, dw, dkk, dvv, a->k, a->w, rows, H, KVH, N));
+    /* decay (dz overwrites dw) and its LoRA */
+    ARWKV__STEP(op->decay_backward(be, dw, arwkv__tmix6_grad(L->time_decay), dw, a->z, a->w, rows, C));
+    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dhd, Dd, dw, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
+    ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
+    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxc + 3 * RC, C, dhd, xw, C, rows, L->decay_w1, 0, C, Dd));
+    /* q/k/v projections */
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr, xr, rows, L->q_w, L->q_b));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk, xk, rows, L->k_w, L->k_b));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 2 * RC, dv, xv, rows, L->v_w, L->v_b));
+    /* the five mixes and their LoRA */
+    ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
+    for (int c = 0; c < 5; c++)
+        ARWKV__STEP(arwkv__tmix6_mm_backward(be, dh1 + (size_t)c * Dm, 5 * Dm, dm + (size_t)c * RC, a->h1 + (size_t)c * Dm, 5 * Dm,
+                                             rows, L->maa_w2, (size_t)c, Dm, C));
+    ARWKV__STEP(op->tanh_backward(be, dh1, dh1, a->h1, (size_t)rows * 5 * (size_t)Dm));
+    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxxx, C, dh1, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
+    /* token shift */
+    ARWKV__STEP(op->shift_backward(be, dxo, arwkv__tmix6_grad(L->maa_x), dxx, dxxx, a->xx, arwkv__tmix6_f32(L->maa_x), B, T, C));
+#undef ARWKV__STEP
+    be->mem->free(be, ws);
+    return r;
+}
+
 /* @@qrwkv6-impl@@ */
 
 
@@ -6382,7 +7370,10 @@ ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step) {
    with a gradient and two AdamW moments; the others get no extra memory at all. */
 
 ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_mlp) {
-    /* the student's new blocks: everything under self_attn except projections inherited from Qwen */
+    /* the student's new blocks: everything under self_attn except projections inherited from Qwen.
+       QRWKV6: stage 1 trains time_maa_*, time_decay* and gate.weight; q/k/v/o_proj (and their
+       biases) stay frozen, as in recursal's stage 1. The gate is trained too (recursal left it at
+       its zero init, a constant 1/2): with q/k/v/o frozen it is the only per-channel output scale. */
     int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.");
     if (stage == 1) return is_mix != 0;
     if (freeze_mlp && strstr(p->name, ".mlp.")) return 0;
