@@ -6647,7 +6647,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
 }
 
 /* ---- Running a student: the RNN ------------------------------------------------------------------------
-   The layer stack around the time mix is Qwen's: embedding, then per layer
+   The layer stack around the time mix (RWKV-7 for ARWKV, RWKV-6 for QRWKV6) is Qwen's: embedding, then per layer
        xn = RMSNorm(x);  h = x + TimeMix(xn);  x' = h + MLP(RMSNorm(h))
    and a final RMSNorm. Training keeps per layer the inputs of every step (x, xn, h, RMSNorm(h)
    and the norms' reciprocal roots) plus the time mix's own activations; the MLP's intermediate
@@ -6681,8 +6681,11 @@ struct arwkv_rnn {
     float *shift_b, *wkv_b;        /* one layer's state of B sequences */
     float *dx, *dxn, *dv_first;    /* backward: [rows][C] */
     float *logits;                 /* [LOGIT_ROWS][V] for steps */
-    arwkv__tmix7_acts **acts7;     /* [L] when training */
+    arwkv__tmix7_acts **acts7;     /* ARWKV-7: [L] when training */
     arwkv__tmix7_work *work7;
+    arwkv_tmix6_dims d6;
+    arwkv_tmix6_acts **acts6;      /* QRWKV6: [L] when training, [1] (shared) otherwise */
+    int n_acts6;
 };
 
 ARWKV_PRIVATE int arwkv__rnn_heads(const arwkv_model *m, int *N) {
@@ -6808,6 +6811,9 @@ ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
         for (int l = 0; l < r->L; l++) arwkv__tmix7_acts_free(be, r->acts7[l]);
     arwkv__free(r->acts7);
     arwkv__tmix7_work_free(be, r->work7);
+    for (int l = 0; l < r->n_acts6; l++) arwkv_tmix6_acts_free(r->acts6[l]);
+    arwkv__free(r->acts6);
+    r->acts6 = NULL, r->n_acts6 = 0;
     r->ids = NULL, r->x = r->xn = r->h = r->yn = r->rstd1 = r->rstd2 = r->att = r->v_first = r->hn = r->rstdf = NULL;
     r->gate = r->up = r->act = r->shift_b = r->wkv_b = r->dx = r->dxn = r->dv_first = NULL;
     r->acts7 = NULL, r->work7 = NULL;
@@ -6816,14 +6822,20 @@ ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
 
 ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_ARWKV7)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_rnn runs ARWKV-7 students; %s is not one", arwkv_arch_name(m->cfg.arch));
+    if (m->cfg.arch != ARWKV_ARCH_ARWKV7 && m->cfg.arch != ARWKV_ARCH_QRWKV6)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_rnn runs ARWKV-7 and QRWKV6 students; %s is neither", arwkv_arch_name(m->cfg.arch));
     arwkv_rnn *r = (arwkv_rnn *)arwkv__calloc(1, sizeof *r);
     if (!r) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     r->m = m, r->be = m->be, r->L = m->cfg.num_layers, r->C = m->cfg.hidden_size, r->F = m->cfg.intermediate_size;
     r->V = m->cfg.vocab_size;
-    arwkv_result res = arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &r->d7);
-    if (res == ARWKV_OK && !m->be->rwkv7) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
+    arwkv_result res;
+    if (m->cfg.arch == ARWKV_ARCH_ARWKV7) {
+        res = arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &r->d7);
+        if (res == ARWKV_OK && !m->be->rwkv7) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
+    } else {
+        res = arwkv_tmix6_dims_from_config(&m->cfg, &r->d6);
+        if (res == ARWKV_OK && !m->be->rwkv6) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", m->be->name);
+    }
     if (res != ARWKV_OK) {
         arwkv__free(r);
         return res;
@@ -6874,12 +6886,22 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int tr
         ARWKV__ALLOC(r->dv_first, R * C);
     }
 #undef ARWKV__ALLOC
-    if (res == ARWKV_OK && train) {
-        r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
-        if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-        for (size_t l = 0; l < L && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
+    if (r->m->cfg.arch == ARWKV_ARCH_ARWKV7) {
+        if (res == ARWKV_OK && train) {
+            r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
+            if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            for (size_t l = 0; l < L && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
+        }
+        if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
+    } else if (res == ARWKV_OK) { /* the RWKV-6 activations grow on demand */
+        int n = train ? (int)L : 1;
+        r->acts6 = (arwkv_tmix6_acts **)arwkv__calloc((size_t)n, sizeof *r->acts6);
+        if (!r->acts6) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int l = 0; l < n && res == ARWKV_OK; l++) {
+            res = arwkv_tmix6_acts_create(be, &r->d6, &r->acts6[l]);
+            if (res == ARWKV_OK) r->n_acts6 = l + 1;
+        }
     }
-    if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
     if (res != ARWKV_OK) {
         arwkv__rnn_release(r);
         return arwkv__context(res, "student workspace for %d x %d tokens", B, T);
@@ -6942,9 +6964,12 @@ ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B
         float *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC, *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
         res = be->core->rmsnorm_forward(be, xn, rs1, x, ly->in_norm->data, ly->in_norm->dtype, M, C, eps);
         if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 1);
-        if (res == ARWKV_OK)
+        if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
             res = arwkv__tmix7_forward(be, ly, l, &r->d7, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
                                        r->att, train ? r->acts7[l] : NULL, r->work7);
+        else if (res == ARWKV_OK)
+            res = arwkv_tmix6_forward(be, ly, &r->d6, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->att,
+                                      r->acts6[train ? l : 0]);
         if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 0);
         /* h = x + att; x' = h + down(silu(gate(yn)) * up(yn)), yn = RMSNorm(h) */
         if (res == ARWKV_OK) res = be->mem->copy(be, h, x, MC * sizeof(float));
@@ -7004,9 +7029,11 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
             res = be->core->rmsnorm_backward(be, r->dx, ly->post_norm->trainable ? ly->post_norm->grad : NULL, r->dxn, h,
                                              ly->post_norm->data, ly->post_norm->dtype, rs2, M, C, 1);
         /* h = x + att: d att = d h; the time mix gives d xn; then d x = d h + d RMSNorm(x) */
-        if (res == ARWKV_OK)
+        if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
             res = arwkv__tmix7_backward(be, ly, l, &r->d7, B, T, xn, r->v_first, r->acts7[l], r->dx, r->dxn, r->dv_first, NULL, NULL,
                                         r->work7);
+        else if (res == ARWKV_OK)
+            res = arwkv_tmix6_backward(be, ly, &r->d6, B, T, xn, r->acts6[l], r->dx, r->dxn);
         if (res == ARWKV_OK)
             res = be->core->rmsnorm_backward(be, r->dx, ly->in_norm->trainable ? ly->in_norm->grad : NULL, r->dxn, x,
                                              ly->in_norm->data, ly->in_norm->dtype, rs1, M, C, 1);
@@ -7734,6 +7761,8 @@ struct arwkv_trainer {
     arwkv_tmix7_dims d7;
     arwkv__tmix7_acts *acts0, *acts;
     arwkv__tmix7_work *work;
+    arwkv_tmix6_dims d6;           /* QRWKV6 students: layers are independent, one at a time */
+    arwkv_tmix6_acts *acts6;
     float *xn0, *v_first, *dv_first, *o, *dout0, *dout, *rows_loss; /* backend */
     float *rows_host;              /* host [B*T] */
     double stage1_loss;
@@ -7752,6 +7781,7 @@ ARWKV_API void arwkv_trainer_free(arwkv_trainer *tr) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->mem->free(be, bufs[i]);
     arwkv__tmix7_acts_free(be, tr->acts0);
     arwkv__tmix7_acts_free(be, tr->acts);
+    arwkv_tmix6_acts_free(tr->acts6);
     arwkv__tmix7_work_free(be, tr->work);
     arwkv_teacher_free(tr->tw);
     arwkv_rnn_free(tr->rnn);
@@ -7772,8 +7802,8 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     if (train && train->seq_len != opt->seq_len)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the data is packed for sequences of %d tokens, the options say %d", train->seq_len,
                            opt->seq_len);
-    if (student->cfg.arch != ARWKV_ARCH_ARWKV7)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training supports ARWKV-7 students; this one is %s", arwkv_arch_name(student->cfg.arch));
+    if (student->cfg.arch != ARWKV_ARCH_ARWKV7 && student->cfg.arch != ARWKV_ARCH_QRWKV6)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training needs an ARWKV-7 or QRWKV6 student; this one is %s", arwkv_arch_name(student->cfg.arch));
     if (teacher && (teacher->cfg.vocab_size != student->cfg.vocab_size || teacher->cfg.hidden_size != student->cfg.hidden_size ||
                     teacher->cfg.num_layers != student->cfg.num_layers || teacher->be != student->be))
         return arwkv__fail(ARWKV_ERR_SHAPE, "teacher (vocab %d, hidden %d, %d layers) and student (vocab %d, hidden %d, %d layers) do not match, "
@@ -7792,10 +7822,17 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     if (r == ARWKV_OK && (!tr->inputs || !tr->targets || !tr->rows_host)) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(teacher, &tr->tw);
     if (r == ARWKV_OK) r = arwkv_rnn_create(student, &tr->rnn);
-    if (r == ARWKV_OK) r = arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &tr->d7);
+    int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
+    if (r == ARWKV_OK && is7) r = arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &tr->d7);
+    if (r == ARWKV_OK && !is7) r = arwkv_tmix6_dims_from_config(&student->cfg, &tr->d6);
 #define ARWKV__TALLOC(ptr, bytes) \
     if (r == ARWKV_OK) r = be->mem->alloc(be, (bytes), (void **)&(ptr))
-    if (opt->stage == 1) {
+    if (opt->stage == 1 && !is7) {
+        if (r == ARWKV_OK) r = arwkv_tmix6_acts_create(be, &tr->d6, &tr->acts6);
+        ARWKV__TALLOC(tr->o, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dout, MC * sizeof(float));
+        ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
+    } else if (opt->stage == 1) {
         if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts0);
         if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts);
         if (r == ARWKV_OK) r = arwkv__tmix7_work_create(be, &tr->d7, M, 1, &tr->work);
@@ -7843,7 +7880,11 @@ static arwkv_result arwkv__stage1_hook(void *user, int l, const float *x, const 
     int B = tr->opt.batch, T = tr->opt.seq_len, C = s->cfg.hidden_size, L = s->cfg.num_layers;
     float scale = 1.0f / ((float)L * (float)rows);
     const arwkv_layer *ly = &s->layers[l];
-    if (l == 0) {
+    if (s->cfg.arch == ARWKV_ARCH_QRWKV6) { /* no value residual: every layer on its own */
+        ARWKV__TRY(arwkv_tmix6_forward(be, ly, &tr->d6, B, T, xn, NULL, NULL, tr->o, tr->acts6));
+        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout));
+        ARWKV__TRY(arwkv_tmix6_backward(be, ly, &tr->d6, B, T, xn, tr->acts6, tr->dout, NULL));
+    } else if (l == 0) {
         ARWKV__TRY(be->mem->copy(be, tr->xn0, xn, (size_t)rows * C * sizeof(float)));
         ARWKV__TRY(arwkv__tmix7_forward(be, ly, 0, &tr->d7, B, T, tr->xn0, NULL, NULL, tr->v_first, tr->o, tr->acts0, tr->work));
         ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout0));
@@ -7864,6 +7905,11 @@ ARWKV_PRIVATE arwkv_result arwkv__stage1_step(arwkv_trainer *tr, double *loss) {
     int B = tr->opt.batch, T = tr->opt.seq_len, M = B * T;
     const float *hidden;
     tr->stage1_loss = 0;
+    if (tr->student->cfg.arch == ARWKV_ARCH_QRWKV6) {
+        ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
+        *loss = tr->stage1_loss;
+        return ARWKV_OK;
+    }
     ARWKV__TRY(be->mem->zero(be, tr->dv_first, (size_t)M * tr->d7.C * sizeof(float)));
     ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
     ARWKV__TRY(arwkv__tmix7_backward(be, &tr->student->layers[0], 0, &tr->d7, B, T, tr->xn0, tr->v_first, tr->acts0, tr->dout0, NULL,

@@ -449,6 +449,22 @@ TEST(resume_is_exact) {
     }
 }
 
+TEST(qrwkv6_student_trains) {
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    so.arch = ARWKV_ARCH_QRWKV6;
+    arwkv_model *s;
+    CHECK_OK(arwkv_student_create(tiny_teacher, &so, &s));
+    if (!s) return;
+    float l1[10], l2[4];
+    run_stage(1, 10, s, l1);
+    CHECK(l1[9] < 0.9f * l1[0], "QRWKV6 stage 1 (starts near the teacher: q/k/v/o inherited): %g -> %g", l1[0], l1[9]);
+    run_stage(2, 4, s, l2);
+    CHECK(l2[3] < l2[0], "QRWKV6 stage 2: %g -> %g", l2[0], l2[3]);
+    printf("    QRWKV6: stage 1 %.4f -> %.4f, stage 2 %.4f -> %.4f\n", l1[0], l1[9], l2[0], l2[3]);
+    arwkv_model_free(s);
+}
+
 TEST(nan_stops_with_the_parameter_named) {
     arwkv_model *s;
     CHECK_OK(arwkv_student_create(tiny_teacher, NULL, &s));
@@ -490,6 +506,7 @@ int main(void) {
     RUN(stage1_gradient_matches_finite_differences);
     RUN(stages_lower_their_losses);
     RUN(resume_is_exact);
+    RUN(qrwkv6_student_trains);
     RUN(nan_stops_with_the_parameter_named);
     arwkv_model_free(tiny_teacher);
     arwkv_backend_destroy(be);
