@@ -407,7 +407,8 @@ struct arwkv_rwkv7_ops {
                                     const float *w0, const float *a0, const float *v0, const float *k_k, const float *k_a,
                                     float *decay, float *k, float *v, float *wkv_a, float *wkv_b);
     /* Gradients of the inputs above from those of the outputs (d_decay .. d_wkv_b). dv_first: first
-       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to. */
+       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to
+       (NULL: v_first is held constant). */
     arwkv_result (*prepare_backward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
                                      const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
                                      const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
@@ -3101,6 +3102,7 @@ static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
 
 static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
                                                float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
+    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
@@ -3150,7 +3152,7 @@ static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
 static arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
                                                 int T, int C) {
-    if (n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
@@ -3310,7 +3312,7 @@ static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
                     float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]), dv = c->dv[i];
                     float ds = dv * (c->v_first[i] - c->v_in[i]) * s * (1.0f - s);
                     c->dv_in[i] = dv * (1.0f - s);
-                    c->dv_first[i] += dv * s;
+                    if (c->dv_first) c->dv_first[i] += dv * s;
                     c->dv_lora[i] = ds;
                     g_v0[j] += ds;
                 }
@@ -3504,6 +3506,7 @@ static arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T,
                                                 float *da, float *db) {
     if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
@@ -4013,7 +4016,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_l
      dout         [B,T,C] gradient of out
      dx           [B,T,C] written: gradient of x (NULL: not needed)
      dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
-                  other layers: their share is added into it
+                  other layers: their share is added into it (NULL: v_first held constant)
      d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
      d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
      work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
@@ -4025,8 +4028,8 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
     if (!acts || acts->B != B || acts->T != T)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
                            layer_index, B, T);
-    if (layer_index > 0 && (!v_first || !dv_first))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first and its gradient", layer_index);
+    if (layer_index > 0 && !v_first)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first", layer_index);
     int M = B * T, C = d->C;
     arwkv__tmix7_work *own = NULL;
     if (!work || work->max_rows < M || !work->backward) {
