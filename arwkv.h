@@ -3652,8 +3652,8 @@ static const arwkv_rwkv7_ops arwkv__cpu_rwkv7_ops = {
 
    Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
    projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
-   (the lerps, the WKV inputs, the pre-projection output o) is recomputed by the backward from
-   them, which costs a few elementwise passes and saves eleven [B*T, C] arrays per layer.
+   (the six mixes, the five WKV inputs, the pre-projection output o) is recomputed by the backward
+   from them, which costs a few elementwise passes and saves twelve [B*T, C] arrays per layer.
    Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
    from call to call, so a recurrent step allocates nothing. */
 
@@ -3840,7 +3840,7 @@ ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *
 }
 
 /* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
-   Floats: max_rows * C * (26 forward + 20 backward), plus LoRA-rank-sized arrays. */
+   Floats: max_rows * C * (20 forward + 20 backward), plus LoRA-rank-sized arrays. */
 ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
                                                     arwkv__tmix7_work **out) {
     *out = NULL;
