@@ -433,7 +433,8 @@ struct arwkv_rwkv7_ops {
                                     const float *w0, const float *a0, const float *v0, const float *k_k, const float *k_a,
                                     float *decay, float *k, float *v, float *wkv_a, float *wkv_b);
     /* Gradients of the inputs above from those of the outputs (d_decay .. d_wkv_b). dv_first: first
-       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to. */
+       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to
+       (NULL: v_first is held constant). */
     arwkv_result (*prepare_backward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
                                      const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
                                      const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
@@ -3823,12 +3824,24 @@ static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwk
 
 static inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* sum_j x[j] y[j] over n (a multiple of 8) in a fixed order of eight partial sums. */
+/* a*b + c in one rounding where the CPU has FMA (the vectorizer turns it into vfmadd). */
+#if defined(__FMA__) || defined(__FP_FAST_FMAF)
+#define ARWKV__R7_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define ARWKV__R7_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* The eight partial sums of the lane loops below, added in a fixed order. */
+static inline float arwkv__r7_sum8(const float *acc) {
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* sum_j x[j] y[j] over n (a multiple of 8). */
 static inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const float *ARWKV__RESTRICT y, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int j = 0; j < n; j += 8)
-        for (int l = 0; l < 8; l++) acc[l] += x[j + l] * y[j + l];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (int l = 0; l < 8; l++) acc[l] = ARWKV__R7_FMA(x[j + l], y[j + l], acc[l]);
+    return arwkv__r7_sum8(acc);
 }
 
 /* ---- Token shift and the lerps ----------------------------------------------------------------
@@ -3864,6 +3877,7 @@ static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
 
 static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
                                                float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
+    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
@@ -3913,7 +3927,7 @@ static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
 static arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
                                                 int T, int C) {
-    if (n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
@@ -4073,7 +4087,7 @@ static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
                     float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]), dv = c->dv[i];
                     float ds = dv * (c->v_first[i] - c->v_in[i]) * s * (1.0f - s);
                     c->dv_in[i] = dv * (1.0f - s);
-                    c->dv_first[i] += dv * s;
+                    if (c->dv_first) c->dv_first[i] += dv * s;
                     c->dv_lora[i] = ds;
                     g_v0[j] += ds;
                 }
@@ -4130,17 +4144,29 @@ typedef struct arwkv__r7_wkv_ctx {
 } arwkv__r7_wkv_ctx;
 
 /* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
-   NULL). */
+   NULL). The loops over j go eight lanes at a time (N is a multiple of 8) so that they vectorize. */
 static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                              const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                              const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
     for (int i = 0; i < N; i++) {
         float *ARWKV__RESTRICT s = S + (size_t)i * N;
-        float s_a = arwkv__r7_dot(s, a, N), vi = v[i];
-        for (int j = 0; j < N; j++) s[j] = s[j] * d[j] + s_a * b[j] + vi * k[j];
-        if (y) y[i] = arwkv__r7_dot(s, r, N);
+        float s_a = arwkv__r7_dot(s, a, N), vi = v[i], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int j = 0; j < N; j += 8)
+            for (int l = 0; l < 8; l++) {
+                float next = ARWKV__R7_FMA(s[j + l], d[j + l], ARWKV__R7_FMA(s_a, b[j + l], vi * k[j + l]));
+                s[j + l] = next;
+                acc[l] = ARWKV__R7_FMA(next, r[j + l], acc[l]);
+            }
+        if (y) y[i] = arwkv__r7_sum8(acc);
         if (sa) sa[i] = s_a;
     }
+}
+
+/* A token of one head costs about a microsecond: waking the workers for a recurrent step would
+   cost more than it saves, so small calls run on the caller's thread (task scratch still comes
+   from the pool, as thread 0's). */
+static arwkv_pool *arwkv__r7_wkv_pool(arwkv_backend *be, int B, int T, int H) {
+    return (int64_t)B * T * H >= 16 ? be->pool : NULL;
 }
 
 static void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
@@ -4170,9 +4196,38 @@ static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, 
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b;
     c.y = y, c.state = state, c.ckpt = ckpt, c.pool = be->pool;
-    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_fwd_task, &c);
+    arwkv_pool_run(arwkv__r7_wkv_pool(be, B, T, H), B * H, arwkv__r7_wkv_fwd_task, &c);
     if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 forward: out of scratch memory");
     return ARWKV_OK;
+}
+
+/* Row i of one backward step: g (row i of G) gains dy_i r^T, the column sums dr, dk, db, dd, da
+   gain row i's terms, then g becomes row i of the previous token's G. Returns dv_i. */
+static float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const float *ARWKV__RESTRICT before,
+                                       const float *ARWKV__RESTRICT after, float dyi, float vi, float sai,
+                                       const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                                       const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT a,
+                                       const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT dr, float *ARWKV__RESTRICT dk,
+                                       float *ARWKV__RESTRICT db, float *ARWKV__RESTRICT dd, float *ARWKV__RESTRICT da) {
+    float acc_v[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc_sa[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < N; j += 8)
+        for (int q = 0; q < 8; q++) {
+            float gj = ARWKV__R7_FMA(dyi, r[j + q], g[j + q]);
+            g[j + q] = gj;
+            dr[j + q] = ARWKV__R7_FMA(after[j + q], dyi, dr[j + q]);
+            dk[j + q] = ARWKV__R7_FMA(gj, vi, dk[j + q]);
+            db[j + q] = ARWKV__R7_FMA(gj, sai, db[j + q]);
+            dd[j + q] = ARWKV__R7_FMA(gj, before[j + q], dd[j + q]);
+            acc_v[q] = ARWKV__R7_FMA(gj, k[j + q], acc_v[q]);
+            acc_sa[q] = ARWKV__R7_FMA(gj, b[j + q], acc_sa[q]);
+        }
+    float dsa = arwkv__r7_sum8(acc_sa);
+    for (int j = 0; j < N; j += 8)
+        for (int q = 0; q < 8; q++) {
+            da[j + q] = ARWKV__R7_FMA(before[j + q], dsa, da[j + q]);
+            g[j + q] = ARWKV__R7_FMA(g[j + q], d[j + q], dsa * a[j + q]);
+        }
+    return arwkv__r7_sum8(acc_v);
 }
 
 static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
@@ -4204,24 +4259,10 @@ static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
             const float *ARWKV__RESTRICT v = c->v + o, *ARWKV__RESTRICT a = c->a + o, *ARWKV__RESTRICT b = c->b + o;
             const float *ARWKV__RESTRICT dy = c->dy + o, *ARWKV__RESTRICT s_a = sa + (size_t)l * N;
             for (int j = 0; j < N; j++) dk[j] = db[j] = dd[j] = dr[j] = da[j] = 0;
-            for (int i = 0; i < N; i++) {
-                float *ARWKV__RESTRICT g = G + (size_t)i * N;
-                const float *ARWKV__RESTRICT before = states + l * NN + (size_t)i * N, *ARWKV__RESTRICT after = before + NN;
-                float dyi = dy[i], vi = v[i], sai = s_a[i];
-                for (int j = 0; j < N; j++) {
-                    g[j] += dyi * r[j];
-                    dr[j] += after[j] * dyi;
-                    dk[j] += g[j] * vi;
-                    db[j] += g[j] * sai;
-                    dd[j] += g[j] * before[j];
-                }
-                float dvi = arwkv__r7_dot(g, k, N), dsa = arwkv__r7_dot(g, b, N);
-                for (int j = 0; j < N; j++) {
-                    da[j] += before[j] * dsa;
-                    g[j] = g[j] * d[j] + dsa * a[j];
-                }
-                c->dv[o + i] += dvi;
-            }
+            for (int i = 0; i < N; i++)
+                c->dv[o + i] += arwkv__wkv7_step_back_row(N, G + (size_t)i * N, states + l * NN + (size_t)i * N,
+                                                          states + (l + 1) * NN + (size_t)i * N, dy[i], v[i], s_a[i], r, d, k,
+                                                          a, b, dr, dk, db, dd, da);
             for (int j = 0; j < N; j++) {
                 c->dr[o + j] += dr[j];
                 c->dk[o + j] += dk[j];
@@ -4240,12 +4281,13 @@ static arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T,
                                                 float *da, float *db) {
     if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
     c.ckpt_in = ckpt, c.dstate = dstate, c.dr = dr, c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.da = da, c.db = db;
     c.pool = be->pool;
-    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_bwd_task, &c);
+    arwkv_pool_run(arwkv__r7_wkv_pool(be, B, T, H), B * H, arwkv__r7_wkv_bwd_task, &c);
     if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 backward: out of scratch memory");
     return ARWKV_OK;
 }
@@ -4385,8 +4427,8 @@ static const arwkv_rwkv7_ops arwkv__cpu_rwkv7_ops = {
 
    Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
    projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
-   (the lerps, the WKV inputs, the pre-projection output o) is recomputed by the backward from
-   them, which costs a few elementwise passes and saves eleven [B*T, C] arrays per layer.
+   (the six mixes, the five WKV inputs, the pre-projection output o) is recomputed by the backward
+   from them, which costs a few elementwise passes and saves twelve [B*T, C] arrays per layer.
    Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
    from call to call, so a recurrent step allocates nothing. */
 
@@ -4573,7 +4615,7 @@ ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *
 }
 
 /* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
-   Floats: max_rows * C * (26 forward + 20 backward), plus LoRA-rank-sized arrays. */
+   Floats: max_rows * C * (20 forward + 20 backward), plus LoRA-rank-sized arrays. */
 ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
                                                     arwkv__tmix7_work **out) {
     *out = NULL;
@@ -4749,7 +4791,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_l
      dout         [B,T,C] gradient of out
      dx           [B,T,C] written: gradient of x (NULL: not needed)
      dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
-                  other layers: their share is added into it
+                  other layers: their share is added into it (NULL: v_first held constant)
      d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
      d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
      work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
@@ -4761,8 +4803,8 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
     if (!acts || acts->B != B || acts->T != T)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
                            layer_index, B, T);
-    if (layer_index > 0 && (!v_first || !dv_first))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first and its gradient", layer_index);
+    if (layer_index > 0 && !v_first)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first", layer_index);
     int M = B * T, C = d->C;
     arwkv__tmix7_work *own = NULL;
     if (!work || work->max_rows < M || !work->backward) {
