@@ -3306,11 +3306,33 @@ ARWKV_PRIVATE int arwkv__char_class(uint32_t cp) {
     return (int)arwkv__uni_find(arwkv__uni_class, sizeof arwkv__uni_class / sizeof arwkv__uni_class[0], 2, cp);
 }
 
+/* The properties of every BMP character, unpacked from the tables at load so that the hot loops
+   index instead of searching (64 KB): bits 0-1 the class, bit 2 set if NFC's quick check passes the
+   character with combining class 0 ("inert": NFC can leave it and its neighbours alone). */
+enum { ARWKV__NFC_INERT = 4 };
+
+ARWKV_PRIVATE void arwkv__bmp_props(uint8_t *props) {
+    size_t n_class = sizeof arwkv__uni_class / sizeof arwkv__uni_class[0], n_nfc = sizeof arwkv__uni_nfc / sizeof arwkv__uni_nfc[0];
+    for (size_t i = 0; i < n_class && (arwkv__uni_class[i] >> 2) < 0x10000; i++) {
+        uint32_t end = i + 1 < n_class ? arwkv__uni_class[i + 1] >> 2 : 0x10000;
+        for (uint32_t cp = arwkv__uni_class[i] >> 2; cp < end && cp < 0x10000; cp++) props[cp] = (uint8_t)(arwkv__uni_class[i] & 3);
+    }
+    for (size_t i = 0; i < n_nfc && (arwkv__uni_nfc[i] >> 10) < 0x10000; i++) {
+        uint32_t end = i + 1 < n_nfc ? arwkv__uni_nfc[i + 1] >> 10 : 0x10000;
+        if ((arwkv__uni_nfc[i] & 0x3ff) == 0)
+            for (uint32_t cp = arwkv__uni_nfc[i] >> 10; cp < end && cp < 0x10000; cp++) props[cp] |= ARWKV__NFC_INERT;
+    }
+}
+
 /* Length and class of the character at s[0]. */
-ARWKV_PRIVATE size_t arwkv__class_at(const unsigned char *s, size_t n, int *cls) {
+ARWKV_PRIVATE size_t arwkv__class_at(const uint8_t *bmp, const unsigned char *s, size_t n, int *cls) {
+    if (s[0] < 0x80) {
+        *cls = bmp[s[0]] & 3;
+        return 1;
+    }
     uint32_t cp;
     size_t len = arwkv__utf8_next(s, n, &cp);
-    *cls = arwkv__char_class(cp);
+    *cls = cp < 0x10000 ? bmp[cp] & 3 : arwkv__char_class(cp);
     return len;
 }
 
@@ -3327,7 +3349,7 @@ ARWKV_PRIVATE uint32_t arwkv__nfc_props(uint32_t cp) {
 
 /* 1 if NFC leaves s[0..n) unchanged for certain: every character has quick-check "yes" and the
    combining classes never decrease between starters. */
-ARWKV_PRIVATE int arwkv__nfc_quick_check(const unsigned char *s, size_t n) {
+ARWKV_PRIVATE int arwkv__nfc_quick_check(const uint8_t *bmp, const unsigned char *s, size_t n) {
     uint32_t last = 0;
     size_t i = 0;
     while (i < n) {
@@ -3338,6 +3360,10 @@ ARWKV_PRIVATE int arwkv__nfc_quick_check(const unsigned char *s, size_t n) {
         }
         uint32_t cp;
         i += arwkv__utf8_next(s + i, n - i, &cp);
+        if (cp < 0x10000 && (bmp[cp] & ARWKV__NFC_INERT)) {
+            last = 0;
+            continue;
+        }
         uint32_t p = arwkv__nfc_props(cp), ccc = p & 0xff;
         if ((p >> 8) != 0 || (ccc != 0 && ccc < last)) return 0;
         last = ccc;
@@ -3471,9 +3497,9 @@ ARWKV_PRIVATE size_t arwkv__nfc(const unsigned char *s, size_t n, uint32_t **cha
 ARWKV_PRIVATE int arwkv__is_newline(unsigned char c) { return c == '\r' || c == '\n'; }
 
 /* Byte length of the pre-token at the start of s[0..n), n > 0. */
-ARWKV_PRIVATE size_t arwkv__pretoken(const unsigned char *s, size_t n) {
+ARWKV_PRIVATE size_t arwkv__pretoken(const uint8_t *bmp, const unsigned char *s, size_t n) {
     int c0, c;
-    size_t l0 = arwkv__class_at(s, n, &c0), i, l;
+    size_t l0 = arwkv__class_at(bmp, s, n, &c0), i, l;
     if (s[0] == '\'' && n >= 2) {
         unsigned a = s[1] | 0x20u; /* ASCII case folding; leaves non-letters non-letters */
         if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
@@ -3486,24 +3512,24 @@ ARWKV_PRIVATE size_t arwkv__pretoken(const unsigned char *s, size_t n) {
     i = n; /* no word */
     if (c0 == ARWKV__LETTER) i = 0;
     else if (c0 != ARWKV__NUMBER && !arwkv__is_newline(s[0]) && l0 < n) {
-        arwkv__class_at(s + l0, n - l0, &c);
+        arwkv__class_at(bmp, s + l0, n - l0, &c);
         if (c == ARWKV__LETTER) i = l0;
     }
     if (i < n) {
-        while (i < n && (l = arwkv__class_at(s + i, n - i, &c), c == ARWKV__LETTER)) i += l;
+        while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__LETTER)) i += l;
         return i;
     }
     if (c0 == ARWKV__NUMBER) return l0;
     i = s[0] == ' ' ? 1 : 0;
-    if (i < n && (arwkv__class_at(s + i, n - i, &c), c == ARWKV__OTHER)) {
-        while (i < n && (l = arwkv__class_at(s + i, n - i, &c), c == ARWKV__OTHER)) i += l;
+    if (i < n && (arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__OTHER)) {
+        while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__OTHER)) i += l;
         while (i < n && arwkv__is_newline(s[i])) i++;
         return i;
     }
     /* white space: s[0] is */
     size_t after_newline = 0, last = 0;
     i = 0;
-    while (i < n && (l = arwkv__class_at(s + i, n - i, &c), c == ARWKV__SPACE)) {
+    while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__SPACE)) {
         if (arwkv__is_newline(s[i])) after_newline = i + 1;
         last = i;
         i += l;
@@ -3550,6 +3576,7 @@ struct arwkv_tokenizer {
     int n_added;
     uint8_t added_first[256];   /* bytes that start an added token */
     int nfc;                    /* the normalizer is NFC (else none) */
+    uint8_t *bmp;               /* arwkv__bmp_props */
     size_t max_token_bytes;
 };
 enum { ARWKV__ID_PRESENT = 1, ARWKV__ID_ADDED = 2, ARWKV__ID_SPECIAL = 4 };
@@ -3585,6 +3612,16 @@ typedef struct arwkv__tok_work {
     size_t cap_chars;
     unsigned char *norm;   /* NFC output */
     size_t cap_norm;
+    /* the tokens of pieces seen before in this call (text repeats its words): open addressing */
+    struct arwkv__cached_piece {
+        uint64_t hash;     /* 0: empty slot */
+        uint32_t text, ids; /* offsets into cache_text and cache_ids */
+        uint16_t len, n_ids;
+    } *cache;
+    size_t cache_mask, cache_used;
+    unsigned char *cache_text;
+    int32_t *cache_ids;
+    size_t cache_text_len, cache_text_cap, cache_ids_len, cache_ids_cap;
     int failed;            /* out of memory */
 } arwkv__tok_work;
 
@@ -3598,6 +3635,9 @@ ARWKV_PRIVATE void arwkv__tok_work_free(arwkv__tok_work *w) {
     arwkv__free(w->heap_id);
     arwkv__free(w->chars);
     arwkv__free(w->norm);
+    arwkv__free(w->cache);
+    arwkv__free(w->cache_text);
+    arwkv__free(w->cache_ids);
 }
 
 ARWKV_PRIVATE int arwkv__tok_work_reserve(arwkv__tok_work *w, size_t n) {
@@ -3754,7 +3794,90 @@ ARWKV_PRIVATE size_t arwkv__bpe_long(const arwkv_tokenizer *t, arwkv__tok_work *
     return k;
 }
 
-/* ---- Encoding ---------------------------------------------------------------------------------- */
+/* ---- Encoding ----------------------------------------------------------------------------------
+   Text repeats its words, so an encode call of more than a few kilobytes remembers the tokens of
+   every piece of up to ARWKV__CACHE_PIECE bytes it has merged; a repeated piece costs one hash. */
+#define ARWKV__CACHE_PIECE 48
+#define ARWKV__CACHE_MIN_TEXT 4096
+#define ARWKV__CACHE_MAX_SLOTS ((size_t)1 << 20)
+
+ARWKV_PRIVATE uint64_t arwkv__hash_piece(const unsigned char *s, size_t n) {
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, word;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&word, s, 8);
+        h = (h ^ word) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    word = 0;
+    memcpy(&word, s, n);
+    h = (h ^ word) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    return h | 1; /* never 0, the mark of an empty slot */
+}
+
+/* The cached tokens of s[0..n) (NULL if not there); *slot: where it is or would go. */
+ARWKV_PRIVATE const int32_t *arwkv__cache_find(const arwkv__tok_work *w, uint64_t h, const unsigned char *s, size_t n,
+                                               size_t *n_ids, size_t *slot) {
+    for (size_t i = (size_t)h & w->cache_mask;; i = (i + 1) & w->cache_mask) {
+        const struct arwkv__cached_piece *c = &w->cache[i];
+        if (c->hash == 0) {
+            *slot = i;
+            return NULL;
+        }
+        if (c->hash == h && c->len == n && memcmp(w->cache_text + c->text, s, n) == 0) {
+            *n_ids = c->n_ids;
+            return w->cache_ids + c->ids;
+        }
+    }
+}
+
+/* Remember that s[0..n) is w->sym[0..k), in slot (from arwkv__cache_find); forgets nothing, and
+   stops remembering when the table is full. Returns 0 if out of memory. */
+ARWKV_PRIVATE int arwkv__cache_add(arwkv__tok_work *w, uint64_t h, const unsigned char *s, size_t n, size_t k, size_t slot) {
+    if (2 * (w->cache_used + 1) > w->cache_mask + 1) { /* keep the load at most 1/2 */
+        size_t size = 2 * (w->cache_mask + 1);
+        if (size > ARWKV__CACHE_MAX_SLOTS) return 1;
+        struct arwkv__cached_piece *t = (struct arwkv__cached_piece *)arwkv__calloc(size, sizeof *t);
+        if (!t) return 0;
+        for (size_t i = 0; i <= w->cache_mask; i++) {
+            if (!w->cache[i].hash) continue;
+            size_t j = (size_t)w->cache[i].hash & (size - 1);
+            while (t[j].hash) j = (j + 1) & (size - 1);
+            t[j] = w->cache[i];
+        }
+        arwkv__free(w->cache);
+        w->cache = t;
+        w->cache_mask = size - 1;
+        size_t ignored;
+        arwkv__cache_find(w, h, s, n, &ignored, &slot);
+    }
+    if (w->cache_text_len + n > w->cache_text_cap) {
+        size_t cap = 2 * w->cache_text_cap + n;
+        unsigned char *p = (unsigned char *)arwkv__realloc(w->cache_text, cap);
+        if (!p) return 0;
+        w->cache_text = p;
+        w->cache_text_cap = cap;
+    }
+    if (w->cache_ids_len + k > w->cache_ids_cap) {
+        size_t cap = 2 * w->cache_ids_cap + k;
+        int32_t *p = (int32_t *)arwkv__realloc(w->cache_ids, cap * sizeof(int32_t));
+        if (!p) return 0;
+        w->cache_ids = p;
+        w->cache_ids_cap = cap;
+    }
+    struct arwkv__cached_piece *c = &w->cache[slot];
+    c->hash = h;
+    c->text = (uint32_t)w->cache_text_len;
+    c->ids = (uint32_t)w->cache_ids_len;
+    c->len = (uint16_t)n;
+    c->n_ids = (uint16_t)k;
+    memcpy(w->cache_text + w->cache_text_len, s, n);
+    memcpy(w->cache_ids + w->cache_ids_len, w->sym, k * sizeof(int32_t));
+    w->cache_text_len += n;
+    w->cache_ids_len += k;
+    w->cache_used++;
+    return 1;
+}
 
 /* Append the ids of one pre-token. */
 ARWKV_PRIVATE void arwkv__encode_piece(const arwkv_tokenizer *t, arwkv__tok_work *w, const unsigned char *s, size_t n,
@@ -3763,12 +3886,31 @@ ARWKV_PRIVATE void arwkv__encode_piece(const arwkv_tokenizer *t, arwkv__tok_work
         if (!arwkv__tokens_push(out, t->byte_id[s[0]], 0)) w->failed = 1;
         return;
     }
+    uint64_t h = 0;
+    size_t slot = 0, k;
+    int cacheable = w->cache && n <= ARWKV__CACHE_PIECE;
+    if (cacheable) {
+        h = arwkv__hash_piece(s, n);
+        const int32_t *ids = arwkv__cache_find(w, h, s, n, &k, &slot);
+        if (ids) {
+            for (size_t i = 0; i < k; i++)
+                if (!arwkv__tokens_push(out, ids[i], 0)) {
+                    w->failed = 1;
+                    return;
+                }
+            return;
+        }
+    }
     if (!arwkv__tok_work_reserve(w, n)) {
         w->failed = 1;
         return;
     }
     for (size_t i = 0; i < n; i++) w->sym[i] = t->byte_id[s[i]];
-    size_t k = n <= 64 ? arwkv__bpe_short(t, w, n) : arwkv__bpe_long(t, w, n);
+    k = n <= 64 ? arwkv__bpe_short(t, w, n) : arwkv__bpe_long(t, w, n);
+    if (cacheable && !arwkv__cache_add(w, h, s, n, k, slot)) {
+        w->failed = 1;
+        return;
+    }
     for (size_t i = 0; i < k; i++)
         if (!arwkv__tokens_push(out, w->sym[i], 0)) {
             w->failed = 1;
@@ -3779,7 +3921,7 @@ ARWKV_PRIVATE void arwkv__encode_piece(const arwkv_tokenizer *t, arwkv__tok_work
 /* Append the ids of text that holds no added token: normalize, pre-tokenize, BPE. */
 ARWKV_PRIVATE void arwkv__encode_text(const arwkv_tokenizer *t, arwkv__tok_work *w, const unsigned char *s, size_t n,
                                       arwkv_tokens *out) {
-    if (t->nfc && !arwkv__nfc_quick_check(s, n)) {
+    if (t->nfc && !arwkv__nfc_quick_check(t->bmp, s, n)) {
         if (w->cap_norm < 3 * n + 4) {
             unsigned char *p = (unsigned char *)arwkv__realloc(w->norm, 3 * n + 4);
             if (!p) {
@@ -3797,7 +3939,7 @@ ARWKV_PRIVATE void arwkv__encode_text(const arwkv_tokenizer *t, arwkv__tok_work 
         s = w->norm;
     }
     for (size_t i = 0; i < n && !w->failed;) {
-        size_t len = arwkv__pretoken(s + i, n - i);
+        size_t len = arwkv__pretoken(t->bmp, s + i, n - i);
         arwkv__encode_piece(t, w, s + i, len, out);
         i += len;
     }
@@ -3828,6 +3970,10 @@ ARWKV_API arwkv_result arwkv_tokenizer_encode(const arwkv_tokenizer *tok, const 
     size_t n0 = out->n, pos = 0;
     arwkv__tok_work w;
     memset(&w, 0, sizeof w);
+    if (len >= ARWKV__CACHE_MIN_TEXT) {
+        w.cache = (struct arwkv__cached_piece *)arwkv__calloc(1024, sizeof *w.cache);
+        w.cache_mask = w.cache ? 1023 : 0; /* without it, we merely go slower */
+    }
     while (pos < len && !w.failed) {
         size_t at = pos;
         const arwkv__added_token *a = (flags & ARWKV_TOKENIZE_SPECIAL) ? arwkv__find_added(tok, s, len, &at) : NULL;
@@ -4021,6 +4167,7 @@ ARWKV_API void arwkv_tokenizer_free(arwkv_tokenizer *t) {
     arwkv__free(t->merges);
     for (int k = 0; k < t->n_added; k++) arwkv__free(t->added[k].text);
     arwkv__free(t->added);
+    arwkv__free(t->bmp);
     arwkv__free(t);
 }
 
@@ -4307,6 +4454,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
     arwkv__buf joined;
     memset(&joined, 0, sizeof joined);
     uint32_t rank = 0;
+    int string_form = 0;
     arwkv_result r = ARWKV_OK;
     for (uint32_t c = arwkv__json_first(j, merges); c != ARWKV__JSON_NONE && r == ARWKV_OK; c = arwkv__json_next(j, c), rank++) {
         const char *left = NULL, *right = NULL;
@@ -4328,6 +4476,12 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
             r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.merges[%u] is not \"left right\" nor [\"left\", \"right\"]", name, rank);
             break;
         }
+        if (rank > 0 && (line != NULL) != string_form) { /* tokenizers reads the list as all one form or all the other */
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.merges[%u]: the list mixes \"left right\" strings and [\"left\", \"right\"] pairs",
+                            name, rank);
+            break;
+        }
+        string_form = line != NULL;
         joined.len = 0;
         arwkv__buf_add(&joined, left, left_len);
         arwkv__buf_add(&joined, right, right_len);
@@ -4361,7 +4515,9 @@ ARWKV_API arwkv_result arwkv_tokenizer_parse(const char *text, size_t len, const
     arwkv__json j;
     ARWKV__TRY(arwkv__json_parse(&j, text, len, name));
     arwkv_tokenizer *t = (arwkv_tokenizer *)arwkv__calloc(1, sizeof *t);
-    arwkv_result r = t ? arwkv__tok_build(t, &j, name) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    if (t) t->bmp = (uint8_t *)arwkv__calloc(0x10000, 1);
+    if (t && t->bmp) arwkv__bmp_props(t->bmp);
+    arwkv_result r = t && t->bmp ? arwkv__tok_build(t, &j, name) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
     arwkv__json_free(&j);
     if (r != ARWKV_OK) {
         arwkv_tokenizer_free(t);
