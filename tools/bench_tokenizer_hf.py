@@ -43,9 +43,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     import tokenizers
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tok = tokenizers.Tokenizer.from_file(args.tokenizer)
-    print("  tokenizers %s, load %s: %.3f s" % (tokenizers.__version__, args.tokenizer, time.perf_counter() - t0))
+    print("  tokenizers %s, load %s: %.3f s (cpu %.3f s)" % (tokenizers.__version__, args.tokenizer, time.perf_counter() - t0,
+                                                             time.process_time() - c0))
     print("  %-10s %10s %10s %11s %11s %11s" % ("text", "bytes", "tokens", "first MB/s", "best MB/s", "best cpu"))
     for name, data in texts():
         if not data:

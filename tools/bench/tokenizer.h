@@ -70,11 +70,12 @@ static int bench_tokenizer(int argc, char **argv) {
     if (runs < 1) runs = 1;
     arwkv_tokenizer *tok = NULL;
     double t0 = bench_now();
+    clock_t c0 = clock();
     if (arwkv_tokenizer_load(path, &tok) != ARWKV_OK) {
         fprintf(stderr, "arwkv-bench: %s\n", arwkv_last_error());
         return 1;
     }
-    printf("  load %s: %.3f s\n", path, bench_now() - t0);
+    printf("  load %s: %.3f s (cpu %.3f s)\n", path, bench_now() - t0, (double)(clock() - c0) / CLOCKS_PER_SEC);
 
     const char *shared = getenv("ARWKV_SHARED");
     char shakespeare[1024];
