@@ -3427,8 +3427,9 @@ ARWKV_PRIVATE uint32_t arwkv__compose(uint32_t a, uint32_t b) {
    text at most threefold, as U+1D160 does: 4 bytes, 12 after). Returns the length, or SIZE_MAX if
    the scratch space `chars` (grown as needed) cannot be allocated. */
 ARWKV_PRIVATE size_t arwkv__nfc(const unsigned char *s, size_t n, uint32_t **chars, size_t *cap, unsigned char *out) {
-    /* a character decomposes into at most 1.5 characters per byte of its UTF-8 (U+0390: 2 bytes, 3) */
-    size_t need = 2 * n + ARWKV__UNI_MAX_DECOMP;
+    /* decomposition makes at most 2 characters per byte of UTF-8 (the generator checks), and as
+       much again serves the sort below */
+    size_t need = 4 * n + 2 * ARWKV__UNI_MAX_DECOMP;
     if (*cap < need) {
         uint32_t *p = (uint32_t *)arwkv__realloc(*chars, need * sizeof(uint32_t));
         if (!p) return SIZE_MAX;
@@ -3445,16 +3446,29 @@ ARWKV_PRIVATE size_t arwkv__nfc(const unsigned char *s, size_t n, uint32_t **cha
         for (size_t j = m; j < m + k; j++) c[j] |= (arwkv__nfc_props(c[j]) & 0xff) << 24;
         m += k;
     }
-    /* 2. canonical order: a stable sort of each run of non-starters by combining class */
-    for (size_t i = 1; i < m; i++) {
-        uint32_t x = c[i];
-        if ((x >> 24) == 0) continue;
-        size_t j = i;
-        while (j > 0 && (c[j - 1] >> 24) > (x >> 24)) {
-            c[j] = c[j - 1];
-            j--;
+    /* 2. canonical order: a stable sort of each run of non-starters by combining class; by
+       insertion when short, by counting (into the free space after the characters) when long, so
+       that a megabyte of combining marks costs no more than a megabyte of letters */
+    for (size_t a = 0; a < m; a++) {
+        if ((c[a] >> 24) == 0) continue;
+        size_t b = a + 1;
+        while (b < m && (c[b] >> 24) != 0) b++;
+        if (b - a <= 32) {
+            for (size_t i = a + 1; i < b; i++) {
+                uint32_t x = c[i];
+                size_t j = i;
+                for (; j > a && (c[j - 1] >> 24) > (x >> 24); j--) c[j] = c[j - 1];
+                c[j] = x;
+            }
+        } else {
+            size_t start[257] = {0};
+            uint32_t *sorted = c + m;
+            for (size_t i = a; i < b; i++) start[(c[i] >> 24) + 1]++;
+            for (int k = 0; k < 256; k++) start[k + 1] += start[k];
+            for (size_t i = a; i < b; i++) sorted[start[c[i] >> 24]++] = c[i];
+            memcpy(c + a, sorted, (b - a) * sizeof(uint32_t));
         }
-        c[j] = x;
+        a = b;
     }
     /* 3. compose: each character joins the last starter unless something between blocks it (a
        starter, or a non-starter of the same or a higher class) */

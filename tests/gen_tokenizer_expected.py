@@ -170,6 +170,8 @@ def cases():
               "".join(rnd.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(4000)),
               "".join(rnd.choice(" \t\n") for _ in range(2000)) + "x"]:
         add(s)
+    for base in ["e", "\u1100", " ", "1"]:  # long runs of combining marks: the canonical sort of many
+        add(base + "".join(chr(rnd.choice(marks)) for _ in range(1500)) + "z")
     # random mixtures of all of the above
     pool = [chr(c) for c in white + near_white + marks[:40]] + list("aZ9 '!.,;:-_()[]{}<>|/\\\"@#$%^&*+=~`?\n\r\t") + \
         ["<|im_end|>", "<|endoftext|>", "<think>", "'s", "'LL", "ſ", "é", "e\u0301", "中文", "한", "ᄀ", "ᅡ", "ᆨ", "ٱ",

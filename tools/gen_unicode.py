@@ -194,7 +194,7 @@ def generate(ucd):
         return sum((full(x) for x in dec9[c]), []) if c in dec9 else [c]
     max_decomp = max(3, max(len(full(c)) for c in dec9))  # 3: Hangul L V T
     # arwkv__nfc sizes its buffers on these: at most 2 characters per UTF-8 byte after full
-    # decomposition, and at most 3 bytes of UTF-8 per byte (Hangul: 3 bytes, 3 jamo of 3 bytes)
+    # decomposition (Hangul: 3 bytes, 3 jamo), and at most 3 bytes of UTF-8 per byte
     for c in dec9:
         n = len(chr(c).encode("utf-8"))
         assert len(full(c)) <= 2 * n and sum(len(chr(x).encode("utf-8")) for x in full(c)) <= 3 * n, "U+%04X" % c
