@@ -3991,7 +3991,8 @@ ARWKV_API arwkv_result arwkv_tokenizer_encode(const arwkv_tokenizer *tok, const 
     }
     while (pos < len && !w.failed) {
         size_t at = pos;
-        const arwkv__added_token *a = (flags & ARWKV_TOKENIZE_SPECIAL) ? arwkv__find_added(tok, s, len, &at) : NULL;
+        const arwkv__added_token *a =
+            (flags & ARWKV_TOKENIZE_SPECIAL) && tok->n_added ? arwkv__find_added(tok, s, len, &at) : NULL;
         arwkv__encode_text(tok, &w, s + pos, (a ? at : len) - pos, out);
         if (a && !w.failed && !arwkv__tokens_push(out, a->id, 0)) w.failed = 1;
         pos = a ? at + a->len : len;
