@@ -1010,7 +1010,8 @@ typedef struct arwkv_dataset {
 
 ARWKV_API void arwkv_dataset_init(arwkv_dataset *d);
 ARWKV_API void arwkv_dataset_free(arwkv_dataset *d);
-/* Append a document (and, if mask is not NULL, which of its tokens are targets). */
+/* Append a document (and, if mask is not NULL, which of its tokens are targets; documents without a
+   mask are targets throughout). */
 ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n);
 /* Cut into windows and shuffle epoch 0 with seed. Fails if there is not one whole window. */
 ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_t seed);
@@ -1019,6 +1020,12 @@ ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_
 ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *targets);
 /* Window i in storage order (for evaluation). */
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets);
+/* Tokenize a file into a dataset. A file ending in .jsonl holds one JSON object per line: a document
+   {"text": "..."} or a conversation {"messages": [{"role": ..., "content": ...}, ...]} (ChatML;
+   only assistant turns are targets). Any other file is one plain-text document, read as raw bytes.
+   Special-token text inside documents is not matched (it is data, not markup). Every document is
+   followed by eos_id (the end-of-text token). Errors name the file and line. */
+ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_tokenizer *tok, const char *path, int32_t eos_id);
 /* A checksum of the token stream, so a resumed run can tell it was given the same data. */
 ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d);
 
@@ -1095,6 +1102,30 @@ ARWKV_API arwkv_result arwkv_sampler_init(arwkv_sampler *s, const arwkv_sampler_
 ARWKV_API void arwkv_sampler_free(arwkv_sampler *s);
 /* Pick a token from logits[V] (host memory; modified). recent: the last n_recent token ids. */
 ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *recent, int n_recent);
+
+/* ---- Sessions: one conversation with any model ------------------------------------------------------------
+   A session reads tokens and gives the logits of the next one, for the teacher (which keeps a KV
+   cache that grows with every token) and for students (which keep a fixed-size recurrent state).
+   The chat binary and generation use only this. */
+typedef struct arwkv_session arwkv_session;
+
+/* max_tokens bounds the teacher's KV cache (<= 0: grow as needed); students ignore it. */
+ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwkv_session **out);
+ARWKV_API void arwkv_session_free(arwkv_session *s);
+/* Read n tokens (host ids); the logits of the last one go to logits_last[vocab] (host; may be NULL). */
+ARWKV_API arwkv_result arwkv_session_feed(arwkv_session *s, const int32_t *ids, int n, float *logits_last);
+ARWKV_API arwkv_result arwkv_session_reset(arwkv_session *s);
+ARWKV_API int64_t arwkv_session_tokens(const arwkv_session *s);
+/* Memory that grows with the conversation: the KV cache, or the (constant) recurrent state. */
+ARWKV_API size_t arwkv_session_memory_bytes(const arwkv_session *s);
+ARWKV_API int arwkv_session_is_recurrent(const arwkv_session *s);
+/* Students: save or restore the whole conversation (its recurrent state) in a small file. */
+ARWKV_API arwkv_result arwkv_session_save(arwkv_session *s, const char *path);
+ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path);
+
+/* Mean negative log-likelihood in nats of ids[1..n) given their prefixes, for any model (the
+   measure arwkv-eval prints; perplexity is its exponential). */
+ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n, double *nll);
 
 /* @@generate-api@@ */
 
@@ -9799,15 +9830,18 @@ ARWKV_API void arwkv_dataset_free(arwkv_dataset *d) {
 
 ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n) {
     if (n == 0) return ARWKV_OK;
-    if ((mask != NULL) != (d->mask != NULL) && d->n_tokens > 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dataset: documents with and without target masks cannot be mixed");
+    if (mask && !d->mask && d->cap_tokens > 0) { /* the first masked document: earlier ones are all targets */
+        d->mask = (uint8_t *)arwkv__malloc(d->cap_tokens);
+        if (!d->mask) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
+        memset(d->mask, 1, d->cap_tokens);
+    }
     if (d->n_tokens + n > d->cap_tokens) {
         size_t cap = d->cap_tokens ? d->cap_tokens : 1 << 16;
         while (cap < d->n_tokens + n) cap *= 2;
         int32_t *t = (int32_t *)arwkv__realloc(d->tokens, cap * sizeof(int32_t));
         if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory at %zu tokens", d->n_tokens);
         d->tokens = t;
-        if (mask) {
+        if (mask || d->mask) {
             uint8_t *mk = (uint8_t *)arwkv__realloc(d->mask, cap);
             if (!mk) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory at %zu tokens", d->n_tokens);
             d->mask = mk;
@@ -9816,6 +9850,7 @@ ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids
     }
     memcpy(d->tokens + d->n_tokens, ids, n * sizeof(int32_t));
     if (mask) memcpy(d->mask + d->n_tokens, mask, n);
+    else if (d->mask) memset(d->mask + d->n_tokens, 1, n);
     d->n_tokens += n;
     return ARWKV_OK;
 }
@@ -10408,6 +10443,86 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
     return ARWKV_OK;
 }
 
+
+/* ---- Data from files ------------------------------------------------------------------------------------ */
+
+ARWKV_PRIVATE arwkv_result arwkv__dataset_add_tokens(arwkv_dataset *d, arwkv_tokens *t, int32_t eos_id, int masked) {
+    if (eos_id >= 0) {
+        /* append the separator by hand: it is a target of a text document, not of a conversation */
+        if (t->n == t->cap) {
+            size_t cap = t->cap ? 2 * t->cap : 64;
+            int32_t *ids = (int32_t *)arwkv__realloc(t->ids, cap * sizeof(int32_t));
+            if (!ids) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            t->ids = ids;
+            uint8_t *mk = (uint8_t *)arwkv__realloc(t->mask, cap);
+            if (!mk) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            t->mask = mk;
+            t->cap = cap;
+        }
+        t->ids[t->n] = eos_id;
+        t->mask[t->n] = 0;
+        t->n++;
+    }
+    return arwkv_dataset_append(d, t->ids, masked ? t->mask : NULL, t->n);
+}
+
+ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_tokenizer *tok, const char *path, int32_t eos_id) {
+    char *text;
+    size_t len;
+    ARWKV__TRY(arwkv__read_file(path, &text, &len));
+    size_t n = strlen(path);
+    int jsonl = n > 6 && strcmp(path + n - 6, ".jsonl") == 0;
+    arwkv_tokens t = {NULL, NULL, 0, 0};
+    arwkv_result r = ARWKV_OK;
+    if (!jsonl) {
+        r = arwkv_tokenizer_encode(tok, text, len, 0, &t);
+        if (r == ARWKV_OK) r = arwkv__dataset_add_tokens(d, &t, eos_id, 0);
+        if (r != ARWKV_OK) r = arwkv__context(r, "%s", path);
+    }
+    size_t line_no = 0;
+    for (size_t pos = 0; jsonl && pos < len && r == ARWKV_OK;) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n') end++;
+        line_no++;
+        size_t a = pos, b = end;
+        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
+        pos = end + 1;
+        if (a == b) continue; /* blank line */
+        char name[600];
+        snprintf(name, sizeof name, "%.500s line %zu", path, line_no);
+        arwkv__json j;
+        r = arwkv__json_parse(&j, text + a, b - a, name);
+        if (r != ARWKV_OK) break;
+        uint32_t jt = arwkv__json_get(&j, 0, "text"), jm = arwkv__json_get(&j, 0, "messages");
+        t.n = 0;
+        if (arwkv__json_type(&j, jt) == ARWKV__JSON_STRING) {
+            r = arwkv_tokenizer_encode(tok, arwkv__json_str(&j, jt), arwkv__json_str_len(&j, jt), 0, &t);
+            if (r == ARWKV_OK) r = arwkv__dataset_add_tokens(d, &t, eos_id, 0);
+        } else if (arwkv__json_type(&j, jm) == ARWKV__JSON_ARRAY) {
+            uint32_t count = arwkv__json_count(&j, jm);
+            arwkv_chat_message *msgs = (arwkv_chat_message *)arwkv__calloc(count + 1, sizeof *msgs);
+            if (!msgs) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            uint32_t k = 0;
+            for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE && r == ARWKV_OK; e = arwkv__json_next(&j, e), k++) {
+                msgs[k].role = arwkv__json_str(&j, arwkv__json_get(&j, e, "role"));
+                msgs[k].content = arwkv__json_str(&j, arwkv__json_get(&j, e, "content"));
+                if (!msgs[k].role || !msgs[k].content)
+                    r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %u needs string \"role\" and \"content\"", name, k);
+            }
+            if (r == ARWKV_OK) r = arwkv_chat_encode(tok, msgs, (int)count, 0, &t);
+            if (r == ARWKV_OK) r = arwkv__dataset_add_tokens(d, &t, eos_id, 1);
+            if (r != ARWKV_OK) r = arwkv__context(r, "%s", name);
+            arwkv__free(msgs);
+        } else {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: expected {\"text\": ...} or {\"messages\": [...]}", name);
+        }
+        arwkv__json_free(&j);
+    }
+    arwkv_tokens_free(&t);
+    arwkv__free(text);
+    return r;
+}
+
 /* @@train-impl@@ */
 
 /* ============================================================================================
@@ -10540,6 +10655,150 @@ ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *r
         }
     }
     return pick;
+}
+
+
+/* ---- Sessions ---------------------------------------------------------------------------------------------- */
+
+struct arwkv_session {
+    arwkv_model *m;
+    arwkv_teacher *tw;
+    arwkv_kv_cache *kv;
+    arwkv_rnn *rnn;
+    arwkv_rnn_state *state;
+};
+
+ARWKV_API void arwkv_session_free(arwkv_session *s) {
+    if (!s) return;
+    arwkv_teacher_free(s->tw);
+    arwkv_kv_cache_free(s->kv);
+    arwkv_rnn_free(s->rnn);
+    arwkv_rnn_state_free(s->state);
+    arwkv__free(s);
+}
+
+ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwkv_session **out) {
+    *out = NULL;
+    arwkv_session *s = (arwkv_session *)arwkv__calloc(1, sizeof *s);
+    if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    s->m = m;
+    arwkv_result r;
+    if (m->cfg.arch == ARWKV_ARCH_QWEN2) {
+        r = arwkv_teacher_create(m, &s->tw);
+        if (r == ARWKV_OK) r = arwkv_kv_cache_create(m, max_tokens, &s->kv);
+    } else {
+        r = arwkv_rnn_create(m, &s->rnn);
+        if (r == ARWKV_OK) r = arwkv_rnn_state_create(m, &s->state);
+    }
+    if (r != ARWKV_OK) {
+        arwkv_session_free(s);
+        return r;
+    }
+    *out = s;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_session_feed(arwkv_session *s, const int32_t *ids, int n, float *logits_last) {
+    if (n <= 0) return ARWKV_OK;
+    if (s->tw) return arwkv_teacher_step(s->tw, s->kv, ids, n, logits_last, NULL);
+    return arwkv_rnn_step(s->rnn, s->state, ids, n, logits_last, NULL);
+}
+
+ARWKV_API arwkv_result arwkv_session_reset(arwkv_session *s) {
+    if (s->kv) {
+        arwkv_kv_cache_reset(s->kv);
+        return ARWKV_OK;
+    }
+    return arwkv_rnn_state_reset(s->state);
+}
+
+ARWKV_API int64_t arwkv_session_tokens(const arwkv_session *s) {
+    return s->kv ? (int64_t)arwkv_kv_cache_len(s->kv) : arwkv_rnn_state_tokens(s->state);
+}
+
+ARWKV_API size_t arwkv_session_memory_bytes(const arwkv_session *s) {
+    if (s->kv) { /* the positions in use, not the capacity reserved ahead */
+        const arwkv_config *c = &s->m->cfg;
+        return (size_t)arwkv_kv_cache_len(s->kv) * (size_t)c->num_layers * 2 * (size_t)c->num_kv_heads * (size_t)c->head_dim * sizeof(float);
+    }
+    return arwkv_rnn_state_bytes(s->state);
+}
+
+ARWKV_API int arwkv_session_is_recurrent(const arwkv_session *s) { return s->state != NULL; }
+
+ARWKV_API arwkv_result arwkv_session_save(arwkv_session *s, const char *path) {
+    if (!s->state)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a %s keeps a KV cache that grows with the conversation, not a state to save; "
+                           "saving a conversation is what a student (an RNN) can do", path, arwkv_arch_name(s->m->cfg.arch));
+    return arwkv_rnn_state_save(s->state, path);
+}
+
+ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path) {
+    if (!s->state)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a %s has no recurrent state to load (use a student model)", path,
+                           arwkv_arch_name(s->m->cfg.arch));
+    return arwkv_rnn_state_load(s->state, path);
+}
+
+/* NLL over hidden states [rows] whose targets are labels_host[rows] (-1: none): logits and
+   cross-entropy in chunks on the backend. */
+ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, const int32_t *labels_host, int rows, float *logits,
+                                           int32_t *labels, float *ce, float *ce_host, double *sum) {
+    arwkv_backend *be = m->be;
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    for (int row = 0; row < rows; row += ARWKV__LOGIT_ROWS) {
+        int k = rows - row < ARWKV__LOGIT_ROWS ? rows - row : ARWKV__LOGIT_ROWS;
+        ARWKV__TRY(be->mem->upload(be, labels, labels_host + row, (size_t)k * sizeof(int32_t)));
+        ARWKV__TRY(arwkv_teacher_logits(m, hidden + (size_t)row * C, k, logits));
+        ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, ce));
+        ARWKV__TRY(be->mem->download(be, ce_host, ce, (size_t)k * sizeof(float)));
+        for (int i = 0; i < k; i++)
+            if (labels_host[row + i] >= 0) *sum += ce_host[i];
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n, double *nll) {
+    *nll = 0;
+    if (n < 2) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "need at least 2 tokens to measure a likelihood, got %d", n);
+    arwkv_backend *be = m->be;
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token %d at position %d is outside the vocabulary", ids[i], i);
+    int32_t *labels_host = (int32_t *)arwkv__malloc((size_t)n * sizeof(int32_t));
+    float *ce_host = (float *)arwkv__malloc(ARWKV__LOGIT_ROWS * sizeof(float)), *logits = NULL, *ce = NULL;
+    int32_t *labels = NULL;
+    arwkv_result r = labels_host && ce_host ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)ARWKV__LOGIT_ROWS * V * sizeof(float), (void **)&logits);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__LOGIT_ROWS * sizeof(float), (void **)&ce);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__LOGIT_ROWS * sizeof(int32_t), (void **)&labels);
+    for (int i = 0; labels_host && i < n; i++) labels_host[i] = i + 1 < n ? ids[i + 1] : -1;
+    double sum = 0;
+    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QWEN2) { /* the teacher reads the whole sequence at once */
+        arwkv_teacher *t = NULL;
+        const float *hidden;
+        r = arwkv_teacher_create(m, &t);
+        if (r == ARWKV_OK) r = arwkv_teacher_forward(t, ids, 1, n, NULL, NULL, &hidden);
+        if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host, n, logits, labels, ce, ce_host, &sum);
+        arwkv_teacher_free(t);
+    } else if (r == ARWKV_OK) { /* a student reads it in pieces, carrying its state */
+        arwkv_rnn *rnn = NULL;
+        arwkv_rnn_state *st = NULL;
+        r = arwkv_rnn_create(m, &rnn);
+        if (r == ARWKV_OK) r = arwkv_rnn_state_create(m, &st);
+        for (int done = 0; done < n && r == ARWKV_OK; done += 1024) {
+            int T = n - done < 1024 ? n - done : 1024;
+            const float *hidden;
+            r = arwkv_rnn_forward(rnn, ids + done, 1, T, &st, 0, &hidden);
+            if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host + done, T, logits, labels, ce, ce_host, &sum);
+        }
+        arwkv_rnn_state_free(st);
+        arwkv_rnn_free(rnn);
+    }
+    be->mem->free(be, logits), be->mem->free(be, ce), be->mem->free(be, labels);
+    arwkv__free(labels_host), arwkv__free(ce_host);
+    if (r == ARWKV_OK) *nll = sum / (n - 1);
+    return r;
 }
 
 /* @@generate-impl@@ */

@@ -214,7 +214,8 @@ TEST(dataset_packing_and_order) {
     CHECK_OK(arwkv_dataset_pack(&m, 10, 1));
     arwkv_dataset_next(&m, in, tg);
     CHECK(tg[0] == -1 && tg[1] == -1 && tg[2] == 3 && tg[3] == 4 && tg[4] == -1 && tg[6] == 7, "masked targets");
-    CHECK(arwkv_dataset_append(&m, ids, NULL, 5) == ARWKV_ERR_INVALID_ARGUMENT, "no mixing of masked and unmasked documents");
+    CHECK_OK(arwkv_dataset_append(&m, ids, NULL, 5));
+    CHECK(m.mask[11] == 1 && m.mask[15] == 1 && m.mask[3] == 1 && m.mask[5] == 0, "a plain document after a masked one is all targets");
     arwkv_dataset small;
     arwkv_dataset_init(&small);
     arwkv_dataset_append(&small, ids, NULL, 10);
