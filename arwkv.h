@@ -10735,8 +10735,8 @@ ARWKV_API arwkv_result arwkv_session_save(arwkv_session *s, const char *path) {
 
 ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path) {
     if (!s->state)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a %s has no recurrent state to load (use a student model)", path,
-                           arwkv_arch_name(s->m->cfg.arch));
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a %s keeps a KV cache, not a recurrent state, so it cannot load one; "
+                           "load it with the student that saved it", path, arwkv_arch_name(s->m->cfg.arch));
     return arwkv_rnn_state_load(s->state, path);
 }
 
