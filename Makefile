@@ -29,7 +29,11 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static
 
-.PHONY: all test test-asan fuzz bench clean compile-checks
+.PHONY: all test test-asan fuzz bench clean compile-checks demo
+
+# The README's first command: distill the bundled teacher on this CPU (about ten minutes).
+demo: $(B)/arwkv-distill
+	@B=$(B) sh tools/demo.sh
 
 bench: $(B)/arwkv-bench
 	$(B)/arwkv-bench
