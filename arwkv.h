@@ -1598,59 +1598,28 @@ ARWKV_API uint16_t arwkv_f32_to_f16(float f) {
 
 ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, size_t n) {
     const unsigned char *p = (const unsigned char *)src;
+    /* element i of type TYPE at p (unaligned), turned into a float by EXPR of v */
+#define ARWKV__CONVERT(TYPE, EXPR)                       \
+    for (size_t i = 0; i < n; i++) {                     \
+        TYPE v;                                          \
+        memcpy(&v, p + sizeof(TYPE) * i, sizeof(TYPE));  \
+        dst[i] = (float)(EXPR);                          \
+    }                                                    \
+    break
     switch (t) {
     case ARWKV_F32: memcpy(dst, src, n * 4); break;
-    case ARWKV_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = arwkv_bf16_to_f32(h);
-        }
-        break;
-    case ARWKV_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = arwkv_f16_to_f32(h);
-        }
-        break;
-    case ARWKV_F64:
-        for (size_t i = 0; i < n; i++) {
-            double d;
-            memcpy(&d, p + 8 * i, 8);
-            dst[i] = (float)d;
-        }
-        break;
-    case ARWKV_I64:
-        for (size_t i = 0; i < n; i++) {
-            int64_t v;
-            memcpy(&v, p + 8 * i, 8);
-            dst[i] = (float)v;
-        }
-        break;
-    case ARWKV_I32:
-        for (size_t i = 0; i < n; i++) {
-            int32_t v;
-            memcpy(&v, p + 4 * i, 4);
-            dst[i] = (float)v;
-        }
-        break;
-    case ARWKV_I16:
-        for (size_t i = 0; i < n; i++) {
-            int16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            dst[i] = (float)v;
-        }
-        break;
-    case ARWKV_I8:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)(int8_t)p[i];
-        break;
+    case ARWKV_BF16: ARWKV__CONVERT(uint16_t, arwkv_bf16_to_f32(v));
+    case ARWKV_F16: ARWKV__CONVERT(uint16_t, arwkv_f16_to_f32(v));
+    case ARWKV_F64: ARWKV__CONVERT(double, v);
+    case ARWKV_I64: ARWKV__CONVERT(int64_t, v);
+    case ARWKV_I32: ARWKV__CONVERT(int32_t, v);
+    case ARWKV_I16: ARWKV__CONVERT(int16_t, v);
+    case ARWKV_I8: ARWKV__CONVERT(int8_t, v);
     case ARWKV_U8:
-    case ARWKV_BOOL:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)p[i];
-        break;
+    case ARWKV_BOOL: ARWKV__CONVERT(uint8_t, v);
     default: return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "cannot convert dtype %s to F32", arwkv_dtype_name(t));
     }
+#undef ARWKV__CONVERT
     return ARWKV_OK;
 }
 
