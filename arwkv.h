@@ -2809,7 +2809,6 @@ ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
        the kernel reads is one long run of memory (rows q apart are contiguous in between), not a
        short piece followed by a jump; short rows (K ~ 1000) stream markedly faster this way. */
     int q = (count + 3) / 4;
-    size_t esz = arwkv_dtype_size(g->b_type);
     for (int j = 0; j < q; j++) {
         int rows[4];
         float out[4][4];
@@ -2818,7 +2817,8 @@ ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
 #ifdef ARWKV__AVX2
             if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
                 const void *w[4]; /* a missing row repeats the first; its sum is dropped */
-                for (int r = 0; r < 4; r++) w[r] = (const char *)g->B + (size_t)(rows[r] >= 0 ? rows[r] : rows[0]) * (size_t)g->b_cs * esz;
+                for (int r = 0; r < 4; r++)
+                    w[r] = (const char *)g->B + (size_t)(rows[r] >= 0 ? rows[r] : rows[0]) * (size_t)g->b_cs * arwkv_dtype_size(g->b_type);
                 arwkv__dot4_avx2(g->A + (ptrdiff_t)i * g->a_rs, w, g->b_type, g->K, out[i]);
                 continue;
             }
