@@ -3141,8 +3141,8 @@ static const arwkv_core_ops arwkv__cpu_core_ops = {
 /* ---- Qwen2 ops: rotary embedding ----------------------------------------------------------------
    transformers forms the angles in fp32: inv_freq = 1 / theta^(2i/D) rounded to fp32, then
    angle = fp32(pos) * inv_freq rounded to fp32, and cos/sin of that fp32 angle. One ulp of an angle
-   near position 2048 is 1e-4 rad, so the same roundings are kept here instead of a float64 angle:
-   matching the reference beats being more exact than it. */
+   near position 2048 is 2.4e-4 rad, so the same roundings are kept here instead of a float64
+   angle: matching the reference beats being more exact than it. */
 #define ARWKV__ROPE_MAX_DIM 1024
 
 typedef struct arwkv__rope_ctx {
@@ -3343,9 +3343,7 @@ ARWKV_PRIVATE float arwkv__attn_softmax_row(float *sr, int n_valid, int kb, floa
         _mm256_storeu_ps(sr + j, e);
         vs = _mm256_add_ps(vs, e);
     }
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(vs), _mm256_extractf128_ps(vs, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    l = _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
+    l = arwkv__hsum8(vs);
     j = n8;
 #else
     for (; j < n_valid; j++) m_new = sr[j] > m_new ? sr[j] : m_new;
