@@ -358,6 +358,34 @@ static int bench_decode(int argc, char **argv) {
            steps, median * 1e3, tps, times[0] * 1e3, 1 / times[0], nt, load, arwkv_kv_cache_bytes(c));
     printf("  bound: %.1f MB per token at %.1f GB/s = %.2f tokens/s; the median step reaches %.0f%% of it, the best %.0f%% (goal 60%%: %s)\n",
            bytes / 1e6, copy, bound, 100 * tps / bound, 100 / times[0] / bound, tps / bound >= 0.6 ? "met" : "MISSED");
+    /* where a step's time goes: the same matrix-vector products alone, back to back */
+    {
+        float *x = (float *)calloc((size_t)cfg.intermediate_size, sizeof(float)), *y = (float *)malloc(sizeof(float) * cfg.vocab_size);
+        for (int i = 0; i < cfg.intermediate_size; i++) x[i] = 0.01f * (float)(i % 97);
+        double mv[5];
+        for (int rep = 0; rep < 5; rep++) {
+            double s0 = bench_now();
+            for (int l = 0; l < cfg.num_layers; l++) {
+                const arwkv_layer *L = &m->layers[l];
+                const arwkv_param *w[7] = {L->q_w, L->k_w, L->v_w, L->o_w, L->mlp_gate, L->mlp_up, L->mlp_down};
+                for (int i = 0; i < 7; i++)
+                    be->core->gemm(be, 1, (int)w[i]->shape[0], (int)w[i]->shape[1], x, w[i]->shape[1], 1, w[i]->data, w[i]->dtype, 1,
+                                   w[i]->shape[1], y, w[i]->shape[0], 0, NULL);
+            }
+            be->core->gemm(be, 1, cfg.vocab_size, cfg.hidden_size, x, cfg.hidden_size, 1, m->lm_head->data, m->lm_head->dtype, 1,
+                           cfg.hidden_size, y, cfg.vocab_size, 0, NULL);
+            mv[rep] = bench_now() - s0;
+        }
+        for (int i = 1; i < 5; i++)
+            for (int j = i; j > 0 && mv[j] < mv[j - 1]; j--) {
+                double tmp = mv[j];
+                mv[j] = mv[j - 1], mv[j - 1] = tmp;
+            }
+        printf("  of which: the %d matrix-vector products alone take %.1f ms (median of 5; %.1f GB/s of weights); the rest of a step "
+               "(attention, norms, RoPE, thread wake-ups, logits copy) %.1f ms\n",
+               7 * cfg.num_layers + 1, mv[2] * 1e3, bytes / mv[2] * 1e-9, (median - mv[2]) * 1e3);
+        free(x), free(y);
+    }
     free(logits);
     arwkv_kv_cache_free(c);
     arwkv_teacher_free(t);
