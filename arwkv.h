@@ -461,8 +461,8 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
                                         const char *tokenizer_dir);
 
 /* ---- The teacher: Qwen2 forward ----------------------------------------------------------------
-   Qwen2ForCausalLM as transformers computes it in fp32 (see the top of section 7 of the
-   implementation for the equations). Activations are fp32; weights stay in their stored type and
+   Qwen2ForCausalLM as transformers computes it in fp32 (the equations are written out beside the
+   implementation, "The teacher: Qwen2ForCausalLM" in section 7). Activations are fp32; weights stay in their stored type and
    are widened block by block inside the matrix product, so a bf16 7B teacher needs ~16 GB.
    Every buffer lives in backend memory and every computation goes through the backend's tables.
 
