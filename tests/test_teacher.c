@@ -191,6 +191,27 @@ static int32_t *ref_ids(arwkv_safetensors *st, const char *name, int *n) {
     return ids;
 }
 
+/* The bundled teacher on a CPU backend of n threads; t is NULL (after a failed CHECK) if any step failed. */
+typedef struct {
+    arwkv_backend *be;
+    arwkv_model *m;
+    arwkv_teacher *t;
+} teacher_setup;
+
+static teacher_setup open_teacher(int threads) {
+    teacher_setup s = {NULL, NULL, NULL};
+    CHECK_OK(arwkv_backend_cpu(threads, &s.be));
+    if (s.be) CHECK_OK(arwkv_model_load(MODEL_DIR, s.be, &s.m));
+    if (s.m) CHECK_OK(arwkv_teacher_create(s.m, &s.t));
+    return s;
+}
+
+static void close_teacher(teacher_setup *s) {
+    arwkv_teacher_free(s->t);
+    arwkv_model_free(s->m);
+    arwkv_backend_destroy(s->be);
+}
+
 typedef struct {
     arwkv_backend *be;
     int layers, rows, C;
@@ -236,12 +257,10 @@ static float *all_logits(arwkv_model *m, const float *hidden, int rows) {
 TEST(teacher_matches_transformers) {
     reference ref;
     if (!open_reference(&ref, "qwen2_code_tiny_reference.safetensors")) SKIP("%s not found (set ARWKV_SHARED)", ref.path);
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
+    teacher_setup su = open_teacher(2);
+    arwkv_backend *be = su.be;
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     int T = 0;
     int32_t *ids = ref_ids(ref.st, "input_ids", &T);
     if (!t || !ids) goto done;
@@ -316,22 +335,17 @@ TEST(teacher_matches_transformers) {
     }
 done:
     free(ids);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
     arwkv_st_close(ref.st);
 }
 
 TEST(greedy_generation_matches_transformers) {
     reference ref;
     if (!open_reference(&ref, "qwen2_code_tiny_reference.safetensors")) SKIP("%s not found (set ARWKV_SHARED)", ref.path);
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
+    teacher_setup su = open_teacher(2);
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     arwkv_kv_cache *c = NULL;
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &c));
     int T = 0, n_want = 0;
     int32_t *prompt = ref_ids(ref.st, "input_ids", &T), *want = ref_ids(ref.st, "greedy_ids", &n_want);
@@ -360,9 +374,7 @@ TEST(greedy_generation_matches_transformers) {
     }
     free(prompt), free(want);
     arwkv_kv_cache_free(c);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
     arwkv_st_close(ref.st);
 }
 
@@ -374,13 +386,10 @@ static void fake_ids(int32_t *ids, int n, unsigned seed) {
 }
 
 TEST(kv_cache_equals_full_forward) {
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
+    teacher_setup su = open_teacher(2);
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     arwkv_kv_cache *grow = NULL, *fixed = NULL;
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &grow));
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 80, &fixed));
     if (t && grow && fixed) {
@@ -412,21 +421,13 @@ TEST(kv_cache_equals_full_forward) {
     }
     arwkv_kv_cache_free(grow);
     arwkv_kv_cache_free(fixed);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
 }
 
 TEST(batch_and_threads_give_the_same_results) {
-    arwkv_backend *be1, *be2;
-    arwkv_model *m1 = NULL, *m2 = NULL;
-    arwkv_teacher *t1 = NULL, *t2 = NULL;
-    CHECK_OK(arwkv_backend_cpu(1, &be1));
-    CHECK_OK(arwkv_backend_cpu(2, &be2));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be1, &m1));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be2, &m2));
-    if (m1) CHECK_OK(arwkv_teacher_create(m1, &t1));
-    if (m2) CHECK_OK(arwkv_teacher_create(m2, &t2));
+    teacher_setup one = open_teacher(1), two_threads = open_teacher(2);
+    arwkv_model *m1 = one.m, *m2 = two_threads.m;
+    arwkv_teacher *t1 = one.t, *t2 = two_threads.t;
     if (t1 && t2) {
         const int B = 3, T = quick() ? 40 : 100; /* more than one query block per sequence */
         int C = m1->cfg.hidden_size;
@@ -454,12 +455,8 @@ TEST(batch_and_threads_give_the_same_results) {
         CHECK(memcmp(l1, l2, sizeof(float) * 2 * m1->cfg.vocab_size) == 0, "logits: 1 thread and 2 threads differ");
         free(l1), free(l2), free(ids), free(batch), free(single), free(two);
     }
-    arwkv_teacher_free(t1);
-    arwkv_teacher_free(t2);
-    arwkv_model_free(m1);
-    arwkv_model_free(m2);
-    arwkv_backend_destroy(be1);
-    arwkv_backend_destroy(be2);
+    close_teacher(&one);
+    close_teacher(&two_threads);
 }
 
 /* ---- Longer and batched inputs: tests/data/teacher_ref.safetensors (tools/ref_teacher.py) ----------- */
@@ -536,14 +533,11 @@ static void check_topk(arwkv_model *m, arwkv_safetensors *st, const char *name, 
 TEST(long_and_batched_inputs_match_transformers) {
     if (!test_file_exists(FIXTURE)) SKIP("%s not found (make it with tools/ref_teacher.py on a machine with transformers)", FIXTURE);
     arwkv_safetensors *st = NULL;
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
     arwkv_kv_cache *c = NULL;
     CHECK_OK(arwkv_st_open(FIXTURE, &st));
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
+    teacher_setup su = open_teacher(2);
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &c));
     if (!st || !t || !c) goto done;
     {
@@ -624,9 +618,7 @@ TEST(long_and_batched_inputs_match_transformers) {
     }
 done:
     arwkv_kv_cache_free(c);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
     arwkv_st_close(st);
 }
 
