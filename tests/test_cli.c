@@ -160,7 +160,7 @@ TEST(errors_a_person_can_act_on) {
 
 /* Ctrl-C during training saves a checkpoint and exits cleanly; --resume finishes the run. */
 TEST(distill_interrupt_and_resume) {
-    system("rm -rf build/test_distill");
+    system("rm -rf build/test_distill build/test_distill.log"); /* a stale log would look like progress */
     const char *cmd = "exec build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c "
                       "arwkv.h --seq-len 64 --batch 2 --steps 400 --lr 1e-3 --threads 1 --log-every 1 > build/test_distill.log 2>&1";
     pid_t pid = fork();
