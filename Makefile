@@ -5,7 +5,8 @@
 #   make test-asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz          libFuzzer targets for the parsers, a bounded run (FUZZ_SECONDS each)
 #   make bench         build/arwkv-bench
-#   make gpu           GPU builds of the binaries (nvcc or hipcc)
+#   make gpu           GPU builds with nvcc: build/gpu/test_gpu and build/gpu/arwkv-* (see below)
+#   make gpu-hip       the same with hipcc for AMD (build/hip/)
 #
 # Options: CC=clang, ARCH= (drop -march=native), WERROR=1 (warnings fail the build, as in CI).
 
@@ -29,7 +30,7 @@ TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static
 
-.PHONY: all test test-asan fuzz bench clean compile-checks
+.PHONY: all test test-asan fuzz bench clean compile-checks gpu gpu-hip gpu-test
 
 bench: $(B)/arwkv-bench
 	$(B)/arwkv-bench
@@ -82,6 +83,47 @@ $(B)/fuzz/fuzz_%: tests/fuzz_%.c $(HDR)
 	$(FUZZ_CC) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -I. -o $@ $< $(LDLIBS)
 fuzz: $(FUZZERS)
 	@sh tests/fuzz.sh $(B) $(FUZZ_SECONDS) $(FUZZERS)
+
+# ---- GPU builds (arwkv_hip.h) ------------------------------------------------------------------------
+# A GPU program is the same .c file compiled as C++ by nvcc or hipcc with ARWKV_GPU defined: it then
+# takes arwkv_hip.h's implementation and may call arwkv_backend_gpu() (tools/gpu-info.c shows how).
+# GPU_PROGRAMS lists the tools and examples built that way. No GPU is needed to build; test_gpu needs
+# one to run (make gpu-test).
+NVCC         ?= nvcc
+GPU_ARCH     ?= sm_90
+HIPCC        ?= hipcc
+HIP_ARCH     ?= gfx942
+GPU_PROGRAMS ?= gpu-info inspect
+GPU_HDR      := $(HDR) arwkv_hip.h
+NVCCFLAGS    := -std=c++17 $(OPT) -arch=$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
+HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)
+ifeq ($(WERROR),1)
+NVCCFLAGS    += -Xcompiler -Werror
+endif
+
+gpu: $(B)/gpu/test_gpu $(patsubst %,$(B)/gpu/arwkv-%,$(GPU_PROGRAMS))
+gpu-test: $(B)/gpu/test_gpu
+	$(B)/gpu/test_gpu
+$(B)/gpu/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
+	@mkdir -p $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) -I. -Itests -o $@ $<
+$(B)/gpu/arwkv-%: tools/%.c $(GPU_HDR)
+	@mkdir -p $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -I. -o $@ -x cu $<
+$(B)/gpu/arwkv-%: examples/%.c $(GPU_HDR)
+	@mkdir -p $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -I. -o $@ -x cu $<
+
+gpu-hip: $(B)/hip/test_gpu $(patsubst %,$(B)/hip/arwkv-%,$(GPU_PROGRAMS))
+$(B)/hip/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
+	@mkdir -p $(B)/hip
+	$(HIPCC) $(HIPFLAGS) -I. -Itests -o $@ $<
+$(B)/hip/arwkv-%: tools/%.c $(GPU_HDR)
+	@mkdir -p $(B)/hip
+	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -I. -o $@ $<
+$(B)/hip/arwkv-%: examples/%.c $(GPU_HDR)
+	@mkdir -p $(B)/hip
+	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -I. -o $@ $<
 
 clean:
 	rm -rf $(B)
