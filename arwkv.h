@@ -357,8 +357,125 @@ struct arwkv_backend {
     void (*destroy)(arwkv_backend *be);
 };
 
+/* ---- Qwen2 attention ops -----------------------------------------------------------------------
+   Forward only: the teacher is frozen. A row holds one token's heads side by side, as the
+   projections write them: q is [rows, H*D], k and v are [rows, Hkv*D] (H query heads, Hkv key/value
+   heads, D = head_dim). */
+struct arwkv_qwen_ops {
+    /* Rotary position embedding in place, in Hugging Face's rotate_half convention: within each head,
+       element i < D/2 pairs with element i + D/2, rotated by the angle pos * theta^(-2i/D):
+           x'[i]       = x[i] cos - x[i+D/2] sin
+           x'[i+D/2]   = x[i+D/2] cos + x[i] sin
+       x: rows of n_heads*D floats, row r at x + r*ld. Row r is at position pos[r] when pos (int32,
+       backend memory) is given, else at pos0 + r. Angles are formed in fp32 as transformers does. */
+    arwkv_result (*rope_forward)(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                 const int32_t *pos, int pos0, double theta);
+    /* Causal grouped-query attention for B sequences at once:
+           out[b, i, h] = sum_{j <= p0+i} softmax_j(q[b,i,h] . k[b,j,g] / sqrt(D)) v[b,j,g],  g = h / (H/Hkv)
+       q and out are [B*Tq, H*D]: row b*Tq + i is query i of sequence b, at absolute position p0 + i.
+       k and v hold p0 + Tq rows of Hkv*D floats per sequence; sequence b starts at k + b*kv_batch_stride.
+       So one op serves a whole sequence (p0 = 0) and KV-cached decoding (p0 = tokens already cached).
+       Never forms the Tq x (p0+Tq) score matrix: keys are visited in blocks with a running softmax. */
+    arwkv_result (*attention_forward)(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                      int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride);
+};
+
 /* @@qwen-ops-api@@ */
 
+
+/* ---- RWKV-7 time mix (ARWKV): the op table ------------------------------------------------------
+   The time mix that replaces each Qwen attention, split into the pieces a backend implements. In
+   data-flow order (M = B*T token rows, C = H*N channels, heads of N; every [M,C] array row-major):
+
+     lerp      xx = shift(x) - x;  x_m = x + xx*mu_m for m in r,w,k,v,a(,g)     -> xmix [n_mix][M][C]
+     (gemm)    r,k,v = x_m W^T;  LoRA products for w, a, v, g
+     act       tanh / sigmoid inside the w and g LoRAs
+     prepare   decay, ICLR a, value residual, removal key kk, key mix       -> WKV7 inputs
+     wkv7      the recurrence over time, one N x N fp32 state per head
+     finish    group norm (optional), bonus r.k.r_k * v, gate                -> o, then out = o W_o^T
+
+   Each forward has its backward beside it. Backward ops write (=) the gradients of their inputs
+   unless documented as adding (+=); they always add into parameter gradients, whose pointers may
+   be NULL (frozen parameter: skipped). Every pointer is backend memory except the small host
+   arrays of pointers (mu, dmu). */
+
+/* Activations inside the LoRAs. */
+enum { ARWKV_ACT_TANH = 1, ARWKV_ACT_SIGMOID = 2 };
+
+/* The WKV7 state is checkpointed every ARWKV_WKV7_CHUNK tokens for the backward pass. */
+#define ARWKV_WKV7_CHUNK 16
+
+struct arwkv_rwkv7_ops {
+    /* xmix[m][row][c] = x + (prev - x)*mu[m][c], prev = the previous token of the same sequence,
+       or shift_in[b] before t = 0 (NULL: zeros). shift_out[b] (NULL: not kept) receives the last
+       token x[b,T-1]; it may be the same array as shift_in. mu: host array of n_mix vectors [C]. */
+    arwkv_result (*lerp_forward)(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
+                                 const float *const *mu, int n_mix, int B, int T, int C);
+    /* dx = d/dx (may be NULL). dshift [B,C] (may be NULL): in, the gradient of shift_out (added to
+       the last token's); out, the gradient of shift_in. dmu: host array of n_mix gradients (+=,
+       entries may be NULL). */
+    arwkv_result (*lerp_backward)(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+                                  const float *x, const float *shift_in, const float *const *mu, int n_mix, int B, int T, int C);
+    /* h = f(h) in place, f = tanh or sigmoid (ARWKV_ACT_*). */
+    arwkv_result (*act_forward)(arwkv_backend *be, float *h, size_t n, int kind);
+    /* dh *= f'(.) in place, from the activated values h. */
+    arwkv_result (*act_backward)(arwkv_backend *be, float *dh, const float *h, size_t n, int kind);
+    /* From the projections and LoRA outputs of M rows to the WKV7 inputs:
+         decay = exp(-e^-0.5 * sigmoid(w0 + w_lora))      in (0.545, 1)
+         a     = sigmoid(a0 + a_lora)                     the in-context learning rate
+         v     = v_in                                     first layer (v_first = v_in if not NULL)
+               = v_in + (v_first - v_in) * sigmoid(v0 + v_lora)           other layers
+         kk    = normalize_per_head(k_in * k_k)           L2, eps 1e-12
+         k     = k_in * (1 + (a - 1) * k_a)
+         wkv_a = -kk,  wkv_b = kk * a */
+    arwkv_result (*prepare_forward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in, const float *v_in,
+                                    const float *w_lora, const float *a_lora, const float *v_lora, float *v_first,
+                                    const float *w0, const float *a0, const float *v0, const float *k_k, const float *k_a,
+                                    float *decay, float *k, float *v, float *wkv_a, float *wkv_b);
+    /* Gradients of the inputs above from those of the outputs (d_decay .. d_wkv_b). dv_first: first
+       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to. */
+    arwkv_result (*prepare_backward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
+                                     const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
+                                     const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
+                                     const float *v_lora, const float *v_first, const float *w0, const float *a0,
+                                     const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
+                                     float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0, float *da0,
+                                     float *dv0, float *dk_k, float *dk_a);
+    /* The recurrence, per sequence b and head h (S is N x N, row i = value, column j = key):
+         sa = S a_t;  S = S diag(decay_t) + sa b_t^T + v_t k_t^T;  y_t = S r_t
+       Inputs are [B,T,H*N]. state [B,H,N,N]: in, the state before t = 0 (NULL: zeros); out, the
+       state after the last token. ckpt (NULL: not saved) [B,H,ceil(T/CHUNK),N,N] receives the
+       state before tokens 0, CHUNK, 2 CHUNK, ... for the backward pass. */
+    arwkv_result (*wkv7_forward)(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                 const float *k, const float *v, const float *a, const float *b, float *y, float *state,
+                                 float *ckpt);
+    /* Exact gradients from dy and the checkpoints (states inside a chunk are recomputed). dr, dk,
+       dv are ADDED to (in the time mix they also feed the bonus term); d_decay, da, db are
+       written. dstate (NULL: none): in, the gradient of the final state; out, that of the initial
+       state. */
+    arwkv_result (*wkv7_backward)(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                  const float *k, const float *v, const float *a, const float *b, const float *dy,
+                                  const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
+                                  float *da, float *db);
+    /* o = (GN(y) or y) + (sum_j r_j k_j r_k[h][j]) v per head, times g if g is not NULL.
+       GN is a per-head group norm with ln_w, ln_b (NULL: none) and eps gn_eps. */
+    arwkv_result (*finish_forward)(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
+                                   const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
+                                   const float *g, float *o);
+    /* dy, dr, dk, dv, dg (if g) written; dr_k, dln_w, dln_b added to. */
+    arwkv_result (*finish_backward)(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
+                                    const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
+                                    float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
+                                    float *dr_k, float *dln_w, float *dln_b);
+};
+
+/* Sizes of one ARWKV-7 time mix, from the config and the LoRA ranks found in the checkpoint. */
+typedef struct arwkv_tmix7_dims {
+    int C, H, N;                        /* width, heads, head size */
+    int rank_w, rank_a, rank_v, rank_g; /* LoRA ranks (rank_g 0 without the gate) */
+    int has_gate, has_group_norm;
+    float gn_eps;                       /* 1e-5 * head_size_divisor^2 */
+} arwkv_tmix7_dims;
 
 /* @@rwkv7-ops-api@@ */
 
@@ -475,6 +592,65 @@ ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const f
    save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL. */
 ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
                                         const char *tokenizer_dir);
+
+/* ---- The teacher: Qwen2 forward ----------------------------------------------------------------
+   Qwen2ForCausalLM as transformers computes it in fp32 (see the top of section 7 of the
+   implementation for the equations). Activations are fp32; weights stay in their stored type and
+   are widened block by block inside the matrix product, so a bf16 7B teacher needs ~16 GB.
+   Every buffer lives in backend memory and every computation goes through the backend's tables.
+
+   Two ways to run it:
+   - arwkv_teacher_forward: B sequences of T tokens, all positions at once (perplexity, the
+     distillation targets). A per-layer hook sees each layer's attention input and output as soon as
+     they exist, so a trainer can consume layer l before layer l+1 runs and memory does not grow
+     with depth. Logits are not formed: arwkv_teacher_logits turns any chunk of rows of the final
+     hidden states into logits, so tokens x vocabulary floats never have to exist at once.
+   - arwkv_teacher_step: incremental decoding of one sequence with a KV cache (prefill n > 1 tokens,
+     then one at a time), returning logits on the host.
+   A teacher object holds the activation workspace; it is not safe to use from two threads at once.
+   Several teacher objects may share one model. */
+
+typedef struct arwkv_teacher arwkv_teacher;
+typedef struct arwkv_kv_cache arwkv_kv_cache;
+
+/* Called once per layer during arwkv_teacher_forward, after the attention and before the residual
+   add. All three arrays are [rows, hidden_size] in backend memory (rows = B*T, sequence-major) and
+   are valid only during the call:
+     x        the layer's input (the residual stream; x of layer 0 is the embedding)
+     xn       input_layernorm(x): what the attention (and an ARWKV time mix) reads
+     attn_out the attention output after o_proj: the stage-1 target of the layer's time mix
+   Returning anything but ARWKV_OK stops the forward, which returns that code. */
+typedef arwkv_result (*arwkv_layer_hook)(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows);
+
+/* A workspace for running model m (a Qwen2ForCausalLM loaded on a backend with Qwen ops). The model
+   must outlive the teacher. Buffers grow on demand to the largest batch seen. */
+ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out);
+ARWKV_API void arwkv_teacher_free(arwkv_teacher *t);
+
+/* Run B sequences of T tokens each (ids: host int32 [B*T], sequence-major; all in [0, vocab)).
+   hook may be NULL. On success *hidden points to the final normed hidden states [B*T, hidden_size]
+   in backend memory, owned by t and valid until t's next forward or step. */
+ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *ids, int B, int T, arwkv_layer_hook hook,
+                                             void *user, const float **hidden);
+
+/* logits[n_rows, vocab] = lm_head(hidden[n_rows, hidden_size]); both in backend memory, row-major.
+   The head is the embedding when tie_word_embeddings is set. */
+ARWKV_API arwkv_result arwkv_teacher_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits);
+
+/* The keys (after RoPE) and values of every layer for one sequence. max_len > 0 allocates that many
+   positions up front and refuses to go beyond; max_len <= 0 grows on demand (doubling). */
+ARWKV_API arwkv_result arwkv_kv_cache_create(arwkv_model *m, int max_len, arwkv_kv_cache **out);
+ARWKV_API void arwkv_kv_cache_free(arwkv_kv_cache *c);
+ARWKV_API void arwkv_kv_cache_reset(arwkv_kv_cache *c);          /* forget all positions; keeps memory */
+ARWKV_API int arwkv_kv_cache_len(const arwkv_kv_cache *c);        /* positions cached */
+ARWKV_API size_t arwkv_kv_cache_bytes(const arwkv_kv_cache *c);   /* backend memory held */
+
+/* Append n tokens (host int32) to the sequence in cache c and run them: n > 1 is a prefill, n = 1 a
+   decoding step. Writes the logits of the last new position to logits_last[vocab] and, if
+   logits_all is not NULL, those of all n new positions to logits_all[n, vocab] (host memory; either
+   may be NULL). On failure the cache keeps its previous length. */
+ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, const int32_t *ids, int n, float *logits_last,
+                                          float *logits_all);
 
 /* @@teacher-api@@ */
 
@@ -2654,6 +2830,52 @@ ARWKV_PRIVATE void arwkv__widen(float *dst, const void *src, arwkv_dtype t, ptrd
     }
 }
 
+/* Pack one full panel (16 columns) of a weight whose columns are contiguous in k (an nn.Linear
+   weight read as B = W^T): 8 k-values of 8 columns are loaded as 8 vectors, widened, and transposed
+   in registers into 8 rows of the panel. Returns 0 where it does not apply (no AVX2, a short panel,
+   strided k, f16), and the caller packs element by element instead. */
+ARWKV_PRIVATE int arwkv__pack_kmajor_avx2(const arwkv__gemm_args *g, float *panel, int k0, int kc, int n, int w) {
+#ifdef ARWKV__AVX2
+    if (w != ARWKV__NR || g->b_rs != 1 || (g->b_type != ARWKV_BF16 && g->b_type != ARWKV_F32)) return 0;
+    size_t esz = arwkv_dtype_size(g->b_type);
+    const char *B = (const char *)g->B;
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int half = 0; half < 2; half++) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++) {
+                const char *src = B + ((size_t)(n + 8 * half + j) * (size_t)g->b_cs + (size_t)(k0 + k)) * esz;
+                if (g->b_type == ARWKV_BF16)
+                    r[j] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)src)), 16));
+                else r[j] = _mm256_loadu_ps((const float *)src);
+            }
+            /* transpose: r[i] becomes k-value i of the 8 columns */
+            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]),
+                   t3 = _mm256_unpackhi_ps(r[2], r[3]), t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+                   t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44),
+                   u3 = _mm256_shuffle_ps(t1, t3, 0xEE), u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                   u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *dst = panel + (size_t)k * ARWKV__NR + 8 * half;
+            _mm256_storeu_ps(dst + 0 * ARWKV__NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(dst + 1 * ARWKV__NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + 2 * ARWKV__NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + 3 * ARWKV__NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + 4 * ARWKV__NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + 5 * ARWKV__NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + 6 * ARWKV__NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + 7 * ARWKV__NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    for (; k < kc; k++)
+        for (int j = 0; j < ARWKV__NR; j++)
+            arwkv__widen(panel + (size_t)k * ARWKV__NR + j, B + ((size_t)(n + j) * (size_t)g->b_cs + (size_t)(k0 + k)) * esz, g->b_type, 1, 1);
+    return 1;
+#else
+    (void)g, (void)panel, (void)k0, (void)kc, (void)n, (void)w;
+    return 0;
+#endif
+}
+
 /* Pack B(k0..k0+kc, n0..n0+nc) as panels of NR columns: panel p holds kc rows of NR floats,
    zero-padded past N so the micro-kernel never branches. */
 ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, int kc, int n0, int nc) {
@@ -2668,6 +2890,8 @@ ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, 
                 arwkv__widen(panel + (size_t)k * ARWKV__NR, src, g->b_type, 1, w);
                 for (int j = w; j < ARWKV__NR; j++) panel[(size_t)k * ARWKV__NR + j] = 0;
             }
+        } else if (arwkv__pack_kmajor_avx2(g, panel, k0, kc, n0 + p, w)) {
+            /* done: 8x8 blocks transposed in registers */
         } else { /* columns of B contiguous in k (nn.Linear weights): widen a column at a time */
             float col[ARWKV__KC];
             for (int j = 0; j < ARWKV__NR; j++) {
@@ -2721,6 +2945,30 @@ ARWKV_PRIVATE void arwkv__kernel_6x16(int kc, const float *const *a, ptrdiff_t a
 #endif
 }
 
+/* Ask for the next block of B while this one is multiplied. A block is a few hundred short pieces
+   of different rows of the weight (512 bytes each for bf16), a pattern the hardware prefetcher does
+   not follow; when the weight comes from DRAM (a 272 MB vocabulary head) that costs a quarter of the
+   time. Only a hint: no effect on results. */
+ARWKV_PRIVATE void arwkv__prefetch_b(const arwkv__gemm_args *g, int k0, int n0, int nc) {
+#if defined(__GNUC__) || defined(__clang__)
+    int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
+    size_t esz = arwkv_dtype_size(g->b_type);
+    const char *B = (const char *)g->B;
+    if (g->b_rs == 1) /* a run of kc elements per column */
+        for (int n = n0; n < n0 + nc; n++) {
+            const char *p = B + ((size_t)n * (size_t)g->b_cs + (size_t)k0) * esz;
+            for (size_t off = 0; off < (size_t)kc * esz; off += 64) __builtin_prefetch(p + off);
+        }
+    else if (g->b_cs == 1) /* a run of nc elements per row */
+        for (int k = k0; k < k0 + kc; k++) {
+            const char *p = B + ((size_t)k * (size_t)g->b_rs + (size_t)n0) * esz;
+            for (size_t off = 0; off < (size_t)nc * esz; off += 64) __builtin_prefetch(p + off);
+        }
+#else
+    (void)g, (void)k0, (void)n0, (void)nc;
+#endif
+}
+
 ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     arwkv__gemm_args *g = (arwkv__gemm_args *)ctx;
     int nb = task / g->n_m_chunks, mc = task % g->n_m_chunks;
@@ -2736,6 +2984,7 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
         int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
         int first = k0 == 0;
         arwkv__pack_b(g, packed, k0, kc, n0, nc);
+        if (k0 + ARWKV__KC < g->K) arwkv__prefetch_b(g, k0 + ARWKV__KC, n0, nc);
         for (int m = m_begin; m < m_end; m += ARWKV__MR) {
             int mr = m_end - m < ARWKV__MR ? m_end - m : ARWKV__MR;
             const float *rows[ARWKV__MR];
@@ -2764,70 +3013,114 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     }
 }
 
-/* Dot products of up to 4 rows of A with one row of a weight stored [N,K] (decode path). */
-ARWKV_PRIVATE void arwkv__gemv_rows(const arwkv__gemm_args *g, int m0, int mr, int n, float *out) {
+/* The decode path. With one to four rows of A the product is bound by reading the weight, each
+   element of which is used only M times, so the weight is streamed once in its stored layout (rows
+   of W [N,K] contiguous in k) and each task takes a range of its rows. Four weight rows go through
+   the kernel together: their sums are independent chains that hide the FMA latency, and each piece
+   of the activation row is loaded once for the four. A bf16 vector of 16 is widened by interleaving
+   it with zeros, which leaves elements 0-3 and 8-11 in one fp32 vector and 4-7 and 12-15 in the
+   other; the activation is permuted the same way, which leaves the dot product unchanged. */
+
+/* Generic dot product of row m of A with weight row n, any strides and types. */
+ARWKV_PRIVATE float arwkv__gemv_dot(const arwkv__gemm_args *g, int m, int n) {
     const char *w = (const char *)g->B + (size_t)n * (size_t)g->b_cs * arwkv_dtype_size(g->b_type);
-    int K = g->K, k = 0;
-    float acc[4] = {0, 0, 0, 0};
-#ifdef ARWKV__AVX2
-    if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
-        __m256 s[4][2];
-        for (int i = 0; i < 4; i++) s[i][0] = s[i][1] = _mm256_setzero_ps();
-        for (; k + 16 <= K; k += 16) {
-            __m256 w0, w1;
-            if (g->b_type == ARWKV_BF16) {
-                __m256i raw = _mm256_loadu_si256((const __m256i *)(w + 2 * (size_t)k));
-                w0 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(raw)), 16));
-                w1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(raw, 1)), 16));
-            } else {
-                w0 = _mm256_loadu_ps((const float *)w + k);
-                w1 = _mm256_loadu_ps((const float *)w + k + 8);
-            }
-            for (int i = 0; i < mr; i++) {
-                const float *a = g->A + (ptrdiff_t)(m0 + i) * g->a_rs + k;
-                s[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(a), w0, s[i][0]);
-                s[i][1] = _mm256_fmadd_ps(_mm256_loadu_ps(a + 8), w1, s[i][1]);
-            }
-        }
-        for (int i = 0; i < mr; i++) {
-            __m256 v = _mm256_add_ps(s[i][0], s[i][1]);
-            __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            h = _mm_add_ss(h, _mm_movehdup_ps(h));
-            acc[i] = _mm_cvtss_f32(h);
-        }
+    const float *a = g->A + (ptrdiff_t)m * g->a_rs;
+    float wbuf[256], acc = 0;
+    for (int k = 0; k < g->K; k += 256) {
+        int kc = g->K - k < 256 ? g->K - k : 256;
+        arwkv__widen(wbuf, w + (size_t)k * (size_t)g->b_rs * arwkv_dtype_size(g->b_type), g->b_type, g->b_rs, kc);
+        float s = 0;
+        for (int q = 0; q < kc; q++) s += a[(ptrdiff_t)(k + q) * g->a_cs] * wbuf[q];
+        acc += s;
     }
-#endif
-    if (k < K) {
-        float wbuf[256];
-        for (; k < K; k += 256) {
-            int kc = K - k < 256 ? K - k : 256;
-            arwkv__widen(wbuf, w + (size_t)k * (size_t)g->b_rs * arwkv_dtype_size(g->b_type), g->b_type, g->b_rs, kc);
-            for (int i = 0; i < mr; i++) {
-                const float *a = g->A + (ptrdiff_t)(m0 + i) * g->a_rs;
-                float s = 0;
-                for (int q = 0; q < kc; q++) s += a[(ptrdiff_t)(k + q) * g->a_cs] * wbuf[q];
-                acc[i] += s;
-            }
-        }
-    }
-    for (int i = 0; i < mr; i++) out[i] = acc[i];
+    return acc;
 }
+
+#ifdef ARWKV__AVX2
+ARWKV_PRIVATE float arwkv__hsum8(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* out[r] = a . w[r] over K elements for 4 contiguous weight rows of type t (BF16 or F32). */
+ARWKV_PRIVATE void arwkv__dot4_avx2(const float *a, const void *const *w, arwkv_dtype t, int K, float *out) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    int k = 0;
+    if (t == ARWKV_BF16) {
+        const uint16_t *w0 = (const uint16_t *)w[0], *w1 = (const uint16_t *)w[1], *w2 = (const uint16_t *)w[2], *w3 = (const uint16_t *)w[3];
+        const __m256i z = _mm256_setzero_si256();
+        for (; k + 16 <= K; k += 16) {
+            __m256 x0 = _mm256_loadu_ps(a + k), x1 = _mm256_loadu_ps(a + k + 8);
+            __m256 lo = _mm256_permute2f128_ps(x0, x1, 0x20), hi = _mm256_permute2f128_ps(x0, x1, 0x31);
+            __m256i r0 = _mm256_loadu_si256((const __m256i *)(w0 + k)), r1 = _mm256_loadu_si256((const __m256i *)(w1 + k)),
+                    r2 = _mm256_loadu_si256((const __m256i *)(w2 + k)), r3 = _mm256_loadu_si256((const __m256i *)(w3 + k));
+            s0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r0)), lo, s0);
+            s1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r0)), hi, s1);
+            s2 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r1)), lo, s2);
+            s3 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r1)), hi, s3);
+            s4 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r2)), lo, s4);
+            s5 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r2)), hi, s5);
+            s6 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, r3)), lo, s6);
+            s7 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, r3)), hi, s7);
+        }
+    } else {
+        const float *w0 = (const float *)w[0], *w1 = (const float *)w[1], *w2 = (const float *)w[2], *w3 = (const float *)w[3];
+        for (; k + 16 <= K; k += 16) {
+            __m256 x0 = _mm256_loadu_ps(a + k), x1 = _mm256_loadu_ps(a + k + 8);
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k), x0, s0), s1 = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + k + 8), x1, s1);
+            s2 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k), x0, s2), s3 = _mm256_fmadd_ps(_mm256_loadu_ps(w1 + k + 8), x1, s3);
+            s4 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k), x0, s4), s5 = _mm256_fmadd_ps(_mm256_loadu_ps(w2 + k + 8), x1, s5);
+            s6 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k), x0, s6), s7 = _mm256_fmadd_ps(_mm256_loadu_ps(w3 + k + 8), x1, s7);
+        }
+    }
+    out[0] = arwkv__hsum8(_mm256_add_ps(s0, s1));
+    out[1] = arwkv__hsum8(_mm256_add_ps(s2, s3));
+    out[2] = arwkv__hsum8(_mm256_add_ps(s4, s5));
+    out[3] = arwkv__hsum8(_mm256_add_ps(s6, s7));
+    for (; k < K; k++)
+        for (int r = 0; r < 4; r++) {
+            float wk;
+            arwkv__widen(&wk, (const char *)w[r] + (size_t)k * arwkv_dtype_size(t), t, 1, 1);
+            out[r] += a[k] * wk;
+        }
+}
+#endif
 
 #define ARWKV__GEMV_ROWS 64 /* weight rows per decode task */
 
 ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
     (void)thread;
     arwkv__gemm_args *g = (arwkv__gemm_args *)ctx;
-    int n0 = task * ARWKV__GEMV_ROWS, n1 = n0 + ARWKV__GEMV_ROWS < g->N ? n0 + ARWKV__GEMV_ROWS : g->N;
-    for (int n = n0; n < n1; n++) {
-        float out[4];
-        arwkv__gemv_rows(g, 0, g->M, n, out);
+    int n0 = task * ARWKV__GEMV_ROWS, count = g->N - n0 < ARWKV__GEMV_ROWS ? g->N - n0 : ARWKV__GEMV_ROWS;
+    /* The four rows that go together are a quarter of the range apart, so each of the four streams
+       the kernel reads is one long run of memory (rows q apart are contiguous in between), not a
+       short piece followed by a jump; short rows (K ~ 1000) stream markedly faster this way. */
+    int q = (count + 3) / 4;
+    size_t esz = arwkv_dtype_size(g->b_type);
+    for (int j = 0; j < q; j++) {
+        int rows[4];
+        float out[4][4];
+        for (int r = 0; r < 4; r++) rows[r] = r * q + j < count ? n0 + r * q + j : -1;
         for (int i = 0; i < g->M; i++) {
-            float *c = g->C + (ptrdiff_t)i * g->ldc + n;
-            float v = out[i] + (g->bias ? g->bias[n] : 0.0f);
-            *c = g->accumulate ? *c + v : v;
+#ifdef ARWKV__AVX2
+            if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
+                const void *w[4]; /* a missing row repeats the first; its sum is dropped */
+                for (int r = 0; r < 4; r++) w[r] = (const char *)g->B + (size_t)(rows[r] >= 0 ? rows[r] : rows[0]) * (size_t)g->b_cs * esz;
+                arwkv__dot4_avx2(g->A + (ptrdiff_t)i * g->a_rs, w, g->b_type, g->K, out[i]);
+                continue;
+            }
+#endif
+            for (int r = 0; r < 4; r++) out[i][r] = rows[r] >= 0 ? arwkv__gemv_dot(g, i, rows[r]) : 0.0f;
         }
+        for (int i = 0; i < g->M; i++)
+            for (int r = 0; r < 4; r++) {
+                if (rows[r] < 0) continue;
+                float *c = g->C + (ptrdiff_t)i * g->ldc + rows[r];
+                float v = out[i][r] + (g->bias ? g->bias[rows[r]] : 0.0f);
+                *c = g->accumulate ? *c + v : v;
+            }
     }
 }
 
@@ -3131,8 +3424,1267 @@ static const arwkv_core_ops arwkv__cpu_core_ops = {
     arwkv__cpu_gemm,          arwkv__cpu_embed_forward,  arwkv__cpu_embed_backward, arwkv__cpu_rmsnorm_forward,
     arwkv__cpu_rmsnorm_backward, arwkv__cpu_swiglu_forward, arwkv__cpu_swiglu_backward, arwkv__cpu_axpy};
 
+/* ---- Qwen2 ops: rotary embedding ----------------------------------------------------------------
+   transformers forms the angles in fp32: inv_freq = 1 / theta^(2i/D) rounded to fp32, then
+   angle = fp32(pos) * inv_freq rounded to fp32, and cos/sin of that fp32 angle. One ulp of an angle
+   near position 2048 is 1e-4 rad, so the same roundings are kept here instead of a float64 angle:
+   matching the reference beats being more exact than it. */
+#define ARWKV__ROPE_MAX_DIM 1024
+
+typedef struct arwkv__rope_ctx {
+    float *x;
+    ptrdiff_t ld;
+    const int32_t *pos;
+    int pos0, n_heads, head_dim;
+    float inv_freq[ARWKV__ROPE_MAX_DIM / 2];
+} arwkv__rope_ctx;
+
+static void arwkv__rope_range(void *ctx, size_t b, size_t e) {
+    arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
+    int half = c->head_dim / 2;
+    float cs[ARWKV__ROPE_MAX_DIM / 2], sn[ARWKV__ROPE_MAX_DIM / 2];
+    for (size_t r = b; r < e; r++) {
+        float p = (float)(c->pos ? c->pos[r] : c->pos0 + (int)r);
+        for (int i = 0; i < half; i++) { /* one set of angles serves every head of the row */
+            float angle = p * c->inv_freq[i];
+            cs[i] = (float)cos((double)angle);
+            sn[i] = (float)sin((double)angle);
+        }
+        float *row = c->x + (ptrdiff_t)r * c->ld;
+        for (int h = 0; h < c->n_heads; h++) {
+            float *x1 = row + (size_t)h * (size_t)c->head_dim, *x2 = x1 + half;
+            for (int i = 0; i < half; i++) {
+                /* separate products, as the reference rounds each before the sum (no fused multiply-add) */
+                float ac = x1[i] * cs[i], bs = x2[i] * sn[i], bc = x2[i] * cs[i], as = x1[i] * sn[i];
+                x1[i] = ac - bs;
+                x2[i] = bc + as;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                            const int32_t *pos, int pos0, double theta) {
+    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > ARWKV__ROPE_MAX_DIM || ld < (ptrdiff_t)n_heads * head_dim ||
+        !(theta > 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
+                           rows, n_heads, head_dim, ARWKV__ROPE_MAX_DIM, (long long)ld, theta);
+    arwkv__rope_ctx c;
+    c.x = x, c.ld = ld, c.pos = pos, c.pos0 = pos0, c.n_heads = n_heads, c.head_dim = head_dim;
+    float base = (float)theta;
+    for (int i = 0; i < head_dim / 2; i++) {
+        float exponent = (float)(2 * i) / (float)head_dim;
+        c.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
+    }
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__rope_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- Qwen2 ops: causal grouped-query attention ------------------------------------------------
+   Flash-style: a task owns QB query rows of one head of one sequence and visits the keys in blocks
+   of KB, keeping per row the running maximum m, the running sum l of exp(s - m) and the running
+   weighted sum of values acc. When a block raises the maximum, l and acc are rescaled by
+   exp(m_old - m_new), so the result is softmax(s) . V without ever holding a full row of scores.
+   Within a block the scores are a small matrix product: the block's keys are transposed once so the
+   kernel runs along keys (4 query rows x 16 keys per step), and P.V runs along the head dimension.
+   Tasks write disjoint output rows and sum in a fixed order: any thread count gives the same bits.
+   Query heads h and h' of one group read the same keys; each task re-reads them from cache. */
+#define ARWKV__ATT_QB 32 /* query rows per task (a multiple of 4) */
+#define ARWKV__ATT_KB 64 /* keys per block (a multiple of 16) */
+#define ARWKV__ATT_MAX_D 512
+
+typedef struct arwkv__attn_ctx {
+    float *out;
+    const float *q, *k, *v;
+    int B, Tq, p0, H, Hkv, D, n_qblocks;
+    ptrdiff_t kv_bs;
+    float scale;
+    arwkv_pool *pool;
+    int oom;
+} arwkv__attn_ctx;
+
+/* s[r][0..16) = scale * (q_r . key j) for 4 query rows; kt holds the keys transposed (d-major,
+   row stride KB). */
+ARWKV_PRIVATE void arwkv__attn_scores_4x16(const float *const *q, const float *kt, int D, float scale, float *s) {
+#ifdef ARWKV__AVX2
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, x;
+    for (int d = 0; d < D; d++) {
+        __m256 k0 = _mm256_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB), k1 = _mm256_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB + 8);
+        x = _mm256_broadcast_ss(q[0] + d); c00 = _mm256_fmadd_ps(x, k0, c00); c01 = _mm256_fmadd_ps(x, k1, c01);
+        x = _mm256_broadcast_ss(q[1] + d); c10 = _mm256_fmadd_ps(x, k0, c10); c11 = _mm256_fmadd_ps(x, k1, c11);
+        x = _mm256_broadcast_ss(q[2] + d); c20 = _mm256_fmadd_ps(x, k0, c20); c21 = _mm256_fmadd_ps(x, k1, c21);
+        x = _mm256_broadcast_ss(q[3] + d); c30 = _mm256_fmadd_ps(x, k0, c30); c31 = _mm256_fmadd_ps(x, k1, c31);
+    }
+    __m256 sc = _mm256_set1_ps(scale);
+    _mm256_storeu_ps(s + 0 * ARWKV__ATT_KB, _mm256_mul_ps(c00, sc)); _mm256_storeu_ps(s + 0 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c01, sc));
+    _mm256_storeu_ps(s + 1 * ARWKV__ATT_KB, _mm256_mul_ps(c10, sc)); _mm256_storeu_ps(s + 1 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c11, sc));
+    _mm256_storeu_ps(s + 2 * ARWKV__ATT_KB, _mm256_mul_ps(c20, sc)); _mm256_storeu_ps(s + 2 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c21, sc));
+    _mm256_storeu_ps(s + 3 * ARWKV__ATT_KB, _mm256_mul_ps(c30, sc)); _mm256_storeu_ps(s + 3 * ARWKV__ATT_KB + 8, _mm256_mul_ps(c31, sc));
+#else
+    float acc[4][16];
+    memset(acc, 0, sizeof acc);
+    for (int d = 0; d < D; d++) {
+        const float *krow = kt + (size_t)d * ARWKV__ATT_KB;
+        for (int r = 0; r < 4; r++) {
+            float x = q[r][d];
+            for (int j = 0; j < 16; j++) acc[r][j] += x * krow[j];
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 16; j++) s[r * ARWKV__ATT_KB + j] = acc[r][j] * scale;
+#endif
+}
+
+/* acc_r[0..w) += sum_{j < kb} p[r][j] v_j[0..w) for 4 query rows (p row stride KB, acc row stride D,
+   value j at v + j*v_ld); w <= 16. */
+ARWKV_PRIVATE void arwkv__attn_pv_4xw(const float *p, const float *v, ptrdiff_t v_ld, int kb, float *acc, int D, int w) {
+#ifdef ARWKV__AVX2
+    if (w == 16) {
+        __m256 a00 = _mm256_loadu_ps(acc), a01 = _mm256_loadu_ps(acc + 8), a10 = _mm256_loadu_ps(acc + D),
+               a11 = _mm256_loadu_ps(acc + D + 8), a20 = _mm256_loadu_ps(acc + 2 * D), a21 = _mm256_loadu_ps(acc + 2 * D + 8),
+               a30 = _mm256_loadu_ps(acc + 3 * D), a31 = _mm256_loadu_ps(acc + 3 * D + 8), x;
+        for (int j = 0; j < kb; j++) {
+            __m256 v0 = _mm256_loadu_ps(v + j * v_ld), v1 = _mm256_loadu_ps(v + j * v_ld + 8);
+            x = _mm256_broadcast_ss(p + j); a00 = _mm256_fmadd_ps(x, v0, a00); a01 = _mm256_fmadd_ps(x, v1, a01);
+            x = _mm256_broadcast_ss(p + ARWKV__ATT_KB + j); a10 = _mm256_fmadd_ps(x, v0, a10); a11 = _mm256_fmadd_ps(x, v1, a11);
+            x = _mm256_broadcast_ss(p + 2 * ARWKV__ATT_KB + j); a20 = _mm256_fmadd_ps(x, v0, a20); a21 = _mm256_fmadd_ps(x, v1, a21);
+            x = _mm256_broadcast_ss(p + 3 * ARWKV__ATT_KB + j); a30 = _mm256_fmadd_ps(x, v0, a30); a31 = _mm256_fmadd_ps(x, v1, a31);
+        }
+        _mm256_storeu_ps(acc, a00); _mm256_storeu_ps(acc + 8, a01);
+        _mm256_storeu_ps(acc + D, a10); _mm256_storeu_ps(acc + D + 8, a11);
+        _mm256_storeu_ps(acc + 2 * D, a20); _mm256_storeu_ps(acc + 2 * D + 8, a21);
+        _mm256_storeu_ps(acc + 3 * D, a30); _mm256_storeu_ps(acc + 3 * D + 8, a31);
+        return;
+    }
+#endif
+    for (int r = 0; r < 4; r++) {
+        float *a = acc + (size_t)r * D;
+        for (int j = 0; j < kb; j++) {
+            float x = p[r * ARWKV__ATT_KB + j];
+            const float *vj = v + j * v_ld;
+            for (int d = 0; d < w; d++) a[d] += x * vj[d];
+        }
+    }
+}
+
+static void arwkv__attn_task(void *ctx, int task, int thread) {
+    arwkv__attn_ctx *c = (arwkv__attn_ctx *)ctx;
+    const int QB = ARWKV__ATT_QB, KB = ARWKV__ATT_KB, D = c->D;
+    int BH = c->B * c->H;
+    int qb = c->n_qblocks - 1 - task / BH; /* the longest blocks (latest queries) first, so they don't finish last */
+    int b = (task % BH) / c->H, h = (task % BH) % c->H, g = h / (c->H / c->Hkv);
+    int i0 = qb * QB, n_rows = c->Tq - i0 < QB ? c->Tq - i0 : QB;
+    float *kt = (float *)arwkv__scratch(c->pool, thread, sizeof(float) * ((size_t)D * KB + (size_t)QB * KB + (size_t)QB * D + 2 * (size_t)QB));
+    if (!kt) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *s = kt + (size_t)D * KB, *acc = s + (size_t)QB * KB, *mx = acc + (size_t)QB * D, *sum = mx + QB;
+    ptrdiff_t q_ld = (ptrdiff_t)c->H * D, kv_ld = (ptrdiff_t)c->Hkv * D;
+    const float *qbase = c->q + (ptrdiff_t)(b * c->Tq + i0) * q_ld + (ptrdiff_t)h * D;
+    const float *kbase = c->k + b * c->kv_bs + (ptrdiff_t)g * D, *vbase = c->v + b * c->kv_bs + (ptrdiff_t)g * D;
+    const float *qrow[ARWKV__ATT_QB];
+    for (int r = 0; r < QB; r++) qrow[r] = qbase + (ptrdiff_t)(r < n_rows ? r : n_rows - 1) * q_ld; /* spare rows repeat a real one */
+    memset(acc, 0, sizeof(float) * (size_t)QB * D);
+    memset(s, 0, sizeof(float) * (size_t)QB * KB);
+    for (int r = 0; r < QB; r++) mx[r] = -INFINITY, sum[r] = 0;
+    int rows4 = (n_rows + 3) & ~3;
+    int n_keys = c->p0 + i0 + n_rows; /* the last row sees keys 0 .. p0+i0+n_rows-1 */
+    for (int j0 = 0; j0 < n_keys; j0 += KB) {
+        int kb = n_keys - j0 < KB ? n_keys - j0 : KB, kb16 = (kb + 15) & ~15;
+        for (int j = 0; j < kb; j++) {
+            const float *key = kbase + (ptrdiff_t)(j0 + j) * kv_ld;
+            for (int d = 0; d < D; d++) kt[(size_t)d * KB + j] = key[d];
+        }
+        for (int d = 0; d < D; d++)
+            for (int j = kb; j < kb16; j++) kt[(size_t)d * KB + j] = 0;
+        for (int r0 = 0; r0 < rows4; r0 += 4)
+            for (int j = 0; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+        for (int r = 0; r < rows4; r++) {
+            float *sr = s + (size_t)r * KB;
+            int n_valid = c->p0 + i0 + r - j0 + 1; /* causal: keys j0 .. p0+i0+r */
+            if (n_valid > kb) n_valid = kb;
+            if (r >= n_rows || n_valid <= 0) { /* nothing to add in this block */
+                memset(sr, 0, sizeof(float) * (size_t)kb);
+                continue;
+            }
+            float m_new = mx[r];
+            for (int j = 0; j < n_valid; j++) m_new = sr[j] > m_new ? sr[j] : m_new;
+            float alpha = expf(mx[r] - m_new), l = 0; /* exp(-inf) = 0 on the first block */
+            for (int j = 0; j < n_valid; j++) {
+                sr[j] = expf(sr[j] - m_new);
+                l += sr[j];
+            }
+            for (int j = n_valid; j < kb; j++) sr[j] = 0;
+            sum[r] = sum[r] * alpha + l;
+            mx[r] = m_new;
+            if (alpha != 1.0f)
+                for (int d = 0; d < D; d++) acc[(size_t)r * D + d] *= alpha;
+        }
+        const float *vblock = vbase + (ptrdiff_t)j0 * kv_ld;
+        for (int r0 = 0; r0 < rows4; r0 += 4)
+            for (int d0 = 0; d0 < D; d0 += 16)
+                arwkv__attn_pv_4xw(s + (size_t)r0 * KB, vblock + d0, kv_ld, kb, acc + (size_t)r0 * D + d0, D, D - d0 < 16 ? D - d0 : 16);
+    }
+    for (int r = 0; r < n_rows; r++) {
+        float *o = c->out + (ptrdiff_t)(b * c->Tq + i0 + r) * q_ld + (ptrdiff_t)h * D;
+        float inv = 1.0f / sum[r];
+        for (int d = 0; d < D; d++) o[d] = acc[(size_t)r * D + d] * inv;
+    }
+}
+
+static arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                                 int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
+    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > ARWKV__ATT_MAX_D ||
+        (B > 1 && kv_batch_stride < (ptrdiff_t)(p0 + Tq) * Hkv * D))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d), "
+                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, ARWKV__ATT_MAX_D, (long long)kv_batch_stride);
+    if (B == 0 || Tq == 0) return ARWKV_OK;
+    arwkv__attn_ctx c;
+    memset(&c, 0, sizeof c);
+    c.out = out, c.q = q, c.k = k, c.v = v, c.B = B, c.Tq = Tq, c.p0 = p0, c.H = H, c.Hkv = Hkv, c.D = D;
+    c.kv_bs = kv_batch_stride;
+    c.scale = (float)(1.0 / sqrt((double)D));
+    c.pool = be->pool;
+    c.n_qblocks = (Tq + ARWKV__ATT_QB - 1) / ARWKV__ATT_QB;
+    arwkv_pool_run(be->pool, B * H * c.n_qblocks, arwkv__attn_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "attention (Tq %d, keys %d, head_dim %d): out of scratch memory", Tq, p0 + Tq, D);
+    return ARWKV_OK;
+}
+
+#define ARWKV__HAVE_CPU_QWEN_OPS
+static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwkv__cpu_attention_forward};
+
 /* @@qwen-ops-impl@@ */
 
+
+/* ---- RWKV-7 time mix: CPU ops --------------------------------------------------------------------
+   The ops of arwkv_rwkv7_ops on host memory. Determinism: every task owns its outputs, and a sum
+   over token rows (a parameter gradient) is taken by one task in row order, so any number of
+   threads gives the same bits. Inner loops over a head's channels go eight lanes at a time with
+   fixed partial sums, which the compiler turns into vector code without reassociating anything. */
+#define ARWKV__HAVE_CPU_RWKV7_OPS
+
+#define ARWKV__R7_MAX_N 256 /* largest head size (per-head vectors live on the stack) */
+#define ARWKV__R7_CBLOCK 64 /* channels per task of the loops that run down the time axis */
+
+/* e^-0.5: the decay is exp(-e^-0.5 * sigmoid(z)), the same as exp(-exp(-softplus(-z) - 0.5)). */
+#define ARWKV__R7_DECAY_SCALE 0.60653065971263342f
+
+static inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* sum_j x[j] y[j] over n (a multiple of 8) in a fixed order of eight partial sums. */
+static inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const float *ARWKV__RESTRICT y, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < n; j += 8)
+        for (int l = 0; l < 8; l++) acc[l] += x[j + l] * y[j + l];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* ---- Token shift and the lerps ----------------------------------------------------------------
+   x_m = x + (prev - x) mu_m. A task owns a block of channels of one sequence (forward) or of all
+   sequences (backward, which sums the mu gradients over every token), and walks down time. */
+typedef struct arwkv__r7_lerp_ctx {
+    float *xmix, *shift_out, *dx, *dshift;
+    float *const *dmu;
+    const float *x, *shift_in, *dxmix;
+    const float *const *mu;
+    int n_mix, B, T, C, n_blocks;
+} arwkv__r7_lerp_ctx;
+
+static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_lerp_ctx *c = (arwkv__r7_lerp_ctx *)ctx;
+    size_t MC = (size_t)c->B * c->T * c->C;
+    for (size_t u = begin; u < end; u++) {
+        int b = (int)(u / (size_t)c->n_blocks), c0 = (int)(u % (size_t)c->n_blocks) * ARWKV__R7_CBLOCK;
+        int c1 = c0 + ARWKV__R7_CBLOCK < c->C ? c0 + ARWKV__R7_CBLOCK : c->C;
+        for (int t = 0; t < c->T; t++) {
+            size_t row = ((size_t)b * c->T + t) * c->C;
+            const float *x = c->x + row;
+            const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
+            for (int i = c0; i < c1; i++) {
+                float xx = (prev ? prev[i] : 0.0f) - x[i];
+                for (int m = 0; m < c->n_mix; m++) c->xmix[m * MC + row + i] = x[i] + xx * c->mu[m][i];
+            }
+        }
+        if (c->shift_out) /* after every read of shift_in: the two may be one array */
+            for (int i = c0; i < c1; i++) c->shift_out[(size_t)b * c->C + i] = c->x[((size_t)b * c->T + c->T - 1) * c->C + i];
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
+                                               float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
+    arwkv__r7_lerp_ctx c;
+    memset(&c, 0, sizeof c);
+    c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
+    c.B = B, c.T = T, c.C = C, c.n_blocks = (C + ARWKV__R7_CBLOCK - 1) / ARWKV__R7_CBLOCK;
+    size_t units = (size_t)B * c.n_blocks;
+    arwkv__parallel_range(be->pool, units, T >= 64 ? 1 : (size_t)(64 / T), arwkv__r7_lerp_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* x_t feeds its own mixes with weight (1 - mu) and those of token t+1 with weight mu; the carry
+   holds the latter, walking backwards (at t = T-1 it starts from the gradient of the final shift). */
+static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_lerp_ctx *c = (arwkv__r7_lerp_ctx *)ctx;
+    size_t MC = (size_t)c->B * c->T * c->C;
+    for (size_t u = begin; u < end; u++) {
+        int c0 = (int)u * ARWKV__R7_CBLOCK, c1 = c0 + ARWKV__R7_CBLOCK < c->C ? c0 + ARWKV__R7_CBLOCK : c->C;
+        double gmu[6][ARWKV__R7_CBLOCK];
+        float carry[ARWKV__R7_CBLOCK];
+        memset(gmu, 0, sizeof gmu);
+        for (int b = 0; b < c->B; b++) {
+            for (int i = c0; i < c1; i++) carry[i - c0] = c->dshift ? c->dshift[(size_t)b * c->C + i] : 0.0f;
+            for (int t = c->T - 1; t >= 0; t--) {
+                size_t row = ((size_t)b * c->T + t) * c->C;
+                const float *x = c->x + row;
+                const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
+                for (int i = c0; i < c1; i++) {
+                    float xx = (prev ? prev[i] : 0.0f) - x[i], g = carry[i - c0], g_prev = 0.0f;
+                    for (int m = 0; m < c->n_mix; m++) {
+                        float dm = c->dxmix[m * MC + row + i], mu = c->mu[m][i];
+                        g += dm * (1.0f - mu);
+                        g_prev += dm * mu;
+                        gmu[m][i - c0] += (double)dm * xx;
+                    }
+                    if (c->dx) c->dx[row + i] = g;
+                    carry[i - c0] = g_prev;
+                }
+            }
+            if (c->dshift)
+                for (int i = c0; i < c1; i++) c->dshift[(size_t)b * c->C + i] = carry[i - c0];
+        }
+        for (int m = 0; m < c->n_mix; m++)
+            if (c->dmu[m])
+                for (int i = c0; i < c1; i++) c->dmu[m][i] += (float)gmu[m][i - c0];
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+                                                const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
+                                                int T, int C) {
+    if (n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    arwkv__r7_lerp_ctx c;
+    memset(&c, 0, sizeof c);
+    c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
+    c.B = B, c.T = T, c.C = C, c.n_blocks = (C + ARWKV__R7_CBLOCK - 1) / ARWKV__R7_CBLOCK;
+    arwkv__parallel_range(be->pool, (size_t)c.n_blocks, 1, arwkv__r7_lerp_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- LoRA activations -------------------------------------------------------------------------- */
+typedef struct arwkv__r7_act_ctx {
+    float *h, *dh;
+    const float *h_in;
+    int kind;
+} arwkv__r7_act_ctx;
+
+static void arwkv__r7_act_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__r7_act_ctx *c = (arwkv__r7_act_ctx *)ctx;
+    if (c->kind == ARWKV_ACT_TANH)
+        for (size_t i = b; i < e; i++) c->h[i] = tanhf(c->h[i]);
+    else
+        for (size_t i = b; i < e; i++) c->h[i] = arwkv__r7_sigmoid(c->h[i]);
+}
+static arwkv_result arwkv__cpu_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    arwkv__r7_act_ctx c = {h, NULL, NULL, kind};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_fwd_range, &c);
+    return ARWKV_OK;
+}
+/* tanh' = 1 - tanh^2 and sigmoid' = s (1 - s), both from the activated value. */
+static void arwkv__r7_act_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__r7_act_ctx *c = (arwkv__r7_act_ctx *)ctx;
+    if (c->kind == ARWKV_ACT_TANH)
+        for (size_t i = b; i < e; i++) c->dh[i] *= 1.0f - c->h_in[i] * c->h_in[i];
+    else
+        for (size_t i = b; i < e; i++) c->dh[i] *= c->h_in[i] * (1.0f - c->h_in[i]);
+}
+static arwkv_result arwkv__cpu_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    arwkv__r7_act_ctx c = {NULL, dh, h, kind};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- Prepare: from projections to the WKV7 inputs ----------------------------------------------
+   Forward tasks own (row, head) pieces; the backward's tasks own heads (all rows), because the
+   gradients of w0, a0, v0, k_k and k_a are sums over rows. The L2 norm of the removal key follows
+   torch's F.normalize: kk / max(|kk|, 1e-12), so below eps the gradient is plain 1/eps. */
+typedef struct arwkv__r7_prep_ctx {
+    int M, C, N, H, first_layer;
+    const float *k_in, *v_in, *w_lora, *a_lora, *v_lora, *w0, *a0, *v0, *k_k, *k_a;
+    float *v_first, *decay, *k, *v, *wkv_a, *wkv_b;
+    const float *d_decay, *dk, *dv, *d_wkv_a, *d_wkv_b;
+    float *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora, *dv_first, *dw0, *da0, *dv0, *dk_k, *dk_a;
+} arwkv__r7_prep_ctx;
+
+#define ARWKV__R7_NORM_EPS 1e-12f
+
+/* kk = k_in * k_k over one head; returns max(|kk|, eps). */
+static float arwkv__r7_removal_key(float *kk, const float *k_in, const float *k_k, int N) {
+    double ss = 0;
+    for (int j = 0; j < N; j++) {
+        kk[j] = k_in[j] * k_k[j];
+        ss += (double)kk[j] * kk[j];
+    }
+    float norm = (float)sqrt(ss);
+    return norm > ARWKV__R7_NORM_EPS ? norm : ARWKV__R7_NORM_EPS;
+}
+
+static void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
+    int N = c->N;
+    float kk[ARWKV__R7_MAX_N];
+    for (size_t u = begin; u < end; u++) {
+        size_t row = u / (size_t)c->H;
+        int h0 = (int)(u % (size_t)c->H) * N;
+        size_t o = row * (size_t)c->C + (size_t)h0;
+        float norm = arwkv__r7_removal_key(kk, c->k_in + o, c->k_k + h0, N);
+        for (int j = 0; j < N; j++) {
+            size_t i = o + (size_t)j;
+            int ch = h0 + j;
+            float a = arwkv__r7_sigmoid(c->a0[ch] + c->a_lora[i]), kkn = kk[j] / norm;
+            c->decay[i] = expf(-ARWKV__R7_DECAY_SCALE * arwkv__r7_sigmoid(c->w0[ch] + c->w_lora[i]));
+            c->k[i] = c->k_in[i] * (1.0f + (a - 1.0f) * c->k_a[ch]);
+            c->wkv_a[i] = -kkn;
+            c->wkv_b[i] = kkn * a;
+            if (c->first_layer) {
+                c->v[i] = c->v_in[i];
+                if (c->v_first) c->v_first[i] = c->v_in[i];
+            } else {
+                float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]);
+                c->v[i] = c->v_in[i] + (c->v_first[i] - c->v_in[i]) * s;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in,
+                                                  const float *v_in, const float *w_lora, const float *a_lora, const float *v_lora,
+                                                  float *v_first, const float *w0, const float *a0, const float *v0,
+                                                  const float *k_k, const float *k_a, float *decay, float *k, float *v,
+                                                  float *wkv_a, float *wkv_b) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    arwkv__r7_prep_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
+    c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
+    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_prep_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
+    int N = c->N;
+    float kkn[ARWKV__R7_MAX_N], a[ARWKV__R7_MAX_N], dkkn[ARWKV__R7_MAX_N];
+    double g_w0[ARWKV__R7_MAX_N], g_a0[ARWKV__R7_MAX_N], g_v0[ARWKV__R7_MAX_N], g_kk[ARWKV__R7_MAX_N], g_ka[ARWKV__R7_MAX_N];
+    for (size_t h = begin; h < end; h++) {
+        int h0 = (int)h * N;
+        for (int j = 0; j < N; j++) g_w0[j] = g_a0[j] = g_v0[j] = g_kk[j] = g_ka[j] = 0;
+        for (int row = 0; row < c->M; row++) {
+            size_t o = (size_t)row * c->C + (size_t)h0;
+            float norm = arwkv__r7_removal_key(kkn, c->k_in + o, c->k_k + h0, N);
+            int clamped = !(norm > ARWKV__R7_NORM_EPS);
+            /* wkv_a = -kkn and wkv_b = kkn a both depend on the unit key kkn = kk / norm */
+            double dot = 0;
+            for (int j = 0; j < N; j++) {
+                kkn[j] /= norm;
+                a[j] = arwkv__r7_sigmoid(c->a0[h0 + j] + c->a_lora[o + j]);
+                dkkn[j] = -c->d_wkv_a[o + j] + c->d_wkv_b[o + j] * a[j];
+                dot += (double)dkkn[j] * kkn[j];
+            }
+            for (int j = 0; j < N; j++) {
+                size_t i = o + (size_t)j;
+                int ch = h0 + j;
+                float sw = arwkv__r7_sigmoid(c->w0[ch] + c->w_lora[i]);
+                float decay = expf(-ARWKV__R7_DECAY_SCALE * sw);
+                float dz = c->d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE * sw * (1.0f - sw);
+                c->dw_lora[i] = dz;
+                g_w0[j] += dz;
+
+                float da = c->d_wkv_b[i] * kkn[j] + c->dk[i] * c->k_in[i] * c->k_a[ch];
+                float da_pre = da * a[j] * (1.0f - a[j]);
+                c->da_lora[i] = da_pre;
+                g_a0[j] += da_pre;
+                g_ka[j] += (double)c->dk[i] * c->k_in[i] * (a[j] - 1.0f);
+
+                /* d(kk/norm)/dkk projects out the unit direction; a clamped norm is a constant */
+                float dkk = clamped ? dkkn[j] / norm : (dkkn[j] - kkn[j] * (float)dot) / norm;
+                c->dk_in[i] = c->dk[i] * (1.0f + (a[j] - 1.0f) * c->k_a[ch]) + dkk * c->k_k[ch];
+                g_kk[j] += (double)dkk * c->k_in[i];
+
+                if (c->first_layer) {
+                    c->dv_in[i] = c->dv[i] + (c->dv_first ? c->dv_first[i] : 0.0f);
+                } else {
+                    float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]), dv = c->dv[i];
+                    float ds = dv * (c->v_first[i] - c->v_in[i]) * s * (1.0f - s);
+                    c->dv_in[i] = dv * (1.0f - s);
+                    c->dv_first[i] += dv * s;
+                    c->dv_lora[i] = ds;
+                    g_v0[j] += ds;
+                }
+            }
+        }
+        for (int j = 0; j < N; j++) {
+            if (c->dw0) c->dw0[h0 + j] += (float)g_w0[j];
+            if (c->da0) c->da0[h0 + j] += (float)g_a0[j];
+            if (c->dv0 && !c->first_layer) c->dv0[h0 + j] += (float)g_v0[j];
+            if (c->dk_k) c->dk_k[h0 + j] += (float)g_kk[j];
+            if (c->dk_a) c->dk_a[h0 + j] += (float)g_ka[j];
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_prepare_backward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
+                                                   const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
+                                                   const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
+                                                   const float *v_lora, const float *v_first, const float *w0, const float *a0,
+                                                   const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
+                                                   float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0,
+                                                   float *da0, float *dv0, float *dk_k, float *dk_a) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    arwkv__r7_prep_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.d_wkv_a = d_wkv_a, c.d_wkv_b = d_wkv_b;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = (float *)v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
+    c.dk_in = dk_in, c.dv_in = dv_in, c.dw_lora = dw_lora, c.da_lora = da_lora, c.dv_lora = dv_lora, c.dv_first = dv_first;
+    c.dw0 = dw0, c.da0 = da0, c.dv0 = dv0, c.dk_k = dk_k, c.dk_a = dk_a;
+    arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_prep_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- WKV7: the recurrence ------------------------------------------------------------------------
+   One task per (sequence, head) holds the N x N fp32 state (16 KB for N = 64) and walks the
+   tokens. The forward saves the state at the start of every chunk of ARWKV_WKV7_CHUNK tokens.
+   The backward walks the chunks from the last: it recomputes the chunk's states from its
+   checkpoint (the same arithmetic as the forward, so the same bits; no division by the decay as
+   in back-stepping kernels, so no error growth), then walks the chunk's tokens backwards with the
+   state gradient G = dL/dS:
+       G += dy r^T                              (y = S r reads the updated state)
+       dr = S^T dy,  dv = G k,  dk = G^T v,  db = G^T sa,  d_decay_j = sum_i G_ij S'_ij
+       dsa = G b,  da = S'^T dsa,  G <- G diag(decay) + dsa a^T     (S' = the state before the token)
+   A tail shorter than a chunk is just a shorter chunk. */
+typedef struct arwkv__r7_wkv_ctx {
+    int B, T, H, N;
+    const float *r, *decay, *k, *v, *a, *b, *dy, *ckpt_in;
+    float *y, *state, *ckpt, *dstate, *dr, *d_decay, *dk, *dv, *da, *db;
+    arwkv_pool *pool;
+    int oom;
+} arwkv__r7_wkv_ctx;
+
+/* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
+   NULL). */
+static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                             const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
+                             const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
+    for (int i = 0; i < N; i++) {
+        float *ARWKV__RESTRICT s = S + (size_t)i * N;
+        float s_a = arwkv__r7_dot(s, a, N), vi = v[i];
+        for (int j = 0; j < N; j++) s[j] = s[j] * d[j] + s_a * b[j] + vi * k[j];
+        if (y) y[i] = arwkv__r7_dot(s, r, N);
+        if (sa) sa[i] = s_a;
+    }
+}
+
+static void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
+    arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
+    int N = c->N, H = c->H, bi = task / H, h = task % H, n_chunks = (c->T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
+    size_t NN = (size_t)N * N, C = (size_t)H * N;
+    float *S = c->state ? c->state + (size_t)task * NN : (float *)arwkv__scratch(c->pool, thread, NN * sizeof(float));
+    if (!S) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if (!c->state) memset(S, 0, NN * sizeof(float));
+    for (int t = 0; t < c->T; t++) {
+        if (c->ckpt && t % ARWKV_WKV7_CHUNK == 0)
+            memcpy(c->ckpt + ((size_t)task * n_chunks + t / ARWKV_WKV7_CHUNK) * NN, S, NN * sizeof(float));
+        size_t o = ((size_t)bi * c->T + t) * C + (size_t)h * N;
+        arwkv__wkv7_step(S, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, c->y + o, NULL);
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                               const float *k, const float *v, const float *a, const float *b, float *y,
+                                               float *state, float *ckpt) {
+    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    arwkv__r7_wkv_ctx c;
+    memset(&c, 0, sizeof c);
+    c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b;
+    c.y = y, c.state = state, c.ckpt = ckpt, c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_fwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 forward: out of scratch memory");
+    return ARWKV_OK;
+}
+
+static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
+    arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
+    int N = c->N, H = c->H, bi = task / H, h = task % H, n_chunks = (c->T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
+    size_t NN = (size_t)N * N, C = (size_t)H * N;
+    /* scratch: G, the chunk's states S[0..CHUNK] (S[l] = before its token l), sa per token */
+    float *G = (float *)arwkv__scratch(c->pool, thread, ((ARWKV_WKV7_CHUNK + 2) * NN + (size_t)ARWKV_WKV7_CHUNK * N) * sizeof(float));
+    if (!G) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *states = G + NN, *sa = states + (ARWKV_WKV7_CHUNK + 1) * NN;
+    float dk[ARWKV__R7_MAX_N], db[ARWKV__R7_MAX_N], dd[ARWKV__R7_MAX_N], dr[ARWKV__R7_MAX_N], da[ARWKV__R7_MAX_N];
+    if (c->dstate) memcpy(G, c->dstate + (size_t)task * NN, NN * sizeof(float));
+    else memset(G, 0, NN * sizeof(float));
+    for (int chunk = n_chunks - 1; chunk >= 0; chunk--) {
+        int t0 = chunk * ARWKV_WKV7_CHUNK, len = c->T - t0 < ARWKV_WKV7_CHUNK ? c->T - t0 : ARWKV_WKV7_CHUNK;
+        memcpy(states, c->ckpt_in + ((size_t)task * n_chunks + chunk) * NN, NN * sizeof(float));
+        for (int l = 0; l < len; l++) {
+            size_t o = ((size_t)bi * c->T + t0 + l) * C + (size_t)h * N;
+            memcpy(states + (l + 1) * NN, states + l * NN, NN * sizeof(float));
+            arwkv__wkv7_step(states + (l + 1) * NN, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, NULL,
+                             sa + (size_t)l * N);
+        }
+        for (int l = len - 1; l >= 0; l--) {
+            size_t o = ((size_t)bi * c->T + t0 + l) * C + (size_t)h * N;
+            const float *ARWKV__RESTRICT r = c->r + o, *ARWKV__RESTRICT d = c->decay + o, *ARWKV__RESTRICT k = c->k + o;
+            const float *ARWKV__RESTRICT v = c->v + o, *ARWKV__RESTRICT a = c->a + o, *ARWKV__RESTRICT b = c->b + o;
+            const float *ARWKV__RESTRICT dy = c->dy + o, *ARWKV__RESTRICT s_a = sa + (size_t)l * N;
+            for (int j = 0; j < N; j++) dk[j] = db[j] = dd[j] = dr[j] = da[j] = 0;
+            for (int i = 0; i < N; i++) {
+                float *ARWKV__RESTRICT g = G + (size_t)i * N;
+                const float *ARWKV__RESTRICT before = states + l * NN + (size_t)i * N, *ARWKV__RESTRICT after = before + NN;
+                float dyi = dy[i], vi = v[i], sai = s_a[i];
+                for (int j = 0; j < N; j++) {
+                    g[j] += dyi * r[j];
+                    dr[j] += after[j] * dyi;
+                    dk[j] += g[j] * vi;
+                    db[j] += g[j] * sai;
+                    dd[j] += g[j] * before[j];
+                }
+                float dvi = arwkv__r7_dot(g, k, N), dsa = arwkv__r7_dot(g, b, N);
+                for (int j = 0; j < N; j++) {
+                    da[j] += before[j] * dsa;
+                    g[j] = g[j] * d[j] + dsa * a[j];
+                }
+                c->dv[o + i] += dvi;
+            }
+            for (int j = 0; j < N; j++) {
+                c->dr[o + j] += dr[j];
+                c->dk[o + j] += dk[j];
+                c->d_decay[o + j] = dd[j];
+                c->da[o + j] = da[j];
+                c->db[o + j] = db[j];
+            }
+        }
+    }
+    if (c->dstate) memcpy(c->dstate + (size_t)task * NN, G, NN * sizeof(float));
+}
+
+static arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                                const float *k, const float *v, const float *a, const float *b, const float *dy,
+                                                const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
+                                                float *da, float *db) {
+    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    arwkv__r7_wkv_ctx c;
+    memset(&c, 0, sizeof c);
+    c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
+    c.ckpt_in = ckpt, c.dstate = dstate, c.dr = dr, c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.da = da, c.db = db;
+    c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_bwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 backward: out of scratch memory");
+    return ARWKV_OK;
+}
+
+/* ---- Finish: group norm, bonus, gate -------------------------------------------------------------
+   Per token and head: p = GN(y) + (sum_j r_j k_j r_k_j) v, o = p g. GN normalizes the head's N
+   values (biased variance, eps gn_eps) and applies ln_x. The backward tasks own heads, because
+   the gradients of r_k and ln_x are sums over rows. */
+typedef struct arwkv__r7_finish_ctx {
+    int M, C, N, H;
+    const float *d_o, *y, *r, *k, *v, *r_k, *ln_w, *ln_b, *g;
+    float gn_eps;
+    float *o, *dy, *dr, *dk, *dv, *dg, *dr_k, *dln_w, *dln_b;
+} arwkv__r7_finish_ctx;
+
+/* p (the value before the gate) of one head of one row; xhat and rstd receive the normalized y
+   and 1/std when there is a group norm. Returns the bonus coefficient sum_j r_j k_j r_k_j. */
+static float arwkv__r7_finish_head(const arwkv__r7_finish_ctx *c, size_t o, int h0, float *p, float *xhat, float *rstd) {
+    int N = c->N;
+    const float *y = c->y + o;
+    float bonus = 0;
+    for (int j = 0; j < N; j++) bonus += c->r[o + j] * c->k[o + j] * c->r_k[h0 + j];
+    if (c->ln_w) {
+        double mean = 0, var = 0;
+        for (int j = 0; j < N; j++) mean += y[j];
+        mean /= N;
+        for (int j = 0; j < N; j++) var += (y[j] - mean) * (y[j] - mean);
+        *rstd = (float)(1.0 / sqrt(var / N + c->gn_eps));
+        for (int j = 0; j < N; j++) {
+            xhat[j] = (float)(y[j] - mean) * *rstd;
+            p[j] = xhat[j] * c->ln_w[h0 + j] + c->ln_b[h0 + j] + bonus * c->v[o + j];
+        }
+    } else
+        for (int j = 0; j < N; j++) p[j] = y[j] + bonus * c->v[o + j];
+    return bonus;
+}
+
+static void arwkv__r7_finish_fwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_finish_ctx *c = (arwkv__r7_finish_ctx *)ctx;
+    float p[ARWKV__R7_MAX_N], xhat[ARWKV__R7_MAX_N], rstd;
+    for (size_t u = begin; u < end; u++) {
+        int h0 = (int)(u % (size_t)c->H) * c->N;
+        size_t o = u / (size_t)c->H * (size_t)c->C + (size_t)h0;
+        arwkv__r7_finish_head(c, o, h0, p, xhat, &rstd);
+        for (int j = 0; j < c->N; j++) c->o[o + j] = c->g ? p[j] * c->g[o + j] : p[j];
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r,
+                                                 const float *k, const float *v, const float *r_k, const float *ln_w,
+                                                 const float *ln_b, float gn_eps, const float *g, float *o) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    arwkv__r7_finish_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
+    c.gn_eps = gn_eps, c.g = g, c.o = o;
+    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_finish_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+static void arwkv__r7_finish_bwd_range(void *ctx, size_t begin, size_t end) {
+    arwkv__r7_finish_ctx *c = (arwkv__r7_finish_ctx *)ctx;
+    int N = c->N;
+    float p[ARWKV__R7_MAX_N], xhat[ARWKV__R7_MAX_N], dp[ARWKV__R7_MAX_N], rstd = 0;
+    double g_rk[ARWKV__R7_MAX_N], g_lw[ARWKV__R7_MAX_N], g_lb[ARWKV__R7_MAX_N];
+    for (size_t h = begin; h < end; h++) {
+        int h0 = (int)h * N;
+        for (int j = 0; j < N; j++) g_rk[j] = g_lw[j] = g_lb[j] = 0;
+        for (int row = 0; row < c->M; row++) {
+            size_t o = (size_t)row * c->C + (size_t)h0;
+            float bonus = arwkv__r7_finish_head(c, o, h0, p, xhat, &rstd), d_bonus = 0;
+            for (int j = 0; j < N; j++) {
+                float d_o = c->d_o[o + j];
+                dp[j] = c->g ? d_o * c->g[o + j] : d_o;
+                if (c->g) c->dg[o + j] = d_o * p[j];
+                d_bonus += dp[j] * c->v[o + j];
+                c->dv[o + j] = dp[j] * bonus;
+            }
+            for (int j = 0; j < N; j++) {
+                float rk = c->r_k[h0 + j];
+                c->dr[o + j] = d_bonus * c->k[o + j] * rk;
+                c->dk[o + j] = d_bonus * c->r[o + j] * rk;
+                g_rk[j] += (double)d_bonus * c->r[o + j] * c->k[o + j];
+            }
+            if (c->ln_w) {
+                /* dy = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)), dxhat = dp ln_w */
+                double m1 = 0, m2 = 0;
+                for (int j = 0; j < N; j++) {
+                    float dxh = dp[j] * c->ln_w[h0 + j];
+                    m1 += dxh;
+                    m2 += (double)dxh * xhat[j];
+                    g_lw[j] += (double)dp[j] * xhat[j];
+                    g_lb[j] += dp[j];
+                }
+                m1 /= N;
+                m2 /= N;
+                for (int j = 0; j < N; j++) c->dy[o + j] = rstd * (dp[j] * c->ln_w[h0 + j] - (float)m1 - xhat[j] * (float)m2);
+            } else
+                for (int j = 0; j < N; j++) c->dy[o + j] = dp[j];
+        }
+        for (int j = 0; j < N; j++) {
+            if (c->dr_k) c->dr_k[h0 + j] += (float)g_rk[j];
+            if (c->ln_w && c->dln_w) c->dln_w[h0 + j] += (float)g_lw[j];
+            if (c->ln_w && c->dln_b) c->dln_b[h0 + j] += (float)g_lb[j];
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y,
+                                                  const float *r, const float *k, const float *v, const float *r_k,
+                                                  const float *ln_w, const float *ln_b, float gn_eps, const float *g, float *dy,
+                                                  float *dr, float *dk, float *dv, float *dg, float *dr_k, float *dln_w,
+                                                  float *dln_b) {
+    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    arwkv__r7_finish_ctx c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w;
+    c.ln_b = ln_b, c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg, c.dr_k = dr_k;
+    c.dln_w = dln_w, c.dln_b = dln_b;
+    arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_finish_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+static const arwkv_rwkv7_ops arwkv__cpu_rwkv7_ops = {
+    arwkv__cpu_r7_lerp_forward,    arwkv__cpu_r7_lerp_backward,    arwkv__cpu_r7_act_forward,   arwkv__cpu_r7_act_backward,
+    arwkv__cpu_r7_prepare_forward, arwkv__cpu_r7_prepare_backward, arwkv__cpu_r7_wkv7_forward,  arwkv__cpu_r7_wkv7_backward,
+    arwkv__cpu_r7_finish_forward,  arwkv__cpu_r7_finish_backward};
+
+/* ---- The ARWKV-7 time mix block: forward and backward ---------------------------------------------
+   One layer's time mix over B sequences of T tokens, written once over the backend's tables:
+
+     lerp -> r, k, v projections and the w, a, v, g LoRAs -> prepare -> wkv7 -> finish -> output
+
+   Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
+   projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
+   (the lerps, the WKV inputs, the pre-projection output o) is recomputed by the backward from
+   them, which costs a few elementwise passes and saves eleven [B*T, C] arrays per layer.
+   Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
+   from call to call, so a recurrent step allocates nothing. */
+
+/* Sizes of the time mix from the config and the LoRA ranks of the checkpoint (the model's
+   rank_w .. rank_g, read from the tensors' shapes). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_dims(const arwkv_config *cfg, int rank_w, int rank_a, int rank_v, int rank_g,
+                                             arwkv_tmix7_dims *d) {
+    memset(d, 0, sizeof *d);
+    int C = cfg->hidden_size, N = cfg->head_size;
+    if (C <= 0 || N <= 0 || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: hidden_size %d is not a multiple of head_size %d", C, N);
+    if (N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "time mix: head_size %d must be a multiple of 8 and at most %d", N, ARWKV__R7_MAX_N);
+    if (rank_w <= 0 || rank_a <= 0 || rank_v <= 0 || (cfg->wkv_has_gate && rank_g <= 0))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: LoRA ranks w %d, a %d, v %d, g %d must be positive", rank_w, rank_a, rank_v,
+                           rank_g);
+    if (cfg->wkv_has_group_norm && cfg->head_size_divisor <= 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "time mix: head_size_divisor %d must be positive", cfg->head_size_divisor);
+    d->C = C, d->N = N, d->H = C / N;
+    d->rank_w = rank_w, d->rank_a = rank_a, d->rank_v = rank_v, d->rank_g = cfg->wkv_has_gate ? rank_g : 0;
+    d->has_gate = cfg->wkv_has_gate != 0, d->has_group_norm = cfg->wkv_has_group_norm != 0;
+    d->gn_eps = 1e-5f * (float)cfg->head_size_divisor * (float)cfg->head_size_divisor;
+    return ARWKV_OK;
+}
+
+/* Does the layer hold every tensor the time mix reads, with the right shape and type? */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_layer(const arwkv_tmix7_dims *d, const arwkv_layer *l, int layer_index) {
+    struct {
+        const arwkv_param *p;
+        const char *name;
+        int64_t rows, cols; /* cols 0: a vector of `rows` elements */
+        int needed;
+    } t[] = {
+        {l->x_r, "x_r", d->C, 0, 1}, {l->x_w, "x_w", d->C, 0, 1}, {l->x_k, "x_k", d->C, 0, 1},
+        {l->x_v, "x_v", d->C, 0, 1}, {l->x_a, "x_a", d->C, 0, 1}, {l->x_g, "x_g", d->C, 0, d->has_gate},
+        {l->w0, "w0", d->C, 0, 1}, {l->w1, "w1", d->C, d->rank_w, 1}, {l->w2, "w2", d->rank_w, d->C, 1},
+        {l->a0, "a0", d->C, 0, 1}, {l->a1, "a1", d->C, d->rank_a, 1}, {l->a2, "a2", d->rank_a, d->C, 1},
+        {l->v0, "v0", d->C, 0, layer_index > 0}, {l->v1, "v1", d->C, d->rank_v, layer_index > 0},
+        {l->v2, "v2", d->rank_v, d->C, layer_index > 0}, {l->g1, "g1", d->C, d->rank_g, d->has_gate},
+        {l->g2, "g2", d->rank_g, d->C, d->has_gate}, {l->k_k, "k_k", d->C, 0, 1}, {l->k_a, "k_a", d->C, 0, 1},
+        {l->r_k, "r_k", d->C, 0, 1}, {l->receptance, "receptance.weight", d->C, d->C, 1},
+        {l->key, "key.weight", d->C, d->C, 1}, {l->value, "value.weight", d->C, d->C, 1},
+        {l->output, "output.weight", d->C, d->C, 1}, {l->ln_x_w, "ln_x.weight", d->C, 0, d->has_group_norm},
+        {l->ln_x_b, "ln_x.bias", d->C, 0, d->has_group_norm},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const arwkv_param *p = t[i].p;
+        if (!t[i].needed) continue;
+        if (!p || !p->data)
+            return arwkv__fail(ARWKV_ERR_NOT_FOUND, "layer %d: time-mix tensor %s is missing", layer_index, t[i].name);
+        if (t[i].cols == 0) { /* vectors: any shape of C elements ([1,1,C], [C], [H,N]), fp32 */
+            if (p->numel != t[i].rows || p->dtype != ARWKV_F32)
+                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s has %lld elements of %s; the time mix needs %lld of F32",
+                                   layer_index, p->name, (long long)p->numel, arwkv_dtype_name(p->dtype), (long long)t[i].rows);
+        } else {
+            if (p->ndim != 2 || p->shape[0] != t[i].rows || p->shape[1] != t[i].cols)
+                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s should be [%lld, %lld]", layer_index, p->name,
+                                   (long long)t[i].rows, (long long)t[i].cols);
+            if (p->dtype != ARWKV_F32 && p->dtype != ARWKV_BF16 && p->dtype != ARWKV_F16)
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "layer %d: %s has dtype %s (F32, BF16 or F16 expected)", layer_index,
+                                   p->name, arwkv_dtype_name(p->dtype));
+        }
+        if (p->trainable && (!p->grad || p->dtype != ARWKV_F32))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: trainable %s needs F32 data and a gradient buffer", layer_index,
+                               p->name);
+    }
+    return ARWKV_OK;
+}
+
+/* What the forward keeps for the backward, for one layer. Sizes in floats, M = B*T rows:
+     M * C * (6 + has_gate + (rank_v > 0))    r, k, v, w_lora, a_lora, y (+ g, v_lora)
+     M * (rank_w + rank_a + rank_v + rank_g)  LoRA hidden activations
+     B * H * ceil(T/16) * N * N               WKV7 state checkpoints (= 4 M C for N = 64 and T % 16 = 0)
+     B * C                                    the shift state before the first token */
+typedef struct arwkv__tmix7_acts {
+    arwkv_tmix7_dims d;
+    int cap_B, cap_T; /* capacity */
+    int B, T;         /* shape of the forward that filled it (0: none yet) */
+    void *mem;        /* one backend allocation holding the arrays below */
+    float *shift0, *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y;
+    float *h_w, *h_a, *h_v, *h_g;
+    float *ckpt;
+} arwkv__tmix7_acts;
+
+/* Temporaries of the forward (and of the backward, if asked), shared by all layers. */
+typedef struct arwkv__tmix7_work {
+    arwkv_tmix7_dims d;
+    int max_rows, backward;
+    void *mem;
+    /* forward: the mixes, the projections when no acts are kept, the WKV inputs, o */
+    float *xmix; /* [6][rows][C] */
+    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
+    float *decay, *k, *v, *wkv_a, *wkv_b, *o;
+    /* backward */
+    float *dxmix; /* [6][rows][C] */
+    float *d_o, *dy, *dr, *dk, *dv, *dg, *d_decay, *d_wkv_a, *d_wkv_b, *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora;
+    float *dh_w, *dh_a, *dh_v, *dh_g;
+} arwkv__tmix7_work;
+
+/* Carves consecutive arrays out of one allocation (first pass: only counts). */
+typedef struct arwkv__carver {
+    float *base;
+    size_t used; /* floats */
+} arwkv__carver;
+ARWKV_PRIVATE float *arwkv__carve(arwkv__carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) / 16 * 16; /* keep every array 64-byte aligned */
+    return n ? p : NULL;
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_acts_layout(arwkv__tmix7_acts *a, arwkv__carver *cv) {
+    const arwkv_tmix7_dims *d = &a->d;
+    size_t M = (size_t)a->cap_B * a->cap_T, MC = M * d->C;
+    size_t n_ckpt = (size_t)a->cap_B * d->H * ((a->cap_T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK) * d->N * d->N;
+    a->shift0 = arwkv__carve(cv, (size_t)a->cap_B * d->C);
+    a->r = arwkv__carve(cv, MC), a->k_in = arwkv__carve(cv, MC), a->v_in = arwkv__carve(cv, MC);
+    a->w_lora = arwkv__carve(cv, MC), a->a_lora = arwkv__carve(cv, MC), a->y = arwkv__carve(cv, MC);
+    a->v_lora = arwkv__carve(cv, d->rank_v ? MC : 0), a->g = arwkv__carve(cv, d->has_gate ? MC : 0);
+    a->h_w = arwkv__carve(cv, M * d->rank_w), a->h_a = arwkv__carve(cv, M * d->rank_a);
+    a->h_v = arwkv__carve(cv, M * d->rank_v), a->h_g = arwkv__carve(cv, M * d->rank_g);
+    a->ckpt = arwkv__carve(cv, n_ckpt);
+}
+
+/* Bytes of one layer's activations for B sequences of T tokens. */
+ARWKV_PRIVATE size_t arwkv__tmix7_acts_bytes(const arwkv_tmix7_dims *d, int B, int T) {
+    arwkv__tmix7_acts a;
+    memset(&a, 0, sizeof a);
+    a.d = *d, a.cap_B = B, a.cap_T = T;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_acts_layout(&a, &cv);
+    return cv.used * sizeof(float);
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_acts_free(arwkv_backend *be, arwkv__tmix7_acts *a) {
+    if (!a) return;
+    be->mem->free(be, a->mem);
+    arwkv__free(a);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_acts_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int B, int T,
+                                                    arwkv__tmix7_acts **out) {
+    *out = NULL;
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix activations for %d x %d tokens", B, T);
+    arwkv__tmix7_acts *a = (arwkv__tmix7_acts *)arwkv__calloc(1, sizeof *a);
+    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix activations: out of memory");
+    a->d = *d, a->cap_B = B, a->cap_T = T;
+    arwkv_result r = be->mem->alloc(be, arwkv__tmix7_acts_bytes(d, B, T), &a->mem);
+    if (r != ARWKV_OK) {
+        arwkv__free(a);
+        return arwkv__context(r, "time-mix activations for %d x %d tokens", B, T);
+    }
+    arwkv__carver cv = {(float *)a->mem, 0};
+    arwkv__tmix7_acts_layout(a, &cv);
+    *out = a;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_work_layout(arwkv__tmix7_work *w, arwkv__carver *cv) {
+    const arwkv_tmix7_dims *d = &w->d;
+    size_t M = (size_t)w->max_rows, MC = M * d->C, MCg = d->has_gate ? MC : 0;
+    w->xmix = arwkv__carve(cv, 6 * MC);
+    w->r = arwkv__carve(cv, MC), w->k_in = arwkv__carve(cv, MC), w->v_in = arwkv__carve(cv, MC);
+    w->w_lora = arwkv__carve(cv, MC), w->a_lora = arwkv__carve(cv, MC), w->v_lora = arwkv__carve(cv, MC);
+    w->g = arwkv__carve(cv, MCg), w->y = arwkv__carve(cv, MC);
+    w->h_w = arwkv__carve(cv, M * d->rank_w), w->h_a = arwkv__carve(cv, M * d->rank_a);
+    w->h_v = arwkv__carve(cv, M * d->rank_v), w->h_g = arwkv__carve(cv, M * d->rank_g);
+    w->decay = arwkv__carve(cv, MC), w->k = arwkv__carve(cv, MC), w->v = arwkv__carve(cv, MC);
+    w->wkv_a = arwkv__carve(cv, MC), w->wkv_b = arwkv__carve(cv, MC), w->o = arwkv__carve(cv, MC);
+    if (!w->backward) return;
+    w->dxmix = arwkv__carve(cv, 6 * MC);
+    w->d_o = arwkv__carve(cv, MC), w->dy = arwkv__carve(cv, MC), w->dr = arwkv__carve(cv, MC), w->dk = arwkv__carve(cv, MC);
+    w->dv = arwkv__carve(cv, MC), w->dg = arwkv__carve(cv, MCg), w->d_decay = arwkv__carve(cv, MC);
+    w->d_wkv_a = arwkv__carve(cv, MC), w->d_wkv_b = arwkv__carve(cv, MC), w->dk_in = arwkv__carve(cv, MC);
+    w->dv_in = arwkv__carve(cv, MC), w->dw_lora = arwkv__carve(cv, MC), w->da_lora = arwkv__carve(cv, MC);
+    w->dv_lora = arwkv__carve(cv, MC);
+    w->dh_w = arwkv__carve(cv, M * d->rank_w), w->dh_a = arwkv__carve(cv, M * d->rank_a);
+    w->dh_v = arwkv__carve(cv, M * d->rank_v), w->dh_g = arwkv__carve(cv, M * d->rank_g);
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *w) {
+    if (!w) return;
+    be->mem->free(be, w->mem);
+    arwkv__free(w);
+}
+
+/* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
+   Floats: max_rows * C * (26 forward + 20 backward), plus LoRA-rank-sized arrays. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
+                                                    arwkv__tmix7_work **out) {
+    *out = NULL;
+    if (max_rows <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix workspace for %d tokens", max_rows);
+    arwkv__tmix7_work *w = (arwkv__tmix7_work *)arwkv__calloc(1, sizeof *w);
+    if (!w) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix workspace: out of memory");
+    w->d = *d, w->max_rows = max_rows, w->backward = backward != 0;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_work_layout(w, &cv);
+    arwkv_result r = be->mem->alloc(be, cv.used * sizeof(float), &w->mem);
+    if (r != ARWKV_OK) {
+        arwkv__free(w);
+        return arwkv__context(r, "time-mix workspace for %d tokens", max_rows);
+    }
+    cv.base = (float *)w->mem, cv.used = 0;
+    arwkv__tmix7_work_layout(w, &cv);
+    *out = w;
+    return ARWKV_OK;
+}
+
+/* ---- Products with the layer's matrices (all through be->core->gemm) ----
+   A weight W [R,S] is used either as nn.Linear (y = x W^T: in S, out R) or as a LoRA factor
+   (y = x W: in R, out S). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear, float *y) {
+    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
+    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, linear ? 1 : S, linear ? S : 1, y, out, 0, NULL);
+}
+/* Its backward: dx (+)= dy W (linear) or dy W^T (LoRA), if dx is not NULL; W's gradient
+   (+)= dy^T x or x^T dy, if W is trainable. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm_backward(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear,
+                                             const float *dy, float *dx, int accumulate_dx) {
+    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
+    if (W->trainable) {
+        if (linear) ARWKV__TRY(be->core->gemm(be, R, S, M, dy, 1, R, x, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
+        else ARWKV__TRY(be->core->gemm(be, R, S, M, x, 1, R, dy, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
+    }
+    if (!dx) return ARWKV_OK;
+    return be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, linear ? S : 1, linear ? 1 : S, dx, in, accumulate_dx, NULL);
+}
+
+ARWKV_PRIVATE const float *arwkv__tmix7_vec(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
+ARWKV_PRIVATE float *arwkv__tmix7_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
+
+/* The arrays one call works on: the layer's activations when training, else the workspace's. */
+typedef struct arwkv__tmix7_bufs {
+    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
+} arwkv__tmix7_bufs;
+
+ARWKV_PRIVATE arwkv__tmix7_bufs arwkv__tmix7_bufs_of(const arwkv__tmix7_acts *a, const arwkv__tmix7_work *w) {
+    arwkv__tmix7_bufs b;
+    if (a) {
+        b.r = a->r, b.k_in = a->k_in, b.v_in = a->v_in, b.w_lora = a->w_lora, b.a_lora = a->a_lora, b.v_lora = a->v_lora;
+        b.g = a->g, b.y = a->y, b.h_w = a->h_w, b.h_a = a->h_a, b.h_v = a->h_v, b.h_g = a->h_g;
+    } else {
+        b.r = w->r, b.k_in = w->k_in, b.v_in = w->v_in, b.w_lora = w->w_lora, b.a_lora = w->a_lora, b.v_lora = w->v_lora;
+        b.g = w->g, b.y = w->y, b.h_w = w->h_w, b.h_a = w->h_a, b.h_v = w->h_v, b.h_g = w->h_g;
+    }
+    return b;
+}
+
+/* The six lerp coefficients in the order of the mixes: r, w, k, v, a, g. */
+ARWKV_PRIVATE int arwkv__tmix7_mus(const arwkv_layer *l, const arwkv_tmix7_dims *d, const float *mu[6], float *dmu[6]) {
+    const arwkv_param *p[6] = {l->x_r, l->x_w, l->x_k, l->x_v, l->x_a, l->x_g};
+    int n = d->has_gate ? 6 : 5;
+    for (int i = 0; i < 6; i++) {
+        mu[i] = i < n ? arwkv__tmix7_vec(p[i]) : NULL;
+        if (dmu) dmu[i] = i < n ? arwkv__tmix7_grad(p[i]) : NULL;
+    }
+    return n;
+}
+enum { ARWKV__MIX_R, ARWKV__MIX_W, ARWKV__MIX_K, ARWKV__MIX_V, ARWKV__MIX_A, ARWKV__MIX_G };
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_call(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                            int B, int T) {
+    if (!be->rwkv7) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", be->name);
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time mix over %d x %d tokens", layer_index, B, T);
+    if ((int64_t)B * T * d->C > INT_MAX / 6)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: %d x %d tokens of width %d are too many for one call", layer_index,
+                           B, T, d->C);
+    return arwkv__tmix7_check_layer(d, l, layer_index);
+}
+
+/* The elementwise steps of the forward, which the backward recomputes: WKV inputs, and o. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d, int M,
+                                         const arwkv__tmix7_bufs *b, float *v_first, arwkv__tmix7_work *w) {
+    return be->rwkv7->prepare_forward(be, M, d->C, d->N, layer_index == 0, b->k_in, b->v_in, b->w_lora, b->a_lora,
+                                      layer_index == 0 ? NULL : b->v_lora, v_first, arwkv__tmix7_vec(l->w0),
+                                      arwkv__tmix7_vec(l->a0), arwkv__tmix7_vec(l->v0), arwkv__tmix7_vec(l->k_k),
+                                      arwkv__tmix7_vec(l->k_a), w->decay, w->k, w->v, w->wkv_a, w->wkv_b);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_layer *l, const arwkv_tmix7_dims *d, int M,
+                                        const arwkv__tmix7_bufs *b, arwkv__tmix7_work *w) {
+    return be->rwkv7->finish_forward(be, M, d->C, d->N, b->y, b->r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
+                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
+                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps,
+                                     d->has_gate ? b->g : NULL, w->o);
+}
+
+/* Runs the calls of a forward or backward one after another until one fails (r holds the result). */
+#define ARWKV__STEP(call)                \
+    do {                                 \
+        if (r == ARWKV_OK) r = (call);   \
+    } while (0)
+
+/* One layer's time mix over B sequences of T tokens (T = 1: one recurrent step).
+     x            [B,T,C] the layer's normalized input
+     shift_state  [B,C] in/out: the previous token's x before t = 0, x[b,T-1] after (NULL: zeros, not kept)
+     wkv_state    [B,H,N,N] in/out fp32 (NULL: zeros, not kept)
+     v_first      [B,T,C] written by layer 0 (may then be NULL), read by the others
+     out          [B,T,C] the time-mix output (before the residual add)
+     acts         NULL for inference; else filled for arwkv__tmix7_backward
+     work         a workspace of at least B*T rows (NULL: one is made for this call) */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                                int B, int T, const float *x, float *shift_state, float *wkv_state, float *v_first,
+                                                float *out, arwkv__tmix7_acts *acts, arwkv__tmix7_work *work) {
+    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
+    if (layer_index > 0 && !v_first) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time mix needs v_first", layer_index);
+    if (acts && (B > acts->cap_B || T > acts->cap_T))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: activations hold %d x %d tokens, the call has %d x %d", layer_index,
+                           acts->cap_B, acts->cap_T, B, T);
+    int M = B * T, C = d->C;
+    arwkv__tmix7_work *own = NULL;
+    if (!work || work->max_rows < M) {
+        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace holds %d tokens, the call has %d", layer_index,
+                                     work->max_rows, M);
+        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 0, &own));
+        work = own;
+    }
+    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, work);
+    const float *mu[6];
+    int n_mix = arwkv__tmix7_mus(l, d, mu, NULL);
+    size_t MC = (size_t)M * C;
+    float *xm[6];
+    for (int i = 0; i < 6; i++) xm[i] = work->xmix + i * MC;
+    const arwkv_rwkv7_ops *op = be->rwkv7;
+    arwkv_result r = ARWKV_OK;
+    if (acts) {
+        acts->B = B, acts->T = T;
+        if (shift_state) ARWKV__STEP(be->mem->copy(be, acts->shift0, shift_state, (size_t)B * C * sizeof(float)));
+        else ARWKV__STEP(be->mem->zero(be, acts->shift0, (size_t)B * C * sizeof(float)));
+    }
+    ARWKV__STEP(op->lerp_forward(be, work->xmix, x, shift_state, shift_state, mu, n_mix, B, T, C));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_R], l->receptance, 1, b.r));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_K], l->key, 1, b.k_in));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->value, 1, b.v_in));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_W], l->w1, 0, b.h_w));
+    ARWKV__STEP(op->act_forward(be, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_w, l->w2, 0, b.w_lora));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_A], l->a1, 0, b.h_a));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_a, l->a2, 0, b.a_lora));
+    if (layer_index > 0) {
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->v1, 0, b.h_v));
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_v, l->v2, 0, b.v_lora));
+    }
+    if (d->has_gate) {
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_G], l->g1, 0, b.h_g));
+        ARWKV__STEP(op->act_forward(be, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
+        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_g, l->g2, 0, b.g));
+    }
+    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, v_first, work));
+    ARWKV__STEP(op->wkv7_forward(be, B, T, d->H, d->N, b.r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b, b.y, wkv_state,
+                                 acts ? acts->ckpt : NULL));
+    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, work));
+    ARWKV__STEP(arwkv__tmix7_mm(be, M, work->o, l->output, 1, out));
+    arwkv__tmix7_work_free(be, own);
+    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix forward", layer_index);
+    return ARWKV_OK;
+}
+
+/* The backward of arwkv__tmix7_forward, from the activations it filled. Adds into the gradients
+   of the layer's trainable parameters.
+     x, v_first   the forward's inputs (v_first unused by layer 0)
+     dout         [B,T,C] gradient of out
+     dx           [B,T,C] written: gradient of x (NULL: not needed)
+     dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
+                  other layers: their share is added into it
+     d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
+     d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
+     work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                                 int B, int T, const float *x, const float *v_first, const arwkv__tmix7_acts *acts,
+                                                 const float *dout, float *dx, float *dv_first, float *d_shift, float *d_wkv_state,
+                                                 arwkv__tmix7_work *work) {
+    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
+    if (!acts || acts->B != B || acts->T != T)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
+                           layer_index, B, T);
+    if (layer_index > 0 && (!v_first || !dv_first))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first and its gradient", layer_index);
+    int M = B * T, C = d->C;
+    arwkv__tmix7_work *own = NULL;
+    if (!work || work->max_rows < M || !work->backward) {
+        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace (%d tokens%s) too small for a backward of %d",
+                                     layer_index, work->max_rows, work->backward ? "" : ", forward only", M);
+        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 1, &own));
+        work = own;
+    }
+    arwkv__tmix7_work *w = work;
+    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, w);
+    const float *mu[6];
+    float *dmu[6];
+    int n_mix = arwkv__tmix7_mus(l, d, mu, dmu), first = layer_index == 0;
+    size_t MC = (size_t)M * C;
+    float *xm[6], *dxm[6];
+    for (int i = 0; i < 6; i++) xm[i] = w->xmix + i * MC, dxm[i] = w->dxmix + i * MC;
+    /* the gradients of the mixes are needed for dx, for the initial shift and for trainable mus */
+    int need_dxmix = dx || d_shift;
+    for (int i = 0; i < n_mix; i++) need_dxmix |= dmu[i] != NULL;
+    const arwkv_rwkv7_ops *op = be->rwkv7;
+    arwkv_result r = ARWKV_OK;
+
+    /* recompute the elementwise parts of the forward */
+    ARWKV__STEP(op->lerp_forward(be, w->xmix, x, acts->shift0, NULL, mu, n_mix, B, T, C));
+    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, first ? NULL : (float *)v_first, w));
+    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, w));
+
+    /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, w->o, l->output, 1, dout, w->d_o, 0));
+    ARWKV__STEP(op->finish_backward(be, M, C, d->N, w->d_o, b.y, b.r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
+                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
+                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps, d->has_gate ? b.g : NULL,
+                                    w->dy, w->dr, w->dk, w->dv, d->has_gate ? w->dg : NULL, arwkv__tmix7_grad(l->r_k),
+                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL,
+                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL));
+    ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
+                                  w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
+    ARWKV__STEP(op->prepare_backward(be, M, C, d->N, first, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b, b.k_in, b.v_in,
+                                     b.w_lora, b.a_lora, first ? NULL : b.v_lora, first ? NULL : v_first,
+                                     arwkv__tmix7_vec(l->w0), arwkv__tmix7_vec(l->a0), arwkv__tmix7_vec(l->v0),
+                                     arwkv__tmix7_vec(l->k_k), arwkv__tmix7_vec(l->k_a), w->dk_in, w->dv_in, w->dw_lora,
+                                     w->da_lora, first ? NULL : w->dv_lora, dv_first, arwkv__tmix7_grad(l->w0),
+                                     arwkv__tmix7_grad(l->a0), first ? NULL : arwkv__tmix7_grad(l->v0),
+                                     arwkv__tmix7_grad(l->k_k), arwkv__tmix7_grad(l->k_a)));
+
+    /* the LoRAs and projections back to the mixes: dxmix[m] = sum of what each mix fed */
+    float *dx_of[6];
+    for (int i = 0; i < 6; i++) dx_of[i] = need_dxmix ? dxm[i] : NULL;
+    if (d->has_gate) {
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_g, l->g2, 0, w->dg, w->dh_g, 0));
+        ARWKV__STEP(op->act_backward(be, w->dh_g, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_G], l->g1, 0, w->dh_g, dx_of[ARWKV__MIX_G], 0));
+    }
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_w, l->w2, 0, w->dw_lora, w->dh_w, 0));
+    ARWKV__STEP(op->act_backward(be, w->dh_w, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_W], l->w1, 0, w->dh_w, dx_of[ARWKV__MIX_W], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_a, l->a2, 0, w->da_lora, w->dh_a, 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_A], l->a1, 0, w->dh_a, dx_of[ARWKV__MIX_A], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_R], l->receptance, 1, w->dr, dx_of[ARWKV__MIX_R], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_K], l->key, 1, w->dk_in, dx_of[ARWKV__MIX_K], 0));
+    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->value, 1, w->dv_in, dx_of[ARWKV__MIX_V], 0));
+    if (!first) {
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_v, l->v2, 0, w->dv_lora, w->dh_v, 0));
+        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->v1, 0, w->dh_v, dx_of[ARWKV__MIX_V], 1));
+    }
+    if (need_dxmix) ARWKV__STEP(op->lerp_backward(be, dx, d_shift, dmu, w->dxmix, x, acts->shift0, mu, n_mix, B, T, C));
+#undef ARWKV__STEP
+    arwkv__tmix7_work_free(be, own);
+    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix backward", layer_index);
+    return ARWKV_OK;
+}
 
 /* @@rwkv7-ops-impl@@ */
 
@@ -3849,6 +5401,294 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     arwkv__free(host);
     arwkv__free(e);
     return r;
+}
+
+/* ---- The teacher: Qwen2ForCausalLM --------------------------------------------------------------
+       h = embed[ids]
+       for each layer:
+           xn = RMSNorm(h; input_layernorm)
+           q = xn Wq^T + bq,  k = xn Wk^T + bk,  v = xn Wv^T + bv     H query heads, Hkv key/value heads
+           q, k = RoPE(q, k; position)
+           a = attention(q, k, v) Wo^T                                causal, GQA; the stage-1 target
+           h = h + a
+           yn = RMSNorm(h; post_attention_layernorm)
+           h = h + W_down (silu(W_gate yn) * (W_up yn))
+       hidden = RMSNorm(h; norm);  logits = hidden W_head^T             W_head = embed when tied
+   One routine runs a layer for both uses: the batched forward (keys and values of all positions in
+   the workspace) and the cached step (new keys and values appended to the cache, queries attending
+   to everything cached before them). */
+
+#define ARWKV__TEACHER_MLP_ROWS 512  /* rows per MLP pass: bounds the two [rows, intermediate] buffers */
+#define ARWKV__TEACHER_LOGIT_ROWS 16 /* rows per lm_head pass in arwkv_teacher_step */
+
+struct arwkv_teacher {
+    arwkv_model *m;
+    arwkv_backend *be;
+    int cap_rows;                         /* rows the activation buffers hold */
+    float *x, *xn, *q, *k, *v, *att, *ao; /* [rows, C], [rows, C], [rows, H*D], [rows, Hkv*D] x2, [rows, H*D], [rows, C] */
+    float *gate, *up;                     /* [min(rows, MLP_ROWS), intermediate] */
+    int32_t *ids, *pos;                   /* [rows] */
+    float *logits;                        /* [LOGIT_ROWS, vocab], allocated by the first step */
+};
+
+struct arwkv_kv_cache {
+    arwkv_backend *be;
+    int n_layers, width; /* width = Hkv * head_dim floats per position */
+    int len, cap, max_len;
+    float **k, **v;      /* per layer: [cap, width] */
+};
+
+ARWKV_PRIVATE void arwkv__teacher_release(arwkv_teacher *t) {
+    float **bufs[] = {&t->x, &t->xn, &t->q, &t->k, &t->v, &t->att, &t->ao, &t->gate, &t->up};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        t->be->mem->free(t->be, *bufs[i]);
+        *bufs[i] = NULL;
+    }
+    t->be->mem->free(t->be, t->ids);
+    t->be->mem->free(t->be, t->pos);
+    t->ids = t->pos = NULL;
+    t->cap_rows = 0;
+}
+
+/* Make the activation buffers hold `rows` rows. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_reserve(arwkv_teacher *t, int rows) {
+    if (rows <= t->cap_rows) return ARWKV_OK;
+    const arwkv_config *c = &t->m->cfg;
+    size_t R = (size_t)rows, C = (size_t)c->hidden_size, Q = (size_t)c->num_heads * c->head_dim,
+           KV = (size_t)c->num_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
+    size_t mlp_rows = R < ARWKV__TEACHER_MLP_ROWS ? R : ARWKV__TEACHER_MLP_ROWS;
+    arwkv__teacher_release(t);
+    struct {
+        void **p;
+        size_t bytes;
+    } want[] = {{(void **)&t->x, R * C * 4},      {(void **)&t->xn, R * C * 4},        {(void **)&t->q, R * Q * 4},
+                {(void **)&t->k, R * KV * 4},     {(void **)&t->v, R * KV * 4},        {(void **)&t->att, R * Q * 4},
+                {(void **)&t->ao, R * C * 4},     {(void **)&t->gate, mlp_rows * F * 4}, {(void **)&t->up, mlp_rows * F * 4},
+                {(void **)&t->ids, R * 4},        {(void **)&t->pos, R * 4}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        arwkv_result r = t->be->mem->alloc(t->be, want[i].bytes, want[i].p);
+        if (r != ARWKV_OK) {
+            arwkv__teacher_release(t);
+            return arwkv__context(r, "teacher workspace for %d rows", rows);
+        }
+    }
+    t->cap_rows = rows;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out) {
+    *out = NULL;
+    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the teacher must be a Qwen2ForCausalLM, this model is %s", m->dir ? m->dir : "model",
+                           arwkv_arch_name(m->cfg.arch));
+    if (!m->be->qwen)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no Qwen ops (rope, attention)", arwkv_backend_name(m->be));
+    arwkv_teacher *t = (arwkv_teacher *)arwkv__calloc(1, sizeof *t);
+    if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "teacher: out of memory");
+    t->m = m;
+    t->be = m->be;
+    *out = t;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_teacher_free(arwkv_teacher *t) {
+    if (!t) return;
+    arwkv__teacher_release(t);
+    t->be->mem->free(t->be, t->logits);
+    arwkv__free(t);
+}
+
+/* y[rows, out] = x[rows, in] W^T (+ b): an nn.Linear through the backend, written with row stride ldy. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_linear(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, int rows, const arwkv_param *W,
+                                                 const arwkv_param *b, int accumulate) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, ldy, accumulate, b ? (const float *)b->data : NULL);
+}
+
+/* Host ids into backend memory, checked against the vocabulary first (a bad id would read outside
+   the embedding table). */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_upload_ids(arwkv_teacher *t, const int32_t *ids, int n) {
+    int V = t->m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher: token id %d at position %d is outside the vocabulary [0, %d)", (int)ids[i], i, V);
+    return t->be->mem->upload(t->be, t->ids, ids, (size_t)n * sizeof(int32_t));
+}
+
+/* One decoder layer over B sequences of n new tokens each; t->x [B*n, C] is updated in place. The
+   new keys and values go to rows p0..p0+n-1 of kc and vc (sequence b's rows start at b*kv_bs), and
+   query i attends to rows 0..p0+i there. Either B == 1 (the cached step), or p0 == 0 and the
+   sequences' rows are back to back (kv_bs = n*KV, the batched forward), so that each projection is
+   one matrix product over all B*n rows. pos gives each row's position (NULL: p0 + row). */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, int n, int p0, float *kc, float *vc, ptrdiff_t kv_bs,
+                                                const int32_t *pos, arwkv_layer_hook hook, void *user) {
+    arwkv_backend *be = t->be;
+    const arwkv_config *c = &t->m->cfg;
+    const arwkv_layer *L = &t->m->layers[l];
+    int C = c->hidden_size, H = c->num_heads, Hkv = c->num_kv_heads, D = c->head_dim, F = c->intermediate_size;
+    int KV = Hkv * D, R = B * n;
+    ARWKV_ASSERT(B == 1 || (p0 == 0 && kv_bs == (ptrdiff_t)n * KV));
+    float *k_new = kc + (ptrdiff_t)p0 * KV, *v_new = vc + (ptrdiff_t)p0 * KV;
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, R, C, c->rms_norm_eps));
+    ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, R, L->q_w, L->q_b, 0));
+    ARWKV__TRY(arwkv__teacher_linear(be, k_new, KV, t->xn, R, L->k_w, L->k_b, 0));
+    ARWKV__TRY(arwkv__teacher_linear(be, v_new, KV, t->xn, R, L->v_w, L->v_b, 0));
+    ARWKV__TRY(be->qwen->rope_forward(be, t->q, R, H, D, (ptrdiff_t)H * D, pos, p0, c->rope_theta));
+    ARWKV__TRY(be->qwen->rope_forward(be, k_new, R, Hkv, D, KV, pos, p0, c->rope_theta));
+    ARWKV__TRY(be->qwen->attention_forward(be, t->att, t->q, kc, vc, B, n, p0, H, Hkv, D, kv_bs));
+    ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, R, L->o_w, L->o_b, 0));
+    if (hook) ARWKV__TRY(hook(user, l, t->x, t->xn, t->ao, R));
+    ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)R * C));
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, R, C, c->rms_norm_eps));
+    for (int r0 = 0; r0 < R; r0 += ARWKV__TEACHER_MLP_ROWS) { /* rows are independent here: a chunk at a time */
+        int rows = R - r0 < ARWKV__TEACHER_MLP_ROWS ? R - r0 : ARWKV__TEACHER_MLP_ROWS;
+        const float *yn = t->xn + (ptrdiff_t)r0 * C;
+        ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+        ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F)); /* elementwise: in place is fine */
+        ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1)); /* h += MLP */
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *ids, int B, int T, arwkv_layer_hook hook, void *user,
+                                             const float **hidden) {
+    *hidden = NULL;
+    const arwkv_config *c = &t->m->cfg;
+    arwkv_backend *be = t->be;
+    if (B <= 0 || T <= 0 || (int64_t)B * T > INT_MAX / (c->intermediate_size > c->hidden_size ? c->intermediate_size : c->hidden_size))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher forward: bad batch shape B=%d T=%d", B, T);
+    int R = B * T, KV = c->num_kv_heads * c->head_dim;
+    ARWKV__TRY(arwkv__teacher_reserve(t, R));
+    ARWKV__TRY(arwkv__teacher_upload_ids(t, ids, R));
+    int32_t *pos = (int32_t *)arwkv__malloc((size_t)R * sizeof(int32_t));
+    if (!pos) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "teacher forward: out of memory");
+    for (int r = 0; r < R; r++) pos[r] = r % T; /* every sequence starts at position 0 */
+    arwkv_result res = be->mem->upload(be, t->pos, pos, (size_t)R * sizeof(int32_t));
+    arwkv__free(pos);
+    ARWKV__TRY(res);
+    ARWKV__TRY(be->core->embed_forward(be, t->x, t->ids, R, t->m->embed->data, t->m->embed->dtype, c->hidden_size));
+    for (int l = 0; l < c->num_layers; l++) {
+        res = arwkv__teacher_layer(t, l, B, T, 0, t->k, t->v, (ptrdiff_t)T * KV, t->pos, hook, user);
+        if (res != ARWKV_OK) return arwkv__context(res, "teacher forward, layer %d", l);
+    }
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, t->m->final_norm->data, t->m->final_norm->dtype, R, c->hidden_size,
+                                         c->rms_norm_eps));
+    *hidden = t->xn;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_teacher_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits) {
+    if (n_rows < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher logits: %d rows", n_rows);
+    return arwkv__teacher_linear(m->be, logits, m->cfg.vocab_size, hidden, n_rows, m->lm_head, NULL, 0);
+}
+
+/* ---- KV cache ---------------------------------------------------------------------------------- */
+
+ARWKV_PRIVATE arwkv_result arwkv__kv_cache_reserve(arwkv_kv_cache *c, int need) {
+    if (need <= c->cap) return ARWKV_OK;
+    if (c->max_len > 0 && need > c->max_len)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "KV cache full: %d positions needed, max_len is %d (create the cache with a larger "
+                           "max_len, or 0 to let it grow)", need, c->max_len);
+    int cap = c->max_len > 0 ? c->max_len : (need > 2 * c->cap ? need : 2 * c->cap);
+    if (cap < 64 && c->max_len <= 0) cap = 64;
+    size_t row = (size_t)c->width * sizeof(float);
+    float **nk = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *)), **nv = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *));
+    arwkv_result r = nk && nv ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
+    for (int l = 0; l < c->n_layers && r == ARWKV_OK; l++) {
+        r = c->be->mem->alloc(c->be, (size_t)cap * row, (void **)&nk[l]);
+        if (r == ARWKV_OK) r = c->be->mem->alloc(c->be, (size_t)cap * row, (void **)&nv[l]);
+        if (r == ARWKV_OK && c->len > 0) r = c->be->mem->copy(c->be, nk[l], c->k[l], (size_t)c->len * row);
+        if (r == ARWKV_OK && c->len > 0) r = c->be->mem->copy(c->be, nv[l], c->v[l], (size_t)c->len * row);
+    }
+    float **drop_k = r == ARWKV_OK ? c->k : nk, **drop_v = r == ARWKV_OK ? c->v : nv; /* keep the old cache on failure */
+    for (int l = 0; l < c->n_layers; l++) {
+        if (drop_k) c->be->mem->free(c->be, drop_k[l]);
+        if (drop_v) c->be->mem->free(c->be, drop_v[l]);
+    }
+    arwkv__free(drop_k);
+    arwkv__free(drop_v);
+    if (r != ARWKV_OK) return arwkv__context(r, "KV cache of %d positions", cap);
+    c->k = nk, c->v = nv, c->cap = cap;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_kv_cache_create(arwkv_model *m, int max_len, arwkv_kv_cache **out) {
+    *out = NULL;
+    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "KV cache: the model is %s, not a Qwen2ForCausalLM", arwkv_arch_name(m->cfg.arch));
+    arwkv_kv_cache *c = (arwkv_kv_cache *)arwkv__calloc(1, sizeof *c);
+    if (!c) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
+    c->be = m->be;
+    c->n_layers = m->cfg.num_layers;
+    c->width = m->cfg.num_kv_heads * m->cfg.head_dim;
+    c->max_len = max_len > 0 ? max_len : 0;
+    c->k = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *));
+    c->v = (float **)arwkv__calloc((size_t)c->n_layers, sizeof(float *));
+    arwkv_result r = c->k && c->v ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
+    if (r == ARWKV_OK && c->max_len > 0) r = arwkv__kv_cache_reserve(c, c->max_len);
+    if (r != ARWKV_OK) {
+        arwkv_kv_cache_free(c);
+        return r;
+    }
+    *out = c;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_kv_cache_free(arwkv_kv_cache *c) {
+    if (!c) return;
+    for (int l = 0; l < c->n_layers; l++) {
+        if (c->k) c->be->mem->free(c->be, c->k[l]);
+        if (c->v) c->be->mem->free(c->be, c->v[l]);
+    }
+    arwkv__free(c->k);
+    arwkv__free(c->v);
+    arwkv__free(c);
+}
+
+ARWKV_API void arwkv_kv_cache_reset(arwkv_kv_cache *c) { c->len = 0; }
+ARWKV_API int arwkv_kv_cache_len(const arwkv_kv_cache *c) { return c->len; }
+ARWKV_API size_t arwkv_kv_cache_bytes(const arwkv_kv_cache *c) {
+    return 2 * (size_t)c->n_layers * (size_t)c->cap * (size_t)c->width * sizeof(float);
+}
+
+/* ---- Cached decoding ---------------------------------------------------------------------------- */
+
+ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, const int32_t *ids, int n, float *logits_last,
+                                          float *logits_all) {
+    const arwkv_config *cfg = &t->m->cfg;
+    arwkv_backend *be = t->be;
+    int C = cfg->hidden_size, V = cfg->vocab_size;
+    if (n <= 0 || n > INT_MAX / (cfg->intermediate_size > C ? cfg->intermediate_size : C))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: %d tokens", n);
+    if (c->n_layers != cfg->num_layers || c->width != cfg->num_kv_heads * cfg->head_dim || c->be != be)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: the KV cache was made for another model (%d layers x %d, this one %d x %d)",
+                           c->n_layers, c->width, cfg->num_layers, cfg->num_kv_heads * cfg->head_dim);
+    if (c->len > INT_MAX - n) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: position overflow");
+    ARWKV__TRY(arwkv__kv_cache_reserve(c, c->len + n));
+    ARWKV__TRY(arwkv__teacher_reserve(t, n));
+    if (!t->logits && (logits_last || logits_all))
+        ARWKV__TRY(be->mem->alloc(be, (size_t)ARWKV__TEACHER_LOGIT_ROWS * V * sizeof(float), (void **)&t->logits));
+    ARWKV__TRY(arwkv__teacher_upload_ids(t, ids, n));
+    ARWKV__TRY(be->core->embed_forward(be, t->x, t->ids, n, t->m->embed->data, t->m->embed->dtype, C));
+    for (int l = 0; l < cfg->num_layers; l++) {
+        arwkv_result r = arwkv__teacher_layer(t, l, 1, n, c->len, c->k[l], c->v[l], 0, NULL, NULL, NULL);
+        if (r != ARWKV_OK) return arwkv__context(r, "teacher step at position %d, layer %d", c->len, l);
+    }
+    ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, t->m->final_norm->data, t->m->final_norm->dtype, n, C, cfg->rms_norm_eps));
+    if (logits_all)
+        for (int r0 = 0; r0 < n; r0 += ARWKV__TEACHER_LOGIT_ROWS) {
+            int rows = n - r0 < ARWKV__TEACHER_LOGIT_ROWS ? n - r0 : ARWKV__TEACHER_LOGIT_ROWS;
+            ARWKV__TRY(arwkv_teacher_logits(t->m, t->xn + (ptrdiff_t)r0 * C, rows, t->logits));
+            ARWKV__TRY(be->mem->download(be, logits_all + (size_t)r0 * V, t->logits, (size_t)rows * V * sizeof(float)));
+        }
+    if (logits_last && logits_all) memcpy(logits_last, logits_all + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
+    else if (logits_last) {
+        ARWKV__TRY(arwkv_teacher_logits(t->m, t->xn + (ptrdiff_t)(n - 1) * C, 1, t->logits));
+        ARWKV__TRY(be->mem->download(be, logits_last, t->logits, (size_t)V * sizeof(float)));
+    }
+    c->len += n;
+    return ARWKV_OK;
 }
 
 /* @@teacher-impl@@ */

@@ -1,0 +1,472 @@
+/* Teacher: the Qwen2 ops (RoPE, causal GQA attention) against float64 references, and the Qwen2
+   forward against what transformers computes (shared/reference/qwen2_code_tiny_reference.safetensors
+   and, when present, tests/data/teacher_ref.safetensors made by tools/ref_teacher.py).
+
+   The measure of a tensor's error is test_rel_err: max |ours - reference| / max |reference| over the
+   tensor. Beside it we print the worst elementwise relative error |a - b| / |b| over the elements
+   with |b| >= 1% of max |b| (smaller elements are rounding noise of sums that cancel). */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#include "test.h"
+
+static int quick(void) { return getenv("ARWKV_TEST_QUICK") && *getenv("ARWKV_TEST_QUICK") == '1'; }
+
+static double elem_rel_err(const float *a, const float *b, size_t n) {
+    double mb = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) mb = fabs((double)b[i]) > mb ? fabs((double)b[i]) : mb;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)b[i]) >= 0.01 * mb) {
+            double e = fabs((double)a[i] - (double)b[i]) / fabs((double)b[i]);
+            if (!(e <= worst)) worst = e;
+        }
+    return worst;
+}
+
+/* ---- RoPE ----------------------------------------------------------------------------------------- */
+
+TEST(rope_matches_closed_form) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    const int rows = 37, H = 3, D = 64;
+    const ptrdiff_t ld = H * D + 5; /* a padded row stride */
+    const double theta = 1e6;
+    float *x = (float *)malloc(sizeof(float) * rows * ld), *y = (float *)malloc(sizeof(float) * rows * ld),
+          *z = (float *)malloc(sizeof(float) * rows * ld);
+    int32_t pos[37];
+    test_seed(1);
+    test_fill_randn(x, (size_t)rows * ld, 1);
+    for (int r = 0; r < rows; r++) pos[r] = 300 + 7 * r;
+    memcpy(y, x, sizeof(float) * rows * ld);
+    CHECK_OK(be->qwen->rope_forward(be, y, rows, H, D, ld, pos, 0, theta));
+    double worst = 0, mx = 0;
+    for (int r = 0; r < rows; r++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < D / 2; i++) {
+                double angle = pos[r] * pow(theta, -2.0 * i / D), c = cos(angle), s = sin(angle);
+                const float *xr = x + r * ld + h * D;
+                double want1 = xr[i] * c - xr[i + D / 2] * s, want2 = xr[i + D / 2] * c + xr[i] * s;
+                const float *yr = y + r * ld + h * D;
+                double e = fmax(fabs(yr[i] - want1), fabs(yr[i + D / 2] - want2));
+                worst = e > worst ? e : worst;
+                mx = fmax(mx, fmax(fabs(want1), fabs(want2)));
+            }
+    /* the angle is formed in fp32 as transformers does: at position ~550 one ulp is 3e-5 rad */
+    CHECK(worst / mx < 2e-5, "rope vs closed form: max error %g of max %g", worst, mx);
+    for (int r = 0; r < rows; r++) /* the padding between rows is never touched */
+        for (int j = H * D; j < ld; j++) CHECK(y[r * ld + j] == x[r * ld + j], "padding changed at row %d", r);
+    /* positions as an offset give the same bits as the same positions listed per row */
+    for (int r = 0; r < rows; r++) pos[r] = 40 + r;
+    memcpy(y, x, sizeof(float) * rows * ld);
+    memcpy(z, x, sizeof(float) * rows * ld);
+    CHECK_OK(be->qwen->rope_forward(be, y, rows, H, D, ld, pos, 0, theta));
+    CHECK_OK(be->qwen->rope_forward(be, z, rows, H, D, ld, NULL, 40, theta));
+    CHECK(memcmp(y, z, sizeof(float) * rows * ld) == 0, "offset and per-row positions differ");
+    /* position 0 is the identity */
+    memcpy(y, x, sizeof(float) * rows * ld);
+    CHECK_OK(be->qwen->rope_forward(be, y, 1, H, D, ld, NULL, 0, theta));
+    CHECK(memcmp(y, x, sizeof(float) * H * D) == 0, "position 0 changed the row");
+    CHECK(be->qwen->rope_forward(be, y, rows, H, 63, ld, NULL, 0, theta) == ARWKV_ERR_INVALID_ARGUMENT &&
+              strstr(arwkv_last_error(), "head_dim 63"), "odd head_dim rejected: %s", arwkv_last_error());
+    free(x), free(y), free(z);
+    arwkv_backend_destroy(be);
+}
+
+/* ---- Attention ------------------------------------------------------------------------------------ */
+
+/* float64 causal GQA attention, the textbook way: full score rows, softmax, weighted sum. */
+static void attention_ref(double *out, const float *q, const float *k, const float *v, int B, int Tq, int p0, int H, int Hkv, int D,
+                          ptrdiff_t kv_bs) {
+    double *s = (double *)malloc(sizeof(double) * (p0 + Tq));
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < Tq; i++)
+            for (int h = 0; h < H; h++) {
+                int g = h / (H / Hkv), n = p0 + i + 1;
+                const float *qi = q + ((size_t)(b * Tq + i) * H + h) * D;
+                double m = -INFINITY, l = 0;
+                for (int j = 0; j < n; j++) {
+                    const float *kj = k + b * kv_bs + ((size_t)j * Hkv + g) * D;
+                    double d = 0;
+                    for (int e = 0; e < D; e++) d += (double)qi[e] * kj[e];
+                    s[j] = d / sqrt((double)D);
+                    m = s[j] > m ? s[j] : m;
+                }
+                for (int j = 0; j < n; j++) l += (s[j] = exp(s[j] - m));
+                double *o = out + ((size_t)(b * Tq + i) * H + h) * D;
+                for (int e = 0; e < D; e++) {
+                    double acc = 0;
+                    for (int j = 0; j < n; j++) acc += s[j] * v[b * kv_bs + ((size_t)j * Hkv + g) * D + e];
+                    o[e] = acc / l;
+                }
+            }
+    free(s);
+}
+
+TEST(attention_matches_float64) {
+    /* B, Tq, p0, H, Hkv, D: one query block and one key block; many of both with a cached prefix;
+       a decode step; a head size that is not a multiple of 16 (the generic column path); MHA */
+    static const int cases[][6] = {{2, 5, 0, 4, 2, 64}, {2, 70, 0, 4, 1, 64}, {1, 45, 100, 2, 1, 64}, {1, 1, 200, 14, 2, 64},
+                                   {3, 33, 3, 6, 3, 24}, {1, 40, 0, 2, 2, 128}};
+    arwkv_backend *be[3];
+    for (int t = 0; t < 3; t++) CHECK_OK(arwkv_backend_cpu(t + 1, &be[t]));
+    test_seed(2);
+    for (size_t cs = 0; cs < sizeof cases / sizeof cases[0]; cs++) {
+        int B = cases[cs][0], Tq = cases[cs][1], p0 = cases[cs][2], H = cases[cs][3], Hkv = cases[cs][4], D = cases[cs][5];
+        ptrdiff_t kv_bs = (ptrdiff_t)(p0 + Tq + 3) * Hkv * D; /* sequences not back to back */
+        size_t nq = (size_t)B * Tq * H * D, nkv = (size_t)B * kv_bs;
+        float *q = (float *)malloc(sizeof(float) * nq), *k = (float *)malloc(sizeof(float) * nkv), *v = (float *)malloc(sizeof(float) * nkv);
+        float *out = (float *)malloc(sizeof(float) * nq), *out0 = (float *)malloc(sizeof(float) * nq);
+        double *ref = (double *)malloc(sizeof(double) * nq);
+        float *reff = (float *)malloc(sizeof(float) * nq);
+        test_fill_randn(q, nq, 2); /* scores of a few units: a peaked softmax, as in trained models */
+        test_fill_randn(k, nkv, 1);
+        test_fill_randn(v, nkv, 1);
+        attention_ref(ref, q, k, v, B, Tq, p0, H, Hkv, D, kv_bs);
+        for (size_t i = 0; i < nq; i++) reff[i] = (float)ref[i];
+        for (int t = 0; t < 3; t++) {
+            for (size_t i = 0; i < nq; i++) out[i] = NAN;
+            CHECK_OK(be[t]->qwen->attention_forward(be[t], out, q, k, v, B, Tq, p0, H, Hkv, D, kv_bs));
+            double e = test_rel_err(out, reff, nq);
+            CHECK(e < 2e-6, "case %zu (B%d Tq%d p0 %d H%d Hkv%d D%d) threads %d: error %g", cs, B, Tq, p0, H, Hkv, D, t + 1, e);
+            if (t == 0) memcpy(out0, out, sizeof(float) * nq);
+            else CHECK(memcmp(out0, out, sizeof(float) * nq) == 0, "case %zu: %d threads differ from 1", cs, t + 1);
+        }
+        free(q), free(k), free(v), free(out), free(out0), free(ref), free(reff);
+    }
+    /* a query block of a long prefix equals the same rows of the whole sequence (what the KV cache relies on) */
+    {
+        int T = 90, p0 = 61, H = 2, Hkv = 1, D = 64;
+        size_t nq = (size_t)T * H * D, nkv = (size_t)T * Hkv * D;
+        float *q = (float *)malloc(sizeof(float) * nq), *k = (float *)malloc(sizeof(float) * nkv), *v = (float *)malloc(sizeof(float) * nkv);
+        float *full = (float *)malloc(sizeof(float) * nq), *tail = (float *)malloc(sizeof(float) * nq);
+        test_fill_randn(q, nq, 2), test_fill_randn(k, nkv, 1), test_fill_randn(v, nkv, 1);
+        CHECK_OK(be[1]->qwen->attention_forward(be[1], full, q, k, v, 1, T, 0, H, Hkv, D, 0));
+        CHECK_OK(be[1]->qwen->attention_forward(be[1], tail, q + (size_t)p0 * H * D, k, v, 1, T - p0, p0, H, Hkv, D, 0));
+        CHECK(test_rel_err(tail, full + (size_t)p0 * H * D, (size_t)(T - p0) * H * D) < 1e-6, "cached rows differ from the full pass");
+        free(q), free(k), free(v), free(full), free(tail);
+    }
+    float x[64];
+    CHECK(be[0]->qwen->attention_forward(be[0], x, x, x, x, 1, 1, 0, 3, 2, 64, 0) == ARWKV_ERR_INVALID_ARGUMENT &&
+              strstr(arwkv_last_error(), "kv heads 2"), "kv heads must divide heads: %s", arwkv_last_error());
+    for (int t = 0; t < 3; t++) arwkv_backend_destroy(be[t]);
+}
+
+/* ---- The reference model --------------------------------------------------------------------------- */
+
+#define MODEL_DIR "models/qwen2-code-tiny"
+
+typedef struct {
+    arwkv_safetensors *st;
+    char path[512];
+} reference;
+
+static int open_reference(reference *r, const char *name) {
+    snprintf(r->path, sizeof r->path, "%s/reference/%s", test_shared_dir(), name);
+    r->st = NULL;
+    if (!test_file_exists(r->path)) return 0;
+    CHECK_OK(arwkv_st_open(r->path, &r->st));
+    return r->st != NULL;
+}
+
+/* A reference tensor as fp32 (malloc'd), or NULL with a failed CHECK. */
+static float *ref_f32(arwkv_safetensors *st, const char *name, int64_t n) {
+    float *x = (float *)malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    arwkv_result r = arwkv_st_read_f32(st, name, x, n);
+    CHECK(r == ARWKV_OK, "reading %s: %s", name, arwkv_last_error());
+    if (r != ARWKV_OK) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* An int32 tensor of the reference (malloc'd) and its length. */
+static int32_t *ref_ids(arwkv_safetensors *st, const char *name, int *n) {
+    const arwkv_tensor_info *t = arwkv_st_find(st, name);
+    CHECK(t && t->dtype == ARWKV_I32, "%s: int32 tensor expected", name);
+    if (!t || t->dtype != ARWKV_I32) return NULL;
+    *n = (int)t->numel;
+    int32_t *ids = (int32_t *)malloc(t->nbytes + 4);
+    memcpy(ids, t->data, t->nbytes);
+    return ids;
+}
+
+typedef struct {
+    arwkv_backend *be;
+    int layers, rows, C;
+    float *x, *xn, *ao; /* [layers][rows][C] */
+} hook_record;
+
+static arwkv_result record_hook(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows) {
+    hook_record *h = (hook_record *)user;
+    if (layer < 0 || layer >= h->layers || rows != h->rows) return ARWKV_ERR_SHAPE;
+    size_t n = (size_t)rows * h->C, off = (size_t)layer * n;
+    ARWKV__TRY(h->be->mem->download(h->be, h->x + off, x, n * sizeof(float)));
+    ARWKV__TRY(h->be->mem->download(h->be, h->xn + off, xn, n * sizeof(float)));
+    return h->be->mem->download(h->be, h->ao + off, attn_out, n * sizeof(float));
+}
+
+static arwkv_result stop_hook(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows) {
+    (void)x, (void)xn, (void)attn_out, (void)rows;
+    int *calls = (int *)user;
+    ++*calls;
+    if (layer == 2) return arwkv__fail(ARWKV_ERR_INTERRUPTED, "stopped by the hook at layer %d", layer);
+    return ARWKV_OK;
+}
+
+/* Largest logit of a row (the first on ties). */
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Logits of all rows of a forward's hidden states, on the host. */
+static float *all_logits(arwkv_model *m, const float *hidden, int rows) {
+    size_t V = (size_t)m->cfg.vocab_size;
+    float *dev = NULL, *host = (float *)malloc(sizeof(float) * rows * V);
+    CHECK_OK(m->be->mem->alloc(m->be, sizeof(float) * rows * V, (void **)&dev));
+    if (dev) CHECK_OK(arwkv_teacher_logits(m, hidden, rows, dev));
+    if (dev) CHECK_OK(m->be->mem->download(m->be, host, dev, sizeof(float) * rows * V));
+    m->be->mem->free(m->be, dev);
+    return host;
+}
+
+TEST(teacher_matches_transformers) {
+    reference ref;
+    if (!open_reference(&ref, "qwen2_code_tiny_reference.safetensors")) SKIP("%s not found (set ARWKV_SHARED)", ref.path);
+    arwkv_backend *be;
+    arwkv_model *m = NULL;
+    arwkv_teacher *t = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
+    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
+    int T = 0;
+    int32_t *ids = ref_ids(ref.st, "input_ids", &T);
+    if (!t || !ids) goto done;
+    {
+        int C = m->cfg.hidden_size, L = m->cfg.num_layers, V = m->cfg.vocab_size;
+        size_t n = (size_t)T * C;
+        hook_record rec = {be, L, T, C, (float *)malloc(sizeof(float) * L * n), (float *)malloc(sizeof(float) * L * n),
+                           (float *)malloc(sizeof(float) * L * n)};
+        const float *hidden = NULL;
+        CHECK_OK(arwkv_teacher_forward(t, ids, 1, T, record_hook, &rec, &hidden));
+        if (!hidden) goto done_rec;
+        double worst_h = 0, worst_a = 0, worst_xn = 0, elem_h = 0, elem_a = 0;
+        char name[64];
+        for (int l = 0; l <= L; l++) {
+            snprintf(name, sizeof name, "hidden_states.%d", l);
+            float *want = ref_f32(ref.st, name, (int64_t)n);
+            float *got = l < L ? rec.x + l * n : (float *)malloc(sizeof(float) * n);
+            if (l == L) CHECK_OK(be->mem->download(be, got, hidden, sizeof(float) * n));
+            if (want) {
+                double e = test_rel_err(got, want, n);
+                CHECK(e < 1e-4, "%s: error %g", name, e);
+                worst_h = fmax(worst_h, e), elem_h = fmax(elem_h, elem_rel_err(got, want, n));
+                if (l < L) { /* the hook's xn is input_layernorm of the reference's layer input */
+                    float w[4096], *xn_ref = (float *)malloc(sizeof(float) * n);
+                    CHECK_OK(arwkv_param_read(m, m->layers[l].in_norm, w, C));
+                    for (int r = 0; r < T; r++) {
+                        double ss = 0;
+                        for (int i = 0; i < C; i++) ss += (double)want[r * C + i] * want[r * C + i];
+                        double rs = 1 / sqrt(ss / C + m->cfg.rms_norm_eps);
+                        for (int i = 0; i < C; i++) xn_ref[r * C + i] = (float)(want[r * C + i] * rs * w[i]);
+                    }
+                    double exn = test_rel_err(rec.xn + l * n, xn_ref, n);
+                    CHECK(exn < 1e-4, "xn of layer %d: error %g", l, exn);
+                    worst_xn = fmax(worst_xn, exn);
+                    free(xn_ref);
+                }
+            }
+            free(want);
+            if (l == L) free(got);
+            if (l == L) break;
+            snprintf(name, sizeof name, "attn_out.%d", l);
+            want = ref_f32(ref.st, name, (int64_t)n);
+            if (want) {
+                double e = test_rel_err(rec.ao + l * n, want, n);
+                CHECK(e < 1e-4, "%s: error %g", name, e);
+                worst_a = fmax(worst_a, e), elem_a = fmax(elem_a, elem_rel_err(rec.ao + l * n, want, n));
+            }
+            free(want);
+        }
+        float *logits = all_logits(m, hidden, T), *want = ref_f32(ref.st, "logits", (int64_t)T * V);
+        if (want) {
+            double e = test_rel_err(logits, want, (size_t)T * V);
+            CHECK(e < 1e-4, "logits: error %g", e);
+            int same_argmax = 1;
+            for (int r = 0; r < T; r++) same_argmax &= argmax(logits + (size_t)r * V, V) == argmax(want + (size_t)r * V, V);
+            CHECK(same_argmax, "argmax of some row differs");
+            printf("    vs transformers (max|a-b|/max|b| per tensor; worst elementwise rel. error where |b| >= 1%% of max):\n"
+                   "      hidden_states.0-%d %.2e (%.2e)  attn_out.0-%d %.2e (%.2e)  hook xn %.2e  logits [%d,%d] %.2e (%.2e)\n",
+                   L, worst_h, elem_h, L - 1, worst_a, elem_a, worst_xn, T, V, e, elem_rel_err(logits, want, (size_t)T * V));
+        }
+        free(logits), free(want);
+    done_rec:
+        free(rec.x), free(rec.xn), free(rec.ao);
+        /* a hook can stop the forward; its code and message come back */
+        int calls = 0;
+        CHECK(arwkv_teacher_forward(t, ids, 1, T, stop_hook, &calls, &hidden) == ARWKV_ERR_INTERRUPTED && calls == 3 &&
+                  strstr(arwkv_last_error(), "stopped by the hook") && strstr(arwkv_last_error(), "layer 2") && hidden == NULL,
+              "hook stop: calls %d, '%s'", calls, arwkv_last_error());
+        ids[5] = V;
+        CHECK(arwkv_teacher_forward(t, ids, 1, T, NULL, NULL, &hidden) == ARWKV_ERR_INVALID_ARGUMENT &&
+                  strstr(arwkv_last_error(), "position 5"), "bad id: %s", arwkv_last_error());
+    }
+done:
+    free(ids);
+    arwkv_teacher_free(t);
+    arwkv_model_free(m);
+    arwkv_backend_destroy(be);
+    arwkv_st_close(ref.st);
+}
+
+TEST(greedy_generation_matches_transformers) {
+    reference ref;
+    if (!open_reference(&ref, "qwen2_code_tiny_reference.safetensors")) SKIP("%s not found (set ARWKV_SHARED)", ref.path);
+    arwkv_backend *be;
+    arwkv_model *m = NULL;
+    arwkv_teacher *t = NULL;
+    arwkv_kv_cache *c = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
+    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
+    if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &c));
+    int T = 0, n_want = 0;
+    int32_t *prompt = ref_ids(ref.st, "input_ids", &T), *want = ref_ids(ref.st, "greedy_ids", &n_want);
+    if (t && c && prompt && want) {
+        int V = m->cfg.vocab_size, eos = m->cfg.eos_token_id;
+        float *logits = (float *)malloc(sizeof(float) * V);
+        int32_t *got = (int32_t *)malloc(sizeof(int32_t) * (n_want + 1));
+        memcpy(got, prompt, sizeof(int32_t) * T);
+        int n = T;
+        arwkv_result r = arwkv_teacher_step(t, c, prompt, T, logits, NULL);
+        CHECK_OK(r);
+        while (r == ARWKV_OK && n < n_want) {
+            got[n] = argmax(logits, V);
+            if (got[n++] == eos) break;
+            r = arwkv_teacher_step(t, c, &got[n - 1], 1, logits, NULL);
+            CHECK_OK(r);
+        }
+        int same = n == n_want && memcmp(got, want, sizeof(int32_t) * n) == 0;
+        CHECK(same, "greedy continuation differs (%d tokens, reference %d)", n, n_want);
+        printf("    greedy: %d prompt + %d generated tokens, identical to transformers; cache %d positions, %zu bytes\n", T, n - T,
+               arwkv_kv_cache_len(c), arwkv_kv_cache_bytes(c));
+        CHECK(arwkv_kv_cache_len(c) == n - 1, "cache length %d", arwkv_kv_cache_len(c));
+        CHECK(arwkv_kv_cache_bytes(c) == 2 * 8 * 64 * 64 * sizeof(float), "cache bytes %zu (64 positions of 8 layers x 64 floats x 2)",
+              arwkv_kv_cache_bytes(c));
+        free(logits), free(got);
+    }
+    free(prompt), free(want);
+    arwkv_kv_cache_free(c);
+    arwkv_teacher_free(t);
+    arwkv_model_free(m);
+    arwkv_backend_destroy(be);
+    arwkv_st_close(ref.st);
+}
+
+/* ---- Consistency: cache vs full pass, batch vs single, threads -------------------------------------- */
+
+/* A deterministic token sequence of code-like ids. */
+static void fake_ids(int32_t *ids, int n, unsigned seed) {
+    for (int i = 0; i < n; i++) ids[i] = (int32_t)((seed = seed * 1103515245u + 12345u) >> 8) % 20000;
+}
+
+TEST(kv_cache_equals_full_forward) {
+    arwkv_backend *be;
+    arwkv_model *m = NULL;
+    arwkv_teacher *t = NULL;
+    arwkv_kv_cache *grow = NULL, *fixed = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
+    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
+    if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &grow));
+    if (m) CHECK_OK(arwkv_kv_cache_create(m, 80, &fixed));
+    if (t && grow && fixed) {
+        const int T = 80, P = 10; /* the cache grows past its first 64 positions */
+        int V = m->cfg.vocab_size;
+        int32_t ids[80];
+        fake_ids(ids, T, 3);
+        const float *hidden;
+        CHECK_OK(arwkv_teacher_forward(t, ids, 1, T, NULL, NULL, &hidden));
+        float *full = all_logits(m, hidden, T), *step = (float *)malloc(sizeof(float) * T * V),
+              *last = (float *)malloc(sizeof(float) * V);
+        /* prefill P tokens (all their logits), then one token at a time */
+        CHECK_OK(arwkv_teacher_step(t, grow, ids, P, last, step));
+        CHECK(memcmp(last, step + (size_t)(P - 1) * V, sizeof(float) * V) == 0, "logits_last is the last row of logits_all");
+        for (int i = P; i < T; i++) CHECK_OK(arwkv_teacher_step(t, grow, ids + i, 1, step + (size_t)i * V, NULL));
+        double e = test_rel_err(step, full, (size_t)T * V);
+        CHECK(e < 1e-5, "prefill %d + decode %d vs full forward: error %g", P, T - P, e);
+        printf("    prefill %d + %d decode steps vs one forward of %d: logits error %.2e\n", P, T - P, T, e);
+        /* a preallocated cache gives the same, then refuses to grow */
+        CHECK_OK(arwkv_teacher_step(t, fixed, ids, T, NULL, step));
+        CHECK(test_rel_err(step, full, (size_t)T * V) < 1e-6, "prefill of all %d tokens vs forward", T);
+        CHECK(arwkv_kv_cache_bytes(fixed) == 2 * 8 * 80 * 64 * sizeof(float), "fixed cache bytes %zu", arwkv_kv_cache_bytes(fixed));
+        CHECK(arwkv_teacher_step(t, fixed, ids, 1, last, NULL) == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "max_len is 80") &&
+                  arwkv_kv_cache_len(fixed) == T, "full cache: %s", arwkv_last_error());
+        arwkv_kv_cache_reset(fixed);
+        CHECK_OK(arwkv_teacher_step(t, fixed, ids, 1, last, NULL));
+        CHECK(test_rel_err(last, full, V) < 1e-5, "after reset the first position starts over: error %g", test_rel_err(last, full, V));
+        free(full), free(step), free(last);
+    }
+    arwkv_kv_cache_free(grow);
+    arwkv_kv_cache_free(fixed);
+    arwkv_teacher_free(t);
+    arwkv_model_free(m);
+    arwkv_backend_destroy(be);
+}
+
+TEST(batch_and_threads_give_the_same_results) {
+    arwkv_backend *be1, *be2;
+    arwkv_model *m1 = NULL, *m2 = NULL;
+    arwkv_teacher *t1 = NULL, *t2 = NULL;
+    CHECK_OK(arwkv_backend_cpu(1, &be1));
+    CHECK_OK(arwkv_backend_cpu(2, &be2));
+    CHECK_OK(arwkv_model_load(MODEL_DIR, be1, &m1));
+    CHECK_OK(arwkv_model_load(MODEL_DIR, be2, &m2));
+    if (m1) CHECK_OK(arwkv_teacher_create(m1, &t1));
+    if (m2) CHECK_OK(arwkv_teacher_create(m2, &t2));
+    if (t1 && t2) {
+        const int B = 3, T = quick() ? 40 : 100; /* more than one query block per sequence */
+        int C = m1->cfg.hidden_size;
+        size_t n = (size_t)T * C;
+        int32_t *ids = (int32_t *)malloc(sizeof(int32_t) * B * T);
+        for (int b = 0; b < B; b++) fake_ids(ids + b * T, T, 10 + b);
+        const float *h;
+        float *batch = (float *)malloc(sizeof(float) * B * n), *single = (float *)malloc(sizeof(float) * n),
+              *two = (float *)malloc(sizeof(float) * B * n);
+        CHECK_OK(arwkv_teacher_forward(t2, ids, B, T, NULL, NULL, &h));
+        if (h) memcpy(batch, h, sizeof(float) * B * n);
+        for (int b = 0; b < B; b++) {
+            CHECK_OK(arwkv_teacher_forward(t2, ids + b * T, 1, T, NULL, NULL, &h));
+            if (h) {
+                memcpy(single, h, sizeof(float) * n);
+                double e = test_rel_err(batch + b * n, single, n);
+                CHECK(e < 1e-6, "sequence %d of a batch of %d vs alone: error %g", b, B, e);
+            }
+        }
+        /* one thread and two threads give the same bits */
+        CHECK_OK(arwkv_teacher_forward(t1, ids, B, T, NULL, NULL, &h));
+        if (h) memcpy(two, h, sizeof(float) * B * n);
+        CHECK(memcmp(two, batch, sizeof(float) * B * n) == 0, "1 thread and 2 threads differ");
+        float *l1 = all_logits(m1, h, 2), *l2 = all_logits(m2, batch, 2);
+        CHECK(memcmp(l1, l2, sizeof(float) * 2 * m1->cfg.vocab_size) == 0, "logits: 1 thread and 2 threads differ");
+        free(l1), free(l2), free(ids), free(batch), free(single), free(two);
+    }
+    arwkv_teacher_free(t1);
+    arwkv_teacher_free(t2);
+    arwkv_model_free(m1);
+    arwkv_model_free(m2);
+    arwkv_backend_destroy(be1);
+    arwkv_backend_destroy(be2);
+}
+
+int main(void) {
+    RUN(rope_matches_closed_form);
+    RUN(attention_matches_float64);
+    RUN(teacher_matches_transformers);
+    RUN(greedy_generation_matches_transformers);
+    RUN(kv_cache_equals_full_forward);
+    RUN(batch_and_threads_give_the_same_results);
+    return test_summary("teacher");
+}
