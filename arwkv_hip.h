@@ -283,6 +283,8 @@ typedef struct arwkv__gpu {
     int max_blocks;            /* grid of the elementwise ops: enough blocks to fill the GPU */
     double *partial;           /* ARWKV__REDUCE_BLOCKS partial sums */
     float *scalar;             /* a result on its way back to the host */
+    void *scratch;             /* per-call temporaries (partial sums over rows), grown on demand */
+    size_t scratch_size;
 } arwkv__gpu;
 
 #define ARWKV__G(be) ((arwkv__gpu *)(be)->gpu)
@@ -306,6 +308,25 @@ static arwkv_result arwkv__hip_launched(const char *kernel) {
 static unsigned arwkv__hip_blocks(const arwkv__gpu *g, size_t n) {
     size_t b = (n + 255) / 256;
     return (unsigned)(b < (size_t)g->max_blocks ? (b ? b : 1) : (size_t)g->max_blocks);
+}
+
+/* Scratch memory of at least `bytes` for the op being queued (contents not kept). Growing it frees
+   the old block, which waits for queued work that may still use it. */
+static arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) {
+    if (g->scratch_size < bytes) {
+        if (g->scratch) (void)hipFree(g->scratch);
+        g->scratch = NULL, g->scratch_size = 0;
+        hipError_t e = hipMalloc(&g->scratch, bytes);
+        if (e != hipSuccess) {
+            (void)hipGetLastError();
+            g->scratch = NULL;
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU %d: cannot allocate %.1f MiB of scratch memory: %s", g->device,
+                               bytes / 1048576.0, hipGetErrorString(e));
+        }
+        g->scratch_size = bytes;
+    }
+    *out = g->scratch;
+    return ARWKV_OK;
 }
 
 static arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out) {
@@ -1082,7 +1103,782 @@ static arwkv_result arwkv__hip_adamw(arwkv_backend *be, float *p, const float *g
 
 static const arwkv_optim_ops arwkv__hip_optim_ops = {arwkv__hip_sumsq, arwkv__hip_scale, arwkv__hip_adamw};
 
+/* ============================================================================================
+   Qwen2 attention ops (the teacher: forward only)
+   ============================================================================================ */
+
+/* ---- Rotary embedding ---------------------------------------------------------------------------
+   The CPU backend's roundings exactly: inverse frequencies formed on the host (as there) and passed
+   by value; angle = fp32(pos) * inv_freq in fp32, cos and sin in float64 of that fp32 angle; the four
+   products rounded separately (no fused multiply-add), as transformers computes them. */
+#define ARWKV__ROPE_MAX_HALF 512
+typedef struct arwkv__rope_freqs {
+    float inv_freq[ARWKV__ROPE_MAX_HALF];
+} arwkv__rope_freqs;
+
+__global__ void arwkv__rope_kernel(float *x, int n_heads, int head_dim, long long ld, const int32_t *pos, int pos0,
+                                   arwkv__rope_freqs f) {
+    long long r = blockIdx.x;
+    int half = head_dim / 2;
+    float p = (float)(pos ? pos[r] : pos0 + (int)r);
+    float *row = x + r * ld;
+    for (int u = threadIdx.x; u < n_heads * half; u += blockDim.x) {
+        int h = u / half, i = u % half;
+        float angle = __fmul_rn(p, f.inv_freq[i]), cs = (float)cos((double)angle), sn = (float)sin((double)angle);
+        float *x1 = row + (long long)h * head_dim + i, *x2 = x1 + half;
+        float a = *x1, b = *x2;
+        *x1 = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
+        *x2 = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+    }
+}
+
+static arwkv_result arwkv__hip_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                            const int32_t *pos, int pos0, double theta) {
+    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > 2 * ARWKV__ROPE_MAX_HALF ||
+        ld < (ptrdiff_t)n_heads * head_dim || !(theta > 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
+                           rows, n_heads, head_dim, 2 * ARWKV__ROPE_MAX_HALF, (long long)ld, theta);
+    if (rows == 0) return ARWKV_OK;
+    arwkv__rope_freqs f;
+    memset(&f, 0, sizeof f);
+    float base = (float)theta;
+    for (int i = 0; i < head_dim / 2; i++) {
+        float exponent = (float)(2 * i) / (float)head_dim;
+        f.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
+    }
+    arwkv__rope_kernel<<<rows, 256, 0, ARWKV__G(be)->stream>>>(x, n_heads, head_dim, (long long)ld, pos, pos0, f);
+    return arwkv__hip_launched("rope");
+}
+
+/* ---- Causal grouped-query attention ----------------------------------------------------------------
+   Flash-style, in fp32 on the SIMT cores. A block of 256 threads owns QB query rows of one head of
+   one sequence; each warp owns QB / (warps per block) of those rows. Keys and values come in tiles
+   of KB rows staged in shared memory, and for each tile:
+     scores   lane j of a warp takes key j of the tile: s = q . k_j / sqrt(D), masked by causality
+     softmax  the warp's maximum and sum update the running max m and sum l of each row; the
+              row's accumulator is rescaled by exp(m_old - m_new)
+     P.V      lanes split the head dimension: acc[d] += sum_j p_j v_j[d]
+   Shapes by head size (all within 48 KiB of shared memory, so no opt-in is needed on either
+   vendor): D <= 64: 32 rows, tiles of 32 keys; D <= 128: 16 rows, 32 keys; D <= 256: 8 rows, 16 keys. */
+template <int DMAX> struct arwkv__att_shape {
+    enum { QB = DMAX <= 64 ? 32 : DMAX <= 128 ? 16 : 8, KB = DMAX <= 128 ? 32 : 16 };
+};
+
+template <int DMAX>
+__global__ void __launch_bounds__(256) arwkv__attention_kernel(float *out, const float *q, const float *k, const float *v, int Tq, int p0,
+                                                               int H, int Hkv, int D, long long kv_bs, float scale) {
+    enum { QB = arwkv__att_shape<DMAX>::QB, KB = arwkv__att_shape<DMAX>::KB, NW = 256 / ARWKV__WARP, R = QB / NW,
+           E = (DMAX + ARWKV__WARP - 1) / ARWKV__WARP };
+    __shared__ float Qs[QB][DMAX], Ks[KB][DMAX + 1], Vs[KB][DMAX], Ps[QB][KB];
+    const int tid = threadIdx.x, warp = tid / ARWKV__WARP, lane = tid % ARWKV__WARP;
+    const int i0 = blockIdx.x * QB, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv);
+    const long long q_ld = (long long)H * D, kv_ld = (long long)Hkv * D;
+    const int n_rows = Tq - i0 < QB ? Tq - i0 : QB;
+    for (int u = tid; u < QB * D; u += 256) {
+        int r = u / D, d = u % D;
+        Qs[r][d] = r < n_rows ? q[((long long)b * Tq + i0 + r) * q_ld + (long long)h * D + d] : 0.0f;
+    }
+    float m[R], l[R], acc[R][E];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        m[r] = -INFINITY, l[r] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[r][e] = 0.0f;
+    }
+    const float *kb_ = k + (long long)b * kv_bs + (long long)g * D, *vb_ = v + (long long)b * kv_bs + (long long)g * D;
+    const int n_keys = p0 + i0 + n_rows; /* the block's last row sees keys 0 .. n_keys-1 */
+    for (int j0 = 0; j0 < n_keys; j0 += KB) {
+        const int kb = n_keys - j0 < KB ? n_keys - j0 : KB;
+        __syncthreads(); /* the previous tile is no longer read */
+        for (int u = tid; u < KB * D; u += 256) {
+            int j = u / D, d = u % D;
+            float kv = 0.0f, vv = 0.0f;
+            if (j < kb) kv = kb_[(long long)(j0 + j) * kv_ld + d], vv = vb_[(long long)(j0 + j) * kv_ld + d];
+            Ks[j][d] = kv, Vs[j][d] = vv;
+        }
+        __syncthreads();
+        float alpha[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int row = warp * R + r, qi = p0 + i0 + row; /* absolute position of the query */
+            alpha[r] = 1.0f;
+            if (row >= n_rows) continue; /* warp-uniform */
+            float s = -INFINITY;
+            if (lane < kb && j0 + lane <= qi) {
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) dot += Qs[row][d] * Ks[lane][d];
+                s = dot * scale;
+            }
+            float m_new = arwkv__warp_max(s);
+            m_new = m_new > m[r] ? m_new : m[r];
+            float p = s == -INFINITY ? 0.0f : expf(s - m_new);
+            alpha[r] = expf(m[r] - m_new); /* 0 on the first tile, where m is -inf */
+            l[r] = l[r] * alpha[r] + arwkv__warp_sum(p);
+            m[r] = m_new;
+            if (lane < KB) Ps[row][lane] = p;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int row = warp * R + r;
+            if (row >= n_rows) continue;
+#pragma unroll
+            for (int e = 0; e < E; e++) {
+                int d = e * ARWKV__WARP + lane;
+                float a = acc[r][e] * alpha[r];
+                if (d < D)
+                    for (int j = 0; j < kb; j++) a += Ps[row][j] * Vs[j][d];
+                acc[r][e] = a;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = warp * R + r;
+        if (row >= n_rows) continue;
+        float inv = 1.0f / l[r];
+        float *o = out + ((long long)b * Tq + i0 + row) * q_ld + (long long)h * D;
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            int d = e * ARWKV__WARP + lane;
+            if (d < D) o[d] = acc[r][e] * inv;
+        }
+    }
+}
+
+#define ARWKV__ATT_GPU_MAX_D 256
+
+static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                                 int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
+    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > ARWKV__ATT_GPU_MAX_D ||
+        (B > 1 && kv_batch_stride < (ptrdiff_t)(p0 + Tq) * Hkv * D))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d on the GPU), "
+                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, ARWKV__ATT_GPU_MAX_D, (long long)kv_batch_stride);
+    if (B == 0 || Tq == 0) return ARWKV_OK;
+    if (H > 65535 || B > 65535) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "attention: %d heads x %d sequences is too many for one launch", H, B);
+    hipStream_t s = ARWKV__G(be)->stream;
+    float scale = (float)(1.0 / sqrt((double)D));
+    long long bs = (long long)kv_batch_stride;
+#define ARWKV__ATT_LAUNCH(DM)                                                                                              \
+    do {                                                                                                                   \
+        dim3 grid((unsigned)((Tq + arwkv__att_shape<DM>::QB - 1) / arwkv__att_shape<DM>::QB), (unsigned)H, (unsigned)B); \
+        arwkv__attention_kernel<DM><<<grid, 256, 0, s>>>(out, q, k, v, Tq, p0, H, Hkv, D, bs, scale);                      \
+    } while (0)
+    if (D <= 64) ARWKV__ATT_LAUNCH(64);
+    else if (D <= 128) ARWKV__ATT_LAUNCH(128);
+    else ARWKV__ATT_LAUNCH(256);
+#undef ARWKV__ATT_LAUNCH
+    return arwkv__hip_launched("attention");
+}
+
+#define ARWKV__HAVE_HIP_QWEN_OPS
+static const arwkv_qwen_ops arwkv__hip_qwen_ops = {arwkv__hip_rope_forward, arwkv__hip_attention_forward};
+
 /* @@hip-qwen-ops@@ */
+
+/* ============================================================================================
+   RWKV-7 time-mix ops (ARWKV): the formulas of the CPU backend's arwkv_rwkv7_ops
+   ============================================================================================
+   Parameter gradients are sums over token rows. None uses atomics: a kernel over (head, block of
+   rows) keeps float64 partial sums per channel in registers and writes them to scratch memory, and
+   a second kernel adds the partial sums of each channel in block order (arwkv__colsum_kernel). The
+   number of row blocks depends only on the number of rows, so the result repeats bit for bit. */
+
+#define ARWKV__R7_DECAY_SCALE_GPU 0.60653065971263342f
+#define ARWKV__R7_NORM_EPS_GPU 1e-12f
+#define ARWKV__R7_ROW_BLOCKS 128 /* most row blocks of a parameter-gradient sum */
+
+ARWKV__DEV float arwkv__dev_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Up to six destination vectors (NULL: skipped) for sums over row blocks. */
+typedef struct arwkv__colsum_dst {
+    float *p[6];
+} arwkv__colsum_dst;
+
+/* dst.p[kk][c] += sum over rb of part[kk][rb][c], in rb order. */
+__global__ void arwkv__colsum_kernel(const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
+    ARWKV__GRID_LOOP(u, (size_t)K * C) {
+        int kk = (int)(u / C), c = (int)(u % C);
+        float *d = dst.p[kk];
+        if (!d) continue;
+        double s = 0;
+        for (int rb = 0; rb < RB; rb++) s += part[((size_t)kk * RB + rb) * C + c];
+        d[c] += (float)s;
+    }
+}
+
+static arwkv_result arwkv__hip_colsum(arwkv__gpu *g, const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
+    arwkv__colsum_kernel<<<arwkv__hip_blocks(g, (size_t)K * C), 256, 0, g->stream>>>(part, K, RB, C, dst);
+    return arwkv__hip_launched("parameter-gradient sum");
+}
+
+/* Row blocks for M rows: at most ARWKV__R7_ROW_BLOCKS, a function of M alone. */
+static int arwkv__r7_row_blocks(int M, int *rows_per_block) {
+    int rb = M < ARWKV__R7_ROW_BLOCKS ? M : ARWKV__R7_ROW_BLOCKS;
+    if (rb < 1) rb = 1;
+    *rows_per_block = (M + rb - 1) / rb;
+    return (M + *rows_per_block - 1) / *rows_per_block;
+}
+
+/* Threads per block of the per-head kernels: the head size rounded up to 64 (a whole number of
+   warps on both vendors; threads past N hold zeros in the reductions). */
+static int arwkv__r7_head_threads(int N) { return (N + 63) / 64 * 64; }
+
+/* ---- Token shift and the lerps ------------------------------------------------------------------ */
+typedef struct arwkv__r7_mu {
+    const float *mu[6];
+} arwkv__r7_mu;
+
+__global__ void arwkv__r7_lerp_fwd_kernel(float *xmix, const float *x, const float *shift_in, arwkv__r7_mu mu, int n_mix, int T, int C,
+                                          size_t MC) {
+    ARWKV__GRID_LOOP(u, MC) {
+        size_t row = u / C;
+        int i = (int)(u % C), t = (int)(row % T);
+        float xv = x[u], prev = t > 0 ? x[u - C] : shift_in ? shift_in[(row / T) * C + i] : 0.0f, xx = prev - xv;
+#pragma unroll
+        for (int m = 0; m < 6; m++)
+            if (m < n_mix) xmix[m * MC + u] = xv + xx * mu.mu[m][i];
+    }
+}
+
+/* After the lerps, in a launch of its own: shift_out may be the array shift_in was. */
+__global__ void arwkv__r7_shift_out_kernel(float *shift_out, const float *x, int T, int C, size_t BC) {
+    ARWKV__GRID_LOOP(u, BC) shift_out[u] = x[((u / C) * T + T - 1) * C + u % C];
+}
+
+static arwkv_result arwkv__hip_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
+                                               const float *const *mu, int n_mix, int B, int T, int C) {
+    if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_mu m;
+    memset(&m, 0, sizeof m);
+    for (int i = 0; i < n_mix; i++) m.mu[i] = mu[i];
+    size_t MC = (size_t)B * T * C;
+    if (n_mix > 0) {
+        arwkv__r7_lerp_fwd_kernel<<<arwkv__hip_blocks(g, MC), 256, 0, g->stream>>>(xmix, x, shift_in, m, n_mix, T, C, MC);
+        ARWKV__TRY(arwkv__hip_launched("time-mix lerp"));
+    }
+    if (shift_out) {
+        arwkv__r7_shift_out_kernel<<<arwkv__hip_blocks(g, (size_t)B * C), 256, 0, g->stream>>>(shift_out, x, T, C, (size_t)B * C);
+        ARWKV__TRY(arwkv__hip_launched("time-mix shift"));
+    }
+    return ARWKV_OK;
+}
+
+/* One thread per (sequence, channel) walks time backwards with the carry (the gradient x_t
+   receives from token t+1's mixes); the mu gradients of the sequence go to part[m][b][c]. */
+__global__ void arwkv__r7_lerp_bwd_kernel(float *dx, float *dshift, const float *dxmix, const float *x, const float *shift_in,
+                                          arwkv__r7_mu mu, int n_mix, int B, int T, int C, double *part) {
+    size_t u = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (u >= (size_t)B * C) return;
+    int b = (int)(u / C), i = (int)(u % C);
+    size_t MC = (size_t)B * T * C;
+    float mv[6];
+    double gmu[6];
+#pragma unroll
+    for (int m = 0; m < 6; m++) mv[m] = m < n_mix ? mu.mu[m][i] : 0.0f, gmu[m] = 0;
+    float carry = dshift ? dshift[u] : 0.0f;
+    for (int t = T - 1; t >= 0; t--) {
+        size_t at = ((size_t)b * T + t) * C + i;
+        float xv = x[at], prev = t > 0 ? x[at - C] : shift_in ? shift_in[u] : 0.0f, xx = prev - xv, gx = carry, g_prev = 0.0f;
+#pragma unroll
+        for (int m = 0; m < 6; m++)
+            if (m < n_mix) {
+                float dm = dxmix[m * MC + at];
+                gx += dm * (1.0f - mv[m]);
+                g_prev += dm * mv[m];
+                gmu[m] += (double)dm * xx;
+            }
+        if (dx) dx[at] = gx;
+        carry = g_prev;
+    }
+    if (dshift) dshift[u] = carry;
+#pragma unroll
+    for (int m = 0; m < 6; m++)
+        if (m < n_mix) part[((size_t)m * B + b) * C + i] = gmu[m];
+}
+
+static arwkv_result arwkv__hip_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+                                                const float *x, const float *shift_in, const float *const *mu, int n_mix, int B, int T,
+                                                int C) {
+    if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_mu m;
+    arwkv__colsum_dst d;
+    memset(&m, 0, sizeof m);
+    memset(&d, 0, sizeof d);
+    for (int i = 0; i < n_mix; i++) m.mu[i] = mu[i], d.p[i] = dmu ? dmu[i] : NULL;
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(g, (size_t)(n_mix > 0 ? n_mix : 1) * B * C * sizeof(double), &part));
+    size_t BC = (size_t)B * C;
+    arwkv__r7_lerp_bwd_kernel<<<(unsigned)((BC + 127) / 128), 128, 0, g->stream>>>(dx, dshift, dxmix, x, shift_in, m, n_mix, B, T, C,
+                                                                                    (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("time-mix lerp backward"));
+    if (n_mix > 0) ARWKV__TRY(arwkv__hip_colsum(g, (const double *)part, n_mix, B, C, d));
+    return ARWKV_OK;
+}
+
+/* ---- LoRA activations ---------------------------------------------------------------------------- */
+__global__ void arwkv__r7_act_fwd_kernel(float *h, size_t n, int kind) {
+    ARWKV__GRID_LOOP(i, n) h[i] = kind == ARWKV_ACT_TANH ? tanhf(h[i]) : arwkv__dev_sigmoid(h[i]);
+}
+__global__ void arwkv__r7_act_bwd_kernel(float *dh, const float *h, size_t n, int kind) {
+    ARWKV__GRID_LOOP(i, n) dh[i] *= kind == ARWKV_ACT_TANH ? 1.0f - h[i] * h[i] : h[i] * (1.0f - h[i]);
+}
+static arwkv_result arwkv__hip_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_act_fwd_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(h, n, kind);
+    return arwkv__hip_launched("LoRA activation");
+}
+static arwkv_result arwkv__hip_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_act_bwd_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(dh, h, n, kind);
+    return arwkv__hip_launched("LoRA activation backward");
+}
+
+/* ---- Prepare: from projections to the WKV7 inputs ---------------------------------------------------
+   Forward: one block per (row, head), thread j on channel j of the head (the norm of the removal key
+   is a block sum). Backward: one block per (head, block of rows), walking its rows in order and
+   keeping the five parameter-gradient sums of its channel in float64. */
+typedef struct arwkv__r7_prep_args {
+    int M, C, N, H, first_layer;
+    const float *k_in, *v_in, *w_lora, *a_lora, *v_lora, *w0, *a0, *v0, *k_k, *k_a;
+    float *v_first, *decay, *k, *v, *wkv_a, *wkv_b;
+    const float *d_decay, *dk, *dv, *d_wkv_a, *d_wkv_b;
+    float *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora, *dv_first;
+} arwkv__r7_prep_args;
+
+__global__ void arwkv__r7_prep_fwd_kernel(arwkv__r7_prep_args c) {
+    __shared__ double sh[32];
+    size_t row = blockIdx.x / c.H;
+    int h0 = (int)(blockIdx.x % c.H) * c.N, j = threadIdx.x, ch = h0 + j;
+    size_t i = row * c.C + h0 + j;
+    float kk = j < c.N ? c.k_in[i] * c.k_k[ch] : 0.0f;
+    double ss = arwkv__block_sum((double)kk * kk, sh);
+    float norm = (float)sqrt(ss);
+    norm = norm > ARWKV__R7_NORM_EPS_GPU ? norm : ARWKV__R7_NORM_EPS_GPU;
+    if (j >= c.N) return;
+    float a = arwkv__dev_sigmoid(c.a0[ch] + c.a_lora[i]), kkn = kk / norm;
+    c.decay[i] = expf(-ARWKV__R7_DECAY_SCALE_GPU * arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]));
+    c.k[i] = c.k_in[i] * (1.0f + (a - 1.0f) * c.k_a[ch]);
+    c.wkv_a[i] = -kkn;
+    c.wkv_b[i] = kkn * a;
+    if (c.first_layer) {
+        c.v[i] = c.v_in[i];
+        if (c.v_first) c.v_first[i] = c.v_in[i];
+    } else {
+        float s = arwkv__dev_sigmoid(c.v0[ch] + c.v_lora[i]);
+        c.v[i] = c.v_in[i] + (c.v_first[i] - c.v_in[i]) * s;
+    }
+}
+
+__global__ void arwkv__r7_prep_bwd_kernel(arwkv__r7_prep_args c, int rows_per_block, int RB, double *part) {
+    __shared__ double sh[32];
+    int h0 = blockIdx.x * c.N, rb = blockIdx.y, j = threadIdx.x, ch = h0 + j, on = j < c.N;
+    int r0 = rb * rows_per_block, r1 = r0 + rows_per_block < c.M ? r0 + rows_per_block : c.M;
+    double g_w0 = 0, g_a0 = 0, g_v0 = 0, g_kk = 0, g_ka = 0;
+    for (int row = r0; row < r1; row++) {
+        size_t i = (size_t)row * c.C + h0 + j;
+        float kk = on ? c.k_in[i] * c.k_k[ch] : 0.0f;
+        double ss = arwkv__block_sum((double)kk * kk, sh);
+        float norm = (float)sqrt(ss);
+        int clamped = !(norm > ARWKV__R7_NORM_EPS_GPU);
+        if (clamped) norm = ARWKV__R7_NORM_EPS_GPU;
+        float kkn = kk / norm, a = on ? arwkv__dev_sigmoid(c.a0[ch] + c.a_lora[i]) : 0.0f;
+        float dkkn = on ? -c.d_wkv_a[i] + c.d_wkv_b[i] * a : 0.0f;
+        float dot = (float)arwkv__block_sum((double)dkkn * kkn, sh);
+        if (!on) continue;
+        float sw = arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]), decay = expf(-ARWKV__R7_DECAY_SCALE_GPU * sw);
+        float dz = c.d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE_GPU * sw * (1.0f - sw);
+        c.dw_lora[i] = dz;
+        g_w0 += dz;
+        float da = c.d_wkv_b[i] * kkn + c.dk[i] * c.k_in[i] * c.k_a[ch], da_pre = da * a * (1.0f - a);
+        c.da_lora[i] = da_pre;
+        g_a0 += da_pre;
+        g_ka += (double)c.dk[i] * c.k_in[i] * (a - 1.0f);
+        float dkk = clamped ? dkkn / norm : (dkkn - kkn * dot) / norm;
+        c.dk_in[i] = c.dk[i] * (1.0f + (a - 1.0f) * c.k_a[ch]) + dkk * c.k_k[ch];
+        g_kk += (double)dkk * c.k_in[i];
+        if (c.first_layer) {
+            c.dv_in[i] = c.dv[i] + (c.dv_first ? c.dv_first[i] : 0.0f);
+        } else {
+            float s = arwkv__dev_sigmoid(c.v0[ch] + c.v_lora[i]), dv = c.dv[i];
+            float ds = dv * (c.v_first[i] - c.v_in[i]) * s * (1.0f - s);
+            c.dv_in[i] = dv * (1.0f - s);
+            c.dv_first[i] += dv * s;
+            c.dv_lora[i] = ds;
+            g_v0 += ds;
+        }
+    }
+    if (on) {
+        size_t at = (size_t)rb * c.C + ch, plane = (size_t)RB * c.C;
+        part[at] = g_w0, part[plane + at] = g_a0, part[2 * plane + at] = g_v0, part[3 * plane + at] = g_kk, part[4 * plane + at] = g_ka;
+    }
+}
+
+static arwkv_result arwkv__hip_r7_prepare_forward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in,
+                                                  const float *v_in, const float *w_lora, const float *a_lora, const float *v_lora,
+                                                  float *v_first, const float *w0, const float *a0, const float *v0, const float *k_k,
+                                                  const float *k_a, float *decay, float *k, float *v, float *wkv_a, float *wkv_b) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    if (M <= 0) return ARWKV_OK;
+    arwkv__r7_prep_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a, c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
+    arwkv__r7_prep_fwd_kernel<<<(unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), 0, ARWKV__G(be)->stream>>>(c);
+    return arwkv__hip_launched("time-mix prepare");
+}
+
+static arwkv_result arwkv__hip_r7_prepare_backward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
+                                                   const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
+                                                   const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
+                                                   const float *v_lora, const float *v_first, const float *w0, const float *a0,
+                                                   const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
+                                                   float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0, float *da0,
+                                                   float *dv0, float *dk_k, float *dk_a) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    if (M <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_prep_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.d_wkv_a = d_wkv_a, c.d_wkv_b = d_wkv_b;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = (float *)v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
+    c.dk_in = dk_in, c.dv_in = dv_in, c.dw_lora = dw_lora, c.da_lora = da_lora, c.dv_lora = dv_lora, c.dv_first = dv_first;
+    int per, RB = arwkv__r7_row_blocks(M, &per);
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(g, 5 * (size_t)RB * C * sizeof(double), &part));
+    dim3 grid((unsigned)c.H, (unsigned)RB);
+    arwkv__r7_prep_bwd_kernel<<<grid, arwkv__r7_head_threads(N), 0, g->stream>>>(c, per, RB, (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("time-mix prepare backward"));
+    arwkv__colsum_dst d;
+    memset(&d, 0, sizeof d);
+    d.p[0] = dw0, d.p[1] = da0, d.p[2] = first_layer ? NULL : dv0, d.p[3] = dk_k, d.p[4] = dk_a;
+    return arwkv__hip_colsum(g, (const double *)part, 5, RB, C, d);
+}
+
+/* ---- WKV7: the recurrence ------------------------------------------------------------------------------
+   One block per (sequence, head) of N threads, N in {8, 16, 32, 64}. Forward: thread i holds row i
+   of the fp32 state S (the value channel i) in registers; each token's r, decay, k, a, b are staged
+   in shared memory (double-buffered, the next token's loads in flight during this one's update):
+       sa_i = sum_j S_ij a_j;  S_ij = S_ij d_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
+   and the state is saved before tokens 0, 16, 32, ...
+
+   Backward: chunks of 16 tokens from the last. For each chunk the forward is replayed from its
+   checkpoint (the same arithmetic, so the same bits), keeping the sa of each token in shared
+   memory (the state gradient waits there meanwhile); the state at the end of the chunk is
+   transposed through shared memory so that thread i holds column i (the key channel i). Then the chunk's tokens are walked backwards with the state
+   gradient G held twice, row i and column i, so that every reduction is local to a thread:
+       G += dy r^T
+       dr_i = sum_j S_ji dy_j          (S after the token)
+       S_ji <- (S_ji - sa_j b_i - v_j k_i) / d_i     (back to the state before the token)
+       dv_i = sum_j G_ij k_j,  dsa_i = sum_j G_ij b_j
+       dk_i = sum_j G_ji v_j,  db_i = sum_j G_ji sa_j,  dd_i = sum_j G_ji S_ji,  da_i = sum_j S_ji dsa_j
+       G_ij <- G_ij d_j + dsa_i a_j
+   Stepping back divides by the decay, which is at least 0.545: a rounding error grows by at most
+   1.83x a step, over at most 15 steps before the next checkpoint (the reference CUDA kernels of
+   RWKV-7 do the same). The CPU backend recomputes the chunk's states instead; the two agree to
+   about 1e-6 of the largest gradient on typical decays. */
+#define ARWKV__WKV_CHUNK 16
+
+template <int N>
+__global__ void __launch_bounds__(N) arwkv__wkv7_fwd_kernel(int T, int H, const float *r, const float *decay, const float *k, const float *v,
+                                                            const float *a, const float *b, float *y, float *state, float *ckpt) {
+    __shared__ float in[2][5][N]; /* r, decay, k, a, b of a token */
+    const int task = blockIdx.x, bi = task / H, h = task % H, i = threadIdx.x;
+    const size_t C = (size_t)H * N, NN = (size_t)N * N;
+    const int n_chunks = (T + ARWKV__WKV_CHUNK - 1) / ARWKV__WKV_CHUNK;
+    float S[N];
+#pragma unroll
+    for (int j = 0; j < N; j++) S[j] = state ? state[task * NN + (size_t)i * N + j] : 0.0f;
+    size_t o = (size_t)bi * T * C + (size_t)h * N + i;
+    float nr = 0, nd = 0, nk = 0, nv = 0, na = 0, nb = 0;
+    if (T > 0) nr = r[o], nd = decay[o], nk = k[o], nv = v[o], na = a[o], nb = b[o];
+    for (int t = 0; t < T; t++, o += C) {
+        const int buf = t & 1;
+        in[buf][0][i] = nr, in[buf][1][i] = nd, in[buf][2][i] = nk, in[buf][3][i] = na, in[buf][4][i] = nb;
+        const float vi = nv;
+        __syncthreads();
+        if (t + 1 < T) nr = r[o + C], nd = decay[o + C], nk = k[o + C], nv = v[o + C], na = a[o + C], nb = b[o + C];
+        if (ckpt && t % ARWKV__WKV_CHUNK == 0) {
+            float *dst = ckpt + ((size_t)task * n_chunks + t / ARWKV__WKV_CHUNK) * NN + (size_t)i * N;
+#pragma unroll
+            for (int j = 0; j < N; j++) dst[j] = S[j];
+        }
+        float sa = 0.0f, yi = 0.0f;
+#pragma unroll
+        for (int j = 0; j < N; j++) sa += S[j] * in[buf][3][j];
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            S[j] = S[j] * in[buf][1][j] + sa * in[buf][4][j] + vi * in[buf][2][j];
+            yi += S[j] * in[buf][0][j];
+        }
+        y[o] = yi;
+    }
+    if (state)
+#pragma unroll
+        for (int j = 0; j < N; j++) state[task * NN + (size_t)i * N + j] = S[j];
+}
+
+template <int N>
+__global__ void __launch_bounds__(N) arwkv__wkv7_bwd_kernel(int T, int H, const float *r, const float *decay, const float *k, const float *v,
+                                                            const float *a, const float *b, const float *dy, const float *ckpt,
+                                                            float *dstate, float *dr, float *d_decay, float *dk, float *dv, float *da,
+                                                            float *db) {
+    enum { R_ = 0, D_, K_, V_, A_, B_, DY_, N_IN };
+    __shared__ float in[N_IN][N], sa_chunk[ARWKV__WKV_CHUNK][N], dsa_s[N], tr[N][N + 1], gs[N][N + 1];
+    const int task = blockIdx.x, bi = task / H, h = task % H, i = threadIdx.x;
+    const size_t C = (size_t)H * N, NN = (size_t)N * N;
+    const int n_chunks = (T + ARWKV__WKV_CHUNK - 1) / ARWKV__WKV_CHUNK;
+    float Grow[N], Gcol[N], Scol[N];
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        Grow[j] = dstate ? dstate[task * NN + (size_t)i * N + j] : 0.0f;
+        Gcol[j] = dstate ? dstate[task * NN + (size_t)j * N + i] : 0.0f;
+    }
+    for (int chunk = n_chunks - 1; chunk >= 0; chunk--) {
+        const int t0 = chunk * ARWKV__WKV_CHUNK, len = T - t0 < ARWKV__WKV_CHUNK ? T - t0 : ARWKV__WKV_CHUNK;
+        /* G waits in shared memory while the replay needs the registers */
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < N; j++) gs[i][j] = Grow[j];
+        { /* replay the chunk (rows of S), keeping sa; then hand the final state over as columns */
+            float S[N];
+            const float *src = ckpt + ((size_t)task * n_chunks + chunk) * NN + (size_t)i * N;
+#pragma unroll
+            for (int j = 0; j < N; j++) S[j] = src[j];
+            for (int l = 0; l < len; l++) {
+                size_t o = ((size_t)bi * T + t0 + l) * C + (size_t)h * N + i;
+                __syncthreads();
+                in[R_][i] = r[o], in[D_][i] = decay[o], in[K_][i] = k[o], in[V_][i] = v[o], in[A_][i] = a[o], in[B_][i] = b[o];
+                __syncthreads();
+                float sa = 0.0f, vi = in[V_][i];
+#pragma unroll
+                for (int j = 0; j < N; j++) sa += S[j] * in[A_][j];
+                sa_chunk[l][i] = sa;
+#pragma unroll
+                for (int j = 0; j < N; j++) S[j] = S[j] * in[D_][j] + sa * in[B_][j] + vi * in[K_][j];
+            }
+            __syncthreads();
+#pragma unroll
+            for (int j = 0; j < N; j++) tr[i][j] = S[j];
+            __syncthreads();
+#pragma unroll
+            for (int j = 0; j < N; j++) Scol[j] = tr[j][i];
+        }
+#pragma unroll
+        for (int j = 0; j < N; j++) Grow[j] = gs[i][j], Gcol[j] = gs[j][i];
+        for (int l = len - 1; l >= 0; l--) {
+            size_t o = ((size_t)bi * T + t0 + l) * C + (size_t)h * N + i;
+            __syncthreads();
+            in[R_][i] = r[o], in[D_][i] = decay[o], in[K_][i] = k[o], in[V_][i] = v[o], in[A_][i] = a[o], in[B_][i] = b[o];
+            in[DY_][i] = dy[o];
+            __syncthreads();
+            const float dyi = in[DY_][i], ri = in[R_][i], di = in[D_][i], ki = in[K_][i], ai = in[A_][i], bi_ = in[B_][i];
+            float dri = 0.0f, dvi = 0.0f, dsai = 0.0f, dki = 0.0f, dbi = 0.0f, ddi = 0.0f;
+#pragma unroll
+            for (int j = 0; j < N; j++) {
+                const float dyj = in[DY_][j], vj = in[V_][j], saj = sa_chunk[l][j];
+                Grow[j] += dyi * in[R_][j];
+                Gcol[j] += dyj * ri;
+                dri += Scol[j] * dyj;
+                Scol[j] = (Scol[j] - saj * bi_ - vj * ki) / di;
+                dvi += Grow[j] * in[K_][j];
+                dsai += Grow[j] * in[B_][j];
+                dki += Gcol[j] * vj;
+                dbi += Gcol[j] * saj;
+                ddi += Gcol[j] * Scol[j];
+            }
+            dsa_s[i] = dsai;
+            __syncthreads();
+            float dai = 0.0f;
+#pragma unroll
+            for (int j = 0; j < N; j++) {
+                dai += Scol[j] * dsa_s[j];
+                Grow[j] = Grow[j] * in[D_][j] + dsai * in[A_][j];
+                Gcol[j] = Gcol[j] * di + dsa_s[j] * ai;
+            }
+            dr[o] += dri;
+            dk[o] += dki;
+            dv[o] += dvi;
+            d_decay[o] = ddi;
+            da[o] = dai;
+            db[o] = dbi;
+        }
+    }
+    if (dstate)
+#pragma unroll
+        for (int j = 0; j < N; j++) dstate[task * NN + (size_t)i * N + j] = Grow[j];
+}
+
+static arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
+    if (N != 8 && N != 16 && N != 32 && N != 64)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7 on the GPU: head size %d (8, 16, 32 or 64)", N);
+    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H > 0x7fffffff)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7: bad shape (B %d, T %d, H %d)", B, T, H);
+    return ARWKV_OK;
+}
+
+#define ARWKV__WKV_DISPATCH(N, kernel, args)                       \
+    do {                                                           \
+        if ((N) == 8) kernel<8><<<grid, 8, 0, s>>> args;           \
+        else if ((N) == 16) kernel<16><<<grid, 16, 0, s>>> args;   \
+        else if ((N) == 32) kernel<32><<<grid, 32, 0, s>>> args;   \
+        else kernel<64><<<grid, 64, 0, s>>> args;                  \
+    } while (0)
+
+static arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                               const float *k, const float *v, const float *a, const float *b, float *y, float *state,
+                                               float *ckpt) {
+    ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
+    if (B == 0) return ARWKV_OK;
+    hipStream_t s = ARWKV__G(be)->stream;
+    unsigned grid = (unsigned)(B * H);
+    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_fwd_kernel, (T, H, r, decay, k, v, a, b, y, state, ckpt));
+    return arwkv__hip_launched("WKV7 forward");
+}
+
+static arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                                const float *k, const float *v, const float *a, const float *b, const float *dy,
+                                                const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
+                                                float *da, float *db) {
+    ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
+    if (B == 0) return ARWKV_OK;
+    if (!ckpt && T > 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward needs the forward's checkpoints");
+    hipStream_t s = ARWKV__G(be)->stream;
+    unsigned grid = (unsigned)(B * H);
+    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_bwd_kernel, (T, H, r, decay, k, v, a, b, dy, ckpt, dstate, dr, d_decay, dk, dv, da, db));
+    return arwkv__hip_launched("WKV7 backward");
+}
+
+/* ---- Finish: group norm, bonus, gate --------------------------------------------------------------------
+   Forward: one block per (row, head). Backward: one block per (head, block of rows), the sums for
+   r_k and ln_x kept per channel in float64. */
+typedef struct arwkv__r7_fin_args {
+    int M, C, N, H;
+    const float *d_o, *y, *r, *k, *v, *r_k, *ln_w, *ln_b, *g;
+    float gn_eps;
+    float *o, *dy, *dr, *dk, *dv, *dg;
+} arwkv__r7_fin_args;
+
+/* p_j (before the gate) for thread j of the head at offset `at`; xhat and rstd for the backward. */
+ARWKV__DEV float arwkv__r7_fin_head(const arwkv__r7_fin_args &c, size_t at, int j, int ch, double *sh, float *bonus, float *xhat,
+                                    float *rstd) {
+    int on = j < c.N;
+    float yj = on ? c.y[at] : 0.0f;
+    *bonus = (float)arwkv__block_sum(on ? (double)(c.r[at] * c.k[at] * c.r_k[ch]) : 0.0, sh);
+    float p;
+    if (c.ln_w) {
+        double mean = arwkv__block_sum((double)yj, sh) / c.N;
+        double var = arwkv__block_sum(on ? (yj - mean) * (yj - mean) : 0.0, sh);
+        *rstd = (float)(1.0 / sqrt(var / c.N + c.gn_eps));
+        *xhat = (float)(yj - mean) * *rstd;
+        p = on ? *xhat * c.ln_w[ch] + c.ln_b[ch] + *bonus * c.v[at] : 0.0f;
+    } else {
+        *xhat = 0.0f, *rstd = 1.0f;
+        p = on ? yj + *bonus * c.v[at] : 0.0f;
+    }
+    return p;
+}
+
+__global__ void arwkv__r7_fin_fwd_kernel(arwkv__r7_fin_args c) {
+    __shared__ double sh[32];
+    size_t row = blockIdx.x / c.H;
+    int h0 = (int)(blockIdx.x % c.H) * c.N, j = threadIdx.x, ch = h0 + j;
+    size_t at = row * c.C + h0 + j;
+    float bonus, xhat, rstd, p = arwkv__r7_fin_head(c, at, j, ch, sh, &bonus, &xhat, &rstd);
+    if (j < c.N) c.o[at] = c.g ? p * c.g[at] : p;
+}
+
+__global__ void arwkv__r7_fin_bwd_kernel(arwkv__r7_fin_args c, int rows_per_block, int RB, double *part) {
+    __shared__ double sh[32];
+    int h0 = blockIdx.x * c.N, rb = blockIdx.y, j = threadIdx.x, ch = h0 + j, on = j < c.N;
+    int r0 = rb * rows_per_block, r1 = r0 + rows_per_block < c.M ? r0 + rows_per_block : c.M;
+    double g_rk = 0, g_lw = 0, g_lb = 0;
+    for (int row = r0; row < r1; row++) {
+        size_t at = (size_t)row * c.C + h0 + j;
+        float bonus, xhat, rstd, p = arwkv__r7_fin_head(c, at, j, ch, sh, &bonus, &xhat, &rstd);
+        float d_o = on ? c.d_o[at] : 0.0f, dp = c.g && on ? d_o * c.g[at] : d_o;
+        if (on && c.g) c.dg[at] = d_o * p;
+        float d_bonus = (float)arwkv__block_sum(on ? (double)(dp * c.v[at]) : 0.0, sh);
+        float m1 = 0.0f, m2 = 0.0f;
+        if (c.ln_w) {
+            float dxh = on ? dp * c.ln_w[ch] : 0.0f;
+            m1 = (float)(arwkv__block_sum((double)dxh, sh) / c.N);
+            m2 = (float)(arwkv__block_sum((double)dxh * xhat, sh) / c.N);
+        }
+        if (!on) continue;
+        c.dv[at] = dp * bonus;
+        float rk = c.r_k[ch];
+        c.dr[at] = d_bonus * c.k[at] * rk;
+        c.dk[at] = d_bonus * c.r[at] * rk;
+        g_rk += (double)d_bonus * c.r[at] * c.k[at];
+        if (c.ln_w) {
+            g_lw += (double)dp * xhat;
+            g_lb += dp;
+            c.dy[at] = rstd * (dp * c.ln_w[ch] - m1 - xhat * m2);
+        } else
+            c.dy[at] = dp;
+    }
+    if (on) {
+        size_t at = (size_t)rb * c.C + ch, plane = (size_t)RB * c.C;
+        part[at] = g_rk, part[plane + at] = g_lw, part[2 * plane + at] = g_lb;
+    }
+}
+
+static arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
+                                                 const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
+                                                 const float *g, float *o) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    if (M <= 0) return ARWKV_OK;
+    arwkv__r7_fin_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
+    c.gn_eps = gn_eps, c.g = g, c.o = o;
+    arwkv__r7_fin_fwd_kernel<<<(unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), 0, ARWKV__G(be)->stream>>>(c);
+    return arwkv__hip_launched("time-mix finish");
+}
+
+static arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
+                                                  const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
+                                                  float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
+                                                  float *dr_k, float *dln_w, float *dln_b) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    if (M <= 0) return ARWKV_OK;
+    arwkv__gpu *gp = ARWKV__G(be);
+    arwkv__r7_fin_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
+    c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg;
+    int per, RB = arwkv__r7_row_blocks(M, &per);
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * C * sizeof(double), &part));
+    dim3 grid((unsigned)c.H, (unsigned)RB);
+    arwkv__r7_fin_bwd_kernel<<<grid, arwkv__r7_head_threads(N), 0, gp->stream>>>(c, per, RB, (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("time-mix finish backward"));
+    arwkv__colsum_dst d;
+    memset(&d, 0, sizeof d);
+    d.p[0] = dr_k, d.p[1] = ln_w ? dln_w : NULL, d.p[2] = ln_w ? dln_b : NULL;
+    return arwkv__hip_colsum(gp, (const double *)part, 3, RB, C, d);
+}
+
+#define ARWKV__HAVE_HIP_RWKV7_OPS
+static const arwkv_rwkv7_ops arwkv__hip_rwkv7_ops = {
+    arwkv__hip_r7_lerp_forward,    arwkv__hip_r7_lerp_backward,    arwkv__hip_r7_act_forward,  arwkv__hip_r7_act_backward,
+    arwkv__hip_r7_prepare_forward, arwkv__hip_r7_prepare_backward, arwkv__hip_r7_wkv7_forward, arwkv__hip_r7_wkv7_backward,
+    arwkv__hip_r7_finish_forward,  arwkv__hip_r7_finish_backward};
 
 /* @@hip-rwkv7-ops@@ */
 
@@ -1107,6 +1903,7 @@ static void arwkv__hip_destroy(arwkv_backend *be) {
         (void)hipSetDevice(g->device);
         if (g->stream) (void)hipStreamSynchronize(g->stream);
         if (g->partial) (void)hipFree(g->partial);
+        if (g->scratch) (void)hipFree(g->scratch);
         if (g->stream) (void)hipStreamDestroy(g->stream);
         arwkv__free(g);
     }
