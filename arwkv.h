@@ -328,7 +328,7 @@ typedef struct arwkv_core_ops {
                                      const void *w, arwkv_dtype w_type, const float *rstd, int T, int C, int accumulate_dx);
     /* out = silu(gate) * up, elementwise over n */
     arwkv_result (*swiglu_forward)(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n);
-    /* dgate = d/dgate, dup = d/dup (written, not accumulated) */
+    /* dgate = d/dgate, dup = d/dup (written, not accumulated; they may be the gate and up arrays) */
     arwkv_result (*swiglu_backward)(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
                                     const float *up, size_t n);
     /* y += alpha * x over n */
@@ -678,6 +678,40 @@ ARWKV_API void arwkv_student_options_default(arwkv_student_options *o);
 /* A new RwkvHybridForCausalLM student on the teacher's backend. The teacher's hidden size must be a
    multiple of 64 (the WKV head size). */
 ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out);
+
+/* ---- Running a student: the RNN ----------------------------------------------------------------------
+   A student is an RNN: what it remembers of a sequence is a fixed-size state per layer (the
+   previous token's normalized input and the WKV matrices), whatever the length. arwkv_rnn runs
+   whole sequences (training, prefill) or one token at a time (generation) from such states; both
+   compute the same function. */
+typedef struct arwkv_rnn_state arwkv_rnn_state; /* one sequence's recurrent state */
+typedef struct arwkv_rnn arwkv_rnn;             /* a workspace for running a student model */
+
+/* A zero state for model m (an ARWKV-7 or QRWKV6 student), in backend memory. */
+ARWKV_API arwkv_result arwkv_rnn_state_create(arwkv_model *m, arwkv_rnn_state **out);
+ARWKV_API void arwkv_rnn_state_free(arwkv_rnn_state *s);
+ARWKV_API arwkv_result arwkv_rnn_state_reset(arwkv_rnn_state *s);
+ARWKV_API arwkv_result arwkv_rnn_state_copy(arwkv_rnn_state *dst, const arwkv_rnn_state *src);
+ARWKV_API size_t arwkv_rnn_state_bytes(const arwkv_rnn_state *s);
+ARWKV_API int64_t arwkv_rnn_state_tokens(const arwkv_rnn_state *s); /* tokens it has read */
+/* Save/load a state as a small safetensors file; loading checks it belongs to the same model. */
+ARWKV_API arwkv_result arwkv_rnn_state_save(const arwkv_rnn_state *s, const char *path);
+ARWKV_API arwkv_result arwkv_rnn_state_load(arwkv_rnn_state *s, const char *path);
+
+ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out);
+ARWKV_API void arwkv_rnn_free(arwkv_rnn *r);
+/* Run B sequences of T tokens (ids: host int32 [B*T]). states: B states that are read and advanced,
+   or NULL to start from zeros. train != 0 keeps what arwkv_rnn_backward needs. On success *hidden
+   points to the final normed hidden states [B*T, C] in backend memory, valid until the next call. */
+ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B, int T, arwkv_rnn_state **states, int train,
+                                         const float **hidden);
+/* Gradient of the last training forward from dhidden [B*T, C] (backend memory): adds into the
+   gradients of the model's trainable parameters. */
+ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden);
+/* Read n tokens (host ids) into state s; logits of the last one into logits_last[V] (host, may be
+   NULL), of all n into logits_all[n, V] (host, may be NULL). */
+ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const int32_t *ids, int n, float *logits_last,
+                                      float *logits_all);
 
 /* @@student-model-api@@ */
 
@@ -3392,9 +3426,9 @@ static arwkv_result arwkv__cpu_swiglu_forward(arwkv_backend *be, float *out, con
 static void arwkv__swiglu_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
     for (size_t i = b; i < e; i++) {
-        float g = c->gate[i], s = 1.0f / (1.0f + expf(-g)), d = c->dout[i];
-        c->dup[i] = d * g * s;
-        c->dgate[i] = d * c->up[i] * s * (1.0f + g * (1.0f - s));
+        float g = c->gate[i], u = c->up[i], s = 1.0f / (1.0f + expf(-g)), d = c->dout[i];
+        c->dup[i] = d * g * s; /* inputs are read first: dgate/dup may alias gate/up */
+        c->dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
     }
 }
 static arwkv_result arwkv__cpu_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
@@ -5897,6 +5931,399 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     }
     snprintf(s->cfg.torch_dtype, sizeof s->cfg.torch_dtype, "float32");
     *out = s;
+    return ARWKV_OK;
+}
+
+/* ---- Running a student: the RNN ------------------------------------------------------------------------
+   The layer stack around the time mix is Qwen's: embedding, then per layer
+       xn = RMSNorm(x);  h = x + TimeMix(xn);  x' = h + MLP(RMSNorm(h))
+   and a final RMSNorm. Training keeps per layer the inputs of every step (x, xn, h, RMSNorm(h)
+   and the norms' reciprocal roots) plus the time mix's own activations; the MLP's intermediate
+   arrays are recomputed in the backward from RMSNorm(h), which costs two matrix products per
+   layer and saves three [rows, intermediate] arrays per layer. */
+
+struct arwkv_rnn_state {
+    arwkv_model *m;
+    int L, C, HNN;     /* layers, width, WKV floats per layer (H * N * N) */
+    float *shift;      /* [L][C] the previous token's normalized input, per layer */
+    float *wkv;        /* [L][H*N*N] fp32 WKV matrices */
+    int64_t tokens;
+};
+
+#define ARWKV__RNN_STEP_CHUNK 256 /* tokens per forward inside arwkv_rnn_step (bounds its memory) */
+#define ARWKV__LOGIT_ROWS 64      /* rows of logits alive at a time */
+
+struct arwkv_rnn {
+    arwkv_model *m;
+    arwkv_backend *be;
+    arwkv_tmix7_dims d7;
+    int L, C, F, V;
+    int cap_rows, cap_train_rows, cap_B, cap_T; /* what the buffers hold */
+    int B, T, trained;                          /* the last forward */
+    int32_t *ids;                  /* [rows] */
+    float *x;                      /* [L+1][rows][C] when training, else [2][rows][C] */
+    float *xn, *h, *yn;            /* [L][rows][C] when training, else [rows][C] */
+    float *rstd1, *rstd2;          /* [L][rows] when training, else [rows] */
+    float *att, *v_first, *hn, *rstdf;
+    float *gate, *up, *act;        /* [rows][F] scratch */
+    float *shift_b, *wkv_b;        /* one layer's state of B sequences */
+    float *dx, *dxn, *dv_first;    /* backward: [rows][C] */
+    float *logits;                 /* [LOGIT_ROWS][V] for steps */
+    arwkv__tmix7_acts **acts7;     /* [L] when training */
+    arwkv__tmix7_work *work7;
+};
+
+ARWKV_PRIVATE int arwkv__rnn_heads(const arwkv_model *m, int *N) {
+    *N = m->cfg.head_size;
+    return m->cfg.hidden_size / m->cfg.head_size;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_state_create(arwkv_model *m, arwkv_rnn_state **out) {
+    *out = NULL;
+    if (m->cfg.arch != ARWKV_ARCH_ARWKV7 && m->cfg.arch != ARWKV_ARCH_QRWKV6)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s is not a recurrent student (no state to create)", arwkv_arch_name(m->cfg.arch));
+    arwkv_rnn_state *s = (arwkv_rnn_state *)arwkv__calloc(1, sizeof *s);
+    if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    int N, H = arwkv__rnn_heads(m, &N);
+    s->m = m, s->L = m->cfg.num_layers, s->C = m->cfg.hidden_size, s->HNN = H * N * N;
+    arwkv_result r = m->be->mem->alloc(m->be, (size_t)s->L * s->C * sizeof(float), (void **)&s->shift);
+    if (r == ARWKV_OK) r = m->be->mem->alloc(m->be, (size_t)s->L * s->HNN * sizeof(float), (void **)&s->wkv);
+    if (r != ARWKV_OK) {
+        arwkv_rnn_state_free(s);
+        return r;
+    }
+    *out = s;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_rnn_state_free(arwkv_rnn_state *s) {
+    if (!s) return;
+    s->m->be->mem->free(s->m->be, s->shift);
+    s->m->be->mem->free(s->m->be, s->wkv);
+    arwkv__free(s);
+}
+
+ARWKV_API arwkv_result arwkv_rnn_state_reset(arwkv_rnn_state *s) {
+    arwkv_backend *be = s->m->be;
+    s->tokens = 0;
+    ARWKV__TRY(be->mem->zero(be, s->shift, (size_t)s->L * s->C * sizeof(float)));
+    return be->mem->zero(be, s->wkv, (size_t)s->L * s->HNN * sizeof(float));
+}
+
+ARWKV_API arwkv_result arwkv_rnn_state_copy(arwkv_rnn_state *dst, const arwkv_rnn_state *src) {
+    if (dst->m != src->m) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "state copy between different models");
+    arwkv_backend *be = src->m->be;
+    dst->tokens = src->tokens;
+    ARWKV__TRY(be->mem->copy(be, dst->shift, src->shift, (size_t)src->L * src->C * sizeof(float)));
+    return be->mem->copy(be, dst->wkv, src->wkv, (size_t)src->L * src->HNN * sizeof(float));
+}
+
+ARWKV_API size_t arwkv_rnn_state_bytes(const arwkv_rnn_state *s) { return (size_t)s->L * ((size_t)s->C + (size_t)s->HNN) * sizeof(float); }
+ARWKV_API int64_t arwkv_rnn_state_tokens(const arwkv_rnn_state *s) { return s->tokens; }
+
+/* A fingerprint of a model: its shape and a hash of a few parameter values, so a state saved for one
+   model is not silently loaded into another of the same shape. */
+ARWKV_PRIVATE uint64_t arwkv__model_fingerprint(arwkv_model *m) {
+    char head[256];
+    snprintf(head, sizeof head, "%s/%d/%d/%d/%d", arwkv_arch_name(m->cfg.arch), m->cfg.hidden_size, m->cfg.num_layers,
+             m->cfg.vocab_size, m->cfg.intermediate_size);
+    uint64_t h = arwkv__hash(head, strlen(head));
+    float probe[64];
+    for (int l = 0; l < m->cfg.num_layers; l++) {
+        arwkv_param *p = m->layers[l].in_norm;
+        int64_t n = p->numel < 64 ? p->numel : 64;
+        if (p->numel <= 64 && arwkv_param_read(m, p, probe, p->numel) == ARWKV_OK) h ^= arwkv__hash((const char *)probe, (size_t)n * 4) + (uint64_t)l;
+        else {
+            float *all = (float *)arwkv__malloc((size_t)p->numel * sizeof(float));
+            if (all && arwkv_param_read(m, p, all, p->numel) == ARWKV_OK) h ^= arwkv__hash((const char *)all, (size_t)n * 4) + (uint64_t)l;
+            arwkv__free(all);
+        }
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_state_save(const arwkv_rnn_state *s, const char *path) {
+    arwkv_backend *be = s->m->be;
+    size_t ns = (size_t)s->L * s->C, nw = (size_t)s->L * s->HNN;
+    float *host = (float *)arwkv__malloc((ns + nw) * sizeof(float));
+    if (!host) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    arwkv_result r = be->mem->download(be, host, s->shift, ns * sizeof(float));
+    if (r == ARWKV_OK) r = be->mem->download(be, host + ns, s->wkv, nw * sizeof(float));
+    char fp[32], tok[32];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)arwkv__model_fingerprint(s->m));
+    snprintf(tok, sizeof tok, "%lld", (long long)s->tokens);
+    const char *meta[8] = {"format", "arwkv-rnn-state", "architecture", arwkv_arch_name(s->m->cfg.arch), "model_fingerprint", fp,
+                           "tokens", tok};
+    arwkv_st_entry e[2] = {{"shift", ARWKV_F32, 2, {s->L, s->C}, host}, {"wkv", ARWKV_F32, 2, {s->L, s->HNN}, host + ns}};
+    if (r == ARWKV_OK) r = arwkv_st_write(path, e, 2, meta, 4);
+    arwkv__free(host);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_state_load(arwkv_rnn_state *s, const char *path) {
+    arwkv_safetensors *st;
+    ARWKV__TRY(arwkv_st_open(path, &st));
+    arwkv_result r = ARWKV_OK;
+    const char *format = arwkv_st_metadata(st, "format"), *fp = arwkv_st_metadata(st, "model_fingerprint"),
+               *tok = arwkv_st_metadata(st, "tokens");
+    char want[32];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)arwkv__model_fingerprint(s->m));
+    const arwkv_tensor_info *sh = arwkv_st_find(st, "shift"), *wk = arwkv_st_find(st, "wkv");
+    if (!format || strcmp(format, "arwkv-rnn-state") != 0)
+        r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: not a saved conversation state (no format arwkv-rnn-state in its metadata)", path);
+    else if (!fp || strcmp(fp, want) != 0)
+        r = arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved from another model (fingerprint %s, this model %s); load it with the model that saved it",
+                        path, fp ? fp : "none", want);
+    else if (!sh || !wk || sh->dtype != ARWKV_F32 || wk->dtype != ARWKV_F32 || sh->numel != (int64_t)s->L * s->C ||
+             wk->numel != (int64_t)s->L * s->HNN)
+        r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensors 'shift' and 'wkv' do not have this model's state shape", path);
+    if (r == ARWKV_OK) r = s->m->be->mem->upload(s->m->be, s->shift, sh->data, sh->nbytes);
+    if (r == ARWKV_OK) r = s->m->be->mem->upload(s->m->be, s->wkv, wk->data, wk->nbytes);
+    if (r == ARWKV_OK) s->tokens = tok ? strtoll(tok, NULL, 10) : 0;
+    arwkv_st_close(st);
+    return r;
+}
+
+/* ---- the workspace ---- */
+
+ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
+    arwkv_backend *be = r->be;
+    void *bufs[] = {r->ids, r->x, r->xn, r->h, r->yn, r->rstd1, r->rstd2, r->att, r->v_first, r->hn, r->rstdf, r->gate, r->up,
+                    r->act, r->shift_b, r->wkv_b, r->dx, r->dxn, r->dv_first};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->mem->free(be, bufs[i]);
+    if (r->acts7)
+        for (int l = 0; l < r->L; l++) arwkv__tmix7_acts_free(be, r->acts7[l]);
+    arwkv__free(r->acts7);
+    arwkv__tmix7_work_free(be, r->work7);
+    r->ids = NULL, r->x = r->xn = r->h = r->yn = r->rstd1 = r->rstd2 = r->att = r->v_first = r->hn = r->rstdf = NULL;
+    r->gate = r->up = r->act = r->shift_b = r->wkv_b = r->dx = r->dxn = r->dv_first = NULL;
+    r->acts7 = NULL, r->work7 = NULL;
+    r->cap_rows = r->cap_train_rows = r->cap_B = r->cap_T = 0;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out) {
+    *out = NULL;
+    if (m->cfg.arch != ARWKV_ARCH_ARWKV7)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_rnn runs ARWKV-7 students; %s is not one", arwkv_arch_name(m->cfg.arch));
+    arwkv_rnn *r = (arwkv_rnn *)arwkv__calloc(1, sizeof *r);
+    if (!r) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    r->m = m, r->be = m->be, r->L = m->cfg.num_layers, r->C = m->cfg.hidden_size, r->F = m->cfg.intermediate_size;
+    r->V = m->cfg.vocab_size;
+    arwkv_result res = arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &r->d7);
+    if (res == ARWKV_OK && !m->be->rwkv7) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
+    if (res != ARWKV_OK) {
+        arwkv__free(r);
+        return res;
+    }
+    *out = r;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_rnn_free(arwkv_rnn *r) {
+    if (!r) return;
+    arwkv__rnn_release(r);
+    arwkv_backend *be = r->be;
+    be->mem->free(be, r->logits);
+    arwkv__free(r);
+}
+
+/* Make the buffers hold B x T tokens (for training, with per-layer activations). */
+ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int train) {
+    int rows = B * T;
+    int ok = rows <= r->cap_rows && B <= r->cap_B && (!train || (rows <= r->cap_train_rows && T <= r->cap_T));
+    if (ok) return ARWKV_OK;
+    arwkv__rnn_release(r);
+    arwkv_backend *be = r->be;
+    size_t R = (size_t)rows, C = (size_t)r->C, L = (size_t)r->L, keep = train ? L : 1;
+    int N, H = arwkv__rnn_heads(r->m, &N);
+    arwkv_result res = ARWKV_OK;
+#define ARWKV__ALLOC(ptr, n) \
+    if (res == ARWKV_OK) res = be->mem->alloc(be, (size_t)(n) * sizeof(*(ptr)), (void **)&(ptr))
+    ARWKV__ALLOC(r->ids, R);
+    ARWKV__ALLOC(r->x, (train ? L + 1 : 2) * R * C);
+    ARWKV__ALLOC(r->xn, keep * R * C);
+    ARWKV__ALLOC(r->h, keep * R * C);
+    ARWKV__ALLOC(r->yn, keep * R * C);
+    ARWKV__ALLOC(r->rstd1, keep * R);
+    ARWKV__ALLOC(r->rstd2, keep * R);
+    ARWKV__ALLOC(r->att, R * C);
+    ARWKV__ALLOC(r->v_first, R * C);
+    ARWKV__ALLOC(r->hn, R * C);
+    ARWKV__ALLOC(r->rstdf, R);
+    ARWKV__ALLOC(r->gate, R * (size_t)r->F);
+    ARWKV__ALLOC(r->up, R * (size_t)r->F);
+    ARWKV__ALLOC(r->act, R * (size_t)r->F);
+    ARWKV__ALLOC(r->shift_b, (size_t)B * C);
+    ARWKV__ALLOC(r->wkv_b, (size_t)B * H * N * N);
+    if (train) {
+        ARWKV__ALLOC(r->dx, R * C);
+        ARWKV__ALLOC(r->dxn, R * C);
+        ARWKV__ALLOC(r->dv_first, R * C);
+    }
+#undef ARWKV__ALLOC
+    if (res == ARWKV_OK && train) {
+        r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
+        if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        for (size_t l = 0; l < L && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
+    }
+    if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
+    if (res != ARWKV_OK) {
+        arwkv__rnn_release(r);
+        return arwkv__context(res, "student workspace for %d x %d tokens", B, T);
+    }
+    r->cap_rows = rows, r->cap_B = B;
+    if (train) r->cap_train_rows = rows, r->cap_T = T;
+    return ARWKV_OK;
+}
+
+/* y[M, out] = x[M, in] . W^T for an nn.Linear weight W [out, in] of any stored type. */
+ARWKV_PRIVATE arwkv_result arwkv__linear_fwd(arwkv_backend *be, int M, const float *x, const arwkv_param *W, float *y, int accumulate) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, accumulate, NULL);
+}
+/* Its backward: dx (+)= dy . W (if dx), and W's gradient += dy^T . x (if W trains). */
+ARWKV_PRIVATE arwkv_result arwkv__linear_bwd(arwkv_backend *be, int M, const float *x, const arwkv_param *W, const float *dy, float *dx,
+                                             int accumulate_dx) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    if (dx) ARWKV__TRY(be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, accumulate_dx, NULL));
+    if (W->trainable) ARWKV__TRY(be->core->gemm(be, out, in, M, dy, 1, out, x, ARWKV_F32, in, 1, W->grad, in, 1, NULL));
+    return ARWKV_OK;
+}
+
+/* Move one layer's state of B sequences between the per-sequence states and the contiguous
+   [B, ...] arrays the time mix reads (to_batch) or back. */
+ARWKV_PRIVATE arwkv_result arwkv__rnn_state_io(arwkv_rnn *r, arwkv_rnn_state **states, int B, int l, int to_batch) {
+    arwkv_backend *be = r->be;
+    for (int b = 0; b < B; b++) {
+        arwkv_rnn_state *s = states[b];
+        size_t C = (size_t)s->C, W = (size_t)s->HNN;
+        float *ps = s->shift + (size_t)l * C, *pw = s->wkv + (size_t)l * W, *bs = r->shift_b + b * C, *bw = r->wkv_b + b * W;
+        ARWKV__TRY(be->mem->copy(be, to_batch ? bs : ps, to_batch ? ps : bs, C * sizeof(float)));
+        ARWKV__TRY(be->mem->copy(be, to_batch ? bw : pw, to_batch ? pw : bw, W * sizeof(float)));
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B, int T, arwkv_rnn_state **states, int train,
+                                         const float **hidden) {
+    arwkv_model *m = r->m;
+    arwkv_backend *be = r->be;
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student forward over %d x %d tokens", B, T);
+    for (int i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= r->V)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token id %d at position %d is outside the vocabulary (0..%d)", ids[i], i, r->V - 1);
+    if (states)
+        for (int b = 0; b < B; b++)
+            if (!states[b] || states[b]->m != m) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "state %d does not belong to this model", b);
+    ARWKV__TRY(arwkv__rnn_reserve(r, B, T, train));
+    int M = B * T, C = r->C, L = r->L;
+    size_t MC = (size_t)M * C;
+    float eps = m->cfg.rms_norm_eps;
+    r->B = B, r->T = T, r->trained = train;
+    ARWKV__TRY(be->mem->upload(be, r->ids, ids, (size_t)M * sizeof(int32_t)));
+    arwkv_result res = be->core->embed_forward(be, r->x, r->ids, M, m->embed->data, m->embed->dtype, C);
+    for (int l = 0; l < L && res == ARWKV_OK; l++) {
+        const arwkv_layer *ly = &m->layers[l];
+        float *x = r->x + (train ? (size_t)l : (size_t)(l & 1)) * MC, *xnext = r->x + (train ? (size_t)l + 1 : (size_t)((l + 1) & 1)) * MC;
+        size_t k = train ? (size_t)l : 0;
+        float *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC, *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
+        res = be->core->rmsnorm_forward(be, xn, rs1, x, ly->in_norm->data, ly->in_norm->dtype, M, C, eps);
+        if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 1);
+        if (res == ARWKV_OK)
+            res = arwkv__tmix7_forward(be, ly, l, &r->d7, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
+                                       r->att, train ? r->acts7[l] : NULL, r->work7);
+        if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 0);
+        /* h = x + att; x' = h + down(silu(gate(yn)) * up(yn)), yn = RMSNorm(h) */
+        if (res == ARWKV_OK) res = be->mem->copy(be, h, x, MC * sizeof(float));
+        if (res == ARWKV_OK) res = be->core->axpy(be, h, 1.0f, r->att, MC);
+        if (res == ARWKV_OK) res = be->core->rmsnorm_forward(be, yn, rs2, h, ly->post_norm->data, ly->post_norm->dtype, M, C, eps);
+        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
+        if (res == ARWKV_OK) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, (size_t)M * r->F);
+        if (res == ARWKV_OK) res = be->mem->copy(be, xnext, h, MC * sizeof(float));
+        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, r->act, ly->mlp_down, xnext, 1);
+    }
+    float *xL = r->x + (train ? (size_t)L : (size_t)(L & 1)) * MC;
+    if (res == ARWKV_OK) res = be->core->rmsnorm_forward(be, r->hn, r->rstdf, xL, m->final_norm->data, m->final_norm->dtype, M, C, eps);
+    if (res != ARWKV_OK) return arwkv__context(res, "student forward");
+    if (states)
+        for (int b = 0; b < B; b++) states[b]->tokens += T;
+    *hidden = r->hn;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
+    arwkv_model *m = r->m;
+    arwkv_backend *be = r->be;
+    if (!r->trained) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student backward without a training forward before it");
+    int B = r->B, T = r->T, M = B * T, C = r->C, L = r->L;
+    size_t MC = (size_t)M * C, MF = (size_t)M * r->F;
+    arwkv_result res = ARWKV_OK;
+    /* final norm: dx = d RMSNorm(x_L) */
+    const float *xL = r->x + (size_t)L * MC;
+    res = be->core->rmsnorm_backward(be, r->dx, m->final_norm->trainable ? m->final_norm->grad : NULL, dhidden, xL,
+                                     m->final_norm->data, m->final_norm->dtype, r->rstdf, M, C, 0);
+    if (res == ARWKV_OK) res = be->mem->zero(be, r->dv_first, MC * sizeof(float));
+    for (int l = L - 1; l >= 0 && res == ARWKV_OK; l--) {
+        const arwkv_layer *ly = &m->layers[l];
+        const float *x = r->x + (size_t)l * MC, *xn = r->xn + (size_t)l * MC, *h = r->h + (size_t)l * MC, *yn = r->yn + (size_t)l * MC;
+        const float *rs1 = r->rstd1 + (size_t)l * M, *rs2 = r->rstd2 + (size_t)l * M;
+        /* the MLP, its intermediates recomputed from yn; r->dx holds d x_{l+1} = d h (residual) */
+        res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
+        if (res == ARWKV_OK && ly->mlp_down->trainable) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, MF);
+        /* d act = dx . W_down (into act's place once W_down's gradient has used act) */
+        if (res == ARWKV_OK && ly->mlp_down->trainable) {
+            int out = (int)ly->mlp_down->shape[0], in = (int)ly->mlp_down->shape[1];
+            res = be->core->gemm(be, out, in, M, r->dx, 1, out, r->act, ARWKV_F32, in, 1, ly->mlp_down->grad, in, 1, NULL);
+        }
+        if (res == ARWKV_OK) {
+            int out = (int)ly->mlp_down->shape[0], in = (int)ly->mlp_down->shape[1];
+            res = be->core->gemm(be, M, in, out, r->dx, out, 1, ly->mlp_down->data, ly->mlp_down->dtype, in, 1, r->act, in, 0, NULL);
+        }
+        /* swiglu: act now holds d act; gate and up become their gradients */
+        if (res == ARWKV_OK) res = be->core->swiglu_backward(be, r->gate, r->up, r->act, r->gate, r->up, MF);
+        /* d yn = d gate . W_gate + d up . W_up (dxn used as the d yn buffer) */
+        if (res == ARWKV_OK) res = arwkv__linear_bwd(be, M, yn, ly->mlp_gate, r->gate, r->dxn, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_bwd(be, M, yn, ly->mlp_up, r->up, r->dxn, 1);
+        /* d h += RMSNorm backward (post-attention norm): r->dx becomes d h */
+        if (res == ARWKV_OK)
+            res = be->core->rmsnorm_backward(be, r->dx, ly->post_norm->trainable ? ly->post_norm->grad : NULL, r->dxn, h,
+                                             ly->post_norm->data, ly->post_norm->dtype, rs2, M, C, 1);
+        /* h = x + att: d att = d h; the time mix gives d xn; then d x = d h + d RMSNorm(x) */
+        if (res == ARWKV_OK)
+            res = arwkv__tmix7_backward(be, ly, l, &r->d7, B, T, xn, r->v_first, r->acts7[l], r->dx, r->dxn, r->dv_first, NULL, NULL,
+                                        r->work7);
+        if (res == ARWKV_OK)
+            res = be->core->rmsnorm_backward(be, r->dx, ly->in_norm->trainable ? ly->in_norm->grad : NULL, r->dxn, x,
+                                             ly->in_norm->data, ly->in_norm->dtype, rs1, M, C, 1);
+    }
+    if (res == ARWKV_OK && m->embed->trainable) res = be->core->embed_backward(be, m->embed->grad, r->ids, M, r->dx, C);
+    r->trained = 0; /* the activations are spent (the time-mix backward may reuse its buffers) */
+    if (res != ARWKV_OK) return arwkv__context(res, "student backward");
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const int32_t *ids, int n, float *logits_last, float *logits_all) {
+    arwkv_backend *be = r->be;
+    if (n <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student step over %d tokens", n);
+    if (!r->logits) ARWKV__TRY(be->mem->alloc(be, (size_t)ARWKV__LOGIT_ROWS * r->V * sizeof(float), (void **)&r->logits));
+    for (int done = 0; done < n;) {
+        int T = n - done < ARWKV__RNN_STEP_CHUNK ? n - done : ARWKV__RNN_STEP_CHUNK;
+        const float *hidden;
+        ARWKV__TRY(arwkv_rnn_forward(r, ids + done, 1, T, &s, 0, &hidden));
+        int first = logits_all ? 0 : (done + T == n ? T - 1 : T);
+        for (int row = first; row < T; row += ARWKV__LOGIT_ROWS) {
+            int rows = T - row < ARWKV__LOGIT_ROWS ? T - row : ARWKV__LOGIT_ROWS;
+            ARWKV__TRY(arwkv_teacher_logits(r->m, hidden + (size_t)row * r->C, rows, r->logits));
+            if (logits_all)
+                ARWKV__TRY(be->mem->download(be, logits_all + (size_t)(done + row) * r->V, r->logits, (size_t)rows * r->V * sizeof(float)));
+            if (logits_last && done + row + rows == n)
+                ARWKV__TRY(be->mem->download(be, logits_last, r->logits + (size_t)(rows - 1) * r->V, (size_t)r->V * sizeof(float)));
+        }
+        done += T;
+    }
     return ARWKV_OK;
 }
 

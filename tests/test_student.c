@@ -155,6 +155,157 @@ TEST(student_save_load_roundtrip) {
     arwkv_model_free(s);
 }
 
+/* ---- running the student ---------------------------------------------------------------------------- */
+
+static arwkv_model *small_student(int seed) {
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.seed = (uint64_t)seed;
+    o.init = ARWKV_INIT_INHERIT; /* a student that already computes something attention-like */
+    arwkv_model *s = NULL;
+    if (arwkv_student_create(teacher, &o, &s) != ARWKV_OK) return NULL;
+    /* make the LoRAs non-trivial so every path of the time mix is exercised */
+    test_seed((unsigned long long)seed + 100);
+    for (int l = 0; l < s->cfg.num_layers; l++) {
+        arwkv_param *ps[4] = {s->layers[l].w1, s->layers[l].a1, s->layers[l].v1, s->layers[l].g1};
+        for (int k = 0; k < 4; k++) {
+            float *v = (float *)malloc((size_t)ps[k]->numel * sizeof(float));
+            test_fill_randn(v, (size_t)ps[k]->numel, 0.05f);
+            arwkv_param_write(s, ps[k], v, ps[k]->numel);
+            free(v);
+        }
+        float g2[128 * 128];
+        test_fill_randn(g2, 128 * 128, 0.02f);
+        arwkv_param_write(s, s->layers[l].g2, g2, 128 * 128);
+    }
+    return s;
+}
+
+TEST(rnn_recurrent_equals_sequence) {
+    arwkv_model *s = small_student(1);
+    CHECK(s != NULL, "create: %s", arwkv_last_error());
+    if (!s) return;
+    arwkv_rnn *r;
+    CHECK_OK(arwkv_rnn_create(s, &r));
+    enum { T = 37, V = 151936 };
+    int32_t ids[T];
+    test_seed(21);
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)(test_uniform() * 5000);
+    float *all = (float *)malloc(sizeof(float) * T * (size_t)V), *one = (float *)malloc(sizeof(float) * V);
+    arwkv_rnn_state *st, *st2;
+    CHECK_OK(arwkv_rnn_state_create(s, &st));
+    CHECK_OK(arwkv_rnn_state_create(s, &st2));
+    CHECK_OK(arwkv_rnn_step(r, st, ids, T, NULL, all)); /* the whole sequence at once */
+    double worst = 0;
+    for (int t = 0; t < T; t++) { /* token by token from a state */
+        CHECK_OK(arwkv_rnn_step(r, st2, ids + t, 1, one, NULL));
+        worst = fmax(worst, test_rel_err(one, all + (size_t)t * V, V));
+    }
+    CHECK(worst < 1e-5, "recurrent vs sequence logits: %g", worst);
+    CHECK(arwkv_rnn_state_tokens(st2) == T && arwkv_rnn_state_tokens(st) == T, "token counts");
+    /* chunks of 10 + 27 with the state carried equal the whole */
+    CHECK_OK(arwkv_rnn_state_reset(st2));
+    CHECK_OK(arwkv_rnn_step(r, st2, ids, 10, NULL, NULL));
+    CHECK_OK(arwkv_rnn_step(r, st2, ids + 10, 27, one, NULL));
+    CHECK(test_rel_err(one, all + (size_t)(T - 1) * V, V) < 1e-5, "chunked: %g", test_rel_err(one, all + (size_t)(T - 1) * V, V));
+    /* a saved state loads back and continues identically */
+    CHECK_OK(arwkv_rnn_state_save(st2, "build/test_state.safetensors"));
+    arwkv_rnn_state *st3;
+    CHECK_OK(arwkv_rnn_state_create(s, &st3));
+    CHECK_OK(arwkv_rnn_state_load(st3, "build/test_state.safetensors"));
+    float *a = (float *)malloc(sizeof(float) * V), *b = (float *)malloc(sizeof(float) * V);
+    int32_t next = 42;
+    CHECK_OK(arwkv_rnn_step(r, st2, &next, 1, a, NULL));
+    CHECK_OK(arwkv_rnn_step(r, st3, &next, 1, b, NULL));
+    CHECK(memcmp(a, b, sizeof(float) * V) == 0 && arwkv_rnn_state_tokens(st3) == T + 1, "save/load continues bit for bit");
+    CHECK(arwkv_rnn_state_bytes(st3) == 8 * (128 + 2 * 64 * 64) * 4, "state bytes %zu", arwkv_rnn_state_bytes(st3));
+    /* a state of another model is refused with a reason */
+    arwkv_model *other = small_student(2);
+    arwkv_rnn_state *so;
+    if (other && arwkv_rnn_state_create(other, &so) == ARWKV_OK) {
+        arwkv_param_write(other, other->layers[0].in_norm, (float[128]){0.5f}, 128);
+        CHECK(arwkv_rnn_state_load(so, "build/test_state.safetensors") == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "another model"),
+              "foreign state: %s", arwkv_last_error());
+        arwkv_rnn_state_free(so);
+    }
+    arwkv_model_free(other);
+    free(all), free(one), free(a), free(b);
+    arwkv_rnn_state_free(st), arwkv_rnn_state_free(st2), arwkv_rnn_state_free(st3);
+    arwkv_rnn_free(r);
+    arwkv_model_free(s);
+}
+
+TEST(rnn_batch_equals_single) {
+    arwkv_model *s = small_student(3);
+    if (!s) return;
+    arwkv_rnn *r;
+    CHECK_OK(arwkv_rnn_create(s, &r));
+    enum { B = 3, T = 19 };
+    int32_t ids[B * T];
+    test_seed(5);
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(test_uniform() * 151936);
+    const float *hid;
+    static float batch[B * T * 128], single[T * 128];
+    CHECK_OK(arwkv_rnn_forward(r, ids, B, T, NULL, 0, &hid));
+    memcpy(batch, hid, sizeof batch);
+    for (int b = 0; b < B; b++) {
+        CHECK_OK(arwkv_rnn_forward(r, ids + b * T, 1, T, NULL, 0, &hid));
+        memcpy(single, hid, sizeof single);
+        CHECK(memcmp(single, batch + b * T * 128, sizeof single) == 0, "sequence %d of the batch equals it alone", b);
+    }
+    int32_t bad = 151936;
+    CHECK(arwkv_rnn_forward(r, &bad, 1, 1, NULL, 0, &hid) == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "151936"), "bad id");
+    arwkv_rnn_free(r);
+    arwkv_model_free(s);
+}
+
+/* The model-level backward (norms, MLP, residuals, the time mix, the embedding) against central
+   differences of loss = sum(hidden * R) in double, parameter by parameter. */
+TEST(rnn_backward_matches_finite_differences) {
+    arwkv_model *s = small_student(4);
+    if (!s) return;
+    CHECK_OK(arwkv__make_trainable(s, 2, 0));
+    arwkv_rnn *r;
+    CHECK_OK(arwkv_rnn_create(s, &r));
+    enum { B = 2, T = 9, C = 128 };
+    int32_t ids[B * T];
+    test_seed(8);
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(test_uniform() * 3000);
+    static float R[B * T * C];
+    test_fill_randn(R, B * T * C, 1);
+    const float *hid;
+    CHECK_OK(arwkv__zero_grads(s));
+    CHECK_OK(arwkv_rnn_forward(r, ids, B, T, NULL, 1, &hid));
+    CHECK_OK(arwkv_rnn_backward(r, R));
+    /* The forward runs in fp32, so a difference quotient carries rounding noise of about 1e-3 here;
+       probing each parameter's largest gradient entry with a step of 10% keeps the comparison
+       meaningful (a wrong gradient is off by far more than the 3% allowed). */
+    arwkv_param *probes[] = {s->layers[0].in_norm, s->layers[6].post_norm, s->layers[2].mlp_up, s->layers[7].mlp_down,
+                             s->layers[1].mlp_gate, s->layers[3].x_k, s->layers[0].value, s->layers[5].w0,
+                             s->layers[4].output, s->final_norm, s->embed, s->layers[1].v2, s->layers[2].key,
+                             s->layers[6].a2, s->layers[3].g1, s->layers[0].receptance, s->layers[7].k_k, s->layers[2].r_k};
+    for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
+        arwkv_param *p = probes[k];
+        int64_t at = 0;
+        for (int64_t i = 1; i < p->numel; i++)
+            if (fabsf(p->grad[i]) > fabsf(p->grad[at])) at = i;
+        float *w = (float *)p->data, keep = w[at];
+        double h = 0.1 * fmax(fabs(keep), 0.1), lp[2];
+        for (int side = 0; side < 2; side++) {
+            w[at] = (float)(keep + (side ? -h : h));
+            CHECK_OK(arwkv_rnn_forward(r, ids, B, T, NULL, 0, &hid));
+            double l = 0;
+            for (int i = 0; i < B * T * C; i++) l += (double)hid[i] * R[i];
+            lp[side] = l;
+        }
+        w[at] = keep;
+        double fd = (lp[0] - lp[1]) / (2 * h), an = p->grad[at];
+        CHECK(fabs(fd - an) <= 3e-2 * fabs(fd) && fabs(an) > 1e-3, "%s[%lld]: analytic %g, finite difference %g", p->name, (long long)at, an, fd);
+    }
+    arwkv_rnn_free(r);
+    arwkv_model_free(s);
+}
+
 int main(void) {
     if (arwkv_backend_cpu(2, &be) != ARWKV_OK || arwkv_model_load("models/qwen2-code-tiny", be, &teacher) != ARWKV_OK) {
         printf("FAIL setup: %s\n", arwkv_last_error());
@@ -164,6 +315,9 @@ int main(void) {
     RUN(student_upstream_init_values);
     RUN(student_inherit_init);
     RUN(student_save_load_roundtrip);
+    RUN(rnn_recurrent_equals_sequence);
+    RUN(rnn_batch_equals_single);
+    RUN(rnn_backward_matches_finite_differences);
     arwkv_model_free(teacher);
     arwkv_backend_destroy(be);
     return test_summary("student");
