@@ -38,7 +38,7 @@ for f in "$bc"/*.bc; do ln -sf "$f" "$lib/"; done
     | /usr/lib/llvm-15/bin/llvm-as -o "$lib/oclc_isa_version_942.bc"
 
 hipc="clang++-19 -x hip --rocm-path=/usr --rocm-device-lib-path=$lib --offload-arch=gfx942 -std=c++17 -O2
-      -Wall -Wextra -Wshadow -Wno-unused-function -Werror -I. -Itests"
+      -Xarch_host -march=native -Wall -Wextra -Wshadow -Wno-unused-function -Werror -I. -Itests"
 echo "== gfx942: tests/gpu/test_gpu.cu, linked against libamdhip64"
 $hipc tests/gpu/test_gpu.cu -o "$out/test_gpu_gfx942" -lamdhip64
 echo "== gfx942: tools/gpu-info.c and tools/inspect.c as GPU programs"

@@ -45,7 +45,7 @@ static void dev_to(void *host, const void *dev, size_t bytes) {
 static void dev_free(void *p) { gpu->mem->free(gpu, p); }
 
 static std::vector<float> randn(size_t n, float scale) {
-    std::vector<float> v(n ? n : 1);
+    std::vector<float> v(n);
     test_fill_randn(v.data(), n, scale);
     return v;
 }
@@ -417,6 +417,298 @@ TEST(optimizer_ops) {
 }
 
 /* ============================================================================================
+   Qwen2 attention ops
+   ============================================================================================ */
+TEST(rope) {
+    const int shapes[][4] = {{1, 1, 2, 0}, {37, 2, 64, 0}, {100, 14, 64, 64}, {5, 3, 128, 7}}; /* rows, heads, head_dim, extra row stride */
+    for (auto &s : shapes)
+        for (int use_pos = 0; use_pos < 2; use_pos++) {
+            int rows = s[0], H = s[1], D = s[2];
+            ptrdiff_t ld = (ptrdiff_t)H * D + s[3];
+            std::vector<float> x = randn((size_t)rows * ld, 1.0f), xc = x, xg(x.size());
+            std::vector<int32_t> pos(rows);
+            for (int r = 0; r < rows; r++) pos[r] = (int32_t)(test_uniform() * 4000);
+            CHECK_OK(cpu->qwen->rope_forward(cpu, xc.data(), rows, H, D, ld, use_pos ? pos.data() : NULL, 17, 1e6));
+            float *dx = (float *)dev_from(x.data(), x.size() * 4);
+            int32_t *dpos = (int32_t *)dev_from(pos.data(), pos.size() * 4);
+            CHECK_OK(gpu->qwen->rope_forward(gpu, dx, rows, H, D, ld, use_pos ? dpos : NULL, 17, 1e6));
+            dev_to(xg.data(), dx, xg.size() * 4);
+            double e = rel(xg.data(), xc.data(), xg.size());
+            CHECK(e < 1e-6, "rows %d heads %d D %d pos %d: %.3g", rows, H, D, use_pos, e);
+            dev_free(dx), dev_free(dpos);
+        }
+    CHECK(gpu->qwen->rope_forward(gpu, NULL, 1, 1, 63, 63, NULL, 0, 1e6) == ARWKV_ERR_INVALID_ARGUMENT, "odd head_dim accepted");
+}
+
+TEST(attention) {
+    /* B, Tq, p0, H, Hkv, D: as the CPU test, plus longer sequences and the largest GPU head size */
+    static const int cases[][6] = {{2, 5, 0, 4, 2, 64},   {2, 70, 0, 4, 1, 64},  {1, 45, 100, 2, 1, 64}, {1, 1, 200, 14, 2, 64},
+                                   {3, 33, 3, 6, 3, 24},  {1, 40, 0, 2, 2, 128}, {1, 300, 0, 4, 2, 128}, {2, 20, 5, 2, 1, 256},
+                                   {1, 513, 0, 14, 2, 64}, {1, 17, 0, 1, 1, 200}};
+    for (auto &c : cases) {
+        int B = c[0], Tq = c[1], p0 = c[2], H = c[3], Hkv = c[4], D = c[5];
+        ptrdiff_t kv_bs = (ptrdiff_t)(p0 + Tq + 3) * Hkv * D;
+        size_t nq = (size_t)B * Tq * H * D, nkv = (size_t)B * kv_bs;
+        std::vector<float> q = randn(nq, 2.0f), k = randn(nkv, 1.0f), v = randn(nkv, 1.0f), oc(nq), og(nq);
+        CHECK_OK(cpu->qwen->attention_forward(cpu, oc.data(), q.data(), k.data(), v.data(), B, Tq, p0, H, Hkv, D, kv_bs));
+        float *dq = (float *)dev_from(q.data(), nq * 4), *dk = (float *)dev_from(k.data(), nkv * 4), *dv = (float *)dev_from(v.data(), nkv * 4);
+        float *dout = (float *)dev_poison(nq * 4);
+        CHECK_OK(gpu->qwen->attention_forward(gpu, dout, dq, dk, dv, B, Tq, p0, H, Hkv, D, kv_bs));
+        dev_to(og.data(), dout, nq * 4);
+        double e = rel(og.data(), oc.data(), nq);
+        CHECK(e < 1e-5, "B%d Tq%d p0 %d H%d Hkv%d D%d: %.3g", B, Tq, p0, H, Hkv, D, e);
+        printf("    attention B%d Tq%d p0 %d H%d Hkv%d D%d: %.2e\n", B, Tq, p0, H, Hkv, D, e);
+        dev_free(dq), dev_free(dk), dev_free(dv), dev_free(dout);
+    }
+    CHECK(gpu->qwen->attention_forward(gpu, NULL, NULL, NULL, NULL, 1, 1, 0, 3, 2, 64, 0) == ARWKV_ERR_INVALID_ARGUMENT,
+          "kv heads that do not divide heads accepted");
+}
+
+/* ============================================================================================
+   RWKV-7 time-mix ops
+   ============================================================================================ */
+
+/* Host arrays and their device copies, for ops with many inputs. */
+struct dev_set {
+    std::vector<std::vector<float>> host;
+    std::vector<float *> dev;
+    float *add(const std::vector<float> &h) {
+        host.push_back(h);
+        dev.push_back((float *)dev_from(h.data(), h.size() * 4));
+        return dev.back();
+    }
+    float *poison(size_t n) {
+        host.push_back(std::vector<float>(n, NAN));
+        dev.push_back((float *)dev_poison(n * 4));
+        return dev.back();
+    }
+    ~dev_set() {
+        for (float *p : dev) dev_free(p);
+    }
+};
+static std::vector<float> from_dev(const float *d, size_t n) {
+    std::vector<float> h(n);
+    dev_to(h.data(), d, n * 4);
+    return h;
+}
+/* compare a device array with a host reference, returning the error */
+static double cmp(const float *d, const std::vector<float> &ref) { return rel(from_dev(d, ref.size()).data(), ref.data(), ref.size()); }
+
+TEST(rwkv7_lerp) {
+    const int shapes[][4] = {{1, 1, 8, 6}, {2, 37, 192, 6}, {3, 20, 100, 5}}; /* B, T, C, mixes */
+    for (auto &s : shapes)
+        for (int variant = 0; variant < 3; variant++) { /* 0: no shift state, 1: shift in, 2: shift in == shift out */
+            int B = s[0], T = s[1], C = s[2], n_mix = s[3];
+            size_t MC = (size_t)B * T * C, BC = (size_t)B * C;
+            dev_set d;
+            std::vector<float> x = randn(MC, 1.0f), sh = randn(BC, 1.0f), sh2 = randn(BC, 1.0f);
+            std::vector<std::vector<float>> mu(n_mix);
+            const float *mu_h[6], *mu_d[6];
+            float *dx_ = d.add(x), *dsh = d.add(sh), *dsh_out = variant == 2 ? dsh : d.add(sh2);
+            for (int m = 0; m < n_mix; m++) mu[m] = randn(C, 0.5f), mu_h[m] = mu[m].data(), mu_d[m] = d.add(mu[m]);
+            std::vector<float> xmix((size_t)n_mix * MC), shc = sh, shc2 = sh2;
+            float *sh_in_h = variant ? shc.data() : NULL, *sh_out_h = variant == 2 ? shc.data() : shc2.data();
+            CHECK_OK(cpu->rwkv7->lerp_forward(cpu, xmix.data(), x.data(), sh_in_h, sh_out_h, mu_h, n_mix, B, T, C));
+            float *dxmix = d.poison((size_t)n_mix * MC);
+            CHECK_OK(gpu->rwkv7->lerp_forward(gpu, dxmix, dx_, variant ? dsh : NULL, dsh_out, mu_d, n_mix, B, T, C));
+            double e1 = cmp(dxmix, xmix), e2 = cmp(dsh_out, variant == 2 ? shc : shc2);
+            CHECK(e1 < 1e-6 && e2 == 0, "lerp forward B%d T%d C%d mixes %d variant %d: xmix %.3g shift %.3g", B, T, C, n_mix, variant, e1, e2);
+            /* backward: dx, dshift in/out, dmu added to (one of them NULL) */
+            std::vector<float> dxm = randn((size_t)n_mix * MC, 1.0f), dshift = randn(BC, 1.0f), dxc(MC), dshc = dshift;
+            std::vector<std::vector<float>> dmu(n_mix);
+            float *dmu_h[6], *dmu_d[6];
+            for (int m = 0; m < n_mix; m++) {
+                dmu[m] = randn(C, 1.0f);
+                dmu_d[m] = m == 1 ? NULL : d.add(dmu[m]);
+                dmu_h[m] = m == 1 ? NULL : dmu[m].data();
+            }
+            float *ddxm = d.add(dxm), *ddshift = d.add(dshift), *ddx = d.poison(MC);
+            CHECK_OK(cpu->rwkv7->lerp_backward(cpu, dxc.data(), variant ? dshc.data() : NULL, dmu_h, dxm.data(), x.data(),
+                                               variant ? sh.data() : NULL, mu_h, n_mix, B, T, C));
+            CHECK_OK(gpu->rwkv7->lerp_backward(gpu, ddx, variant ? ddshift : NULL, dmu_d, ddxm, dx_, variant ? d.add(sh) : NULL, mu_d,
+                                               n_mix, B, T, C));
+            double e3 = cmp(ddx, dxc), e4 = variant ? cmp(ddshift, dshc) : 0, e5 = 0;
+            for (int m = 0; m < n_mix; m++)
+                if (dmu_d[m]) e5 = fmax(e5, cmp(dmu_d[m], dmu[m]));
+            CHECK(e3 < 1e-6 && e4 < 1e-6 && e5 < 1e-6, "lerp backward B%d T%d C%d variant %d: dx %.3g dshift %.3g dmu %.3g", B, T, C, variant,
+                  e3, e4, e5);
+        }
+}
+
+TEST(rwkv7_activations) {
+    size_t n = 100003;
+    for (int kind = ARWKV_ACT_TANH; kind <= ARWKV_ACT_SIGMOID; kind++) {
+        dev_set d;
+        std::vector<float> h = randn(n, 2.0f), hc = h, dh = randn(n, 1.0f), dhc = dh;
+        float *dh_ = d.add(h), *ddh = d.add(dh);
+        cpu->rwkv7->act_forward(cpu, hc.data(), n, kind);
+        CHECK_OK(gpu->rwkv7->act_forward(gpu, dh_, n, kind));
+        cpu->rwkv7->act_backward(cpu, dhc.data(), hc.data(), n, kind);
+        CHECK_OK(gpu->rwkv7->act_backward(gpu, ddh, dh_, n, kind));
+        double e1 = cmp(dh_, hc), e2 = cmp(ddh, dhc);
+        CHECK(e1 < 1e-6 && e2 < 1e-6, "kind %d: forward %.3g backward %.3g", kind, e1, e2);
+    }
+}
+
+TEST(rwkv7_prepare) {
+    const int shapes[][3] = {{7, 192, 64}, {300, 128, 64}, {33, 48, 16}}; /* M, C, N */
+    for (auto &s : shapes)
+        for (int first = 0; first < 3; first++) { /* 0: later layer, 1: first layer keeping v_first, 2: first layer without */
+            int M = s[0], C = s[1], N = s[2];
+            size_t MC = (size_t)M * C;
+            dev_set d;
+            std::vector<float> k_in = randn(MC, 1.0f), v_in = randn(MC, 1.0f), wl = randn(MC, 1.0f), al = randn(MC, 1.0f), vl = randn(MC, 1.0f);
+            std::vector<float> vf = randn(MC, 1.0f), w0 = randn(C, 1.0f), a0 = randn(C, 1.0f), v0 = randn(C, 1.0f), kk = randn(C, 1.0f),
+                               ka = randn(C, 1.0f);
+            for (int j = 0; j < N; j++) k_in[(size_t)C + j] = 0; /* row 1, head 0: a zero removal key (the clamped norm) */
+            float *dk_in = d.add(k_in), *dv_in = d.add(v_in), *dwl = d.add(wl), *dal = d.add(al), *dvl = d.add(vl), *dvf = d.add(vf);
+            float *dw0 = d.add(w0), *da0 = d.add(a0), *dv0 = d.add(v0), *dkk = d.add(kk), *dka = d.add(ka);
+            std::vector<float> o[5], vfc = vf;
+            for (auto &a : o) a.assign(MC, 0);
+            float *vf_h = first == 2 ? NULL : vfc.data(), *vf_d = first == 2 ? NULL : dvf;
+            CHECK_OK(cpu->rwkv7->prepare_forward(cpu, M, C, N, first != 0, k_in.data(), v_in.data(), wl.data(), al.data(), vl.data(), vf_h,
+                                                 w0.data(), a0.data(), v0.data(), kk.data(), ka.data(), o[0].data(), o[1].data(), o[2].data(),
+                                                 o[3].data(), o[4].data()));
+            float *od[5];
+            for (auto &p : od) p = d.poison(MC);
+            CHECK_OK(gpu->rwkv7->prepare_forward(gpu, M, C, N, first != 0, dk_in, dv_in, dwl, dal, dvl, vf_d, dw0, da0, dv0, dkk, dka, od[0],
+                                                 od[1], od[2], od[3], od[4]));
+            double ef = 0;
+            for (int i = 0; i < 5; i++) ef = fmax(ef, cmp(od[i], o[i]));
+            if (first == 1) ef = fmax(ef, cmp(dvf, vfc));
+            CHECK(ef < 1e-5, "prepare forward M%d C%d N%d first %d: %.3g", M, C, N, first, ef);
+            /* backward */
+            std::vector<float> g[5], pg[5], out[6], dvf0 = randn(MC, 1.0f);
+            for (int i = 0; i < 5; i++) g[i] = randn(MC, 1.0f), pg[i] = randn(C, 1.0f);
+            for (auto &a : out) a.assign(MC, 0);
+            std::vector<float> dvfc = dvf0, pgc[5];
+            for (int i = 0; i < 5; i++) pgc[i] = pg[i];
+            float *gd[5], *pgd[5], *outd[5];
+            for (int i = 0; i < 5; i++) gd[i] = d.add(g[i]), pgd[i] = d.add(pg[i]), outd[i] = d.poison(MC);
+            float *ddvf = d.add(dvf0);
+            /* the first layer reads dv_first (NULL in variant 2), later layers add to it */
+            CHECK_OK(cpu->rwkv7->prepare_backward(cpu, M, C, N, first != 0, g[0].data(), g[1].data(), g[2].data(), g[3].data(), g[4].data(),
+                                                  k_in.data(), v_in.data(), wl.data(), al.data(), vl.data(), vf.data(), w0.data(), a0.data(),
+                                                  v0.data(), kk.data(), ka.data(), out[0].data(), out[1].data(), out[2].data(), out[3].data(),
+                                                  out[4].data(), first == 2 ? NULL : dvfc.data(), pgc[0].data(), pgc[1].data(), pgc[2].data(),
+                                                  pgc[3].data(), pgc[4].data()));
+            CHECK_OK(gpu->rwkv7->prepare_backward(gpu, M, C, N, first != 0, gd[0], gd[1], gd[2], gd[3], gd[4], dk_in, dv_in, dwl, dal, dvl,
+                                                  d.add(vf), dw0, da0, dv0, dkk, dka, outd[0], outd[1], outd[2], outd[3], outd[4],
+                                                  first == 2 ? NULL : ddvf, pgd[0], pgd[1], pgd[2], pgd[3], pgd[4]));
+            double eb = 0, ep = 0;
+            for (int i = 0; i < 5; i++) {
+                if (first && i == 4) continue; /* dv_lora is not written in the first layer */
+                eb = fmax(eb, cmp(outd[i], out[i]));
+            }
+            if (first != 2) eb = fmax(eb, cmp(ddvf, dvfc));
+            for (int i = 0; i < 5; i++) ep = fmax(ep, cmp(pgd[i], pgc[i]));
+            CHECK(eb < 1e-5 && ep < 1e-5, "prepare backward M%d C%d N%d first %d: outputs %.3g parameters %.3g", M, C, N, first, eb, ep);
+        }
+}
+
+static void wkv_inputs(int B, int T, int H, int N, std::vector<float> in[6]) { /* r, decay, k, v, a, b as the CPU test makes them */
+    size_t n = (size_t)B * T * H * N;
+    for (int i = 0; i < 6; i++) in[i] = randn(n, 1.0f);
+    for (size_t row = 0; row < n / N; row++) {
+        float *kk = &in[4][row * N], ss = 0;
+        for (int j = 0; j < N; j++) ss += kk[j] * kk[j];
+        for (int j = 0; j < N; j++) {
+            size_t i = row * N + j;
+            float unit = kk[j] / sqrtf(ss), iclr = (float)test_uniform();
+            in[4][i] = -unit;
+            in[5][i] = unit * iclr;
+            in[1][i] = expf(-0.6065306597f * (float)test_uniform());
+            in[2][i] *= 0.3f;
+        }
+    }
+}
+
+TEST(rwkv7_wkv7) {
+    const int shapes[][4] = {{1, 21, 2, 16}, {2, 37, 2, 64}, {1, 16, 1, 64}, {1, 1, 3, 8}, {2, 300, 3, 64}, {1, 100, 2, 32}, {3, 0, 2, 64}};
+    for (auto &s : shapes) {
+        int B = s[0], T = s[1], H = s[2], N = s[3];
+        size_t n = (size_t)B * T * H * N, ns = (size_t)B * H * N * N, nck = (size_t)((T + 15) / 16) * ns;
+        dev_set d;
+        std::vector<float> in[6], S0 = randn(ns, 0.3f), Sc = S0, yc(n), ckc(nck);
+        wkv_inputs(B, T, H, N, in);
+        float *din[6];
+        for (int i = 0; i < 6; i++) din[i] = d.add(in[i]);
+        CHECK_OK(cpu->rwkv7->wkv7_forward(cpu, B, T, H, N, in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(),
+                                          yc.data(), Sc.data(), ckc.data()));
+        float *dy = d.poison(n), *dS = d.add(S0), *dck = d.poison(nck);
+        CHECK_OK(gpu->rwkv7->wkv7_forward(gpu, B, T, H, N, din[0], din[1], din[2], din[3], din[4], din[5], dy, dS, dck));
+        double e1 = cmp(dy, yc), e2 = cmp(dS, Sc), e3 = cmp(dck, ckc);
+        CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5, "forward B%d T%d H%d N%d: y %.3g state %.3g checkpoints %.3g", B, T, H, N, e1, e2, e3);
+        /* without a state (zeros) and without checkpoints */
+        std::vector<float> yc0(n);
+        CHECK_OK(cpu->rwkv7->wkv7_forward(cpu, B, T, H, N, in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(),
+                                          yc0.data(), NULL, NULL));
+        CHECK_OK(gpu->rwkv7->wkv7_forward(gpu, B, T, H, N, din[0], din[1], din[2], din[3], din[4], din[5], dy, NULL, NULL));
+        double e0 = cmp(dy, yc0);
+        CHECK(e0 < 1e-5, "forward from zeros B%d T%d H%d N%d: y %.3g", B, T, H, N, e0);
+        /* backward, from the forward's checkpoints; dr, dk, dv added to existing values */
+        std::vector<float> gy = randn(n, 1.0f), gS = randn(ns, 1.0f), gSc = gS, gc[6];
+        for (int i = 0; i < 6; i++) gc[i] = randn(n, 1.0f);
+        float *dgy = d.add(gy), *dgS = d.add(gS), *dg[6];
+        for (int i = 0; i < 6; i++) dg[i] = (i == 0 || i == 2 || i == 3) ? d.add(gc[i]) : d.poison(n);
+        CHECK_OK(cpu->rwkv7->wkv7_backward(cpu, B, T, H, N, in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(),
+                                           in[5].data(), gy.data(), ckc.data(), gSc.data(), gc[0].data(), gc[1].data(), gc[2].data(),
+                                           gc[3].data(), gc[4].data(), gc[5].data()));
+        CHECK_OK(gpu->rwkv7->wkv7_backward(gpu, B, T, H, N, din[0], din[1], din[2], din[3], din[4], din[5], dgy, dck, dgS, dg[0], dg[1],
+                                           dg[2], dg[3], dg[4], dg[5]));
+        const char *names[6] = {"dr", "d_decay", "dk", "dv", "da", "db"};
+        double worst = cmp(dgS, gSc);
+        char line[256];
+        int len = snprintf(line, sizeof line, "    wkv7 B%d T%d H%d N%d: y %.1e, dstate %.1e", B, T, H, N, e1, worst);
+        for (int i = 0; i < 6; i++) {
+            double e = cmp(dg[i], gc[i]);
+            worst = fmax(worst, e);
+            len += snprintf(line + len, sizeof line - (size_t)len, ", %s %.1e", names[i], e);
+        }
+        printf("%s\n", line);
+        CHECK(worst < 1e-4, "backward B%d T%d H%d N%d: worst gradient error %.3g", B, T, H, N, worst);
+    }
+    CHECK(gpu->rwkv7->wkv7_forward(gpu, 1, 1, 1, 128, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) == ARWKV_ERR_UNSUPPORTED,
+          "head size 128 accepted");
+}
+
+TEST(rwkv7_finish) {
+    const int shapes[][3] = {{9, 192, 64}, {300, 128, 64}, {20, 48, 16}}; /* M, C, N */
+    for (auto &s : shapes)
+        for (int variant = 0; variant < 4; variant++) {
+            int M = s[0], C = s[1], N = s[2], gate = variant & 1, gn = variant >> 1;
+            size_t MC = (size_t)M * C;
+            float eps = 64e-5f;
+            dev_set d;
+            std::vector<float> y = randn(MC, 1.0f), r = randn(MC, 1.0f), k = randn(MC, 1.0f), v = randn(MC, 1.0f), g = randn(MC, 1.0f);
+            std::vector<float> rk = randn(C, 1.0f), lw = randn(C, 1.0f), lb = randn(C, 1.0f), oc(MC);
+            float *dy_ = d.add(y), *dr_ = d.add(r), *dk_ = d.add(k), *dv_ = d.add(v), *dg_ = d.add(g), *drk = d.add(rk), *dlw = d.add(lw),
+                  *dlb = d.add(lb), *dout = d.poison(MC);
+            CHECK_OK(cpu->rwkv7->finish_forward(cpu, M, C, N, y.data(), r.data(), k.data(), v.data(), rk.data(), gn ? lw.data() : NULL,
+                                                gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, oc.data()));
+            CHECK_OK(gpu->rwkv7->finish_forward(gpu, M, C, N, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps, gate ? dg_ : NULL,
+                                                dout));
+            double ef = cmp(dout, oc);
+            CHECK(ef < 1e-5, "finish forward M%d C%d N%d gate %d gn %d: %.3g", M, C, N, gate, gn, ef);
+            std::vector<float> d_o = randn(MC, 1.0f), grk = randn(C, 1.0f), glw = randn(C, 1.0f), glb = randn(C, 1.0f), o5[5];
+            for (auto &a : o5) a.assign(MC, 0);
+            std::vector<float> grkc = grk, glwc = glw, glbc = glb;
+            float *dd_o = d.add(d_o), *dgrk = d.add(grk), *dglw = d.add(glw), *dglb = d.add(glb), *od[5];
+            for (auto &p : od) p = d.poison(MC);
+            CHECK_OK(cpu->rwkv7->finish_backward(cpu, M, C, N, d_o.data(), y.data(), r.data(), k.data(), v.data(), rk.data(),
+                                                 gn ? lw.data() : NULL, gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, o5[0].data(),
+                                                 o5[1].data(), o5[2].data(), o5[3].data(), gate ? o5[4].data() : NULL, grkc.data(), glwc.data(),
+                                                 glbc.data()));
+            CHECK_OK(gpu->rwkv7->finish_backward(gpu, M, C, N, dd_o, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps,
+                                                 gate ? dg_ : NULL, od[0], od[1], od[2], od[3], gate ? od[4] : NULL, dgrk, dglw, dglb));
+            double eb = 0;
+            for (int i = 0; i < (gate ? 5 : 4); i++) eb = fmax(eb, cmp(od[i], o5[i]));
+            double ep = fmax(cmp(dgrk, grkc), fmax(cmp(dglw, glwc), cmp(dglb, glbc)));
+            CHECK(eb < 1e-5 && ep < 1e-5, "finish backward M%d C%d N%d gate %d gn %d: outputs %.3g parameters %.3g", M, C, N, gate, gn, eb, ep);
+        }
+}
+
+/* ============================================================================================
    Errors
    ============================================================================================ */
 TEST(errors) {
@@ -534,6 +826,53 @@ static void timings(void) {
     printf("TIME logits loss (KL) %d rows x %d: %.3f ms, %.0f GB/s effective (s, t read twice, s written)\n", rows, V, ms,
            (double)rows * V * 4 * 5 / (ms * 1e-3) / 1e9);
     dev_free(s), dev_free(t);
+    /* the teacher's attention over 2048 tokens: Qwen2.5-0.5B (14 heads, 2 kv heads, 64) and 7B (28, 4, 128) */
+    const int att[2][4] = {{2048, 14, 2, 64}, {2048, 28, 4, 128}};
+    for (auto &shape : att) {
+        int T = shape[0], H = shape[1], Hkv = shape[2], D = shape[3];
+        struct actx { float *o, *q, *k, *v; int T, H, Hkv, D; } ac = {(float *)dev_alloc((size_t)T * H * D * 4), (float *)dev_alloc((size_t)T * H * D * 4),
+                                                                       (float *)dev_alloc((size_t)T * Hkv * D * 4), (float *)dev_alloc((size_t)T * Hkv * D * 4),
+                                                                       T, H, Hkv, D};
+        fill_random(ac.q, (size_t)T * H * D), fill_random(ac.k, (size_t)T * Hkv * D), fill_random(ac.v, (size_t)T * Hkv * D);
+        auto run_att = [](void *c) {
+            actx *x = (actx *)c;
+            gpu->qwen->attention_forward(gpu, x->o, x->q, x->k, x->v, 1, x->T, 0, x->H, x->Hkv, x->D, 0);
+        };
+        ms = time_ms(run_att, &ac, 5);
+        printf("TIME attention T=%d heads %d/%d D=%d (causal): %.3f ms, %.1f TFLOP/s (fp32 SIMT)\n", T, H, Hkv, D, ms,
+               2.0 * T * (double)T * D * H / (ms * 1e-3) / 1e12);
+        dev_free(ac.o), dev_free(ac.q), dev_free(ac.k), dev_free(ac.v);
+    }
+    /* WKV7 over 4 sequences of 2048 tokens with 56 heads of 64 (an ARWKV-7B layer) */
+    {
+        int B = 4, T = 2048, H = 56, N = 64;
+        size_t nw = (size_t)B * T * H * N, ns = (size_t)B * H * N * N;
+        struct wctx { int B, T, H, N; float *in[8], *ck, *S, *g[6]; } wc;
+        wc.B = B, wc.T = T, wc.H = H, wc.N = N;
+        std::vector<float> in[6];
+        wkv_inputs(1, 1024, H, N, in); /* a quarter of the tokens, repeated: realistic decays and keys */
+        for (int i = 0; i < 8; i++) {
+            wc.in[i] = (float *)dev_alloc(nw * 4);
+            for (size_t o = 0; o < nw; o += in[0].size()) gpu->mem->upload(gpu, wc.in[i] + o, in[i < 6 ? i : 0].data(), in[0].size() * 4);
+        }
+        wc.ck = (float *)dev_alloc((size_t)((T + 15) / 16) * ns * 4), wc.S = (float *)dev_alloc(ns * 4);
+        for (int i = 0; i < 6; i++) wc.g[i] = (float *)dev_alloc(nw * 4);
+        auto run_fwd = [](void *c) {
+            wctx *w = (wctx *)c;
+            gpu->rwkv7->wkv7_forward(gpu, w->B, w->T, w->H, w->N, w->in[0], w->in[1], w->in[2], w->in[3], w->in[4], w->in[5], w->in[6], NULL, w->ck);
+        };
+        auto run_bwd = [](void *c) {
+            wctx *w = (wctx *)c;
+            gpu->rwkv7->wkv7_backward(gpu, w->B, w->T, w->H, w->N, w->in[0], w->in[1], w->in[2], w->in[3], w->in[4], w->in[5], w->in[7], w->ck,
+                                      NULL, w->g[0], w->g[1], w->g[2], w->g[3], w->g[4], w->g[5]);
+        };
+        double f = time_ms(run_fwd, &wc, 5), bw = time_ms(run_bwd, &wc, 5);
+        printf("TIME WKV7 B=%d T=%d H=%d N=%d: forward %.3f ms (%.2f M tokens/s), backward %.3f ms\n", B, T, H, N, f, B * T / (f * 1e-3) / 1e6,
+               bw);
+        for (int i = 0; i < 8; i++) dev_free(wc.in[i]);
+        for (int i = 0; i < 6; i++) dev_free(wc.g[i]);
+        dev_free(wc.ck), dev_free(wc.S);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -556,6 +895,13 @@ int main(int argc, char **argv) {
     RUN(align_losses);
     RUN(logits_losses);
     RUN(optimizer_ops);
+    RUN(rope);
+    RUN(attention);
+    RUN(rwkv7_lerp);
+    RUN(rwkv7_activations);
+    RUN(rwkv7_prepare);
+    RUN(rwkv7_wkv7);
+    RUN(rwkv7_finish);
     RUN(errors);
     int rc = test_summary("gpu");
     if (!getenv("ARWKV_TEST_NO_TIMINGS")) timings();
