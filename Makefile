@@ -29,12 +29,14 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/arwkv-%,$(wildcard examples/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static
+# the GPU kernels (arwkv_hip.h) run by a CPU emulator, as NVIDIA (warp 32) and as AMD (wave 64)
+GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 
 .PHONY: all test test-asan fuzz bench clean compile-checks gpu gpu-hip gpu-test
 
 bench: $(B)/arwkv-bench
 	$(B)/arwkv-bench
-all: $(TOOLS) $(EXAMPLES) $(TESTS) $(COMPILE_CHECKS)
+all: $(TOOLS) $(EXAMPLES) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
 
 $(B):
 	@mkdir -p $(B)
@@ -61,8 +63,8 @@ $(B)/compile_static: tests/compile_static.c $(HDR) | $(B)
 
 compile-checks: $(COMPILE_CHECKS)
 
-test: $(TESTS) $(COMPILE_CHECKS) $(TOOLS) $(EXAMPLES)
-	@sh tests/run.sh $(B) $(TESTS) $(COMPILE_CHECKS)
+test: $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS) $(TOOLS) $(EXAMPLES)
+	@sh tests/run.sh $(B) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
 
 # Sanitizer build: separate directory, same sources.
 ASAN_FLAGS := -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(ARCH) $(WARN)
@@ -88,7 +90,9 @@ fuzz: $(FUZZERS)
 # A GPU program is the same .c file compiled as C++ by nvcc or hipcc with ARWKV_GPU defined: it then
 # takes arwkv_hip.h's implementation and may call arwkv_backend_gpu() (tools/gpu-info.c shows how).
 # GPU_PROGRAMS lists the tools and examples built that way. No GPU is needed to build; test_gpu needs
-# one to run (make gpu-test).
+# one to run (make gpu-test). Without a GPU, `make test` runs the same tests on a CPU emulator of the
+# kernels (test_gpu_emu32/64 above).
+# bench/gpu-run.sh builds, tests and times on a GPU machine and writes bench/results/gpu-test-*.txt.
 NVCC         ?= nvcc
 GPU_ARCH     ?= sm_90
 HIPCC        ?= hipcc
@@ -100,6 +104,12 @@ HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)
 ifeq ($(WERROR),1)
 NVCCFLAGS    += -Xcompiler -Werror
 endif
+
+GPU_EMU_SRC  := tests/gpu/test_gpu_emu.cpp tests/gpu/test_gpu.cu tests/gpu/emu.h tests/test.h $(GPU_HDR)
+$(B)/test_gpu_emu32: $(GPU_EMU_SRC) | $(B)
+	$(CXX) $(CXXFLAGS) -Wno-unknown-pragmas -DARWKV_EMU_WARP=32 -I. -Itests -o $@ $< $(LDLIBS)
+$(B)/test_gpu_emu64: $(GPU_EMU_SRC) | $(B)
+	$(CXX) $(CXXFLAGS) -Wno-unknown-pragmas -DARWKV_EMU_WARP=64 -I. -Itests -o $@ $< $(LDLIBS)
 
 gpu: $(B)/gpu/test_gpu $(patsubst %,$(B)/gpu/arwkv-%,$(GPU_PROGRAMS))
 gpu-test: $(B)/gpu/test_gpu

@@ -5,10 +5,15 @@
    WHAT THIS IS
    ============================================================================================
    arwkv.h never touches tensor memory itself: every buffer comes from a backend and every
-   computation is an op called through the backend's tables (arwkv_mem_ops, arwkv_core_ops,
-   arwkv_loss_ops, arwkv_optim_ops, ...). This header fills the same tables with GPU kernels, so the
-   model code and the trainer run unchanged on a GPU: tensors live in device memory, and each op is
-   one or two kernel launches queued on the backend's stream.
+   computation is an op called through the backend's tables. This header fills the same tables
+   with GPU kernels, so the model code and the trainer run unchanged on a GPU: tensors live in
+   device memory, and each op is one or two kernel launches queued on the backend's stream.
+     arwkv_mem_ops     alloc (zeroed), free, upload, download, copy, zero, sync
+     arwkv_core_ops    matrix product, embedding, RMSNorm, SwiGLU, axpy (forward and backward)
+     arwkv_loss_ops    stage-1 alignment, stage-2/3 KL and cross-entropy over the vocabulary
+     arwkv_optim_ops   sum of squares, scale, AdamW
+     arwkv_qwen_ops    rotary embedding, causal grouped-query attention (the teacher)
+     arwkv_rwkv7_ops   the RWKV-7 time mix: lerps, LoRA activations, prepare, WKV7, finish
 
    One kernel source serves two vendors:
      AMD MI300X  (CDNA3, gfx942)  hip-clang; wavefronts of 64 lanes; matrix cores through the MFMA
@@ -69,9 +74,32 @@
    mma.sync. Every other op computes in fp32 with float64 sums where the CPU backend uses them;
    they match the CPU to ~1e-6.
 
+   The WKV7 recurrence keeps its N x N state in fp32 registers. Its backward steps the state back
+   through each 16-token chunk by dividing by the decay (>= 0.545), where the CPU backend recomputes
+   the chunk's states: the gradients agree with the CPU to ~2e-5 of their largest value (checked
+   at 1e-4). Attention is fp32 on the SIMT cores (flash-style, ~3e-7 of the CPU's output).
+
    Results do not depend on scheduling: no op uses floating-point atomics. Sums over rows
-   (embedding gradient, RMSNorm weight gradient) walk the rows in a fixed order, and every
-   reduction has a fixed shape, so a run repeats bit for bit on the same GPU and build.
+   (embedding gradient, RMSNorm weight gradient, the time mix's parameter gradients) walk the rows
+   in a fixed order or in a fixed number of row blocks added in order, and every reduction has a
+   fixed shape, so a run repeats bit for bit on the same GPU and build.
+
+   ============================================================================================
+   LIMITS (ARWKV_ERR_UNSUPPORTED or _INVALID_ARGUMENT, never a wrong answer)
+   ============================================================================================
+   WKV7 head size 8, 16, 32 or 64 (ARWKV uses 64); attention head size at most 256 (Qwen uses 64
+   and 128); matrix products with at most 65535 x 128 rows per call.
+
+   ============================================================================================
+   TESTS
+   ============================================================================================
+   tests/gpu/test_gpu.cu runs every op against the CPU backend on fresh random inputs with poisoned
+   outputs (build/gpu/test_gpu, needs a GPU). Without one, `make test` runs the same tests through
+   tests/gpu/emu.h, a CPU emulator of the kernel environment (blocks of fibers, exact barriers and
+   warp shuffles, the matrix-core instructions from their register layouts), once with warps of 32
+   and mma.sync, once with wavefronts of 64 and MFMA. For the emulator this header routes every
+   kernel launch through ARWKV__LAUNCH and the two matrix-core instructions through small device
+   functions; nothing else changes.
 
    ============================================================================================
    DIFFERENCES FROM THE CPU BACKEND
@@ -121,7 +149,10 @@ ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out);
    ============================================================================================
    The platform test is on the compiler, not on HIP's own macros (hip_common.h defines __HIPCC__
    under nvcc too): hip-clang defines __HIP__ in both of its passes, nvcc defines __CUDACC__. */
-#if defined(__HIP__)
+#if defined(ARWKV_HIP_EMULATOR)
+/* tests/gpu/emu.h, included first, provides the runtime and the kernel environment on the CPU */
+#define ARWKV__GPU_API "emulator"
+#elif defined(__HIP__)
 #include <hip/hip_runtime.h>
 #define ARWKV__GPU_API "HIP"
 #elif defined(__CUDACC__)
@@ -161,7 +192,9 @@ typedef cudaDeviceProp hipDeviceProp_t;
 /* The SIMT width, the one place where wave64 (CDNA) and warp32 (NVIDIA, and AMD's RDNA) differ.
    Only device code uses it: launch shapes on the host are the same for both (blocks of 256 or 512
    threads), and each kernel divides its block into warps itself. */
-#if defined(__HIP_DEVICE_COMPILE__) && !defined(__GFX9__)
+#if defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__WARP ARWKV_EMU_WARP
+#elif defined(__HIP_DEVICE_COMPILE__) && !defined(__GFX9__)
 #define ARWKV__WARP 32 /* RDNA runs wave32 */
 #elif defined(__HIP__)
 #define ARWKV__WARP 64 /* CDNA (gfx9: MI100, MI200, MI300X) runs wave64 */
@@ -169,7 +202,9 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define ARWKV__WARP 32
 #endif
 
-#if defined(__HIP__)
+#if defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__SHFL_XOR(v, m) arwkv_emu::shfl_xor((v), (m))
+#elif defined(__HIP__)
 #define ARWKV__SHFL_XOR(v, m) __shfl_xor((v), (m), ARWKV__WARP)
 #else
 #define ARWKV__SHFL_XOR(v, m) __shfl_xor_sync(0xffffffffu, (v), (m), ARWKV__WARP)
@@ -177,13 +212,58 @@ typedef cudaDeviceProp hipDeviceProp_t;
 
 /* Which matrix-core micro-kernel the device pass compiles (none: the GEMM keeps to its SIMT path;
    the host learns this from a probe kernel, so it never launches a kernel without a body). */
-#if defined(__HIP_DEVICE_COMPILE__) && (defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__))
+#if defined(ARWKV_HIP_EMULATOR)
+#if ARWKV_EMU_MATRIX == 1
+#define ARWKV__MMA_SYNC 1
+#elif ARWKV_EMU_MATRIX == 2
+#define ARWKV__MFMA 1
+#endif
+#elif defined(__HIP_DEVICE_COMPILE__) && (defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__))
 #define ARWKV__MFMA 1
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 #define ARWKV__MMA_SYNC 1
 #endif
 
+/* A kernel launch on a stream (no dynamic shared memory: every kernel sizes its own). */
+#if defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__LAUNCH(kernel, grid, block, stream, ...) \
+    ((void)(stream), arwkv_emu::launch(#kernel, dim3(grid), dim3(block), [=]() { kernel(__VA_ARGS__); }))
+#else
+#define ARWKV__LAUNCH(kernel, grid, block, stream, ...) kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
 #define ARWKV__DEV static __device__ __forceinline__
+
+/* The matrix-core instructions, one warp (wave) each:
+     mma.sync.m16n8k16  D[16x8] += A[16x16] B[16x8], bf16 operands packed two to a register
+     MFMA 16x16x16      D[16x16] += A[16x16] B[16x16], four bf16 per lane in, four fp32 out */
+#if defined(ARWKV__MMA_SYNC)
+ARWKV__DEV void arwkv__mma_bf16_16816(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#if defined(ARWKV_HIP_EMULATOR)
+    arwkv_emu::mma_bf16_16816(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+#endif
+#if defined(ARWKV__MFMA)
+#if defined(ARWKV_HIP_EMULATOR)
+typedef arwkv_emu::f4 arwkv__f4;
+typedef arwkv_emu::s4 arwkv__s4;
+#else
+typedef float arwkv__f4 __attribute__((ext_vector_type(4)));
+typedef short arwkv__s4 __attribute__((ext_vector_type(4)));
+#endif
+ARWKV__DEV arwkv__f4 arwkv__mfma_bf16_16x16x16(arwkv__s4 a, arwkv__s4 b, arwkv__f4 c) {
+#if defined(ARWKV_HIP_EMULATOR)
+    return arwkv_emu::mfma_bf16_16x16x16(a, b, c);
+#else
+    return __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(a, b, c, 0, 0, 0);
+#endif
+}
+#endif
 #define ARWKV__LDS_MAX 65536 /* shared memory per block on MI300X; every kernel here stays under it */
 
 /* ============================================================================================
@@ -578,15 +658,14 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
 #else
     /* MFMA 16x16x16 fragments (wave64): lane = i + 16 kb; A holds row i, k = 4kb..4kb+3; B holds
        column i, the same k; D holds column i, rows 4kb..4kb+3 */
-    typedef float arwkv__f4 __attribute__((ext_vector_type(4)));
-    typedef short arwkv__s4 __attribute__((ext_vector_type(4)));
     const int wave = tid / 64, lane = tid % 64, li = lane % 16, kb = lane / 16;
     const int wm = (wave / 2) * 64, wn = (wave % 2) * 64;
+    const arwkv__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
     arwkv__f4 acc[4][4];
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) acc[i][j] = (arwkv__f4){0.0f, 0.0f, 0.0f, 0.0f};
+        for (int j = 0; j < 4; j++) acc[i][j] = zero;
 #endif
 
     for (int step = 0; step < steps; step++) {
@@ -617,10 +696,7 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
 #pragma unroll
             for (int i = 0; i < 4; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++)
-                    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                                 : "+f"(acc[i][j][0]), "+f"(acc[i][j][1]), "+f"(acc[i][j][2]), "+f"(acc[i][j][3])
-                                 : "r"(af[i][0]), "r"(af[i][1]), "r"(af[i][2]), "r"(af[i][3]), "r"(bfr[j][0]), "r"(bfr[j][1]));
+                for (int j = 0; j < 4; j++) arwkv__mma_bf16_16816(acc[i][j], af[i], bfr[j]);
 #else
             arwkv__s4 af[4], bfr[4];
 #pragma unroll
@@ -630,7 +706,7 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
 #pragma unroll
             for (int i = 0; i < 4; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) acc[i][j] = __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(af[i], bfr[j], acc[i][j], 0, 0, 0);
+                for (int j = 0; j < 4; j++) acc[i][j] = arwkv__mfma_bf16_16x16x16(af[i], bfr[j], acc[i][j]);
 #endif
         }
         if (step + 1 < steps) { /* the other buffer was last read before the previous barrier */
@@ -738,8 +814,8 @@ static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, cons
     int mma = g->has_mma && !g->gemm_fp32;
 #define ARWKV__GEMM_LAUNCH(T)                                                                                 \
     do {                                                                                                      \
-        if (mma) arwkv__gemm_mma_kernel<T><<<grid, ARWKV__GM_THREADS, 0, g->stream>>>(p);                    \
-        else arwkv__gemm_simt_kernel<T><<<grid, ARWKV__GM_THREADS, 0, g->stream>>>(p);                       \
+        if (mma) ARWKV__LAUNCH(arwkv__gemm_mma_kernel<T>, grid, ARWKV__GM_THREADS, g->stream, p);                    \
+        else ARWKV__LAUNCH(arwkv__gemm_simt_kernel<T>, grid, ARWKV__GM_THREADS, g->stream, p);                       \
     } while (0)
     if (b_type == ARWKV_F32) ARWKV__GEMM_LAUNCH(ARWKV__T_F32);
     else if (b_type == ARWKV_BF16) ARWKV__GEMM_LAUNCH(ARWKV__T_BF16);
@@ -790,13 +866,13 @@ static arwkv_result arwkv__hip_embed_forward(arwkv_backend *be, float *out, cons
                                              arwkv_dtype type, int C) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
     ARWKV__TRY(arwkv__hip_float_type(type, "embedding"));
-    ARWKV__WITH_TYPE(type, TT, (arwkv__embed_fwd_kernel<TT><<<T, 256, 0, ARWKV__G(be)->stream>>>(out, ids, table, C)));
+    ARWKV__WITH_TYPE(type, TT, (ARWKV__LAUNCH(arwkv__embed_fwd_kernel<TT>, T, 256, ARWKV__G(be)->stream, out, ids, table, C)));
     return arwkv__hip_launched("embedding forward");
 }
 
 static arwkv_result arwkv__hip_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
-    arwkv__embed_bwd_kernel<<<(C + 255) / 256, 256, 0, ARWKV__G(be)->stream>>>(dtable, ids, T, dout, C);
+    ARWKV__LAUNCH(arwkv__embed_bwd_kernel, (C + 255) / 256, 256, ARWKV__G(be)->stream, dtable, ids, T, dout, C);
     return arwkv__hip_launched("embedding backward");
 }
 
@@ -852,7 +928,7 @@ static arwkv_result arwkv__hip_rmsnorm_forward(arwkv_backend *be, float *out, fl
                                                arwkv_dtype w_type, int T, int C, float eps) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
     ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
-    ARWKV__WITH_TYPE(w_type, TT, (arwkv__rms_fwd_kernel<TT><<<T, 256, 0, ARWKV__G(be)->stream>>>(out, rstd, x, w, C, eps)));
+    ARWKV__WITH_TYPE(w_type, TT, (ARWKV__LAUNCH(arwkv__rms_fwd_kernel<TT>, T, 256, ARWKV__G(be)->stream, out, rstd, x, w, C, eps)));
     return arwkv__hip_launched("RMSNorm forward");
 }
 
@@ -863,11 +939,11 @@ static arwkv_result arwkv__hip_rmsnorm_backward(arwkv_backend *be, float *dx, fl
     ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
     hipStream_t s = ARWKV__G(be)->stream;
     if (dx) {
-        ARWKV__WITH_TYPE(w_type, TT, (arwkv__rms_bwd_dx_kernel<TT><<<T, 256, 0, s>>>(dx, dout, x, w, rstd, C, accumulate_dx)));
+        ARWKV__WITH_TYPE(w_type, TT, (ARWKV__LAUNCH(arwkv__rms_bwd_dx_kernel<TT>, T, 256, s, dx, dout, x, w, rstd, C, accumulate_dx)));
         ARWKV__TRY(arwkv__hip_launched("RMSNorm backward (dx)"));
     }
     if (dw) {
-        arwkv__rms_bwd_dw_kernel<<<(C + 31) / 32, 256, 0, s>>>(dw, dout, x, rstd, T, C);
+        ARWKV__LAUNCH(arwkv__rms_bwd_dw_kernel, (C + 31) / 32, 256, s, dw, dout, x, rstd, T, C);
         ARWKV__TRY(arwkv__hip_launched("RMSNorm backward (dw)"));
     }
     return ARWKV_OK;
@@ -896,7 +972,7 @@ __global__ void arwkv__axpy_kernel(float *y, float alpha, const float *x, size_t
 static arwkv_result arwkv__hip_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__swiglu_fwd_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(out, gate, up, n);
+    ARWKV__LAUNCH(arwkv__swiglu_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, out, gate, up, n);
     return arwkv__hip_launched("SwiGLU forward");
 }
 
@@ -904,14 +980,14 @@ static arwkv_result arwkv__hip_swiglu_backward(arwkv_backend *be, float *dgate, 
                                                const float *up, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__swiglu_bwd_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(dgate, dup, dout, gate, up, n);
+    ARWKV__LAUNCH(arwkv__swiglu_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dgate, dup, dout, gate, up, n);
     return arwkv__hip_launched("SwiGLU backward");
 }
 
 static arwkv_result arwkv__hip_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__axpy_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(y, alpha, x, n);
+    ARWKV__LAUNCH(arwkv__axpy_kernel, arwkv__hip_blocks(g, n), 256, g->stream, y, alpha, x, n);
     return arwkv__hip_launched("axpy");
 }
 
@@ -963,7 +1039,7 @@ static arwkv_result arwkv__hip_align(arwkv_backend *be, arwkv_align_kind kind, c
     if (rows <= 0) return ARWKV_OK;
     if (kind != ARWKV_ALIGN_L2 && kind != ARWKV_ALIGN_MSE && kind != ARWKV_ALIGN_COSINE)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "alignment loss: unknown kind %d", (int)kind);
-    arwkv__align_kernel<<<rows, 256, 0, ARWKV__G(be)->stream>>>((int)kind, o, a, C, grad_scale, loss, dout);
+    ARWKV__LAUNCH(arwkv__align_kernel, rows, 256, ARWKV__G(be)->stream, (int)kind, o, a, C, grad_scale, loss, dout);
     return arwkv__hip_launched("alignment loss");
 }
 
@@ -1025,7 +1101,7 @@ static arwkv_result arwkv__hip_logits_loss(arwkv_backend *be, float *s, const fl
                                            float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
     if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
     if (rows <= 0 || V <= 0) return ARWKV_OK;
-    arwkv__logits_kernel<<<rows, ARWKV__LOGITS_THREADS, 0, ARWKV__G(be)->stream>>>(s, t, labels, V, tau, t ? kl_weight : 0.0f,
+    ARWKV__LAUNCH(arwkv__logits_kernel, rows, ARWKV__LOGITS_THREADS, ARWKV__G(be)->stream, s, t, labels, V, tau, t ? kl_weight : 0.0f,
                                                                                    labels ? ce_weight : 0.0f, grad_scale, kl, ce);
     return arwkv__hip_launched("logits loss");
 }
@@ -1063,9 +1139,9 @@ static arwkv_result arwkv__hip_sumsq(arwkv_backend *be, const float *g, size_t n
     }
     size_t want = (n + 2047) / 2048; /* at least 8 elements a thread before a block is added */
     int blocks = (int)(want < ARWKV__REDUCE_BLOCKS ? want : ARWKV__REDUCE_BLOCKS);
-    arwkv__sumsq_partial_kernel<<<blocks, 256, 0, gp->stream>>>(g, n, gp->partial);
+    ARWKV__LAUNCH(arwkv__sumsq_partial_kernel, blocks, 256, gp->stream, g, n, gp->partial);
     ARWKV__TRY(arwkv__hip_launched("sum of squares"));
-    arwkv__sumsq_final_kernel<<<1, 256, 0, gp->stream>>>(gp->partial, blocks, gp->scalar);
+    ARWKV__LAUNCH(arwkv__sumsq_final_kernel, 1, 256, gp->stream, gp->partial, blocks, gp->scalar);
     ARWKV__TRY(arwkv__hip_launched("sum of squares"));
     return arwkv__hip_download(be, out, gp->scalar, sizeof(float));
 }
@@ -1077,7 +1153,7 @@ __global__ void arwkv__scale_kernel(float *x, float s, size_t n) {
 static arwkv_result arwkv__hip_scale(arwkv_backend *be, float *x, float s, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__scale_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(x, s, n);
+    ARWKV__LAUNCH(arwkv__scale_kernel, arwkv__hip_blocks(g, n), 256, g->stream, x, s, n);
     return arwkv__hip_launched("scale");
 }
 
@@ -1097,7 +1173,7 @@ static arwkv_result arwkv__hip_adamw(arwkv_backend *be, float *p, const float *g
     if (!n) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
     float bc1 = (float)(1.0 - pow((double)b1, (double)step)), bc2 = (float)(1.0 - pow((double)b2, (double)step));
-    arwkv__adamw_kernel<<<arwkv__hip_blocks(gp, n), 256, 0, gp->stream>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+    ARWKV__LAUNCH(arwkv__adamw_kernel, arwkv__hip_blocks(gp, n), 256, gp->stream, p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
     return arwkv__hip_launched("AdamW");
 }
 
@@ -1146,7 +1222,7 @@ static arwkv_result arwkv__hip_rope_forward(arwkv_backend *be, float *x, int row
         float exponent = (float)(2 * i) / (float)head_dim;
         f.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
     }
-    arwkv__rope_kernel<<<rows, 256, 0, ARWKV__G(be)->stream>>>(x, n_heads, head_dim, (long long)ld, pos, pos0, f);
+    ARWKV__LAUNCH(arwkv__rope_kernel, rows, 256, ARWKV__G(be)->stream, x, n_heads, head_dim, (long long)ld, pos, pos0, f);
     return arwkv__hip_launched("rope");
 }
 
@@ -1263,7 +1339,7 @@ static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, 
 #define ARWKV__ATT_LAUNCH(DM)                                                                                              \
     do {                                                                                                                   \
         dim3 grid((unsigned)((Tq + arwkv__att_shape<DM>::QB - 1) / arwkv__att_shape<DM>::QB), (unsigned)H, (unsigned)B); \
-        arwkv__attention_kernel<DM><<<grid, 256, 0, s>>>(out, q, k, v, Tq, p0, H, Hkv, D, bs, scale);                      \
+        ARWKV__LAUNCH(arwkv__attention_kernel<DM>, grid, 256, s, out, q, k, v, Tq, p0, H, Hkv, D, bs, scale);                      \
     } while (0)
     if (D <= 64) ARWKV__ATT_LAUNCH(64);
     else if (D <= 128) ARWKV__ATT_LAUNCH(128);
@@ -1309,7 +1385,7 @@ __global__ void arwkv__colsum_kernel(const double *part, int K, int RB, int C, a
 }
 
 static arwkv_result arwkv__hip_colsum(arwkv__gpu *g, const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
-    arwkv__colsum_kernel<<<arwkv__hip_blocks(g, (size_t)K * C), 256, 0, g->stream>>>(part, K, RB, C, dst);
+    ARWKV__LAUNCH(arwkv__colsum_kernel, arwkv__hip_blocks(g, (size_t)K * C), 256, g->stream, part, K, RB, C, dst);
     return arwkv__hip_launched("parameter-gradient sum");
 }
 
@@ -1357,11 +1433,11 @@ static arwkv_result arwkv__hip_r7_lerp_forward(arwkv_backend *be, float *xmix, c
     for (int i = 0; i < n_mix; i++) m.mu[i] = mu[i];
     size_t MC = (size_t)B * T * C;
     if (n_mix > 0) {
-        arwkv__r7_lerp_fwd_kernel<<<arwkv__hip_blocks(g, MC), 256, 0, g->stream>>>(xmix, x, shift_in, m, n_mix, T, C, MC);
+        ARWKV__LAUNCH(arwkv__r7_lerp_fwd_kernel, arwkv__hip_blocks(g, MC), 256, g->stream, xmix, x, shift_in, m, n_mix, T, C, MC);
         ARWKV__TRY(arwkv__hip_launched("time-mix lerp"));
     }
     if (shift_out) {
-        arwkv__r7_shift_out_kernel<<<arwkv__hip_blocks(g, (size_t)B * C), 256, 0, g->stream>>>(shift_out, x, T, C, (size_t)B * C);
+        ARWKV__LAUNCH(arwkv__r7_shift_out_kernel, arwkv__hip_blocks(g, (size_t)B * C), 256, g->stream, shift_out, x, T, C, (size_t)B * C);
         ARWKV__TRY(arwkv__hip_launched("time-mix shift"));
     }
     return ARWKV_OK;
@@ -1414,7 +1490,7 @@ static arwkv_result arwkv__hip_r7_lerp_backward(arwkv_backend *be, float *dx, fl
     void *part = NULL;
     ARWKV__TRY(arwkv__hip_scratch(g, (size_t)(n_mix > 0 ? n_mix : 1) * B * C * sizeof(double), &part));
     size_t BC = (size_t)B * C;
-    arwkv__r7_lerp_bwd_kernel<<<(unsigned)((BC + 127) / 128), 128, 0, g->stream>>>(dx, dshift, dxmix, x, shift_in, m, n_mix, B, T, C,
+    ARWKV__LAUNCH(arwkv__r7_lerp_bwd_kernel, (unsigned)((BC + 127) / 128), 128, g->stream, dx, dshift, dxmix, x, shift_in, m, n_mix, B, T, C,
                                                                                     (double *)part);
     ARWKV__TRY(arwkv__hip_launched("time-mix lerp backward"));
     if (n_mix > 0) ARWKV__TRY(arwkv__hip_colsum(g, (const double *)part, n_mix, B, C, d));
@@ -1432,14 +1508,14 @@ static arwkv_result arwkv__hip_r7_act_forward(arwkv_backend *be, float *h, size_
     if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__r7_act_fwd_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(h, n, kind);
+    ARWKV__LAUNCH(arwkv__r7_act_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, h, n, kind);
     return arwkv__hip_launched("LoRA activation");
 }
 static arwkv_result arwkv__hip_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
     if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__r7_act_bwd_kernel<<<arwkv__hip_blocks(g, n), 256, 0, g->stream>>>(dh, h, n, kind);
+    ARWKV__LAUNCH(arwkv__r7_act_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dh, h, n, kind);
     return arwkv__hip_launched("LoRA activation backward");
 }
 
@@ -1534,7 +1610,7 @@ static arwkv_result arwkv__hip_r7_prepare_forward(arwkv_backend *be, int M, int 
     c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
     c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
     c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a, c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
-    arwkv__r7_prep_fwd_kernel<<<(unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), 0, ARWKV__G(be)->stream>>>(c);
+    ARWKV__LAUNCH(arwkv__r7_prep_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
     return arwkv__hip_launched("time-mix prepare");
 }
 
@@ -1559,7 +1635,7 @@ static arwkv_result arwkv__hip_r7_prepare_backward(arwkv_backend *be, int M, int
     void *part = NULL;
     ARWKV__TRY(arwkv__hip_scratch(g, 5 * (size_t)RB * C * sizeof(double), &part));
     dim3 grid((unsigned)c.H, (unsigned)RB);
-    arwkv__r7_prep_bwd_kernel<<<grid, arwkv__r7_head_threads(N), 0, g->stream>>>(c, per, RB, (double *)part);
+    ARWKV__LAUNCH(arwkv__r7_prep_bwd_kernel, grid, arwkv__r7_head_threads(N), g->stream, c, per, RB, (double *)part);
     ARWKV__TRY(arwkv__hip_launched("time-mix prepare backward"));
     arwkv__colsum_dst d;
     memset(&d, 0, sizeof d);
@@ -1729,12 +1805,12 @@ static arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
     return ARWKV_OK;
 }
 
-#define ARWKV__WKV_DISPATCH(N, kernel, args)                       \
-    do {                                                           \
-        if ((N) == 8) kernel<8><<<grid, 8, 0, s>>> args;           \
-        else if ((N) == 16) kernel<16><<<grid, 16, 0, s>>> args;   \
-        else if ((N) == 32) kernel<32><<<grid, 32, 0, s>>> args;   \
-        else kernel<64><<<grid, 64, 0, s>>> args;                  \
+#define ARWKV__WKV_DISPATCH(N, kernel, ...)                                    \
+    do {                                                                       \
+        if ((N) == 8) ARWKV__LAUNCH(kernel<8>, grid, 8, s, __VA_ARGS__);       \
+        else if ((N) == 16) ARWKV__LAUNCH(kernel<16>, grid, 16, s, __VA_ARGS__); \
+        else if ((N) == 32) ARWKV__LAUNCH(kernel<32>, grid, 32, s, __VA_ARGS__); \
+        else ARWKV__LAUNCH(kernel<64>, grid, 64, s, __VA_ARGS__);              \
     } while (0)
 
 static arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
@@ -1744,7 +1820,7 @@ static arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, 
     if (B == 0) return ARWKV_OK;
     hipStream_t s = ARWKV__G(be)->stream;
     unsigned grid = (unsigned)(B * H);
-    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_fwd_kernel, (T, H, r, decay, k, v, a, b, y, state, ckpt));
+    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_fwd_kernel, T, H, r, decay, k, v, a, b, y, state, ckpt);
     return arwkv__hip_launched("WKV7 forward");
 }
 
@@ -1757,7 +1833,7 @@ static arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B, int T,
     if (!ckpt && T > 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward needs the forward's checkpoints");
     hipStream_t s = ARWKV__G(be)->stream;
     unsigned grid = (unsigned)(B * H);
-    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_bwd_kernel, (T, H, r, decay, k, v, a, b, dy, ckpt, dstate, dr, d_decay, dk, dv, da, db));
+    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_bwd_kernel, T, H, r, decay, k, v, a, b, dy, ckpt, dstate, dr, d_decay, dk, dv, da, db);
     return arwkv__hip_launched("WKV7 backward");
 }
 
@@ -1846,7 +1922,7 @@ static arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, int M, int C
     memset(&c, 0, sizeof c);
     c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
     c.gn_eps = gn_eps, c.g = g, c.o = o;
-    arwkv__r7_fin_fwd_kernel<<<(unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), 0, ARWKV__G(be)->stream>>>(c);
+    ARWKV__LAUNCH(arwkv__r7_fin_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
     return arwkv__hip_launched("time-mix finish");
 }
 
@@ -1866,7 +1942,7 @@ static arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, int M, int 
     void *part = NULL;
     ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * C * sizeof(double), &part));
     dim3 grid((unsigned)c.H, (unsigned)RB);
-    arwkv__r7_fin_bwd_kernel<<<grid, arwkv__r7_head_threads(N), 0, gp->stream>>>(c, per, RB, (double *)part);
+    ARWKV__LAUNCH(arwkv__r7_fin_bwd_kernel, grid, arwkv__r7_head_threads(N), gp->stream, c, per, RB, (double *)part);
     ARWKV__TRY(arwkv__hip_launched("time-mix finish backward"));
     arwkv__colsum_dst d;
     memset(&d, 0, sizeof d);
@@ -1931,7 +2007,7 @@ static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
     g->partial = (double *)scratch;
     g->scalar = (float *)(g->partial + ARWKV__REDUCE_BLOCKS);
     int *probe = (int *)g->scalar, got[2] = {0, 0};
-    arwkv__probe_kernel<<<1, 1, 0, g->stream>>>(probe);
+    ARWKV__LAUNCH(arwkv__probe_kernel, 1, 1, g->stream, probe);
     e = hipGetLastError();
     if (e != hipSuccess)
         return arwkv__fail(ARWKV_ERR_GPU, "GPU %d (%s): cannot run this build's kernels: %s; rebuild for this device (make gpu GPU_ARCH=... or HIP_ARCH=...)",

@@ -5,7 +5,8 @@
    sides), bf16 matrix-unit products 1e-2. Ends with timings (matrix product, bandwidth) and the
    device's name.
 
-   Built by `make gpu` (nvcc) or `make gpu-hip` (hipcc); needs a GPU to run. */
+   Built by `make gpu` (nvcc) or `make gpu-hip` (hipcc); needs a GPU to run. test_gpu_emu.cpp builds
+   the same tests against the CPU emulator of tests/gpu/emu.h (part of `make test`). */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 #define ARWKV_HIP_IMPLEMENTATION
@@ -903,8 +904,12 @@ int main(int argc, char **argv) {
     RUN(rwkv7_wkv7);
     RUN(rwkv7_finish);
     RUN(errors);
+#ifdef ARWKV_HIP_EMULATOR
+    int rc = test_summary(ARWKV_EMU_WARP == 64 ? "gpu kernels on the CPU emulator (wave 64, MFMA)" : "gpu kernels on the CPU emulator (warp 32, mma.sync)");
+#else
     int rc = test_summary("gpu");
     if (!getenv("ARWKV_TEST_NO_TIMINGS")) timings();
+#endif
     arwkv_backend_destroy(gpu);
     arwkv_backend_destroy(cpu);
     return rc;
