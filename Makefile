@@ -87,8 +87,10 @@ fuzz: $(FUZZERS)
 	@sh tests/fuzz.sh $(B) $(FUZZ_SECONDS) $(FUZZERS)
 
 # ---- GPU builds (arwkv_hip.h) ------------------------------------------------------------------------
-# A GPU program is the same .c file compiled as C++ by nvcc or hipcc with ARWKV_GPU defined: it then
-# takes arwkv_hip.h's implementation and may call arwkv_backend_gpu() (tools/gpu-info.c shows how).
+# A GPU program is the same .c file compiled as C++ by nvcc or hipcc with ARWKV_GPU and
+# ARWKV_HIP_IMPLEMENTATION defined: its `#ifdef ARWKV_GPU #include "arwkv_hip.h"` then brings the GPU
+# backend's implementation, and it may call arwkv_backend_gpu() (tools/gpu-info.c, tools/eval.c).
+# (examples/distill.c is not in GPU_PROGRAMS yet: as C++ its `goto done` jumps over initializations.)
 # GPU_PROGRAMS lists the tools and examples built that way. No GPU is needed to build; test_gpu needs
 # one to run (make gpu-test). Without a GPU, `make test` runs the same tests on a CPU emulator of the
 # kernels (test_gpu_emu32/64 above).
@@ -97,7 +99,7 @@ NVCC         ?= nvcc
 GPU_ARCH     ?= sm_90
 HIPCC        ?= hipcc
 HIP_ARCH     ?= gfx942
-GPU_PROGRAMS ?= gpu-info inspect
+GPU_PROGRAMS ?= gpu-info inspect eval chat
 GPU_HDR      := $(HDR) arwkv_hip.h
 NVCCFLAGS    := -std=c++17 $(OPT) -arch=$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
 HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)
@@ -119,10 +121,10 @@ $(B)/gpu/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
 	$(NVCC) $(NVCCFLAGS) -I. -Itests -o $@ $<
 $(B)/gpu/arwkv-%: tools/%.c $(GPU_HDR)
 	@mkdir -p $(B)/gpu
-	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -I. -o $@ -x cu $<
+	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ -x cu $<
 $(B)/gpu/arwkv-%: examples/%.c $(GPU_HDR)
 	@mkdir -p $(B)/gpu
-	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -I. -o $@ -x cu $<
+	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ -x cu $<
 
 gpu-hip: $(B)/hip/test_gpu $(patsubst %,$(B)/hip/arwkv-%,$(GPU_PROGRAMS))
 $(B)/hip/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
@@ -130,10 +132,10 @@ $(B)/hip/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
 	$(HIPCC) $(HIPFLAGS) -I. -Itests -o $@ $<
 $(B)/hip/arwkv-%: tools/%.c $(GPU_HDR)
 	@mkdir -p $(B)/hip
-	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -I. -o $@ $<
+	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ $<
 $(B)/hip/arwkv-%: examples/%.c $(GPU_HDR)
 	@mkdir -p $(B)/hip
-	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -I. -o $@ $<
+	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ $<
 
 clean:
 	rm -rf $(B)

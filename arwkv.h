@@ -278,6 +278,130 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 /* ============================================================================================
    Tokenizer
    ============================================================================================ */
+/* The Qwen tokenizer (Qwen2, Qwen2.5, Qwen3): a Hugging Face tokenizer.json with a byte-level BPE
+   model, the NFC normalizer, the Qwen pre-tokenizer (one regex, written here by hand over embedded
+   Unicode tables) and added tokens such as <|im_start|>. Encoding gives the same ids as Hugging
+   Face `tokenizers` (tokenizer.encode(text).ids) for every valid UTF-8 text; tests/test_tokenizer.c
+   checks that on several megabytes of code and prose in many scripts.
+
+   Encoding, step by step:
+     1. with ARWKV_TOKENIZE_SPECIAL, the contents of the added tokens are found in the raw text
+        (leftmost, then longest) and become their ids; the text between them goes through 2-4.
+        Without the flag every byte is ordinary text: use that for untrusted input, so that a user
+        cannot type "<|im_end|>" into a conversation.
+     2. NFC normalization (as tokenizers does it: Unicode 9.0 composition data);
+     3. pre-tokenization by the regex
+          (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+        with Oniguruma's meaning (the engine tokenizers uses): \p{L} and \p{N} of Unicode 16.0, \s the
+        White_Space property (U+0085 included), and (?i) letting 's also match U+017F LATIN SMALL
+        LETTER LONG S after the apostrophe (U+212A KELVIN SIGN plays no part: no contraction has a k);
+     4. byte-level BPE on each piece: the merges of model.merges by rank, leftmost first.
+
+   Bytes that are not valid UTF-8. tokenizers only accepts valid UTF-8; here any byte string can be
+   encoded. Each byte that is not part of a valid UTF-8 sequence (a stray continuation byte, a
+   truncated sequence, an overlong form, a surrogate, 0xF5..0xFF) is a character of its own that is
+   not a letter, number or space (like punctuation), has no decomposition and combining class 0.
+   Byte-level BPE covers every byte, so decode(encode(x)) == NFC(x) for ANY byte string x, where NFC
+   leaves such bytes unchanged: decode(encode(x)) == x whenever x is already NFC (nearly all text;
+   a decomposed "e" + U+0301 comes back as the composed U+00E9, as with tokenizers).
+
+   Decoding gives the exact bytes of the tokens (tokenizers would turn invalid UTF-8 into U+FFFD;
+   we keep the bytes). The streaming decoder emits only complete UTF-8 characters, holding back at
+   most three bytes of a character that the next token may complete; a byte that can never become
+   part of a valid character is emitted at once, unchanged. So the concatenation of everything a
+   stream emits (with its final flush) is exactly what arwkv_tokenizer_decode gives. */
+
+typedef struct arwkv_tokenizer arwkv_tokenizer;
+
+/* Load a tokenizer.json, or the tokenizer.json inside a model directory. Anything this tokenizer
+   does not implement (another model type, normalizer or pre-tokenizer, a different regex, added
+   tokens with lstrip/rstrip/single_word/normalized) is an ARWKV_ERR_UNSUPPORTED error naming the
+   field. The 11 MB Qwen file loads in about 0.12 s (arwkv-bench tokenizer measures it). */
+ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **out);
+/* The same from the text of a tokenizer.json in memory; name is used in errors. */
+ARWKV_API arwkv_result arwkv_tokenizer_parse(const char *json, size_t len, const char *name, arwkv_tokenizer **out);
+ARWKV_API void arwkv_tokenizer_free(arwkv_tokenizer *tok);
+/* Number of ids: 1 + the largest id of the vocabulary and the added tokens (151669 for Qwen2.5;
+   the model's embedding may have more rows). Infallible. */
+ARWKV_API int32_t arwkv_tokenizer_vocab_size(const arwkv_tokenizer *tok);
+/* The id of an added token ("<|im_end|>") or of a vocabulary entry as tokenizer.json spells it
+   ("Ġthe"); -1 if there is none. Infallible. */
+ARWKV_API int32_t arwkv_tokenizer_token_id(const arwkv_tokenizer *tok, const char *token);
+/* The bytes id decodes to (not NUL-terminated; *len set), NULL for an id without a token. The
+   pointer lives as long as the tokenizer. Infallible. */
+ARWKV_API const char *arwkv_tokenizer_token_bytes(const arwkv_tokenizer *tok, int32_t id, size_t *len);
+/* 1 if id is an added token marked "special" in tokenizer.json (<|im_end|>, <|endoftext|>, ...). */
+ARWKV_API int arwkv_tokenizer_is_special(const arwkv_tokenizer *tok, int32_t id);
+
+/* A growable list of token ids with one mask byte per token (the chat encoder sets it to 1 on the
+   tokens a model must learn; plain encoding appends 0). Start from {0}; free with arwkv_tokens_free. */
+typedef struct arwkv_tokens {
+    int32_t *ids;
+    uint8_t *mask;
+    size_t n, cap;
+} arwkv_tokens;
+ARWKV_API void arwkv_tokens_free(arwkv_tokens *t);
+
+/* Flags of arwkv_tokenizer_encode and the chat functions. */
+#define ARWKV_TOKENIZE_SPECIAL 1          /* match added tokens in the text (see above) */
+#define ARWKV_CHAT_GENERATION_PROMPT 2    /* end the conversation with "<|im_start|>assistant\n" */
+
+/* Append the ids of text[0..len) to out. Only running out of memory can fail (out is then as it was).
+   Safe to call from several threads on one tokenizer. */
+ARWKV_API arwkv_result arwkv_tokenizer_encode(const arwkv_tokenizer *tok, const char *text, size_t len, int flags,
+                                              arwkv_tokens *out);
+/* Write the bytes of ids[0..n) into buf like snprintf: at most cap bytes, NUL-terminated when there
+   is room, *len = the full length (call with cap 0 to measure). An id without a token is an
+   ARWKV_ERR_INVALID_ARGUMENT error naming its position. */
+ARWKV_API arwkv_result arwkv_tokenizer_decode(const arwkv_tokenizer *tok, const int32_t *ids, size_t n, char *buf,
+                                              size_t cap, size_t *len);
+
+/* Streaming decoder for printing tokens as they are generated (see above for what it emits). */
+typedef struct arwkv_stream_decoder arwkv_stream_decoder;
+ARWKV_API arwkv_result arwkv_stream_decoder_create(const arwkv_tokenizer *tok, arwkv_stream_decoder **out);
+/* Feed one id; *text and *len: the bytes now complete (valid until the next call). */
+ARWKV_API arwkv_result arwkv_stream_decoder_put(arwkv_stream_decoder *d, int32_t id, const char **text, size_t *len);
+/* Emit whatever is held back (an incomplete character at the end of the stream) and start over. */
+ARWKV_API void arwkv_stream_decoder_flush(arwkv_stream_decoder *d, const char **text, size_t *len);
+ARWKV_API void arwkv_stream_decoder_free(arwkv_stream_decoder *d);
+
+/* ---- Chat template ---------------------------------------------------------------------------
+   The ChatML format of Qwen2.5, written out in C (no template engine):
+
+       <|im_start|>system\nSYSTEM<|im_end|>\n
+       <|im_start|>user\nUSER<|im_end|>\n
+       <|im_start|>assistant\nASSISTANT<|im_end|>\n
+       ...
+       <|im_start|>assistant\n                      (with ARWKV_CHAT_GENERATION_PROMPT)
+
+   A conversation whose first message is not a system message gets ARWKV_CHAT_DEFAULT_SYSTEM. Roles:
+   "system", "user", "assistant" and "tool" (consecutive tool results share one user turn, as
+   "\n<tool_response>\nRESULT\n</tool_response>" each, as Qwen2.5 does); any other role is an
+   ARWKV_ERR_INVALID_ARGUMENT error. Contents are NUL-terminated UTF-8. */
+#define ARWKV_CHAT_DEFAULT_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+typedef struct arwkv_chat_message {
+    const char *role;
+    const char *content;
+} arwkv_chat_message;
+
+/* Render a conversation as text, snprintf-style (see arwkv_tokenizer_decode). */
+ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
+                                         size_t *len);
+/* Append the ids of the rendered conversation to out, with mask 1 on what a model must learn in
+   supervised fine-tuning: the content of every assistant turn and its closing <|im_end|> (the
+   token that ends generation). Everything else has mask 0: system and user turns, the
+   "<|im_start|>assistant\n" header (the prompt supplies it at inference), and the "\n" after
+   <|im_end|>, which the template adds between turns and the model never generates (generation
+   stops at <|im_end|>).
+   The template's own markers are always tokens; contents are encoded with `flags`: leave out
+   ARWKV_TOKENIZE_SPECIAL for untrusted text. Each content is encoded on its own, exactly as the
+   model sees it when it generates after "<|im_start|>assistant\n". That equals tokenizers'
+   encode(render(conversation)) except where white space at the edge of a content touches a "\n"
+   of the template: tokenizers would pre-tokenize the two together. */
+ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
+                                         arwkv_tokens *out);
+
 /* @@tokenizer-api@@ */
 
 /* ============================================================================================
@@ -433,7 +557,8 @@ struct arwkv_rwkv7_ops {
                                     const float *w0, const float *a0, const float *v0, const float *k_k, const float *k_a,
                                     float *decay, float *k, float *v, float *wkv_a, float *wkv_b);
     /* Gradients of the inputs above from those of the outputs (d_decay .. d_wkv_b). dv_first: first
-       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to. */
+       layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to
+       (NULL: v_first is held constant). */
     arwkv_result (*prepare_backward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
                                      const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
                                      const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
@@ -479,6 +604,71 @@ typedef struct arwkv_tmix7_dims {
 
 /* @@rwkv7-ops-api@@ */
 
+
+/* RWKV-6 ops: the pieces of the QRWKV6 time mix that are not matrix products (those go through
+   core->gemm). Rows are tokens (row = b*T + t); H heads of N channels; KVH key/value heads.
+   Everything is fp32; every op is deterministic (bit-identical for any number of threads).
+   Parameter gradients accumulate (+=) and may be NULL; other outputs are written (=) unless said. */
+#define ARWKV_WKV6_CHUNK 16 /* tokens between two state checkpoints kept by wkv6_forward for backward */
+
+struct arwkv_rwkv6_ops {
+    /* Token shift. xx[b,t] = prev - x[b,t] with prev = x[b,t-1], or at t = 0 shift[b] (zeros when
+       shift is NULL); xxx = x + xx * maa_x. x, xx, xxx: [B*T, C]; shift: [B, C]. */
+    arwkv_result (*shift_forward)(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+                                  const float *maa_x, int B, int T, int C);
+    /* dx += d/dx of (xx, xxx) given their gradients dxx, dxxx (the gradient into shift is dropped);
+       dmaa_x += sum over rows of dxxx * xx. */
+    arwkv_result (*shift_backward)(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+                                   const float *xx, const float *maa_x, int B, int T, int C);
+    /* Data-dependent lerp of the five branches c = 0..4 (r, k, v, w, g: the checkpoint's LoRA order):
+       xc[c] = x + xx * (maa[c] + m[c]). xc and m are [5][rows][C]; maa[c] is a [C] vector (the
+       arrays of five pointers are host memory, the pointers in them backend memory). */
+    arwkv_result (*ddlerp_forward)(arwkv_backend *be, float *xc, const float *x, const float *xx, const float *const *maa,
+                                   const float *m, int rows, int C);
+    /* dx = sum_c dxc[c];  dxx = sum_c dxc[c] (maa[c] + m[c]);  dm[c] = dxc[c] xx;
+       dmaa[c] += sum over rows of dxc[c] xx (dmaa itself or any dmaa[c] may be NULL). */
+    arwkv_result (*ddlerp_backward)(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa,
+                                    const float *dxc, const float *xx, const float *const *maa, const float *m, int rows,
+                                    int C);
+    /* y = tanh(x) over n (y may be x); backward: dx = dy (1 - y^2) (dx may be dy). */
+    arwkv_result (*tanh_forward)(arwkv_backend *be, float *y, const float *x, size_t n);
+    arwkv_result (*tanh_backward)(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n);
+    /* Decay. On entry z holds the decay LoRA's output; on return z = z + time_decay and
+       w = exp(-exp(z)), in (0, 1). z, w: [rows, C]. */
+    arwkv_result (*decay_forward)(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C);
+    /* dz = -dw w exp(z) (dz may be dw);  dtime_decay += sum over rows of dz. */
+    arwkv_result (*decay_backward)(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+                                   const float *w, int rows, int C);
+    /* Grouped keys and values to every head (head h reads kv head h / (H/KVH), as repeat_kv), the
+       key scaled by (1 - w): kk[h] = k[kv(h)] (1 - w[h]), vv[h] = v[kv(h)]. k, v: [rows, KVH*N];
+       kk, vv, w: [rows, H*N]. */
+    arwkv_result (*kv_expand_forward)(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
+                                      const float *w, int rows, int H, int KVH, int N);
+    /* dk = sum over the heads h of a group of dkk[h] (1 - w[h]);  dv = sum of dvv[h];
+       dw[h] += -dkk[h] k[kv(h)] (dw accumulates: it already holds the recurrence's gradient). */
+    arwkv_result (*kv_expand_backward)(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
+                                       const float *dvv, const float *k, const float *w, int rows, int H, int KVH, int N);
+    /* The gated linear-attention recurrence, per sequence b and head h, with an N x N fp32 state
+       S[i][j] (i: key channel, j: value channel; the layout of llama.cpp's state):
+           S_t = diag(w_t) S_{t-1} + k_t v_t^T        y_t = scale * (r_t^T S_t)
+       The read-out includes the current token; there is no bonus term. r, k, v, w, y: [B*T, H*N].
+       s0: [B, H, N, N] initial state (NULL: zeros); s_out: final state (NULL: not kept; may be s0).
+       ckpt: NULL, or [B, H, ceil(T / ARWKV_WKV6_CHUNK), N, N] receiving the state before each chunk of
+       ARWKV_WKV6_CHUNK tokens, which is what the backward needs. */
+    arwkv_result (*wkv6_forward)(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+                                 const float *v, const float *w, const float *s0, int B, int T, int H, int N, float scale);
+    /* dr, dk, dv, dw of the recurrence (written), from dy and the forward's checkpoints. The initial
+       state is a constant: no gradient flows into it. */
+    arwkv_result (*wkv6_backward)(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+                                  const float *r, const float *k, const float *v, const float *w, const float *ckpt,
+                                  int B, int T, int H, int N, float scale);
+    /* Output gate: out = y * sigmoid(g) over n;  backward: dy = dout s, dg = dout y s (1 - s). */
+    arwkv_result (*gate_forward)(arwkv_backend *be, float *out, const float *y, const float *g, size_t n);
+    arwkv_result (*gate_backward)(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y,
+                                  const float *g, size_t n);
+    /* db[j] += sum over rows of dy[row, j]: the gradient of a bias. */
+    arwkv_result (*colsum)(arwkv_backend *be, float *db, const float *dy, int rows, int cols);
+};
 
 /* @@rwkv6-ops-api@@ */
 
@@ -658,9 +848,10 @@ ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, c
 /* @@student-api@@ */
 
 
-/* ---- Creating an ARWKV-7 student from a teacher ---------------------------------------------------
+/* ---- Creating an ARWKV-7 (or QRWKV6) student from a teacher ----------------------------------------
    The student is the teacher with every self-attention replaced by an RWKV-7 time mix: embeddings,
-   norms, MLPs and head are copied; the time mix is new. */
+   norms, MLPs and head are copied; the time mix is new. A QRWKV6 student (arch) keeps the
+   attention's q/k/v/o projections and adds the RWKV-6 parameters around them. */
 typedef enum arwkv_init {
     ARWKV_INIT_UPSTREAM = 0, /* the rule of upstream's training code (RWKVInside, Jan 2025): fresh r/k/v/o */
     ARWKV_INIT_INHERIT       /* as upstream, but receptance/key/value/output from q/k/v/o_proj (kv heads repeated) */
@@ -672,11 +863,14 @@ typedef struct arwkv_student_options {
     int group_norm;  /* GroupNorm after the WKV (wkv_has_group_norm); off upstream */
     uint64_t seed;   /* random matrices of the init */
     int rank_w, rank_a, rank_v, rank_g; /* LoRA ranks; 0 = upstream's 64, 64, 32, 128 */
+    arwkv_arch arch; /* ARWKV_ARCH_ARWKV7 (the default; also when 0) or ARWKV_ARCH_QRWKV6 */
+    int rank_mix;    /* QRWKV6: token-shift LoRA rank (0: 32, 64 from C = 4096); its decay rank is
+                        rank_w (0: 64, 128 from C = 4096); init, gate, group_norm do not apply */
 } arwkv_student_options;
 
 ARWKV_API void arwkv_student_options_default(arwkv_student_options *o);
-/* A new RwkvHybridForCausalLM student on the teacher's backend. The teacher's hidden size must be a
-   multiple of 64 (the WKV head size). */
+/* A new RwkvHybridForCausalLM student on the teacher's backend (RWKV6Qwen2ForCausalLM when opt->arch
+   says so). ARWKV-7: the teacher's hidden size must be a multiple of 64 (the WKV head size). */
 ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out);
 
 /* ---- Running a student: the RNN ----------------------------------------------------------------------
@@ -715,6 +909,52 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
 
 /* @@student-model-api@@ */
 
+
+/* ---- The QRWKV6 time mix (RWKV6Qwen2ForCausalLM) ---------------------------------------------------
+   Each layer's softmax attention becomes an RWKV-6 style recurrence that keeps Qwen's q/k/v/o
+   projections (with their biases) and adds a data-dependent token shift, a data-dependent decay and
+   a sigmoid output gate (names are the checkpoint's, under model.layers.N.self_attn.):
+       xx  = x_{t-1} - x_t                      (x: the layer's RMSNorm'd input)
+       m_c = tanh((x + xx maa_x) . time_maa_w1)[c] . time_maa_w2[c]     c = r, k, v, w, g
+       x_c = x + xx (maa_c + m_c)
+       r = q_proj(x_r)  k = k_proj(x_k)  v = v_proj(x_v)   (biases included; k, v per kv head)
+       w = exp(-exp(time_decay + tanh(x_w . time_decay_w1) . time_decay_w2))
+       per head: S_t = diag(w_t) S_{t-1} + (k_t (1 - w_t)) v_t^T,  y_t = r_t^T S_t / sqrt(head size)
+       out = o_proj(y * sigmoid(gate(x_g)))
+   Recurrent state per sequence: the last input row (C floats) and S (H x N x N floats). */
+
+typedef struct arwkv_tmix6_dims {
+    int C;          /* hidden size */
+    int n_heads;    /* H = num_attention_heads */
+    int head_size;  /* N = C / H */
+    int n_kv_heads; /* KVH = num_key_value_heads */
+    int rank_mix;   /* lora_rank_tokenshift (time_maa_w1 is [C, 5 rank_mix]) */
+    int rank_decay; /* lora_rank_decay */
+} arwkv_tmix6_dims;
+
+/* The dimensions of a QRWKV6 config; fails on inconsistent sizes. */
+ARWKV_API arwkv_result arwkv_tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *out);
+
+/* What forward keeps for backward (backend memory, grown on demand). One per layer in training;
+   also usable as reusable scratch for inference. */
+typedef struct arwkv_tmix6_acts arwkv_tmix6_acts;
+ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out);
+ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a);
+
+/* Forward over B sequences of T tokens. x, out: [B*T*C] (out may not alias x). shift_state [B*C] and
+   wkv_state [B*H*N*N] (layout [b][h][key i][value j]) are read as the state before the first token
+   and overwritten with the state after the last; NULL means zeros in and nothing out. Calling it
+   token by token (T = 1) with the states is the recurrent mode and gives the same outputs as one
+   call over the whole sequence. acts: kept for arwkv_tmix6_backward, its buffers reused from call to
+   call (pass one in decoding too); NULL: scratch memory for this call only. */
+ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
+                                           int T, const float *x, float *shift_state, float *wkv_state, float *out,
+                                           arwkv_tmix6_acts *acts);
+/* Backward of the last forward that used acts (same layer, B, T, x): accumulates (+=) into
+   param->grad of every trainable parameter of the layer and writes dx [B*T*C] (= d loss / d x;
+   NULL: not needed). The incoming states are treated as constants. */
+ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
+                                            int T, const float *x, arwkv_tmix6_acts *acts, const float *dout, float *dx);
 
 /* @@qrwkv6-api@@ */
 
@@ -770,7 +1010,8 @@ typedef struct arwkv_dataset {
 
 ARWKV_API void arwkv_dataset_init(arwkv_dataset *d);
 ARWKV_API void arwkv_dataset_free(arwkv_dataset *d);
-/* Append a document (and, if mask is not NULL, which of its tokens are targets). */
+/* Append a document (and, if mask is not NULL, which of its tokens are targets; documents without a
+   mask are targets throughout). */
 ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n);
 /* Cut into windows and shuffle epoch 0 with seed. Fails if there is not one whole window. */
 ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_t seed);
@@ -779,6 +1020,12 @@ ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_
 ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *targets);
 /* Window i in storage order (for evaluation). */
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets);
+/* Tokenize a file into a dataset. A file ending in .jsonl holds one JSON object per line: a document
+   {"text": "..."} or a conversation {"messages": [{"role": ..., "content": ...}, ...]} (ChatML;
+   only assistant turns are targets). Any other file is one plain-text document, read as raw bytes.
+   Special-token text inside documents is not matched (it is data, not markup). Every document is
+   followed by eos_id (the end-of-text token). Errors name the file and line. */
+ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_tokenizer *tok, const char *path, int32_t eos_id);
 /* A checksum of the token stream, so a resumed run can tell it was given the same data. */
 ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d);
 
@@ -855,6 +1102,30 @@ ARWKV_API arwkv_result arwkv_sampler_init(arwkv_sampler *s, const arwkv_sampler_
 ARWKV_API void arwkv_sampler_free(arwkv_sampler *s);
 /* Pick a token from logits[V] (host memory; modified). recent: the last n_recent token ids. */
 ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *recent, int n_recent);
+
+/* ---- Sessions: one conversation with any model ------------------------------------------------------------
+   A session reads tokens and gives the logits of the next one, for the teacher (which keeps a KV
+   cache that grows with every token) and for students (which keep a fixed-size recurrent state).
+   The chat binary and generation use only this. */
+typedef struct arwkv_session arwkv_session;
+
+/* max_tokens bounds the teacher's KV cache (<= 0: grow as needed); students ignore it. */
+ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwkv_session **out);
+ARWKV_API void arwkv_session_free(arwkv_session *s);
+/* Read n tokens (host ids); the logits of the last one go to logits_last[vocab] (host; may be NULL). */
+ARWKV_API arwkv_result arwkv_session_feed(arwkv_session *s, const int32_t *ids, int n, float *logits_last);
+ARWKV_API arwkv_result arwkv_session_reset(arwkv_session *s);
+ARWKV_API int64_t arwkv_session_tokens(const arwkv_session *s);
+/* Memory that grows with the conversation: the KV cache, or the (constant) recurrent state. */
+ARWKV_API size_t arwkv_session_memory_bytes(const arwkv_session *s);
+ARWKV_API int arwkv_session_is_recurrent(const arwkv_session *s);
+/* Students: save or restore the whole conversation (its recurrent state) in a small file. */
+ARWKV_API arwkv_result arwkv_session_save(arwkv_session *s, const char *path);
+ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path);
+
+/* Mean negative log-likelihood in nats of ids[1..n) given their prefixes, for any model (the
+   measure arwkv-eval prints; perplexity is its exponential). */
+ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n, double *nll);
 
 /* @@generate-api@@ */
 
@@ -2799,6 +3070,2154 @@ ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
 /* ============================================================================================
    5. Tokenizer
    ============================================================================================ */
+/* ---- BEGIN generated Unicode tables: tools/gen_unicode.py wrote them; do not edit by hand ----
+   Source: the Unicode Character Database 15.0.0 as Debian's unicode-data package installs it
+   (UnicodeData.txt, PropList.txt, DerivedAge.txt, CompositionExclusions.txt), plus the letters and
+   numbers of Unicode 15.1 and 16.0 listed in the generator. 27568 bytes of data in all:
+     arwkv__uni_class       6440 bytes  pre-tokenizer class, at each change: start << 2 | class
+                                      (0 other, 1 letter \p{L}, 2 number \p{N}, 3 White_Space \s)
+     arwkv__uni_nfc         2768 bytes  NFC quick check and combining class (Unicode 9.0), at each
+                                      change: start << 10 | qc << 8 | ccc (qc: 0 yes, 1 maybe, 2 no)
+     arwkv__uni_decomp     16480 bytes  canonical decompositions (Unicode 9.0, Hangul excluded), by
+                                      code point: composes << 63 | cp << 42 | first << 21 | second
+     arwkv__uni_compose     1880 bytes  the decompositions that compose back, ordered by (first, second)
+*/
+#define ARWKV__UNI_MAX_DECOMP 4 /* longest full canonical decomposition */
+static const uint32_t arwkv__uni_class[1610] = {
+    0x0, 0x27, 0x38, 0x83, 0x84, 0xc2, 0xe8, 0x105, 0x16c, 0x185,
+    0x1ec, 0x217, 0x218, 0x283, 0x284, 0x2a9, 0x2ac, 0x2ca, 0x2d0, 0x2d5,
+    0x2d8, 0x2e6, 0x2e9, 0x2ec, 0x2f2, 0x2fc, 0x301, 0x35c, 0x361, 0x3dc,
+    0x3e1, 0xb08, 0xb19, 0xb48, 0xb81, 0xb94, 0xbb1, 0xbb4, 0xbb9, 0xbbc,
+    0xdc1, 0xdd4, 0xdd9, 0xde0, 0xde9, 0xdf8, 0xdfd, 0xe00, 0xe19, 0xe1c,
+    0xe21, 0xe2c, 0xe31, 0xe34, 0xe39, 0xe88, 0xe8d, 0xfd8, 0xfdd, 0x1208,
+    0x1229, 0x14c0, 0x14c5, 0x155c, 0x1565, 0x1568, 0x1581, 0x1624, 0x1741, 0x17ac,
+    0x17bd, 0x17cc, 0x1881, 0x192c, 0x1982, 0x19a8, 0x19b9, 0x19c0, 0x19c5, 0x1b50,
+    0x1b55, 0x1b58, 0x1b95, 0x1b9c, 0x1bb9, 0x1bc2, 0x1be9, 0x1bf4, 0x1bfd, 0x1c00,
+    0x1c41, 0x1c44, 0x1c49, 0x1cc0, 0x1d35, 0x1e98, 0x1ec5, 0x1ec8, 0x1f02, 0x1f29,
+    0x1fac, 0x1fd1, 0x1fd8, 0x1fe9, 0x1fec, 0x2001, 0x2058, 0x2069, 0x206c, 0x2091,
+    0x2094, 0x20a1, 0x20a4, 0x2101, 0x2164, 0x2181, 0x21ac, 0x21c1, 0x2220, 0x2225,
+    0x223c, 0x2281, 0x2328, 0x2411, 0x24e8, 0x24f5, 0x24f8, 0x2541, 0x2544, 0x2561,
+    0x2588, 0x259a, 0x25c0, 0x25c5, 0x2604, 0x2615, 0x2634, 0x263d, 0x2644, 0x264d,
+    0x26a4, 0x26a9, 0x26c4, 0x26c9, 0x26cc, 0x26d9, 0x26e8, 0x26f5, 0x26f8, 0x2739,
+    0x273c, 0x2771, 0x2778, 0x277d, 0x2788, 0x279a, 0x27c1, 0x27c8, 0x27d2, 0x27e8,
+    0x27f1, 0x27f4, 0x2815, 0x282c, 0x283d, 0x2844, 0x284d, 0x28a4, 0x28a9, 0x28c4,
+    0x28c9, 0x28d0, 0x28d5, 0x28dc, 0x28e1, 0x28e8, 0x2965, 0x2974, 0x2979, 0x297c,
+    0x299a, 0x29c0, 0x29c9, 0x29d4, 0x2a15, 0x2a38, 0x2a3d, 0x2a48, 0x2a4d, 0x2aa4,
+    0x2aa9, 0x2ac4, 0x2ac9, 0x2ad0, 0x2ad5, 0x2ae8, 0x2af5, 0x2af8, 0x2b41, 0x2b44,
+    0x2b81, 0x2b88, 0x2b9a, 0x2bc0, 0x2be5, 0x2be8, 0x2c15, 0x2c34, 0x2c3d, 0x2c44,
+    0x2c4d, 0x2ca4, 0x2ca9, 0x2cc4, 0x2cc9, 0x2cd0, 0x2cd5, 0x2ce8, 0x2cf5, 0x2cf8,
+    0x2d71, 0x2d78, 0x2d7d, 0x2d88, 0x2d9a, 0x2dc0, 0x2dc5, 0x2dca, 0x2de0, 0x2e0d,
+    0x2e10, 0x2e15, 0x2e2c, 0x2e39, 0x2e44, 0x2e49, 0x2e58, 0x2e65, 0x2e6c, 0x2e71,
+    0x2e74, 0x2e79, 0x2e80, 0x2e8d, 0x2e94, 0x2ea1, 0x2eac, 0x2eb9, 0x2ee8, 0x2f41,
+    0x2f44, 0x2f9a, 0x2fcc, 0x3015, 0x3034, 0x3039, 0x3044, 0x3049, 0x30a4, 0x30a9,
+    0x30e8, 0x30f5, 0x30f8, 0x3161, 0x316c, 0x3175, 0x3178, 0x3181, 0x3188, 0x319a,
+    0x31c0, 0x31e2, 0x31fc, 0x3201, 0x3204, 0x3215, 0x3234, 0x3239, 0x3244, 0x3249,
+    0x32a4, 0x32a9, 0x32d0, 0x32d5, 0x32e8, 0x32f5, 0x32f8, 0x3375, 0x337c, 0x3381,
+    0x3388, 0x339a, 0x33c0, 0x33c5, 0x33cc, 0x3411, 0x3434, 0x3439, 0x3444, 0x3449,
+    0x34ec, 0x34f5, 0x34f8, 0x3539, 0x353c, 0x3551, 0x355c, 0x3562, 0x357d, 0x3588,
+    0x359a, 0x35e4, 0x35e9, 0x3600, 0x3615, 0x365c, 0x3669, 0x36c8, 0x36cd, 0x36f0,
+    0x36f5, 0x36f8, 0x3701, 0x371c, 0x379a, 0x37c0, 0x3805, 0x38c4, 0x38c9, 0x38d0,
+    0x3901, 0x391c, 0x3942, 0x3968, 0x3a05, 0x3a0c, 0x3a11, 0x3a14, 0x3a19, 0x3a2c,
+    0x3a31, 0x3a90, 0x3a95, 0x3a98, 0x3a9d, 0x3ac4, 0x3ac9, 0x3ad0, 0x3af5, 0x3af8,
+    0x3b01, 0x3b14, 0x3b19, 0x3b1c, 0x3b42, 0x3b68, 0x3b71, 0x3b80, 0x3c01, 0x3c04,
+    0x3c82, 0x3cd0, 0x3d01, 0x3d20, 0x3d25, 0x3db4, 0x3e21, 0x3e34, 0x4001, 0x40ac,
+    0x40fd, 0x4102, 0x4128, 0x4141, 0x4158, 0x4169, 0x4178, 0x4185, 0x4188, 0x4195,
+    0x419c, 0x41b9, 0x41c4, 0x41d5, 0x4208, 0x4239, 0x423c, 0x4242, 0x4268, 0x4281,
+    0x4318, 0x431d, 0x4320, 0x4335, 0x4338, 0x4341, 0x43ec, 0x43f1, 0x4924, 0x4929,
+    0x4938, 0x4941, 0x495c, 0x4961, 0x4964, 0x4969, 0x4978, 0x4981, 0x4a24, 0x4a29,
+    0x4a38, 0x4a41, 0x4ac4, 0x4ac9, 0x4ad8, 0x4ae1, 0x4afc, 0x4b01, 0x4b04, 0x4b09,
+    0x4b18, 0x4b21, 0x4b5c, 0x4b61, 0x4c44, 0x4c49, 0x4c58, 0x4c61, 0x4d6c, 0x4da6,
+    0x4df4, 0x4e01, 0x4e40, 0x4e81, 0x4fd8, 0x4fe1, 0x4ff8, 0x5005, 0x59b4, 0x59bd,
+    0x5a03, 0x5a05, 0x5a6c, 0x5a81, 0x5bac, 0x5bba, 0x5bc5, 0x5be4, 0x5c01, 0x5c48,
+    0x5c7d, 0x5cc8, 0x5d01, 0x5d48, 0x5d81, 0x5db4, 0x5db9, 0x5dc4, 0x5e01, 0x5ed0,
+    0x5f5d, 0x5f60, 0x5f71, 0x5f74, 0x5f82, 0x5fa8, 0x5fc2, 0x5fe8, 0x6042, 0x6068,
+    0x6081, 0x61e4, 0x6201, 0x6214, 0x621d, 0x62a4, 0x62a9, 0x62ac, 0x62c1, 0x63d8,
+    0x6401, 0x647c, 0x651a, 0x6541, 0x65b8, 0x65c1, 0x65d4, 0x6601, 0x66b0, 0x66c1,
+    0x6728, 0x6742, 0x676c, 0x6801, 0x685c, 0x6881, 0x6954, 0x6a02, 0x6a28, 0x6a42,
+    0x6a68, 0x6a9d, 0x6aa0, 0x6c15, 0x6cd0, 0x6d15, 0x6d34, 0x6d42, 0x6d68, 0x6e0d,
+    0x6e84, 0x6eb9, 0x6ec2, 0x6ee9, 0x6f98, 0x7001, 0x7090, 0x7102, 0x7128, 0x7135,
+    0x7142, 0x7169, 0x71f8, 0x7201, 0x722c, 0x7241, 0x72ec, 0x72f5, 0x7300, 0x73a5,
+    0x73b4, 0x73b9, 0x73d0, 0x73d5, 0x73dc, 0x73e9, 0x73ec, 0x7401, 0x7700, 0x7801,
+    0x7c58, 0x7c61, 0x7c78, 0x7c81, 0x7d18, 0x7d21, 0x7d38, 0x7d41, 0x7d60, 0x7d65,
+    0x7d68, 0x7d6d, 0x7d70, 0x7d75, 0x7d78, 0x7d7d, 0x7df8, 0x7e01, 0x7ed4, 0x7ed9,
+    0x7ef4, 0x7ef9, 0x7efc, 0x7f09, 0x7f14, 0x7f19, 0x7f34, 0x7f41, 0x7f50, 0x7f59,
+    0x7f70, 0x7f81, 0x7fb4, 0x7fc9, 0x7fd4, 0x7fd9, 0x7ff4, 0x8003, 0x802c, 0x80a3,
+    0x80a8, 0x80bf, 0x80c0, 0x817f, 0x8180, 0x81c2, 0x81c5, 0x81c8, 0x81d2, 0x81e8,
+    0x81fd, 0x8202, 0x8228, 0x8241, 0x8274, 0x8409, 0x840c, 0x841d, 0x8420, 0x8429,
+    0x8450, 0x8455, 0x8458, 0x8465, 0x8478, 0x8491, 0x8494, 0x8499, 0x849c, 0x84a1,
+    0x84a4, 0x84a9, 0x84b8, 0x84bd, 0x84e8, 0x84f1, 0x8500, 0x8515, 0x8528, 0x8539,
+    0x853c, 0x8542, 0x860d, 0x8616, 0x8628, 0x9182, 0x9270, 0x93aa, 0x9400, 0x9dda,
+    0x9e50, 0xb001, 0xb394, 0xb3ad, 0xb3bc, 0xb3c9, 0xb3d0, 0xb3f6, 0xb3f8, 0xb401,
+    0xb498, 0xb49d, 0xb4a0, 0xb4b5, 0xb4b8, 0xb4c1, 0xb5a0, 0xb5bd, 0xb5c0, 0xb601,
+    0xb65c, 0xb681, 0xb69c, 0xb6a1, 0xb6bc, 0xb6c1, 0xb6dc, 0xb6e1, 0xb6fc, 0xb701,
+    0xb71c, 0xb721, 0xb73c, 0xb741, 0xb75c, 0xb761, 0xb77c, 0xb8bd, 0xb8c0, 0xc003,
+    0xc004, 0xc015, 0xc01e, 0xc020, 0xc086, 0xc0a8, 0xc0c5, 0xc0d8, 0xc0e2, 0xc0ed,
+    0xc0f4, 0xc105, 0xc25c, 0xc275, 0xc280, 0xc285, 0xc3ec, 0xc3f1, 0xc400, 0xc415,
+    0xc4c0, 0xc4c5, 0xc63c, 0xc64a, 0xc658, 0xc681, 0xc700, 0xc7c1, 0xc800, 0xc882,
+    0xc8a8, 0xc922, 0xc940, 0xc946, 0xc980, 0xca02, 0xca28, 0xcac6, 0xcb00, 0xd001,
+    0x13700, 0x13801, 0x29234, 0x29341, 0x293f8, 0x29401, 0x29834, 0x29841, 0x29882, 0x298a9,
+    0x298b0, 0x29901, 0x299bc, 0x299fd, 0x29a78, 0x29a81, 0x29b9a, 0x29bc0, 0x29c5d, 0x29c80,
+    0x29c89, 0x29e24, 0x29e2d, 0x29f38, 0x29f41, 0x29f48, 0x29f4d, 0x29f50, 0x29f55, 0x29f74,
+    0x29fc9, 0x2a008, 0x2a00d, 0x2a018, 0x2a01d, 0x2a02c, 0x2a031, 0x2a08c, 0x2a0c2, 0x2a0d8,
+    0x2a101, 0x2a1d0, 0x2a209, 0x2a2d0, 0x2a342, 0x2a368, 0x2a3c9, 0x2a3e0, 0x2a3ed, 0x2a3f0,
+    0x2a3f5, 0x2a3fc, 0x2a402, 0x2a429, 0x2a498, 0x2a4c1, 0x2a51c, 0x2a581, 0x2a5f4, 0x2a611,
+    0x2a6cc, 0x2a73d, 0x2a742, 0x2a768, 0x2a781, 0x2a794, 0x2a799, 0x2a7c2, 0x2a7e9, 0x2a7fc,
+    0x2a801, 0x2a8a4, 0x2a901, 0x2a90c, 0x2a911, 0x2a930, 0x2a942, 0x2a968, 0x2a981, 0x2a9dc,
+    0x2a9e9, 0x2a9ec, 0x2a9f9, 0x2aac0, 0x2aac5, 0x2aac8, 0x2aad5, 0x2aadc, 0x2aae5, 0x2aaf8,
+    0x2ab01, 0x2ab04, 0x2ab09, 0x2ab0c, 0x2ab6d, 0x2ab78, 0x2ab81, 0x2abac, 0x2abc9, 0x2abd4,
+    0x2ac05, 0x2ac1c, 0x2ac25, 0x2ac3c, 0x2ac45, 0x2ac5c, 0x2ac81, 0x2ac9c, 0x2aca1, 0x2acbc,
+    0x2acc1, 0x2ad6c, 0x2ad71, 0x2ada8, 0x2adc1, 0x2af8c, 0x2afc2, 0x2afe8, 0x2b001, 0x35e90,
+    0x35ec1, 0x35f1c, 0x35f2d, 0x35ff0, 0x3e401, 0x3e9b8, 0x3e9c1, 0x3eb68, 0x3ec01, 0x3ec1c,
+    0x3ec4d, 0x3ec60, 0x3ec75, 0x3ec78, 0x3ec7d, 0x3eca4, 0x3eca9, 0x3ecdc, 0x3ece1, 0x3ecf4,
+    0x3ecf9, 0x3ecfc, 0x3ed01, 0x3ed08, 0x3ed0d, 0x3ed14, 0x3ed19, 0x3eec8, 0x3ef4d, 0x3f4f8,
+    0x3f541, 0x3f640, 0x3f649, 0x3f720, 0x3f7c1, 0x3f7f0, 0x3f9c1, 0x3f9d4, 0x3f9d9, 0x3fbf4,
+    0x3fc42, 0x3fc68, 0x3fc85, 0x3fcec, 0x3fd05, 0x3fd6c, 0x3fd99, 0x3fefc, 0x3ff09, 0x3ff20,
+    0x3ff29, 0x3ff40, 0x3ff49, 0x3ff60, 0x3ff69, 0x3ff74, 0x40001, 0x40030, 0x40035, 0x4009c,
+    0x400a1, 0x400ec, 0x400f1, 0x400f8, 0x400fd, 0x40138, 0x40141, 0x40178, 0x40201, 0x403ec,
+    0x4041e, 0x404d0, 0x40502, 0x405e4, 0x4062a, 0x40630, 0x40a01, 0x40a74, 0x40a81, 0x40b44,
+    0x40b86, 0x40bf0, 0x40c01, 0x40c82, 0x40c90, 0x40cb5, 0x40d06, 0x40d09, 0x40d2a, 0x40d2c,
+    0x40d41, 0x40dd8, 0x40e01, 0x40e78, 0x40e81, 0x40f10, 0x40f21, 0x40f40, 0x40f46, 0x40f58,
+    0x41001, 0x41278, 0x41282, 0x412a8, 0x412c1, 0x41350, 0x41361, 0x413f0, 0x41401, 0x414a0,
+    0x414c1, 0x41590, 0x415c1, 0x415ec, 0x415f1, 0x4162c, 0x41631, 0x4164c, 0x41651, 0x41658,
+    0x4165d, 0x41688, 0x4168d, 0x416c8, 0x416cd, 0x416e8, 0x416ed, 0x416f4, 0x41701, 0x417d0,
+    0x41801, 0x41cdc, 0x41d01, 0x41d58, 0x41d81, 0x41da0, 0x41e01, 0x41e18, 0x41e1d, 0x41ec4,
+    0x41ec9, 0x41eec, 0x42001, 0x42018, 0x42021, 0x42024, 0x42029, 0x420d8, 0x420dd, 0x420e4,
+    0x420f1, 0x420f4, 0x420fd, 0x42158, 0x42162, 0x42181, 0x421dc, 0x421e6, 0x42201, 0x4227c,
+    0x4229e, 0x422c0, 0x42381, 0x423cc, 0x423d1, 0x423d8, 0x423ee, 0x42401, 0x4245a, 0x42470,
+    0x42481, 0x424e8, 0x42601, 0x426e0, 0x426f2, 0x426f9, 0x42702, 0x42740, 0x4274a, 0x42801,
+    0x42804, 0x42841, 0x42850, 0x42855, 0x42860, 0x42865, 0x428d8, 0x42902, 0x42924, 0x42981,
+    0x429f6, 0x429fc, 0x42a01, 0x42a76, 0x42a80, 0x42b01, 0x42b20, 0x42b25, 0x42b94, 0x42bae,
+    0x42bc0, 0x42c01, 0x42cd8, 0x42d01, 0x42d58, 0x42d62, 0x42d81, 0x42dcc, 0x42de2, 0x42e01,
+    0x42e48, 0x42ea6, 0x42ec0, 0x43001, 0x43124, 0x43201, 0x432cc, 0x43301, 0x433cc, 0x433ea,
+    0x43401, 0x43490, 0x434c2, 0x434e8, 0x43502, 0x43529, 0x43598, 0x435bd, 0x43618, 0x43982,
+    0x439fc, 0x43a01, 0x43aa8, 0x43ac1, 0x43ac8, 0x43b09, 0x43b14, 0x43c01, 0x43c76, 0x43c9d,
+    0x43ca0, 0x43cc1, 0x43d18, 0x43d46, 0x43d54, 0x43dc1, 0x43e08, 0x43ec1, 0x43f16, 0x43f30,
+    0x43f81, 0x43fdc, 0x4400d, 0x440e0, 0x4414a, 0x441c0, 0x441c5, 0x441cc, 0x441d5, 0x441d8,
+    0x4420d, 0x442c0, 0x44341, 0x443a4, 0x443c2, 0x443e8, 0x4440d, 0x4449c, 0x444da, 0x44500,
+    0x44511, 0x44514, 0x4451d, 0x44520, 0x44541, 0x445cc, 0x445d9, 0x445dc, 0x4460d, 0x446cc,
+    0x44705, 0x44714, 0x44742, 0x44769, 0x4476c, 0x44771, 0x44774, 0x44786, 0x447d4, 0x44801,
+    0x44848, 0x4484d, 0x448b0, 0x448fd, 0x44904, 0x44a01, 0x44a1c, 0x44a21, 0x44a24, 0x44a29,
+    0x44a38, 0x44a3d, 0x44a78, 0x44a7d, 0x44aa4, 0x44ac1, 0x44b7c, 0x44bc2, 0x44be8, 0x44c15,
+    0x44c34, 0x44c3d, 0x44c44, 0x44c4d, 0x44ca4, 0x44ca9, 0x44cc4, 0x44cc9, 0x44cd0, 0x44cd5,
+    0x44ce8, 0x44cf5, 0x44cf8, 0x44d41, 0x44d44, 0x44d75, 0x44d88, 0x44e01, 0x44e28, 0x44e2d,
+    0x44e30, 0x44e39, 0x44e3c, 0x44e41, 0x44ed8, 0x44edd, 0x44ee0, 0x44f45, 0x44f48, 0x44f4d,
+    0x44f50, 0x45001, 0x450d4, 0x4511d, 0x4512c, 0x45142, 0x45168, 0x4517d, 0x45188, 0x45201,
+    0x452c0, 0x45311, 0x45318, 0x4531d, 0x45320, 0x45342, 0x45368, 0x45601, 0x456bc, 0x45761,
+    0x45770, 0x45801, 0x458c0, 0x45911, 0x45914, 0x45942, 0x45968, 0x45a01, 0x45aac, 0x45ae1,
+    0x45ae4, 0x45b02, 0x45b28, 0x45b42, 0x45b90, 0x45c01, 0x45c6c, 0x45cc2, 0x45cf0, 0x45d01,
+    0x45d1c, 0x46001, 0x460b0, 0x46281, 0x46382, 0x463cc, 0x463fd, 0x4641c, 0x46425, 0x46428,
+    0x46431, 0x46450, 0x46455, 0x4645c, 0x46461, 0x464c0, 0x464fd, 0x46500, 0x46505, 0x46508,
+    0x46542, 0x46568, 0x46681, 0x466a0, 0x466a9, 0x46744, 0x46785, 0x46788, 0x4678d, 0x46790,
+    0x46801, 0x46804, 0x4682d, 0x468cc, 0x468e9, 0x468ec, 0x46941, 0x46944, 0x46971, 0x46a28,
+    0x46a75, 0x46a78, 0x46ac1, 0x46be4, 0x46f01, 0x46f84, 0x46fc2, 0x46fe8, 0x47001, 0x47024,
+    0x47029, 0x470bc, 0x47101, 0x47104, 0x47142, 0x471b4, 0x471c9, 0x47240, 0x47401, 0x4741c,
+    0x47421, 0x47428, 0x4742d, 0x474c4, 0x47519, 0x4751c, 0x47542, 0x47568, 0x47581, 0x47598,
+    0x4759d, 0x475a4, 0x475a9, 0x47628, 0x47661, 0x47664, 0x47682, 0x476a8, 0x47b81, 0x47bcc,
+    0x47c09, 0x47c0c, 0x47c11, 0x47c44, 0x47c49, 0x47cd0, 0x47d42, 0x47d68, 0x47ec1, 0x47ec4,
+    0x47f02, 0x47f54, 0x48001, 0x48e68, 0x49002, 0x491bc, 0x49201, 0x49510, 0x4be41, 0x4bfc4,
+    0x4c001, 0x4d0c0, 0x4d105, 0x4d11c, 0x4d181, 0x50fec, 0x51001, 0x5191c, 0x58401, 0x58478,
+    0x584c2, 0x584e8, 0x5a001, 0x5a8e4, 0x5a901, 0x5a97c, 0x5a982, 0x5a9a8, 0x5a9c1, 0x5aafc,
+    0x5ab02, 0x5ab28, 0x5ab41, 0x5abb8, 0x5ac01, 0x5acc0, 0x5ad01, 0x5ad10, 0x5ad42, 0x5ad68,
+    0x5ad6e, 0x5ad88, 0x5ad8d, 0x5ade0, 0x5adf5, 0x5ae40, 0x5b501, 0x5b5b4, 0x5b5c2, 0x5b5e8,
+    0x5b901, 0x5ba02, 0x5ba5c, 0x5bc01, 0x5bd2c, 0x5bd41, 0x5bd44, 0x5be4d, 0x5be80, 0x5bf81,
+    0x5bf88, 0x5bf8d, 0x5bf90, 0x5c001, 0x61fe0, 0x62001, 0x63358, 0x633fd, 0x63424, 0x6bfc1,
+    0x6bfd0, 0x6bfd5, 0x6bff0, 0x6bff5, 0x6bffc, 0x6c001, 0x6c48c, 0x6c4c9, 0x6c4cc, 0x6c541,
+    0x6c54c, 0x6c555, 0x6c558, 0x6c591, 0x6c5a0, 0x6c5c1, 0x6cbf0, 0x6f001, 0x6f1ac, 0x6f1c1,
+    0x6f1f4, 0x6f201, 0x6f224, 0x6f241, 0x6f268, 0x733c2, 0x733e8, 0x74b02, 0x74b50, 0x74b82,
+    0x74bd0, 0x74d82, 0x74de4, 0x75001, 0x75154, 0x75159, 0x75274, 0x75279, 0x75280, 0x75289,
+    0x7528c, 0x75295, 0x7529c, 0x752a5, 0x752b4, 0x752b9, 0x752e8, 0x752ed, 0x752f0, 0x752f5,
+    0x75310, 0x75315, 0x75418, 0x7541d, 0x7542c, 0x75435, 0x75454, 0x75459, 0x75474, 0x75479,
+    0x754e8, 0x754ed, 0x754fc, 0x75501, 0x75514, 0x75519, 0x7551c, 0x75529, 0x75544, 0x75549,
+    0x75a98, 0x75aa1, 0x75b04, 0x75b09, 0x75b6c, 0x75b71, 0x75bec, 0x75bf1, 0x75c54, 0x75c59,
+    0x75cd4, 0x75cd9, 0x75d3c, 0x75d41, 0x75dbc, 0x75dc1, 0x75e24, 0x75e29, 0x75ea4, 0x75ea9,
+    0x75f0c, 0x75f11, 0x75f30, 0x75f3a, 0x76000, 0x77c01, 0x77c7c, 0x77c95, 0x77cac, 0x780c1,
+    0x781b8, 0x78401, 0x784b4, 0x784dd, 0x784f8, 0x78502, 0x78528, 0x78539, 0x7853c, 0x78a41,
+    0x78ab8, 0x78b01, 0x78bb0, 0x78bc2, 0x78be8, 0x79341, 0x793b0, 0x793c2, 0x793e8, 0x79741,
+    0x797b8, 0x797c1, 0x797c6, 0x797ec, 0x79f81, 0x79f9c, 0x79fa1, 0x79fb0, 0x79fb5, 0x79fbc,
+    0x79fc1, 0x79ffc, 0x7a001, 0x7a314, 0x7a31e, 0x7a340, 0x7a401, 0x7a510, 0x7a52d, 0x7a530,
+    0x7a542, 0x7a568, 0x7b1c6, 0x7b2b0, 0x7b2b6, 0x7b2c0, 0x7b2c6, 0x7b2d4, 0x7b406, 0x7b4b8,
+    0x7b4be, 0x7b4f8, 0x7b801, 0x7b810, 0x7b815, 0x7b880, 0x7b885, 0x7b88c, 0x7b891, 0x7b894,
+    0x7b89d, 0x7b8a0, 0x7b8a5, 0x7b8cc, 0x7b8d1, 0x7b8e0, 0x7b8e5, 0x7b8e8, 0x7b8ed, 0x7b8f0,
+    0x7b909, 0x7b90c, 0x7b91d, 0x7b920, 0x7b925, 0x7b928, 0x7b92d, 0x7b930, 0x7b935, 0x7b940,
+    0x7b945, 0x7b94c, 0x7b951, 0x7b954, 0x7b95d, 0x7b960, 0x7b965, 0x7b968, 0x7b96d, 0x7b970,
+    0x7b975, 0x7b978, 0x7b97d, 0x7b980, 0x7b985, 0x7b98c, 0x7b991, 0x7b994, 0x7b99d, 0x7b9ac,
+    0x7b9b1, 0x7b9cc, 0x7b9d1, 0x7b9e0, 0x7b9e5, 0x7b9f4, 0x7b9f9, 0x7b9fc, 0x7ba01, 0x7ba28,
+    0x7ba2d, 0x7ba70, 0x7ba85, 0x7ba90, 0x7ba95, 0x7baa8, 0x7baad, 0x7baf0, 0x7c402, 0x7c434,
+    0x7efc2, 0x7efe8, 0x80001, 0xa9b80, 0xa9c01, 0xadce8, 0xadd01, 0xae078, 0xae081, 0xb3a88,
+    0xb3ac1, 0xbaf84, 0xbafc1, 0xbb978, 0xbe001, 0xbe878, 0xc0001, 0xc4d2c, 0xc4d41, 0xc8ec0,
+};
+static const uint32_t arwkv__uni_nfc[692] = {
+    0x0, 0xc01e6, 0xc14e6, 0xc19e6, 0xc34e6, 0xc3de6, 0xc40e6, 0xc45e6, 0xc48e6, 0xc4de6,
+    0xc54e8, 0xc58dc, 0xc68e8, 0xc6dd8, 0xc70dc, 0xc84ca, 0xc8ddc, 0xc9dca, 0xca4dc, 0xcb5dc,
+    0xcbcdc, 0xcc1dc, 0xcc8dc, 0xcd001, 0xce101, 0xce4dc, 0xcf4e6, 0xd02e6, 0xd09e6, 0xd0ee6,
+    0xd15f0, 0xd18e6, 0xd1cdc, 0xd28e6, 0xd34dc, 0xd3c00, 0xd40e6, 0xd4cdc, 0xd5ce6, 0xd60e8,
+    0xd64dc, 0xd6ce6, 0xd70e9, 0xd74ea, 0xd7ce9, 0xd80ea, 0xd88e9, 0xd8ce6, 0xdc000, 0xdd200,
+    0xdd400, 0xdfa00, 0xdfc00, 0xe1e00, 0xe2000, 0x120ce6, 0x122000, 0x1644dc, 0x1648e6, 0x1658dc,
+    0x165ce6, 0x1668de, 0x166cdc, 0x1670e6, 0x1688dc, 0x16a0e6, 0x16a8dc, 0x16ace6, 0x16b4de, 0x16b8e4,
+    0x16bce6, 0x16c00a, 0x16c40b, 0x16c80c, 0x16cc0d, 0x16d00e, 0x16d40f, 0x16d810, 0x16dc11, 0x16e012,
+    0x16e413, 0x16ec14, 0x16f015, 0x16f416, 0x16f800, 0x16fc17, 0x170000, 0x170418, 0x170819, 0x170c00,
+    0x1710e6, 0x1714dc, 0x171800, 0x171c12, 0x172000, 0x1840e6, 0x18601e, 0x18641f, 0x186820, 0x186c00,
+    0x192c1b, 0x19301c, 0x19341d, 0x19381e, 0x193c1f, 0x194020, 0x194421, 0x194822, 0x194de6, 0x1955dc,
+    0x1958dc, 0x195ce6, 0x1970dc, 0x1974e6, 0x197cdc, 0x198000, 0x19c023, 0x19c400, 0x1b58e6, 0x1b7400,
+    0x1b7ce6, 0x1b8cdc, 0x1b90e6, 0x1b9400, 0x1b9ce6, 0x1ba400, 0x1ba8dc, 0x1bace6, 0x1bb4dc, 0x1bb800,
+    0x1c4424, 0x1c4800, 0x1cc0e6, 0x1cc4dc, 0x1cc8e6, 0x1cd0dc, 0x1cd4e6, 0x1cdcdc, 0x1ce8e6, 0x1cecdc,
+    0x1cf4e6, 0x1cf8dc, 0x1cfce6, 0x1d08dc, 0x1d0ce6, 0x1d10dc, 0x1d14e6, 0x1d18dc, 0x1d1ce6, 0x1d20dc,
+    0x1d24e6, 0x1d2c00, 0x1face6, 0x1fc8dc, 0x1fcce6, 0x1fd000, 0x2058e6, 0x206800, 0x206ce6, 0x209000,
+    0x2094e6, 0x20a000, 0x20a4e6, 0x20b800, 0x2164dc, 0x217000, 0x2350e6, 0x238800, 0x238cdc, 0x2390e6,
+    0x2398dc, 0x239ce6, 0x23a4dc, 0x23a8e6, 0x23b4dc, 0x23c01b, 0x23c41c, 0x23c81d, 0x23cce6, 0x23d8dc,
+    0x23dce6, 0x23e4dc, 0x23ece6, 0x240000, 0x24f107, 0x24f400, 0x253409, 0x253800, 0x2544e6, 0x2548dc,
+    0x254ce6, 0x255400, 0x256200, 0x258000, 0x26f007, 0x26f400, 0x26f900, 0x26fc00, 0x273409, 0x273800,
+    0x275d00, 0x276000, 0x277200, 0x277800, 0x277e00, 0x278000, 0x28ce00, 0x28d000, 0x28da00, 0x28dc00,
+    0x28f007, 0x28f400, 0x293409, 0x293800, 0x296600, 0x297000, 0x297a00, 0x297c00, 0x2af007, 0x2af400,
+    0x2b3409, 0x2b3800, 0x2cf007, 0x2cf400, 0x2cf900, 0x2cfc00, 0x2d3409, 0x2d3800, 0x2d5900, 0x2d6000,
+    0x2d7200, 0x2d7800, 0x2ef900, 0x2efc00, 0x2f3409, 0x2f3800, 0x2f5d00, 0x2f6000, 0x313409, 0x313800,
+    0x315454, 0x31595b, 0x315c00, 0x32f007, 0x32f400, 0x330900, 0x330c00, 0x333409, 0x333800, 0x335500,
+    0x335c00, 0x34f900, 0x34fc00, 0x353409, 0x353800, 0x355d00, 0x356000, 0x372909, 0x372c00, 0x373d00,
+    0x374000, 0x377d00, 0x378000, 0x38e067, 0x38e809, 0x38ec00, 0x39206b, 0x393000, 0x3ae076, 0x3ae800,
+    0x3b207a, 0x3b3000, 0x3c60dc, 0x3c6800, 0x3cd4dc, 0x3cd800, 0x3cdcdc, 0x3ce000, 0x3ce4d8, 0x3ce800,
+    0x3d0e00, 0x3d1000, 0x3d3600, 0x3d3800, 0x3d4a00, 0x3d4c00, 0x3d5e00, 0x3d6000, 0x3d7200, 0x3d7400,
+    0x3da600, 0x3da800, 0x3dc481, 0x3dc882, 0x3dce00, 0x3dd084, 0x3dd600, 0x3ddc00, 0x3de200, 0x3de400,
+    0x3de882, 0x3df800, 0x3e0082, 0x3e0600, 0x3e08e6, 0x3e1009, 0x3e1400, 0x3e18e6, 0x3e2000, 0x3e4e00,
+    0x3e5000, 0x3e7600, 0x3e7800, 0x3e8a00, 0x3e8c00, 0x3e9e00, 0x3ea000, 0x3eb200, 0x3eb400, 0x3ee600,
+    0x3ee800, 0x3f18dc, 0x3f1c00, 0x40b900, 0x40bc00, 0x40dc07, 0x40e000, 0x40e409, 0x40ec00, 0x4234dc,
+    0x423800, 0x458500, 0x45d800, 0x46a100, 0x470c00, 0x4d74e6, 0x4d8000, 0x5c5009, 0x5c5400, 0x5cd009,
+    0x5cd400, 0x5f4809, 0x5f4c00, 0x5f74e6, 0x5f7800, 0x62a4e4, 0x62a800, 0x64e4de, 0x64e8e6, 0x64ecdc,
+    0x64f000, 0x685ce6, 0x6860dc, 0x686400, 0x698009, 0x698400, 0x69d4e6, 0x69f400, 0x69fcdc, 0x6a0000,
+    0x6ac0e6, 0x6ad4dc, 0x6aece6, 0x6af4dc, 0x6af800, 0x6cd007, 0x6cd500, 0x6cd800, 0x6d1009, 0x6d1400,
+    0x6dace6, 0x6db0dc, 0x6db4e6, 0x6dd000, 0x6ea809, 0x6eb000, 0x6f9807, 0x6f9c00, 0x6fc809, 0x6fd000,
+    0x70dc07, 0x70e000, 0x7340e6, 0x734c00, 0x735001, 0x7354dc, 0x7368e6, 0x7370dc, 0x7380e6, 0x738400,
+    0x738801, 0x73a400, 0x73b4dc, 0x73b800, 0x73d0e6, 0x73d400, 0x73e0e6, 0x73e800, 0x7700e6, 0x7708dc,
+    0x770ce6, 0x7728dc, 0x772ce6, 0x7734ea, 0x7738d6, 0x773cdc, 0x7740ca, 0x7744e6, 0x77d800, 0x77ece6,
+    0x77f0e9, 0x77f4dc, 0x77f8e6, 0x77fcdc, 0x780000, 0x7dc600, 0x7dc800, 0x7dce00, 0x7dd000, 0x7dd600,
+    0x7dd800, 0x7dde00, 0x7de000, 0x7de600, 0x7de800, 0x7dee00, 0x7df000, 0x7df600, 0x7df800, 0x7eee00,
+    0x7ef000, 0x7efa00, 0x7efc00, 0x7f2600, 0x7f2800, 0x7f2e00, 0x7f3000, 0x7f4e00, 0x7f5000, 0x7f6e00,
+    0x7f7000, 0x7f8e00, 0x7f9000, 0x7fae00, 0x7fb000, 0x7fba00, 0x7fc000, 0x7fe600, 0x7fe800, 0x7fee00,
+    0x7ff000, 0x7ff600, 0x7ff800, 0x800200, 0x800800, 0x8340e6, 0x834801, 0x8350e6, 0x836001, 0x836ce6,
+    0x837400, 0x8384e6, 0x838800, 0x839401, 0x839ce6, 0x83a0dc, 0x83a4e6, 0x83a801, 0x83b0dc, 0x83c0e6,
+    0x83c400, 0x849a00, 0x849c00, 0x84aa00, 0x84b000, 0x8ca600, 0x8cac00, 0xab7200, 0xab7400, 0xb3bce6,
+    0xb3c800, 0xb5fc09, 0xb60000, 0xb780e6, 0xb80000, 0xc0a8da, 0xc0ace4, 0xc0b0e8, 0xc0b4de, 0xc0b8e0,
+    0xc0c000, 0xc26508, 0xc26c00, 0x299bce6, 0x299c000, 0x299d0e6, 0x299f800, 0x29a78e6, 0x29a8000, 0x29bc0e6,
+    0x29bc800, 0x2a01809, 0x2a01c00, 0x2a31009, 0x2a31400, 0x2a380e6, 0x2a3c800, 0x2a4acdc, 0x2a4b800, 0x2a54c09,
+    0x2a55000, 0x2a6cc07, 0x2a6d000, 0x2a70009, 0x2a70400, 0x2aac0e6, 0x2aac400, 0x2aac8e6, 0x2aad0dc, 0x2aad400,
+    0x2aadce6, 0x2aae400, 0x2aaf8e6, 0x2ab0000, 0x2ab04e6, 0x2ab0800, 0x2abd809, 0x2abdc00, 0x2afb409, 0x2afb800,
+    0x3e40200, 0x3e83800, 0x3e84200, 0x3e84400, 0x3e84a00, 0x3e84c00, 0x3e85600, 0x3e87c00, 0x3e88200, 0x3e88400,
+    0x3e88a00, 0x3e88c00, 0x3e89600, 0x3e89c00, 0x3e8aa00, 0x3e9b800, 0x3e9c200, 0x3eb6800, 0x3ec7600, 0x3ec781a,
+    0x3ec7e00, 0x3ec8000, 0x3ecaa00, 0x3ecdc00, 0x3ece200, 0x3ecf400, 0x3ecfa00, 0x3ecfc00, 0x3ed0200, 0x3ed0800,
+    0x3ed0e00, 0x3ed1400, 0x3ed1a00, 0x3ed3c00, 0x3f880e6, 0x3f89cdc, 0x3f8b8e6, 0x3f8c000, 0x407f4dc, 0x407f800,
+    0x40b80dc, 0x40b8400, 0x40dd8e6, 0x40dec00, 0x42834dc, 0x4283800, 0x4283ce6, 0x4284000, 0x428e0e6, 0x428e401,
+    0x428e8dc, 0x428ec00, 0x428fc09, 0x4290000, 0x42b94e6, 0x42b98dc, 0x42b9c00, 0x4411809, 0x4411c00, 0x441fc09,
+    0x4420000, 0x442e409, 0x442e907, 0x442ec00, 0x44400e6, 0x4440c00, 0x4449d00, 0x444a000, 0x444cc09, 0x444d400,
+    0x445cc07, 0x445d000, 0x4470009, 0x4470400, 0x4472807, 0x4472c00, 0x448d409, 0x448d807, 0x448dc00, 0x44ba407,
+    0x44ba809, 0x44bac00, 0x44cf007, 0x44cf400, 0x44cf900, 0x44cfc00, 0x44d3409, 0x44d3800, 0x44d5d00, 0x44d6000,
+    0x44d98e6, 0x44db400, 0x44dc0e6, 0x44dd400, 0x4510809, 0x4510c00, 0x4511807, 0x4511c00, 0x452c100, 0x452c400,
+    0x452e900, 0x452ec00, 0x452f500, 0x452f800, 0x4530809, 0x4530c07, 0x4531000, 0x456bd00, 0x456c000, 0x456fc09,
+    0x4570007, 0x4570400, 0x458fc09, 0x4590000, 0x45ad809, 0x45adc07, 0x45ae000, 0x45cac09, 0x45cb000, 0x470fc09,
+    0x4710000, 0x5abc001, 0x5abd400, 0x5acc0e6, 0x5acdc00, 0x6f27801, 0x6f27c00, 0x7457a00, 0x74594d8, 0x7459c01,
+    0x745a800, 0x745b4e2, 0x745b8d8, 0x745cc00, 0x745ecdc, 0x7460c00, 0x74614e6, 0x74628dc, 0x7463000, 0x746a8e6,
+    0x746b800, 0x746ee00, 0x7470400, 0x74908e6, 0x7491400, 0x78000e6, 0x7801c00, 0x78020e6, 0x7806400, 0x7806ce6,
+    0x7808800, 0x7808ce6, 0x7809400, 0x78098e6, 0x780ac00, 0x7a340dc, 0x7a35c00, 0x7a510e6, 0x7a52807, 0x7a52c00,
+    0xbe00200, 0xbe87800,
+};
+static const uint64_t arwkv__uni_decomp[2060] = {
+    0x8003000008200300ull, 0x8003040008200301ull, 0x8003080008200302ull, 0x80030c0008200303ull, 0x8003100008200308ull,
+    0x800314000820030aull, 0x80031c0008600327ull, 0x8003200008a00300ull, 0x8003240008a00301ull, 0x8003280008a00302ull,
+    0x80032c0008a00308ull, 0x8003300009200300ull, 0x8003340009200301ull, 0x8003380009200302ull, 0x80033c0009200308ull,
+    0x8003440009c00303ull, 0x8003480009e00300ull, 0x80034c0009e00301ull, 0x8003500009e00302ull, 0x8003540009e00303ull,
+    0x8003580009e00308ull, 0x800364000aa00300ull, 0x800368000aa00301ull, 0x80036c000aa00302ull, 0x800370000aa00308ull,
+    0x800374000b200301ull, 0x800380000c200300ull, 0x800384000c200301ull, 0x800388000c200302ull, 0x80038c000c200303ull,
+    0x800390000c200308ull, 0x800394000c20030aull, 0x80039c000c600327ull, 0x8003a0000ca00300ull, 0x8003a4000ca00301ull,
+    0x8003a8000ca00302ull, 0x8003ac000ca00308ull, 0x8003b0000d200300ull, 0x8003b4000d200301ull, 0x8003b8000d200302ull,
+    0x8003bc000d200308ull, 0x8003c4000dc00303ull, 0x8003c8000de00300ull, 0x8003cc000de00301ull, 0x8003d0000de00302ull,
+    0x8003d4000de00303ull, 0x8003d8000de00308ull, 0x8003e4000ea00300ull, 0x8003e8000ea00301ull, 0x8003ec000ea00302ull,
+    0x8003f0000ea00308ull, 0x8003f4000f200301ull, 0x8003fc000f200308ull, 0x8004000008200304ull, 0x800404000c200304ull,
+    0x8004080008200306ull, 0x80040c000c200306ull, 0x8004100008200328ull, 0x800414000c200328ull, 0x8004180008600301ull,
+    0x80041c000c600301ull, 0x8004200008600302ull, 0x800424000c600302ull, 0x8004280008600307ull, 0x80042c000c600307ull,
+    0x800430000860030cull, 0x800434000c60030cull, 0x800438000880030cull, 0x80043c000c80030cull, 0x8004480008a00304ull,
+    0x80044c000ca00304ull, 0x8004500008a00306ull, 0x800454000ca00306ull, 0x8004580008a00307ull, 0x80045c000ca00307ull,
+    0x8004600008a00328ull, 0x800464000ca00328ull, 0x8004680008a0030cull, 0x80046c000ca0030cull, 0x8004700008e00302ull,
+    0x800474000ce00302ull, 0x8004780008e00306ull, 0x80047c000ce00306ull, 0x8004800008e00307ull, 0x800484000ce00307ull,
+    0x8004880008e00327ull, 0x80048c000ce00327ull, 0x8004900009000302ull, 0x800494000d000302ull, 0x8004a00009200303ull,
+    0x8004a4000d200303ull, 0x8004a80009200304ull, 0x8004ac000d200304ull, 0x8004b00009200306ull, 0x8004b4000d200306ull,
+    0x8004b80009200328ull, 0x8004bc000d200328ull, 0x8004c00009200307ull, 0x8004d00009400302ull, 0x8004d4000d400302ull,
+    0x8004d80009600327ull, 0x8004dc000d600327ull, 0x8004e40009800301ull, 0x8004e8000d800301ull, 0x8004ec0009800327ull,
+    0x8004f0000d800327ull, 0x8004f4000980030cull, 0x8004f8000d80030cull, 0x80050c0009c00301ull, 0x800510000dc00301ull,
+    0x8005140009c00327ull, 0x800518000dc00327ull, 0x80051c0009c0030cull, 0x800520000dc0030cull, 0x8005300009e00304ull,
+    0x800534000de00304ull, 0x8005380009e00306ull, 0x80053c000de00306ull, 0x8005400009e0030bull, 0x800544000de0030bull,
+    0x800550000a400301ull, 0x800554000e400301ull, 0x800558000a400327ull, 0x80055c000e400327ull, 0x800560000a40030cull,
+    0x800564000e40030cull, 0x800568000a600301ull, 0x80056c000e600301ull, 0x800570000a600302ull, 0x800574000e600302ull,
+    0x800578000a600327ull, 0x80057c000e600327ull, 0x800580000a60030cull, 0x800584000e60030cull, 0x800588000a800327ull,
+    0x80058c000e800327ull, 0x800590000a80030cull, 0x800594000e80030cull, 0x8005a0000aa00303ull, 0x8005a4000ea00303ull,
+    0x8005a8000aa00304ull, 0x8005ac000ea00304ull, 0x8005b0000aa00306ull, 0x8005b4000ea00306ull, 0x8005b8000aa0030aull,
+    0x8005bc000ea0030aull, 0x8005c0000aa0030bull, 0x8005c4000ea0030bull, 0x8005c8000aa00328ull, 0x8005cc000ea00328ull,
+    0x8005d0000ae00302ull, 0x8005d4000ee00302ull, 0x8005d8000b200302ull, 0x8005dc000f200302ull, 0x8005e0000b200308ull,
+    0x8005e4000b400301ull, 0x8005e8000f400301ull, 0x8005ec000b400307ull, 0x8005f0000f400307ull, 0x8005f4000b40030cull,
+    0x8005f8000f40030cull, 0x8006800009e0031bull, 0x800684000de0031bull, 0x8006bc000aa0031bull, 0x8006c0000ea0031bull,
+    0x800734000820030cull, 0x800738000c20030cull, 0x80073c000920030cull, 0x800740000d20030cull, 0x8007440009e0030cull,
+    0x800748000de0030cull, 0x80074c000aa0030cull, 0x800750000ea0030cull, 0x800754001b800304ull, 0x800758001f800304ull,
+    0x80075c001b800301ull, 0x800760001f800301ull, 0x800764001b80030cull, 0x800768001f80030cull, 0x80076c001b800300ull,
+    0x800770001f800300ull, 0x8007780018800304ull, 0x80077c001c800304ull, 0x8007800044c00304ull, 0x8007840044e00304ull,
+    0x8007880018c00304ull, 0x80078c001cc00304ull, 0x8007980008e0030cull, 0x80079c000ce0030cull, 0x8007a0000960030cull,
+    0x8007a4000d60030cull, 0x8007a80009e00328ull, 0x8007ac000de00328ull, 0x8007b0003d400304ull, 0x8007b4003d600304ull,
+    0x8007b80036e0030cull, 0x8007bc005240030cull, 0x8007c0000d40030cull, 0x8007d00008e00301ull, 0x8007d4000ce00301ull,
+    0x8007e00009c00300ull, 0x8007e4000dc00300ull, 0x8007e80018a00301ull, 0x8007ec001ca00301ull, 0x8007f00018c00301ull,
+    0x8007f4001cc00301ull, 0x8007f8001b000301ull, 0x8007fc001f000301ull, 0x800800000820030full, 0x800804000c20030full,
+    0x8008080008200311ull, 0x80080c000c200311ull, 0x8008100008a0030full, 0x800814000ca0030full, 0x8008180008a00311ull,
+    0x80081c000ca00311ull, 0x800820000920030full, 0x800824000d20030full, 0x8008280009200311ull, 0x80082c000d200311ull,
+    0x8008300009e0030full, 0x800834000de0030full, 0x8008380009e00311ull, 0x80083c000de00311ull, 0x800840000a40030full,
+    0x800844000e40030full, 0x800848000a400311ull, 0x80084c000e400311ull, 0x800850000aa0030full, 0x800854000ea0030full,
+    0x800858000aa00311ull, 0x80085c000ea00311ull, 0x800860000a600326ull, 0x800864000e600326ull, 0x800868000a800326ull,
+    0x80086c000e800326ull, 0x800878000900030cull, 0x80087c000d00030cull, 0x8008980008200307ull, 0x80089c000c200307ull,
+    0x8008a00008a00327ull, 0x8008a4000ca00327ull, 0x8008a8001ac00304ull, 0x8008ac001ec00304ull, 0x8008b0001aa00304ull,
+    0x8008b4001ea00304ull, 0x8008b80009e00307ull, 0x8008bc000de00307ull, 0x8008c00045c00304ull, 0x8008c40045e00304ull,
+    0x8008c8000b200304ull, 0x8008cc000f200304ull, 0xd000060000000ull, 0xd040060200000ull, 0xd0c0062600000ull,
+    0xd100061000301ull, 0xdd00057200000ull, 0xdf80007600000ull, 0x800e140015000301ull, 0x800e180072200301ull,
+    0xe1c0016e00000ull, 0x800e200072a00301ull, 0x800e240072e00301ull, 0x800e280073200301ull, 0x800e300073e00301ull,
+    0x800e380074a00301ull, 0x800e3c0075200301ull, 0x800e400079400301ull, 0x800ea80073200308ull, 0x800eac0074a00308ull,
+    0x800eb00076200301ull, 0x800eb40076a00301ull, 0x800eb80076e00301ull, 0x800ebc0077200301ull, 0x800ec00079600301ull,
+    0x800f280077200308ull, 0x800f2c0078a00308ull, 0x800f300077e00301ull, 0x800f340078a00301ull, 0x800f380079200301ull,
+    0x800f4c007a400301ull, 0x800f50007a400308ull, 0x8010000082a00300ull, 0x8010040082a00308ull, 0x80100c0082600301ull,
+    0x80101c0080c00308ull, 0x8010300083400301ull, 0x8010340083000300ull, 0x8010380084600306ull, 0x8010640083000306ull,
+    0x8010e40087000306ull, 0x8011400086a00300ull, 0x8011440086a00308ull, 0x80114c0086600301ull, 0x80115c008ac00308ull,
+    0x8011700087400301ull, 0x8011740087000300ull, 0x8011780088600306ull, 0x8011d8008e80030full, 0x8011dc008ea0030full,
+    0x8013040082c00306ull, 0x8013080086c00306ull, 0x8013400082000306ull, 0x8013440086000306ull, 0x8013480082000308ull,
+    0x80134c0086000308ull, 0x8013580082a00306ull, 0x80135c0086a00306ull, 0x801368009b000308ull, 0x80136c009b200308ull,
+    0x8013700082c00308ull, 0x8013740086c00308ull, 0x8013780082e00308ull, 0x80137c0086e00308ull, 0x8013880083000304ull,
+    0x80138c0087000304ull, 0x8013900083000308ull, 0x8013940087000308ull, 0x8013980083c00308ull, 0x80139c0087c00308ull,
+    0x8013a8009d000308ull, 0x8013ac009d200308ull, 0x8013b00085a00308ull, 0x8013b40089a00308ull, 0x8013b80084600304ull,
+    0x8013bc0088600304ull, 0x8013c00084600308ull, 0x8013c40088600308ull, 0x8013c8008460030bull, 0x8013cc008860030bull,
+    0x8013d00084e00308ull, 0x8013d40088e00308ull, 0x8013e00085600308ull, 0x8013e40089600308ull, 0x80188800c4e00653ull,
+    0x80188c00c4e00654ull, 0x80189000c9000654ull, 0x80189400c4e00655ull, 0x80189800c9400654ull, 0x801b0000daa00654ull,
+    0x801b0800d8200654ull, 0x801b4c00da400654ull, 0x8024a4012500093cull, 0x8024c4012600093cull, 0x8024d0012660093cull,
+    0x25600122a0093cull, 0x25640122c0093cull, 0x25680122e0093cull, 0x256c012380093cull, 0x2570012420093cull,
+    0x2574012440093cull, 0x2578012560093cull, 0x257c0125e0093cull, 0x80272c0138e009beull, 0x8027300138e009d7ull,
+    0x277001342009bcull, 0x277401344009bcull, 0x277c0135e009bcull, 0x28cc0146400a3cull, 0x28d80147000a3cull,
+    0x29640142c00a3cull, 0x29680142e00a3cull, 0x296c0143800a3cull, 0x29780145600a3cull, 0x802d200168e00b56ull,
+    0x802d2c0168e00b3eull, 0x802d300168e00b57ull, 0x2d700164200b3cull, 0x2d740164400b3cull, 0x802e500172400bd7ull,
+    0x802f280178c00bbeull, 0x802f2c0178e00bbeull, 0x802f300178c00bd7ull, 0x8031200188c00c56ull, 0x8033000197e00cd5ull,
+    0x80331c0198c00cd5ull, 0x8033200198c00cd6ull, 0x8033280198c00cc2ull, 0x80332c0199400cd5ull, 0x80352801a8c00d3eull,
+    0x80352c01a8e00d3eull, 0x80353001a8c00d57ull, 0x80376801bb200dcaull, 0x80377001bb200dcfull, 0x80377401bb800dcaull,
+    0x80377801bb200ddfull, 0x3d0c01e8400fb7ull, 0x3d3401e9800fb7ull, 0x3d4801ea200fb7ull, 0x3d5c01eac00fb7ull,
+    0x3d7001eb600fb7ull, 0x3da401e8000fb5ull, 0x3dcc01ee200f72ull, 0x3dd401ee200f74ull, 0x3dd801f6400f80ull,
+    0x3de001f6600f80ull, 0x3e0401ee200f80ull, 0x3e4c01f2400fb7ull, 0x3e7401f3800fb7ull, 0x3e8801f4200fb7ull,
+    0x3e9c01f4c00fb7ull, 0x3eb001f5600fb7ull, 0x3ee401f2000fb5ull, 0x8040980204a0102eull, 0x806c180360a01b35ull,
+    0x806c200360e01b35ull, 0x806c280361201b35ull, 0x806c300361601b35ull, 0x806c380361a01b35ull, 0x806c480362201b35ull,
+    0x806cec0367401b35ull, 0x806cf40367801b35ull, 0x806d000367c01b35ull, 0x806d040367e01b35ull, 0x806d0c0368401b35ull,
+    0x8078000008200325ull, 0x807804000c200325ull, 0x8078080008400307ull, 0x80780c000c400307ull, 0x8078100008400323ull,
+    0x807814000c400323ull, 0x8078180008400331ull, 0x80781c000c400331ull, 0x8078200018e00301ull, 0x807824001ce00301ull,
+    0x8078280008800307ull, 0x80782c000c800307ull, 0x8078300008800323ull, 0x807834000c800323ull, 0x8078380008800331ull,
+    0x80783c000c800331ull, 0x8078400008800327ull, 0x807844000c800327ull, 0x807848000880032dull, 0x80784c000c80032dull,
+    0x8078500022400300ull, 0x8078540022600300ull, 0x8078580022400301ull, 0x80785c0022600301ull, 0x8078600008a0032dull,
+    0x807864000ca0032dull, 0x8078680008a00330ull, 0x80786c000ca00330ull, 0x8078700045000306ull, 0x8078740045200306ull,
+    0x8078780008c00307ull, 0x80787c000cc00307ull, 0x8078800008e00304ull, 0x807884000ce00304ull, 0x8078880009000307ull,
+    0x80788c000d000307ull, 0x8078900009000323ull, 0x807894000d000323ull, 0x8078980009000308ull, 0x80789c000d000308ull,
+    0x8078a00009000327ull, 0x8078a4000d000327ull, 0x8078a8000900032eull, 0x8078ac000d00032eull, 0x8078b00009200330ull,
+    0x8078b4000d200330ull, 0x8078b80019e00301ull, 0x8078bc001de00301ull, 0x8078c00009600301ull, 0x8078c4000d600301ull,
+    0x8078c80009600323ull, 0x8078cc000d600323ull, 0x8078d00009600331ull, 0x8078d4000d600331ull, 0x8078d80009800323ull,
+    0x8078dc000d800323ull, 0x8078e003c6c00304ull, 0x8078e403c6e00304ull, 0x8078e80009800331ull, 0x8078ec000d800331ull,
+    0x8078f0000980032dull, 0x8078f4000d80032dull, 0x8078f80009a00301ull, 0x8078fc000da00301ull, 0x8079000009a00307ull,
+    0x807904000da00307ull, 0x8079080009a00323ull, 0x80790c000da00323ull, 0x8079100009c00307ull, 0x807914000dc00307ull,
+    0x8079180009c00323ull, 0x80791c000dc00323ull, 0x8079200009c00331ull, 0x807924000dc00331ull, 0x8079280009c0032dull,
+    0x80792c000dc0032dull, 0x807930001aa00301ull, 0x807934001ea00301ull, 0x807938001aa00308ull, 0x80793c001ea00308ull,
+    0x8079400029800300ull, 0x8079440029a00300ull, 0x8079480029800301ull, 0x80794c0029a00301ull, 0x807950000a000301ull,
+    0x807954000e000301ull, 0x807958000a000307ull, 0x80795c000e000307ull, 0x807960000a400307ull, 0x807964000e400307ull,
+    0x807968000a400323ull, 0x80796c000e400323ull, 0x80797003cb400304ull, 0x80797403cb600304ull, 0x807978000a400331ull,
+    0x80797c000e400331ull, 0x807980000a600307ull, 0x807984000e600307ull, 0x807988000a600323ull, 0x80798c000e600323ull,
+    0x807990002b400307ull, 0x807994002b600307ull, 0x807998002c000307ull, 0x80799c002c200307ull, 0x8079a003cc400307ull,
+    0x8079a403cc600307ull, 0x8079a8000a800307ull, 0x8079ac000e800307ull, 0x8079b0000a800323ull, 0x8079b4000e800323ull,
+    0x8079b8000a800331ull, 0x8079bc000e800331ull, 0x8079c0000a80032dull, 0x8079c4000e80032dull, 0x8079c8000aa00324ull,
+    0x8079cc000ea00324ull, 0x8079d0000aa00330ull, 0x8079d4000ea00330ull, 0x8079d8000aa0032dull, 0x8079dc000ea0032dull,
+    0x8079e0002d000301ull, 0x8079e4002d200301ull, 0x8079e8002d400308ull, 0x8079ec002d600308ull, 0x8079f0000ac00303ull,
+    0x8079f4000ec00303ull, 0x8079f8000ac00323ull, 0x8079fc000ec00323ull, 0x807a00000ae00300ull, 0x807a04000ee00300ull,
+    0x807a08000ae00301ull, 0x807a0c000ee00301ull, 0x807a10000ae00308ull, 0x807a14000ee00308ull, 0x807a18000ae00307ull,
+    0x807a1c000ee00307ull, 0x807a20000ae00323ull, 0x807a24000ee00323ull, 0x807a28000b000307ull, 0x807a2c000f000307ull,
+    0x807a30000b000308ull, 0x807a34000f000308ull, 0x807a38000b200307ull, 0x807a3c000f200307ull, 0x807a40000b400302ull,
+    0x807a44000f400302ull, 0x807a48000b400323ull, 0x807a4c000f400323ull, 0x807a50000b400331ull, 0x807a54000f400331ull,
+    0x807a58000d000331ull, 0x807a5c000e800308ull, 0x807a60000ee0030aull, 0x807a64000f20030aull, 0x807a6c002fe00307ull,
+    0x807a800008200323ull, 0x807a84000c200323ull, 0x807a880008200309ull, 0x807a8c000c200309ull, 0x807a900018400301ull,
+    0x807a94001c400301ull, 0x807a980018400300ull, 0x807a9c001c400300ull, 0x807aa00018400309ull, 0x807aa4001c400309ull,
+    0x807aa80018400303ull, 0x807aac001c400303ull, 0x807ab003d4000302ull, 0x807ab403d4200302ull, 0x807ab80020400301ull,
+    0x807abc0020600301ull, 0x807ac00020400300ull, 0x807ac40020600300ull, 0x807ac80020400309ull, 0x807acc0020600309ull,
+    0x807ad00020400303ull, 0x807ad40020600303ull, 0x807ad803d4000306ull, 0x807adc03d4200306ull, 0x807ae00008a00323ull,
+    0x807ae4000ca00323ull, 0x807ae80008a00309ull, 0x807aec000ca00309ull, 0x807af00008a00303ull, 0x807af4000ca00303ull,
+    0x807af80019400301ull, 0x807afc001d400301ull, 0x807b000019400300ull, 0x807b04001d400300ull, 0x807b080019400309ull,
+    0x807b0c001d400309ull, 0x807b100019400303ull, 0x807b14001d400303ull, 0x807b1803d7000302ull, 0x807b1c03d7200302ull,
+    0x807b200009200309ull, 0x807b24000d200309ull, 0x807b280009200323ull, 0x807b2c000d200323ull, 0x807b300009e00323ull,
+    0x807b34000de00323ull, 0x807b380009e00309ull, 0x807b3c000de00309ull, 0x807b40001a800301ull, 0x807b44001e800301ull,
+    0x807b48001a800300ull, 0x807b4c001e800300ull, 0x807b50001a800309ull, 0x807b54001e800309ull, 0x807b58001a800303ull,
+    0x807b5c001e800303ull, 0x807b6003d9800302ull, 0x807b6403d9a00302ull, 0x807b680034000301ull, 0x807b6c0034200301ull,
+    0x807b700034000300ull, 0x807b740034200300ull, 0x807b780034000309ull, 0x807b7c0034200309ull, 0x807b800034000303ull,
+    0x807b840034200303ull, 0x807b880034000323ull, 0x807b8c0034200323ull, 0x807b90000aa00323ull, 0x807b94000ea00323ull,
+    0x807b98000aa00309ull, 0x807b9c000ea00309ull, 0x807ba00035e00301ull, 0x807ba40036000301ull, 0x807ba80035e00300ull,
+    0x807bac0036000300ull, 0x807bb00035e00309ull, 0x807bb40036000309ull, 0x807bb80035e00303ull, 0x807bbc0036000303ull,
+    0x807bc00035e00323ull, 0x807bc40036000323ull, 0x807bc8000b200300ull, 0x807bcc000f200300ull, 0x807bd0000b200323ull,
+    0x807bd4000f200323ull, 0x807bd8000b200309ull, 0x807bdc000f200309ull, 0x807be0000b200303ull, 0x807be4000f200303ull,
+    0x807c000076200313ull, 0x807c040076200314ull, 0x807c0803e0000300ull, 0x807c0c03e0200300ull, 0x807c1003e0000301ull,
+    0x807c1403e0200301ull, 0x807c1803e0000342ull, 0x807c1c03e0200342ull, 0x807c200072200313ull, 0x807c240072200314ull,
+    0x807c2803e1000300ull, 0x807c2c03e1200300ull, 0x807c3003e1000301ull, 0x807c3403e1200301ull, 0x807c3803e1000342ull,
+    0x807c3c03e1200342ull, 0x807c400076a00313ull, 0x807c440076a00314ull, 0x807c4803e2000300ull, 0x807c4c03e2200300ull,
+    0x807c5003e2000301ull, 0x807c5403e2200301ull, 0x807c600072a00313ull, 0x807c640072a00314ull, 0x807c6803e3000300ull,
+    0x807c6c03e3200300ull, 0x807c7003e3000301ull, 0x807c7403e3200301ull, 0x807c800076e00313ull, 0x807c840076e00314ull,
+    0x807c8803e4000300ull, 0x807c8c03e4200300ull, 0x807c9003e4000301ull, 0x807c9403e4200301ull, 0x807c9803e4000342ull,
+    0x807c9c03e4200342ull, 0x807ca00072e00313ull, 0x807ca40072e00314ull, 0x807ca803e5000300ull, 0x807cac03e5200300ull,
+    0x807cb003e5000301ull, 0x807cb403e5200301ull, 0x807cb803e5000342ull, 0x807cbc03e5200342ull, 0x807cc00077200313ull,
+    0x807cc40077200314ull, 0x807cc803e6000300ull, 0x807ccc03e6200300ull, 0x807cd003e6000301ull, 0x807cd403e6200301ull,
+    0x807cd803e6000342ull, 0x807cdc03e6200342ull, 0x807ce00073200313ull, 0x807ce40073200314ull, 0x807ce803e7000300ull,
+    0x807cec03e7200300ull, 0x807cf003e7000301ull, 0x807cf403e7200301ull, 0x807cf803e7000342ull, 0x807cfc03e7200342ull,
+    0x807d000077e00313ull, 0x807d040077e00314ull, 0x807d0803e8000300ull, 0x807d0c03e8200300ull, 0x807d1003e8000301ull,
+    0x807d1403e8200301ull, 0x807d200073e00313ull, 0x807d240073e00314ull, 0x807d2803e9000300ull, 0x807d2c03e9200300ull,
+    0x807d3003e9000301ull, 0x807d3403e9200301ull, 0x807d400078a00313ull, 0x807d440078a00314ull, 0x807d4803ea000300ull,
+    0x807d4c03ea200300ull, 0x807d5003ea000301ull, 0x807d5403ea200301ull, 0x807d5803ea000342ull, 0x807d5c03ea200342ull,
+    0x807d640074a00314ull, 0x807d6c03eb200300ull, 0x807d7403eb200301ull, 0x807d7c03eb200342ull, 0x807d800079200313ull,
+    0x807d840079200314ull, 0x807d8803ec000300ull, 0x807d8c03ec200300ull, 0x807d9003ec000301ull, 0x807d9403ec200301ull,
+    0x807d9803ec000342ull, 0x807d9c03ec200342ull, 0x807da00075200313ull, 0x807da40075200314ull, 0x807da803ed000300ull,
+    0x807dac03ed200300ull, 0x807db003ed000301ull, 0x807db403ed200301ull, 0x807db803ed000342ull, 0x807dbc03ed200342ull,
+    0x807dc00076200300ull, 0x7dc40075800000ull, 0x807dc80076a00300ull, 0x7dcc0075a00000ull, 0x807dd00076e00300ull,
+    0x7dd40075c00000ull, 0x807dd80077200300ull, 0x7ddc0075e00000ull, 0x807de00077e00300ull, 0x7de40079800000ull,
+    0x807de80078a00300ull, 0x7dec0079a00000ull, 0x807df00079200300ull, 0x7df40079c00000ull, 0x807e0003e0000345ull,
+    0x807e0403e0200345ull, 0x807e0803e0400345ull, 0x807e0c03e0600345ull, 0x807e1003e0800345ull, 0x807e1403e0a00345ull,
+    0x807e1803e0c00345ull, 0x807e1c03e0e00345ull, 0x807e2003e1000345ull, 0x807e2403e1200345ull, 0x807e2803e1400345ull,
+    0x807e2c03e1600345ull, 0x807e3003e1800345ull, 0x807e3403e1a00345ull, 0x807e3803e1c00345ull, 0x807e3c03e1e00345ull,
+    0x807e4003e4000345ull, 0x807e4403e4200345ull, 0x807e4803e4400345ull, 0x807e4c03e4600345ull, 0x807e5003e4800345ull,
+    0x807e5403e4a00345ull, 0x807e5803e4c00345ull, 0x807e5c03e4e00345ull, 0x807e6003e5000345ull, 0x807e6403e5200345ull,
+    0x807e6803e5400345ull, 0x807e6c03e5600345ull, 0x807e7003e5800345ull, 0x807e7403e5a00345ull, 0x807e7803e5c00345ull,
+    0x807e7c03e5e00345ull, 0x807e8003ec000345ull, 0x807e8403ec200345ull, 0x807e8803ec400345ull, 0x807e8c03ec600345ull,
+    0x807e9003ec800345ull, 0x807e9403eca00345ull, 0x807e9803ecc00345ull, 0x807e9c03ece00345ull, 0x807ea003ed000345ull,
+    0x807ea403ed200345ull, 0x807ea803ed400345ull, 0x807eac03ed600345ull, 0x807eb003ed800345ull, 0x807eb403eda00345ull,
+    0x807eb803edc00345ull, 0x807ebc03ede00345ull, 0x807ec00076200306ull, 0x807ec40076200304ull, 0x807ec803ee000345ull,
+    0x807ecc0076200345ull, 0x807ed00075800345ull, 0x807ed80076200342ull, 0x807edc03f6c00345ull, 0x807ee00072200306ull,
+    0x807ee40072200304ull, 0x807ee80072200300ull, 0x7eec0070c00000ull, 0x807ef00072200345ull, 0x7ef80077200000ull,
+    0x807f040015000342ull, 0x807f0803ee800345ull, 0x807f0c0076e00345ull, 0x807f100075c00345ull, 0x807f180076e00342ull,
+    0x807f1c03f8c00345ull, 0x807f200072a00300ull, 0x7f240071000000ull, 0x807f280072e00300ull, 0x7f2c0071200000ull,
+    0x807f300072e00345ull, 0x807f3403f7e00300ull, 0x807f3803f7e00301ull, 0x807f3c03f7e00342ull, 0x807f400077200306ull,
+    0x807f440077200304ull, 0x807f480079400300ull, 0x7f4c0072000000ull, 0x807f580077200342ull, 0x807f5c0079400342ull,
+    0x807f600073200306ull, 0x807f640073200304ull, 0x807f680073200300ull, 0x7f6c0071400000ull, 0x807f7403ffc00300ull,
+    0x807f7803ffc00301ull, 0x807f7c03ffc00342ull, 0x807f800078a00306ull, 0x807f840078a00304ull, 0x807f880079600300ull,
+    0x7f8c0076000000ull, 0x807f900078200313ull, 0x807f940078200314ull, 0x807f980078a00342ull, 0x807f9c0079600342ull,
+    0x807fa00074a00306ull, 0x807fa40074a00304ull, 0x807fa80074a00300ull, 0x7fac0071c00000ull, 0x807fb00074200314ull,
+    0x807fb40015000300ull, 0x7fb80070a00000ull, 0x7fbc000c000000ull, 0x807fc803ef800345ull, 0x807fcc0079200345ull,
+    0x807fd00079c00345ull, 0x807fd80079200342ull, 0x807fdc03fec00345ull, 0x807fe00073e00300ull, 0x7fe40071800000ull,
+    0x807fe80075200300ull, 0x7fec0071e00000ull, 0x807ff00075200345ull, 0x7ff40016800000ull, 0x80000400400000ull,
+    0x80040400600000ull, 0x84980075200000ull, 0x84a80009600000ull, 0x84ac0018a00000ull, 0x8086680432000338ull,
+    0x80866c0432400338ull, 0x8086b80432800338ull, 0x808734043a000338ull, 0x808738043a800338ull, 0x80873c043a400338ull,
+    0x8088100440600338ull, 0x8088240441000338ull, 0x8088300441600338ull, 0x8088900444600338ull, 0x8088980444a00338ull,
+    0x8089040447800338ull, 0x8089100448600338ull, 0x80891c0448a00338ull, 0x8089240449000338ull, 0x8089800007a00338ull,
+    0x808988044c200338ull, 0x8089b40449a00338ull, 0x8089b80007800338ull, 0x8089bc0007c00338ull, 0x8089c0044c800338ull,
+    0x8089c4044ca00338ull, 0x8089d0044e400338ull, 0x8089d4044e600338ull, 0x8089e0044ec00338ull, 0x8089e4044ee00338ull,
+    0x808a00044f400338ull, 0x808a04044f600338ull, 0x808a100450400338ull, 0x808a140450600338ull, 0x808a200450c00338ull,
+    0x808a240450e00338ull, 0x808ab00454400338ull, 0x808ab40455000338ull, 0x808ab80455200338ull, 0x808abc0455600338ull,
+    0x808b80044f800338ull, 0x808b84044fa00338ull, 0x808b880452200338ull, 0x808b8c0452400338ull, 0x808ba80456400338ull,
+    0x808bac0456600338ull, 0x808bb00456800338ull, 0x808bb40456a00338ull, 0x8ca40601000000ull, 0x8ca80601200000ull,
+    0xab70055ba00338ull, 0x80c1300609603099ull, 0x80c1380609a03099ull, 0x80c1400609e03099ull, 0x80c148060a203099ull,
+    0x80c150060a603099ull, 0x80c158060aa03099ull, 0x80c160060ae03099ull, 0x80c168060b203099ull, 0x80c170060b603099ull,
+    0x80c178060ba03099ull, 0x80c180060be03099ull, 0x80c188060c203099ull, 0x80c194060c803099ull, 0x80c19c060cc03099ull,
+    0x80c1a4060d003099ull, 0x80c1c0060de03099ull, 0x80c1c4060de0309aull, 0x80c1cc060e403099ull, 0x80c1d0060e40309aull,
+    0x80c1d8060ea03099ull, 0x80c1dc060ea0309aull, 0x80c1e4060f003099ull, 0x80c1e8060f00309aull, 0x80c1f0060f603099ull,
+    0x80c1f4060f60309aull, 0x80c2500608c03099ull, 0x80c2780613a03099ull, 0x80c2b00615603099ull, 0x80c2b80615a03099ull,
+    0x80c2c00615e03099ull, 0x80c2c80616203099ull, 0x80c2d00616603099ull, 0x80c2d80616a03099ull, 0x80c2e00616e03099ull,
+    0x80c2e80617203099ull, 0x80c2f00617603099ull, 0x80c2f80617a03099ull, 0x80c3000617e03099ull, 0x80c3080618203099ull,
+    0x80c3140618803099ull, 0x80c31c0618c03099ull, 0x80c3240619003099ull, 0x80c3400619e03099ull, 0x80c3440619e0309aull,
+    0x80c34c061a403099ull, 0x80c350061a40309aull, 0x80c358061aa03099ull, 0x80c35c061aa0309aull, 0x80c364061b003099ull,
+    0x80c368061b00309aull, 0x80c370061b603099ull, 0x80c374061b60309aull, 0x80c3d00614c03099ull, 0x80c3dc061de03099ull,
+    0x80c3e0061e003099ull, 0x80c3e4061e203099ull, 0x80c3e8061e403099ull, 0x80c3f8061fa03099ull, 0x3e4001189000000ull,
+    0x3e4040cde800000ull, 0x3e40811d9400000ull, 0x3e40c1199000000ull, 0x3e4100dda200000ull, 0x3e41409c6400000ull,
+    0x3e4180a7ca00000ull, 0x3e41c13f3800000ull, 0x3e42013f3800000ull, 0x3e4240b2a200000ull, 0x3e428123a200000ull,
+    0x3e42c0ab0e00000ull, 0x3e4300b29000000ull, 0x3e4340c3ec00000ull, 0x3e4380ecd200000ull, 0x3e43c0ff0a00000ull,
+    0x3e44010c7e00000ull, 0x3e44410f7400000ull, 0x3e448111f000000ull, 0x3e44c1211e00000ull, 0x3e4500d40400000ull,
+    0x3e4540da3600000ull, 0x3e4580e1b200000ull, 0x3e45c0e7bc00000ull, 0x3e4601087a00000ull, 0x3e464122d400000ull,
+    0x3e468133e200000ull, 0x3e46c09d0400000ull, 0x3e4700a6ea00000ull, 0x3e4740d60800000ull, 0x3e4780e43600000ull,
+    0x3e47c10c5a00000ull, 0x3e48013c3c00000ull, 0x3e4840baa000000ull, 0x3e4880dfd600000ull, 0x3e48c10b9a00000ull,
+    0x3e490112c800000ull, 0x3e4940c59200000ull, 0x3e498103b000000ull, 0x3e49c1103e00000ull, 0x3e4a00bd9400000ull,
+    0x3e4a40ce2e00000ull, 0x3e4a80dad400000ull, 0x3e4ac0e5f800000ull, 0x3e4b01219c00000ull, 0x3e4b409f0c00000ull,
+    0x3e4b80a36e00000ull, 0x3e4bc0a5bc00000ull, 0x3e4c00c98800000ull, 0x3e4c40d5a600000ull, 0x3e4c80e42000000ull,
+    0x3e4cc0edce00000ull, 0x3e4d01000200000ull, 0x3e4d410c0c00000ull, 0x3e4d810cb800000ull, 0x3e4dc11bde00000ull,
+    0x3e4e012e6400000ull, 0x3e4e4136de00000ull, 0x3e4e813bf400000ull, 0x3e4ec0f11800000ull, 0x3e4f00f2fe00000ull,
+    0x3e4f40fb4000000ull, 0x3e4f81079200000ull, 0x3e4fc1260800000ull, 0x3e50013cfe00000ull, 0x3e504115ac00000ull,
+    0x3e5080b1be00000ull, 0x3e50c0be0800000ull, 0x3e5100f8c000000ull, 0x3e514100fc00000ull, 0x3e5180e4c400000ull,
+    0x3e51c0f19400000ull, 0x3e5201198400000ull, 0x3e52412dee00000ull, 0x3e5280b1b000000ull, 0x3e52c0b8c400000ull,
+    0x3e5300d42600000ull, 0x3e5340dbb400000ull, 0x3e5380de1e00000ull, 0x3e53c0fa5e00000ull, 0x3e5400fc6e00000ull,
+    0x3e54412c9600000ull, 0x3e5480a5a400000ull, 0x3e54c1011600000ull, 0x3e5500a3b800000ull, 0x3e5540a39800000ull,
+    0x3e5580f43800000ull, 0x3e55c0fb7c00000ull, 0x3e560107e200000ull, 0x3e56412cea00000ull, 0x3e5681170000000ull,
+    0x3e56c0c59e00000ull, 0x3e5700d40400000ull, 0x3e574115fc00000ull, 0x3e57809c7200000ull, 0x3e57c0b7ce00000ull,
+    0x3e5800c02400000ull, 0x3e5840e70e00000ull, 0x3e5880eae000000ull, 0x3e58c0a62e00000ull, 0x3e5900f1f600000ull,
+    0x3e59409f7e00000ull, 0x3e5980bf5200000ull, 0x3e59c09c1a00000ull, 0x3e5a00d99800000ull, 0x3e5a40caf000000ull,
+    0x3e5a80fa4400000ull, 0x3e5ac0a78600000ull, 0x3e5b00b0bc00000ull, 0x3e5b40ee0200000ull, 0x3e5b81089200000ull,
+    0x3e5bc1155400000ull, 0x3e5c00d77400000ull, 0x3e5c411f6000000ull, 0x3e5c80d91000000ull, 0x3e5cc0c5fc00000ull,
+    0x3e5d0105ca00000ull, 0x3e5d40c74000000ull, 0x3e5d80eaca00000ull, 0x3e5dc09d5c00000ull, 0x3e5e00a2d200000ull,
+    0x3e5e40a39200000ull, 0x3e5e80d10200000ull, 0x3e5ec0f9ce00000ull, 0x3e5f0104de00000ull, 0x3e5f4115a400000ull,
+    0x3e5f81239e00000ull, 0x3e5fc0a5ea00000ull, 0x3e6000a88400000ull, 0x3e6040b2e600000ull, 0x3e6080bdd800000ull,
+    0x3e60c0cb8a00000ull, 0x3e6100dffc00000ull, 0x3e6140f25400000ull, 0x3e61812b5a00000ull, 0x3e61c134d400000ull,
+    0x3e62013d2e00000ull, 0x3e62413d9c00000ull, 0x3e6280a53600000ull, 0x3e62c0cd8c00000ull, 0x3e6300d6ee00000ull,
+    0x3e63411ec400000ull, 0x3e6380bce800000ull, 0x3e63c0c32000000ull, 0x3e6400c40000000ull, 0x3e6440c93400000ull,
+    0x3e6480de4600000ull, 0x3e64c0e29200000ull, 0x3e6500e91200000ull, 0x3e6540f39400000ull, 0x3e6580fbe800000ull,
+    0x3e65c100de00000ull, 0x3e66011e4c00000ull, 0x3e664109dc00000ull, 0x3e6681204600000ull, 0x3e66c1269400000ull,
+    0x3e6700a42e00000ull, 0x3e6740a54600000ull, 0x3e6780a97a00000ull, 0x3e67c0e19000000ull, 0x3e6801118400000ull,
+    0x3e6841155400000ull, 0x3e6880bd9200000ull, 0x3e68c0bfea00000ull, 0x3e6900c6f600000ull, 0x3e6940d75c00000ull,
+    0x3e6980f87c00000ull, 0x3e69c0e6ea00000ull, 0x3e6a009dc800000ull, 0x3e6a40adf200000ull, 0x3e6a80b7ce00000ull,
+    0x3e6ac0bb7400000ull, 0x3e6b00c03800000ull, 0x3e6b40e76400000ull, 0x3e6b80e8d200000ull, 0x3e6bc0ff3400000ull,
+    0x3e6c01008c00000ull, 0x3e6c41246800000ull, 0x3e6c812dec00000ull, 0x3e6cc12e9000000ull, 0x3e6d01303000000ull,
+    0x3e6d409f1600000ull, 0x3e6d80f35c00000ull, 0x3e6dc1236800000ull, 0x3e6e012d7000000ull, 0x3e6e40c1c200000ull,
+    0x3e6e809d0c00000ull, 0x3e6ec0a1b400000ull, 0x3e6f00b7dc00000ull, 0x3e6f40b87e00000ull, 0x3e6f80cb3200000ull,
+    0x3e6fc0d40400000ull, 0x3e7000e39c00000ull, 0x3e7040ec8400000ull, 0x3e708109f800000ull, 0x3e70c120f800000ull,
+    0x3e71013f1a00000ull, 0x3e7140cd1000000ull, 0x3e71812c5c00000ull, 0x3e71c0a51200000ull, 0x3e7200cef600000ull,
+    0x3e7240cfe600000ull, 0x3e7280da8200000ull, 0x3e72c0dd3800000ull, 0x3e7300e81200000ull, 0x3e7340eab200000ull,
+    0x3e7380f0d600000ull, 0x3e73c0fa2000000ull, 0x3e740130bc00000ull, 0x3e7440a2da00000ull, 0x3e7480c45c00000ull,
+    0x3e74c12cf000000ull, 0x3e7500a05600000ull, 0x3e7540ba3200000ull, 0x3e7580dbd400000ull, 0x3e75c11e5400000ull,
+    0x3e7600bf1600000ull, 0x3e7640c28800000ull, 0x3e7680d02e00000ull, 0x3e76c0e70e00000ull, 0x3e77012d0c00000ull,
+    0x3e7740a45200000ull, 0x3e7780a81e00000ull, 0x3e77c0b8ca00000ull, 0x3e7800cc2600000ull, 0x3e7840ce9c00000ull,
+    0x3e7880d15000000ull, 0x3e78c0d9ca00000ull, 0x3e7900e80c00000ull, 0x3e7940ebc400000ull, 0x3e7980fef200000ull,
+    0x3e79c1119e00000ull, 0x3e7a0111c200000ull, 0x3e7a41239800000ull, 0x3e7a812dc400000ull, 0x3e7ac0a67e00000ull,
+    0x3e7b00dd7400000ull, 0x3e7b40a83a00000ull, 0x3e7b80e3a000000ull, 0x3e7bc0e93000000ull, 0x3e7c010bf400000ull,
+    0x3e7c412d4600000ull, 0x3e7c8138ae00000ull, 0x3e7cc13d3e00000ull, 0x3e7d00cf2e00000ull, 0x3e7d40db9600000ull,
+    0x3e7d8103d000000ull, 0x3e7dc0f59600000ull, 0x3e7e00f64000000ull, 0x3e7e40f92400000ull, 0x3e7e80e58000000ull,
+    0x3e7ec0e13200000ull, 0x3e7f0116b000000ull, 0x3e7f409d8000000ull, 0x3e7f81066c00000ull, 0x3e7fc0a47400000ull,
+    0x3e8000a40e00000ull, 0x3e8040bd4c00000ull, 0x3e8080c5a600000ull, 0x3e80c0f9ac00000ull, 0x3e8100b70a00000ull,
+    0x3e8140da3c00000ull, 0x3e8180cd6800000ull, 0x3e81c11e7600000ull, 0x3e8201109800000ull, 0x3e82412c9a00000ull,
+    0x3e8281131600000ull, 0x3e82c0bda600000ull, 0x3e8300a28000000ull, 0x3e8340ab8000000ull, 0x3e8400b0b400000ull,
+    0x3e8480cce800000ull, 0x3e8540a3bc00000ull, 0x3e8580e65400000ull, 0x3e85c0ed9400000ull, 0x3e8600f27800000ull,
+    0x3e8640f2bc00000ull, 0x3e8680f2ca00000ull, 0x3e86c0f31e00000ull, 0x3e87012eac00000ull, 0x3e8740f97c00000ull,
+    0x3e8780ff7a00000ull, 0x3e88010c2400000ull, 0x3e888115f000000ull, 0x3e8941207000000ull, 0x3e898121fa00000ull,
+    0x3e8a8131de00000ull, 0x3e8ac131f800000ull, 0x3e8b01325000000ull, 0x3e8b413b6800000ull, 0x3e8b8121bc00000ull,
+    0x3e8bc12d6e00000ull, 0x3e8c009f5c00000ull, 0x3e8c40a1ce00000ull, 0x3e8c80a29a00000ull, 0x3e8cc0a59200000ull,
+    0x3e8d00a5c800000ull, 0x3e8d40a6a200000ull, 0x3e8d80ab3a00000ull, 0x3e8dc0ac0c00000ull, 0x3e8e00acd000000ull,
+    0x3e8e40b08000000ull, 0x3e8e80b15000000ull, 0x3e8ec0b8c800000ull, 0x3e8f00b8dc00000ull, 0x3e8f40c12800000ull,
+    0x3e8f80c2d000000ull, 0x3e8fc0c31c00000ull, 0x3e9000c3e400000ull, 0x3e9040ca9e00000ull, 0x3e9080cbc400000ull,
+    0x3e90c0cd2200000ull, 0x3e9100d10a00000ull, 0x3e9140daee00000ull, 0x3e9180dc3400000ull, 0x3e91c0de4400000ull,
+    0x3e9200e2dc00000ull, 0x3e9240e45600000ull, 0x3e9280e84400000ull, 0x3e92c0f12200000ull, 0x3e9300f27c00000ull,
+    0x3e9340f29200000ull, 0x3e9380f29000000ull, 0x3e93c0f2a000000ull, 0x3e9400f2ac00000ull, 0x3e9440f2ba00000ull,
+    0x3e9480f31a00000ull, 0x3e94c0f31c00000ull, 0x3e9500f48000000ull, 0x3e9540f50200000ull, 0x3e9580f78000000ull,
+    0x3e95c0fbe800000ull, 0x3e9600fc1200000ull, 0x3e9640fc8200000ull, 0x3e9680fee400000ull, 0x3e96c1000a00000ull,
+    0x3e970103da00000ull, 0x3e974104f200000ull, 0x3e978104f200000ull, 0x3e97c108ae00000ull, 0x3e9801122000000ull,
+    0x3e9841132c00000ull, 0x3e9881160200000ull, 0x3e98c1167200000ull, 0x3e990119a600000ull, 0x3e99411a1000000ull,
+    0x3e99811f6c00000ull, 0x3e99c1207000000ull, 0x3e9a012dc600000ull, 0x3e9a412ffe00000ull, 0x3e9a81307600000ull,
+    0x3e9ac0c0ea00000ull, 0x3e9b0485dc00000ull, 0x3e9b41043000000ull, 0x3e9c009c4c00000ull, 0x3e9c40a36a00000ull,
+    0x3e9c80a2d000000ull, 0x3e9cc09f0000000ull, 0x3e9d00a28a00000ull, 0x3e9d40a30000000ull, 0x3e9d80a58e00000ull,
+    0x3e9dc0a5f400000ull, 0x3e9e00ab3a00000ull, 0x3e9e40aaaa00000ull, 0x3e9e80ab3200000ull, 0x3e9ec0abc400000ull,
+    0x3e9f00b0b400000ull, 0x3e9f40b16600000ull, 0x3e9f80b28800000ull, 0x3e9fc0b2a800000ull, 0x3ea000b4c400000ull,
+    0x3ea040b65000000ull, 0x3ea080bda400000ull, 0x3ea0c0bdb200000ull, 0x3ea100bed200000ull, 0x3ea140bf5a00000ull,
+    0x3ea180c1b000000ull, 0x3ea1c0c29c00000ull, 0x3ea200c21000000ull, 0x3ea240c31c00000ull, 0x3ea280c2c000000ull,
+    0x3ea2c0c3e400000ull, 0x3ea300c46800000ull, 0x3ea340c78800000ull, 0x3ea380c83800000ull, 0x3ea3c0c8a400000ull,
+    0x3ea400caac00000ull, 0x3ea440cce800000ull, 0x3ea480ce2e00000ull, 0x3ea4c0ce3600000ull, 0x3ea500ceac00000ull,
+    0x3ea540d6f200000ull, 0x3ea580d77400000ull, 0x3ea5c0da8200000ull, 0x3ea600ddb600000ull, 0x3ea640dd9600000ull,
+    0x3ea680de4400000ull, 0x3ea6c0e03c00000ull, 0x3ea700e2dc00000ull, 0x3ea740ef4e00000ull, 0x3ea780e46a00000ull,
+    0x3ea7c0e55e00000ull, 0x3ea800e65400000ull, 0x3ea840e8e200000ull, 0x3ea880ea0c00000ull, 0x3ea8c0ea7600000ull,
+    0x3ea900ec3a00000ull, 0x3ea940ec3e00000ull, 0x3ea980ed9400000ull, 0x3ea9c0edb600000ull, 0x3eaa00ede800000ull,
+    0x3eaa40ee9400000ull, 0x3eaa80ee8000000ull, 0x3eaac0f19800000ull, 0x3eab00f56200000ull, 0x3eab40f78000000ull,
+    0x3eab80f8f600000ull, 0x3eabc0fab600000ull, 0x3eac00fbe800000ull, 0x3eac40fe7c00000ull, 0x3eac81000a00000ull,
+    0x3eacc106a400000ull, 0x3ead0107de00000ull, 0x3ead410ef200000ull, 0x3ead81128200000ull, 0x3eadc1130c00000ull,
+    0x3eae01132c00000ull, 0x3eae41157e00000ull, 0x3eae8115f000000ull, 0x3eaec1159600000ull, 0x3eaf01160200000ull,
+    0x3eaf4115fc00000ull, 0x3eaf8115da00000ull, 0x3eafc1167200000ull, 0x3eb001171400000ull, 0x3eb0411a1000000ull,
+    0x3eb0811e7000000ull, 0x3eb0c120e400000ull, 0x3eb101233200000ull, 0x3eb14124ec00000ull, 0x3eb1812cf800000ull,
+    0x3eb1c12dc600000ull, 0x3eb2012eac00000ull, 0x3eb2412fb600000ull, 0x3eb2812ffe00000ull, 0x3eb2c1301600000ull,
+    0x3eb301307600000ull, 0x3eb341362400000ull, 0x3eb3813f3800000ull, 0x3eb3c4509400000ull, 0x3eb404508800000ull,
+    0x3eb44467aa00000ull, 0x3eb480773a00000ull, 0x3eb4c0803000000ull, 0x3eb500807200000ull, 0x3eb544a49200000ull,
+    0x3eb584b9a000000ull, 0x3eb5c4fda600000ull, 0x3eb6013e8600000ull, 0x3eb6413f1c00000ull, 0x3ec7400bb2005b4ull,
+    0x3ec7c00be4005b7ull, 0x3eca800bd2005c1ull, 0x3ecac00bd2005c2ull, 0x3ecb01f692005c1ull, 0x3ecb41f692005c2ull,
+    0x3ecb800ba0005b7ull, 0x3ecbc00ba0005b8ull, 0x3ecc000ba0005bcull, 0x3ecc400ba2005bcull, 0x3ecc800ba4005bcull,
+    0x3eccc00ba6005bcull, 0x3ecd000ba8005bcull, 0x3ecd400baa005bcull, 0x3ecd800bac005bcull, 0x3ece000bb0005bcull,
+    0x3ece400bb2005bcull, 0x3ece800bb4005bcull, 0x3ecec00bb6005bcull, 0x3ecf000bb8005bcull, 0x3ecf800bbc005bcull,
+    0x3ed0000bc0005bcull, 0x3ed0400bc2005bcull, 0x3ed0c00bc6005bcull, 0x3ed1000bc8005bcull, 0x3ed1800bcc005bcull,
+    0x3ed1c00bce005bcull, 0x3ed2000bd0005bcull, 0x3ed2400bd2005bcull, 0x3ed2800bd4005bcull, 0x3ed2c00baa005b9ull,
+    0x3ed3000ba2005bfull, 0x3ed3400bb6005bfull, 0x3ed3800bc8005bfull, 0x84426822132110baull, 0x84427022136110baull,
+    0x8442ac2214a110baull, 0x8444b82226211127ull, 0x8444bc2226411127ull, 0x844d2c2268e1133eull, 0x844d302268e11357ull,
+    0x8452ec22972114baull, 0x8452f022972114b0ull, 0x8452f822972114bdull, 0x8456e822b70115afull, 0x8456ec22b72115afull,
+    0x745783a2ae1d165ull, 0x7457c3a2b01d165ull, 0x745803a2be1d16eull, 0x745843a2be1d16full, 0x745883a2be1d170ull,
+    0x7458c3a2be1d171ull, 0x745903a2be1d172ull, 0x746ec3a3721d165ull, 0x746f03a3741d165ull, 0x746f43a3761d16eull,
+    0x746f83a3781d16eull, 0x746fc3a3761d16full, 0x747003a3781d16full, 0xbe00009c7a00000ull, 0xbe00409c7000000ull,
+    0xbe00809c8200000ull, 0xbe00c4024400000ull, 0xbe01009ec000000ull, 0xbe01409f5c00000ull, 0xbe01809f7600000ull,
+    0xbe01c0a00400000ull, 0xbe0200a0f400000ull, 0xbe0240a13200000ull, 0xbe0280a1ce00000ull, 0xbe02c0a19e00000ull,
+    0xbe0300693c00000ull, 0xbe03440c7400000ull, 0xbe0380a29a00000ull, 0xbe03c0a2a800000ull, 0xbe0400a2c800000ull,
+    0xbe0440a2ee00000ull, 0xbe04840a3800000ull, 0xbe04c0697200000ull, 0xbe0500a2ce00000ull, 0xbe0540a31a00000ull,
+    0xbe05840a9600000ull, 0xbe05c0a32e00000ull, 0xbe0600a34800000ull, 0xbe06409d9800000ull, 0xbe0680a35800000ull,
+    0xbe06c0a36a00000ull, 0xbe070523be00000ull, 0xbe0740a3ea00000ull, 0xbe0780a40600000ull, 0xbe07c069be00000ull,
+    0xbe0800a47600000ull, 0xbe0840a48c00000ull, 0xbe0880a4e400000ull, 0xbe08c0a4ee00000ull, 0xbe09006a2a00000ull,
+    0xbe0940a58e00000ull, 0xbe0980a59200000ull, 0xbe09c0a5c800000ull, 0xbe0a00a5f400000ull, 0xbe0a40a60a00000ull,
+    0xbe0a80a60c00000ull, 0xbe0ac0a62e00000ull, 0xbe0b00a69200000ull, 0xbe0b40a6a200000ull, 0xbe0b80a6b400000ull,
+    0xbe0bc0a6e600000ull, 0xbe0c00a6fa00000ull, 0xbe0c40a6fe00000ull, 0xbe0c80a6fe00000ull, 0xbe0cc0a6fe00000ull,
+    0xbe0d04145800000ull, 0xbe0d40e0e000000ull, 0xbe0d80a79400000ull, 0xbe0dc0a7be00000ull, 0xbe0e0416c600000ull,
+    0xbe0e40a7d600000ull, 0xbe0e80a7e200000ull, 0xbe0ec0a80c00000ull, 0xbe0f00a93c00000ull, 0xbe0f40a87000000ull,
+    0xbe0f80a89000000ull, 0xbe0fc0a8d000000ull, 0xbe1000a94400000ull, 0xbe1040a9ec00000ull, 0xbe1080aa2000000ull,
+    0xbe10c0aaa600000ull, 0xbe1100aac600000ull, 0xbe1140ab0800000ull, 0xbe1180ab0800000ull, 0xbe11c0ab3200000ull,
+    0xbe1200ab5600000ull, 0xbe1240ab6600000ull, 0xbe1280ab8400000ull, 0xbe12c0ae2c00000ull, 0xbe1300ac0c00000ull,
+    0xbe1340ae2e00000ull, 0xbe1380aca200000ull, 0xbe13c0ace800000ull, 0xbe1400a40e00000ull, 0xbe1440b1dc00000ull,
+    0xbe1480af9c00000ull, 0xbe14c0afe800000ull, 0xbe1500b01a00000ull, 0xbe1540af1600000ull, 0xbe1580b06400000ull,
+    0xbe15c0b06200000ull, 0xbe1600b15800000ull, 0xbe164429c800000ull, 0xbe1680b1e400000ull, 0xbe16c0b1ee00000ull,
+    0xbe1700b20c00000ull, 0xbe1740b23400000ull, 0xbe1780b24400000ull, 0xbe17c0b2c400000ull, 0xbe18042d5000000ull,
+    0xbe18442dd400000ull, 0xbe1880b3d800000ull, 0xbe18c0b43600000ull, 0xbe1900b44e00000ull, 0xbe1940b3b000000ull,
+    0xbe1980b4cc00000ull, 0xbe19c06ddc00000ull, 0xbe1a006df800000ull, 0xbe1a40b61000000ull, 0xbe1a80b67c00000ull,
+    0xbe1ac0b67c00000ull, 0xbe1b04339000000ull, 0xbe1b40b78600000ull, 0xbe1b80b7b000000ull, 0xbe1bc0b7ce00000ull,
+    0xbe1c00b7e600000ull, 0xbe1c44363000000ull, 0xbe1c80b7fe00000ull, 0xbe1cc0b80c00000ull, 0xbe1d00bea600000ull,
+    0xbe1d40b84400000ull, 0xbe1d806f0200000ull, 0xbe1dc0b8c000000ull, 0xbe1e00b8dc00000ull, 0xbe1e40b98000000ull,
+    0xbe1e80b91a00000ull, 0xbe1ec43bc800000ull, 0xbe1f00ba8600000ull, 0xbe1f443bcc00000ull, 0xbe1f80badc00000ull,
+    0xbe1fc0bad600000ull, 0xbe2000baf800000ull, 0xbe2040bbc200000ull, 0xbe2080bbc400000ull, 0xbe20c0705e00000ull,
+    0xbe2100bbfa00000ull, 0xbe2140bc5000000ull, 0xbe2180bc7a00000ull, 0xbe21c0bcd200000ull, 0xbe220070c400000ull,
+    0xbe2244430600000ull, 0xbe228070f800000ull, 0xbe22c0bd6000000ull, 0xbe2300bd6600000ull, 0xbe2340bd6c00000ull,
+    0xbe2380bd9400000ull, 0xbe23c5472400000ull, 0xbe2400bdfc00000ull, 0xbe2444466200000ull, 0xbe2484466200000ull,
+    0xbe24c1040200000ull, 0xbe2500be4400000ull, 0xbe2540be4400000ull, 0xbe2580718e00000ull, 0xbe25c4657000000ull,
+    0xbe2604c3b400000ull, 0xbe2640bec400000ull, 0xbe2680bed600000ull, 0xbe26c071c600000ull, 0xbe2700bf3400000ull,
+    0xbe2740bf9a00000ull, 0xbe2780bfae00000ull, 0xbe27c0bff200000ull, 0xbe2800c10200000ull, 0xbe2840727400000ull,
+    0xbe2880723800000ull, 0xbe28c0c12800000ull, 0xbe29044da800000ull, 0xbe2940c18e00000ull, 0xbe2980c29000000ull,
+    0xbe29c0c29800000ull, 0xbe2a00c29c00000ull, 0xbe2a40c29800000ull, 0xbe2a80c2f400000ull, 0xbe2ac0c31c00000ull,
+    0xbe2b00c36400000ull, 0xbe2b40c34800000ull, 0xbe2b80c35e00000ull, 0xbe2bc0c3bc00000ull, 0xbe2c00c3e400000ull,
+    0xbe2c40c3ec00000ull, 0xbe2c80c42000000ull, 0xbe2cc0c43600000ull, 0xbe2d00c4ba00000ull, 0xbe2d40c56200000ull,
+    0xbe2d80c5a800000ull, 0xbe2dc0c6a000000ull, 0xbe2e04561800000ull, 0xbe2e40c67a00000ull, 0xbe2e80c5f800000ull,
+    0xbe2ec0c6d000000ull, 0xbe2f00c70600000ull, 0xbe2f40c7c800000ull, 0xbe2f8457e200000ull, 0xbe2fc0c84400000ull,
+    0xbe3000c78a00000ull, 0xbe3040c75200000ull, 0xbe3080745c00000ull, 0xbe30c0c8d200000ull, 0xbe3100c8fc00000ull,
+    0xbe3140c93a00000ull, 0xbe3180c8ee00000ull, 0xbe31c074d800000ull, 0xbe3200ca9e00000ull, 0xbe3240cad800000ull,
+    0xbe3284601400000ull, 0xbe32c0cbc600000ull, 0xbe3300cdf000000ull, 0xbe3340cc9200000ull, 0xbe3380763200000ull,
+    0xbe33c0cd2200000ull, 0xbe3400761000000ull, 0xbe344075c800000ull, 0xbe3480a32400000ull, 0xbe34c0a32a00000ull,
+    0xbe3500ce0000000ull, 0xbe3540cd3800000ull, 0xbe3581015a00000ull, 0xbe35c087b200000ull, 0xbe3600ce2e00000ull,
+    0xbe3640ce3600000ull, 0xbe3680ce4200000ull, 0xbe36c0cebc00000ull, 0xbe3700cea600000ull, 0xbe3744678600000ull,
+    0xbe3780769200000ull, 0xbe37c0cff400000ull, 0xbe3800cf0a00000ull, 0xbe3840d0a400000ull, 0xbe3880d10a00000ull,
+    0xbe38c468da00000ull, 0xbe3900d11c00000ull, 0xbe3940d03e00000ull, 0xbe3980d22800000ull, 0xbe39c0773a00000ull,
+    0xbe3a00d28400000ull, 0xbe3a40d34600000ull, 0xbe3a80d3d400000ull, 0xbe3ac0d55000000ull, 0xbe3b046d4600000ull,
+    0xbe3b40d5b600000ull, 0xbe3b80783000000ull, 0xbe3bc0d64200000ull, 0xbe3c04714e00000ull, 0xbe3c40d6a800000ull,
+    0xbe3c80789c00000ull, 0xbe3cc0d6e400000ull, 0xbe3d00d73e00000ull, 0xbe3d40d77400000ull, 0xbe3d80d77600000ull,
+    0xbe3dc4751a00000ull, 0xbe3e043a1600000ull, 0xbe3e4475f400000ull, 0xbe3e80d89c00000ull, 0xbe3ec4797800000ull,
+    0xbe3f00d97e00000ull, 0xbe3f40d99a00000ull, 0xbe3f80d8ce00000ull, 0xbe3fc0da2c00000ull, 0xbe4000da7c00000ull,
+    0xbe4040daee00000ull, 0xbe4080da8200000ull, 0xbe40c0dad200000ull, 0xbe4100daf000000ull, 0xbe4140db0a00000ull,
+    0xbe41847a3c00000ull, 0xbe41c0da6800000ull, 0xbe4200dc5e00000ull, 0xbe4240dcdc00000ull, 0xbe42807a6600000ull,
+    0xbe42c0dd9600000ull, 0xbe4300dd8e00000ull, 0xbe43447da200000ull, 0xbe4380dbf200000ull, 0xbe43c0dedc00000ull,
+    0xbe44047ebc00000ull, 0xbe44447f1c00000ull, 0xbe4480df8c00000ull, 0xbe44c0e07200000ull, 0xbe4500e03c00000ull,
+    0xbe4540e03600000ull, 0xbe45807b2c00000ull, 0xbe45c0e09400000ull, 0xbe4600e0fa00000ull, 0xbe4640e0ee00000ull,
+    0xbe4680e15a00000ull, 0xbe46c40a4a00000ull, 0xbe4700e28a00000ull, 0xbe474484c600000ull, 0xbe4780e33800000ull,
+    0xbe47c4875600000ull, 0xbe4800e45000000ull, 0xbe4840e46a00000ull, 0xbe4880e4a000000ull, 0xbe48c48c1000000ull,
+    0xbe4900e50000000ull, 0xbe4940e52a00000ull, 0xbe49848e6a00000ull, 0xbe49c4902800000ull, 0xbe4a00e6f400000ull,
+    0xbe4a40e71600000ull, 0xbe4a807d5800000ull, 0xbe4ac0e74a00000ull, 0xbe4b007d7000000ull, 0xbe4b407d7000000ull,
+    0xbe4b80e88e00000ull, 0xbe4bc0e8b800000ull, 0xbe4c00e8e200000ull, 0xbe4c40e90a00000ull, 0xbe4c80e99400000ull,
+    0xbe4cc07e3600000ull, 0xbe4d00ea4800000ull, 0xbe4d44986c00000ull, 0xbe4d80ea7c00000ull, 0xbe4dc4992400000ull,
+    0xbe4e00eae000000ull, 0xbe4e44433e00000ull, 0xbe4e80ec2000000ull, 0xbe4ec49f4200000ull, 0xbe4f049f7000000ull,
+    0xbe4f44a08800000ull, 0xbe4f807ff800000ull, 0xbe4fc0801000000ull, 0xbe5000ede800000ull, 0xbe5044a1e600000ull,
+    0xbe5084a1e400000ull, 0xbe50c4a23200000ull, 0xbe5104a26600000ull, 0xbe5140ee3c00000ull, 0xbe5180ee3e00000ull,
+    0xbe51c0ee3e00000ull, 0xbe5200ee9400000ull, 0xbe5240807200000ull, 0xbe5280ef1600000ull, 0xbe52c0808c00000ull,
+    0xbe5300812c00000ull, 0xbe5344a83a00000ull, 0xbe5380f09c00000ull, 0xbe53c0f11800000ull, 0xbe5400f19800000ull,
+    0xbe544081c600000ull, 0xbe5484ac4c00000ull, 0xbe54c0f2ac00000ull, 0xbe5504ad3400000ull, 0xbe5544ad8a00000ull,
+    0xbe5580f31e00000ull, 0xbe55c0f3d600000ull, 0xbe5600825e00000ull, 0xbe5640f48000000ull, 0xbe5680f49400000ull,
+    0xbe56c0f49e00000ull, 0xbe5704b2f800000ull, 0xbe5744b54e00000ull, 0xbe5784b54e00000ull, 0xbe57c0f5dc00000ull,
+    0xbe5800840400000ull, 0xbe5844b75600000ull, 0xbe5880f78c00000ull, 0xbe58c0f79200000ull, 0xbe5900844e00000ull,
+    0xbe5944b90000000ull, 0xbe5980f9a400000ull, 0xbe59c0854000000ull, 0xbe5a00f9d000000ull, 0xbe5a40f9c600000ull,
+    0xbe5a80fa0000000ull, 0xbe5ac4bf0c00000ull, 0xbe5b00fac600000ull, 0xbe5b40860200000ull, 0xbe5b80fb8e00000ull,
+    0xbe5bc0fc0400000ull, 0xbe5c00fc8a00000ull, 0xbe5c40866800000ull, 0xbe5c84c45000000ull, 0xbe5cc4c48e00000ull,
+    0xbe5d0086b200000ull, 0xbe5d44c5b200000ull, 0xbe5d80fef400000ull, 0xbe5dc4c67c00000ull, 0xbe5e00ff2a00000ull,
+    0xbe5e40fff400000ull, 0xbe5e81000a00000ull, 0xbe5ec4c9b400000ull, 0xbe5f04ca4600000ull, 0xbe5f4100c000000ull,
+    0xbe5f84cb5000000ull, 0xbe5fc100e000000ull, 0xbe600466be00000ull, 0xbe604087aa00000ull, 0xbe6081016400000ull,
+    0xbe60c1020600000ull, 0xbe6100881600000ull, 0xbe6141027c00000ull, 0xbe6180b56a00000ull, 0xbe61c4cf4e00000ull,
+    0xbe6204cf6a00000ull, 0xbe6244672600000ull, 0xbe6284673800000ull, 0xbe62c1040200000ull, 0xbe6301040800000ull,
+    0xbe63411f3c00000ull, 0xbe638088d600000ull, 0xbe63c1052200000ull, 0xbe6401051600000ull, 0xbe6441053a00000ull,
+    0xbe6480a56600000ull, 0xbe64c1056200000ull, 0xbe6501056600000ull, 0xbe6541057a00000ull, 0xbe658105cc00000ull,
+    0xbe65c4d67800000ull, 0xbe660105ca00000ull, 0xbe6641063a00000ull, 0xbe668106c600000ull, 0xbe66c1075a00000ull,
+    0xbe6701064600000ull, 0xbe6741077a00000ull, 0xbe678107ce00000ull, 0xbe67c108ae00000ull, 0xbe680106a600000ull,
+    0xbe6841079400000ull, 0xbe6881079800000ull, 0xbe68c107b800000ull, 0xbe6904d86c00000ull, 0xbe6944dad600000ull,
+    0xbe6984d9aa00000ull, 0xbe69c08a5600000ull, 0xbe6a0109e200000ull, 0xbe6a4109e600000ull, 0xbe6a810a2c00000ull,
+    0xbe6ac4e79400000ull, 0xbe6b010ac800000ull, 0xbe6b44de5800000ull, 0xbe6b808aba00000ull, 0xbe6bc08ac200000ull,
+    0xbe6c04df6200000ull, 0xbe6c44e1a400000ull, 0xbe6c808ad600000ull, 0xbe6cc10ca000000ull, 0xbe6d010cb800000ull,
+    0xbe6d410cce00000ull, 0xbe6d810cd200000ull, 0xbe6dc10d5200000ull, 0xbe6e010d1000000ull, 0xbe6e410e1c00000ull,
+    0xbe6e810dc400000ull, 0xbe6ec10ef200000ull, 0xbe6f010e5000000ull, 0xbe6f410ed600000ull, 0xbe6f810f0c00000ull,
+    0xbe6fc08bae00000ull, 0xbe70010fc200000ull, 0xbe7041100200000ull, 0xbe70808bf200000ull, 0xbe70c110c000000ull,
+    0xbe710110c600000ull, 0xbe7144ecce00000ull, 0xbe718111ae00000ull, 0xbe71c111bc00000ull, 0xbe72008c6a00000ull,
+    0xbe724111f400000ull, 0xbe7280697600000ull, 0xbe72c4f15c00000ull, 0xbe7304f2cc00000ull, 0xbe73408d7c00000ull,
+    0xbe73808d8e00000ull, 0xbe73c1154000000ull, 0xbe740115da00000ull, 0xbe7441171400000ull, 0xbe748118aa00000ull,
+    0xbe74c4f95000000ull, 0xbe7501195600000ull, 0xbe7541198200000ull, 0xbe75811a3600000ull, 0xbe75c11aee00000ull,
+    0xbe7604fe5e00000ull, 0xbe7644100800000ull, 0xbe76811b9600000ull, 0xbe76c11b7800000ull, 0xbe77011be000000ull,
+    0xbe774411bc00000ull, 0xbe77811da800000ull, 0xbe77c11e7000000ull, 0xbe78050ba400000ull, 0xbe78450bda00000ull,
+    0xbe7881212800000ull, 0xbe78c121e200000ull, 0xbe7901222200000ull, 0xbe79450e5c00000ull, 0xbe7981223600000ull,
+    0xbe79c1247000000ull, 0xbe7a0125ae00000ull, 0xbe7a4125b000000ull, 0xbe7a8124f800000ull, 0xbe7ac127f200000ull,
+    0xbe7b01282a00000ull, 0xbe7b4517f400000ull, 0xbe7b812b1600000ull, 0xbe7bc0932a00000ull, 0xbe7c012b6e00000ull,
+    0xbe7c451aee00000ull, 0xbe7c8093cc00000ull, 0xbe7cc12d8600000ull, 0xbe7d00bb6400000ull, 0xbe7d412e4600000ull,
+    0xbe7d85228a00000ull, 0xbe7dc5243400000ull, 0xbe7e0094dc00000ull, 0xbe7e4094ec00000ull, 0xbe7e812fc000000ull,
+    0xbe7ec5281400000ull, 0xbe7f00956400000ull, 0xbe7f45292c00000ull, 0xbe7f81301600000ull, 0xbe7fc1301600000ull,
+    0xbe8001305200000ull, 0xbe80452b6c00000ull, 0xbe808131c400000ull, 0xbe80c0966600000ull, 0xbe8101325200000ull,
+    0xbe8141334e00000ull, 0xbe8181338400000ull, 0xbe81c133fc00000ull, 0xbe8200979c00000ull, 0xbe8245366000000ull,
+    0xbe8281362400000ull, 0xbe82c1388000000ull, 0xbe830139fa00000ull, 0xbe8340999c00000ull, 0xbe838099da00000ull,
+    0xbe83c13ace00000ull, 0xbe8405419c00000ull, 0xbe844099f000000ull, 0xbe8485420a00000ull, 0xbe84c5441c00000ull,
+    0xbe8505452200000ull, 0xbe85413d7600000ull, 0xbe85809aac00000ull, 0xbe85c13df200000ull, 0xbe86013dfc00000ull,
+    0xbe86413e0a00000ull, 0xbe86813e1e00000ull, 0xbe86c13e2c00000ull, 0xbe87013e7600000ull, 0xbe87454c0000000ull,
+};
+static const uint16_t arwkv__uni_compose[940] = {
+    912, 909, 913, 0, 1, 2, 3, 53, 55, 238, 4, 572, 5, 165,
+    208, 210, 570, 415, 57, 417, 419, 421, 59, 61, 63, 65, 6, 425,
+    67, 427, 431, 433, 429, 7, 8, 9, 598, 69, 71, 73, 10, 596,
+    77, 212, 214, 594, 240, 75, 439, 441, 445, 198, 79, 447, 81, 83,
+    187, 85, 87, 449, 453, 236, 451, 455, 457, 11, 12, 13, 89, 91,
+    93, 97, 14, 610, 167, 216, 218, 612, 95, 459, 98, 463, 189, 465,
+    100, 467, 102, 106, 469, 104, 475, 473, 477, 479, 481, 200, 108, 15,
+    483, 112, 485, 110, 489, 487, 16, 17, 18, 19, 114, 116, 246, 20,
+    616, 118, 169, 220, 222, 161, 614, 191, 499, 501, 120, 503, 124, 224,
+    226, 505, 122, 509, 126, 128, 511, 132, 513, 232, 130, 521, 136, 523,
+    234, 134, 527, 525, 21, 22, 23, 138, 140, 142, 24, 640, 144, 146,
+    171, 228, 230, 163, 638, 529, 148, 533, 531, 539, 541, 543, 545, 150,
+    549, 547, 551, 553, 555, 652, 25, 152, 658, 250, 557, 154, 656, 654,
+    155, 559, 157, 159, 561, 563, 26, 27, 28, 29, 54, 56, 239, 30,
+    573, 31, 166, 209, 211, 571, 416, 58, 418, 420, 422, 60, 62, 64,
+    66, 32, 426, 68, 428, 432, 434, 430, 33, 34, 35, 599, 70, 72,
+    74, 36, 597, 78, 213, 215, 595, 241, 76, 440, 442, 446, 199, 80,
+    448, 82, 84, 188, 86, 88, 450, 454, 237, 452, 456, 458, 565, 37,
+    38, 39, 90, 92, 94, 40, 611, 168, 217, 219, 613, 96, 460, 99,
+    197, 464, 190, 466, 101, 468, 103, 107, 470, 105, 476, 474, 478, 480,
+    482, 201, 109, 41, 484, 113, 486, 111, 490, 488, 42, 43, 44, 45,
+    115, 117, 247, 46, 617, 119, 170, 221, 223, 162, 615, 192, 500, 502,
+    121, 504, 125, 225, 227, 506, 123, 510, 127, 129, 512, 133, 514, 233,
+    131, 522, 566, 137, 524, 235, 135, 528, 526, 47, 48, 49, 139, 141,
+    143, 50, 641, 145, 147, 172, 229, 231, 164, 639, 530, 149, 534, 532,
+    540, 542, 544, 546, 151, 550, 548, 567, 552, 554, 556, 653, 51, 153,
+    659, 251, 558, 52, 657, 568, 655, 156, 560, 158, 160, 562, 564, 875,
+    258, 835, 576, 574, 580, 578, 181, 202, 204, 185, 423, 602, 600, 606,
+    604, 461, 620, 618, 624, 622, 491, 244, 493, 242, 206, 179, 175, 173,
+    177, 577, 575, 581, 579, 182, 203, 205, 186, 424, 603, 601, 607, 605,
+    462, 621, 619, 625, 623, 492, 245, 494, 243, 207, 180, 176, 174, 178,
+    586, 584, 590, 588, 587, 585, 591, 589, 435, 437, 436, 438, 495, 497,
+    496, 498, 515, 516, 517, 518, 535, 536, 537, 538, 569, 630, 628, 634,
+    632, 636, 631, 629, 635, 633, 637, 644, 642, 648, 646, 650, 645, 643,
+    649, 647, 651, 195, 193, 194, 183, 184, 443, 444, 248, 249, 196, 831,
+    259, 830, 829, 668, 669, 833, 841, 261, 682, 683, 843, 262, 696, 697,
+    845, 857, 263, 856, 855, 268, 712, 713, 883, 264, 726, 727, 874, 872,
+    265, 871, 870, 269, 740, 885, 266, 752, 753, 887, 826, 838, 760, 270,
+    823, 822, 660, 661, 827, 825, 762, 271, 676, 677, 764, 272, 688, 689,
+    839, 837, 766, 273, 850, 849, 275, 704, 705, 853, 768, 277, 720, 721,
+    866, 867, 770, 278, 863, 862, 276, 732, 733, 868, 772, 279, 744, 745,
+    881, 879, 851, 267, 854, 864, 274, 869, 880, 280, 281, 285, 302, 304,
+    284, 282, 306, 283, 300, 310, 312, 287, 314, 289, 316, 286, 318, 324,
+    288, 326, 328, 330, 332, 322, 303, 305, 293, 291, 307, 292, 301, 311,
+    313, 296, 315, 290, 317, 295, 319, 325, 297, 327, 329, 331, 333, 323,
+    294, 298, 299, 308, 309, 320, 321, 334, 335, 337, 336, 338, 340, 341,
+    339, 342, 343, 344, 353, 354, 365, 364, 366, 369, 370, 372, 371, 373,
+    374, 377, 375, 376, 378, 379, 381, 380, 382, 383, 385, 384, 403, 404,
+    405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 471, 472, 507, 508,
+    519, 520, 582, 592, 583, 593, 608, 609, 626, 627, 662, 664, 666, 774,
+    663, 665, 667, 775, 776, 777, 778, 779, 780, 781, 670, 672, 674, 782,
+    671, 673, 675, 783, 784, 785, 786, 787, 788, 789, 678, 680, 679, 681,
+    684, 686, 685, 687, 690, 692, 694, 790, 691, 693, 695, 791, 792, 793,
+    794, 795, 796, 797, 698, 700, 702, 798, 699, 701, 703, 799, 800, 801,
+    802, 803, 804, 805, 706, 708, 710, 707, 709, 711, 714, 716, 718, 715,
+    717, 719, 722, 724, 723, 725, 728, 730, 729, 731, 734, 736, 738, 735,
+    737, 739, 741, 742, 743, 746, 748, 750, 806, 747, 749, 751, 807, 808,
+    809, 810, 811, 812, 813, 754, 756, 758, 814, 755, 757, 759, 815, 816,
+    817, 818, 819, 820, 821, 824, 836, 878, 828, 846, 847, 848, 840, 882,
+    859, 860, 861, 894, 895, 896, 897, 899, 898, 900, 901, 902, 903, 904,
+    905, 906, 907, 908, 911, 910, 914, 915, 916, 917, 918, 919, 920, 921,
+    930, 931, 922, 923, 924, 925, 932, 933, 926, 927, 928, 929, 934, 935,
+    936, 937, 966, 941, 942, 943, 944, 945, 946, 947, 948, 949, 950, 951,
+    952, 953, 954, 955, 956, 957, 958, 959, 960, 961, 962, 963, 964, 965,
+    967, 993, 968, 969, 970, 971, 972, 973, 974, 975, 976, 977, 978, 979,
+    980, 981, 982, 983, 984, 985, 986, 987, 988, 989, 990, 991, 992, 994,
+    995, 996, 997, 998, 1493, 1494, 1495, 1496, 1497, 1498, 1499, 1501, 1500, 1502,
+    1503, 1504,
+};
+/* ---- END generated Unicode tables ---- */
+
+/* ---- Characters --------------------------------------------------------------------------------
+   The tokenizer works on characters decoded from UTF-8. A byte that is not part of a valid UTF-8
+   sequence becomes the character ARWKV__RAW_BYTE + byte: beyond Unicode, so every table below says
+   "other, combining class 0, no decomposition" for it, and writing it back gives the byte itself. */
+#define ARWKV__RAW_BYTE 0x110000u
+
+/* The character at s[0] (n >= 1 bytes available): its length in bytes and its code point. */
+ARWKV_PRIVATE size_t arwkv__utf8_next(const unsigned char *s, size_t n, uint32_t *cp) {
+    unsigned c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    switch (arwkv__utf8_valid_len(s, n)) {
+    case 2: *cp = ((c & 0x1fu) << 6) | (s[1] & 0x3fu); return 2;
+    case 3: *cp = ((c & 0x0fu) << 12) | ((s[1] & 0x3fu) << 6) | (s[2] & 0x3fu); return 3;
+    case 4: *cp = ((c & 0x07u) << 18) | ((s[1] & 0x3fu) << 12) | ((s[2] & 0x3fu) << 6) | (s[3] & 0x3fu); return 4;
+    default: *cp = ARWKV__RAW_BYTE + c; return 1;
+    }
+}
+
+/* Append character cp as UTF-8 (a raw byte as itself). */
+ARWKV_PRIVATE size_t arwkv__char_put(uint32_t cp, unsigned char *out) {
+    if (cp >= ARWKV__RAW_BYTE) {
+        out[0] = (unsigned char)(cp - ARWKV__RAW_BYTE);
+        return 1;
+    }
+    return (size_t)arwkv__utf8_encode(cp, (char *)out);
+}
+
+/* In a table of transitions (sorted entries start << shift | value), the value at cp. */
+ARWKV_PRIVATE uint32_t arwkv__uni_find(const uint32_t *table, size_t n, int shift, uint32_t cp) {
+    size_t lo = 0, hi = n; /* table[0] starts at 0 */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((table[mid] >> shift) <= cp) lo = mid;
+        else hi = mid;
+    }
+    return table[lo] & ((1u << shift) - 1);
+}
+
+/* Classes of the pre-tokenizer regex: \p{L}, \p{N}, \s, and everything else. */
+enum { ARWKV__OTHER = 0, ARWKV__LETTER = 1, ARWKV__NUMBER = 2, ARWKV__SPACE = 3 };
+
+ARWKV_PRIVATE int arwkv__char_class(uint32_t cp) {
+    if (cp < 0x80) {
+        if ((uint32_t)((cp | 0x20) - 'a') < 26) return ARWKV__LETTER;
+        if ((uint32_t)(cp - '0') < 10) return ARWKV__NUMBER;
+        if (cp == ' ' || (cp >= 9 && cp <= 13)) return ARWKV__SPACE;
+        return ARWKV__OTHER;
+    }
+    return (int)arwkv__uni_find(arwkv__uni_class, sizeof arwkv__uni_class / sizeof arwkv__uni_class[0], 2, cp);
+}
+
+/* The properties of every BMP character, unpacked from the tables at load so that the hot loops
+   index instead of searching (64 KB): bits 0-1 the class, bit 2 set if NFC's quick check passes the
+   character with combining class 0 ("inert": NFC can leave it and its neighbours alone). */
+enum { ARWKV__NFC_INERT = 4 };
+
+ARWKV_PRIVATE void arwkv__bmp_props(uint8_t *props) {
+    size_t n_class = sizeof arwkv__uni_class / sizeof arwkv__uni_class[0], n_nfc = sizeof arwkv__uni_nfc / sizeof arwkv__uni_nfc[0];
+    for (size_t i = 0; i < n_class && (arwkv__uni_class[i] >> 2) < 0x10000; i++) {
+        uint32_t end = i + 1 < n_class ? arwkv__uni_class[i + 1] >> 2 : 0x10000;
+        for (uint32_t cp = arwkv__uni_class[i] >> 2; cp < end && cp < 0x10000; cp++) props[cp] = (uint8_t)(arwkv__uni_class[i] & 3);
+    }
+    for (size_t i = 0; i < n_nfc && (arwkv__uni_nfc[i] >> 10) < 0x10000; i++) {
+        uint32_t end = i + 1 < n_nfc ? arwkv__uni_nfc[i + 1] >> 10 : 0x10000;
+        if ((arwkv__uni_nfc[i] & 0x3ff) == 0)
+            for (uint32_t cp = arwkv__uni_nfc[i] >> 10; cp < end && cp < 0x10000; cp++) props[cp] |= ARWKV__NFC_INERT;
+    }
+}
+
+/* Length and class of the character at s[0]. */
+ARWKV_PRIVATE size_t arwkv__class_at(const uint8_t *bmp, const unsigned char *s, size_t n, int *cls) {
+    if (s[0] < 0x80) {
+        *cls = bmp[s[0]] & 3;
+        return 1;
+    }
+    uint32_t cp;
+    size_t len = arwkv__utf8_next(s, n, &cp);
+    *cls = cp < 0x10000 ? bmp[cp] & 3 : arwkv__char_class(cp);
+    return len;
+}
+
+/* ---- NFC ---------------------------------------------------------------------------------------
+   Canonical composition as UAX #15 defines it, with the data of Unicode 9.0 (that of the crate
+   tokenizers uses). Most text is already NFC, which the quick check proves in one pass; only a
+   segment that fails it is decomposed, reordered by combining class and recomposed. */
+
+/* Combining class (bits 0-7) and NFC quick-check value (bits 8-9: 0 yes, 1 maybe, 2 no). */
+ARWKV_PRIVATE uint32_t arwkv__nfc_props(uint32_t cp) {
+    if (cp < 0x300) return 0; /* the generator checks that nothing below U+0300 needs NFC */
+    return arwkv__uni_find(arwkv__uni_nfc, sizeof arwkv__uni_nfc / sizeof arwkv__uni_nfc[0], 10, cp);
+}
+
+/* 1 if NFC leaves s[0..n) unchanged for certain: every character has quick-check "yes" and the
+   combining classes never decrease between starters. */
+ARWKV_PRIVATE int arwkv__nfc_quick_check(const uint8_t *bmp, const unsigned char *s, size_t n) {
+    uint32_t last = 0;
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            last = 0;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        i += arwkv__utf8_next(s + i, n - i, &cp);
+        if (cp < 0x10000 && (bmp[cp] & ARWKV__NFC_INERT)) {
+            last = 0;
+            continue;
+        }
+        uint32_t p = arwkv__nfc_props(cp), ccc = p & 0xff;
+        if ((p >> 8) != 0 || (ccc != 0 && ccc < last)) return 0;
+        last = ccc;
+    }
+    return 1;
+}
+
+enum { ARWKV__HANGUL_S = 0xAC00, ARWKV__HANGUL_L = 0x1100, ARWKV__HANGUL_V = 0x1161, ARWKV__HANGUL_T = 0x11A7,
+       ARWKV__HANGUL_NV = 21, ARWKV__HANGUL_NT = 28, ARWKV__HANGUL_COUNT = 19 * 21 * 28 };
+
+/* Full canonical decomposition of cp into out (at most ARWKV__UNI_MAX_DECOMP characters). */
+ARWKV_PRIVATE size_t arwkv__decompose(uint32_t cp, uint32_t *out) {
+    if (cp - ARWKV__HANGUL_S < (uint32_t)ARWKV__HANGUL_COUNT) { /* algorithmic: L V (T) */
+        uint32_t s = cp - ARWKV__HANGUL_S, t = s % ARWKV__HANGUL_NT;
+        out[0] = ARWKV__HANGUL_L + s / (ARWKV__HANGUL_NV * ARWKV__HANGUL_NT);
+        out[1] = ARWKV__HANGUL_V + (s % (ARWKV__HANGUL_NV * ARWKV__HANGUL_NT)) / ARWKV__HANGUL_NT;
+        if (!t) return 2;
+        out[2] = ARWKV__HANGUL_T + t;
+        return 3;
+    }
+    if (cp >= 0xC0 && cp < ARWKV__RAW_BYTE) {
+        size_t lo = 0, hi = sizeof arwkv__uni_decomp / sizeof arwkv__uni_decomp[0];
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            uint32_t c = (uint32_t)(arwkv__uni_decomp[mid] >> 42) & 0x1fffff;
+            if (c == cp) {
+                uint32_t first = (uint32_t)(arwkv__uni_decomp[mid] >> 21) & 0x1fffff;
+                uint32_t second = (uint32_t)arwkv__uni_decomp[mid] & 0x1fffff;
+                size_t k = arwkv__decompose(first, out);
+                return second ? k + arwkv__decompose(second, out + k) : k;
+            }
+            if (c < cp) lo = mid + 1;
+            else hi = mid;
+        }
+    }
+    out[0] = cp;
+    return 1;
+}
+
+/* The primary composite of a followed by b, 0 if none. */
+ARWKV_PRIVATE uint32_t arwkv__compose(uint32_t a, uint32_t b) {
+    if (a - ARWKV__HANGUL_L < 19 && b - ARWKV__HANGUL_V < (uint32_t)ARWKV__HANGUL_NV)
+        return ARWKV__HANGUL_S + ((a - ARWKV__HANGUL_L) * ARWKV__HANGUL_NV + (b - ARWKV__HANGUL_V)) * ARWKV__HANGUL_NT;
+    if (a - ARWKV__HANGUL_S < (uint32_t)ARWKV__HANGUL_COUNT && (a - ARWKV__HANGUL_S) % ARWKV__HANGUL_NT == 0 &&
+        b - ARWKV__HANGUL_T - 1 < (uint32_t)ARWKV__HANGUL_NT - 1)
+        return a + (b - ARWKV__HANGUL_T);
+    uint64_t key = ((uint64_t)a << 21) | b;
+    size_t lo = 0, hi = sizeof arwkv__uni_compose / sizeof arwkv__uni_compose[0];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t e = arwkv__uni_decomp[arwkv__uni_compose[mid]];
+        uint64_t k = e & (((uint64_t)1 << 42) - 1);
+        if (k == key) return (uint32_t)(e >> 42) & 0x1fffff;
+        if (k < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+/* NFC of s[0..n), written at out, which must have room for 3 * n bytes (UAX #15: NFC grows UTF-8
+   text at most threefold, as U+1D160 does: 4 bytes, 12 after). Returns the length, or SIZE_MAX if
+   the scratch space `chars` (grown as needed) cannot be allocated. */
+ARWKV_PRIVATE size_t arwkv__nfc(const unsigned char *s, size_t n, uint32_t **chars, size_t *cap, unsigned char *out) {
+    /* decomposition makes at most 2 characters per byte of UTF-8 (the generator checks), and as
+       much again serves the sort below */
+    size_t need = 4 * n + 2 * ARWKV__UNI_MAX_DECOMP;
+    if (*cap < need) {
+        uint32_t *p = (uint32_t *)arwkv__realloc(*chars, need * sizeof(uint32_t));
+        if (!p) return SIZE_MAX;
+        *chars = p;
+        *cap = need;
+    }
+    /* 1. decompose; each entry is ccc << 24 | character */
+    uint32_t *c = *chars;
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += arwkv__utf8_next(s + i, n - i, &cp);
+        size_t k = arwkv__decompose(cp, c + m);
+        for (size_t j = m; j < m + k; j++) c[j] |= (arwkv__nfc_props(c[j]) & 0xff) << 24;
+        m += k;
+    }
+    /* 2. canonical order: a stable sort of each run of non-starters by combining class; by
+       insertion when short, by counting (into the free space after the characters) when long, so
+       that a megabyte of combining marks costs no more than a megabyte of letters */
+    for (size_t a = 0; a < m; a++) {
+        if ((c[a] >> 24) == 0) continue;
+        size_t b = a + 1;
+        while (b < m && (c[b] >> 24) != 0) b++;
+        if (b - a <= 32) {
+            for (size_t i = a + 1; i < b; i++) {
+                uint32_t x = c[i];
+                size_t j = i;
+                for (; j > a && (c[j - 1] >> 24) > (x >> 24); j--) c[j] = c[j - 1];
+                c[j] = x;
+            }
+        } else {
+            size_t start[257] = {0};
+            uint32_t *sorted = c + m;
+            for (size_t i = a; i < b; i++) start[(c[i] >> 24) + 1]++;
+            for (int k = 0; k < 256; k++) start[k + 1] += start[k];
+            for (size_t i = a; i < b; i++) sorted[start[c[i] >> 24]++] = c[i];
+            memcpy(c + a, sorted, (b - a) * sizeof(uint32_t));
+        }
+        a = b;
+    }
+    /* 3. compose: each character joins the last starter unless something between blocks it (a
+       starter, or a non-starter of the same or a higher class) */
+    size_t kept = 0;
+    if (m > 0) {
+        size_t starter = 0;
+        uint32_t last = (c[0] >> 24) ? 256 : 0;
+        kept = 1;
+        for (size_t i = 1; i < m; i++) {
+            uint32_t ch = c[i] & 0xffffff, cc = c[i] >> 24;
+            uint32_t composite = (last < cc || last == 0) ? arwkv__compose(c[starter] & 0xffffff, ch) : 0;
+            if (composite) {
+                c[starter] = composite;
+                continue;
+            }
+            if (cc == 0) starter = kept;
+            last = cc;
+            c[kept++] = c[i];
+        }
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < kept; i++) len += arwkv__char_put(c[i] & 0xffffff, out + len);
+    return len;
+}
+
+/* ---- Pre-tokenizer -----------------------------------------------------------------------------
+   The Qwen regex, alternative by alternative, as Oniguruma runs it: at a position the first
+   alternative that matches wins; quantifiers are greedy and give back what the rest needs.
+
+     (?i:'s|'t|'re|'ve|'m|'ll|'d)      contractions ('S, 'Ll, and 'ſ for 's)
+     [^\r\n\p{L}\p{N}]?\p{L}+          a word with at most one leading non-letter (" the", "(x")
+     \p{N}                             one digit (of any script) at a time
+      ?[^\s\p{L}\p{N}]+[\r\n]*         punctuation, with an optional leading space and trailing newlines
+     \s*[\r\n]+                        white space up to its last line break
+     \s+(?!\S)                         white space but its last character if a word follows
+     \s+                               (a lone white-space character before a word)
+
+   The alternatives cover every character, so the pieces tile the text. */
+
+ARWKV_PRIVATE int arwkv__is_newline(unsigned char c) { return c == '\r' || c == '\n'; }
+
+/* Byte length of the pre-token at the start of s[0..n), n > 0. */
+ARWKV_PRIVATE size_t arwkv__pretoken(const uint8_t *bmp, const unsigned char *s, size_t n) {
+    int c0, c;
+    size_t l0 = arwkv__class_at(bmp, s, n, &c0), i, l;
+    if (s[0] == '\'' && n >= 2) {
+        unsigned a = s[1] | 0x20u; /* ASCII case folding; leaves non-letters non-letters */
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+        if (n >= 3) {
+            unsigned b = s[2] | 0x20u;
+            if (((a == 'r' || a == 'v') && b == 'e') || (a == 'l' && b == 'l')) return 3;
+            if (s[1] == 0xc5 && s[2] == 0xbf) return 3; /* U+017F LATIN SMALL LETTER LONG S folds to s */
+        }
+    }
+    i = n; /* no word */
+    if (c0 == ARWKV__LETTER) i = 0;
+    else if (c0 != ARWKV__NUMBER && !arwkv__is_newline(s[0]) && l0 < n) {
+        arwkv__class_at(bmp, s + l0, n - l0, &c);
+        if (c == ARWKV__LETTER) i = l0;
+    }
+    if (i < n) {
+        while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__LETTER)) i += l;
+        return i;
+    }
+    if (c0 == ARWKV__NUMBER) return l0;
+    i = s[0] == ' ' ? 1 : 0;
+    if (i < n && (arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__OTHER)) {
+        while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__OTHER)) i += l;
+        while (i < n && arwkv__is_newline(s[i])) i++;
+        return i;
+    }
+    /* white space: s[0] is */
+    size_t after_newline = 0, last = 0;
+    i = 0;
+    while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__SPACE)) {
+        if (arwkv__is_newline(s[i])) after_newline = i + 1;
+        last = i;
+        i += l;
+    }
+    if (after_newline) return after_newline;  /* \s*[\r\n]+ */
+    if (i == n || last == 0) return i;        /* \s+ at the end of the text; a single \s before \S */
+    return last;                              /* \s+(?!\S) */
+}
+
+/* ---- Byte-level BPE ----------------------------------------------------------------------------
+   tokenizer.json spells tokens in GPT-2's byte-level alphabet: each byte is one printable
+   character (bytes 0x21-0x7E, 0xA1-0xAC and 0xAE-0xFF stand for themselves, the others for
+   U+0100 onwards in byte order), so "Ġthe" is the bytes " the". We convert every token to its
+   bytes once, at load, and then work on bytes and ids only: a piece starts as one token per byte
+   and merges apply by rank. The merge table maps a pair of ids to (rank, id of the merged token). */
+
+typedef struct arwkv__merge {
+    uint64_t pair; /* left id << 32 | right id; ARWKV__NO_PAIR when the slot is empty */
+    uint32_t rank;
+    int32_t id;
+} arwkv__merge;
+#define ARWKV__NO_PAIR UINT64_MAX
+
+typedef struct arwkv__added_token {
+    char *text;
+    size_t len;
+    int32_t id;
+} arwkv__added_token;
+
+struct arwkv_tokenizer {
+    int32_t n_ids;              /* 1 + the largest id */
+    uint32_t *bytes_off;        /* n_ids + 1 offsets into bytes: the decoded bytes of each id */
+    char *bytes;
+    uint8_t *id_flags;          /* ARWKV__ID_* */
+    uint32_t *name_off;         /* the tokenizer.json spelling of vocabulary entries, in names */
+    char *names;
+    uint32_t *name_table;       /* open addressing: spelling -> id + 1 (0: empty slot) */
+    uint32_t name_mask;
+    arwkv__merge *merges;       /* open addressing, linear probing */
+    uint64_t merge_mask;
+    int merge_shift;
+    int32_t byte_id[256];       /* the token of each single byte */
+    arwkv__added_token *added;  /* longest first */
+    int n_added;
+    uint8_t added_first[256];   /* bytes that start an added token */
+    int nfc;                    /* the normalizer is NFC (else none) */
+    uint8_t *bmp;               /* arwkv__bmp_props */
+    size_t max_token_bytes;
+};
+enum { ARWKV__ID_PRESENT = 1, ARWKV__ID_ADDED = 2, ARWKV__ID_SPECIAL = 4 };
+
+ARWKV_PRIVATE uint64_t arwkv__hash_bytes(const void *p, size_t n) { /* FNV-1a, then a final mix */
+    const unsigned char *s = (const unsigned char *)p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+ARWKV_PRIVATE const arwkv__merge *arwkv__merge_find(const arwkv_tokenizer *t, int32_t a, int32_t b) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+    uint64_t h = (key * 0x9E3779B97F4A7C15ull) >> t->merge_shift;
+    for (;;) {
+        const arwkv__merge *m = &t->merges[h];
+        if (m->pair == key) return m;
+        if (m->pair == ARWKV__NO_PAIR) return NULL;
+        h = (h + 1) & t->merge_mask;
+    }
+}
+
+typedef struct arwkv__cached_piece {
+    uint64_t hash;      /* 0: empty slot */
+    uint32_t text, ids; /* offsets into cache_text and cache_ids */
+    uint16_t len, n_ids;
+} arwkv__cached_piece;
+
+/* Scratch memory of one encode call. */
+typedef struct arwkv__tok_work {
+    int32_t *sym;          /* BPE: the tokens of the current piece */
+    uint32_t *rank;        /* rank of the merge of sym[i] and its right neighbour (UINT32_MAX: none) */
+    int32_t *merged;       /* ... and the token it makes */
+    int32_t *prev, *next;  /* long pieces: neighbours in the list */
+    uint64_t *heap_key;    /* long pieces: rank << 32 | position */
+    int32_t *heap_id;
+    size_t cap_sym;
+    uint32_t *chars;       /* NFC scratch */
+    size_t cap_chars;
+    unsigned char *norm;   /* NFC output */
+    size_t cap_norm;
+    arwkv__cached_piece *cache; /* pieces seen before in this call: open addressing */
+    size_t cache_mask, cache_used;
+    unsigned char *cache_text;
+    int32_t *cache_ids;
+    size_t cache_text_len, cache_text_cap, cache_ids_len, cache_ids_cap;
+    int failed;            /* out of memory */
+} arwkv__tok_work;
+
+ARWKV_PRIVATE void arwkv__tok_work_free(arwkv__tok_work *w) {
+    arwkv__free(w->sym);
+    arwkv__free(w->rank);
+    arwkv__free(w->merged);
+    arwkv__free(w->prev);
+    arwkv__free(w->next);
+    arwkv__free(w->heap_key);
+    arwkv__free(w->heap_id);
+    arwkv__free(w->chars);
+    arwkv__free(w->norm);
+    arwkv__free(w->cache);
+    arwkv__free(w->cache_text);
+    arwkv__free(w->cache_ids);
+}
+
+ARWKV_PRIVATE int arwkv__tok_work_reserve(arwkv__tok_work *w, size_t n) {
+    if (n <= w->cap_sym) return 1;
+    size_t cap = w->cap_sym ? w->cap_sym : 64;
+    while (cap < n) cap *= 2;
+#define ARWKV__GROW(field, type)                                                  \
+    do {                                                                          \
+        type *p_ = (type *)arwkv__realloc(w->field, cap * sizeof(type));          \
+        if (!p_) return 0;                                                        \
+        w->field = p_;                                                            \
+    } while (0)
+    ARWKV__GROW(sym, int32_t);
+    ARWKV__GROW(rank, uint32_t);
+    ARWKV__GROW(merged, int32_t);
+    ARWKV__GROW(prev, int32_t);
+    ARWKV__GROW(next, int32_t);
+#undef ARWKV__GROW
+    /* the heap of a long piece of n symbols holds at most 2n - 2 entries: n - 1 pairs at first,
+       and each merge pops one and pushes at most two */
+    uint64_t *keys = (uint64_t *)arwkv__realloc(w->heap_key, 2 * cap * sizeof(uint64_t));
+    if (!keys) return 0;
+    w->heap_key = keys;
+    int32_t *ids = (int32_t *)arwkv__realloc(w->heap_id, 2 * cap * sizeof(int32_t));
+    if (!ids) return 0;
+    w->heap_id = ids;
+    w->cap_sym = cap;
+    return 1;
+}
+
+ARWKV_PRIVATE int arwkv__tokens_push(arwkv_tokens *t, int32_t id, uint8_t mask) {
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        int32_t *ids = (int32_t *)arwkv__realloc(t->ids, cap * sizeof(int32_t));
+        if (!ids) return 0;
+        t->ids = ids;
+        uint8_t *mask_ = (uint8_t *)arwkv__realloc(t->mask, cap);
+        if (!mask_) return 0;
+        t->mask = mask_;
+        t->cap = cap;
+    }
+    t->ids[t->n] = id;
+    t->mask[t->n] = mask;
+    t->n++;
+    return 1;
+}
+
+ARWKV_API void arwkv_tokens_free(arwkv_tokens *t) {
+    if (!t) return;
+    arwkv__free(t->ids);
+    arwkv__free(t->mask);
+    memset(t, 0, sizeof *t);
+}
+
+/* Look up the merge of sym[i] and sym[i + 1] into rank[i] / merged[i]. */
+ARWKV_PRIVATE void arwkv__bpe_pair(const arwkv_tokenizer *t, arwkv__tok_work *w, size_t i, size_t right) {
+    const arwkv__merge *m = arwkv__merge_find(t, w->sym[i], w->sym[right]);
+    w->rank[i] = m ? m->rank : UINT32_MAX;
+    w->merged[i] = m ? m->id : -1;
+}
+
+/* Short pieces (almost all): repeatedly merge the pair of lowest rank, the leftmost of equals. */
+ARWKV_PRIVATE size_t arwkv__bpe_short(const arwkv_tokenizer *t, arwkv__tok_work *w, size_t n) {
+    for (size_t i = 0; i + 1 < n; i++) arwkv__bpe_pair(t, w, i, i + 1);
+    while (n > 1) {
+        uint32_t best = UINT32_MAX;
+        size_t k = 0;
+        for (size_t i = 0; i + 1 < n; i++)
+            if (w->rank[i] < best) {
+                best = w->rank[i];
+                k = i;
+            }
+        if (best == UINT32_MAX) break;
+        w->sym[k] = w->merged[k];
+        n--;
+        memmove(w->sym + k + 1, w->sym + k + 2, (n - k - 1) * sizeof(int32_t));
+        memmove(w->rank + k + 1, w->rank + k + 2, (n - k - 1) * sizeof(uint32_t));
+        memmove(w->merged + k + 1, w->merged + k + 2, (n - k - 1) * sizeof(int32_t));
+        if (k > 0) arwkv__bpe_pair(t, w, k - 1, k);
+        if (k + 1 < n) arwkv__bpe_pair(t, w, k, k + 1);
+    }
+    return n;
+}
+
+/* Long pieces (a run of 10000 spaces is one piece): the same merges in the same order, found with
+   a heap of (rank, position) over a linked list, so the cost is n log n instead of n^2. An entry
+   whose pair has changed since it was pushed is skipped when it surfaces. */
+ARWKV_PRIVATE void arwkv__heap_push(arwkv__tok_work *w, size_t *size, uint64_t key, int32_t id) {
+    size_t i = (*size)++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (w->heap_key[parent] <= key) break;
+        w->heap_key[i] = w->heap_key[parent];
+        w->heap_id[i] = w->heap_id[parent];
+        i = parent;
+    }
+    w->heap_key[i] = key;
+    w->heap_id[i] = id;
+}
+
+ARWKV_PRIVATE void arwkv__heap_pop(arwkv__tok_work *w, size_t *size) {
+    uint64_t key = w->heap_key[--*size];
+    int32_t id = w->heap_id[*size];
+    size_t i = 0, n = *size;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && w->heap_key[child + 1] < w->heap_key[child]) child++;
+        if (key <= w->heap_key[child]) break;
+        w->heap_key[i] = w->heap_key[child];
+        w->heap_id[i] = w->heap_id[child];
+        i = child;
+    }
+    w->heap_key[i] = key;
+    w->heap_id[i] = id;
+}
+
+ARWKV_PRIVATE size_t arwkv__bpe_long(const arwkv_tokenizer *t, arwkv__tok_work *w, size_t n) {
+    size_t heap = 0;
+    for (size_t i = 0; i < n; i++) {
+        w->prev[i] = (int32_t)i - 1;
+        w->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) {
+        const arwkv__merge *m = arwkv__merge_find(t, w->sym[i], w->sym[i + 1]);
+        if (m) arwkv__heap_push(w, &heap, ((uint64_t)m->rank << 32) | i, m->id);
+    }
+    while (heap > 0) {
+        uint64_t key = w->heap_key[0];
+        int32_t id = w->heap_id[0];
+        arwkv__heap_pop(w, &heap);
+        size_t pos = (size_t)(key & 0xffffffffu);
+        int32_t right = w->next[pos];
+        if (w->sym[pos] < 0 || right < 0) continue; /* removed, or last */
+        const arwkv__merge *m = arwkv__merge_find(t, w->sym[pos], w->sym[right]);
+        if (!m || m->id != id) continue; /* stale: the pair at pos has changed */
+        w->sym[pos] = id;
+        w->sym[right] = -1;
+        w->next[pos] = w->next[right];
+        if (w->next[right] >= 0) w->prev[w->next[right]] = (int32_t)pos;
+        if (w->prev[pos] >= 0) {
+            size_t p = (size_t)w->prev[pos];
+            m = arwkv__merge_find(t, w->sym[p], id);
+            if (m) arwkv__heap_push(w, &heap, ((uint64_t)m->rank << 32) | p, m->id);
+        }
+        if (w->next[pos] >= 0) {
+            m = arwkv__merge_find(t, id, w->sym[w->next[pos]]);
+            if (m) arwkv__heap_push(w, &heap, ((uint64_t)m->rank << 32) | pos, m->id);
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w->sym[i] >= 0) w->sym[k++] = w->sym[i];
+    return k;
+}
+
+/* ---- Encoding ----------------------------------------------------------------------------------
+   Text repeats its words, so an encode call of more than a few kilobytes remembers the tokens of
+   every piece of up to ARWKV__CACHE_PIECE bytes it has merged; a repeated piece costs one hash. */
+#define ARWKV__CACHE_PIECE 48
+#define ARWKV__CACHE_MIN_TEXT 4096
+#define ARWKV__CACHE_MAX_SLOTS ((size_t)1 << 20)
+
+ARWKV_PRIVATE uint64_t arwkv__hash_piece(const unsigned char *s, size_t n) {
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, word;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&word, s, 8);
+        h = (h ^ word) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 31;
+    }
+    word = 0;
+    memcpy(&word, s, n);
+    h = (h ^ word) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    return h | 1; /* never 0, the mark of an empty slot */
+}
+
+/* The cached tokens of s[0..n) (NULL if not there); *slot: where it is or would go. */
+ARWKV_PRIVATE const int32_t *arwkv__cache_find(const arwkv__tok_work *w, uint64_t h, const unsigned char *s, size_t n,
+                                               size_t *n_ids, size_t *slot) {
+    for (size_t i = (size_t)h & w->cache_mask;; i = (i + 1) & w->cache_mask) {
+        const arwkv__cached_piece *c = &w->cache[i];
+        if (c->hash == 0) {
+            *slot = i;
+            return NULL;
+        }
+        if (c->hash == h && c->len == n && memcmp(w->cache_text + c->text, s, n) == 0) {
+            *n_ids = c->n_ids;
+            return w->cache_ids + c->ids;
+        }
+    }
+}
+
+/* Remember that s[0..n) is w->sym[0..k), in slot (from arwkv__cache_find); forgets nothing, and
+   stops remembering when the table is full. Returns 0 if out of memory. */
+ARWKV_PRIVATE int arwkv__cache_add(arwkv__tok_work *w, uint64_t h, const unsigned char *s, size_t n, size_t k, size_t slot) {
+    if (2 * (w->cache_used + 1) > w->cache_mask + 1) { /* keep the load at most 1/2 */
+        size_t size = 2 * (w->cache_mask + 1);
+        if (size > ARWKV__CACHE_MAX_SLOTS) return 1;
+        arwkv__cached_piece *t = (arwkv__cached_piece *)arwkv__calloc(size, sizeof *t);
+        if (!t) return 0;
+        for (size_t i = 0; i <= w->cache_mask; i++) {
+            if (!w->cache[i].hash) continue;
+            size_t j = (size_t)w->cache[i].hash & (size - 1);
+            while (t[j].hash) j = (j + 1) & (size - 1);
+            t[j] = w->cache[i];
+        }
+        arwkv__free(w->cache);
+        w->cache = t;
+        w->cache_mask = size - 1;
+        size_t ignored;
+        arwkv__cache_find(w, h, s, n, &ignored, &slot);
+    }
+    if (w->cache_text_len + n > w->cache_text_cap) {
+        size_t cap = 2 * w->cache_text_cap + n;
+        unsigned char *p = (unsigned char *)arwkv__realloc(w->cache_text, cap);
+        if (!p) return 0;
+        w->cache_text = p;
+        w->cache_text_cap = cap;
+    }
+    if (w->cache_ids_len + k > w->cache_ids_cap) {
+        size_t cap = 2 * w->cache_ids_cap + k;
+        int32_t *p = (int32_t *)arwkv__realloc(w->cache_ids, cap * sizeof(int32_t));
+        if (!p) return 0;
+        w->cache_ids = p;
+        w->cache_ids_cap = cap;
+    }
+    arwkv__cached_piece *c = &w->cache[slot];
+    c->hash = h;
+    c->text = (uint32_t)w->cache_text_len;
+    c->ids = (uint32_t)w->cache_ids_len;
+    c->len = (uint16_t)n;
+    c->n_ids = (uint16_t)k;
+    memcpy(w->cache_text + w->cache_text_len, s, n);
+    memcpy(w->cache_ids + w->cache_ids_len, w->sym, k * sizeof(int32_t));
+    w->cache_text_len += n;
+    w->cache_ids_len += k;
+    w->cache_used++;
+    return 1;
+}
+
+/* Append the ids of one pre-token. */
+ARWKV_PRIVATE void arwkv__encode_piece(const arwkv_tokenizer *t, arwkv__tok_work *w, const unsigned char *s, size_t n,
+                                       arwkv_tokens *out) {
+    if (n == 1) {
+        if (!arwkv__tokens_push(out, t->byte_id[s[0]], 0)) w->failed = 1;
+        return;
+    }
+    uint64_t h = 0;
+    size_t slot = 0, k;
+    int cacheable = w->cache && n <= ARWKV__CACHE_PIECE;
+    if (cacheable) {
+        h = arwkv__hash_piece(s, n);
+        const int32_t *ids = arwkv__cache_find(w, h, s, n, &k, &slot);
+        if (ids) {
+            for (size_t i = 0; i < k; i++)
+                if (!arwkv__tokens_push(out, ids[i], 0)) {
+                    w->failed = 1;
+                    return;
+                }
+            return;
+        }
+    }
+    if (!arwkv__tok_work_reserve(w, n)) {
+        w->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) w->sym[i] = t->byte_id[s[i]];
+    k = n <= 64 ? arwkv__bpe_short(t, w, n) : arwkv__bpe_long(t, w, n);
+    if (cacheable && !arwkv__cache_add(w, h, s, n, k, slot)) {
+        w->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < k; i++)
+        if (!arwkv__tokens_push(out, w->sym[i], 0)) {
+            w->failed = 1;
+            return;
+        }
+}
+
+/* Append the ids of text that holds no added token: normalize, pre-tokenize, BPE. */
+ARWKV_PRIVATE void arwkv__encode_text(const arwkv_tokenizer *t, arwkv__tok_work *w, const unsigned char *s, size_t n,
+                                      arwkv_tokens *out) {
+    if (t->nfc && !arwkv__nfc_quick_check(t->bmp, s, n)) {
+        if (w->cap_norm < 3 * n + 4) {
+            unsigned char *p = (unsigned char *)arwkv__realloc(w->norm, 3 * n + 4);
+            if (!p) {
+                w->failed = 1;
+                return;
+            }
+            w->norm = p;
+            w->cap_norm = 3 * n + 4;
+        }
+        n = arwkv__nfc(s, n, &w->chars, &w->cap_chars, w->norm);
+        if (n == SIZE_MAX) {
+            w->failed = 1;
+            return;
+        }
+        s = w->norm;
+    }
+    for (size_t i = 0; i < n && !w->failed;) {
+        size_t len = arwkv__pretoken(t->bmp, s + i, n - i);
+        arwkv__encode_piece(t, w, s + i, len, out);
+        i += len;
+    }
+}
+
+/* The leftmost added token in s[*at..n), the longest of those that start there; NULL if none. */
+ARWKV_PRIVATE const arwkv__added_token *arwkv__find_added(const arwkv_tokenizer *t, const unsigned char *s, size_t n,
+                                                          size_t *at) {
+    for (size_t i = *at; i < n; i++) {
+        if (!t->added_first[s[i]]) continue;
+        for (int k = 0; k < t->n_added; k++) { /* longest first */
+            const arwkv__added_token *a = &t->added[k];
+            if (a->len <= n - i && memcmp(s + i, a->text, a->len) == 0) {
+                *at = i;
+                return a;
+            }
+        }
+    }
+    return NULL;
+}
+
+ARWKV_API arwkv_result arwkv_tokenizer_encode(const arwkv_tokenizer *tok, const char *text, size_t len, int flags,
+                                              arwkv_tokens *out) {
+    if (!tok || !out || (!text && len)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_tokenizer_encode: NULL argument");
+    if (len > (size_t)INT32_MAX)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_tokenizer_encode: %zu bytes of text; encode at most 2 GiB at a time", len);
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n0 = out->n, pos = 0;
+    arwkv__tok_work w;
+    memset(&w, 0, sizeof w);
+    if (len >= ARWKV__CACHE_MIN_TEXT) {
+        w.cache = (arwkv__cached_piece *)arwkv__calloc(1024, sizeof *w.cache);
+        w.cache_mask = w.cache ? 1023 : 0; /* without it, we merely go slower */
+    }
+    while (pos < len && !w.failed) {
+        size_t at = pos;
+        const arwkv__added_token *a =
+            (flags & ARWKV_TOKENIZE_SPECIAL) && tok->n_added ? arwkv__find_added(tok, s, len, &at) : NULL;
+        arwkv__encode_text(tok, &w, s + pos, (a ? at : len) - pos, out);
+        if (a && !w.failed && !arwkv__tokens_push(out, a->id, 0)) w.failed = 1;
+        pos = a ? at + a->len : len;
+    }
+    arwkv__tok_work_free(&w);
+    if (w.failed) {
+        out->n = n0;
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "arwkv_tokenizer_encode: out of memory (%zu bytes of text)", len);
+    }
+    return ARWKV_OK;
+}
+
+/* ---- Decoding ---------------------------------------------------------------------------------- */
+
+ARWKV_API int32_t arwkv_tokenizer_vocab_size(const arwkv_tokenizer *tok) { return tok ? tok->n_ids : 0; }
+
+ARWKV_API const char *arwkv_tokenizer_token_bytes(const arwkv_tokenizer *tok, int32_t id, size_t *len) {
+    if (!tok || id < 0 || id >= tok->n_ids || !(tok->id_flags[id] & ARWKV__ID_PRESENT)) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = tok->bytes_off[id + 1] - tok->bytes_off[id];
+    return tok->bytes + tok->bytes_off[id];
+}
+
+ARWKV_API int arwkv_tokenizer_is_special(const arwkv_tokenizer *tok, int32_t id) {
+    return tok && id >= 0 && id < tok->n_ids && (tok->id_flags[id] & ARWKV__ID_SPECIAL) != 0;
+}
+
+ARWKV_API arwkv_result arwkv_tokenizer_decode(const arwkv_tokenizer *tok, const int32_t *ids, size_t n, char *buf,
+                                              size_t cap, size_t *len) {
+    size_t total = 0;
+    if (len) *len = 0;
+    if (!tok || (!ids && n)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_tokenizer_decode: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        size_t k;
+        const char *b = arwkv_tokenizer_token_bytes(tok, ids[i], &k);
+        if (!b)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_tokenizer_decode: ids[%zu] = %ld is not a token (ids are 0..%ld)",
+                               i, (long)ids[i], (long)tok->n_ids - 1);
+        if (total < cap) memcpy(buf + total, b, k < cap - total ? k : cap - total);
+        total += k;
+    }
+    if (cap > 0) buf[total < cap ? total : cap - 1] = 0;
+    if (len) *len = total;
+    return ARWKV_OK;
+}
+
+/* Length of the start of a UTF-8 character at s[0..n) that more bytes could still complete, 0 if
+   s does not start one (n < the character's length). */
+ARWKV_PRIVATE size_t arwkv__utf8_partial(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t need = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (need == 0 || n >= need) return 0;
+    for (size_t i = 1; i < n; i++) {
+        unsigned lo = 0x80, hi = 0xbf;
+        if (i == 1) { /* the second byte excludes overlong forms, surrogates and > U+10FFFF */
+            if (c == 0xe0) lo = 0xa0;
+            else if (c == 0xed) hi = 0x9f;
+            else if (c == 0xf0) lo = 0x90;
+            else if (c == 0xf4) hi = 0x8f;
+        }
+        if (s[i] < lo || s[i] > hi) return 0;
+    }
+    return n;
+}
+
+struct arwkv_stream_decoder {
+    const arwkv_tokenizer *tok;
+    unsigned char held[4]; /* the start of a character the next token may complete */
+    size_t n_held;
+    char *out;
+    size_t cap;
+};
+
+ARWKV_API arwkv_result arwkv_stream_decoder_create(const arwkv_tokenizer *tok, arwkv_stream_decoder **out) {
+    *out = NULL;
+    if (!tok) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_stream_decoder_create: NULL tokenizer");
+    arwkv_stream_decoder *d = (arwkv_stream_decoder *)arwkv__calloc(1, sizeof *d);
+    if (d) {
+        d->cap = tok->max_token_bytes + sizeof d->held;
+        d->out = (char *)arwkv__malloc(d->cap);
+    }
+    if (!d || !d->out) {
+        if (d) arwkv__free(d);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "arwkv_stream_decoder_create: out of memory");
+    }
+    d->tok = tok;
+    *out = d;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_stream_decoder_put(arwkv_stream_decoder *d, int32_t id, const char **text, size_t *len) {
+    *text = d ? d->out : "";
+    *len = 0;
+    size_t k;
+    const char *b = d ? arwkv_tokenizer_token_bytes(d->tok, id, &k) : NULL;
+    if (!b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_stream_decoder_put: %ld is not a token", (long)id);
+    memcpy(d->out, d->held, d->n_held);
+    memcpy(d->out + d->n_held, b, k);
+    size_t n = d->n_held + k, cut = n;
+    /* hold back the last character if it is incomplete: look at most 3 bytes back for its start */
+    for (size_t i = n; i > 0 && n - i < 3; i--) {
+        unsigned char c = (unsigned char)d->out[i - 1];
+        if (c >= 0x80 && c < 0xc0) continue; /* continuation byte: the start is further back */
+        if (arwkv__utf8_partial((const unsigned char *)d->out + i - 1, n - i + 1)) cut = i - 1;
+        break;
+    }
+    d->n_held = n - cut;
+    memcpy(d->held, d->out + cut, d->n_held);
+    *len = cut;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_stream_decoder_flush(arwkv_stream_decoder *d, const char **text, size_t *len) {
+    *text = d ? d->out : "";
+    *len = 0;
+    if (!d) return;
+    memcpy(d->out, d->held, d->n_held);
+    *len = d->n_held;
+    d->n_held = 0;
+}
+
+ARWKV_API void arwkv_stream_decoder_free(arwkv_stream_decoder *d) {
+    if (!d) return;
+    arwkv__free(d->out);
+    arwkv__free(d);
+}
+
+/* ---- Loading tokenizer.json -------------------------------------------------------------------- */
+
+/* The Qwen2 pre-tokenizer regex, as tokenizer.json writes it (the only one implemented). */
+#define ARWKV__QWEN_PATTERN                                                                             \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+/* The byte-level alphabet: the character that stands for byte b, and back (-1: not in it). */
+ARWKV_PRIVATE uint32_t arwkv__byte_char(int b) {
+    int printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    if (printable) return (uint32_t)b;
+    int k = 0; /* the others take U+0100, U+0101, ... in byte order */
+    for (int c = 0; c < b; c++) k += !((c >= 0x21 && c <= 0x7e) || (c >= 0xa1 && c <= 0xac) || (c >= 0xae && c <= 0xff));
+    return 256u + (uint32_t)k;
+}
+
+/* The bytes a tokenizer.json spelling stands for, written to out (room: n bytes); returns their
+   count. As tokenizers' ByteLevel decoder does, a spelling with a character outside the alphabet
+   (possible for added tokens) stands for its own UTF-8. */
+ARWKV_PRIVATE size_t arwkv__byte_level_decode(const int16_t *char_byte, const char *s, size_t n, char *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += arwkv__utf8_next((const unsigned char *)s + i, n - i, &cp);
+        if (cp >= 512 || char_byte[cp] < 0) {
+            memcpy(out, s, n);
+            return n;
+        }
+        out[k++] = (char)char_byte[cp];
+    }
+    return k;
+}
+
+ARWKV_PRIVATE int32_t arwkv__name_find(const arwkv_tokenizer *t, const char *s, size_t n) {
+    for (uint32_t i = (uint32_t)arwkv__hash_bytes(s, n) & t->name_mask;; i = (i + 1) & t->name_mask) {
+        uint32_t v = t->name_table[i];
+        if (!v) return -1;
+        uint32_t a = t->name_off[v - 1], b = t->name_off[v];
+        if (b - a == n && memcmp(t->names + a, s, n) == 0) return (int32_t)v - 1;
+    }
+}
+
+ARWKV_API int32_t arwkv_tokenizer_token_id(const arwkv_tokenizer *tok, const char *token) {
+    if (!tok || !token) return -1;
+    size_t n = strlen(token);
+    for (int k = 0; k < tok->n_added; k++)
+        if (tok->added[k].len == n && memcmp(tok->added[k].text, token, n) == 0) return tok->added[k].id;
+    return arwkv__name_find(tok, token, n);
+}
+
+ARWKV_API void arwkv_tokenizer_free(arwkv_tokenizer *t) {
+    if (!t) return;
+    arwkv__free(t->bytes_off);
+    arwkv__free(t->bytes);
+    arwkv__free(t->id_flags);
+    arwkv__free(t->name_off);
+    arwkv__free(t->names);
+    arwkv__free(t->name_table);
+    arwkv__free(t->merges);
+    for (int k = 0; k < t->n_added; k++) arwkv__free(t->added[k].text);
+    arwkv__free(t->added);
+    arwkv__free(t->bmp);
+    arwkv__free(t);
+}
+
+/* obj.key as a string: "" when absent or null, NULL when it is not a string. */
+ARWKV_PRIVATE const char *arwkv__json_get_str(const arwkv__json *j, uint32_t obj, const char *key) {
+    uint32_t v = arwkv__json_get(j, obj, key);
+    int type = arwkv__json_type(j, v);
+    if (type < 0 || type == ARWKV__JSON_NULL) return "";
+    return arwkv__json_str(j, v);
+}
+
+/* obj.key is absent, null or false (a flag we do not implement is off). */
+ARWKV_PRIVATE int arwkv__json_off(const arwkv__json *j, uint32_t obj, const char *key) {
+    int type = arwkv__json_type(j, arwkv__json_get(j, obj, key));
+    return type < 0 || type == ARWKV__JSON_NULL || type == ARWKV__JSON_FALSE;
+}
+
+/* The parts of tokenizer.json other than the model: each must be what the Qwen tokenizers use. */
+ARWKV_PRIVATE arwkv_result arwkv__tok_check_pipeline(const arwkv__json *j, const char *name, int *nfc) {
+    const char *type;
+    uint32_t norm = arwkv__json_get(j, 0, "normalizer");
+    *nfc = 0;
+    if (arwkv__json_type(j, norm) == ARWKV__JSON_OBJECT) {
+        type = arwkv__json_get_str(j, norm, "type");
+        uint32_t list = arwkv__json_get(j, norm, "normalizers");
+        if (type && strcmp(type, "Sequence") == 0 && arwkv__json_type(j, list) == ARWKV__JSON_ARRAY) {
+            uint32_t i = 0;
+            for (uint32_t c = arwkv__json_first(j, list); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c), i++) {
+                const char *t = arwkv__json_get_str(j, c, "type");
+                if (!t || strcmp(t, "NFC") != 0)
+                    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: normalizer.normalizers[%u].type \"%s\" is not supported (only NFC)",
+                                       name, i, t ? t : "?");
+                *nfc = 1;
+            }
+        } else if (type && strcmp(type, "NFC") == 0) {
+            *nfc = 1;
+        } else {
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: normalizer.type \"%s\" is not supported (only NFC or none)", name,
+                               type ? type : "?");
+        }
+    } else if (norm != ARWKV__JSON_NONE && arwkv__json_type(j, norm) != ARWKV__JSON_NULL) {
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: normalizer must be an object or null", name);
+    }
+
+    uint32_t pre = arwkv__json_get(j, 0, "pre_tokenizer"), list = arwkv__json_get(j, pre, "pretokenizers");
+    type = arwkv__json_get_str(j, pre, "type");
+    if (!type || strcmp(type, "Sequence") != 0 || arwkv__json_count(j, list) != 2)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                           "%s: pre_tokenizer.type \"%s\" is not supported (only Qwen's Sequence of Split and ByteLevel)", name,
+                           type ? type : "?");
+    uint32_t split = arwkv__json_first(j, list), bytes = arwkv__json_next(j, split);
+    type = arwkv__json_get_str(j, split, "type");
+    const char *pattern = arwkv__json_get_str(j, arwkv__json_get(j, split, "pattern"), "Regex");
+    const char *behavior = arwkv__json_get_str(j, split, "behavior");
+    if (!type || strcmp(type, "Split") != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: pre_tokenizer.pretokenizers[0].type \"%s\" is not supported (only Split)",
+                           name, type ? type : "?");
+    if (!pattern || strcmp(pattern, ARWKV__QWEN_PATTERN) != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                           "%s: pre_tokenizer.pretokenizers[0].pattern.Regex is not the Qwen2 regex, the only one implemented", name);
+    if (!behavior || strcmp(behavior, "Isolated") != 0 || !arwkv__json_off(j, split, "invert"))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                           "%s: pre_tokenizer.pretokenizers[0]: only behavior \"Isolated\" with invert false is supported", name);
+    type = arwkv__json_get_str(j, bytes, "type");
+    if (!type || strcmp(type, "ByteLevel") != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: pre_tokenizer.pretokenizers[1].type \"%s\" is not supported (only ByteLevel)",
+                           name, type ? type : "?");
+    if (!arwkv__json_off(j, bytes, "add_prefix_space") || !arwkv__json_off(j, bytes, "use_regex"))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                           "%s: pre_tokenizer.pretokenizers[1]: ByteLevel with add_prefix_space or use_regex is not supported", name);
+
+    type = arwkv__json_get_str(j, arwkv__json_get(j, 0, "decoder"), "type");
+    if (!type || strcmp(type, "ByteLevel") != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: decoder.type \"%s\" is not supported (only ByteLevel)", name,
+                           type ? type : "?");
+    uint32_t post = arwkv__json_get(j, 0, "post_processor");
+    if (post != ARWKV__JSON_NONE && arwkv__json_type(j, post) != ARWKV__JSON_NULL) {
+        type = arwkv__json_get_str(j, post, "type");
+        if (!type || strcmp(type, "ByteLevel") != 0) /* ByteLevel only adjusts offsets, which we do not report */
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                               "%s: post_processor.type \"%s\" is not supported (only ByteLevel or none: it would add tokens)", name,
+                               type ? type : "?");
+    }
+    if (!arwkv__json_off(j, 0, "truncation") || !arwkv__json_off(j, 0, "padding"))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: truncation and padding must be null", name);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tok_check_model(const arwkv__json *j, uint32_t model, const char *name) {
+    const char *type = arwkv__json_get_str(j, model, "type");
+    if (arwkv__json_type(j, model) != ARWKV__JSON_OBJECT) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: no \"model\" object", name);
+    if (!type || (*type && strcmp(type, "BPE") != 0))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: model.type \"%s\" is not supported (only BPE)", name, type ? type : "?");
+    static const char *const empty_strings[2] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = arwkv__json_get_str(j, model, empty_strings[i]);
+        if (!v || *v) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: model.%s must be empty or null", name, empty_strings[i]);
+    }
+    uint32_t dropout = arwkv__json_get(j, model, "dropout");
+    if (dropout != ARWKV__JSON_NONE && arwkv__json_type(j, dropout) != ARWKV__JSON_NULL)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: model.dropout must be null (BPE dropout is not supported)", name);
+    if (!arwkv__json_off(j, model, "ignore_merges"))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: model.ignore_merges = true is not supported", name);
+    if (arwkv__json_type(j, arwkv__json_get(j, model, "vocab")) != ARWKV__JSON_OBJECT)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab must be an object (token -> id)", name);
+    if (arwkv__json_type(j, arwkv__json_get(j, model, "merges")) != ARWKV__JSON_ARRAY)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.merges must be an array", name);
+    /* unk_token, byte_fallback and fuse_unk only matter for characters without a token; in a
+       byte-level vocabulary every byte has one (checked below) */
+    return ARWKV_OK;
+}
+
+/* A non-negative integer id below 2^31 - 1, else -1. */
+ARWKV_PRIVATE int32_t arwkv__json_id(const arwkv__json *j, uint32_t v) {
+    if (!arwkv__json_is_number(j, v)) return -1;
+    double d = arwkv__json_num(j, v);
+    return d >= 0 && d < (double)INT32_MAX && d == (double)(int32_t)d ? (int32_t)d : -1;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__json *j, const char *name) {
+    uint32_t model = arwkv__json_get(j, 0, "model");
+    ARWKV__TRY(arwkv__tok_check_model(j, model, name));
+    ARWKV__TRY(arwkv__tok_check_pipeline(j, name, &t->nfc));
+    uint32_t vocab = arwkv__json_get(j, model, "vocab"), merges = arwkv__json_get(j, model, "merges");
+    uint32_t added = arwkv__json_get(j, 0, "added_tokens");
+    if (added != ARWKV__JSON_NONE && arwkv__json_type(j, added) != ARWKV__JSON_ARRAY && arwkv__json_type(j, added) != ARWKV__JSON_NULL)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens must be an array", name);
+
+    /* ids: 1 + the largest */
+    int64_t n_ids = 0;
+    size_t name_bytes = 0, added_bytes = 0;
+    uint32_t i = 0;
+    for (uint32_t c = arwkv__json_first(j, vocab); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c), i++) {
+        int32_t id = arwkv__json_id(j, c);
+        if (id < 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab[\"%.100s\"] is not a token id (a non-negative integer)", name,
+                               arwkv__json_key(j, c));
+        if (id >= n_ids) n_ids = (int64_t)id + 1;
+        name_bytes += arwkv__json_key_len(j, c);
+    }
+    i = 0;
+    for (uint32_t c = arwkv__json_first(j, added); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c), i++) {
+        int32_t id = arwkv__json_id(j, arwkv__json_get(j, c, "id"));
+        const char *content = arwkv__json_get_str(j, c, "content");
+        if (id < 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u].id is not a token id", name, i);
+        if (!content || !*content) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u].content must be a non-empty string", name, i);
+        static const char *const flags[4] = {"lstrip", "rstrip", "single_word", "normalized"};
+        for (int f = 0; f < 4; f++)
+            if (!arwkv__json_off(j, c, flags[f]))
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: added_tokens[%u] (\"%.100s\"): %s = true is not supported", name, i,
+                                   content, flags[f]);
+        if (id >= n_ids) n_ids = (int64_t)id + 1;
+        added_bytes += arwkv__json_str_len(j, arwkv__json_get(j, c, "content"));
+    }
+    if (name_bytes + added_bytes >= UINT32_MAX) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: vocabulary larger than 4 GB", name);
+    t->n_ids = (int32_t)n_ids;
+    t->id_flags = (uint8_t *)arwkv__calloc((size_t)n_ids, 1);
+    t->name_off = (uint32_t *)arwkv__calloc((size_t)n_ids + 1, sizeof(uint32_t));
+    t->bytes_off = (uint32_t *)arwkv__calloc((size_t)n_ids + 1, sizeof(uint32_t));
+    t->names = (char *)arwkv__malloc(name_bytes);
+    t->bytes = (char *)arwkv__malloc(name_bytes + added_bytes);
+    uint32_t *key_of = (uint32_t *)arwkv__calloc((size_t)n_ids, sizeof(uint32_t)); /* JSON node of each id's name */
+    uint32_t table_size = 16;
+    while (table_size < 2 * n_ids) table_size *= 2;
+    t->name_table = (uint32_t *)arwkv__calloc(table_size, sizeof(uint32_t));
+    t->name_mask = table_size - 1;
+    if (!t->id_flags || !t->name_off || !t->bytes_off || !t->names || !t->bytes || !key_of || !t->name_table) {
+        arwkv__free(key_of);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    }
+
+    /* vocabulary names, in id order */
+    for (uint32_t c = arwkv__json_first(j, vocab); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c)) {
+        int32_t id = arwkv__json_id(j, c);
+        if (t->id_flags[id]) {
+            arwkv_result r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab: id %ld is given to \"%.100s\" and to \"%.100s\"", name,
+                                         (long)id, arwkv__json_key(j, key_of[id]), arwkv__json_key(j, c));
+            arwkv__free(key_of);
+            return r;
+        }
+        t->id_flags[id] = ARWKV__ID_PRESENT;
+        key_of[id] = c;
+    }
+    uint32_t off = 0;
+    for (int32_t id = 0; id < t->n_ids; id++) {
+        t->name_off[id] = off;
+        if (t->id_flags[id]) {
+            uint32_t len = arwkv__json_key_len(j, key_of[id]);
+            memcpy(t->names + off, arwkv__json_key(j, key_of[id]), len);
+            off += len;
+        }
+    }
+    t->name_off[t->n_ids] = off;
+    arwkv__free(key_of);
+    for (int32_t id = 0; id < t->n_ids; id++) {
+        if (!t->id_flags[id]) continue;
+        const char *s = t->names + t->name_off[id];
+        size_t len = t->name_off[id + 1] - t->name_off[id];
+        if (arwkv__name_find(t, s, len) >= 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab: \"%.*s\" appears twice", name, (int)(len > 100 ? 100 : len), s);
+        uint32_t h = (uint32_t)arwkv__hash_bytes(s, len) & t->name_mask;
+        while (t->name_table[h]) h = (h + 1) & t->name_mask;
+        t->name_table[h] = (uint32_t)id + 1;
+    }
+
+    /* bytes of every token: the byte-level alphabet undone */
+    int16_t char_byte[512];
+    for (int c = 0; c < 512; c++) char_byte[c] = -1;
+    for (int b = 0; b < 256; b++) {
+        char spelling[4];
+        uint32_t cp = arwkv__byte_char(b);
+        char_byte[cp] = (int16_t)b;
+        t->byte_id[b] = arwkv__name_find(t, spelling, (size_t)arwkv__utf8_encode(cp, spelling));
+        if (t->byte_id[b] < 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT,
+                               "%s: model.vocab has no token for the byte 0x%02x (\"%.*s\"); a byte-level BPE needs all 256", name, b,
+                               arwkv__utf8_encode(cp, spelling), spelling);
+    }
+    /* added tokens override what the vocabulary says about their id, as in tokenizers */
+    int *added_index = (int *)arwkv__calloc((size_t)n_ids, sizeof(int)); /* 1 + index in t->added */
+    if (!added_index) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    t->n_added = (int)arwkv__json_count(j, added);
+    t->added = (arwkv__added_token *)arwkv__calloc((size_t)t->n_added + 1, sizeof(arwkv__added_token));
+    if (!t->added) {
+        t->n_added = 0;
+        arwkv__free(added_index);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    }
+    int k = 0;
+    for (uint32_t c = arwkv__json_first(j, added); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c), k++) {
+        uint32_t content = arwkv__json_get(j, c, "content");
+        arwkv__added_token *a = &t->added[k];
+        a->id = arwkv__json_id(j, arwkv__json_get(j, c, "id"));
+        a->len = arwkv__json_str_len(j, content);
+        a->text = arwkv__strndup(arwkv__json_str(j, content), a->len);
+        if (!a->text) {
+            arwkv__free(added_index);
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+        }
+        for (int m = 0; m < k; m++)
+            if (t->added[m].len == a->len && memcmp(t->added[m].text, a->text, a->len) == 0) {
+                arwkv__free(added_index);
+                return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%d] repeats \"%.100s\"", name, k, a->text);
+            }
+        if (added_index[a->id]) {
+            arwkv__free(added_index);
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%d]: id %ld is already taken by another added token", name, k,
+                               (long)a->id);
+        }
+        added_index[a->id] = k + 1;
+        t->id_flags[a->id] |= ARWKV__ID_PRESENT | ARWKV__ID_ADDED;
+        if (arwkv__json_bool(j, arwkv__json_get(j, c, "special")) == 1) t->id_flags[a->id] |= ARWKV__ID_SPECIAL;
+        t->added_first[(unsigned char)a->text[0]] = 1;
+    }
+    off = 0;
+    for (int32_t id = 0; id < t->n_ids; id++) {
+        t->bytes_off[id] = off;
+        const arwkv__added_token *a = added_index[id] ? &t->added[added_index[id] - 1] : NULL;
+        const char *s = a ? a->text : t->names + t->name_off[id];
+        size_t len = a ? a->len : t->name_off[id + 1] - t->name_off[id];
+        off += (uint32_t)arwkv__byte_level_decode(char_byte, s, len, t->bytes + off);
+        if (off - t->bytes_off[id] > t->max_token_bytes) t->max_token_bytes = off - t->bytes_off[id];
+    }
+    t->bytes_off[t->n_ids] = off;
+    arwkv__free(added_index);
+    /* longest first, so that the first match at a position is the longest */
+    for (int a = 1; a < t->n_added; a++)
+        for (int b = a; b > 0 && t->added[b - 1].len < t->added[b].len; b--) {
+            arwkv__added_token tmp = t->added[b];
+            t->added[b] = t->added[b - 1];
+            t->added[b - 1] = tmp;
+        }
+
+    /* merges: (left, right) -> (rank, merged token) */
+    uint32_t n_merges = arwkv__json_count(j, merges);
+    uint64_t size = 16;
+    int bits = 4;
+    while (size * 3 < (uint64_t)n_merges * 4) size *= 2, bits++; /* load factor at most 3/4 */
+    t->merges = (arwkv__merge *)arwkv__malloc(size * sizeof(arwkv__merge));
+    if (!t->merges) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory for %u merges", name, n_merges);
+    for (uint64_t s = 0; s < size; s++) t->merges[s].pair = ARWKV__NO_PAIR;
+    t->merge_mask = size - 1;
+    t->merge_shift = 64 - bits;
+    arwkv__buf joined;
+    memset(&joined, 0, sizeof joined);
+    uint32_t rank = 0;
+    int string_form = 0;
+    arwkv_result r = ARWKV_OK;
+    for (uint32_t c = arwkv__json_first(j, merges); c != ARWKV__JSON_NONE && r == ARWKV_OK; c = arwkv__json_next(j, c), rank++) {
+        const char *left = NULL, *right = NULL;
+        size_t left_len = 0, right_len = 0;
+        const char *line = arwkv__json_str(j, c);
+        if (line) { /* "left right": exactly one space, as tokenizers requires */
+            size_t len = arwkv__json_str_len(j, c);
+            const char *space = (const char *)memchr(line, ' ', len);
+            if (space && !memchr(space + 1, ' ', len - (size_t)(space + 1 - line))) {
+                left = line, left_len = (size_t)(space - line);
+                right = space + 1, right_len = len - left_len - 1;
+            }
+        } else if (arwkv__json_count(j, c) == 2 && arwkv__json_type(j, c) == ARWKV__JSON_ARRAY) { /* ["left", "right"] */
+            uint32_t a = arwkv__json_first(j, c), b = arwkv__json_next(j, a);
+            left = arwkv__json_str(j, a), right = arwkv__json_str(j, b);
+            if (left && right) left_len = arwkv__json_str_len(j, a), right_len = arwkv__json_str_len(j, b);
+        }
+        if (!left || !right) {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.merges[%u] is not \"left right\" nor [\"left\", \"right\"]", name, rank);
+            break;
+        }
+        if (rank > 0 && (line != NULL) != string_form) { /* tokenizers reads the list as all one form or all the other */
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.merges[%u]: the list mixes \"left right\" strings and [\"left\", \"right\"] pairs",
+                            name, rank);
+            break;
+        }
+        string_form = line != NULL;
+        joined.len = 0;
+        arwkv__buf_add(&joined, left, left_len);
+        arwkv__buf_add(&joined, right, right_len);
+        if (joined.failed) {
+            r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+            break;
+        }
+        int32_t a = arwkv__name_find(t, left, left_len), b = arwkv__name_find(t, right, right_len);
+        int32_t m = arwkv__name_find(t, joined.data, joined.len);
+        if (a < 0 || b < 0 || m < 0) {
+            const char *missing = a < 0 ? left : b < 0 ? right : joined.data;
+            int len = (int)(a < 0 ? left_len : b < 0 ? right_len : joined.len);
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.merges[%u]: token \"%.*s\" is not in model.vocab", name, rank,
+                            len > 100 ? 100 : len, missing);
+            break;
+        }
+        uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
+        uint64_t h = (key * 0x9E3779B97F4A7C15ull) >> t->merge_shift;
+        while (t->merges[h].pair != ARWKV__NO_PAIR && t->merges[h].pair != key) h = (h + 1) & t->merge_mask;
+        t->merges[h].pair = key; /* a repeated pair keeps its last rank, as in tokenizers */
+        t->merges[h].rank = rank;
+        t->merges[h].id = m;
+    }
+    arwkv__buf_free(&joined);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_tokenizer_parse(const char *text, size_t len, const char *name, arwkv_tokenizer **out) {
+    *out = NULL;
+    if (!name) name = "tokenizer.json";
+    arwkv__json j;
+    ARWKV__TRY(arwkv__json_parse(&j, text, len, name));
+    arwkv_tokenizer *t = (arwkv_tokenizer *)arwkv__calloc(1, sizeof *t);
+    if (t) t->bmp = (uint8_t *)arwkv__calloc(0x10000, 1);
+    if (t && t->bmp) arwkv__bmp_props(t->bmp);
+    arwkv_result r = t && t->bmp ? arwkv__tok_build(t, &j, name) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    arwkv__json_free(&j);
+    if (r != ARWKV_OK) {
+        arwkv_tokenizer_free(t);
+        return r;
+    }
+    *out = t;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **out) {
+    *out = NULL;
+    char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "tokenizer.json") : arwkv__strdup(path);
+    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    char *text;
+    size_t len;
+    arwkv_result r = arwkv__read_file(file, &text, &len);
+    if (r == ARWKV_OK) {
+        r = arwkv_tokenizer_parse(text, len, file, out);
+        arwkv__free(text);
+    }
+    arwkv__free(file);
+    return r;
+}
+
+/* ---- Chat template ------------------------------------------------------------------------------
+   One walk over the conversation produces the rendered text as a sequence of parts; rendering
+   concatenates them, encoding encodes each on its own with its mask. */
+enum { ARWKV__CHAT_MARKUP, ARWKV__CHAT_CONTENT, ARWKV__CHAT_ANSWER, ARWKV__CHAT_ANSWER_END };
+
+typedef arwkv_result (*arwkv__chat_part_fn)(void *ctx, const char *text, int kind);
+
+ARWKV_PRIVATE arwkv_result arwkv__chat_walk(const arwkv_chat_message *msgs, int n, int flags, arwkv__chat_part_fn part,
+                                            void *ctx) {
+    if (n < 0 || (n > 0 && !msgs)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat: no messages array");
+    for (int i = 0; i < n; i++) {
+        const char *role = msgs[i].role;
+        if (!role || !msgs[i].content) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat: messages[%d] has a NULL role or content", i);
+        if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                               "chat: messages[%d].role \"%.40s\" is not one of system, user, assistant, tool", i, role);
+    }
+    if (n == 0 || strcmp(msgs[0].role, "system") != 0)
+        ARWKV__TRY(part(ctx, "<|im_start|>system\n" ARWKV_CHAT_DEFAULT_SYSTEM "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+    for (int i = 0; i < n; i++) {
+        const char *role = msgs[i].role;
+        if (strcmp(role, "assistant") == 0) {
+            ARWKV__TRY(part(ctx, "<|im_start|>assistant\n", ARWKV__CHAT_MARKUP));
+            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_ANSWER));
+            ARWKV__TRY(part(ctx, "<|im_end|>", ARWKV__CHAT_ANSWER_END));
+            ARWKV__TRY(part(ctx, "\n", ARWKV__CHAT_MARKUP));
+        } else if (strcmp(role, "tool") == 0) { /* tool results: inside one user turn */
+            if (i == 0 || strcmp(msgs[i - 1].role, "tool") != 0) ARWKV__TRY(part(ctx, "<|im_start|>user", ARWKV__CHAT_MARKUP));
+            ARWKV__TRY(part(ctx, "\n<tool_response>\n", ARWKV__CHAT_MARKUP));
+            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_CONTENT));
+            ARWKV__TRY(part(ctx, "\n</tool_response>", ARWKV__CHAT_MARKUP));
+            if (i == n - 1 || strcmp(msgs[i + 1].role, "tool") != 0) ARWKV__TRY(part(ctx, "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+        } else {
+            ARWKV__TRY(part(ctx, "<|im_start|>", ARWKV__CHAT_MARKUP));
+            ARWKV__TRY(part(ctx, role, ARWKV__CHAT_MARKUP));
+            ARWKV__TRY(part(ctx, "\n", ARWKV__CHAT_MARKUP));
+            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_CONTENT));
+            ARWKV__TRY(part(ctx, "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+        }
+    }
+    if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__TRY(part(ctx, "<|im_start|>assistant\n", ARWKV__CHAT_MARKUP));
+    return ARWKV_OK;
+}
+
+typedef struct arwkv__chat_text {
+    char *buf;
+    size_t cap, len;
+} arwkv__chat_text;
+
+ARWKV_PRIVATE arwkv_result arwkv__chat_render_part(void *ctx, const char *text, int kind) {
+    arwkv__chat_text *c = (arwkv__chat_text *)ctx;
+    size_t n = strlen(text);
+    (void)kind;
+    if (c->len < c->cap) memcpy(c->buf + c->len, text, n < c->cap - c->len ? n : c->cap - c->len);
+    c->len += n;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
+                                         size_t *len) {
+    arwkv__chat_text c;
+    c.buf = buf;
+    c.cap = buf ? cap : 0;
+    c.len = 0;
+    if (len) *len = 0;
+    ARWKV__TRY(arwkv__chat_walk(msgs, n, flags, arwkv__chat_render_part, &c));
+    if (c.cap > 0) buf[c.len < c.cap ? c.len : c.cap - 1] = 0;
+    if (len) *len = c.len;
+    return ARWKV_OK;
+}
+
+typedef struct arwkv__chat_ids {
+    const arwkv_tokenizer *tok;
+    int flags;
+    arwkv_tokens *out;
+} arwkv__chat_ids;
+
+ARWKV_PRIVATE arwkv_result arwkv__chat_encode_part(void *ctx, const char *text, int kind) {
+    arwkv__chat_ids *c = (arwkv__chat_ids *)ctx;
+    size_t n0 = c->out->n;
+    /* the template's markup is trusted: its <|im_start|> and <|im_end|> must become tokens */
+    int flags = kind == ARWKV__CHAT_MARKUP || kind == ARWKV__CHAT_ANSWER_END ? ARWKV_TOKENIZE_SPECIAL : c->flags;
+    ARWKV__TRY(arwkv_tokenizer_encode(c->tok, text, strlen(text), flags, c->out));
+    if (kind == ARWKV__CHAT_ANSWER || kind == ARWKV__CHAT_ANSWER_END)
+        for (size_t i = n0; i < c->out->n; i++) c->out->mask[i] = 1;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
+                                         arwkv_tokens *out) {
+    if (!tok || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_encode: NULL argument");
+    static const char *const markers[2] = {"<|im_start|>", "<|im_end|>"};
+    for (int i = 0; i < 2; i++) {
+        int32_t id = arwkv_tokenizer_token_id(tok, markers[i]);
+        if (id < 0 || !(tok->id_flags[id] & ARWKV__ID_ADDED))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_chat_encode: the tokenizer has no added token %s; ChatML needs it",
+                               markers[i]);
+    }
+    arwkv__chat_ids c;
+    c.tok = tok;
+    c.flags = flags & ARWKV_TOKENIZE_SPECIAL;
+    c.out = out;
+    size_t n0 = out->n;
+    arwkv_result r = arwkv__chat_walk(msgs, n, flags, arwkv__chat_encode_part, &c);
+    if (r != ARWKV_OK) out->n = n0;
+    return r;
+}
+
 /* @@tokenizer-impl@@ */
 
 /* ============================================================================================
@@ -3708,12 +6127,24 @@ static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwk
 
 static inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-/* sum_j x[j] y[j] over n (a multiple of 8) in a fixed order of eight partial sums. */
+/* a*b + c in one rounding where the CPU has FMA (the vectorizer turns it into vfmadd). */
+#if defined(__FMA__) || defined(__FP_FAST_FMAF)
+#define ARWKV__R7_FMA(a, b, c) fmaf((a), (b), (c))
+#else
+#define ARWKV__R7_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* The eight partial sums of the lane loops below, added in a fixed order. */
+static inline float arwkv__r7_sum8(const float *acc) {
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* sum_j x[j] y[j] over n (a multiple of 8). */
 static inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const float *ARWKV__RESTRICT y, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int j = 0; j < n; j += 8)
-        for (int l = 0; l < 8; l++) acc[l] += x[j + l] * y[j + l];
-    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (int l = 0; l < 8; l++) acc[l] = ARWKV__R7_FMA(x[j + l], y[j + l], acc[l]);
+    return arwkv__r7_sum8(acc);
 }
 
 /* ---- Token shift and the lerps ----------------------------------------------------------------
@@ -3749,6 +6180,7 @@ static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
 
 static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
                                                float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
+    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
@@ -3798,7 +6230,7 @@ static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
 static arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
                                                 int T, int C) {
-    if (n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
@@ -3958,7 +6390,7 @@ static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
                     float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]), dv = c->dv[i];
                     float ds = dv * (c->v_first[i] - c->v_in[i]) * s * (1.0f - s);
                     c->dv_in[i] = dv * (1.0f - s);
-                    c->dv_first[i] += dv * s;
+                    if (c->dv_first) c->dv_first[i] += dv * s;
                     c->dv_lora[i] = ds;
                     g_v0[j] += ds;
                 }
@@ -4015,17 +6447,29 @@ typedef struct arwkv__r7_wkv_ctx {
 } arwkv__r7_wkv_ctx;
 
 /* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
-   NULL). */
+   NULL). The loops over j go eight lanes at a time (N is a multiple of 8) so that they vectorize. */
 static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                              const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                              const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
     for (int i = 0; i < N; i++) {
         float *ARWKV__RESTRICT s = S + (size_t)i * N;
-        float s_a = arwkv__r7_dot(s, a, N), vi = v[i];
-        for (int j = 0; j < N; j++) s[j] = s[j] * d[j] + s_a * b[j] + vi * k[j];
-        if (y) y[i] = arwkv__r7_dot(s, r, N);
+        float s_a = arwkv__r7_dot(s, a, N), vi = v[i], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (int j = 0; j < N; j += 8)
+            for (int l = 0; l < 8; l++) {
+                float next = ARWKV__R7_FMA(s[j + l], d[j + l], ARWKV__R7_FMA(s_a, b[j + l], vi * k[j + l]));
+                s[j + l] = next;
+                acc[l] = ARWKV__R7_FMA(next, r[j + l], acc[l]);
+            }
+        if (y) y[i] = arwkv__r7_sum8(acc);
         if (sa) sa[i] = s_a;
     }
+}
+
+/* A token of one head costs about a microsecond: waking the workers for a recurrent step would
+   cost more than it saves, so small calls run on the caller's thread (task scratch still comes
+   from the pool, as thread 0's). */
+static arwkv_pool *arwkv__r7_wkv_pool(arwkv_backend *be, int B, int T, int H) {
+    return (int64_t)B * T * H >= 16 ? be->pool : NULL;
 }
 
 static void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
@@ -4055,9 +6499,38 @@ static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, 
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b;
     c.y = y, c.state = state, c.ckpt = ckpt, c.pool = be->pool;
-    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_fwd_task, &c);
+    arwkv_pool_run(arwkv__r7_wkv_pool(be, B, T, H), B * H, arwkv__r7_wkv_fwd_task, &c);
     if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 forward: out of scratch memory");
     return ARWKV_OK;
+}
+
+/* Row i of one backward step: g (row i of G) gains dy_i r^T, the column sums dr, dk, db, dd, da
+   gain row i's terms, then g becomes row i of the previous token's G. Returns dv_i. */
+static float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const float *ARWKV__RESTRICT before,
+                                       const float *ARWKV__RESTRICT after, float dyi, float vi, float sai,
+                                       const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                                       const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT a,
+                                       const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT dr, float *ARWKV__RESTRICT dk,
+                                       float *ARWKV__RESTRICT db, float *ARWKV__RESTRICT dd, float *ARWKV__RESTRICT da) {
+    float acc_v[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc_sa[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int j = 0; j < N; j += 8)
+        for (int q = 0; q < 8; q++) {
+            float gj = ARWKV__R7_FMA(dyi, r[j + q], g[j + q]);
+            g[j + q] = gj;
+            dr[j + q] = ARWKV__R7_FMA(after[j + q], dyi, dr[j + q]);
+            dk[j + q] = ARWKV__R7_FMA(gj, vi, dk[j + q]);
+            db[j + q] = ARWKV__R7_FMA(gj, sai, db[j + q]);
+            dd[j + q] = ARWKV__R7_FMA(gj, before[j + q], dd[j + q]);
+            acc_v[q] = ARWKV__R7_FMA(gj, k[j + q], acc_v[q]);
+            acc_sa[q] = ARWKV__R7_FMA(gj, b[j + q], acc_sa[q]);
+        }
+    float dsa = arwkv__r7_sum8(acc_sa);
+    for (int j = 0; j < N; j += 8)
+        for (int q = 0; q < 8; q++) {
+            da[j + q] = ARWKV__R7_FMA(before[j + q], dsa, da[j + q]);
+            g[j + q] = ARWKV__R7_FMA(g[j + q], d[j + q], dsa * a[j + q]);
+        }
+    return arwkv__r7_sum8(acc_v);
 }
 
 static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
@@ -4089,24 +6562,10 @@ static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
             const float *ARWKV__RESTRICT v = c->v + o, *ARWKV__RESTRICT a = c->a + o, *ARWKV__RESTRICT b = c->b + o;
             const float *ARWKV__RESTRICT dy = c->dy + o, *ARWKV__RESTRICT s_a = sa + (size_t)l * N;
             for (int j = 0; j < N; j++) dk[j] = db[j] = dd[j] = dr[j] = da[j] = 0;
-            for (int i = 0; i < N; i++) {
-                float *ARWKV__RESTRICT g = G + (size_t)i * N;
-                const float *ARWKV__RESTRICT before = states + l * NN + (size_t)i * N, *ARWKV__RESTRICT after = before + NN;
-                float dyi = dy[i], vi = v[i], sai = s_a[i];
-                for (int j = 0; j < N; j++) {
-                    g[j] += dyi * r[j];
-                    dr[j] += after[j] * dyi;
-                    dk[j] += g[j] * vi;
-                    db[j] += g[j] * sai;
-                    dd[j] += g[j] * before[j];
-                }
-                float dvi = arwkv__r7_dot(g, k, N), dsa = arwkv__r7_dot(g, b, N);
-                for (int j = 0; j < N; j++) {
-                    da[j] += before[j] * dsa;
-                    g[j] = g[j] * d[j] + dsa * a[j];
-                }
-                c->dv[o + i] += dvi;
-            }
+            for (int i = 0; i < N; i++)
+                c->dv[o + i] += arwkv__wkv7_step_back_row(N, G + (size_t)i * N, states + l * NN + (size_t)i * N,
+                                                          states + (l + 1) * NN + (size_t)i * N, dy[i], v[i], s_a[i], r, d, k,
+                                                          a, b, dr, dk, db, dd, da);
             for (int j = 0; j < N; j++) {
                 c->dr[o + j] += dr[j];
                 c->dk[o + j] += dk[j];
@@ -4125,12 +6584,13 @@ static arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T,
                                                 float *da, float *db) {
     if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
     c.ckpt_in = ckpt, c.dstate = dstate, c.dr = dr, c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.da = da, c.db = db;
     c.pool = be->pool;
-    arwkv_pool_run(be->pool, B * H, arwkv__r7_wkv_bwd_task, &c);
+    arwkv_pool_run(arwkv__r7_wkv_pool(be, B, T, H), B * H, arwkv__r7_wkv_bwd_task, &c);
     if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV7 backward: out of scratch memory");
     return ARWKV_OK;
 }
@@ -4270,8 +6730,8 @@ static const arwkv_rwkv7_ops arwkv__cpu_rwkv7_ops = {
 
    Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
    projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
-   (the lerps, the WKV inputs, the pre-projection output o) is recomputed by the backward from
-   them, which costs a few elementwise passes and saves eleven [B*T, C] arrays per layer.
+   (the six mixes, the five WKV inputs, the pre-projection output o) is recomputed by the backward
+   from them, which costs a few elementwise passes and saves twelve [B*T, C] arrays per layer.
    Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
    from call to call, so a recurrent step allocates nothing. */
 
@@ -4458,7 +6918,7 @@ ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *
 }
 
 /* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
-   Floats: max_rows * C * (26 forward + 20 backward), plus LoRA-rank-sized arrays. */
+   Floats: max_rows * C * (20 forward + 20 backward), plus LoRA-rank-sized arrays. */
 ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
                                                     arwkv__tmix7_work **out) {
     *out = NULL;
@@ -4634,7 +7094,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_l
      dout         [B,T,C] gradient of out
      dx           [B,T,C] written: gradient of x (NULL: not needed)
      dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
-                  other layers: their share is added into it
+                  other layers: their share is added into it (NULL: v_first held constant)
      d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
      d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
      work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
@@ -4646,8 +7106,8 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
     if (!acts || acts->B != B || acts->T != T)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
                            layer_index, B, T);
-    if (layer_index > 0 && (!v_first || !dv_first))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first and its gradient", layer_index);
+    if (layer_index > 0 && !v_first)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first", layer_index);
     int M = B * T, C = d->C;
     arwkv__tmix7_work *own = NULL;
     if (!work || work->max_rows < M || !work->backward) {
@@ -4722,6 +7182,505 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
 
 /* @@rwkv7-ops-impl@@ */
 
+
+/* ---- RWKV-6 ops (CPU) ---------------------------------------------------------------------------
+   The QRWKV6 time mix between its matrix products. Elementwise ops split rows over threads; the
+   reductions over rows (parameter gradients) split channels instead and sum rows in order, in
+   float64, so no two threads ever add into one number. The recurrence runs one (sequence, head) per
+   task with its state in the thread's scratch memory. */
+
+typedef struct arwkv__rwkv6_ctx {
+    float *o0, *o1, *o2;
+    float *const *po; /* five output pointers (dmaa) */
+    const float *i0, *i1, *i2, *i3, *i4;
+    const float *const *pi; /* five input pointers (maa) */
+    int B, T, C, rows, H, KVH, N;
+} arwkv__rwkv6_ctx;
+
+/* Token shift: xx = prev - x, xxx = x + xx maa_x. */
+static void arwkv__shift_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    const float *x = c->i0, *shift = c->i1, *maa = c->i2;
+    size_t C = (size_t)c->C;
+    for (size_t row = b; row < e; row++) {
+        int t = (int)(row % (size_t)c->T);
+        const float *xr = x + row * C;
+        const float *prev = t > 0 ? xr - C : shift ? shift + (row / (size_t)c->T) * C : NULL;
+        float *xx = c->o0 + row * C, *xxx = c->o1 + row * C;
+        for (size_t i = 0; i < C; i++) {
+            float d = (prev ? prev[i] : 0.0f) - xr[i];
+            xx[i] = d;
+            xxx[i] = xr[i] + d * maa[i];
+        }
+    }
+}
+static arwkv_result arwkv__cpu_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+                                             const float *maa_x, int B, int T, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = xx, c.o1 = xxx, c.i0 = x, c.i1 = shift, c.i2 = maa_x, c.B = B, c.T = T, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)B * (size_t)T, 16, arwkv__shift_fwd_range, &c);
+    return ARWKV_OK;
+}
+/* Backward. With D_t = dxx_t + dxxx_t maa_x (all that reaches xx_t), and xx_t = x_{t-1} - x_t:
+   dx_t += dxxx_t - D_t + D_{t+1} (the last term only inside the sequence). */
+static void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    const float *dxx = c->i0, *dxxx = c->i1, *maa = c->i3;
+    size_t C = (size_t)c->C;
+    for (size_t row = b; row < e; row++) {
+        int has_next = (int)(row % (size_t)c->T) + 1 < c->T;
+        const float *a = dxx + row * C, *g = dxxx + row * C;
+        float *dx = c->o0 + row * C;
+        for (size_t i = 0; i < C; i++) {
+            float v = g[i] - (a[i] + g[i] * maa[i]);
+            if (has_next) v += a[i + C] + g[i + C] * maa[i];
+            dx[i] += v;
+        }
+    }
+}
+static void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    double acc[64];
+    for (size_t i0 = b; i0 < e; i0 += 64) {
+        size_t n = e - i0 < 64 ? e - i0 : 64;
+        memset(acc, 0, sizeof acc);
+        for (size_t row = 0; row < (size_t)c->rows; row++) {
+            const float *g = c->i1 + row * (size_t)c->C + i0, *xx = c->i2 + row * (size_t)c->C + i0;
+            for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+        }
+        for (size_t i = 0; i < n; i++) c->o1[i0 + i] += (float)acc[i];
+    }
+}
+static arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+                                              const float *xx, const float *maa_x, int B, int T, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = dx, c.o1 = dmaa_x, c.i0 = dxx, c.i1 = dxxx, c.i2 = xx, c.i3 = maa_x, c.B = B, c.T = T, c.C = C, c.rows = B * T;
+    if (dx) arwkv__parallel_range(be->pool, (size_t)B * (size_t)T, 16, arwkv__shift_bwd_dx_range, &c);
+    if (dmaa_x) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__shift_bwd_dmaa_range, &c);
+    return ARWKV_OK;
+}
+
+/* Data-dependent lerp of the five branches. */
+static void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
+    for (size_t row = b; row < e; row++) {
+        const float *x = c->i0 + row * C, *xx = c->i1 + row * C;
+        for (int br = 0; br < 5; br++) {
+            const float *m = c->i2 + br * plane + row * C, *maa = c->pi[br];
+            float *out = c->o0 + br * plane + row * C;
+            for (size_t i = 0; i < C; i++) out[i] = x[i] + xx[i] * (maa[i] + m[i]);
+        }
+    }
+}
+static arwkv_result arwkv__cpu_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx,
+                                              const float *const *maa, const float *m, int rows, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = xc, c.i0 = x, c.i1 = xx, c.i2 = m, c.pi = maa, c.rows = rows, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__ddlerp_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
+    const float *dxc = c->i0, *xx = c->i1, *m = c->i2;
+    for (size_t row = b; row < e; row++) {
+        float *dx = c->o0 + row * C, *dxx = c->o1 + row * C;
+        const float *xr = xx + row * C;
+        for (size_t i = 0; i < C; i++) dx[i] = dxx[i] = 0;
+        for (int br = 0; br < 5; br++) { /* fixed branch order: the sums do not depend on threads */
+            const float *g = dxc + br * plane + row * C, *mr = m + br * plane + row * C, *maa = c->pi[br];
+            float *dm = c->o2 + br * plane + row * C;
+            for (size_t i = 0; i < C; i++) {
+                dx[i] += g[i];
+                dxx[i] += g[i] * (maa[i] + mr[i]);
+                dm[i] = g[i] * xr[i];
+            }
+        }
+    }
+}
+static void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
+    double acc[64];
+    for (int br = 0; br < 5; br++) {
+        if (!c->po[br]) continue;
+        for (size_t i0 = b; i0 < e; i0 += 64) {
+            size_t n = e - i0 < 64 ? e - i0 : 64;
+            memset(acc, 0, sizeof acc);
+            for (size_t row = 0; row < (size_t)c->rows; row++) {
+                const float *g = c->i0 + br * plane + row * C + i0, *xx = c->i1 + row * C + i0;
+                for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+            }
+            for (size_t i = 0; i < n; i++) c->po[br][i0 + i] += (float)acc[i];
+        }
+    }
+}
+static arwkv_result arwkv__cpu_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa,
+                                               const float *dxc, const float *xx, const float *const *maa, const float *m,
+                                               int rows, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = dx, c.o1 = dxx, c.o2 = dm, c.po = dmaa, c.i0 = dxc, c.i1 = xx, c.i2 = m, c.pi = maa, c.rows = rows, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__ddlerp_bwd_range, &c);
+    if (dmaa) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__ddlerp_bwd_dmaa_range, &c);
+    return ARWKV_OK;
+}
+
+/* tanh, elementwise. */
+typedef struct arwkv__ew_ctx {
+    float *o0, *o1;
+    const float *i0, *i1, *i2;
+} arwkv__ew_ctx;
+static void arwkv__tanh_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->o0[i] = tanhf(c->i0[i]);
+}
+static arwkv_result arwkv__cpu_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
+    arwkv__ew_ctx c = {y, NULL, x, NULL, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__tanh_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__tanh_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->o0[i] = c->i0[i] * (1.0f - c->i1[i] * c->i1[i]);
+}
+static arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    arwkv__ew_ctx c = {dx, NULL, dy, y, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__tanh_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
+static void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    double acc[64];
+    for (size_t i0 = b; i0 < e; i0 += 64) {
+        size_t n = e - i0 < 64 ? e - i0 : 64;
+        memset(acc, 0, sizeof acc);
+        for (size_t row = 0; row < (size_t)c->rows; row++) {
+            const float *d = c->i0 + row * (size_t)c->C + i0;
+            for (size_t i = 0; i < n; i++) acc[i] += d[i];
+        }
+        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
+    }
+}
+static arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = db, c.i0 = dy, c.rows = rows, c.C = cols;
+    arwkv__parallel_range(be->pool, (size_t)cols, 64, arwkv__colsum_range, &c);
+    return ARWKV_OK;
+}
+
+/* Decay w = exp(-exp(z)). No clamp (as llama.cpp): w may come arbitrarily close to 0 or 1. */
+static void arwkv__decay_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t C = (size_t)c->C;
+    for (size_t row = b; row < e; row++) {
+        float *z = c->o1 + row * C, *w = c->o0 + row * C;
+        for (size_t i = 0; i < C; i++) {
+            z[i] += c->i0[i];
+            w[i] = expf(-expf(z[i]));
+        }
+    }
+}
+static arwkv_result arwkv__cpu_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = w, c.o1 = z, c.i0 = time_decay, c.rows = rows, c.C = C;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__decay_fwd_range, &c);
+    return ARWKV_OK;
+}
+/* dz = dw dw/dz = -dw w exp(z): exp(z) from z itself, so the derivative stays exact where w rounds to
+   1; where exp(z) overflows, w is 0 and so is the derivative (not 0 * inf). */
+static void arwkv__decay_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float ez = expf(c->i1[i]);
+        c->o0[i] = ez <= FLT_MAX ? -c->i0[i] * c->i2[i] * ez : 0.0f;
+    }
+}
+static arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+                                              const float *w, int rows, int C) {
+    arwkv__ew_ctx c = {dz, NULL, dw, z, w};
+    arwkv__parallel_range(be->pool, (size_t)rows * (size_t)C, 4096, arwkv__decay_bwd_range, &c);
+    return dtime_decay ? arwkv__cpu_colsum(be, dtime_decay, dz, rows, C) : ARWKV_OK;
+}
+
+/* Keys and values repeated to the heads of their group, keys scaled by (1 - w). */
+static void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t N = (size_t)c->N, HN = (size_t)c->H * N, KN = (size_t)c->KVH * N;
+    int group = c->H / c->KVH;
+    for (size_t row = b; row < e; row++)
+        for (int h = 0; h < c->H; h++) {
+            const float *k = c->i0 + row * KN + (size_t)(h / group) * N, *v = c->i1 + row * KN + (size_t)(h / group) * N;
+            const float *w = c->i2 + row * HN + (size_t)h * N;
+            float *kk = c->o0 + row * HN + (size_t)h * N, *vv = c->o1 + row * HN + (size_t)h * N;
+            for (size_t i = 0; i < N; i++) {
+                kk[i] = k[i] - k[i] * w[i]; /* as llama.cpp's graph: k - k w */
+                vv[i] = v[i];
+            }
+        }
+}
+static arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
+                                                 const float *w, int rows, int H, int KVH, int N) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = kk, c.o1 = vv, c.i0 = k, c.i1 = v, c.i2 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__kv_expand_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
+    size_t N = (size_t)c->N, HN = (size_t)c->H * N, KN = (size_t)c->KVH * N;
+    int group = c->H / c->KVH;
+    for (size_t row = b; row < e; row++)
+        for (int g = 0; g < c->KVH; g++) {
+            float *dk = c->o0 + row * KN + (size_t)g * N, *dv = c->o1 + row * KN + (size_t)g * N;
+            const float *k = c->i2 + row * KN + (size_t)g * N;
+            for (size_t i = 0; i < N; i++) dk[i] = dv[i] = 0;
+            for (int h = g * group; h < (g + 1) * group; h++) { /* heads of the group in order */
+                const float *dkk = c->i0 + row * HN + (size_t)h * N, *dvv = c->i1 + row * HN + (size_t)h * N;
+                const float *w = c->i3 + row * HN + (size_t)h * N;
+                float *dw = c->o2 + row * HN + (size_t)h * N;
+                for (size_t i = 0; i < N; i++) {
+                    dk[i] += dkk[i] * (1.0f - w[i]);
+                    dv[i] += dvv[i];
+                    dw[i] -= dkk[i] * k[i];
+                }
+            }
+        }
+}
+static arwkv_result arwkv__cpu_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
+                                                  const float *dvv, const float *k, const float *w, int rows, int H, int KVH,
+                                                  int N) {
+    arwkv__rwkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o0 = dk, c.o1 = dv, c.o2 = dw, c.i0 = dkk, c.i1 = dvv, c.i2 = k, c.i3 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
+    arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__kv_expand_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+/* ---- WKV6: the gated linear-attention recurrence -------------------------------------------------
+   Forward, per (sequence, head): the N x N state lives in the thread's scratch; each token decays
+   row i of the state by w[i], adds k[i] v, and reads y = scale r^T S out of the updated state.
+   Every ARWKV_WKV6_CHUNK tokens the state is copied to ckpt first.
+
+   Backward. With G_t = d loss / d S_t (everything downstream of S_t, future tokens included):
+       G_t = scale r_t dy_t^T + diag(w_{t+1}) G_{t+1}
+       dr_t = scale S_t dy_t    dk_t = G_t v_t    dv_t = G_t^T k_t    dw_t[i] = sum_j G_t[i][j] S_{t-1}[i][j]
+   G runs backwards through the sequence; the states S_{t-1}, S_t it needs are recomputed chunk by
+   chunk from the checkpoints (ARWKV_WKV6_CHUNK + 1 states in scratch), so the memory kept between
+   forward and backward is 1/ARWKV_WKV6_CHUNK of all the states, and no state is ever divided by a
+   decay (stepping back by S_{t-1} = (S_t - k v^T) / w would blow up where w is tiny). */
+typedef struct arwkv__wkv6_ctx {
+    float *y, *s_out, *ckpt, *dr, *dk, *dv, *dw;
+    const float *r, *k, *v, *w, *s0, *dy;
+    int B, T, H, N;
+    float scale;
+    arwkv_pool *pool;
+    int oom;
+} arwkv__wkv6_ctx;
+
+static int arwkv__wkv6_chunks(int T) { return (T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK; }
+
+/* The inner loops run over value channels j in blocks of 8 with a fixed trip count, which compilers
+   vectorize at -O2 without reordering any sum; a scalar tail takes N % 8. */
+#define ARWKV__WKV_LANES 8
+
+/* S = diag(w) S + k v^T, and y = scale r^T S (y may be NULL). */
+static void arwkv__wkv6_step(float *ARWKV__RESTRICT S, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT k,
+                             const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT w, float *ARWKV__RESTRICT y,
+                             int N, float scale) {
+    int nb = N - N % ARWKV__WKV_LANES;
+    if (!y) {
+        for (int i = 0; i < N; i++) {
+            float *ARWKV__RESTRICT Si = S + (size_t)i * N;
+            float wi = w[i], ki = k[i];
+            for (int j0 = 0; j0 < nb; j0 += ARWKV__WKV_LANES)
+                for (int j = j0; j < j0 + ARWKV__WKV_LANES; j++) Si[j] = Si[j] * wi + ki * v[j];
+            for (int j = nb; j < N; j++) Si[j] = Si[j] * wi + ki * v[j];
+        }
+        return;
+    }
+    for (int j = 0; j < N; j++) y[j] = 0;
+    for (int i = 0; i < N; i++) {
+        float *ARWKV__RESTRICT Si = S + (size_t)i * N;
+        float wi = w[i], ki = k[i], ri = r[i] * scale;
+        for (int j0 = 0; j0 < nb; j0 += ARWKV__WKV_LANES)
+            for (int j = j0; j < j0 + ARWKV__WKV_LANES; j++) {
+                float s = Si[j] * wi + ki * v[j];
+                Si[j] = s;
+                y[j] += ri * s;
+            }
+        for (int j = nb; j < N; j++) {
+            float s = Si[j] * wi + ki * v[j];
+            Si[j] = s;
+            y[j] += ri * s;
+        }
+    }
+}
+
+static void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
+    arwkv__wkv6_ctx *c = (arwkv__wkv6_ctx *)ctx;
+    int b = task / c->H, h = task % c->H, N = c->N;
+    size_t NN = (size_t)N * N, HN = (size_t)c->H * N, nch = (size_t)arwkv__wkv6_chunks(c->T);
+    float *S = (float *)arwkv__scratch(c->pool, thread, NN * sizeof(float));
+    if (!S) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    size_t sidx = ((size_t)b * c->H + h) * NN;
+    if (c->s0) memcpy(S, c->s0 + sidx, NN * sizeof(float));
+    else memset(S, 0, NN * sizeof(float));
+    for (int t = 0; t < c->T; t++) {
+        if (c->ckpt && t % ARWKV_WKV6_CHUNK == 0)
+            memcpy(c->ckpt + (((size_t)b * c->H + h) * nch + (size_t)(t / ARWKV_WKV6_CHUNK)) * NN, S, NN * sizeof(float));
+        size_t off = ((size_t)b * c->T + t) * HN + (size_t)h * N;
+        arwkv__wkv6_step(S, c->r + off, c->k + off, c->v + off, c->w + off, c->y + off, N, c->scale);
+    }
+    if (c->s_out) memcpy(c->s_out + sidx, S, NN * sizeof(float));
+}
+
+static arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+                                            const float *v, const float *w, const float *s0, int B, int T, int H, int N,
+                                            float scale) {
+    arwkv__wkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.y = y, c.s_out = s_out, c.ckpt = ckpt, c.r = r, c.k = k, c.v = v, c.w = w, c.s0 = s0;
+    c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__wkv6_fwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 forward: out of scratch memory (head size %d)", N);
+    return ARWKV_OK;
+}
+
+static void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
+    arwkv__wkv6_ctx *c = (arwkv__wkv6_ctx *)ctx;
+    int b = task / c->H, h = task % c->H, N = c->N;
+    size_t NN = (size_t)N * N, HN = (size_t)c->H * N, nch = (size_t)arwkv__wkv6_chunks(c->T);
+    /* scratch: G, then the states S_{t0-1} .. S_{t1-1} of one chunk */
+    float *G = (float *)arwkv__scratch(c->pool, thread, (ARWKV_WKV6_CHUNK + 2) * NN * sizeof(float));
+    if (!G) {
+        __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *states = G + NN;
+    memset(G, 0, NN * sizeof(float));
+    for (int ch = (int)nch - 1; ch >= 0; ch--) {
+        int t0 = ch * ARWKV_WKV6_CHUNK, t1 = t0 + ARWKV_WKV6_CHUNK < c->T ? t0 + ARWKV_WKV6_CHUNK : c->T;
+        memcpy(states, c->ckpt + (((size_t)b * c->H + h) * nch + (size_t)ch) * NN, NN * sizeof(float));
+        for (int t = t0; t < t1; t++) {
+            size_t off = ((size_t)b * c->T + t) * HN + (size_t)h * N;
+            float *next = states + (size_t)(t - t0 + 1) * NN;
+            memcpy(next, next - NN, NN * sizeof(float));
+            arwkv__wkv6_step(next, NULL, c->k + off, c->v + off, c->w + off, NULL, N, c->scale);
+        }
+        for (int t = t1 - 1; t >= t0; t--) {
+            size_t off = ((size_t)b * c->T + t) * HN + (size_t)h * N;
+            const float *ARWKV__RESTRICT r = c->r + off, *ARWKV__RESTRICT k = c->k + off, *ARWKV__RESTRICT v = c->v + off;
+            const float *ARWKV__RESTRICT w = c->w + off, *ARWKV__RESTRICT dy = c->dy + off;
+            const float *St = states + (size_t)(t - t0 + 1) * NN, *Sp = St - NN;
+            float *ARWKV__RESTRICT dv = c->dv + off;
+            for (int j = 0; j < N; j++) dv[j] = 0;
+            int nb = N - N % ARWKV__WKV_LANES;
+            for (int i = 0; i < N; i++) {
+                float *ARWKV__RESTRICT Gi = G + (size_t)i * N;
+                const float *ARWKV__RESTRICT Sti = St + (size_t)i * N, *ARWKV__RESTRICT Spi = Sp + (size_t)i * N;
+                float ri = r[i] * c->scale, ki = k[i], wi = w[i];
+                /* the three dot products over j in 8 partial sums, added up in a fixed order */
+                float ar[ARWKV__WKV_LANES] = {0}, ak[ARWKV__WKV_LANES] = {0}, aw[ARWKV__WKV_LANES] = {0};
+                int j0 = 0;
+#ifdef ARWKV__AVX2
+                __m256 vr = _mm256_setzero_ps(), vk = vr, vw = vr, vri = _mm256_set1_ps(ri), vki = _mm256_set1_ps(ki);
+                __m256 vwi = _mm256_set1_ps(wi);
+                for (; j0 < nb; j0 += ARWKV__WKV_LANES) {
+                    __m256 d = _mm256_loadu_ps(dy + j0), g = _mm256_fmadd_ps(vri, d, _mm256_loadu_ps(Gi + j0));
+                    vr = _mm256_fmadd_ps(d, _mm256_loadu_ps(Sti + j0), vr);
+                    vk = _mm256_fmadd_ps(g, _mm256_loadu_ps(v + j0), vk);
+                    vw = _mm256_fmadd_ps(g, _mm256_loadu_ps(Spi + j0), vw);
+                    _mm256_storeu_ps(dv + j0, _mm256_fmadd_ps(vki, g, _mm256_loadu_ps(dv + j0)));
+                    _mm256_storeu_ps(Gi + j0, _mm256_mul_ps(g, vwi));
+                }
+                _mm256_storeu_ps(ar, vr);
+                _mm256_storeu_ps(ak, vk);
+                _mm256_storeu_ps(aw, vw);
+#endif
+                for (; j0 < nb; j0 += ARWKV__WKV_LANES)
+                    for (int l = 0; l < ARWKV__WKV_LANES; l++) {
+                        int j = j0 + l;
+                        float g = Gi[j] + ri * dy[j];
+                        ar[l] += dy[j] * Sti[j];
+                        ak[l] += g * v[j];
+                        aw[l] += g * Spi[j];
+                        dv[j] += ki * g;
+                        Gi[j] = g * wi; /* carried to token t-1 as diag(w_t) G_t */
+                    }
+                for (int j = nb; j < N; j++) {
+                    float g = Gi[j] + ri * dy[j];
+                    ar[0] += dy[j] * Sti[j];
+                    ak[0] += g * v[j];
+                    aw[0] += g * Spi[j];
+                    dv[j] += ki * g;
+                    Gi[j] = g * wi;
+                }
+                float dri = 0, dki = 0, dwi = 0;
+                for (int l = 0; l < ARWKV__WKV_LANES; l++) dri += ar[l], dki += ak[l], dwi += aw[l];
+                c->dr[off + (size_t)i] = dri * c->scale;
+                c->dk[off + (size_t)i] = dki;
+                c->dw[off + (size_t)i] = dwi;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+                                             const float *r, const float *k, const float *v, const float *w, const float *ckpt,
+                                             int B, int T, int H, int N, float scale) {
+    arwkv__wkv6_ctx c;
+    memset(&c, 0, sizeof c);
+    c.dr = dr, c.dk = dk, c.dv = dv, c.dw = dw, c.dy = dy, c.r = r, c.k = k, c.v = v, c.w = w, c.ckpt = (float *)ckpt;
+    c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
+    arwkv_pool_run(be->pool, B * H, arwkv__wkv6_bwd_task, &c);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 backward: out of scratch memory (head size %d)", N);
+    return ARWKV_OK;
+}
+
+/* Output gate y * sigmoid(g). */
+static void arwkv__gate_fwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->o0[i] = c->i0[i] / (1.0f + expf(-c->i1[i]));
+}
+static arwkv_result arwkv__cpu_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
+    arwkv__ew_ctx c = {out, NULL, y, g, NULL};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_fwd_range, &c);
+    return ARWKV_OK;
+}
+static void arwkv__gate_bwd_range(void *ctx, size_t b, size_t e) {
+    arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
+    for (size_t i = b; i < e; i++) {
+        float s = 1.0f / (1.0f + expf(-c->i2[i])), d = c->i0[i];
+        c->o1[i] = d * c->i1[i] * s * (1.0f - s);
+        c->o0[i] = d * s;
+    }
+}
+static arwkv_result arwkv__cpu_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y,
+                                             const float *g, size_t n) {
+    arwkv__ew_ctx c = {dy, dg, dout, y, g};
+    arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_bwd_range, &c);
+    return ARWKV_OK;
+}
+
+#define ARWKV__HAVE_CPU_RWKV6_OPS
+static const arwkv_rwkv6_ops arwkv__cpu_rwkv6_ops = {
+    arwkv__cpu_shift_forward,     arwkv__cpu_shift_backward, arwkv__cpu_ddlerp_forward, arwkv__cpu_ddlerp_backward,
+    arwkv__cpu_tanh_forward,      arwkv__cpu_tanh_backward,  arwkv__cpu_decay_forward,  arwkv__cpu_decay_backward,
+    arwkv__cpu_kv_expand_forward, arwkv__cpu_kv_expand_backward, arwkv__cpu_wkv6_forward, arwkv__cpu_wkv6_backward,
+    arwkv__cpu_gate_forward,      arwkv__cpu_gate_backward,  arwkv__cpu_colsum};
 
 /* @@rwkv6-ops-impl@@ */
 
@@ -5346,6 +8305,9 @@ ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
                           c->attention_output_bias ? "true" : "false");
         arwkv__json_kv_int(b, "lora_rank_tokenshift", c->lora_rank_tokenshift, 0);
         arwkv__json_kv_int(b, "lora_rank_decay", c->lora_rank_decay, 0);
+        /* as the published checkpoints: transformers loads them with recursal's two Python files */
+        arwkv__buf_str(b, "  \"auto_map\": {\n    \"AutoConfig\": \"configuration_rwkv6qwen2.RWKV6Qwen2Config\",\n"
+                          "    \"AutoModelForCausalLM\": \"modeling_rwkv6qwen2.RWKV6Qwen2ForCausalLM\"\n  },\n");
     }
     arwkv__buf_str(b, "  \"hidden_act\": \"silu\",\n");
     arwkv__json_kv_int(b, "hidden_size", c->hidden_size, 0);
@@ -5380,7 +8342,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "save type must be F32, BF16 or F16, not %s", arwkv_dtype_name(save_type));
     if (max_shard_bytes == 0) max_shard_bytes = 5000000000ull;
     ARWKV__TRY(arwkv__mkdir(dir));
-    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params, sizeof *e);
+    arwkv_st_entry *e = (arwkv_st_entry *)arwkv__calloc((size_t)m->n_params + 1, sizeof *e);
     void **host = (void **)arwkv__calloc((size_t)m->n_params, sizeof(void *));
     arwkv_result r = (e && host) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
@@ -5407,8 +8369,15 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         for (int d = 0; d < p->ndim; d++) e[i].shape[d] = p->shape[d];
         e[i].data = host[i];
     }
+    int n_entries = m->n_params;
+    /* llama.cpp's rwkv6qwen2 loader has no tied head (output.weight is required) and recursal's
+       converter materializes lm_head.weight: a tied QRWKV6 model also writes its head, as a copy */
+    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QRWKV6 && m->cfg.tie_word_embeddings && m->embed) {
+        e[n_entries] = e[m->embed - m->params];
+        e[n_entries++].name = "lm_head.weight";
+    }
     const char *meta[2] = {"format", "pt"};
-    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, m->n_params, meta, 1, max_shard_bytes);
+    if (r == ARWKV_OK) r = arwkv_st_write_dir(dir, e, n_entries, meta, 1, max_shard_bytes);
     if (r == ARWKV_OK) {
         arwkv__buf b;
         memset(&b, 0, sizeof b);
@@ -5739,6 +8708,7 @@ ARWKV_API void arwkv_student_options_default(arwkv_student_options *o) {
     o->gate = 1;
     o->group_norm = 0;
     o->seed = 1;
+    o->arch = ARWKV_ARCH_ARWKV7;
 }
 
 /* A small deterministic generator for initial weights (splitmix64, Box-Muller in double). */
@@ -5885,6 +8855,90 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_
     return r;
 }
 
+/* The QRWKV6 time mix of layer l, chosen so that at step 0 the block is the teacher's attention with
+   the softmax replaced by a decaying linear attention, and nothing else changed:
+     time_maa_x = 1, time_maa_r/k/v/w/g = 0, time_maa_w1 = 0, time_maa_w2 ~ U(-0.01, 0.01):
+       every branch input x_c is exactly x (m_c = tanh(0) . w2 = 0), so q/k/v see what the
+       teacher's projections see; the token-shift LoRA's input is the previous token (maa_x = 1), and
+       its gradient reaches w1 through the small random w2 from the first step.
+     time_decay[n] = -6 + 5 (n/(C-1))^(0.7 + 1.3 r0), r0 = l/(L-1); time_decay_w1 = 0,
+       time_decay_w2 ~ U(-0.01, 0.01): per-channel decays exp(-exp(time_decay)) from 0.9975 (a state
+       that averages ~400 tokens, since k is scaled by 1 - w) down to 0.69 (~3 tokens), the slow
+       ones more numerous in deeper layers: a spread of windows for the softmax's mix of local and
+       long-range heads.
+     gate.weight = 0: sigmoid(0) = 1/2 for every input, the one input-independent value a gate
+       without bias can start at; it is trained from stage 1 on to scale the output per channel.
+   This is recursal's initialisation in its QRWKV6 conversion code (TMix_qwen2rwkv6), taken as is. */
+ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *rng) {
+    const arwkv_config *c = &s->cfg;
+    arwkv_layer *L = &s->layers[l];
+    int C = c->hidden_size, nl = c->num_layers;
+    double r0 = nl > 1 ? (double)l / (nl - 1) : 0.0;
+    int64_t most = (int64_t)C * C;
+    if (L->maa_w1->numel > most) most = L->maa_w1->numel;
+    if (L->maa_w2->numel > most) most = L->maa_w2->numel;
+    float *buf = (float *)arwkv__malloc((size_t)most * sizeof(float));
+    if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
+    arwkv_result r = ARWKV_OK;
+#define ARWKV__SET(param, expr)                                  \
+    if (r == ARWKV_OK) {                                         \
+        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
+            double i = (double)i_;                               \
+            (void)i;                                             \
+            buf[i_] = (float)(expr);                             \
+        }                                                        \
+        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
+    }
+    ARWKV__SET(L->maa_x, 1.0);
+    ARWKV__SET(L->maa_r, 0.0);
+    ARWKV__SET(L->maa_k, 0.0);
+    ARWKV__SET(L->maa_v, 0.0);
+    ARWKV__SET(L->maa_w, 0.0);
+    ARWKV__SET(L->maa_g, 0.0);
+    ARWKV__SET(L->maa_w1, 0.0);
+    ARWKV__SET(L->maa_w2, 0.02 * arwkv__rng_uniform(rng) - 0.01);
+    ARWKV__SET(L->time_decay, -6 + 5 * pow(i / (C - 1), 0.7 + 1.3 * r0));
+    ARWKV__SET(L->decay_w1, 0.0);
+    ARWKV__SET(L->decay_w2, 0.02 * arwkv__rng_uniform(rng) - 0.01);
+    ARWKV__SET(L->gate, 0.0);
+#undef ARWKV__SET
+    arwkv__free(buf);
+    return r;
+}
+
+/* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is copied in its
+   stored type; the RWKV-6 parameters are new, fp32. */
+ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out) {
+    const arwkv_config *tc = &teacher->cfg;
+    if (tc->num_heads * tc->head_dim != tc->hidden_size)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a QRWKV6 student needs heads x head_dim == hidden size (%d x %d != %d)", tc->num_heads,
+                           tc->head_dim, tc->hidden_size);
+    arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
+    if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    s->be = teacher->be;
+    s->cfg = *tc;
+    s->cfg.arch = ARWKV_ARCH_QRWKV6;
+    s->cfg.attention_bias = 1; /* Qwen2's q/k/v biases */
+    s->cfg.attention_output_bias = 0;
+    s->cfg.head_size = tc->head_dim;
+    s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
+    s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
+    arwkv_result r = arwkv__declare_params(s);
+    arwkv__rng rng = {opt->seed * 0x2545F4914F6CDD1Dull + 6789};
+    for (int i = 0; i < s->n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &s->params[i], *tp = arwkv_model_param(teacher, p->name);
+        r = tp ? arwkv__copy_param(s, p, tp) : arwkv__param_alloc(s, p, ARWKV_F32);
+    }
+    for (int l = 0; l < s->cfg.num_layers && r == ARWKV_OK; l++) r = arwkv__init_tmix6(s, l, &rng);
+    if (r != ARWKV_OK) {
+        arwkv_model_free(s);
+        return r;
+    }
+    snprintf(s->cfg.torch_dtype, sizeof s->cfg.torch_dtype, "float32");
+    *out = s;
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_student_options *opt_in, arwkv_model **out) {
     *out = NULL;
     arwkv_student_options opt;
@@ -5893,6 +8947,9 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     const arwkv_config *tc = &teacher->cfg;
     if (tc->arch != ARWKV_ARCH_QWEN2)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Qwen2ForCausalLM teacher, not %s", arwkv_arch_name(tc->arch));
+    if (opt.arch == ARWKV_ARCH_QRWKV6) return arwkv__student_create_qrwkv6(teacher, &opt, out);
+    if (opt.arch != ARWKV_ARCH_UNKNOWN && opt.arch != ARWKV_ARCH_ARWKV7)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "a student is ARWKV-7 or QRWKV6, not %s", arwkv_arch_name(opt.arch));
     if (tc->hidden_size % 64 != 0)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "teacher hidden size %d is not a multiple of the WKV head size 64", tc->hidden_size);
     if (opt.init == ARWKV_INIT_INHERIT && tc->num_heads * tc->head_dim != tc->hidden_size)
@@ -5935,7 +8992,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
 }
 
 /* ---- Running a student: the RNN ------------------------------------------------------------------------
-   The layer stack around the time mix is Qwen's: embedding, then per layer
+   The layer stack around the time mix (RWKV-7 for ARWKV, RWKV-6 for QRWKV6) is Qwen's: embedding, then per layer
        xn = RMSNorm(x);  h = x + TimeMix(xn);  x' = h + MLP(RMSNorm(h))
    and a final RMSNorm. Training keeps per layer the inputs of every step (x, xn, h, RMSNorm(h)
    and the norms' reciprocal roots) plus the time mix's own activations; the MLP's intermediate
@@ -5969,8 +9026,11 @@ struct arwkv_rnn {
     float *shift_b, *wkv_b;        /* one layer's state of B sequences */
     float *dx, *dxn, *dv_first;    /* backward: [rows][C] */
     float *logits;                 /* [LOGIT_ROWS][V] for steps */
-    arwkv__tmix7_acts **acts7;     /* [L] when training */
+    arwkv__tmix7_acts **acts7;     /* ARWKV-7: [L] when training */
     arwkv__tmix7_work *work7;
+    arwkv_tmix6_dims d6;
+    arwkv_tmix6_acts **acts6;      /* QRWKV6: [L] when training, [1] (shared) otherwise */
+    int n_acts6;
 };
 
 ARWKV_PRIVATE int arwkv__rnn_heads(const arwkv_model *m, int *N) {
@@ -6096,6 +9156,9 @@ ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
         for (int l = 0; l < r->L; l++) arwkv__tmix7_acts_free(be, r->acts7[l]);
     arwkv__free(r->acts7);
     arwkv__tmix7_work_free(be, r->work7);
+    for (int l = 0; l < r->n_acts6; l++) arwkv_tmix6_acts_free(r->acts6[l]);
+    arwkv__free(r->acts6);
+    r->acts6 = NULL, r->n_acts6 = 0;
     r->ids = NULL, r->x = r->xn = r->h = r->yn = r->rstd1 = r->rstd2 = r->att = r->v_first = r->hn = r->rstdf = NULL;
     r->gate = r->up = r->act = r->shift_b = r->wkv_b = r->dx = r->dxn = r->dv_first = NULL;
     r->acts7 = NULL, r->work7 = NULL;
@@ -6104,14 +9167,20 @@ ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
 
 ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_ARWKV7)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_rnn runs ARWKV-7 students; %s is not one", arwkv_arch_name(m->cfg.arch));
+    if (m->cfg.arch != ARWKV_ARCH_ARWKV7 && m->cfg.arch != ARWKV_ARCH_QRWKV6)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_rnn runs ARWKV-7 and QRWKV6 students; %s is neither", arwkv_arch_name(m->cfg.arch));
     arwkv_rnn *r = (arwkv_rnn *)arwkv__calloc(1, sizeof *r);
     if (!r) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     r->m = m, r->be = m->be, r->L = m->cfg.num_layers, r->C = m->cfg.hidden_size, r->F = m->cfg.intermediate_size;
     r->V = m->cfg.vocab_size;
-    arwkv_result res = arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &r->d7);
-    if (res == ARWKV_OK && !m->be->rwkv7) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
+    arwkv_result res;
+    if (m->cfg.arch == ARWKV_ARCH_ARWKV7) {
+        res = arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &r->d7);
+        if (res == ARWKV_OK && !m->be->rwkv7) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
+    } else {
+        res = arwkv_tmix6_dims_from_config(&m->cfg, &r->d6);
+        if (res == ARWKV_OK && !m->be->rwkv6) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", m->be->name);
+    }
     if (res != ARWKV_OK) {
         arwkv__free(r);
         return res;
@@ -6162,12 +9231,22 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int tr
         ARWKV__ALLOC(r->dv_first, R * C);
     }
 #undef ARWKV__ALLOC
-    if (res == ARWKV_OK && train) {
-        r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
-        if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-        for (size_t l = 0; l < L && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
+    if (r->m->cfg.arch == ARWKV_ARCH_ARWKV7) {
+        if (res == ARWKV_OK && train) {
+            r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
+            if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            for (size_t l = 0; l < L && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
+        }
+        if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
+    } else if (res == ARWKV_OK) { /* the RWKV-6 activations grow on demand */
+        int n = train ? (int)L : 1;
+        r->acts6 = (arwkv_tmix6_acts **)arwkv__calloc((size_t)n, sizeof *r->acts6);
+        if (!r->acts6) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        for (int l = 0; l < n && res == ARWKV_OK; l++) {
+            res = arwkv_tmix6_acts_create(be, &r->d6, &r->acts6[l]);
+            if (res == ARWKV_OK) r->n_acts6 = l + 1;
+        }
     }
-    if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
     if (res != ARWKV_OK) {
         arwkv__rnn_release(r);
         return arwkv__context(res, "student workspace for %d x %d tokens", B, T);
@@ -6230,9 +9309,12 @@ ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B
         float *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC, *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
         res = be->core->rmsnorm_forward(be, xn, rs1, x, ly->in_norm->data, ly->in_norm->dtype, M, C, eps);
         if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 1);
-        if (res == ARWKV_OK)
+        if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
             res = arwkv__tmix7_forward(be, ly, l, &r->d7, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
                                        r->att, train ? r->acts7[l] : NULL, r->work7);
+        else if (res == ARWKV_OK)
+            res = arwkv_tmix6_forward(be, ly, &r->d6, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->att,
+                                      r->acts6[train ? l : 0]);
         if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 0);
         /* h = x + att; x' = h + down(silu(gate(yn)) * up(yn)), yn = RMSNorm(h) */
         if (res == ARWKV_OK) res = be->mem->copy(be, h, x, MC * sizeof(float));
@@ -6292,9 +9374,11 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
             res = be->core->rmsnorm_backward(be, r->dx, ly->post_norm->trainable ? ly->post_norm->grad : NULL, r->dxn, h,
                                              ly->post_norm->data, ly->post_norm->dtype, rs2, M, C, 1);
         /* h = x + att: d att = d h; the time mix gives d xn; then d x = d h + d RMSNorm(x) */
-        if (res == ARWKV_OK)
+        if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
             res = arwkv__tmix7_backward(be, ly, l, &r->d7, B, T, xn, r->v_first, r->acts7[l], r->dx, r->dxn, r->dv_first, NULL, NULL,
                                         r->work7);
+        else if (res == ARWKV_OK)
+            res = arwkv_tmix6_backward(be, ly, &r->d6, B, T, xn, r->acts6[l], r->dx, r->dxn);
         if (res == ARWKV_OK)
             res = be->core->rmsnorm_backward(be, r->dx, ly->in_norm->trainable ? ly->in_norm->grad : NULL, r->dxn, x,
                                              ly->in_norm->data, ly->in_norm->dtype, rs1, M, C, 1);
@@ -6329,6 +9413,282 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
 
 /* @@student-model-impl@@ */
 
+
+/* ---- The QRWKV6 time mix ---------------------------------------------------------------------------
+   The block is a chain of matrix products (core->gemm, weights in their stored type) and the
+   rwkv6 ops. Forward keeps every intermediate it makes in the activations object; backward walks
+   the chain in reverse with one workspace allocated per call. */
+
+ARWKV_API arwkv_result arwkv_tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *o) {
+    memset(o, 0, sizeof *o);
+    int C = cfg->hidden_size, H = cfg->num_heads, KVH = cfg->num_kv_heads > 0 ? cfg->num_kv_heads : cfg->num_heads;
+    if (C <= 0 || H <= 0 || C % H != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: hidden_size %d is not a multiple of num_attention_heads %d", C, H);
+    if (H % KVH != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: num_attention_heads %d is not a multiple of num_key_value_heads %d", H, KVH);
+    o->C = C;
+    o->n_heads = H;
+    o->head_size = C / H;
+    o->n_kv_heads = KVH;
+    /* llama.cpp's (and recursal's) defaults when the config does not say */
+    o->rank_mix = cfg->lora_rank_tokenshift > 0 ? cfg->lora_rank_tokenshift : C >= 4096 ? 64 : 32;
+    o->rank_decay = cfg->lora_rank_decay > 0 ? cfg->lora_rank_decay : C >= 4096 ? 128 : 64;
+    return ARWKV_OK;
+}
+
+struct arwkv_tmix6_acts {
+    arwkv_backend *be;
+    arwkv_tmix6_dims d;
+    size_t rows_cap, ckpt_cap; /* capacity: token rows, checkpoint floats */
+    int B, T;                  /* shape of the forward the buffers hold (0: none) */
+    void *block;               /* one backend allocation holding every buffer below */
+    float *xx, *xxx;           /* token shift: x_{t-1} - x_t, and x + xx maa_x          [rows, C] */
+    float *h1;                 /* tanh(xxx . time_maa_w1)                              [rows, 5 Dm] */
+    float *m, *xc;             /* branch LoRA outputs and mixed inputs, order r,k,v,w,g [5, rows, C] */
+    float *r, *k, *v, *g;      /* q_proj, k_proj, v_proj (kv heads), gate pre-sigmoid */
+    float *hd, *z, *w;         /* tanh(x_w . time_decay_w1) [rows, Dd]; log-log decay z; decay w */
+    float *kk, *vv, *y, *yg;   /* k (1-w) and v per head; recurrence output; y sigmoid(g) */
+    float *ckpt;               /* WKV states at chunk starts [B, H, chunks, N, N] */
+};
+
+ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out) {
+    *out = NULL;
+    arwkv_tmix6_acts *a = (arwkv_tmix6_acts *)arwkv__calloc(1, sizeof *a);
+    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "QRWKV6 activations: out of memory");
+    a->be = be;
+    a->d = *d;
+    *out = a;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a) {
+    if (!a) return;
+    if (a->block) a->be->mem->free(a->be, a->block);
+    arwkv__free(a);
+}
+
+/* Room for B sequences of T tokens (buffers are replaced, not kept, when they grow). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve(arwkv_tmix6_acts *a, int B, int T) {
+    const arwkv_tmix6_dims *d = &a->d;
+    size_t rows = (size_t)B * (size_t)T, NN = (size_t)d->head_size * (size_t)d->head_size;
+    size_t ckpt = (size_t)B * (size_t)d->n_heads * (size_t)arwkv__wkv6_chunks(T) * NN;
+    if (a->block && rows <= a->rows_cap && ckpt <= a->ckpt_cap) return ARWKV_OK;
+    if (rows > a->rows_cap) a->rows_cap = rows;
+    if (ckpt > a->ckpt_cap) a->ckpt_cap = ckpt;
+    rows = a->rows_cap;
+    size_t C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
+    size_t per_row = 21 * C + 5 * (size_t)d->rank_mix + 2 * KV + (size_t)d->rank_decay;
+    if (a->block) a->be->mem->free(a->be, a->block);
+    a->block = NULL;
+    a->B = a->T = 0;
+    arwkv_result r = a->be->mem->alloc(a->be, (per_row * rows + a->ckpt_cap) * sizeof(float), &a->block);
+    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 activations for %d x %d tokens", B, T);
+    float *p = (float *)a->block;
+#define ARWKV__TAKE(field, n) (a->field = p, p += (n))
+    ARWKV__TAKE(xx, rows * C);
+    ARWKV__TAKE(xxx, rows * C);
+    ARWKV__TAKE(h1, rows * 5 * (size_t)d->rank_mix);
+    ARWKV__TAKE(m, 5 * rows * C);
+    ARWKV__TAKE(xc, 5 * rows * C);
+    ARWKV__TAKE(r, rows * C);
+    ARWKV__TAKE(k, rows * KV);
+    ARWKV__TAKE(v, rows * KV);
+    ARWKV__TAKE(g, rows * C);
+    ARWKV__TAKE(hd, rows * (size_t)d->rank_decay);
+    ARWKV__TAKE(z, rows * C);
+    ARWKV__TAKE(w, rows * C);
+    ARWKV__TAKE(kk, rows * C);
+    ARWKV__TAKE(vv, rows * C);
+    ARWKV__TAKE(y, rows * C);
+    ARWKV__TAKE(yg, rows * C);
+    ARWKV__TAKE(ckpt, a->ckpt_cap);
+#undef ARWKV__TAKE
+    return ARWKV_OK;
+}
+
+/* The layer really is a QRWKV6 layer of these dimensions (a mismatch would read out of bounds). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T) {
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: B = %d, T = %d", B, T);
+    int64_t C = d->C, KV = (int64_t)d->n_kv_heads * d->head_size, Dm = d->rank_mix, Dd = d->rank_decay;
+    if (d->n_heads <= 0 || d->n_kv_heads <= 0 || d->n_heads * d->head_size != d->C || d->n_heads % d->n_kv_heads != 0 ||
+        Dm <= 0 || Dd <= 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: inconsistent dimensions (C %d, %d heads of %d, %d kv heads)",
+                           d->C, d->n_heads, d->head_size, d->n_kv_heads);
+    struct {
+        const arwkv_param *p;
+        int64_t rows, cols; /* matrices; vectors have rows = 0 and cols elements */
+        int optional;
+    } want[] = {
+        {L->maa_x, 0, C, 0},     {L->maa_r, 0, C, 0},      {L->maa_k, 0, C, 0},     {L->maa_v, 0, C, 0},
+        {L->maa_w, 0, C, 0},     {L->maa_g, 0, C, 0},      {L->time_decay, 0, C, 0}, {L->maa_w1, C, 5 * Dm, 0},
+        {L->maa_w2, 5 * Dm, C, 0}, {L->decay_w1, C, Dd, 0}, {L->decay_w2, Dd, C, 0}, {L->q_w, C, C, 0},
+        {L->k_w, KV, C, 0},      {L->v_w, KV, C, 0},       {L->o_w, C, C, 0},       {L->gate, C, C, 0},
+        {L->q_b, 0, C, 1},       {L->k_b, 0, KV, 1},       {L->v_b, 0, KV, 1},      {L->o_b, 0, C, 1},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const arwkv_param *p = want[i].p;
+        if (!p) {
+            if (want[i].optional) continue;
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: the layer lacks parameter %d of the time mix "
+                                                           "(is the model RWKV6Qwen2ForCausalLM?)", (int)i);
+        }
+        int64_t n = want[i].rows ? want[i].rows * want[i].cols : want[i].cols;
+        int ok = p->numel == n && p->data != NULL;
+        if (want[i].rows && p->ndim == 2) ok &= p->shape[0] == want[i].rows && p->shape[1] == want[i].cols;
+        if (!want[i].rows) ok &= p->dtype == ARWKV_F32;
+        if (!ok)
+            return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6 time mix: parameter %s (%lld elements, %s) does not fit C %d, %d heads of %d, "
+                                                "%d kv heads, LoRA ranks %d/%d", p->name, (long long)p->numel,
+                               arwkv_dtype_name(p->dtype), d->C, d->n_heads, d->head_size, d->n_kv_heads, d->rank_mix, d->rank_decay);
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE float *arwkv__tmix6_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
+ARWKV_PRIVATE const float *arwkv__tmix6_f32(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
+
+/* y[rows, out] = x[rows, in] . W^T (+ bias): an nn.Linear with W [out, in]. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear(arwkv_backend *be, float *y, const float *x, int rows, const arwkv_param *W,
+                                               const arwkv_param *bias) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, 0, arwkv__tmix6_f32(bias));
+}
+/* Its backward: dx = dy . W (when dx), dW += dy^T . x, dbias += column sums of dy (when trainable). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear_backward(arwkv_backend *be, float *dx, const float *dy, const float *x, int rows,
+                                                        const arwkv_param *W, const arwkv_param *bias) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    if (dx) ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, 0, NULL));
+    float *gW = arwkv__tmix6_grad(W), *gb = arwkv__tmix6_grad(bias);
+    if (gW) ARWKV__TRY(be->core->gemm(be, out, in, rows, dy, 1, out, x, ARWKV_F32, in, 1, gW, in, 1, NULL));
+    if (gb) ARWKV__TRY(be->rwkv6->colsum(be, gb, dy, rows, out));
+    return ARWKV_OK;
+}
+/* y[rows, out] = x[rows, in] . A with A [in, out] stored row-major (RWKV's LoRA matrices), at
+   byte offset `offset` of the parameter (one slice of time_maa_w2). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx, int rows,
+                                           const arwkv_param *A, size_t slice, int in, int out) {
+    const char *a = (const char *)A->data + slice * (size_t)in * (size_t)out * arwkv_dtype_size(A->dtype);
+    return be->core->gemm(be, rows, out, in, x, ldx, 1, a, A->dtype, out, 1, y, ldy, 0, NULL);
+}
+/* Its backward: dx = dy . A^T, dA += x^T . dy (when trainable). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm_backward(arwkv_backend *be, float *dx, ptrdiff_t lddx, const float *dy, const float *x,
+                                                    ptrdiff_t ldx, int rows, const arwkv_param *A, size_t slice, int in, int out) {
+    size_t off = slice * (size_t)in * (size_t)out;
+    const char *a = (const char *)A->data + off * arwkv_dtype_size(A->dtype);
+    ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, a, A->dtype, 1, out, dx, lddx, 0, NULL));
+    float *gA = arwkv__tmix6_grad(A);
+    if (gA) ARWKV__TRY(be->core->gemm(be, in, out, rows, x, 1, ldx, dy, ARWKV_F32, out, 1, gA + off, out, 1, NULL));
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
+                                            const float *x, float *shift_state, float *wkv_state, float *out, arwkv_tmix6_acts *a) {
+    const arwkv_rwkv6_ops *op = be->rwkv6;
+    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
+    size_t RC = (size_t)rows * (size_t)C;
+    /* token shift; the state handed on is the last input row of each sequence */
+    ARWKV__TRY(op->shift_forward(be, a->xx, a->xxx, x, shift_state, arwkv__tmix6_f32(L->maa_x), B, T, C));
+    for (int b = 0; shift_state && b < B; b++)
+        ARWKV__TRY(be->mem->copy(be, shift_state + (size_t)b * C, x + ((size_t)b * T + (size_t)T - 1) * C, (size_t)C * sizeof(float)));
+    /* the five data-dependent mixes: one shared first LoRA matrix, then a second matrix per branch */
+    ARWKV__TRY(arwkv__tmix6_mm(be, a->h1, 5 * Dm, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
+    ARWKV__TRY(op->tanh_forward(be, a->h1, a->h1, (size_t)rows * 5 * (size_t)Dm));
+    for (int c = 0; c < 5; c++) ARWKV__TRY(arwkv__tmix6_mm(be, a->m + (size_t)c * RC, C, a->h1 + (size_t)c * Dm, 5 * Dm, rows, L->maa_w2, (size_t)c, Dm, C));
+    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
+                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
+    ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
+    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
+    /* projections inherited from Qwen, and the gate */
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->r, xr, rows, L->q_w, L->q_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->k, xk, rows, L->k_w, L->k_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->v, xv, rows, L->v_w, L->v_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, a->g, xg, rows, L->gate, NULL));
+    /* decay */
+    ARWKV__TRY(arwkv__tmix6_mm(be, a->hd, Dd, xw, C, rows, L->decay_w1, 0, C, Dd));
+    ARWKV__TRY(op->tanh_forward(be, a->hd, a->hd, (size_t)rows * (size_t)Dd));
+    ARWKV__TRY(arwkv__tmix6_mm(be, a->z, C, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
+    ARWKV__TRY(op->decay_forward(be, a->w, a->z, arwkv__tmix6_f32(L->time_decay), rows, C));
+    /* the recurrence over heads, keys repeated from their kv head and scaled by (1 - w) */
+    ARWKV__TRY(op->kv_expand_forward(be, a->kk, a->vv, a->k, a->v, a->w, rows, H, KVH, N));
+    ARWKV__TRY(op->wkv6_forward(be, a->y, wkv_state, a->ckpt, a->r, a->kk, a->vv, a->w, wkv_state, B, T, H, N, 1.0f / sqrtf((float)N)));
+    ARWKV__TRY(op->gate_forward(be, a->yg, a->y, a->g, RC));
+    return arwkv__tmix6_linear(be, out, a->yg, rows, L->o_w, L->o_b);
+}
+
+ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B, int T,
+                                           const float *x, float *shift_state, float *wkv_state, float *out, arwkv_tmix6_acts *acts) {
+    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
+    ARWKV__TRY(arwkv__tmix6_check(layer, d, B, T));
+    arwkv_tmix6_acts *a = acts, *own = NULL;
+    if (!a) ARWKV__TRY(arwkv_tmix6_acts_create(be, d, &own));
+    if (own) a = own;
+    arwkv_result r = memcmp(&a->d, d, sizeof *d) == 0 ? ARWKV_OK
+                                                    : arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 activations were made for other dimensions");
+    if (r == ARWKV_OK) r = arwkv__tmix6_reserve(a, B, T);
+    if (r == ARWKV_OK) r = arwkv__tmix6_fwd(be, layer, d, B, T, x, shift_state, wkv_state, out, a);
+    a->B = r == ARWKV_OK ? B : 0;
+    a->T = r == ARWKV_OK ? T : 0;
+    arwkv_tmix6_acts_free(own);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
+                                            const float *x, arwkv_tmix6_acts *a, const float *dout, float *dx) {
+    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
+    ARWKV__TRY(arwkv__tmix6_check(L, d, B, T));
+    if (!a || a->B != B || a->T != T || memcmp(&a->d, d, sizeof *d) != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 backward needs the activations of a forward over the same %d x %d tokens", B, T);
+    (void)x; /* taken so both time mixes are called alike; this one kept its mixed inputs in acts */
+    const arwkv_rwkv6_ops *op = be->rwkv6;
+    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
+    size_t RC = (size_t)rows * (size_t)C, RKV = (size_t)rows * (size_t)KVH * (size_t)N;
+    /* workspace: dyg dy dg dr dkk dvv dw dxx dxxx dx [rows, C]; dxc dm [5, rows, C]; dk dv [rows, KV];
+       dhd [rows, Dd]; dh1 [rows, 5 Dm] */
+    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm);
+    void *ws;
+    ARWKV__TRY(be->mem->alloc(be, total * sizeof(float), &ws));
+    float *p = (float *)ws;
+    float *dyg = p, *dy = p + RC, *dg = p + 2 * RC, *dr = p + 3 * RC, *dkk = p + 4 * RC, *dvv = p + 5 * RC, *dw = p + 6 * RC;
+    float *dxx = p + 7 * RC, *dxxx = p + 8 * RC, *dx_own = p + 9 * RC, *dxc = p + 10 * RC, *dm = p + 15 * RC;
+    float *dk = p + 20 * RC, *dv = dk + RKV, *dhd = dv + RKV, *dh1 = dhd + (size_t)rows * Dd;
+    float *dxo = dx ? dx : dx_own;
+    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
+    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
+                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
+    float *dmaa[5] = {arwkv__tmix6_grad(L->maa_r), arwkv__tmix6_grad(L->maa_k), arwkv__tmix6_grad(L->maa_v),
+                      arwkv__tmix6_grad(L->maa_w), arwkv__tmix6_grad(L->maa_g)};
+    arwkv_result r = ARWKV_OK;
+#define ARWKV__STEP(call) \
+    if (r == ARWKV_OK) r = (call)
+    /* out = o_proj(y sigmoid(g)) */
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dyg, dout, a->yg, rows, L->o_w, L->o_b));
+    ARWKV__STEP(op->gate_backward(be, dy, dg, dyg, a->y, a->g, RC));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 4 * RC, dg, xg, rows, L->gate, NULL));
+    /* recurrence, then the kv heads and the (1 - w) scaling of the keys */
+    ARWKV__STEP(op->wkv6_backward(be, dr, dkk, dvv, dw, dy, a->r, a->kk, a->vv, a->w, a->ckpt, B, T, H, N, 1.0f / sqrtf((float)N)));
+    ARWKV__STEP(op->kv_expand_backward(be, dk, dv, dw, dkk, dvv, a->k, a->w, rows, H, KVH, N));
+    /* decay (dz overwrites dw) and its LoRA */
+    ARWKV__STEP(op->decay_backward(be, dw, arwkv__tmix6_grad(L->time_decay), dw, a->z, a->w, rows, C));
+    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dhd, Dd, dw, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
+    ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
+    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxc + 3 * RC, C, dhd, xw, C, rows, L->decay_w1, 0, C, Dd));
+    /* q/k/v projections */
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr, xr, rows, L->q_w, L->q_b));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk, xk, rows, L->k_w, L->k_b));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 2 * RC, dv, xv, rows, L->v_w, L->v_b));
+    /* the five mixes and their LoRA */
+    ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
+    for (int c = 0; c < 5; c++)
+        ARWKV__STEP(arwkv__tmix6_mm_backward(be, dh1 + (size_t)c * Dm, 5 * Dm, dm + (size_t)c * RC, a->h1 + (size_t)c * Dm, 5 * Dm,
+                                             rows, L->maa_w2, (size_t)c, Dm, C));
+    ARWKV__STEP(op->tanh_backward(be, dh1, dh1, a->h1, (size_t)rows * 5 * (size_t)Dm));
+    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxxx, C, dh1, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
+    /* token shift */
+    ARWKV__STEP(op->shift_backward(be, dxo, arwkv__tmix6_grad(L->maa_x), dxx, dxxx, a->xx, arwkv__tmix6_f32(L->maa_x), B, T, C));
+#undef ARWKV__STEP
+    be->mem->free(be, ws);
+    return r;
+}
 
 /* @@qrwkv6-impl@@ */
 
@@ -6382,7 +9742,10 @@ ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step) {
    with a gradient and two AdamW moments; the others get no extra memory at all. */
 
 ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_mlp) {
-    /* the student's new blocks: everything under self_attn except projections inherited from Qwen */
+    /* the student's new blocks: everything under self_attn except projections inherited from Qwen.
+       QRWKV6: stage 1 trains time_maa_*, time_decay* and gate.weight; q/k/v/o_proj (and their
+       biases) stay frozen, as in recursal's stage 1. The gate is trained too (recursal left it at
+       its zero init, a constant 1/2): with q/k/v/o frozen it is the only per-channel output scale. */
     int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.");
     if (stage == 1) return is_mix != 0;
     if (freeze_mlp && strstr(p->name, ".mlp.")) return 0;
@@ -6467,15 +9830,18 @@ ARWKV_API void arwkv_dataset_free(arwkv_dataset *d) {
 
 ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n) {
     if (n == 0) return ARWKV_OK;
-    if ((mask != NULL) != (d->mask != NULL) && d->n_tokens > 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dataset: documents with and without target masks cannot be mixed");
+    if (mask && !d->mask && d->cap_tokens > 0) { /* the first masked document: earlier ones are all targets */
+        d->mask = (uint8_t *)arwkv__malloc(d->cap_tokens);
+        if (!d->mask) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
+        memset(d->mask, 1, d->cap_tokens);
+    }
     if (d->n_tokens + n > d->cap_tokens) {
         size_t cap = d->cap_tokens ? d->cap_tokens : 1 << 16;
         while (cap < d->n_tokens + n) cap *= 2;
         int32_t *t = (int32_t *)arwkv__realloc(d->tokens, cap * sizeof(int32_t));
         if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory at %zu tokens", d->n_tokens);
         d->tokens = t;
-        if (mask) {
+        if (mask || d->mask) {
             uint8_t *mk = (uint8_t *)arwkv__realloc(d->mask, cap);
             if (!mk) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory at %zu tokens", d->n_tokens);
             d->mask = mk;
@@ -6484,6 +9850,7 @@ ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids
     }
     memcpy(d->tokens + d->n_tokens, ids, n * sizeof(int32_t));
     if (mask) memcpy(d->mask + d->n_tokens, mask, n);
+    else if (d->mask) memset(d->mask + d->n_tokens, 1, n);
     d->n_tokens += n;
     return ARWKV_OK;
 }
@@ -6725,6 +10092,437 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
     return r;
 }
 
+
+/* ---- The trainer ---------------------------------------------------------------------------------------- */
+
+#define ARWKV__TRAIN_LOGIT_ROWS 128 /* positions whose logits (teacher and student) are alive at once */
+
+struct arwkv_trainer {
+    arwkv_model *teacher, *student;
+    arwkv_train_options opt;
+    arwkv_dataset *train;
+    arwkv_teacher *tw; /* teacher workspace (stages 1-2, evaluation) */
+    arwkv_rnn *rnn;    /* student workspace */
+    int step;          /* optimizer steps done */
+    int32_t *inputs, *targets;     /* host [B*T] */
+    int32_t *labels;               /* backend [B*T] */
+    /* stage 1: layer 0's activations live until its backward, one other layer's at a time */
+    arwkv_tmix7_dims d7;
+    arwkv__tmix7_acts *acts0, *acts;
+    arwkv__tmix7_work *work;
+    arwkv_tmix6_dims d6;           /* QRWKV6 students: layers are independent, one at a time */
+    arwkv_tmix6_acts *acts6;
+    float *xn0, *v_first, *dv_first, *o, *dout0, *dout, *rows_loss; /* backend */
+    float *rows_host;              /* host [B*T] */
+    double stage1_loss;
+    arwkv_result hook_error;
+    /* stages 2-3 */
+    float *lt, *ls;                /* backend [LOGIT_ROWS, V] */
+    float *dhidden;                /* backend [B*T, C] */
+    float *kl_rows, *ce_rows;      /* backend [LOGIT_ROWS] */
+};
+
+ARWKV_API void arwkv_trainer_free(arwkv_trainer *tr) {
+    if (!tr) return;
+    arwkv_backend *be = tr->student->be;
+    void *bufs[] = {tr->labels, tr->xn0, tr->v_first, tr->dv_first, tr->o, tr->dout0, tr->dout, tr->rows_loss, tr->lt, tr->ls,
+                    tr->dhidden, tr->kl_rows, tr->ce_rows};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->mem->free(be, bufs[i]);
+    arwkv__tmix7_acts_free(be, tr->acts0);
+    arwkv__tmix7_acts_free(be, tr->acts);
+    arwkv_tmix6_acts_free(tr->acts6);
+    arwkv__tmix7_work_free(be, tr->work);
+    arwkv_teacher_free(tr->tw);
+    arwkv_rnn_free(tr->rnn);
+    arwkv__free(tr->inputs);
+    arwkv__free(tr->targets);
+    arwkv__free(tr->rows_host);
+    arwkv__free(tr);
+}
+
+ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *student, const arwkv_train_options *opt,
+                                            arwkv_dataset *train, arwkv_trainer **out) {
+    *out = NULL;
+    if (opt->stage < 1 || opt->stage > 3) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage must be 1, 2 or 3, not %d", opt->stage);
+    if (opt->stage < 3 && !teacher) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage %d needs a teacher", opt->stage);
+    if (opt->seq_len < 1 || opt->batch < 1 || opt->steps < 1)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "sequence length, batch and steps must be positive (%d, %d, %d)", opt->seq_len,
+                           opt->batch, opt->steps);
+    if (train && train->seq_len != opt->seq_len)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the data is packed for sequences of %d tokens, the options say %d", train->seq_len,
+                           opt->seq_len);
+    if (student->cfg.arch != ARWKV_ARCH_ARWKV7 && student->cfg.arch != ARWKV_ARCH_QRWKV6)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training needs an ARWKV-7 or QRWKV6 student; this one is %s", arwkv_arch_name(student->cfg.arch));
+    if (teacher && (teacher->cfg.vocab_size != student->cfg.vocab_size || teacher->cfg.hidden_size != student->cfg.hidden_size ||
+                    teacher->cfg.num_layers != student->cfg.num_layers || teacher->be != student->be))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "teacher (vocab %d, hidden %d, %d layers) and student (vocab %d, hidden %d, %d layers) do not match, "
+                           "or live on different backends", teacher->cfg.vocab_size, teacher->cfg.hidden_size, teacher->cfg.num_layers,
+                           student->cfg.vocab_size, student->cfg.hidden_size, student->cfg.num_layers);
+    arwkv_trainer *tr = (arwkv_trainer *)arwkv__calloc(1, sizeof *tr);
+    if (!tr) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    tr->teacher = teacher, tr->student = student, tr->opt = *opt, tr->train = train;
+    arwkv_backend *be = student->be;
+    int M = opt->batch * opt->seq_len, C = student->cfg.hidden_size, V = student->cfg.vocab_size;
+    size_t MC = (size_t)M * C;
+    arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp);
+    tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
+    tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
+    tr->rows_host = (float *)arwkv__malloc((size_t)(M > ARWKV__TRAIN_LOGIT_ROWS ? M : ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float));
+    if (r == ARWKV_OK && (!tr->inputs || !tr->targets || !tr->rows_host)) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(teacher, &tr->tw);
+    if (r == ARWKV_OK) r = arwkv_rnn_create(student, &tr->rnn);
+    int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
+    if (r == ARWKV_OK && is7) r = arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &tr->d7);
+    if (r == ARWKV_OK && !is7) r = arwkv_tmix6_dims_from_config(&student->cfg, &tr->d6);
+#define ARWKV__TALLOC(ptr, bytes) \
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (bytes), (void **)&(ptr))
+    if (opt->stage == 1 && !is7) {
+        if (r == ARWKV_OK) r = arwkv_tmix6_acts_create(be, &tr->d6, &tr->acts6);
+        ARWKV__TALLOC(tr->o, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dout, MC * sizeof(float));
+        ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
+    } else if (opt->stage == 1) {
+        if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts0);
+        if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts);
+        if (r == ARWKV_OK) r = arwkv__tmix7_work_create(be, &tr->d7, M, 1, &tr->work);
+        ARWKV__TALLOC(tr->xn0, MC * sizeof(float));
+        ARWKV__TALLOC(tr->v_first, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dv_first, MC * sizeof(float));
+        ARWKV__TALLOC(tr->o, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dout0, MC * sizeof(float));
+        ARWKV__TALLOC(tr->dout, MC * sizeof(float));
+        ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
+    } else {
+        ARWKV__TALLOC(tr->labels, (size_t)M * sizeof(int32_t));
+        ARWKV__TALLOC(tr->lt, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float));
+        ARWKV__TALLOC(tr->ls, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float));
+        ARWKV__TALLOC(tr->dhidden, MC * sizeof(float));
+        ARWKV__TALLOC(tr->kl_rows, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+        ARWKV__TALLOC(tr->ce_rows, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+    }
+#undef ARWKV__TALLOC
+    if (r != ARWKV_OK) {
+        arwkv_trainer_free(tr);
+        return r;
+    }
+    *out = tr;
+    return ARWKV_OK;
+}
+
+ARWKV_API int arwkv_trainer_steps_done(const arwkv_trainer *tr) { return tr->step; }
+
+/* Sum of n per-row losses held in backend memory, in row order (so it does not depend on threads). */
+ARWKV_PRIVATE arwkv_result arwkv__sum_rows(arwkv_trainer *tr, const float *rows, int n, double *sum) {
+    ARWKV__TRY(tr->student->be->mem->download(tr->student->be, tr->rows_host, rows, (size_t)n * sizeof(float)));
+    for (int i = 0; i < n; i++) *sum += tr->rows_host[i];
+    return ARWKV_OK;
+}
+
+/* Stage 1, called by the teacher after each layer's attention: fit the student's time mix of the
+   same layer to it. Layer 0's output is kept for the end (its v_first feeds every later layer, so
+   its backward needs their gradients); every other layer does its forward and backward here. */
+static arwkv_result arwkv__stage1_hook(void *user, int l, const float *x, const float *xn, const float *attn_out, int rows) {
+    (void)x;
+    arwkv_trainer *tr = (arwkv_trainer *)user;
+    arwkv_model *s = tr->student;
+    arwkv_backend *be = s->be;
+    int B = tr->opt.batch, T = tr->opt.seq_len, C = s->cfg.hidden_size, L = s->cfg.num_layers;
+    float scale = 1.0f / ((float)L * (float)rows);
+    const arwkv_layer *ly = &s->layers[l];
+    if (s->cfg.arch == ARWKV_ARCH_QRWKV6) { /* no value residual: every layer on its own */
+        ARWKV__TRY(arwkv_tmix6_forward(be, ly, &tr->d6, B, T, xn, NULL, NULL, tr->o, tr->acts6));
+        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout));
+        ARWKV__TRY(arwkv_tmix6_backward(be, ly, &tr->d6, B, T, xn, tr->acts6, tr->dout, NULL));
+    } else if (l == 0) {
+        ARWKV__TRY(be->mem->copy(be, tr->xn0, xn, (size_t)rows * C * sizeof(float)));
+        ARWKV__TRY(arwkv__tmix7_forward(be, ly, 0, &tr->d7, B, T, tr->xn0, NULL, NULL, tr->v_first, tr->o, tr->acts0, tr->work));
+        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout0));
+    } else {
+        ARWKV__TRY(arwkv__tmix7_forward(be, ly, l, &tr->d7, B, T, xn, NULL, NULL, tr->v_first, tr->o, tr->acts, tr->work));
+        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout));
+        ARWKV__TRY(arwkv__tmix7_backward(be, ly, l, &tr->d7, B, T, xn, tr->v_first, tr->acts, tr->dout, NULL, tr->dv_first, NULL, NULL,
+                                         tr->work));
+    }
+    double sum = 0;
+    ARWKV__TRY(arwkv__sum_rows(tr, tr->rows_loss, rows, &sum));
+    tr->stage1_loss += sum / rows / L;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__stage1_step(arwkv_trainer *tr, double *loss) {
+    arwkv_backend *be = tr->student->be;
+    int B = tr->opt.batch, T = tr->opt.seq_len, M = B * T;
+    const float *hidden;
+    tr->stage1_loss = 0;
+    if (tr->student->cfg.arch == ARWKV_ARCH_QRWKV6) {
+        ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
+        *loss = tr->stage1_loss;
+        return ARWKV_OK;
+    }
+    ARWKV__TRY(be->mem->zero(be, tr->dv_first, (size_t)M * tr->d7.C * sizeof(float)));
+    ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
+    ARWKV__TRY(arwkv__tmix7_backward(be, &tr->student->layers[0], 0, &tr->d7, B, T, tr->xn0, tr->v_first, tr->acts0, tr->dout0, NULL,
+                                     tr->dv_first, NULL, NULL, tr->work));
+    *loss = tr->stage1_loss;
+    return ARWKV_OK;
+}
+
+/* Logits of rows [row0, row0+n) of model m's hidden states into buf. */
+ARWKV_PRIVATE arwkv_result arwkv__logits_rows(arwkv_model *m, const float *hidden, int row0, int n, float *buf) {
+    return arwkv_teacher_logits(m, hidden + (size_t)row0 * m->cfg.hidden_size, n, buf);
+}
+
+/* Stages 2 and 3: the loss over the logits, chunk by chunk, with the head's backward; then the
+   student's backward from the gradient of its hidden states. */
+ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *loss, double *kl_out, double *ce_out) {
+    arwkv_model *s = tr->student;
+    arwkv_backend *be = s->be;
+    int B = tr->opt.batch, T = tr->opt.seq_len, M = B * T, C = s->cfg.hidden_size, V = s->cfg.vocab_size;
+    int stage = tr->opt.stage;
+    const float *ht = NULL, *hs;
+    int use_labels = stage == 3 || tr->opt.ce_weight != 0;
+    int n_targets = 0;
+    for (int i = 0; i < M; i++) n_targets += tr->targets[i] >= 0;
+    if (stage == 3 && n_targets == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage 3: a batch without any target token");
+    if (use_labels) ARWKV__TRY(be->mem->upload(be, tr->labels, tr->targets, (size_t)M * sizeof(int32_t)));
+    if (stage == 2) ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, NULL, NULL, &ht));
+    ARWKV__TRY(arwkv_rnn_forward(tr->rnn, tr->inputs, B, T, NULL, 1, &hs));
+    float kl_w = stage == 2 ? tr->opt.kl_weight : 0, ce_w = stage == 3 ? 1.0f : tr->opt.ce_weight;
+    /* stage 2 averages over every position, stage 3 over its target tokens */
+    float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
+    double kl = 0, ce = 0;
+    const arwkv_param *head = s->lm_head;
+    for (int row = 0; row < M; row += ARWKV__TRAIN_LOGIT_ROWS) {
+        int n = M - row < ARWKV__TRAIN_LOGIT_ROWS ? M - row : ARWKV__TRAIN_LOGIT_ROWS;
+        if (stage == 2) ARWKV__TRY(arwkv__logits_rows(tr->teacher, ht, row, n, tr->lt));
+        ARWKV__TRY(arwkv__logits_rows(s, hs, row, n, tr->ls));
+        ARWKV__TRY(be->loss->logits_loss(be, tr->ls, stage == 2 ? tr->lt : NULL, use_labels ? tr->labels + row : NULL, n, V,
+                                         tr->opt.temperature, kl_w, ce_w, scale, stage == 2 ? tr->kl_rows : NULL,
+                                         use_labels ? tr->ce_rows : NULL));
+        if (stage == 2) ARWKV__TRY(arwkv__sum_rows(tr, tr->kl_rows, n, &kl));
+        if (use_labels) {
+            ARWKV__TRY(be->mem->download(be, tr->rows_host, tr->ce_rows, (size_t)n * sizeof(float)));
+            for (int i = 0; i < n; i++)
+                if (tr->targets[row + i] >= 0) ce += tr->rows_host[i];
+        }
+        /* the head: d hidden = d logits . W, and W's gradient += d logits^T . hidden */
+        ARWKV__TRY(be->core->gemm(be, n, C, V, tr->ls, V, 1, head->data, head->dtype, C, 1, tr->dhidden + (size_t)row * C, C, 0, NULL));
+        if (head->trainable)
+            ARWKV__TRY(be->core->gemm(be, V, C, n, tr->ls, 1, V, hs + (size_t)row * C, ARWKV_F32, C, 1, head->grad, C, 1, NULL));
+    }
+    ARWKV__TRY(arwkv_rnn_backward(tr->rnn, tr->dhidden));
+    *kl_out = kl / M;
+    *ce_out = n_targets ? ce / n_targets : 0;
+    *loss = stage == 2 ? tr->opt.kl_weight * *kl_out + tr->opt.ce_weight * *ce_out : *ce_out;
+    return ARWKV_OK;
+}
+
+/* A loss that is not finite: say which trainable parameter (values first, then gradients) went bad. */
+ARWKV_PRIVATE arwkv_result arwkv__fail_nonfinite(arwkv_model *m, int step, double loss) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < m->n_params; i++) {
+            arwkv_param *p = &m->params[i];
+            if (!p->trainable) continue;
+            float ss;
+            if (m->be->optim->sumsq(m->be, pass ? p->grad : (const float *)p->data, (size_t)p->numel, &ss) == ARWKV_OK && !isfinite(ss))
+                return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the loss is %g because the %s of '%s' is not finite (NaN or Inf); weights were not updated",
+                                   step, loss, pass ? "gradient" : "value", p->name);
+        }
+    return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the loss is not finite (%g); every parameter is finite, so the activations overflowed; "
+                       "weights were not updated (try a lower --lr)", step, loss);
+}
+
+ARWKV_API arwkv_result arwkv_trainer_step(arwkv_trainer *tr, arwkv_step_stats *st) {
+    double t0 = arwkv_seconds();
+    memset(st, 0, sizeof *st);
+    if (!tr->train) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the trainer has no training data");
+    int B = tr->opt.batch, T = tr->opt.seq_len;
+    for (int b = 0; b < B; b++) arwkv_dataset_next(tr->train, tr->inputs + (size_t)b * T, tr->targets + (size_t)b * T);
+    ARWKV__TRY(arwkv__zero_grads(tr->student));
+    double loss = 0, kl = 0, ce = 0;
+    int step = tr->step + 1;
+    arwkv_result r = tr->opt.stage == 1 ? arwkv__stage1_step(tr, &loss) : arwkv__logit_stage_step(tr, &loss, &kl, &ce);
+    if (r != ARWKV_OK) return arwkv__context(r, "step %d", step);
+    if (!isfinite(loss)) return arwkv__fail_nonfinite(tr->student, step, loss);
+    float lr = arwkv_lr_at(&tr->opt, step), gn = 0;
+    ARWKV__TRY(arwkv__optimizer_step(tr->student, &tr->opt, step, lr, &gn));
+    tr->step = step;
+    st->step = step, st->loss = (float)loss, st->kl = (float)kl, st->ce = (float)ce, st->lr = lr, st->grad_norm = gn;
+    st->tokens = (int64_t)B * T;
+    st->seconds = arwkv_seconds() - t0;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dataset *eval, int max_windows, arwkv_eval_stats *out) {
+    memset(out, 0, sizeof *out);
+    arwkv_model *s = tr->student;
+    arwkv_backend *be = s->be;
+    int T = eval->seq_len, V = s->cfg.vocab_size, C = s->cfg.hidden_size;
+    if (T <= 0 || eval->n_seqs == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "evaluation data is empty or not packed");
+    size_t n = max_windows > 0 && (size_t)max_windows < eval->n_seqs ? (size_t)max_windows : eval->n_seqs;
+    int32_t *in = (int32_t *)arwkv__malloc((size_t)T * sizeof(int32_t)), *tg = (int32_t *)arwkv__malloc((size_t)T * sizeof(int32_t));
+    float *lt = NULL, *ls = NULL, *rows = NULL, *rows_b = NULL, *hrow = (float *)arwkv__malloc((size_t)ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+    int32_t *labels = NULL;
+    arwkv_result r = (in && tg && hrow) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float), (void **)&ls);
+    if (r == ARWKV_OK && tr->teacher) r = be->mem->alloc(be, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float), (void **)&lt);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float), (void **)&rows);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float), (void **)&rows_b);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)T * sizeof(int32_t), (void **)&labels);
+    double snll = 0, tnll = 0, kl = 0;
+    int64_t targets = 0, positions = 0;
+    /* a separate RNN workspace, so evaluating between steps leaves the training buffers alone */
+    arwkv_rnn *rnn = NULL;
+    if (r == ARWKV_OK) r = arwkv_rnn_create(s, &rnn);
+    for (size_t w = 0; w < n && r == ARWKV_OK; w++) {
+        arwkv_dataset_window(eval, w, in, tg);
+        const float *ht = NULL, *hs;
+        r = be->mem->upload(be, labels, tg, (size_t)T * sizeof(int32_t));
+        if (r == ARWKV_OK && tr->teacher) r = arwkv_teacher_forward(tr->tw, in, 1, T, NULL, NULL, &ht);
+        if (r == ARWKV_OK) r = arwkv_rnn_forward(rnn, in, 1, T, NULL, 0, &hs);
+        for (int row = 0; row < T && r == ARWKV_OK; row += ARWKV__TRAIN_LOGIT_ROWS) {
+            int k = T - row < ARWKV__TRAIN_LOGIT_ROWS ? T - row : ARWKV__TRAIN_LOGIT_ROWS;
+            (void)C;
+            if (tr->teacher) r = arwkv__logits_rows(tr->teacher, ht, row, k, lt);
+            if (r == ARWKV_OK) r = arwkv__logits_rows(s, hs, row, k, ls);
+            /* student: KL to the teacher and its own likelihood; then the teacher's likelihood */
+            if (r == ARWKV_OK) r = be->loss->logits_loss(be, ls, lt, labels + row, k, V, 1.0f, 1.0f, 1.0f, 1.0f, lt ? rows_b : NULL, rows);
+            if (r == ARWKV_OK) r = be->mem->download(be, hrow, rows, (size_t)k * sizeof(float));
+            for (int i = 0; i < k && r == ARWKV_OK; i++)
+                if (tg[row + i] >= 0) snll += hrow[i], targets++;
+            if (r == ARWKV_OK && lt) {
+                r = be->mem->download(be, hrow, rows_b, (size_t)k * sizeof(float));
+                for (int i = 0; i < k && r == ARWKV_OK; i++) kl += hrow[i];
+                positions += k;
+                if (r == ARWKV_OK) r = be->loss->logits_loss(be, lt, NULL, labels + row, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, rows);
+                if (r == ARWKV_OK) r = be->mem->download(be, hrow, rows, (size_t)k * sizeof(float));
+                for (int i = 0; i < k && r == ARWKV_OK; i++)
+                    if (tg[row + i] >= 0) tnll += hrow[i];
+            }
+        }
+    }
+    arwkv_rnn_free(rnn);
+    be->mem->free(be, lt), be->mem->free(be, ls), be->mem->free(be, rows), be->mem->free(be, rows_b), be->mem->free(be, labels);
+    arwkv__free(in), arwkv__free(tg), arwkv__free(hrow);
+    if (r != ARWKV_OK) return arwkv__context(r, "evaluation");
+    out->tokens = targets;
+    out->student_nll = targets ? snll / targets : 0;
+    out->teacher_nll = targets && tr->teacher ? tnll / targets : 0;
+    out->kl = positions ? kl / positions : 0;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_checkpoint_latest(const char *out_dir, char **dir) { return arwkv__checkpoint_latest(out_dir, dir); }
+
+ARWKV_API arwkv_result arwkv_trainer_save(arwkv_trainer *tr, const char *out_dir, const char *tokenizer_dir) {
+    arwkv__train_state s;
+    memset(&s, 0, sizeof s);
+    s.step = tr->step;
+    s.stage = tr->opt.stage, s.seq_len = tr->opt.seq_len, s.batch = tr->opt.batch;
+    if (tr->train) s.epoch = tr->train->epoch, s.pos = tr->train->pos, s.seed = tr->train->seed, s.data_hash = arwkv_dataset_hash(tr->train);
+    return arwkv__checkpoint_save(tr->student, &s, out_dir, tokenizer_dir);
+}
+
+ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *checkpoint_dir) {
+    arwkv__train_state s;
+    memset(&s, 0, sizeof s);
+    ARWKV__TRY(arwkv__checkpoint_load_state(tr->student, checkpoint_dir, &s));
+    if (s.stage != tr->opt.stage || s.seq_len != tr->opt.seq_len || s.batch != tr->opt.batch)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved by stage %d with --seq-len %d --batch %d; resume with the same options",
+                           checkpoint_dir, s.stage, s.seq_len, s.batch);
+    if (tr->train) {
+        if (s.data_hash != arwkv_dataset_hash(tr->train) || s.seed != tr->train->seed)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: the training data or its seed differ from the run that saved it; resume with the same --data and --seed",
+                               checkpoint_dir);
+        if (s.pos > tr->train->n_seqs) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: data position %llu is past the data", checkpoint_dir, (unsigned long long)s.pos);
+        tr->train->epoch = s.epoch;
+        arwkv__dataset_shuffle(tr->train);
+        tr->train->pos = (size_t)s.pos;
+    }
+    tr->step = s.step;
+    return ARWKV_OK;
+}
+
+
+/* ---- Data from files ------------------------------------------------------------------------------------ */
+
+ARWKV_PRIVATE arwkv_result arwkv__dataset_add_tokens(arwkv_dataset *d, arwkv_tokens *t, int32_t eos_id, int masked) {
+    if (eos_id >= 0) {
+        /* append the separator by hand: it is a target of a text document, not of a conversation */
+        if (t->n == t->cap) {
+            size_t cap = t->cap ? 2 * t->cap : 64;
+            int32_t *ids = (int32_t *)arwkv__realloc(t->ids, cap * sizeof(int32_t));
+            if (!ids) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            t->ids = ids;
+            uint8_t *mk = (uint8_t *)arwkv__realloc(t->mask, cap);
+            if (!mk) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            t->mask = mk;
+            t->cap = cap;
+        }
+        t->ids[t->n] = eos_id;
+        t->mask[t->n] = 0;
+        t->n++;
+    }
+    return arwkv_dataset_append(d, t->ids, masked ? t->mask : NULL, t->n);
+}
+
+ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_tokenizer *tok, const char *path, int32_t eos_id) {
+    char *text;
+    size_t len;
+    ARWKV__TRY(arwkv__read_file(path, &text, &len));
+    size_t n = strlen(path);
+    int jsonl = n > 6 && strcmp(path + n - 6, ".jsonl") == 0;
+    arwkv_tokens t = {NULL, NULL, 0, 0};
+    arwkv_result r = ARWKV_OK;
+    if (!jsonl) {
+        r = arwkv_tokenizer_encode(tok, text, len, 0, &t);
+        if (r == ARWKV_OK) r = arwkv__dataset_add_tokens(d, &t, eos_id, 0);
+        if (r != ARWKV_OK) r = arwkv__context(r, "%s", path);
+    }
+    size_t line_no = 0;
+    for (size_t pos = 0; jsonl && pos < len && r == ARWKV_OK;) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n') end++;
+        line_no++;
+        size_t a = pos, b = end;
+        while (a < b && (text[a] == ' ' || text[a] == '\t' || text[a] == '\r')) a++;
+        pos = end + 1;
+        if (a == b) continue; /* blank line */
+        char name[600];
+        snprintf(name, sizeof name, "%.500s line %zu", path, line_no);
+        arwkv__json j;
+        r = arwkv__json_parse(&j, text + a, b - a, name);
+        if (r != ARWKV_OK) break;
+        uint32_t jt = arwkv__json_get(&j, 0, "text"), jm = arwkv__json_get(&j, 0, "messages");
+        t.n = 0;
+        if (arwkv__json_type(&j, jt) == ARWKV__JSON_STRING) {
+            r = arwkv_tokenizer_encode(tok, arwkv__json_str(&j, jt), arwkv__json_str_len(&j, jt), 0, &t);
+            if (r == ARWKV_OK) r = arwkv__dataset_add_tokens(d, &t, eos_id, 0);
+        } else if (arwkv__json_type(&j, jm) == ARWKV__JSON_ARRAY) {
+            uint32_t count = arwkv__json_count(&j, jm);
+            arwkv_chat_message *msgs = (arwkv_chat_message *)arwkv__calloc(count + 1, sizeof *msgs);
+            if (!msgs) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+            uint32_t k = 0;
+            for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE && r == ARWKV_OK; e = arwkv__json_next(&j, e), k++) {
+                msgs[k].role = arwkv__json_str(&j, arwkv__json_get(&j, e, "role"));
+                msgs[k].content = arwkv__json_str(&j, arwkv__json_get(&j, e, "content"));
+                if (!msgs[k].role || !msgs[k].content)
+                    r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %u needs string \"role\" and \"content\"", name, k);
+            }
+            if (r == ARWKV_OK) r = arwkv_chat_encode(tok, msgs, (int)count, 0, &t);
+            if (r == ARWKV_OK) r = arwkv__dataset_add_tokens(d, &t, eos_id, 1);
+            if (r != ARWKV_OK) r = arwkv__context(r, "%s", name);
+            arwkv__free(msgs);
+        } else {
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: expected {\"text\": ...} or {\"messages\": [...]}", name);
+        }
+        arwkv__json_free(&j);
+    }
+    arwkv_tokens_free(&t);
+    arwkv__free(text);
+    return r;
+}
+
 /* @@train-impl@@ */
 
 /* ============================================================================================
@@ -6857,6 +10655,150 @@ ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *r
         }
     }
     return pick;
+}
+
+
+/* ---- Sessions ---------------------------------------------------------------------------------------------- */
+
+struct arwkv_session {
+    arwkv_model *m;
+    arwkv_teacher *tw;
+    arwkv_kv_cache *kv;
+    arwkv_rnn *rnn;
+    arwkv_rnn_state *state;
+};
+
+ARWKV_API void arwkv_session_free(arwkv_session *s) {
+    if (!s) return;
+    arwkv_teacher_free(s->tw);
+    arwkv_kv_cache_free(s->kv);
+    arwkv_rnn_free(s->rnn);
+    arwkv_rnn_state_free(s->state);
+    arwkv__free(s);
+}
+
+ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwkv_session **out) {
+    *out = NULL;
+    arwkv_session *s = (arwkv_session *)arwkv__calloc(1, sizeof *s);
+    if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    s->m = m;
+    arwkv_result r;
+    if (m->cfg.arch == ARWKV_ARCH_QWEN2) {
+        r = arwkv_teacher_create(m, &s->tw);
+        if (r == ARWKV_OK) r = arwkv_kv_cache_create(m, max_tokens, &s->kv);
+    } else {
+        r = arwkv_rnn_create(m, &s->rnn);
+        if (r == ARWKV_OK) r = arwkv_rnn_state_create(m, &s->state);
+    }
+    if (r != ARWKV_OK) {
+        arwkv_session_free(s);
+        return r;
+    }
+    *out = s;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_session_feed(arwkv_session *s, const int32_t *ids, int n, float *logits_last) {
+    if (n <= 0) return ARWKV_OK;
+    if (s->tw) return arwkv_teacher_step(s->tw, s->kv, ids, n, logits_last, NULL);
+    return arwkv_rnn_step(s->rnn, s->state, ids, n, logits_last, NULL);
+}
+
+ARWKV_API arwkv_result arwkv_session_reset(arwkv_session *s) {
+    if (s->kv) {
+        arwkv_kv_cache_reset(s->kv);
+        return ARWKV_OK;
+    }
+    return arwkv_rnn_state_reset(s->state);
+}
+
+ARWKV_API int64_t arwkv_session_tokens(const arwkv_session *s) {
+    return s->kv ? (int64_t)arwkv_kv_cache_len(s->kv) : arwkv_rnn_state_tokens(s->state);
+}
+
+ARWKV_API size_t arwkv_session_memory_bytes(const arwkv_session *s) {
+    if (s->kv) { /* the positions in use, not the capacity reserved ahead */
+        const arwkv_config *c = &s->m->cfg;
+        return (size_t)arwkv_kv_cache_len(s->kv) * (size_t)c->num_layers * 2 * (size_t)c->num_kv_heads * (size_t)c->head_dim * sizeof(float);
+    }
+    return arwkv_rnn_state_bytes(s->state);
+}
+
+ARWKV_API int arwkv_session_is_recurrent(const arwkv_session *s) { return s->state != NULL; }
+
+ARWKV_API arwkv_result arwkv_session_save(arwkv_session *s, const char *path) {
+    if (!s->state)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a %s keeps a KV cache that grows with the conversation, not a state to save; "
+                           "saving a conversation is what a student (an RNN) can do", path, arwkv_arch_name(s->m->cfg.arch));
+    return arwkv_rnn_state_save(s->state, path);
+}
+
+ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path) {
+    if (!s->state)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a %s keeps a KV cache, not a recurrent state, so it cannot load one; "
+                           "load it with the student that saved it", path, arwkv_arch_name(s->m->cfg.arch));
+    return arwkv_rnn_state_load(s->state, path);
+}
+
+/* NLL over hidden states [rows] whose targets are labels_host[rows] (-1: none): logits and
+   cross-entropy in chunks on the backend. */
+ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, const int32_t *labels_host, int rows, float *logits,
+                                           int32_t *labels, float *ce, float *ce_host, double *sum) {
+    arwkv_backend *be = m->be;
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
+    for (int row = 0; row < rows; row += ARWKV__LOGIT_ROWS) {
+        int k = rows - row < ARWKV__LOGIT_ROWS ? rows - row : ARWKV__LOGIT_ROWS;
+        ARWKV__TRY(be->mem->upload(be, labels, labels_host + row, (size_t)k * sizeof(int32_t)));
+        ARWKV__TRY(arwkv_teacher_logits(m, hidden + (size_t)row * C, k, logits));
+        ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, ce));
+        ARWKV__TRY(be->mem->download(be, ce_host, ce, (size_t)k * sizeof(float)));
+        for (int i = 0; i < k; i++)
+            if (labels_host[row + i] >= 0) *sum += ce_host[i];
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n, double *nll) {
+    *nll = 0;
+    if (n < 2) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "need at least 2 tokens to measure a likelihood, got %d", n);
+    arwkv_backend *be = m->be;
+    int V = m->cfg.vocab_size;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token %d at position %d is outside the vocabulary", ids[i], i);
+    int32_t *labels_host = (int32_t *)arwkv__malloc((size_t)n * sizeof(int32_t));
+    float *ce_host = (float *)arwkv__malloc(ARWKV__LOGIT_ROWS * sizeof(float)), *logits = NULL, *ce = NULL;
+    int32_t *labels = NULL;
+    arwkv_result r = labels_host && ce_host ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)ARWKV__LOGIT_ROWS * V * sizeof(float), (void **)&logits);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__LOGIT_ROWS * sizeof(float), (void **)&ce);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__LOGIT_ROWS * sizeof(int32_t), (void **)&labels);
+    for (int i = 0; labels_host && i < n; i++) labels_host[i] = i + 1 < n ? ids[i + 1] : -1;
+    double sum = 0;
+    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QWEN2) { /* the teacher reads the whole sequence at once */
+        arwkv_teacher *t = NULL;
+        const float *hidden;
+        r = arwkv_teacher_create(m, &t);
+        if (r == ARWKV_OK) r = arwkv_teacher_forward(t, ids, 1, n, NULL, NULL, &hidden);
+        if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host, n, logits, labels, ce, ce_host, &sum);
+        arwkv_teacher_free(t);
+    } else if (r == ARWKV_OK) { /* a student reads it in pieces, carrying its state */
+        arwkv_rnn *rnn = NULL;
+        arwkv_rnn_state *st = NULL;
+        r = arwkv_rnn_create(m, &rnn);
+        if (r == ARWKV_OK) r = arwkv_rnn_state_create(m, &st);
+        for (int done = 0; done < n && r == ARWKV_OK; done += 1024) {
+            int T = n - done < 1024 ? n - done : 1024;
+            const float *hidden;
+            r = arwkv_rnn_forward(rnn, ids + done, 1, T, &st, 0, &hidden);
+            if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host + done, T, logits, labels, ce, ce_host, &sum);
+        }
+        arwkv_rnn_state_free(st);
+        arwkv_rnn_free(rnn);
+    }
+    be->mem->free(be, logits), be->mem->free(be, ce), be->mem->free(be, labels);
+    arwkv__free(labels_host), arwkv__free(ce_host);
+    if (r == ARWKV_OK) *nll = sum / (n - 1);
+    return r;
 }
 
 /* @@generate-impl@@ */

@@ -47,14 +47,15 @@
        arwkv_backend_destroy(be);
 
    The programs of this repository follow one pattern: the same .c file builds for the CPU with a
-   C compiler, and for the GPU through nvcc or hipcc as C++ with ARWKV_GPU defined, where it adds
-   the two lines above and can call arwkv_backend_gpu() (see tools/gpu-info.c).
+   C compiler, and for the GPU through nvcc or hipcc as C++ with ARWKV_GPU and
+   ARWKV_HIP_IMPLEMENTATION defined on the command line, where its `#ifdef ARWKV_GPU` include of
+   this header brings the implementation and it can call arwkv_backend_gpu() (tools/gpu-info.c).
 
    ============================================================================================
    BUILD
    ============================================================================================
-     NVIDIA (CUDA 12 or 13):  nvcc -x cu -std=c++17 -O2 -arch=sm_90 -DARWKV_GPU prog.c -o prog
-     AMD (ROCm 6 or later):   hipcc -x hip -std=c++17 -O2 --offload-arch=gfx942 -DARWKV_GPU prog.c -o prog
+     NVIDIA (CUDA 12 or 13):  nvcc -x cu -std=c++17 -O2 -arch=sm_90 -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
+     AMD (ROCm 6 or later):   hipcc -x hip -std=c++17 -O2 --offload-arch=gfx942 -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
      compile check for gfx942 without ROCm 6 (Debian 12: clang-19 with ROCm 5.2's headers and
      device libraries): .ci/gpu-compile.sh, which also checks that the device code holds MFMA
      instructions (gfx942) and mma.sync (sm_90).
@@ -68,10 +69,13 @@
    the matrix units: each 128x32 tile of A (fp32 activations) and of B (the weight, fp32, bf16 or
    f16) is rounded to bf16 (to nearest, ties to even) as it is staged in shared memory. A bf16
    weight is exact there, an fp32 one loses its low 16 bits, an f16 one is widened and rounded.
-   Expect a relative error near 1e-3 of the largest output (checked at 1e-2). With the environment
-   variable ARWKV_GPU_GEMM=fp32 at backend creation, every product takes the SIMT path in fp32
-   FMAs instead (checked at 1e-5 of the CPU backend), also the fallback on GPUs without MFMA or
-   mma.sync. Every other op computes in fp32 with float64 sums where the CPU backend uses them;
+   Expect a relative error near 1e-3 of the largest output (checked at 1e-2). Where a product's
+   terms nearly cancel, the error relative to the result is larger: stage 2's head backward
+   (d hidden = d logits . W over the whole vocabulary) moves the gradient by several percent (7%
+   of its norm on the bundled tiny model; its loss by 0.5%), as in bf16 training elsewhere. With the
+   environment variable ARWKV_GPU_GEMM=fp32 at backend creation, every product takes the SIMT path
+   in fp32 FMAs instead (checked at 1e-5 of the CPU backend; a training step then matches the CPU's
+   loss and gradient norm to ~1e-6), also the fallback on GPUs without MFMA or mma.sync. Every other op computes in fp32 with float64 sums where the CPU backend uses them;
    they match the CPU to ~1e-6.
 
    The WKV7 recurrence keeps its N x N state in fp32 registers. Its backward steps the state back
@@ -487,7 +491,8 @@ static const arwkv_mem_ops arwkv__hip_mem_ops = {arwkv__hip_alloc, arwkv__hip_fr
      TILE_ROW  rows of the tile (m of A, n of B) are contiguous: threads run along them
                (a transposed view such as dY^T in dW = dY^T X, or B = X [T,in] there)
      TILE_VEC  as TILE_K with 16-byte loads, when the addresses are aligned for them
-   Elements past M, N or K read as zero, so the multiply never branches.
+   Elements past M, N or K read as zero, so the multiply never branches. Products with K above 4096
+   are split along K over blockIdx.z (arwkv__gemm_slices), their partial sums added in a fixed order.
 
    Two multiply stages use the same tiles:
      matrix units  shared memory holds bf16 tiles [128][32+8] (the 8 of padding spread a warp's
@@ -516,6 +521,8 @@ typedef struct arwkv__tile_src {
 typedef struct arwkv__gemm_params {
     arwkv__tile_src a, b;
     int M, N, K;
+    int kslice;     /* depth of the K slice of each blockIdx.z */
+    float *partial; /* split K: [slices][M][N] sums, added up by arwkv__gemm_reduce_kernel; NULL: write C */
     float *C;
     long long ldc;
     int accumulate;
@@ -536,15 +543,16 @@ ARWKV__DEV void arwkv__tile_pos(int mode, int tid, int e, int &row, int &k) {
     }
 }
 
-/* Read this thread's 16 elements of the tile at (row0, k0), widened to fp32. In TILE_VEC mode,
-   element e is item e % V of vector (tid + 256 * (e / V)), vectors laid out row by row. */
-template <int T> ARWKV__DEV void arwkv__tile_load(const arwkv__tile_src &s, int row0, int k0, int tid, float (&r)[16]) {
+/* Read this thread's 16 elements of the tile at (row0, k0), widened to fp32; k at or past k_end
+   reads as zero. In TILE_VEC mode, element e is item e % V of vector (tid + 256 * (e / V)), vectors
+   laid out row by row. */
+template <int T> ARWKV__DEV void arwkv__tile_load(const arwkv__tile_src &s, int row0, int k0, int k_end, int tid, float (&r)[16]) {
     if (s.mode == ARWKV__TILE_VEC) {
         const int V = arwkv__vec_len<T>::n, per_row = ARWKV__GM_K / V;
 #pragma unroll
         for (int q = 0; q < 16 / V; q++) {
             int c = tid + ARWKV__GM_THREADS * q, row = row0 + c / per_row, k = k0 + (c % per_row) * V;
-            if (row < s.rows && k + V <= s.K) {
+            if (row < s.rows && k + V <= k_end) {
                 uint4 w = *(const uint4 *)((const char *)s.p + ((long long)row * s.rs + k) * (T == ARWKV__T_F32 ? 4 : 2));
                 unsigned u[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
@@ -558,7 +566,7 @@ template <int T> ARWKV__DEV void arwkv__tile_load(const arwkv__tile_src &s, int 
             } else {
 #pragma unroll
                 for (int j = 0; j < V; j++)
-                    r[q * V + j] = (row < s.rows && k + j < s.K) ? arwkv__dev_load<T>(s.p, (long long)row * s.rs + k + j) : 0.0f;
+                    r[q * V + j] = (row < s.rows && k + j < k_end) ? arwkv__dev_load<T>(s.p, (long long)row * s.rs + k + j) : 0.0f;
             }
         }
     } else {
@@ -567,7 +575,7 @@ template <int T> ARWKV__DEV void arwkv__tile_load(const arwkv__tile_src &s, int 
             int row, k;
             arwkv__tile_pos(s.mode, tid, e, row, k);
             row += row0, k += k0;
-            r[e] = (row < s.rows && k < s.K) ? arwkv__dev_load<T>(s.p, (long long)row * s.rs + (long long)k * s.ks) : 0.0f;
+            r[e] = (row < s.rows && k < k_end) ? arwkv__dev_load<T>(s.p, (long long)row * s.rs + (long long)k * s.ks) : 0.0f;
         }
     }
 }
@@ -621,6 +629,10 @@ template <int T> ARWKV__DEV void arwkv__tile_store_f32(int mode, int tid, const 
 
 ARWKV__DEV void arwkv__gemm_out(const arwkv__gemm_params &p, int row, int col, float v) {
     if (row < p.M && col < p.N) {
+        if (p.partial) {
+            p.partial[((size_t)blockIdx.z * p.M + row) * p.N + col] = v;
+            return;
+        }
         if (p.bias) v += p.bias[col];
         float *c = p.C + (long long)row * p.ldc + col;
         *c = p.accumulate ? *c + v : v;
@@ -635,10 +647,11 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
     unsigned short *tiles = (unsigned short *)smem;
     const int tile_elems = ARWKV__GM_TILE * ARWKV__GM_LDH;
     const int tid = threadIdx.x, m0 = blockIdx.y * ARWKV__GM_TILE, n0 = blockIdx.x * ARWKV__GM_TILE;
-    const int steps = (p.K + ARWKV__GM_K - 1) / ARWKV__GM_K;
+    const int k_lo = blockIdx.z * p.kslice, k_hi = p.K - k_lo < p.kslice ? p.K : k_lo + p.kslice;
+    const int steps = (k_hi - k_lo + ARWKV__GM_K - 1) / ARWKV__GM_K;
     float ra[16], rb[16];
-    arwkv__tile_load<ARWKV__T_F32>(p.a, m0, 0, tid, ra);
-    arwkv__tile_load<T>(p.b, n0, 0, tid, rb);
+    arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo, k_hi, tid, ra);
+    arwkv__tile_load<T>(p.b, n0, k_lo, k_hi, tid, rb);
     arwkv__tile_store_bf16<ARWKV__T_F32>(p.a.mode, tid, ra, tiles);
     arwkv__tile_store_bf16<T>(p.b.mode, tid, rb, tiles + tile_elems);
     __syncthreads();
@@ -672,8 +685,8 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
         const int cur = step & 1;
         const unsigned short *As = tiles + cur * 2 * tile_elems, *Bs = As + tile_elems;
         if (step + 1 < steps) { /* next tiles into registers: their loads overlap the multiplies */
-            arwkv__tile_load<ARWKV__T_F32>(p.a, m0, (step + 1) * ARWKV__GM_K, tid, ra);
-            arwkv__tile_load<T>(p.b, n0, (step + 1) * ARWKV__GM_K, tid, rb);
+            arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, ra);
+            arwkv__tile_load<T>(p.b, n0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, rb);
         }
 #pragma unroll
         for (int ks = 0; ks < ARWKV__GM_K; ks += 16) {
@@ -748,23 +761,24 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
     float *As = (float *)smem, *Bs = As + ARWKV__GM_K * ARWKV__GM_LDF;
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     const int m0 = blockIdx.y * ARWKV__GM_TILE, n0 = blockIdx.x * ARWKV__GM_TILE;
-    const int steps = (p.K + ARWKV__GM_K - 1) / ARWKV__GM_K;
+    const int k_lo = blockIdx.z * p.kslice, k_hi = p.K - k_lo < p.kslice ? p.K : k_lo + p.kslice;
+    const int steps = (k_hi - k_lo + ARWKV__GM_K - 1) / ARWKV__GM_K;
     float ra[16], rb[16], acc[8][8];
 #pragma unroll
     for (int i = 0; i < 8; i++)
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
     if (steps > 0) {
-        arwkv__tile_load<ARWKV__T_F32>(p.a, m0, 0, tid, ra);
-        arwkv__tile_load<T>(p.b, n0, 0, tid, rb);
+        arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo, k_hi, tid, ra);
+        arwkv__tile_load<T>(p.b, n0, k_lo, k_hi, tid, rb);
     }
     for (int step = 0; step < steps; step++) {
         arwkv__tile_store_f32<ARWKV__T_F32>(p.a.mode, tid, ra, As);
         arwkv__tile_store_f32<T>(p.b.mode, tid, rb, Bs);
         __syncthreads();
         if (step + 1 < steps) {
-            arwkv__tile_load<ARWKV__T_F32>(p.a, m0, (step + 1) * ARWKV__GM_K, tid, ra);
-            arwkv__tile_load<T>(p.b, n0, (step + 1) * ARWKV__GM_K, tid, rb);
+            arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, ra);
+            arwkv__tile_load<T>(p.b, n0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, rb);
         }
 #pragma unroll 4
         for (int k = 0; k < ARWKV__GM_K; k++) {
@@ -783,6 +797,35 @@ template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gem
 #pragma unroll
         for (int j = 0; j < 8; j++)
             arwkv__gemm_out(p, m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4), n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4), acc[i][j]);
+}
+
+/* Split K: C = the slices' partial sums added in slice order (+ bias, or + C). */
+__global__ void arwkv__gemm_reduce_kernel(const float *part, int slices, int M, int N, float *C, long long ldc, int accumulate,
+                                          const float *bias) {
+    ARWKV__GRID_LOOP(u, (size_t)M * N) {
+        int row = (int)(u / N), col = (int)(u % N);
+        float v = 0.0f;
+        for (int z = 0; z < slices; z++) v += part[((size_t)z * M + row) * N + col];
+        if (bias) v += bias[col];
+        float *c = C + (long long)row * ldc + col;
+        *c = accumulate ? *c + v : v;
+    }
+}
+
+/* Slices of K for one product, from its shape alone (so the same product always sums in the same
+   order): none up to K = 4096; beyond, slices of at least 2048 (at most 64 of them, their partial
+   sums at most 256 MiB). A long sum in one accumulator loses precision (the head's backward has
+   K = 151936 and nearly cancelling terms) and a thin output leaves most of the GPU idle; slices fix
+   both, at the price of one more pass over C. */
+static int arwkv__gemm_slices(int M, int N, int K, int *kslice) {
+    int slices = K > 4096 ? K / 2048 : 1;
+    if (slices > 64) slices = 64;
+    while (slices > 1 && (size_t)slices * M * N * sizeof(float) > ((size_t)256 << 20)) slices /= 2;
+    int depth = (K + slices - 1) / slices;
+    depth = (depth + ARWKV__GM_K - 1) / ARWKV__GM_K * ARWKV__GM_K; /* whole tile steps: aligned vector loads */
+    if (depth < ARWKV__GM_K) depth = ARWKV__GM_K;
+    *kslice = depth;
+    return (K + depth - 1) / depth > 1 ? (K + depth - 1) / depth : 1;
 }
 
 /* How to read a tile of an operand whose element (row, k) is at p[row * rs + k * ks]. */
@@ -810,7 +853,13 @@ static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, cons
     p.a.p = A, p.a.rs = a_rs, p.a.ks = a_cs, p.a.rows = M, p.a.K = K, p.a.mode = arwkv__tile_mode(A, a_rs, a_cs, 4);
     p.b.p = B, p.b.rs = b_cs, p.b.ks = b_rs, p.b.rows = N, p.b.K = K, p.b.mode = arwkv__tile_mode(B, b_cs, b_rs, esize);
     p.M = M, p.N = N, p.K = K, p.C = C, p.ldc = ldc, p.accumulate = accumulate, p.bias = bias;
-    dim3 grid((unsigned)((N + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE), (unsigned)((M + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE));
+    int slices = arwkv__gemm_slices(M, N, K, &p.kslice);
+    if (slices > 1) {
+        void *part = NULL;
+        ARWKV__TRY(arwkv__hip_scratch(g, (size_t)slices * M * N * sizeof(float), &part));
+        p.partial = (float *)part;
+    }
+    dim3 grid((unsigned)((N + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE), (unsigned)((M + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE), (unsigned)slices);
     int mma = g->has_mma && !g->gemm_fp32;
 #define ARWKV__GEMM_LAUNCH(T)                                                                                 \
     do {                                                                                                      \
@@ -821,7 +870,13 @@ static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, cons
     else if (b_type == ARWKV_BF16) ARWKV__GEMM_LAUNCH(ARWKV__T_BF16);
     else ARWKV__GEMM_LAUNCH(ARWKV__T_F16);
 #undef ARWKV__GEMM_LAUNCH
-    return arwkv__hip_launched(mma ? "matrix product (matrix units)" : "matrix product (SIMT)");
+    ARWKV__TRY(arwkv__hip_launched(mma ? "matrix product (matrix units)" : "matrix product (SIMT)"));
+    if (slices > 1) {
+        ARWKV__LAUNCH(arwkv__gemm_reduce_kernel, arwkv__hip_blocks(g, (size_t)M * N), 256, g->stream, p.partial, slices, M, N, C,
+                      (long long)ldc, accumulate, bias);
+        ARWKV__TRY(arwkv__hip_launched("matrix product (sum of the K slices)"));
+    }
+    return ARWKV_OK;
 }
 
 /* ============================================================================================
@@ -959,9 +1014,9 @@ __global__ void arwkv__swiglu_fwd_kernel(float *out, const float *gate, const fl
 
 __global__ void arwkv__swiglu_bwd_kernel(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
     ARWKV__GRID_LOOP(i, n) {
-        float g = gate[i], s = 1.0f / (1.0f + expf(-g)), d = dout[i];
-        dup[i] = d * g * s;
-        dgate[i] = d * up[i] * s * (1.0f + g * (1.0f - s));
+        float g = gate[i], u = up[i], s = 1.0f / (1.0f + expf(-g)), d = dout[i];
+        dup[i] = d * g * s; /* inputs are read first: dgate/dup may alias gate/up (the MLP's backward) */
+        dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
     }
 }
 
@@ -1830,7 +1885,7 @@ static arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B, int T,
                                                 float *da, float *db) {
     ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
     if (B == 0) return ARWKV_OK;
-    if (!ckpt && T > 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward needs the forward's checkpoints");
+    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
     hipStream_t s = ARWKV__G(be)->stream;
     unsigned grid = (unsigned)(B * H);
     ARWKV__WKV_DISPATCH(N, arwkv__wkv7_bwd_kernel, T, H, r, decay, k, v, a, b, dy, ckpt, dstate, dr, d_decay, dk, dv, da, db);

@@ -41,9 +41,12 @@ hipc="clang++-19 -x hip --rocm-path=/usr --rocm-device-lib-path=$lib --offload-a
       -Xarch_host -march=native -Wall -Wextra -Wshadow -Wno-unused-function -Werror -I. -Itests"
 echo "== gfx942: tests/gpu/test_gpu.cu, linked against libamdhip64"
 $hipc tests/gpu/test_gpu.cu -o "$out/test_gpu_gfx942" -lamdhip64
-echo "== gfx942: tools/gpu-info.c and tools/inspect.c as GPU programs"
-$hipc -DARWKV_GPU -c tools/gpu-info.c -o "$out/gpu-info_gfx942.o"
-$hipc -DARWKV_GPU -c tools/inspect.c -o "$out/inspect_gfx942.o"
+echo "== gfx942: the GPU programs (make's GPU_PROGRAMS)"
+for prog in $(make -s -f Makefile --eval 'print-gpu-programs: ; @echo $(GPU_PROGRAMS)' print-gpu-programs); do
+    src=tools/$prog.c
+    [ -f "$src" ] || src=examples/$prog.c
+    $hipc -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -c "$src" -o "$out/${prog}_gfx942.o"
+done
 echo "== gfx942: device assembly"
 $hipc --cuda-device-only -S tests/gpu/test_gpu.cu -o "$out/test_gpu_gfx942.s"
 grep -q 'amdgcn-amd-amdhsa--gfx942' "$out/test_gpu_gfx942.s" || fail "the device code is not for gfx942"

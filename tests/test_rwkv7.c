@@ -1090,6 +1090,22 @@ TEST(chunked_training_equals_whole_sequence) {
         }
     }
     printf("    worst relative difference of gradients, two chunks vs whole: %.2g\n", worst);
+    /* a later layer may hold v_first constant (dv_first NULL): its own gradients do not change */
+    {
+        arwkv__tmix7_acts *acts = NULL;
+        float *vf = rand_floats(MC, 1), *out = (float *)malloc(MC * sizeof(float)), *dvf = (float *)calloc(MC, sizeof(float));
+        float *keep = (float *)malloc((size_t)L[0][1].p[P_V2].numel * sizeof(float));
+        CHECK_OK(arwkv__tmix7_acts_create(be, &d, B, T, &acts));
+        CHECK_OK(arwkv__tmix7_forward(be, &L[0][1].l, 1, &d, B, T, x[1], NULL, NULL, vf, out, acts, NULL));
+        tlayer_zero_grads(&L[0][1]);
+        CHECK_OK(arwkv__tmix7_backward(be, &L[0][1].l, 1, &d, B, T, x[1], vf, acts, dy[1], NULL, dvf, NULL, NULL, NULL));
+        memcpy(keep, L[0][1].p[P_V2].grad, (size_t)L[0][1].p[P_V2].numel * sizeof(float));
+        tlayer_zero_grads(&L[0][1]);
+        CHECK_OK(arwkv__tmix7_backward(be, &L[0][1].l, 1, &d, B, T, x[1], vf, acts, dy[1], NULL, NULL, NULL, NULL, NULL));
+        CHECK(memcmp(keep, L[0][1].p[P_V2].grad, (size_t)L[0][1].p[P_V2].numel * sizeof(float)) == 0, "v2 gradient without dv_first");
+        arwkv__tmix7_acts_free(be, acts);
+        free(vf), free(out), free(dvf), free(keep);
+    }
     for (int li = 0; li < 2; li++) {
         tlayer_free(&L[0][li]), tlayer_free(&L[1][li]);
         free(x[li]), free(dy[li]), free(grads_whole_dx[li]), free(dx_chunks[li]);

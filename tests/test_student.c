@@ -306,6 +306,37 @@ TEST(rnn_backward_matches_finite_differences) {
     arwkv_model_free(s);
 }
 
+TEST(rnn_qrwkv6_recurrent_equals_sequence) {
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.arch = ARWKV_ARCH_QRWKV6;
+    arwkv_model *s;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s));
+    if (!s) return;
+    arwkv_rnn *r;
+    CHECK_OK(arwkv_rnn_create(s, &r));
+    enum { T = 21, V = 151936 };
+    int32_t ids[T];
+    test_seed(31);
+    for (int i = 0; i < T; i++) ids[i] = (int32_t)(test_uniform() * 5000);
+    float *all = (float *)malloc(sizeof(float) * T * (size_t)V), *one = (float *)malloc(sizeof(float) * V);
+    arwkv_rnn_state *a, *b;
+    CHECK_OK(arwkv_rnn_state_create(s, &a));
+    CHECK_OK(arwkv_rnn_state_create(s, &b));
+    CHECK_OK(arwkv_rnn_step(r, a, ids, T, NULL, all));
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        CHECK_OK(arwkv_rnn_step(r, b, ids + t, 1, one, NULL));
+        worst = fmax(worst, test_rel_err(one, all + (size_t)t * V, V));
+    }
+    CHECK(worst < 1e-5, "QRWKV6 recurrent vs sequence: %g", worst);
+    CHECK(arwkv_rnn_state_bytes(a) == 8 * (128 + 2 * 64 * 64) * 4, "state bytes %zu", arwkv_rnn_state_bytes(a));
+    free(all), free(one);
+    arwkv_rnn_state_free(a), arwkv_rnn_state_free(b);
+    arwkv_rnn_free(r);
+    arwkv_model_free(s);
+}
+
 int main(void) {
     if (arwkv_backend_cpu(2, &be) != ARWKV_OK || arwkv_model_load("models/qwen2-code-tiny", be, &teacher) != ARWKV_OK) {
         printf("FAIL setup: %s\n", arwkv_last_error());
@@ -318,6 +349,7 @@ int main(void) {
     RUN(rnn_recurrent_equals_sequence);
     RUN(rnn_batch_equals_single);
     RUN(rnn_backward_matches_finite_differences);
+    RUN(rnn_qrwkv6_recurrent_equals_sequence);
     arwkv_model_free(teacher);
     arwkv_backend_destroy(be);
     return test_summary("student");

@@ -23,6 +23,7 @@ typedef struct {
 #include "bench/student.h"
 #include "bench/train.h"
 #include "bench/chat.h"
+#include "bench/qrwkv6.h"
 
 static const bench_entry benches[] = {
     {"tokenizer", "encode throughput (MB/s) on code and prose", bench_tokenizer},
@@ -31,6 +32,7 @@ static const bench_entry benches[] = {
     {"student", "student prefill and decode speed, state size", bench_student},
     {"train", "training throughput (tokens/s) of stages 1 and 2", bench_train},
     {"context", "teacher vs student: speed and memory per token at 1k, 8k, 32k context", bench_context},
+    {"qrwkv6", "QRWKV6 time mix forward / forward+backward / decode tokens/s at C=128 and C=896", bench_qrwkv6},
 };
 
 int main(int argc, char **argv) {

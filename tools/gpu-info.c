@@ -3,12 +3,11 @@
 
    This file is also the pattern every GPU program of the repository follows: the same .c file
    builds for the CPU with a C compiler (`make`), and for the GPU as C++ through nvcc or hipcc with
-   ARWKV_GPU defined (`make gpu`, `make gpu-hip`), where it takes arwkv_hip.h's implementation and
-   can call arwkv_backend_gpu(). */
+   ARWKV_GPU and ARWKV_HIP_IMPLEMENTATION defined (`make gpu`, `make gpu-hip`), where the include
+   below brings arwkv_hip.h's implementation and arwkv_backend_gpu() can be called. */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 #ifdef ARWKV_GPU
-#define ARWKV_HIP_IMPLEMENTATION
 #include "arwkv_hip.h"
 #endif
 #include <math.h>

@@ -1,0 +1,355 @@
+/* arwkv-distill: the example trainer. Distills a Qwen2 teacher into an ARWKV-7 student:
+     stage 1  align each student time mix with its layer's attention output
+     stage 2  match the teacher's next-token distribution (KL over the full vocabulary)
+     stage 3  fine-tune on chat conversations (cross-entropy on assistant turns)
+   Everything is in arwkv.h; this file parses flags, loads data, prints progress and saves.
+
+   Example:
+     arwkv-distill --teacher models/qwen2-code-tiny --out out/s1 --stage 1 --data train.txt \
+                   --eval-data eval.txt --seq-len 256 --batch 4 --steps 300 --lr 1e-3 */
+#define _POSIX_C_SOURCE 200809L /* isatty, sigaction */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef ARWKV_GPU
+#include "arwkv_hip.h"
+#endif
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: arwkv-distill --teacher DIR --out DIR --stage 1|2|3 --data PATH... [options]\n"
+            "\n"
+            "  --teacher DIR        Qwen2 teacher (Hugging Face directory)\n"
+            "  --out DIR            where the student and its checkpoints go\n"
+            "  --stage N            1 align time mixes, 2 distill logits (KL), 3 chat fine-tuning\n"
+            "  --data PATH...       training files: plain text, or JSON lines of {\"text\": ...} or\n"
+            "                       {\"messages\": [{\"role\",\"content\"}, ...]} (several paths allowed)\n"
+            "  --eval-data PATH...  held-out files for evaluation (default: none)\n"
+            "  --student DIR        start from this student (e.g. the output of stage 1)\n"
+            "  --init upstream|inherit   a new student's time mix (default upstream)\n"
+            "  --no-gate            a new student without the output gate\n"
+            "  --seq-len T          tokens per sequence (default 512)\n"
+            "  --batch B            sequences per step (default 4)\n"
+            "  --steps N            optimizer steps (default 100)\n"
+            "  --lr LR              peak learning rate (default 1e-3)\n"
+            "  --lr-final LR        final learning rate (default lr/10)\n"
+            "  --warmup N           warm-up steps (default min(50, steps/10))\n"
+            "  --schedule cosine|exponential|constant   (default cosine)\n"
+            "  --freeze-mlp         stages 2-3: keep the MLPs frozen\n"
+            "  --temperature T      stage-2 KL temperature (default 1)\n"
+            "  --ce-weight W        stage 2: add W x label cross-entropy (default 0)\n"
+            "  --align l2|mse|cosine   stage-1 loss (default l2, upstream's)\n"
+            "  --eval-every K       evaluate every K steps (default: at start and end only)\n"
+            "  --eval-windows N     evaluation sequences (default 16)\n"
+            "  --save-every K       checkpoint every K steps (default: at the end only)\n"
+            "  --resume             continue from OUT/checkpoints/latest exactly\n"
+            "  --seed S             data order and new student's init (default 1)\n"
+            "  --threads N          CPU threads (default: all)\n"
+            "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
+#ifdef ARWKV_GPU
+            "  --gpu                run on the GPU\n"
+#endif
+    );
+}
+
+typedef struct args {
+    const char *teacher, *out, *student, *summary, *data[256], *eval[256];
+    int n_data, n_eval;
+    int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, threads, gpu, no_gate, log_every;
+    float lr, lr_final, temperature, ce_weight;
+    int freeze_mlp, init_inherit, qrwkv6;
+    arwkv_schedule schedule;
+    arwkv_align_kind align;
+    unsigned long long seed;
+} args;
+
+static int parse(args *a, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    a->seq_len = 512, a->batch = 4, a->steps = 100, a->lr = 1e-3f, a->lr_final = -1, a->warmup = -1, a->eval_windows = 16;
+    a->temperature = 1, a->seed = 1, a->schedule = ARWKV_SCHEDULE_COSINE, a->align = ARWKV_ALIGN_L2;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        int has = i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0;
+#define OPT(name) (!strcmp(s, name) && has)
+        if (OPT("--teacher")) a->teacher = argv[++i];
+        else if (OPT("--out")) a->out = argv[++i];
+        else if (OPT("--student")) a->student = argv[++i];
+        else if (OPT("--summary-json")) a->summary = argv[++i];
+        else if (OPT("--data") || OPT("--eval-data")) {
+            int ev = !strcmp(s, "--eval-data");
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+                if ((ev ? a->n_eval : a->n_data) == 256) {
+                    fprintf(stderr, "arwkv-distill: at most 256 files per option (concatenate them, or use .jsonl)\n");
+                    return 2;
+                }
+                if (ev) a->eval[a->n_eval++] = argv[++i];
+                else a->data[a->n_data++] = argv[++i];
+            }
+        } else if (OPT("--stage")) a->stage = atoi(argv[++i]);
+        else if (OPT("--seq-len")) a->seq_len = atoi(argv[++i]);
+        else if (OPT("--batch")) a->batch = atoi(argv[++i]);
+        else if (OPT("--steps")) a->steps = atoi(argv[++i]);
+        else if (OPT("--lr")) a->lr = (float)atof(argv[++i]);
+        else if (OPT("--lr-final")) a->lr_final = (float)atof(argv[++i]);
+        else if (OPT("--warmup")) a->warmup = atoi(argv[++i]);
+        else if (OPT("--temperature")) a->temperature = (float)atof(argv[++i]);
+        else if (OPT("--ce-weight")) a->ce_weight = (float)atof(argv[++i]);
+        else if (OPT("--eval-every")) a->eval_every = atoi(argv[++i]);
+        else if (OPT("--eval-windows")) a->eval_windows = atoi(argv[++i]);
+        else if (OPT("--save-every")) a->save_every = atoi(argv[++i]);
+        else if (OPT("--log-every")) a->log_every = atoi(argv[++i]);
+        else if (OPT("--threads")) a->threads = atoi(argv[++i]);
+        else if (OPT("--seed")) a->seed = strtoull(argv[++i], NULL, 10);
+        else if (OPT("--init")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "inherit")) a->init_inherit = 1;
+            else if (strcmp(v, "upstream")) return fprintf(stderr, "arwkv-distill: --init upstream|inherit, not '%s'\n", v), 2;
+        } else if (OPT("--arch")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "qrwkv6")) a->qrwkv6 = 1;
+            else if (strcmp(v, "arwkv7")) return fprintf(stderr, "arwkv-distill: --arch arwkv7|qrwkv6, not '%s'\n", v), 2;
+        } else if (OPT("--schedule")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "cosine")) a->schedule = ARWKV_SCHEDULE_COSINE;
+            else if (!strcmp(v, "exponential")) a->schedule = ARWKV_SCHEDULE_EXPONENTIAL;
+            else if (!strcmp(v, "constant")) a->schedule = ARWKV_SCHEDULE_CONSTANT;
+            else return fprintf(stderr, "arwkv-distill: --schedule cosine|exponential|constant, not '%s'\n", v), 2;
+        } else if (OPT("--align")) {
+            const char *v = argv[++i];
+            if (!strcmp(v, "l2")) a->align = ARWKV_ALIGN_L2;
+            else if (!strcmp(v, "mse")) a->align = ARWKV_ALIGN_MSE;
+            else if (!strcmp(v, "cosine")) a->align = ARWKV_ALIGN_COSINE;
+            else return fprintf(stderr, "arwkv-distill: --align l2|mse|cosine, not '%s'\n", v), 2;
+        } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
+        else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
+        else if (!strcmp(s, "--resume")) a->resume = 1;
+        else if (!strcmp(s, "--gpu")) a->gpu = 1;
+        else if (!strcmp(s, "-h") || !strcmp(s, "--help")) return usage(stdout), 1;
+        else return fprintf(stderr, "arwkv-distill: unknown option or missing value: '%s' (see --help)\n", s), 2;
+#undef OPT
+    }
+    if (!a->out || a->stage < 1 || a->stage > 3 || a->n_data == 0 || (a->stage < 3 && !a->teacher) || (a->stage == 3 && !a->teacher && !a->student)) {
+        fprintf(stderr, "arwkv-distill: need --out, --stage 1|2|3, --data, and --teacher (stages 1-2) or --student (stage 3)\n");
+        return 2;
+    }
+    if (a->seq_len < 1 || a->batch < 1 || a->steps < 1 || !(a->lr > 0)) {
+        fprintf(stderr, "arwkv-distill: --seq-len, --batch, --steps and --lr must be positive\n");
+        return 2;
+    }
+    if (a->lr_final < 0) a->lr_final = a->lr / 10;
+    if (a->warmup < 0) a->warmup = a->steps / 10 < 50 ? a->steps / 10 : 50;
+    if (a->log_every <= 0) a->log_every = a->steps / 50 > 1 ? a->steps / 50 : 1;
+    return 0;
+}
+
+static void fmt_time(double s, char *buf, size_t n) {
+    if (s < 0 || s > 1e7) snprintf(buf, n, "--");
+    else if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static void print_eval(const char *when, const arwkv_eval_stats *e, int has_teacher) {
+    if (has_teacher)
+        printf("eval %-6s student ppl %9.3f  teacher ppl %7.3f  KL %.4f  (%lld tokens)\n", when, exp(e->student_nll), exp(e->teacher_nll),
+               e->kl, (long long)e->tokens);
+    else
+        printf("eval %-6s student ppl %9.3f  (%lld tokens)\n", when, exp(e->student_nll), (long long)e->tokens);
+    fflush(stdout);
+}
+
+static arwkv_result load_files(arwkv_dataset *d, const arwkv_tokenizer *tok, const char **paths, int n, int32_t eos) {
+    arwkv_dataset_init(d);
+    for (int i = 0; i < n; i++) ARWKV__TRY(arwkv_dataset_add_file(d, tok, paths[i], eos));
+    return ARWKV_OK;
+}
+
+int main(int argc, char **argv) {
+    args a;
+    int pr = parse(&a, argc, argv);
+    if (pr) return pr == 1 ? 0 : pr;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int tty = isatty(1);
+
+    arwkv_backend *be = NULL;
+    arwkv_model *teacher = NULL, *student = NULL;
+    arwkv_tokenizer *tok = NULL;
+    arwkv_trainer *tr = NULL;
+    arwkv_dataset train, eval;
+    arwkv_dataset_init(&train);
+    arwkv_dataset_init(&eval);
+    char *ckpt = NULL;
+    int status = 1;
+    double t_start = arwkv_seconds();
+    arwkv_result r;
+#ifdef ARWKV_GPU
+    r = a.gpu ? arwkv_backend_gpu(0, &be) : arwkv_backend_cpu(a.threads, &be);
+#else
+    if (a.gpu) {
+        fprintf(stderr, "arwkv-distill: this build has no GPU support (build it with make gpu)\n");
+        return 2;
+    }
+    r = arwkv_backend_cpu(a.threads, &be);
+#endif
+#define STEP(call, what)                                                        \
+    do {                                                                        \
+        if (r == ARWKV_OK && (r = (call)) != ARWKV_OK) {                        \
+            fprintf(stderr, "arwkv-distill: %s: %s\n", what, arwkv_last_error()); \
+            goto done;                                                          \
+        }                                                                       \
+    } while (0)
+    if (r != ARWKV_OK) {
+        fprintf(stderr, "arwkv-distill: backend: %s\n", arwkv_last_error());
+        goto done;
+    }
+    if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
+    const char *tok_dir = a.teacher ? a.teacher : a.student;
+    STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
+    if (a.resume) {
+        STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
+        STEP(arwkv_model_load(ckpt, be, &student), "loading the checkpoint");
+        printf("resuming from %s\n", ckpt);
+    } else if (a.student) {
+        STEP(arwkv_model_load(a.student, be, &student), "loading the student");
+    } else {
+        arwkv_student_options so;
+        arwkv_student_options_default(&so);
+        so.init = a.init_inherit ? ARWKV_INIT_INHERIT : ARWKV_INIT_UPSTREAM;
+        so.gate = !a.no_gate;
+        so.seed = a.seed;
+        so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+        STEP(arwkv_student_create(teacher, &so, &student), "creating the student");
+    }
+    int32_t eos = arwkv_tokenizer_token_id(tok, "<|endoftext|>");
+    double t0 = arwkv_seconds();
+    STEP(load_files(&train, tok, a.data, a.n_data, eos), "reading --data");
+    STEP(arwkv_dataset_pack(&train, a.seq_len, a.seed), "packing --data");
+    if (a.n_eval) {
+        STEP(load_files(&eval, tok, a.eval, a.n_eval, eos), "reading --eval-data");
+        STEP(arwkv_dataset_pack(&eval, a.seq_len, a.seed), "packing --eval-data");
+    }
+    printf("data: %zu training tokens (%zu sequences of %d) in %d file(s), %zu held-out tokens; tokenized in %.1f s\n", train.n_tokens,
+           train.n_seqs, a.seq_len, a.n_data, eval.n_tokens, arwkv_seconds() - t0);
+
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, a.stage);
+    o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
+    o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
+    o.seed = a.seed;
+    STEP(arwkv_trainer_create(a.stage == 3 && !teacher ? NULL : teacher, student, &o, &train, &tr), "setting up training");
+    if (ckpt) STEP(arwkv_trainer_restore(tr, ckpt), "restoring the checkpoint");
+    int64_t n_train = 0;
+    for (int i = 0; i < student->n_params; i++) n_train += student->params[i].trainable ? student->params[i].numel : 0;
+    printf("stage %d: %s student, %lld of %lld parameters trained, %d steps of %d x %d tokens, lr %g -> %g, %s\n", a.stage,
+           arwkv_arch_name(student->cfg.arch), (long long)n_train, (long long)arwkv_model_numel(student), a.steps, a.batch, a.seq_len,
+           (double)a.lr, (double)a.lr_final, arwkv_backend_name(be));
+    fflush(stdout);
+
+    arwkv_eval_stats ev_before, ev_after;
+    memset(&ev_before, 0, sizeof ev_before);
+    memset(&ev_after, 0, sizeof ev_after);
+    int has_eval = a.n_eval > 0;
+    if (has_eval && !ckpt) {
+        STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_before), "evaluating");
+        print_eval("before", &ev_before, teacher != NULL && a.stage < 3);
+    }
+    float first_loss = NAN, last_loss = NAN;
+    int64_t tokens = 0;
+    double t_train = arwkv_seconds(), loss_avg = 0;
+    int start_step = arwkv_trainer_steps_done(tr), done_here = 0;
+    while (arwkv_trainer_steps_done(tr) < a.steps && !interrupted) {
+        arwkv_step_stats st;
+        r = arwkv_trainer_step(tr, &st);
+        if (r != ARWKV_OK) {
+            fprintf(stderr, "%sarwkv-distill: %s\n", tty ? "\n" : "", arwkv_last_error());
+            if (r == ARWKV_ERR_NUMERIC) {
+                char *good = NULL;
+                if (arwkv_checkpoint_latest(a.out, &good) == ARWKV_OK) fprintf(stderr, "the last good checkpoint is %s\n", good);
+                else fprintf(stderr, "no checkpoint was written before this step\n");
+                arwkv_free(good);
+            }
+            goto done;
+        }
+        if (isnan(first_loss)) first_loss = st.loss;
+        last_loss = st.loss;
+        tokens += st.tokens;
+        done_here++;
+        loss_avg = done_here == 1 ? st.loss : 0.9 * loss_avg + 0.1 * st.loss;
+        double el = arwkv_seconds() - t_train, eta = el / done_here * (a.steps - st.step);
+        char els[32], etas[32];
+        fmt_time(el, els, sizeof els);
+        fmt_time(eta, etas, sizeof etas);
+        if (tty || st.step % a.log_every == 0 || st.step == a.steps || st.step == start_step + 1) {
+            printf("%sstep %*d/%d  loss %.4f (avg %.4f)  lr %.2e  |g| %.3f  %6.0f tok/s  %s elapsed  ETA %s%s", tty ? "\r\033[K" : "",
+                   (int)floor(log10(a.steps)) + 1, st.step, a.steps, st.loss, loss_avg, st.lr, st.grad_norm, tokens / el, els, etas,
+                   tty ? "" : "\n");
+            fflush(stdout);
+        }
+        if (a.eval_every > 0 && st.step % a.eval_every == 0 && st.step < a.steps && has_eval) {
+            arwkv_eval_stats e;
+            if (tty) printf("\n");
+            STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &e), "evaluating");
+            char when[16];
+            snprintf(when, sizeof when, "@%d", st.step);
+            print_eval(when, &e, teacher != NULL && a.stage < 3);
+        }
+        if (a.save_every > 0 && st.step % a.save_every == 0 && st.step < a.steps) STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving a checkpoint");
+    }
+    if (tty) printf("\n");
+    if (interrupted) printf("interrupted at step %d: saving a checkpoint (continue with --resume)\n", arwkv_trainer_steps_done(tr));
+    STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving the checkpoint");
+    if (!interrupted) {
+        STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
+        printf("student saved to %s\n", a.out);
+        if (has_eval) {
+            STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_after), "evaluating");
+            print_eval("after", &ev_after, teacher != NULL && a.stage < 3);
+        }
+    }
+    double secs = arwkv_seconds() - t_start;
+    printf("%d steps, %lld tokens, %.1f s (%.0f tokens/s of training)\n", done_here, (long long)tokens, secs,
+           tokens / (arwkv_seconds() - t_train));
+    if (a.summary) {
+        FILE *f = fopen(a.summary, "w");
+        if (!f) fprintf(stderr, "arwkv-distill: cannot write %s\n", a.summary);
+        else {
+            fprintf(f, "{\n  \"stage\": %d,\n  \"steps\": %d,\n  \"first_loss\": %.6f,\n  \"last_loss\": %.6f,\n", a.stage,
+                    arwkv_trainer_steps_done(tr), first_loss, last_loss);
+            if (has_eval) {
+                fprintf(f, "  \"eval_before\": {\"student_ppl\": %.6f, \"teacher_ppl\": %.6f, \"kl\": %.6f, \"tokens\": %lld},\n",
+                        exp(ev_before.student_nll), exp(ev_before.teacher_nll), ev_before.kl, (long long)ev_before.tokens);
+                fprintf(f, "  \"eval_after\": {\"student_ppl\": %.6f, \"teacher_ppl\": %.6f, \"kl\": %.6f, \"tokens\": %lld},\n",
+                        exp(ev_after.student_nll), exp(ev_after.teacher_nll), ev_after.kl, (long long)ev_after.tokens);
+            }
+            fprintf(f, "  \"tokens\": %lld,\n  \"seconds\": %.3f,\n  \"interrupted\": %s\n}\n", (long long)tokens, secs, interrupted ? "true" : "false");
+            fclose(f);
+        }
+    }
+    status = 0;
+done:
+#undef STEP
+    arwkv_free(ckpt);
+    arwkv_trainer_free(tr);
+    arwkv_dataset_free(&train);
+    arwkv_dataset_free(&eval);
+    arwkv_tokenizer_free(tok);
+    arwkv_model_free(student);
+    arwkv_model_free(teacher);
+    arwkv_backend_destroy(be);
+    return status;
+}
