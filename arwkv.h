@@ -784,8 +784,8 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
                                         const char *tokenizer_dir);
 
 /* ---- The teacher: Qwen2 forward ----------------------------------------------------------------
-   Qwen2ForCausalLM as transformers computes it in fp32 (see the top of section 7 of the
-   implementation for the equations). Activations are fp32; weights stay in their stored type and
+   Qwen2ForCausalLM as transformers computes it in fp32 (the equations are written out beside the
+   implementation, "The teacher: Qwen2ForCausalLM" in section 7). Activations are fp32; weights stay in their stored type and
    are widened block by block inside the matrix product, so a bf16 7B teacher needs ~16 GB.
    Every buffer lives in backend memory and every computation goes through the backend's tables.
 
@@ -1598,59 +1598,28 @@ ARWKV_API uint16_t arwkv_f32_to_f16(float f) {
 
 ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, size_t n) {
     const unsigned char *p = (const unsigned char *)src;
+    /* element i of type TYPE at p (unaligned), turned into a float by EXPR of v */
+#define ARWKV__CONVERT(TYPE, EXPR)                       \
+    for (size_t i = 0; i < n; i++) {                     \
+        TYPE v;                                          \
+        memcpy(&v, p + sizeof(TYPE) * i, sizeof(TYPE));  \
+        dst[i] = (float)(EXPR);                          \
+    }                                                    \
+    break
     switch (t) {
     case ARWKV_F32: memcpy(dst, src, n * 4); break;
-    case ARWKV_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = arwkv_bf16_to_f32(h);
-        }
-        break;
-    case ARWKV_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            dst[i] = arwkv_f16_to_f32(h);
-        }
-        break;
-    case ARWKV_F64:
-        for (size_t i = 0; i < n; i++) {
-            double d;
-            memcpy(&d, p + 8 * i, 8);
-            dst[i] = (float)d;
-        }
-        break;
-    case ARWKV_I64:
-        for (size_t i = 0; i < n; i++) {
-            int64_t v;
-            memcpy(&v, p + 8 * i, 8);
-            dst[i] = (float)v;
-        }
-        break;
-    case ARWKV_I32:
-        for (size_t i = 0; i < n; i++) {
-            int32_t v;
-            memcpy(&v, p + 4 * i, 4);
-            dst[i] = (float)v;
-        }
-        break;
-    case ARWKV_I16:
-        for (size_t i = 0; i < n; i++) {
-            int16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            dst[i] = (float)v;
-        }
-        break;
-    case ARWKV_I8:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)(int8_t)p[i];
-        break;
+    case ARWKV_BF16: ARWKV__CONVERT(uint16_t, arwkv_bf16_to_f32(v));
+    case ARWKV_F16: ARWKV__CONVERT(uint16_t, arwkv_f16_to_f32(v));
+    case ARWKV_F64: ARWKV__CONVERT(double, v);
+    case ARWKV_I64: ARWKV__CONVERT(int64_t, v);
+    case ARWKV_I32: ARWKV__CONVERT(int32_t, v);
+    case ARWKV_I16: ARWKV__CONVERT(int16_t, v);
+    case ARWKV_I8: ARWKV__CONVERT(int8_t, v);
     case ARWKV_U8:
-    case ARWKV_BOOL:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)p[i];
-        break;
+    case ARWKV_BOOL: ARWKV__CONVERT(uint8_t, v);
     default: return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "cannot convert dtype %s to F32", arwkv_dtype_name(t));
     }
+#undef ARWKV__CONVERT
     return ARWKV_OK;
 }
 
@@ -5283,6 +5252,22 @@ ARWKV_PRIVATE void arwkv__widen(float *dst, const void *src, arwkv_dtype t, ptrd
     }
 }
 
+#ifdef ARWKV__AVX2
+/* Transpose the 8x8 block held in r[0..8) (r[i][j] becomes r[j][i]). */
+ARWKV_PRIVATE void arwkv__transpose8_avx2(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]),
+           t3 = _mm256_unpackhi_ps(r[2], r[3]), t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
+           t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44),
+           u3 = _mm256_shuffle_ps(t1, t3, 0xEE), u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+           u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
 /* Pack one full panel (16 columns) of a weight whose columns are contiguous in k (an nn.Linear
    weight read as B = W^T): 8 k-values of 8 columns are loaded as 8 vectors, widened, and transposed
    in registers into 8 rows of the panel. Returns 0 where it does not apply (no AVX2, a short panel,
@@ -5302,22 +5287,9 @@ ARWKV_PRIVATE int arwkv__pack_kmajor_avx2(const arwkv__gemm_args *g, float *pane
                     r[j] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)src)), 16));
                 else r[j] = _mm256_loadu_ps((const float *)src);
             }
-            /* transpose: r[i] becomes k-value i of the 8 columns */
-            __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]), t2 = _mm256_unpacklo_ps(r[2], r[3]),
-                   t3 = _mm256_unpackhi_ps(r[2], r[3]), t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]),
-                   t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE), u2 = _mm256_shuffle_ps(t1, t3, 0x44),
-                   u3 = _mm256_shuffle_ps(t1, t3, 0xEE), u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
-                   u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            arwkv__transpose8_avx2(r); /* r[i] becomes k-value i of the 8 columns */
             float *dst = panel + (size_t)k * ARWKV__NR + 8 * half;
-            _mm256_storeu_ps(dst + 0 * ARWKV__NR, _mm256_permute2f128_ps(u0, u4, 0x20));
-            _mm256_storeu_ps(dst + 1 * ARWKV__NR, _mm256_permute2f128_ps(u1, u5, 0x20));
-            _mm256_storeu_ps(dst + 2 * ARWKV__NR, _mm256_permute2f128_ps(u2, u6, 0x20));
-            _mm256_storeu_ps(dst + 3 * ARWKV__NR, _mm256_permute2f128_ps(u3, u7, 0x20));
-            _mm256_storeu_ps(dst + 4 * ARWKV__NR, _mm256_permute2f128_ps(u0, u4, 0x31));
-            _mm256_storeu_ps(dst + 5 * ARWKV__NR, _mm256_permute2f128_ps(u1, u5, 0x31));
-            _mm256_storeu_ps(dst + 6 * ARWKV__NR, _mm256_permute2f128_ps(u2, u6, 0x31));
-            _mm256_storeu_ps(dst + 7 * ARWKV__NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + i * ARWKV__NR, r[i]);
         }
     for (; k < kc; k++)
         for (int j = 0; j < ARWKV__NR; j++)
@@ -5551,7 +5523,6 @@ ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
        the kernel reads is one long run of memory (rows q apart are contiguous in between), not a
        short piece followed by a jump; short rows (K ~ 1000) stream markedly faster this way. */
     int q = (count + 3) / 4;
-    size_t esz = arwkv_dtype_size(g->b_type);
     for (int j = 0; j < q; j++) {
         int rows[4];
         float out[4][4];
@@ -5560,7 +5531,8 @@ ARWKV_PRIVATE void arwkv__gemv_task(void *ctx, int task, int thread) {
 #ifdef ARWKV__AVX2
             if (g->a_cs == 1 && g->b_rs == 1 && (g->b_type == ARWKV_BF16 || g->b_type == ARWKV_F32)) {
                 const void *w[4]; /* a missing row repeats the first; its sum is dropped */
-                for (int r = 0; r < 4; r++) w[r] = (const char *)g->B + (size_t)(rows[r] >= 0 ? rows[r] : rows[0]) * (size_t)g->b_cs * esz;
+                for (int r = 0; r < 4; r++)
+                    w[r] = (const char *)g->B + (size_t)(rows[r] >= 0 ? rows[r] : rows[0]) * (size_t)g->b_cs * arwkv_dtype_size(g->b_type);
                 arwkv__dot4_avx2(g->A + (ptrdiff_t)i * g->a_rs, w, g->b_type, g->K, out[i]);
                 continue;
             }
@@ -5880,8 +5852,8 @@ static const arwkv_core_ops arwkv__cpu_core_ops = {
 /* ---- Qwen2 ops: rotary embedding ----------------------------------------------------------------
    transformers forms the angles in fp32: inv_freq = 1 / theta^(2i/D) rounded to fp32, then
    angle = fp32(pos) * inv_freq rounded to fp32, and cos/sin of that fp32 angle. One ulp of an angle
-   near position 2048 is 1e-4 rad, so the same roundings are kept here instead of a float64 angle:
-   matching the reference beats being more exact than it. */
+   near position 2048 is 2.4e-4 rad, so the same roundings are kept here instead of a float64
+   angle: matching the reference beats being more exact than it. */
 #define ARWKV__ROPE_MAX_DIM 1024
 
 typedef struct arwkv__rope_ctx {
@@ -6020,6 +5992,84 @@ ARWKV_PRIVATE void arwkv__attn_pv_4xw(const float *p, const float *v, ptrdiff_t 
     }
 }
 
+/* kt[d][j] = key j's element d for the kb keys of a block (key j at keys + j*ld), zero up to kb16. */
+ARWKV_PRIVATE void arwkv__attn_transpose_keys(float *kt, const float *keys, ptrdiff_t ld, int kb, int kb16, int D) {
+    int j = 0;
+#ifdef ARWKV__AVX2
+    if (D % 8 == 0)
+        for (; j + 8 <= kb; j += 8)
+            for (int d = 0; d < D; d += 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(keys + (j + i) * ld + d);
+                arwkv__transpose8_avx2(r);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (size_t)(d + i) * ARWKV__ATT_KB + j, r[i]);
+            }
+#endif
+    for (; j < kb; j++)
+        for (int d = 0; d < D; d++) kt[(size_t)d * ARWKV__ATT_KB + j] = keys[j * ld + d];
+    for (int d = 0; d < D; d++)
+        for (int jj = kb; jj < kb16; jj++) kt[(size_t)d * ARWKV__ATT_KB + jj] = 0;
+}
+
+#ifdef ARWKV__AVX2
+/* e^x for 8 floats: x = n ln2 + r with |r| <= ln2/2, e^r by Cephes' degree-7 polynomial (relative
+   error ~2e-7, like expf), 2^n put in the exponent. x below -87.3 gives 2^-126 (about 1e-38), not
+   0: callers zero masked entries themselves. */
+ARWKV_PRIVATE __m256 arwkv__exp8_avx2(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.33f)), _mm256_set1_ps(88.37f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x); /* ln2 in two parts: r stays exact */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+#endif
+
+/* One row of a key block: with the running maximum m (updated here) and the scores sr[0..n_valid)
+   (n_valid >= 1 valid keys, kb in the block), replace sr[j] by exp(sr[j] - m_new) for the valid keys
+   and 0 for the rest; return their sum and the factor exp(m_old - m_new) for the older sums. */
+ARWKV_PRIVATE float arwkv__attn_softmax_row(float *sr, int n_valid, int kb, float *m, float *alpha) {
+    float m_old = *m, m_new = m_old, l = 0;
+    int j = 0;
+#ifdef ARWKV__AVX2
+    int n8 = (n_valid + 7) & ~7; /* within the row: KB is a multiple of 8 */
+    for (int jj = n_valid; jj < n8; jj++) sr[jj] = -INFINITY;
+    __m256 vm = _mm256_set1_ps(m_old);
+    for (; j < n8; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(sr + j));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    m_new = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    __m256 vmn = _mm256_set1_ps(m_new), vs = _mm256_setzero_ps();
+    const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), nv = _mm256_set1_ps((float)n_valid);
+    for (j = 0; j < n8; j += 8) {
+        __m256 e = arwkv__exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(sr + j), vmn));
+        e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(lane, _mm256_set1_ps((float)j)), nv, _CMP_LT_OQ)); /* masked keys: 0 */
+        _mm256_storeu_ps(sr + j, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    l = arwkv__hsum8(vs);
+    j = n8;
+#else
+    for (; j < n_valid; j++) m_new = sr[j] > m_new ? sr[j] : m_new;
+    for (j = 0; j < n_valid; j++) {
+        float d = sr[j] - m_new;
+        sr[j] = d < -87.33f ? 0.0f : expf(d); /* below that it underflows, and libm takes a slow path */
+        l += sr[j];
+    }
+#endif
+    for (; j < kb; j++) sr[j] = 0;
+    *alpha = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+    *m = m_new;
+    return l;
+}
+
 static void arwkv__attn_task(void *ctx, int task, int thread) {
     arwkv__attn_ctx *c = (arwkv__attn_ctx *)ctx;
     const int QB = ARWKV__ATT_QB, KB = ARWKV__ATT_KB, D = c->D;
@@ -6038,39 +6088,25 @@ static void arwkv__attn_task(void *ctx, int task, int thread) {
     const float *kbase = c->k + b * c->kv_bs + (ptrdiff_t)g * D, *vbase = c->v + b * c->kv_bs + (ptrdiff_t)g * D;
     const float *qrow[ARWKV__ATT_QB];
     for (int r = 0; r < QB; r++) qrow[r] = qbase + (ptrdiff_t)(r < n_rows ? r : n_rows - 1) * q_ld; /* spare rows repeat a real one */
-    memset(acc, 0, sizeof(float) * (size_t)QB * D);
-    memset(s, 0, sizeof(float) * (size_t)QB * KB);
-    for (int r = 0; r < QB; r++) mx[r] = -INFINITY, sum[r] = 0;
     int rows4 = (n_rows + 3) & ~3;
+    memset(acc, 0, sizeof(float) * (size_t)rows4 * D);
+    for (int r = 0; r < rows4; r++) mx[r] = -INFINITY, sum[r] = 0;
     int n_keys = c->p0 + i0 + n_rows; /* the last row sees keys 0 .. p0+i0+n_rows-1 */
     for (int j0 = 0; j0 < n_keys; j0 += KB) {
         int kb = n_keys - j0 < KB ? n_keys - j0 : KB, kb16 = (kb + 15) & ~15;
-        for (int j = 0; j < kb; j++) {
-            const float *key = kbase + (ptrdiff_t)(j0 + j) * kv_ld;
-            for (int d = 0; d < D; d++) kt[(size_t)d * KB + j] = key[d];
-        }
-        for (int d = 0; d < D; d++)
-            for (int j = kb; j < kb16; j++) kt[(size_t)d * KB + j] = 0;
+        arwkv__attn_transpose_keys(kt, kbase + (ptrdiff_t)j0 * kv_ld, kv_ld, kb, kb16, D);
         for (int r0 = 0; r0 < rows4; r0 += 4)
             for (int j = 0; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
         for (int r = 0; r < rows4; r++) {
-            float *sr = s + (size_t)r * KB;
+            float *sr = s + (size_t)r * KB, alpha;
             int n_valid = c->p0 + i0 + r - j0 + 1; /* causal: keys j0 .. p0+i0+r */
             if (n_valid > kb) n_valid = kb;
             if (r >= n_rows || n_valid <= 0) { /* nothing to add in this block */
                 memset(sr, 0, sizeof(float) * (size_t)kb);
                 continue;
             }
-            float m_new = mx[r];
-            for (int j = 0; j < n_valid; j++) m_new = sr[j] > m_new ? sr[j] : m_new;
-            float alpha = expf(mx[r] - m_new), l = 0; /* exp(-inf) = 0 on the first block */
-            for (int j = 0; j < n_valid; j++) {
-                sr[j] = expf(sr[j] - m_new);
-                l += sr[j];
-            }
-            for (int j = n_valid; j < kb; j++) sr[j] = 0;
+            float l = arwkv__attn_softmax_row(sr, n_valid, kb, &mx[r], &alpha);
             sum[r] = sum[r] * alpha + l;
-            mx[r] = m_new;
             if (alpha != 1.0f)
                 for (int d = 0; d < D; d++) acc[(size_t)r * D + d] *= alpha;
         }

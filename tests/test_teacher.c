@@ -50,7 +50,8 @@ TEST(rope_matches_closed_form) {
                 worst = e > worst ? e : worst;
                 mx = fmax(mx, fmax(fabs(want1), fabs(want2)));
             }
-    /* the angle is formed in fp32 as transformers does: at position ~550 one ulp is 3e-5 rad */
+    /* the angle is formed in fp32 as transformers does: near position 550 it is off by up to half an
+       ulp, 3e-5 rad */
     CHECK(worst / mx < 2e-5, "rope vs closed form: max error %g of max %g", worst, mx);
     for (int r = 0; r < rows; r++) /* the padding between rows is never touched */
         for (int j = H * D; j < ld; j++) CHECK(y[r * ld + j] == x[r * ld + j], "padding changed at row %d", r);
@@ -103,9 +104,9 @@ static void attention_ref(double *out, const float *q, const float *k, const flo
 
 TEST(attention_matches_float64) {
     /* B, Tq, p0, H, Hkv, D: one query block and one key block; many of both with a cached prefix;
-       a decode step; a head size that is not a multiple of 16 (the generic column path); MHA */
+       a decode step; head sizes that are not a multiple of 16 or of 8 (the generic paths); MHA */
     static const int cases[][6] = {{2, 5, 0, 4, 2, 64}, {2, 70, 0, 4, 1, 64}, {1, 45, 100, 2, 1, 64}, {1, 1, 200, 14, 2, 64},
-                                   {3, 33, 3, 6, 3, 24}, {1, 40, 0, 2, 2, 128}};
+                                   {3, 33, 3, 6, 3, 24}, {1, 9, 70, 2, 1, 20}, {1, 40, 0, 2, 2, 128}};
     arwkv_backend *be[3];
     for (int t = 0; t < 3; t++) CHECK_OK(arwkv_backend_cpu(t + 1, &be[t]));
     test_seed(2);
@@ -190,6 +191,27 @@ static int32_t *ref_ids(arwkv_safetensors *st, const char *name, int *n) {
     return ids;
 }
 
+/* The bundled teacher on a CPU backend of n threads; t is NULL (after a failed CHECK) if any step failed. */
+typedef struct {
+    arwkv_backend *be;
+    arwkv_model *m;
+    arwkv_teacher *t;
+} teacher_setup;
+
+static teacher_setup open_teacher(int threads) {
+    teacher_setup s = {NULL, NULL, NULL};
+    CHECK_OK(arwkv_backend_cpu(threads, &s.be));
+    if (s.be) CHECK_OK(arwkv_model_load(MODEL_DIR, s.be, &s.m));
+    if (s.m) CHECK_OK(arwkv_teacher_create(s.m, &s.t));
+    return s;
+}
+
+static void close_teacher(teacher_setup *s) {
+    arwkv_teacher_free(s->t);
+    arwkv_model_free(s->m);
+    arwkv_backend_destroy(s->be);
+}
+
 typedef struct {
     arwkv_backend *be;
     int layers, rows, C;
@@ -235,12 +257,10 @@ static float *all_logits(arwkv_model *m, const float *hidden, int rows) {
 TEST(teacher_matches_transformers) {
     reference ref;
     if (!open_reference(&ref, "qwen2_code_tiny_reference.safetensors")) SKIP("%s not found (set ARWKV_SHARED)", ref.path);
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
+    teacher_setup su = open_teacher(2);
+    arwkv_backend *be = su.be;
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     int T = 0;
     int32_t *ids = ref_ids(ref.st, "input_ids", &T);
     if (!t || !ids) goto done;
@@ -315,22 +335,17 @@ TEST(teacher_matches_transformers) {
     }
 done:
     free(ids);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
     arwkv_st_close(ref.st);
 }
 
 TEST(greedy_generation_matches_transformers) {
     reference ref;
     if (!open_reference(&ref, "qwen2_code_tiny_reference.safetensors")) SKIP("%s not found (set ARWKV_SHARED)", ref.path);
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
+    teacher_setup su = open_teacher(2);
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     arwkv_kv_cache *c = NULL;
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &c));
     int T = 0, n_want = 0;
     int32_t *prompt = ref_ids(ref.st, "input_ids", &T), *want = ref_ids(ref.st, "greedy_ids", &n_want);
@@ -359,9 +374,7 @@ TEST(greedy_generation_matches_transformers) {
     }
     free(prompt), free(want);
     arwkv_kv_cache_free(c);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
     arwkv_st_close(ref.st);
 }
 
@@ -373,13 +386,10 @@ static void fake_ids(int32_t *ids, int n, unsigned seed) {
 }
 
 TEST(kv_cache_equals_full_forward) {
-    arwkv_backend *be;
-    arwkv_model *m = NULL;
-    arwkv_teacher *t = NULL;
+    teacher_setup su = open_teacher(2);
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
     arwkv_kv_cache *grow = NULL, *fixed = NULL;
-    CHECK_OK(arwkv_backend_cpu(2, &be));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be, &m));
-    if (m) CHECK_OK(arwkv_teacher_create(m, &t));
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &grow));
     if (m) CHECK_OK(arwkv_kv_cache_create(m, 80, &fixed));
     if (t && grow && fixed) {
@@ -411,21 +421,13 @@ TEST(kv_cache_equals_full_forward) {
     }
     arwkv_kv_cache_free(grow);
     arwkv_kv_cache_free(fixed);
-    arwkv_teacher_free(t);
-    arwkv_model_free(m);
-    arwkv_backend_destroy(be);
+    close_teacher(&su);
 }
 
 TEST(batch_and_threads_give_the_same_results) {
-    arwkv_backend *be1, *be2;
-    arwkv_model *m1 = NULL, *m2 = NULL;
-    arwkv_teacher *t1 = NULL, *t2 = NULL;
-    CHECK_OK(arwkv_backend_cpu(1, &be1));
-    CHECK_OK(arwkv_backend_cpu(2, &be2));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be1, &m1));
-    CHECK_OK(arwkv_model_load(MODEL_DIR, be2, &m2));
-    if (m1) CHECK_OK(arwkv_teacher_create(m1, &t1));
-    if (m2) CHECK_OK(arwkv_teacher_create(m2, &t2));
+    teacher_setup one = open_teacher(1), two_threads = open_teacher(2);
+    arwkv_model *m1 = one.m, *m2 = two_threads.m;
+    arwkv_teacher *t1 = one.t, *t2 = two_threads.t;
     if (t1 && t2) {
         const int B = 3, T = quick() ? 40 : 100; /* more than one query block per sequence */
         int C = m1->cfg.hidden_size;
@@ -453,12 +455,171 @@ TEST(batch_and_threads_give_the_same_results) {
         CHECK(memcmp(l1, l2, sizeof(float) * 2 * m1->cfg.vocab_size) == 0, "logits: 1 thread and 2 threads differ");
         free(l1), free(l2), free(ids), free(batch), free(single), free(two);
     }
-    arwkv_teacher_free(t1);
-    arwkv_teacher_free(t2);
-    arwkv_model_free(m1);
-    arwkv_model_free(m2);
-    arwkv_backend_destroy(be1);
-    arwkv_backend_destroy(be2);
+    close_teacher(&one);
+    close_teacher(&two_threads);
+}
+
+/* ---- Longer and batched inputs: tests/data/teacher_ref.safetensors (tools/ref_teacher.py) ----------- */
+
+#define FIXTURE "tests/data/teacher_ref.safetensors"
+
+/* The logits of rows `positions` of a forward's hidden states (sequence b of length T), on the host. */
+static float *logits_at(arwkv_model *m, const float *hidden, int b, int T, const int32_t *positions, int P) {
+    size_t V = (size_t)m->cfg.vocab_size, C = (size_t)m->cfg.hidden_size;
+    const int chunk = 32;
+    float *host = (float *)malloc(sizeof(float) * P * V), *rows = NULL, *dev = NULL;
+    CHECK_OK(m->be->mem->alloc(m->be, sizeof(float) * chunk * C, (void **)&rows));
+    CHECK_OK(m->be->mem->alloc(m->be, sizeof(float) * chunk * V, (void **)&dev));
+    for (int p0 = 0; rows && dev && p0 < P; p0 += chunk) {
+        int n = P - p0 < chunk ? P - p0 : chunk;
+        for (int i = 0; i < n; i++)
+            CHECK_OK(m->be->mem->copy(m->be, rows + i * C, hidden + ((size_t)b * T + positions[p0 + i]) * C, sizeof(float) * C));
+        CHECK_OK(arwkv_teacher_logits(m, rows, n, dev));
+        CHECK_OK(m->be->mem->download(m->be, host + (size_t)p0 * V, dev, sizeof(float) * n * V));
+    }
+    m->be->mem->free(m->be, rows);
+    m->be->mem->free(m->be, dev);
+    return host;
+}
+
+/* Compare our logits at the fixture's positions of sequence `name` (those below `limit`). Errors:
+   top-k values as one tensor (max |a-b| / max |b|), log-sum-exp likewise, and the best token unless
+   the reference's margin to the second is below 1e-3 (a near-tie either side may win). */
+static void check_topk(arwkv_model *m, arwkv_safetensors *st, const char *name, const float *hidden, int b, int T, int limit,
+                       const char *label) {
+    char key[96];
+    int P = 0, n_id = 0;
+    snprintf(key, sizeof key, "%s.positions", name);
+    int32_t *positions = ref_ids(st, key, &P);
+    snprintf(key, sizeof key, "%s.topk_ids", name);
+    int32_t *top_ids = ref_ids(st, key, &n_id);
+    if (!positions || !top_ids || P == 0) {
+        free(positions), free(top_ids);
+        return;
+    }
+    int K = n_id / P;
+    snprintf(key, sizeof key, "%s.topk_logits", name);
+    float *top = ref_f32(st, key, (int64_t)P * K);
+    snprintf(key, sizeof key, "%s.logsumexp", name);
+    float *lse = ref_f32(st, key, P);
+    while (P > 0 && positions[P - 1] >= limit) P--;
+    if (top && lse && P > 0) {
+        size_t V = (size_t)m->cfg.vocab_size;
+        float *logits = logits_at(m, hidden, b, T, positions, P);
+        float *ours = (float *)malloc(sizeof(float) * P * K), *our_lse = (float *)malloc(sizeof(float) * P);
+        int best_ok = 1;
+        for (int p = 0; p < P; p++) {
+            const float *row = logits + (size_t)p * V;
+            for (int k = 0; k < K; k++) ours[p * K + k] = row[top_ids[p * K + k]];
+            double mx = row[0], s = 0;
+            for (size_t v = 0; v < V; v++) mx = row[v] > mx ? row[v] : mx;
+            for (size_t v = 0; v < V; v++) s += exp(row[v] - mx);
+            our_lse[p] = (float)(mx + log(s));
+            if (argmax(row, (int)V) != top_ids[p * K] && top[p * K] - top[p * K + 1] > 1e-3f) {
+                best_ok = 0;
+                printf("    %s position %d: best token %d, transformers %d (margin %g)\n", name, positions[p], argmax(row, (int)V),
+                       top_ids[p * K], top[p * K] - top[p * K + 1]);
+            }
+        }
+        double e_top = test_rel_err(ours, top, (size_t)P * K), e_lse = test_rel_err(our_lse, lse, P);
+        CHECK(e_top < 1e-4 && e_lse < 1e-4 && best_ok, "%s %s: top-%d logits error %g, log-sum-exp error %g", label, name, K, e_top, e_lse);
+        printf("    %s %s (T=%d, %d positions): top-%d logits %.2e (elementwise %.2e), log-sum-exp %.2e\n", label, name, T, P, K, e_top,
+               elem_rel_err(ours, top, (size_t)P * K), e_lse);
+        free(logits), free(ours), free(our_lse);
+    }
+    free(positions), free(top_ids), free(top), free(lse);
+}
+
+TEST(long_and_batched_inputs_match_transformers) {
+    if (!test_file_exists(FIXTURE)) SKIP("%s not found (make it with tools/ref_teacher.py on a machine with transformers)", FIXTURE);
+    arwkv_safetensors *st = NULL;
+    arwkv_kv_cache *c = NULL;
+    CHECK_OK(arwkv_st_open(FIXTURE, &st));
+    teacher_setup su = open_teacher(2);
+    arwkv_model *m = su.m;
+    arwkv_teacher *t = su.t;
+    if (m) CHECK_OK(arwkv_kv_cache_create(m, 0, &c));
+    if (!st || !t || !c) goto done;
+    {
+        const float *hidden;
+        int V = m->cfg.vocab_size;
+        /* each sequence alone; under the sanitizers only the first 512 tokens (causal: same rows) */
+        const char *names[4] = {"long", "seq0", "seq1", "seq2"};
+        int32_t *seq[4] = {0};
+        int len[4] = {0}, min_len = INT_MAX;
+        for (int s = 0; s < 4; s++) {
+            char key[64];
+            snprintf(key, sizeof key, "%s.ids", names[s]);
+            seq[s] = ref_ids(st, key, &len[s]);
+            if (!seq[s]) continue;
+            int T = quick() && len[s] > 512 ? 512 : len[s];
+            CHECK_OK(arwkv_teacher_forward(t, seq[s], 1, T, NULL, NULL, &hidden));
+            if (hidden) check_topk(m, st, names[s], hidden, 0, T, T, "alone");
+            if (s == 0 && hidden && T == len[s]) { /* two whole rows */
+                int F = 0;
+                int32_t *fp = ref_ids(st, "long.full_positions", &F);
+                float *want = fp ? ref_f32(st, "long.full_logits", (int64_t)F * V) : NULL;
+                if (want) {
+                    float *got = logits_at(m, hidden, 0, T, fp, F);
+                    double e = test_rel_err(got, want, (size_t)F * V);
+                    CHECK(e < 1e-4, "long: whole logit rows error %g", e);
+                    printf("    long: whole rows at positions %d and %d: %.2e (elementwise %.2e)\n", fp[0], fp[F - 1], e,
+                           elem_rel_err(got, want, (size_t)F * V));
+                    free(got);
+                }
+                free(fp), free(want);
+            }
+            if (s > 0 && len[s] < min_len) min_len = len[s];
+        }
+        /* the three sequences as one batch, cut to the shortest length */
+        if (seq[1] && seq[2] && seq[3]) {
+            int T = quick() && min_len > 256 ? 256 : min_len;
+            int32_t *ids = (int32_t *)malloc(sizeof(int32_t) * 3 * T);
+            for (int b = 0; b < 3; b++) memcpy(ids + b * T, seq[b + 1], sizeof(int32_t) * T);
+            CHECK_OK(arwkv_teacher_forward(t, ids, 3, T, NULL, NULL, &hidden));
+            for (int b = 0; hidden && b < 3; b++) check_topk(m, st, names[b + 1], hidden, b, T, T, "batch of 3");
+            free(ids);
+        }
+        for (int s = 0; s < 4; s++) free(seq[s]);
+        /* greedy continuations through the KV cache */
+        for (int g = 0; g < 2; g++) {
+            char key[64];
+            int n_prompt = 0, n_want = 0, n_gap = 0;
+            snprintf(key, sizeof key, "greedy%d.prompt", g);
+            int32_t *prompt = ref_ids(st, key, &n_prompt);
+            snprintf(key, sizeof key, "greedy%d.ids", g);
+            int32_t *want = ref_ids(st, key, &n_want);
+            snprintf(key, sizeof key, "greedy%d.gap", g);
+            const arwkv_tensor_info *gi = arwkv_st_find(st, key);
+            n_gap = gi ? (int)gi->numel : 0;
+            float *gap = gi ? ref_f32(st, key, n_gap) : NULL;
+            if (prompt && want && gap) {
+                float *logits = (float *)malloc(sizeof(float) * V);
+                int32_t *got = (int32_t *)malloc(sizeof(int32_t) * n_want);
+                memcpy(got, prompt, sizeof(int32_t) * n_prompt);
+                int n = n_prompt;
+                arwkv_kv_cache_reset(c);
+                arwkv_result r = arwkv_teacher_step(t, c, prompt, n_prompt, logits, NULL);
+                while (r == ARWKV_OK && n < n_want) {
+                    got[n] = argmax(logits, V);
+                    if (got[n] != want[n]) break;
+                    if (got[n++] == m->cfg.eos_token_id) break;
+                    r = arwkv_teacher_step(t, c, &got[n - 1], 1, logits, NULL);
+                }
+                CHECK_OK(r);
+                CHECK(n == n_want, "greedy%d: first difference at generated token %d of %d: ours %d, transformers %d (their margin %g)", g,
+                      n - n_prompt, n_want - n_prompt, n < n_want ? got[n] : -1, n < n_want ? want[n] : -1,
+                      n - n_prompt < n_gap ? gap[n - n_prompt] : -1.0f);
+                if (n == n_want) printf("    greedy%d: %d prompt + %d generated tokens identical\n", g, n_prompt, n - n_prompt);
+                free(logits), free(got);
+            }
+            free(prompt), free(want), free(gap);
+        }
+    }
+done:
+    arwkv_kv_cache_free(c);
+    close_teacher(&su);
+    arwkv_st_close(st);
 }
 
 int main(void) {
@@ -468,5 +629,6 @@ int main(void) {
     RUN(greedy_generation_matches_transformers);
     RUN(kv_cache_equals_full_forward);
     RUN(batch_and_threads_give_the_same_results);
+    RUN(long_and_batched_inputs_match_transformers);
     return test_summary("teacher");
 }
