@@ -5,7 +5,8 @@
 #   make test-asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz          libFuzzer targets for the parsers, a bounded run (FUZZ_SECONDS each)
 #   make bench         build/arwkv-bench
-#   make gpu           GPU builds of the binaries (nvcc or hipcc)
+#   make gpu           GPU builds with nvcc: build/gpu/test_gpu and build/gpu/arwkv-* (see below)
+#   make gpu-hip       the same with hipcc for AMD (build/hip/)
 #
 # Options: CC=clang, ARCH= (drop -march=native), WERROR=1 (warnings fail the build, as in CI).
 
@@ -28,8 +29,10 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/arwkv-%,$(wildcard examples/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
 COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static
+# the GPU kernels (arwkv_hip.h) run by a CPU emulator, as NVIDIA (warp 32) and as AMD (wave 64)
+GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 
-.PHONY: all test test-asan fuzz bench clean compile-checks demo
+.PHONY: all test test-asan fuzz bench clean compile-checks demo gpu gpu-hip gpu-test
 
 # The README's first command: distill the bundled teacher on this CPU (about ten minutes).
 demo: $(B)/arwkv-distill
@@ -37,7 +40,7 @@ demo: $(B)/arwkv-distill
 
 bench: $(B)/arwkv-bench
 	$(B)/arwkv-bench
-all: $(TOOLS) $(EXAMPLES) $(TESTS) $(COMPILE_CHECKS)
+all: $(TOOLS) $(EXAMPLES) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
 
 $(B):
 	@mkdir -p $(B)
@@ -64,8 +67,8 @@ $(B)/compile_static: tests/compile_static.c $(HDR) | $(B)
 
 compile-checks: $(COMPILE_CHECKS)
 
-test: $(TESTS) $(COMPILE_CHECKS) $(TOOLS) $(EXAMPLES)
-	@sh tests/run.sh $(B) $(TESTS) $(COMPILE_CHECKS)
+test: $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS) $(TOOLS) $(EXAMPLES)
+	@sh tests/run.sh $(B) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
 
 # Sanitizer build: separate directory, same sources.
 ASAN_FLAGS := -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(ARCH) $(WARN)
@@ -86,6 +89,57 @@ $(B)/fuzz/fuzz_%: tests/fuzz_%.c $(HDR)
 	$(FUZZ_CC) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -I. -o $@ $< $(LDLIBS)
 fuzz: $(FUZZERS)
 	@sh tests/fuzz.sh $(B) $(FUZZ_SECONDS) $(FUZZERS)
+
+# ---- GPU builds (arwkv_hip.h) ------------------------------------------------------------------------
+# A GPU program is the same .c file compiled as C++ by nvcc or hipcc with ARWKV_GPU and
+# ARWKV_HIP_IMPLEMENTATION defined: its `#ifdef ARWKV_GPU #include "arwkv_hip.h"` then brings the GPU
+# backend's implementation, and it may call arwkv_backend_gpu() (tools/gpu-info.c, tools/eval.c).
+# (examples/distill.c is not in GPU_PROGRAMS yet: as C++ its `goto done` jumps over initializations.)
+# GPU_PROGRAMS lists the tools and examples built that way. No GPU is needed to build; test_gpu needs
+# one to run (make gpu-test). Without a GPU, `make test` runs the same tests on a CPU emulator of the
+# kernels (test_gpu_emu32/64 above).
+# bench/gpu-run.sh builds, tests and times on a GPU machine and writes bench/results/gpu-test-*.txt.
+NVCC         ?= nvcc
+GPU_ARCH     ?= sm_90
+HIPCC        ?= hipcc
+HIP_ARCH     ?= gfx942
+GPU_PROGRAMS ?= gpu-info inspect eval chat
+GPU_HDR      := $(HDR) arwkv_hip.h
+NVCCFLAGS    := -std=c++17 $(OPT) -arch=$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
+HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)
+ifeq ($(WERROR),1)
+NVCCFLAGS    += -Xcompiler -Werror
+endif
+
+GPU_EMU_SRC  := tests/gpu/test_gpu_emu.cpp tests/gpu/test_gpu.cu tests/gpu/emu.h tests/test.h $(GPU_HDR)
+$(B)/test_gpu_emu32: $(GPU_EMU_SRC) | $(B)
+	$(CXX) $(CXXFLAGS) -Wno-unknown-pragmas -DARWKV_EMU_WARP=32 -I. -Itests -o $@ $< $(LDLIBS)
+$(B)/test_gpu_emu64: $(GPU_EMU_SRC) | $(B)
+	$(CXX) $(CXXFLAGS) -Wno-unknown-pragmas -DARWKV_EMU_WARP=64 -I. -Itests -o $@ $< $(LDLIBS)
+
+gpu: $(B)/gpu/test_gpu $(patsubst %,$(B)/gpu/arwkv-%,$(GPU_PROGRAMS))
+gpu-test: $(B)/gpu/test_gpu
+	$(B)/gpu/test_gpu
+$(B)/gpu/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
+	@mkdir -p $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) -I. -Itests -o $@ $<
+$(B)/gpu/arwkv-%: tools/%.c $(GPU_HDR)
+	@mkdir -p $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ -x cu $<
+$(B)/gpu/arwkv-%: examples/%.c $(GPU_HDR)
+	@mkdir -p $(B)/gpu
+	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ -x cu $<
+
+gpu-hip: $(B)/hip/test_gpu $(patsubst %,$(B)/hip/arwkv-%,$(GPU_PROGRAMS))
+$(B)/hip/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
+	@mkdir -p $(B)/hip
+	$(HIPCC) $(HIPFLAGS) -I. -Itests -o $@ $<
+$(B)/hip/arwkv-%: tools/%.c $(GPU_HDR)
+	@mkdir -p $(B)/hip
+	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ $<
+$(B)/hip/arwkv-%: examples/%.c $(GPU_HDR)
+	@mkdir -p $(B)/hip
+	$(HIPCC) $(HIPFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ $<
 
 clean:
 	rm -rf $(B)

@@ -1,0 +1,2112 @@
+/* arwkv_hip.h - the GPU backend of arwkv.h: HIP kernels for AMD MI300X, also built by nvcc for NVIDIA.
+   No warranty; MIT licence (see the end of arwkv.h).
+
+   ============================================================================================
+   WHAT THIS IS
+   ============================================================================================
+   arwkv.h never touches tensor memory itself: every buffer comes from a backend and every
+   computation is an op called through the backend's tables. This header fills the same tables
+   with GPU kernels, so the model code and the trainer run unchanged on a GPU: tensors live in
+   device memory, and each op is one or two kernel launches queued on the backend's stream.
+     arwkv_mem_ops     alloc (zeroed), free, upload, download, copy, zero, sync
+     arwkv_core_ops    matrix product, embedding, RMSNorm, SwiGLU, axpy (forward and backward)
+     arwkv_loss_ops    stage-1 alignment, stage-2/3 KL and cross-entropy over the vocabulary
+     arwkv_optim_ops   sum of squares, scale, AdamW
+     arwkv_qwen_ops    rotary embedding, causal grouped-query attention (the teacher)
+     arwkv_rwkv7_ops   the RWKV-7 time mix: lerps, LoRA activations, prepare, WKV7, finish
+
+   One kernel source serves two vendors:
+     AMD MI300X  (CDNA3, gfx942)  hip-clang; wavefronts of 64 lanes; matrix cores through the MFMA
+                                  builtin __builtin_amdgcn_mfma_f32_16x16x16bf16_1k
+     NVIDIA H100 (Hopper, sm_90)  nvcc; warps of 32 lanes; tensor cores through mma.sync.m16n8k16
+                                  (inline PTX)
+   The code is written with HIP's runtime names (hipMalloc, hipStream_t, ...). Under nvcc, where no
+   HIP headers exist for CUDA 13, the "Portability" section maps each name this file uses onto its
+   CUDA twin; nothing else differs between the two builds except the warp width (ARWKV__WARP,
+   defined once there) and the matrix-core micro-kernel. Only the vendor runtime is used: no BLAS,
+   no CUTLASS, no rocWMMA.
+
+   ============================================================================================
+   HOW TO USE IT
+   ============================================================================================
+   In exactly one translation unit, compiled as HIP or CUDA C++ (a .c file works: pass -x hip or
+   -x cu), put both implementations:
+
+       #define ARWKV_IMPLEMENTATION
+       #include "arwkv.h"
+       #define ARWKV_HIP_IMPLEMENTATION
+       #include "arwkv_hip.h"
+
+   (If ARWKV_IMPLEMENTATION is not defined there, arwkv_hip.h defines it: the GPU code uses the
+   library's error and allocation helpers, so both live in the same unit.) Any other file, C or
+   C++, includes arwkv_hip.h for the one declaration it adds:
+
+       arwkv_backend *be;
+       if (arwkv_backend_gpu(0, &be) != ARWKV_OK) { fprintf(stderr, "%s\n", arwkv_last_error()); return 1; }
+       ... arwkv_model_load(dir, be, &m), or be->mem->alloc / upload, be->core->gemm(...) ...
+       arwkv_backend_destroy(be);
+
+   The programs of this repository follow one pattern: the same .c file builds for the CPU with a
+   C compiler, and for the GPU through nvcc or hipcc as C++ with ARWKV_GPU and
+   ARWKV_HIP_IMPLEMENTATION defined on the command line, where its `#ifdef ARWKV_GPU` include of
+   this header brings the implementation and it can call arwkv_backend_gpu() (tools/gpu-info.c).
+
+   ============================================================================================
+   BUILD
+   ============================================================================================
+     NVIDIA (CUDA 12 or 13):  nvcc -x cu -std=c++17 -O2 -arch=sm_90 -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
+     AMD (ROCm 6 or later):   hipcc -x hip -std=c++17 -O2 --offload-arch=gfx942 -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
+     compile check for gfx942 without ROCm 6 (Debian 12: clang-19 with ROCm 5.2's headers and
+     device libraries): .ci/gpu-compile.sh, which also checks that the device code holds MFMA
+     instructions (gfx942) and mma.sync (sm_90).
+   `make gpu` builds build/gpu/test_gpu and the GPU builds of the programs with nvcc
+   (NVCC=..., GPU_ARCH=sm_90); `make gpu-hip` does the same with hipcc (HIPCC=..., HIP_ARCH=gfx942).
+
+   ============================================================================================
+   NUMBERS
+   ============================================================================================
+   Matrix products accumulate in fp32. By default (ARWKV_GPU_GEMM unset or "bf16") they run on
+   the matrix units: each 128x32 tile of A (fp32 activations) and of B (the weight, fp32, bf16 or
+   f16) is rounded to bf16 (to nearest, ties to even) as it is staged in shared memory. A bf16
+   weight is exact there, an fp32 one loses its low 16 bits, an f16 one is widened and rounded.
+   Expect a relative error near 1e-3 of the largest output (checked at 1e-2). Where a product's
+   terms nearly cancel, the error relative to the result is larger: stage 2's head backward
+   (d hidden = d logits . W over the whole vocabulary) moves the gradient by several percent (7%
+   of its norm on the bundled tiny model; its loss by 0.5%), as in bf16 training elsewhere. With the
+   environment variable ARWKV_GPU_GEMM=fp32 at backend creation, every product takes the SIMT path
+   in fp32 FMAs instead (checked at 1e-5 of the CPU backend; a training step then matches the CPU's
+   loss and gradient norm to ~1e-6), also the fallback on GPUs without MFMA or mma.sync. Every other op computes in fp32 with float64 sums where the CPU backend uses them;
+   they match the CPU to ~1e-6.
+
+   The WKV7 recurrence keeps its N x N state in fp32 registers. Its backward steps the state back
+   through each 16-token chunk by dividing by the decay (>= 0.545), where the CPU backend recomputes
+   the chunk's states: the gradients agree with the CPU to ~2e-5 of their largest value (checked
+   at 1e-4). Attention is fp32 on the SIMT cores (flash-style, ~3e-7 of the CPU's output).
+
+   Results do not depend on scheduling: no op uses floating-point atomics. Sums over rows
+   (embedding gradient, RMSNorm weight gradient, the time mix's parameter gradients) walk the rows
+   in a fixed order or in a fixed number of row blocks added in order, and every reduction has a
+   fixed shape, so a run repeats bit for bit on the same GPU and build.
+
+   ============================================================================================
+   LIMITS (ARWKV_ERR_UNSUPPORTED or _INVALID_ARGUMENT, never a wrong answer)
+   ============================================================================================
+   WKV7 head size 8, 16, 32 or 64 (ARWKV uses 64); attention head size at most 256 (Qwen uses 64
+   and 128); matrix products with at most 65535 x 128 rows per call.
+
+   ============================================================================================
+   TESTS
+   ============================================================================================
+   tests/gpu/test_gpu.cu runs every op against the CPU backend on fresh random inputs with poisoned
+   outputs (build/gpu/test_gpu, needs a GPU). Without one, `make test` runs the same tests through
+   tests/gpu/emu.h, a CPU emulator of the kernel environment (blocks of fibers, exact barriers and
+   warp shuffles, the matrix-core instructions from their register layouts), once with warps of 32
+   and mma.sync, once with wavefronts of 64 and MFMA. For the emulator this header routes every
+   kernel launch through ARWKV__LAUNCH and the two matrix-core instructions through small device
+   functions; nothing else changes.
+
+   ============================================================================================
+   DIFFERENCES FROM THE CPU BACKEND
+   ============================================================================================
+   - Every pointer given to an op is device memory (from be->mem->alloc), except the result of
+     be->optim->sumsq, which is a host float (the trainer needs the number at once; the call
+     waits for it).
+   - Ops are asynchronous: they return once queued. be->mem->download and be->mem->sync wait;
+     upload returns when the host buffer may be reused. Errors inside a kernel surface at the next
+     call that waits.
+   - The backend makes its device current on the creating thread; call it from that thread.
+   - be->pool is a CPU thread pool for host-side work (tokenizing, loading).
+*/
+#ifndef ARWKV_HIP_H_INCLUDED
+#define ARWKV_HIP_H_INCLUDED
+
+#include "arwkv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A backend on GPU number `device` (0 is the first). ARWKV_ERR_GPU when there is no such device,
+   the runtime cannot start, or this build has no code for the device (the message says which
+   architecture to build for). */
+ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ARWKV_HIP_H_INCLUDED */
+
+/* ############################################################################################
+   ##                                   IMPLEMENTATION                                       ##
+   ############################################################################################ */
+#ifdef ARWKV_HIP_IMPLEMENTATION
+#ifndef ARWKV_HIP_IMPLEMENTATION_ONCE
+#define ARWKV_HIP_IMPLEMENTATION_ONCE
+
+#ifndef ARWKV_IMPLEMENTATION_ONCE
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#endif
+
+/* ============================================================================================
+   Portability: HIP names, mapped onto CUDA under nvcc
+   ============================================================================================
+   The platform test is on the compiler, not on HIP's own macros (hip_common.h defines __HIPCC__
+   under nvcc too): hip-clang defines __HIP__ in both of its passes, nvcc defines __CUDACC__. */
+#if defined(ARWKV_HIP_EMULATOR)
+/* tests/gpu/emu.h, included first, provides the runtime and the kernel environment on the CPU */
+#define ARWKV__GPU_API "emulator"
+#elif defined(__HIP__)
+#include <hip/hip_runtime.h>
+#define ARWKV__GPU_API "HIP"
+#elif defined(__CUDACC__)
+#include <cuda_runtime.h>
+#define ARWKV__GPU_API "CUDA"
+typedef cudaError_t hipError_t;
+typedef cudaStream_t hipStream_t;
+typedef cudaEvent_t hipEvent_t;
+typedef cudaDeviceProp hipDeviceProp_t;
+#define hipSuccess cudaSuccess
+#define hipGetErrorString cudaGetErrorString
+#define hipGetLastError cudaGetLastError
+#define hipGetDeviceCount cudaGetDeviceCount
+#define hipSetDevice cudaSetDevice
+#define hipGetDeviceProperties cudaGetDeviceProperties
+#define hipDeviceSynchronize cudaDeviceSynchronize
+#define hipMemGetInfo cudaMemGetInfo
+#define hipMalloc cudaMalloc
+#define hipFree cudaFree
+#define hipMemcpyAsync cudaMemcpyAsync
+#define hipMemsetAsync cudaMemsetAsync
+#define hipMemcpyHostToDevice cudaMemcpyHostToDevice
+#define hipMemcpyDeviceToHost cudaMemcpyDeviceToHost
+#define hipMemcpyDeviceToDevice cudaMemcpyDeviceToDevice
+#define hipStreamCreate cudaStreamCreate
+#define hipStreamDestroy cudaStreamDestroy
+#define hipStreamSynchronize cudaStreamSynchronize
+#define hipEventCreate cudaEventCreate
+#define hipEventDestroy cudaEventDestroy
+#define hipEventRecord cudaEventRecord
+#define hipEventSynchronize cudaEventSynchronize
+#define hipEventElapsedTime cudaEventElapsedTime
+#else
+#error "arwkv_hip.h: compile the unit that defines ARWKV_HIP_IMPLEMENTATION as HIP (hipcc, clang -x hip) or CUDA (nvcc -x cu)"
+#endif
+
+/* The SIMT width, the one place where wave64 (CDNA) and warp32 (NVIDIA, and AMD's RDNA) differ.
+   Only device code uses it: launch shapes on the host are the same for both (blocks of 256 or 512
+   threads), and each kernel divides its block into warps itself. */
+#if defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__WARP ARWKV_EMU_WARP
+#elif defined(__HIP_DEVICE_COMPILE__) && !defined(__GFX9__)
+#define ARWKV__WARP 32 /* RDNA runs wave32 */
+#elif defined(__HIP__)
+#define ARWKV__WARP 64 /* CDNA (gfx9: MI100, MI200, MI300X) runs wave64 */
+#else
+#define ARWKV__WARP 32
+#endif
+
+#if defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__SHFL_XOR(v, m) arwkv_emu::shfl_xor((v), (m))
+#elif defined(__HIP__)
+#define ARWKV__SHFL_XOR(v, m) __shfl_xor((v), (m), ARWKV__WARP)
+#else
+#define ARWKV__SHFL_XOR(v, m) __shfl_xor_sync(0xffffffffu, (v), (m), ARWKV__WARP)
+#endif
+
+/* Which matrix-core micro-kernel the device pass compiles (none: the GEMM keeps to its SIMT path;
+   the host learns this from a probe kernel, so it never launches a kernel without a body). */
+#if defined(ARWKV_HIP_EMULATOR)
+#if ARWKV_EMU_MATRIX == 1
+#define ARWKV__MMA_SYNC 1
+#elif ARWKV_EMU_MATRIX == 2
+#define ARWKV__MFMA 1
+#endif
+#elif defined(__HIP_DEVICE_COMPILE__) && (defined(__gfx90a__) || defined(__gfx940__) || defined(__gfx941__) || defined(__gfx942__))
+#define ARWKV__MFMA 1
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define ARWKV__MMA_SYNC 1
+#endif
+
+/* A kernel launch on a stream (no dynamic shared memory: every kernel sizes its own). */
+#if defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__LAUNCH(kernel, grid, block, stream, ...) \
+    ((void)(stream), arwkv_emu::launch(#kernel, dim3(grid), dim3(block), [=]() { kernel(__VA_ARGS__); }))
+#else
+#define ARWKV__LAUNCH(kernel, grid, block, stream, ...) kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__)
+#endif
+
+#define ARWKV__DEV static __device__ __forceinline__
+
+/* The matrix-core instructions, one warp (wave) each:
+     mma.sync.m16n8k16  D[16x8] += A[16x16] B[16x8], bf16 operands packed two to a register
+     MFMA 16x16x16      D[16x16] += A[16x16] B[16x16], four bf16 per lane in, four fp32 out */
+#if defined(ARWKV__MMA_SYNC)
+ARWKV__DEV void arwkv__mma_bf16_16816(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#if defined(ARWKV_HIP_EMULATOR)
+    arwkv_emu::mma_bf16_16816(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+#endif
+#if defined(ARWKV__MFMA)
+#if defined(ARWKV_HIP_EMULATOR)
+typedef arwkv_emu::f4 arwkv__f4;
+typedef arwkv_emu::s4 arwkv__s4;
+#else
+typedef float arwkv__f4 __attribute__((ext_vector_type(4)));
+typedef short arwkv__s4 __attribute__((ext_vector_type(4)));
+#endif
+ARWKV__DEV arwkv__f4 arwkv__mfma_bf16_16x16x16(arwkv__s4 a, arwkv__s4 b, arwkv__f4 c) {
+#if defined(ARWKV_HIP_EMULATOR)
+    return arwkv_emu::mfma_bf16_16x16x16(a, b, c);
+#else
+    return __builtin_amdgcn_mfma_f32_16x16x16bf16_1k(a, b, c, 0, 0, 0);
+#endif
+}
+#endif
+#define ARWKV__LDS_MAX 65536 /* shared memory per block on MI300X; every kernel here stays under it */
+
+/* ============================================================================================
+   Device helpers: numbers and reductions
+   ============================================================================================ */
+
+/* Element types of weights and tables, as template arguments. */
+enum { ARWKV__T_F32 = 0, ARWKV__T_BF16 = 1, ARWKV__T_F16 = 2 };
+
+ARWKV__DEV float arwkv__dev_bf16_to_f32(unsigned h) { return __uint_as_float(h << 16); }
+
+/* f16 bits to fp32, exactly (the same function as arwkv_f16_to_f32 on the host). */
+ARWKV__DEV float arwkv__dev_f16_to_f32(unsigned h) {
+    unsigned sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+    if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in fp32 */
+        float f = (float)mant * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    if (exp == 31) return __uint_as_float(sign | 0x7f800000u | (mant << 13));
+    return __uint_as_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+/* fp32 to bf16 bits, to nearest with ties to even; NaN stays a quiet NaN (as arwkv_f32_to_bf16). */
+ARWKV__DEV unsigned arwkv__dev_f32_to_bf16(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+ARWKV__DEV unsigned arwkv__dev_pack_bf16(float lo, float hi) {
+    return arwkv__dev_f32_to_bf16(lo) | (arwkv__dev_f32_to_bf16(hi) << 16);
+}
+
+/* Element i of an array of type T, widened to fp32. */
+template <int T> ARWKV__DEV float arwkv__dev_load(const void *p, long long i) {
+    if (T == ARWKV__T_F32) return ((const float *)p)[i];
+    unsigned h = ((const unsigned short *)p)[i];
+    return T == ARWKV__T_BF16 ? arwkv__dev_bf16_to_f32(h) : arwkv__dev_f16_to_f32(h);
+}
+
+template <typename V> ARWKV__DEV V arwkv__warp_sum(V v) {
+#pragma unroll
+    for (int o = ARWKV__WARP / 2; o > 0; o >>= 1) v += ARWKV__SHFL_XOR(v, o);
+    return v;
+}
+
+ARWKV__DEV float arwkv__warp_max(float v) {
+#pragma unroll
+    for (int o = ARWKV__WARP / 2; o > 0; o >>= 1) {
+        float w = ARWKV__SHFL_XOR(v, o);
+        v = w > v ? w : v;
+    }
+    return v;
+}
+
+/* Sum over the whole block (blockDim.x a multiple of the warp, at most 1024 threads); every thread
+   receives the total. The butterfly inside a warp and the sum over warps run in a fixed order, so
+   the result repeats bit for bit. sh: 32 elements of shared memory (only warps' partial sums). */
+template <typename V> ARWKV__DEV V arwkv__block_sum(V v, V *sh) {
+    v = arwkv__warp_sum(v);
+    int nw = (int)blockDim.x / ARWKV__WARP;
+    __syncthreads(); /* sh may still be read by the previous reduction */
+    if (threadIdx.x % ARWKV__WARP == 0) sh[threadIdx.x / ARWKV__WARP] = v;
+    __syncthreads();
+    V total = sh[0];
+    for (int i = 1; i < nw; i++) total += sh[i];
+    return total;
+}
+
+ARWKV__DEV float arwkv__block_max(float v, float *sh) {
+    v = arwkv__warp_max(v);
+    int nw = (int)blockDim.x / ARWKV__WARP;
+    __syncthreads();
+    if (threadIdx.x % ARWKV__WARP == 0) sh[threadIdx.x / ARWKV__WARP] = v;
+    __syncthreads();
+    float m = sh[0];
+    for (int i = 1; i < nw; i++) m = sh[i] > m ? sh[i] : m;
+    return m;
+}
+
+/* Loops over n elements with whatever grid was launched. */
+#define ARWKV__GRID_LOOP(i, n) \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(n); i += (size_t)gridDim.x * blockDim.x)
+
+/* ============================================================================================
+   The backend's state, errors, memory
+   ============================================================================================ */
+
+#define ARWKV__REDUCE_BLOCKS 1024 /* most partial sums a two-pass reduction keeps */
+
+typedef struct arwkv__gpu {
+    int device;
+    hipStream_t stream;        /* every op is queued here, in call order */
+    hipDeviceProp_t prop;
+    int has_mma;               /* the device code has a matrix-core GEMM (probed at creation) */
+    int gemm_fp32;             /* ARWKV_GPU_GEMM=fp32: every product on the fp32 SIMT path */
+    int max_blocks;            /* grid of the elementwise ops: enough blocks to fill the GPU */
+    double *partial;           /* ARWKV__REDUCE_BLOCKS partial sums */
+    float *scalar;             /* a result on its way back to the host */
+    void *scratch;             /* per-call temporaries (partial sums over rows), grown on demand */
+    size_t scratch_size;
+} arwkv__gpu;
+
+#define ARWKV__G(be) ((arwkv__gpu *)(be)->gpu)
+
+/* A failed runtime call becomes ARWKV_ERR_GPU with the runtime's words and what was being done. */
+#define ARWKV__HIP_TRY(call, what)                                                                             \
+    do {                                                                                                       \
+        hipError_t arwkv__e_ = (call);                                                                         \
+        if (arwkv__e_ != hipSuccess) return arwkv__fail(ARWKV_ERR_GPU, "%s: %s (%s)", what, hipGetErrorString(arwkv__e_), #call); \
+    } while (0)
+
+/* After a kernel launch: a bad launch (shape, no code for this device) is reported at once; an
+   error while the kernel runs shows at the next call that waits. */
+static arwkv_result arwkv__hip_launched(const char *kernel) {
+    hipError_t e = hipGetLastError();
+    if (e != hipSuccess) return arwkv__fail(ARWKV_ERR_GPU, "launching %s: %s", kernel, hipGetErrorString(e));
+    return ARWKV_OK;
+}
+
+/* Grid size for an elementwise loop over n items with 256 threads a block. */
+static unsigned arwkv__hip_blocks(const arwkv__gpu *g, size_t n) {
+    size_t b = (n + 255) / 256;
+    return (unsigned)(b < (size_t)g->max_blocks ? (b ? b : 1) : (size_t)g->max_blocks);
+}
+
+/* Scratch memory of at least `bytes` for the op being queued (contents not kept). Growing it frees
+   the old block, which waits for queued work that may still use it. */
+static arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) {
+    if (g->scratch_size < bytes) {
+        if (g->scratch) (void)hipFree(g->scratch);
+        g->scratch = NULL, g->scratch_size = 0;
+        hipError_t e = hipMalloc(&g->scratch, bytes);
+        if (e != hipSuccess) {
+            (void)hipGetLastError();
+            g->scratch = NULL;
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU %d: cannot allocate %.1f MiB of scratch memory: %s", g->device,
+                               bytes / 1048576.0, hipGetErrorString(e));
+        }
+        g->scratch_size = bytes;
+    }
+    *out = g->scratch;
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out) {
+    arwkv__gpu *g = ARWKV__G(be);
+    *out = NULL;
+    void *p = NULL;
+    size_t n = bytes ? bytes : 1; /* every call returns a distinct pointer, as on the CPU */
+    hipError_t e = hipMalloc(&p, n);
+    if (e != hipSuccess) {
+        (void)hipGetLastError(); /* out of memory is not sticky: clear it */
+        size_t free_b = 0, total_b = 0;
+        (void)hipMemGetInfo(&free_b, &total_b);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU %d: cannot allocate %.1f MiB (%.1f MiB free of %.1f): %s", g->device,
+                           bytes / 1048576.0, free_b / 1048576.0, total_b / 1048576.0, hipGetErrorString(e));
+    }
+    e = hipMemsetAsync(p, 0, n, g->stream);
+    if (e != hipSuccess) {
+        (void)hipFree(p);
+        return arwkv__fail(ARWKV_ERR_GPU, "GPU %d: zeroing a new buffer: %s", g->device, hipGetErrorString(e));
+    }
+    *out = p;
+    return ARWKV_OK;
+}
+
+static void arwkv__hip_free(arwkv_backend *be, void *p) {
+    (void)be;
+    if (p) (void)hipFree(p); /* waits for the device: work queued on p finishes first */
+}
+
+/* Host memory may be reused as soon as upload returns: copy, then wait for the copy. */
+static arwkv_result arwkv__hip_upload(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+    arwkv__gpu *g = ARWKV__G(be);
+    if (!bytes) return ARWKV_OK;
+    ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyHostToDevice, g->stream), "upload");
+    ARWKV__HIP_TRY(hipStreamSynchronize(g->stream), "upload");
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_download(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+    arwkv__gpu *g = ARWKV__G(be);
+    if (!bytes) return ARWKV_OK;
+    ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyDeviceToHost, g->stream), "download");
+    ARWKV__HIP_TRY(hipStreamSynchronize(g->stream), "download (or an earlier kernel)");
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_copy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+    if (!bytes) return ARWKV_OK;
+    ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyDeviceToDevice, ARWKV__G(be)->stream), "device copy");
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_zero(arwkv_backend *be, void *p, size_t bytes) {
+    if (!bytes) return ARWKV_OK;
+    ARWKV__HIP_TRY(hipMemsetAsync(p, 0, bytes, ARWKV__G(be)->stream), "zero");
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_sync(arwkv_backend *be) {
+    ARWKV__HIP_TRY(hipStreamSynchronize(ARWKV__G(be)->stream), "waiting for the GPU");
+    return ARWKV_OK;
+}
+
+static const arwkv_mem_ops arwkv__hip_mem_ops = {arwkv__hip_alloc, arwkv__hip_free, arwkv__hip_upload, arwkv__hip_download,
+                                                 arwkv__hip_copy, arwkv__hip_zero, arwkv__hip_sync};
+
+/* ============================================================================================
+   Matrix product
+   ============================================================================================
+   C[M,N] (+)= A[M,K] . B[K,N] (+ bias[N]) with the CPU backend's arguments: A fp32 with any strides,
+   B fp32/bf16/f16 with any strides, C fp32 with row stride ldc.
+
+   A block of 256 threads computes a 128x128 tile of C, walking K in steps of 32. Each step, every
+   thread reads 16 elements of A's 128x32 tile and 16 of B's 32x128 tile into registers (the next
+   step's, while the current one is multiplied), then stores them into shared memory. How a tile is
+   read depends on the strides, so that neighbouring threads read neighbouring addresses:
+     TILE_K    k is the contiguous direction: threads run along k (A row-major, an nn.Linear W)
+     TILE_ROW  rows of the tile (m of A, n of B) are contiguous: threads run along them
+               (a transposed view such as dY^T in dW = dY^T X, or B = X [T,in] there)
+     TILE_VEC  as TILE_K with 16-byte loads, when the addresses are aligned for them
+   Elements past M, N or K read as zero, so the multiply never branches. Products with K above 4096
+   are split along K over blockIdx.z (arwkv__gemm_slices), their partial sums added in a fixed order.
+
+   Two multiply stages use the same tiles:
+     matrix units  shared memory holds bf16 tiles [128][32+8] (the 8 of padding spread a warp's
+                   fragment reads over all 32 banks); double-buffered, 40 KiB.
+                   NVIDIA: 8 warps as 2x4, each 64x32 of C = 4x4 mma.sync.m16n8k16 per 16 of K.
+                   AMD:    4 waves as 2x2, each 64x64 of C = 4x4 MFMA 16x16x16 per 16 of K.
+     SIMT          shared memory holds fp32 tiles [32][128+4]; each thread owns 8x8 of C in
+                   registers and does fp32 FMAs; 33 KiB. */
+
+#define ARWKV__GM_THREADS 256
+#define ARWKV__GM_TILE 128 /* rows and columns of C per block */
+#define ARWKV__GM_K 32     /* depth of a tile step */
+#define ARWKV__GM_LDH 40   /* bf16 elements per shared row of the matrix-unit path (32 + 8 padding) */
+#define ARWKV__GM_LDF 132  /* floats per shared row of the SIMT path (128 + 4 padding) */
+
+enum { ARWKV__TILE_K = 0, ARWKV__TILE_ROW = 1, ARWKV__TILE_VEC = 2 };
+
+/* Where a tile comes from: element (row, k) is p[row * rs + k * ks]; rows past `rows` and k past K
+   read as zero. For A, row = m; for B, row = n (so B's tile is stored transposed, k innermost). */
+typedef struct arwkv__tile_src {
+    const void *p;
+    long long rs, ks;
+    int rows, K, mode;
+} arwkv__tile_src;
+
+typedef struct arwkv__gemm_params {
+    arwkv__tile_src a, b;
+    int M, N, K;
+    int kslice;     /* depth of the K slice of each blockIdx.z */
+    float *partial; /* split K: [slices][M][N] sums, added up by arwkv__gemm_reduce_kernel; NULL: write C */
+    float *C;
+    long long ldc;
+    int accumulate;
+    const float *bias;
+} arwkv__gemm_params;
+
+/* Elements per 16-byte vector of type T. */
+template <int T> struct arwkv__vec_len { enum { n = T == ARWKV__T_F32 ? 4 : 8 }; };
+
+/* Tile position (row, k) of element e (0..15) of thread tid in the scalar modes. */
+ARWKV__DEV void arwkv__tile_pos(int mode, int tid, int e, int &row, int &k) {
+    if (mode == ARWKV__TILE_ROW) {
+        row = tid % ARWKV__GM_TILE;
+        k = tid / ARWKV__GM_TILE + 2 * e;
+    } else {
+        row = tid / ARWKV__GM_K + 8 * e;
+        k = tid % ARWKV__GM_K;
+    }
+}
+
+/* Read this thread's 16 elements of the tile at (row0, k0), widened to fp32; k at or past k_end
+   reads as zero. In TILE_VEC mode, element e is item e % V of vector (tid + 256 * (e / V)), vectors
+   laid out row by row. */
+template <int T> ARWKV__DEV void arwkv__tile_load(const arwkv__tile_src &s, int row0, int k0, int k_end, int tid, float (&r)[16]) {
+    if (s.mode == ARWKV__TILE_VEC) {
+        const int V = arwkv__vec_len<T>::n, per_row = ARWKV__GM_K / V;
+#pragma unroll
+        for (int q = 0; q < 16 / V; q++) {
+            int c = tid + ARWKV__GM_THREADS * q, row = row0 + c / per_row, k = k0 + (c % per_row) * V;
+            if (row < s.rows && k + V <= k_end) {
+                uint4 w = *(const uint4 *)((const char *)s.p + ((long long)row * s.rs + k) * (T == ARWKV__T_F32 ? 4 : 2));
+                unsigned u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+                for (int j = 0; j < V; j++) {
+                    if (T == ARWKV__T_F32) r[q * V + j] = __uint_as_float(u[j % 4]);
+                    else {
+                        unsigned h = (u[j / 2] >> (16 * (j % 2))) & 0xffffu;
+                        r[q * V + j] = T == ARWKV__T_BF16 ? arwkv__dev_bf16_to_f32(h) : arwkv__dev_f16_to_f32(h);
+                    }
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < V; j++)
+                    r[q * V + j] = (row < s.rows && k + j < k_end) ? arwkv__dev_load<T>(s.p, (long long)row * s.rs + k + j) : 0.0f;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 16; e++) {
+            int row, k;
+            arwkv__tile_pos(s.mode, tid, e, row, k);
+            row += row0, k += k0;
+            r[e] = (row < s.rows && k < k_end) ? arwkv__dev_load<T>(s.p, (long long)row * s.rs + (long long)k * s.ks) : 0.0f;
+        }
+    }
+}
+
+/* Store the 16 elements as bf16 into a [128][ARWKV__GM_LDH] tile (k innermost). */
+template <int T> ARWKV__DEV void arwkv__tile_store_bf16(int mode, int tid, const float (&r)[16], unsigned short *S) {
+    if (mode == ARWKV__TILE_VEC) {
+        const int V = arwkv__vec_len<T>::n, per_row = ARWKV__GM_K / V;
+#pragma unroll
+        for (int q = 0; q < 16 / V; q++) {
+            int c = tid + ARWKV__GM_THREADS * q, row = c / per_row, k = (c % per_row) * V;
+            unsigned short *d = S + row * ARWKV__GM_LDH + k;
+            if constexpr (V == 8) {
+                uint4 w;
+                w.x = arwkv__dev_pack_bf16(r[q * V + 0], r[q * V + 1]);
+                w.y = arwkv__dev_pack_bf16(r[q * V + 2], r[q * V + 3]);
+                w.z = arwkv__dev_pack_bf16(r[q * V + 4], r[q * V + 5]);
+                w.w = arwkv__dev_pack_bf16(r[q * V + 6], r[q * V + 7]);
+                *(uint4 *)d = w;
+            } else {
+                uint2 w;
+                w.x = arwkv__dev_pack_bf16(r[q * V + 0], r[q * V + 1]);
+                w.y = arwkv__dev_pack_bf16(r[q * V + 2], r[q * V + 3]);
+                *(uint2 *)d = w;
+            }
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < 16; e++) {
+            int row, k;
+            arwkv__tile_pos(mode, tid, e, row, k);
+            S[row * ARWKV__GM_LDH + k] = (unsigned short)arwkv__dev_f32_to_bf16(r[e]);
+        }
+    }
+}
+
+/* Store the 16 elements as fp32 into a [32][ARWKV__GM_LDF] tile (the row index innermost). */
+template <int T> ARWKV__DEV void arwkv__tile_store_f32(int mode, int tid, const float (&r)[16], float *S) {
+#pragma unroll
+    for (int e = 0; e < 16; e++) {
+        int row, k;
+        if (mode == ARWKV__TILE_VEC) {
+            const int V = arwkv__vec_len<T>::n, per_row = ARWKV__GM_K / V;
+            int c = tid + ARWKV__GM_THREADS * (e / V);
+            row = c / per_row, k = (c % per_row) * V + e % V;
+        } else
+            arwkv__tile_pos(mode, tid, e, row, k);
+        S[k * ARWKV__GM_LDF + row] = r[e];
+    }
+}
+
+ARWKV__DEV void arwkv__gemm_out(const arwkv__gemm_params &p, int row, int col, float v) {
+    if (row < p.M && col < p.N) {
+        if (p.partial) {
+            p.partial[((size_t)blockIdx.z * p.M + row) * p.N + col] = v;
+            return;
+        }
+        if (p.bias) v += p.bias[col];
+        float *c = p.C + (long long)row * p.ldc + col;
+        *c = p.accumulate ? *c + v : v;
+    }
+}
+
+/* The matrix-unit kernel (bf16 operands, fp32 accumulation). B's element type is T. */
+template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gemm_mma_kernel(arwkv__gemm_params p) {
+#if defined(ARWKV__MMA_SYNC) || defined(ARWKV__MFMA)
+    /* two buffers of (A tile, B tile), each [128][40] bf16: 40 KiB, as uint4 for 16-byte alignment */
+    __shared__ uint4 smem[2 * 2 * ARWKV__GM_TILE * ARWKV__GM_LDH * 2 / 16];
+    unsigned short *tiles = (unsigned short *)smem;
+    const int tile_elems = ARWKV__GM_TILE * ARWKV__GM_LDH;
+    const int tid = threadIdx.x, m0 = blockIdx.y * ARWKV__GM_TILE, n0 = blockIdx.x * ARWKV__GM_TILE;
+    const int k_lo = blockIdx.z * p.kslice, k_hi = p.K - k_lo < p.kslice ? p.K : k_lo + p.kslice;
+    const int steps = (k_hi - k_lo + ARWKV__GM_K - 1) / ARWKV__GM_K;
+    float ra[16], rb[16];
+    arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo, k_hi, tid, ra);
+    arwkv__tile_load<T>(p.b, n0, k_lo, k_hi, tid, rb);
+    arwkv__tile_store_bf16<ARWKV__T_F32>(p.a.mode, tid, ra, tiles);
+    arwkv__tile_store_bf16<T>(p.b.mode, tid, rb, tiles + tile_elems);
+    __syncthreads();
+
+#if defined(ARWKV__MMA_SYNC)
+    /* mma.sync.m16n8k16 fragments (PTX ISA): lane = 4 g + t; A regs hold rows g and g+8, k pairs
+       2t and 2t+8; B regs hold column g, k pairs 2t and 2t+8; C holds rows g, g+8, columns 2t, 2t+1 */
+    const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int wm = (warp / 4) * 64, wn = (warp % 4) * 32;
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) acc[i][j][q] = 0.0f;
+#else
+    /* MFMA 16x16x16 fragments (wave64): lane = i + 16 kb; A holds row i, k = 4kb..4kb+3; B holds
+       column i, the same k; D holds column i, rows 4kb..4kb+3 */
+    const int wave = tid / 64, lane = tid % 64, li = lane % 16, kb = lane / 16;
+    const int wm = (wave / 2) * 64, wn = (wave % 2) * 64;
+    const arwkv__f4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+    arwkv__f4 acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = zero;
+#endif
+
+    for (int step = 0; step < steps; step++) {
+        const int cur = step & 1;
+        const unsigned short *As = tiles + cur * 2 * tile_elems, *Bs = As + tile_elems;
+        if (step + 1 < steps) { /* next tiles into registers: their loads overlap the multiplies */
+            arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, ra);
+            arwkv__tile_load<T>(p.b, n0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, rb);
+        }
+#pragma unroll
+        for (int ks = 0; ks < ARWKV__GM_K; ks += 16) {
+#if defined(ARWKV__MMA_SYNC)
+            unsigned af[4][4], bfr[4][2];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const unsigned short *a = As + (wm + i * 16 + g) * ARWKV__GM_LDH + ks + 2 * t;
+                af[i][0] = *(const unsigned *)a;
+                af[i][1] = *(const unsigned *)(a + 8 * ARWKV__GM_LDH);
+                af[i][2] = *(const unsigned *)(a + 8);
+                af[i][3] = *(const unsigned *)(a + 8 * ARWKV__GM_LDH + 8);
+            }
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const unsigned short *b = Bs + (wn + j * 8 + g) * ARWKV__GM_LDH + ks + 2 * t;
+                bfr[j][0] = *(const unsigned *)b;
+                bfr[j][1] = *(const unsigned *)(b + 8);
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) arwkv__mma_bf16_16816(acc[i][j], af[i], bfr[j]);
+#else
+            arwkv__s4 af[4], bfr[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) af[i] = *(const arwkv__s4 *)(As + (wm + i * 16 + li) * ARWKV__GM_LDH + ks + 4 * kb);
+#pragma unroll
+            for (int j = 0; j < 4; j++) bfr[j] = *(const arwkv__s4 *)(Bs + (wn + j * 16 + li) * ARWKV__GM_LDH + ks + 4 * kb);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = arwkv__mfma_bf16_16x16x16(af[i], bfr[j], acc[i][j]);
+#endif
+        }
+        if (step + 1 < steps) { /* the other buffer was last read before the previous barrier */
+            unsigned short *An = tiles + (cur ^ 1) * 2 * tile_elems;
+            arwkv__tile_store_bf16<ARWKV__T_F32>(p.a.mode, tid, ra, An);
+            arwkv__tile_store_bf16<T>(p.b.mode, tid, rb, An + tile_elems);
+        }
+        __syncthreads();
+    }
+
+#if defined(ARWKV__MMA_SYNC)
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int row = m0 + wm + i * 16 + g, col = n0 + wn + j * 8 + 2 * t;
+            arwkv__gemm_out(p, row, col, acc[i][j][0]);
+            arwkv__gemm_out(p, row, col + 1, acc[i][j][1]);
+            arwkv__gemm_out(p, row + 8, col, acc[i][j][2]);
+            arwkv__gemm_out(p, row + 8, col + 1, acc[i][j][3]);
+        }
+#else
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) arwkv__gemm_out(p, m0 + wm + i * 16 + 4 * kb + q, n0 + wn + j * 16 + li, acc[i][j][q]);
+#endif
+#else
+    (void)p; /* no matrix units in this device pass: the host never launches this kernel here */
+#endif
+}
+
+/* The SIMT kernel: fp32 FMAs, each thread an 8x8 piece of C (rows ty*4.. and 64+ty*4.., columns
+   likewise), so its shared-memory reads are two float4 of A and two of B per k. */
+template <int T> __global__ void __launch_bounds__(ARWKV__GM_THREADS) arwkv__gemm_simt_kernel(arwkv__gemm_params p) {
+    __shared__ float4 smem[2 * ARWKV__GM_K * ARWKV__GM_LDF / 4];
+    float *As = (float *)smem, *Bs = As + ARWKV__GM_K * ARWKV__GM_LDF;
+    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    const int m0 = blockIdx.y * ARWKV__GM_TILE, n0 = blockIdx.x * ARWKV__GM_TILE;
+    const int k_lo = blockIdx.z * p.kslice, k_hi = p.K - k_lo < p.kslice ? p.K : k_lo + p.kslice;
+    const int steps = (k_hi - k_lo + ARWKV__GM_K - 1) / ARWKV__GM_K;
+    float ra[16], rb[16], acc[8][8];
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[i][j] = 0.0f;
+    if (steps > 0) {
+        arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo, k_hi, tid, ra);
+        arwkv__tile_load<T>(p.b, n0, k_lo, k_hi, tid, rb);
+    }
+    for (int step = 0; step < steps; step++) {
+        arwkv__tile_store_f32<ARWKV__T_F32>(p.a.mode, tid, ra, As);
+        arwkv__tile_store_f32<T>(p.b.mode, tid, rb, Bs);
+        __syncthreads();
+        if (step + 1 < steps) {
+            arwkv__tile_load<ARWKV__T_F32>(p.a, m0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, ra);
+            arwkv__tile_load<T>(p.b, n0, k_lo + (step + 1) * ARWKV__GM_K, k_hi, tid, rb);
+        }
+#pragma unroll 4
+        for (int k = 0; k < ARWKV__GM_K; k++) {
+            float4 a0 = *(const float4 *)(As + k * ARWKV__GM_LDF + ty * 4), a1 = *(const float4 *)(As + k * ARWKV__GM_LDF + 64 + ty * 4);
+            float4 b0 = *(const float4 *)(Bs + k * ARWKV__GM_LDF + tx * 4), b1 = *(const float4 *)(Bs + k * ARWKV__GM_LDF + 64 + tx * 4);
+            float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w}, b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int j = 0; j < 8; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++)
+            arwkv__gemm_out(p, m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + i - 4), n0 + (j < 4 ? tx * 4 + j : 64 + tx * 4 + j - 4), acc[i][j]);
+}
+
+/* Split K: C = the slices' partial sums added in slice order (+ bias, or + C). */
+__global__ void arwkv__gemm_reduce_kernel(const float *part, int slices, int M, int N, float *C, long long ldc, int accumulate,
+                                          const float *bias) {
+    ARWKV__GRID_LOOP(u, (size_t)M * N) {
+        int row = (int)(u / N), col = (int)(u % N);
+        float v = 0.0f;
+        for (int z = 0; z < slices; z++) v += part[((size_t)z * M + row) * N + col];
+        if (bias) v += bias[col];
+        float *c = C + (long long)row * ldc + col;
+        *c = accumulate ? *c + v : v;
+    }
+}
+
+/* Slices of K for one product, from its shape alone (so the same product always sums in the same
+   order): none up to K = 4096; beyond, slices of at least 2048 (at most 64 of them, their partial
+   sums at most 256 MiB). A long sum in one accumulator loses precision (the head's backward has
+   K = 151936 and nearly cancelling terms) and a thin output leaves most of the GPU idle; slices fix
+   both, at the price of one more pass over C. */
+static int arwkv__gemm_slices(int M, int N, int K, int *kslice) {
+    int slices = K > 4096 ? K / 2048 : 1;
+    if (slices > 64) slices = 64;
+    while (slices > 1 && (size_t)slices * M * N * sizeof(float) > ((size_t)256 << 20)) slices /= 2;
+    int depth = (K + slices - 1) / slices;
+    depth = (depth + ARWKV__GM_K - 1) / ARWKV__GM_K * ARWKV__GM_K; /* whole tile steps: aligned vector loads */
+    if (depth < ARWKV__GM_K) depth = ARWKV__GM_K;
+    *kslice = depth;
+    return (K + depth - 1) / depth > 1 ? (K + depth - 1) / depth : 1;
+}
+
+/* How to read a tile of an operand whose element (row, k) is at p[row * rs + k * ks]. */
+static int arwkv__tile_mode(const void *p, long long rs, long long ks, size_t esize) {
+    if (ks == 1 && (uintptr_t)p % 16 == 0 && ((unsigned long long)rs * esize) % 16 == 0) return ARWKV__TILE_VEC;
+    if (ks == 1) return ARWKV__TILE_K;
+    if (rs == 1) return ARWKV__TILE_ROW;
+    return ARWKV__TILE_K;
+}
+
+static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+                                    const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
+                                    int accumulate, const float *bias) {
+    arwkv__gpu *g = ARWKV__G(be);
+    if (M <= 0 || N <= 0) return ARWKV_OK;
+    if (b_type != ARWKV_F32 && b_type != ARWKV_BF16 && b_type != ARWKV_F16)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU matrix product: B of type %s (F32, BF16 or F16 only)", arwkv_dtype_name(b_type));
+    if ((M + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE > 65535)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU matrix product: %d rows is more than 65535 tiles of %d; split the call", M,
+                           ARWKV__GM_TILE);
+    if (K < 0) K = 0;
+    arwkv__gemm_params p;
+    memset(&p, 0, sizeof p);
+    size_t esize = arwkv_dtype_size(b_type);
+    p.a.p = A, p.a.rs = a_rs, p.a.ks = a_cs, p.a.rows = M, p.a.K = K, p.a.mode = arwkv__tile_mode(A, a_rs, a_cs, 4);
+    p.b.p = B, p.b.rs = b_cs, p.b.ks = b_rs, p.b.rows = N, p.b.K = K, p.b.mode = arwkv__tile_mode(B, b_cs, b_rs, esize);
+    p.M = M, p.N = N, p.K = K, p.C = C, p.ldc = ldc, p.accumulate = accumulate, p.bias = bias;
+    int slices = arwkv__gemm_slices(M, N, K, &p.kslice);
+    if (slices > 1) {
+        void *part = NULL;
+        ARWKV__TRY(arwkv__hip_scratch(g, (size_t)slices * M * N * sizeof(float), &part));
+        p.partial = (float *)part;
+    }
+    dim3 grid((unsigned)((N + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE), (unsigned)((M + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE), (unsigned)slices);
+    int mma = g->has_mma && !g->gemm_fp32;
+#define ARWKV__GEMM_LAUNCH(T)                                                                                 \
+    do {                                                                                                      \
+        if (mma) ARWKV__LAUNCH(arwkv__gemm_mma_kernel<T>, grid, ARWKV__GM_THREADS, g->stream, p);                    \
+        else ARWKV__LAUNCH(arwkv__gemm_simt_kernel<T>, grid, ARWKV__GM_THREADS, g->stream, p);                       \
+    } while (0)
+    if (b_type == ARWKV_F32) ARWKV__GEMM_LAUNCH(ARWKV__T_F32);
+    else if (b_type == ARWKV_BF16) ARWKV__GEMM_LAUNCH(ARWKV__T_BF16);
+    else ARWKV__GEMM_LAUNCH(ARWKV__T_F16);
+#undef ARWKV__GEMM_LAUNCH
+    ARWKV__TRY(arwkv__hip_launched(mma ? "matrix product (matrix units)" : "matrix product (SIMT)"));
+    if (slices > 1) {
+        ARWKV__LAUNCH(arwkv__gemm_reduce_kernel, arwkv__hip_blocks(g, (size_t)M * N), 256, g->stream, p.partial, slices, M, N, C,
+                      (long long)ldc, accumulate, bias);
+        ARWKV__TRY(arwkv__hip_launched("matrix product (sum of the K slices)"));
+    }
+    return ARWKV_OK;
+}
+
+/* ============================================================================================
+   Core ops: embedding, RMSNorm, SwiGLU, axpy
+   ============================================================================================ */
+
+/* Run a statement with T bound to the element type t (F32, BF16 or F16) as a template constant. */
+#define ARWKV__WITH_TYPE(t, T, stmt)                       \
+    do {                                                   \
+        if ((t) == ARWKV_BF16) {                           \
+            const int T = ARWKV__T_BF16;                   \
+            stmt;                                          \
+        } else if ((t) == ARWKV_F16) {                     \
+            const int T = ARWKV__T_F16;                    \
+            stmt;                                          \
+        } else {                                           \
+            const int T = ARWKV__T_F32;                    \
+            stmt;                                          \
+        }                                                  \
+    } while (0)
+
+static arwkv_result arwkv__hip_float_type(arwkv_dtype t, const char *op) {
+    if (t == ARWKV_F32 || t == ARWKV_BF16 || t == ARWKV_F16) return ARWKV_OK;
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU %s: element type %s (F32, BF16 or F16 only)", op, arwkv_dtype_name(t));
+}
+
+/* ---- Embedding ----------------------------------------------------------------------------------
+   forward: one block per token copies its row. backward: one thread per column walks the tokens
+   in order, so equal ids add up in the same order as on the CPU (bit-identical) and never race. */
+template <int T> __global__ void arwkv__embed_fwd_kernel(float *out, const int32_t *ids, const void *table, int C) {
+    long long t = blockIdx.x, row = ids[t];
+    for (int i = threadIdx.x; i < C; i += blockDim.x) out[t * C + i] = arwkv__dev_load<T>(table, row * C + i);
+}
+
+__global__ void arwkv__embed_bwd_kernel(float *dtable, const int32_t *ids, int T, const float *dout, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    for (int t = 0; t < T; t++) dtable[(long long)ids[t] * C + c] += dout[(long long)t * C + c];
+}
+
+static arwkv_result arwkv__hip_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
+                                             arwkv_dtype type, int C) {
+    if (T <= 0 || C <= 0) return ARWKV_OK;
+    ARWKV__TRY(arwkv__hip_float_type(type, "embedding"));
+    ARWKV__WITH_TYPE(type, TT, (ARWKV__LAUNCH(arwkv__embed_fwd_kernel<TT>, T, 256, ARWKV__G(be)->stream, out, ids, table, C)));
+    return arwkv__hip_launched("embedding forward");
+}
+
+static arwkv_result arwkv__hip_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
+    if (T <= 0 || C <= 0) return ARWKV_OK;
+    ARWKV__LAUNCH(arwkv__embed_bwd_kernel, (C + 255) / 256, 256, ARWKV__G(be)->stream, dtable, ids, T, dout, C);
+    return arwkv__hip_launched("embedding backward");
+}
+
+/* ---- RMSNorm -------------------------------------------------------------------------------------
+   y = x r w, r = 1/sqrt(mean(x^2) + eps): one block per row, the sum of squares in float64 as on
+   the CPU. Backward: dx = r w dy - x r^3/C sum(dy w x) per row (one block each); dw += sum over
+   rows of dy x r, by 32 columns x 8 row-lanes per block, the 8 partial sums added in lane order. */
+template <int T> __global__ void arwkv__rms_fwd_kernel(float *out, float *rstd, const float *x, const void *w, int C, float eps) {
+    __shared__ double sh[32];
+    long long t = blockIdx.x;
+    const float *xr = x + t * C;
+    float *yr = out + t * C;
+    double ss = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) ss += (double)xr[i] * xr[i];
+    ss = arwkv__block_sum(ss, sh);
+    float r = (float)(1.0 / sqrt(ss / C + eps));
+    if (rstd && threadIdx.x == 0) rstd[t] = r;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) yr[i] = xr[i] * r * arwkv__dev_load<T>(w, i);
+}
+
+template <int T>
+__global__ void arwkv__rms_bwd_dx_kernel(float *dx, const float *dout, const float *x, const void *w, const float *rstd, int C, int accumulate) {
+    __shared__ double sh[32];
+    long long t = blockIdx.x;
+    const float *xr = x + t * C, *dy = dout + t * C;
+    float *d = dx + t * C, r = rstd[t];
+    double dot = 0;
+    for (int i = threadIdx.x; i < C; i += blockDim.x) dot += (double)dy[i] * arwkv__dev_load<T>(w, i) * xr[i];
+    dot = arwkv__block_sum(dot, sh);
+    float k = (float)(dot * r * r * r / C);
+    for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        float gi = r * arwkv__dev_load<T>(w, i) * dy[i] - xr[i] * k;
+        d[i] = accumulate ? d[i] + gi : gi;
+    }
+}
+
+__global__ void arwkv__rms_bwd_dw_kernel(float *dw, const float *dout, const float *x, const float *rstd, int T, int C) {
+    __shared__ float part[8][33];
+    int c = threadIdx.x % 32, lane = threadIdx.x / 32, col = blockIdx.x * 32 + c;
+    float s = 0;
+    if (col < C)
+        for (int t = lane; t < T; t += 8) s += dout[(long long)t * C + col] * x[(long long)t * C + col] * rstd[t];
+    part[lane][c] = s;
+    __syncthreads();
+    if (lane == 0 && col < C) {
+        float total = part[0][c];
+        for (int l = 1; l < 8; l++) total += part[l][c];
+        dw[col] += total;
+    }
+}
+
+static arwkv_result arwkv__hip_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
+                                               arwkv_dtype w_type, int T, int C, float eps) {
+    if (T <= 0 || C <= 0) return ARWKV_OK;
+    ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
+    ARWKV__WITH_TYPE(w_type, TT, (ARWKV__LAUNCH(arwkv__rms_fwd_kernel<TT>, T, 256, ARWKV__G(be)->stream, out, rstd, x, w, C, eps)));
+    return arwkv__hip_launched("RMSNorm forward");
+}
+
+static arwkv_result arwkv__hip_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
+                                                const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
+                                                int accumulate_dx) {
+    if (T <= 0 || C <= 0) return ARWKV_OK;
+    ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
+    hipStream_t s = ARWKV__G(be)->stream;
+    if (dx) {
+        ARWKV__WITH_TYPE(w_type, TT, (ARWKV__LAUNCH(arwkv__rms_bwd_dx_kernel<TT>, T, 256, s, dx, dout, x, w, rstd, C, accumulate_dx)));
+        ARWKV__TRY(arwkv__hip_launched("RMSNorm backward (dx)"));
+    }
+    if (dw) {
+        ARWKV__LAUNCH(arwkv__rms_bwd_dw_kernel, (C + 31) / 32, 256, s, dw, dout, x, rstd, T, C);
+        ARWKV__TRY(arwkv__hip_launched("RMSNorm backward (dw)"));
+    }
+    return ARWKV_OK;
+}
+
+/* ---- Elementwise: SwiGLU, axpy -------------------------------------------------------------------- */
+__global__ void arwkv__swiglu_fwd_kernel(float *out, const float *gate, const float *up, size_t n) {
+    ARWKV__GRID_LOOP(i, n) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+__global__ void arwkv__swiglu_bwd_kernel(float *dgate, float *dup, const float *dout, const float *gate, const float *up, size_t n) {
+    ARWKV__GRID_LOOP(i, n) {
+        float g = gate[i], u = up[i], s = 1.0f / (1.0f + expf(-g)), d = dout[i];
+        dup[i] = d * g * s; /* inputs are read first: dgate/dup may alias gate/up (the MLP's backward) */
+        dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+    }
+}
+
+__global__ void arwkv__axpy_kernel(float *y, float alpha, const float *x, size_t n) {
+    ARWKV__GRID_LOOP(i, n) y[i] += alpha * x[i];
+}
+
+static arwkv_result arwkv__hip_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__swiglu_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, out, gate, up, n);
+    return arwkv__hip_launched("SwiGLU forward");
+}
+
+static arwkv_result arwkv__hip_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+                                               const float *up, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__swiglu_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dgate, dup, dout, gate, up, n);
+    return arwkv__hip_launched("SwiGLU backward");
+}
+
+static arwkv_result arwkv__hip_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__axpy_kernel, arwkv__hip_blocks(g, n), 256, g->stream, y, alpha, x, n);
+    return arwkv__hip_launched("axpy");
+}
+
+static const arwkv_core_ops arwkv__hip_core_ops = {
+    arwkv__hip_gemm,          arwkv__hip_embed_forward,  arwkv__hip_embed_backward, arwkv__hip_rmsnorm_forward,
+    arwkv__hip_rmsnorm_backward, arwkv__hip_swiglu_forward, arwkv__hip_swiglu_backward, arwkv__hip_axpy};
+
+/* ============================================================================================
+   Loss ops
+   ============================================================================================ */
+
+/* ---- Stage 1: alignment, one block per row (the formulas of the CPU backend, in float64) ---- */
+__global__ void arwkv__align_kernel(int kind, const float *o_all, const float *a_all, int C, float scale, float *loss, float *dout) {
+    __shared__ double sh[32];
+    long long r = blockIdx.x;
+    const float *o = o_all + r * C, *a = a_all + r * C;
+    float *g = dout ? dout + r * C : NULL;
+    double l;
+    if (kind == ARWKV_ALIGN_COSINE) {
+        double oa = 0, oo = 0, aa = 0;
+        for (int i = threadIdx.x; i < C; i += blockDim.x) oa += (double)o[i] * a[i], oo += (double)o[i] * o[i], aa += (double)a[i] * a[i];
+        oa = arwkv__block_sum(oa, sh);
+        oo = arwkv__block_sum(oo, sh);
+        aa = arwkv__block_sum(aa, sh);
+        double no = sqrt(oo) + 1e-12, na = sqrt(aa) + 1e-12;
+        l = 1 - oa / (no * na);
+        if (g)
+            for (int i = threadIdx.x; i < C; i += blockDim.x) g[i] = (float)(scale * -(a[i] / (no * na) - oa * o[i] / (no * no * no * na)));
+    } else {
+        double ss = 0;
+        for (int i = threadIdx.x; i < C; i += blockDim.x) ss += ((double)o[i] - a[i]) * ((double)o[i] - a[i]);
+        ss = arwkv__block_sum(ss, sh);
+        if (kind == ARWKV_ALIGN_L2) {
+            double n = sqrt(ss), k = n > 0 ? scale / (n * sqrt((double)C)) : 0;
+            l = n / sqrt((double)C);
+            if (g)
+                for (int i = threadIdx.x; i < C; i += blockDim.x) g[i] = (float)(k * ((double)o[i] - a[i]));
+        } else {
+            l = ss / C;
+            if (g)
+                for (int i = threadIdx.x; i < C; i += blockDim.x) g[i] = (float)(scale * 2.0 * ((double)o[i] - a[i]) / C);
+        }
+    }
+    if (threadIdx.x == 0) loss[r] = (float)l;
+}
+
+static arwkv_result arwkv__hip_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
+                                     float grad_scale, float *loss, float *dout) {
+    if (rows <= 0) return ARWKV_OK;
+    if (kind != ARWKV_ALIGN_L2 && kind != ARWKV_ALIGN_MSE && kind != ARWKV_ALIGN_COSINE)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "alignment loss: unknown kind %d", (int)kind);
+    ARWKV__LAUNCH(arwkv__align_kernel, rows, 256, ARWKV__G(be)->stream, (int)kind, o, a, C, grad_scale, loss, dout);
+    return arwkv__hip_launched("alignment loss");
+}
+
+/* ---- Stages 2 and 3: KL and cross-entropy over the vocabulary, one block of 512 per row ----------
+   Three passes over the row, as the CPU backend's formulas: the maxima of s and t; the partition
+   functions zq = sum exp((s-ms)/tau), zp = sum exp((t-mt)/tau) (and z1 = sum exp(s-ms) for the
+   cross-entropy at a temperature other than 1), summed in float64; then the KL terms and the
+   gradient, written over s in place (each thread reads s[i] before it writes it). */
+#define ARWKV__LOGITS_THREADS 512
+__global__ void __launch_bounds__(ARWKV__LOGITS_THREADS)
+    arwkv__logits_kernel(float *s_all, const float *t_all, const int32_t *labels, int V, float tau, float kl_w, float ce_w,
+                         float scale, float *kl_out, float *ce_out) {
+    __shared__ double shd[32];
+    __shared__ float shf[32];
+    long long r = blockIdx.x;
+    float *s = s_all + r * V;
+    const float *t = t_all ? t_all + r * V : NULL;
+    int label = labels ? labels[r] : -1, use_ce = label >= 0 && label < V && ce_w != 0;
+    float inv_tau = 1.0f / tau, ms = -INFINITY, mt = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        ms = s[i] > ms ? s[i] : ms;
+        if (t) mt = t[i] > mt ? t[i] : mt;
+    }
+    ms = arwkv__block_max(ms, shf);
+    mt = t ? arwkv__block_max(mt, shf) : 0.0f;
+    float s_label = use_ce ? s[label] : 0.0f;
+    double zq = 0, zp = 0, z1 = 0;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        zq += expf((s[i] - ms) * inv_tau);
+        if (t) zp += expf((t[i] - mt) * inv_tau);
+        if (use_ce && tau != 1.0f) z1 += expf(s[i] - ms);
+    }
+    zq = arwkv__block_sum(zq, shd);
+    zp = t ? arwkv__block_sum(zp, shd) : 1.0;
+    z1 = (use_ce && tau != 1.0f) ? arwkv__block_sum(z1, shd) : zq;
+    double lzp = log(zp), lzq = log(zq), kl = 0;
+    double kq = t ? kl_w * tau / zq : 0, kp = t ? kl_w * tau / zp : 0, k1 = use_ce ? ce_w / z1 : 0;
+    __syncthreads(); /* every thread has read s[label] before anyone overwrites it */
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float si = s[i], eq = expf((si - ms) * inv_tau), ep = 0.0f, e1 = 0.0f;
+        if (t) {
+            float ti = t[i];
+            ep = expf((ti - mt) * inv_tau);
+            if (ep > 0) kl += (double)ep * (((double)(ti - mt) - (double)(si - ms)) * inv_tau - lzp + lzq);
+        }
+        if (use_ce) e1 = tau == 1.0f ? eq : expf(si - ms);
+        float gi = (float)(scale * (kq * eq - kp * ep + k1 * e1));
+        if (use_ce && i == label) gi -= (float)(scale * ce_w);
+        s[i] = gi;
+    }
+    if (t) kl = arwkv__block_sum(kl, shd);
+    if (threadIdx.x == 0) {
+        if (kl_out) kl_out[r] = t ? (float)(kl / zp * tau * tau) : 0.0f;
+        if (ce_out) ce_out[r] = use_ce ? (float)(log(z1) - (double)(s_label - ms)) : 0.0f;
+    }
+}
+
+static arwkv_result arwkv__hip_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
+                                           float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
+    if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    if (rows <= 0 || V <= 0) return ARWKV_OK;
+    ARWKV__LAUNCH(arwkv__logits_kernel, rows, ARWKV__LOGITS_THREADS, ARWKV__G(be)->stream, s, t, labels, V, tau, t ? kl_weight : 0.0f,
+                                                                                   labels ? ce_weight : 0.0f, grad_scale, kl, ce);
+    return arwkv__hip_launched("logits loss");
+}
+
+static const arwkv_loss_ops arwkv__hip_loss_ops = {arwkv__hip_align, arwkv__hip_logits_loss};
+
+/* ============================================================================================
+   Optimizer ops
+   ============================================================================================ */
+
+/* Sum of squares in two passes of fixed shape (partial sums per block, then one block adds them in
+   block order): the same n gives the same bits, whatever else runs. */
+__global__ void arwkv__sumsq_partial_kernel(const float *g, size_t n, double *partial) {
+    __shared__ double sh[32];
+    double s = 0;
+    ARWKV__GRID_LOOP(i, n) s += (double)g[i] * g[i];
+    s = arwkv__block_sum(s, sh);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+__global__ void arwkv__sumsq_final_kernel(const double *partial, int n, float *out) {
+    __shared__ double sh[32];
+    double s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += partial[i];
+    s = arwkv__block_sum(s, sh);
+    if (threadIdx.x == 0) out[0] = (float)s;
+}
+
+/* out is HOST memory: the trainer needs the norm at once to decide on clipping. */
+static arwkv_result arwkv__hip_sumsq(arwkv_backend *be, const float *g, size_t n, float *out) {
+    arwkv__gpu *gp = ARWKV__G(be);
+    if (!n) {
+        out[0] = 0;
+        return ARWKV_OK;
+    }
+    size_t want = (n + 2047) / 2048; /* at least 8 elements a thread before a block is added */
+    int blocks = (int)(want < ARWKV__REDUCE_BLOCKS ? want : ARWKV__REDUCE_BLOCKS);
+    ARWKV__LAUNCH(arwkv__sumsq_partial_kernel, blocks, 256, gp->stream, g, n, gp->partial);
+    ARWKV__TRY(arwkv__hip_launched("sum of squares"));
+    ARWKV__LAUNCH(arwkv__sumsq_final_kernel, 1, 256, gp->stream, gp->partial, blocks, gp->scalar);
+    ARWKV__TRY(arwkv__hip_launched("sum of squares"));
+    return arwkv__hip_download(be, out, gp->scalar, sizeof(float));
+}
+
+__global__ void arwkv__scale_kernel(float *x, float s, size_t n) {
+    ARWKV__GRID_LOOP(i, n) x[i] *= s;
+}
+
+static arwkv_result arwkv__hip_scale(arwkv_backend *be, float *x, float s, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__scale_kernel, arwkv__hip_blocks(g, n), 256, g->stream, x, s, n);
+    return arwkv__hip_launched("scale");
+}
+
+__global__ void arwkv__adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                                    float wd, float bc1, float bc2) {
+    ARWKV__GRID_LOOP(i, n) {
+        float gi = g[i], mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float mh = mi / bc1, vh = vi / bc2;
+        p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+    }
+}
+
+static arwkv_result arwkv__hip_adamw(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                                     float b2, float eps, float wd, int step) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *gp = ARWKV__G(be);
+    float bc1 = (float)(1.0 - pow((double)b1, (double)step)), bc2 = (float)(1.0 - pow((double)b2, (double)step));
+    ARWKV__LAUNCH(arwkv__adamw_kernel, arwkv__hip_blocks(gp, n), 256, gp->stream, p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+    return arwkv__hip_launched("AdamW");
+}
+
+static const arwkv_optim_ops arwkv__hip_optim_ops = {arwkv__hip_sumsq, arwkv__hip_scale, arwkv__hip_adamw};
+
+/* ============================================================================================
+   Qwen2 attention ops (the teacher: forward only)
+   ============================================================================================ */
+
+/* ---- Rotary embedding ---------------------------------------------------------------------------
+   The CPU backend's roundings exactly: inverse frequencies formed on the host (as there) and passed
+   by value; angle = fp32(pos) * inv_freq in fp32, cos and sin in float64 of that fp32 angle; the four
+   products rounded separately (no fused multiply-add), as transformers computes them. */
+#define ARWKV__ROPE_MAX_HALF 512
+typedef struct arwkv__rope_freqs {
+    float inv_freq[ARWKV__ROPE_MAX_HALF];
+} arwkv__rope_freqs;
+
+__global__ void arwkv__rope_kernel(float *x, int n_heads, int head_dim, long long ld, const int32_t *pos, int pos0,
+                                   arwkv__rope_freqs f) {
+    long long r = blockIdx.x;
+    int half = head_dim / 2;
+    float p = (float)(pos ? pos[r] : pos0 + (int)r);
+    float *row = x + r * ld;
+    for (int u = threadIdx.x; u < n_heads * half; u += blockDim.x) {
+        int h = u / half, i = u % half;
+        float angle = __fmul_rn(p, f.inv_freq[i]), cs = (float)cos((double)angle), sn = (float)sin((double)angle);
+        float *x1 = row + (long long)h * head_dim + i, *x2 = x1 + half;
+        float a = *x1, b = *x2;
+        *x1 = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
+        *x2 = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+    }
+}
+
+static arwkv_result arwkv__hip_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                            const int32_t *pos, int pos0, double theta) {
+    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > 2 * ARWKV__ROPE_MAX_HALF ||
+        ld < (ptrdiff_t)n_heads * head_dim || !(theta > 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
+                           rows, n_heads, head_dim, 2 * ARWKV__ROPE_MAX_HALF, (long long)ld, theta);
+    if (rows == 0) return ARWKV_OK;
+    arwkv__rope_freqs f;
+    memset(&f, 0, sizeof f);
+    float base = (float)theta;
+    for (int i = 0; i < head_dim / 2; i++) {
+        float exponent = (float)(2 * i) / (float)head_dim;
+        f.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
+    }
+    ARWKV__LAUNCH(arwkv__rope_kernel, rows, 256, ARWKV__G(be)->stream, x, n_heads, head_dim, (long long)ld, pos, pos0, f);
+    return arwkv__hip_launched("rope");
+}
+
+/* ---- Causal grouped-query attention ----------------------------------------------------------------
+   Flash-style, in fp32 on the SIMT cores. A block of 256 threads owns QB query rows of one head of
+   one sequence; each warp owns QB / (warps per block) of those rows. Keys and values come in tiles
+   of KB rows staged in shared memory, and for each tile:
+     scores   lane j of a warp takes key j of the tile: s = q . k_j / sqrt(D), masked by causality
+     softmax  the warp's maximum and sum update the running max m and sum l of each row; the
+              row's accumulator is rescaled by exp(m_old - m_new)
+     P.V      lanes split the head dimension: acc[d] += sum_j p_j v_j[d]
+   Shapes by head size (all within 48 KiB of shared memory, so no opt-in is needed on either
+   vendor): D <= 64: 32 rows, tiles of 32 keys; D <= 128: 16 rows, 32 keys; D <= 256: 8 rows, 16 keys. */
+template <int DMAX> struct arwkv__att_shape {
+    enum { QB = DMAX <= 64 ? 32 : DMAX <= 128 ? 16 : 8, KB = DMAX <= 128 ? 32 : 16 };
+};
+
+template <int DMAX>
+__global__ void __launch_bounds__(256) arwkv__attention_kernel(float *out, const float *q, const float *k, const float *v, int Tq, int p0,
+                                                               int H, int Hkv, int D, long long kv_bs, float scale) {
+    enum { QB = arwkv__att_shape<DMAX>::QB, KB = arwkv__att_shape<DMAX>::KB, NW = 256 / ARWKV__WARP, R = QB / NW,
+           E = (DMAX + ARWKV__WARP - 1) / ARWKV__WARP };
+    __shared__ float Qs[QB][DMAX], Ks[KB][DMAX + 1], Vs[KB][DMAX], Ps[QB][KB];
+    const int tid = threadIdx.x, warp = tid / ARWKV__WARP, lane = tid % ARWKV__WARP;
+    const int i0 = blockIdx.x * QB, h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv);
+    const long long q_ld = (long long)H * D, kv_ld = (long long)Hkv * D;
+    const int n_rows = Tq - i0 < QB ? Tq - i0 : QB;
+    for (int u = tid; u < QB * D; u += 256) {
+        int r = u / D, d = u % D;
+        Qs[r][d] = r < n_rows ? q[((long long)b * Tq + i0 + r) * q_ld + (long long)h * D + d] : 0.0f;
+    }
+    float m[R], l[R], acc[R][E];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        m[r] = -INFINITY, l[r] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[r][e] = 0.0f;
+    }
+    const float *kb_ = k + (long long)b * kv_bs + (long long)g * D, *vb_ = v + (long long)b * kv_bs + (long long)g * D;
+    const int n_keys = p0 + i0 + n_rows; /* the block's last row sees keys 0 .. n_keys-1 */
+    for (int j0 = 0; j0 < n_keys; j0 += KB) {
+        const int kb = n_keys - j0 < KB ? n_keys - j0 : KB;
+        __syncthreads(); /* the previous tile is no longer read */
+        for (int u = tid; u < KB * D; u += 256) {
+            int j = u / D, d = u % D;
+            float kv = 0.0f, vv = 0.0f;
+            if (j < kb) kv = kb_[(long long)(j0 + j) * kv_ld + d], vv = vb_[(long long)(j0 + j) * kv_ld + d];
+            Ks[j][d] = kv, Vs[j][d] = vv;
+        }
+        __syncthreads();
+        float alpha[R];
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int row = warp * R + r, qi = p0 + i0 + row; /* absolute position of the query */
+            alpha[r] = 1.0f;
+            if (row >= n_rows) continue; /* warp-uniform */
+            float s = -INFINITY;
+            if (lane < kb && j0 + lane <= qi) {
+                float dot = 0.0f;
+                for (int d = 0; d < D; d++) dot += Qs[row][d] * Ks[lane][d];
+                s = dot * scale;
+            }
+            float m_new = arwkv__warp_max(s);
+            m_new = m_new > m[r] ? m_new : m[r];
+            float p = s == -INFINITY ? 0.0f : expf(s - m_new);
+            alpha[r] = expf(m[r] - m_new); /* 0 on the first tile, where m is -inf */
+            l[r] = l[r] * alpha[r] + arwkv__warp_sum(p);
+            m[r] = m_new;
+            if (lane < KB) Ps[row][lane] = p;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const int row = warp * R + r;
+            if (row >= n_rows) continue;
+#pragma unroll
+            for (int e = 0; e < E; e++) {
+                int d = e * ARWKV__WARP + lane;
+                float a = acc[r][e] * alpha[r];
+                if (d < D)
+                    for (int j = 0; j < kb; j++) a += Ps[row][j] * Vs[j][d];
+                acc[r][e] = a;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = warp * R + r;
+        if (row >= n_rows) continue;
+        float inv = 1.0f / l[r];
+        float *o = out + ((long long)b * Tq + i0 + row) * q_ld + (long long)h * D;
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            int d = e * ARWKV__WARP + lane;
+            if (d < D) o[d] = acc[r][e] * inv;
+        }
+    }
+}
+
+#define ARWKV__ATT_GPU_MAX_D 256
+
+static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                                 int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
+    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > ARWKV__ATT_GPU_MAX_D ||
+        (B > 1 && kv_batch_stride < (ptrdiff_t)(p0 + Tq) * Hkv * D))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d on the GPU), "
+                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, ARWKV__ATT_GPU_MAX_D, (long long)kv_batch_stride);
+    if (B == 0 || Tq == 0) return ARWKV_OK;
+    if (H > 65535 || B > 65535) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "attention: %d heads x %d sequences is too many for one launch", H, B);
+    hipStream_t s = ARWKV__G(be)->stream;
+    float scale = (float)(1.0 / sqrt((double)D));
+    long long bs = (long long)kv_batch_stride;
+#define ARWKV__ATT_LAUNCH(DM)                                                                                              \
+    do {                                                                                                                   \
+        dim3 grid((unsigned)((Tq + arwkv__att_shape<DM>::QB - 1) / arwkv__att_shape<DM>::QB), (unsigned)H, (unsigned)B); \
+        ARWKV__LAUNCH(arwkv__attention_kernel<DM>, grid, 256, s, out, q, k, v, Tq, p0, H, Hkv, D, bs, scale);                      \
+    } while (0)
+    if (D <= 64) ARWKV__ATT_LAUNCH(64);
+    else if (D <= 128) ARWKV__ATT_LAUNCH(128);
+    else ARWKV__ATT_LAUNCH(256);
+#undef ARWKV__ATT_LAUNCH
+    return arwkv__hip_launched("attention");
+}
+
+#define ARWKV__HAVE_HIP_QWEN_OPS
+static const arwkv_qwen_ops arwkv__hip_qwen_ops = {arwkv__hip_rope_forward, arwkv__hip_attention_forward};
+
+/* @@hip-qwen-ops@@ */
+
+/* ============================================================================================
+   RWKV-7 time-mix ops (ARWKV): the formulas of the CPU backend's arwkv_rwkv7_ops
+   ============================================================================================
+   Parameter gradients are sums over token rows. None uses atomics: a kernel over (head, block of
+   rows) keeps float64 partial sums per channel in registers and writes them to scratch memory, and
+   a second kernel adds the partial sums of each channel in block order (arwkv__colsum_kernel). The
+   number of row blocks depends only on the number of rows, so the result repeats bit for bit. */
+
+#define ARWKV__R7_DECAY_SCALE_GPU 0.60653065971263342f
+#define ARWKV__R7_NORM_EPS_GPU 1e-12f
+#define ARWKV__R7_ROW_BLOCKS 128 /* most row blocks of a parameter-gradient sum */
+
+ARWKV__DEV float arwkv__dev_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Up to six destination vectors (NULL: skipped) for sums over row blocks. */
+typedef struct arwkv__colsum_dst {
+    float *p[6];
+} arwkv__colsum_dst;
+
+/* dst.p[kk][c] += sum over rb of part[kk][rb][c], in rb order. */
+__global__ void arwkv__colsum_kernel(const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
+    ARWKV__GRID_LOOP(u, (size_t)K * C) {
+        int kk = (int)(u / C), c = (int)(u % C);
+        float *d = dst.p[kk];
+        if (!d) continue;
+        double s = 0;
+        for (int rb = 0; rb < RB; rb++) s += part[((size_t)kk * RB + rb) * C + c];
+        d[c] += (float)s;
+    }
+}
+
+static arwkv_result arwkv__hip_colsum(arwkv__gpu *g, const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
+    ARWKV__LAUNCH(arwkv__colsum_kernel, arwkv__hip_blocks(g, (size_t)K * C), 256, g->stream, part, K, RB, C, dst);
+    return arwkv__hip_launched("parameter-gradient sum");
+}
+
+/* Row blocks for M rows: at most ARWKV__R7_ROW_BLOCKS, a function of M alone. */
+static int arwkv__r7_row_blocks(int M, int *rows_per_block) {
+    int rb = M < ARWKV__R7_ROW_BLOCKS ? M : ARWKV__R7_ROW_BLOCKS;
+    if (rb < 1) rb = 1;
+    *rows_per_block = (M + rb - 1) / rb;
+    return (M + *rows_per_block - 1) / *rows_per_block;
+}
+
+/* Threads per block of the per-head kernels: the head size rounded up to 64 (a whole number of
+   warps on both vendors; threads past N hold zeros in the reductions). */
+static int arwkv__r7_head_threads(int N) { return (N + 63) / 64 * 64; }
+
+/* ---- Token shift and the lerps ------------------------------------------------------------------ */
+typedef struct arwkv__r7_mu {
+    const float *mu[6];
+} arwkv__r7_mu;
+
+__global__ void arwkv__r7_lerp_fwd_kernel(float *xmix, const float *x, const float *shift_in, arwkv__r7_mu mu, int n_mix, int T, int C,
+                                          size_t MC) {
+    ARWKV__GRID_LOOP(u, MC) {
+        size_t row = u / C;
+        int i = (int)(u % C), t = (int)(row % T);
+        float xv = x[u], prev = t > 0 ? x[u - C] : shift_in ? shift_in[(row / T) * C + i] : 0.0f, xx = prev - xv;
+#pragma unroll
+        for (int m = 0; m < 6; m++)
+            if (m < n_mix) xmix[m * MC + u] = xv + xx * mu.mu[m][i];
+    }
+}
+
+/* After the lerps, in a launch of its own: shift_out may be the array shift_in was. */
+__global__ void arwkv__r7_shift_out_kernel(float *shift_out, const float *x, int T, int C, size_t BC) {
+    ARWKV__GRID_LOOP(u, BC) shift_out[u] = x[((u / C) * T + T - 1) * C + u % C];
+}
+
+static arwkv_result arwkv__hip_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
+                                               const float *const *mu, int n_mix, int B, int T, int C) {
+    if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_mu m;
+    memset(&m, 0, sizeof m);
+    for (int i = 0; i < n_mix; i++) m.mu[i] = mu[i];
+    size_t MC = (size_t)B * T * C;
+    if (n_mix > 0) {
+        ARWKV__LAUNCH(arwkv__r7_lerp_fwd_kernel, arwkv__hip_blocks(g, MC), 256, g->stream, xmix, x, shift_in, m, n_mix, T, C, MC);
+        ARWKV__TRY(arwkv__hip_launched("time-mix lerp"));
+    }
+    if (shift_out) {
+        ARWKV__LAUNCH(arwkv__r7_shift_out_kernel, arwkv__hip_blocks(g, (size_t)B * C), 256, g->stream, shift_out, x, T, C, (size_t)B * C);
+        ARWKV__TRY(arwkv__hip_launched("time-mix shift"));
+    }
+    return ARWKV_OK;
+}
+
+/* One thread per (sequence, channel) walks time backwards with the carry (the gradient x_t
+   receives from token t+1's mixes); the mu gradients of the sequence go to part[m][b][c]. */
+__global__ void arwkv__r7_lerp_bwd_kernel(float *dx, float *dshift, const float *dxmix, const float *x, const float *shift_in,
+                                          arwkv__r7_mu mu, int n_mix, int B, int T, int C, double *part) {
+    size_t u = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (u >= (size_t)B * C) return;
+    int b = (int)(u / C), i = (int)(u % C);
+    size_t MC = (size_t)B * T * C;
+    float mv[6];
+    double gmu[6];
+#pragma unroll
+    for (int m = 0; m < 6; m++) mv[m] = m < n_mix ? mu.mu[m][i] : 0.0f, gmu[m] = 0;
+    float carry = dshift ? dshift[u] : 0.0f;
+    for (int t = T - 1; t >= 0; t--) {
+        size_t at = ((size_t)b * T + t) * C + i;
+        float xv = x[at], prev = t > 0 ? x[at - C] : shift_in ? shift_in[u] : 0.0f, xx = prev - xv, gx = carry, g_prev = 0.0f;
+#pragma unroll
+        for (int m = 0; m < 6; m++)
+            if (m < n_mix) {
+                float dm = dxmix[m * MC + at];
+                gx += dm * (1.0f - mv[m]);
+                g_prev += dm * mv[m];
+                gmu[m] += (double)dm * xx;
+            }
+        if (dx) dx[at] = gx;
+        carry = g_prev;
+    }
+    if (dshift) dshift[u] = carry;
+#pragma unroll
+    for (int m = 0; m < 6; m++)
+        if (m < n_mix) part[((size_t)m * B + b) * C + i] = gmu[m];
+}
+
+static arwkv_result arwkv__hip_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+                                                const float *x, const float *shift_in, const float *const *mu, int n_mix, int B, int T,
+                                                int C) {
+    if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
+    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_mu m;
+    arwkv__colsum_dst d;
+    memset(&m, 0, sizeof m);
+    memset(&d, 0, sizeof d);
+    for (int i = 0; i < n_mix; i++) m.mu[i] = mu[i], d.p[i] = dmu ? dmu[i] : NULL;
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(g, (size_t)(n_mix > 0 ? n_mix : 1) * B * C * sizeof(double), &part));
+    size_t BC = (size_t)B * C;
+    ARWKV__LAUNCH(arwkv__r7_lerp_bwd_kernel, (unsigned)((BC + 127) / 128), 128, g->stream, dx, dshift, dxmix, x, shift_in, m, n_mix, B, T, C,
+                                                                                    (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("time-mix lerp backward"));
+    if (n_mix > 0) ARWKV__TRY(arwkv__hip_colsum(g, (const double *)part, n_mix, B, C, d));
+    return ARWKV_OK;
+}
+
+/* ---- LoRA activations ---------------------------------------------------------------------------- */
+__global__ void arwkv__r7_act_fwd_kernel(float *h, size_t n, int kind) {
+    ARWKV__GRID_LOOP(i, n) h[i] = kind == ARWKV_ACT_TANH ? tanhf(h[i]) : arwkv__dev_sigmoid(h[i]);
+}
+__global__ void arwkv__r7_act_bwd_kernel(float *dh, const float *h, size_t n, int kind) {
+    ARWKV__GRID_LOOP(i, n) dh[i] *= kind == ARWKV_ACT_TANH ? 1.0f - h[i] * h[i] : h[i] * (1.0f - h[i]);
+}
+static arwkv_result arwkv__hip_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__r7_act_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, h, n, kind);
+    return arwkv__hip_launched("LoRA activation");
+}
+static arwkv_result arwkv__hip_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
+    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__r7_act_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dh, h, n, kind);
+    return arwkv__hip_launched("LoRA activation backward");
+}
+
+/* ---- Prepare: from projections to the WKV7 inputs ---------------------------------------------------
+   Forward: one block per (row, head), thread j on channel j of the head (the norm of the removal key
+   is a block sum). Backward: one block per (head, block of rows), walking its rows in order and
+   keeping the five parameter-gradient sums of its channel in float64. */
+typedef struct arwkv__r7_prep_args {
+    int M, C, N, H, first_layer;
+    const float *k_in, *v_in, *w_lora, *a_lora, *v_lora, *w0, *a0, *v0, *k_k, *k_a;
+    float *v_first, *decay, *k, *v, *wkv_a, *wkv_b;
+    const float *d_decay, *dk, *dv, *d_wkv_a, *d_wkv_b;
+    float *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora, *dv_first;
+} arwkv__r7_prep_args;
+
+__global__ void arwkv__r7_prep_fwd_kernel(arwkv__r7_prep_args c) {
+    __shared__ double sh[32];
+    size_t row = blockIdx.x / c.H;
+    int h0 = (int)(blockIdx.x % c.H) * c.N, j = threadIdx.x, ch = h0 + j;
+    size_t i = row * c.C + h0 + j;
+    float kk = j < c.N ? c.k_in[i] * c.k_k[ch] : 0.0f;
+    double ss = arwkv__block_sum((double)kk * kk, sh);
+    float norm = (float)sqrt(ss);
+    norm = norm > ARWKV__R7_NORM_EPS_GPU ? norm : ARWKV__R7_NORM_EPS_GPU;
+    if (j >= c.N) return;
+    float a = arwkv__dev_sigmoid(c.a0[ch] + c.a_lora[i]), kkn = kk / norm;
+    c.decay[i] = expf(-ARWKV__R7_DECAY_SCALE_GPU * arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]));
+    c.k[i] = c.k_in[i] * (1.0f + (a - 1.0f) * c.k_a[ch]);
+    c.wkv_a[i] = -kkn;
+    c.wkv_b[i] = kkn * a;
+    if (c.first_layer) {
+        c.v[i] = c.v_in[i];
+        if (c.v_first) c.v_first[i] = c.v_in[i];
+    } else {
+        float s = arwkv__dev_sigmoid(c.v0[ch] + c.v_lora[i]);
+        c.v[i] = c.v_in[i] + (c.v_first[i] - c.v_in[i]) * s;
+    }
+}
+
+__global__ void arwkv__r7_prep_bwd_kernel(arwkv__r7_prep_args c, int rows_per_block, int RB, double *part) {
+    __shared__ double sh[32];
+    int h0 = blockIdx.x * c.N, rb = blockIdx.y, j = threadIdx.x, ch = h0 + j, on = j < c.N;
+    int r0 = rb * rows_per_block, r1 = r0 + rows_per_block < c.M ? r0 + rows_per_block : c.M;
+    double g_w0 = 0, g_a0 = 0, g_v0 = 0, g_kk = 0, g_ka = 0;
+    for (int row = r0; row < r1; row++) {
+        size_t i = (size_t)row * c.C + h0 + j;
+        float kk = on ? c.k_in[i] * c.k_k[ch] : 0.0f;
+        double ss = arwkv__block_sum((double)kk * kk, sh);
+        float norm = (float)sqrt(ss);
+        int clamped = !(norm > ARWKV__R7_NORM_EPS_GPU);
+        if (clamped) norm = ARWKV__R7_NORM_EPS_GPU;
+        float kkn = kk / norm, a = on ? arwkv__dev_sigmoid(c.a0[ch] + c.a_lora[i]) : 0.0f;
+        float dkkn = on ? -c.d_wkv_a[i] + c.d_wkv_b[i] * a : 0.0f;
+        float dot = (float)arwkv__block_sum((double)dkkn * kkn, sh);
+        if (!on) continue;
+        float sw = arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]), decay = expf(-ARWKV__R7_DECAY_SCALE_GPU * sw);
+        float dz = c.d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE_GPU * sw * (1.0f - sw);
+        c.dw_lora[i] = dz;
+        g_w0 += dz;
+        float da = c.d_wkv_b[i] * kkn + c.dk[i] * c.k_in[i] * c.k_a[ch], da_pre = da * a * (1.0f - a);
+        c.da_lora[i] = da_pre;
+        g_a0 += da_pre;
+        g_ka += (double)c.dk[i] * c.k_in[i] * (a - 1.0f);
+        float dkk = clamped ? dkkn / norm : (dkkn - kkn * dot) / norm;
+        c.dk_in[i] = c.dk[i] * (1.0f + (a - 1.0f) * c.k_a[ch]) + dkk * c.k_k[ch];
+        g_kk += (double)dkk * c.k_in[i];
+        if (c.first_layer) {
+            c.dv_in[i] = c.dv[i] + (c.dv_first ? c.dv_first[i] : 0.0f);
+        } else {
+            float s = arwkv__dev_sigmoid(c.v0[ch] + c.v_lora[i]), dv = c.dv[i];
+            float ds = dv * (c.v_first[i] - c.v_in[i]) * s * (1.0f - s);
+            c.dv_in[i] = dv * (1.0f - s);
+            c.dv_first[i] += dv * s;
+            c.dv_lora[i] = ds;
+            g_v0 += ds;
+        }
+    }
+    if (on) {
+        size_t at = (size_t)rb * c.C + ch, plane = (size_t)RB * c.C;
+        part[at] = g_w0, part[plane + at] = g_a0, part[2 * plane + at] = g_v0, part[3 * plane + at] = g_kk, part[4 * plane + at] = g_ka;
+    }
+}
+
+static arwkv_result arwkv__hip_r7_prepare_forward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in,
+                                                  const float *v_in, const float *w_lora, const float *a_lora, const float *v_lora,
+                                                  float *v_first, const float *w0, const float *a0, const float *v0, const float *k_k,
+                                                  const float *k_a, float *decay, float *k, float *v, float *wkv_a, float *wkv_b) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    if (M <= 0) return ARWKV_OK;
+    arwkv__r7_prep_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a, c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
+    ARWKV__LAUNCH(arwkv__r7_prep_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
+    return arwkv__hip_launched("time-mix prepare");
+}
+
+static arwkv_result arwkv__hip_r7_prepare_backward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
+                                                   const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
+                                                   const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
+                                                   const float *v_lora, const float *v_first, const float *w0, const float *a0,
+                                                   const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
+                                                   float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0, float *da0,
+                                                   float *dv0, float *dk_k, float *dk_a) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+    if (M <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_prep_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
+    c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.d_wkv_a = d_wkv_a, c.d_wkv_b = d_wkv_b;
+    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = (float *)v_first;
+    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
+    c.dk_in = dk_in, c.dv_in = dv_in, c.dw_lora = dw_lora, c.da_lora = da_lora, c.dv_lora = dv_lora, c.dv_first = dv_first;
+    int per, RB = arwkv__r7_row_blocks(M, &per);
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(g, 5 * (size_t)RB * C * sizeof(double), &part));
+    dim3 grid((unsigned)c.H, (unsigned)RB);
+    ARWKV__LAUNCH(arwkv__r7_prep_bwd_kernel, grid, arwkv__r7_head_threads(N), g->stream, c, per, RB, (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("time-mix prepare backward"));
+    arwkv__colsum_dst d;
+    memset(&d, 0, sizeof d);
+    d.p[0] = dw0, d.p[1] = da0, d.p[2] = first_layer ? NULL : dv0, d.p[3] = dk_k, d.p[4] = dk_a;
+    return arwkv__hip_colsum(g, (const double *)part, 5, RB, C, d);
+}
+
+/* ---- WKV7: the recurrence ------------------------------------------------------------------------------
+   One block per (sequence, head) of N threads, N in {8, 16, 32, 64}. Forward: thread i holds row i
+   of the fp32 state S (the value channel i) in registers; each token's r, decay, k, a, b are staged
+   in shared memory (double-buffered, the next token's loads in flight during this one's update):
+       sa_i = sum_j S_ij a_j;  S_ij = S_ij d_j + sa_i b_j + v_i k_j;  y_i = sum_j S_ij r_j
+   and the state is saved before tokens 0, 16, 32, ...
+
+   Backward: chunks of 16 tokens from the last. For each chunk the forward is replayed from its
+   checkpoint (the same arithmetic, so the same bits), keeping the sa of each token in shared
+   memory (the state gradient waits there meanwhile); the state at the end of the chunk is
+   transposed through shared memory so that thread i holds column i (the key channel i). Then the chunk's tokens are walked backwards with the state
+   gradient G held twice, row i and column i, so that every reduction is local to a thread:
+       G += dy r^T
+       dr_i = sum_j S_ji dy_j          (S after the token)
+       S_ji <- (S_ji - sa_j b_i - v_j k_i) / d_i     (back to the state before the token)
+       dv_i = sum_j G_ij k_j,  dsa_i = sum_j G_ij b_j
+       dk_i = sum_j G_ji v_j,  db_i = sum_j G_ji sa_j,  dd_i = sum_j G_ji S_ji,  da_i = sum_j S_ji dsa_j
+       G_ij <- G_ij d_j + dsa_i a_j
+   Stepping back divides by the decay, which is at least 0.545: a rounding error grows by at most
+   1.83x a step, over at most 15 steps before the next checkpoint (the reference CUDA kernels of
+   RWKV-7 do the same). The CPU backend recomputes the chunk's states instead; the two agree to
+   about 1e-6 of the largest gradient on typical decays. */
+#define ARWKV__WKV_CHUNK 16
+
+template <int N>
+__global__ void __launch_bounds__(N) arwkv__wkv7_fwd_kernel(int T, int H, const float *r, const float *decay, const float *k, const float *v,
+                                                            const float *a, const float *b, float *y, float *state, float *ckpt) {
+    __shared__ float in[2][5][N]; /* r, decay, k, a, b of a token */
+    const int task = blockIdx.x, bi = task / H, h = task % H, i = threadIdx.x;
+    const size_t C = (size_t)H * N, NN = (size_t)N * N;
+    const int n_chunks = (T + ARWKV__WKV_CHUNK - 1) / ARWKV__WKV_CHUNK;
+    float S[N];
+#pragma unroll
+    for (int j = 0; j < N; j++) S[j] = state ? state[task * NN + (size_t)i * N + j] : 0.0f;
+    size_t o = (size_t)bi * T * C + (size_t)h * N + i;
+    float nr = 0, nd = 0, nk = 0, nv = 0, na = 0, nb = 0;
+    if (T > 0) nr = r[o], nd = decay[o], nk = k[o], nv = v[o], na = a[o], nb = b[o];
+    for (int t = 0; t < T; t++, o += C) {
+        const int buf = t & 1;
+        in[buf][0][i] = nr, in[buf][1][i] = nd, in[buf][2][i] = nk, in[buf][3][i] = na, in[buf][4][i] = nb;
+        const float vi = nv;
+        __syncthreads();
+        if (t + 1 < T) nr = r[o + C], nd = decay[o + C], nk = k[o + C], nv = v[o + C], na = a[o + C], nb = b[o + C];
+        if (ckpt && t % ARWKV__WKV_CHUNK == 0) {
+            float *dst = ckpt + ((size_t)task * n_chunks + t / ARWKV__WKV_CHUNK) * NN + (size_t)i * N;
+#pragma unroll
+            for (int j = 0; j < N; j++) dst[j] = S[j];
+        }
+        float sa = 0.0f, yi = 0.0f;
+#pragma unroll
+        for (int j = 0; j < N; j++) sa += S[j] * in[buf][3][j];
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            S[j] = S[j] * in[buf][1][j] + sa * in[buf][4][j] + vi * in[buf][2][j];
+            yi += S[j] * in[buf][0][j];
+        }
+        y[o] = yi;
+    }
+    if (state)
+#pragma unroll
+        for (int j = 0; j < N; j++) state[task * NN + (size_t)i * N + j] = S[j];
+}
+
+template <int N>
+__global__ void __launch_bounds__(N) arwkv__wkv7_bwd_kernel(int T, int H, const float *r, const float *decay, const float *k, const float *v,
+                                                            const float *a, const float *b, const float *dy, const float *ckpt,
+                                                            float *dstate, float *dr, float *d_decay, float *dk, float *dv, float *da,
+                                                            float *db) {
+    enum { R_ = 0, D_, K_, V_, A_, B_, DY_, N_IN };
+    __shared__ float in[N_IN][N], sa_chunk[ARWKV__WKV_CHUNK][N], dsa_s[N], tr[N][N + 1], gs[N][N + 1];
+    const int task = blockIdx.x, bi = task / H, h = task % H, i = threadIdx.x;
+    const size_t C = (size_t)H * N, NN = (size_t)N * N;
+    const int n_chunks = (T + ARWKV__WKV_CHUNK - 1) / ARWKV__WKV_CHUNK;
+    float Grow[N], Gcol[N], Scol[N];
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        Grow[j] = dstate ? dstate[task * NN + (size_t)i * N + j] : 0.0f;
+        Gcol[j] = dstate ? dstate[task * NN + (size_t)j * N + i] : 0.0f;
+    }
+    for (int chunk = n_chunks - 1; chunk >= 0; chunk--) {
+        const int t0 = chunk * ARWKV__WKV_CHUNK, len = T - t0 < ARWKV__WKV_CHUNK ? T - t0 : ARWKV__WKV_CHUNK;
+        /* G waits in shared memory while the replay needs the registers */
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < N; j++) gs[i][j] = Grow[j];
+        { /* replay the chunk (rows of S), keeping sa; then hand the final state over as columns */
+            float S[N];
+            const float *src = ckpt + ((size_t)task * n_chunks + chunk) * NN + (size_t)i * N;
+#pragma unroll
+            for (int j = 0; j < N; j++) S[j] = src[j];
+            for (int l = 0; l < len; l++) {
+                size_t o = ((size_t)bi * T + t0 + l) * C + (size_t)h * N + i;
+                __syncthreads();
+                in[R_][i] = r[o], in[D_][i] = decay[o], in[K_][i] = k[o], in[V_][i] = v[o], in[A_][i] = a[o], in[B_][i] = b[o];
+                __syncthreads();
+                float sa = 0.0f, vi = in[V_][i];
+#pragma unroll
+                for (int j = 0; j < N; j++) sa += S[j] * in[A_][j];
+                sa_chunk[l][i] = sa;
+#pragma unroll
+                for (int j = 0; j < N; j++) S[j] = S[j] * in[D_][j] + sa * in[B_][j] + vi * in[K_][j];
+            }
+            __syncthreads();
+#pragma unroll
+            for (int j = 0; j < N; j++) tr[i][j] = S[j];
+            __syncthreads();
+#pragma unroll
+            for (int j = 0; j < N; j++) Scol[j] = tr[j][i];
+        }
+#pragma unroll
+        for (int j = 0; j < N; j++) Grow[j] = gs[i][j], Gcol[j] = gs[j][i];
+        for (int l = len - 1; l >= 0; l--) {
+            size_t o = ((size_t)bi * T + t0 + l) * C + (size_t)h * N + i;
+            __syncthreads();
+            in[R_][i] = r[o], in[D_][i] = decay[o], in[K_][i] = k[o], in[V_][i] = v[o], in[A_][i] = a[o], in[B_][i] = b[o];
+            in[DY_][i] = dy[o];
+            __syncthreads();
+            const float dyi = in[DY_][i], ri = in[R_][i], di = in[D_][i], ki = in[K_][i], ai = in[A_][i], bi_ = in[B_][i];
+            float dri = 0.0f, dvi = 0.0f, dsai = 0.0f, dki = 0.0f, dbi = 0.0f, ddi = 0.0f;
+#pragma unroll
+            for (int j = 0; j < N; j++) {
+                const float dyj = in[DY_][j], vj = in[V_][j], saj = sa_chunk[l][j];
+                Grow[j] += dyi * in[R_][j];
+                Gcol[j] += dyj * ri;
+                dri += Scol[j] * dyj;
+                Scol[j] = (Scol[j] - saj * bi_ - vj * ki) / di;
+                dvi += Grow[j] * in[K_][j];
+                dsai += Grow[j] * in[B_][j];
+                dki += Gcol[j] * vj;
+                dbi += Gcol[j] * saj;
+                ddi += Gcol[j] * Scol[j];
+            }
+            dsa_s[i] = dsai;
+            __syncthreads();
+            float dai = 0.0f;
+#pragma unroll
+            for (int j = 0; j < N; j++) {
+                dai += Scol[j] * dsa_s[j];
+                Grow[j] = Grow[j] * in[D_][j] + dsai * in[A_][j];
+                Gcol[j] = Gcol[j] * di + dsa_s[j] * ai;
+            }
+            dr[o] += dri;
+            dk[o] += dki;
+            dv[o] += dvi;
+            d_decay[o] = ddi;
+            da[o] = dai;
+            db[o] = dbi;
+        }
+    }
+    if (dstate)
+#pragma unroll
+        for (int j = 0; j < N; j++) dstate[task * NN + (size_t)i * N + j] = Grow[j];
+}
+
+static arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
+    if (N != 8 && N != 16 && N != 32 && N != 64)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7 on the GPU: head size %d (8, 16, 32 or 64)", N);
+    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H > 0x7fffffff)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7: bad shape (B %d, T %d, H %d)", B, T, H);
+    return ARWKV_OK;
+}
+
+#define ARWKV__WKV_DISPATCH(N, kernel, ...)                                    \
+    do {                                                                       \
+        if ((N) == 8) ARWKV__LAUNCH(kernel<8>, grid, 8, s, __VA_ARGS__);       \
+        else if ((N) == 16) ARWKV__LAUNCH(kernel<16>, grid, 16, s, __VA_ARGS__); \
+        else if ((N) == 32) ARWKV__LAUNCH(kernel<32>, grid, 32, s, __VA_ARGS__); \
+        else ARWKV__LAUNCH(kernel<64>, grid, 64, s, __VA_ARGS__);              \
+    } while (0)
+
+static arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                               const float *k, const float *v, const float *a, const float *b, float *y, float *state,
+                                               float *ckpt) {
+    ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
+    if (B == 0) return ARWKV_OK;
+    hipStream_t s = ARWKV__G(be)->stream;
+    unsigned grid = (unsigned)(B * H);
+    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_fwd_kernel, T, H, r, decay, k, v, a, b, y, state, ckpt);
+    return arwkv__hip_launched("WKV7 forward");
+}
+
+static arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+                                                const float *k, const float *v, const float *a, const float *b, const float *dy,
+                                                const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
+                                                float *da, float *db) {
+    ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
+    if (B == 0) return ARWKV_OK;
+    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
+    hipStream_t s = ARWKV__G(be)->stream;
+    unsigned grid = (unsigned)(B * H);
+    ARWKV__WKV_DISPATCH(N, arwkv__wkv7_bwd_kernel, T, H, r, decay, k, v, a, b, dy, ckpt, dstate, dr, d_decay, dk, dv, da, db);
+    return arwkv__hip_launched("WKV7 backward");
+}
+
+/* ---- Finish: group norm, bonus, gate --------------------------------------------------------------------
+   Forward: one block per (row, head). Backward: one block per (head, block of rows), the sums for
+   r_k and ln_x kept per channel in float64. */
+typedef struct arwkv__r7_fin_args {
+    int M, C, N, H;
+    const float *d_o, *y, *r, *k, *v, *r_k, *ln_w, *ln_b, *g;
+    float gn_eps;
+    float *o, *dy, *dr, *dk, *dv, *dg;
+} arwkv__r7_fin_args;
+
+/* p_j (before the gate) for thread j of the head at offset `at`; xhat and rstd for the backward. */
+ARWKV__DEV float arwkv__r7_fin_head(const arwkv__r7_fin_args &c, size_t at, int j, int ch, double *sh, float *bonus, float *xhat,
+                                    float *rstd) {
+    int on = j < c.N;
+    float yj = on ? c.y[at] : 0.0f;
+    *bonus = (float)arwkv__block_sum(on ? (double)(c.r[at] * c.k[at] * c.r_k[ch]) : 0.0, sh);
+    float p;
+    if (c.ln_w) {
+        double mean = arwkv__block_sum((double)yj, sh) / c.N;
+        double var = arwkv__block_sum(on ? (yj - mean) * (yj - mean) : 0.0, sh);
+        *rstd = (float)(1.0 / sqrt(var / c.N + c.gn_eps));
+        *xhat = (float)(yj - mean) * *rstd;
+        p = on ? *xhat * c.ln_w[ch] + c.ln_b[ch] + *bonus * c.v[at] : 0.0f;
+    } else {
+        *xhat = 0.0f, *rstd = 1.0f;
+        p = on ? yj + *bonus * c.v[at] : 0.0f;
+    }
+    return p;
+}
+
+__global__ void arwkv__r7_fin_fwd_kernel(arwkv__r7_fin_args c) {
+    __shared__ double sh[32];
+    size_t row = blockIdx.x / c.H;
+    int h0 = (int)(blockIdx.x % c.H) * c.N, j = threadIdx.x, ch = h0 + j;
+    size_t at = row * c.C + h0 + j;
+    float bonus, xhat, rstd, p = arwkv__r7_fin_head(c, at, j, ch, sh, &bonus, &xhat, &rstd);
+    if (j < c.N) c.o[at] = c.g ? p * c.g[at] : p;
+}
+
+__global__ void arwkv__r7_fin_bwd_kernel(arwkv__r7_fin_args c, int rows_per_block, int RB, double *part) {
+    __shared__ double sh[32];
+    int h0 = blockIdx.x * c.N, rb = blockIdx.y, j = threadIdx.x, ch = h0 + j, on = j < c.N;
+    int r0 = rb * rows_per_block, r1 = r0 + rows_per_block < c.M ? r0 + rows_per_block : c.M;
+    double g_rk = 0, g_lw = 0, g_lb = 0;
+    for (int row = r0; row < r1; row++) {
+        size_t at = (size_t)row * c.C + h0 + j;
+        float bonus, xhat, rstd, p = arwkv__r7_fin_head(c, at, j, ch, sh, &bonus, &xhat, &rstd);
+        float d_o = on ? c.d_o[at] : 0.0f, dp = c.g && on ? d_o * c.g[at] : d_o;
+        if (on && c.g) c.dg[at] = d_o * p;
+        float d_bonus = (float)arwkv__block_sum(on ? (double)(dp * c.v[at]) : 0.0, sh);
+        float m1 = 0.0f, m2 = 0.0f;
+        if (c.ln_w) {
+            float dxh = on ? dp * c.ln_w[ch] : 0.0f;
+            m1 = (float)(arwkv__block_sum((double)dxh, sh) / c.N);
+            m2 = (float)(arwkv__block_sum((double)dxh * xhat, sh) / c.N);
+        }
+        if (!on) continue;
+        c.dv[at] = dp * bonus;
+        float rk = c.r_k[ch];
+        c.dr[at] = d_bonus * c.k[at] * rk;
+        c.dk[at] = d_bonus * c.r[at] * rk;
+        g_rk += (double)d_bonus * c.r[at] * c.k[at];
+        if (c.ln_w) {
+            g_lw += (double)dp * xhat;
+            g_lb += dp;
+            c.dy[at] = rstd * (dp * c.ln_w[ch] - m1 - xhat * m2);
+        } else
+            c.dy[at] = dp;
+    }
+    if (on) {
+        size_t at = (size_t)rb * c.C + ch, plane = (size_t)RB * c.C;
+        part[at] = g_rk, part[plane + at] = g_lw, part[2 * plane + at] = g_lb;
+    }
+}
+
+static arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
+                                                 const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
+                                                 const float *g, float *o) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    if (M <= 0) return ARWKV_OK;
+    arwkv__r7_fin_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
+    c.gn_eps = gn_eps, c.g = g, c.o = o;
+    ARWKV__LAUNCH(arwkv__r7_fin_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
+    return arwkv__hip_launched("time-mix finish");
+}
+
+static arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
+                                                  const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
+                                                  float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
+                                                  float *dr_k, float *dln_w, float *dln_b) {
+    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
+    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    if (M <= 0) return ARWKV_OK;
+    arwkv__gpu *gp = ARWKV__G(be);
+    arwkv__r7_fin_args c;
+    memset(&c, 0, sizeof c);
+    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
+    c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg;
+    int per, RB = arwkv__r7_row_blocks(M, &per);
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * C * sizeof(double), &part));
+    dim3 grid((unsigned)c.H, (unsigned)RB);
+    ARWKV__LAUNCH(arwkv__r7_fin_bwd_kernel, grid, arwkv__r7_head_threads(N), gp->stream, c, per, RB, (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("time-mix finish backward"));
+    arwkv__colsum_dst d;
+    memset(&d, 0, sizeof d);
+    d.p[0] = dr_k, d.p[1] = ln_w ? dln_w : NULL, d.p[2] = ln_w ? dln_b : NULL;
+    return arwkv__hip_colsum(gp, (const double *)part, 3, RB, C, d);
+}
+
+#define ARWKV__HAVE_HIP_RWKV7_OPS
+static const arwkv_rwkv7_ops arwkv__hip_rwkv7_ops = {
+    arwkv__hip_r7_lerp_forward,    arwkv__hip_r7_lerp_backward,    arwkv__hip_r7_act_forward,  arwkv__hip_r7_act_backward,
+    arwkv__hip_r7_prepare_forward, arwkv__hip_r7_prepare_backward, arwkv__hip_r7_wkv7_forward, arwkv__hip_r7_wkv7_backward,
+    arwkv__hip_r7_finish_forward,  arwkv__hip_r7_finish_backward};
+
+/* @@hip-rwkv7-ops@@ */
+
+/* ============================================================================================
+   The backend
+   ============================================================================================ */
+
+/* What the device pass was compiled with: whether the GEMM has a matrix-unit kernel, and the warp
+   width the kernels assume (checked against the device's, so a mismatched build fails loudly). */
+__global__ void arwkv__probe_kernel(int *out) {
+#if defined(ARWKV__MMA_SYNC) || defined(ARWKV__MFMA)
+    out[0] = 1;
+#else
+    out[0] = 0;
+#endif
+    out[1] = ARWKV__WARP;
+}
+
+static void arwkv__hip_destroy(arwkv_backend *be) {
+    arwkv__gpu *g = ARWKV__G(be);
+    if (g) {
+        (void)hipSetDevice(g->device);
+        if (g->stream) (void)hipStreamSynchronize(g->stream);
+        if (g->partial) (void)hipFree(g->partial);
+        if (g->scratch) (void)hipFree(g->scratch);
+        if (g->stream) (void)hipStreamDestroy(g->stream);
+        arwkv__free(g);
+    }
+    arwkv_pool_destroy(be->pool);
+    arwkv__free(be);
+}
+
+static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
+    int count = 0;
+    hipError_t e = hipGetDeviceCount(&count);
+    if (e != hipSuccess) return arwkv__fail(ARWKV_ERR_GPU, "no usable GPU: the %s runtime says: %s", ARWKV__GPU_API, hipGetErrorString(e));
+    if (device < 0 || device >= count)
+        return arwkv__fail(ARWKV_ERR_GPU, "GPU %d asked for, but the %s runtime sees %d device%s", device, ARWKV__GPU_API, count,
+                           count == 1 ? "" : "s");
+    arwkv__gpu *g = (arwkv__gpu *)arwkv__calloc(1, sizeof *g);
+    if (!g) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU backend: out of memory");
+    be->gpu = g;
+    g->device = device;
+    ARWKV__HIP_TRY(hipSetDevice(device), "selecting the GPU");
+    ARWKV__HIP_TRY(hipGetDeviceProperties(&g->prop, device), "reading the GPU's properties");
+    ARWKV__HIP_TRY(hipStreamCreate(&g->stream), "creating a stream");
+    g->max_blocks = g->prop.multiProcessorCount > 0 ? 32 * g->prop.multiProcessorCount : 4096;
+    void *scratch = NULL;
+    ARWKV__HIP_TRY(hipMalloc(&scratch, ARWKV__REDUCE_BLOCKS * sizeof(double) + 64), "allocating scratch memory");
+    g->partial = (double *)scratch;
+    g->scalar = (float *)(g->partial + ARWKV__REDUCE_BLOCKS);
+    int *probe = (int *)g->scalar, got[2] = {0, 0};
+    ARWKV__LAUNCH(arwkv__probe_kernel, 1, 1, g->stream, probe);
+    e = hipGetLastError();
+    if (e != hipSuccess)
+        return arwkv__fail(ARWKV_ERR_GPU, "GPU %d (%s): cannot run this build's kernels: %s; rebuild for this device (make gpu GPU_ARCH=... or HIP_ARCH=...)",
+                           device, g->prop.name, hipGetErrorString(e));
+    ARWKV__HIP_TRY(hipMemcpyAsync(got, probe, sizeof got, hipMemcpyDeviceToHost, g->stream), "probing the device code");
+    ARWKV__HIP_TRY(hipStreamSynchronize(g->stream), "probing the device code");
+    if (got[1] != g->prop.warpSize)
+        return arwkv__fail(ARWKV_ERR_GPU, "GPU %d (%s) runs warps of %d threads, but this build's kernels assume %d: rebuild for this device",
+                           device, g->prop.name, g->prop.warpSize, got[1]);
+    g->has_mma = got[0];
+    const char *mode = getenv("ARWKV_GPU_GEMM");
+    g->gemm_fp32 = mode && strcmp(mode, "fp32") == 0;
+    if (mode && *mode && strcmp(mode, "fp32") != 0 && strcmp(mode, "bf16") != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "ARWKV_GPU_GEMM=%s: use bf16 (matrix units, the default) or fp32", mode);
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out) {
+    *out = NULL;
+    arwkv_backend *be = (arwkv_backend *)arwkv__calloc(1, sizeof *be);
+    if (!be) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU backend: out of memory");
+    arwkv_result r = arwkv_pool_create(0, &be->pool);
+    if (r == ARWKV_OK) r = arwkv__hip_setup(be, device);
+    if (r != ARWKV_OK) {
+        arwkv__hip_destroy(be);
+        return r;
+    }
+    arwkv__gpu *g = ARWKV__G(be);
+    snprintf(be->name, sizeof be->name, "gpu %d: %.50s", device, g->prop.name);
+    be->on_gpu = 1;
+    be->mem = &arwkv__hip_mem_ops;
+    be->core = &arwkv__hip_core_ops;
+    be->loss = &arwkv__hip_loss_ops;
+    be->optim = &arwkv__hip_optim_ops;
+#ifdef ARWKV__HAVE_HIP_QWEN_OPS
+    be->qwen = &arwkv__hip_qwen_ops;
+#endif
+#ifdef ARWKV__HAVE_HIP_RWKV7_OPS
+    be->rwkv7 = &arwkv__hip_rwkv7_ops;
+#endif
+    be->destroy = arwkv__hip_destroy;
+    *out = be;
+    return ARWKV_OK;
+}
+
+#endif /* ARWKV_HIP_IMPLEMENTATION_ONCE */
+#endif /* ARWKV_HIP_IMPLEMENTATION */

@@ -1,0 +1,1003 @@
+/* test_gpu: every op of the GPU backend (arwkv_hip.h) against the CPU backend, on fresh random
+   inputs of several shapes (sizes that are not multiples of the tiles, single rows, odd strides).
+   Outputs are poisoned with NaN before each call, so an element the kernel forgets to write fails
+   the comparison. Tolerances: fp32 paths 1e-5 of the largest reference value (float64 sums on both
+   sides), bf16 matrix-unit products 1e-2. Ends with timings (matrix product, bandwidth) and the
+   device's name.
+
+   Built by `make gpu` (nvcc) or `make gpu-hip` (hipcc); needs a GPU to run. test_gpu_emu.cpp builds
+   the same tests against the CPU emulator of tests/gpu/emu.h (part of `make test`). */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#define ARWKV_HIP_IMPLEMENTATION
+#include "arwkv_hip.h"
+#include "test.h"
+
+#include <algorithm>
+#include <vector>
+
+static arwkv_backend *cpu, *gpu;
+
+static arwkv__gpu *gpu_state(void) { return ARWKV__G(gpu); }
+
+/* ---- device buffers for tests: every failure aborts (the tests themselves check results) ---- */
+static void die(const char *what) {
+    printf("FATAL %s: %s\n", what, arwkv_last_error());
+    exit(2);
+}
+static void *dev_alloc(size_t bytes) {
+    void *p;
+    if (gpu->mem->alloc(gpu, bytes, &p) != ARWKV_OK) die("alloc");
+    return p;
+}
+static void *dev_from(const void *host, size_t bytes) {
+    void *p = dev_alloc(bytes);
+    if (gpu->mem->upload(gpu, p, host, bytes) != ARWKV_OK) die("upload");
+    return p;
+}
+/* a buffer of NaNs (all bits set: a NaN as fp32 and as bf16) */
+static void *dev_poison(size_t bytes) {
+    std::vector<unsigned char> nan(bytes ? bytes : 1, 0xff);
+    return dev_from(nan.data(), bytes);
+}
+static void dev_to(void *host, const void *dev, size_t bytes) {
+    if (gpu->mem->download(gpu, host, dev, bytes) != ARWKV_OK) die("download");
+}
+static void dev_free(void *p) { gpu->mem->free(gpu, p); }
+
+static std::vector<float> randn(size_t n, float scale) {
+    std::vector<float> v(n);
+    test_fill_randn(v.data(), n, scale);
+    return v;
+}
+static std::vector<uint16_t> to_half(const std::vector<float> &x, arwkv_dtype t) {
+    std::vector<uint16_t> h(x.size());
+    for (size_t i = 0; i < x.size(); i++) h[i] = t == ARWKV_BF16 ? arwkv_f32_to_bf16(x[i]) : arwkv_f32_to_f16(x[i]);
+    return h;
+}
+static std::vector<float> from_dev(const float *d, size_t n);
+/* max |a-b| / max |b| over n, with NaN as infinity */
+static double rel(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (isnan(a[i]) != isnan(b[i])) return INFINITY;
+    return test_rel_err(a, b, n);
+}
+
+/* ============================================================================================
+   Memory
+   ============================================================================================ */
+TEST(memory_ops) {
+    size_t n = 100003;
+    float *d = (float *)dev_alloc(n * sizeof(float));
+    std::vector<float> host(n, 1.0f), back(n);
+    dev_to(back.data(), d, n * sizeof(float));
+    size_t nonzero = 0;
+    for (float v : back) nonzero += v != 0.0f;
+    CHECK(nonzero == 0, "alloc returned %zu non-zero floats", nonzero);
+    std::vector<float> x = randn(n, 1.0f);
+    CHECK_OK(gpu->mem->upload(gpu, d, x.data(), n * sizeof(float)));
+    float *e = (float *)dev_poison(n * sizeof(float));
+    CHECK_OK(gpu->mem->copy(gpu, e, d, n * sizeof(float)));
+    dev_to(back.data(), e, n * sizeof(float));
+    CHECK(memcmp(back.data(), x.data(), n * sizeof(float)) == 0, "copy then download differs");
+    CHECK_OK(gpu->mem->zero(gpu, e + 7, 1000 * sizeof(float)));
+    CHECK_OK(gpu->mem->sync(gpu));
+    dev_to(back.data(), e, n * sizeof(float));
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) ok &= (i >= 7 && i < 1007) ? back[i] == 0.0f : back[i] == x[i];
+    CHECK(ok, "zero touched the wrong range");
+    void *z;
+    CHECK_OK(gpu->mem->alloc(gpu, 0, &z));
+    CHECK(z != NULL, "alloc of 0 bytes returned NULL");
+    dev_free(z);
+    dev_free(d);
+    dev_free(e);
+}
+
+/* ============================================================================================
+   Matrix product
+   ============================================================================================ */
+typedef struct gemm_case {
+    const char *name;
+    int M, N, K;
+    arwkv_dtype bt;
+    int layout; /* 0 x W^T (W [N,K]), 1 x @ B (B [K,N]), 2 dW = dy^T x, 3 odd strides, 4 both operands strided */
+    int accumulate, bias, pad_c;
+} gemm_case;
+
+/* One case on both backends; returns the relative error (or infinity if C's padding was written). */
+static double gemm_run(const gemm_case &c) {
+    int M = c.M, N = c.N, K = c.K;
+    ptrdiff_t a_rs, a_cs, b_rs, b_cs, ldc = N + c.pad_c;
+    size_t a_n, b_n;
+    switch (c.layout) {
+    case 0: a_rs = K, a_cs = 1, b_rs = 1, b_cs = K, a_n = (size_t)M * K, b_n = (size_t)N * K; break;
+    case 1: a_rs = K, a_cs = 1, b_rs = N, b_cs = 1, a_n = (size_t)M * K, b_n = (size_t)K * N; break;
+    case 2: a_rs = 1, a_cs = M, b_rs = N, b_cs = 1, a_n = (size_t)K * M, b_n = (size_t)K * N; break; /* A = dy [K,M]^T */
+    case 3: a_rs = K + 3, a_cs = 1, b_rs = 1, b_cs = K + 5, a_n = (size_t)M * (K + 3), b_n = (size_t)N * (K + 5); break;
+    default: a_rs = 2, a_cs = 2 * (ptrdiff_t)M + 1, b_rs = 3, b_cs = 3 * (ptrdiff_t)K + 2, a_n = (size_t)(2 * M + 1) * K + 2,
+             b_n = (size_t)(3 * K + 2) * N + 3; break;
+    }
+    std::vector<float> A = randn(a_n, 1.0f), Bf = randn(b_n, 1.0f), bias = randn((size_t)N, 1.0f);
+    std::vector<uint16_t> Bh;
+    const void *Bhost = Bf.data();
+    size_t esz = arwkv_dtype_size(c.bt);
+    if (c.bt != ARWKV_F32) {
+        Bh = to_half(Bf, c.bt);
+        Bhost = Bh.data();
+    }
+    size_t c_n = (size_t)M * ldc;
+    std::vector<float> C0 = c.accumulate ? randn(c_n, 1.0f) : std::vector<float>(c_n, NAN);
+    for (int m = 0; m < M; m++) /* the padding past N stays NaN: nobody may write it */
+        for (ptrdiff_t j = N; j < ldc; j++) C0[(size_t)m * ldc + j] = NAN;
+    std::vector<float> Cc = C0, Cg(c_n);
+    cpu->core->gemm(cpu, M, N, K, A.data(), a_rs, a_cs, Bhost, c.bt, b_rs, b_cs, Cc.data(), ldc, c.accumulate, c.bias ? bias.data() : NULL);
+    float *dA = (float *)dev_from(A.data(), a_n * 4), *dC = (float *)dev_from(C0.data(), c_n * 4);
+    float *dbias = (float *)dev_from(bias.data(), (size_t)N * 4);
+    void *dB = dev_from(Bhost, b_n * esz);
+    arwkv_result r = gpu->core->gemm(gpu, M, N, K, dA, a_rs, a_cs, dB, c.bt, b_rs, b_cs, dC, ldc, c.accumulate, c.bias ? dbias : NULL);
+    CHECK_OK(r);
+    dev_to(Cg.data(), dC, c_n * 4);
+    dev_free(dA), dev_free(dB), dev_free(dC), dev_free(dbias);
+    for (int m = 0; m < M; m++)
+        for (ptrdiff_t j = N; j < ldc; j++)
+            if (!isnan(Cg[(size_t)m * ldc + j])) return INFINITY;
+    /* error over the whole [M,N] window, relative to its largest value */
+    double md = 0, mb = 0;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float g = Cg[(size_t)m * ldc + n], h = Cc[(size_t)m * ldc + n];
+            if (isnan(g) || isnan(h)) return INFINITY;
+            md = fmax(md, fabs((double)g - h));
+            mb = fmax(mb, fabs((double)h));
+        }
+    return mb > 0 ? md / mb : md;
+}
+
+static const gemm_case gemm_cases[] = {
+    {"1x1x1 linear f32", 1, 1, 1, ARWKV_F32, 0, 0, 0, 0},
+    {"1x300x77 linear bf16 (decode row)", 1, 300, 77, ARWKV_BF16, 0, 0, 1, 0},
+    {"7x33x5 linear f16", 7, 33, 5, ARWKV_F16, 0, 1, 0, 3},
+    {"128x128x32 linear bf16", 128, 128, 32, ARWKV_BF16, 0, 0, 0, 0},
+    {"130x257x100 lora f32", 130, 257, 100, ARWKV_F32, 1, 0, 1, 0},
+    {"96x896x896 linear bf16 + bias", 96, 896, 896, ARWKV_BF16, 0, 0, 1, 0},
+    {"896x896x200 dW = dy^T x", 896, 896, 200, ARWKV_F32, 2, 1, 0, 0},
+    {"77x64x513 dW = dy^T x, ldc+5", 77, 64, 513, ARWKV_F32, 2, 0, 0, 5},
+    {"333x129x513 odd strides bf16", 333, 129, 513, ARWKV_BF16, 3, 1, 1, 7},
+    {"65x70x45 odd strides f32", 65, 70, 45, ARWKV_F32, 3, 0, 0, 1},
+    {"50x61x37 both strided f16", 50, 61, 37, ARWKV_F16, 4, 0, 1, 2},
+    {"31x17x29 both strided f32 accumulate", 31, 17, 29, ARWKV_F32, 4, 1, 0, 0},
+    {"5x7x0 empty sum + bias", 5, 7, 0, ARWKV_BF16, 0, 0, 1, 0},
+    {"257x1000x1024 linear bf16", 257, 1000, 1024, ARWKV_BF16, 0, 0, 0, 0},
+    {"300x2048x40 lora bf16 accumulate", 300, 2048, 40, ARWKV_BF16, 1, 1, 1, 0},
+    {"2x130x20000 split K + bias", 2, 130, 20000, ARWKV_BF16, 0, 0, 1, 0},
+    {"140x64x9000 split K, dW layout, accumulate", 140, 64, 9000, ARWKV_F32, 2, 1, 0, 3},
+    {"33x77x6001 split K, odd strides", 33, 77, 6001, ARWKV_F16, 3, 0, 1, 1},
+};
+
+/* Every case on the matrix units (bf16 operands, 1e-2) and on the fp32 SIMT path (1e-5). */
+TEST(gemm_matrix_units_bf16) {
+    arwkv__gpu *g = gpu_state();
+    if (!g->has_mma) SKIP("this build or device has no matrix-unit kernel");
+    g->gemm_fp32 = 0;
+    for (const gemm_case &c : gemm_cases) {
+        double e = gemm_run(c);
+        CHECK(e < 1e-2, "%s: relative error %.3g", c.name, e);
+        if (getenv("ARWKV_TEST_VERBOSE")) printf("    %-40s %.3g\n", c.name, e);
+    }
+}
+
+TEST(gemm_simt_fp32) {
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    for (const gemm_case &c : gemm_cases) {
+        double e = gemm_run(c);
+        CHECK(e < 1e-5, "%s: relative error %.3g", c.name, e);
+        if (getenv("ARWKV_TEST_VERBOSE")) printf("    %-40s %.3g\n", c.name, e);
+    }
+    g->gemm_fp32 = saved;
+}
+
+/* The same inputs give the same bits twice (no atomics, no scheduling dependence). */
+TEST(gemm_repeatable) {
+    int M = 200, N = 300, K = 700;
+    std::vector<float> A = randn((size_t)M * K, 1.0f), B = randn((size_t)N * K, 1.0f), c1((size_t)M * N), c2((size_t)M * N);
+    std::vector<uint16_t> Bh = to_half(B, ARWKV_BF16);
+    float *dA = (float *)dev_from(A.data(), A.size() * 4), *dC = (float *)dev_poison(c1.size() * 4);
+    void *dB = dev_from(Bh.data(), Bh.size() * 2);
+    CHECK_OK(gpu->core->gemm(gpu, M, N, K, dA, K, 1, dB, ARWKV_BF16, 1, K, dC, N, 0, NULL));
+    dev_to(c1.data(), dC, c1.size() * 4);
+    CHECK_OK(gpu->core->gemm(gpu, M, N, K, dA, K, 1, dB, ARWKV_BF16, 1, K, dC, N, 0, NULL));
+    dev_to(c2.data(), dC, c2.size() * 4);
+    CHECK(memcmp(c1.data(), c2.data(), c1.size() * 4) == 0, "two identical products differ");
+    dev_free(dA), dev_free(dB), dev_free(dC);
+}
+
+/* ============================================================================================
+   Embedding, RMSNorm, SwiGLU, axpy
+   ============================================================================================ */
+TEST(embedding_forward_backward) {
+    const int shapes[][3] = {{1, 1, 5}, {37, 130, 50}, {300, 896, 1000}, {64, 7, 3}}; /* T, C, vocab */
+    const arwkv_dtype types[3] = {ARWKV_F32, ARWKV_BF16, ARWKV_F16};
+    for (auto &s : shapes) {
+        int T = s[0], C = s[1], V = s[2];
+        std::vector<int32_t> ids(T);
+        for (int t = 0; t < T; t++) ids[t] = (int32_t)(test_uniform() * V); /* small vocabularies repeat ids */
+        int32_t *dids = (int32_t *)dev_from(ids.data(), ids.size() * 4);
+        for (arwkv_dtype ty : types) {
+            std::vector<float> tab = randn((size_t)V * C, 1.0f);
+            std::vector<uint16_t> h;
+            const void *host = tab.data();
+            if (ty != ARWKV_F32) h = to_half(tab, ty), host = h.data();
+            size_t tb = (size_t)V * C * arwkv_dtype_size(ty);
+            void *dtab = dev_from(host, tb);
+            std::vector<float> oc((size_t)T * C), og((size_t)T * C);
+            cpu->core->embed_forward(cpu, oc.data(), ids.data(), T, host, ty, C);
+            float *dout = (float *)dev_poison(og.size() * 4);
+            CHECK_OK(gpu->core->embed_forward(gpu, dout, dids, T, dtab, ty, C));
+            dev_to(og.data(), dout, og.size() * 4);
+            CHECK(memcmp(oc.data(), og.data(), og.size() * 4) == 0, "T=%d C=%d %s: forward differs", T, C, arwkv_dtype_name(ty));
+            dev_free(dtab), dev_free(dout);
+        }
+        /* backward: into a table that already holds a gradient */
+        std::vector<float> dy = randn((size_t)T * C, 1.0f), g0 = randn((size_t)V * C, 1.0f), gc = g0, gg((size_t)V * C);
+        cpu->core->embed_backward(cpu, gc.data(), ids.data(), T, dy.data(), C);
+        float *ddy = (float *)dev_from(dy.data(), dy.size() * 4), *dg = (float *)dev_from(g0.data(), g0.size() * 4);
+        CHECK_OK(gpu->core->embed_backward(gpu, dg, dids, T, ddy, C));
+        dev_to(gg.data(), dg, gg.size() * 4);
+        CHECK(memcmp(gc.data(), gg.data(), gg.size() * 4) == 0, "T=%d C=%d: backward is not bit-identical (max rel %.3g)", T, C,
+              rel(gg.data(), gc.data(), gg.size()));
+        dev_free(ddy), dev_free(dg), dev_free(dids);
+    }
+}
+
+TEST(rmsnorm_forward_backward) {
+    const int shapes[][2] = {{1, 1}, {7, 130}, {64, 896}, {3, 3584}, {513, 64}};
+    const arwkv_dtype types[3] = {ARWKV_F32, ARWKV_BF16, ARWKV_F16};
+    for (auto &s : shapes)
+        for (arwkv_dtype ty : types) {
+            int T = s[0], C = s[1];
+            float eps = 1e-6f;
+            std::vector<float> x = randn((size_t)T * C, 2.0f), w = randn((size_t)C, 1.0f), dy = randn((size_t)T * C, 1.0f);
+            std::vector<uint16_t> wh;
+            const void *wp = w.data();
+            if (ty != ARWKV_F32) wh = to_half(w, ty), wp = wh.data();
+            size_t wb = (size_t)C * arwkv_dtype_size(ty);
+            std::vector<float> yc((size_t)T * C), rc(T), yg((size_t)T * C), rg(T);
+            cpu->core->rmsnorm_forward(cpu, yc.data(), rc.data(), x.data(), wp, ty, T, C, eps);
+            float *dx_in = (float *)dev_from(x.data(), x.size() * 4), *dy_ = (float *)dev_poison(yg.size() * 4), *dr = (float *)dev_poison((size_t)T * 4);
+            void *dw = dev_from(wp, wb);
+            CHECK_OK(gpu->core->rmsnorm_forward(gpu, dy_, dr, dx_in, dw, ty, T, C, eps));
+            dev_to(yg.data(), dy_, yg.size() * 4);
+            dev_to(rg.data(), dr, (size_t)T * 4);
+            double e1 = rel(yg.data(), yc.data(), yg.size()), e2 = rel(rg.data(), rc.data(), (size_t)T);
+            CHECK(e1 < 1e-5 && e2 < 1e-5, "T=%d C=%d %s forward: out %.3g rstd %.3g", T, C, arwkv_dtype_name(ty), e1, e2);
+            /* without rstd */
+            CHECK_OK(gpu->core->rmsnorm_forward(gpu, dy_, NULL, dx_in, dw, ty, T, C, eps));
+            /* backward, both modes of dx, dw accumulated into an existing gradient */
+            for (int acc = 0; acc < 2; acc++) {
+                std::vector<float> dx0 = acc ? randn((size_t)T * C, 1.0f) : std::vector<float>((size_t)T * C, NAN);
+                std::vector<float> dw0 = randn((size_t)C, 1.0f), dxc = dx0, dwc = dw0, dxg((size_t)T * C), dwg((size_t)C);
+                cpu->core->rmsnorm_backward(cpu, dxc.data(), dwc.data(), dy.data(), x.data(), wp, ty, rc.data(), T, C, acc);
+                float *ddx = (float *)dev_from(dx0.data(), dx0.size() * 4), *ddw = (float *)dev_from(dw0.data(), dw0.size() * 4);
+                float *ddy = (float *)dev_from(dy.data(), dy.size() * 4), *drc = (float *)dev_from(rc.data(), (size_t)T * 4);
+                CHECK_OK(gpu->core->rmsnorm_backward(gpu, ddx, ddw, ddy, dx_in, dw, ty, drc, T, C, acc));
+                dev_to(dxg.data(), ddx, dxg.size() * 4);
+                dev_to(dwg.data(), ddw, dwg.size() * 4);
+                double ex = rel(dxg.data(), dxc.data(), dxg.size()), ew = rel(dwg.data(), dwc.data(), dwg.size());
+                CHECK(ex < 1e-5 && ew < 1e-5, "T=%d C=%d %s backward acc=%d: dx %.3g dw %.3g", T, C, arwkv_dtype_name(ty), acc, ex, ew);
+                /* dw may be NULL, dx may be NULL */
+                CHECK_OK(gpu->core->rmsnorm_backward(gpu, ddx, NULL, ddy, dx_in, dw, ty, drc, T, C, acc));
+                CHECK_OK(gpu->core->rmsnorm_backward(gpu, NULL, ddw, ddy, dx_in, dw, ty, drc, T, C, acc));
+                CHECK_OK(gpu->mem->sync(gpu));
+                dev_free(ddx), dev_free(ddw), dev_free(ddy), dev_free(drc);
+            }
+            dev_free(dx_in), dev_free(dy_), dev_free(dr), dev_free(dw);
+        }
+}
+
+TEST(swiglu_axpy) {
+    const size_t sizes[] = {1, 1000, (1u << 20) + 3};
+    for (size_t n : sizes) {
+        std::vector<float> gate = randn(n, 3.0f), up = randn(n, 1.0f), dout = randn(n, 1.0f);
+        std::vector<float> oc(n), og(n), dgc(n), duc(n), dgg(n), dug(n);
+        cpu->core->swiglu_forward(cpu, oc.data(), gate.data(), up.data(), n);
+        cpu->core->swiglu_backward(cpu, dgc.data(), duc.data(), dout.data(), gate.data(), up.data(), n);
+        float *dg = (float *)dev_from(gate.data(), n * 4), *du = (float *)dev_from(up.data(), n * 4), *dd = (float *)dev_from(dout.data(), n * 4);
+        float *o = (float *)dev_poison(n * 4), *dgo = (float *)dev_poison(n * 4), *duo = (float *)dev_poison(n * 4);
+        CHECK_OK(gpu->core->swiglu_forward(gpu, o, dg, du, n));
+        CHECK_OK(gpu->core->swiglu_backward(gpu, dgo, duo, dd, dg, du, n));
+        dev_to(og.data(), o, n * 4), dev_to(dgg.data(), dgo, n * 4), dev_to(dug.data(), duo, n * 4);
+        double e1 = rel(og.data(), oc.data(), n), e2 = rel(dgg.data(), dgc.data(), n), e3 = rel(dug.data(), duc.data(), n);
+        CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5, "n=%zu: out %.3g dgate %.3g dup %.3g", n, e1, e2, e3);
+        /* in place, as the MLP's backward calls it: gate and up become their gradients */
+        float *ig = (float *)dev_from(gate.data(), n * 4), *iu = (float *)dev_from(up.data(), n * 4);
+        CHECK_OK(gpu->core->swiglu_backward(gpu, ig, iu, dd, ig, iu, n));
+        double e4 = rel(from_dev(ig, n).data(), dgc.data(), n), e5 = rel(from_dev(iu, n).data(), duc.data(), n);
+        CHECK(e4 < 1e-5 && e5 < 1e-5, "n=%zu in place: dgate %.3g dup %.3g", n, e4, e5);
+        dev_free(ig), dev_free(iu);
+        /* axpy */
+        std::vector<float> y = randn(n, 1.0f), yc = y, yg(n);
+        cpu->core->axpy(cpu, yc.data(), -0.37f, gate.data(), n);
+        float *dyv = (float *)dev_from(y.data(), n * 4);
+        CHECK_OK(gpu->core->axpy(gpu, dyv, -0.37f, dg, n));
+        dev_to(yg.data(), dyv, n * 4);
+        CHECK(rel(yg.data(), yc.data(), n) < 1e-6, "axpy n=%zu: %.3g", n, rel(yg.data(), yc.data(), n));
+        dev_free(dg), dev_free(du), dev_free(dd), dev_free(o), dev_free(dgo), dev_free(duo), dev_free(dyv);
+    }
+}
+
+/* ============================================================================================
+   Losses
+   ============================================================================================ */
+TEST(align_losses) {
+    const int shapes[][2] = {{1, 1}, {7, 64}, {33, 896}, {2, 3584}};
+    const arwkv_align_kind kinds[3] = {ARWKV_ALIGN_L2, ARWKV_ALIGN_MSE, ARWKV_ALIGN_COSINE};
+    for (auto &s : shapes)
+        for (arwkv_align_kind k : kinds) {
+            int R = s[0], C = s[1];
+            std::vector<float> o = randn((size_t)R * C, 1.0f), a = randn((size_t)R * C, 1.0f);
+            if (R > 1) /* one row with o == a: the L2 gradient's 0/0 case */
+                memcpy(&o[C], &a[C], (size_t)C * 4);
+            std::vector<float> lc(R), dc((size_t)R * C), lg(R), dg((size_t)R * C);
+            cpu->loss->align(cpu, k, o.data(), a.data(), R, C, 0.25f, lc.data(), dc.data());
+            float *d_o = (float *)dev_from(o.data(), o.size() * 4), *d_a = (float *)dev_from(a.data(), a.size() * 4);
+            float *d_l = (float *)dev_poison((size_t)R * 4), *d_d = (float *)dev_poison(dg.size() * 4);
+            CHECK_OK(gpu->loss->align(gpu, k, d_o, d_a, R, C, 0.25f, d_l, d_d));
+            dev_to(lg.data(), d_l, (size_t)R * 4), dev_to(dg.data(), d_d, dg.size() * 4);
+            double e1 = rel(lg.data(), lc.data(), (size_t)R), e2 = rel(dg.data(), dc.data(), dg.size());
+            CHECK(e1 < 1e-5 && e2 < 1e-5, "kind %d R=%d C=%d: loss %.3g grad %.3g", (int)k, R, C, e1, e2);
+            CHECK_OK(gpu->loss->align(gpu, k, d_o, d_a, R, C, 0.25f, d_l, NULL)); /* loss only */
+            CHECK_OK(gpu->mem->sync(gpu));
+            dev_free(d_o), dev_free(d_a), dev_free(d_l), dev_free(d_d);
+        }
+}
+
+TEST(logits_losses) {
+    struct {
+        int rows, V;
+        float tau, kl_w, ce_w;
+        int teacher, labels;
+    } cases[] = {
+        {1, 1, 1.0f, 1.0f, 0.0f, 1, 0},      {3, 100, 1.0f, 1.0f, 0.0f, 1, 0},   {4, 1000, 2.0f, 1.0f, 0.5f, 1, 1},
+        {5, 151936, 1.0f, 0.7f, 0.3f, 1, 1}, {3, 5000, 1.0f, 0.0f, 1.0f, 0, 1},  {2, 4097, 0.5f, 1.0f, 1.0f, 1, 1},
+    };
+    for (auto &c : cases) {
+        size_t n = (size_t)c.rows * c.V;
+        std::vector<float> s = randn(n, 3.0f), t = randn(n, 3.0f);
+        for (size_t i = 0; i < n; i++) t[i] = 0.6f * t[i] + 0.8f * s[i]; /* a teacher that roughly agrees */
+        std::vector<int32_t> lab(c.rows);
+        for (int r = 0; r < c.rows; r++) lab[r] = r == 1 ? -1 : (int32_t)(test_uniform() * c.V); /* row 1: no target */
+        std::vector<float> sc = s, sg(n), klc(c.rows), cec(c.rows), klg(c.rows), ceg(c.rows);
+        const float *tp = c.teacher ? t.data() : NULL;
+        const int32_t *lp = c.labels ? lab.data() : NULL;
+        CHECK_OK(cpu->loss->logits_loss(cpu, sc.data(), tp, lp, c.rows, c.V, c.tau, c.kl_w, c.ce_w, 0.125f, klc.data(), cec.data()));
+        float *ds = (float *)dev_from(s.data(), n * 4), *dt = (float *)dev_from(t.data(), n * 4);
+        int32_t *dl = (int32_t *)dev_from(lab.data(), (size_t)c.rows * 4);
+        float *dkl = (float *)dev_poison((size_t)c.rows * 4), *dce = (float *)dev_poison((size_t)c.rows * 4);
+        CHECK_OK(gpu->loss->logits_loss(gpu, ds, c.teacher ? dt : NULL, c.labels ? dl : NULL, c.rows, c.V, c.tau, c.kl_w, c.ce_w, 0.125f,
+                                        dkl, dce));
+        dev_to(sg.data(), ds, n * 4), dev_to(klg.data(), dkl, (size_t)c.rows * 4), dev_to(ceg.data(), dce, (size_t)c.rows * 4);
+        double eg = rel(sg.data(), sc.data(), n), ek = rel(klg.data(), klc.data(), (size_t)c.rows), ec = rel(ceg.data(), cec.data(), (size_t)c.rows);
+        CHECK(eg < 1e-5 && ek < 1e-5 && ec < 1e-5, "rows %d V %d tau %g: grad %.3g kl %.3g ce %.3g", c.rows, c.V, (double)c.tau, eg, ek, ec);
+        /* kl and ce may be NULL */
+        CHECK_OK(gpu->loss->logits_loss(gpu, ds, c.teacher ? dt : NULL, c.labels ? dl : NULL, c.rows, c.V, c.tau, c.kl_w, c.ce_w, 0.125f,
+                                        NULL, NULL));
+        CHECK_OK(gpu->mem->sync(gpu));
+        dev_free(ds), dev_free(dt), dev_free(dl), dev_free(dkl), dev_free(dce);
+    }
+    CHECK(gpu->loss->logits_loss(gpu, NULL, NULL, NULL, 1, 1, 0.0f, 1, 0, 1, NULL, NULL) == ARWKV_ERR_INVALID_ARGUMENT,
+          "temperature 0 accepted");
+}
+
+/* ============================================================================================
+   Optimizer
+   ============================================================================================ */
+TEST(optimizer_ops) {
+    const size_t sizes[] = {1, 777, 3000017};
+    for (size_t n : sizes) {
+        std::vector<float> g = randn(n, 1.0f), p = randn(n, 1.0f), m = randn(n, 0.1f), v(n);
+        for (size_t i = 0; i < n; i++) v[i] = 0.01f * fabsf(g[i]);
+        float sc, sg = NAN;
+        cpu->optim->sumsq(cpu, g.data(), n, &sc);
+        float *dg = (float *)dev_from(g.data(), n * 4);
+        CHECK_OK(gpu->optim->sumsq(gpu, dg, n, &sg));
+        CHECK(fabs((double)sg - sc) <= 1e-6 * fabs((double)sc), "sumsq n=%zu: %.9g vs %.9g", n, (double)sg, (double)sc);
+        /* scale */
+        std::vector<float> xs = g, xg(n);
+        cpu->optim->scale(cpu, xs.data(), 0.3f, n);
+        CHECK_OK(gpu->optim->scale(gpu, dg, 0.3f, n));
+        dev_to(xg.data(), dg, n * 4);
+        CHECK(memcmp(xg.data(), xs.data(), n * 4) == 0, "scale n=%zu differs", n);
+        /* AdamW, a few steps */
+        std::vector<float> pc = p, mc = m, vc = v, pg(n), mg(n), vg(n);
+        float *dp = (float *)dev_from(p.data(), n * 4), *dm = (float *)dev_from(m.data(), n * 4), *dv = (float *)dev_from(v.data(), n * 4);
+        for (int step = 1; step <= 3; step++) {
+            cpu->optim->adamw(cpu, pc.data(), xs.data(), mc.data(), vc.data(), n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step);
+            CHECK_OK(gpu->optim->adamw(gpu, dp, dg, dm, dv, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, step));
+        }
+        dev_to(pg.data(), dp, n * 4), dev_to(mg.data(), dm, n * 4), dev_to(vg.data(), dv, n * 4);
+        double e1 = rel(pg.data(), pc.data(), n), e2 = rel(mg.data(), mc.data(), n), e3 = rel(vg.data(), vc.data(), n);
+        CHECK(e1 < 1e-6 && e2 < 1e-6 && e3 < 1e-6, "adamw n=%zu: p %.3g m %.3g v %.3g", n, e1, e2, e3);
+        dev_free(dg), dev_free(dp), dev_free(dm), dev_free(dv);
+    }
+    float z = 1;
+    CHECK_OK(gpu->optim->sumsq(gpu, NULL, 0, &z));
+    CHECK(z == 0, "sumsq of nothing is %g", (double)z);
+}
+
+/* ============================================================================================
+   Qwen2 attention ops
+   ============================================================================================ */
+TEST(rope) {
+    const int shapes[][4] = {{1, 1, 2, 0}, {37, 2, 64, 0}, {100, 14, 64, 64}, {5, 3, 128, 7}}; /* rows, heads, head_dim, extra row stride */
+    for (auto &s : shapes)
+        for (int use_pos = 0; use_pos < 2; use_pos++) {
+            int rows = s[0], H = s[1], D = s[2];
+            ptrdiff_t ld = (ptrdiff_t)H * D + s[3];
+            std::vector<float> x = randn((size_t)rows * ld, 1.0f), xc = x, xg(x.size());
+            std::vector<int32_t> pos(rows);
+            for (int r = 0; r < rows; r++) pos[r] = (int32_t)(test_uniform() * 4000);
+            CHECK_OK(cpu->qwen->rope_forward(cpu, xc.data(), rows, H, D, ld, use_pos ? pos.data() : NULL, 17, 1e6));
+            float *dx = (float *)dev_from(x.data(), x.size() * 4);
+            int32_t *dpos = (int32_t *)dev_from(pos.data(), pos.size() * 4);
+            CHECK_OK(gpu->qwen->rope_forward(gpu, dx, rows, H, D, ld, use_pos ? dpos : NULL, 17, 1e6));
+            dev_to(xg.data(), dx, xg.size() * 4);
+            double e = rel(xg.data(), xc.data(), xg.size());
+            CHECK(e < 1e-6, "rows %d heads %d D %d pos %d: %.3g", rows, H, D, use_pos, e);
+            dev_free(dx), dev_free(dpos);
+        }
+    CHECK(gpu->qwen->rope_forward(gpu, NULL, 1, 1, 63, 63, NULL, 0, 1e6) == ARWKV_ERR_INVALID_ARGUMENT, "odd head_dim accepted");
+}
+
+TEST(attention) {
+    /* B, Tq, p0, H, Hkv, D: as the CPU test, plus longer sequences and the largest GPU head size */
+    static const int cases[][6] = {{2, 5, 0, 4, 2, 64},   {2, 70, 0, 4, 1, 64},  {1, 45, 100, 2, 1, 64}, {1, 1, 200, 14, 2, 64},
+                                   {3, 33, 3, 6, 3, 24},  {1, 40, 0, 2, 2, 128}, {1, 300, 0, 4, 2, 128}, {2, 20, 5, 2, 1, 256},
+                                   {1, 513, 0, 14, 2, 64}, {1, 17, 0, 1, 1, 200}};
+    for (auto &c : cases) {
+        int B = c[0], Tq = c[1], p0 = c[2], H = c[3], Hkv = c[4], D = c[5];
+        ptrdiff_t kv_bs = (ptrdiff_t)(p0 + Tq + 3) * Hkv * D;
+        size_t nq = (size_t)B * Tq * H * D, nkv = (size_t)B * kv_bs;
+        std::vector<float> q = randn(nq, 2.0f), k = randn(nkv, 1.0f), v = randn(nkv, 1.0f), oc(nq), og(nq);
+        CHECK_OK(cpu->qwen->attention_forward(cpu, oc.data(), q.data(), k.data(), v.data(), B, Tq, p0, H, Hkv, D, kv_bs));
+        float *dq = (float *)dev_from(q.data(), nq * 4), *dk = (float *)dev_from(k.data(), nkv * 4), *dv = (float *)dev_from(v.data(), nkv * 4);
+        float *dout = (float *)dev_poison(nq * 4);
+        CHECK_OK(gpu->qwen->attention_forward(gpu, dout, dq, dk, dv, B, Tq, p0, H, Hkv, D, kv_bs));
+        dev_to(og.data(), dout, nq * 4);
+        double e = rel(og.data(), oc.data(), nq);
+        CHECK(e < 1e-5, "B%d Tq%d p0 %d H%d Hkv%d D%d: %.3g", B, Tq, p0, H, Hkv, D, e);
+        printf("    attention B%d Tq%d p0 %d H%d Hkv%d D%d: %.2e\n", B, Tq, p0, H, Hkv, D, e);
+        dev_free(dq), dev_free(dk), dev_free(dv), dev_free(dout);
+    }
+    CHECK(gpu->qwen->attention_forward(gpu, NULL, NULL, NULL, NULL, 1, 1, 0, 3, 2, 64, 0) == ARWKV_ERR_INVALID_ARGUMENT,
+          "kv heads that do not divide heads accepted");
+}
+
+/* ============================================================================================
+   RWKV-7 time-mix ops
+   ============================================================================================ */
+
+/* Host arrays and their device copies, for ops with many inputs. */
+struct dev_set {
+    std::vector<std::vector<float>> host;
+    std::vector<float *> dev;
+    float *add(const std::vector<float> &h) {
+        host.push_back(h);
+        dev.push_back((float *)dev_from(h.data(), h.size() * 4));
+        return dev.back();
+    }
+    float *poison(size_t n) {
+        host.push_back(std::vector<float>(n, NAN));
+        dev.push_back((float *)dev_poison(n * 4));
+        return dev.back();
+    }
+    ~dev_set() {
+        for (float *p : dev) dev_free(p);
+    }
+};
+static std::vector<float> from_dev(const float *d, size_t n) {
+    std::vector<float> h(n);
+    dev_to(h.data(), d, n * 4);
+    return h;
+}
+/* compare a device array with a host reference, returning the error */
+static double cmp(const float *d, const std::vector<float> &ref) { return rel(from_dev(d, ref.size()).data(), ref.data(), ref.size()); }
+
+TEST(rwkv7_lerp) {
+    const int shapes[][4] = {{1, 1, 8, 6}, {2, 37, 192, 6}, {3, 20, 100, 5}}; /* B, T, C, mixes */
+    for (auto &s : shapes)
+        for (int variant = 0; variant < 3; variant++) { /* 0: no shift state, 1: shift in, 2: shift in == shift out */
+            int B = s[0], T = s[1], C = s[2], n_mix = s[3];
+            size_t MC = (size_t)B * T * C, BC = (size_t)B * C;
+            dev_set d;
+            std::vector<float> x = randn(MC, 1.0f), sh = randn(BC, 1.0f), sh2 = randn(BC, 1.0f);
+            std::vector<std::vector<float>> mu(n_mix);
+            const float *mu_h[6], *mu_d[6];
+            float *dx_ = d.add(x), *dsh = d.add(sh), *dsh_out = variant == 2 ? dsh : d.add(sh2);
+            for (int m = 0; m < n_mix; m++) mu[m] = randn(C, 0.5f), mu_h[m] = mu[m].data(), mu_d[m] = d.add(mu[m]);
+            std::vector<float> xmix((size_t)n_mix * MC), shc = sh, shc2 = sh2;
+            float *sh_in_h = variant ? shc.data() : NULL, *sh_out_h = variant == 2 ? shc.data() : shc2.data();
+            CHECK_OK(cpu->rwkv7->lerp_forward(cpu, xmix.data(), x.data(), sh_in_h, sh_out_h, mu_h, n_mix, B, T, C));
+            float *dxmix = d.poison((size_t)n_mix * MC);
+            CHECK_OK(gpu->rwkv7->lerp_forward(gpu, dxmix, dx_, variant ? dsh : NULL, dsh_out, mu_d, n_mix, B, T, C));
+            double e1 = cmp(dxmix, xmix), e2 = cmp(dsh_out, variant == 2 ? shc : shc2);
+            CHECK(e1 < 1e-6 && e2 == 0, "lerp forward B%d T%d C%d mixes %d variant %d: xmix %.3g shift %.3g", B, T, C, n_mix, variant, e1, e2);
+            /* backward: dx, dshift in/out, dmu added to (one of them NULL) */
+            std::vector<float> dxm = randn((size_t)n_mix * MC, 1.0f), dshift = randn(BC, 1.0f), dxc(MC), dshc = dshift;
+            std::vector<std::vector<float>> dmu(n_mix);
+            float *dmu_h[6], *dmu_d[6];
+            for (int m = 0; m < n_mix; m++) {
+                dmu[m] = randn(C, 1.0f);
+                dmu_d[m] = m == 1 ? NULL : d.add(dmu[m]);
+                dmu_h[m] = m == 1 ? NULL : dmu[m].data();
+            }
+            float *ddxm = d.add(dxm), *ddshift = d.add(dshift), *ddx = d.poison(MC);
+            CHECK_OK(cpu->rwkv7->lerp_backward(cpu, dxc.data(), variant ? dshc.data() : NULL, dmu_h, dxm.data(), x.data(),
+                                               variant ? sh.data() : NULL, mu_h, n_mix, B, T, C));
+            CHECK_OK(gpu->rwkv7->lerp_backward(gpu, ddx, variant ? ddshift : NULL, dmu_d, ddxm, dx_, variant ? d.add(sh) : NULL, mu_d,
+                                               n_mix, B, T, C));
+            double e3 = cmp(ddx, dxc), e4 = variant ? cmp(ddshift, dshc) : 0, e5 = 0;
+            for (int m = 0; m < n_mix; m++)
+                if (dmu_d[m]) e5 = fmax(e5, cmp(dmu_d[m], dmu[m]));
+            CHECK(e3 < 1e-6 && e4 < 1e-6 && e5 < 1e-6, "lerp backward B%d T%d C%d variant %d: dx %.3g dshift %.3g dmu %.3g", B, T, C, variant,
+                  e3, e4, e5);
+        }
+}
+
+TEST(rwkv7_activations) {
+    size_t n = 100003;
+    for (int kind = ARWKV_ACT_TANH; kind <= ARWKV_ACT_SIGMOID; kind++) {
+        dev_set d;
+        std::vector<float> h = randn(n, 2.0f), hc = h, dh = randn(n, 1.0f), dhc = dh;
+        float *dh_ = d.add(h), *ddh = d.add(dh);
+        cpu->rwkv7->act_forward(cpu, hc.data(), n, kind);
+        CHECK_OK(gpu->rwkv7->act_forward(gpu, dh_, n, kind));
+        cpu->rwkv7->act_backward(cpu, dhc.data(), hc.data(), n, kind);
+        CHECK_OK(gpu->rwkv7->act_backward(gpu, ddh, dh_, n, kind));
+        double e1 = cmp(dh_, hc), e2 = cmp(ddh, dhc);
+        CHECK(e1 < 1e-6 && e2 < 1e-6, "kind %d: forward %.3g backward %.3g", kind, e1, e2);
+    }
+}
+
+TEST(rwkv7_prepare) {
+    const int shapes[][3] = {{7, 192, 64}, {300, 128, 64}, {33, 48, 16}}; /* M, C, N */
+    for (auto &s : shapes)
+        for (int first = 0; first < 3; first++) { /* 0: later layer, 1: first layer keeping v_first, 2: first layer without */
+            int M = s[0], C = s[1], N = s[2];
+            size_t MC = (size_t)M * C;
+            dev_set d;
+            std::vector<float> k_in = randn(MC, 1.0f), v_in = randn(MC, 1.0f), wl = randn(MC, 1.0f), al = randn(MC, 1.0f), vl = randn(MC, 1.0f);
+            std::vector<float> vf = randn(MC, 1.0f), w0 = randn(C, 1.0f), a0 = randn(C, 1.0f), v0 = randn(C, 1.0f), kk = randn(C, 1.0f),
+                               ka = randn(C, 1.0f);
+            for (int j = 0; j < N; j++) k_in[(size_t)C + j] = 0; /* row 1, head 0: a zero removal key (the clamped norm) */
+            float *dk_in = d.add(k_in), *dv_in = d.add(v_in), *dwl = d.add(wl), *dal = d.add(al), *dvl = d.add(vl), *dvf = d.add(vf);
+            float *dw0 = d.add(w0), *da0 = d.add(a0), *dv0 = d.add(v0), *dkk = d.add(kk), *dka = d.add(ka);
+            std::vector<float> o[5], vfc = vf;
+            for (auto &a : o) a.assign(MC, 0);
+            float *vf_h = first == 2 ? NULL : vfc.data(), *vf_d = first == 2 ? NULL : dvf;
+            CHECK_OK(cpu->rwkv7->prepare_forward(cpu, M, C, N, first != 0, k_in.data(), v_in.data(), wl.data(), al.data(), vl.data(), vf_h,
+                                                 w0.data(), a0.data(), v0.data(), kk.data(), ka.data(), o[0].data(), o[1].data(), o[2].data(),
+                                                 o[3].data(), o[4].data()));
+            float *od[5];
+            for (auto &p : od) p = d.poison(MC);
+            CHECK_OK(gpu->rwkv7->prepare_forward(gpu, M, C, N, first != 0, dk_in, dv_in, dwl, dal, dvl, vf_d, dw0, da0, dv0, dkk, dka, od[0],
+                                                 od[1], od[2], od[3], od[4]));
+            double ef = 0;
+            for (int i = 0; i < 5; i++) ef = fmax(ef, cmp(od[i], o[i]));
+            if (first == 1) ef = fmax(ef, cmp(dvf, vfc));
+            CHECK(ef < 1e-5, "prepare forward M%d C%d N%d first %d: %.3g", M, C, N, first, ef);
+            /* backward */
+            std::vector<float> g[5], pg[5], out[6], dvf0 = randn(MC, 1.0f);
+            for (int i = 0; i < 5; i++) g[i] = randn(MC, 1.0f), pg[i] = randn(C, 1.0f);
+            for (auto &a : out) a.assign(MC, 0);
+            std::vector<float> dvfc = dvf0, pgc[5];
+            for (int i = 0; i < 5; i++) pgc[i] = pg[i];
+            float *gd[5], *pgd[5], *outd[5];
+            for (int i = 0; i < 5; i++) gd[i] = d.add(g[i]), pgd[i] = d.add(pg[i]), outd[i] = d.poison(MC);
+            float *ddvf = d.add(dvf0);
+            /* the first layer reads dv_first (NULL in variant 2), later layers add to it */
+            CHECK_OK(cpu->rwkv7->prepare_backward(cpu, M, C, N, first != 0, g[0].data(), g[1].data(), g[2].data(), g[3].data(), g[4].data(),
+                                                  k_in.data(), v_in.data(), wl.data(), al.data(), vl.data(), vf.data(), w0.data(), a0.data(),
+                                                  v0.data(), kk.data(), ka.data(), out[0].data(), out[1].data(), out[2].data(), out[3].data(),
+                                                  out[4].data(), first == 2 ? NULL : dvfc.data(), pgc[0].data(), pgc[1].data(), pgc[2].data(),
+                                                  pgc[3].data(), pgc[4].data()));
+            CHECK_OK(gpu->rwkv7->prepare_backward(gpu, M, C, N, first != 0, gd[0], gd[1], gd[2], gd[3], gd[4], dk_in, dv_in, dwl, dal, dvl,
+                                                  d.add(vf), dw0, da0, dv0, dkk, dka, outd[0], outd[1], outd[2], outd[3], outd[4],
+                                                  first == 2 ? NULL : ddvf, pgd[0], pgd[1], pgd[2], pgd[3], pgd[4]));
+            double eb = 0, ep = 0;
+            for (int i = 0; i < 5; i++) {
+                if (first && i == 4) continue; /* dv_lora is not written in the first layer */
+                eb = fmax(eb, cmp(outd[i], out[i]));
+            }
+            if (first != 2) eb = fmax(eb, cmp(ddvf, dvfc));
+            for (int i = 0; i < 5; i++) ep = fmax(ep, cmp(pgd[i], pgc[i]));
+            CHECK(eb < 1e-5 && ep < 1e-5, "prepare backward M%d C%d N%d first %d: outputs %.3g parameters %.3g", M, C, N, first, eb, ep);
+        }
+}
+
+static void wkv_inputs(int B, int T, int H, int N, std::vector<float> in[6]) { /* r, decay, k, v, a, b as the CPU test makes them */
+    size_t n = (size_t)B * T * H * N;
+    for (int i = 0; i < 6; i++) in[i] = randn(n, 1.0f);
+    for (size_t row = 0; row < n / N; row++) {
+        float *kk = &in[4][row * N], ss = 0;
+        for (int j = 0; j < N; j++) ss += kk[j] * kk[j];
+        for (int j = 0; j < N; j++) {
+            size_t i = row * N + j;
+            float unit = kk[j] / sqrtf(ss), iclr = (float)test_uniform();
+            in[4][i] = -unit;
+            in[5][i] = unit * iclr;
+            in[1][i] = expf(-0.6065306597f * (float)test_uniform());
+            in[2][i] *= 0.3f;
+        }
+    }
+}
+
+TEST(rwkv7_wkv7) {
+    const int shapes[][4] = {{1, 21, 2, 16}, {2, 37, 2, 64}, {1, 16, 1, 64}, {1, 1, 3, 8}, {2, 300, 3, 64}, {1, 100, 2, 32}, {3, 0, 2, 64}};
+    for (auto &s : shapes) {
+        int B = s[0], T = s[1], H = s[2], N = s[3];
+        size_t n = (size_t)B * T * H * N, ns = (size_t)B * H * N * N, nck = (size_t)((T + 15) / 16) * ns;
+        dev_set d;
+        std::vector<float> in[6], S0 = randn(ns, 0.3f), Sc = S0, yc(n), ckc(nck);
+        wkv_inputs(B, T, H, N, in);
+        float *din[6];
+        for (int i = 0; i < 6; i++) din[i] = d.add(in[i]);
+        CHECK_OK(cpu->rwkv7->wkv7_forward(cpu, B, T, H, N, in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(),
+                                          yc.data(), Sc.data(), ckc.data()));
+        float *dy = d.poison(n), *dS = d.add(S0), *dck = d.poison(nck);
+        CHECK_OK(gpu->rwkv7->wkv7_forward(gpu, B, T, H, N, din[0], din[1], din[2], din[3], din[4], din[5], dy, dS, dck));
+        double e1 = cmp(dy, yc), e2 = cmp(dS, Sc), e3 = cmp(dck, ckc);
+        CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5, "forward B%d T%d H%d N%d: y %.3g state %.3g checkpoints %.3g", B, T, H, N, e1, e2, e3);
+        /* without a state (zeros) and without checkpoints */
+        std::vector<float> yc0(n);
+        CHECK_OK(cpu->rwkv7->wkv7_forward(cpu, B, T, H, N, in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(),
+                                          yc0.data(), NULL, NULL));
+        CHECK_OK(gpu->rwkv7->wkv7_forward(gpu, B, T, H, N, din[0], din[1], din[2], din[3], din[4], din[5], dy, NULL, NULL));
+        double e0 = cmp(dy, yc0);
+        CHECK(e0 < 1e-5, "forward from zeros B%d T%d H%d N%d: y %.3g", B, T, H, N, e0);
+        /* backward, from the forward's checkpoints; dr, dk, dv added to existing values */
+        std::vector<float> gy = randn(n, 1.0f), gS = randn(ns, 1.0f), gSc = gS, gc[6];
+        for (int i = 0; i < 6; i++) gc[i] = randn(n, 1.0f);
+        float *dgy = d.add(gy), *dgS = d.add(gS), *dg[6], none = 0;
+        const float *ck_h = nck ? ckc.data() : &none, *ck_d = nck ? dck : d.poison(1); /* T = 0: no chunks, but a buffer */
+        for (int i = 0; i < 6; i++) dg[i] = (i == 0 || i == 2 || i == 3) ? d.add(gc[i]) : d.poison(n);
+        CHECK_OK(cpu->rwkv7->wkv7_backward(cpu, B, T, H, N, in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(),
+                                           in[5].data(), gy.data(), ck_h, gSc.data(), gc[0].data(), gc[1].data(), gc[2].data(),
+                                           gc[3].data(), gc[4].data(), gc[5].data()));
+        CHECK_OK(gpu->rwkv7->wkv7_backward(gpu, B, T, H, N, din[0], din[1], din[2], din[3], din[4], din[5], dgy, ck_d, dgS, dg[0], dg[1],
+                                           dg[2], dg[3], dg[4], dg[5]));
+        const char *names[6] = {"dr", "d_decay", "dk", "dv", "da", "db"};
+        double worst = cmp(dgS, gSc);
+        char line[256];
+        int len = snprintf(line, sizeof line, "    wkv7 B%d T%d H%d N%d: y %.1e, dstate %.1e", B, T, H, N, e1, worst);
+        for (int i = 0; i < 6; i++) {
+            double e = cmp(dg[i], gc[i]);
+            worst = fmax(worst, e);
+            len += snprintf(line + len, sizeof line - (size_t)len, ", %s %.1e", names[i], e);
+        }
+        printf("%s\n", line);
+        CHECK(worst < 1e-4, "backward B%d T%d H%d N%d: worst gradient error %.3g", B, T, H, N, worst);
+    }
+    CHECK(gpu->rwkv7->wkv7_forward(gpu, 1, 1, 1, 128, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL) == ARWKV_ERR_UNSUPPORTED,
+          "head size 128 accepted");
+}
+
+TEST(rwkv7_finish) {
+    const int shapes[][3] = {{9, 192, 64}, {300, 128, 64}, {20, 48, 16}}; /* M, C, N */
+    for (auto &s : shapes)
+        for (int variant = 0; variant < 4; variant++) {
+            int M = s[0], C = s[1], N = s[2], gate = variant & 1, gn = variant >> 1;
+            size_t MC = (size_t)M * C;
+            float eps = 64e-5f;
+            dev_set d;
+            std::vector<float> y = randn(MC, 1.0f), r = randn(MC, 1.0f), k = randn(MC, 1.0f), v = randn(MC, 1.0f), g = randn(MC, 1.0f);
+            std::vector<float> rk = randn(C, 1.0f), lw = randn(C, 1.0f), lb = randn(C, 1.0f), oc(MC);
+            float *dy_ = d.add(y), *dr_ = d.add(r), *dk_ = d.add(k), *dv_ = d.add(v), *dg_ = d.add(g), *drk = d.add(rk), *dlw = d.add(lw),
+                  *dlb = d.add(lb), *dout = d.poison(MC);
+            CHECK_OK(cpu->rwkv7->finish_forward(cpu, M, C, N, y.data(), r.data(), k.data(), v.data(), rk.data(), gn ? lw.data() : NULL,
+                                                gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, oc.data()));
+            CHECK_OK(gpu->rwkv7->finish_forward(gpu, M, C, N, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps, gate ? dg_ : NULL,
+                                                dout));
+            double ef = cmp(dout, oc);
+            CHECK(ef < 1e-5, "finish forward M%d C%d N%d gate %d gn %d: %.3g", M, C, N, gate, gn, ef);
+            std::vector<float> d_o = randn(MC, 1.0f), grk = randn(C, 1.0f), glw = randn(C, 1.0f), glb = randn(C, 1.0f), o5[5];
+            for (auto &a : o5) a.assign(MC, 0);
+            std::vector<float> grkc = grk, glwc = glw, glbc = glb;
+            float *dd_o = d.add(d_o), *dgrk = d.add(grk), *dglw = d.add(glw), *dglb = d.add(glb), *od[5];
+            for (auto &p : od) p = d.poison(MC);
+            CHECK_OK(cpu->rwkv7->finish_backward(cpu, M, C, N, d_o.data(), y.data(), r.data(), k.data(), v.data(), rk.data(),
+                                                 gn ? lw.data() : NULL, gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, o5[0].data(),
+                                                 o5[1].data(), o5[2].data(), o5[3].data(), gate ? o5[4].data() : NULL, grkc.data(), glwc.data(),
+                                                 glbc.data()));
+            CHECK_OK(gpu->rwkv7->finish_backward(gpu, M, C, N, dd_o, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps,
+                                                 gate ? dg_ : NULL, od[0], od[1], od[2], od[3], gate ? od[4] : NULL, dgrk, dglw, dglb));
+            double eb = 0;
+            for (int i = 0; i < (gate ? 5 : 4); i++) eb = fmax(eb, cmp(od[i], o5[i]));
+            double ep = fmax(cmp(dgrk, grkc), fmax(cmp(dglw, glwc), cmp(dglb, glbc)));
+            CHECK(eb < 1e-5 && ep < 1e-5, "finish backward M%d C%d N%d gate %d gn %d: outputs %.3g parameters %.3g", M, C, N, gate, gn, eb, ep);
+        }
+}
+
+/* ============================================================================================
+   Training through the whole backend
+   ============================================================================================
+   A few optimizer steps of a stage on the bundled teacher, once per backend: teacher forward, the
+   student's forward and backward (time mix, MLP, head), the loss, clipping and AdamW all run
+   through the op tables, so the GPU run must follow the CPU's losses and gradient norms. */
+static const char *tiny_teacher = "models/qwen2-code-tiny";
+
+static arwkv_result train_steps(arwkv_backend *be, int stage, int steps, float *loss, float *gnorm) {
+    arwkv_model *teacher = NULL, *student = NULL;
+    arwkv_tokenizer *tok = NULL;
+    arwkv_trainer *tr = NULL;
+    arwkv_dataset data;
+    arwkv_dataset_init(&data);
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, stage);
+    o.seq_len = 32, o.batch = 2, o.steps = steps, o.lr = 1e-3f, o.lr_final = 1e-4f, o.warmup_steps = 0, o.seed = 3;
+    arwkv_result r = arwkv_model_load(tiny_teacher, be, &teacher);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_load(tiny_teacher, &tok);
+    if (r == ARWKV_OK) r = arwkv_student_create(teacher, &so, &student);
+    if (r == ARWKV_OK) r = arwkv_dataset_add_file(&data, tok, "tests/test.h", arwkv_tokenizer_token_id(tok, "<|endoftext|>"));
+    if (r == ARWKV_OK) r = arwkv_dataset_pack(&data, o.seq_len, 7);
+    if (r == ARWKV_OK) r = arwkv_trainer_create(teacher, student, &o, &data, &tr);
+    for (int i = 0; i < steps && r == ARWKV_OK; i++) {
+        arwkv_step_stats st;
+        r = arwkv_trainer_step(tr, &st);
+        loss[i] = st.loss, gnorm[i] = st.grad_norm;
+    }
+    arwkv_trainer_free(tr);
+    arwkv_model_free(student);
+    arwkv_model_free(teacher);
+    arwkv_tokenizer_free(tok);
+    arwkv_dataset_free(&data);
+    return r;
+}
+
+TEST(training_steps_match_cpu) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root (needs %s)", tiny_teacher);
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    for (int stage = 1; stage <= 2; stage++) {
+#ifdef ARWKV_HIP_EMULATOR
+        if (stage == 2 && !getenv("ARWKV_TEST_STAGE2")) continue; /* the vocabulary-sized products take minutes emulated */
+#endif
+        enum { STEPS = 3 };
+        float lc[STEPS], gc[STEPS], lg[STEPS], gg[STEPS];
+        CHECK_OK(train_steps(cpu, stage, STEPS, lc, gc));
+        for (int mode = 1; mode >= 0; mode--) { /* fp32 products first: tight; then the matrix units: bf16 */
+            if (mode == 0 && !g->has_mma) continue;
+            g->gemm_fp32 = mode;
+            for (int i = 0; i < STEPS; i++) lg[i] = gg[i] = NAN;
+            CHECK_OK(train_steps(gpu, stage, STEPS, lg, gg));
+            /* the first step's loss and gradient norm are the same computation on both; after it,
+               AdamW's first update (lr times the sign of each gradient) turns rounding differences
+               of near-zero gradients into different weights, so later steps only have to stay sane */
+            /* bf16 operands: stage 2's head backward, d hidden = d logits . W, adds 151936 nearly
+               cancelling terms, so rounding d logits to bf16 moves the gradient by several percent
+               (7% of its norm on this model); the fp32 path is the exact check */
+            double tol = mode ? 1e-4 : 3e-2, tol_g = mode ? 1e-4 : stage == 2 ? 0.15 : 3e-2;
+            double el = fabs((double)lg[0] - lc[0]) / fabs((double)lc[0]), eg = fabs((double)gg[0] - gc[0]) / fabs((double)gc[0]);
+            printf("    stage %d, %s products: loss %.5f |g| %.4f (CPU %.5f %.4f); steps 2-3 %.4f %.4f (CPU %.4f %.4f)\n", stage,
+                   mode ? "fp32" : "bf16", (double)lg[0], (double)gg[0], (double)lc[0], (double)gc[0], (double)lg[1], (double)lg[2],
+                   (double)lc[1], (double)lc[2]);
+            CHECK(el <= tol && eg <= tol_g, "stage %d with %s products: first step loss %.3g, gradient norm %.3g apart", stage,
+                  mode ? "fp32" : "bf16", el, eg);
+            for (int i = 1; i < STEPS; i++)
+                CHECK(isfinite(lg[i]) && fabs((double)lg[i] - lc[i]) < 0.25 * fabs((double)lc[i]), "stage %d step %d: loss %g, CPU %g",
+                      stage, i + 1, (double)lg[i], (double)lc[i]);
+        }
+    }
+    g->gemm_fp32 = saved;
+}
+
+/* ============================================================================================
+   Errors
+   ============================================================================================ */
+TEST(errors) {
+    arwkv_backend *be = NULL;
+    CHECK(arwkv_backend_gpu(999, &be) == ARWKV_ERR_GPU && be == NULL, "device 999 accepted");
+    CHECK(strstr(arwkv_last_error(), "999") != NULL, "error text does not name the device: %s", arwkv_last_error());
+    void *p = NULL;
+    CHECK(gpu->mem->alloc(gpu, (size_t)1 << 50, &p) == ARWKV_ERR_OUT_OF_MEMORY && p == NULL, "a petabyte allocation succeeded");
+    CHECK(gpu->core->gemm(gpu, 2, 2, 2, NULL, 2, 1, NULL, ARWKV_I32, 1, 2, NULL, 2, 0, NULL) == ARWKV_ERR_UNSUPPORTED, "int B accepted");
+    /* the backend still works after those */
+    float *d = (float *)dev_alloc(64);
+    CHECK_OK(gpu->core->axpy(gpu, d, 1.0f, d, 16));
+    CHECK_OK(gpu->mem->sync(gpu));
+    dev_free(d);
+}
+
+/* ============================================================================================
+   Timings (not tests: numbers for the record)
+   ============================================================================================ */
+static double time_ms(void (*fn)(void *), void *ctx, int reps) {
+    hipEvent_t a, b;
+    (void)hipEventCreate(&a), (void)hipEventCreate(&b);
+    fn(ctx); /* warm-up */
+    std::vector<float> ms;
+    for (int i = 0; i < reps; i++) {
+        (void)hipEventRecord(a, gpu_state()->stream);
+        fn(ctx);
+        (void)hipEventRecord(b, gpu_state()->stream);
+        (void)hipEventSynchronize(b);
+        float t = 0;
+        (void)hipEventElapsedTime(&t, a, b);
+        ms.push_back(t);
+    }
+    (void)hipEventDestroy(a), (void)hipEventDestroy(b);
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+}
+
+/* n random floats on the device: one random block of 4M, copied over and over */
+static void fill_random(float *d, size_t n) {
+    const size_t block = (size_t)1 << 22;
+    std::vector<float> r = randn(block, 1.0f);
+    float *src = (float *)dev_from(r.data(), block * 4);
+    for (size_t i = 0; i < n; i += block) gpu->mem->copy(gpu, d + i, src, (n - i < block ? n - i : block) * 4);
+    dev_free(src);
+}
+
+struct gemm_bench {
+    int M, N, K;
+    float *A, *C;
+    void *B;
+    arwkv_dtype bt;
+};
+static void run_gemm_bench(void *ctx) {
+    gemm_bench *g = (gemm_bench *)ctx;
+    gpu->core->gemm(gpu, g->M, g->N, g->K, g->A, g->K, 1, g->B, g->bt, 1, g->K, g->C, g->N, 0, NULL);
+}
+struct bw_bench {
+    float *x, *y;
+    size_t n;
+    int op;
+};
+static void run_bw_bench(void *ctx) {
+    bw_bench *b = (bw_bench *)ctx;
+    if (b->op == 0) gpu->core->axpy(gpu, b->y, 0.5f, b->x, b->n);
+    else if (b->op == 1) gpu->mem->copy(gpu, b->y, b->x, b->n * 4);
+    else gpu->core->swiglu_forward(gpu, b->y, b->x, b->x, b->n);
+}
+
+static void timings(void) {
+    arwkv__gpu *g = gpu_state();
+    printf("timings on %s (%s, %d multiprocessors, %.1f GiB)\n", g->prop.name, ARWKV__GPU_API, g->prop.multiProcessorCount,
+           g->prop.totalGlobalMem / 1073741824.0);
+    const int S = 8192;
+    std::vector<float> a = randn((size_t)S * S, 1.0f);
+    std::vector<uint16_t> bh = to_half(a, ARWKV_BF16);
+    gemm_bench gb = {S, S, S, (float *)dev_from(a.data(), a.size() * 4), (float *)dev_alloc((size_t)S * S * 4),
+                     dev_from(bh.data(), bh.size() * 2), ARWKV_BF16};
+    int saved = g->gemm_fp32;
+    for (int mode = 0; mode < 2; mode++) {
+        if (mode == 0 && !g->has_mma) continue;
+        g->gemm_fp32 = mode;
+        int n = mode ? 4096 : S; /* the SIMT path is slower: a smaller product */
+        gb.M = gb.N = gb.K = n;
+        double ms = time_ms(run_gemm_bench, &gb, mode ? 5 : 10);
+        printf("TIME gemm %dx%dx%d A fp32, B bf16 [N,K], %s: %.3f ms, %.1f TFLOP/s\n", n, n, n,
+               mode ? "fp32 SIMT" : "bf16 matrix units", ms, 2.0 * n * n * (double)n / (ms * 1e-3) / 1e12);
+    }
+    g->gemm_fp32 = saved;
+    /* the shape of a 7B model's MLP up projection over 4096 tokens */
+    gb.M = 4096, gb.N = 8192, gb.K = 3584;
+    double ms = time_ms(run_gemm_bench, &gb, 10);
+    printf("TIME gemm 4096x8192x3584 (an MLP projection of 4096 tokens), bf16 matrix units: %.3f ms, %.1f TFLOP/s\n", ms,
+           2.0 * gb.M * gb.N * (double)gb.K / (ms * 1e-3) / 1e12);
+    dev_free(gb.A), dev_free(gb.C), dev_free(gb.B);
+    size_t n = (size_t)1 << 28; /* 1 GiB per fp32 array, filled with random numbers (never time zeros) */
+    bw_bench bb = {(float *)dev_alloc(n * 4), (float *)dev_alloc(n * 4), n, 0};
+    fill_random(bb.x, n), fill_random(bb.y, n);
+    ms = time_ms(run_bw_bench, &bb, 10);
+    printf("TIME axpy over %zu floats: %.3f ms, %.0f GB/s (12 bytes per element)\n", n, ms, 12.0 * n / (ms * 1e-3) / 1e9);
+    bb.op = 1;
+    ms = time_ms(run_bw_bench, &bb, 10);
+    printf("TIME device copy of %zu bytes: %.3f ms, %.0f GB/s (read + write)\n", n * 4, ms, 8.0 * n / (ms * 1e-3) / 1e9);
+    dev_free(bb.x), dev_free(bb.y);
+    /* stage-2 loss: 64 rows of Qwen's vocabulary */
+    int rows = 64, V = 151936;
+    float *s = (float *)dev_alloc((size_t)rows * V * 4), *t = (float *)dev_alloc((size_t)rows * V * 4);
+    fill_random(s, (size_t)rows * V), fill_random(t, (size_t)rows * V);
+    struct lctx { float *s, *t; int rows, V; } lc = {s, t, rows, V};
+    auto run_logits = [](void *c) {
+        lctx *l = (lctx *)c;
+        gpu->loss->logits_loss(gpu, l->s, l->t, NULL, l->rows, l->V, 1.0f, 1.0f, 0.0f, 1.0f, NULL, NULL);
+    };
+    ms = time_ms(run_logits, &lc, 10);
+    printf("TIME logits loss (KL) %d rows x %d: %.3f ms, %.0f GB/s effective (s, t read twice, s written)\n", rows, V, ms,
+           (double)rows * V * 4 * 5 / (ms * 1e-3) / 1e9);
+    dev_free(s), dev_free(t);
+    /* the teacher's attention over 2048 tokens: Qwen2.5-0.5B (14 heads, 2 kv heads, 64) and 7B (28, 4, 128) */
+    const int att[2][4] = {{2048, 14, 2, 64}, {2048, 28, 4, 128}};
+    for (auto &shape : att) {
+        int T = shape[0], H = shape[1], Hkv = shape[2], D = shape[3];
+        struct actx { float *o, *q, *k, *v; int T, H, Hkv, D; } ac = {(float *)dev_alloc((size_t)T * H * D * 4), (float *)dev_alloc((size_t)T * H * D * 4),
+                                                                       (float *)dev_alloc((size_t)T * Hkv * D * 4), (float *)dev_alloc((size_t)T * Hkv * D * 4),
+                                                                       T, H, Hkv, D};
+        fill_random(ac.q, (size_t)T * H * D), fill_random(ac.k, (size_t)T * Hkv * D), fill_random(ac.v, (size_t)T * Hkv * D);
+        auto run_att = [](void *c) {
+            actx *x = (actx *)c;
+            gpu->qwen->attention_forward(gpu, x->o, x->q, x->k, x->v, 1, x->T, 0, x->H, x->Hkv, x->D, 0);
+        };
+        ms = time_ms(run_att, &ac, 5);
+        printf("TIME attention T=%d heads %d/%d D=%d (causal): %.3f ms, %.1f TFLOP/s (fp32 SIMT)\n", T, H, Hkv, D, ms,
+               2.0 * T * (double)T * D * H / (ms * 1e-3) / 1e12);
+        dev_free(ac.o), dev_free(ac.q), dev_free(ac.k), dev_free(ac.v);
+    }
+    /* WKV7 over 4 sequences of 2048 tokens with 56 heads of 64 (an ARWKV-7B layer) */
+    {
+        int B = 4, T = 2048, H = 56, N = 64;
+        size_t nw = (size_t)B * T * H * N, ns = (size_t)B * H * N * N;
+        struct wctx { int B, T, H, N; float *in[8], *ck, *S, *g[6]; } wc;
+        wc.B = B, wc.T = T, wc.H = H, wc.N = N;
+        std::vector<float> in[6];
+        wkv_inputs(1, 1024, H, N, in); /* a quarter of the tokens, repeated: realistic decays and keys */
+        for (int i = 0; i < 8; i++) {
+            wc.in[i] = (float *)dev_alloc(nw * 4);
+            for (size_t o = 0; o < nw; o += in[0].size()) gpu->mem->upload(gpu, wc.in[i] + o, in[i < 6 ? i : 0].data(), in[0].size() * 4);
+        }
+        wc.ck = (float *)dev_alloc((size_t)((T + 15) / 16) * ns * 4), wc.S = (float *)dev_alloc(ns * 4);
+        for (int i = 0; i < 6; i++) wc.g[i] = (float *)dev_alloc(nw * 4);
+        auto run_fwd = [](void *c) {
+            wctx *w = (wctx *)c;
+            gpu->rwkv7->wkv7_forward(gpu, w->B, w->T, w->H, w->N, w->in[0], w->in[1], w->in[2], w->in[3], w->in[4], w->in[5], w->in[6], NULL, w->ck);
+        };
+        auto run_bwd = [](void *c) {
+            wctx *w = (wctx *)c;
+            gpu->rwkv7->wkv7_backward(gpu, w->B, w->T, w->H, w->N, w->in[0], w->in[1], w->in[2], w->in[3], w->in[4], w->in[5], w->in[7], w->ck,
+                                      NULL, w->g[0], w->g[1], w->g[2], w->g[3], w->g[4], w->g[5]);
+        };
+        double f = time_ms(run_fwd, &wc, 5), bw = time_ms(run_bwd, &wc, 5);
+        printf("TIME WKV7 B=%d T=%d H=%d N=%d: forward %.3f ms (%.2f M tokens/s), backward %.3f ms\n", B, T, H, N, f, B * T / (f * 1e-3) / 1e6,
+               bw);
+        for (int i = 0; i < 8; i++) dev_free(wc.in[i]);
+        for (int i = 0; i < 6; i++) dev_free(wc.g[i]);
+        dev_free(wc.ck), dev_free(wc.S);
+    }
+}
+
+int main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    test_seed(20260611);
+    if (arwkv_backend_cpu(0, &cpu) != ARWKV_OK) die("cpu backend");
+    if (arwkv_backend_gpu(0, &gpu) != ARWKV_OK) {
+        printf("SKIP all: no GPU backend: %s\n", arwkv_last_error());
+        return 0;
+    }
+    printf("device: %s (%s, matrix units %s, warp %d)\n", arwkv_backend_name(gpu), ARWKV__GPU_API,
+           gpu_state()->has_mma ? "yes" : "no", gpu_state()->prop.warpSize);
+    RUN(memory_ops);
+    RUN(gemm_matrix_units_bf16);
+    RUN(gemm_simt_fp32);
+    RUN(gemm_repeatable);
+    RUN(embedding_forward_backward);
+    RUN(rmsnorm_forward_backward);
+    RUN(swiglu_axpy);
+    RUN(align_losses);
+    RUN(logits_losses);
+    RUN(optimizer_ops);
+    RUN(rope);
+    RUN(attention);
+    RUN(rwkv7_lerp);
+    RUN(rwkv7_activations);
+    RUN(rwkv7_prepare);
+    RUN(rwkv7_wkv7);
+    RUN(rwkv7_finish);
+    RUN(training_steps_match_cpu);
+    RUN(errors);
+#ifdef ARWKV_HIP_EMULATOR
+    int rc = test_summary(ARWKV_EMU_WARP == 64 ? "gpu kernels on the CPU emulator (wave 64, MFMA)" : "gpu kernels on the CPU emulator (warp 32, mma.sync)");
+#else
+    int rc = test_summary("gpu");
+    if (!getenv("ARWKV_TEST_NO_TIMINGS")) timings();
+#endif
+    arwkv_backend_destroy(gpu);
+    arwkv_backend_destroy(cpu);
+    return rc;
+}
