@@ -10393,7 +10393,7 @@ ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dat
     memset(out, 0, sizeof *out);
     arwkv_model *s = tr->student;
     arwkv_backend *be = s->be;
-    int T = eval->seq_len, V = s->cfg.vocab_size, C = s->cfg.hidden_size;
+    int T = eval->seq_len, V = s->cfg.vocab_size;
     if (T <= 0 || eval->n_seqs == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "evaluation data is empty or not packed");
     size_t n = max_windows > 0 && (size_t)max_windows < eval->n_seqs ? (size_t)max_windows : eval->n_seqs;
     int32_t *in = (int32_t *)arwkv__malloc((size_t)T * sizeof(int32_t)), *tg = (int32_t *)arwkv__malloc((size_t)T * sizeof(int32_t));
@@ -10418,7 +10418,6 @@ ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dat
         if (r == ARWKV_OK) r = arwkv_rnn_forward(rnn, in, 1, T, NULL, 0, &hs);
         for (int row = 0; row < T && r == ARWKV_OK; row += ARWKV__TRAIN_LOGIT_ROWS) {
             int k = T - row < ARWKV__TRAIN_LOGIT_ROWS ? T - row : ARWKV__TRAIN_LOGIT_ROWS;
-            (void)C;
             if (tr->teacher) r = arwkv__logits_rows(tr->teacher, ht, row, k, lt);
             if (r == ARWKV_OK) r = arwkv__logits_rows(s, hs, row, k, ls);
             /* student: KL to the teacher and its own likelihood; then the teacher's likelihood */

@@ -25,7 +25,7 @@ mkdir -p bench/results
     echo "## make $target"
     if ! make -j4 "$target" 2>&1 | tail -4; then echo "BUILD FAILED"; fi
     echo "## $dir/test_gpu"
-    ARWKV_TEST_VERBOSE=1 timeout 900 "$dir/test_gpu"
+    ARWKV_TEST_VERBOSE=1 timeout ${GPU_TEST_TIMEOUT:-900} "$dir/test_gpu"
     echo "test_gpu exit status $?"
     echo "## $dir/arwkv-gpu-info"
     "$dir/arwkv-gpu-info"

@@ -195,8 +195,19 @@ int main(int argc, char **argv) {
     arwkv_dataset_init(&eval);
     char *ckpt = NULL;
     int status = 1;
-    double t_start = arwkv_seconds();
+    double t_start = arwkv_seconds(), t0, t_train, loss_avg = 0;
     arwkv_result r;
+    /* everything the cleanup at `done` may see is declared before the first jump to it (C++ builds) */
+    const char *tok_dir = a.teacher ? a.teacher : a.student;
+    int32_t eos = -1;
+    arwkv_train_options o;
+    int64_t n_train = 0, tokens = 0;
+    arwkv_eval_stats ev_before, ev_after;
+    memset(&ev_before, 0, sizeof ev_before);
+    memset(&ev_after, 0, sizeof ev_after);
+    int has_eval = a.n_eval > 0, start_step = 0, done_here = 0;
+    float first_loss = NAN, last_loss = NAN;
+    double secs;
 #ifdef ARWKV_GPU
     r = a.gpu ? arwkv_backend_gpu(0, &be) : arwkv_backend_cpu(a.threads, &be);
 #else
@@ -218,7 +229,6 @@ int main(int argc, char **argv) {
         goto done;
     }
     if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
-    const char *tok_dir = a.teacher ? a.teacher : a.student;
     STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
     if (a.resume) {
         STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
@@ -235,8 +245,8 @@ int main(int argc, char **argv) {
         so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
         STEP(arwkv_student_create(teacher, &so, &student), "creating the student");
     }
-    int32_t eos = arwkv_tokenizer_token_id(tok, "<|endoftext|>");
-    double t0 = arwkv_seconds();
+    eos = arwkv_tokenizer_token_id(tok, "<|endoftext|>");
+    t0 = arwkv_seconds();
     STEP(load_files(&train, tok, a.data, a.n_data, eos), "reading --data");
     STEP(arwkv_dataset_pack(&train, a.seq_len, a.seed), "packing --data");
     if (a.n_eval) {
@@ -246,32 +256,24 @@ int main(int argc, char **argv) {
     printf("data: %zu training tokens (%zu sequences of %d) in %d file(s), %zu held-out tokens; tokenized in %.1f s\n", train.n_tokens,
            train.n_seqs, a.seq_len, a.n_data, eval.n_tokens, arwkv_seconds() - t0);
 
-    arwkv_train_options o;
     arwkv_train_options_default(&o, a.stage);
     o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
     o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
     o.seed = a.seed;
     STEP(arwkv_trainer_create(a.stage == 3 && !teacher ? NULL : teacher, student, &o, &train, &tr), "setting up training");
     if (ckpt) STEP(arwkv_trainer_restore(tr, ckpt), "restoring the checkpoint");
-    int64_t n_train = 0;
     for (int i = 0; i < student->n_params; i++) n_train += student->params[i].trainable ? student->params[i].numel : 0;
     printf("stage %d: %s student, %lld of %lld parameters trained, %d steps of %d x %d tokens, lr %g -> %g, %s\n", a.stage,
            arwkv_arch_name(student->cfg.arch), (long long)n_train, (long long)arwkv_model_numel(student), a.steps, a.batch, a.seq_len,
            (double)a.lr, (double)a.lr_final, arwkv_backend_name(be));
     fflush(stdout);
 
-    arwkv_eval_stats ev_before, ev_after;
-    memset(&ev_before, 0, sizeof ev_before);
-    memset(&ev_after, 0, sizeof ev_after);
-    int has_eval = a.n_eval > 0;
     if (has_eval && !ckpt) {
         STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_before), "evaluating");
         print_eval("before", &ev_before, teacher != NULL && a.stage < 3);
     }
-    float first_loss = NAN, last_loss = NAN;
-    int64_t tokens = 0;
-    double t_train = arwkv_seconds(), loss_avg = 0;
-    int start_step = arwkv_trainer_steps_done(tr), done_here = 0;
+    t_train = arwkv_seconds();
+    start_step = arwkv_trainer_steps_done(tr);
     while (arwkv_trainer_steps_done(tr) < a.steps && !interrupted) {
         arwkv_step_stats st;
         r = arwkv_trainer_step(tr, &st);
@@ -321,7 +323,7 @@ int main(int argc, char **argv) {
             print_eval("after", &ev_after, teacher != NULL && a.stage < 3);
         }
     }
-    double secs = arwkv_seconds() - t_start;
+    secs = arwkv_seconds() - t_start;
     printf("%d steps, %lld tokens, %.1f s (%.0f tokens/s of training)\n", done_here, (long long)tokens, secs,
            tokens / (arwkv_seconds() - t_train));
     if (a.summary) {
