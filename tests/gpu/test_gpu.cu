@@ -795,6 +795,121 @@ TEST(training_steps_match_cpu) {
     g->gemm_fp32 = saved;
 }
 
+/* Every parameter's gradient of one stage-1 and one stage-2 step, tensor by tensor, against the
+   CPU (fp32 products, so both backends compute the same function in the same precision). */
+static arwkv_result grad_step(arwkv_backend *be, int stage, arwkv_model **teacher, arwkv_model **student, arwkv_trainer **tr,
+                              arwkv_dataset *data) {
+    arwkv_tokenizer *tok = NULL;
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    so.init = ARWKV_INIT_INHERIT; /* every path of the time mix carries signal from the first step */
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, stage);
+    o.seq_len = 48, o.batch = 2, o.steps = 1, o.seed = 3;
+    arwkv_dataset_init(data);
+    arwkv_result r = arwkv_model_load(tiny_teacher, be, teacher);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_load(tiny_teacher, &tok);
+    if (r == ARWKV_OK) r = arwkv_student_create(*teacher, &so, student);
+    if (r == ARWKV_OK) r = arwkv_dataset_add_file(data, tok, "tests/test.h", arwkv_tokenizer_token_id(tok, "<|endoftext|>"));
+    if (r == ARWKV_OK) r = arwkv_dataset_pack(data, o.seq_len, 7);
+    if (r == ARWKV_OK) r = arwkv_trainer_create(*teacher, *student, &o, data, tr);
+    if (r == ARWKV_OK) {
+        for (int b = 0; b < o.batch; b++) arwkv_dataset_next(data, (*tr)->inputs + b * o.seq_len, (*tr)->targets + b * o.seq_len);
+        double loss, kl, ce;
+        r = arwkv__zero_grads(*student);
+        if (r == ARWKV_OK) r = stage == 1 ? arwkv__stage1_step(*tr, &loss) : arwkv__logit_stage_step(*tr, &loss, &kl, &ce);
+    }
+    arwkv_tokenizer_free(tok);
+    return r;
+}
+
+TEST(every_gradient_matches_cpu) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root");
+#ifdef ARWKV_HIP_EMULATOR
+    if (!getenv("ARWKV_TEST_STAGE2")) SKIP("a GPU check: minutes on the emulator (set ARWKV_TEST_STAGE2=1 to run it there)");
+#endif
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    for (int stage = 1; stage <= 2; stage++) {
+#ifdef ARWKV_HIP_EMULATOR
+        if (stage == 2 && !getenv("ARWKV_TEST_STAGE2")) continue;
+#endif
+        arwkv_model *tc = NULL, *sc = NULL, *tg = NULL, *sg = NULL;
+        arwkv_trainer *trc = NULL, *trg = NULL;
+        arwkv_dataset dc, dg;
+        CHECK_OK(grad_step(cpu, stage, &tc, &sc, &trc, &dc));
+        CHECK_OK(grad_step(gpu, stage, &tg, &sg, &trg, &dg));
+        double worst = 0;
+        const char *worst_name = "";
+        int compared = 0;
+        for (int i = 0; sc && sg && i < sc->n_params; i++) {
+            arwkv_param *p = &sc->params[i], *q = arwkv_model_param(sg, p->name);
+            if (!p->trainable || !q || !q->trainable) continue;
+            std::vector<float> a((size_t)p->numel), b((size_t)p->numel);
+            memcpy(a.data(), p->grad, a.size() * sizeof(float));
+            dev_to(b.data(), q->grad, b.size() * sizeof(float));
+            double e = test_rel_err(b.data(), a.data(), a.size());
+            if (!(e <= worst)) worst = e, worst_name = p->name;
+            compared++;
+        }
+        printf("    stage %d: %d gradients, worst %.3g (%s)\n", stage, compared, worst, worst_name);
+        CHECK(compared > 0 && worst < 1e-3, "stage %d: gradient of %s is %.3g from the CPU's", stage, worst_name, worst);
+        arwkv_trainer_free(trc), arwkv_trainer_free(trg);
+        arwkv_model_free(sc), arwkv_model_free(sg), arwkv_model_free(tc), arwkv_model_free(tg);
+        arwkv_dataset_free(&dc), arwkv_dataset_free(&dg);
+    }
+    g->gemm_fp32 = saved;
+}
+
+/* Greedy generation on the GPU picks the same tokens as on the CPU, for the teacher and a student. */
+static arwkv_result greedy(arwkv_backend *be, int student, int n, int32_t *out) {
+    arwkv_model *t = NULL, *s = NULL, *m;
+    arwkv_session *sess = NULL;
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    so.init = ARWKV_INIT_INHERIT;
+    std::vector<float> logits(151936);
+    int32_t prompt[8] = {750, 75698, 1445, 982, 262, 421, 308, 366};
+    arwkv_result r = arwkv_model_load(tiny_teacher, be, &t);
+    if (r == ARWKV_OK && student) r = arwkv_student_create(t, &so, &s);
+    m = student ? s : t;
+    if (r == ARWKV_OK) r = arwkv_session_create(m, 0, &sess);
+    if (r == ARWKV_OK) r = arwkv_session_feed(sess, prompt, 8, logits.data());
+    for (int i = 0; i < n && r == ARWKV_OK; i++) {
+        out[i] = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        r = arwkv_session_feed(sess, &out[i], 1, logits.data());
+    }
+    arwkv_session_free(sess);
+    arwkv_model_free(s);
+    arwkv_model_free(t);
+    return r;
+}
+
+TEST(greedy_generation_matches_cpu) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root");
+#ifdef ARWKV_HIP_EMULATOR
+    if (!getenv("ARWKV_TEST_STAGE2")) SKIP("a GPU check: a vocabulary-sized product per token is minutes on the emulator");
+#endif
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    enum { N = 32 };
+    for (int student = 0; student <= 1; student++)
+        for (int mode = 1; mode >= 0; mode--) {
+            if (mode == 0 && !g->has_mma) continue;
+            g->gemm_fp32 = mode;
+            int32_t a[N], b[N];
+            CHECK_OK(greedy(cpu, student, N, a));
+            CHECK_OK(greedy(gpu, student, N, b));
+            int same = 0;
+            while (same < N && a[same] == b[same]) same++;
+            printf("    %s, %s products: %d of %d greedy tokens as on the CPU\n", student ? "student" : "teacher", mode ? "fp32" : "bf16", same, N);
+            /* fp32 products: the same function, so the same tokens; bf16 rounding may flip a near-tie */
+            if (mode) CHECK(same == N, "%s: greedy tokens differ from the CPU's at %d", student ? "student" : "teacher", same);
+        }
+    g->gemm_fp32 = saved;
+}
+
 /* ============================================================================================
    Errors
    ============================================================================================ */
@@ -990,6 +1105,8 @@ int main(int argc, char **argv) {
     RUN(rwkv7_wkv7);
     RUN(rwkv7_finish);
     RUN(training_steps_match_cpu);
+    RUN(every_gradient_matches_cpu);
+    RUN(greedy_generation_matches_cpu);
     RUN(errors);
 #ifdef ARWKV_HIP_EMULATOR
     int rc = test_summary(ARWKV_EMU_WARP == 64 ? "gpu kernels on the CPU emulator (wave 64, MFMA)" : "gpu kernels on the CPU emulator (warp 32, mma.sync)");
