@@ -32,6 +32,7 @@ COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/
 # the GPU kernels (arwkv_hip.h) run by a CPU emulator, as NVIDIA (warp 32) and as AMD (wave 64)
 GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 
+.DEFAULT_GOAL := all
 .PHONY: all test test-asan fuzz bench clean compile-checks demo gpu gpu-hip gpu-test
 
 # The README's first command: distill the bundled teacher on this CPU (about ten minutes).

@@ -793,7 +793,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
    - arwkv_teacher_forward: B sequences of T tokens, all positions at once (perplexity, the
      distillation targets). A per-layer hook sees each layer's attention input and output as soon as
      they exist, so a trainer can consume layer l before layer l+1 runs and memory does not grow
-     with depth. Logits are not formed: arwkv_teacher_logits turns any chunk of rows of the final
+     with depth. Logits are not formed: arwkv_model_logits turns any chunk of rows of the final
      hidden states into logits, so tokens x vocabulary floats never have to exist at once.
    - arwkv_teacher_step: incremental decoding of one sequence with a KV cache (prefill n > 1 tokens,
      then one at a time), returning logits on the host.
@@ -823,9 +823,10 @@ ARWKV_API void arwkv_teacher_free(arwkv_teacher *t);
 ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *ids, int B, int T, arwkv_layer_hook hook,
                                              void *user, const float **hidden);
 
-/* logits[n_rows, vocab] = lm_head(hidden[n_rows, hidden_size]); both in backend memory, row-major.
+/* logits[n_rows, vocab] = lm_head(hidden[n_rows, hidden_size]) for any model (teacher or student);
+   both in backend memory, row-major.
    The head is the embedding when tie_word_embeddings is set. */
-ARWKV_API arwkv_result arwkv_teacher_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits);
+ARWKV_API arwkv_result arwkv_model_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits);
 
 /* The keys (after RoPE) and values of every layer for one sequence. max_len > 0 allocates that many
    positions up front and refuses to go beyond; max_len <= 0 grows on demand (doubling). */
@@ -8617,8 +8618,8 @@ ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *id
     return ARWKV_OK;
 }
 
-ARWKV_API arwkv_result arwkv_teacher_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits) {
-    if (n_rows < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher logits: %d rows", n_rows);
+ARWKV_API arwkv_result arwkv_model_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits) {
+    if (n_rows < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "model logits: %d rows", n_rows);
     return arwkv__teacher_linear(m->be, logits, m->cfg.vocab_size, hidden, n_rows, m->lm_head, NULL, 0);
 }
 
@@ -8718,12 +8719,12 @@ ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, c
     if (logits_all)
         for (int r0 = 0; r0 < n; r0 += ARWKV__TEACHER_LOGIT_ROWS) {
             int rows = n - r0 < ARWKV__TEACHER_LOGIT_ROWS ? n - r0 : ARWKV__TEACHER_LOGIT_ROWS;
-            ARWKV__TRY(arwkv_teacher_logits(t->m, t->xn + (ptrdiff_t)r0 * C, rows, t->logits));
+            ARWKV__TRY(arwkv_model_logits(t->m, t->xn + (ptrdiff_t)r0 * C, rows, t->logits));
             ARWKV__TRY(be->mem->download(be, logits_all + (size_t)r0 * V, t->logits, (size_t)rows * V * sizeof(float)));
         }
     if (logits_last && logits_all) memcpy(logits_last, logits_all + (size_t)(n - 1) * V, (size_t)V * sizeof(float));
     else if (logits_last) {
-        ARWKV__TRY(arwkv_teacher_logits(t->m, t->xn + (ptrdiff_t)(n - 1) * C, 1, t->logits));
+        ARWKV__TRY(arwkv_model_logits(t->m, t->xn + (ptrdiff_t)(n - 1) * C, 1, t->logits));
         ARWKV__TRY(be->mem->download(be, logits_last, t->logits, (size_t)V * sizeof(float)));
     }
     c->len += n;
@@ -9436,7 +9437,7 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
         int first = logits_all ? 0 : (done + T == n ? T - 1 : T);
         for (int row = first; row < T; row += ARWKV__LOGIT_ROWS) {
             int rows = T - row < ARWKV__LOGIT_ROWS ? T - row : ARWKV__LOGIT_ROWS;
-            ARWKV__TRY(arwkv_teacher_logits(r->m, hidden + (size_t)row * r->C, rows, r->logits));
+            ARWKV__TRY(arwkv_model_logits(r->m, hidden + (size_t)row * r->C, rows, r->logits));
             if (logits_all)
                 ARWKV__TRY(be->mem->download(be, logits_all + (size_t)(done + row) * r->V, r->logits, (size_t)rows * r->V * sizeof(float)));
             if (logits_last && done + row + rows == n)
@@ -10305,7 +10306,7 @@ ARWKV_PRIVATE arwkv_result arwkv__stage1_step(arwkv_trainer *tr, double *loss) {
 
 /* Logits of rows [row0, row0+n) of model m's hidden states into buf. */
 ARWKV_PRIVATE arwkv_result arwkv__logits_rows(arwkv_model *m, const float *hidden, int row0, int n, float *buf) {
-    return arwkv_teacher_logits(m, hidden + (size_t)row0 * m->cfg.hidden_size, n, buf);
+    return arwkv_model_logits(m, hidden + (size_t)row0 * m->cfg.hidden_size, n, buf);
 }
 
 /* Stages 2 and 3: the loss over the logits, chunk by chunk, with the head's backward; then the
@@ -10784,7 +10785,7 @@ ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, 
     for (int row = 0; row < rows; row += ARWKV__LOGIT_ROWS) {
         int k = rows - row < ARWKV__LOGIT_ROWS ? rows - row : ARWKV__LOGIT_ROWS;
         ARWKV__TRY(be->mem->upload(be, labels, labels_host + row, (size_t)k * sizeof(int32_t)));
-        ARWKV__TRY(arwkv_teacher_logits(m, hidden + (size_t)row * C, k, logits));
+        ARWKV__TRY(arwkv_model_logits(m, hidden + (size_t)row * C, k, logits));
         ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, ce));
         ARWKV__TRY(be->mem->download(be, ce_host, ce, (size_t)k * sizeof(float)));
         for (int i = 0; i < k; i++)

@@ -248,7 +248,7 @@ static float *all_logits(arwkv_model *m, const float *hidden, int rows) {
     size_t V = (size_t)m->cfg.vocab_size;
     float *dev = NULL, *host = (float *)malloc(sizeof(float) * rows * V);
     CHECK_OK(m->be->mem->alloc(m->be, sizeof(float) * rows * V, (void **)&dev));
-    if (dev) CHECK_OK(arwkv_teacher_logits(m, hidden, rows, dev));
+    if (dev) CHECK_OK(arwkv_model_logits(m, hidden, rows, dev));
     if (dev) CHECK_OK(m->be->mem->download(m->be, host, dev, sizeof(float) * rows * V));
     m->be->mem->free(m->be, dev);
     return host;
@@ -474,7 +474,7 @@ static float *logits_at(arwkv_model *m, const float *hidden, int b, int T, const
         int n = P - p0 < chunk ? P - p0 : chunk;
         for (int i = 0; i < n; i++)
             CHECK_OK(m->be->mem->copy(m->be, rows + i * C, hidden + ((size_t)b * T + positions[p0 + i]) * C, sizeof(float) * C));
-        CHECK_OK(arwkv_teacher_logits(m, rows, n, dev));
+        CHECK_OK(arwkv_model_logits(m, rows, n, dev));
         CHECK_OK(m->be->mem->download(m->be, host + (size_t)p0 * V, dev, sizeof(float) * n * V));
     }
     m->be->mem->free(m->be, rows);
