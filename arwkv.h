@@ -3023,16 +3023,26 @@ done:
     return r;
 }
 
-ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
-    char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "config.json") : arwkv__strdup(path);
-    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-    char *text;
-    size_t len;
-    arwkv_result r = arwkv__read_file(file, &text, &len);
-    if (r == ARWKV_OK) {
-        r = arwkv_config_parse(text, len, file, cfg);
-        arwkv__free(text);
+/* path is a model directory (then name inside it is read) or the file itself. On success *file is
+   the path read (for error messages) and *text its contents; the caller frees both. */
+ARWKV_PRIVATE arwkv_result arwkv__read_model_file(const char *path, const char *name, char **file, char **text, size_t *len) {
+    *file = arwkv__is_dir(path) ? arwkv__path_join(path, name) : arwkv__strdup(path);
+    if (!*file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__read_file(*file, text, len);
+    if (r != ARWKV_OK) {
+        arwkv__free(*file);
+        *file = NULL;
     }
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
+    char *file, *text;
+    size_t len;
+    arwkv_result r = arwkv__read_model_file(path, "config.json", &file, &text, &len);
+    if (r != ARWKV_OK) return r;
+    r = arwkv_config_parse(text, len, file, cfg);
+    arwkv__free(text);
     arwkv__free(file);
     return r;
 }
@@ -5067,15 +5077,12 @@ ARWKV_API arwkv_result arwkv_tokenizer_parse(const char *text, size_t len, const
 
 ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **out) {
     *out = NULL;
-    char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "tokenizer.json") : arwkv__strdup(path);
-    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-    char *text;
+    char *file, *text;
     size_t len;
-    arwkv_result r = arwkv__read_file(file, &text, &len);
-    if (r == ARWKV_OK) {
-        r = arwkv_tokenizer_parse(text, len, file, out);
-        arwkv__free(text);
-    }
+    arwkv_result r = arwkv__read_model_file(path, "tokenizer.json", &file, &text, &len);
+    if (r != ARWKV_OK) return r;
+    r = arwkv_tokenizer_parse(text, len, file, out);
+    arwkv__free(text);
     arwkv__free(file);
     return r;
 }
