@@ -19,7 +19,7 @@ slug=$(printf '%s' "$device" | tr -cs 'A-Za-z0-9' '-' | sed 's/^-//; s/-$//')
 out=bench/results/gpu-test-$slug-$(date -u +%Y-%m-%d).txt
 mkdir -p bench/results
 {
-    echo "# arwkv GPU test: $device, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "# arwkv GPU test: $device, $(date -u '+%Y-%m-%d %H:%M UTC'), commit ${ARWKV_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
     command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     command -v nvcc >/dev/null 2>&1 && nvcc --version | tail -1
     echo "## make $target"
