@@ -14,6 +14,8 @@
      arwkv_optim_ops   sum of squares, scale, AdamW
      arwkv_qwen_ops    rotary embedding, causal grouped-query attention (the teacher)
      arwkv_rwkv7_ops   the RWKV-7 time mix: lerps, LoRA activations, prepare, WKV7, finish
+     arwkv_rwkv6_ops   the RWKV-6 time mix (QRWKV6 students): token shift, ddlerp, tanh, decay,
+                       key/value heads, WKV6, output gate, bias gradients
 
    One kernel source serves two vendors:
      AMD MI300X  (CDNA3, gfx942)  hip-clang; wavefronts of 64 lanes; matrix cores through the MFMA
@@ -81,7 +83,10 @@
    The WKV7 recurrence keeps its N x N state in fp32 registers. Its backward steps the state back
    through each 16-token chunk by dividing by the decay (>= 0.545), where the CPU backend recomputes
    the chunk's states: the gradients agree with the CPU to ~2e-5 of their largest value (checked
-   at 1e-4). Attention is fp32 on the SIMT cores (flash-style, ~3e-7 of the CPU's output).
+   at 1e-4). The WKV6 recurrence (QRWKV6) also keeps its state in fp32 registers; its backward
+   recomputes states forward from the checkpoints, as the CPU does, so no decay (which may be
+   arbitrarily close to 0) divides anything. Attention is fp32 on the SIMT cores (flash-style,
+   ~3e-7 of the CPU's output).
 
    Results do not depend on scheduling: no op uses floating-point atomics. Sums over rows
    (embedding gradient, RMSNorm weight gradient, the time mix's parameter gradients) walk the rows
@@ -91,8 +96,9 @@
    ============================================================================================
    LIMITS (ARWKV_ERR_UNSUPPORTED or _INVALID_ARGUMENT, never a wrong answer)
    ============================================================================================
-   WKV7 head size 8, 16, 32 or 64 (ARWKV uses 64); attention head size at most 256 (Qwen uses 64
-   and 128); matrix products with at most 65535 x 128 rows per call.
+   WKV7 head size 8, 16, 32 or 64 (ARWKV uses 64); WKV6 head size 16, 32, 64 or 128 (QRWKV6 uses
+   the teacher's head size: 64 or 128); attention head size at most 256 (Qwen uses 64 and 128);
+   matrix products with at most 65535 x 128 rows per call.
 
    ============================================================================================
    TESTS
@@ -2011,6 +2017,557 @@ static const arwkv_rwkv7_ops arwkv__hip_rwkv7_ops = {
     arwkv__hip_r7_prepare_forward, arwkv__hip_r7_prepare_backward, arwkv__hip_r7_wkv7_forward, arwkv__hip_r7_wkv7_backward,
     arwkv__hip_r7_finish_forward,  arwkv__hip_r7_finish_backward};
 
+/* ============================================================================================
+   RWKV-6 time-mix ops (QRWKV6): the formulas of the CPU backend's arwkv_rwkv6_ops
+   ============================================================================================
+   Elementwise ops are one grid loop each, with the CPU's expressions. Sums over token rows (the
+   parameter gradients of maa_x, the five maa, time_decay and the projection biases) go through
+   float64 partial sums per (row block, channel) and arwkv__colsum_kernel, as the RWKV-7 ops do: no
+   atomics, a fixed order, so a run repeats bit for bit. */
+
+/* part[kk][rb][c] = sum over the rows of row block rb of a_kk[row][c], times b[row][c] when b is
+   given (a_kk = a + kk * a_plane), in float64 with the rows in order. Sums whose destination in dst
+   is NULL are skipped. */
+__global__ void arwkv__r6_colsum_part_kernel(const float *a, size_t a_plane, const float *b, int rows, int C, int rows_per_block, int K,
+                                             arwkv__colsum_dst dst, double *part) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, rb = blockIdx.y, RB = gridDim.y;
+    if (c >= C) return;
+    int r0 = rb * rows_per_block, r1 = r0 + rows_per_block < rows ? r0 + rows_per_block : rows;
+    for (int kk = 0; kk < K; kk++) {
+        if (!dst.p[kk]) continue;
+        const float *ak = a + kk * a_plane;
+        double s = 0;
+        for (int row = r0; row < r1; row++) {
+            size_t at = (size_t)row * C + c;
+            s += b ? (double)ak[at] * b[at] : (double)ak[at];
+        }
+        part[((size_t)kk * RB + rb) * C + c] = s;
+    }
+}
+
+/* dst.p[kk][c] += sum over rows of a_kk (times b), for up to six kk. */
+static arwkv_result arwkv__r6_colsums(arwkv__gpu *g, const float *a, size_t a_plane, const float *b, int rows, int C, int K,
+                                      arwkv__colsum_dst dst) {
+    int any = 0;
+    for (int kk = 0; kk < K; kk++) any |= dst.p[kk] != NULL;
+    if (!any || rows <= 0 || C <= 0) return ARWKV_OK;
+    int per, RB = arwkv__r7_row_blocks(rows, &per);
+    void *part = NULL;
+    ARWKV__TRY(arwkv__hip_scratch(g, (size_t)K * RB * C * sizeof(double), &part));
+    dim3 grid((unsigned)((C + 255) / 256), (unsigned)RB);
+    ARWKV__LAUNCH(arwkv__r6_colsum_part_kernel, grid, 256, g->stream, a, a_plane, b, rows, C, per, K, dst, (double *)part);
+    ARWKV__TRY(arwkv__hip_launched("parameter-gradient sum (rows)"));
+    return arwkv__hip_colsum(g, (const double *)part, K, RB, C, dst);
+}
+
+/* ---- Token shift -------------------------------------------------------------------------------- */
+__global__ void arwkv__r6_shift_fwd_kernel(float *xx, float *xxx, const float *x, const float *shift, const float *maa, int T, int C,
+                                           size_t n) {
+    ARWKV__GRID_LOOP(u, n) {
+        size_t row = u / C;
+        int i = (int)(u % C), t = (int)(row % T);
+        float xv = x[u], prev = t > 0 ? x[u - C] : shift ? shift[(row / T) * C + i] : 0.0f, d = prev - xv;
+        xx[u] = d;
+        xxx[u] = xv + d * maa[i];
+    }
+}
+
+/* With D_t = dxx_t + dxxx_t maa (all that reaches xx_t = x_{t-1} - x_t):
+   dx_t += dxxx_t - D_t + D_{t+1}, the last term only inside the sequence. */
+__global__ void arwkv__r6_shift_bwd_kernel(float *dx, const float *dxx, const float *dxxx, const float *maa, int T, int C, size_t n) {
+    ARWKV__GRID_LOOP(u, n) {
+        int i = (int)(u % C), has_next = (int)((u / C) % T) + 1 < T;
+        float a = dxx[u], g = dxxx[u], v = g - (a + g * maa[i]);
+        if (has_next) v += dxx[u + C] + dxxx[u + C] * maa[i];
+        dx[u] += v;
+    }
+}
+
+static arwkv_result arwkv__hip_r6_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+                                                const float *maa_x, int B, int T, int C) {
+    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t n = (size_t)B * T * C;
+    ARWKV__LAUNCH(arwkv__r6_shift_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, xx, xxx, x, shift, maa_x, T, C, n);
+    return arwkv__hip_launched("RWKV-6 token shift");
+}
+
+static arwkv_result arwkv__hip_r6_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+                                                 const float *xx, const float *maa_x, int B, int T, int C) {
+    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t n = (size_t)B * T * C;
+    if (dx) {
+        ARWKV__LAUNCH(arwkv__r6_shift_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dx, dxx, dxxx, maa_x, T, C, n);
+        ARWKV__TRY(arwkv__hip_launched("RWKV-6 token shift backward"));
+    }
+    arwkv__colsum_dst d;
+    memset(&d, 0, sizeof d);
+    d.p[0] = dmaa_x;
+    return arwkv__r6_colsums(g, dxxx, 0, xx, B * T, C, 1, d);
+}
+
+/* ---- Data-dependent lerp of the five branches ---------------------------------------------------- */
+__global__ void arwkv__r6_ddlerp_fwd_kernel(float *xc, const float *x, const float *xx, arwkv__r7_mu maa, const float *m, int C,
+                                            size_t plane) {
+    ARWKV__GRID_LOOP(u, 5 * plane) {
+        size_t e = u % plane;
+        int br = (int)(u / plane), i = (int)(e % C);
+        xc[u] = x[e] + xx[e] * (maa.mu[br][i] + m[u]);
+    }
+}
+
+/* dx and dxx add the branches in order 0..4 (as the CPU), dm per branch. */
+__global__ void arwkv__r6_ddlerp_bwd_kernel(float *dx, float *dxx, float *dm, const float *dxc, const float *xx, arwkv__r7_mu maa,
+                                            const float *m, int C, size_t plane) {
+    ARWKV__GRID_LOOP(e, plane) {
+        int i = (int)(e % C);
+        float sx = 0.0f, sxx = 0.0f, xv = xx[e];
+#pragma unroll
+        for (int br = 0; br < 5; br++) {
+            size_t u = br * plane + e;
+            float g = dxc[u];
+            sx += g;
+            sxx += g * (maa.mu[br][i] + m[u]);
+            dm[u] = g * xv;
+        }
+        dx[e] = sx;
+        dxx[e] = sxx;
+    }
+}
+
+static arwkv_result arwkv__hip_r6_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx, const float *const *maa,
+                                                 const float *m, int rows, int C) {
+    if (rows <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_mu mu;
+    memset(&mu, 0, sizeof mu);
+    for (int br = 0; br < 5; br++) mu.mu[br] = maa[br];
+    size_t plane = (size_t)rows * C;
+    ARWKV__LAUNCH(arwkv__r6_ddlerp_fwd_kernel, arwkv__hip_blocks(g, 5 * plane), 256, g->stream, xc, x, xx, mu, m, C, plane);
+    return arwkv__hip_launched("RWKV-6 data-dependent lerp");
+}
+
+static arwkv_result arwkv__hip_r6_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa, const float *dxc,
+                                                  const float *xx, const float *const *maa, const float *m, int rows, int C) {
+    if (rows <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    arwkv__r7_mu mu;
+    arwkv__colsum_dst d;
+    memset(&mu, 0, sizeof mu);
+    memset(&d, 0, sizeof d);
+    for (int br = 0; br < 5; br++) mu.mu[br] = maa[br], d.p[br] = dmaa ? dmaa[br] : NULL;
+    size_t plane = (size_t)rows * C;
+    ARWKV__LAUNCH(arwkv__r6_ddlerp_bwd_kernel, arwkv__hip_blocks(g, plane), 256, g->stream, dx, dxx, dm, dxc, xx, mu, m, C, plane);
+    ARWKV__TRY(arwkv__hip_launched("RWKV-6 data-dependent lerp backward"));
+    return arwkv__r6_colsums(g, dxc, plane, xx, rows, C, 5, d);
+}
+
+/* ---- tanh, decay, output gate, bias gradient ------------------------------------------------------ */
+__global__ void arwkv__r6_tanh_fwd_kernel(float *y, const float *x, size_t n) {
+    ARWKV__GRID_LOOP(i, n) y[i] = tanhf(x[i]);
+}
+__global__ void arwkv__r6_tanh_bwd_kernel(float *dx, const float *dy, const float *y, size_t n) {
+    ARWKV__GRID_LOOP(i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* w = exp(-exp(z)) with no clamp; backward from exp(z) itself, 0 where it overflows (w is 0 there). */
+__global__ void arwkv__r6_decay_fwd_kernel(float *w, float *z, const float *time_decay, int C, size_t n) {
+    ARWKV__GRID_LOOP(u, n) {
+        float zu = z[u] + time_decay[u % C];
+        z[u] = zu;
+        w[u] = expf(-expf(zu));
+    }
+}
+__global__ void arwkv__r6_decay_bwd_kernel(float *dz, const float *dw, const float *z, const float *w, size_t n) {
+    ARWKV__GRID_LOOP(i, n) {
+        float ez = expf(z[i]);
+        dz[i] = ez <= FLT_MAX ? -dw[i] * w[i] * ez : 0.0f;
+    }
+}
+
+__global__ void arwkv__r6_gate_fwd_kernel(float *out, const float *y, const float *g, size_t n) {
+    ARWKV__GRID_LOOP(i, n) out[i] = y[i] / (1.0f + expf(-g[i]));
+}
+__global__ void arwkv__r6_gate_bwd_kernel(float *dy, float *dg, const float *dout, const float *y, const float *g, size_t n) {
+    ARWKV__GRID_LOOP(i, n) {
+        float s = 1.0f / (1.0f + expf(-g[i])), d = dout[i], yi = y[i];
+        dg[i] = d * yi * s * (1.0f - s);
+        dy[i] = d * s;
+    }
+}
+
+static arwkv_result arwkv__hip_r6_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__r6_tanh_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, y, x, n);
+    return arwkv__hip_launched("RWKV-6 tanh");
+}
+static arwkv_result arwkv__hip_r6_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__r6_tanh_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dx, dy, y, n);
+    return arwkv__hip_launched("RWKV-6 tanh backward");
+}
+
+static arwkv_result arwkv__hip_r6_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
+    arwkv__colsum_dst d;
+    memset(&d, 0, sizeof d);
+    d.p[0] = db;
+    return arwkv__r6_colsums(ARWKV__G(be), dy, 0, NULL, rows, cols, 1, d);
+}
+
+static arwkv_result arwkv__hip_r6_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
+    if (rows <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t n = (size_t)rows * C;
+    ARWKV__LAUNCH(arwkv__r6_decay_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, w, z, time_decay, C, n);
+    return arwkv__hip_launched("RWKV-6 decay");
+}
+static arwkv_result arwkv__hip_r6_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+                                                 const float *w, int rows, int C) {
+    if (rows <= 0 || C <= 0) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t n = (size_t)rows * C;
+    ARWKV__LAUNCH(arwkv__r6_decay_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dz, dw, z, w, n);
+    ARWKV__TRY(arwkv__hip_launched("RWKV-6 decay backward"));
+    return dtime_decay ? arwkv__hip_r6_colsum(be, dtime_decay, dz, rows, C) : ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_r6_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *gp = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__r6_gate_fwd_kernel, arwkv__hip_blocks(gp, n), 256, gp->stream, out, y, g, n);
+    return arwkv__hip_launched("RWKV-6 output gate");
+}
+static arwkv_result arwkv__hip_r6_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y, const float *g,
+                                                size_t n) {
+    if (!n) return ARWKV_OK;
+    arwkv__gpu *gp = ARWKV__G(be);
+    ARWKV__LAUNCH(arwkv__r6_gate_bwd_kernel, arwkv__hip_blocks(gp, n), 256, gp->stream, dy, dg, dout, y, g, n);
+    return arwkv__hip_launched("RWKV-6 output gate backward");
+}
+
+/* ---- Keys and values to every head ---------------------------------------------------------------- */
+__global__ void arwkv__r6_kv_fwd_kernel(float *kk, float *vv, const float *k, const float *v, const float *w, int H, int KVH, int N,
+                                        size_t n) {
+    ARWKV__GRID_LOOP(u, n) {
+        size_t HN = (size_t)H * N, row = u / HN;
+        int e = (int)(u % HN), h = e / N, i = e % N;
+        size_t src = row * KVH * N + (size_t)(h / (H / KVH)) * N + i;
+        float kv = k[src];
+        kk[u] = kv - kv * w[u]; /* as llama.cpp's graph (and the CPU): k - k w */
+        vv[u] = v[src];
+    }
+}
+
+/* One thread per (row, kv channel) adds up the heads of its group in order. */
+__global__ void arwkv__r6_kv_bwd_kernel(float *dk, float *dv, float *dw, const float *dkk, const float *dvv, const float *k, const float *w,
+                                        int H, int KVH, int N, size_t n) {
+    ARWKV__GRID_LOOP(u, n) {
+        size_t KN = (size_t)KVH * N, row = u / KN, HN = (size_t)H * N;
+        int e = (int)(u % KN), g = e / N, i = e % N, group = H / KVH;
+        float kv = k[u], sk = 0.0f, sv = 0.0f;
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            size_t at = row * HN + (size_t)h * N + i;
+            float d = dkk[at];
+            sk += d * (1.0f - w[at]);
+            sv += dvv[at];
+            dw[at] -= d * kv;
+        }
+        dk[u] = sk;
+        dv[u] = sv;
+    }
+}
+
+static arwkv_result arwkv__hip_r6_kv_shape(int rows, int H, int KVH, int N) {
+    if (H <= 0 || KVH <= 0 || H % KVH != 0 || N <= 0 || rows < 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "RWKV-6 key/value heads: %d heads, %d kv heads (must divide), head size %d", H, KVH, N);
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__hip_r6_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v, const float *w,
+                                                    int rows, int H, int KVH, int N) {
+    ARWKV__TRY(arwkv__hip_r6_kv_shape(rows, H, KVH, N));
+    if (!rows) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t n = (size_t)rows * H * N;
+    ARWKV__LAUNCH(arwkv__r6_kv_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, kk, vv, k, v, w, H, KVH, N, n);
+    return arwkv__hip_launched("RWKV-6 key/value heads");
+}
+
+static arwkv_result arwkv__hip_r6_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk, const float *dvv,
+                                                     const float *k, const float *w, int rows, int H, int KVH, int N) {
+    ARWKV__TRY(arwkv__hip_r6_kv_shape(rows, H, KVH, N));
+    if (!rows) return ARWKV_OK;
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t n = (size_t)rows * KVH * N;
+    ARWKV__LAUNCH(arwkv__r6_kv_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dk, dv, dw, dkk, dvv, k, w, H, KVH, N, n);
+    return arwkv__hip_launched("RWKV-6 key/value heads backward");
+}
+
+/* ---- WKV6: the gated linear-attention recurrence -------------------------------------------------------
+   Per sequence b and head h, an N x N fp32 state S[i][j] (i key channel, j value channel):
+       S_t = diag(w_t) S_{t-1} + k_t v_t^T        y_t = scale r_t^T S_t
+   Every element S[i][j] evolves on its own (the decay is per key channel, not a matrix); only the
+   read-outs mix them: y sums over i, and the backward's dr, dk, dw sum over j and dv over i. So each
+   kernel gives a thread whole columns or whole rows of the state, whichever makes its sums local.
+
+   Forward: blocks of one (sequence, head, group of up to 64 value channels); thread j holds column
+   j of S (N registers). Each chunk of ARWKV_WKV6_CHUNK tokens stages r scale, k, w (every key
+   channel) and v (the block's columns) in shared memory; the state is saved to ckpt before the
+   chunk, as the CPU does.
+
+   Backward, with G_t = d loss / d S_t (future tokens included):
+       G_t = scale r_t dy_t^T + diag(w_{t+1}) G_{t+1}
+       dr_t = scale S_t dy_t    dk_t = G_t v_t    dv_t = G_t^T k_t    dw_t[i] = sum_j G_t[i][j] S_{t-1}[i][j]
+   in two kernels, chunks from the last:
+     dv    columns again (thread j holds column j of G): dv_t[j] = sum_i k_t[i] G_t[i][j] in the
+           CPU's order (i ascending). It needs no state at all.
+     rows  thread (i, p) holds key row i of S and G over the value channels j = p, p + P, ... (32 of
+           them; P threads share a row and add their partial sums by shuffles in a fixed order).
+           The chunk is replayed forward from its checkpoint, giving dr_t from S_t and keeping the
+           state at the chunk's middle; then walking back, each S_{t-1} is replayed again from the
+           nearer of the two saved states (at most 7 steps). Replaying costs about five times the
+           forward's arithmetic but keeps every state in registers: no state is divided by a decay
+           (which may be arbitrarily close to 0) and none goes through memory. */
+#define ARWKV__W6_COLS 64 /* value channels per block of the forward and dv kernels */
+#define ARWKV__W6_PART 32 /* value channels of a key row per thread of the rows kernel */
+
+template <int N> struct arwkv__w6_shape {
+    enum {
+        COLS = N < ARWKV__W6_COLS ? N : ARWKV__W6_COLS, /* threads of a forward / dv block */
+        PART = N < ARWKV__W6_PART ? N : ARWKV__W6_PART,
+        P = N / PART,                           /* threads per key row */
+        ROWS = 64 / P < N ? 64 / P : N,         /* key rows per block of the rows kernel */
+        CH = ARWKV_WKV6_CHUNK,
+        HALF = ARWKV_WKV6_CHUNK / 2
+    };
+};
+
+/* One step of an element of the state: S w + k v, in the same roundings everywhere (forward and
+   both replays), so the backward's states are the forward's to the bit. */
+ARWKV__DEV float arwkv__wkv6_next(float s, float w, float k, float v) { return fmaf(s, w, k * v); }
+
+/* The sum of the P partial sums of a key row (adjacent lanes), the same on every lane. */
+template <int P> ARWKV__DEV float arwkv__wkv6_row_sum(float v) {
+#pragma unroll
+    for (int o = P / 2; o > 0; o >>= 1) v += ARWKV__SHFL_XOR(v, o);
+    return v;
+}
+
+template <int N>
+__global__ void __launch_bounds__(arwkv__w6_shape<N>::COLS)
+    arwkv__wkv6_fwd_kernel(float *y, float *s_out, float *ckpt, const float *r, const float *k, const float *v, const float *w,
+                           const float *s0, int T, int H, float scale) {
+    typedef arwkv__w6_shape<N> Sh;
+    enum { J = Sh::COLS, CH = Sh::CH };
+    __shared__ float sr[CH][N], sk[CH][N], sw[CH][N], sv[CH][J];
+    const int groups = N / J, task = blockIdx.x / groups, j0 = (int)(blockIdx.x % groups) * J, jt = threadIdx.x, j = j0 + jt;
+    const int b = task / H, h = task % H, n_chunks = (T + CH - 1) / CH;
+    const size_t HN = (size_t)H * N, NN = (size_t)N * N, head = (size_t)b * T * HN + (size_t)h * N;
+    float S[N];
+#pragma unroll
+    for (int i = 0; i < N; i++) S[i] = s0 ? s0[(size_t)task * NN + (size_t)i * N + j] : 0.0f;
+    for (int c = 0; c < n_chunks; c++) {
+        const int t0 = c * CH, len = T - t0 < CH ? T - t0 : CH;
+        if (ckpt) {
+            float *dst = ckpt + ((size_t)task * n_chunks + c) * NN + j;
+#pragma unroll
+            for (int i = 0; i < N; i++) dst[(size_t)i * N] = S[i];
+        }
+        __syncthreads(); /* the previous chunk's inputs are no longer read */
+        for (int u = jt; u < len * N; u += J) {
+            size_t o = head + (size_t)(t0 + u / N) * HN + u % N;
+            sr[u / N][u % N] = r[o] * scale, sk[u / N][u % N] = k[o], sw[u / N][u % N] = w[o];
+        }
+        for (int l = 0; l < len; l++) sv[l][jt] = v[head + (size_t)(t0 + l) * HN + j];
+        __syncthreads();
+        for (int l = 0; l < len; l++) {
+            const float vj = sv[l][jt];
+            float yj = 0.0f;
+#pragma unroll
+            for (int i = 0; i < N; i++) {
+                float s = arwkv__wkv6_next(S[i], sw[l][i], sk[l][i], vj);
+                S[i] = s;
+                yj = fmaf(sr[l][i], s, yj);
+            }
+            y[head + (size_t)(t0 + l) * HN + j] = yj;
+        }
+    }
+    if (s_out) /* after every read of s0: it may be the same array */
+#pragma unroll
+        for (int i = 0; i < N; i++) s_out[(size_t)task * NN + (size_t)i * N + j] = S[i];
+}
+
+template <int N>
+__global__ void __launch_bounds__(arwkv__w6_shape<N>::COLS)
+    arwkv__wkv6_bwd_dv_kernel(float *dv, const float *dy, const float *r, const float *k, const float *w, int T, int H, float scale) {
+    typedef arwkv__w6_shape<N> Sh;
+    enum { J = Sh::COLS, CH = Sh::CH };
+    __shared__ float sr[CH][N], sk[CH][N], sw[CH][N], sdy[CH][J];
+    const int groups = N / J, task = blockIdx.x / groups, jt = threadIdx.x, j = (int)(blockIdx.x % groups) * J + jt;
+    const int b = task / H, h = task % H, n_chunks = (T + CH - 1) / CH;
+    const size_t HN = (size_t)H * N, head = (size_t)b * T * HN + (size_t)h * N;
+    float G[N];
+#pragma unroll
+    for (int i = 0; i < N; i++) G[i] = 0.0f;
+    for (int c = n_chunks - 1; c >= 0; c--) {
+        const int t0 = c * CH, len = T - t0 < CH ? T - t0 : CH;
+        __syncthreads();
+        for (int u = jt; u < len * N; u += J) {
+            size_t o = head + (size_t)(t0 + u / N) * HN + u % N;
+            sr[u / N][u % N] = r[o] * scale, sk[u / N][u % N] = k[o], sw[u / N][u % N] = w[o];
+        }
+        for (int l = 0; l < len; l++) sdy[l][jt] = dy[head + (size_t)(t0 + l) * HN + j];
+        __syncthreads();
+        for (int l = len - 1; l >= 0; l--) {
+            const float dyj = sdy[l][jt];
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < N; i++) {
+                float g = fmaf(sr[l][i], dyj, G[i]);
+                acc = fmaf(sk[l][i], g, acc);
+                G[i] = g * sw[l][i];
+            }
+            dv[head + (size_t)(t0 + l) * HN + j] = acc;
+        }
+    }
+}
+
+template <int N>
+__global__ void __launch_bounds__(arwkv__w6_shape<N>::ROWS * arwkv__w6_shape<N>::P)
+    arwkv__wkv6_bwd_rows_kernel(float *dr, float *dk, float *dw, const float *dy, const float *r, const float *k, const float *v,
+                                const float *w, const float *ckpt, int T, int H, float scale) {
+    typedef arwkv__w6_shape<N> Sh;
+    enum { J = Sh::PART, P = Sh::P, RB = Sh::ROWS, CH = Sh::CH, HALF = Sh::HALF };
+    __shared__ float sv[CH][N], sdy[CH][N], sr[CH][RB], sk[CH][RB], sw[CH][RB];
+    const int groups = N / RB, task = blockIdx.x / groups, i0 = (int)(blockIdx.x % groups) * RB, tid = threadIdx.x;
+    const int il = tid / P, p = tid % P, i = i0 + il;
+    const int b = task / H, h = task % H, n_chunks = (T + CH - 1) / CH;
+    const size_t HN = (size_t)H * N, NN = (size_t)N * N, head = (size_t)b * T * HN + (size_t)h * N;
+    float G[J], ck[J], mid[J], S[J]; /* value channels p + P jj of row i */
+#pragma unroll
+    for (int jj = 0; jj < J; jj++) G[jj] = 0.0f;
+    for (int c = n_chunks - 1; c >= 0; c--) {
+        const int t0 = c * CH, len = T - t0 < CH ? T - t0 : CH;
+        __syncthreads();
+        for (int u = tid; u < len * N; u += RB * P) {
+            size_t o = head + (size_t)(t0 + u / N) * HN + u % N;
+            sv[u / N][u % N] = v[o], sdy[u / N][u % N] = dy[o];
+        }
+        for (int u = tid; u < len * RB; u += RB * P) {
+            size_t o = head + (size_t)(t0 + u / RB) * HN + i0 + u % RB;
+            sr[u / RB][u % RB] = r[o] * scale, sk[u / RB][u % RB] = k[o], sw[u / RB][u % RB] = w[o];
+        }
+        __syncthreads();
+        const float *src = ckpt + ((size_t)task * n_chunks + c) * NN + (size_t)i * N + p;
+#pragma unroll
+        for (int jj = 0; jj < J; jj++) ck[jj] = src[jj * P], S[jj] = ck[jj], mid[jj] = ck[jj];
+        /* forward through the chunk: dr from each S_t; the state before token HALF kept */
+        for (int l = 0; l < len; l++) {
+            if (l == HALF)
+#pragma unroll
+                for (int jj = 0; jj < J; jj++) mid[jj] = S[jj];
+            const float wi = sw[l][il], ki = sk[l][il];
+            float acc = 0.0f;
+#pragma unroll
+            for (int jj = 0; jj < J; jj++) {
+                S[jj] = arwkv__wkv6_next(S[jj], wi, ki, sv[l][jj * P + p]);
+                acc = fmaf(sdy[l][jj * P + p], S[jj], acc);
+            }
+            acc = arwkv__wkv6_row_sum<P>(acc);
+            if (p == 0) dr[head + (size_t)(t0 + l) * HN + i] = acc * scale;
+        }
+        /* back through the chunk: S_{t-1} replayed from the nearer saved state, then G */
+        for (int l = len - 1; l >= 0; l--) {
+            const int from = l >= HALF ? HALF : 0;
+#pragma unroll
+            for (int jj = 0; jj < J; jj++) S[jj] = l >= HALF ? mid[jj] : ck[jj];
+            for (int m = from; m < l; m++) {
+                const float wm = sw[m][il], km = sk[m][il];
+#pragma unroll
+                for (int jj = 0; jj < J; jj++) S[jj] = arwkv__wkv6_next(S[jj], wm, km, sv[m][jj * P + p]);
+            }
+            const float ri = sr[l][il], wi = sw[l][il];
+            float ak = 0.0f, aw = 0.0f;
+#pragma unroll
+            for (int jj = 0; jj < J; jj++) {
+                const int jv = jj * P + p;
+                float g = fmaf(ri, sdy[l][jv], G[jj]);
+                ak = fmaf(g, sv[l][jv], ak);
+                aw = fmaf(g, S[jj], aw);
+                G[jj] = g * wi; /* carried to token t-1 as diag(w_t) G_t */
+            }
+            ak = arwkv__wkv6_row_sum<P>(ak);
+            aw = arwkv__wkv6_row_sum<P>(aw);
+            if (p == 0) {
+                size_t o = head + (size_t)(t0 + l) * HN + i;
+                dk[o] = ak;
+                dw[o] = aw;
+            }
+        }
+    }
+}
+
+static arwkv_result arwkv__hip_wkv6_shape(int B, int T, int H, int N) {
+    if (N != 16 && N != 32 && N != 64 && N != 128)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV6 on the GPU: head size %d (16, 32, 64 or 128)", N);
+    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H * N > 0x7fffffff)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV6: bad shape (B %d, T %d, H %d)", B, T, H);
+    return ARWKV_OK;
+}
+
+template <int N>
+static void arwkv__wkv6_fwd_launch(hipStream_t s, float *y, float *s_out, float *ckpt, const float *r, const float *k, const float *v,
+                                   const float *w, const float *s0, int B, int T, int H, float scale) {
+    typedef arwkv__w6_shape<N> Sh;
+    ARWKV__LAUNCH(arwkv__wkv6_fwd_kernel<N>, (unsigned)((size_t)B * H * (N / Sh::COLS)), Sh::COLS, s, y, s_out, ckpt, r, k, v, w, s0, T, H,
+                  scale);
+}
+
+template <int N>
+static void arwkv__wkv6_bwd_launch(hipStream_t s, float *dr, float *dk, float *dv, float *dw, const float *dy, const float *r,
+                                   const float *k, const float *v, const float *w, const float *ckpt, int B, int T, int H, float scale) {
+    typedef arwkv__w6_shape<N> Sh;
+    ARWKV__LAUNCH(arwkv__wkv6_bwd_dv_kernel<N>, (unsigned)((size_t)B * H * (N / Sh::COLS)), Sh::COLS, s, dv, dy, r, k, w, T, H, scale);
+    ARWKV__LAUNCH(arwkv__wkv6_bwd_rows_kernel<N>, (unsigned)((size_t)B * H * (N / Sh::ROWS)), Sh::ROWS * Sh::P, s, dr, dk, dw, dy, r, k, v,
+                  w, ckpt, T, H, scale);
+}
+
+#define ARWKV__W6_DISPATCH(N, fn, ...)              \
+    do {                                            \
+        if ((N) == 16) fn<16>(__VA_ARGS__);         \
+        else if ((N) == 32) fn<32>(__VA_ARGS__);    \
+        else if ((N) == 64) fn<64>(__VA_ARGS__);    \
+        else fn<128>(__VA_ARGS__);                  \
+    } while (0)
+
+static arwkv_result arwkv__hip_r6_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+                                               const float *v, const float *w, const float *s0, int B, int T, int H, int N, float scale) {
+    ARWKV__TRY(arwkv__hip_wkv6_shape(B, T, H, N));
+    if (B == 0) return ARWKV_OK;
+    ARWKV__W6_DISPATCH(N, arwkv__wkv6_fwd_launch, ARWKV__G(be)->stream, y, s_out, ckpt, r, k, v, w, s0, B, T, H, scale);
+    return arwkv__hip_launched("WKV6 forward");
+}
+
+static arwkv_result arwkv__hip_r6_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+                                                const float *r, const float *k, const float *v, const float *w, const float *ckpt, int B,
+                                                int T, int H, int N, float scale) {
+    ARWKV__TRY(arwkv__hip_wkv6_shape(B, T, H, N));
+    if (B == 0 || T == 0) return ARWKV_OK;
+    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV6 backward: no state checkpoints (run the forward with ckpt)");
+    ARWKV__W6_DISPATCH(N, arwkv__wkv6_bwd_launch, ARWKV__G(be)->stream, dr, dk, dv, dw, dy, r, k, v, w, ckpt, B, T, H, scale);
+    return arwkv__hip_launched("WKV6 backward");
+}
+
+#define ARWKV__HAVE_HIP_RWKV6_OPS
+static const arwkv_rwkv6_ops arwkv__hip_rwkv6_ops = {
+    arwkv__hip_r6_shift_forward,     arwkv__hip_r6_shift_backward,     arwkv__hip_r6_ddlerp_forward, arwkv__hip_r6_ddlerp_backward,
+    arwkv__hip_r6_tanh_forward,      arwkv__hip_r6_tanh_backward,      arwkv__hip_r6_decay_forward,  arwkv__hip_r6_decay_backward,
+    arwkv__hip_r6_kv_expand_forward, arwkv__hip_r6_kv_expand_backward, arwkv__hip_r6_wkv6_forward,   arwkv__hip_r6_wkv6_backward,
+    arwkv__hip_r6_gate_forward,      arwkv__hip_r6_gate_backward,      arwkv__hip_r6_colsum};
+
 /* @@hip-rwkv7-ops@@ */
 
 /* ============================================================================================
@@ -2102,6 +2659,9 @@ ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out) {
 #endif
 #ifdef ARWKV__HAVE_HIP_RWKV7_OPS
     be->rwkv7 = &arwkv__hip_rwkv7_ops;
+#endif
+#ifdef ARWKV__HAVE_HIP_RWKV6_OPS
+    be->rwkv6 = &arwkv__hip_rwkv6_ops;
 #endif
     be->destroy = arwkv__hip_destroy;
     *out = be;

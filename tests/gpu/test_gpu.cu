@@ -721,6 +721,221 @@ TEST(rwkv7_finish) {
 }
 
 /* ============================================================================================
+   RWKV-6 time-mix ops (QRWKV6)
+   ============================================================================================
+   Each op of be->rwkv6 against the CPU backend's, forward and backward, parameter gradients
+   accumulating into random starting values. */
+
+TEST(rwkv6_shift_ddlerp) {
+    const int shapes[][3] = {{1, 1, 8}, {2, 37, 192}, {3, 20, 100}}; /* B, T, C */
+    for (auto &s : shapes)
+        for (int variant = 0; variant < 3; variant++) { /* 0: no shift state; 1: a shift state; 2: no dx, no dmaa_x */
+            int B = s[0], T = s[1], C = s[2], rows = B * T;
+            size_t MC = (size_t)rows * C;
+            dev_set d;
+            std::vector<float> x = randn(MC, 1.0f), sh = randn((size_t)B * C, 1.0f), maa_x = randn(C, 0.5f), xx(MC), xxx(MC);
+            float *dx_ = d.add(x), *dsh = variant == 1 ? d.add(sh) : NULL, *dmaa_x = d.add(maa_x);
+            CHECK_OK(cpu->rwkv6->shift_forward(cpu, xx.data(), xxx.data(), x.data(), variant == 1 ? sh.data() : NULL, maa_x.data(), B, T, C));
+            float *dxx = d.poison(MC), *dxxx = d.poison(MC);
+            CHECK_OK(gpu->rwkv6->shift_forward(gpu, dxx, dxxx, dx_, dsh, dmaa_x, B, T, C));
+            double e1 = fmax(cmp(dxx, xx), cmp(dxxx, xxx));
+            CHECK(e1 < 1e-6, "shift forward B%d T%d C%d variant %d: %.3g", B, T, C, variant, e1);
+            /* backward: dx and dmaa_x are added to */
+            std::vector<float> gxx = randn(MC, 1.0f), gxxx = randn(MC, 1.0f), gx = randn(MC, 1.0f), gmaa = randn(C, 1.0f);
+            std::vector<float> gxc = gx, gmaac = gmaa;
+            float *dgxx = d.add(gxx), *dgxxx = d.add(gxxx), *dgx = d.add(gx), *dgmaa = d.add(gmaa);
+            int no_out = variant == 2;
+            CHECK_OK(cpu->rwkv6->shift_backward(cpu, no_out ? NULL : gxc.data(), no_out ? NULL : gmaac.data(), gxx.data(), gxxx.data(),
+                                                xx.data(), maa_x.data(), B, T, C));
+            CHECK_OK(gpu->rwkv6->shift_backward(gpu, no_out ? NULL : dgx, no_out ? NULL : dgmaa, dgxx, dgxxx, dxx, dmaa_x, B, T, C));
+            double e2 = cmp(dgx, gxc), e3 = cmp(dgmaa, gmaac);
+            CHECK(e2 < 1e-6 && e3 < 1e-6, "shift backward B%d T%d C%d variant %d: dx %.3g dmaa_x %.3g", B, T, C, variant, e2, e3);
+
+            /* the five lerps on the same rows */
+            std::vector<float> m = randn(5 * MC, 0.5f), xc(5 * MC), maa[5];
+            const float *maa_h[5], *maa_d[5];
+            for (int c = 0; c < 5; c++) maa[c] = randn(C, 0.5f), maa_h[c] = maa[c].data(), maa_d[c] = d.add(maa[c]);
+            float *dm_ = d.add(m), *dxc = d.poison(5 * MC);
+            CHECK_OK(cpu->rwkv6->ddlerp_forward(cpu, xc.data(), x.data(), xx.data(), maa_h, m.data(), rows, C));
+            CHECK_OK(gpu->rwkv6->ddlerp_forward(gpu, dxc, dx_, dxx, maa_d, dm_, rows, C));
+            double e4 = cmp(dxc, xc);
+            CHECK(e4 < 1e-6, "ddlerp forward rows %d C %d: %.3g", rows, C, e4);
+            /* backward; variant 0: every dmaa; 1: dmaa[2] NULL; 2: dmaa NULL */
+            std::vector<float> gxcv = randn(5 * MC, 1.0f), o_dx(MC), o_dxx(MC), o_dm(5 * MC), gm[5];
+            float *gm_h[5], *gm_d[5];
+            for (int c = 0; c < 5; c++) {
+                gm[c] = randn(C, 1.0f);
+                gm_d[c] = variant == 1 && c == 2 ? NULL : d.add(gm[c]);
+                gm_h[c] = variant == 1 && c == 2 ? NULL : gm[c].data();
+            }
+            float *dgxc = d.add(gxcv), *ddx = d.poison(MC), *ddxx = d.poison(MC), *ddm = d.poison(5 * MC);
+            CHECK_OK(cpu->rwkv6->ddlerp_backward(cpu, o_dx.data(), o_dxx.data(), o_dm.data(), variant == 2 ? NULL : gm_h, gxcv.data(),
+                                                 xx.data(), maa_h, m.data(), rows, C));
+            CHECK_OK(gpu->rwkv6->ddlerp_backward(gpu, ddx, ddxx, ddm, variant == 2 ? NULL : gm_d, dgxc, dxx, maa_d, dm_, rows, C));
+            double e5 = fmax(cmp(ddx, o_dx), fmax(cmp(ddxx, o_dxx), cmp(ddm, o_dm))), e6 = 0;
+            for (int c = 0; c < 5; c++)
+                if (gm_d[c]) e6 = fmax(e6, cmp(gm_d[c], gm[c]));
+            CHECK(e5 < 1e-6 && e6 < 1e-6, "ddlerp backward rows %d C %d variant %d: dx/dxx/dm %.3g dmaa %.3g", rows, C, variant, e5, e6);
+        }
+}
+
+TEST(rwkv6_elementwise) {
+    const size_t n = 100003;
+    dev_set d;
+    /* tanh, in place as the time mix calls it, and out of place */
+    std::vector<float> x = randn(n, 2.0f), y(n), g = randn(n, 1.0f), gx(n);
+    float *dxv = d.add(x), *dyv = d.poison(n), *dg = d.add(g), *dgx = d.poison(n);
+    CHECK_OK(cpu->rwkv6->tanh_forward(cpu, y.data(), x.data(), n));
+    CHECK_OK(gpu->rwkv6->tanh_forward(gpu, dyv, dxv, n));
+    CHECK_OK(gpu->rwkv6->tanh_forward(gpu, dxv, dxv, n));
+    CHECK_OK(cpu->rwkv6->tanh_backward(cpu, gx.data(), g.data(), y.data(), n));
+    CHECK_OK(gpu->rwkv6->tanh_backward(gpu, dgx, dg, dyv, n));
+    CHECK_OK(gpu->rwkv6->tanh_backward(gpu, dg, dg, dyv, n));
+    double e1 = fmax(cmp(dyv, y), cmp(dxv, y)), e2 = fmax(cmp(dgx, gx), cmp(dg, gx));
+    CHECK(e1 < 1e-6 && e2 < 1e-6, "tanh: forward %.3g backward %.3g", e1, e2);
+
+    /* decay: z in place; a few z so large that exp(z) overflows (w = 0, dz = 0) */
+    const int rows = 333, C = 192;
+    size_t RC = (size_t)rows * C;
+    std::vector<float> z = randn(RC, 1.5f), td = randn(C, 1.0f), w(RC), gw = randn(RC, 1.0f), gz(RC), gtd = randn(C, 1.0f);
+    for (size_t i = 0; i < RC; i += 997) z[i] = 100.0f;
+    std::vector<float> zc = z, gtdc = gtd;
+    float *dz = d.add(z), *dtd = d.add(td), *dw = d.poison(RC), *dgw = d.add(gw), *dgz = d.poison(RC), *dgtd = d.add(gtd);
+    CHECK_OK(cpu->rwkv6->decay_forward(cpu, w.data(), zc.data(), td.data(), rows, C));
+    CHECK_OK(gpu->rwkv6->decay_forward(gpu, dw, dz, dtd, rows, C));
+    double e3 = fmax(cmp(dw, w), cmp(dz, zc));
+    CHECK(e3 < 1e-6, "decay forward: %.3g", e3);
+    CHECK_OK(cpu->rwkv6->decay_backward(cpu, gz.data(), gtdc.data(), gw.data(), zc.data(), w.data(), rows, C));
+    CHECK_OK(gpu->rwkv6->decay_backward(gpu, dgz, dgtd, dgw, dz, dw, rows, C));
+    double e4 = cmp(dgz, gz), e5 = cmp(dgtd, gtdc);
+    /* dz over dw, in place, without a time_decay gradient: as the time mix calls it */
+    CHECK_OK(gpu->rwkv6->decay_backward(gpu, dgw, NULL, dgw, dz, dw, rows, C));
+    double e6 = cmp(dgw, gz);
+    CHECK(e4 < 1e-6 && e5 < 1e-6 && e6 < 1e-6, "decay backward: dz %.3g dtime_decay %.3g in place %.3g", e4, e5, e6);
+    std::vector<float> gzh = from_dev(dgz, RC);
+    int zeros = 0;
+    for (size_t i = 0; i < RC; i += 997) zeros += gzh[i] == 0.0f;
+    CHECK(zeros == (int)((RC + 996) / 997), "decay backward where exp(z) overflows: %d zeros", zeros);
+
+    /* output gate */
+    std::vector<float> yv = randn(n, 1.0f), gv = randn(n, 3.0f), out(n), dout = randn(n, 1.0f), gy(n), gg(n);
+    float *dy_ = d.add(yv), *dg_ = d.add(gv), *dout_ = d.poison(n), *ddout = d.add(dout), *dgy = d.poison(n), *dgg = d.poison(n);
+    CHECK_OK(cpu->rwkv6->gate_forward(cpu, out.data(), yv.data(), gv.data(), n));
+    CHECK_OK(gpu->rwkv6->gate_forward(gpu, dout_, dy_, dg_, n));
+    CHECK_OK(cpu->rwkv6->gate_backward(cpu, gy.data(), gg.data(), dout.data(), yv.data(), gv.data(), n));
+    CHECK_OK(gpu->rwkv6->gate_backward(gpu, dgy, dgg, ddout, dy_, dg_, n));
+    double e7 = cmp(dout_, out), e8 = fmax(cmp(dgy, gy), cmp(dgg, gg));
+    CHECK(e7 < 1e-6 && e8 < 1e-6, "gate: forward %.3g backward %.3g", e7, e8);
+
+    /* bias gradient: more rows than row blocks, and not a multiple of them */
+    const int shapes[][2] = {{1, 5}, {1000, 77}, {129, 640}};
+    for (auto &s : shapes) {
+        std::vector<float> dy = randn((size_t)s[0] * s[1], 1.0f), db = randn(s[1], 1.0f), dbc = db;
+        float *ddy = d.add(dy), *ddb = d.add(db);
+        CHECK_OK(cpu->rwkv6->colsum(cpu, dbc.data(), dy.data(), s[0], s[1]));
+        CHECK_OK(gpu->rwkv6->colsum(gpu, ddb, ddy, s[0], s[1]));
+        double e = cmp(ddb, dbc);
+        CHECK(e < 1e-6, "colsum rows %d cols %d: %.3g", s[0], s[1], e);
+    }
+}
+
+TEST(rwkv6_kv_expand) {
+    const int shapes[][4] = {{37, 2, 1, 64}, {5, 6, 3, 16}, {20, 4, 4, 32}, {3, 8, 2, 128}, {64, 14, 2, 64}}; /* rows, H, KVH, N */
+    for (auto &s : shapes) {
+        int rows = s[0], H = s[1], KVH = s[2], N = s[3];
+        size_t nh = (size_t)rows * H * N, nk = (size_t)rows * KVH * N;
+        dev_set d;
+        std::vector<float> k = randn(nk, 1.0f), v = randn(nk, 1.0f), w(nh), kk(nh), vv(nh);
+        for (auto &e : w) e = (float)test_uniform();
+        float *dk_ = d.add(k), *dv_ = d.add(v), *dw_ = d.add(w), *dkk = d.poison(nh), *dvv = d.poison(nh);
+        CHECK_OK(cpu->rwkv6->kv_expand_forward(cpu, kk.data(), vv.data(), k.data(), v.data(), w.data(), rows, H, KVH, N));
+        CHECK_OK(gpu->rwkv6->kv_expand_forward(gpu, dkk, dvv, dk_, dv_, dw_, rows, H, KVH, N));
+        double e1 = fmax(cmp(dkk, kk), cmp(dvv, vv));
+        CHECK(e1 < 1e-6, "kv_expand forward rows %d H%d KVH%d N%d: %.3g", rows, H, KVH, N, e1);
+        /* backward: dk, dv written, dw added to */
+        std::vector<float> gkk = randn(nh, 1.0f), gvv = randn(nh, 1.0f), gw = randn(nh, 1.0f), gwc = gw, gk(nk), gv(nk);
+        float *dgkk = d.add(gkk), *dgvv = d.add(gvv), *dgw = d.add(gw), *dgk = d.poison(nk), *dgv = d.poison(nk);
+        CHECK_OK(cpu->rwkv6->kv_expand_backward(cpu, gk.data(), gv.data(), gwc.data(), gkk.data(), gvv.data(), k.data(), w.data(), rows, H,
+                                                KVH, N));
+        CHECK_OK(gpu->rwkv6->kv_expand_backward(gpu, dgk, dgv, dgw, dgkk, dgvv, dk_, dw_, rows, H, KVH, N));
+        double e2 = fmax(cmp(dgk, gk), fmax(cmp(dgv, gv), cmp(dgw, gwc)));
+        CHECK(e2 < 1e-6, "kv_expand backward rows %d H%d KVH%d N%d: %.3g", rows, H, KVH, N, e2);
+    }
+    CHECK(gpu->rwkv6->kv_expand_forward(gpu, NULL, NULL, NULL, NULL, NULL, 1, 3, 2, 16) == ARWKV_ERR_INVALID_ARGUMENT,
+          "kv heads that do not divide heads accepted");
+}
+
+/* r, k, v, w of the recurrence: decays w = exp(-exp(z)) over (0, 1), a few tiny (a state nearly
+   forgotten at once) and a few within 2e-4 of 1 (kept for thousands of tokens) */
+static void wkv6_inputs(size_t n, std::vector<float> in[4]) {
+    for (int i = 0; i < 3; i++) in[i] = randn(n, 1.0f);
+    in[3].resize(n);
+    for (size_t i = 0; i < n; i++) {
+        double u = test_uniform();
+        float z = u < 0.05 ? 2.5f : u < 0.1 ? -9.0f : (float)(-4.0 + 4.0 * test_uniform());
+        in[3][i] = expf(-expf(z));
+    }
+}
+
+TEST(rwkv6_wkv6) {
+    /* B, T, H, N: T not a multiple of ARWKV_WKV6_CHUNK (last chunks shorter and longer than half a
+       chunk), exactly one chunk, one token, no token */
+    const int shapes[][4] = {{1, 21, 2, 16}, {2, 37, 3, 32}, {1, 16, 1, 64}, {2, 59, 2, 64}, {1, 1, 3, 16}, {2, 40, 1, 128}, {3, 0, 2, 32}};
+    for (auto &s : shapes) {
+        int B = s[0], T = s[1], H = s[2], N = s[3];
+        size_t n = (size_t)B * T * H * N, ns = (size_t)B * H * N * N;
+        size_t nck = (size_t)((T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK) * ns;
+        float scale = 1.0f / sqrtf((float)N);
+        dev_set d;
+        std::vector<float> in[4], S0 = randn(ns, 0.5f), yc(n), Sc(ns), ckc(nck);
+        wkv6_inputs(n, in);
+        float *din[4];
+        for (int i = 0; i < 4; i++) din[i] = d.add(in[i]);
+        const float *r = in[0].data(), *k = in[1].data(), *v = in[2].data(), *w = in[3].data();
+        CHECK_OK(cpu->rwkv6->wkv6_forward(cpu, yc.data(), Sc.data(), ckc.data(), r, k, v, w, S0.data(), B, T, H, N, scale));
+        float *dy = d.poison(n), *dS0 = d.add(S0), *dSo = d.poison(ns), *dck = d.poison(nck);
+        CHECK_OK(gpu->rwkv6->wkv6_forward(gpu, dy, dSo, dck, din[0], din[1], din[2], din[3], dS0, B, T, H, N, scale));
+        double e1 = cmp(dy, yc), e2 = cmp(dSo, Sc), e3 = cmp(dck, ckc);
+        CHECK(e1 < 1e-5 && e2 < 1e-5 && e3 < 1e-5, "forward B%d T%d H%d N%d: y %.3g state %.3g checkpoints %.3g", B, T, H, N, e1, e2, e3);
+        /* the final state over the initial one (the time mix passes one array for both) */
+        float *dy2 = d.poison(n);
+        CHECK_OK(gpu->rwkv6->wkv6_forward(gpu, dy2, dS0, NULL, din[0], din[1], din[2], din[3], dS0, B, T, H, N, scale));
+        double e4 = fmax(cmp(dy2, yc), cmp(dS0, Sc));
+        CHECK(e4 < 1e-5, "forward with s_out == s0 B%d T%d H%d N%d: %.3g", B, T, H, N, e4);
+        /* from zeros, nothing kept */
+        std::vector<float> yc0(n);
+        CHECK_OK(cpu->rwkv6->wkv6_forward(cpu, yc0.data(), NULL, NULL, r, k, v, w, NULL, B, T, H, N, scale));
+        CHECK_OK(gpu->rwkv6->wkv6_forward(gpu, dy, NULL, NULL, din[0], din[1], din[2], din[3], NULL, B, T, H, N, scale));
+        double e0 = cmp(dy, yc0);
+        CHECK(e0 < 1e-5, "forward from zeros B%d T%d H%d N%d: y %.3g", B, T, H, N, e0);
+        /* backward from the checkpoints of the run with an initial state; every output written */
+        std::vector<float> gy = randn(n, 1.0f), gc[4];
+        for (auto &a : gc) a.assign(n, 0.0f);
+        float *dgy = d.add(gy), *dg[4];
+        for (auto &p : dg) p = d.poison(n);
+        CHECK_OK(cpu->rwkv6->wkv6_backward(cpu, gc[0].data(), gc[1].data(), gc[2].data(), gc[3].data(), gy.data(), r, k, v, w, ckc.data(),
+                                           B, T, H, N, scale));
+        CHECK_OK(gpu->rwkv6->wkv6_backward(gpu, dg[0], dg[1], dg[2], dg[3], dgy, din[0], din[1], din[2], din[3], dck, B, T, H, N, scale));
+        const char *names[4] = {"dr", "dk", "dv", "dw"};
+        double worst = 0;
+        char line[256];
+        int len = snprintf(line, sizeof line, "    wkv6 B%d T%d H%d N%d: y %.1e, state %.1e", B, T, H, N, e1, e2);
+        for (int i = 0; i < 4; i++) {
+            double e = cmp(dg[i], gc[i]);
+            worst = fmax(worst, e);
+            len += snprintf(line + len, sizeof line - (size_t)len, ", %s %.1e", names[i], e);
+        }
+        printf("%s\n", line);
+        CHECK(worst < 1e-4, "backward B%d T%d H%d N%d: worst gradient error %.3g", B, T, H, N, worst);
+    }
+    CHECK(gpu->rwkv6->wkv6_forward(gpu, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 8, 1.0f) == ARWKV_ERR_UNSUPPORTED,
+          "head size 8 accepted");
+    CHECK(gpu->rwkv6->wkv6_backward(gpu, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 4, 1, 16, 1.0f) ==
+              ARWKV_ERR_INVALID_ARGUMENT,
+          "backward without checkpoints accepted");
+}
+
+/* ============================================================================================
    Training through the whole backend
    ============================================================================================
    A few optimizer steps of a stage on the bundled teacher, once per backend: teacher forward, the
@@ -797,12 +1012,39 @@ TEST(training_steps_match_cpu) {
 
 /* Every parameter's gradient of one stage-1 and one stage-2 step, tensor by tensor, against the
    CPU (fp32 products, so both backends compute the same function in the same precision). */
+/* A QRWKV6 student's new parameters, randomized the same way on every backend: recursal's init has
+   zero first LoRA matrices and gate, which would leave the paths through them without signal. */
+static arwkv_result qrwkv6_randomize(arwkv_model *s) {
+    unsigned long long seed = 0x51ED2701ull;
+    arwkv_result r = ARWKV_OK;
+    for (int l = 0; l < s->cfg.num_layers && r == ARWKV_OK; l++) {
+        arwkv_layer *L = &s->layers[l];
+        struct {
+            arwkv_param *p;
+            float lo, hi; /* uniform in [lo, hi), added to the init for time_decay */
+        } set[] = {{L->maa_x, 0, 1},         {L->maa_r, 0, 1},         {L->maa_k, 0, 1},       {L->maa_v, 0, 1},
+                   {L->maa_w, 0, 1},         {L->maa_g, 0, 1},         {L->maa_w1, -0.05f, 0.05f}, {L->maa_w2, -0.05f, 0.05f},
+                   {L->time_decay, -0.5f, 0.5f}, {L->decay_w1, -0.05f, 0.05f}, {L->decay_w2, -0.05f, 0.05f}, {L->gate, -0.05f, 0.05f}};
+        for (auto &e : set) {
+            std::vector<float> v((size_t)e.p->numel);
+            if (e.p == L->time_decay) r = r == ARWKV_OK ? arwkv_param_read(s, e.p, v.data(), e.p->numel) : r;
+            for (auto &x : v) {
+                seed ^= seed >> 12, seed ^= seed << 25, seed ^= seed >> 27;
+                x += e.lo + (e.hi - e.lo) * (float)((seed * 2685821657736338717ull) >> 40) / 16777216.0f;
+            }
+            if (r == ARWKV_OK) r = arwkv_param_write(s, e.p, v.data(), e.p->numel);
+        }
+    }
+    return r;
+}
+
 static arwkv_result grad_step(arwkv_backend *be, int stage, arwkv_model **teacher, arwkv_model **student, arwkv_trainer **tr,
-                              arwkv_dataset *data) {
+                              arwkv_dataset *data, arwkv_arch arch = ARWKV_ARCH_ARWKV7, double *loss_out = NULL) {
     arwkv_tokenizer *tok = NULL;
     arwkv_student_options so;
     arwkv_student_options_default(&so);
     so.init = ARWKV_INIT_INHERIT; /* every path of the time mix carries signal from the first step */
+    so.arch = arch;
     arwkv_train_options o;
     arwkv_train_options_default(&o, stage);
     o.seq_len = 48, o.batch = 2, o.steps = 1, o.seed = 3;
@@ -810,6 +1052,7 @@ static arwkv_result grad_step(arwkv_backend *be, int stage, arwkv_model **teache
     arwkv_result r = arwkv_model_load(tiny_teacher, be, teacher);
     if (r == ARWKV_OK) r = arwkv_tokenizer_load(tiny_teacher, &tok);
     if (r == ARWKV_OK) r = arwkv_student_create(*teacher, &so, student);
+    if (r == ARWKV_OK && arch == ARWKV_ARCH_QRWKV6) r = qrwkv6_randomize(*student);
     if (r == ARWKV_OK) r = arwkv_dataset_add_file(data, tok, "tests/test.h", arwkv_tokenizer_token_id(tok, "<|endoftext|>"));
     if (r == ARWKV_OK) r = arwkv_dataset_pack(data, o.seq_len, 7);
     if (r == ARWKV_OK) r = arwkv_trainer_create(*teacher, *student, &o, data, tr);
@@ -818,6 +1061,7 @@ static arwkv_result grad_step(arwkv_backend *be, int stage, arwkv_model **teache
         double loss, kl, ce;
         r = arwkv__zero_grads(*student);
         if (r == ARWKV_OK) r = stage == 1 ? arwkv__stage1_step(*tr, &loss) : arwkv__logit_stage_step(*tr, &loss, &kl, &ce);
+        if (loss_out) *loss_out = loss;
     }
     arwkv_tokenizer_free(tok);
     return r;
@@ -855,6 +1099,51 @@ TEST(every_gradient_matches_cpu) {
         }
         printf("    stage %d: %d gradients, worst %.3g (%s)\n", stage, compared, worst, worst_name);
         CHECK(compared > 0 && worst < 1e-3, "stage %d: gradient of %s is %.3g from the CPU's", stage, worst_name, worst);
+        arwkv_trainer_free(trc), arwkv_trainer_free(trg);
+        arwkv_model_free(sc), arwkv_model_free(sg), arwkv_model_free(tc), arwkv_model_free(tg);
+        arwkv_dataset_free(&dc), arwkv_dataset_free(&dg);
+    }
+    g->gemm_fp32 = saved;
+}
+
+/* A QRWKV6 student (RWKV-6 time mix, GQA keys and values, head size 64): the loss and every
+   parameter's gradient of a stage-1 and a stage-2 step, as on the CPU (fp32 products). Both run on
+   the emulator too (seconds: the student's sequence is short). */
+TEST(qrwkv6_student_matches_cpu) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root");
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    for (int stage = 1; stage <= 2; stage++) {
+        arwkv_model *tc = NULL, *sc = NULL, *tg = NULL, *sg = NULL;
+        arwkv_trainer *trc = NULL, *trg = NULL;
+        arwkv_dataset dc, dg;
+        double lc = NAN, lg = NAN;
+        CHECK_OK(grad_step(cpu, stage, &tc, &sc, &trc, &dc, ARWKV_ARCH_QRWKV6, &lc));
+        CHECK_OK(grad_step(gpu, stage, &tg, &sg, &trg, &dg, ARWKV_ARCH_QRWKV6, &lg));
+        double worst = 0;
+        const char *worst_name = "";
+        int compared = 0, rwkv6_params = 0;
+        for (int i = 0; sc && sg && i < sc->n_params; i++) {
+            arwkv_param *p = &sc->params[i], *q = arwkv_model_param(sg, p->name);
+            if (!p->trainable || !q || !q->trainable) continue;
+            std::vector<float> a((size_t)p->numel), b((size_t)p->numel);
+            memcpy(a.data(), p->grad, a.size() * sizeof(float));
+            dev_to(b.data(), q->grad, b.size() * sizeof(float));
+            double e = test_rel_err(b.data(), a.data(), a.size()), amax = 0;
+            for (float x : a) amax = fmax(amax, fabs((double)x));
+            CHECK(amax > 0, "stage %d: the gradient of %s is zero on the CPU: the test would compare nothing", stage, p->name);
+            if (!(e <= worst)) worst = e, worst_name = p->name;
+            compared++;
+            rwkv6_params += strstr(p->name, "time_") != NULL;
+        }
+        double el = fabs(lg - lc) / fabs(lc);
+        printf("    stage %d: loss %.6f (CPU %.6f, %.2g apart); %d gradients (%d time_*), worst %.3g (%s)\n", stage, lg, lc, el, compared,
+               rwkv6_params, worst, worst_name);
+        CHECK(el < 1e-5, "stage %d: loss %.8g, CPU %.8g", stage, lg, lc);
+        /* 8 layers, each with maa_x/r/k/v/w/g, maa_w1, maa_w2, time_decay, decay_w1, decay_w2 */
+        CHECK(compared > 0 && rwkv6_params == 8 * 11 && worst < 1e-3, "stage %d: gradient of %s is %.3g from the CPU's (%d compared, %d time_*)",
+              stage, worst_name, worst, compared, rwkv6_params);
         arwkv_trainer_free(trc), arwkv_trainer_free(trg);
         arwkv_model_free(sc), arwkv_model_free(sg), arwkv_model_free(tc), arwkv_model_free(tg);
         arwkv_dataset_free(&dc), arwkv_dataset_free(&dg);
@@ -1104,8 +1393,13 @@ int main(int argc, char **argv) {
     RUN(rwkv7_prepare);
     RUN(rwkv7_wkv7);
     RUN(rwkv7_finish);
+    RUN(rwkv6_shift_ddlerp);
+    RUN(rwkv6_elementwise);
+    RUN(rwkv6_kv_expand);
+    RUN(rwkv6_wkv6);
     RUN(training_steps_match_cpu);
     RUN(every_gradient_matches_cpu);
+    RUN(qrwkv6_student_matches_cpu);
     RUN(greedy_generation_matches_cpu);
     RUN(errors);
 #ifdef ARWKV_HIP_EMULATOR
