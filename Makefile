@@ -95,7 +95,6 @@ fuzz: $(FUZZERS)
 # A GPU program is the same .c file compiled as C++ by nvcc or hipcc with ARWKV_GPU and
 # ARWKV_HIP_IMPLEMENTATION defined: its `#ifdef ARWKV_GPU #include "arwkv_hip.h"` then brings the GPU
 # backend's implementation, and it may call arwkv_backend_gpu() (tools/gpu-info.c, tools/eval.c).
-# (examples/distill.c is not in GPU_PROGRAMS yet: as C++ its `goto done` jumps over initializations.)
 # GPU_PROGRAMS lists the tools and examples built that way. No GPU is needed to build; test_gpu needs
 # one to run (make gpu-test). Without a GPU, `make test` runs the same tests on a CPU emulator of the
 # kernels (test_gpu_emu32/64 above).

@@ -38,6 +38,7 @@ static void usage(FILE *f) {
             "  --eval-data PATH...  held-out files for evaluation (default: none)\n"
             "  --student DIR        start from this student (e.g. the output of stage 1)\n"
             "  --init upstream|inherit   a new student's time mix (default upstream)\n"
+            "  --arch arwkv7|qrwkv6 a new student's kind: RWKV-7 (default) or RWKV-6 (QRWKV6)\n"
             "  --no-gate            a new student without the output gate\n"
             "  --seq-len T          tokens per sequence (default 512)\n"
             "  --batch B            sequences per step (default 4)\n"
@@ -56,6 +57,7 @@ static void usage(FILE *f) {
             "  --resume             continue from OUT/checkpoints/latest exactly\n"
             "  --seed S             data order and new student's init (default 1)\n"
             "  --threads N          CPU threads (default: all)\n"
+            "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
             "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
 #ifdef ARWKV_GPU
             "  --gpu                run on the GPU\n"
