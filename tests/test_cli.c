@@ -53,6 +53,10 @@ TEST(chat_raw_greedy_matches_transformers) {
     int st = run("build/arwkv-chat --model models/qwen2-code-tiny --raw --prompt \"$(cat build/test_prompt.txt)\" -n 48 --temperature 0 2>/dev/null", &out);
     CHECK(st == 0 && strcmp(out, want) == 0, "status %d, continuation '%s', transformers' '%s'", st, out, want);
     free(out);
+    /* the smallest example program gives the same continuation */
+    st = run("build/arwkv-generate models/qwen2-code-tiny \"$(cat build/test_prompt.txt)\" 48 2>/dev/null", &out);
+    CHECK(st == 0 && strcmp(out, want) == 0, "arwkv-generate: status %d, continuation '%s', transformers' '%s'", st, out, want);
+    free(out);
     arwkv_tokenizer_free(tok);
     arwkv_st_close(ref);
 }
@@ -108,6 +112,13 @@ TEST(convert_then_chat_and_eval_a_student) {
     st = run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_cli_q6 --arch qrwkv6 2>&1 && "
              "build/arwkv-chat --model build/test_cli_q6 --raw --prompt 'import os' -n 4 --temperature 0 2>/dev/null", &out);
     CHECK(st == 0 && strlen(out) > 0, "QRWKV6 student: %d '%s'", st, out);
+    /* greedy arwkv-generate continues as greedy arwkv-chat --raw without its repetition penalty */
+    char *gen;
+    int gst = run("build/arwkv-generate build/test_cli_q6 'import os' 4 2>/dev/null", &gen);
+    free(out);
+    st = run("build/arwkv-chat --model build/test_cli_q6 --raw --prompt 'import os' -n 4 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
+    CHECK(gst == 0 && st == 0 && strlen(gen) > 0 && strcmp(gen, out) == 0, "arwkv-generate '%s' (status %d), arwkv-chat '%s'", gen, gst, out);
+    free(gen);
     free(out);
 }
 
