@@ -41,6 +41,10 @@
 
    Build it with a C11 compiler and libc: cc -O2 example.c -lm -lpthread
 
+   The next step is examples/generate.c (80 lines): load any model and its tokenizer, read a prompt
+   through an arwkv_session, print the greedy continuation. examples/chat.c and examples/distill.c
+   are the full chat binary and the trainer.
+
    ============================================================================================
    BUILD OPTIONS (define before including the implementation)
    ============================================================================================
