@@ -18,10 +18,9 @@ static int fail(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: arwkv-generate MODEL_DIR PROMPT [N]   (N new tokens, default 32)\n");
-        return 2;
-    }
+    const char *usage = "usage: arwkv-generate MODEL_DIR PROMPT [N]   (N new tokens, default 32)\n";
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(usage, stdout), 0;
+    if (argc < 3 || argc > 4) return fputs(usage, stderr), 2;
     int n_new = argc == 4 ? atoi(argv[3]) : 32;
 
     /* 1. A backend (all CPU threads), the model and its tokenizer. */
