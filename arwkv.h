@@ -6134,13 +6134,21 @@ static void arwkv__attn_task(void *ctx, int task, int thread) {
     }
 }
 
-static arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
-                                                 int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
-    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > ARWKV__ATT_MAX_D ||
+/* The shape checks of attention_forward, shared by every backend (max_d: the largest head size
+   the backend supports; where: "" or a note such as " on the GPU" for the message). */
+ARWKV_PRIVATE arwkv_result arwkv__attention_check(int B, int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride, int max_d,
+                                                  const char *where) {
+    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > max_d ||
         (B > 1 && kv_batch_stride < (ptrdiff_t)(p0 + Tq) * Hkv * D))
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
-                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d), "
-                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, ARWKV__ATT_MAX_D, (long long)kv_batch_stride);
+                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d%s), "
+                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, max_d, where, (long long)kv_batch_stride);
+    return ARWKV_OK;
+}
+
+static arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+                                                 int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
+    ARWKV__TRY(arwkv__attention_check(B, Tq, p0, H, Hkv, D, kv_batch_stride, ARWKV__ATT_MAX_D, ""));
     if (B == 0 || Tq == 0) return ARWKV_OK;
     arwkv__attn_ctx c;
     memset(&c, 0, sizeof c);

@@ -1387,11 +1387,7 @@ __global__ void __launch_bounds__(256) arwkv__attention_kernel(float *out, const
 
 static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
                                                  int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
-    if (B < 0 || Tq < 0 || p0 < 0 || H <= 0 || Hkv <= 0 || H % Hkv || D <= 0 || D > ARWKV__ATT_GPU_MAX_D ||
-        (B > 1 && kv_batch_stride < (ptrdiff_t)(p0 + Tq) * Hkv * D))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
-                           "attention: bad shape (B %d, Tq %d, p0 %d, heads %d, kv heads %d (must divide heads), head_dim %d (at most %d on the GPU), "
-                           "kv batch stride %lld)", B, Tq, p0, H, Hkv, D, ARWKV__ATT_GPU_MAX_D, (long long)kv_batch_stride);
+    ARWKV__TRY(arwkv__attention_check(B, Tq, p0, H, Hkv, D, kv_batch_stride, ARWKV__ATT_GPU_MAX_D, " on the GPU"));
     if (B == 0 || Tq == 0) return ARWKV_OK;
     if (H > 65535 || B > 65535) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "attention: %d heads x %d sequences is too many for one launch", H, B);
     hipStream_t s = ARWKV__G(be)->stream;
