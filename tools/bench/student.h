@@ -58,16 +58,23 @@ static void bench_tmix7_layer_free(bench_tmix7 *b) {
     for (int i = 0; i < 26; i++) free(b->p[i].data), free(b->p[i].grad);
 }
 
-/* Forward and forward+backward tokens/s of layer 1 (it consumes v_first) at width C over B x T
-   tokens, and the WKV7 ops' share of each. */
-static int bench_tmix7_sequence(arwkv_backend *be, int C, int B, int T, int reps) {
+/* The dimensions of an upstream-shaped time mix of width C (head size 64, LoRA ranks 64/64/32/128,
+   gate) and a layer of random parameters for it. */
+static arwkv_result bench_tmix7_setup(int C, arwkv_tmix7_dims *d, bench_tmix7 *L) {
     arwkv_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.hidden_size = C, cfg.head_size = 64, cfg.head_size_divisor = 8, cfg.wkv_has_gate = 1;
+    arwkv_result r = arwkv__tmix7_dims(&cfg, 64, 64, 32, 128, d);
+    if (r == ARWKV_OK) bench_tmix7_layer_init(L, d);
+    return r;
+}
+
+/* Forward and forward+backward tokens/s of layer 1 (it consumes v_first) at width C over B x T
+   tokens, and the WKV7 ops' share of each. */
+static int bench_tmix7_sequence(arwkv_backend *be, int C, int B, int T, int reps) {
     arwkv_tmix7_dims d;
-    if (arwkv__tmix7_dims(&cfg, 64, 64, 32, 128, &d) != ARWKV_OK) return 1;
     bench_tmix7 L;
-    bench_tmix7_layer_init(&L, &d);
+    if (bench_tmix7_setup(C, &d, &L) != ARWKV_OK) return 1;
     size_t MC = (size_t)B * T * C;
     float *x = bench_floats(MC, -1, 1), *vf = bench_floats(MC, -1, 1), *out = bench_floats(MC, 0, 0);
     float *dout = bench_floats(MC, -1, 1), *dx = bench_floats(MC, 0, 0), *dvf = bench_floats(MC, 0, 0);
@@ -115,13 +122,9 @@ static int bench_tmix7_sequence(arwkv_backend *be, int C, int B, int T, int reps
 
 /* One token of one sequence through layer 1 from a carried state: microseconds per token. */
 static int bench_tmix7_recurrent(arwkv_backend *be, int C, int steps) {
-    arwkv_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.hidden_size = C, cfg.head_size = 64, cfg.head_size_divisor = 8, cfg.wkv_has_gate = 1;
     arwkv_tmix7_dims d;
-    if (arwkv__tmix7_dims(&cfg, 64, 64, 32, 128, &d) != ARWKV_OK) return 1;
     bench_tmix7 L;
-    bench_tmix7_layer_init(&L, &d);
+    if (bench_tmix7_setup(C, &d, &L) != ARWKV_OK) return 1;
     float *x = bench_floats((size_t)steps * C, -1, 1), *vf = bench_floats(C, -1, 1), *out = bench_floats(C, 0, 0);
     float *shift = bench_floats(C, 0, 0), *S = bench_floats((size_t)d.H * d.N * d.N, 0, 0);
     arwkv__tmix7_work *work = NULL;
