@@ -456,6 +456,46 @@ ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, 
 ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
                                          arwkv_tokens *out);
 
+/* ---- Chat templates of other families -----------------------------------------------------------
+   A model's chat template is Jinja text (tokenizer_config.json's chat_template, a GGUF's
+   tokenizer.chat_template). Without a template engine we recognise the two formats it can be:
+     ChatML (Qwen2/2.5/3, SmolLM2): as above; the default system prompt is the one the template
+         states ('<|im_start|>system\nDEFAULT<|im_end|>\n', SmolLM2's "You are a helpful AI
+         assistant named SmolLM, trained by Hugging Face"), none if it states none (Qwen3). Tool
+         results go inside a user turn where the template has <tool_response>, and a final answer
+         after the last user turn opens with "<think>\n\n</think>\n\n" where it is Qwen3's.
+     Llama 3: <|begin_of_text|> then, for each message,
+         <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>   (CONTENT trimmed)
+         and <|start_header_id|>assistant<|end_header_id|>\n\n as the generation prompt.
+   Anything else (Llama 3.1's dated system turn included) is an ARWKV_ERR_UNSUPPORTED error that
+   says so; arwkv_chat_template_named chooses a format by name instead. tests/test_chat_template.c
+   checks the rendered text against transformers' apply_chat_template. The mask of
+   arwkv_chat_template_encode marks each answer and the token that ends it (<|im_end|> or
+   <|eot_id|>), as arwkv_chat_encode does. */
+typedef struct arwkv_chat_template arwkv_chat_template;
+enum { ARWKV_CHAT_CHATML = 1, ARWKV_CHAT_LLAMA3 = 2 };
+#define ARWKV_CHAT_CONTINUE 4 /* the messages continue a conversation: no <|begin_of_text|>, no default system */
+
+/* Recognise a template from its Jinja text; name is used in errors. */
+ARWKV_API arwkv_result arwkv_chat_template_parse(const char *jinja, size_t len, const char *name, arwkv_chat_template **out);
+/* The chat_template of the tokenizer_config.json in a model directory (or beside a tokenizer.json). */
+ARWKV_API arwkv_result arwkv_chat_template_load(const char *path, arwkv_chat_template **out);
+/* "chatml" or "llama3", with no default system prompt. */
+ARWKV_API arwkv_result arwkv_chat_template_named(const char *format, arwkv_chat_template **out);
+ARWKV_API void arwkv_chat_template_free(arwkv_chat_template *t);
+ARWKV_API int arwkv_chat_template_format(const arwkv_chat_template *t);                /* ARWKV_CHAT_* */
+ARWKV_API const char *arwkv_chat_template_default_system(const arwkv_chat_template *t); /* NULL: none */
+/* The added token that ends an answer ("<|im_end|>", "<|eot_id|>"): generation stops there. */
+ARWKV_API const char *arwkv_chat_template_stop(const arwkv_chat_template *t);
+/* The markup that closes an answer, for a program that feeds a conversation turn by turn after
+   generating ("<|im_end|>\n", "<|eot_id|>"). */
+ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t);
+/* As arwkv_chat_render and arwkv_chat_encode, with this template. */
+ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *t, const arwkv_chat_message *msgs, int n, int flags,
+                                                  char *buf, size_t cap, size_t *len);
+ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, const arwkv_tokenizer *tok,
+                                                  const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out);
+
 /* @@tokenizer-api@@ */
 
 /* ============================================================================================
@@ -5492,44 +5532,109 @@ ARWKV_API arwkv_result arwkv_tokenizer_from_parts(const arwkv_tokenizer_parts *p
    One walk over the conversation produces the rendered text as a sequence of parts; rendering
    concatenates them, encoding encodes each on its own with its mask. */
 enum { ARWKV__CHAT_MARKUP, ARWKV__CHAT_CONTENT, ARWKV__CHAT_ANSWER, ARWKV__CHAT_ANSWER_END };
+/* ARWKV__CHAT_ANSWER_END: markup that is learned (the token that ends an answer, Qwen3's empty
+   think block that opens one) */
 
-typedef arwkv_result (*arwkv__chat_part_fn)(void *ctx, const char *text, int kind);
+struct arwkv_chat_template {
+    int format;            /* ARWKV_CHAT_CHATML or ARWKV_CHAT_LLAMA3 */
+    char *default_system;  /* NULL: none */
+    int qwen_tools;        /* ChatML: tool results inside a user turn, as Qwen2.5/Qwen3 write them */
+    int qwen3_think;       /* ChatML: a final answer after the last user turn opens with an empty think block */
+};
 
-ARWKV_PRIVATE arwkv_result arwkv__chat_walk(const arwkv_chat_message *msgs, int n, int flags, arwkv__chat_part_fn part,
-                                            void *ctx) {
+/* The Qwen2.5 template of arwkv_chat_render and arwkv_chat_encode. */
+static const arwkv_chat_template arwkv__qwen25_template = {ARWKV_CHAT_CHATML, (char *)ARWKV_CHAT_DEFAULT_SYSTEM, 1, 0};
+
+typedef arwkv_result (*arwkv__chat_part_fn)(void *ctx, const char *text, size_t len, int kind);
+
+/* The first occurrence of needle[0..m) in hay[0..n), NULL if none (memmem is not C11). */
+ARWKV_PRIVATE const char *arwkv__memmem(const char *hay, size_t n, const char *needle, size_t m) {
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0) return hay + i;
+    return NULL;
+}
+
+/* Python's str.isspace() (Jinja's trim), byte length of the white-space character at s, else 0. */
+ARWKV_PRIVATE size_t arwkv__chat_space(const unsigned char *s, size_t n) {
+    uint32_t cp;
+    size_t l = arwkv__utf8_next(s, n, &cp);
+    return arwkv__char_class(cp) == ARWKV__SPACE || (cp >= 0x1c && cp <= 0x1f) ? l : 0;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__chat_walk(const arwkv_chat_template *tpl, const arwkv_chat_message *msgs, int n, int flags,
+                                            arwkv__chat_part_fn part, void *ctx) {
+#define ARWKV__PART(text, kind) ARWKV__TRY(part(ctx, (text), strlen(text), (kind)))
     if (n < 0 || (n > 0 && !msgs)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat: no messages array");
+    int last_user = -1;
     for (int i = 0; i < n; i++) {
         const char *role = msgs[i].role;
         if (!role || !msgs[i].content) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat: messages[%d] has a NULL role or content", i);
         if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
                                "chat: messages[%d].role \"%.40s\" is not one of system, user, assistant, tool", i, role);
+        if (!strcmp(role, "user")) last_user = i;
     }
-    if (n == 0 || strcmp(msgs[0].role, "system") != 0)
-        ARWKV__TRY(part(ctx, "<|im_start|>system\n" ARWKV_CHAT_DEFAULT_SYSTEM "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+    int begins = !(flags & ARWKV_CHAT_CONTINUE);
+    if (tpl->format == ARWKV_CHAT_LLAMA3) {
+        /* <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>, contents trimmed, as Llama-3's
+           template does; <|begin_of_text|> before the first */
+        for (int i = 0; i < n; i++) {
+            const unsigned char *c = (const unsigned char *)msgs[i].content;
+            size_t len = strlen(msgs[i].content), l;
+            while (len > 0 && (l = arwkv__chat_space(c, len)) > 0) c += l, len -= l;
+            while (len > 0) { /* trailing: find the last character */
+                size_t k = len - 1;
+                while (k > 0 && (c[k] & 0xc0) == 0x80 && len - k < 4) k--;
+                if (arwkv__chat_space(c + k, len - k) != len - k) break;
+                len = k;
+            }
+            int answer = !strcmp(msgs[i].role, "assistant");
+            if (i == 0 && begins) ARWKV__PART("<|begin_of_text|>", ARWKV__CHAT_MARKUP);
+            ARWKV__PART("<|start_header_id|>", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(msgs[i].role, ARWKV__CHAT_MARKUP);
+            ARWKV__PART("<|end_header_id|>\n\n", ARWKV__CHAT_MARKUP);
+            ARWKV__TRY(part(ctx, (const char *)c, len, answer ? ARWKV__CHAT_ANSWER : ARWKV__CHAT_CONTENT));
+            ARWKV__PART("<|eot_id|>", answer ? ARWKV__CHAT_ANSWER_END : ARWKV__CHAT_MARKUP);
+        }
+        if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__PART("<|start_header_id|>assistant<|end_header_id|>\n\n", ARWKV__CHAT_MARKUP);
+        return ARWKV_OK;
+    }
+    if (begins && tpl->default_system && (n == 0 || strcmp(msgs[0].role, "system") != 0)) {
+        ARWKV__PART("<|im_start|>system\n", ARWKV__CHAT_MARKUP);
+        ARWKV__PART(tpl->default_system, ARWKV__CHAT_MARKUP);
+        ARWKV__PART("<|im_end|>\n", ARWKV__CHAT_MARKUP);
+    }
     for (int i = 0; i < n; i++) {
         const char *role = msgs[i].role;
         if (strcmp(role, "assistant") == 0) {
-            ARWKV__TRY(part(ctx, "<|im_start|>assistant\n", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_ANSWER));
-            ARWKV__TRY(part(ctx, "<|im_end|>", ARWKV__CHAT_ANSWER_END));
-            ARWKV__TRY(part(ctx, "\n", ARWKV__CHAT_MARKUP));
-        } else if (strcmp(role, "tool") == 0) { /* tool results: inside one user turn */
-            if (i == 0 || strcmp(msgs[i - 1].role, "tool") != 0) ARWKV__TRY(part(ctx, "<|im_start|>user", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, "\n<tool_response>\n", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_CONTENT));
-            ARWKV__TRY(part(ctx, "\n</tool_response>", ARWKV__CHAT_MARKUP));
-            if (i == n - 1 || strcmp(msgs[i + 1].role, "tool") != 0) ARWKV__TRY(part(ctx, "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+            ARWKV__PART("<|im_start|>assistant\n", ARWKV__CHAT_MARKUP);
+            if (tpl->qwen3_think && i > last_user && i == n - 1 && !strstr(msgs[i].content, "</think>")) {
+                const char *c = msgs[i].content;
+                while (*c == '\n') c++; /* content.lstrip('\n') */
+                ARWKV__PART("<think>\n\n</think>\n\n", ARWKV__CHAT_ANSWER_END);
+                ARWKV__PART(c, ARWKV__CHAT_ANSWER);
+            } else {
+                ARWKV__PART(msgs[i].content, ARWKV__CHAT_ANSWER);
+            }
+            ARWKV__PART("<|im_end|>", ARWKV__CHAT_ANSWER_END);
+            ARWKV__PART("\n", ARWKV__CHAT_MARKUP);
+        } else if (tpl->qwen_tools && strcmp(role, "tool") == 0) { /* tool results: inside one user turn */
+            if (i == 0 || strcmp(msgs[i - 1].role, "tool") != 0) ARWKV__PART("<|im_start|>user", ARWKV__CHAT_MARKUP);
+            ARWKV__PART("\n<tool_response>\n", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(msgs[i].content, ARWKV__CHAT_CONTENT);
+            ARWKV__PART("\n</tool_response>", ARWKV__CHAT_MARKUP);
+            if (i == n - 1 || strcmp(msgs[i + 1].role, "tool") != 0) ARWKV__PART("<|im_end|>\n", ARWKV__CHAT_MARKUP);
         } else {
-            ARWKV__TRY(part(ctx, "<|im_start|>", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, role, ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, "\n", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_CONTENT));
-            ARWKV__TRY(part(ctx, "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+            ARWKV__PART("<|im_start|>", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(role, ARWKV__CHAT_MARKUP);
+            ARWKV__PART("\n", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(msgs[i].content, ARWKV__CHAT_CONTENT);
+            ARWKV__PART("<|im_end|>\n", ARWKV__CHAT_MARKUP);
         }
     }
-    if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__TRY(part(ctx, "<|im_start|>assistant\n", ARWKV__CHAT_MARKUP));
+    if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__PART("<|im_start|>assistant\n", ARWKV__CHAT_MARKUP);
     return ARWKV_OK;
+#undef ARWKV__PART
 }
 
 typedef struct arwkv__chat_text {
@@ -5537,26 +5642,31 @@ typedef struct arwkv__chat_text {
     size_t cap, len;
 } arwkv__chat_text;
 
-ARWKV_PRIVATE arwkv_result arwkv__chat_render_part(void *ctx, const char *text, int kind) {
+ARWKV_PRIVATE arwkv_result arwkv__chat_render_part(void *ctx, const char *text, size_t n, int kind) {
     arwkv__chat_text *c = (arwkv__chat_text *)ctx;
-    size_t n = strlen(text);
     (void)kind;
     if (c->len < c->cap) memcpy(c->buf + c->len, text, n < c->cap - c->len ? n : c->cap - c->len);
     c->len += n;
     return ARWKV_OK;
 }
 
-ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
-                                         size_t *len) {
+ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *tpl, const arwkv_chat_message *msgs, int n, int flags,
+                                                  char *buf, size_t cap, size_t *len) {
     arwkv__chat_text c;
     c.buf = buf;
     c.cap = buf ? cap : 0;
     c.len = 0;
     if (len) *len = 0;
-    ARWKV__TRY(arwkv__chat_walk(msgs, n, flags, arwkv__chat_render_part, &c));
+    if (!tpl) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_render: NULL template");
+    ARWKV__TRY(arwkv__chat_walk(tpl, msgs, n, flags, arwkv__chat_render_part, &c));
     if (c.cap > 0) buf[c.len < c.cap ? c.len : c.cap - 1] = 0;
     if (len) *len = c.len;
     return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
+                                         size_t *len) {
+    return arwkv_chat_template_render(&arwkv__qwen25_template, msgs, n, flags, buf, cap, len);
 }
 
 typedef struct arwkv__chat_ids {
@@ -5565,35 +5675,179 @@ typedef struct arwkv__chat_ids {
     arwkv_tokens *out;
 } arwkv__chat_ids;
 
-ARWKV_PRIVATE arwkv_result arwkv__chat_encode_part(void *ctx, const char *text, int kind) {
+ARWKV_PRIVATE arwkv_result arwkv__chat_encode_part(void *ctx, const char *text, size_t len, int kind) {
     arwkv__chat_ids *c = (arwkv__chat_ids *)ctx;
     size_t n0 = c->out->n;
     /* the template's markup is trusted: its <|im_start|> and <|im_end|> must become tokens */
     int flags = kind == ARWKV__CHAT_MARKUP || kind == ARWKV__CHAT_ANSWER_END ? ARWKV_TOKENIZE_SPECIAL : c->flags;
-    ARWKV__TRY(arwkv_tokenizer_encode(c->tok, text, strlen(text), flags, c->out));
+    ARWKV__TRY(arwkv_tokenizer_encode(c->tok, text, len, flags, c->out));
     if (kind == ARWKV__CHAT_ANSWER || kind == ARWKV__CHAT_ANSWER_END)
         for (size_t i = n0; i < c->out->n; i++) c->out->mask[i] = 1;
     return ARWKV_OK;
 }
 
-ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
-                                         arwkv_tokens *out) {
-    if (!tok || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_encode: NULL argument");
-    static const char *const markers[2] = {"<|im_start|>", "<|im_end|>"};
-    for (int i = 0; i < 2; i++) {
+ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *tpl, const arwkv_tokenizer *tok,
+                                                  const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out) {
+    if (!tpl || !tok || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_encode: NULL argument");
+    static const char *const chatml[] = {"<|im_start|>", "<|im_end|>", NULL},
+                             *const llama3[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL};
+    const char *const *markers = tpl->format == ARWKV_CHAT_LLAMA3 ? llama3 : chatml;
+    for (int i = 0; markers[i]; i++) {
         int32_t id = arwkv_tokenizer_token_id(tok, markers[i]);
         if (id < 0 || !(tok->id_flags[id] & ARWKV__ID_ADDED))
-            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_chat_encode: the tokenizer has no added token %s; ChatML needs it",
-                               markers[i]);
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_chat_encode: the tokenizer has no added token %s; the %s template needs it",
+                               markers[i], tpl->format == ARWKV_CHAT_LLAMA3 ? "Llama-3" : "ChatML");
     }
     arwkv__chat_ids c;
     c.tok = tok;
     c.flags = flags & ARWKV_TOKENIZE_SPECIAL;
     c.out = out;
     size_t n0 = out->n;
-    arwkv_result r = arwkv__chat_walk(msgs, n, flags, arwkv__chat_encode_part, &c);
+    arwkv_result r = arwkv__chat_walk(tpl, msgs, n, flags, arwkv__chat_encode_part, &c);
     if (r != ARWKV_OK) out->n = n0;
     return r;
+}
+
+ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
+                                         arwkv_tokens *out) {
+    return arwkv_chat_template_encode(&arwkv__qwen25_template, tok, msgs, n, flags, out);
+}
+
+/* ---- Recognising a chat template ---------------------------------------------------------------
+   No Jinja engine: the template's text tells its family by the markers it writes, and a ChatML
+   template states its default system prompt as one string literal,
+       '<|im_start|>system\nDEFAULT<|im_end|>\n'
+   (the newline written as \n or as itself), which we take from the first such literal. */
+
+/* The default system prompt in a ChatML template (a new string), NULL if it states none. */
+ARWKV_PRIVATE char *arwkv__chat_default_system(const char *t, size_t len, int *oom) {
+    static const char open[] = "<|im_start|>system", close[] = "<|im_end|>";
+    *oom = 0;
+    for (const char *p = t; p && (size_t)(p - t) < len;) {
+        const char *at = arwkv__memmem(p, len - (size_t)(p - t), open, sizeof open - 1);
+        if (!at) return NULL;
+        const char *s = at + sizeof open - 1, *end = t + len;
+        p = s;
+        if (s < end && *s == '\n') s++;
+        else if (end - s >= 2 && s[0] == '\\' && s[1] == 'n') s += 2;
+        else continue;
+        const char *e = arwkv__memmem(s, (size_t)(end - s), close, sizeof close - 1);
+        if (!e || e == s) continue;
+        int quoted = 0; /* the prompt must lie inside the literal: no quote before <|im_end|> */
+        for (const char *q = s; q < e; q++)
+            if ((*q == '\'' || *q == '"') && q[-1] != '\\') quoted = 1;
+        if (quoted) continue;
+        char *out = (char *)arwkv__malloc((size_t)(e - s) + 1);
+        if (!out) {
+            *oom = 1;
+            return NULL;
+        }
+        size_t k = 0;
+        for (const char *q = s; q < e; q++) { /* the escapes of a Jinja (Python) string literal */
+            if (*q == '\\' && q + 1 < e) {
+                q++;
+                out[k++] = *q == 'n' ? '\n' : *q == 't' ? '\t' : *q == 'r' ? '\r' : *q;
+            } else {
+                out[k++] = *q;
+            }
+        }
+        out[k] = 0;
+        return out;
+    }
+    return NULL;
+}
+
+ARWKV_API arwkv_result arwkv_chat_template_named(const char *format, arwkv_chat_template **out) {
+    if (!out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_named: NULL argument");
+    *out = NULL;
+    int f = !format ? 0 : !strcmp(format, "chatml") ? ARWKV_CHAT_CHATML : !strcmp(format, "llama3") ? ARWKV_CHAT_LLAMA3 : 0;
+    if (!f)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat template \"%.40s\" is not one of chatml, llama3", format ? format : "(null)");
+    arwkv_chat_template *t = (arwkv_chat_template *)arwkv__calloc(1, sizeof *t);
+    if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    t->format = f;
+    t->qwen_tools = f == ARWKV_CHAT_CHATML;
+    *out = t;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_chat_template_parse(const char *text, size_t len, const char *name, arwkv_chat_template **out) {
+    if (!out || (!text && len)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_parse: NULL argument");
+    *out = NULL;
+    if (!name) name = "chat template";
+#define ARWKV__HAS(s) (arwkv__memmem(text, len, (s), strlen(s)) != NULL)
+    if (ARWKV__HAS("<|start_header_id|>") && ARWKV__HAS("<|eot_id|>")) {
+        if (ARWKV__HAS("Cutting Knowledge Date"))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                               "%s: this is the chat template of Llama 3.1 or later (a dated system turn, tools), which is not "
+                               "implemented; --chat-template llama3 renders Llama 3's plain header format", name);
+        ARWKV__TRY(arwkv_chat_template_named("llama3", out));
+        return ARWKV_OK;
+    }
+    if (ARWKV__HAS("<|im_start|>") && ARWKV__HAS("<|im_end|>")) {
+        ARWKV__TRY(arwkv_chat_template_named("chatml", out));
+        arwkv_chat_template *t = *out;
+        int oom;
+        t->default_system = arwkv__chat_default_system(text, len, &oom);
+        t->qwen_tools = ARWKV__HAS("<tool_response>");
+        t->qwen3_think = ARWKV__HAS("reasoning_content") && ARWKV__HAS("<think>");
+        if (oom) {
+            arwkv_chat_template_free(t);
+            *out = NULL;
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        return ARWKV_OK;
+    }
+#undef ARWKV__HAS
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                       "%s: the chat template is not one this library renders (ChatML with <|im_start|>, or Llama 3 with "
+                       "<|start_header_id|>); choose one with --chat-template chatml|llama3", name);
+}
+
+ARWKV_API arwkv_result arwkv_chat_template_load(const char *path, arwkv_chat_template **out) {
+    if (!path || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_load: NULL argument");
+    *out = NULL;
+    char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "tokenizer_config.json") : arwkv__sibling(path, "tokenizer_config.json");
+    char *text = NULL;
+    size_t len;
+    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__read_file(file, &text, &len);
+    arwkv__json j;
+    if (r == ARWKV_OK) r = arwkv__json_parse(&j, text, len, file);
+    if (r == ARWKV_OK) {
+        uint32_t v = arwkv__json_get(&j, 0, "chat_template");
+        if (arwkv__json_type(&j, v) == ARWKV__JSON_ARRAY) { /* [{"name": ..., "template": ...}]: the default one */
+            uint32_t list = v;
+            v = ARWKV__JSON_NONE;
+            for (uint32_t c = arwkv__json_first(&j, list); c != ARWKV__JSON_NONE; c = arwkv__json_next(&j, c)) {
+                const char *tname = arwkv__json_get_str(&j, c, "name");
+                if (tname && !strcmp(tname, "default")) v = arwkv__json_get(&j, c, "template");
+            }
+        }
+        if (!arwkv__json_str(&j, v))
+            r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: no chat_template; choose one with --chat-template chatml|llama3", file);
+        else
+            r = arwkv_chat_template_parse(arwkv__json_str(&j, v), arwkv__json_str_len(&j, v), file, out);
+        arwkv__json_free(&j);
+    }
+    arwkv__free(text);
+    arwkv__free(file);
+    return r;
+}
+
+ARWKV_API void arwkv_chat_template_free(arwkv_chat_template *t) {
+    if (!t) return;
+    arwkv__free(t->default_system);
+    arwkv__free(t);
+}
+
+ARWKV_API int arwkv_chat_template_format(const arwkv_chat_template *t) { return t ? t->format : 0; }
+ARWKV_API const char *arwkv_chat_template_default_system(const arwkv_chat_template *t) { return t ? t->default_system : NULL; }
+ARWKV_API const char *arwkv_chat_template_stop(const arwkv_chat_template *t) {
+    return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>";
+}
+ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t) {
+    return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>\n";
 }
 
 /* @@tokenizer-impl@@ */

@@ -176,6 +176,8 @@ CONVERSATIONS = [
     [{"role": "system", "content": "You answer in French."}, {"role": "user", "content": "  Hello there \n"},
      {"role": "assistant", "content": "\nBonjour !  "}, {"role": "user", "content": "Ça va ?"}],
     [{"role": "user", "content": "Write a haiku about Ω and 日本."}, {"role": "assistant", "content": "Quiet cursor blinks"}],
+    [{"role": "user", "content": "Weather?"}, {"role": "tool", "content": "{\"t\": 20}"}, {"role": "tool", "content": "sunny"},
+     {"role": "assistant", "content": "20, sunny."}, {"role": "user", "content": "Thanks"}],
 ]
 
 
