@@ -36,7 +36,8 @@ static void usage(FILE *f) {
             "  --model DIR           a Hugging Face model directory (Qwen2 teacher or ARWKV-7 / QRWKV6 student)\n"
             "  --prompt TEXT         answer one message and exit (reply on stdout, statistics on stderr)\n"
             "  --raw                 with --prompt: continue TEXT as plain text, without the chat template\n"
-            "  --system TEXT         system prompt (default: Qwen's)\n"
+            "  --system TEXT         system prompt (default: the one the model's chat template states, if any)\n"
+            "  --chat-template F     chatml or llama3, instead of the model's tokenizer_config.json chat_template\n"
             "  --load FILE           start from a conversation saved with /save (students)\n"
             "  -n, --max-tokens N    at most N new tokens per reply (default 512)\n"
             "  --temperature T       0 = greedy (default 0.7)\n"
@@ -73,7 +74,9 @@ typedef struct chat {
     float *logits;
     int V;
     int max_new;
-    int32_t im_start, im_end, endoftext, newline;
+    arwkv_chat_template *tpl;
+    int32_t stop, endoftext; /* the tokens that end an answer */
+    int begun;               /* the conversation has begun (Llama 3's <|begin_of_text|> is in) */
     int32_t recent[64];
     int n_recent;
     char system[4096];
@@ -96,35 +99,38 @@ static arwkv_result feed(chat *c, const int32_t *ids, size_t n) {
     return r;
 }
 
-/* Feed the ChatML markup and content of one turn's opening: <|im_start|>ROLE\nCONTENT */
-static arwkv_result feed_turn_open(chat *c, const char *role, const char *content) {
+/* Feed messages as the chat template writes them, continuing the conversation so far. */
+static arwkv_result feed_turn(chat *c, const char *role, const char *content, int flags) {
     arwkv_tokens t = {NULL, NULL, 0, 0};
-    int32_t start = c->im_start;
-    arwkv_result r = arwkv_tokenizer_encode(c->tok, role, strlen(role), 0, &t);
-    if (r == ARWKV_OK) r = arwkv_tokenizer_encode(c->tok, "\n", 1, 0, &t);
-    if (r == ARWKV_OK && content) r = arwkv_tokenizer_encode(c->tok, content, strlen(content), 0, &t);
-    if (r == ARWKV_OK) r = feed(c, &start, 1);
+    arwkv_chat_message m = {role, content};
+    arwkv_result r = arwkv_chat_template_encode(c->tpl, c->tok, &m, 1, flags | (c->begun ? ARWKV_CHAT_CONTINUE : 0), &t);
+    if (r == ARWKV_OK) r = feed(c, t.ids, t.n);
+    c->begun = 1;
+    arwkv_tokens_free(&t);
+    return r;
+}
+
+/* After a generated answer: the markup that closes it (the model sampled its end, it did not read it). */
+static arwkv_result feed_turn_end(chat *c) {
+    arwkv_tokens t = {NULL, NULL, 0, 0};
+    const char *end = arwkv_chat_template_turn_end(c->tpl);
+    arwkv_result r = arwkv_tokenizer_encode(c->tok, end, strlen(end), ARWKV_TOKENIZE_SPECIAL, &t);
     if (r == ARWKV_OK) r = feed(c, t.ids, t.n);
     arwkv_tokens_free(&t);
     return r;
 }
 
-static arwkv_result feed_turn_close(chat *c) {
-    int32_t close[2] = {c->im_end, c->newline};
-    return feed(c, close, 2);
-}
-
 static arwkv_result start_conversation(chat *c) {
     c->n_recent = 0;
+    c->begun = 0;
     ARWKV__TRY(arwkv_session_reset(c->sess));
     if (!c->system[0]) return ARWKV_OK;
-    ARWKV__TRY(feed_turn_open(c, "system", c->system));
-    return feed_turn_close(c);
+    return feed_turn(c, "system", c->system, 0);
 }
 
 /* Sample and print tokens until a stop token, max_new, or Ctrl-C. The logits of the next token are
    in c->logits when this is called. Returns the number of tokens generated (-1 on error). */
-static int generate(chat *c, FILE *out, int stop_at_im_end) {
+static int generate(chat *c, FILE *out, int chat_turn) {
     arwkv_stream_decoder *dec;
     if (arwkv_stream_decoder_create(c->tok, &dec) != ARWKV_OK) return -1;
     int n = 0;
@@ -132,7 +138,7 @@ static int generate(chat *c, FILE *out, int stop_at_im_end) {
     interrupted = 0;
     while (n < c->max_new && !interrupted) {
         int32_t id = arwkv_sample(&c->sampler, c->logits, c->recent, c->n_recent);
-        if (id == c->endoftext || (stop_at_im_end && id == c->im_end) || (!stop_at_im_end && id == c->m->cfg.eos_token_id)) break;
+        if (id == c->endoftext || (chat_turn && id == c->stop) || (!chat_turn && id == c->m->cfg.eos_token_id)) break;
         if (c->n_recent < 64) c->recent[c->n_recent++] = id;
         else {
             memmove(c->recent, c->recent + 1, 63 * sizeof(int32_t));
@@ -172,8 +178,7 @@ static void print_stats(chat *c, FILE *f) {
 /* One user message: feed it as a turn, generate the reply, close the turn. */
 static int answer(chat *c, const char *message, FILE *out) {
     c->prefill_tokens = 0, c->prefill_s = 0;
-    if (feed_turn_open(c, "user", message) != ARWKV_OK || feed_turn_close(c) != ARWKV_OK || feed_turn_open(c, "assistant", NULL) != ARWKV_OK)
-        return fail("reading the message");
+    if (feed_turn(c, "user", message, ARWKV_CHAT_GENERATION_PROMPT) != ARWKV_OK) return fail("reading the message");
     int n = generate(c, out, 1);
     if (n < 0) return fail("generating");
     if (interrupted) fprintf(out, " [stopped]");
@@ -183,7 +188,7 @@ static int answer(chat *c, const char *message, FILE *out) {
        state holds the conversation exactly as the template writes it */
     double keep_s = c->prefill_s;
     int keep_n = c->prefill_tokens;
-    if (feed_turn_close(c) != ARWKV_OK) return fail("closing the turn");
+    if (feed_turn_end(c) != ARWKV_OK) return fail("closing the turn");
     c->prefill_s = keep_s, c->prefill_tokens = keep_n;
     return 0;
 }
@@ -283,8 +288,11 @@ static int interactive(chat *c) {
                 if (!arg || !*arg) printf("usage: %s FILE\n", s);
                 else if (!strcmp(s, "/save") && arwkv_session_save(c->sess, arg) != ARWKV_OK) fprintf(stderr, "arwkv-chat: %s\n", arwkv_last_error());
                 else if (!strcmp(s, "/load") && arwkv_session_load(c->sess, arg) != ARWKV_OK) fprintf(stderr, "arwkv-chat: %s\n", arwkv_last_error());
-                else printf("[%s %s: %lld tokens of conversation, %.2f MiB]\n", !strcmp(s, "/save") ? "saved to" : "loaded from", arg,
-                            (long long)arwkv_session_tokens(c->sess), arwkv_session_memory_bytes(c->sess) / 1048576.0);
+                else {
+                    c->begun = arwkv_session_tokens(c->sess) > 0;
+                    printf("[%s %s: %lld tokens of conversation, %.2f MiB]\n", !strcmp(s, "/save") ? "saved to" : "loaded from", arg,
+                           (long long)arwkv_session_tokens(c->sess), arwkv_session_memory_bytes(c->sess) / 1048576.0);
+                }
             } else if (!strcmp(s, "/stats")) {
                 print_stats(c, stdout);
             } else {
@@ -305,7 +313,7 @@ static int interactive(chat *c) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_dir = NULL, *prompt = NULL, *system_prompt = ARWKV_CHAT_DEFAULT_SYSTEM, *load = NULL;
+    const char *model_dir = NULL, *prompt = NULL, *system_prompt = NULL, *load = NULL, *template_name = NULL;
     int raw = 0, threads = 0, gpu = 0, max_new = 512;
     arwkv_sampler_options so;
     arwkv_sampler_options_default(&so);
@@ -316,6 +324,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prompt") && has) prompt = argv[++i];
         else if (!strcmp(a, "--raw")) raw = 1;
         else if (!strcmp(a, "--system") && has) system_prompt = argv[++i];
+        else if (!strcmp(a, "--chat-template") && has) template_name = argv[++i];
         else if (!strcmp(a, "--load") && has) load = argv[++i];
         else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) && has) max_new = atoi(argv[++i]);
         else if (!strcmp(a, "--temperature") && has) so.temperature = (float)atof(argv[++i]);
@@ -375,19 +384,28 @@ int main(int argc, char **argv) {
     }
     c.V = c.m->cfg.vocab_size;
     c.logits = (float *)malloc(sizeof(float) * (size_t)c.V);
-    c.im_start = arwkv_tokenizer_token_id(c.tok, "<|im_start|>");
-    c.im_end = arwkv_tokenizer_token_id(c.tok, "<|im_end|>");
     c.endoftext = arwkv_tokenizer_token_id(c.tok, "<|endoftext|>");
-    c.newline = arwkv_tokenizer_token_id(c.tok, "\xc4\x8a"); /* "\n" as byte-level BPE spells it */
-    if (!raw && (c.im_start < 0 || c.im_end < 0 || c.newline < 0)) {
-        fprintf(stderr, "arwkv-chat: %s: the tokenizer has no <|im_start|>/<|im_end|> tokens, so it cannot use the chat template; use --raw\n", model_dir);
-        goto done;
+    if (!raw) { /* the chat template: the model's, or the one named */
+        if ((template_name ? arwkv_chat_template_named(template_name, &c.tpl) : arwkv_chat_template_load(model_dir, &c.tpl)) != ARWKV_OK) {
+            fail("the chat template (or use --raw)");
+            goto done;
+        }
+        c.stop = arwkv_tokenizer_token_id(c.tok, arwkv_chat_template_stop(c.tpl));
+        arwkv_tokens probe = {NULL, NULL, 0, 0};
+        arwkv_chat_message hi = {"user", "hi"};
+        arwkv_result r = arwkv_chat_template_encode(c.tpl, c.tok, &hi, 1, 0, &probe); /* the template's tokens are there */
+        arwkv_tokens_free(&probe);
+        if (r != ARWKV_OK) {
+            fail(model_dir);
+            goto done;
+        }
+        if (!system_prompt) system_prompt = arwkv_chat_template_default_system(c.tpl);
     }
     if (!c.logits || arwkv_sampler_init(&c.sampler, &so, c.V) != ARWKV_OK || arwkv_session_create(c.m, 0, &c.sess) != ARWKV_OK) {
         fail("setting up");
         goto done;
     }
-    snprintf(c.system, sizeof c.system, "%s", system_prompt);
+    snprintf(c.system, sizeof c.system, "%s", system_prompt ? system_prompt : "");
     if (raw) { /* continue the text as it is */
         arwkv_tokens t = {NULL, NULL, 0, 0};
         if (arwkv_tokenizer_encode(c.tok, prompt, strlen(prompt), 0, &t) != ARWKV_OK || t.n == 0 || feed(&c, t.ids, t.n) != ARWKV_OK) {
@@ -409,6 +427,7 @@ int main(int argc, char **argv) {
             fail("loading the conversation");
             goto done;
         }
+        c.begun = arwkv_session_tokens(c.sess) > 0;
     } else if (start_conversation(&c) != ARWKV_OK) {
         fail("reading the system prompt");
         goto done;
@@ -422,6 +441,7 @@ int main(int argc, char **argv) {
 done:
     arwkv_sampler_free(&c.sampler);
     arwkv_session_free(c.sess);
+    arwkv_chat_template_free(c.tpl);
     arwkv_tokenizer_free(c.tok);
     arwkv_model_free(c.m);
     free(c.logits);

@@ -175,8 +175,45 @@ TEST(test_recognition) {
     CHECK(t == NULL, "no template on error");
 }
 
+/* arwkv-tokenize --chat renders with the template beside the tokenizer, or the one named. */
+TEST(test_tokenize_cli) {
+    if (!test_file_exists("build/arwkv-tokenize")) SKIP("build/arwkv-tokenize is not built");
+    FILE *f = fopen("build/test_chat_conv.jsonl", "w");
+    CHECK(f != NULL, "cannot write build/test_chat_conv.jsonl");
+    if (!f) return;
+    fputs("{\"role\": \"user\", \"content\": \"What is 2+2?\"}\n", f);
+    fclose(f);
+    static const struct {
+        const char *args, *want;
+    } cases[] = {
+        {"--tokenizer " FAMILIES "/smollm2 --chat --generation-prompt",
+         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+         "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"},
+        {"--tokenizer " FAMILIES "/llama3/tokenizer.json --chat",
+         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>"},
+        {"--tokenizer models/qwen2-code-tiny --chat --chat-template chatml", "<|im_start|>user\nWhat is 2+2?<|im_end|>\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "build/arwkv-tokenize %s build/test_chat_conv.jsonl > build/test_chat_out.txt 2>&1", cases[i].args);
+        int st = system(cmd);
+        size_t len;
+        char *out = read_all("build/test_chat_out.txt", &len);
+        CHECK(st == 0 && out && !strcmp(out, cases[i].want), "%s: status %d, output:\n%s", cases[i].args, st, out ? out : "");
+        free(out);
+    }
+    /* a tokenizer with no tokenizer_config.json beside it: an error that says what to do */
+    int st = system("build/arwkv-tokenize --tokenizer " FAMILIES "/gpt2/tokenizer.json --chat build/test_chat_conv.jsonl > "
+                    "build/test_chat_out.txt 2>&1");
+    size_t len;
+    char *out = read_all("build/test_chat_out.txt", &len);
+    CHECK(st != 0 && out && strstr(out, "tokenizer_config.json"), "no template: %s", out ? out : "");
+    free(out);
+}
+
 int main(void) {
     RUN(test_against_transformers);
     RUN(test_recognition);
+    RUN(test_tokenize_cli);
     return test_summary("chat template");
 }

@@ -107,11 +107,22 @@ def build_smollm2(gguf_path):
 
 
 def build(args):
-    for name, tok in [("gpt2", build_gpt2()), ("llama3", build_llama3()), ("smollm2", build_smollm2(args.gguf)[0])]:
+    smollm2, smollm2_template = build_smollm2(args.gguf)
+    # tokenizer_config.json: the special tokens and chat template, as the models' own files give them
+    configs = {
+        "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "add_bos_token": True,
+                   "chat_template": LLAMA3_TEMPLATE},
+        "smollm2": {"bos_token": "<|im_start|>", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>", "add_bos_token": False,
+                    "chat_template": smollm2_template},
+    }
+    for name, tok in [("gpt2", build_gpt2()), ("llama3", build_llama3()), ("smollm2", smollm2)]:
         os.makedirs(os.path.join(FAMILIES, name), exist_ok=True)
         path = os.path.join(FAMILIES, name, "tokenizer.json")
         tok.save(path, pretty=False)
         print("make_tokenizer_refs: %s (%d ids, %d bytes)" % (path, tok.get_vocab_size(), os.path.getsize(path)))
+        if name in configs:
+            with open(os.path.join(FAMILIES, name, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+                json.dump(configs[name], f, indent=2, ensure_ascii=False)
 
 
 # ---- expected ids -------------------------------------------------------------------------------
@@ -136,20 +147,23 @@ def expected(args):
     docs = [(n, open(os.path.join(DATA, n + ".txt"), encoding="utf-8", newline="").read()) for n in qwen.HAND_WRITTEN]
     if args.large:
         docs += qwen.documents_large()
-    for family in sorted(os.listdir(FAMILIES)):
-        if not os.path.isdir(os.path.join(FAMILIES, family)):
-            continue
+    families = sorted(f for f in os.listdir(FAMILIES) if os.path.isdir(os.path.join(FAMILIES, f)))
+    for family in families:
         out = os.path.join(args.out or FAMILIES, family)
         os.makedirs(out, exist_ok=True)
         special, plain = load(family)
         with open(os.path.join(out, "cases.ids"), "w") as f:
             for a, b in zip(ids_of(special, texts), ids_of(plain, texts)):
                 f.write(" ".join(map(str, a)) + (" | " + " ".join(map(str, b)) if a != b else "") + "\n")
-        for name, text in docs:
-            if name not in qwen.HAND_WRITTEN and args.out:
+        added = [t.content for t in special.get_added_tokens_decoder().values()]
+        with_added = [any(a in text for a in added) for _, text in docs]
+        all_ids = ids_of(special, [text for _, text in docs])  # a batch: the documents in parallel
+        plain_ids = iter(ids_of(plain, [text for (_, text), w in zip(docs, with_added) if w]) if any(with_added) else [])
+        for (name, text), a, w in zip(docs, all_ids, with_added):
+            if name not in qwen.HAND_WRITTEN and args.out and family == families[0]:
                 with open(os.path.join(args.out, name + ".txt"), "w", encoding="utf-8", newline="") as f:
                     f.write(text)
-            a, b = special.encode(text, add_special_tokens=False).ids, plain.encode(text, add_special_tokens=False).ids
+            b = next(plain_ids) if w else a
             qwen.write_ids(os.path.join(out, name + ".ids"), a)
             if a != b:
                 qwen.write_ids(os.path.join(out, name + ".plain.ids"), b)

@@ -1,8 +1,8 @@
-/* arwkv-tokenize: the Qwen tokenizer of arwkv.h on the command line.
+/* arwkv-tokenize: the tokenizer of arwkv.h on the command line.
 
      arwkv-tokenize --tokenizer PATH FILE            ids of FILE on one line
      arwkv-tokenize --tokenizer PATH --decode FILE   ids in FILE -> the bytes they stand for
-     arwkv-tokenize --tokenizer PATH --chat FILE     JSON lines {"role","content"} -> ChatML text
+     arwkv-tokenize --tokenizer PATH --chat FILE     JSON lines {"role","content"} -> the chat template's text
 
    The ids are those of Hugging Face tokenizers' tokenizer.encode(text).ids. */
 #define ARWKV_IMPLEMENTATION
@@ -24,11 +24,13 @@ static void usage(FILE *f) {
             "  --no-special          added-token text is ordinary text (use for untrusted input)\n"
             "  --decode              FILE holds ids separated by white space: write their bytes\n"
             "  --chat                FILE holds one JSON object per line, {\"role\": R, \"content\": C}\n"
-            "                        (R: system, user, assistant, tool): print the Qwen2.5 ChatML text\n"
+            "                        (R: system, user, assistant, tool): print it as the chat template\n"
+            "                        of tokenizer_config.json beside the tokenizer writes it\n"
+            "  --chat-template F     with --chat: chatml or llama3 instead\n"
             "  --ids                 with --chat: print the ids of the conversation instead\n"
             "  --mask                with --chat --ids: and a second line, 1 under each token a model\n"
-            "                        learns in fine-tuning (assistant contents and their <|im_end|>)\n"
-            "  --generation-prompt   with --chat: end with \"<|im_start|>assistant\\n\"\n"
+            "                        learns in fine-tuning (assistant contents and the token that ends them)\n"
+            "  --generation-prompt   with --chat: end with the assistant's header (\"<|im_start|>assistant\\n\")\n"
             "  -h, --help            this text\n"
             "\n"
             "example: arwkv-tokenize --tokenizer models/qwen2-code-tiny hello.txt\n");
@@ -92,7 +94,8 @@ static int decode_file(const arwkv_tokenizer *tok, const char *text, const char 
 }
 
 /* JSON lines -> messages. The strings live in the parsed documents, kept until the end. */
-static int chat_file(const arwkv_tokenizer *tok, char *text, const char *path, int flags, int ids, int mask) {
+static int chat_file(const arwkv_tokenizer *tok, const arwkv_chat_template *tpl, char *text, const char *path, int flags, int ids,
+                     int mask) {
     int n = 0, cap = 16, status = 0;
     arwkv_chat_message *msgs = (arwkv_chat_message *)malloc((size_t)cap * sizeof *msgs);
     arwkv__json *docs = (arwkv__json *)malloc((size_t)cap * sizeof *docs);
@@ -135,7 +138,7 @@ static int chat_file(const arwkv_tokenizer *tok, char *text, const char *path, i
     if (status == 0) {
         if (ids) {
             arwkv_tokens t = {0};
-            if (arwkv_chat_encode(tok, msgs, n, flags, &t) != ARWKV_OK) status = fail("");
+            if (arwkv_chat_template_encode(tpl, tok, msgs, n, flags, &t) != ARWKV_OK) status = fail("");
             else {
                 print_ids(&t);
                 if (mask) {
@@ -146,10 +149,10 @@ static int chat_file(const arwkv_tokenizer *tok, char *text, const char *path, i
             arwkv_tokens_free(&t);
         } else {
             size_t len;
-            if (arwkv_chat_render(msgs, n, flags, NULL, 0, &len) != ARWKV_OK) status = fail("");
+            if (arwkv_chat_template_render(tpl, msgs, n, flags, NULL, 0, &len) != ARWKV_OK) status = fail("");
             else {
                 char *out = (char *)malloc(len + 1);
-                arwkv_chat_render(msgs, n, flags, out, len + 1, &len);
+                arwkv_chat_template_render(tpl, msgs, n, flags, out, len + 1, &len);
                 fwrite(out, 1, len, stdout);
                 free(out);
             }
@@ -162,7 +165,7 @@ static int chat_file(const arwkv_tokenizer *tok, char *text, const char *path, i
 }
 
 int main(int argc, char **argv) {
-    const char *tokenizer = NULL, *file = "-";
+    const char *tokenizer = NULL, *file = "-", *template_name = NULL;
     int special = 1, decode = 0, chat = 0, ids = 0, mask = 0, generation = 0, have_file = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -176,6 +179,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--ids") == 0) ids = 1;
         else if (strcmp(a, "--mask") == 0) mask = ids = 1;
         else if (strcmp(a, "--generation-prompt") == 0) generation = 1;
+        else if (strcmp(a, "--chat-template") == 0 && i + 1 < argc) template_name = argv[++i];
         else if ((a[0] != '-' || strcmp(a, "-") == 0) && !have_file) file = a, have_file = 1;
         else {
             fprintf(stderr, "arwkv-tokenize: unexpected argument '%s'\n", a);
@@ -183,15 +187,20 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!tokenizer || (decode && chat) || ((ids || generation) && !chat)) {
+    if (!tokenizer || (decode && chat) || ((ids || generation || template_name) && !chat)) {
         fprintf(stderr, "arwkv-tokenize: %s\n",
                 !tokenizer ? "--tokenizer PATH is required" : decode && chat ? "--decode and --chat exclude each other"
-                                                                           : "--ids, --mask and --generation-prompt go with --chat");
+                                                                           : "--ids, --mask, --generation-prompt and --chat-template go with --chat");
         usage(stderr);
         return 2;
     }
     arwkv_tokenizer *tok;
     if (arwkv_tokenizer_load(tokenizer, &tok) != ARWKV_OK) return fail("cannot load the tokenizer");
+    arwkv_chat_template *tpl = NULL;
+    if (chat && (template_name ? arwkv_chat_template_named(template_name, &tpl) : arwkv_chat_template_load(tokenizer, &tpl)) != ARWKV_OK) {
+        arwkv_tokenizer_free(tok);
+        return fail("the chat template");
+    }
     size_t len = 0;
     char *text = slurp(file, &len);
     int status = 1;
@@ -199,7 +208,7 @@ int main(int argc, char **argv) {
         const char *name = strcmp(file, "-") == 0 ? "standard input" : file;
         int flags = special ? ARWKV_TOKENIZE_SPECIAL : 0;
         if (decode) status = decode_file(tok, text, name);
-        else if (chat) status = chat_file(tok, text, name, flags | (generation ? ARWKV_CHAT_GENERATION_PROMPT : 0), ids, mask);
+        else if (chat) status = chat_file(tok, tpl, text, name, flags | (generation ? ARWKV_CHAT_GENERATION_PROMPT : 0), ids, mask);
         else {
             arwkv_tokens t = {0};
             if (arwkv_tokenizer_encode(tok, text, len, flags, &t) != ARWKV_OK) status = fail("encode");
@@ -211,6 +220,7 @@ int main(int argc, char **argv) {
         }
         free(text);
     }
+    arwkv_chat_template_free(tpl);
     arwkv_tokenizer_free(tok);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "arwkv-tokenize: write error on standard output\n");
