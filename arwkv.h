@@ -12,7 +12,8 @@
      stage 3  supervised fine-tuning on chat conversations.
    The result needs constant memory per token (a fixed recurrent state, no KV cache).
 
-   This header holds everything on the CPU: JSON and safetensors readers, the Qwen tokenizer, the
+   This header holds everything on the CPU: JSON and safetensors readers, the byte-level BPE
+   tokenizers (Qwen2, Llama 3, GPT-2, SmolLM) and chat templates, the
    Qwen2 teacher, the ARWKV-7 and QRWKV6 students (forward and backward), the distillation losses,
    AdamW, checkpoints and sampling. The companion arwkv_hip.h adds GPU kernels (HIP for MI300X,
    also compiled by nvcc for NVIDIA).
@@ -282,11 +283,21 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 /* ============================================================================================
    Tokenizer
    ============================================================================================ */
-/* The Qwen tokenizer (Qwen2, Qwen2.5, Qwen3): a Hugging Face tokenizer.json with a byte-level BPE
-   model, the NFC normalizer, the Qwen pre-tokenizer (one regex, written here by hand over embedded
-   Unicode tables) and added tokens such as <|im_start|>. Encoding gives the same ids as Hugging
-   Face `tokenizers` (tokenizer.encode(text).ids) for every valid UTF-8 text; tests/test_tokenizer.c
-   checks that on several megabytes of code and prose in many scripts.
+/* Byte-level BPE tokenizers: a Hugging Face tokenizer.json (or the parts a GGUF file holds, see
+   arwkv_tokenizer_from_parts) with a BPE model, NFC or no normalizer, the pre-tokenizer of one of
+   the families below (each regex written here by hand over embedded Unicode tables) and added
+   tokens such as <|im_start|>:
+     Qwen2, Qwen2.5, Qwen3   Split(Qwen's regex) + ByteLevel, NFC
+     Llama 3                 Split(Llama 3's regex: Qwen's, but numbers in pieces of up to 3 digits)
+     GPT-2                   ByteLevel(use_regex): GPT-2's regex
+     SmolLM (1, 2)           Digits(individual_digits) + ByteLevel(use_regex): each digit alone
+   Encoding gives the same ids as Hugging Face `tokenizers` (tokenizer.encode(text,
+   add_special_tokens=False).ids) for every valid UTF-8 text; tests/test_tokenizer.c checks that
+   for Qwen and tests/test_tokenizer_families.c for the others, on several megabytes of code and
+   prose in many scripts. The steps below are Qwen's; the others differ in step 2 (no NFC) and 3
+   (their own regex; SmolLM's first makes every digit a piece). A byte that has no token in the
+   vocabulary (SmolLM2 lacks 21, such as 0x04 and 0xF5-0xFF) is left out of the ids, as
+   `tokenizers` does; decode(encode(x)) then lacks it.
 
    Encoding, step by step:
      1. with ARWKV_TOKENIZE_SPECIAL, the contents of the added tokens are found in the raw text
