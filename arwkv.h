@@ -70,7 +70,7 @@
    ============================================================================================
      1. Support: errors, allocation, numbers (bf16/f16), thread pool
      2. JSON reader
-     3. safetensors reader (mmap) and writer (atomic)
+     3. safetensors reader (mmap) and writer (atomic); GGUF reader and dequantizers
      4. config.json of the three architectures
      5. Tokenizer
      6. Ops, each forward beside its backward
@@ -232,6 +232,80 @@ ARWKV_API arwkv_result arwkv_st_write(const char *path, const arwkv_st_entry *en
    model-0000i-of-0000n.safetensors plus model.safetensors.index.json, as transformers does. */
 ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry *entries, int n,
                                           const char *const *meta, int n_meta, uint64_t max_shard_bytes);
+
+/* ============================================================================================
+   GGUF (llama.cpp's single-file format)
+   ============================================================================================
+   A GGUF file holds typed metadata (key/value pairs, arrays included) and tensors, often
+   block-quantized. Versions 2 and 3 are read (little-endian). The file is mapped, every count,
+   length, dimension and offset is checked before use, and a bad file gets an error naming the
+   byte offset, key or tensor. Tensors stay in their stored type; arwkv_dequantize turns blocks
+   into fp32. arwkv_model_load and arwkv_tokenizer_load accept a .gguf path directly. */
+
+typedef enum arwkv_gguf_value_type {
+    ARWKV_GGUF_UINT8 = 0, ARWKV_GGUF_INT8 = 1, ARWKV_GGUF_UINT16 = 2, ARWKV_GGUF_INT16 = 3,
+    ARWKV_GGUF_UINT32 = 4, ARWKV_GGUF_INT32 = 5, ARWKV_GGUF_FLOAT32 = 6, ARWKV_GGUF_BOOL = 7,
+    ARWKV_GGUF_STRING = 8, ARWKV_GGUF_ARRAY = 9, ARWKV_GGUF_UINT64 = 10, ARWKV_GGUF_INT64 = 11,
+    ARWKV_GGUF_FLOAT64 = 12
+} arwkv_gguf_value_type;
+
+/* ggml tensor types that arwkv_dequantize reads (the numbers are the file's). */
+typedef enum arwkv_ggml_type {
+    ARWKV_GGML_F32 = 0, ARWKV_GGML_F16 = 1, ARWKV_GGML_Q4_0 = 2, ARWKV_GGML_Q4_1 = 3,
+    ARWKV_GGML_Q5_0 = 6, ARWKV_GGML_Q5_1 = 7, ARWKV_GGML_Q8_0 = 8,
+    ARWKV_GGML_Q4_K = 12, ARWKV_GGML_Q5_K = 13, ARWKV_GGML_Q6_K = 14, ARWKV_GGML_BF16 = 30
+} arwkv_ggml_type;
+
+typedef struct arwkv_gguf_kv {
+    const char *key;
+    arwkv_gguf_value_type type;      /* ARWKV_GGUF_ARRAY for an array */
+    arwkv_gguf_value_type elem_type; /* an array's element type; a scalar's own type */
+    uint64_t count;                  /* number of elements of an array; 1 for a scalar */
+    uint64_t offset;                 /* file byte offset of the value, for messages */
+} arwkv_gguf_kv;
+
+typedef struct arwkv_gguf_tensor {
+    const char *name;
+    int type;         /* a ggml type number (arwkv_ggml_type or another one the file may hold) */
+    int ndim;         /* 1..4 */
+    int64_t ne[4];    /* ggml order: ne[0] varies fastest, so a PyTorch [rows, cols] matrix has ne {cols, rows} */
+    int64_t numel;
+    uint64_t offset;  /* file byte offset of the data */
+    const void *data; /* into the mapped file */
+    size_t nbytes;
+} arwkv_gguf_tensor;
+
+typedef struct arwkv_gguf arwkv_gguf;
+
+ARWKV_API arwkv_result arwkv_gguf_open(const char *path, arwkv_gguf **out);
+/* Parse a GGUF image in memory (buf must outlive the handle); name is used in errors. */
+ARWKV_API arwkv_result arwkv_gguf_open_memory(const void *buf, size_t len, const char *name, arwkv_gguf **out);
+ARWKV_API void arwkv_gguf_close(arwkv_gguf *g);
+ARWKV_API uint32_t arwkv_gguf_version(const arwkv_gguf *g);     /* 2 or 3 */
+ARWKV_API uint32_t arwkv_gguf_alignment(const arwkv_gguf *g);   /* general.alignment, 32 if absent */
+ARWKV_API const char *arwkv_gguf_path(const arwkv_gguf *g);     /* what was opened */
+ARWKV_API int arwkv_gguf_kv_count(const arwkv_gguf *g);
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_kv_at(const arwkv_gguf *g, int i);
+/* NULL if absent (no error is recorded). */
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_find_kv(const arwkv_gguf *g, const char *key);
+/* Element i of a value (i = 0 for a scalar). _int takes integer and bool values (a uint64 above
+   INT64_MAX is an error), _float takes any number, _string gives the bytes (not NUL-terminated,
+   valid while g is open). A wrong type or an index out of range is an error naming the key. */
+ARWKV_API arwkv_result arwkv_gguf_kv_int(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, int64_t *out);
+ARWKV_API arwkv_result arwkv_gguf_kv_float(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, double *out);
+ARWKV_API arwkv_result arwkv_gguf_kv_string(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, const char **s, size_t *len);
+ARWKV_API int arwkv_gguf_tensor_count(const arwkv_gguf *g);
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_tensor_at(const arwkv_gguf *g, int i);
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_find_tensor(const arwkv_gguf *g, const char *name); /* NULL if absent */
+/* "Q4_K", "F32", ...; "unknown" for a number this library does not know. Infallible. */
+ARWKV_API const char *arwkv_ggml_type_name(int type);
+/* Values per block of a ggml type, and bytes per block in *block_bytes; 0 for an unknown type. */
+ARWKV_API int arwkv_ggml_block_size(int type, size_t *block_bytes);
+/* n values of type `type` at src (n a multiple of the block size) into fp32. The types of
+   arwkv_ggml_type are supported; any other is ARWKV_ERR_UNSUPPORTED naming it. */
+ARWKV_API arwkv_result arwkv_dequantize(int type, const void *src, int64_t n, float *dst);
+/* A tensor into fp32, checking that it holds exactly n values; errors name the file and tensor. */
+ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gguf_tensor *t, float *dst, int64_t n);
 
 /* ============================================================================================
    Model configuration (config.json)
@@ -2861,6 +2935,673 @@ ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry 
     }
     arwkv__buf_free(&idx);
     return r;
+}
+
+/* ============================================================================================
+   3b. GGUF reader
+   ============================================================================================
+   Layout (all little-endian): "GGUF", u32 version, u64 tensor count, u64 metadata count; then
+   each metadata entry: string key, u32 value type, value; then each tensor info: string name,
+   u32 n_dims, u64 dims[n_dims] (ggml order), u32 ggml type, u64 offset (from the data section);
+   then padding to general.alignment (default 32) and the data section. A string is a u64 length
+   and that many bytes (no NUL); an array is a u32 element type, a u64 count and the elements.
+   Version 1 (32-bit counts) is not read. The data of each tensor must lie in the data section,
+   start at a multiple of the alignment and overlap no other tensor; holes are allowed. */
+
+#define ARWKV__GGUF_MAX_DEPTH 8       /* arrays of arrays nest at most this deep */
+#define ARWKV__GGUF_MAX_NAME 4096     /* longest key or tensor name accepted */
+
+typedef struct arwkv__gguf_kv {
+    arwkv_gguf_kv pub;
+    const unsigned char *data; /* numbers: the first element; strings: see str */
+    uint64_t *str;             /* strings: file offset of each element's u64 length (count entries) */
+} arwkv__gguf_kv;
+
+struct arwkv_gguf {
+    arwkv__st_file file; /* the mapping, shared with the safetensors reader */
+    uint32_t version, alignment;
+    arwkv__gguf_kv *kvs;
+    int n_kvs;
+    arwkv_gguf_tensor *tensors;
+    int n_tensors;
+    int32_t *kv_table, *tensor_table; /* open-addressing hash tables of indices, -1 empty */
+    uint32_t kv_mask, tensor_mask;
+    uint64_t data_start;
+};
+
+/* A bounds-checked cursor over the file. Every read names what it reads and where. */
+typedef struct arwkv__gguf_cur {
+    const unsigned char *p;
+    uint64_t size, pos;
+    const char *path;
+} arwkv__gguf_cur;
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_need(arwkv__gguf_cur *c, uint64_t n, const char *what) {
+    if (n > c->size - c->pos)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s at byte %llu needs %llu bytes but the %llu-byte file ends first (truncated?)",
+                           c->path, what, (unsigned long long)c->pos, (unsigned long long)n, (unsigned long long)c->size);
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE uint64_t arwkv__le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+ARWKV_PRIVATE arwkv_result arwkv__gguf_u32(arwkv__gguf_cur *c, uint32_t *v, const char *what) {
+    ARWKV__TRY(arwkv__gguf_need(c, 4, what));
+    *v = (uint32_t)arwkv__le(c->p + c->pos, 4);
+    c->pos += 4;
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE arwkv_result arwkv__gguf_u64(arwkv__gguf_cur *c, uint64_t *v, const char *what) {
+    ARWKV__TRY(arwkv__gguf_need(c, 8, what));
+    *v = arwkv__le(c->p + c->pos, 8);
+    c->pos += 8;
+    return ARWKV_OK;
+}
+/* A string: its length is checked against the bytes left before anything is allocated. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_str(arwkv__gguf_cur *c, const unsigned char **s, uint64_t *len, const char *what) {
+    uint64_t at = c->pos;
+    ARWKV__TRY(arwkv__gguf_u64(c, len, what));
+    if (*len > c->size - c->pos)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s at byte %llu has length %llu, past the end of the %llu-byte file", c->path, what,
+                           (unsigned long long)at, (unsigned long long)*len, (unsigned long long)c->size);
+    *s = c->p + c->pos;
+    c->pos += *len;
+    return ARWKV_OK;
+}
+
+/* Bytes of one scalar of a metadata type; 0 for strings and arrays, -1 for an unknown type. */
+ARWKV_PRIVATE int arwkv__gguf_scalar_size(uint32_t t) {
+    static const signed char size[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return t < 13 ? size[t] : -1;
+}
+
+ARWKV_PRIVATE const char *arwkv__gguf_type_name(uint32_t t) {
+    static const char *names[13] = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
+                                    "bool", "string", "array", "uint64", "int64", "float64"};
+    return t < 13 ? names[t] : "unknown";
+}
+
+/* Skip (and check) one value of type t at the cursor; a string array records where each string is. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_value(arwkv__gguf_cur *c, uint32_t t, int depth, const char *key, arwkv__gguf_kv *kv) {
+    char what[ARWKV__GGUF_MAX_NAME + 64];
+    int sz = arwkv__gguf_scalar_size(t);
+    if (sz < 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': unknown value type %u at byte %llu", c->path, key, t,
+                           (unsigned long long)c->pos - 4);
+    if (t == ARWKV_GGUF_STRING) {
+        const unsigned char *s;
+        uint64_t len;
+        snprintf(what, sizeof what, "metadata '%s': string value", key);
+        return arwkv__gguf_str(c, &s, &len, what);
+    }
+    if (t != ARWKV_GGUF_ARRAY) {
+        snprintf(what, sizeof what, "metadata '%s': %s value", key, arwkv__gguf_type_name(t));
+        ARWKV__TRY(arwkv__gguf_need(c, (uint64_t)sz, what));
+        if (t == ARWKV_GGUF_BOOL && c->p[c->pos] > 1)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': bool at byte %llu is %u, not 0 or 1", c->path, key,
+                               (unsigned long long)c->pos, c->p[c->pos]);
+        c->pos += (uint64_t)sz;
+        return ARWKV_OK;
+    }
+    if (depth >= ARWKV__GGUF_MAX_DEPTH)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': arrays nested more than %d deep at byte %llu", c->path, key,
+                           ARWKV__GGUF_MAX_DEPTH, (unsigned long long)c->pos);
+    uint32_t et;
+    uint64_t n, at = c->pos;
+    snprintf(what, sizeof what, "metadata '%s': array element type", key);
+    ARWKV__TRY(arwkv__gguf_u32(c, &et, what));
+    snprintf(what, sizeof what, "metadata '%s': array length", key);
+    ARWKV__TRY(arwkv__gguf_u64(c, &n, what));
+    int esz = arwkv__gguf_scalar_size(et);
+    if (esz < 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': unknown array element type %u at byte %llu", c->path, key, et,
+                           (unsigned long long)at);
+    /* every element takes at least one byte (8 for a string or array header): a count larger than
+       the rest of the file is malformed, and checking it first bounds every allocation below */
+    uint64_t min_bytes = esz > 0 ? (uint64_t)esz : 8;
+    if (n > (c->size - c->pos) / min_bytes)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': array of %llu %s elements at byte %llu does not fit in the %llu-byte file",
+                           c->path, key, (unsigned long long)n, arwkv__gguf_type_name(et), (unsigned long long)at,
+                           (unsigned long long)c->size);
+    if (kv) {
+        kv->pub.elem_type = (arwkv_gguf_value_type)et;
+        kv->pub.count = n;
+        kv->data = c->p + c->pos;
+    }
+    if (esz > 0) {
+        if (et == ARWKV_GGUF_BOOL)
+            for (uint64_t i = 0; i < n; i++)
+                if (c->p[c->pos + i] > 1)
+                    return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': bool element %llu at byte %llu is %u, not 0 or 1", c->path,
+                                       key, (unsigned long long)i, (unsigned long long)(c->pos + i), c->p[c->pos + i]);
+        c->pos += n * (uint64_t)esz;
+        return ARWKV_OK;
+    }
+    if (et == ARWKV_GGUF_STRING && kv) {
+        kv->str = (uint64_t *)arwkv__malloc((size_t)n * sizeof(uint64_t));
+        if (!kv->str) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: metadata '%s': out of memory", c->path, key);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (kv && kv->str) kv->str[i] = c->pos;
+        ARWKV__TRY(arwkv__gguf_value(c, et, depth + 1, key, NULL));
+    }
+    return ARWKV_OK;
+}
+
+/* Values per block and bytes per block of every ggml type with a known layout. */
+ARWKV_API int arwkv_ggml_block_size(int type, size_t *block_bytes) {
+    static const struct { int type, values, bytes; const char *name; } table[] = {
+        {0, 1, 4, "F32"}, {1, 1, 2, "F16"}, {2, 32, 18, "Q4_0"}, {3, 32, 20, "Q4_1"}, {6, 32, 22, "Q5_0"},
+        {7, 32, 24, "Q5_1"}, {8, 32, 34, "Q8_0"}, {9, 32, 36, "Q8_1"}, {10, 256, 84, "Q2_K"}, {11, 256, 110, "Q3_K"},
+        {12, 256, 144, "Q4_K"}, {13, 256, 176, "Q5_K"}, {14, 256, 210, "Q6_K"}, {15, 256, 292, "Q8_K"},
+        {16, 256, 66, "IQ2_XXS"}, {17, 256, 74, "IQ2_XS"}, {18, 256, 98, "IQ3_XXS"}, {19, 256, 50, "IQ1_S"},
+        {20, 32, 18, "IQ4_NL"}, {21, 256, 110, "IQ3_S"}, {22, 256, 82, "IQ2_S"}, {23, 256, 136, "IQ4_XS"},
+        {24, 1, 1, "I8"}, {25, 1, 2, "I16"}, {26, 1, 4, "I32"}, {27, 1, 8, "I64"}, {28, 1, 8, "F64"},
+        {29, 256, 56, "IQ1_M"}, {30, 1, 2, "BF16"}, {34, 256, 54, "TQ1_0"}, {35, 256, 66, "TQ2_0"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].type == type) {
+            if (block_bytes) *block_bytes = (size_t)table[i].bytes;
+            return table[i].values;
+        }
+    if (block_bytes) *block_bytes = 0;
+    return 0;
+}
+
+ARWKV_API const char *arwkv_ggml_type_name(int type) {
+    static const char *names[36] = {"F32", "F16", "Q4_0", "Q4_1", NULL, NULL, "Q5_0", "Q5_1", "Q8_0", "Q8_1",
+                                    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
+                                    "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
+                                    "IQ1_M", "BF16", NULL, NULL, NULL, "TQ1_0", "TQ2_0"};
+    return type >= 0 && type < 36 && names[type] ? names[type] : "unknown";
+}
+
+/* An open-addressing table of n names (get(i) gives name i); a repeated name is reported by index. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_table(int n, const char *(*get)(const arwkv_gguf *, int), const arwkv_gguf *g,
+                                             int32_t **table, uint32_t *mask, int *dup) {
+    uint32_t size = 16;
+    while (size < (uint32_t)n * 2u) size *= 2;
+    *table = (int32_t *)arwkv__malloc(size * sizeof(int32_t));
+    if (!*table) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", g->file.path);
+    memset(*table, 0xff, size * sizeof(int32_t));
+    *mask = size - 1;
+    *dup = -1;
+    for (int k = 0; k < n; k++) {
+        const char *name = get(g, k);
+        uint32_t i = (uint32_t)arwkv__hash(name, strlen(name)) & *mask;
+        while ((*table)[i] >= 0) {
+            if (strcmp(get(g, (*table)[i]), name) == 0) {
+                *dup = k;
+                return ARWKV_ERR_FORMAT;
+            }
+            i = (i + 1) & *mask;
+        }
+        (*table)[i] = k;
+    }
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE const char *arwkv__gguf_kv_name(const arwkv_gguf *g, int i) { return g->kvs[i].pub.key; }
+ARWKV_PRIVATE const char *arwkv__gguf_tensor_name(const arwkv_gguf *g, int i) { return g->tensors[i].name; }
+ARWKV_PRIVATE int arwkv__gguf_lookup(const int32_t *table, uint32_t mask, const char *name,
+                                     const char *(*get)(const arwkv_gguf *, int), const arwkv_gguf *g) {
+    if (!table) return -1;
+    for (uint32_t i = (uint32_t)arwkv__hash(name, strlen(name)) & mask;; i = (i + 1) & mask) {
+        if (table[i] < 0) return -1;
+        if (strcmp(get(g, table[i]), name) == 0) return table[i];
+    }
+}
+
+/* A key or tensor name as a C string: not empty, no NUL inside, not absurdly long. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_name(arwkv__gguf_cur *c, char **out, const char *what) {
+    const unsigned char *s;
+    uint64_t len, at = c->pos;
+    ARWKV__TRY(arwkv__gguf_str(c, &s, &len, what));
+    if (len == 0 || len > ARWKV__GGUF_MAX_NAME || memchr(s, 0, (size_t)len))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s at byte %llu is %s", c->path, what, (unsigned long long)at,
+                           len == 0 ? "empty" : len > ARWKV__GGUF_MAX_NAME ? "longer than 4096 bytes" : "a string with a NUL byte inside");
+    *out = arwkv__strndup((const char *)s, (size_t)len);
+    return *out ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c->path);
+}
+
+typedef struct arwkv__gguf_span {
+    uint64_t begin, end;
+    int tensor;
+} arwkv__gguf_span;
+
+static int arwkv__gguf_span_cmp(const void *a, const void *b) {
+    const arwkv__gguf_span *x = (const arwkv__gguf_span *)a, *y = (const arwkv__gguf_span *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->tensor > y->tensor) - (x->tensor < y->tensor);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_parse(arwkv_gguf *g) {
+    arwkv__gguf_cur c = {g->file.map, g->file.size, 0, g->file.path};
+    char what[ARWKV__GGUF_MAX_NAME + 64];
+    ARWKV__TRY(arwkv__gguf_need(&c, 4, "the magic \"GGUF\""));
+    if (memcmp(c.p, "GGUF", 4) != 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: bytes 0..3 are not \"GGUF\" (not a GGUF file)", c.path);
+    c.pos = 4;
+    ARWKV__TRY(arwkv__gguf_u32(&c, &g->version, "the version"));
+    if (g->version != 2 && g->version != 3) {
+        if (g->version == 1) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: GGUF version 1 (32-bit counts) is not supported; convert the file again", c.path);
+        if (g->version != 0 && (g->version & 0xffff) == 0) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the version at byte 4 reads as big-endian; only little-endian GGUF is supported", c.path);
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: GGUF version %u at byte 4; versions 2 and 3 are supported", c.path, g->version);
+    }
+    uint64_t n_tensors, n_kvs;
+    ARWKV__TRY(arwkv__gguf_u64(&c, &n_tensors, "the tensor count"));
+    ARWKV__TRY(arwkv__gguf_u64(&c, &n_kvs, "the metadata count"));
+    /* a metadata entry takes at least 12 bytes, a tensor info at least 24 */
+    if (n_kvs > (c.size - c.pos) / 12 || n_kvs > INT32_MAX / 4)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata count %llu at byte 16 cannot fit in the %llu-byte file", c.path,
+                           (unsigned long long)n_kvs, (unsigned long long)c.size);
+    if (n_tensors > (c.size - c.pos) / 24 || n_tensors > INT32_MAX / 4)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor count %llu at byte 8 cannot fit in the %llu-byte file", c.path,
+                           (unsigned long long)n_tensors, (unsigned long long)c.size);
+    g->kvs = (arwkv__gguf_kv *)arwkv__calloc((size_t)n_kvs + 1, sizeof *g->kvs);
+    g->tensors = (arwkv_gguf_tensor *)arwkv__calloc((size_t)n_tensors + 1, sizeof *g->tensors);
+    if (!g->kvs || !g->tensors) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c.path);
+
+    for (uint64_t k = 0; k < n_kvs; k++) {
+        arwkv__gguf_kv *kv = &g->kvs[k];
+        char *key;
+        snprintf(what, sizeof what, "the key of metadata entry %llu", (unsigned long long)k);
+        ARWKV__TRY(arwkv__gguf_name(&c, &key, what));
+        kv->pub.key = key;
+        g->n_kvs = (int)k + 1;
+        uint32_t t;
+        snprintf(what, sizeof what, "metadata '%s': value type", key);
+        ARWKV__TRY(arwkv__gguf_u32(&c, &t, what));
+        kv->pub.type = kv->pub.elem_type = (arwkv_gguf_value_type)t;
+        kv->pub.count = 1;
+        kv->pub.offset = c.pos;
+        kv->data = c.p + c.pos;
+        if (t == ARWKV_GGUF_STRING) {
+            kv->str = (uint64_t *)arwkv__malloc(sizeof(uint64_t));
+            if (!kv->str) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c.path);
+            kv->str[0] = c.pos;
+        }
+        ARWKV__TRY(arwkv__gguf_value(&c, t, 0, key, kv));
+    }
+    int dup;
+    if (arwkv__gguf_table(g->n_kvs, arwkv__gguf_kv_name, g, &g->kv_table, &g->kv_mask, &dup) != ARWKV_OK)
+        return dup < 0 ? ARWKV_ERR_OUT_OF_MEMORY
+                       : arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata key '%s' appears twice (entry %d)", c.path, g->kvs[dup].pub.key, dup);
+
+    g->alignment = 32;
+    const arwkv_gguf_kv *al = arwkv_gguf_find_kv(g, "general.alignment");
+    if (al) {
+        uint32_t a = al->type == ARWKV_GGUF_UINT32 ? (uint32_t)arwkv__le(((const arwkv__gguf_kv *)al)->data, 4) : 0;
+        if (al->type != ARWKV_GGUF_UINT32 || a == 0 || (a & (a - 1)) != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: general.alignment at byte %llu must be a uint32 power of two, found %s %u", c.path,
+                               (unsigned long long)al->offset, arwkv__gguf_type_name(al->type), a);
+        g->alignment = a;
+    }
+
+    for (uint64_t k = 0; k < n_tensors; k++) {
+        arwkv_gguf_tensor *t = &g->tensors[k];
+        char *name;
+        snprintf(what, sizeof what, "the name of tensor %llu", (unsigned long long)k);
+        ARWKV__TRY(arwkv__gguf_name(&c, &name, what));
+        t->name = name;
+        g->n_tensors = (int)k + 1;
+        uint32_t nd, type;
+        snprintf(what, sizeof what, "tensor '%s': dimension count", name);
+        ARWKV__TRY(arwkv__gguf_u32(&c, &nd, what));
+        if (nd < 1 || nd > 4)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': %u dimensions at byte %llu; 1 to 4 are allowed", c.path, name, nd,
+                               (unsigned long long)c.pos - 4);
+        t->ndim = (int)nd;
+        uint64_t numel = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            uint64_t v;
+            snprintf(what, sizeof what, "tensor '%s': dimension %u", name, d);
+            ARWKV__TRY(arwkv__gguf_u64(&c, &v, what));
+            if (v == 0 || v > (uint64_t)INT64_MAX || !arwkv__mul_ok(numel, v, &numel) || numel > (uint64_t)INT64_MAX)
+                return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': dimension %u at byte %llu is %llu (%s)", c.path, name, d,
+                                   (unsigned long long)c.pos - 8, (unsigned long long)v,
+                                   v == 0 ? "must be at least 1" : "the element count overflows 63 bits");
+            t->ne[d] = (int64_t)v;
+        }
+        for (uint32_t d = nd; d < 4; d++) t->ne[d] = 1;
+        t->numel = (int64_t)numel;
+        snprintf(what, sizeof what, "tensor '%s': type", name);
+        ARWKV__TRY(arwkv__gguf_u32(&c, &type, what));
+        size_t block_bytes;
+        int block = type > 1000 ? 0 : arwkv_ggml_block_size((int)type, &block_bytes);
+        if (block == 0)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s': unknown ggml type %u at byte %llu", c.path, name, type,
+                               (unsigned long long)c.pos - 4);
+        t->type = (int)type;
+        if (t->ne[0] % block != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': row length %lld is not a multiple of the %s block size %d", c.path,
+                               name, (long long)t->ne[0], arwkv_ggml_type_name(t->type), block);
+        uint64_t nbytes;
+        if (!arwkv__mul_ok(numel / (uint64_t)block, block_bytes, &nbytes) || nbytes > SIZE_MAX)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': byte size overflows", c.path, name);
+        t->nbytes = (size_t)nbytes;
+        snprintf(what, sizeof what, "tensor '%s': data offset", name);
+        ARWKV__TRY(arwkv__gguf_u64(&c, &t->offset, what));
+        if (t->offset % g->alignment != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': data offset %llu (at byte %llu) is not a multiple of the alignment %u",
+                               c.path, name, (unsigned long long)t->offset, (unsigned long long)c.pos - 8, g->alignment);
+    }
+    if (arwkv__gguf_table(g->n_tensors, arwkv__gguf_tensor_name, g, &g->tensor_table, &g->tensor_mask, &dup) != ARWKV_OK)
+        return dup < 0 ? ARWKV_ERR_OUT_OF_MEMORY
+                       : arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' appears twice (tensor %d)", c.path, g->tensors[dup].name, dup);
+
+    /* the data section starts at the next multiple of the alignment */
+    uint64_t start = c.pos + (g->alignment - c.pos % g->alignment) % g->alignment;
+    if (g->n_tensors == 0) start = start < c.size ? start : c.size; /* a file without tensors may omit the padding */
+    if (start > c.size)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: the data section would start at byte %llu, past the end of the %llu-byte file (truncated?)",
+                           c.path, (unsigned long long)start, (unsigned long long)c.size);
+    g->data_start = start;
+    uint64_t data_size = c.size - start;
+    arwkv__gguf_span *spans = (arwkv__gguf_span *)arwkv__calloc((size_t)g->n_tensors + 1, sizeof *spans);
+    if (!spans) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c.path);
+    arwkv_result r = ARWKV_OK;
+    for (int k = 0; k < g->n_tensors && r == ARWKV_OK; k++) {
+        arwkv_gguf_tensor *t = &g->tensors[k];
+        if (t->offset > data_size || t->nbytes > data_size - t->offset)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': %zu bytes of %s data at offset %llu (file byte %llu) run past the end of "
+                            "the %llu-byte file (truncated?)", c.path, t->name, t->nbytes, arwkv_ggml_type_name(t->type),
+                            (unsigned long long)t->offset, (unsigned long long)(start + t->offset), (unsigned long long)c.size);
+        spans[k].begin = t->offset;
+        spans[k].end = t->offset + t->nbytes;
+        spans[k].tensor = k;
+        t->offset += start;
+        t->data = c.p + t->offset;
+    }
+    if (r == ARWKV_OK) {
+        qsort(spans, (size_t)g->n_tensors, sizeof *spans, arwkv__gguf_span_cmp);
+        for (int s = 1; s < g->n_tensors && r == ARWKV_OK; s++)
+            if (spans[s].begin < spans[s - 1].end)
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' (data offset %llu) overlaps tensor '%s' (data offsets %llu..%llu)",
+                                c.path, g->tensors[spans[s].tensor].name, (unsigned long long)spans[s].begin,
+                                g->tensors[spans[s - 1].tensor].name, (unsigned long long)spans[s - 1].begin,
+                                (unsigned long long)spans[s - 1].end);
+    }
+    arwkv__free(spans);
+    return r;
+}
+
+ARWKV_API void arwkv_gguf_close(arwkv_gguf *g) {
+    if (!g) return;
+#if !defined(_WIN32) && !defined(ARWKV_NO_MMAP)
+    if (g->file.owned == 1) munmap((void *)g->file.map, g->file.size);
+#endif
+    if (g->file.owned == 2) arwkv__free((void *)g->file.map);
+    arwkv__free(g->file.path);
+    for (int i = 0; i < g->n_kvs; i++) {
+        arwkv__free((void *)g->kvs[i].pub.key);
+        arwkv__free(g->kvs[i].str);
+    }
+    for (int i = 0; i < g->n_tensors; i++) arwkv__free((void *)g->tensors[i].name);
+    arwkv__free(g->kvs);
+    arwkv__free(g->tensors);
+    arwkv__free(g->kv_table);
+    arwkv__free(g->tensor_table);
+    arwkv__free(g);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_finish(arwkv_gguf *g, arwkv_result r, arwkv_gguf **out) {
+    if (r == ARWKV_OK) r = arwkv__gguf_parse(g);
+    if (r != ARWKV_OK) {
+        arwkv_gguf_close(g);
+        return r;
+    }
+    *out = g;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_open_memory(const void *buf, size_t len, const char *name, arwkv_gguf **out) {
+    *out = NULL;
+    arwkv_gguf *g = (arwkv_gguf *)arwkv__calloc(1, sizeof *g);
+    if (!g) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    g->file.path = arwkv__strdup(name ? name : "<memory>");
+    g->file.map = (const unsigned char *)buf;
+    g->file.size = len;
+    return arwkv__gguf_finish(g, g->file.path ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory"), out);
+}
+
+ARWKV_API arwkv_result arwkv_gguf_open(const char *path, arwkv_gguf **out) {
+    *out = NULL;
+    if (!path) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_gguf_open: path is NULL");
+    arwkv_gguf *g = (arwkv_gguf *)arwkv__calloc(1, sizeof *g);
+    if (!g) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    g->file.path = arwkv__strdup(path);
+    arwkv_result r = g->file.path ? arwkv__st_map_file(&g->file) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    return arwkv__gguf_finish(g, r, out);
+}
+
+ARWKV_API uint32_t arwkv_gguf_version(const arwkv_gguf *g) { return g ? g->version : 0; }
+ARWKV_API uint32_t arwkv_gguf_alignment(const arwkv_gguf *g) { return g ? g->alignment : 0; }
+ARWKV_API const char *arwkv_gguf_path(const arwkv_gguf *g) { return g ? g->file.path : NULL; }
+ARWKV_API int arwkv_gguf_kv_count(const arwkv_gguf *g) { return g ? g->n_kvs : 0; }
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_kv_at(const arwkv_gguf *g, int i) {
+    return g && i >= 0 && i < g->n_kvs ? &g->kvs[i].pub : NULL;
+}
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_find_kv(const arwkv_gguf *g, const char *key) {
+    int i = g ? arwkv__gguf_lookup(g->kv_table, g->kv_mask, key, arwkv__gguf_kv_name, g) : -1;
+    return i >= 0 ? &g->kvs[i].pub : NULL;
+}
+ARWKV_API int arwkv_gguf_tensor_count(const arwkv_gguf *g) { return g ? g->n_tensors : 0; }
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_tensor_at(const arwkv_gguf *g, int i) {
+    return g && i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_find_tensor(const arwkv_gguf *g, const char *name) {
+    int i = g ? arwkv__gguf_lookup(g->tensor_table, g->tensor_mask, name, arwkv__gguf_tensor_name, g) : -1;
+    return i >= 0 ? &g->tensors[i] : NULL;
+}
+
+/* The raw bytes of element i of a numeric value, after checking the index. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_elem(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, const unsigned char **p) {
+    if (i >= kv->count)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: metadata '%s': index %llu is past its %llu elements", g->file.path, kv->key,
+                           (unsigned long long)i, (unsigned long long)kv->count);
+    int sz = arwkv__gguf_scalar_size(kv->elem_type);
+    if (sz <= 0) return ARWKV_ERR_FORMAT; /* the caller words the message */
+    *p = ((const arwkv__gguf_kv *)kv)->data + i * (uint64_t)sz;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_kv_int(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, int64_t *out) {
+    const unsigned char *p;
+    arwkv_result r = arwkv__gguf_elem(g, kv, i, &p);
+    if (r == ARWKV_ERR_INVALID_ARGUMENT) return r;
+    uint64_t u = 0;
+    switch (r == ARWKV_OK ? kv->elem_type : ARWKV_GGUF_STRING) {
+    case ARWKV_GGUF_UINT8: case ARWKV_GGUF_BOOL: *out = p[0]; return ARWKV_OK;
+    case ARWKV_GGUF_INT8: *out = (int8_t)p[0]; return ARWKV_OK;
+    case ARWKV_GGUF_UINT16: *out = (int64_t)arwkv__le(p, 2); return ARWKV_OK;
+    case ARWKV_GGUF_INT16: *out = (int16_t)(uint16_t)arwkv__le(p, 2); return ARWKV_OK;
+    case ARWKV_GGUF_UINT32: *out = (int64_t)arwkv__le(p, 4); return ARWKV_OK;
+    case ARWKV_GGUF_INT32: *out = (int32_t)(uint32_t)arwkv__le(p, 4); return ARWKV_OK;
+    case ARWKV_GGUF_INT64: u = arwkv__le(p, 8); memcpy(out, &u, 8); return ARWKV_OK;
+    case ARWKV_GGUF_UINT64:
+        u = arwkv__le(p, 8);
+        if (u > (uint64_t)INT64_MAX)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu): %llu does not fit in int64", g->file.path, kv->key,
+                               (unsigned long long)kv->offset, (unsigned long long)u);
+        *out = (int64_t)u;
+        return ARWKV_OK;
+    default:
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is %s%s, not an integer", g->file.path, kv->key,
+                           (unsigned long long)kv->offset, kv->type == ARWKV_GGUF_ARRAY ? "an array of " : "",
+                           arwkv__gguf_type_name(kv->elem_type));
+    }
+}
+
+ARWKV_API arwkv_result arwkv_gguf_kv_float(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, double *out) {
+    const unsigned char *p;
+    arwkv_result r = arwkv__gguf_elem(g, kv, i, &p);
+    if (r == ARWKV_ERR_INVALID_ARGUMENT) return r;
+    if (r == ARWKV_OK && kv->elem_type == ARWKV_GGUF_FLOAT32) {
+        uint32_t b = (uint32_t)arwkv__le(p, 4);
+        float f;
+        memcpy(&f, &b, 4);
+        *out = f;
+        return ARWKV_OK;
+    }
+    if (r == ARWKV_OK && kv->elem_type == ARWKV_GGUF_FLOAT64) {
+        uint64_t b = arwkv__le(p, 8);
+        memcpy(out, &b, 8);
+        return ARWKV_OK;
+    }
+    int64_t v;
+    if (r == ARWKV_OK && kv->elem_type != ARWKV_GGUF_BOOL && arwkv_gguf_kv_int(g, kv, i, &v) == ARWKV_OK) {
+        *out = (double)v;
+        return ARWKV_OK;
+    }
+    return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is %s%s, not a number", g->file.path, kv->key,
+                       (unsigned long long)kv->offset, kv->type == ARWKV_GGUF_ARRAY ? "an array of " : "", arwkv__gguf_type_name(kv->elem_type));
+}
+
+ARWKV_API arwkv_result arwkv_gguf_kv_string(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, const char **s, size_t *len) {
+    const arwkv__gguf_kv *k = (const arwkv__gguf_kv *)kv;
+    if (kv->elem_type != ARWKV_GGUF_STRING || !k->str)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is %s%s, not a string", g->file.path, kv->key,
+                           (unsigned long long)kv->offset, kv->type == ARWKV_GGUF_ARRAY ? "an array of " : "", arwkv__gguf_type_name(kv->elem_type));
+    if (i >= kv->count)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: metadata '%s': index %llu is past its %llu elements", g->file.path, kv->key,
+                           (unsigned long long)i, (unsigned long long)kv->count);
+    const unsigned char *p = g->file.map + k->str[i]; /* checked at open: the length and the bytes lie in the file */
+    *len = (size_t)arwkv__le(p, 8);
+    *s = (const char *)p + 8;
+    return ARWKV_OK;
+}
+
+/* ---- Dequantization ----------------------------------------------------------------------------
+   Each block type as the format defines it. d and m (or dmin) are fp16 scale and minimum. */
+
+ARWKV_PRIVATE float arwkv__f16_at(const unsigned char *p) { return arwkv_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Q4_0 (18 bytes): d, 16 bytes of nibbles. Value j < 16 is the low nibble of byte j, value j + 16 the
+   high nibble; x = (q - 8) * d. Q4_1 (20 bytes): d, m, then the same nibbles; x = q * d + m. */
+ARWKV_PRIVATE void arwkv__dq_q4(const unsigned char *b, float *y, int has_min) {
+    float d = arwkv__f16_at(b), m = has_min ? arwkv__f16_at(b + 2) : -8.0f * d;
+    const unsigned char *qs = b + (has_min ? 4 : 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(qs[j] & 15) * d + m;
+        y[j + 16] = (float)(qs[j] >> 4) * d + m;
+    }
+}
+/* Q5_0 (22 bytes): d, 32 high bits (u32, bit j for value j), 16 bytes of low nibbles as Q4_0;
+   x = (q - 16) * d. Q5_1 (24 bytes): d, m, the high bits, the nibbles; x = q * d + m. */
+ARWKV_PRIVATE void arwkv__dq_q5(const unsigned char *b, float *y, int has_min) {
+    float d = arwkv__f16_at(b), m = has_min ? arwkv__f16_at(b + 2) : -16.0f * d;
+    const unsigned char *h = b + (has_min ? 4 : 2), *qs = h + 4;
+    uint32_t qh = (uint32_t)arwkv__le(h, 4);
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 15) | (int)((qh >> j) & 1) << 4;
+        int hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        y[j] = (float)lo * d + m;
+        y[j + 16] = (float)hi * d + m;
+    }
+}
+/* Q8_0 (34 bytes): d, 32 signed bytes; x = q * d. */
+ARWKV_PRIVATE void arwkv__dq_q8_0(const unsigned char *b, float *y) {
+    float d = arwkv__f16_at(b);
+    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+}
+/* The K-quants' 12 bytes of 6-bit scales and mins of 8 sub-blocks: sub-block j < 4 has its scale in
+   the low 6 bits of byte j and its min in those of byte j + 4; j >= 4 has the low 4 bits of each in
+   byte j + 4 (scale low nibble, min high nibble) and the top 2 bits in bytes j - 4 (scale) and j (min). */
+ARWKV_PRIVATE void arwkv__k_scale_min(const unsigned char *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+/* Q4_K (144 bytes, 256 values): d, dmin, scales[12], 128 bytes of nibbles. Each 64 values use 32
+   bytes: the low nibbles are sub-block 2i, the high nibbles sub-block 2i + 1; x = d*sc*q - dmin*mn.
+   Q5_K (176 bytes): d, dmin, scales[12], qh[32], qs[128]: as Q4_K with a fifth bit, bit s of qh[l]
+   for value l of sub-block s. */
+ARWKV_PRIVATE void arwkv__dq_qk(const unsigned char *b, float *y, int five) {
+    float d = arwkv__f16_at(b), dmin = arwkv__f16_at(b + 2);
+    const unsigned char *sc = b + 4, *qh = b + 16, *qs = b + (five ? 48 : 16);
+    for (int i = 0; i < 4; i++) {
+        int s0, m0, s1, m1;
+        arwkv__k_scale_min(sc, 2 * i, &s0, &m0);
+        arwkv__k_scale_min(sc, 2 * i + 1, &s1, &m1);
+        for (int l = 0; l < 32; l++) {
+            int lo = qs[32 * i + l] & 15, hi = qs[32 * i + l] >> 4;
+            if (five) {
+                lo |= ((qh[l] >> (2 * i)) & 1) << 4;
+                hi |= ((qh[l] >> (2 * i + 1)) & 1) << 4;
+            }
+            y[64 * i + l] = d * (float)s0 * (float)lo - dmin * (float)m0;
+            y[64 * i + 32 + l] = d * (float)s1 * (float)hi - dmin * (float)m1;
+        }
+    }
+}
+/* Q6_K (210 bytes, 256 values): ql[128] low nibbles, qh[64] 2-bit highs, 16 signed 8-bit scales
+   (one per 16 values), d last. Each half of 128 values uses 64 bytes of ql and 32 of qh: value
+   l + 32k (k = 0..3) takes the low nibble of ql[l] (k 0), ql[l+32] (k 1), the high nibble of ql[l]
+   (k 2), ql[l+32] (k 3), and bits 2k..2k+1 of qh[l]; x = d * scale * (q - 32). */
+ARWKV_PRIVATE void arwkv__dq_q6_k(const unsigned char *b, float *y) {
+    const unsigned char *ql = b, *qh = b + 128;
+    const signed char *sc = (const signed char *)(b + 192);
+    float d = arwkv__f16_at(b + 208);
+    for (int half = 0; half < 2; half++) {
+        for (int l = 0; l < 32; l++)
+            for (int k = 0; k < 4; k++) {
+                int lo = (k & 1 ? ql[l + 32] : ql[l]);
+                lo = k < 2 ? lo & 15 : lo >> 4;
+                int q = (lo | ((qh[l] >> (2 * k)) & 3) << 4) - 32;
+                y[32 * k + l] = d * (float)sc[(32 * k + l) / 16] * (float)q;
+            }
+        ql += 64;
+        qh += 32;
+        sc += 8;
+        y += 128;
+    }
+}
+
+ARWKV_API arwkv_result arwkv_dequantize(int type, const void *src, int64_t n, float *dst) {
+    size_t bytes;
+    int block = arwkv_ggml_block_size(type, &bytes);
+    if (n < 0 || (block > 0 && n % block != 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dequantize: %lld values are not whole %s blocks of %d", (long long)n,
+                           arwkv_ggml_type_name(type), block);
+    const unsigned char *b = (const unsigned char *)src;
+    int64_t nb = block > 0 ? n / block : 0;
+    switch (type) {
+    case ARWKV_GGML_F32: return arwkv_to_f32(dst, src, ARWKV_F32, (size_t)n);
+    case ARWKV_GGML_F16: return arwkv_to_f32(dst, src, ARWKV_F16, (size_t)n);
+    case ARWKV_GGML_BF16: return arwkv_to_f32(dst, src, ARWKV_BF16, (size_t)n);
+    case ARWKV_GGML_Q4_0: case ARWKV_GGML_Q4_1:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q4(b + i * bytes, dst + i * 32, type == ARWKV_GGML_Q4_1);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q5_0: case ARWKV_GGML_Q5_1:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q5(b + i * bytes, dst + i * 32, type == ARWKV_GGML_Q5_1);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q8_0:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q8_0(b + i * bytes, dst + i * 32);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q4_K: case ARWKV_GGML_Q5_K:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_qk(b + i * bytes, dst + i * 256, type == ARWKV_GGML_Q5_K);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q6_K:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q6_k(b + i * bytes, dst + i * 256);
+        return ARWKV_OK;
+    default:
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "dequantize: ggml type %d (%s) is not supported; supported are F32 F16 BF16 Q8_0 "
+                           "Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K", type, arwkv_ggml_type_name(type));
+    }
+}
+
+ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gguf_tensor *t, float *dst, int64_t n) {
+    if (t->numel != n)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' has %lld values, expected %lld", g->file.path, t->name, (long long)t->numel,
+                           (long long)n);
+    arwkv_result r = arwkv_dequantize(t->type, t->data, n, dst);
+    if (r != ARWKV_OK) return arwkv__context(r, "%s: tensor '%s'", g->file.path, t->name);
+    return ARWKV_OK;
 }
 
 /* ============================================================================================
