@@ -3307,6 +3307,7 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_parse(arwkv_gguf *g) {
             r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': %zu bytes of %s data at offset %llu (file byte %llu) run past the end of "
                             "the %llu-byte file (truncated?)", c.path, t->name, t->nbytes, arwkv_ggml_type_name(t->type),
                             (unsigned long long)t->offset, (unsigned long long)(start + t->offset), (unsigned long long)c.size);
+        if (r != ARWKV_OK) break;
         spans[k].begin = t->offset;
         spans[k].end = t->offset + t->nbytes;
         spans[k].tensor = k;
