@@ -9095,6 +9095,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_ARWKV7;
     s->cfg.base_arch = tc->arch;
+    s->cfg.qk_norm = 0; /* the attention, q/k norms included, is what the time mix replaces */
     s->cfg.head_size = 64;
     s->cfg.head_size_divisor = 8;
     s->cfg.wkv_has_gate = opt.gate != 0;
@@ -10289,11 +10290,19 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
                            opt->seq_len);
     if (student->cfg.arch != ARWKV_ARCH_ARWKV7 && student->cfg.arch != ARWKV_ARCH_QRWKV6)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training needs an ARWKV-7 or QRWKV6 student; this one is %s", arwkv_arch_name(student->cfg.arch));
-    if (teacher && (teacher->cfg.vocab_size != student->cfg.vocab_size || teacher->cfg.hidden_size != student->cfg.hidden_size ||
-                    teacher->cfg.num_layers != student->cfg.num_layers || teacher->be != student->be))
-        return arwkv__fail(ARWKV_ERR_SHAPE, "teacher (vocab %d, hidden %d, %d layers) and student (vocab %d, hidden %d, %d layers) do not match, "
-                           "or live on different backends", teacher->cfg.vocab_size, teacher->cfg.hidden_size, teacher->cfg.num_layers,
-                           student->cfg.vocab_size, student->cfg.hidden_size, student->cfg.num_layers);
+    /* Stage 1 aligns layer with layer, so the teacher must be the student's own base. Stage 2 only
+       compares next-token distributions: any teacher over the same vocabulary will do, a larger one
+       included (knowledge transfer from a larger LLM). */
+    const char *tname = teacher && teacher->dir ? teacher->dir : "teacher", *sname = student->dir ? student->dir : "student";
+    if (teacher && teacher->be != student->be)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the teacher %s and the student %s live on different backends", tname, sname);
+    if (teacher && teacher->cfg.vocab_size != student->cfg.vocab_size)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "the teacher %s has a vocabulary of %d tokens, the student %s one of %d: distillation needs "
+                           "the same vocabulary", tname, teacher->cfg.vocab_size, sname, student->cfg.vocab_size);
+    if (teacher && opt->stage == 1 && (teacher->cfg.hidden_size != student->cfg.hidden_size || teacher->cfg.num_layers != student->cfg.num_layers))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "stage 1 aligns each layer with the teacher's, but the teacher %s (hidden %d, %d layers) is not the "
+                           "student %s's base (hidden %d, %d layers); a larger teacher can teach in stage 2", tname, teacher->cfg.hidden_size,
+                           teacher->cfg.num_layers, sname, student->cfg.hidden_size, student->cfg.num_layers);
     arwkv_trainer *tr = (arwkv_trainer *)arwkv__calloc(1, sizeof *tr);
     if (!tr) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     tr->teacher = teacher, tr->student = student, tr->opt = *opt, tr->train = train;

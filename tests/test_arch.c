@@ -260,10 +260,215 @@ TEST(cached_decoding_and_greedy_match_transformers) {
     }
 }
 
+/* ---- Students of these teachers --------------------------------------------------------------------- */
+
+/* The final hidden states of a student on ids [T] (host, malloc'd). */
+static float *student_hidden(arwkv_model *m, const int32_t *ids, int T) {
+    arwkv_rnn *r = NULL;
+    const float *hid = NULL;
+    float *out = (float *)malloc(sizeof(float) * (size_t)T * m->cfg.hidden_size);
+    CHECK_OK(arwkv_rnn_create(m, &r));
+    if (r) CHECK_OK(arwkv_rnn_forward(r, ids, 1, T, NULL, 0, &hid));
+    if (hid) CHECK_OK(m->be->mem->download(m->be, out, hid, sizeof(float) * (size_t)T * m->cfg.hidden_size));
+    arwkv_rnn_free(r);
+    return out;
+}
+
+/* ARWKV-7 and QRWKV6 students keep the teacher's embeddings, norms, MLPs and head (and for QRWKV6 its
+   projections, biases as the family has them), record the family in config.json, and come back
+   from disk computing the same function. */
+TEST(students_of_llama_and_qwen3_save_and_load) {
+    static const struct {
+        const char *teacher;
+        arwkv_arch arch;
+        arwkv_init init;
+    } cases[] = {
+        {"llama-gqa", ARWKV_ARCH_ARWKV7, ARWKV_INIT_INHERIT},
+        {"llama-gqa", ARWKV_ARCH_QRWKV6, ARWKV_INIT_UPSTREAM},
+        {"qwen3", ARWKV_ARCH_ARWKV7, ARWKV_INIT_UPSTREAM},
+    };
+    arwkv_backend *be = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    static const int32_t ids[12] = {5, 300, 7, 7, 42, 509, 100, 3, 250, 64, 1, 2};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && be; i++) {
+        char dir[256], out[256];
+        snprintf(dir, sizeof dir, ARCH_DIR "/%s", cases[i].teacher);
+        snprintf(out, sizeof out, "build/test_arch_student%zu", i);
+        arwkv_model *t = NULL, *s = NULL, *back = NULL;
+        CHECK_OK(arwkv_model_load(dir, be, &t));
+        arwkv_student_options o;
+        arwkv_student_options_default(&o);
+        o.arch = cases[i].arch, o.init = cases[i].init, o.seed = 7;
+        if (t) CHECK_OK(arwkv_student_create(t, &o, &s));
+        if (!s) {
+            arwkv_model_free(t);
+            continue;
+        }
+        CHECK(s->cfg.arch == cases[i].arch && s->cfg.base_arch == t->cfg.arch && !s->cfg.qk_norm && s->cfg.rms_norm_eps == t->cfg.rms_norm_eps &&
+                  s->cfg.tie_word_embeddings == t->cfg.tie_word_embeddings && s->cfg.vocab_size == t->cfg.vocab_size,
+              "%s %s: config", cases[i].teacher, arwkv_arch_name(cases[i].arch));
+        /* everything outside the attention is the teacher's, bit for bit */
+        const char *kept[3] = {"model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight"};
+        for (int k = 0; k < 3; k++) {
+            arwkv_param *a = arwkv_model_param(t, kept[k]), *b = arwkv_model_param(s, kept[k]);
+            float *va = a ? (float *)malloc(sizeof(float) * a->numel) : NULL, *vb = a ? (float *)malloc(sizeof(float) * a->numel) : NULL;
+            CHECK(a && b && a->numel == b->numel, "%s: %s kept", cases[i].teacher, kept[k]);
+            if (a && b && a->numel == b->numel) {
+                CHECK_OK(arwkv_param_read(t, a, va, a->numel));
+                CHECK_OK(arwkv_param_read(s, b, vb, b->numel));
+                CHECK(memcmp(va, vb, sizeof(float) * a->numel) == 0, "%s: %s copied", cases[i].teacher, kept[k]);
+            }
+            free(va), free(vb);
+        }
+        if (cases[i].arch == ARWKV_ARCH_QRWKV6)
+            CHECK(arwkv_model_param(s, "model.layers.0.self_attn.q_proj.weight") && !arwkv_model_param(s, "model.layers.0.self_attn.q_proj.bias") &&
+                      !arwkv_model_param(s, "model.layers.0.self_attn.o_proj.bias") && !s->cfg.attention_bias,
+                  "a QRWKV6 student of Llama keeps q/k/v/o without biases");
+        CHECK(!arwkv_model_param(s, "model.layers.0.self_attn.q_norm.weight"), "no q_norm in a student");
+        float *before = student_hidden(s, ids, 12);
+        CHECK_OK(arwkv_model_save(s, out, ARWKV_DTYPE_UNKNOWN, 0, dir));
+        CHECK_OK(arwkv_model_load(out, be, &back));
+        if (back) {
+            CHECK(back->cfg.arch == cases[i].arch && back->cfg.base_arch == t->cfg.arch && back->cfg.attention_bias == s->cfg.attention_bias &&
+                      back->cfg.rms_norm_eps == t->cfg.rms_norm_eps && back->cfg.tie_word_embeddings == t->cfg.tie_word_embeddings,
+                  "%s: reloaded config (base %s)", out, arwkv_arch_name(back->cfg.base_arch));
+            float *after = student_hidden(back, ids, 12);
+            CHECK(memcmp(before, after, sizeof(float) * 12 * s->cfg.hidden_size) == 0, "%s: same hidden states after save and load", out);
+            free(after);
+        }
+        free(before);
+        arwkv_model_free(back);
+        arwkv_model_free(s);
+        arwkv_model_free(t);
+    }
+    /* what a student cannot be made of is refused, saying why */
+    arwkv_model *t = NULL, *s = NULL;
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    CHECK_OK(arwkv_model_load(ARCH_DIR "/llama-tied", be, &t));
+    CHECK(t && arwkv_student_create(t, &o, &s) == ARWKV_ERR_UNSUPPORTED && strstr(arwkv_last_error(), "96") && strstr(arwkv_last_error(), "64"),
+          "hidden 96 for ARWKV-7: %s", arwkv_last_error());
+    arwkv_model_free(t);
+    t = NULL;
+    o.arch = ARWKV_ARCH_QRWKV6;
+    CHECK_OK(arwkv_model_load(ARCH_DIR "/qwen3", be, &t));
+    CHECK(t && arwkv_student_create(t, &o, &s) == ARWKV_ERR_UNSUPPORTED && strstr(arwkv_last_error(), "2 x 80 != 128"),
+          "QRWKV6 of a Qwen3 with head_dim 80: %s", arwkv_last_error());
+    arwkv_model_free(t);
+    arwkv_backend_destroy(be);
+}
+
+/* Stage 2 takes any teacher with the student's vocabulary (a larger one of another family here);
+   stage 1 needs the student's own base; a different vocabulary is refused, naming both models. */
+TEST(stage2_with_a_larger_teacher) {
+    arwkv_backend *be = NULL;
+    arwkv_model *base = NULL, *big = NULL, *other = NULL, *s = NULL;
+    arwkv_trainer *tr = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    if (be) CHECK_OK(arwkv_model_load(ARCH_DIR "/llama-gqa", be, &base));
+    if (be) CHECK_OK(arwkv_model_load(ARCH_DIR "/qwen3", be, &big));
+    if (be) CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &other));
+    if (base) CHECK_OK(arwkv_student_create(base, NULL, &s));
+    if (!s || !big || !other) goto done;
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 16, o.batch = 1, o.steps = 1;
+    CHECK_OK(arwkv_trainer_create(big, s, &o, NULL, &tr));
+    arwkv_trainer_free(tr);
+    tr = NULL;
+    arwkv_train_options_default(&o, 1);
+    o.seq_len = 16, o.batch = 1, o.steps = 1;
+    CHECK(arwkv_trainer_create(big, s, &o, NULL, &tr) == ARWKV_ERR_SHAPE && strstr(arwkv_last_error(), ARCH_DIR "/qwen3") &&
+              strstr(arwkv_last_error(), "stage 2"),
+          "stage 1 with another teacher: %s", arwkv_last_error());
+    arwkv_trainer_free(tr);
+    tr = NULL;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 16, o.batch = 1, o.steps = 1;
+    CHECK(arwkv_trainer_create(other, s, &o, NULL, &tr) == ARWKV_ERR_SHAPE && strstr(arwkv_last_error(), "models/qwen2-code-tiny") &&
+              strstr(arwkv_last_error(), "151936") && strstr(arwkv_last_error(), "512"),
+          "another vocabulary: %s", arwkv_last_error());
+    arwkv_trainer_free(tr);
+done:
+    arwkv_model_free(s);
+    arwkv_model_free(other);
+    arwkv_model_free(big);
+    arwkv_model_free(base);
+    arwkv_backend_destroy(be);
+}
+
+/* ---- The binaries, as a person runs them -------------------------------------------------------------- */
+
+static int run(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = (char *)malloc(cap);
+    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+        len += got;
+        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = p ? pclose(p) : -1;
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+#define DISTILL "build/arwkv-distill --data tests/test_arch.c --eval-data tests/test.h --seq-len 32 --batch 2 --steps 3 --threads 2 "
+
+/* Stage 1 then stage 2 of an ARWKV-7 and a QRWKV6 student of the Llama teacher, each saved, then
+   loaded by arwkv-chat (--raw --prompt), arwkv-generate and arwkv-eval; stage 2 again with the
+   larger Qwen3 teacher; the Qwen2 teacher's other vocabulary refused. */
+TEST(distill_chat_and_eval_students_of_llama) {
+    if (!test_file_exists("build/arwkv-distill") || !test_file_exists("build/arwkv-generate")) SKIP("build/arwkv-* not built (run make first)");
+    static const char *const archs[2] = {"arwkv7", "qrwkv6"};
+    static const char *const names[2] = {"RwkvHybridForCausalLM", "RWKV6Qwen2ForCausalLM"};
+    char cmd[1024], *out;
+    for (int a = 0; a < 2; a++) {
+        snprintf(cmd, sizeof cmd,
+                 "rm -rf build/test_arch_%s_s1 build/test_arch_%s_s2 && " DISTILL "--teacher " ARCH_DIR "/llama-gqa --out build/test_arch_%s_s1 "
+                 "--stage 1 --arch %s --lr 1e-3 >/dev/null 2>&1 && " DISTILL "--teacher " ARCH_DIR "/llama-gqa --student build/test_arch_%s_s1 "
+                 "--out build/test_arch_%s_s2 --stage 2 --lr 5e-4 2>&1",
+                 archs[a], archs[a], archs[a], archs[a], archs[a], archs[a]);
+        int st = run(cmd, &out);
+        CHECK(st == 0 && strstr(out, names[a]) && strstr(out, "student saved"), "%s stages 1 and 2: %d\n%s", archs[a], st, out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "build/test_arch_%s_s2/config.json", archs[a]);
+        arwkv_config c;
+        CHECK_OK(arwkv_config_load(cmd, &c));
+        CHECK(c.base_arch == ARWKV_ARCH_LLAMA && c.rms_norm_eps == 1e-5f && !c.tie_word_embeddings, "%s: saved config", archs[a]);
+        /* greedy chat --raw and arwkv-generate continue the prompt identically */
+        char *gen;
+        snprintf(cmd, sizeof cmd, "build/arwkv-chat --model build/test_arch_%s_s2 --raw --prompt 'def add(a, b):' -n 6 --temperature 0 "
+                                  "--repeat-penalty 1 2>/dev/null", archs[a]);
+        st = run(cmd, &out);
+        snprintf(cmd, sizeof cmd, "build/arwkv-generate build/test_arch_%s_s2 'def add(a, b):' 6 2>/dev/null", archs[a]);
+        int gst = run(cmd, &gen);
+        CHECK(st == 0 && gst == 0 && strlen(out) > 0 && strcmp(out, gen) == 0, "%s: chat '%s' (%d), generate '%s' (%d)", archs[a], out, st, gen, gst);
+        free(out), free(gen);
+        snprintf(cmd, sizeof cmd, "build/arwkv-eval --model build/test_arch_%s_s2 --text tests/test.h --max-tokens 100 2>/dev/null", archs[a]);
+        st = run(cmd, &out);
+        double nll = 0;
+        CHECK(st == 0 && sscanf(out, "tokens 100 nll %lf", &nll) == 1 && nll > 0 && nll < 7.0, "%s: eval '%s'", archs[a], out);
+        free(out);
+    }
+    int st = run("rm -rf build/test_arch_big && " DISTILL "--teacher " ARCH_DIR "/qwen3 --student build/test_arch_arwkv7_s1 "
+                 "--out build/test_arch_big --stage 2 --lr 5e-4 2>&1", &out);
+    CHECK(st == 0 && strstr(out, "student saved"), "stage 2 with the larger Qwen3 teacher: %d\n%s", st, out);
+    free(out);
+    st = run(DISTILL "--teacher models/qwen2-code-tiny --student build/test_arch_arwkv7_s1 --out build/test_arch_bad --stage 2 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "models/qwen2-code-tiny") && strstr(out, "build/test_arch_arwkv7_s1") && strstr(out, "vocabulary"),
+          "another vocabulary: %d %s", st, out);
+    free(out);
+}
+
 int main(void) {
     RUN(config_fields_of_llama_and_qwen3);
     RUN(config_refusals_name_the_key);
     RUN(forward_matches_transformers);
     RUN(cached_decoding_and_greedy_match_transformers);
+    RUN(students_of_llama_and_qwen3_save_and_load);
+    RUN(stage2_with_a_larger_teacher);
+    RUN(distill_chat_and_eval_students_of_llama);
     return test_summary("arch");
 }
