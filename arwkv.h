@@ -313,12 +313,16 @@ ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gg
 
 typedef enum arwkv_arch {
     ARWKV_ARCH_UNKNOWN = 0,
-    ARWKV_ARCH_QWEN2,   /* Qwen2ForCausalLM: the teacher */
-    ARWKV_ARCH_ARWKV7,  /* RwkvHybridForCausalLM, wkv_version 7: RWKV-7 time mix in Qwen */
-    ARWKV_ARCH_QRWKV6   /* RWKV6Qwen2ForCausalLM: RWKV-6 style time mix in Qwen */
+    ARWKV_ARCH_QWEN2,   /* Qwen2ForCausalLM: a teacher (q/k/v biases) */
+    ARWKV_ARCH_ARWKV7,  /* RwkvHybridForCausalLM, wkv_version 7: RWKV-7 time mix in a teacher's blocks */
+    ARWKV_ARCH_QRWKV6,  /* RWKV6Qwen2ForCausalLM: RWKV-6 style time mix in a teacher's blocks */
+    ARWKV_ARCH_LLAMA,   /* LlamaForCausalLM: a teacher (biases only with attention_bias) */
+    ARWKV_ARCH_QWEN3    /* Qwen3ForCausalLM: a teacher (per-head RMSNorm on q and k) */
 } arwkv_arch;
 
 ARWKV_API const char *arwkv_arch_name(arwkv_arch a); /* the architectures[] string; infallible */
+/* 1 for the softmax-attention Transformers a student is distilled from (Qwen2, Llama, Qwen3). */
+ARWKV_API int arwkv_arch_is_teacher(arwkv_arch a);
 
 typedef struct arwkv_config {
     arwkv_arch arch;
@@ -326,9 +330,12 @@ typedef struct arwkv_config {
     int hidden_size;          /* C */
     int intermediate_size;    /* MLP width */
     int num_layers;
-    int num_heads;            /* Qwen query heads */
-    int num_kv_heads;         /* Qwen key/value heads (GQA) */
-    int head_dim;             /* Qwen attention head size = hidden_size / num_heads */
+    int num_heads;            /* attention query heads */
+    int num_kv_heads;         /* attention key/value heads (GQA) */
+    int head_dim;             /* attention head size: "head_dim", else hidden_size / num_heads */
+    int qk_norm;              /* Qwen3: per-head RMSNorm of q and k (q_norm, k_norm) before RoPE */
+    arwkv_arch base_arch;     /* whose blocks these are: arch for a teacher; for a student, its
+                                 teacher's ("teacher_architecture", Qwen2ForCausalLM if absent) */
     float rms_norm_eps;
     double rope_theta;
     int max_position_embeddings;
@@ -340,9 +347,11 @@ typedef struct arwkv_config {
     int wkv_has_gate;
     int wkv_has_group_norm;
     int wkv_version;
-    /* QRWKV6 */
+    /* biases of the attention projections (QRWKV6 keeps the teacher's): q/k/v, and o. Qwen2 has
+       q/k/v biases and none on o; Llama and Qwen3 have both or neither ("attention_bias") */
     int attention_bias;
     int attention_output_bias;
+    /* QRWKV6 */
     int lora_rank_tokenshift;
     int lora_rank_decay;
     char torch_dtype[16];     /* as written ("bfloat16"), "" if absent */
@@ -819,8 +828,8 @@ typedef struct arwkv_param {
 /* Per-layer views. Which members are set depends on the architecture. */
 typedef struct arwkv_layer {
     arwkv_param *in_norm, *post_norm, *mlp_gate, *mlp_up, *mlp_down;
-    /* Qwen2 attention (the teacher; QRWKV6 keeps q/k/v/o) */
-    arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    /* a teacher's attention (QRWKV6 keeps q/k/v/o); q_norm, k_norm: Qwen3's per-head norms */
+    arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *q_norm, *k_norm;
     /* RWKV-7 time mix (ARWKV) */
     arwkv_param *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;
     arwkv_param *w0, *w1, *w2, *a0, *a1, *a2, *v0, *v1, *v2, *g1, *g2;
@@ -3609,13 +3618,49 @@ ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gg
    4. config.json
    ============================================================================================ */
 
+/* Each architecture's names in config.json: architectures[0] and model_type. */
+static const struct {
+    arwkv_arch arch;
+    const char *name, *model_type;
+} arwkv__archs[] = {
+    {ARWKV_ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2"},           {ARWKV_ARCH_LLAMA, "LlamaForCausalLM", "llama"},
+    {ARWKV_ARCH_QWEN3, "Qwen3ForCausalLM", "qwen3"},           {ARWKV_ARCH_ARWKV7, "RwkvHybridForCausalLM", "rwkv_hybrid"},
+    {ARWKV_ARCH_QRWKV6, "RWKV6Qwen2ForCausalLM", "rwkv6qwen2"},
+};
+
 ARWKV_API const char *arwkv_arch_name(arwkv_arch a) {
-    switch (a) {
-    case ARWKV_ARCH_QWEN2: return "Qwen2ForCausalLM";
-    case ARWKV_ARCH_ARWKV7: return "RwkvHybridForCausalLM";
-    case ARWKV_ARCH_QRWKV6: return "RWKV6Qwen2ForCausalLM";
-    default: return "unknown";
-    }
+    for (size_t i = 0; i < sizeof arwkv__archs / sizeof arwkv__archs[0]; i++)
+        if (arwkv__archs[i].arch == a) return arwkv__archs[i].name;
+    return "unknown";
+}
+
+ARWKV_PRIVATE const char *arwkv__arch_model_type(arwkv_arch a) {
+    for (size_t i = 0; i < sizeof arwkv__archs / sizeof arwkv__archs[0]; i++)
+        if (arwkv__archs[i].arch == a) return arwkv__archs[i].model_type;
+    return "unknown";
+}
+
+/* The architecture named by an architectures[] string (or, when that is NULL, by a model_type). */
+ARWKV_PRIVATE arwkv_arch arwkv__arch_from_names(const char *arch, const char *model_type) {
+    for (size_t i = 0; i < sizeof arwkv__archs / sizeof arwkv__archs[0]; i++)
+        if (arch ? strcmp(arch, arwkv__archs[i].name) == 0 : model_type && strcmp(model_type, arwkv__archs[i].model_type) == 0)
+            return arwkv__archs[i].arch;
+    return ARWKV_ARCH_UNKNOWN;
+}
+
+ARWKV_API int arwkv_arch_is_teacher(arwkv_arch a) { return a == ARWKV_ARCH_QWEN2 || a == ARWKV_ARCH_LLAMA || a == ARWKV_ARCH_QWEN3; }
+
+/* Rotary embeddings other than the plain one (Llama 3.1's "llama3", YaRN, linear or dynamic
+   scaling) change the angles: refuse them rather than compute a silently different model. */
+ARWKV_PRIVATE arwkv_result arwkv__cfg_check_rope(const arwkv__json *j, uint32_t obj, const char *key, const char *name) {
+    uint32_t n = arwkv__json_get(j, obj, key);
+    if (n == ARWKV__JSON_NONE || arwkv__json_type(j, n) == ARWKV__JSON_NULL) return ARWKV_OK;
+    if (arwkv__json_type(j, n) != ARWKV__JSON_OBJECT) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be an object", name, key);
+    const char *type = arwkv__json_str(j, arwkv__json_get(j, n, "rope_type"));
+    if (!type) type = arwkv__json_str(j, arwkv__json_get(j, n, "type"));
+    if (type && strcmp(type, "default") != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s.rope_type \"%s\" is not supported (only the default rotary embedding)", name, key, type);
+    return ARWKV_OK;
 }
 
 /* Read an integer member; absent members keep *out. Wrong types are errors naming the key. */
@@ -3662,18 +3707,25 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         uint32_t archs = arwkv__json_get(&j, 0, "architectures");
         const char *arch = arwkv__json_str(&j, arwkv__json_at(&j, archs, 0));
         const char *model_type = arwkv__json_str(&j, arwkv__json_get(&j, 0, "model_type"));
-        if (arch && strcmp(arch, "Qwen2ForCausalLM") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
-        else if (arch && strcmp(arch, "RwkvHybridForCausalLM") == 0) cfg->arch = ARWKV_ARCH_ARWKV7;
-        else if (arch && strcmp(arch, "RWKV6Qwen2ForCausalLM") == 0) cfg->arch = ARWKV_ARCH_QRWKV6;
-        else if (!arch && model_type && strcmp(model_type, "qwen2") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
-        else if (!arch && model_type && strcmp(model_type, "rwkv_hybrid") == 0) cfg->arch = ARWKV_ARCH_ARWKV7;
-        else if (!arch && model_type && strcmp(model_type, "rwkv6qwen2") == 0) cfg->arch = ARWKV_ARCH_QRWKV6;
-        else {
+        cfg->arch = arwkv__arch_from_names(arch, model_type);
+        if (cfg->arch == ARWKV_ARCH_UNKNOWN) {
             r = arwkv__fail(ARWKV_ERR_UNSUPPORTED,
                             "%s: unsupported architecture \"%s\" (model_type \"%s\"); supported: Qwen2ForCausalLM, "
-                            "RwkvHybridForCausalLM, RWKV6Qwen2ForCausalLM",
+                            "LlamaForCausalLM, Qwen3ForCausalLM, RwkvHybridForCausalLM, RWKV6Qwen2ForCausalLM",
                             name, arch ? arch : "(none)", model_type ? model_type : "(none)");
             goto done;
+        }
+        /* a student records the Transformer its blocks came from; older students are Qwen2's */
+        cfg->base_arch = cfg->arch;
+        if (!arwkv_arch_is_teacher(cfg->arch)) {
+            uint32_t tn = arwkv__json_get(&j, 0, "teacher_architecture");
+            const char *teacher = arwkv__json_str(&j, tn);
+            cfg->base_arch = tn == ARWKV__JSON_NONE ? ARWKV_ARCH_QWEN2 : arwkv__arch_from_names(teacher ? teacher : "", NULL);
+            if (!arwkv_arch_is_teacher(cfg->base_arch)) {
+                r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: \"teacher_architecture\" %s%s%s is not a supported teacher", name,
+                                teacher ? "\"" : "", teacher ? teacher : "(not a string)", teacher ? "\"" : "");
+                goto done;
+            }
         }
     }
     cfg->tie_word_embeddings = 0;
@@ -3684,9 +3736,11 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
     cfg->head_size_divisor = 8;
     cfg->wkv_version = 7;
     cfg->max_position_embeddings = 32768;
-    cfg->attention_bias = 1;
+    cfg->attention_bias = cfg->arch == ARWKV_ARCH_QWEN2 || cfg->arch == ARWKV_ARCH_QRWKV6; /* transformers' defaults */
+    cfg->qk_norm = cfg->arch == ARWKV_ARCH_QWEN3;
     {
         double eps = cfg->rms_norm_eps;
+        int mlp_bias = 0, sliding = 0;
 #define ARWKV__CFG_INT(key, field) \
     if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, key, &cfg->field, name)
         ARWKV__CFG_INT("vocab_size", vocab_size);
@@ -3710,12 +3764,22 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         ARWKV__CFG_INT("lora_rank_tokenshift", lora_rank_tokenshift);
         ARWKV__CFG_INT("lora_rank_decay", lora_rank_decay);
 #undef ARWKV__CFG_INT
+        if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "mlp_bias", &mlp_bias, name);
+        if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "use_sliding_window", &sliding, name);
+        if (r == ARWKV_OK && mlp_bias) r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: \"mlp_bias\" true is not supported (MLPs without biases only)", name);
+        if (r == ARWKV_OK && sliding)
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: \"use_sliding_window\" true is not supported (full attention only)", name);
+        if (r == ARWKV_OK) r = arwkv__cfg_check_rope(&j, 0, "rope_scaling", name);
+        if (r == ARWKV_OK) r = arwkv__cfg_check_rope(&j, 0, "rope_parameters", name);
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rms_norm_eps", &eps, name);
         /* transformers 5 moved rope_theta into rope_parameters; the hub's older files have it on top */
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rope_theta", &cfg->rope_theta, name);
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
         cfg->rms_norm_eps = (float)eps;
         if (r != ARWKV_OK) goto done;
+        /* Qwen2 always has q/k/v biases and no o bias; Llama and Qwen3 put "attention_bias" on all four */
+        if (cfg->arch == ARWKV_ARCH_QWEN2) cfg->attention_bias = 1, cfg->attention_output_bias = 0;
+        if (cfg->arch == ARWKV_ARCH_LLAMA || cfg->arch == ARWKV_ARCH_QWEN3) cfg->attention_output_bias = cfg->attention_bias;
         /* eos_token_id may be a list in newer configs: take the first */
         uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
         if (arwkv__json_type(&j, eos) == ARWKV__JSON_ARRAY && arwkv__json_is_number(&j, arwkv__json_at(&j, eos, 0)))
@@ -3738,7 +3802,9 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
                             cfg->num_heads, cfg->num_kv_heads);
             goto done;
         }
-        if (cfg->arch != ARWKV_ARCH_ARWKV7 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
+        /* a teacher's attention may be wider or narrower than its hidden size (Qwen3's head_dim 128 at
+           hidden 1024 and 16 heads); QRWKV6's time mix needs them equal */
+        if (cfg->arch == ARWKV_ARCH_QRWKV6 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
             r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
                             cfg->head_dim, cfg->num_heads, cfg->hidden_size);
             goto done;
@@ -8821,7 +8887,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
     for (int i = 0; i < c->num_layers; i++) {
         arwkv_layer *l = &m->layers[i];
         ARWKV__P(l->in_norm, 0, 1, C, 0, 0, "model.layers.%d.input_layernorm.weight", i);
-        if (c->arch == ARWKV_ARCH_QWEN2 || c->arch == ARWKV_ARCH_QRWKV6) {
+        if (c->arch != ARWKV_ARCH_ARWKV7) { /* a teacher's attention, or QRWKV6's projections */
             int64_t Q = (int64_t)c->num_heads * c->head_dim, KV = (int64_t)c->num_kv_heads * c->head_dim;
             const char *a = "model.layers.%d.self_attn.";
             char fmt[128];
@@ -8830,7 +8896,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
         snprintf(fmt, sizeof fmt, "%s%s", a, suffix);      \
         ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i);  \
     } while (0)
-            int bias = c->arch == ARWKV_ARCH_QWEN2 || c->attention_bias;
+            int bias = c->attention_bias;
             ARWKV__ATT(l->q_w, ARWKV__P_MATRIX, 2, Q, C, 0, "q_proj.weight");
             if (bias) ARWKV__ATT(l->q_b, 0, 1, Q, 0, 0, "q_proj.bias");
             ARWKV__ATT(l->k_w, ARWKV__P_MATRIX, 2, KV, C, 0, "k_proj.weight");
@@ -8838,7 +8904,11 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
             ARWKV__ATT(l->v_w, ARWKV__P_MATRIX, 2, KV, C, 0, "v_proj.weight");
             if (bias) ARWKV__ATT(l->v_b, 0, 1, KV, 0, 0, "v_proj.bias");
             ARWKV__ATT(l->o_w, ARWKV__P_MATRIX, 2, C, Q, 0, "o_proj.weight");
-            if (c->arch == ARWKV_ARCH_QRWKV6 && c->attention_output_bias) ARWKV__ATT(l->o_b, 0, 1, C, 0, 0, "o_proj.bias");
+            if (c->attention_output_bias) ARWKV__ATT(l->o_b, 0, 1, C, 0, 0, "o_proj.bias");
+            if (c->qk_norm) {
+                ARWKV__ATT(l->q_norm, 0, 1, c->head_dim, 0, 0, "q_norm.weight");
+                ARWKV__ATT(l->k_norm, 0, 1, c->head_dim, 0, 0, "k_norm.weight");
+            }
             if (c->arch == ARWKV_ARCH_QRWKV6) {
                 int64_t Dm = c->lora_rank_tokenshift, Dd = c->lora_rank_decay;
                 ARWKV__ATT(l->maa_x, 0, 3, 1, 1, C, "time_maa_x");
@@ -9086,8 +9156,11 @@ ARWKV_PRIVATE void arwkv__json_kv_int(arwkv__buf *b, const char *key, long long 
 /* config.json in the layout transformers and llama.cpp read for each architecture. */
 ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
     arwkv__buf_printf(b, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arwkv_arch_name(c->arch));
-    const char *model_type = c->arch == ARWKV_ARCH_QWEN2 ? "qwen2" : c->arch == ARWKV_ARCH_ARWKV7 ? "rwkv_hybrid" : "rwkv6qwen2";
-    arwkv__buf_printf(b, "  \"model_type\": \"%s\",\n", model_type);
+    arwkv__buf_printf(b, "  \"model_type\": \"%s\",\n", arwkv__arch_model_type(c->arch));
+    if (!arwkv_arch_is_teacher(c->arch)) /* the Transformer whose embeddings, norms, MLPs and head these are */
+        arwkv__buf_printf(b, "  \"teacher_architecture\": \"%s\",\n", arwkv_arch_name(c->base_arch ? c->base_arch : ARWKV_ARCH_QWEN2));
+    if (c->arch == ARWKV_ARCH_LLAMA || c->arch == ARWKV_ARCH_QWEN3)
+        arwkv__buf_printf(b, "  \"attention_bias\": %s,\n", c->attention_bias ? "true" : "false");
     arwkv__buf_str(b, "  \"attention_dropout\": 0.0,\n");
     if (c->bos_token_id >= 0) arwkv__json_kv_int(b, "bos_token_id", c->bos_token_id, 0);
     if (c->eos_token_id >= 0) arwkv__json_kv_int(b, "eos_token_id", c->eos_token_id, 0);
@@ -9279,9 +9352,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_reserve(arwkv_teacher *t, int rows) {
 
 ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the teacher must be a Qwen2ForCausalLM, this model is %s", m->dir ? m->dir : "model",
-                           arwkv_arch_name(m->cfg.arch));
+    if (!arwkv_arch_is_teacher(m->cfg.arch))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the teacher must be a Transformer (Qwen2, Llama or Qwen3 ForCausalLM), this model is %s",
+                           m->dir ? m->dir : "model", arwkv_arch_name(m->cfg.arch));
     if (!m->be->qwen)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no Qwen ops (rope, attention)", arwkv_backend_name(m->be));
     arwkv_teacher *t = (arwkv_teacher *)arwkv__calloc(1, sizeof *t);
@@ -9334,6 +9407,10 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, R, L->q_w, L->q_b, 0));
     ARWKV__TRY(arwkv__teacher_linear(be, k_new, KV, t->xn, R, L->k_w, L->k_b, 0));
     ARWKV__TRY(arwkv__teacher_linear(be, v_new, KV, t->xn, R, L->v_w, L->v_b, 0));
+    if (c->qk_norm) { /* Qwen3: each head's q and k RMS-normalized (rows of D floats), before RoPE */
+        ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, R * H, D, c->rms_norm_eps));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, k_new, NULL, k_new, L->k_norm->data, L->k_norm->dtype, R * Hkv, D, c->rms_norm_eps));
+    }
     ARWKV__TRY(be->qwen->rope_forward(be, t->q, R, H, D, (ptrdiff_t)H * D, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->rope_forward(be, k_new, R, Hkv, D, KV, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->attention_forward(be, t->att, t->q, kc, vc, B, n, p0, H, Hkv, D, kv_bs));
@@ -9416,8 +9493,8 @@ ARWKV_PRIVATE arwkv_result arwkv__kv_cache_reserve(arwkv_kv_cache *c, int need) 
 
 ARWKV_API arwkv_result arwkv_kv_cache_create(arwkv_model *m, int max_len, arwkv_kv_cache **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "KV cache: the model is %s, not a Qwen2ForCausalLM", arwkv_arch_name(m->cfg.arch));
+    if (!arwkv_arch_is_teacher(m->cfg.arch))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "KV cache: the model is %s, not a Transformer teacher", arwkv_arch_name(m->cfg.arch));
     arwkv_kv_cache *c = (arwkv_kv_cache *)arwkv__calloc(1, sizeof *c);
     if (!c) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
     c->be = m->be;
@@ -9716,8 +9793,9 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     s->be = teacher->be;
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_QRWKV6;
-    s->cfg.attention_bias = 1; /* Qwen2's q/k/v biases */
-    s->cfg.attention_output_bias = 0;
+    s->cfg.base_arch = tc->arch;
+    s->cfg.qk_norm = 0; /* Qwen3's q/k norms scale softmax logits: they go with the attention */
+    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) */
     s->cfg.head_size = tc->head_dim;
     s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
     s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
@@ -9743,8 +9821,9 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     if (opt_in) opt = *opt_in;
     else arwkv_student_options_default(&opt);
     const arwkv_config *tc = &teacher->cfg;
-    if (tc->arch != ARWKV_ARCH_QWEN2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Qwen2ForCausalLM teacher, not %s", arwkv_arch_name(tc->arch));
+    if (!arwkv_arch_is_teacher(tc->arch))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Transformer teacher (Qwen2, Llama or Qwen3 ForCausalLM), not %s",
+                           arwkv_arch_name(tc->arch));
     if (opt.arch == ARWKV_ARCH_QRWKV6) return arwkv__student_create_qrwkv6(teacher, &opt, out);
     if (opt.arch != ARWKV_ARCH_UNKNOWN && opt.arch != ARWKV_ARCH_ARWKV7)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "a student is ARWKV-7 or QRWKV6, not %s", arwkv_arch_name(opt.arch));
@@ -9757,6 +9836,8 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     s->be = teacher->be;
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_ARWKV7;
+    s->cfg.base_arch = tc->arch;
+    s->cfg.qk_norm = 0; /* the attention, q/k norms included, is what the time mix replaces */
     s->cfg.head_size = 64;
     s->cfg.head_size_divisor = 8;
     s->cfg.wkv_has_gate = opt.gate != 0;
@@ -10951,11 +11032,19 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
                            opt->seq_len);
     if (student->cfg.arch != ARWKV_ARCH_ARWKV7 && student->cfg.arch != ARWKV_ARCH_QRWKV6)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training needs an ARWKV-7 or QRWKV6 student; this one is %s", arwkv_arch_name(student->cfg.arch));
-    if (teacher && (teacher->cfg.vocab_size != student->cfg.vocab_size || teacher->cfg.hidden_size != student->cfg.hidden_size ||
-                    teacher->cfg.num_layers != student->cfg.num_layers || teacher->be != student->be))
-        return arwkv__fail(ARWKV_ERR_SHAPE, "teacher (vocab %d, hidden %d, %d layers) and student (vocab %d, hidden %d, %d layers) do not match, "
-                           "or live on different backends", teacher->cfg.vocab_size, teacher->cfg.hidden_size, teacher->cfg.num_layers,
-                           student->cfg.vocab_size, student->cfg.hidden_size, student->cfg.num_layers);
+    /* Stage 1 aligns layer with layer, so the teacher must be the student's own base. Stage 2 only
+       compares next-token distributions: any teacher over the same vocabulary will do, a larger one
+       included (knowledge transfer from a larger LLM). */
+    const char *tname = teacher && teacher->dir ? teacher->dir : "teacher", *sname = student->dir ? student->dir : "student";
+    if (teacher && teacher->be != student->be)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the teacher %s and the student %s live on different backends", tname, sname);
+    if (teacher && teacher->cfg.vocab_size != student->cfg.vocab_size)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "the teacher %s has a vocabulary of %d tokens, the student %s one of %d: distillation needs "
+                           "the same vocabulary", tname, teacher->cfg.vocab_size, sname, student->cfg.vocab_size);
+    if (teacher && opt->stage == 1 && (teacher->cfg.hidden_size != student->cfg.hidden_size || teacher->cfg.num_layers != student->cfg.num_layers))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "stage 1 aligns each layer with the teacher's, but the teacher %s (hidden %d, %d layers) is not the "
+                           "student %s's base (hidden %d, %d layers); a larger teacher can teach in stage 2", tname, teacher->cfg.hidden_size,
+                           teacher->cfg.num_layers, sname, student->cfg.hidden_size, student->cfg.num_layers);
     arwkv_trainer *tr = (arwkv_trainer *)arwkv__calloc(1, sizeof *tr);
     if (!tr) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     tr->teacher = teacher, tr->student = student, tr->opt = *opt, tr->train = train;
@@ -11480,7 +11569,7 @@ ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwk
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     s->m = m;
     arwkv_result r;
-    if (m->cfg.arch == ARWKV_ARCH_QWEN2) {
+    if (arwkv_arch_is_teacher(m->cfg.arch)) {
         r = arwkv_teacher_create(m, &s->tw);
         if (r == ARWKV_OK) r = arwkv_kv_cache_create(m, max_tokens, &s->kv);
     } else {
@@ -11571,7 +11660,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
     if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__LOGIT_ROWS * sizeof(int32_t), (void **)&labels);
     for (int i = 0; labels_host && i < n; i++) labels_host[i] = i + 1 < n ? ids[i + 1] : -1;
     double sum = 0;
-    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QWEN2) { /* the teacher reads the whole sequence at once */
+    if (r == ARWKV_OK && arwkv_arch_is_teacher(m->cfg.arch)) { /* the teacher reads the whole sequence at once */
         arwkv_teacher *t = NULL;
         const float *hidden;
         r = arwkv_teacher_create(m, &t);

@@ -245,7 +245,7 @@ static char *read_message(int tty, int *cancelled) {
 static int interactive(chat *c) {
     int tty = isatty(0);
     if (tty)
-        printf("arwkv-chat: %s (%s). /help for commands, Ctrl-D to leave.\n", c->m->cfg.arch == ARWKV_ARCH_QWEN2 ? "teacher" : "student",
+        printf("arwkv-chat: %s (%s). /help for commands, Ctrl-D to leave.\n", arwkv_arch_is_teacher(c->m->cfg.arch) ? "teacher" : "student",
                arwkv_arch_name(c->m->cfg.arch));
     for (;;) {
         int cancelled;

@@ -31,9 +31,11 @@ int main(int argc, char **argv) {
         printf("config: %s\n", arwkv_arch_name(c.arch));
         printf("  vocab %d  hidden %d  mlp %d  layers %d  rms_eps %g\n", c.vocab_size, c.hidden_size, c.intermediate_size,
                c.num_layers, c.rms_norm_eps);
-        if (c.arch == ARWKV_ARCH_QWEN2)
-            printf("  heads %d  kv_heads %d  head_dim %d  rope_theta %g  tied %d\n", c.num_heads, c.num_kv_heads, c.head_dim,
-                   c.rope_theta, c.tie_word_embeddings);
+        if (arwkv_arch_is_teacher(c.arch))
+            printf("  heads %d  kv_heads %d  head_dim %d  rope_theta %g  tied %d  attention_bias %d  qk_norm %d\n", c.num_heads,
+                   c.num_kv_heads, c.head_dim, c.rope_theta, c.tie_word_embeddings, c.attention_bias, c.qk_norm);
+        else
+            printf("  teacher_architecture %s\n", arwkv_arch_name(c.base_arch));
         if (c.arch == ARWKV_ARCH_ARWKV7)
             printf("  wkv_version %d  head_size %d  gate %d  group_norm %d  tied %d\n", c.wkv_version, c.head_size,
                    c.wkv_has_gate, c.wkv_has_group_norm, c.tie_word_embeddings);
