@@ -359,6 +359,12 @@ typedef struct arwkv_config {
 
 /* Read path (a config.json or a directory holding one). */
 ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg);
+/* The config of a llama, qwen2 or qwen3 GGUF file, from its metadata (llama.cpp's keys: block_count,
+   embedding_length, attention.head_count(_kv), key_length, feed_forward_length, rope.freq_base,
+   attention.layer_norm_rms_epsilon); the vocabulary size from token_embd.weight, a tied head when
+   output.weight is absent, biases and bos/eos as the file has them. arwkv_model_load(path.gguf)
+   uses it and dequantizes the weights to fp32 (what transformers does with a GGUF file). */
+ARWKV_API arwkv_result arwkv_gguf_config(const arwkv_gguf *g, arwkv_config *cfg);
 /* Parse config text; name is used in errors. */
 ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const char *name, arwkv_config *cfg);
 
@@ -852,7 +858,8 @@ typedef struct arwkv_model {
     int rank_w, rank_a, rank_v, rank_g;        /* RWKV-7 LoRA ranks, read from the tensors */
 } arwkv_model;
 
-/* Load a model directory (config.json + safetensors) of any supported architecture onto a backend.
+/* Load a model directory (config.json + safetensors) of any supported architecture onto a backend,
+   or a GGUF file of a llama, qwen2 or qwen3 teacher (dequantized to fp32; see arwkv_gguf_config).
    Frozen matrices keep their stored type; on the CPU they are mapped, not copied. */
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out);
 ARWKV_API void arwkv_model_free(arwkv_model *m);
@@ -9119,6 +9126,228 @@ ARWKV_PRIVATE arwkv_result arwkv__read_lora_ranks(arwkv_model *m) {
     return ARWKV_OK;
 }
 
+/* ---- Teachers from GGUF files ------------------------------------------------------------------
+   A llama.cpp file of a llama, qwen2 or qwen3 model becomes the same arwkv_model as its Hugging Face
+   directory: the config from the metadata, each tensor dequantized to fp32 under its transformers
+   name. fp32 because transformers dequantizes GGUF weights to fp32 too, so the two compute from
+   identical weights (4 bytes a parameter: 540 MB for a 135M model). llama.cpp's converter stores the
+   q and k rows of a Llama head interleaved for its RoPE (row 2i + p of a head is row p*D/2 + i of
+   transformers' layout); that is undone here. */
+
+/* An integer metadata value; absent: *out keeps its value unless required. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_cfg_int(const arwkv_gguf *g, const char *arch, const char *suffix, int required, int *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s%s", arch, suffix);
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, key);
+    if (!kv) return required ? arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' is missing", g->file.path, key) : ARWKV_OK;
+    int64_t v;
+    ARWKV__TRY(arwkv_gguf_kv_int(g, kv, 0, &v));
+    if (kv->type == ARWKV_GGUF_ARRAY)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: metadata '%s' is an array (a different value per layer is not supported)", g->file.path, key);
+    if (v < 0 || v > (1 << 24))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", g->file.path, key, (long long)v);
+    *out = (int)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_config(const arwkv_gguf *g, arwkv_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    const char *path = g->file.path, *s;
+    size_t len;
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "general.architecture");
+    if (!kv) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata 'general.architecture' is missing", path);
+    ARWKV__TRY(arwkv_gguf_kv_string(g, kv, 0, &s, &len));
+    char arch[32];
+    if (len >= sizeof arch) len = sizeof arch - 1;
+    memcpy(arch, s, len);
+    arch[len] = 0;
+    if (strcmp(arch, "llama") == 0) cfg->arch = ARWKV_ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
+    else if (strcmp(arch, "qwen3") == 0) cfg->arch = ARWKV_ARCH_QWEN3;
+    else return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: general.architecture \"%s\" is not supported (llama, qwen2 and qwen3 are)", path, arch);
+    cfg->base_arch = cfg->arch;
+    strcat(arch, ".");
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "block_count", 1, &cfg->num_layers));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "embedding_length", 1, &cfg->hidden_size));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "feed_forward_length", 1, &cfg->intermediate_size));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.head_count", 1, &cfg->num_heads));
+    cfg->max_position_embeddings = 4096;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "context_length", 0, &cfg->max_position_embeddings));
+    if (cfg->num_layers <= 0 || cfg->hidden_size <= 0 || cfg->intermediate_size <= 0 || cfg->num_heads <= 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: block_count, embedding_length, feed_forward_length and head_count must be positive", path);
+    cfg->num_kv_heads = cfg->num_heads;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.head_count_kv", 0, &cfg->num_kv_heads));
+    cfg->head_dim = cfg->hidden_size / cfg->num_heads;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.key_length", 0, &cfg->head_dim));
+    int value_dim = cfg->head_dim, rope_dim = cfg->head_dim;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.value_length", 0, &value_dim));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "rope.dimension_count", 0, &rope_dim));
+    if (cfg->num_kv_heads <= 0 || cfg->num_heads % cfg->num_kv_heads != 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", path, cfg->num_heads, cfg->num_kv_heads);
+    if (cfg->head_dim <= 0 || cfg->head_dim % 2 != 0 || value_dim != cfg->head_dim || rope_dim != cfg->head_dim)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head size %d (value %d, rotary %d): an even head size, equal for keys, values and "
+                           "the rotation, is supported", path, cfg->head_dim, value_dim, rope_dim);
+    char key[160];
+    double v;
+    snprintf(key, sizeof key, "%sattention.layer_norm_rms_epsilon", arch);
+    if (!(kv = arwkv_gguf_find_kv(g, key))) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
+    ARWKV__TRY(arwkv_gguf_kv_float(g, kv, 0, &v));
+    if (!(v > 0 && v < 1)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, key, v);
+    cfg->rms_norm_eps = (float)v;
+    cfg->rope_theta = 10000; /* llama.cpp's default */
+    snprintf(key, sizeof key, "%srope.freq_base", arch);
+    if ((kv = arwkv_gguf_find_kv(g, key))) ARWKV__TRY(arwkv_gguf_kv_float(g, kv, 0, &cfg->rope_theta));
+    if (!(cfg->rope_theta > 1)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, key, cfg->rope_theta);
+    /* scaled rotary embeddings change the angles: refuse rather than compute another model */
+    snprintf(key, sizeof key, "%srope.scaling.type", arch);
+    if ((kv = arwkv_gguf_find_kv(g, key)) && arwkv_gguf_kv_string(g, kv, 0, &s, &len) == ARWKV_OK && !(len == 4 && memcmp(s, "none", 4) == 0))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s \"%.*s\" is not supported (only the default rotary embedding)", path, key, (int)len, s);
+    if (arwkv_gguf_find_tensor(g, "rope_freqs.weight"))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor 'rope_freqs.weight' (Llama 3.1 rope scaling) is not supported", path);
+    const arwkv_gguf_tensor *emb = arwkv_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb || emb->ndim != 2 || emb->ne[0] != cfg->hidden_size || emb->ne[1] > (1 << 24))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor 'token_embd.weight' %s", path, emb ? "is not [vocabulary, embedding_length]" : "is missing");
+    cfg->vocab_size = (int)emb->ne[1];
+    cfg->tie_word_embeddings = arwkv_gguf_find_tensor(g, "output.weight") == NULL;
+    cfg->attention_bias = arwkv_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    cfg->attention_output_bias = arwkv_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
+    if (cfg->arch == ARWKV_ARCH_QWEN2 && (!cfg->attention_bias || cfg->attention_output_bias))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a qwen2 model has q/k/v biases and no output bias; this file differs", path);
+    cfg->qk_norm = cfg->arch == ARWKV_ARCH_QWEN3;
+    cfg->bos_token_id = cfg->eos_token_id = -1;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, "tokenizer.ggml.", "bos_token_id", 0, &cfg->bos_token_id));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, "tokenizer.ggml.", "eos_token_id", 0, &cfg->eos_token_id));
+    snprintf(cfg->torch_dtype, sizeof cfg->torch_dtype, "float32");
+    return ARWKV_OK;
+}
+
+/* The transformers name of a GGUF tensor name; 0 if the name is not one of a llama/qwen model. */
+ARWKV_PRIVATE int arwkv__gguf_hf_name(const char *name, int n_layers, char *out, size_t cap) {
+    static const char *top[][2] = {{"token_embd.weight", "model.embed_tokens.weight"},
+                                   {"output_norm.weight", "model.norm.weight"},
+                                   {"output.weight", "lm_head.weight"}};
+    static const char *layer[][2] = {
+        {"attn_norm.weight", "input_layernorm.weight"},      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+        {"attn_q.weight", "self_attn.q_proj.weight"},        {"attn_q.bias", "self_attn.q_proj.bias"},
+        {"attn_k.weight", "self_attn.k_proj.weight"},        {"attn_k.bias", "self_attn.k_proj.bias"},
+        {"attn_v.weight", "self_attn.v_proj.weight"},        {"attn_v.bias", "self_attn.v_proj.bias"},
+        {"attn_output.weight", "self_attn.o_proj.weight"},   {"attn_output.bias", "self_attn.o_proj.bias"},
+        {"attn_q_norm.weight", "self_attn.q_norm.weight"},   {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+        {"ffn_gate.weight", "mlp.gate_proj.weight"},         {"ffn_up.weight", "mlp.up_proj.weight"},
+        {"ffn_down.weight", "mlp.down_proj.weight"},
+    };
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (strcmp(name, top[i][0]) == 0) return snprintf(out, cap, "%s", top[i][1]) > 0;
+    if (strncmp(name, "blk.", 4) != 0) return 0;
+    const char *p = name + 4;
+    long l = 0;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9' && l <= n_layers) l = l * 10 + (*p++ - '0');
+    if (*p++ != '.' || l >= n_layers) return 0;
+    for (size_t i = 0; i < sizeof layer / sizeof layer[0]; i++)
+        if (strcmp(p, layer[i][0]) == 0) return snprintf(out, cap, "model.layers.%ld.%s", l, layer[i][1]) > 0;
+    return 0;
+}
+
+/* Undo llama.cpp's RoPE row order in place: rows of `heads` heads of D rows of `cols` values. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_unpermute(float *w, int64_t heads, int64_t D, int64_t cols) {
+    float *tmp = (float *)arwkv__malloc((size_t)(D * cols) * sizeof(float));
+    if (!tmp) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int64_t h = 0; h < heads; h++) {
+        float *head = w + h * D * cols;
+        memcpy(tmp, head, (size_t)(D * cols) * sizeof(float));
+        for (int64_t i = 0; i < D / 2; i++)
+            for (int64_t p = 0; p < 2; p++) memcpy(head + (p * D / 2 + i) * cols, tmp + (2 * i + p) * cols, (size_t)cols * sizeof(float));
+    }
+    arwkv__free(tmp);
+    return ARWKV_OK;
+}
+
+/* Open a GGUF model as a checkpoint of fp32 tensors with transformers names, in one malloc'd block
+   (the GGUF file can be closed afterwards). */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_checkpoint(const arwkv_gguf *g, const arwkv_config *cfg, arwkv_safetensors **out) {
+    *out = NULL;
+    const char *path = g->file.path;
+    uint64_t total = 0;
+    char hf[160];
+    for (int i = 0; i < g->n_tensors; i++) {
+        const arwkv_gguf_tensor *t = &g->tensors[i];
+        if (!arwkv__gguf_hf_name(t->name, cfg->num_layers, hf, sizeof hf))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s' is not part of a %s model with %d layers", path, t->name,
+                               arwkv_arch_name(cfg->arch), cfg->num_layers);
+        if ((uint64_t)t->numel > (SIZE_MAX / 2 - total) / 4)
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: the tensors do not fit in memory as fp32", path);
+        total += (uint64_t)t->numel * 4;
+    }
+    arwkv_safetensors *st;
+    ARWKV__TRY(arwkv__st_new(path, 1, &st));
+    st->n_files = 1;
+    arwkv__st_file *f = &st->files[0];
+    f->path = arwkv__strdup(path);
+    f->map = (const unsigned char *)arwkv__malloc((size_t)total);
+    f->size = (size_t)total;
+    f->owned = 2;
+    st->tensors = (arwkv_tensor_info *)arwkv__calloc((size_t)g->n_tensors + 1, sizeof *st->tensors);
+    st->cap_tensors = g->n_tensors + 1;
+    arwkv_result r = f->path && f->map && st->tensors ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory for %llu bytes of fp32 weights", path, (unsigned long long)total);
+    uint64_t at = 0;
+    for (int i = 0; i < g->n_tensors && r == ARWKV_OK; i++) {
+        const arwkv_gguf_tensor *t = &g->tensors[i];
+        arwkv_tensor_info *o = &st->tensors[i];
+        arwkv__gguf_hf_name(t->name, cfg->num_layers, hf, sizeof hf);
+        o->name = arwkv__strdup(hf);
+        st->n_tensors = i + 1;
+        if (!o->name) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        o->dtype = ARWKV_F32;
+        o->ndim = t->ndim;
+        for (int d = 0; d < t->ndim; d++) o->shape[d] = t->ne[t->ndim - 1 - d]; /* PyTorch order */
+        o->numel = t->numel;
+        o->nbytes = (size_t)t->numel * 4;
+        o->offset = at;
+        o->data = f->map + at;
+        at += o->nbytes;
+        float *w = (float *)(uintptr_t)o->data;
+        if (r == ARWKV_OK) r = arwkv_gguf_tensor_f32(g, t, w, t->numel);
+        /* llama.cpp permuted Llama's q and k rows (weights and biases) for its RoPE; undo it */
+        int is_q = strstr(t->name, ".attn_q.") != NULL, is_k = strstr(t->name, ".attn_k.") != NULL;
+        if (r == ARWKV_OK && cfg->arch == ARWKV_ARCH_LLAMA && (is_q || is_k)) {
+            int64_t heads = is_q ? cfg->num_heads : cfg->num_kv_heads, rows = o->ndim == 2 ? o->shape[0] : o->numel;
+            if (rows != heads * cfg->head_dim)
+                r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' has %lld rows, not %lld heads x %d", path, t->name, (long long)rows,
+                                (long long)heads, cfg->head_dim);
+            else r = arwkv__gguf_unpermute(w, heads, cfg->head_dim, o->numel / rows);
+        }
+    }
+    if (r == ARWKV_OK) r = arwkv__st_build_table(st);
+    if (r != ARWKV_OK) {
+        arwkv_st_close(st);
+        return r;
+    }
+    *out = st;
+    return ARWKV_OK;
+}
+
+/* 1 if path is a file that starts with the GGUF magic. */
+ARWKV_PRIVATE int arwkv__is_gguf_file(const char *path) {
+    if (!path || arwkv__is_dir(path)) return 0;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f) return 0;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
+/* The config and the fp32 checkpoint of a GGUF teacher. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_model_open(const char *path, arwkv_config *cfg, arwkv_safetensors **st) {
+    arwkv_gguf *g;
+    ARWKV__TRY(arwkv_gguf_open(path, &g));
+    arwkv_result r = arwkv_gguf_config(g, cfg);
+    if (r == ARWKV_OK) r = arwkv__gguf_checkpoint(g, cfg, st);
+    arwkv_gguf_close(g);
+    return r;
+}
+
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) {
     *out = NULL;
     arwkv_model *m = (arwkv_model *)arwkv__calloc(1, sizeof *m);
@@ -9126,10 +9355,14 @@ ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwk
     m->be = be;
     m->dir = arwkv__strdup(dir);
     arwkv_result r = m->dir ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-    if (r == ARWKV_OK && !arwkv__is_dir(dir))
-        r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: not a directory (a model is a directory with config.json and safetensors)", dir);
-    if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
-    if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
+    if (r == ARWKV_OK && arwkv__is_gguf_file(dir)) r = arwkv__gguf_model_open(dir, &m->cfg, &m->st);
+    else {
+        if (r == ARWKV_OK && !arwkv__is_dir(dir))
+            r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: not a directory or a GGUF file (a model is a directory with config.json and "
+                            "safetensors, or a .gguf file)", dir);
+        if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
+        if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
+    }
     if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7) r = arwkv__read_lora_ranks(m);
     if (r == ARWKV_OK) r = arwkv__declare_params(m);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {

@@ -5,59 +5,7 @@
 #include "arwkv.h"
 #include "test.h"
 
-/* ---- a small GGUF writer ---------------------------------------------------------------------- */
-
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} gguf_buf;
-
-static void put(gguf_buf *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = (unsigned char *)realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
-}
-static void put_le(gguf_buf *b, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) {
-        unsigned char c = (unsigned char)(v >> (8 * i));
-        put(b, &c, 1);
-    }
-}
-static void put_u32(gguf_buf *b, uint32_t v) { put_le(b, v, 4); }
-static void put_u64(gguf_buf *b, uint64_t v) { put_le(b, v, 8); }
-static void put_str(gguf_buf *b, const char *s) {
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-static void put_header(gguf_buf *b, uint32_t version, uint64_t n_tensors, uint64_t n_kvs) {
-    put(b, "GGUF", 4);
-    put_u32(b, version);
-    put_u64(b, n_tensors);
-    put_u64(b, n_kvs);
-}
-static void put_kv_u32(gguf_buf *b, const char *key, uint32_t v) {
-    put_str(b, key);
-    put_u32(b, ARWKV_GGUF_UINT32);
-    put_u32(b, v);
-}
-static void put_kv_str(gguf_buf *b, const char *key, const char *v) {
-    put_str(b, key);
-    put_u32(b, ARWKV_GGUF_STRING);
-    put_str(b, v);
-}
-static void put_tensor_info(gguf_buf *b, const char *name, int ndim, const uint64_t *ne, uint32_t type, uint64_t offset) {
-    put_str(b, name);
-    put_u32(b, (uint32_t)ndim);
-    for (int d = 0; d < ndim; d++) put_u64(b, ne[d]);
-    put_u32(b, type);
-    put_u64(b, offset);
-}
-static void pad_to(gguf_buf *b, size_t align) {
-    while (b->n % align) put_le(b, 0, 1);
-}
+#include "gguf_write.h"
 
 /* Open an image, expecting failure whose message contains `want`. */
 static void expect_error(const gguf_buf *b, const char *want, const char *label) {
