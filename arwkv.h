@@ -426,6 +426,56 @@ ARWKV_API const char *arwkv_tokenizer_token_bytes(const arwkv_tokenizer *tok, in
 /* 1 if id is an added token marked "special" in tokenizer.json (<|im_end|>, <|endoftext|>, ...). */
 ARWKV_API int arwkv_tokenizer_is_special(const arwkv_tokenizer *tok, int32_t id);
 
+/* The beginning-of-text, end-of-text and padding tokens (-1: none) and whether the model expects
+   the beginning-of-text token before every text (Llama-3 does; encoding never adds it: a caller
+   that wants it pushes bos_id first). From the parts (below), or for a tokenizer.json from its
+   TemplateProcessing post-processor (bos only) and the tokenizer_config.json beside it (bos_token,
+   eos_token, pad_token, add_bos_token) when arwkv_tokenizer_load finds one. Infallible. */
+ARWKV_API int32_t arwkv_tokenizer_bos_id(const arwkv_tokenizer *tok);
+ARWKV_API int32_t arwkv_tokenizer_eos_id(const arwkv_tokenizer *tok);
+ARWKV_API int32_t arwkv_tokenizer_pad_id(const arwkv_tokenizer *tok);
+ARWKV_API int arwkv_tokenizer_add_bos(const arwkv_tokenizer *tok);
+
+/* ---- A tokenizer from parts (what a GGUF file holds) -------------------------------------------
+   A byte-level BPE tokenizer given as arrays instead of a tokenizer.json: the GGUF keys
+   tokenizer.ggml.tokens, .merges, .token_type, .bos_token_id, .eos_token_id, .padding_token_id,
+   .add_bos_token and .pre. It stands for the tokenizer.json that arwkv_tokenizer_parts_json
+   writes, and loads exactly as that file would (errors name the file's fields: model.vocab holds
+   the tokens, model.merges the merges). Token types, numbered as llama.cpp does: control tokens
+   become special added tokens (matched with ARWKV_TOKENIZE_SPECIAL, like <|im_end|>), user-defined
+   ones added tokens that are not special; the others are ordinary vocabulary. The pre-tokenizer is
+   named as llama.cpp's tokenizer.ggml.pre names it:
+       "qwen2", "deepseek-r1-qwen"           Qwen2's regex, NFC normalization (as Qwen's tokenizer.json)
+       "llama-bpe", "llama3", "llama-v3"     Llama-3's regex (Qwen's with up to 3 digits a piece)
+       "smollm"                              each digit alone, then GPT-2's regex (SmolLM's original
+                                             tokenizer.json; transformers' GGUF reader drops the digits)
+       "gpt2", "gpt-2", "default"            GPT-2's regex ("default": a GGUF that names none, read
+                                             as a plain byte-level BPE)
+   and any other name is an ARWKV_ERR_UNSUPPORTED error that names it. */
+enum {
+    ARWKV_TOKEN_UNDEFINED = 0, ARWKV_TOKEN_NORMAL = 1, ARWKV_TOKEN_UNKNOWN = 2, ARWKV_TOKEN_CONTROL = 3,
+    ARWKV_TOKEN_USER_DEFINED = 4, ARWKV_TOKEN_UNUSED = 5, ARWKV_TOKEN_BYTE = 6
+};
+
+typedef struct arwkv_tokenizer_parts {
+    const char *name;             /* where the parts come from, for errors ("model.gguf") */
+    int32_t n_tokens;
+    const char *const *tokens;    /* tokens[id]: spelled in the byte-level alphabet ("Ġthe"), UTF-8 */
+    const uint64_t *token_lens;   /* their lengths in bytes; NULL: NUL-terminated strings */
+    const int32_t *token_types;   /* ARWKV_TOKEN_*; NULL: all normal */
+    int32_t n_merges;
+    const char *const *merges;    /* by rank: "left right", one space */
+    const uint64_t *merge_lens;   /* NULL: NUL-terminated */
+    const char *pre;              /* the pre-tokenizer's name (above) */
+    int32_t bos_id, eos_id, pad_id; /* -1: none */
+    int add_bos;
+} arwkv_tokenizer_parts;
+
+ARWKV_API arwkv_result arwkv_tokenizer_from_parts(const arwkv_tokenizer_parts *parts, arwkv_tokenizer **out);
+/* The tokenizer.json the parts stand for (Hugging Face `tokenizers` loads it and encodes the same),
+   NUL-terminated, in *json (free with arwkv_free); *len its length. */
+ARWKV_API arwkv_result arwkv_tokenizer_parts_json(const arwkv_tokenizer_parts *parts, char **json, size_t *len);
+
 /* A growable list of token ids with one mask byte per token (the chat encoder sets it to 1 on the
    tokens a model must learn; plain encoding appends 0). Start from {0}; free with arwkv_tokens_free. */
 typedef struct arwkv_tokens {
@@ -494,6 +544,46 @@ ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, 
    of the template: tokenizers would pre-tokenize the two together. */
 ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
                                          arwkv_tokens *out);
+
+/* ---- Chat templates of other families -----------------------------------------------------------
+   A model's chat template is Jinja text (tokenizer_config.json's chat_template, a GGUF's
+   tokenizer.chat_template). Without a template engine we recognise the two formats it can be:
+     ChatML (Qwen2/2.5/3, SmolLM2): as above; the default system prompt is the one the template
+         states ('<|im_start|>system\nDEFAULT<|im_end|>\n', SmolLM2's "You are a helpful AI
+         assistant named SmolLM, trained by Hugging Face"), none if it states none (Qwen3). Tool
+         results go inside a user turn where the template has <tool_response>, and a final answer
+         after the last user turn opens with "<think>\n\n</think>\n\n" where it is Qwen3's.
+     Llama 3: <|begin_of_text|> then, for each message,
+         <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>   (CONTENT trimmed)
+         and <|start_header_id|>assistant<|end_header_id|>\n\n as the generation prompt.
+   Anything else (Llama 3.1's dated system turn included) is an ARWKV_ERR_UNSUPPORTED error that
+   says so; arwkv_chat_template_named chooses a format by name instead. tests/test_chat_template.c
+   checks the rendered text against transformers' apply_chat_template. The mask of
+   arwkv_chat_template_encode marks each answer and the token that ends it (<|im_end|> or
+   <|eot_id|>), as arwkv_chat_encode does. */
+typedef struct arwkv_chat_template arwkv_chat_template;
+enum { ARWKV_CHAT_CHATML = 1, ARWKV_CHAT_LLAMA3 = 2 };
+#define ARWKV_CHAT_CONTINUE 4 /* the messages continue a conversation: no <|begin_of_text|>, no default system */
+
+/* Recognise a template from its Jinja text; name is used in errors. */
+ARWKV_API arwkv_result arwkv_chat_template_parse(const char *jinja, size_t len, const char *name, arwkv_chat_template **out);
+/* The chat_template of the tokenizer_config.json in a model directory (or beside a tokenizer.json). */
+ARWKV_API arwkv_result arwkv_chat_template_load(const char *path, arwkv_chat_template **out);
+/* "chatml" or "llama3", with no default system prompt. */
+ARWKV_API arwkv_result arwkv_chat_template_named(const char *format, arwkv_chat_template **out);
+ARWKV_API void arwkv_chat_template_free(arwkv_chat_template *t);
+ARWKV_API int arwkv_chat_template_format(const arwkv_chat_template *t);                /* ARWKV_CHAT_* */
+ARWKV_API const char *arwkv_chat_template_default_system(const arwkv_chat_template *t); /* NULL: none */
+/* The added token that ends an answer ("<|im_end|>", "<|eot_id|>"): generation stops there. */
+ARWKV_API const char *arwkv_chat_template_stop(const arwkv_chat_template *t);
+/* The markup that closes an answer, for a program that feeds a conversation turn by turn after
+   generating ("<|im_end|>\n", "<|eot_id|>"). */
+ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t);
+/* As arwkv_chat_render and arwkv_chat_encode, with this template. */
+ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *t, const arwkv_chat_message *msgs, int n, int flags,
+                                                  char *buf, size_t cap, size_t *len);
+ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, const arwkv_tokenizer *tok,
+                                                  const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out);
 
 /* @@tokenizer-api@@ */
 
@@ -4861,8 +4951,9 @@ ARWKV_PRIVATE size_t arwkv__nfc(const unsigned char *s, size_t n, uint32_t **cha
 
 ARWKV_PRIVATE int arwkv__is_newline(unsigned char c) { return c == '\r' || c == '\n'; }
 
-/* Byte length of the pre-token at the start of s[0..n), n > 0. */
-ARWKV_PRIVATE size_t arwkv__pretoken(const uint8_t *bmp, const unsigned char *s, size_t n) {
+/* Byte length of the pre-token at the start of s[0..n), n > 0. max_digits is 1 for Qwen's \p{N}
+   and 3 for Llama-3's \p{N}{1,3}, the one place where the two regexes differ. */
+ARWKV_PRIVATE size_t arwkv__pretoken_digits(const uint8_t *bmp, const unsigned char *s, size_t n, int max_digits) {
     int c0, c;
     size_t l0 = arwkv__class_at(bmp, s, n, &c0), i, l;
     if (s[0] == '\'' && n >= 2) {
@@ -4884,7 +4975,11 @@ ARWKV_PRIVATE size_t arwkv__pretoken(const uint8_t *bmp, const unsigned char *s,
         while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__LETTER)) i += l;
         return i;
     }
-    if (c0 == ARWKV__NUMBER) return l0;
+    if (c0 == ARWKV__NUMBER) {
+        i = l0;
+        for (int d = 1; d < max_digits && i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__NUMBER); d++) i += l;
+        return i;
+    }
     i = s[0] == ' ' ? 1 : 0;
     if (i < n && (arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__OTHER)) {
         while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__OTHER)) i += l;
@@ -4902,6 +4997,47 @@ ARWKV_PRIVATE size_t arwkv__pretoken(const uint8_t *bmp, const unsigned char *s,
     if (after_newline) return after_newline;  /* \s*[\r\n]+ */
     if (i == n || last == 0) return i;        /* \s+ at the end of the text; a single \s before \S */
     return last;                              /* \s+(?!\S) */
+}
+
+/* The Qwen pre-token. */
+ARWKV_PRIVATE size_t arwkv__pretoken(const uint8_t *bmp, const unsigned char *s, size_t n) {
+    return arwkv__pretoken_digits(bmp, s, n, 1);
+}
+
+/* The GPT-2 regex (tokenizers' ByteLevel pre-tokenizer with use_regex, and SmolLM's after its digit
+   split), case-sensitive and simpler than Qwen's:
+
+     's|'t|'re|'ve|'m|'ll|'d          contractions, lower case only
+      ?\p{L}+                         a word with an optional leading space
+      ?\p{N}+                         a number (a run of digits), likewise
+      ?[^\s\p{L}\p{N}]+               punctuation, likewise
+     \s+(?!\S)                        white space but its last character if something follows
+     \s+                              (a lone white-space character before a word)
+
+   No alternative treats line breaks apart from other white space. */
+ARWKV_PRIVATE size_t arwkv__pretoken_gpt2(const uint8_t *bmp, const unsigned char *s, size_t n) {
+    int c;
+    size_t i, l;
+    if (s[0] == '\'' && n >= 2) {
+        unsigned a = s[1];
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
+        if (n >= 3 && ((a == 'r' && s[2] == 'e') || (a == 'v' && s[2] == 'e') || (a == 'l' && s[2] == 'l'))) return 3;
+    }
+    i = s[0] == ' ' && n >= 2 ? 1 : 0; /* the optional leading space */
+    arwkv__class_at(bmp, s + i, n - i, &c);
+    if (c != ARWKV__SPACE) { /* a run of one class: letters, numbers or other */
+        int run = c;
+        while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == run)) i += l;
+        return i;
+    }
+    size_t last = 0; /* white space: s[0] is */
+    i = 0;
+    while (i < n && (l = arwkv__class_at(bmp, s + i, n - i, &c), c == ARWKV__SPACE)) {
+        last = i;
+        i += l;
+    }
+    if (i == n || last == 0) return i; /* \s+ at the end of the text; a single \s before \S */
+    return last;                       /* \s+(?!\S) */
 }
 
 /* ---- Byte-level BPE ----------------------------------------------------------------------------
@@ -4936,15 +5072,20 @@ struct arwkv_tokenizer {
     arwkv__merge *merges;       /* open addressing, linear probing */
     uint64_t merge_mask;
     int merge_shift;
-    int32_t byte_id[256];       /* the token of each single byte */
+    int32_t byte_id[256];       /* the token of each single byte (-1: none; the byte is left out) */
     arwkv__added_token *added;  /* longest first */
     int n_added;
     uint8_t added_first[256];   /* bytes that start an added token */
     int nfc;                    /* the normalizer is NFC (else none) */
+    int pre;                    /* the pre-tokenizer regex: ARWKV__PRE_* */
+    int split_digits;           /* Digits(individual_digits) runs before the regex (SmolLM) */
+    int32_t bos_id, eos_id, pad_id; /* -1: none (set by arwkv_tokenizer_from_parts) */
+    int add_bos;                /* the model expects bos_id before a text */
     uint8_t *bmp;               /* arwkv__bmp_props */
     size_t max_token_bytes;
 };
 enum { ARWKV__ID_PRESENT = 1, ARWKV__ID_ADDED = 2, ARWKV__ID_SPECIAL = 4 };
+enum { ARWKV__PRE_QWEN2 = 0, ARWKV__PRE_LLAMA3 = 1, ARWKV__PRE_GPT2 = 2 };
 
 ARWKV_PRIVATE uint64_t arwkv__hash_bytes(const void *p, size_t n) { /* FNV-1a, then a final mix */
     const unsigned char *s = (const unsigned char *)p;
@@ -5249,7 +5390,7 @@ ARWKV_PRIVATE int arwkv__cache_add(arwkv__tok_work *w, uint64_t h, const unsigne
 ARWKV_PRIVATE void arwkv__encode_piece(const arwkv_tokenizer *t, arwkv__tok_work *w, const unsigned char *s, size_t n,
                                        arwkv_tokens *out) {
     if (n == 1) {
-        if (!arwkv__tokens_push(out, t->byte_id[s[0]], 0)) w->failed = 1;
+        if (t->byte_id[s[0]] >= 0 && !arwkv__tokens_push(out, t->byte_id[s[0]], 0)) w->failed = 1;
         return;
     }
     uint64_t h = 0;
@@ -5271,8 +5412,10 @@ ARWKV_PRIVATE void arwkv__encode_piece(const arwkv_tokenizer *t, arwkv__tok_work
         w->failed = 1;
         return;
     }
-    for (size_t i = 0; i < n; i++) w->sym[i] = t->byte_id[s[i]];
-    k = n <= 64 ? arwkv__bpe_short(t, w, n) : arwkv__bpe_long(t, w, n);
+    size_t m = 0; /* a byte without a token is left out, as tokenizers does (SmolLM2 lacks 21) */
+    for (size_t i = 0; i < n; i++)
+        if (t->byte_id[s[i]] >= 0) w->sym[m++] = t->byte_id[s[i]];
+    k = m <= 64 ? arwkv__bpe_short(t, w, m) : arwkv__bpe_long(t, w, m);
     if (cacheable && !arwkv__cache_add(w, h, s, n, k, slot)) {
         w->failed = 1;
         return;
@@ -5305,9 +5448,24 @@ ARWKV_PRIVATE void arwkv__encode_text(const arwkv_tokenizer *t, arwkv__tok_work 
         s = w->norm;
     }
     for (size_t i = 0; i < n && !w->failed;) {
-        size_t len = arwkv__pretoken(t->bmp, s + i, n - i);
-        arwkv__encode_piece(t, w, s + i, len, out);
-        i += len;
+        size_t end = n; /* the regex sees s[i..end): all of it, or the text up to the next digit */
+        if (t->split_digits) {
+            int c;
+            size_t l = arwkv__class_at(t->bmp, s + i, n - i, &c);
+            if (c == ARWKV__NUMBER) { /* Digits(individual_digits): each digit is a piece of its own */
+                arwkv__encode_piece(t, w, s + i, l, out);
+                i += l;
+                continue;
+            }
+            for (end = i + l; end < n && (l = arwkv__class_at(t->bmp, s + end, n - end, &c), c != ARWKV__NUMBER);) end += l;
+        }
+        while (i < end && !w->failed) {
+            size_t len = t->pre == ARWKV__PRE_GPT2     ? arwkv__pretoken_gpt2(t->bmp, s + i, end - i)
+                       : t->pre == ARWKV__PRE_LLAMA3 ? arwkv__pretoken_digits(t->bmp, s + i, end - i, 3)
+                                                     : arwkv__pretoken(t->bmp, s + i, end - i);
+            arwkv__encode_piece(t, w, s + i, len, out);
+            i += len;
+        }
     }
 }
 
@@ -5475,10 +5633,15 @@ ARWKV_API void arwkv_stream_decoder_free(arwkv_stream_decoder *d) {
 
 /* ---- Loading tokenizer.json -------------------------------------------------------------------- */
 
-/* The Qwen2 pre-tokenizer regex, as tokenizer.json writes it (the only one implemented). */
+/* The pre-tokenizer regexes implemented, as tokenizer.json writes them: Qwen2's, Llama-3's (Qwen's
+   with up to three digits a piece) and GPT-2's (also what ByteLevel's use_regex means). */
 #define ARWKV__QWEN_PATTERN                                                                             \
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define ARWKV__LLAMA3_PATTERN                                                                                \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define ARWKV__GPT2_PATTERN "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
 
 /* The byte-level alphabet: the character that stands for byte b, and back (-1: not in it). */
 ARWKV_PRIVATE uint32_t arwkv__byte_char(int b) {
@@ -5552,8 +5715,81 @@ ARWKV_PRIVATE int arwkv__json_off(const arwkv__json *j, uint32_t obj, const char
     return type < 0 || type == ARWKV__JSON_NULL || type == ARWKV__JSON_FALSE;
 }
 
-/* The parts of tokenizer.json other than the model: each must be what the Qwen tokenizers use. */
-ARWKV_PRIVATE arwkv_result arwkv__tok_check_pipeline(const arwkv__json *j, const char *name, int *nfc) {
+/* The pre-tokenizer: a Sequence (or a single one) of
+     Digits(individual_digits: true)   optional, first: SmolLM's digit split
+     Split(REGEX, Isolated)            optional: REGEX one of Qwen2's, Llama-3's, GPT-2's
+     ByteLevel(add_prefix_space: false, use_regex)   last; use_regex (true when absent, as in
+                                       tokenizers) means GPT-2's regex, so it excludes a Split
+   which is what the Qwen2, Llama-3, GPT-2 and SmolLM families write. trim_offsets only moves
+   offsets, which we do not report. Anything else is refused by name. */
+ARWKV_PRIVATE arwkv_result arwkv__tok_check_pre(const arwkv__json *j, const char *name, int *pre, int *split_digits) {
+    uint32_t node = arwkv__json_get(j, 0, "pre_tokenizer");
+    const char *type = arwkv__json_get_str(j, node, "type");
+    if (arwkv__json_type(j, node) != ARWKV__JSON_OBJECT || !type || !*type)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: pre_tokenizer must be an object with a type (a byte-level BPE needs one)", name);
+    int sequence = strcmp(type, "Sequence") == 0;
+    uint32_t list = sequence ? arwkv__json_get(j, node, "pretokenizers") : ARWKV__JSON_NONE;
+    if (sequence && (arwkv__json_type(j, list) != ARWKV__JSON_ARRAY || arwkv__json_count(j, list) == 0))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: pre_tokenizer.pretokenizers must be a non-empty array", name);
+    int regex = -1, byte_level = 0;
+    *split_digits = 0;
+    uint32_t k = 0;
+    for (uint32_t c = sequence ? arwkv__json_first(j, list) : node; c != ARWKV__JSON_NONE; c = sequence ? arwkv__json_next(j, c) : ARWKV__JSON_NONE, k++) {
+        char at[64];
+        if (sequence) snprintf(at, sizeof at, "pre_tokenizer.pretokenizers[%u]", k);
+        else snprintf(at, sizeof at, "pre_tokenizer");
+        type = arwkv__json_get_str(j, c, "type");
+        if (!type) type = "?";
+        if (byte_level)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s (\"%s\") comes after ByteLevel; only ByteLevel last is supported", name, at, type);
+        if (strcmp(type, "Digits") == 0) {
+            if (k != 0 || arwkv__json_bool(j, arwkv__json_get(j, c, "individual_digits")) != 1)
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                                   "%s: %s: only Digits with individual_digits true, first in the sequence, is supported", name, at);
+            *split_digits = 1;
+        } else if (strcmp(type, "Split") == 0) {
+            const char *pattern = arwkv__json_get_str(j, arwkv__json_get(j, c, "pattern"), "Regex");
+            const char *behavior = arwkv__json_get_str(j, c, "behavior");
+            int which = !pattern ? -1 : !strcmp(pattern, ARWKV__QWEN_PATTERN) ? ARWKV__PRE_QWEN2
+                      : !strcmp(pattern, ARWKV__LLAMA3_PATTERN)               ? ARWKV__PRE_LLAMA3
+                      : !strcmp(pattern, ARWKV__GPT2_PATTERN)                 ? ARWKV__PRE_GPT2
+                                                                              : -1;
+            if (which < 0)
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                                   "%s: %s.pattern.Regex is not one of the regexes implemented (those of Qwen2, Llama-3 and GPT-2)", name, at);
+            if (!behavior || strcmp(behavior, "Isolated") != 0 || !arwkv__json_off(j, c, "invert"))
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s: only behavior \"Isolated\" with invert false is supported", name, at);
+            if (regex >= 0) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s: a second Split is not supported", name, at);
+            regex = which;
+        } else if (strcmp(type, "ByteLevel") == 0) {
+            if (!arwkv__json_off(j, c, "add_prefix_space"))
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s: ByteLevel with add_prefix_space true is not supported", name, at);
+            uint32_t use_regex = arwkv__json_get(j, c, "use_regex");
+            if (use_regex == ARWKV__JSON_NONE || arwkv__json_bool(j, use_regex) == 1) {
+                if (regex >= 0)
+                    return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                                       "%s: %s: ByteLevel with use_regex after a Split would split twice; not supported", name, at);
+                regex = ARWKV__PRE_GPT2;
+            }
+            byte_level = 1;
+        } else {
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                               "%s: %s.type \"%s\" is not supported (only Digits, Split and ByteLevel, as GPT-2, Llama-3, Qwen2 and SmolLM use)",
+                               name, at, type);
+        }
+    }
+    if (!byte_level)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: pre_tokenizer has no ByteLevel step; only byte-level BPE is supported", name);
+    if (regex < 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                           "%s: pre_tokenizer splits with no regex (ByteLevel use_regex false and no Split); not supported", name);
+    *pre = regex;
+    return ARWKV_OK;
+}
+
+/* The parts of tokenizer.json other than the model: each must be what the supported families use. */
+ARWKV_PRIVATE arwkv_result arwkv__tok_check_pipeline(const arwkv__json *j, const char *name, int *nfc, int *pre, int *split_digits,
+                                                     char *bos, size_t bos_cap) {
     const char *type;
     uint32_t norm = arwkv__json_get(j, 0, "normalizer");
     *nfc = 0;
@@ -5579,44 +5815,36 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_check_pipeline(const arwkv__json *j, const
         return arwkv__fail(ARWKV_ERR_FORMAT, "%s: normalizer must be an object or null", name);
     }
 
-    uint32_t pre = arwkv__json_get(j, 0, "pre_tokenizer"), list = arwkv__json_get(j, pre, "pretokenizers");
-    type = arwkv__json_get_str(j, pre, "type");
-    if (!type || strcmp(type, "Sequence") != 0 || arwkv__json_count(j, list) != 2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
-                           "%s: pre_tokenizer.type \"%s\" is not supported (only Qwen's Sequence of Split and ByteLevel)", name,
-                           type ? type : "?");
-    uint32_t split = arwkv__json_first(j, list), bytes = arwkv__json_next(j, split);
-    type = arwkv__json_get_str(j, split, "type");
-    const char *pattern = arwkv__json_get_str(j, arwkv__json_get(j, split, "pattern"), "Regex");
-    const char *behavior = arwkv__json_get_str(j, split, "behavior");
-    if (!type || strcmp(type, "Split") != 0)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: pre_tokenizer.pretokenizers[0].type \"%s\" is not supported (only Split)",
-                           name, type ? type : "?");
-    if (!pattern || strcmp(pattern, ARWKV__QWEN_PATTERN) != 0)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
-                           "%s: pre_tokenizer.pretokenizers[0].pattern.Regex is not the Qwen2 regex, the only one implemented", name);
-    if (!behavior || strcmp(behavior, "Isolated") != 0 || !arwkv__json_off(j, split, "invert"))
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
-                           "%s: pre_tokenizer.pretokenizers[0]: only behavior \"Isolated\" with invert false is supported", name);
-    type = arwkv__json_get_str(j, bytes, "type");
-    if (!type || strcmp(type, "ByteLevel") != 0)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: pre_tokenizer.pretokenizers[1].type \"%s\" is not supported (only ByteLevel)",
-                           name, type ? type : "?");
-    if (!arwkv__json_off(j, bytes, "add_prefix_space") || !arwkv__json_off(j, bytes, "use_regex"))
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
-                           "%s: pre_tokenizer.pretokenizers[1]: ByteLevel with add_prefix_space or use_regex is not supported", name);
-
+    ARWKV__TRY(arwkv__tok_check_pre(j, name, pre, split_digits));
     type = arwkv__json_get_str(j, arwkv__json_get(j, 0, "decoder"), "type");
     if (!type || strcmp(type, "ByteLevel") != 0)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: decoder.type \"%s\" is not supported (only ByteLevel)", name,
                            type ? type : "?");
+    /* post_processor: ByteLevel only adjusts offsets; Llama-3's TemplateProcessing "BOS $A" puts a
+       beginning-of-text token before every text, which we record (arwkv_tokenizer_bos) rather than
+       add: encoding adds nothing */
     uint32_t post = arwkv__json_get(j, 0, "post_processor");
+    *bos = 0;
     if (post != ARWKV__JSON_NONE && arwkv__json_type(j, post) != ARWKV__JSON_NULL) {
         type = arwkv__json_get_str(j, post, "type");
-        if (!type || strcmp(type, "ByteLevel") != 0) /* ByteLevel only adjusts offsets, which we do not report */
+        int sequence = type && strcmp(type, "Sequence") == 0;
+        uint32_t list = sequence ? arwkv__json_get(j, post, "processors") : ARWKV__JSON_NONE;
+        for (uint32_t c = sequence ? arwkv__json_first(j, list) : post; c != ARWKV__JSON_NONE; c = sequence ? arwkv__json_next(j, c) : ARWKV__JSON_NONE) {
+            type = arwkv__json_get_str(j, c, "type");
+            if (type && strcmp(type, "ByteLevel") == 0) continue;
+            uint32_t single = arwkv__json_get(j, c, "single"), first = arwkv__json_first(j, single);
+            uint32_t second = arwkv__json_next(j, first);
+            const char *special = arwkv__json_get_str(j, arwkv__json_get(j, first, "SpecialToken"), "id");
+            const char *seq = arwkv__json_get_str(j, arwkv__json_get(j, second, "Sequence"), "id");
+            if (type && strcmp(type, "TemplateProcessing") == 0 && arwkv__json_count(j, single) == 2 && special && *special && seq &&
+                strcmp(seq, "A") == 0 && !*bos) {
+                snprintf(bos, bos_cap, "%s", special);
+                continue;
+            }
             return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
-                               "%s: post_processor.type \"%s\" is not supported (only ByteLevel or none: it would add tokens)", name,
-                               type ? type : "?");
+                               "%s: post_processor%s.type \"%s\" is not supported (only ByteLevel, or TemplateProcessing of one special "
+                               "token and $A)", name, sequence ? ".processors[]" : "", type ? type : "?");
+        }
     }
     if (!arwkv__json_off(j, 0, "truncation") || !arwkv__json_off(j, 0, "padding"))
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: truncation and padding must be null", name);
@@ -5657,7 +5885,9 @@ ARWKV_PRIVATE int32_t arwkv__json_id(const arwkv__json *j, uint32_t v) {
 ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__json *j, const char *name) {
     uint32_t model = arwkv__json_get(j, 0, "model");
     ARWKV__TRY(arwkv__tok_check_model(j, model, name));
-    ARWKV__TRY(arwkv__tok_check_pipeline(j, name, &t->nfc));
+    char bos[256];
+    ARWKV__TRY(arwkv__tok_check_pipeline(j, name, &t->nfc, &t->pre, &t->split_digits, bos, sizeof bos));
+    t->bos_id = t->eos_id = t->pad_id = -1;
     uint32_t vocab = arwkv__json_get(j, model, "vocab"), merges = arwkv__json_get(j, model, "merges");
     uint32_t added = arwkv__json_get(j, 0, "added_tokens");
     if (added != ARWKV__JSON_NONE && arwkv__json_type(j, added) != ARWKV__JSON_ARRAY && arwkv__json_type(j, added) != ARWKV__JSON_NULL)
@@ -5748,10 +5978,13 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
         uint32_t cp = arwkv__byte_char(b);
         char_byte[cp] = (int16_t)b;
         t->byte_id[b] = arwkv__name_find(t, spelling, (size_t)arwkv__utf8_encode(cp, spelling));
-        if (t->byte_id[b] < 0)
-            return arwkv__fail(ARWKV_ERR_FORMAT,
-                               "%s: model.vocab has no token for the byte 0x%02x (\"%.*s\"); a byte-level BPE needs all 256", name, b,
-                               arwkv__utf8_encode(cp, spelling), spelling);
+        /* a byte without a token: tokenizers leaves it out of the ids, unless model.unk_token
+           names a token to stand for it (not implemented) */
+        const char *unk = arwkv__json_get_str(j, model, "unk_token");
+        if (t->byte_id[b] < 0 && (!unk || *unk))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                               "%s: model.vocab has no token for the byte 0x%02x (\"%.*s\") and model.unk_token is set; unknown "
+                               "tokens are not supported", name, b, arwkv__utf8_encode(cp, spelling), spelling);
     }
     /* added tokens override what the vocabulary says about their id, as in tokenizers */
     int *added_index = (int *)arwkv__calloc((size_t)n_ids, sizeof(int)); /* 1 + index in t->added */
@@ -5873,6 +6106,12 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
         t->merges[h].id = m;
     }
     arwkv__buf_free(&joined);
+    if (r == ARWKV_OK && *bos) {
+        t->bos_id = arwkv_tokenizer_token_id(t, bos);
+        t->add_bos = 1;
+        if (t->bos_id < 0)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: post_processor names the token \"%.100s\", which is not in the vocabulary", name, bos);
+    }
     return r;
 }
 
@@ -5894,6 +6133,48 @@ ARWKV_API arwkv_result arwkv_tokenizer_parse(const char *text, size_t len, const
     return ARWKV_OK;
 }
 
+/* The file named `name` in the directory of `file` (a new string). */
+ARWKV_PRIVATE char *arwkv__sibling(const char *file, const char *name) {
+    const char *slash = strrchr(file, '/');
+    if (!slash) return arwkv__strdup(name);
+    char *dir = arwkv__strndup(file, (size_t)(slash - file) + 1);
+    char *path = dir ? arwkv__path_join(dir, name) : NULL;
+    arwkv__free(dir);
+    return path;
+}
+
+/* bos_token, eos_token, pad_token (a string or {"content": ...}) and add_bos_token of the
+   tokenizer_config.json beside a tokenizer.json, where there is one. */
+ARWKV_PRIVATE arwkv_result arwkv__tok_config(arwkv_tokenizer *t, const char *tokenizer_file) {
+    char *file = arwkv__sibling(tokenizer_file, "tokenizer_config.json"), *text = NULL;
+    size_t len;
+    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (!arwkv__file_exists(file) || arwkv__read_file(file, &text, &len) != ARWKV_OK) {
+        arwkv__free(file);
+        arwkv_clear_error();
+        return ARWKV_OK; /* optional */
+    }
+    arwkv__json j;
+    arwkv_result r = arwkv__json_parse(&j, text, len, file);
+    int parsed = r == ARWKV_OK;
+    static const char *const keys[3] = {"bos_token", "eos_token", "pad_token"};
+    int32_t *ids[3] = {&t->bos_id, &t->eos_id, &t->pad_id};
+    for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
+        uint32_t v = arwkv__json_get(&j, 0, keys[k]);
+        if (arwkv__json_type(&j, v) == ARWKV__JSON_OBJECT) v = arwkv__json_get(&j, v, "content");
+        const char *token = arwkv__json_str(&j, v);
+        if (!token) continue; /* absent or null */
+        *ids[k] = arwkv_tokenizer_token_id(t, token);
+        if (*ids[k] < 0)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s \"%.100s\" is not a token of the tokenizer", file, keys[k], token);
+    }
+    if (r == ARWKV_OK && arwkv__json_bool(&j, arwkv__json_get(&j, 0, "add_bos_token")) == 1) t->add_bos = t->bos_id >= 0;
+    if (parsed) arwkv__json_free(&j);
+    arwkv__free(text);
+    arwkv__free(file);
+    return r;
+}
+
 ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **out) {
     *out = NULL;
     char *file, *text;
@@ -5901,53 +6182,274 @@ ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **
     arwkv_result r = arwkv__read_model_file(path, "tokenizer.json", &file, &text, &len);
     if (r != ARWKV_OK) return r;
     r = arwkv_tokenizer_parse(text, len, file, out);
+    if (r == ARWKV_OK) r = arwkv__tok_config(*out, file);
+    if (r != ARWKV_OK) {
+        arwkv_tokenizer_free(*out);
+        *out = NULL;
+    }
     arwkv__free(text);
     arwkv__free(file);
     return r;
+}
+
+/* ---- Special tokens, tokenizer_config.json --------------------------------------------------- */
+
+ARWKV_API int32_t arwkv_tokenizer_bos_id(const arwkv_tokenizer *tok) { return tok ? tok->bos_id : -1; }
+ARWKV_API int32_t arwkv_tokenizer_eos_id(const arwkv_tokenizer *tok) { return tok ? tok->eos_id : -1; }
+ARWKV_API int32_t arwkv_tokenizer_pad_id(const arwkv_tokenizer *tok) { return tok ? tok->pad_id : -1; }
+ARWKV_API int arwkv_tokenizer_add_bos(const arwkv_tokenizer *tok) { return tok ? tok->add_bos : 0; }
+
+/* ---- A tokenizer from parts --------------------------------------------------------------------
+   The parts are written out as the tokenizer.json they stand for and that is parsed: one loader,
+   one set of checks, and a file that `tokenizers` can load to check us against. */
+
+/* The pre-tokenizer and normalizer of a tokenizer.ggml.pre name, as tokenizer.json writes them. */
+ARWKV_PRIVATE int arwkv__pre_json(const char *pre, arwkv__buf *b) {
+    static const char *const qwen[] = {"qwen2", "deepseek-r1-qwen"}, *const llama[] = {"llama-bpe", "llama3", "llama-v3"},
+                             *const gpt2[] = {"gpt2", "gpt-2", "default"};
+    const char *regex = NULL, *normalizer = "null", *digits = "", *use_regex = "false";
+    for (int i = 0; i < 2; i++)
+        if (!strcmp(pre, qwen[i])) regex = ARWKV__QWEN_PATTERN, normalizer = "{\"type\": \"NFC\"}";
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(pre, llama[i])) regex = ARWKV__LLAMA3_PATTERN;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(pre, gpt2[i])) use_regex = "true";
+    if (!strcmp(pre, "smollm")) use_regex = "true", digits = "{\"type\": \"Digits\", \"individual_digits\": true}, ";
+    if (!regex && !strcmp(use_regex, "false")) return 0;
+    arwkv__buf_printf(b, "\"normalizer\": %s,\n\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [%s", normalizer, digits);
+    if (regex) {
+        arwkv__buf_str(b, "{\"type\": \"Split\", \"pattern\": {\"Regex\": ");
+        arwkv__buf_json_string(b, regex, strlen(regex));
+        arwkv__buf_str(b, "}, \"behavior\": \"Isolated\", \"invert\": false}, ");
+    }
+    arwkv__buf_printf(b, "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": %s}]},\n",
+                      use_regex);
+    return 1;
+}
+
+ARWKV_PRIVATE size_t arwkv__part_len(const char *const *strs, const uint64_t *lens, int32_t i) {
+    return lens ? (size_t)lens[i] : strlen(strs[i]);
+}
+
+ARWKV_API arwkv_result arwkv_tokenizer_parts_json(const arwkv_tokenizer_parts *p, char **json, size_t *len) {
+    if (!p || !json) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_tokenizer_parts_json: NULL argument");
+    *json = NULL;
+    if (len) *len = 0;
+    const char *name = p->name ? p->name : "tokenizer parts";
+    if (p->n_tokens <= 0 || !p->tokens || p->n_merges < 0 || (p->n_merges > 0 && !p->merges))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: the tokenizer needs tokens (%ld given) and merges (%ld)", name, (long)p->n_tokens,
+                           (long)p->n_merges);
+    const int32_t special_ids[3] = {p->bos_id, p->eos_id, p->pad_id};
+    static const char *const special_names[3] = {"bos", "eos", "padding"};
+    for (int k = 0; k < 3; k++)
+        if (special_ids[k] < -1 || special_ids[k] >= p->n_tokens)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: the %s token id %ld is not a token (ids are 0..%ld)", name, special_names[k],
+                               (long)special_ids[k], (long)p->n_tokens - 1);
+    if (p->add_bos && p->bos_id < 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: add_bos_token is set but there is no bos token", name);
+    arwkv__buf b;
+    memset(&b, 0, sizeof b);
+    arwkv__buf_str(&b, "{\"version\": \"1.0\", \"truncation\": null, \"padding\": null,\n\"added_tokens\": [");
+    int first = 1;
+    for (int32_t i = 0; i < p->n_tokens; i++) {
+        const char *s = p->tokens[i];
+        size_t n = s ? arwkv__part_len(p->tokens, p->token_lens, i) : 0;
+        for (size_t k = 0; k < n;) {
+            int l = arwkv__utf8_valid_len((const unsigned char *)s + k, n - k);
+            if (!l) {
+                arwkv__buf_free(&b);
+                return arwkv__fail(ARWKV_ERR_FORMAT, "%s: token %ld is not valid UTF-8 (byte %zu)", name, (long)i, k);
+            }
+            k += (size_t)l;
+        }
+        if (!s || !n) {
+            arwkv__buf_free(&b);
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: token %ld is empty", name, (long)i);
+        }
+        int type = p->token_types ? p->token_types[i] : ARWKV_TOKEN_NORMAL;
+        if (type < ARWKV_TOKEN_UNDEFINED || type > ARWKV_TOKEN_BYTE) {
+            arwkv__buf_free(&b);
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: token %ld (\"%.*s\") has type %d; types are 0..6", name, (long)i,
+                               (int)(n > 100 ? 100 : n), s, type);
+        }
+        if (type != ARWKV_TOKEN_CONTROL && type != ARWKV_TOKEN_USER_DEFINED) continue;
+        arwkv__buf_printf(&b, "%s\n  {\"id\": %ld, \"content\": ", first ? "" : ",", (long)i);
+        arwkv__buf_json_string(&b, s, n);
+        arwkv__buf_printf(&b, ", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": %s}",
+                          type == ARWKV_TOKEN_CONTROL ? "true" : "false");
+        first = 0;
+    }
+    arwkv__buf_str(&b, "],\n");
+    if (!p->pre || !arwkv__pre_json(p->pre, &b)) {
+        arwkv__buf_free(&b);
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                           "%s: pre-tokenizer \"%.60s\" (tokenizer.ggml.pre) is not supported; known: qwen2, deepseek-r1-qwen, llama-bpe, "
+                           "llama3, llama-v3, smollm, gpt2, gpt-2, default", name, p->pre ? p->pre : "(none)");
+    }
+    if (p->add_bos) { /* Llama-3's post-processor: the bos token before each sequence */
+        size_t n = arwkv__part_len(p->tokens, p->token_lens, p->bos_id);
+        arwkv__buf b_tok;
+        memset(&b_tok, 0, sizeof b_tok);
+        arwkv__buf_json_string(&b_tok, p->tokens[p->bos_id], n);
+        const char *t = b_tok.data ? b_tok.data : "\"\"";
+        arwkv__buf_printf(&b, "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": %s, \"type_id\": 0}}, "
+                              "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": [{\"SpecialToken\": {\"id\": %s, \"type_id\": 0}}, "
+                              "{\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}, {\"SpecialToken\": {\"id\": %s, \"type_id\": 1}}, "
+                              "{\"Sequence\": {\"id\": \"B\", \"type_id\": 1}}], \"special_tokens\": {%s: {\"id\": %s, \"ids\": [%ld], "
+                              "\"tokens\": [%s]}}},\n", t, t, t, t, t, (long)p->bos_id, t);
+        arwkv__buf_free(&b_tok);
+    } else {
+        arwkv__buf_str(&b, "\"post_processor\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"trim_offsets\": false, \"use_regex\": false},\n");
+    }
+    arwkv__buf_str(&b, "\"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"trim_offsets\": true, \"use_regex\": true},\n"
+                       "\"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null, \"continuing_subword_prefix\": null, "
+                       "\"end_of_word_suffix\": null, \"fuse_unk\": false, \"byte_fallback\": false, \"ignore_merges\": false,\n\"vocab\": {");
+    for (int32_t i = 0; i < p->n_tokens; i++) {
+        arwkv__buf_str(&b, i ? ",\n" : "\n");
+        arwkv__buf_json_string(&b, p->tokens[i], arwkv__part_len(p->tokens, p->token_lens, i));
+        arwkv__buf_printf(&b, ": %ld", (long)i);
+    }
+    arwkv__buf_str(&b, "},\n\"merges\": [");
+    for (int32_t i = 0; i < p->n_merges; i++) {
+        if (!p->merges[i]) {
+            arwkv__buf_free(&b);
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: merge %ld is NULL", name, (long)i);
+        }
+        arwkv__buf_str(&b, i ? ",\n" : "\n");
+        arwkv__buf_json_string(&b, p->merges[i], arwkv__part_len(p->merges, p->merge_lens, i));
+    }
+    arwkv__buf_str(&b, "]}}\n");
+    if (b.failed) {
+        arwkv__buf_free(&b);
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory writing the tokenizer", name);
+    }
+    *json = b.data;
+    if (len) *len = b.len;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_tokenizer_from_parts(const arwkv_tokenizer_parts *p, arwkv_tokenizer **out) {
+    if (!out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_tokenizer_from_parts: NULL argument");
+    *out = NULL;
+    char *json;
+    size_t len;
+    ARWKV__TRY(arwkv_tokenizer_parts_json(p, &json, &len));
+    arwkv_result r = arwkv_tokenizer_parse(json, len, p->name ? p->name : "tokenizer parts", out);
+    arwkv__free(json);
+    if (r != ARWKV_OK) return r;
+    (*out)->bos_id = p->bos_id;
+    (*out)->eos_id = p->eos_id;
+    (*out)->pad_id = p->pad_id;
+    (*out)->add_bos = p->add_bos != 0;
+    return ARWKV_OK;
 }
 
 /* ---- Chat template ------------------------------------------------------------------------------
    One walk over the conversation produces the rendered text as a sequence of parts; rendering
    concatenates them, encoding encodes each on its own with its mask. */
 enum { ARWKV__CHAT_MARKUP, ARWKV__CHAT_CONTENT, ARWKV__CHAT_ANSWER, ARWKV__CHAT_ANSWER_END };
+/* ARWKV__CHAT_ANSWER_END: markup that is learned (the token that ends an answer, Qwen3's empty
+   think block that opens one) */
 
-typedef arwkv_result (*arwkv__chat_part_fn)(void *ctx, const char *text, int kind);
+struct arwkv_chat_template {
+    int format;            /* ARWKV_CHAT_CHATML or ARWKV_CHAT_LLAMA3 */
+    char *default_system;  /* NULL: none */
+    int qwen_tools;        /* ChatML: tool results inside a user turn, as Qwen2.5/Qwen3 write them */
+    int qwen3_think;       /* ChatML: a final answer after the last user turn opens with an empty think block */
+};
 
-ARWKV_PRIVATE arwkv_result arwkv__chat_walk(const arwkv_chat_message *msgs, int n, int flags, arwkv__chat_part_fn part,
-                                            void *ctx) {
+/* The Qwen2.5 template of arwkv_chat_render and arwkv_chat_encode. */
+static const arwkv_chat_template arwkv__qwen25_template = {ARWKV_CHAT_CHATML, (char *)ARWKV_CHAT_DEFAULT_SYSTEM, 1, 0};
+
+typedef arwkv_result (*arwkv__chat_part_fn)(void *ctx, const char *text, size_t len, int kind);
+
+/* The first occurrence of needle[0..m) in hay[0..n), NULL if none (memmem is not C11). */
+ARWKV_PRIVATE const char *arwkv__memmem(const char *hay, size_t n, const char *needle, size_t m) {
+    for (size_t i = 0; m <= n && i <= n - m; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, m) == 0) return hay + i;
+    return NULL;
+}
+
+/* Python's str.isspace() (Jinja's trim), byte length of the white-space character at s, else 0. */
+ARWKV_PRIVATE size_t arwkv__chat_space(const unsigned char *s, size_t n) {
+    uint32_t cp;
+    size_t l = arwkv__utf8_next(s, n, &cp);
+    return arwkv__char_class(cp) == ARWKV__SPACE || (cp >= 0x1c && cp <= 0x1f) ? l : 0;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__chat_walk(const arwkv_chat_template *tpl, const arwkv_chat_message *msgs, int n, int flags,
+                                            arwkv__chat_part_fn part, void *ctx) {
+#define ARWKV__PART(text, kind) ARWKV__TRY(part(ctx, (text), strlen(text), (kind)))
     if (n < 0 || (n > 0 && !msgs)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat: no messages array");
+    int last_user = -1;
     for (int i = 0; i < n; i++) {
         const char *role = msgs[i].role;
         if (!role || !msgs[i].content) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat: messages[%d] has a NULL role or content", i);
         if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant") && strcmp(role, "tool"))
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
                                "chat: messages[%d].role \"%.40s\" is not one of system, user, assistant, tool", i, role);
+        if (!strcmp(role, "user")) last_user = i;
     }
-    if (n == 0 || strcmp(msgs[0].role, "system") != 0)
-        ARWKV__TRY(part(ctx, "<|im_start|>system\n" ARWKV_CHAT_DEFAULT_SYSTEM "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+    int begins = !(flags & ARWKV_CHAT_CONTINUE);
+    if (tpl->format == ARWKV_CHAT_LLAMA3) {
+        /* <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>, contents trimmed, as Llama-3's
+           template does; <|begin_of_text|> before the first */
+        for (int i = 0; i < n; i++) {
+            const unsigned char *c = (const unsigned char *)msgs[i].content;
+            size_t len = strlen(msgs[i].content), l;
+            while (len > 0 && (l = arwkv__chat_space(c, len)) > 0) c += l, len -= l;
+            while (len > 0) { /* trailing: find the last character */
+                size_t k = len - 1;
+                while (k > 0 && (c[k] & 0xc0) == 0x80 && len - k < 4) k--;
+                if (arwkv__chat_space(c + k, len - k) != len - k) break;
+                len = k;
+            }
+            int answer = !strcmp(msgs[i].role, "assistant");
+            if (i == 0 && begins) ARWKV__PART("<|begin_of_text|>", ARWKV__CHAT_MARKUP);
+            ARWKV__PART("<|start_header_id|>", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(msgs[i].role, ARWKV__CHAT_MARKUP);
+            ARWKV__PART("<|end_header_id|>\n\n", ARWKV__CHAT_MARKUP);
+            ARWKV__TRY(part(ctx, (const char *)c, len, answer ? ARWKV__CHAT_ANSWER : ARWKV__CHAT_CONTENT));
+            ARWKV__PART("<|eot_id|>", answer ? ARWKV__CHAT_ANSWER_END : ARWKV__CHAT_MARKUP);
+        }
+        if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__PART("<|start_header_id|>assistant<|end_header_id|>\n\n", ARWKV__CHAT_MARKUP);
+        return ARWKV_OK;
+    }
+    if (begins && tpl->default_system && (n == 0 || strcmp(msgs[0].role, "system") != 0)) {
+        ARWKV__PART("<|im_start|>system\n", ARWKV__CHAT_MARKUP);
+        ARWKV__PART(tpl->default_system, ARWKV__CHAT_MARKUP);
+        ARWKV__PART("<|im_end|>\n", ARWKV__CHAT_MARKUP);
+    }
     for (int i = 0; i < n; i++) {
         const char *role = msgs[i].role;
         if (strcmp(role, "assistant") == 0) {
-            ARWKV__TRY(part(ctx, "<|im_start|>assistant\n", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_ANSWER));
-            ARWKV__TRY(part(ctx, "<|im_end|>", ARWKV__CHAT_ANSWER_END));
-            ARWKV__TRY(part(ctx, "\n", ARWKV__CHAT_MARKUP));
-        } else if (strcmp(role, "tool") == 0) { /* tool results: inside one user turn */
-            if (i == 0 || strcmp(msgs[i - 1].role, "tool") != 0) ARWKV__TRY(part(ctx, "<|im_start|>user", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, "\n<tool_response>\n", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_CONTENT));
-            ARWKV__TRY(part(ctx, "\n</tool_response>", ARWKV__CHAT_MARKUP));
-            if (i == n - 1 || strcmp(msgs[i + 1].role, "tool") != 0) ARWKV__TRY(part(ctx, "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+            ARWKV__PART("<|im_start|>assistant\n", ARWKV__CHAT_MARKUP);
+            if (tpl->qwen3_think && i > last_user && i == n - 1 && !strstr(msgs[i].content, "</think>")) {
+                const char *c = msgs[i].content;
+                while (*c == '\n') c++; /* content.lstrip('\n') */
+                ARWKV__PART("<think>\n\n</think>\n\n", ARWKV__CHAT_ANSWER_END);
+                ARWKV__PART(c, ARWKV__CHAT_ANSWER);
+            } else {
+                ARWKV__PART(msgs[i].content, ARWKV__CHAT_ANSWER);
+            }
+            ARWKV__PART("<|im_end|>", ARWKV__CHAT_ANSWER_END);
+            ARWKV__PART("\n", ARWKV__CHAT_MARKUP);
+        } else if (tpl->qwen_tools && strcmp(role, "tool") == 0) { /* tool results: inside one user turn */
+            if (i == 0 || strcmp(msgs[i - 1].role, "tool") != 0) ARWKV__PART("<|im_start|>user", ARWKV__CHAT_MARKUP);
+            ARWKV__PART("\n<tool_response>\n", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(msgs[i].content, ARWKV__CHAT_CONTENT);
+            ARWKV__PART("\n</tool_response>", ARWKV__CHAT_MARKUP);
+            if (i == n - 1 || strcmp(msgs[i + 1].role, "tool") != 0) ARWKV__PART("<|im_end|>\n", ARWKV__CHAT_MARKUP);
         } else {
-            ARWKV__TRY(part(ctx, "<|im_start|>", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, role, ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, "\n", ARWKV__CHAT_MARKUP));
-            ARWKV__TRY(part(ctx, msgs[i].content, ARWKV__CHAT_CONTENT));
-            ARWKV__TRY(part(ctx, "<|im_end|>\n", ARWKV__CHAT_MARKUP));
+            ARWKV__PART("<|im_start|>", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(role, ARWKV__CHAT_MARKUP);
+            ARWKV__PART("\n", ARWKV__CHAT_MARKUP);
+            ARWKV__PART(msgs[i].content, ARWKV__CHAT_CONTENT);
+            ARWKV__PART("<|im_end|>\n", ARWKV__CHAT_MARKUP);
         }
     }
-    if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__TRY(part(ctx, "<|im_start|>assistant\n", ARWKV__CHAT_MARKUP));
+    if (flags & ARWKV_CHAT_GENERATION_PROMPT) ARWKV__PART("<|im_start|>assistant\n", ARWKV__CHAT_MARKUP);
     return ARWKV_OK;
+#undef ARWKV__PART
 }
 
 typedef struct arwkv__chat_text {
@@ -5955,26 +6457,31 @@ typedef struct arwkv__chat_text {
     size_t cap, len;
 } arwkv__chat_text;
 
-ARWKV_PRIVATE arwkv_result arwkv__chat_render_part(void *ctx, const char *text, int kind) {
+ARWKV_PRIVATE arwkv_result arwkv__chat_render_part(void *ctx, const char *text, size_t n, int kind) {
     arwkv__chat_text *c = (arwkv__chat_text *)ctx;
-    size_t n = strlen(text);
     (void)kind;
     if (c->len < c->cap) memcpy(c->buf + c->len, text, n < c->cap - c->len ? n : c->cap - c->len);
     c->len += n;
     return ARWKV_OK;
 }
 
-ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
-                                         size_t *len) {
+ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *tpl, const arwkv_chat_message *msgs, int n, int flags,
+                                                  char *buf, size_t cap, size_t *len) {
     arwkv__chat_text c;
     c.buf = buf;
     c.cap = buf ? cap : 0;
     c.len = 0;
     if (len) *len = 0;
-    ARWKV__TRY(arwkv__chat_walk(msgs, n, flags, arwkv__chat_render_part, &c));
+    if (!tpl) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_render: NULL template");
+    ARWKV__TRY(arwkv__chat_walk(tpl, msgs, n, flags, arwkv__chat_render_part, &c));
     if (c.cap > 0) buf[c.len < c.cap ? c.len : c.cap - 1] = 0;
     if (len) *len = c.len;
     return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
+                                         size_t *len) {
+    return arwkv_chat_template_render(&arwkv__qwen25_template, msgs, n, flags, buf, cap, len);
 }
 
 typedef struct arwkv__chat_ids {
@@ -5983,35 +6490,179 @@ typedef struct arwkv__chat_ids {
     arwkv_tokens *out;
 } arwkv__chat_ids;
 
-ARWKV_PRIVATE arwkv_result arwkv__chat_encode_part(void *ctx, const char *text, int kind) {
+ARWKV_PRIVATE arwkv_result arwkv__chat_encode_part(void *ctx, const char *text, size_t len, int kind) {
     arwkv__chat_ids *c = (arwkv__chat_ids *)ctx;
     size_t n0 = c->out->n;
     /* the template's markup is trusted: its <|im_start|> and <|im_end|> must become tokens */
     int flags = kind == ARWKV__CHAT_MARKUP || kind == ARWKV__CHAT_ANSWER_END ? ARWKV_TOKENIZE_SPECIAL : c->flags;
-    ARWKV__TRY(arwkv_tokenizer_encode(c->tok, text, strlen(text), flags, c->out));
+    ARWKV__TRY(arwkv_tokenizer_encode(c->tok, text, len, flags, c->out));
     if (kind == ARWKV__CHAT_ANSWER || kind == ARWKV__CHAT_ANSWER_END)
         for (size_t i = n0; i < c->out->n; i++) c->out->mask[i] = 1;
     return ARWKV_OK;
 }
 
-ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
-                                         arwkv_tokens *out) {
-    if (!tok || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_encode: NULL argument");
-    static const char *const markers[2] = {"<|im_start|>", "<|im_end|>"};
-    for (int i = 0; i < 2; i++) {
+ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *tpl, const arwkv_tokenizer *tok,
+                                                  const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out) {
+    if (!tpl || !tok || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_encode: NULL argument");
+    static const char *const chatml[] = {"<|im_start|>", "<|im_end|>", NULL},
+                             *const llama3[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL};
+    const char *const *markers = tpl->format == ARWKV_CHAT_LLAMA3 ? llama3 : chatml;
+    for (int i = 0; markers[i]; i++) {
         int32_t id = arwkv_tokenizer_token_id(tok, markers[i]);
         if (id < 0 || !(tok->id_flags[id] & ARWKV__ID_ADDED))
-            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_chat_encode: the tokenizer has no added token %s; ChatML needs it",
-                               markers[i]);
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_chat_encode: the tokenizer has no added token %s; the %s template needs it",
+                               markers[i], tpl->format == ARWKV_CHAT_LLAMA3 ? "Llama-3" : "ChatML");
     }
     arwkv__chat_ids c;
     c.tok = tok;
     c.flags = flags & ARWKV_TOKENIZE_SPECIAL;
     c.out = out;
     size_t n0 = out->n;
-    arwkv_result r = arwkv__chat_walk(msgs, n, flags, arwkv__chat_encode_part, &c);
+    arwkv_result r = arwkv__chat_walk(tpl, msgs, n, flags, arwkv__chat_encode_part, &c);
     if (r != ARWKV_OK) out->n = n0;
     return r;
+}
+
+ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv_chat_message *msgs, int n, int flags,
+                                         arwkv_tokens *out) {
+    return arwkv_chat_template_encode(&arwkv__qwen25_template, tok, msgs, n, flags, out);
+}
+
+/* ---- Recognising a chat template ---------------------------------------------------------------
+   No Jinja engine: the template's text tells its family by the markers it writes, and a ChatML
+   template states its default system prompt as one string literal,
+       '<|im_start|>system\nDEFAULT<|im_end|>\n'
+   (the newline written as \n or as itself), which we take from the first such literal. */
+
+/* The default system prompt in a ChatML template (a new string), NULL if it states none. */
+ARWKV_PRIVATE char *arwkv__chat_default_system(const char *t, size_t len, int *oom) {
+    static const char open[] = "<|im_start|>system", close[] = "<|im_end|>";
+    *oom = 0;
+    for (const char *p = t; p && (size_t)(p - t) < len;) {
+        const char *at = arwkv__memmem(p, len - (size_t)(p - t), open, sizeof open - 1);
+        if (!at) return NULL;
+        const char *s = at + sizeof open - 1, *end = t + len;
+        p = s;
+        if (s < end && *s == '\n') s++;
+        else if (end - s >= 2 && s[0] == '\\' && s[1] == 'n') s += 2;
+        else continue;
+        const char *e = arwkv__memmem(s, (size_t)(end - s), close, sizeof close - 1);
+        if (!e || e == s) continue;
+        int quoted = 0; /* the prompt must lie inside the literal: no quote before <|im_end|> */
+        for (const char *q = s; q < e; q++)
+            if ((*q == '\'' || *q == '"') && q[-1] != '\\') quoted = 1;
+        if (quoted) continue;
+        char *out = (char *)arwkv__malloc((size_t)(e - s) + 1);
+        if (!out) {
+            *oom = 1;
+            return NULL;
+        }
+        size_t k = 0;
+        for (const char *q = s; q < e; q++) { /* the escapes of a Jinja (Python) string literal */
+            if (*q == '\\' && q + 1 < e) {
+                q++;
+                out[k++] = *q == 'n' ? '\n' : *q == 't' ? '\t' : *q == 'r' ? '\r' : *q;
+            } else {
+                out[k++] = *q;
+            }
+        }
+        out[k] = 0;
+        return out;
+    }
+    return NULL;
+}
+
+ARWKV_API arwkv_result arwkv_chat_template_named(const char *format, arwkv_chat_template **out) {
+    if (!out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_named: NULL argument");
+    *out = NULL;
+    int f = !format ? 0 : !strcmp(format, "chatml") ? ARWKV_CHAT_CHATML : !strcmp(format, "llama3") ? ARWKV_CHAT_LLAMA3 : 0;
+    if (!f)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "chat template \"%.40s\" is not one of chatml, llama3", format ? format : "(null)");
+    arwkv_chat_template *t = (arwkv_chat_template *)arwkv__calloc(1, sizeof *t);
+    if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    t->format = f;
+    t->qwen_tools = f == ARWKV_CHAT_CHATML;
+    *out = t;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_chat_template_parse(const char *text, size_t len, const char *name, arwkv_chat_template **out) {
+    if (!out || (!text && len)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_parse: NULL argument");
+    *out = NULL;
+    if (!name) name = "chat template";
+#define ARWKV__HAS(s) (arwkv__memmem(text, len, (s), strlen(s)) != NULL)
+    if (ARWKV__HAS("<|start_header_id|>") && ARWKV__HAS("<|eot_id|>")) {
+        if (ARWKV__HAS("Cutting Knowledge Date"))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                               "%s: this is the chat template of Llama 3.1 or later (a dated system turn, tools), which is not "
+                               "implemented; --chat-template llama3 renders Llama 3's plain header format", name);
+        ARWKV__TRY(arwkv_chat_template_named("llama3", out));
+        return ARWKV_OK;
+    }
+    if (ARWKV__HAS("<|im_start|>") && ARWKV__HAS("<|im_end|>")) {
+        ARWKV__TRY(arwkv_chat_template_named("chatml", out));
+        arwkv_chat_template *t = *out;
+        int oom;
+        t->default_system = arwkv__chat_default_system(text, len, &oom);
+        t->qwen_tools = ARWKV__HAS("<tool_response>");
+        t->qwen3_think = ARWKV__HAS("reasoning_content") && ARWKV__HAS("<think>");
+        if (oom) {
+            arwkv_chat_template_free(t);
+            *out = NULL;
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        }
+        return ARWKV_OK;
+    }
+#undef ARWKV__HAS
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED,
+                       "%s: the chat template is not one this library renders (ChatML with <|im_start|>, or Llama 3 with "
+                       "<|start_header_id|>); choose one with --chat-template chatml|llama3", name);
+}
+
+ARWKV_API arwkv_result arwkv_chat_template_load(const char *path, arwkv_chat_template **out) {
+    if (!path || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_load: NULL argument");
+    *out = NULL;
+    char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "tokenizer_config.json") : arwkv__sibling(path, "tokenizer_config.json");
+    char *text = NULL;
+    size_t len;
+    if (!file) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__read_file(file, &text, &len);
+    arwkv__json j;
+    if (r == ARWKV_OK) r = arwkv__json_parse(&j, text, len, file);
+    if (r == ARWKV_OK) {
+        uint32_t v = arwkv__json_get(&j, 0, "chat_template");
+        if (arwkv__json_type(&j, v) == ARWKV__JSON_ARRAY) { /* [{"name": ..., "template": ...}]: the default one */
+            uint32_t list = v;
+            v = ARWKV__JSON_NONE;
+            for (uint32_t c = arwkv__json_first(&j, list); c != ARWKV__JSON_NONE; c = arwkv__json_next(&j, c)) {
+                const char *tname = arwkv__json_get_str(&j, c, "name");
+                if (tname && !strcmp(tname, "default")) v = arwkv__json_get(&j, c, "template");
+            }
+        }
+        if (!arwkv__json_str(&j, v))
+            r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: no chat_template; choose one with --chat-template chatml|llama3", file);
+        else
+            r = arwkv_chat_template_parse(arwkv__json_str(&j, v), arwkv__json_str_len(&j, v), file, out);
+        arwkv__json_free(&j);
+    }
+    arwkv__free(text);
+    arwkv__free(file);
+    return r;
+}
+
+ARWKV_API void arwkv_chat_template_free(arwkv_chat_template *t) {
+    if (!t) return;
+    arwkv__free(t->default_system);
+    arwkv__free(t);
+}
+
+ARWKV_API int arwkv_chat_template_format(const arwkv_chat_template *t) { return t ? t->format : 0; }
+ARWKV_API const char *arwkv_chat_template_default_system(const arwkv_chat_template *t) { return t ? t->default_system : NULL; }
+ARWKV_API const char *arwkv_chat_template_stop(const arwkv_chat_template *t) {
+    return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>";
+}
+ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t) {
+    return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>\n";
 }
 
 /* @@tokenizer-impl@@ */

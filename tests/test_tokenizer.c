@@ -175,7 +175,7 @@ TEST(test_load_errors) {
     } cases[] = {
         {"\"type\": \"NFC\"", "\"type\": \"NFKC\"", "normalizer.type \"NFKC\"", ARWKV_ERR_UNSUPPORTED},
         {"\"type\": \"BPE\"", "\"type\": \"WordPiece\"", "model.type \"WordPiece\"", ARWKV_ERR_UNSUPPORTED},
-        {"\\\\p{N}|", "\\\\p{N}{1,3}|", "pattern.Regex", ARWKV_ERR_UNSUPPORTED},
+        {"\\\\p{N}|", "\\\\p{N}{1,2}|", "pattern.Regex", ARWKV_ERR_UNSUPPORTED}, /* {1,3} is Llama-3's */
         {"\"behavior\": \"Isolated\"", "\"behavior\": \"Removed\"", "behavior", ARWKV_ERR_UNSUPPORTED},
         {"\"decoder\": {\n    \"type\": \"ByteLevel\"", "\"decoder\": {\"type\": \"Metaspace\"", "decoder.type", ARWKV_ERR_UNSUPPORTED},
         {"\"dropout\": null", "\"dropout\": 0.1", "model.dropout", ARWKV_ERR_UNSUPPORTED},
@@ -187,7 +187,6 @@ TEST(test_load_errors) {
         {MERGE_IN, "\"i  n\"", "model.merges[2]", ARWKV_ERR_FORMAT},
         {MERGE_IN, "\"in\"", "model.merges[2]", ARWKV_ERR_FORMAT},
         {"\"!\": 0", "\"!\": -1", "model.vocab[\"!\"]", ARWKV_ERR_FORMAT},
-        {"\"!\": 0", "\"!x\": 0", "byte 0x21", ARWKV_ERR_FORMAT},
         {"\"\\\"\": 1", "\"\\\"\": 0", "id 0", ARWKV_ERR_FORMAT},
         {"\"content\": \"<|im_end|>\"", "\"content\": \"<|im_start|>\"", "repeats", ARWKV_ERR_FORMAT},
     };
