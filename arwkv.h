@@ -406,7 +406,8 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 
 typedef struct arwkv_tokenizer arwkv_tokenizer;
 
-/* Load a tokenizer.json, or the tokenizer.json inside a model directory. Anything this tokenizer
+/* Load a tokenizer.json, the tokenizer.json inside a model directory, or the tokenizer in a GGUF
+   file's metadata (see arwkv_gguf_tokenizer). Anything this tokenizer
    does not implement (another model type, normalizer or pre-tokenizer, a different regex, added
    tokens with lstrip/rstrip/single_word/normalized) is an ARWKV_ERR_UNSUPPORTED error naming the
    field. The 11 MB Qwen file loads in about 0.12 s (arwkv-bench tokenizer measures it). */
@@ -475,6 +476,10 @@ ARWKV_API arwkv_result arwkv_tokenizer_from_parts(const arwkv_tokenizer_parts *p
 /* The tokenizer.json the parts stand for (Hugging Face `tokenizers` loads it and encodes the same),
    NUL-terminated, in *json (free with arwkv_free); *len its length. */
 ARWKV_API arwkv_result arwkv_tokenizer_parts_json(const arwkv_tokenizer_parts *parts, char **json, size_t *len);
+/* The tokenizer of a GGUF file: tokenizer.ggml.model "gpt2" with the parts above read from its
+   metadata (tokens, merges, token_type, pre, bos/eos/padding ids, add_bos_token). arwkv_tokenizer_load
+   does this for a .gguf path. Another model ("llama": SentencePiece) is ARWKV_ERR_UNSUPPORTED. */
+ARWKV_API arwkv_result arwkv_gguf_tokenizer(const arwkv_gguf *g, arwkv_tokenizer **out);
 
 /* A growable list of token ids with one mask byte per token (the chat encoder sets it to 1 on the
    tokens a model must learn; plain encoding appends 0). Start from {0}; free with arwkv_tokens_free. */
@@ -963,7 +968,8 @@ ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, fl
 ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const float *src, int64_t n);
 /* Save in the Hugging Face layout: config.json, safetensors (sharded above max_shard_bytes, 0 =
    5 GB) with parameters stored as save_type (F32 or BF16; frozen parameters keep their type if
-   save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL. */
+   save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL (a GGUF
+   file: its tokenizer is written out as tokenizer.json and tokenizer_config.json). */
 ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
                                         const char *tokenizer_dir);
 
@@ -3480,6 +3486,17 @@ ARWKV_API arwkv_result arwkv_gguf_open(const char *path, arwkv_gguf **out) {
     g->file.path = arwkv__strdup(path);
     arwkv_result r = g->file.path ? arwkv__st_map_file(&g->file) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     return arwkv__gguf_finish(g, r, out);
+}
+
+/* 1 if path is a file that starts with the GGUF magic. */
+ARWKV_PRIVATE int arwkv__is_gguf_file(const char *path) {
+    if (!path || arwkv__is_dir(path)) return 0;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f) return 0;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
 ARWKV_API uint32_t arwkv_gguf_version(const arwkv_gguf *g) { return g ? g->version : 0; }
@@ -6175,8 +6192,166 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_config(arwkv_tokenizer *t, const char *tok
     return r;
 }
 
+/* ---- The tokenizer of a GGUF file --------------------------------------------------------------
+   tokenizer.ggml.model "gpt2" (byte-level BPE) with .tokens, .merges, .token_type, .pre and the
+   special ids, handed to arwkv_tokenizer_from_parts. The strings point into the open file. */
+typedef struct arwkv__gguf_tok {
+    arwkv_tokenizer_parts p;
+    const char **tokens, **merges;
+    uint64_t *token_lens, *merge_lens;
+    int32_t *types;
+    char pre[64];
+} arwkv__gguf_tok;
+
+ARWKV_PRIVATE void arwkv__gguf_tok_free(arwkv__gguf_tok *t) {
+    arwkv__free((void *)t->tokens);
+    arwkv__free((void *)t->merges);
+    arwkv__free(t->token_lens);
+    arwkv__free(t->merge_lens);
+    arwkv__free(t->types);
+    memset(t, 0, sizeof *t);
+}
+
+/* A string array's elements as pointers and lengths into the file. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_strings(const arwkv_gguf *g, const char *key, const char ***s, uint64_t **lens, int32_t *n) {
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, key);
+    if (!kv) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' is missing", arwkv_gguf_path(g), key);
+    if (kv->type != ARWKV_GGUF_ARRAY || kv->elem_type != ARWKV_GGUF_STRING || kv->count > INT32_MAX)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is not an array of strings", arwkv_gguf_path(g), key,
+                           (unsigned long long)kv->offset);
+    *n = (int32_t)kv->count;
+    *s = (const char **)arwkv__calloc((size_t)kv->count + 1, sizeof(char *));
+    *lens = (uint64_t *)arwkv__calloc((size_t)kv->count + 1, sizeof(uint64_t));
+    if (!*s || !*lens) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", arwkv_gguf_path(g));
+    for (int32_t i = 0; i < *n; i++) {
+        size_t len;
+        ARWKV__TRY(arwkv_gguf_kv_string(g, kv, (uint64_t)i, &(*s)[i], &len));
+        (*lens)[i] = len;
+    }
+    return ARWKV_OK;
+}
+
+/* An optional token id; absent: -1. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_token_id(const arwkv_gguf *g, const char *key, int32_t n_tokens, int32_t *id) {
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, key);
+    int64_t v;
+    *id = -1;
+    if (!kv) return ARWKV_OK;
+    ARWKV__TRY(arwkv_gguf_kv_int(g, kv, 0, &v));
+    if (v < 0 || v >= n_tokens)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %lld is not a token id (the vocabulary has %d)", arwkv_gguf_path(g), key,
+                           (long long)v, n_tokens);
+    *id = (int32_t)v;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_tok_parts(const arwkv_gguf *g, arwkv__gguf_tok *t) {
+    memset(t, 0, sizeof *t);
+    const char *path = arwkv_gguf_path(g), *s;
+    size_t len;
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.model");
+    if (!kv) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.model' is missing (no tokenizer in this file)", path);
+    ARWKV__TRY(arwkv_gguf_kv_string(g, kv, 0, &s, &len));
+    if (!(len == 4 && memcmp(s, "gpt2", 4) == 0))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model \"%.*s\" is not supported (only \"gpt2\", byte-level BPE)", path,
+                           (int)(len < 64 ? len : 64), s);
+    ARWKV__TRY(arwkv__gguf_strings(g, "tokenizer.ggml.tokens", &t->tokens, &t->token_lens, &t->p.n_tokens));
+    ARWKV__TRY(arwkv__gguf_strings(g, "tokenizer.ggml.merges", &t->merges, &t->merge_lens, &t->p.n_merges));
+    if ((kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.token_type"))) {
+        if (kv->type != ARWKV_GGUF_ARRAY || kv->count != (uint64_t)t->p.n_tokens)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.token_type' is not an array of %d token types", path, t->p.n_tokens);
+        t->types = (int32_t *)arwkv__malloc((size_t)t->p.n_tokens * sizeof(int32_t) + 1);
+        if (!t->types) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        for (int32_t i = 0; i < t->p.n_tokens; i++) {
+            int64_t v;
+            ARWKV__TRY(arwkv_gguf_kv_int(g, kv, (uint64_t)i, &v));
+            t->types[i] = v < 0 || v > 6 ? -1 : (int32_t)v; /* an unknown type is refused by name in from_parts */
+        }
+    }
+    snprintf(t->pre, sizeof t->pre, "default"); /* a file that names no pre-tokenizer: llama.cpp's reading */
+    if ((kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.pre"))) {
+        ARWKV__TRY(arwkv_gguf_kv_string(g, kv, 0, &s, &len));
+        if (len >= sizeof t->pre || memchr(s, 0, len))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.*s\" is not a supported pre-tokenizer", path, (int)(len < 64 ? len : 64), s);
+        memcpy(t->pre, s, len);
+        t->pre[len] = 0;
+    }
+    ARWKV__TRY(arwkv__gguf_token_id(g, "tokenizer.ggml.bos_token_id", t->p.n_tokens, &t->p.bos_id));
+    ARWKV__TRY(arwkv__gguf_token_id(g, "tokenizer.ggml.eos_token_id", t->p.n_tokens, &t->p.eos_id));
+    ARWKV__TRY(arwkv__gguf_token_id(g, "tokenizer.ggml.padding_token_id", t->p.n_tokens, &t->p.pad_id));
+    int64_t add_bos = 0;
+    if ((kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.add_bos_token"))) ARWKV__TRY(arwkv_gguf_kv_int(g, kv, 0, &add_bos));
+    t->p.add_bos = add_bos != 0 && t->p.bos_id >= 0;
+    t->p.name = path;
+    t->p.tokens = t->tokens;
+    t->p.token_lens = t->token_lens;
+    t->p.token_types = t->types;
+    t->p.merges = t->merges;
+    t->p.merge_lens = t->merge_lens;
+    t->p.pre = t->pre;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_tokenizer(const arwkv_gguf *g, arwkv_tokenizer **out) {
+    *out = NULL;
+    arwkv__gguf_tok t;
+    arwkv_result r = arwkv__gguf_tok_parts(g, &t);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_from_parts(&t.p, out);
+    arwkv__gguf_tok_free(&t);
+    return r;
+}
+
+/* tokenizer.json and tokenizer_config.json (special tokens, chat template) that stand for a GGUF
+   file's tokenizer, written into dir: a student of a GGUF teacher is a Hugging Face directory. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, const char *dir) {
+    arwkv_gguf *g;
+    ARWKV__TRY(arwkv_gguf_open(gguf_path, &g));
+    arwkv__gguf_tok t;
+    char *json = NULL, *path = NULL;
+    size_t len;
+    arwkv__buf b = {0};
+    arwkv_result r = arwkv__gguf_tok_parts(g, &t);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_parts_json(&t.p, &json, &len);
+    if (r == ARWKV_OK) r = (path = arwkv__path_join(dir, "tokenizer.json")) ? arwkv__write_text(path, json, len) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) {
+        arwkv__buf_str(&b, "{\n");
+        static const char *const keys[3] = {"bos_token", "eos_token", "pad_token"};
+        int32_t ids[3] = {t.p.bos_id, t.p.eos_id, t.p.pad_id};
+        for (int k = 0; k < 3; k++) {
+            if (ids[k] < 0) continue;
+            arwkv__buf_printf(&b, "  \"%s\": ", keys[k]);
+            arwkv__buf_json_string(&b, t.tokens[ids[k]], (size_t)t.token_lens[ids[k]]);
+            arwkv__buf_str(&b, ",\n");
+        }
+        const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "tokenizer.chat_template");
+        const char *s;
+        if (kv && arwkv_gguf_kv_string(g, kv, 0, &s, &len) == ARWKV_OK) {
+            arwkv__buf_str(&b, "  \"chat_template\": ");
+            arwkv__buf_json_string(&b, s, len);
+            arwkv__buf_str(&b, ",\n");
+        }
+        arwkv__buf_printf(&b, "  \"add_bos_token\": %s\n}\n", t.p.add_bos ? "true" : "false");
+        arwkv__free(path);
+        path = arwkv__path_join(dir, "tokenizer_config.json");
+        r = path && !b.failed ? arwkv__write_text(path, b.data, b.len) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    arwkv__buf_free(&b);
+    arwkv__free(path);
+    arwkv__free(json);
+    arwkv__gguf_tok_free(&t);
+    arwkv_gguf_close(g);
+    return r;
+}
+
 ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **out) {
     *out = NULL;
+    if (arwkv__is_gguf_file(path)) {
+        arwkv_gguf *g;
+        ARWKV__TRY(arwkv_gguf_open(path, &g));
+        arwkv_result r = arwkv_gguf_tokenizer(g, out);
+        arwkv_gguf_close(g);
+        return r;
+    }
     char *file, *text;
     size_t len;
     arwkv_result r = arwkv__read_model_file(path, "tokenizer.json", &file, &text, &len);
@@ -6622,6 +6797,20 @@ ARWKV_API arwkv_result arwkv_chat_template_parse(const char *text, size_t len, c
 ARWKV_API arwkv_result arwkv_chat_template_load(const char *path, arwkv_chat_template **out) {
     if (!path || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_load: NULL argument");
     *out = NULL;
+    if (arwkv__is_gguf_file(path)) { /* its metadata's tokenizer.chat_template */
+        arwkv_gguf *g;
+        ARWKV__TRY(arwkv_gguf_open(path, &g));
+        const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "tokenizer.chat_template");
+        const char *s;
+        size_t n;
+        char name[1024];
+        snprintf(name, sizeof name, "%s: tokenizer.chat_template", path);
+        arwkv_result r = !kv ? arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: no tokenizer.chat_template; choose one with --chat-template chatml|llama3", path)
+                             : arwkv_gguf_kv_string(g, kv, 0, &s, &n);
+        if (r == ARWKV_OK) r = arwkv_chat_template_parse(s, n, name, out);
+        arwkv_gguf_close(g);
+        return r;
+    }
     char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "tokenizer_config.json") : arwkv__sibling(path, "tokenizer_config.json");
     char *text = NULL;
     size_t len;
@@ -9978,17 +10167,6 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_checkpoint(const arwkv_gguf *g, const arw
     return ARWKV_OK;
 }
 
-/* 1 if path is a file that starts with the GGUF magic. */
-ARWKV_PRIVATE int arwkv__is_gguf_file(const char *path) {
-    if (!path || arwkv__is_dir(path)) return 0;
-    FILE *f = fopen(path, "rb");
-    char magic[4] = {0};
-    if (!f) return 0;
-    size_t n = fread(magic, 1, 4, f);
-    fclose(f);
-    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
-}
-
 /* The config and the fp32 checkpoint of a GGUF teacher. */
 ARWKV_PRIVATE arwkv_result arwkv__gguf_model_open(const char *path, arwkv_config *cfg, arwkv_safetensors **st) {
     arwkv_gguf *g;
@@ -10145,7 +10323,8 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         arwkv__free(path);
         arwkv__buf_free(&b);
     }
-    if (r == ARWKV_OK && tokenizer_dir) {
+    if (r == ARWKV_OK && tokenizer_dir && arwkv__is_gguf_file(tokenizer_dir)) r = arwkv__gguf_write_tokenizer(tokenizer_dir, dir);
+    else if (r == ARWKV_OK && tokenizer_dir) {
         const char *files[3] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
         for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
             char *from = arwkv__path_join(tokenizer_dir, files[k]), *to = arwkv__path_join(dir, files[k]);

@@ -209,6 +209,10 @@ TEST(gguf_teacher_errors) {
     CHECK_OK(arwkv_backend_cpu(1, &be));
     CHECK(arwkv_model_load("tests/data/smollm2-eval.txt", be, &m) == ARWKV_ERR_NOT_FOUND &&
               strstr(arwkv_last_error(), "not a directory or a GGUF file"), "a text file: %s", arwkv_last_error());
+    arwkv_tokenizer *tok = NULL;
+    CHECK(arwkv_tokenizer_load("build/test_gguf_bad.gguf", &tok) == ARWKV_ERR_FORMAT &&
+              strstr(arwkv_last_error(), "build/test_gguf_bad.gguf: metadata 'tokenizer.ggml.model' is missing"),
+          "a GGUF file without a tokenizer: %s", arwkv_last_error());
     arwkv_backend_destroy(be);
 }
 
@@ -399,6 +403,147 @@ TEST(smollm2_nll_matches_transformers) {
     smol_close(&s);
 }
 
+
+/* ---- SmolLM2's tokenizer and chat template from the GGUF metadata ----------------------------- */
+
+/* tools/ref_gguf.py's prompts (transformers' ids for them are in the reference) */
+#define SMOL_SYSTEM "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+static const char *smol_prompts[3] = {
+    "<|im_start|>system\n" SMOL_SYSTEM "<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+    "The quick brown fox jumps over the lazy dog. Then it",
+    "def fibonacci(n):\n    if n < two:\n        return n\n    return",
+};
+
+static int same_ids(const arwkv_tokens *t, const int32_t *ids, int n) {
+    return t->n == (size_t)n && memcmp(t->ids, ids, sizeof(int32_t) * (size_t)n) == 0;
+}
+
+static char *read_text(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = (char *)malloc(1 << 16);
+    *len = f ? fread(buf, 1, (1 << 16) - 1, f) : 0;
+    if (f) fclose(f);
+    buf[*len] = 0;
+    return buf;
+}
+
+/* The tokenizer from the metadata encodes the prompts and the evaluation text as transformers does
+   (no digits in them: see tools/ref_gguf.py), splits digits one by one as SmolLM2's original
+   tokenizer.json does, and knows the special tokens. */
+TEST(smollm2_tokenizer_from_metadata) {
+    if (!test_file_exists(smollm2_path())) SKIP("%s not found (see the top of tests/test_gguf_model.c)", smollm2_path());
+    arwkv_tokenizer *tok = NULL;
+    arwkv_safetensors *ref = NULL;
+    CHECK_OK(arwkv_tokenizer_load(smollm2_path(), &tok));
+    CHECK_OK(arwkv_st_open(SMOLLM2_REF, &ref));
+    if (!tok || !ref) goto done;
+    CHECK(arwkv_tokenizer_vocab_size(tok) == 49152 && arwkv_tokenizer_eos_id(tok) == 2 && arwkv_tokenizer_bos_id(tok) == 1 &&
+              arwkv_tokenizer_token_id(tok, "<|im_end|>") == 2 && arwkv_tokenizer_is_special(tok, 2), "vocabulary and special tokens");
+    for (int si = 0; si < 3; si++) {
+        char name[32];
+        int n = 0;
+        snprintf(name, sizeof name, "seq%d.ids", si);
+        int32_t *want = ref_ids(ref, name, &n);
+        arwkv_tokens t = {0};
+        CHECK_OK(arwkv_tokenizer_encode(tok, smol_prompts[si], strlen(smol_prompts[si]), ARWKV_TOKENIZE_SPECIAL, &t));
+        CHECK(want && same_ids(&t, want, n), "prompt %d: ids differ from transformers'", si);
+        arwkv_tokens_free(&t);
+        free(want);
+    }
+    size_t len;
+    char *text = read_text("tests/data/smollm2-eval.txt", &len);
+    int n = 0;
+    int32_t *want = ref_ids(ref, "eval.ids", &n);
+    arwkv_tokens t = {0};
+    CHECK_OK(arwkv_tokenizer_encode(tok, text, len, 0, &t));
+    CHECK(want && same_ids(&t, want, n), "the evaluation text: %zu ids, transformers %d", t.n, n);
+    arwkv_tokens_free(&t);
+    free(want), free(text);
+    const char *digits = "In 2024, 12345 apples";
+    CHECK_OK(arwkv_tokenizer_encode(tok, digits, strlen(digits), 0, &t));
+    int single_digits = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        size_t bl;
+        const char *b = arwkv_tokenizer_token_bytes(tok, t.ids[i], &bl);
+        single_digits += b && bl == 1 && b[0] >= '0' && b[0] <= '9';
+    }
+    CHECK(single_digits == 9, "9 digits, one token each (SmolLM2 splits digits): %d", single_digits);
+    arwkv_tokens_free(&t);
+done:
+    arwkv_st_close(ref);
+    arwkv_tokenizer_free(tok);
+}
+
+/* The chat template in the metadata is recognised as ChatML with SmolLM2's default system prompt,
+   and a one-question conversation encodes to the reference prompt's ids. */
+TEST(smollm2_chat_template_from_metadata) {
+    if (!test_file_exists(smollm2_path())) SKIP("%s not found (see the top of tests/test_gguf_model.c)", smollm2_path());
+    arwkv_chat_template *tpl = NULL;
+    arwkv_tokenizer *tok = NULL;
+    arwkv_safetensors *ref = NULL;
+    CHECK_OK(arwkv_chat_template_load(smollm2_path(), &tpl));
+    CHECK_OK(arwkv_tokenizer_load(smollm2_path(), &tok));
+    CHECK_OK(arwkv_st_open(SMOLLM2_REF, &ref));
+    if (tpl && tok && ref) {
+        const char *sys = arwkv_chat_template_default_system(tpl);
+        CHECK(sys && strcmp(sys, SMOL_SYSTEM) == 0, "default system prompt '%s'", sys ? sys : "(none)");
+        CHECK(strcmp(arwkv_chat_template_stop(tpl), "<|im_end|>") == 0, "stops at <|im_end|>");
+        arwkv_chat_message msg = {"user", "What is the capital of France?"};
+        char buf[1024];
+        size_t len;
+        CHECK_OK(arwkv_chat_template_render(tpl, &msg, 1, ARWKV_CHAT_GENERATION_PROMPT, buf, sizeof buf, &len));
+        CHECK(strcmp(buf, smol_prompts[0]) == 0, "rendered:\n%s", buf);
+        arwkv_tokens t = {0};
+        int n = 0;
+        int32_t *want = ref_ids(ref, "seq0.ids", &n);
+        CHECK_OK(arwkv_chat_template_encode(tpl, tok, &msg, 1, ARWKV_CHAT_GENERATION_PROMPT, &t));
+        CHECK(want && same_ids(&t, want, n), "encoded conversation differs from transformers' ids");
+        arwkv_tokens_free(&t);
+        free(want);
+    }
+    arwkv_st_close(ref);
+    arwkv_tokenizer_free(tok);
+    arwkv_chat_template_free(tpl);
+}
+
+/* A model saved with a GGUF file as its tokenizer source gets tokenizer.json and
+   tokenizer_config.json that load into the same tokenizer and template. */
+TEST(smollm2_tokenizer_saved_beside_a_model) {
+    if (!test_file_exists(smollm2_path())) SKIP("%s not found (see the top of tests/test_gguf_model.c)", smollm2_path());
+    arwkv_backend *be = NULL;
+    arwkv_model *m = NULL;
+    arwkv_tokenizer *a = NULL, *b = NULL;
+    arwkv_chat_template *tpl = NULL;
+    CHECK_OK(arwkv_backend_cpu(1, &be));
+    if (be) CHECK_OK(arwkv_model_load(ARCH_DIR "/llama-gqa", be, &m));
+    CHECK(system("rm -rf build/test_gguf_saved") == 0, "rm");
+    if (m) CHECK_OK(arwkv_model_save(m, "build/test_gguf_saved", ARWKV_DTYPE_UNKNOWN, 0, smollm2_path()));
+    CHECK_OK(arwkv_tokenizer_load(smollm2_path(), &a));
+    CHECK_OK(arwkv_tokenizer_load("build/test_gguf_saved", &b));
+    CHECK_OK(arwkv_chat_template_load("build/test_gguf_saved", &tpl));
+    if (a && b) {
+        size_t len;
+        char *text = read_text("tests/data/smollm2-eval.txt", &len);
+        const char *extra = " In 2024, 12345 <|im_start|>user\n\xe4\xbd\xa0\xe5\xa5\xbd<|im_end|>";
+        text = (char *)realloc(text, len + strlen(extra) + 1);
+        memcpy(text + len, extra, strlen(extra) + 1);
+        len += strlen(extra);
+        arwkv_tokens ta = {0}, tb = {0};
+        CHECK_OK(arwkv_tokenizer_encode(a, text, len, ARWKV_TOKENIZE_SPECIAL, &ta));
+        CHECK_OK(arwkv_tokenizer_encode(b, text, len, ARWKV_TOKENIZE_SPECIAL, &tb));
+        CHECK(ta.n == tb.n && memcmp(ta.ids, tb.ids, ta.n * sizeof(int32_t)) == 0, "same ids from the saved tokenizer.json");
+        CHECK(arwkv_tokenizer_eos_id(b) == 2 && arwkv_tokenizer_bos_id(b) == 1 && arwkv_tokenizer_vocab_size(b) == 49152, "special ids kept");
+        arwkv_tokens_free(&ta), arwkv_tokens_free(&tb);
+        free(text);
+    }
+    const char *sys = tpl ? arwkv_chat_template_default_system(tpl) : NULL;
+    CHECK(sys && strcmp(sys, SMOL_SYSTEM) == 0, "the saved chat template keeps the default system prompt");
+    arwkv_chat_template_free(tpl);
+    arwkv_tokenizer_free(a), arwkv_tokenizer_free(b);
+    arwkv_model_free(m);
+    arwkv_backend_destroy(be);
+}
+
 int main(void) {
     RUN(gguf_teacher_equals_directory);
     RUN(gguf_llama_permutation_matters);
@@ -407,5 +552,8 @@ int main(void) {
     RUN(smollm2_forward_matches_transformers);
     RUN(smollm2_greedy_matches_transformers);
     RUN(smollm2_nll_matches_transformers);
+    RUN(smollm2_tokenizer_from_metadata);
+    RUN(smollm2_chat_template_from_metadata);
+    RUN(smollm2_tokenizer_saved_beside_a_model);
     return test_summary("gguf model");
 }
