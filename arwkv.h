@@ -6310,6 +6310,10 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, co
     char *json = NULL, *path = NULL;
     size_t len;
     arwkv__buf b = {0};
+    if (!arwkv_gguf_find_kv(g, "tokenizer.ggml.model")) { /* no tokenizer in the file: nothing to write, as for a directory */
+        arwkv_gguf_close(g);
+        return ARWKV_OK;
+    }
     arwkv_result r = arwkv__gguf_tok_parts(g, &t);
     if (r == ARWKV_OK) r = arwkv_tokenizer_parts_json(&t.p, &json, &len);
     if (r == ARWKV_OK) r = (path = arwkv__path_join(dir, "tokenizer.json")) ? arwkv__write_text(path, json, len) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");

@@ -34,6 +34,7 @@ static void usage(FILE *f) {
             "usage: arwkv-chat --model DIR [options]\n"
             "\n"
             "  --model DIR           a Hugging Face model directory (Qwen2 teacher or ARWKV-7 / QRWKV6 student)\n"
+            "                        or a GGUF file (llama, qwen2, qwen3; its tokenizer and template too)\n"
             "  --prompt TEXT         answer one message and exit (reply on stdout, statistics on stderr)\n"
             "  --raw                 with --prompt: continue TEXT as plain text, without the chat template\n"
             "  --system TEXT         system prompt (default: Qwen's)\n"

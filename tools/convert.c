@@ -17,7 +17,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: arwkv-convert --teacher DIR --out DIR [--arch arwkv7|qrwkv6] [--init upstream|inherit]\n"
-               "                     [--no-gate] [--group-norm] [--seed S]\n");
+               "                     [--no-gate] [--group-norm] [--seed S]\n"
+               "  --teacher is a Hugging Face directory or a GGUF file; the student is a directory\n");
 }
 
 int main(int argc, char **argv) {
