@@ -1,6 +1,7 @@
 /* libFuzzer target: a GGUF image of arbitrary bytes opens with an error or opens fine, and then
    every metadata value reads without leaving the image and every tensor's data lies inside it and
-   dequantizes (its first rows) without reading past it. */
+   dequantizes (its first rows) without reading past it; the teacher config, the fp32 checkpoint and
+   the tokenizer built from the metadata fail cleanly or succeed. */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 
@@ -35,6 +36,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         n -= n % block;
         arwkv_dequantize(t->type, t->data, n, buf);
     }
+    /* what a teacher and its tokenizer make of the metadata: an error or a consistent result */
+    arwkv_config cfg;
+    int64_t total = 0;
+    for (int i = 0; i < arwkv_gguf_tensor_count(g); i++) total += arwkv_gguf_tensor_at(g, i)->numel;
+    if (arwkv_gguf_config(g, &cfg) == ARWKV_OK && total < (1 << 20)) {
+        arwkv_safetensors *st;
+        if (arwkv__gguf_checkpoint(g, &cfg, &st) == ARWKV_OK) arwkv_st_close(st);
+    }
+    arwkv_tokenizer *tok;
+    if (arwkv_gguf_tokenizer(g, &tok) == ARWKV_OK) arwkv_tokenizer_free(tok);
     arwkv_gguf_close(g);
     return 0;
 }
