@@ -6309,7 +6309,8 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, co
     arwkv__gguf_tok t;
     char *json = NULL, *path = NULL;
     size_t len;
-    arwkv__buf b = {0};
+    arwkv__buf b;
+    memset(&b, 0, sizeof b);
     if (!arwkv_gguf_find_kv(g, "tokenizer.ggml.model")) { /* no tokenizer in the file: nothing to write, as for a directory */
         arwkv_gguf_close(g);
         return ARWKV_OK;
