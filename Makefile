@@ -53,7 +53,7 @@ $(B)/arwkv-%: examples/%.c $(HDR) | $(B)
 $(B)/arwkv-bench: tools/bench.c $(wildcard tools/bench/*.h) $(HDR) | $(B)
 	$(CC) $(CFLAGS) -I. -Itools -o $@ $< $(LDLIBS)
 
-$(B)/test_%: tests/test_%.c tests/test.h $(HDR) | $(B)
+$(B)/test_%: tests/test_%.c tests/test.h tests/gguf_write.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) -I. -Itests -o $@ $< $(LDLIBS)
 
 # The header compiles as C11 with gcc and clang, as C++17, and with ARWKV_STATIC.
@@ -74,7 +74,7 @@ test: $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS) $(TOOLS) $(EXAMPLES)
 # Sanitizer build: separate directory, same sources.
 ASAN_FLAGS := -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(ARCH) $(WARN)
 ASAN_TESTS := $(patsubst tests/%.c,$(B)/asan/%,$(TEST_SRC))
-$(B)/asan/test_%: tests/test_%.c tests/test.h $(HDR)
+$(B)/asan/test_%: tests/test_%.c tests/test.h tests/gguf_write.h $(HDR)
 	@mkdir -p $(B)/asan
 	$(CC) $(ASAN_FLAGS) -I. -Itests -o $@ $< $(LDLIBS)
 test-asan: $(ASAN_TESTS)

@@ -71,7 +71,7 @@
    ============================================================================================
      1. Support: errors, allocation, numbers (bf16/f16), thread pool
      2. JSON reader
-     3. safetensors reader (mmap) and writer (atomic)
+     3. safetensors reader (mmap) and writer (atomic); GGUF reader and dequantizers
      4. config.json of the three architectures
      5. Tokenizer
      6. Ops, each forward beside its backward
@@ -235,17 +235,95 @@ ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry 
                                           const char *const *meta, int n_meta, uint64_t max_shard_bytes);
 
 /* ============================================================================================
+   GGUF (llama.cpp's single-file format)
+   ============================================================================================
+   A GGUF file holds typed metadata (key/value pairs, arrays included) and tensors, often
+   block-quantized. Versions 2 and 3 are read (little-endian). The file is mapped, every count,
+   length, dimension and offset is checked before use, and a bad file gets an error naming the
+   byte offset, key or tensor. Tensors stay in their stored type; arwkv_dequantize turns blocks
+   into fp32. arwkv_model_load and arwkv_tokenizer_load accept a .gguf path directly. */
+
+typedef enum arwkv_gguf_value_type {
+    ARWKV_GGUF_UINT8 = 0, ARWKV_GGUF_INT8 = 1, ARWKV_GGUF_UINT16 = 2, ARWKV_GGUF_INT16 = 3,
+    ARWKV_GGUF_UINT32 = 4, ARWKV_GGUF_INT32 = 5, ARWKV_GGUF_FLOAT32 = 6, ARWKV_GGUF_BOOL = 7,
+    ARWKV_GGUF_STRING = 8, ARWKV_GGUF_ARRAY = 9, ARWKV_GGUF_UINT64 = 10, ARWKV_GGUF_INT64 = 11,
+    ARWKV_GGUF_FLOAT64 = 12
+} arwkv_gguf_value_type;
+
+/* ggml tensor types that arwkv_dequantize reads (the numbers are the file's). */
+typedef enum arwkv_ggml_type {
+    ARWKV_GGML_F32 = 0, ARWKV_GGML_F16 = 1, ARWKV_GGML_Q4_0 = 2, ARWKV_GGML_Q4_1 = 3,
+    ARWKV_GGML_Q5_0 = 6, ARWKV_GGML_Q5_1 = 7, ARWKV_GGML_Q8_0 = 8,
+    ARWKV_GGML_Q4_K = 12, ARWKV_GGML_Q5_K = 13, ARWKV_GGML_Q6_K = 14, ARWKV_GGML_BF16 = 30
+} arwkv_ggml_type;
+
+typedef struct arwkv_gguf_kv {
+    const char *key;
+    arwkv_gguf_value_type type;      /* ARWKV_GGUF_ARRAY for an array */
+    arwkv_gguf_value_type elem_type; /* an array's element type; a scalar's own type */
+    uint64_t count;                  /* number of elements of an array; 1 for a scalar */
+    uint64_t offset;                 /* file byte offset of the value, for messages */
+} arwkv_gguf_kv;
+
+typedef struct arwkv_gguf_tensor {
+    const char *name;
+    int type;         /* a ggml type number (arwkv_ggml_type or another one the file may hold) */
+    int ndim;         /* 1..4 */
+    int64_t ne[4];    /* ggml order: ne[0] varies fastest, so a PyTorch [rows, cols] matrix has ne {cols, rows} */
+    int64_t numel;
+    uint64_t offset;  /* file byte offset of the data */
+    const void *data; /* into the mapped file */
+    size_t nbytes;
+} arwkv_gguf_tensor;
+
+typedef struct arwkv_gguf arwkv_gguf;
+
+ARWKV_API arwkv_result arwkv_gguf_open(const char *path, arwkv_gguf **out);
+/* Parse a GGUF image in memory (buf must outlive the handle); name is used in errors. */
+ARWKV_API arwkv_result arwkv_gguf_open_memory(const void *buf, size_t len, const char *name, arwkv_gguf **out);
+ARWKV_API void arwkv_gguf_close(arwkv_gguf *g);
+ARWKV_API uint32_t arwkv_gguf_version(const arwkv_gguf *g);     /* 2 or 3 */
+ARWKV_API uint32_t arwkv_gguf_alignment(const arwkv_gguf *g);   /* general.alignment, 32 if absent */
+ARWKV_API const char *arwkv_gguf_path(const arwkv_gguf *g);     /* what was opened */
+ARWKV_API int arwkv_gguf_kv_count(const arwkv_gguf *g);
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_kv_at(const arwkv_gguf *g, int i);
+/* NULL if absent (no error is recorded). */
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_find_kv(const arwkv_gguf *g, const char *key);
+/* Element i of a value (i = 0 for a scalar). _int takes integer and bool values (a uint64 above
+   INT64_MAX is an error), _float takes any number, _string gives the bytes (not NUL-terminated,
+   valid while g is open). A wrong type or an index out of range is an error naming the key. */
+ARWKV_API arwkv_result arwkv_gguf_kv_int(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, int64_t *out);
+ARWKV_API arwkv_result arwkv_gguf_kv_float(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, double *out);
+ARWKV_API arwkv_result arwkv_gguf_kv_string(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, const char **s, size_t *len);
+ARWKV_API int arwkv_gguf_tensor_count(const arwkv_gguf *g);
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_tensor_at(const arwkv_gguf *g, int i);
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_find_tensor(const arwkv_gguf *g, const char *name); /* NULL if absent */
+/* "Q4_K", "F32", ...; "unknown" for a number this library does not know. Infallible. */
+ARWKV_API const char *arwkv_ggml_type_name(int type);
+/* Values per block of a ggml type, and bytes per block in *block_bytes; 0 for an unknown type. */
+ARWKV_API int arwkv_ggml_block_size(int type, size_t *block_bytes);
+/* n values of type `type` at src (n a multiple of the block size) into fp32. The types of
+   arwkv_ggml_type are supported; any other is ARWKV_ERR_UNSUPPORTED naming it. */
+ARWKV_API arwkv_result arwkv_dequantize(int type, const void *src, int64_t n, float *dst);
+/* A tensor into fp32, checking that it holds exactly n values; errors name the file and tensor. */
+ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gguf_tensor *t, float *dst, int64_t n);
+
+/* ============================================================================================
    Model configuration (config.json)
    ============================================================================================ */
 
 typedef enum arwkv_arch {
     ARWKV_ARCH_UNKNOWN = 0,
-    ARWKV_ARCH_QWEN2,   /* Qwen2ForCausalLM: the teacher */
-    ARWKV_ARCH_ARWKV7,  /* RwkvHybridForCausalLM, wkv_version 7: RWKV-7 time mix in Qwen */
-    ARWKV_ARCH_QRWKV6   /* RWKV6Qwen2ForCausalLM: RWKV-6 style time mix in Qwen */
+    ARWKV_ARCH_QWEN2,   /* Qwen2ForCausalLM: a teacher (q/k/v biases) */
+    ARWKV_ARCH_ARWKV7,  /* RwkvHybridForCausalLM, wkv_version 7: RWKV-7 time mix in a teacher's blocks */
+    ARWKV_ARCH_QRWKV6,  /* RWKV6Qwen2ForCausalLM: RWKV-6 style time mix in a teacher's blocks */
+    ARWKV_ARCH_LLAMA,   /* LlamaForCausalLM: a teacher (biases only with attention_bias) */
+    ARWKV_ARCH_QWEN3    /* Qwen3ForCausalLM: a teacher (per-head RMSNorm on q and k) */
 } arwkv_arch;
 
 ARWKV_API const char *arwkv_arch_name(arwkv_arch a); /* the architectures[] string; infallible */
+/* 1 for the softmax-attention Transformers a student is distilled from (Qwen2, Llama, Qwen3). */
+ARWKV_API int arwkv_arch_is_teacher(arwkv_arch a);
 
 typedef struct arwkv_config {
     arwkv_arch arch;
@@ -253,9 +331,12 @@ typedef struct arwkv_config {
     int hidden_size;          /* C */
     int intermediate_size;    /* MLP width */
     int num_layers;
-    int num_heads;            /* Qwen query heads */
-    int num_kv_heads;         /* Qwen key/value heads (GQA) */
-    int head_dim;             /* Qwen attention head size = hidden_size / num_heads */
+    int num_heads;            /* attention query heads */
+    int num_kv_heads;         /* attention key/value heads (GQA) */
+    int head_dim;             /* attention head size: "head_dim", else hidden_size / num_heads */
+    int qk_norm;              /* Qwen3: per-head RMSNorm of q and k (q_norm, k_norm) before RoPE */
+    arwkv_arch base_arch;     /* whose blocks these are: arch for a teacher; for a student, its
+                                 teacher's ("teacher_architecture", Qwen2ForCausalLM if absent) */
     float rms_norm_eps;
     double rope_theta;
     int max_position_embeddings;
@@ -267,9 +348,11 @@ typedef struct arwkv_config {
     int wkv_has_gate;
     int wkv_has_group_norm;
     int wkv_version;
-    /* QRWKV6 */
+    /* biases of the attention projections (QRWKV6 keeps the teacher's): q/k/v, and o. Qwen2 has
+       q/k/v biases and none on o; Llama and Qwen3 have both or neither ("attention_bias") */
     int attention_bias;
     int attention_output_bias;
+    /* QRWKV6 */
     int lora_rank_tokenshift;
     int lora_rank_decay;
     char torch_dtype[16];     /* as written ("bfloat16"), "" if absent */
@@ -277,6 +360,12 @@ typedef struct arwkv_config {
 
 /* Read path (a config.json or a directory holding one). */
 ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg);
+/* The config of a llama, qwen2 or qwen3 GGUF file, from its metadata (llama.cpp's keys: block_count,
+   embedding_length, attention.head_count(_kv), key_length, feed_forward_length, rope.freq_base,
+   attention.layer_norm_rms_epsilon); the vocabulary size from token_embd.weight, a tied head when
+   output.weight is absent, biases and bos/eos as the file has them. arwkv_model_load(path.gguf)
+   uses it and dequantizes the weights to fp32 (what transformers does with a GGUF file). */
+ARWKV_API arwkv_result arwkv_gguf_config(const arwkv_gguf *g, arwkv_config *cfg);
 /* Parse config text; name is used in errors. */
 ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const char *name, arwkv_config *cfg);
 
@@ -328,7 +417,8 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 
 typedef struct arwkv_tokenizer arwkv_tokenizer;
 
-/* Load a tokenizer.json, or the tokenizer.json inside a model directory. Anything this tokenizer
+/* Load a tokenizer.json, the tokenizer.json inside a model directory, or the tokenizer in a GGUF
+   file's metadata (see arwkv_gguf_tokenizer). Anything this tokenizer
    does not implement (another model type, normalizer or pre-tokenizer, a different regex, added
    tokens with lstrip/rstrip/single_word/normalized) is an ARWKV_ERR_UNSUPPORTED error naming the
    field. The 11 MB Qwen file loads in about 0.12 s (arwkv-bench tokenizer measures it). */
@@ -397,6 +487,10 @@ ARWKV_API arwkv_result arwkv_tokenizer_from_parts(const arwkv_tokenizer_parts *p
 /* The tokenizer.json the parts stand for (Hugging Face `tokenizers` loads it and encodes the same),
    NUL-terminated, in *json (free with arwkv_free); *len its length. */
 ARWKV_API arwkv_result arwkv_tokenizer_parts_json(const arwkv_tokenizer_parts *parts, char **json, size_t *len);
+/* The tokenizer of a GGUF file: tokenizer.ggml.model "gpt2" with the parts above read from its
+   metadata (tokens, merges, token_type, pre, bos/eos/padding ids, add_bos_token). arwkv_tokenizer_load
+   does this for a .gguf path. Another model ("llama": SentencePiece) is ARWKV_ERR_UNSUPPORTED. */
+ARWKV_API arwkv_result arwkv_gguf_tokenizer(const arwkv_gguf *g, arwkv_tokenizer **out);
 
 /* A growable list of token ids with one mask byte per token (the chat encoder sets it to 1 on the
    tokens a model must learn; plain encoding appends 0). Start from {0}; free with arwkv_tokens_free. */
@@ -846,8 +940,8 @@ typedef struct arwkv_param {
 /* Per-layer views. Which members are set depends on the architecture. */
 typedef struct arwkv_layer {
     arwkv_param *in_norm, *post_norm, *mlp_gate, *mlp_up, *mlp_down;
-    /* Qwen2 attention (the teacher; QRWKV6 keeps q/k/v/o) */
-    arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    /* a teacher's attention (QRWKV6 keeps q/k/v/o); q_norm, k_norm: Qwen3's per-head norms */
+    arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *q_norm, *k_norm;
     /* RWKV-7 time mix (ARWKV) */
     arwkv_param *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;
     arwkv_param *w0, *w1, *w2, *a0, *a1, *a2, *v0, *v1, *v2, *g1, *g2;
@@ -870,7 +964,8 @@ typedef struct arwkv_model {
     int rank_w, rank_a, rank_v, rank_g;        /* RWKV-7 LoRA ranks, read from the tensors */
 } arwkv_model;
 
-/* Load a model directory (config.json + safetensors) of any supported architecture onto a backend.
+/* Load a model directory (config.json + safetensors) of any supported architecture onto a backend,
+   or a GGUF file of a llama, qwen2 or qwen3 teacher (dequantized to fp32; see arwkv_gguf_config).
    Frozen matrices keep their stored type; on the CPU they are mapped, not copied. */
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out);
 ARWKV_API void arwkv_model_free(arwkv_model *m);
@@ -884,7 +979,8 @@ ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, fl
 ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const float *src, int64_t n);
 /* Save in the Hugging Face layout: config.json, safetensors (sharded above max_shard_bytes, 0 =
    5 GB) with parameters stored as save_type (F32 or BF16; frozen parameters keep their type if
-   save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL. */
+   save_type is ARWKV_DTYPE_UNKNOWN). Tokenizer files are copied from tokenizer_dir if not NULL (a GGUF
+   file: its tokenizer is written out as tokenizer.json and tokenizer_config.json). */
 ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
                                         const char *tokenizer_dir);
 
@@ -2965,16 +3061,731 @@ ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry 
 }
 
 /* ============================================================================================
+   3b. GGUF reader
+   ============================================================================================
+   Layout (all little-endian): "GGUF", u32 version, u64 tensor count, u64 metadata count; then
+   each metadata entry: string key, u32 value type, value; then each tensor info: string name,
+   u32 n_dims, u64 dims[n_dims] (ggml order), u32 ggml type, u64 offset (from the data section);
+   then padding to general.alignment (default 32) and the data section. A string is a u64 length
+   and that many bytes (no NUL); an array is a u32 element type, a u64 count and the elements.
+   Version 1 (32-bit counts) is not read. The data of each tensor must lie in the data section,
+   start at a multiple of the alignment and overlap no other tensor; holes are allowed. */
+
+#define ARWKV__GGUF_MAX_DEPTH 8       /* arrays of arrays nest at most this deep */
+#define ARWKV__GGUF_MAX_NAME 4096     /* longest key or tensor name accepted */
+
+typedef struct arwkv__gguf_kv {
+    arwkv_gguf_kv pub;
+    const unsigned char *data; /* numbers: the first element; strings: see str */
+    uint64_t *str;             /* strings: file offset of each element's u64 length (count entries) */
+} arwkv__gguf_kv;
+
+struct arwkv_gguf {
+    arwkv__st_file file; /* the mapping, shared with the safetensors reader */
+    uint32_t version, alignment;
+    arwkv__gguf_kv *kvs;
+    int n_kvs;
+    arwkv_gguf_tensor *tensors;
+    int n_tensors;
+    int32_t *kv_table, *tensor_table; /* open-addressing hash tables of indices, -1 empty */
+    uint32_t kv_mask, tensor_mask;
+    uint64_t data_start;
+};
+
+/* A bounds-checked cursor over the file. Every read names what it reads and where. */
+typedef struct arwkv__gguf_cur {
+    const unsigned char *p;
+    uint64_t size, pos;
+    const char *path;
+} arwkv__gguf_cur;
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_need(arwkv__gguf_cur *c, uint64_t n, const char *what) {
+    if (n > c->size - c->pos)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s at byte %llu needs %llu bytes but the %llu-byte file ends first (truncated?)",
+                           c->path, what, (unsigned long long)c->pos, (unsigned long long)n, (unsigned long long)c->size);
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE uint64_t arwkv__le(const unsigned char *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+ARWKV_PRIVATE arwkv_result arwkv__gguf_u32(arwkv__gguf_cur *c, uint32_t *v, const char *what) {
+    ARWKV__TRY(arwkv__gguf_need(c, 4, what));
+    *v = (uint32_t)arwkv__le(c->p + c->pos, 4);
+    c->pos += 4;
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE arwkv_result arwkv__gguf_u64(arwkv__gguf_cur *c, uint64_t *v, const char *what) {
+    ARWKV__TRY(arwkv__gguf_need(c, 8, what));
+    *v = arwkv__le(c->p + c->pos, 8);
+    c->pos += 8;
+    return ARWKV_OK;
+}
+/* A string: its length is checked against the bytes left before anything is allocated. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_str(arwkv__gguf_cur *c, const unsigned char **s, uint64_t *len, const char *what) {
+    uint64_t at = c->pos;
+    ARWKV__TRY(arwkv__gguf_u64(c, len, what));
+    if (*len > c->size - c->pos)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s at byte %llu has length %llu, past the end of the %llu-byte file", c->path, what,
+                           (unsigned long long)at, (unsigned long long)*len, (unsigned long long)c->size);
+    *s = c->p + c->pos;
+    c->pos += *len;
+    return ARWKV_OK;
+}
+
+/* Bytes of one scalar of a metadata type; 0 for strings and arrays, -1 for an unknown type. */
+ARWKV_PRIVATE int arwkv__gguf_scalar_size(uint32_t t) {
+    static const signed char size[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    return t < 13 ? size[t] : -1;
+}
+
+ARWKV_PRIVATE const char *arwkv__gguf_type_name(uint32_t t) {
+    static const char *names[13] = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
+                                    "bool", "string", "array", "uint64", "int64", "float64"};
+    return t < 13 ? names[t] : "unknown";
+}
+
+/* Skip (and check) one value of type t at the cursor; a string array records where each string is. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_value(arwkv__gguf_cur *c, uint32_t t, int depth, const char *key, arwkv__gguf_kv *kv) {
+    char what[ARWKV__GGUF_MAX_NAME + 64];
+    int sz = arwkv__gguf_scalar_size(t);
+    if (sz < 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': unknown value type %u at byte %llu", c->path, key, t,
+                           (unsigned long long)c->pos - 4);
+    if (t == ARWKV_GGUF_STRING) {
+        const unsigned char *s;
+        uint64_t len;
+        snprintf(what, sizeof what, "metadata '%s': string value", key);
+        return arwkv__gguf_str(c, &s, &len, what);
+    }
+    if (t != ARWKV_GGUF_ARRAY) {
+        snprintf(what, sizeof what, "metadata '%s': %s value", key, arwkv__gguf_type_name(t));
+        ARWKV__TRY(arwkv__gguf_need(c, (uint64_t)sz, what));
+        if (t == ARWKV_GGUF_BOOL && c->p[c->pos] > 1)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': bool at byte %llu is %u, not 0 or 1", c->path, key,
+                               (unsigned long long)c->pos, c->p[c->pos]);
+        c->pos += (uint64_t)sz;
+        return ARWKV_OK;
+    }
+    if (depth >= ARWKV__GGUF_MAX_DEPTH)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': arrays nested more than %d deep at byte %llu", c->path, key,
+                           ARWKV__GGUF_MAX_DEPTH, (unsigned long long)c->pos);
+    uint32_t et;
+    uint64_t n, at = c->pos;
+    snprintf(what, sizeof what, "metadata '%s': array element type", key);
+    ARWKV__TRY(arwkv__gguf_u32(c, &et, what));
+    snprintf(what, sizeof what, "metadata '%s': array length", key);
+    ARWKV__TRY(arwkv__gguf_u64(c, &n, what));
+    int esz = arwkv__gguf_scalar_size(et);
+    if (esz < 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': unknown array element type %u at byte %llu", c->path, key, et,
+                           (unsigned long long)at);
+    /* every element takes at least one byte (8 for a string or array header): a count larger than
+       the rest of the file is malformed, and checking it first bounds every allocation below */
+    uint64_t min_bytes = esz > 0 ? (uint64_t)esz : 8;
+    if (n > (c->size - c->pos) / min_bytes)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': array of %llu %s elements at byte %llu does not fit in the %llu-byte file",
+                           c->path, key, (unsigned long long)n, arwkv__gguf_type_name(et), (unsigned long long)at,
+                           (unsigned long long)c->size);
+    if (kv) {
+        kv->pub.elem_type = (arwkv_gguf_value_type)et;
+        kv->pub.count = n;
+        kv->data = c->p + c->pos;
+    }
+    if (esz > 0) {
+        if (et == ARWKV_GGUF_BOOL)
+            for (uint64_t i = 0; i < n; i++)
+                if (c->p[c->pos + i] > 1)
+                    return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s': bool element %llu at byte %llu is %u, not 0 or 1", c->path,
+                                       key, (unsigned long long)i, (unsigned long long)(c->pos + i), c->p[c->pos + i]);
+        c->pos += n * (uint64_t)esz;
+        return ARWKV_OK;
+    }
+    if (et == ARWKV_GGUF_STRING && kv) {
+        kv->str = (uint64_t *)arwkv__malloc((size_t)n * sizeof(uint64_t));
+        if (!kv->str) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: metadata '%s': out of memory", c->path, key);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        if (kv && kv->str) kv->str[i] = c->pos;
+        ARWKV__TRY(arwkv__gguf_value(c, et, depth + 1, key, NULL));
+    }
+    return ARWKV_OK;
+}
+
+/* Values per block and bytes per block of every ggml type with a known layout. */
+ARWKV_API int arwkv_ggml_block_size(int type, size_t *block_bytes) {
+    static const struct { int type, values, bytes; const char *name; } table[] = {
+        {0, 1, 4, "F32"}, {1, 1, 2, "F16"}, {2, 32, 18, "Q4_0"}, {3, 32, 20, "Q4_1"}, {6, 32, 22, "Q5_0"},
+        {7, 32, 24, "Q5_1"}, {8, 32, 34, "Q8_0"}, {9, 32, 36, "Q8_1"}, {10, 256, 84, "Q2_K"}, {11, 256, 110, "Q3_K"},
+        {12, 256, 144, "Q4_K"}, {13, 256, 176, "Q5_K"}, {14, 256, 210, "Q6_K"}, {15, 256, 292, "Q8_K"},
+        {16, 256, 66, "IQ2_XXS"}, {17, 256, 74, "IQ2_XS"}, {18, 256, 98, "IQ3_XXS"}, {19, 256, 50, "IQ1_S"},
+        {20, 32, 18, "IQ4_NL"}, {21, 256, 110, "IQ3_S"}, {22, 256, 82, "IQ2_S"}, {23, 256, 136, "IQ4_XS"},
+        {24, 1, 1, "I8"}, {25, 1, 2, "I16"}, {26, 1, 4, "I32"}, {27, 1, 8, "I64"}, {28, 1, 8, "F64"},
+        {29, 256, 56, "IQ1_M"}, {30, 1, 2, "BF16"}, {34, 256, 54, "TQ1_0"}, {35, 256, 66, "TQ2_0"},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].type == type) {
+            if (block_bytes) *block_bytes = (size_t)table[i].bytes;
+            return table[i].values;
+        }
+    if (block_bytes) *block_bytes = 0;
+    return 0;
+}
+
+ARWKV_API const char *arwkv_ggml_type_name(int type) {
+    static const char *names[36] = {"F32", "F16", "Q4_0", "Q4_1", NULL, NULL, "Q5_0", "Q5_1", "Q8_0", "Q8_1",
+                                    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
+                                    "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
+                                    "IQ1_M", "BF16", NULL, NULL, NULL, "TQ1_0", "TQ2_0"};
+    return type >= 0 && type < 36 && names[type] ? names[type] : "unknown";
+}
+
+/* An open-addressing table of n names (get(i) gives name i); a repeated name is reported by index. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_table(int n, const char *(*get)(const arwkv_gguf *, int), const arwkv_gguf *g,
+                                             int32_t **table, uint32_t *mask, int *dup) {
+    uint32_t size = 16;
+    while (size < (uint32_t)n * 2u) size *= 2;
+    *table = (int32_t *)arwkv__malloc(size * sizeof(int32_t));
+    if (!*table) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", g->file.path);
+    memset(*table, 0xff, size * sizeof(int32_t));
+    *mask = size - 1;
+    *dup = -1;
+    for (int k = 0; k < n; k++) {
+        const char *name = get(g, k);
+        uint32_t i = (uint32_t)arwkv__hash(name, strlen(name)) & *mask;
+        while ((*table)[i] >= 0) {
+            if (strcmp(get(g, (*table)[i]), name) == 0) {
+                *dup = k;
+                return ARWKV_ERR_FORMAT;
+            }
+            i = (i + 1) & *mask;
+        }
+        (*table)[i] = k;
+    }
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE const char *arwkv__gguf_kv_name(const arwkv_gguf *g, int i) { return g->kvs[i].pub.key; }
+ARWKV_PRIVATE const char *arwkv__gguf_tensor_name(const arwkv_gguf *g, int i) { return g->tensors[i].name; }
+ARWKV_PRIVATE int arwkv__gguf_lookup(const int32_t *table, uint32_t mask, const char *name,
+                                     const char *(*get)(const arwkv_gguf *, int), const arwkv_gguf *g) {
+    if (!table) return -1;
+    for (uint32_t i = (uint32_t)arwkv__hash(name, strlen(name)) & mask;; i = (i + 1) & mask) {
+        if (table[i] < 0) return -1;
+        if (strcmp(get(g, table[i]), name) == 0) return table[i];
+    }
+}
+
+/* A key or tensor name as a C string: not empty, no NUL inside, not absurdly long. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_name(arwkv__gguf_cur *c, char **out, const char *what) {
+    const unsigned char *s;
+    uint64_t len, at = c->pos;
+    ARWKV__TRY(arwkv__gguf_str(c, &s, &len, what));
+    if (len == 0 || len > ARWKV__GGUF_MAX_NAME || memchr(s, 0, (size_t)len))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: %s at byte %llu is %s", c->path, what, (unsigned long long)at,
+                           len == 0 ? "empty" : len > ARWKV__GGUF_MAX_NAME ? "longer than 4096 bytes" : "a string with a NUL byte inside");
+    *out = arwkv__strndup((const char *)s, (size_t)len);
+    return *out ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c->path);
+}
+
+typedef struct arwkv__gguf_span {
+    uint64_t begin, end;
+    int tensor;
+} arwkv__gguf_span;
+
+static int arwkv__gguf_span_cmp(const void *a, const void *b) {
+    const arwkv__gguf_span *x = (const arwkv__gguf_span *)a, *y = (const arwkv__gguf_span *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->tensor > y->tensor) - (x->tensor < y->tensor);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_parse(arwkv_gguf *g) {
+    arwkv__gguf_cur c = {g->file.map, g->file.size, 0, g->file.path};
+    char what[ARWKV__GGUF_MAX_NAME + 64];
+    ARWKV__TRY(arwkv__gguf_need(&c, 4, "the magic \"GGUF\""));
+    if (memcmp(c.p, "GGUF", 4) != 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: bytes 0..3 are not \"GGUF\" (not a GGUF file)", c.path);
+    c.pos = 4;
+    ARWKV__TRY(arwkv__gguf_u32(&c, &g->version, "the version"));
+    if (g->version != 2 && g->version != 3) {
+        if (g->version == 1) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: GGUF version 1 (32-bit counts) is not supported; convert the file again", c.path);
+        if (g->version != 0 && (g->version & 0xffff) == 0) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the version at byte 4 reads as big-endian; only little-endian GGUF is supported", c.path);
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: GGUF version %u at byte 4; versions 2 and 3 are supported", c.path, g->version);
+    }
+    uint64_t n_tensors, n_kvs;
+    ARWKV__TRY(arwkv__gguf_u64(&c, &n_tensors, "the tensor count"));
+    ARWKV__TRY(arwkv__gguf_u64(&c, &n_kvs, "the metadata count"));
+    /* a metadata entry takes at least 12 bytes, a tensor info at least 24 */
+    if (n_kvs > (c.size - c.pos) / 12 || n_kvs > INT32_MAX / 4)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata count %llu at byte 16 cannot fit in the %llu-byte file", c.path,
+                           (unsigned long long)n_kvs, (unsigned long long)c.size);
+    if (n_tensors > (c.size - c.pos) / 24 || n_tensors > INT32_MAX / 4)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor count %llu at byte 8 cannot fit in the %llu-byte file", c.path,
+                           (unsigned long long)n_tensors, (unsigned long long)c.size);
+    g->kvs = (arwkv__gguf_kv *)arwkv__calloc((size_t)n_kvs + 1, sizeof *g->kvs);
+    g->tensors = (arwkv_gguf_tensor *)arwkv__calloc((size_t)n_tensors + 1, sizeof *g->tensors);
+    if (!g->kvs || !g->tensors) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c.path);
+
+    for (uint64_t k = 0; k < n_kvs; k++) {
+        arwkv__gguf_kv *kv = &g->kvs[k];
+        char *key;
+        snprintf(what, sizeof what, "the key of metadata entry %llu", (unsigned long long)k);
+        ARWKV__TRY(arwkv__gguf_name(&c, &key, what));
+        kv->pub.key = key;
+        g->n_kvs = (int)k + 1;
+        uint32_t t;
+        snprintf(what, sizeof what, "metadata '%s': value type", key);
+        ARWKV__TRY(arwkv__gguf_u32(&c, &t, what));
+        kv->pub.type = kv->pub.elem_type = (arwkv_gguf_value_type)t;
+        kv->pub.count = 1;
+        kv->pub.offset = c.pos;
+        kv->data = c.p + c.pos;
+        if (t == ARWKV_GGUF_STRING) {
+            kv->str = (uint64_t *)arwkv__malloc(sizeof(uint64_t));
+            if (!kv->str) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c.path);
+            kv->str[0] = c.pos;
+        }
+        ARWKV__TRY(arwkv__gguf_value(&c, t, 0, key, kv));
+    }
+    int dup;
+    if (arwkv__gguf_table(g->n_kvs, arwkv__gguf_kv_name, g, &g->kv_table, &g->kv_mask, &dup) != ARWKV_OK)
+        return dup < 0 ? ARWKV_ERR_OUT_OF_MEMORY
+                       : arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata key '%s' appears twice (entry %d)", c.path, g->kvs[dup].pub.key, dup);
+
+    g->alignment = 32;
+    const arwkv_gguf_kv *al = arwkv_gguf_find_kv(g, "general.alignment");
+    if (al) {
+        uint32_t a = al->type == ARWKV_GGUF_UINT32 ? (uint32_t)arwkv__le(((const arwkv__gguf_kv *)al)->data, 4) : 0;
+        if (al->type != ARWKV_GGUF_UINT32 || a == 0 || (a & (a - 1)) != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: general.alignment at byte %llu must be a uint32 power of two, found %s %u", c.path,
+                               (unsigned long long)al->offset, arwkv__gguf_type_name(al->type), a);
+        g->alignment = a;
+    }
+
+    for (uint64_t k = 0; k < n_tensors; k++) {
+        arwkv_gguf_tensor *t = &g->tensors[k];
+        char *name;
+        snprintf(what, sizeof what, "the name of tensor %llu", (unsigned long long)k);
+        ARWKV__TRY(arwkv__gguf_name(&c, &name, what));
+        t->name = name;
+        g->n_tensors = (int)k + 1;
+        uint32_t nd, type;
+        snprintf(what, sizeof what, "tensor '%s': dimension count", name);
+        ARWKV__TRY(arwkv__gguf_u32(&c, &nd, what));
+        if (nd < 1 || nd > 4)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': %u dimensions at byte %llu; 1 to 4 are allowed", c.path, name, nd,
+                               (unsigned long long)c.pos - 4);
+        t->ndim = (int)nd;
+        uint64_t numel = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            uint64_t v;
+            snprintf(what, sizeof what, "tensor '%s': dimension %u", name, d);
+            ARWKV__TRY(arwkv__gguf_u64(&c, &v, what));
+            if (v == 0 || v > (uint64_t)INT64_MAX || !arwkv__mul_ok(numel, v, &numel) || numel > (uint64_t)INT64_MAX)
+                return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': dimension %u at byte %llu is %llu (%s)", c.path, name, d,
+                                   (unsigned long long)c.pos - 8, (unsigned long long)v,
+                                   v == 0 ? "must be at least 1" : "the element count overflows 63 bits");
+            t->ne[d] = (int64_t)v;
+        }
+        for (uint32_t d = nd; d < 4; d++) t->ne[d] = 1;
+        t->numel = (int64_t)numel;
+        snprintf(what, sizeof what, "tensor '%s': type", name);
+        ARWKV__TRY(arwkv__gguf_u32(&c, &type, what));
+        size_t block_bytes;
+        int block = type > 1000 ? 0 : arwkv_ggml_block_size((int)type, &block_bytes);
+        if (block == 0)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s': unknown ggml type %u at byte %llu", c.path, name, type,
+                               (unsigned long long)c.pos - 4);
+        t->type = (int)type;
+        if (t->ne[0] % block != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': row length %lld is not a multiple of the %s block size %d", c.path,
+                               name, (long long)t->ne[0], arwkv_ggml_type_name(t->type), block);
+        uint64_t nbytes;
+        if (!arwkv__mul_ok(numel / (uint64_t)block, block_bytes, &nbytes) || nbytes > SIZE_MAX)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': byte size overflows", c.path, name);
+        t->nbytes = (size_t)nbytes;
+        snprintf(what, sizeof what, "tensor '%s': data offset", name);
+        ARWKV__TRY(arwkv__gguf_u64(&c, &t->offset, what));
+        if (t->offset % g->alignment != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': data offset %llu (at byte %llu) is not a multiple of the alignment %u",
+                               c.path, name, (unsigned long long)t->offset, (unsigned long long)c.pos - 8, g->alignment);
+    }
+    if (arwkv__gguf_table(g->n_tensors, arwkv__gguf_tensor_name, g, &g->tensor_table, &g->tensor_mask, &dup) != ARWKV_OK)
+        return dup < 0 ? ARWKV_ERR_OUT_OF_MEMORY
+                       : arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' appears twice (tensor %d)", c.path, g->tensors[dup].name, dup);
+
+    /* the data section starts at the next multiple of the alignment */
+    uint64_t start = c.pos + (g->alignment - c.pos % g->alignment) % g->alignment;
+    if (g->n_tensors == 0) start = start < c.size ? start : c.size; /* a file without tensors may omit the padding */
+    if (start > c.size)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: the data section would start at byte %llu, past the end of the %llu-byte file (truncated?)",
+                           c.path, (unsigned long long)start, (unsigned long long)c.size);
+    g->data_start = start;
+    uint64_t data_size = c.size - start;
+    arwkv__gguf_span *spans = (arwkv__gguf_span *)arwkv__calloc((size_t)g->n_tensors + 1, sizeof *spans);
+    if (!spans) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", c.path);
+    arwkv_result r = ARWKV_OK;
+    for (int k = 0; k < g->n_tensors && r == ARWKV_OK; k++) {
+        arwkv_gguf_tensor *t = &g->tensors[k];
+        if (t->offset > data_size || t->nbytes > data_size - t->offset)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s': %zu bytes of %s data at offset %llu (file byte %llu) run past the end of "
+                            "the %llu-byte file (truncated?)", c.path, t->name, t->nbytes, arwkv_ggml_type_name(t->type),
+                            (unsigned long long)t->offset, (unsigned long long)(start + t->offset), (unsigned long long)c.size);
+        if (r != ARWKV_OK) break;
+        spans[k].begin = t->offset;
+        spans[k].end = t->offset + t->nbytes;
+        spans[k].tensor = k;
+        t->offset += start;
+        t->data = c.p + t->offset;
+    }
+    if (r == ARWKV_OK) {
+        qsort(spans, (size_t)g->n_tensors, sizeof *spans, arwkv__gguf_span_cmp);
+        for (int s = 1; s < g->n_tensors && r == ARWKV_OK; s++)
+            if (spans[s].begin < spans[s - 1].end)
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor '%s' (data offset %llu) overlaps tensor '%s' (data offsets %llu..%llu)",
+                                c.path, g->tensors[spans[s].tensor].name, (unsigned long long)spans[s].begin,
+                                g->tensors[spans[s - 1].tensor].name, (unsigned long long)spans[s - 1].begin,
+                                (unsigned long long)spans[s - 1].end);
+    }
+    arwkv__free(spans);
+    return r;
+}
+
+ARWKV_API void arwkv_gguf_close(arwkv_gguf *g) {
+    if (!g) return;
+#if !defined(_WIN32) && !defined(ARWKV_NO_MMAP)
+    if (g->file.owned == 1) munmap((void *)g->file.map, g->file.size);
+#endif
+    if (g->file.owned == 2) arwkv__free((void *)g->file.map);
+    arwkv__free(g->file.path);
+    for (int i = 0; i < g->n_kvs; i++) {
+        arwkv__free((void *)g->kvs[i].pub.key);
+        arwkv__free(g->kvs[i].str);
+    }
+    for (int i = 0; i < g->n_tensors; i++) arwkv__free((void *)g->tensors[i].name);
+    arwkv__free(g->kvs);
+    arwkv__free(g->tensors);
+    arwkv__free(g->kv_table);
+    arwkv__free(g->tensor_table);
+    arwkv__free(g);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_finish(arwkv_gguf *g, arwkv_result r, arwkv_gguf **out) {
+    if (r == ARWKV_OK) r = arwkv__gguf_parse(g);
+    if (r != ARWKV_OK) {
+        arwkv_gguf_close(g);
+        return r;
+    }
+    *out = g;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_open_memory(const void *buf, size_t len, const char *name, arwkv_gguf **out) {
+    *out = NULL;
+    arwkv_gguf *g = (arwkv_gguf *)arwkv__calloc(1, sizeof *g);
+    if (!g) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    g->file.path = arwkv__strdup(name ? name : "<memory>");
+    g->file.map = (const unsigned char *)buf;
+    g->file.size = len;
+    return arwkv__gguf_finish(g, g->file.path ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory"), out);
+}
+
+ARWKV_API arwkv_result arwkv_gguf_open(const char *path, arwkv_gguf **out) {
+    *out = NULL;
+    if (!path) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_gguf_open: path is NULL");
+    arwkv_gguf *g = (arwkv_gguf *)arwkv__calloc(1, sizeof *g);
+    if (!g) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    g->file.path = arwkv__strdup(path);
+    arwkv_result r = g->file.path ? arwkv__st_map_file(&g->file) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    return arwkv__gguf_finish(g, r, out);
+}
+
+/* 1 if path is a file that starts with the GGUF magic. */
+ARWKV_PRIVATE int arwkv__is_gguf_file(const char *path) {
+    if (!path || arwkv__is_dir(path)) return 0;
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (!f) return 0;
+    size_t n = fread(magic, 1, 4, f);
+    fclose(f);
+    return n == 4 && memcmp(magic, "GGUF", 4) == 0;
+}
+
+ARWKV_API uint32_t arwkv_gguf_version(const arwkv_gguf *g) { return g ? g->version : 0; }
+ARWKV_API uint32_t arwkv_gguf_alignment(const arwkv_gguf *g) { return g ? g->alignment : 0; }
+ARWKV_API const char *arwkv_gguf_path(const arwkv_gguf *g) { return g ? g->file.path : NULL; }
+ARWKV_API int arwkv_gguf_kv_count(const arwkv_gguf *g) { return g ? g->n_kvs : 0; }
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_kv_at(const arwkv_gguf *g, int i) {
+    return g && i >= 0 && i < g->n_kvs ? &g->kvs[i].pub : NULL;
+}
+ARWKV_API const arwkv_gguf_kv *arwkv_gguf_find_kv(const arwkv_gguf *g, const char *key) {
+    int i = g ? arwkv__gguf_lookup(g->kv_table, g->kv_mask, key, arwkv__gguf_kv_name, g) : -1;
+    return i >= 0 ? &g->kvs[i].pub : NULL;
+}
+ARWKV_API int arwkv_gguf_tensor_count(const arwkv_gguf *g) { return g ? g->n_tensors : 0; }
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_tensor_at(const arwkv_gguf *g, int i) {
+    return g && i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+ARWKV_API const arwkv_gguf_tensor *arwkv_gguf_find_tensor(const arwkv_gguf *g, const char *name) {
+    int i = g ? arwkv__gguf_lookup(g->tensor_table, g->tensor_mask, name, arwkv__gguf_tensor_name, g) : -1;
+    return i >= 0 ? &g->tensors[i] : NULL;
+}
+
+/* The raw bytes of element i of a numeric value, after checking the index. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_elem(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, const unsigned char **p) {
+    if (i >= kv->count)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: metadata '%s': index %llu is past its %llu elements", g->file.path, kv->key,
+                           (unsigned long long)i, (unsigned long long)kv->count);
+    int sz = arwkv__gguf_scalar_size(kv->elem_type);
+    if (sz <= 0) return ARWKV_ERR_FORMAT; /* the caller words the message */
+    *p = ((const arwkv__gguf_kv *)kv)->data + i * (uint64_t)sz;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_kv_int(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, int64_t *out) {
+    const unsigned char *p;
+    arwkv_result r = arwkv__gguf_elem(g, kv, i, &p);
+    if (r == ARWKV_ERR_INVALID_ARGUMENT) return r;
+    uint64_t u = 0;
+    switch (r == ARWKV_OK ? kv->elem_type : ARWKV_GGUF_STRING) {
+    case ARWKV_GGUF_UINT8: case ARWKV_GGUF_BOOL: *out = p[0]; return ARWKV_OK;
+    case ARWKV_GGUF_INT8: *out = (int8_t)p[0]; return ARWKV_OK;
+    case ARWKV_GGUF_UINT16: *out = (int64_t)arwkv__le(p, 2); return ARWKV_OK;
+    case ARWKV_GGUF_INT16: *out = (int16_t)(uint16_t)arwkv__le(p, 2); return ARWKV_OK;
+    case ARWKV_GGUF_UINT32: *out = (int64_t)arwkv__le(p, 4); return ARWKV_OK;
+    case ARWKV_GGUF_INT32: *out = (int32_t)(uint32_t)arwkv__le(p, 4); return ARWKV_OK;
+    case ARWKV_GGUF_INT64: u = arwkv__le(p, 8); memcpy(out, &u, 8); return ARWKV_OK;
+    case ARWKV_GGUF_UINT64:
+        u = arwkv__le(p, 8);
+        if (u > (uint64_t)INT64_MAX)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu): %llu does not fit in int64", g->file.path, kv->key,
+                               (unsigned long long)kv->offset, (unsigned long long)u);
+        *out = (int64_t)u;
+        return ARWKV_OK;
+    default:
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is %s%s, not an integer", g->file.path, kv->key,
+                           (unsigned long long)kv->offset, kv->type == ARWKV_GGUF_ARRAY ? "an array of " : "",
+                           arwkv__gguf_type_name(kv->elem_type));
+    }
+}
+
+ARWKV_API arwkv_result arwkv_gguf_kv_float(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, double *out) {
+    const unsigned char *p;
+    arwkv_result r = arwkv__gguf_elem(g, kv, i, &p);
+    if (r == ARWKV_ERR_INVALID_ARGUMENT) return r;
+    if (r == ARWKV_OK && kv->elem_type == ARWKV_GGUF_FLOAT32) {
+        uint32_t b = (uint32_t)arwkv__le(p, 4);
+        float f;
+        memcpy(&f, &b, 4);
+        *out = f;
+        return ARWKV_OK;
+    }
+    if (r == ARWKV_OK && kv->elem_type == ARWKV_GGUF_FLOAT64) {
+        uint64_t b = arwkv__le(p, 8);
+        memcpy(out, &b, 8);
+        return ARWKV_OK;
+    }
+    int64_t v;
+    if (r == ARWKV_OK && kv->elem_type != ARWKV_GGUF_BOOL && arwkv_gguf_kv_int(g, kv, i, &v) == ARWKV_OK) {
+        *out = (double)v;
+        return ARWKV_OK;
+    }
+    return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is %s%s, not a number", g->file.path, kv->key,
+                       (unsigned long long)kv->offset, kv->type == ARWKV_GGUF_ARRAY ? "an array of " : "", arwkv__gguf_type_name(kv->elem_type));
+}
+
+ARWKV_API arwkv_result arwkv_gguf_kv_string(const arwkv_gguf *g, const arwkv_gguf_kv *kv, uint64_t i, const char **s, size_t *len) {
+    const arwkv__gguf_kv *k = (const arwkv__gguf_kv *)kv;
+    if (kv->elem_type != ARWKV_GGUF_STRING || !k->str)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is %s%s, not a string", g->file.path, kv->key,
+                           (unsigned long long)kv->offset, kv->type == ARWKV_GGUF_ARRAY ? "an array of " : "", arwkv__gguf_type_name(kv->elem_type));
+    if (i >= kv->count)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: metadata '%s': index %llu is past its %llu elements", g->file.path, kv->key,
+                           (unsigned long long)i, (unsigned long long)kv->count);
+    const unsigned char *p = g->file.map + k->str[i]; /* checked at open: the length and the bytes lie in the file */
+    *len = (size_t)arwkv__le(p, 8);
+    *s = (const char *)p + 8;
+    return ARWKV_OK;
+}
+
+/* ---- Dequantization ----------------------------------------------------------------------------
+   Each block type as the format defines it. d and m (or dmin) are fp16 scale and minimum. */
+
+ARWKV_PRIVATE float arwkv__f16_at(const unsigned char *p) { return arwkv_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Q4_0 (18 bytes): d, 16 bytes of nibbles. Value j < 16 is the low nibble of byte j, value j + 16 the
+   high nibble; x = (q - 8) * d. Q4_1 (20 bytes): d, m, then the same nibbles; x = q * d + m. */
+ARWKV_PRIVATE void arwkv__dq_q4(const unsigned char *b, float *y, int has_min) {
+    float d = arwkv__f16_at(b), m = has_min ? arwkv__f16_at(b + 2) : -8.0f * d;
+    const unsigned char *qs = b + (has_min ? 4 : 2);
+    for (int j = 0; j < 16; j++) {
+        y[j] = (float)(qs[j] & 15) * d + m;
+        y[j + 16] = (float)(qs[j] >> 4) * d + m;
+    }
+}
+/* Q5_0 (22 bytes): d, 32 high bits (u32, bit j for value j), 16 bytes of low nibbles as Q4_0;
+   x = (q - 16) * d. Q5_1 (24 bytes): d, m, the high bits, the nibbles; x = q * d + m. */
+ARWKV_PRIVATE void arwkv__dq_q5(const unsigned char *b, float *y, int has_min) {
+    float d = arwkv__f16_at(b), m = has_min ? arwkv__f16_at(b + 2) : -16.0f * d;
+    const unsigned char *h = b + (has_min ? 4 : 2), *qs = h + 4;
+    uint32_t qh = (uint32_t)arwkv__le(h, 4);
+    for (int j = 0; j < 16; j++) {
+        int lo = (qs[j] & 15) | (int)((qh >> j) & 1) << 4;
+        int hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
+        y[j] = (float)lo * d + m;
+        y[j + 16] = (float)hi * d + m;
+    }
+}
+/* Q8_0 (34 bytes): d, 32 signed bytes; x = q * d. */
+ARWKV_PRIVATE void arwkv__dq_q8_0(const unsigned char *b, float *y) {
+    float d = arwkv__f16_at(b);
+    for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)b[2 + j] * d;
+}
+/* The K-quants' 12 bytes of 6-bit scales and mins of 8 sub-blocks: sub-block j < 4 has its scale in
+   the low 6 bits of byte j and its min in those of byte j + 4; j >= 4 has the low 4 bits of each in
+   byte j + 4 (scale low nibble, min high nibble) and the top 2 bits in bytes j - 4 (scale) and j (min). */
+ARWKV_PRIVATE void arwkv__k_scale_min(const unsigned char *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
+/* Q4_K (144 bytes, 256 values): d, dmin, scales[12], 128 bytes of nibbles. Each 64 values use 32
+   bytes: the low nibbles are sub-block 2i, the high nibbles sub-block 2i + 1; x = d*sc*q - dmin*mn.
+   Q5_K (176 bytes): d, dmin, scales[12], qh[32], qs[128]: as Q4_K with a fifth bit, bit s of qh[l]
+   for value l of sub-block s. */
+ARWKV_PRIVATE void arwkv__dq_qk(const unsigned char *b, float *y, int five) {
+    float d = arwkv__f16_at(b), dmin = arwkv__f16_at(b + 2);
+    const unsigned char *sc = b + 4, *qh = b + 16, *qs = b + (five ? 48 : 16);
+    for (int i = 0; i < 4; i++) {
+        int s0, m0, s1, m1;
+        arwkv__k_scale_min(sc, 2 * i, &s0, &m0);
+        arwkv__k_scale_min(sc, 2 * i + 1, &s1, &m1);
+        for (int l = 0; l < 32; l++) {
+            int lo = qs[32 * i + l] & 15, hi = qs[32 * i + l] >> 4;
+            if (five) {
+                lo |= ((qh[l] >> (2 * i)) & 1) << 4;
+                hi |= ((qh[l] >> (2 * i + 1)) & 1) << 4;
+            }
+            y[64 * i + l] = d * (float)s0 * (float)lo - dmin * (float)m0;
+            y[64 * i + 32 + l] = d * (float)s1 * (float)hi - dmin * (float)m1;
+        }
+    }
+}
+/* Q6_K (210 bytes, 256 values): ql[128] low nibbles, qh[64] 2-bit highs, 16 signed 8-bit scales
+   (one per 16 values), d last. Each half of 128 values uses 64 bytes of ql and 32 of qh: value
+   l + 32k (k = 0..3) takes the low nibble of ql[l] (k 0), ql[l+32] (k 1), the high nibble of ql[l]
+   (k 2), ql[l+32] (k 3), and bits 2k..2k+1 of qh[l]; x = d * scale * (q - 32). */
+ARWKV_PRIVATE void arwkv__dq_q6_k(const unsigned char *b, float *y) {
+    const unsigned char *ql = b, *qh = b + 128;
+    const signed char *sc = (const signed char *)(b + 192);
+    float d = arwkv__f16_at(b + 208);
+    for (int half = 0; half < 2; half++) {
+        for (int l = 0; l < 32; l++)
+            for (int k = 0; k < 4; k++) {
+                int lo = (k & 1 ? ql[l + 32] : ql[l]);
+                lo = k < 2 ? lo & 15 : lo >> 4;
+                int q = (lo | ((qh[l] >> (2 * k)) & 3) << 4) - 32;
+                y[32 * k + l] = d * (float)sc[(32 * k + l) / 16] * (float)q;
+            }
+        ql += 64;
+        qh += 32;
+        sc += 8;
+        y += 128;
+    }
+}
+
+ARWKV_API arwkv_result arwkv_dequantize(int type, const void *src, int64_t n, float *dst) {
+    size_t bytes;
+    int block = arwkv_ggml_block_size(type, &bytes);
+    if (n < 0 || (block > 0 && n % block != 0))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dequantize: %lld values are not whole %s blocks of %d", (long long)n,
+                           arwkv_ggml_type_name(type), block);
+    const unsigned char *b = (const unsigned char *)src;
+    int64_t nb = block > 0 ? n / block : 0;
+    switch (type) {
+    case ARWKV_GGML_F32: return arwkv_to_f32(dst, src, ARWKV_F32, (size_t)n);
+    case ARWKV_GGML_F16: return arwkv_to_f32(dst, src, ARWKV_F16, (size_t)n);
+    case ARWKV_GGML_BF16: return arwkv_to_f32(dst, src, ARWKV_BF16, (size_t)n);
+    case ARWKV_GGML_Q4_0: case ARWKV_GGML_Q4_1:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q4(b + i * bytes, dst + i * 32, type == ARWKV_GGML_Q4_1);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q5_0: case ARWKV_GGML_Q5_1:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q5(b + i * bytes, dst + i * 32, type == ARWKV_GGML_Q5_1);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q8_0:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q8_0(b + i * bytes, dst + i * 32);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q4_K: case ARWKV_GGML_Q5_K:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_qk(b + i * bytes, dst + i * 256, type == ARWKV_GGML_Q5_K);
+        return ARWKV_OK;
+    case ARWKV_GGML_Q6_K:
+        for (int64_t i = 0; i < nb; i++) arwkv__dq_q6_k(b + i * bytes, dst + i * 256);
+        return ARWKV_OK;
+    default:
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "dequantize: ggml type %d (%s) is not supported; supported are F32 F16 BF16 Q8_0 "
+                           "Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K", type, arwkv_ggml_type_name(type));
+    }
+}
+
+ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gguf_tensor *t, float *dst, int64_t n) {
+    if (t->numel != n)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' has %lld values, expected %lld", g->file.path, t->name, (long long)t->numel,
+                           (long long)n);
+    arwkv_result r = arwkv_dequantize(t->type, t->data, n, dst);
+    if (r != ARWKV_OK) return arwkv__context(r, "%s: tensor '%s'", g->file.path, t->name);
+    return ARWKV_OK;
+}
+
+/* ============================================================================================
    4. config.json
    ============================================================================================ */
 
+/* Each architecture's names in config.json: architectures[0] and model_type. */
+static const struct {
+    arwkv_arch arch;
+    const char *name, *model_type;
+} arwkv__archs[] = {
+    {ARWKV_ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2"},           {ARWKV_ARCH_LLAMA, "LlamaForCausalLM", "llama"},
+    {ARWKV_ARCH_QWEN3, "Qwen3ForCausalLM", "qwen3"},           {ARWKV_ARCH_ARWKV7, "RwkvHybridForCausalLM", "rwkv_hybrid"},
+    {ARWKV_ARCH_QRWKV6, "RWKV6Qwen2ForCausalLM", "rwkv6qwen2"},
+};
+
 ARWKV_API const char *arwkv_arch_name(arwkv_arch a) {
-    switch (a) {
-    case ARWKV_ARCH_QWEN2: return "Qwen2ForCausalLM";
-    case ARWKV_ARCH_ARWKV7: return "RwkvHybridForCausalLM";
-    case ARWKV_ARCH_QRWKV6: return "RWKV6Qwen2ForCausalLM";
-    default: return "unknown";
-    }
+    for (size_t i = 0; i < sizeof arwkv__archs / sizeof arwkv__archs[0]; i++)
+        if (arwkv__archs[i].arch == a) return arwkv__archs[i].name;
+    return "unknown";
+}
+
+ARWKV_PRIVATE const char *arwkv__arch_model_type(arwkv_arch a) {
+    for (size_t i = 0; i < sizeof arwkv__archs / sizeof arwkv__archs[0]; i++)
+        if (arwkv__archs[i].arch == a) return arwkv__archs[i].model_type;
+    return "unknown";
+}
+
+/* The architecture named by an architectures[] string (or, when that is NULL, by a model_type). */
+ARWKV_PRIVATE arwkv_arch arwkv__arch_from_names(const char *arch, const char *model_type) {
+    for (size_t i = 0; i < sizeof arwkv__archs / sizeof arwkv__archs[0]; i++)
+        if (arch ? strcmp(arch, arwkv__archs[i].name) == 0 : model_type && strcmp(model_type, arwkv__archs[i].model_type) == 0)
+            return arwkv__archs[i].arch;
+    return ARWKV_ARCH_UNKNOWN;
+}
+
+ARWKV_API int arwkv_arch_is_teacher(arwkv_arch a) { return a == ARWKV_ARCH_QWEN2 || a == ARWKV_ARCH_LLAMA || a == ARWKV_ARCH_QWEN3; }
+
+/* Rotary embeddings other than the plain one (Llama 3.1's "llama3", YaRN, linear or dynamic
+   scaling) change the angles: refuse them rather than compute a silently different model. */
+ARWKV_PRIVATE arwkv_result arwkv__cfg_check_rope(const arwkv__json *j, uint32_t obj, const char *key, const char *name) {
+    uint32_t n = arwkv__json_get(j, obj, key);
+    if (n == ARWKV__JSON_NONE || arwkv__json_type(j, n) == ARWKV__JSON_NULL) return ARWKV_OK;
+    if (arwkv__json_type(j, n) != ARWKV__JSON_OBJECT) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be an object", name, key);
+    const char *type = arwkv__json_str(j, arwkv__json_get(j, n, "rope_type"));
+    if (!type) type = arwkv__json_str(j, arwkv__json_get(j, n, "type"));
+    if (type && strcmp(type, "default") != 0)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s.rope_type \"%s\" is not supported (only the default rotary embedding)", name, key, type);
+    return ARWKV_OK;
 }
 
 /* Read an integer member; absent members keep *out. Wrong types are errors naming the key. */
@@ -3021,18 +3832,25 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         uint32_t archs = arwkv__json_get(&j, 0, "architectures");
         const char *arch = arwkv__json_str(&j, arwkv__json_at(&j, archs, 0));
         const char *model_type = arwkv__json_str(&j, arwkv__json_get(&j, 0, "model_type"));
-        if (arch && strcmp(arch, "Qwen2ForCausalLM") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
-        else if (arch && strcmp(arch, "RwkvHybridForCausalLM") == 0) cfg->arch = ARWKV_ARCH_ARWKV7;
-        else if (arch && strcmp(arch, "RWKV6Qwen2ForCausalLM") == 0) cfg->arch = ARWKV_ARCH_QRWKV6;
-        else if (!arch && model_type && strcmp(model_type, "qwen2") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
-        else if (!arch && model_type && strcmp(model_type, "rwkv_hybrid") == 0) cfg->arch = ARWKV_ARCH_ARWKV7;
-        else if (!arch && model_type && strcmp(model_type, "rwkv6qwen2") == 0) cfg->arch = ARWKV_ARCH_QRWKV6;
-        else {
+        cfg->arch = arwkv__arch_from_names(arch, model_type);
+        if (cfg->arch == ARWKV_ARCH_UNKNOWN) {
             r = arwkv__fail(ARWKV_ERR_UNSUPPORTED,
                             "%s: unsupported architecture \"%s\" (model_type \"%s\"); supported: Qwen2ForCausalLM, "
-                            "RwkvHybridForCausalLM, RWKV6Qwen2ForCausalLM",
+                            "LlamaForCausalLM, Qwen3ForCausalLM, RwkvHybridForCausalLM, RWKV6Qwen2ForCausalLM",
                             name, arch ? arch : "(none)", model_type ? model_type : "(none)");
             goto done;
+        }
+        /* a student records the Transformer its blocks came from; older students are Qwen2's */
+        cfg->base_arch = cfg->arch;
+        if (!arwkv_arch_is_teacher(cfg->arch)) {
+            uint32_t tn = arwkv__json_get(&j, 0, "teacher_architecture");
+            const char *teacher = arwkv__json_str(&j, tn);
+            cfg->base_arch = tn == ARWKV__JSON_NONE ? ARWKV_ARCH_QWEN2 : arwkv__arch_from_names(teacher ? teacher : "", NULL);
+            if (!arwkv_arch_is_teacher(cfg->base_arch)) {
+                r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: \"teacher_architecture\" %s%s%s is not a supported teacher", name,
+                                teacher ? "\"" : "", teacher ? teacher : "(not a string)", teacher ? "\"" : "");
+                goto done;
+            }
         }
     }
     cfg->tie_word_embeddings = 0;
@@ -3043,9 +3861,11 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
     cfg->head_size_divisor = 8;
     cfg->wkv_version = 7;
     cfg->max_position_embeddings = 32768;
-    cfg->attention_bias = 1;
+    cfg->attention_bias = cfg->arch == ARWKV_ARCH_QWEN2 || cfg->arch == ARWKV_ARCH_QRWKV6; /* transformers' defaults */
+    cfg->qk_norm = cfg->arch == ARWKV_ARCH_QWEN3;
     {
         double eps = cfg->rms_norm_eps;
+        int mlp_bias = 0, sliding = 0;
 #define ARWKV__CFG_INT(key, field) \
     if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, key, &cfg->field, name)
         ARWKV__CFG_INT("vocab_size", vocab_size);
@@ -3069,12 +3889,22 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         ARWKV__CFG_INT("lora_rank_tokenshift", lora_rank_tokenshift);
         ARWKV__CFG_INT("lora_rank_decay", lora_rank_decay);
 #undef ARWKV__CFG_INT
+        if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "mlp_bias", &mlp_bias, name);
+        if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "use_sliding_window", &sliding, name);
+        if (r == ARWKV_OK && mlp_bias) r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: \"mlp_bias\" true is not supported (MLPs without biases only)", name);
+        if (r == ARWKV_OK && sliding)
+            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: \"use_sliding_window\" true is not supported (full attention only)", name);
+        if (r == ARWKV_OK) r = arwkv__cfg_check_rope(&j, 0, "rope_scaling", name);
+        if (r == ARWKV_OK) r = arwkv__cfg_check_rope(&j, 0, "rope_parameters", name);
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rms_norm_eps", &eps, name);
         /* transformers 5 moved rope_theta into rope_parameters; the hub's older files have it on top */
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rope_theta", &cfg->rope_theta, name);
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
         cfg->rms_norm_eps = (float)eps;
         if (r != ARWKV_OK) goto done;
+        /* Qwen2 always has q/k/v biases and no o bias; Llama and Qwen3 put "attention_bias" on all four */
+        if (cfg->arch == ARWKV_ARCH_QWEN2) cfg->attention_bias = 1, cfg->attention_output_bias = 0;
+        if (cfg->arch == ARWKV_ARCH_LLAMA || cfg->arch == ARWKV_ARCH_QWEN3) cfg->attention_output_bias = cfg->attention_bias;
         /* eos_token_id may be a list in newer configs: take the first */
         uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
         if (arwkv__json_type(&j, eos) == ARWKV__JSON_ARRAY && arwkv__json_is_number(&j, arwkv__json_at(&j, eos, 0)))
@@ -3097,7 +3927,9 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
                             cfg->num_heads, cfg->num_kv_heads);
             goto done;
         }
-        if (cfg->arch != ARWKV_ARCH_ARWKV7 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
+        /* a teacher's attention may be wider or narrower than its hidden size (Qwen3's head_dim 128 at
+           hidden 1024 and 16 heads); QRWKV6's time mix needs them equal */
+        if (cfg->arch == ARWKV_ARCH_QRWKV6 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
             r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
                             cfg->head_dim, cfg->num_heads, cfg->hidden_size);
             goto done;
@@ -5371,8 +6203,171 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_config(arwkv_tokenizer *t, const char *tok
     return r;
 }
 
+/* ---- The tokenizer of a GGUF file --------------------------------------------------------------
+   tokenizer.ggml.model "gpt2" (byte-level BPE) with .tokens, .merges, .token_type, .pre and the
+   special ids, handed to arwkv_tokenizer_from_parts. The strings point into the open file. */
+typedef struct arwkv__gguf_tok {
+    arwkv_tokenizer_parts p;
+    const char **tokens, **merges;
+    uint64_t *token_lens, *merge_lens;
+    int32_t *types;
+    char pre[64];
+} arwkv__gguf_tok;
+
+ARWKV_PRIVATE void arwkv__gguf_tok_free(arwkv__gguf_tok *t) {
+    arwkv__free((void *)t->tokens);
+    arwkv__free((void *)t->merges);
+    arwkv__free(t->token_lens);
+    arwkv__free(t->merge_lens);
+    arwkv__free(t->types);
+    memset(t, 0, sizeof *t);
+}
+
+/* A string array's elements as pointers and lengths into the file. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_strings(const arwkv_gguf *g, const char *key, const char ***s, uint64_t **lens, int32_t *n) {
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, key);
+    if (!kv) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' is missing", arwkv_gguf_path(g), key);
+    if (kv->type != ARWKV_GGUF_ARRAY || kv->elem_type != ARWKV_GGUF_STRING || kv->count > INT32_MAX)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' (byte %llu) is not an array of strings", arwkv_gguf_path(g), key,
+                           (unsigned long long)kv->offset);
+    *n = (int32_t)kv->count;
+    *s = (const char **)arwkv__calloc((size_t)kv->count + 1, sizeof(char *));
+    *lens = (uint64_t *)arwkv__calloc((size_t)kv->count + 1, sizeof(uint64_t));
+    if (!*s || !*lens) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", arwkv_gguf_path(g));
+    for (int32_t i = 0; i < *n; i++) {
+        size_t len;
+        ARWKV__TRY(arwkv_gguf_kv_string(g, kv, (uint64_t)i, &(*s)[i], &len));
+        (*lens)[i] = len;
+    }
+    return ARWKV_OK;
+}
+
+/* An optional token id; absent: -1. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_token_id(const arwkv_gguf *g, const char *key, int32_t n_tokens, int32_t *id) {
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, key);
+    int64_t v;
+    *id = -1;
+    if (!kv) return ARWKV_OK;
+    ARWKV__TRY(arwkv_gguf_kv_int(g, kv, 0, &v));
+    if (v < 0 || v >= n_tokens)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %lld is not a token id (the vocabulary has %d)", arwkv_gguf_path(g), key,
+                           (long long)v, n_tokens);
+    *id = (int32_t)v;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__gguf_tok_parts(const arwkv_gguf *g, arwkv__gguf_tok *t) {
+    memset(t, 0, sizeof *t);
+    const char *path = arwkv_gguf_path(g), *s;
+    size_t len;
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.model");
+    if (!kv) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.model' is missing (no tokenizer in this file)", path);
+    ARWKV__TRY(arwkv_gguf_kv_string(g, kv, 0, &s, &len));
+    if (!(len == 4 && memcmp(s, "gpt2", 4) == 0))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model \"%.*s\" is not supported (only \"gpt2\", byte-level BPE)", path,
+                           (int)(len < 64 ? len : 64), s);
+    ARWKV__TRY(arwkv__gguf_strings(g, "tokenizer.ggml.tokens", &t->tokens, &t->token_lens, &t->p.n_tokens));
+    ARWKV__TRY(arwkv__gguf_strings(g, "tokenizer.ggml.merges", &t->merges, &t->merge_lens, &t->p.n_merges));
+    if ((kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.token_type"))) {
+        if (kv->type != ARWKV_GGUF_ARRAY || kv->count != (uint64_t)t->p.n_tokens)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata 'tokenizer.ggml.token_type' is not an array of %d token types", path, t->p.n_tokens);
+        t->types = (int32_t *)arwkv__malloc((size_t)t->p.n_tokens * sizeof(int32_t) + 1);
+        if (!t->types) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        for (int32_t i = 0; i < t->p.n_tokens; i++) {
+            int64_t v;
+            ARWKV__TRY(arwkv_gguf_kv_int(g, kv, (uint64_t)i, &v));
+            t->types[i] = v < 0 || v > 6 ? -1 : (int32_t)v; /* an unknown type is refused by name in from_parts */
+        }
+    }
+    snprintf(t->pre, sizeof t->pre, "default"); /* a file that names no pre-tokenizer: llama.cpp's reading */
+    if ((kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.pre"))) {
+        ARWKV__TRY(arwkv_gguf_kv_string(g, kv, 0, &s, &len));
+        if (len >= sizeof t->pre || memchr(s, 0, len))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.*s\" is not a supported pre-tokenizer", path, (int)(len < 64 ? len : 64), s);
+        memcpy(t->pre, s, len);
+        t->pre[len] = 0;
+    }
+    ARWKV__TRY(arwkv__gguf_token_id(g, "tokenizer.ggml.bos_token_id", t->p.n_tokens, &t->p.bos_id));
+    ARWKV__TRY(arwkv__gguf_token_id(g, "tokenizer.ggml.eos_token_id", t->p.n_tokens, &t->p.eos_id));
+    ARWKV__TRY(arwkv__gguf_token_id(g, "tokenizer.ggml.padding_token_id", t->p.n_tokens, &t->p.pad_id));
+    int64_t add_bos = 0;
+    if ((kv = arwkv_gguf_find_kv(g, "tokenizer.ggml.add_bos_token"))) ARWKV__TRY(arwkv_gguf_kv_int(g, kv, 0, &add_bos));
+    t->p.add_bos = add_bos != 0 && t->p.bos_id >= 0;
+    t->p.name = path;
+    t->p.tokens = t->tokens;
+    t->p.token_lens = t->token_lens;
+    t->p.token_types = t->types;
+    t->p.merges = t->merges;
+    t->p.merge_lens = t->merge_lens;
+    t->p.pre = t->pre;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_tokenizer(const arwkv_gguf *g, arwkv_tokenizer **out) {
+    *out = NULL;
+    arwkv__gguf_tok t;
+    arwkv_result r = arwkv__gguf_tok_parts(g, &t);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_from_parts(&t.p, out);
+    arwkv__gguf_tok_free(&t);
+    return r;
+}
+
+/* tokenizer.json and tokenizer_config.json (special tokens, chat template) that stand for a GGUF
+   file's tokenizer, written into dir: a student of a GGUF teacher is a Hugging Face directory. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, const char *dir) {
+    arwkv_gguf *g;
+    ARWKV__TRY(arwkv_gguf_open(gguf_path, &g));
+    arwkv__gguf_tok t;
+    char *json = NULL, *path = NULL;
+    size_t len;
+    arwkv__buf b;
+    memset(&b, 0, sizeof b);
+    if (!arwkv_gguf_find_kv(g, "tokenizer.ggml.model")) { /* no tokenizer in the file: nothing to write, as for a directory */
+        arwkv_gguf_close(g);
+        return ARWKV_OK;
+    }
+    arwkv_result r = arwkv__gguf_tok_parts(g, &t);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_parts_json(&t.p, &json, &len);
+    if (r == ARWKV_OK) r = (path = arwkv__path_join(dir, "tokenizer.json")) ? arwkv__write_text(path, json, len) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (r == ARWKV_OK) {
+        arwkv__buf_str(&b, "{\n");
+        static const char *const keys[3] = {"bos_token", "eos_token", "pad_token"};
+        int32_t ids[3] = {t.p.bos_id, t.p.eos_id, t.p.pad_id};
+        for (int k = 0; k < 3; k++) {
+            if (ids[k] < 0) continue;
+            arwkv__buf_printf(&b, "  \"%s\": ", keys[k]);
+            arwkv__buf_json_string(&b, t.tokens[ids[k]], (size_t)t.token_lens[ids[k]]);
+            arwkv__buf_str(&b, ",\n");
+        }
+        const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "tokenizer.chat_template");
+        const char *s;
+        if (kv && arwkv_gguf_kv_string(g, kv, 0, &s, &len) == ARWKV_OK) {
+            arwkv__buf_str(&b, "  \"chat_template\": ");
+            arwkv__buf_json_string(&b, s, len);
+            arwkv__buf_str(&b, ",\n");
+        }
+        arwkv__buf_printf(&b, "  \"add_bos_token\": %s\n}\n", t.p.add_bos ? "true" : "false");
+        arwkv__free(path);
+        path = arwkv__path_join(dir, "tokenizer_config.json");
+        r = path && !b.failed ? arwkv__write_text(path, b.data, b.len) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    arwkv__buf_free(&b);
+    arwkv__free(path);
+    arwkv__free(json);
+    arwkv__gguf_tok_free(&t);
+    arwkv_gguf_close(g);
+    return r;
+}
+
 ARWKV_API arwkv_result arwkv_tokenizer_load(const char *path, arwkv_tokenizer **out) {
     *out = NULL;
+    if (arwkv__is_gguf_file(path)) {
+        arwkv_gguf *g;
+        ARWKV__TRY(arwkv_gguf_open(path, &g));
+        arwkv_result r = arwkv_gguf_tokenizer(g, out);
+        arwkv_gguf_close(g);
+        return r;
+    }
     char *file, *text;
     size_t len;
     arwkv_result r = arwkv__read_model_file(path, "tokenizer.json", &file, &text, &len);
@@ -5818,6 +6813,20 @@ ARWKV_API arwkv_result arwkv_chat_template_parse(const char *text, size_t len, c
 ARWKV_API arwkv_result arwkv_chat_template_load(const char *path, arwkv_chat_template **out) {
     if (!path || !out) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "arwkv_chat_template_load: NULL argument");
     *out = NULL;
+    if (arwkv__is_gguf_file(path)) { /* its metadata's tokenizer.chat_template */
+        arwkv_gguf *g;
+        ARWKV__TRY(arwkv_gguf_open(path, &g));
+        const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "tokenizer.chat_template");
+        const char *s;
+        size_t n;
+        char name[1024];
+        snprintf(name, sizeof name, "%s: tokenizer.chat_template", path);
+        arwkv_result r = !kv ? arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: no tokenizer.chat_template; choose one with --chat-template chatml|llama3", path)
+                             : arwkv_gguf_kv_string(g, kv, 0, &s, &n);
+        if (r == ARWKV_OK) r = arwkv_chat_template_parse(s, n, name, out);
+        arwkv_gguf_close(g);
+        return r;
+    }
     char *file = arwkv__is_dir(path) ? arwkv__path_join(path, "tokenizer_config.json") : arwkv__sibling(path, "tokenizer_config.json");
     char *text = NULL;
     size_t len;
@@ -8741,7 +9750,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
     for (int i = 0; i < c->num_layers; i++) {
         arwkv_layer *l = &m->layers[i];
         ARWKV__P(l->in_norm, 0, 1, C, 0, 0, "model.layers.%d.input_layernorm.weight", i);
-        if (c->arch == ARWKV_ARCH_QWEN2 || c->arch == ARWKV_ARCH_QRWKV6) {
+        if (c->arch != ARWKV_ARCH_ARWKV7) { /* a teacher's attention, or QRWKV6's projections */
             int64_t Q = (int64_t)c->num_heads * c->head_dim, KV = (int64_t)c->num_kv_heads * c->head_dim;
             const char *a = "model.layers.%d.self_attn.";
             char fmt[128];
@@ -8750,7 +9759,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
         snprintf(fmt, sizeof fmt, "%s%s", a, suffix);      \
         ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i);  \
     } while (0)
-            int bias = c->arch == ARWKV_ARCH_QWEN2 || c->attention_bias;
+            int bias = c->attention_bias;
             ARWKV__ATT(l->q_w, ARWKV__P_MATRIX, 2, Q, C, 0, "q_proj.weight");
             if (bias) ARWKV__ATT(l->q_b, 0, 1, Q, 0, 0, "q_proj.bias");
             ARWKV__ATT(l->k_w, ARWKV__P_MATRIX, 2, KV, C, 0, "k_proj.weight");
@@ -8758,7 +9767,11 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
             ARWKV__ATT(l->v_w, ARWKV__P_MATRIX, 2, KV, C, 0, "v_proj.weight");
             if (bias) ARWKV__ATT(l->v_b, 0, 1, KV, 0, 0, "v_proj.bias");
             ARWKV__ATT(l->o_w, ARWKV__P_MATRIX, 2, C, Q, 0, "o_proj.weight");
-            if (c->arch == ARWKV_ARCH_QRWKV6 && c->attention_output_bias) ARWKV__ATT(l->o_b, 0, 1, C, 0, 0, "o_proj.bias");
+            if (c->attention_output_bias) ARWKV__ATT(l->o_b, 0, 1, C, 0, 0, "o_proj.bias");
+            if (c->qk_norm) {
+                ARWKV__ATT(l->q_norm, 0, 1, c->head_dim, 0, 0, "q_norm.weight");
+                ARWKV__ATT(l->k_norm, 0, 1, c->head_dim, 0, 0, "k_norm.weight");
+            }
             if (c->arch == ARWKV_ARCH_QRWKV6) {
                 int64_t Dm = c->lora_rank_tokenshift, Dd = c->lora_rank_decay;
                 ARWKV__ATT(l->maa_x, 0, 3, 1, 1, C, "time_maa_x");
@@ -8969,6 +9982,217 @@ ARWKV_PRIVATE arwkv_result arwkv__read_lora_ranks(arwkv_model *m) {
     return ARWKV_OK;
 }
 
+/* ---- Teachers from GGUF files ------------------------------------------------------------------
+   A llama.cpp file of a llama, qwen2 or qwen3 model becomes the same arwkv_model as its Hugging Face
+   directory: the config from the metadata, each tensor dequantized to fp32 under its transformers
+   name. fp32 because transformers dequantizes GGUF weights to fp32 too, so the two compute from
+   identical weights (4 bytes a parameter: 540 MB for a 135M model). llama.cpp's converter stores the
+   q and k rows of a Llama head interleaved for its RoPE (row 2i + p of a head is row p*D/2 + i of
+   transformers' layout); that is undone here. */
+
+/* An integer metadata value; absent: *out keeps its value unless required. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_cfg_int(const arwkv_gguf *g, const char *arch, const char *suffix, int required, int *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s%s", arch, suffix);
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, key);
+    if (!kv) return required ? arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' is missing", g->file.path, key) : ARWKV_OK;
+    int64_t v;
+    ARWKV__TRY(arwkv_gguf_kv_int(g, kv, 0, &v));
+    if (kv->type == ARWKV_GGUF_ARRAY)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: metadata '%s' is an array (a different value per layer is not supported)", g->file.path, key);
+    if (v < 0 || v > (1 << 24))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", g->file.path, key, (long long)v);
+    *out = (int)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_gguf_config(const arwkv_gguf *g, arwkv_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    const char *path = g->file.path, *s;
+    size_t len;
+    const arwkv_gguf_kv *kv = arwkv_gguf_find_kv(g, "general.architecture");
+    if (!kv) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata 'general.architecture' is missing", path);
+    ARWKV__TRY(arwkv_gguf_kv_string(g, kv, 0, &s, &len));
+    char arch[32];
+    if (len >= sizeof arch) len = sizeof arch - 1;
+    memcpy(arch, s, len);
+    arch[len] = 0;
+    if (strcmp(arch, "llama") == 0) cfg->arch = ARWKV_ARCH_LLAMA;
+    else if (strcmp(arch, "qwen2") == 0) cfg->arch = ARWKV_ARCH_QWEN2;
+    else if (strcmp(arch, "qwen3") == 0) cfg->arch = ARWKV_ARCH_QWEN3;
+    else return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: general.architecture \"%s\" is not supported (llama, qwen2 and qwen3 are)", path, arch);
+    cfg->base_arch = cfg->arch;
+    strcat(arch, ".");
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "block_count", 1, &cfg->num_layers));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "embedding_length", 1, &cfg->hidden_size));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "feed_forward_length", 1, &cfg->intermediate_size));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.head_count", 1, &cfg->num_heads));
+    cfg->max_position_embeddings = 4096;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "context_length", 0, &cfg->max_position_embeddings));
+    if (cfg->num_layers <= 0 || cfg->hidden_size <= 0 || cfg->intermediate_size <= 0 || cfg->num_heads <= 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: block_count, embedding_length, feed_forward_length and head_count must be positive", path);
+    cfg->num_kv_heads = cfg->num_heads;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.head_count_kv", 0, &cfg->num_kv_heads));
+    cfg->head_dim = cfg->hidden_size / cfg->num_heads;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.key_length", 0, &cfg->head_dim));
+    int value_dim = cfg->head_dim, rope_dim = cfg->head_dim;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "attention.value_length", 0, &value_dim));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, arch, "rope.dimension_count", 0, &rope_dim));
+    if (cfg->num_kv_heads <= 0 || cfg->num_heads % cfg->num_kv_heads != 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: head_count %d is not a multiple of head_count_kv %d", path, cfg->num_heads, cfg->num_kv_heads);
+    if (cfg->head_dim <= 0 || cfg->head_dim % 2 != 0 || value_dim != cfg->head_dim || rope_dim != cfg->head_dim)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head size %d (value %d, rotary %d): an even head size, equal for keys, values and "
+                           "the rotation, is supported", path, cfg->head_dim, value_dim, rope_dim);
+    char key[160];
+    double v;
+    snprintf(key, sizeof key, "%sattention.layer_norm_rms_epsilon", arch);
+    if (!(kv = arwkv_gguf_find_kv(g, key))) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' is missing", path, key);
+    ARWKV__TRY(arwkv_gguf_kv_float(g, kv, 0, &v));
+    if (!(v > 0 && v < 1)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, key, v);
+    cfg->rms_norm_eps = (float)v;
+    cfg->rope_theta = 10000; /* llama.cpp's default */
+    snprintf(key, sizeof key, "%srope.freq_base", arch);
+    if ((kv = arwkv_gguf_find_kv(g, key))) ARWKV__TRY(arwkv_gguf_kv_float(g, kv, 0, &cfg->rope_theta));
+    if (!(cfg->rope_theta > 1)) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: metadata '%s' = %g is out of range", path, key, cfg->rope_theta);
+    /* scaled rotary embeddings change the angles: refuse rather than compute another model */
+    snprintf(key, sizeof key, "%srope.scaling.type", arch);
+    if ((kv = arwkv_gguf_find_kv(g, key)) && arwkv_gguf_kv_string(g, kv, 0, &s, &len) == ARWKV_OK && !(len == 4 && memcmp(s, "none", 4) == 0))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s \"%.*s\" is not supported (only the default rotary embedding)", path, key, (int)len, s);
+    if (arwkv_gguf_find_tensor(g, "rope_freqs.weight"))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor 'rope_freqs.weight' (Llama 3.1 rope scaling) is not supported", path);
+    const arwkv_gguf_tensor *emb = arwkv_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb || emb->ndim != 2 || emb->ne[0] != cfg->hidden_size || emb->ne[1] > (1 << 24))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s: tensor 'token_embd.weight' %s", path, emb ? "is not [vocabulary, embedding_length]" : "is missing");
+    cfg->vocab_size = (int)emb->ne[1];
+    cfg->tie_word_embeddings = arwkv_gguf_find_tensor(g, "output.weight") == NULL;
+    cfg->attention_bias = arwkv_gguf_find_tensor(g, "blk.0.attn_q.bias") != NULL;
+    cfg->attention_output_bias = arwkv_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
+    if (cfg->arch == ARWKV_ARCH_QWEN2 && (!cfg->attention_bias || cfg->attention_output_bias))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: a qwen2 model has q/k/v biases and no output bias; this file differs", path);
+    cfg->qk_norm = cfg->arch == ARWKV_ARCH_QWEN3;
+    cfg->bos_token_id = cfg->eos_token_id = -1;
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, "tokenizer.ggml.", "bos_token_id", 0, &cfg->bos_token_id));
+    ARWKV__TRY(arwkv__gguf_cfg_int(g, "tokenizer.ggml.", "eos_token_id", 0, &cfg->eos_token_id));
+    snprintf(cfg->torch_dtype, sizeof cfg->torch_dtype, "float32");
+    return ARWKV_OK;
+}
+
+/* The transformers name of a GGUF tensor name; 0 if the name is not one of a llama/qwen model. */
+ARWKV_PRIVATE int arwkv__gguf_hf_name(const char *name, int n_layers, char *out, size_t cap) {
+    static const char *top[][2] = {{"token_embd.weight", "model.embed_tokens.weight"},
+                                   {"output_norm.weight", "model.norm.weight"},
+                                   {"output.weight", "lm_head.weight"}};
+    static const char *layer[][2] = {
+        {"attn_norm.weight", "input_layernorm.weight"},      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+        {"attn_q.weight", "self_attn.q_proj.weight"},        {"attn_q.bias", "self_attn.q_proj.bias"},
+        {"attn_k.weight", "self_attn.k_proj.weight"},        {"attn_k.bias", "self_attn.k_proj.bias"},
+        {"attn_v.weight", "self_attn.v_proj.weight"},        {"attn_v.bias", "self_attn.v_proj.bias"},
+        {"attn_output.weight", "self_attn.o_proj.weight"},   {"attn_output.bias", "self_attn.o_proj.bias"},
+        {"attn_q_norm.weight", "self_attn.q_norm.weight"},   {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+        {"ffn_gate.weight", "mlp.gate_proj.weight"},         {"ffn_up.weight", "mlp.up_proj.weight"},
+        {"ffn_down.weight", "mlp.down_proj.weight"},
+    };
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (strcmp(name, top[i][0]) == 0) return snprintf(out, cap, "%s", top[i][1]) > 0;
+    if (strncmp(name, "blk.", 4) != 0) return 0;
+    const char *p = name + 4;
+    long l = 0;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9' && l <= n_layers) l = l * 10 + (*p++ - '0');
+    if (*p++ != '.' || l >= n_layers) return 0;
+    for (size_t i = 0; i < sizeof layer / sizeof layer[0]; i++)
+        if (strcmp(p, layer[i][0]) == 0) return snprintf(out, cap, "model.layers.%ld.%s", l, layer[i][1]) > 0;
+    return 0;
+}
+
+/* Undo llama.cpp's RoPE row order in place: rows of `heads` heads of D rows of `cols` values. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_unpermute(float *w, int64_t heads, int64_t D, int64_t cols) {
+    float *tmp = (float *)arwkv__malloc((size_t)(D * cols) * sizeof(float));
+    if (!tmp) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int64_t h = 0; h < heads; h++) {
+        float *head = w + h * D * cols;
+        memcpy(tmp, head, (size_t)(D * cols) * sizeof(float));
+        for (int64_t i = 0; i < D / 2; i++)
+            for (int64_t p = 0; p < 2; p++) memcpy(head + (p * D / 2 + i) * cols, tmp + (2 * i + p) * cols, (size_t)cols * sizeof(float));
+    }
+    arwkv__free(tmp);
+    return ARWKV_OK;
+}
+
+/* Open a GGUF model as a checkpoint of fp32 tensors with transformers names, in one malloc'd block
+   (the GGUF file can be closed afterwards). */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_checkpoint(const arwkv_gguf *g, const arwkv_config *cfg, arwkv_safetensors **out) {
+    *out = NULL;
+    const char *path = g->file.path;
+    uint64_t total = 0;
+    char hf[160];
+    for (int i = 0; i < g->n_tensors; i++) {
+        const arwkv_gguf_tensor *t = &g->tensors[i];
+        if (!arwkv__gguf_hf_name(t->name, cfg->num_layers, hf, sizeof hf))
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s' is not part of a %s model with %d layers", path, t->name,
+                               arwkv_arch_name(cfg->arch), cfg->num_layers);
+        if ((uint64_t)t->numel > (SIZE_MAX / 2 - total) / 4)
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: the tensors do not fit in memory as fp32", path);
+        total += (uint64_t)t->numel * 4;
+    }
+    arwkv_safetensors *st;
+    ARWKV__TRY(arwkv__st_new(path, 1, &st));
+    st->n_files = 1;
+    arwkv__st_file *f = &st->files[0];
+    f->path = arwkv__strdup(path);
+    f->map = (const unsigned char *)arwkv__malloc((size_t)total);
+    f->size = (size_t)total;
+    f->owned = 2;
+    st->tensors = (arwkv_tensor_info *)arwkv__calloc((size_t)g->n_tensors + 1, sizeof *st->tensors);
+    st->cap_tensors = g->n_tensors + 1;
+    arwkv_result r = f->path && f->map && st->tensors ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory for %llu bytes of fp32 weights", path, (unsigned long long)total);
+    uint64_t at = 0;
+    for (int i = 0; i < g->n_tensors && r == ARWKV_OK; i++) {
+        const arwkv_gguf_tensor *t = &g->tensors[i];
+        arwkv_tensor_info *o = &st->tensors[i];
+        arwkv__gguf_hf_name(t->name, cfg->num_layers, hf, sizeof hf);
+        o->name = arwkv__strdup(hf);
+        st->n_tensors = i + 1;
+        if (!o->name) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        o->dtype = ARWKV_F32;
+        o->ndim = t->ndim;
+        for (int d = 0; d < t->ndim; d++) o->shape[d] = t->ne[t->ndim - 1 - d]; /* PyTorch order */
+        o->numel = t->numel;
+        o->nbytes = (size_t)t->numel * 4;
+        o->offset = at;
+        o->data = f->map + at;
+        at += o->nbytes;
+        float *w = (float *)(uintptr_t)o->data;
+        if (r == ARWKV_OK) r = arwkv_gguf_tensor_f32(g, t, w, t->numel);
+        /* llama.cpp permuted Llama's q and k rows (weights and biases) for its RoPE; undo it */
+        int is_q = strstr(t->name, ".attn_q.") != NULL, is_k = strstr(t->name, ".attn_k.") != NULL;
+        if (r == ARWKV_OK && cfg->arch == ARWKV_ARCH_LLAMA && (is_q || is_k)) {
+            int64_t heads = is_q ? cfg->num_heads : cfg->num_kv_heads, rows = o->ndim == 2 ? o->shape[0] : o->numel;
+            if (rows != heads * cfg->head_dim)
+                r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensor '%s' has %lld rows, not %lld heads x %d", path, t->name, (long long)rows,
+                                (long long)heads, cfg->head_dim);
+            else r = arwkv__gguf_unpermute(w, heads, cfg->head_dim, o->numel / rows);
+        }
+    }
+    if (r == ARWKV_OK) r = arwkv__st_build_table(st);
+    if (r != ARWKV_OK) {
+        arwkv_st_close(st);
+        return r;
+    }
+    *out = st;
+    return ARWKV_OK;
+}
+
+/* The config and the fp32 checkpoint of a GGUF teacher. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_model_open(const char *path, arwkv_config *cfg, arwkv_safetensors **st) {
+    arwkv_gguf *g;
+    ARWKV__TRY(arwkv_gguf_open(path, &g));
+    arwkv_result r = arwkv_gguf_config(g, cfg);
+    if (r == ARWKV_OK) r = arwkv__gguf_checkpoint(g, cfg, st);
+    arwkv_gguf_close(g);
+    return r;
+}
+
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) {
     *out = NULL;
     arwkv_model *m = (arwkv_model *)arwkv__calloc(1, sizeof *m);
@@ -8976,10 +10200,14 @@ ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwk
     m->be = be;
     m->dir = arwkv__strdup(dir);
     arwkv_result r = m->dir ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-    if (r == ARWKV_OK && !arwkv__is_dir(dir))
-        r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: not a directory (a model is a directory with config.json and safetensors)", dir);
-    if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
-    if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
+    if (r == ARWKV_OK && arwkv__is_gguf_file(dir)) r = arwkv__gguf_model_open(dir, &m->cfg, &m->st);
+    else {
+        if (r == ARWKV_OK && !arwkv__is_dir(dir))
+            r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: not a directory or a GGUF file (a model is a directory with config.json and "
+                            "safetensors, or a .gguf file)", dir);
+        if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
+        if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
+    }
     if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7) r = arwkv__read_lora_ranks(m);
     if (r == ARWKV_OK) r = arwkv__declare_params(m);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
@@ -9006,8 +10234,11 @@ ARWKV_PRIVATE void arwkv__json_kv_int(arwkv__buf *b, const char *key, long long 
 /* config.json in the layout transformers and llama.cpp read for each architecture. */
 ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
     arwkv__buf_printf(b, "{\n  \"architectures\": [\n    \"%s\"\n  ],\n", arwkv_arch_name(c->arch));
-    const char *model_type = c->arch == ARWKV_ARCH_QWEN2 ? "qwen2" : c->arch == ARWKV_ARCH_ARWKV7 ? "rwkv_hybrid" : "rwkv6qwen2";
-    arwkv__buf_printf(b, "  \"model_type\": \"%s\",\n", model_type);
+    arwkv__buf_printf(b, "  \"model_type\": \"%s\",\n", arwkv__arch_model_type(c->arch));
+    if (!arwkv_arch_is_teacher(c->arch)) /* the Transformer whose embeddings, norms, MLPs and head these are */
+        arwkv__buf_printf(b, "  \"teacher_architecture\": \"%s\",\n", arwkv_arch_name(c->base_arch ? c->base_arch : ARWKV_ARCH_QWEN2));
+    if (c->arch == ARWKV_ARCH_LLAMA || c->arch == ARWKV_ARCH_QWEN3)
+        arwkv__buf_printf(b, "  \"attention_bias\": %s,\n", c->attention_bias ? "true" : "false");
     arwkv__buf_str(b, "  \"attention_dropout\": 0.0,\n");
     if (c->bos_token_id >= 0) arwkv__json_kv_int(b, "bos_token_id", c->bos_token_id, 0);
     if (c->eos_token_id >= 0) arwkv__json_kv_int(b, "eos_token_id", c->eos_token_id, 0);
@@ -9108,7 +10339,8 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         arwkv__free(path);
         arwkv__buf_free(&b);
     }
-    if (r == ARWKV_OK && tokenizer_dir) {
+    if (r == ARWKV_OK && tokenizer_dir && arwkv__is_gguf_file(tokenizer_dir)) r = arwkv__gguf_write_tokenizer(tokenizer_dir, dir);
+    else if (r == ARWKV_OK && tokenizer_dir) {
         const char *files[3] = {"tokenizer.json", "tokenizer_config.json", "generation_config.json"};
         for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
             char *from = arwkv__path_join(tokenizer_dir, files[k]), *to = arwkv__path_join(dir, files[k]);
@@ -9199,9 +10431,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_reserve(arwkv_teacher *t, int rows) {
 
 ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the teacher must be a Qwen2ForCausalLM, this model is %s", m->dir ? m->dir : "model",
-                           arwkv_arch_name(m->cfg.arch));
+    if (!arwkv_arch_is_teacher(m->cfg.arch))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: the teacher must be a Transformer (Qwen2, Llama or Qwen3 ForCausalLM), this model is %s",
+                           m->dir ? m->dir : "model", arwkv_arch_name(m->cfg.arch));
     if (!m->be->qwen)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no Qwen ops (rope, attention)", arwkv_backend_name(m->be));
     arwkv_teacher *t = (arwkv_teacher *)arwkv__calloc(1, sizeof *t);
@@ -9254,6 +10486,10 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, R, L->q_w, L->q_b, 0));
     ARWKV__TRY(arwkv__teacher_linear(be, k_new, KV, t->xn, R, L->k_w, L->k_b, 0));
     ARWKV__TRY(arwkv__teacher_linear(be, v_new, KV, t->xn, R, L->v_w, L->v_b, 0));
+    if (c->qk_norm) { /* Qwen3: each head's q and k RMS-normalized (rows of D floats), before RoPE */
+        ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, R * H, D, c->rms_norm_eps));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, k_new, NULL, k_new, L->k_norm->data, L->k_norm->dtype, R * Hkv, D, c->rms_norm_eps));
+    }
     ARWKV__TRY(be->qwen->rope_forward(be, t->q, R, H, D, (ptrdiff_t)H * D, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->rope_forward(be, k_new, R, Hkv, D, KV, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->attention_forward(be, t->att, t->q, kc, vc, B, n, p0, H, Hkv, D, kv_bs));
@@ -9336,8 +10572,8 @@ ARWKV_PRIVATE arwkv_result arwkv__kv_cache_reserve(arwkv_kv_cache *c, int need) 
 
 ARWKV_API arwkv_result arwkv_kv_cache_create(arwkv_model *m, int max_len, arwkv_kv_cache **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_QWEN2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "KV cache: the model is %s, not a Qwen2ForCausalLM", arwkv_arch_name(m->cfg.arch));
+    if (!arwkv_arch_is_teacher(m->cfg.arch))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "KV cache: the model is %s, not a Transformer teacher", arwkv_arch_name(m->cfg.arch));
     arwkv_kv_cache *c = (arwkv_kv_cache *)arwkv__calloc(1, sizeof *c);
     if (!c) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "KV cache: out of memory");
     c->be = m->be;
@@ -9636,8 +10872,9 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     s->be = teacher->be;
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_QRWKV6;
-    s->cfg.attention_bias = 1; /* Qwen2's q/k/v biases */
-    s->cfg.attention_output_bias = 0;
+    s->cfg.base_arch = tc->arch;
+    s->cfg.qk_norm = 0; /* Qwen3's q/k norms scale softmax logits: they go with the attention */
+    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) */
     s->cfg.head_size = tc->head_dim;
     s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
     s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
@@ -9663,8 +10900,9 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     if (opt_in) opt = *opt_in;
     else arwkv_student_options_default(&opt);
     const arwkv_config *tc = &teacher->cfg;
-    if (tc->arch != ARWKV_ARCH_QWEN2)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Qwen2ForCausalLM teacher, not %s", arwkv_arch_name(tc->arch));
+    if (!arwkv_arch_is_teacher(tc->arch))
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "a student is made from a Transformer teacher (Qwen2, Llama or Qwen3 ForCausalLM), not %s",
+                           arwkv_arch_name(tc->arch));
     if (opt.arch == ARWKV_ARCH_QRWKV6) return arwkv__student_create_qrwkv6(teacher, &opt, out);
     if (opt.arch != ARWKV_ARCH_UNKNOWN && opt.arch != ARWKV_ARCH_ARWKV7)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "a student is ARWKV-7 or QRWKV6, not %s", arwkv_arch_name(opt.arch));
@@ -9677,6 +10915,8 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     s->be = teacher->be;
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_ARWKV7;
+    s->cfg.base_arch = tc->arch;
+    s->cfg.qk_norm = 0; /* the attention, q/k norms included, is what the time mix replaces */
     s->cfg.head_size = 64;
     s->cfg.head_size_divisor = 8;
     s->cfg.wkv_has_gate = opt.gate != 0;
@@ -10871,11 +12111,19 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
                            opt->seq_len);
     if (student->cfg.arch != ARWKV_ARCH_ARWKV7 && student->cfg.arch != ARWKV_ARCH_QRWKV6)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training needs an ARWKV-7 or QRWKV6 student; this one is %s", arwkv_arch_name(student->cfg.arch));
-    if (teacher && (teacher->cfg.vocab_size != student->cfg.vocab_size || teacher->cfg.hidden_size != student->cfg.hidden_size ||
-                    teacher->cfg.num_layers != student->cfg.num_layers || teacher->be != student->be))
-        return arwkv__fail(ARWKV_ERR_SHAPE, "teacher (vocab %d, hidden %d, %d layers) and student (vocab %d, hidden %d, %d layers) do not match, "
-                           "or live on different backends", teacher->cfg.vocab_size, teacher->cfg.hidden_size, teacher->cfg.num_layers,
-                           student->cfg.vocab_size, student->cfg.hidden_size, student->cfg.num_layers);
+    /* Stage 1 aligns layer with layer, so the teacher must be the student's own base. Stage 2 only
+       compares next-token distributions: any teacher over the same vocabulary will do, a larger one
+       included (knowledge transfer from a larger LLM). */
+    const char *tname = teacher && teacher->dir ? teacher->dir : "teacher", *sname = student->dir ? student->dir : "student";
+    if (teacher && teacher->be != student->be)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the teacher %s and the student %s live on different backends", tname, sname);
+    if (teacher && teacher->cfg.vocab_size != student->cfg.vocab_size)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "the teacher %s has a vocabulary of %d tokens, the student %s one of %d: distillation needs "
+                           "the same vocabulary", tname, teacher->cfg.vocab_size, sname, student->cfg.vocab_size);
+    if (teacher && opt->stage == 1 && (teacher->cfg.hidden_size != student->cfg.hidden_size || teacher->cfg.num_layers != student->cfg.num_layers))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "stage 1 aligns each layer with the teacher's, but the teacher %s (hidden %d, %d layers) is not the "
+                           "student %s's base (hidden %d, %d layers); a larger teacher can teach in stage 2", tname, teacher->cfg.hidden_size,
+                           teacher->cfg.num_layers, sname, student->cfg.hidden_size, student->cfg.num_layers);
     arwkv_trainer *tr = (arwkv_trainer *)arwkv__calloc(1, sizeof *tr);
     if (!tr) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     tr->teacher = teacher, tr->student = student, tr->opt = *opt, tr->train = train;
@@ -11400,7 +12648,7 @@ ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwk
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     s->m = m;
     arwkv_result r;
-    if (m->cfg.arch == ARWKV_ARCH_QWEN2) {
+    if (arwkv_arch_is_teacher(m->cfg.arch)) {
         r = arwkv_teacher_create(m, &s->tw);
         if (r == ARWKV_OK) r = arwkv_kv_cache_create(m, max_tokens, &s->kv);
     } else {
@@ -11491,7 +12739,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
     if (r == ARWKV_OK) r = be->mem->alloc(be, ARWKV__LOGIT_ROWS * sizeof(int32_t), (void **)&labels);
     for (int i = 0; labels_host && i < n; i++) labels_host[i] = i + 1 < n ? ids[i + 1] : -1;
     double sum = 0;
-    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QWEN2) { /* the teacher reads the whole sequence at once */
+    if (r == ARWKV_OK && arwkv_arch_is_teacher(m->cfg.arch)) { /* the teacher reads the whole sequence at once */
         arwkv_teacher *t = NULL;
         const float *hidden;
         r = arwkv_teacher_create(m, &t);

@@ -34,6 +34,7 @@ static void usage(FILE *f) {
             "usage: arwkv-chat --model DIR [options]\n"
             "\n"
             "  --model DIR           a Hugging Face model directory (Qwen2 teacher or ARWKV-7 / QRWKV6 student)\n"
+            "                        or a GGUF file (llama, qwen2, qwen3; its tokenizer and template too)\n"
             "  --prompt TEXT         answer one message and exit (reply on stdout, statistics on stderr)\n"
             "  --raw                 with --prompt: continue TEXT as plain text, without the chat template\n"
             "  --system TEXT         system prompt (default: the one the model's chat template states, if any)\n"
@@ -250,7 +251,7 @@ static char *read_message(int tty, int *cancelled) {
 static int interactive(chat *c) {
     int tty = isatty(0);
     if (tty)
-        printf("arwkv-chat: %s (%s). /help for commands, Ctrl-D to leave.\n", c->m->cfg.arch == ARWKV_ARCH_QWEN2 ? "teacher" : "student",
+        printf("arwkv-chat: %s (%s). /help for commands, Ctrl-D to leave.\n", arwkv_arch_is_teacher(c->m->cfg.arch) ? "teacher" : "student",
                arwkv_arch_name(c->m->cfg.arch));
     for (;;) {
         int cancelled;

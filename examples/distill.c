@@ -1,8 +1,11 @@
-/* arwkv-distill: the example trainer. Distills a Qwen2 teacher into an ARWKV-7 student:
+/* arwkv-distill: the example trainer. Distills a Transformer teacher (Qwen2, Llama, Qwen3) into an
+   ARWKV-7 or QRWKV6 student:
      stage 1  align each student time mix with its layer's attention output
      stage 2  match the teacher's next-token distribution (KL over the full vocabulary)
      stage 3  fine-tune on chat conversations (cross-entropy on assistant turns)
-   Everything is in arwkv.h; this file parses flags, loads data, prints progress and saves.
+   Everything is in arwkv.h; this file parses flags, loads data, prints progress and saves. Stage 2
+   may use a larger teacher than the student's own base (--teacher BIG --student SMALL) when both
+   have the same vocabulary.
 
    Example:
      arwkv-distill --teacher models/qwen2-code-tiny --out out/s1 --stage 1 --data train.txt \
@@ -30,7 +33,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: arwkv-distill --teacher DIR --out DIR --stage 1|2|3 --data PATH... [options]\n"
             "\n"
-            "  --teacher DIR        Qwen2 teacher (Hugging Face directory)\n"
+            "  --teacher DIR        Qwen2, Llama or Qwen3 teacher (Hugging Face directory or GGUF file); in stage 2\n"
+            "                       any teacher with the student's vocabulary, e.g. a larger one\n"
             "  --out DIR            where the student and its checkpoints go\n"
             "  --stage N            1 align time mixes, 2 distill logits (KL), 3 chat fine-tuning\n"
             "  --data PATH...       training files: plain text, or JSON lines of {\"text\": ...} or\n"
@@ -171,6 +175,29 @@ static void print_eval(const char *when, const arwkv_eval_stats *e, int has_teac
     fflush(stdout);
 }
 
+/* Stage 2 with a teacher other than the student's base compares their distributions token by token,
+   which means nothing unless id i is the same token in both: the same number of ids, and each id
+   the same bytes and the same special status. */
+static arwkv_result same_vocabulary(const arwkv_tokenizer *t, const char *tdir, const arwkv_tokenizer *s, const char *sdir) {
+    int32_t n = arwkv_tokenizer_vocab_size(t);
+    if (n != arwkv_tokenizer_vocab_size(s)) {
+        fprintf(stderr, "arwkv-distill: the teacher %s has a tokenizer of %d ids, the student %s one of %d: distillation needs the same vocabulary\n",
+                tdir, (int)n, sdir, (int)arwkv_tokenizer_vocab_size(s));
+        return ARWKV_ERR_SHAPE;
+    }
+    for (int32_t id = 0; id < n; id++) {
+        size_t lt = 0, ls = 0;
+        const char *bt = arwkv_tokenizer_token_bytes(t, id, &lt), *bs = arwkv_tokenizer_token_bytes(s, id, &ls);
+        if ((bt == NULL) != (bs == NULL) || lt != ls || (lt && memcmp(bt, bs, lt) != 0) ||
+            arwkv_tokenizer_is_special(t, id) != arwkv_tokenizer_is_special(s, id)) {
+            fprintf(stderr, "arwkv-distill: the teacher %s and the student %s have different vocabularies: token %d is \"%.*s\" in one and "
+                    "\"%.*s\" in the other\n", tdir, sdir, (int)id, bt ? (int)lt : 0, bt ? bt : "", bs ? (int)ls : 0, bs ? bs : "");
+            return ARWKV_ERR_SHAPE;
+        }
+    }
+    return ARWKV_OK;
+}
+
 static arwkv_result load_files(arwkv_dataset *d, const arwkv_tokenizer *tok, const char **paths, int n, int32_t eos) {
     arwkv_dataset_init(d);
     for (int i = 0; i < n; i++) ARWKV__TRY(arwkv_dataset_add_file(d, tok, paths[i], eos));
@@ -190,7 +217,7 @@ int main(int argc, char **argv) {
 
     arwkv_backend *be = NULL;
     arwkv_model *teacher = NULL, *student = NULL;
-    arwkv_tokenizer *tok = NULL;
+    arwkv_tokenizer *tok = NULL, *student_tok = NULL;
     arwkv_trainer *tr = NULL;
     arwkv_dataset train, eval;
     arwkv_dataset_init(&train);
@@ -238,6 +265,11 @@ int main(int argc, char **argv) {
         printf("resuming from %s\n", ckpt);
     } else if (a.student) {
         STEP(arwkv_model_load(a.student, be, &student), "loading the student");
+        /* the student's own tokenizer, when it has one, must be the teacher's (ids read as the same tokens) */
+        if (r == ARWKV_OK && a.teacher && arwkv_tokenizer_load(a.student, &student_tok) == ARWKV_OK &&
+            (r = same_vocabulary(tok, a.teacher, student_tok, a.student)) != ARWKV_OK)
+            goto done;
+        arwkv_clear_error();
     } else {
         arwkv_student_options so;
         arwkv_student_options_default(&so);
@@ -352,6 +384,7 @@ done:
     arwkv_dataset_free(&train);
     arwkv_dataset_free(&eval);
     arwkv_tokenizer_free(tok);
+    arwkv_tokenizer_free(student_tok);
     arwkv_model_free(student);
     arwkv_model_free(teacher);
     arwkv_backend_destroy(be);

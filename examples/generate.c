@@ -18,7 +18,7 @@ static int fail(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    const char *usage = "usage: arwkv-generate MODEL_DIR PROMPT [N]   (N new tokens, default 32)\n";
+    const char *usage = "usage: arwkv-generate MODEL_DIR PROMPT [N]   (N new tokens, default 32; MODEL_DIR may be a .gguf file)\n";
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) return fputs(usage, stdout), 0;
     if (argc < 3 || argc > 4) return fputs(usage, stderr), 2;
     int n_new = argc == 4 ? atoi(argv[3]) : 32;

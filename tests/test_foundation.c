@@ -449,7 +449,7 @@ TEST(config_variants) {
               c.num_kv_heads == 8 && c.attention_output_bias == 0 && fabsf(c.rms_norm_eps - 1e-5f) < 1e-12f, "QRWKV6 with llama.cpp's default ranks");
 
     struct { const char *text; arwkv_result code; const char *message; } bad[] = {
-        {"{\"architectures\":[\"LlamaForCausalLM\"]," QWEN_KEYS "\"num_attention_heads\":4}", ARWKV_ERR_UNSUPPORTED, "\"LlamaForCausalLM\""},
+        {"{\"architectures\":[\"GPT2LMHeadModel\"]," QWEN_KEYS "\"num_attention_heads\":4}", ARWKV_ERR_UNSUPPORTED, "\"GPT2LMHeadModel\""},
         {"{\"architectures\":[\"Qwen2ForCausalLM\"],\"vocab_size\":100}", ARWKV_ERR_FORMAT, "\"hidden_size\" is missing"},
         {"{\"architectures\":[\"Qwen2ForCausalLM\"]," QWEN_KEYS "\"num_attention_heads\":\"4\"}", ARWKV_ERR_FORMAT, "\"num_attention_heads\" must be a number"},
         {"{\"architectures\":[\"Qwen2ForCausalLM\"]," QWEN_KEYS "\"num_attention_heads\":4.5}", ARWKV_ERR_FORMAT, "must be an integer"},

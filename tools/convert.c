@@ -3,7 +3,8 @@
      arwkv-convert --teacher DIR --out DIR [--arch arwkv7|qrwkv6] [--init upstream|inherit]
                    [--no-gate] [--group-norm] [--seed S]
 
-   The student is the teacher with every self-attention replaced by a time mix: RWKV-7 (ARWKV,
+   The teacher is a Qwen2, Llama or Qwen3 ForCausalLM directory. The student is the teacher with every
+   self-attention replaced by a time mix: RWKV-7 (ARWKV,
    RwkvHybridForCausalLM, the default) or RWKV-6 (QRWKV6, RWKV6Qwen2ForCausalLM). Embeddings, norms,
    MLPs and head are copied; the time mix starts from upstream's init rule (or, with --init inherit,
    takes its r/k/v/o from the attention's q/k/v/o). The directory written is a Hugging Face model
@@ -16,7 +17,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: arwkv-convert --teacher DIR --out DIR [--arch arwkv7|qrwkv6] [--init upstream|inherit]\n"
-               "                     [--no-gate] [--group-norm] [--seed S]\n");
+               "                     [--no-gate] [--group-norm] [--seed S]\n"
+               "  --teacher is a Hugging Face directory or a GGUF file; the student is a directory\n");
 }
 
 int main(int argc, char **argv) {
@@ -67,8 +69,8 @@ int main(int argc, char **argv) {
     if (r == ARWKV_OK) r = arwkv_student_create(t, &o, &s);
     if (r == ARWKV_OK) r = arwkv_model_save(s, out, ARWKV_DTYPE_UNKNOWN, 0, teacher_dir);
     if (r == ARWKV_OK)
-        printf("%s: %s student of %s (%lld parameters, init %s%s)\n", out, arwkv_arch_name(s->cfg.arch), teacher_dir,
-               (long long)arwkv_model_numel(s), o.init == ARWKV_INIT_INHERIT ? "inherit" : "upstream",
+        printf("%s: %s student of %s (%s, %lld parameters, init %s%s)\n", out, arwkv_arch_name(s->cfg.arch), teacher_dir,
+               arwkv_arch_name(t->cfg.arch), (long long)arwkv_model_numel(s), o.init == ARWKV_INIT_INHERIT ? "inherit" : "upstream",
                s->cfg.arch == ARWKV_ARCH_ARWKV7 ? (s->cfg.wkv_has_gate ? ", gate" : ", no gate") : "");
     else
         fprintf(stderr, "arwkv-convert: %s\n", arwkv_last_error());

@@ -19,7 +19,8 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: arwkv-eval --model DIR --text FILE [--max-tokens N] [--threads N]%s\n"
-               "  prints 'tokens N nll X ppl Y': mean negative log-likelihood (nats) of tokens 2..N\n",
+               "  prints 'tokens N nll X ppl Y': mean negative log-likelihood (nats) of tokens 2..N\n"
+               "  --model is a Hugging Face model directory or a GGUF file (weights and tokenizer)\n",
 #ifdef ARWKV_GPU
             " [--gpu]"
 #else

@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "added (no BOS/EOS). Text of added tokens such as <|endoftext|> or <|im_end|> in the file\n"
             "becomes those tokens, as tokenizers' encode does, unless --no-special is given.\n"
             "\n"
-            "  --tokenizer PATH      tokenizer.json, or a model directory that holds one\n"
+            "  --tokenizer PATH      tokenizer.json, a model directory that holds one, or a GGUF file\n"
             "  --no-special          added-token text is ordinary text (use for untrusted input)\n"
             "  --decode              FILE holds ids separated by white space: write their bytes\n"
             "  --chat                FILE holds one JSON object per line, {\"role\": R, \"content\": C}\n"

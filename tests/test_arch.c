@@ -1,0 +1,474 @@
+/* Teacher architectures beyond Qwen2: LlamaForCausalLM and Qwen3ForCausalLM from Hugging Face
+   directories, their students, and stage 2 with a teacher larger than the student's own base.
+
+   The references are tests/data/arch/: three random-weight models that transformers wrote (a GQA
+   Llama with an untied head, a tied Llama with attention biases and head_dim given, a Qwen3 with
+   q/k norms and head_dim != hidden/heads) and NAME.ref.safetensors beside each, holding what
+   transformers computes in float32 (tools/ref_arch.py makes them all). A tensor's error is
+   test_rel_err: max |ours - reference| / max |reference|. */
+#define _DEFAULT_SOURCE /* popen */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#include "test.h"
+#include <sys/wait.h>
+
+#define ARCH_DIR "tests/data/arch"
+static const char *const model_names[] = {"llama-gqa", "llama-tied", "qwen3"};
+#define N_MODELS 3
+#define N_SEQS 3
+#define N_GREEDY 2
+
+/* ---- Config fields ---------------------------------------------------------------------------------- */
+
+static arwkv_result parse(const char *json, arwkv_config *c) { return arwkv_config_parse(json, strlen(json), "test.json", c); }
+
+TEST(config_fields_of_llama_and_qwen3) {
+    arwkv_config c;
+    CHECK_OK(arwkv_config_load(ARCH_DIR "/llama-gqa", &c));
+    CHECK(c.arch == ARWKV_ARCH_LLAMA && c.base_arch == ARWKV_ARCH_LLAMA && arwkv_arch_is_teacher(c.arch), "arch %d", (int)c.arch);
+    CHECK(c.num_heads == 4 && c.num_kv_heads == 2 && c.head_dim == 16 && !c.attention_bias && !c.attention_output_bias && !c.qk_norm,
+          "heads %d/%d dim %d bias %d/%d qk %d", c.num_heads, c.num_kv_heads, c.head_dim, c.attention_bias, c.attention_output_bias, c.qk_norm);
+    CHECK(c.rope_theta == 500000.0 && c.rms_norm_eps == 1e-5f && !c.tie_word_embeddings && c.vocab_size == 512, "theta %g eps %g tied %d",
+          c.rope_theta, (double)c.rms_norm_eps, c.tie_word_embeddings);
+    CHECK_OK(arwkv_config_load(ARCH_DIR "/llama-tied", &c));
+    CHECK(c.arch == ARWKV_ARCH_LLAMA && c.head_dim == 32 && c.num_heads * c.head_dim != c.hidden_size && c.attention_bias &&
+              c.attention_output_bias && c.tie_word_embeddings && c.rope_theta == 10000.0,
+          "llama-tied: dim %d bias %d/%d tied %d", c.head_dim, c.attention_bias, c.attention_output_bias, c.tie_word_embeddings);
+    CHECK_OK(arwkv_config_load(ARCH_DIR "/qwen3", &c));
+    CHECK(c.arch == ARWKV_ARCH_QWEN3 && c.qk_norm && c.head_dim == 80 && c.hidden_size == 128 && !c.attention_bias && c.rope_theta == 1e6,
+          "qwen3: arch %d qk %d dim %d", (int)c.arch, c.qk_norm, c.head_dim);
+    /* by model_type alone, and Qwen2 keeps its fixed biases whatever the config says */
+    CHECK_OK(parse("{\"model_type\": \"llama\", \"vocab_size\": 8, \"hidden_size\": 4, \"intermediate_size\": 8, "
+                   "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"attention_bias\": true}", &c));
+    CHECK(c.arch == ARWKV_ARCH_LLAMA && c.attention_bias && c.attention_output_bias && c.num_kv_heads == 2 && c.head_dim == 2 &&
+              c.rms_norm_eps == 1e-6f && c.rope_theta == 10000.0,
+          "llama by model_type: %d", (int)c.arch);
+    CHECK_OK(parse("{\"architectures\": [\"Qwen2ForCausalLM\"], \"vocab_size\": 8, \"hidden_size\": 4, \"intermediate_size\": 8, "
+                   "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"attention_bias\": false}", &c));
+    CHECK(c.arch == ARWKV_ARCH_QWEN2 && c.attention_bias && !c.attention_output_bias && !c.qk_norm, "qwen2 biases %d/%d", c.attention_bias,
+          c.attention_output_bias);
+    /* a student names its teacher's family; an old student (no key) is Qwen2's */
+    CHECK_OK(parse("{\"architectures\": [\"RwkvHybridForCausalLM\"], \"teacher_architecture\": \"Qwen3ForCausalLM\", \"vocab_size\": 8, "
+                   "\"hidden_size\": 64, \"intermediate_size\": 8, \"num_hidden_layers\": 1}", &c));
+    CHECK(c.arch == ARWKV_ARCH_ARWKV7 && c.base_arch == ARWKV_ARCH_QWEN3, "student of qwen3: base %d", (int)c.base_arch);
+    CHECK_OK(parse("{\"architectures\": [\"RwkvHybridForCausalLM\"], \"vocab_size\": 8, \"hidden_size\": 64, \"intermediate_size\": 8, "
+                   "\"num_hidden_layers\": 1}", &c));
+    CHECK(c.base_arch == ARWKV_ARCH_QWEN2, "old student: base %d", (int)c.base_arch);
+}
+
+/* What the teacher cannot compute exactly is refused with the key named, never run differently. */
+TEST(config_refusals_name_the_key) {
+    static const struct {
+        const char *extra, *want;
+    } cases[] = {
+        {"\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 32.0}", "llama3"},
+        {"\"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 10000}", "rope_parameters.rope_type \"yarn\""},
+        {"\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}", "rope_scaling.rope_type \"linear\""},
+        {"\"mlp_bias\": true", "mlp_bias"},
+        {"\"use_sliding_window\": true", "use_sliding_window"},
+        {"\"attention_bias\": \"yes\"", "attention_bias"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[512];
+        snprintf(json, sizeof json,
+                 "{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 8, \"hidden_size\": 4, \"intermediate_size\": 8, "
+                 "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, %s}",
+                 cases[i].extra);
+        arwkv_config c;
+        arwkv_result r = parse(json, &c);
+        CHECK(r != ARWKV_OK && strstr(arwkv_last_error(), cases[i].want) && strstr(arwkv_last_error(), "test.json"), "%s: %s", cases[i].extra,
+              arwkv_last_error());
+    }
+    arwkv_config c;
+    arwkv_result r = parse("{\"architectures\": [\"RwkvHybridForCausalLM\"], \"teacher_architecture\": \"GPT2LMHeadModel\", \"vocab_size\": 8, "
+                           "\"hidden_size\": 64, \"intermediate_size\": 8, \"num_hidden_layers\": 1}", &c);
+    CHECK(r == ARWKV_ERR_UNSUPPORTED && strstr(arwkv_last_error(), "GPT2LMHeadModel") && strstr(arwkv_last_error(), "teacher_architecture"),
+          "unknown teacher family: %s", arwkv_last_error());
+    r = parse("{\"architectures\": [\"MistralForCausalLM\"], \"vocab_size\": 8, \"hidden_size\": 4, \"intermediate_size\": 8, "
+              "\"num_hidden_layers\": 1, \"num_attention_heads\": 2}", &c);
+    CHECK(r == ARWKV_ERR_UNSUPPORTED && strstr(arwkv_last_error(), "MistralForCausalLM") && strstr(arwkv_last_error(), "LlamaForCausalLM"),
+          "unknown architecture lists the supported ones: %s", arwkv_last_error());
+}
+
+/* ---- The forward against transformers -------------------------------------------------------------- */
+
+typedef struct {
+    arwkv_backend *be;
+    arwkv_model *m;
+    arwkv_teacher *t;
+    arwkv_safetensors *ref;
+} setup;
+
+static setup open_model(const char *name) {
+    setup s = {NULL, NULL, NULL, NULL};
+    char dir[256], ref[256];
+    snprintf(dir, sizeof dir, ARCH_DIR "/%s", name);
+    snprintf(ref, sizeof ref, ARCH_DIR "/%s.ref.safetensors", name);
+    CHECK_OK(arwkv_backend_cpu(2, &s.be));
+    if (s.be) CHECK_OK(arwkv_model_load(dir, s.be, &s.m));
+    if (s.m) CHECK_OK(arwkv_teacher_create(s.m, &s.t));
+    if (s.t) CHECK_OK(arwkv_st_open(ref, &s.ref));
+    return s;
+}
+
+static void close_model(setup *s) {
+    arwkv_st_close(s->ref);
+    arwkv_teacher_free(s->t);
+    arwkv_model_free(s->m);
+    arwkv_backend_destroy(s->be);
+}
+
+static float *ref_f32(arwkv_safetensors *st, const char *name, int64_t n) {
+    float *x = (float *)malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    arwkv_result r = arwkv_st_read_f32(st, name, x, n);
+    CHECK(r == ARWKV_OK, "reading %s: %s", name, arwkv_last_error());
+    if (r == ARWKV_OK) return x;
+    free(x);
+    return NULL;
+}
+
+static int32_t *ref_ids(arwkv_safetensors *st, const char *name, int *n) {
+    const arwkv_tensor_info *t = arwkv_st_find(st, name);
+    CHECK(t && t->dtype == ARWKV_I32, "%s: int32 tensor expected", name);
+    if (!t || t->dtype != ARWKV_I32) return NULL;
+    *n = (int)t->numel;
+    int32_t *ids = (int32_t *)malloc(t->nbytes + 4);
+    memcpy(ids, t->data, t->nbytes);
+    return ids;
+}
+
+typedef struct {
+    arwkv_backend *be;
+    int layers, rows, C;
+    float *x, *ao; /* [layers][rows][C] */
+} hook_record;
+
+static arwkv_result record_hook(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows) {
+    (void)xn;
+    hook_record *h = (hook_record *)user;
+    if (layer < 0 || layer >= h->layers || rows != h->rows) return ARWKV_ERR_SHAPE;
+    size_t n = (size_t)rows * h->C, off = (size_t)layer * n;
+    ARWKV__TRY(h->be->mem->download(h->be, h->x + off, x, n * sizeof(float)));
+    return h->be->mem->download(h->be, h->ao + off, attn_out, n * sizeof(float));
+}
+
+static float *host_logits(arwkv_model *m, const float *hidden, int rows) {
+    size_t V = (size_t)m->cfg.vocab_size;
+    float *dev = NULL, *host = (float *)malloc(sizeof(float) * rows * V);
+    CHECK_OK(m->be->mem->alloc(m->be, sizeof(float) * rows * V, (void **)&dev));
+    if (dev) CHECK_OK(arwkv_model_logits(m, hidden, rows, dev));
+    if (dev) CHECK_OK(m->be->mem->download(m->be, host, dev, sizeof(float) * rows * V));
+    m->be->mem->free(m->be, dev);
+    return host;
+}
+
+#define TOL 1e-4
+
+/* Every layer's input and attention output, the final hidden states and the logits of three
+   sequences, each model, within 1e-4 of transformers. */
+TEST(forward_matches_transformers) {
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        setup s = open_model(model_names[mi]);
+        if (!s.ref) {
+            close_model(&s);
+            continue;
+        }
+        const arwkv_config *c = &s.m->cfg;
+        int L = c->num_layers, C = c->hidden_size, V = c->vocab_size;
+        double worst[4] = {0, 0, 0, 0};
+        for (int si = 0; si < N_SEQS; si++) {
+            char name[64];
+            int T = 0;
+            snprintf(name, sizeof name, "seq%d.ids", si);
+            int32_t *ids = ref_ids(s.ref, name, &T);
+            if (!ids) break;
+            hook_record h = {s.be, L, T, C, (float *)malloc(sizeof(float) * L * T * C), (float *)malloc(sizeof(float) * L * T * C)};
+            const float *hidden = NULL;
+            CHECK_OK(arwkv_teacher_forward(s.t, ids, 1, T, record_hook, &h, &hidden));
+            float *hid = (float *)malloc(sizeof(float) * T * C);
+            if (hidden) CHECK_OK(s.be->mem->download(s.be, hid, hidden, sizeof(float) * T * C));
+            float *lg = hidden ? host_logits(s.m, hidden, T) : NULL;
+            const char *parts[4] = {"layer_in", "attn_out", "hidden", "logits"};
+            float *ours[4] = {h.x, h.ao, hid, lg};
+            int64_t sizes[4] = {(int64_t)L * T * C, (int64_t)L * T * C, (int64_t)T * C, (int64_t)T * V};
+            for (int p = 0; p < 4 && hidden; p++) {
+                snprintf(name, sizeof name, "seq%d.%s", si, parts[p]);
+                float *want = ref_f32(s.ref, name, sizes[p]);
+                if (!want) continue;
+                double e = test_rel_err(ours[p], want, (size_t)sizes[p]);
+                if (!(e <= worst[p])) worst[p] = e;
+                CHECK(e < TOL, "%s %s: relative error %.3g", model_names[mi], name, e);
+                free(want);
+            }
+            free(h.x), free(h.ao), free(hid), free(lg), free(ids);
+        }
+        printf("    %-10s %s: layer inputs %.2g, attention outputs %.2g, hidden %.2g, logits %.2g\n", model_names[mi],
+               arwkv_arch_name(c->arch), worst[0], worst[1], worst[2], worst[3]);
+        close_model(&s);
+    }
+}
+
+/* The KV-cached path (prefill, then one token at a time) gives the logits of the full forward, and
+   greedy decoding continues each prompt with transformers' tokens. */
+TEST(cached_decoding_and_greedy_match_transformers) {
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        setup s = open_model(model_names[mi]);
+        if (!s.ref) {
+            close_model(&s);
+            continue;
+        }
+        int V = s.m->cfg.vocab_size, T = 0;
+        int32_t *ids = ref_ids(s.ref, "seq2.ids", &T);
+        float *want = ids ? ref_f32(s.ref, "seq2.logits", (int64_t)T * V) : NULL;
+        arwkv_kv_cache *kv = NULL;
+        CHECK_OK(arwkv_kv_cache_create(s.m, 0, &kv));
+        float *got = (float *)malloc(sizeof(float) * (size_t)T * V);
+        int pre = T / 3;
+        if (kv && want) {
+            CHECK_OK(arwkv_teacher_step(s.t, kv, ids, pre, NULL, got));
+            for (int i = pre; i < T; i++) CHECK_OK(arwkv_teacher_step(s.t, kv, ids + i, 1, got + (size_t)i * V, NULL));
+            double e = test_rel_err(got, want, (size_t)T * V);
+            CHECK(e < TOL, "%s: cached logits relative error %.3g", model_names[mi], e);
+        }
+        for (int g = 0; g < N_GREEDY && kv; g++) {
+            char name[64];
+            int np = 0, nt = 0;
+            snprintf(name, sizeof name, "greedy%d.prompt", g);
+            int32_t *prompt = ref_ids(s.ref, name, &np);
+            snprintf(name, sizeof name, "greedy%d.ids", g);
+            int32_t *full = ref_ids(s.ref, name, &nt);
+            if (!prompt || !full) break;
+            arwkv_kv_cache_reset(kv);
+            int32_t *mine = (int32_t *)malloc(sizeof(int32_t) * nt);
+            memcpy(mine, prompt, sizeof(int32_t) * np);
+            float *last = (float *)malloc(sizeof(float) * V);
+            int n = np;
+            CHECK_OK(arwkv_teacher_step(s.t, kv, prompt, np, last, NULL));
+            while (n < nt) {
+                int best = 0;
+                for (int v = 1; v < V; v++)
+                    if (last[v] > last[best]) best = v;
+                mine[n++] = best;
+                if (n < nt) CHECK_OK(arwkv_teacher_step(s.t, kv, &mine[n - 1], 1, last, NULL));
+            }
+            CHECK(memcmp(mine, full, sizeof(int32_t) * nt) == 0, "%s greedy %d differs from transformers", model_names[mi], g);
+            free(mine), free(last), free(prompt), free(full);
+        }
+        arwkv_kv_cache_free(kv);
+        free(got), free(want), free(ids);
+        close_model(&s);
+    }
+}
+
+/* ---- Students of these teachers --------------------------------------------------------------------- */
+
+/* The final hidden states of a student on ids [T] (host, malloc'd). */
+static float *student_hidden(arwkv_model *m, const int32_t *ids, int T) {
+    arwkv_rnn *r = NULL;
+    const float *hid = NULL;
+    float *out = (float *)malloc(sizeof(float) * (size_t)T * m->cfg.hidden_size);
+    CHECK_OK(arwkv_rnn_create(m, &r));
+    if (r) CHECK_OK(arwkv_rnn_forward(r, ids, 1, T, NULL, 0, &hid));
+    if (hid) CHECK_OK(m->be->mem->download(m->be, out, hid, sizeof(float) * (size_t)T * m->cfg.hidden_size));
+    arwkv_rnn_free(r);
+    return out;
+}
+
+/* ARWKV-7 and QRWKV6 students keep the teacher's embeddings, norms, MLPs and head (and for QRWKV6 its
+   projections, biases as the family has them), record the family in config.json, and come back
+   from disk computing the same function. */
+TEST(students_of_llama_and_qwen3_save_and_load) {
+    static const struct {
+        const char *teacher;
+        arwkv_arch arch;
+        arwkv_init init;
+    } cases[] = {
+        {"llama-gqa", ARWKV_ARCH_ARWKV7, ARWKV_INIT_INHERIT},
+        {"llama-gqa", ARWKV_ARCH_QRWKV6, ARWKV_INIT_UPSTREAM},
+        {"qwen3", ARWKV_ARCH_ARWKV7, ARWKV_INIT_UPSTREAM},
+    };
+    arwkv_backend *be = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    static const int32_t ids[12] = {5, 300, 7, 7, 42, 509, 100, 3, 250, 64, 1, 2};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && be; i++) {
+        char dir[256], out[256];
+        snprintf(dir, sizeof dir, ARCH_DIR "/%s", cases[i].teacher);
+        snprintf(out, sizeof out, "build/test_arch_student%zu", i);
+        arwkv_model *t = NULL, *s = NULL, *back = NULL;
+        CHECK_OK(arwkv_model_load(dir, be, &t));
+        arwkv_student_options o;
+        arwkv_student_options_default(&o);
+        o.arch = cases[i].arch, o.init = cases[i].init, o.seed = 7;
+        if (t) CHECK_OK(arwkv_student_create(t, &o, &s));
+        if (!s) {
+            arwkv_model_free(t);
+            continue;
+        }
+        CHECK(s->cfg.arch == cases[i].arch && s->cfg.base_arch == t->cfg.arch && !s->cfg.qk_norm && s->cfg.rms_norm_eps == t->cfg.rms_norm_eps &&
+                  s->cfg.tie_word_embeddings == t->cfg.tie_word_embeddings && s->cfg.vocab_size == t->cfg.vocab_size,
+              "%s %s: config", cases[i].teacher, arwkv_arch_name(cases[i].arch));
+        /* everything outside the attention is the teacher's, bit for bit */
+        const char *kept[3] = {"model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight"};
+        for (int k = 0; k < 3; k++) {
+            arwkv_param *a = arwkv_model_param(t, kept[k]), *b = arwkv_model_param(s, kept[k]);
+            float *va = a ? (float *)malloc(sizeof(float) * a->numel) : NULL, *vb = a ? (float *)malloc(sizeof(float) * a->numel) : NULL;
+            CHECK(a && b && a->numel == b->numel, "%s: %s kept", cases[i].teacher, kept[k]);
+            if (a && b && a->numel == b->numel) {
+                CHECK_OK(arwkv_param_read(t, a, va, a->numel));
+                CHECK_OK(arwkv_param_read(s, b, vb, b->numel));
+                CHECK(memcmp(va, vb, sizeof(float) * a->numel) == 0, "%s: %s copied", cases[i].teacher, kept[k]);
+            }
+            free(va), free(vb);
+        }
+        if (cases[i].arch == ARWKV_ARCH_QRWKV6)
+            CHECK(arwkv_model_param(s, "model.layers.0.self_attn.q_proj.weight") && !arwkv_model_param(s, "model.layers.0.self_attn.q_proj.bias") &&
+                      !arwkv_model_param(s, "model.layers.0.self_attn.o_proj.bias") && !s->cfg.attention_bias,
+                  "a QRWKV6 student of Llama keeps q/k/v/o without biases");
+        CHECK(!arwkv_model_param(s, "model.layers.0.self_attn.q_norm.weight"), "no q_norm in a student");
+        float *before = student_hidden(s, ids, 12);
+        CHECK_OK(arwkv_model_save(s, out, ARWKV_DTYPE_UNKNOWN, 0, dir));
+        CHECK_OK(arwkv_model_load(out, be, &back));
+        if (back) {
+            CHECK(back->cfg.arch == cases[i].arch && back->cfg.base_arch == t->cfg.arch && back->cfg.attention_bias == s->cfg.attention_bias &&
+                      back->cfg.rms_norm_eps == t->cfg.rms_norm_eps && back->cfg.tie_word_embeddings == t->cfg.tie_word_embeddings,
+                  "%s: reloaded config (base %s)", out, arwkv_arch_name(back->cfg.base_arch));
+            float *after = student_hidden(back, ids, 12);
+            CHECK(memcmp(before, after, sizeof(float) * 12 * s->cfg.hidden_size) == 0, "%s: same hidden states after save and load", out);
+            free(after);
+        }
+        free(before);
+        arwkv_model_free(back);
+        arwkv_model_free(s);
+        arwkv_model_free(t);
+    }
+    /* what a student cannot be made of is refused, saying why */
+    arwkv_model *t = NULL, *s = NULL;
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    CHECK_OK(arwkv_model_load(ARCH_DIR "/llama-tied", be, &t));
+    CHECK(t && arwkv_student_create(t, &o, &s) == ARWKV_ERR_UNSUPPORTED && strstr(arwkv_last_error(), "96") && strstr(arwkv_last_error(), "64"),
+          "hidden 96 for ARWKV-7: %s", arwkv_last_error());
+    arwkv_model_free(t);
+    t = NULL;
+    o.arch = ARWKV_ARCH_QRWKV6;
+    CHECK_OK(arwkv_model_load(ARCH_DIR "/qwen3", be, &t));
+    CHECK(t && arwkv_student_create(t, &o, &s) == ARWKV_ERR_UNSUPPORTED && strstr(arwkv_last_error(), "2 x 80 != 128"),
+          "QRWKV6 of a Qwen3 with head_dim 80: %s", arwkv_last_error());
+    arwkv_model_free(t);
+    arwkv_backend_destroy(be);
+}
+
+/* Stage 2 takes any teacher with the student's vocabulary (a larger one of another family here);
+   stage 1 needs the student's own base; a different vocabulary is refused, naming both models. */
+TEST(stage2_with_a_larger_teacher) {
+    arwkv_backend *be = NULL;
+    arwkv_model *base = NULL, *big = NULL, *other = NULL, *s = NULL;
+    arwkv_trainer *tr = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    if (be) CHECK_OK(arwkv_model_load(ARCH_DIR "/llama-gqa", be, &base));
+    if (be) CHECK_OK(arwkv_model_load(ARCH_DIR "/qwen3", be, &big));
+    if (be) CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &other));
+    if (base) CHECK_OK(arwkv_student_create(base, NULL, &s));
+    if (!s || !big || !other) goto done;
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 16, o.batch = 1, o.steps = 1;
+    CHECK_OK(arwkv_trainer_create(big, s, &o, NULL, &tr));
+    arwkv_trainer_free(tr);
+    tr = NULL;
+    arwkv_train_options_default(&o, 1);
+    o.seq_len = 16, o.batch = 1, o.steps = 1;
+    CHECK(arwkv_trainer_create(big, s, &o, NULL, &tr) == ARWKV_ERR_SHAPE && strstr(arwkv_last_error(), ARCH_DIR "/qwen3") &&
+              strstr(arwkv_last_error(), "stage 2"),
+          "stage 1 with another teacher: %s", arwkv_last_error());
+    arwkv_trainer_free(tr);
+    tr = NULL;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 16, o.batch = 1, o.steps = 1;
+    CHECK(arwkv_trainer_create(other, s, &o, NULL, &tr) == ARWKV_ERR_SHAPE && strstr(arwkv_last_error(), "models/qwen2-code-tiny") &&
+              strstr(arwkv_last_error(), "151936") && strstr(arwkv_last_error(), "512"),
+          "another vocabulary: %s", arwkv_last_error());
+    arwkv_trainer_free(tr);
+done:
+    arwkv_model_free(s);
+    arwkv_model_free(other);
+    arwkv_model_free(big);
+    arwkv_model_free(base);
+    arwkv_backend_destroy(be);
+}
+
+/* ---- The binaries, as a person runs them -------------------------------------------------------------- */
+
+static int run(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = (char *)malloc(cap);
+    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+        len += got;
+        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = p ? pclose(p) : -1;
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+#define DISTILL "build/arwkv-distill --data tests/test_arch.c --eval-data tests/test.h --seq-len 32 --batch 2 --steps 3 --threads 2 "
+
+/* Stage 1 then stage 2 of an ARWKV-7 and a QRWKV6 student of the Llama teacher, each saved, then
+   loaded by arwkv-chat (--raw --prompt), arwkv-generate and arwkv-eval; stage 2 again with the
+   larger Qwen3 teacher; the Qwen2 teacher's other vocabulary refused. */
+TEST(distill_chat_and_eval_students_of_llama) {
+    if (!test_file_exists("build/arwkv-distill") || !test_file_exists("build/arwkv-generate")) SKIP("build/arwkv-* not built (run make first)");
+    static const char *const archs[2] = {"arwkv7", "qrwkv6"};
+    static const char *const names[2] = {"RwkvHybridForCausalLM", "RWKV6Qwen2ForCausalLM"};
+    char cmd[1024], *out;
+    for (int a = 0; a < 2; a++) {
+        snprintf(cmd, sizeof cmd,
+                 "rm -rf build/test_arch_%s_s1 build/test_arch_%s_s2 && " DISTILL "--teacher " ARCH_DIR "/llama-gqa --out build/test_arch_%s_s1 "
+                 "--stage 1 --arch %s --lr 1e-3 >/dev/null 2>&1 && " DISTILL "--teacher " ARCH_DIR "/llama-gqa --student build/test_arch_%s_s1 "
+                 "--out build/test_arch_%s_s2 --stage 2 --lr 5e-4 2>&1",
+                 archs[a], archs[a], archs[a], archs[a], archs[a], archs[a]);
+        int st = run(cmd, &out);
+        CHECK(st == 0 && strstr(out, names[a]) && strstr(out, "student saved"), "%s stages 1 and 2: %d\n%s", archs[a], st, out);
+        free(out);
+        snprintf(cmd, sizeof cmd, "build/test_arch_%s_s2/config.json", archs[a]);
+        arwkv_config c;
+        CHECK_OK(arwkv_config_load(cmd, &c));
+        CHECK(c.base_arch == ARWKV_ARCH_LLAMA && c.rms_norm_eps == 1e-5f && !c.tie_word_embeddings, "%s: saved config", archs[a]);
+        /* greedy chat --raw and arwkv-generate continue the prompt identically */
+        char *gen;
+        snprintf(cmd, sizeof cmd, "build/arwkv-chat --model build/test_arch_%s_s2 --raw --prompt 'def add(a, b):' -n 6 --temperature 0 "
+                                  "--repeat-penalty 1 2>/dev/null", archs[a]);
+        st = run(cmd, &out);
+        snprintf(cmd, sizeof cmd, "build/arwkv-generate build/test_arch_%s_s2 'def add(a, b):' 6 2>/dev/null", archs[a]);
+        int gst = run(cmd, &gen);
+        CHECK(st == 0 && gst == 0 && strlen(out) > 0 && strcmp(out, gen) == 0, "%s: chat '%s' (%d), generate '%s' (%d)", archs[a], out, st, gen, gst);
+        free(out), free(gen);
+        snprintf(cmd, sizeof cmd, "build/arwkv-eval --model build/test_arch_%s_s2 --text tests/test.h --max-tokens 100 2>/dev/null", archs[a]);
+        st = run(cmd, &out);
+        double nll = 0;
+        CHECK(st == 0 && sscanf(out, "tokens 100 nll %lf", &nll) == 1 && nll > 0 && nll < 7.0, "%s: eval '%s'", archs[a], out);
+        free(out);
+    }
+    int st = run("rm -rf build/test_arch_big && " DISTILL "--teacher " ARCH_DIR "/qwen3 --student build/test_arch_arwkv7_s1 "
+                 "--out build/test_arch_big --stage 2 --lr 5e-4 2>&1", &out);
+    CHECK(st == 0 && strstr(out, "student saved"), "stage 2 with the larger Qwen3 teacher: %d\n%s", st, out);
+    free(out);
+    st = run(DISTILL "--teacher models/qwen2-code-tiny --student build/test_arch_arwkv7_s1 --out build/test_arch_bad --stage 2 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "models/qwen2-code-tiny") && strstr(out, "build/test_arch_arwkv7_s1") && strstr(out, "vocabulary"),
+          "another vocabulary: %d %s", st, out);
+    free(out);
+}
+
+int main(void) {
+    RUN(config_fields_of_llama_and_qwen3);
+    RUN(config_refusals_name_the_key);
+    RUN(forward_matches_transformers);
+    RUN(cached_decoding_and_greedy_match_transformers);
+    RUN(students_of_llama_and_qwen3_save_and_load);
+    RUN(stage2_with_a_larger_teacher);
+    RUN(distill_chat_and_eval_students_of_llama);
+    return test_summary("arch");
+}
