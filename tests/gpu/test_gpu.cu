@@ -1199,6 +1199,53 @@ TEST(greedy_generation_matches_cpu) {
     g->gemm_fp32 = saved;
 }
 
+/* The teachers of every family (tests/data/arch: GQA Llama, tied Llama with biases and a head_dim of
+   its own, Qwen3 with per-head q/k norms) compute the CPU's logits, batched and KV-cached. */
+static arwkv_result family_logits(arwkv_backend *be, const char *dir, const int32_t *ids, int T, std::vector<float> &full,
+                                  std::vector<float> &cached) {
+    arwkv_model *m = NULL;
+    arwkv_teacher *t = NULL;
+    arwkv_kv_cache *kv = NULL;
+    float *dev = NULL;
+    const float *hidden = NULL;
+    arwkv_result r = arwkv_model_load(dir, be, &m);
+    int V = m ? m->cfg.vocab_size : 0;
+    full.assign((size_t)T * V, 0), cached.assign((size_t)T * V, 0);
+    if (r == ARWKV_OK) r = arwkv_teacher_create(m, &t);
+    if (r == ARWKV_OK) r = arwkv_teacher_forward(t, ids, 1, T, NULL, NULL, &hidden);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, sizeof(float) * full.size(), (void **)&dev);
+    if (r == ARWKV_OK) r = arwkv_model_logits(m, hidden, T, dev);
+    if (r == ARWKV_OK) r = be->mem->download(be, full.data(), dev, sizeof(float) * full.size());
+    if (r == ARWKV_OK) r = arwkv_kv_cache_create(m, 0, &kv);
+    if (r == ARWKV_OK) r = arwkv_teacher_step(t, kv, ids, T / 2, NULL, cached.data());
+    for (int i = T / 2; i < T && r == ARWKV_OK; i++) r = arwkv_teacher_step(t, kv, ids + i, 1, NULL, cached.data() + (size_t)i * V);
+    if (dev) be->mem->free(be, dev);
+    arwkv_kv_cache_free(kv);
+    arwkv_teacher_free(t);
+    arwkv_model_free(m);
+    return r;
+}
+
+TEST(teacher_families_match_cpu) {
+    if (!test_file_exists("tests/data/arch/qwen3/config.json")) SKIP("run from the repository root (needs tests/data/arch)");
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    static const char *const dirs[3] = {"tests/data/arch/llama-gqa", "tests/data/arch/llama-tied", "tests/data/arch/qwen3"};
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (i * 97 + 13) % 509;
+    for (int k = 0; k < 3; k++) {
+        std::vector<float> fc, cc, fg, cg;
+        CHECK_OK(family_logits(cpu, dirs[k], ids, 40, fc, cc));
+        CHECK_OK(family_logits(gpu, dirs[k], ids, 40, fg, cg));
+        double ef = fg.size() == fc.size() ? rel(fg.data(), fc.data(), fc.size()) : INFINITY;
+        double ec = cg.size() == fc.size() ? rel(cg.data(), fc.data(), fc.size()) : INFINITY;
+        printf("    %s: logits %.2g, KV-cached %.2g from the CPU's\n", dirs[k], ef, ec);
+        CHECK(ef < 1e-5 && ec < 1e-5, "%s: logits %.3g, cached %.3g from the CPU's", dirs[k], ef, ec);
+    }
+    g->gemm_fp32 = saved;
+}
+
 /* ============================================================================================
    Errors
    ============================================================================================ */
@@ -1401,6 +1448,7 @@ int main(int argc, char **argv) {
     RUN(every_gradient_matches_cpu);
     RUN(qrwkv6_student_matches_cpu);
     RUN(greedy_generation_matches_cpu);
+    RUN(teacher_families_match_cpu);
     RUN(errors);
 #ifdef ARWKV_HIP_EMULATOR
     int rc = test_summary(ARWKV_EMU_WARP == 64 ? "gpu kernels on the CPU emulator (wave 64, MFMA)" : "gpu kernels on the CPU emulator (warp 32, mma.sync)");
