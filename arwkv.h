@@ -1,11 +1,12 @@
-/* arwkv.h - ARWKV in one C header: turn a Qwen2.5 Transformer into an RNN by distillation.
+/* arwkv.h - ARWKV in one C header: turn a Transformer (Qwen2.5, Llama, Qwen3) into an RNN by distillation.
    No warranty; MIT licence (see the end of this file).
 
    ============================================================================================
    WHAT THIS IS
    ============================================================================================
-   ARWKV keeps a trained Qwen2 model (embeddings, RMSNorms, SwiGLU MLPs, head) and replaces each
-   layer's softmax attention by an RWKV-7 "time mix" (or RWKV-6 for QRWKV6). The new blocks are not
+   ARWKV keeps a trained Transformer - Qwen2, Llama or Qwen3 (embeddings, RMSNorms, SwiGLU MLPs,
+   head) - and replaces each layer's softmax attention by an RWKV-7 "time mix" (or RWKV-6 for
+   QRWKV6). The new blocks are not
    pre-trained; they are taught by the Transformer itself:
      stage 1  each time mix learns to reproduce its layer's attention output (teacher-forced);
      stage 2  the whole student learns the teacher's next-token distribution (KL, full vocabulary);
@@ -13,8 +14,8 @@
    The result needs constant memory per token (a fixed recurrent state, no KV cache).
 
    This header holds everything on the CPU: JSON and safetensors readers, the Qwen tokenizer, the
-   Qwen2 teacher, the ARWKV-7 and QRWKV6 students (forward and backward), the distillation losses,
-   AdamW, checkpoints and sampling. The companion arwkv_hip.h adds GPU kernels (HIP for MI300X,
+   Qwen2/Llama/Qwen3 teacher, the ARWKV-7 and QRWKV6 students (forward and backward), the
+   distillation losses, AdamW, checkpoints and sampling. The companion arwkv_hip.h adds GPU kernels (HIP for MI300X,
    also compiled by nvcc for NVIDIA).
 
    ============================================================================================
@@ -71,7 +72,7 @@
      1. Support: errors, allocation, numbers (bf16/f16), thread pool
      2. JSON reader
      3. safetensors reader (mmap) and writer (atomic)
-     4. config.json of the three architectures
+     4. config.json of the teachers (Qwen2, Llama, Qwen3) and students (ARWKV-7, QRWKV6)
      5. Tokenizer
      6. Ops, each forward beside its backward
      7. Models: teacher, students
@@ -796,9 +797,9 @@ ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const f
 ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
                                         const char *tokenizer_dir);
 
-/* ---- The teacher: Qwen2 forward ----------------------------------------------------------------
-   Qwen2ForCausalLM as transformers computes it in fp32 (the equations are written out beside the
-   implementation, "The teacher: Qwen2ForCausalLM" in section 7). Activations are fp32; weights stay in their stored type and
+/* ---- The teacher: Transformer forward -------------------------------------------------------------
+   Qwen2ForCausalLM, LlamaForCausalLM and Qwen3ForCausalLM as transformers computes them in fp32 (the
+   equations are written out beside the implementation, "The teacher" in section 7). Activations are fp32; weights stay in their stored type and
    are widened block by block inside the matrix product, so a bf16 7B teacher needs ~16 GB.
    Every buffer lives in backend memory and every computation goes through the backend's tables.
 
@@ -825,7 +826,7 @@ typedef struct arwkv_kv_cache arwkv_kv_cache;
    Returning anything but ARWKV_OK stops the forward, which returns that code. */
 typedef arwkv_result (*arwkv_layer_hook)(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows);
 
-/* A workspace for running model m (a Qwen2ForCausalLM loaded on a backend with Qwen ops). The model
+/* A workspace for running model m (a teacher: arwkv_arch_is_teacher, on a backend with Qwen ops). The model
    must outlive the teacher. Buffers grow on demand to the largest batch seen. */
 ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out);
 ARWKV_API void arwkv_teacher_free(arwkv_teacher *t);
@@ -8535,18 +8536,20 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     return r;
 }
 
-/* ---- The teacher: Qwen2ForCausalLM --------------------------------------------------------------
+/* ---- The teacher: Qwen2, Llama and Qwen3 ForCausalLM -----------------------------------------------
        h = embed[ids]
        for each layer:
            xn = RMSNorm(h; input_layernorm)
            q = xn Wq^T + bq,  k = xn Wk^T + bk,  v = xn Wv^T + bv     H query heads, Hkv key/value heads
+           q, k = RMSNorm per head of head_dim (q_norm, k_norm)       Qwen3 only
            q, k = RoPE(q, k; position)
-           a = attention(q, k, v) Wo^T                                causal, GQA; the stage-1 target
+           a = attention(q, k, v) Wo^T (+ bo)                         causal, GQA; the stage-1 target
            h = h + a
            yn = RMSNorm(h; post_attention_layernorm)
            h = h + W_down (silu(W_gate yn) * (W_up yn))
        hidden = RMSNorm(h; norm);  logits = hidden W_head^T             W_head = embed when tied
-   One routine runs a layer for both uses: the batched forward (keys and values of all positions in
+   The families differ only in the biases (Qwen2: bq, bk, bv; Llama and Qwen3: all four or none, by
+   attention_bias) and Qwen3's q/k norms. One routine runs a layer for both uses: the batched forward (keys and values of all positions in
    the workspace) and the cached step (new keys and values appended to the cache, queries attending
    to everything cached before them). */
 
