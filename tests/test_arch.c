@@ -414,6 +414,64 @@ static int run(const char *cmd, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+/* The binaries on each teacher: arwkv-eval's nll and arwkv-chat's greedy continuation are
+   transformers' (the text tokenized by Hugging Face tokenizers, which our tokenizer must match). */
+TEST(teacher_eval_and_chat_match_transformers) {
+    if (!test_file_exists("build/arwkv-eval") || !test_file_exists("build/arwkv-chat")) SKIP("build/arwkv-* not built (run make first)");
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        char dir[256], ref[256], cmd[1024], *out;
+        snprintf(dir, sizeof dir, ARCH_DIR "/%s", model_names[mi]);
+        snprintf(ref, sizeof ref, ARCH_DIR "/%s.ref.safetensors", model_names[mi]);
+        arwkv_safetensors *st = NULL;
+        arwkv_tokenizer *tok = NULL;
+        CHECK_OK(arwkv_st_open(ref, &st));
+        CHECK_OK(arwkv_tokenizer_load(dir, &tok));
+        if (!st || !tok) {
+            arwkv_st_close(st);
+            arwkv_tokenizer_free(tok);
+            continue;
+        }
+        /* the same 128 tokens as transformers saw */
+        int n = 0;
+        int32_t *want_ids = ref_ids(st, "eval.ids", &n);
+        char *text = NULL;
+        size_t len = 0;
+        CHECK_OK(arwkv__read_file("tests/data/tokenizer/code.txt", &text, &len));
+        arwkv_tokens toks;
+        memset(&toks, 0, sizeof toks);
+        if (text) CHECK_OK(arwkv_tokenizer_encode(tok, text, len, ARWKV_TOKENIZE_SPECIAL, &toks));
+        CHECK(want_ids && toks.n >= (size_t)n && memcmp(toks.ids, want_ids, sizeof(int32_t) * n) == 0, "%s: our tokens differ from tokenizers'",
+              model_names[mi]);
+        arwkv_tokens_free(&toks);
+        arwkv__free(text);
+        free(want_ids);
+        const arwkv_tensor_info *nt = arwkv_st_find(st, "eval.nll");
+        double want_nll = 0, nll = -1;
+        if (nt && nt->dtype == ARWKV_F64) memcpy(&want_nll, nt->data, sizeof want_nll);
+        snprintf(cmd, sizeof cmd, "build/arwkv-eval --model %s --text tests/data/tokenizer/code.txt --max-tokens %d 2>/dev/null", dir, n);
+        int rc = run(cmd, &out);
+        const char *line = strncmp(out, "tokens ", 7) == 0 ? out : NULL;
+        CHECK(rc == 0 && line && sscanf(line, "tokens %*d nll %lf", &nll) == 1 && fabs(nll - want_nll) <= 1e-4 * want_nll,
+              "%s: arwkv-eval nll %.7f, transformers %.7f (%d: %s)", model_names[mi], nll, want_nll, rc, out);
+        free(out);
+        /* greedy chat --raw --prompt prints transformers' continuation */
+        int nc = 0;
+        int32_t *chat_ids = ref_ids(st, "chat.ids", &nc);
+        char want[1024];
+        size_t wl = 0;
+        if (chat_ids) CHECK_OK(arwkv_tokenizer_decode(tok, chat_ids, (size_t)nc, want, sizeof want, &wl));
+        snprintf(cmd, sizeof cmd, "build/arwkv-chat --model %s --raw --prompt 'def fibonacci(n):' -n 16 --temperature 0 --repeat-penalty 1 2>/dev/null",
+                 dir);
+        rc = run(cmd, &out);
+        CHECK(rc == 0 && chat_ids && nc > 0 && wl < sizeof want && strcmp(out, want) == 0, "%s: arwkv-chat printed '%s' (%d), transformers' '%s'",
+              model_names[mi], out, rc, want);
+        free(out);
+        free(chat_ids);
+        arwkv_tokenizer_free(tok);
+        arwkv_st_close(st);
+    }
+}
+
 #define DISTILL "build/arwkv-distill --data tests/test_arch.c --eval-data tests/test.h --seq-len 32 --batch 2 --steps 3 --threads 2 "
 
 /* Stage 1 then stage 2 of an ARWKV-7 and a QRWKV6 student of the Llama teacher, each saved, then
@@ -469,6 +527,7 @@ int main(void) {
     RUN(cached_decoding_and_greedy_match_transformers);
     RUN(students_of_llama_and_qwen3_save_and_load);
     RUN(stage2_with_a_larger_teacher);
+    RUN(teacher_eval_and_chat_match_transformers);
     RUN(distill_chat_and_eval_students_of_llama);
     return test_summary("arch");
 }
