@@ -757,6 +757,7 @@ typedef struct arwkv_layer {
     arwkv_param *in_norm, *post_norm, *mlp_gate, *mlp_up, *mlp_down;
     /* a teacher's attention (QRWKV6 keeps q/k/v/o); q_norm, k_norm: Qwen3's per-head norms */
     arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *q_norm, *k_norm;
+    float qk_norm_eps; /* the epsilon of q_norm and k_norm (rms_norm_eps) */
     /* RWKV-7 time mix (ARWKV) */
     arwkv_param *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;
     arwkv_param *w0, *w1, *w2, *a0, *a1, *a2, *v0, *v1, *v2, *g1, *g2;
@@ -933,6 +934,7 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
        m_c = tanh((x + xx maa_x) . time_maa_w1)[c] . time_maa_w2[c]     c = r, k, v, w, g
        x_c = x + xx (maa_c + m_c)
        r = q_proj(x_r)  k = k_proj(x_k)  v = v_proj(x_v)   (biases included; k, v per kv head)
+       r, k = RMSNorm per head (q_norm, k_norm)          a student of Qwen3 (the layer has q_norm)
        w = exp(-exp(time_decay + tanh(x_w . time_decay_w1) . time_decay_w2))
        per head: S_t = diag(w_t) S_{t-1} + (k_t (1 - w_t)) v_t^T,  y_t = r_t^T S_t / sqrt(head size)
        out = o_proj(y * sigmoid(gate(x_g)))
@@ -3022,6 +3024,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         ARWKV__CFG_INT("attention_output_bias", attention_output_bias);
         ARWKV__CFG_INT("lora_rank_tokenshift", lora_rank_tokenshift);
         ARWKV__CFG_INT("lora_rank_decay", lora_rank_decay);
+        if (cfg->arch == ARWKV_ARCH_QRWKV6) ARWKV__CFG_INT("qk_norm", qk_norm); /* a student of Qwen3 keeps its q/k norms */
 #undef ARWKV__CFG_INT
         if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "mlp_bias", &mlp_bias, name);
         if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "use_sliding_window", &sliding, name);
@@ -8167,6 +8170,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
             if (c->qk_norm) {
                 ARWKV__ATT(l->q_norm, 0, 1, c->head_dim, 0, 0, "q_norm.weight");
                 ARWKV__ATT(l->k_norm, 0, 1, c->head_dim, 0, 0, "k_norm.weight");
+                l->qk_norm_eps = c->rms_norm_eps;
             }
             if (c->arch == ARWKV_ARCH_QRWKV6) {
                 int64_t Dm = c->lora_rank_tokenshift, Dd = c->lora_rank_decay;
@@ -8435,6 +8439,7 @@ ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
                           c->attention_output_bias ? "true" : "false");
         arwkv__json_kv_int(b, "lora_rank_tokenshift", c->lora_rank_tokenshift, 0);
         arwkv__json_kv_int(b, "lora_rank_decay", c->lora_rank_decay, 0);
+        if (c->qk_norm) arwkv__buf_str(b, "  \"qk_norm\": true,\n");
         /* as the published checkpoints: transformers loads them with recursal's two Python files */
         arwkv__buf_str(b, "  \"auto_map\": {\n    \"AutoConfig\": \"configuration_rwkv6qwen2.RWKV6Qwen2Config\",\n"
                           "    \"AutoModelForCausalLM\": \"modeling_rwkv6qwen2.RWKV6Qwen2ForCausalLM\"\n  },\n");
@@ -9055,8 +9060,8 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_QRWKV6;
     s->cfg.base_arch = tc->arch;
-    s->cfg.qk_norm = 0; /* Qwen3's q/k norms scale softmax logits: they go with the attention */
-    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) */
+    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) and
+       Qwen3's per-head norms of q and k, so that r and k start as the teacher's queries and keys */
     s->cfg.head_size = tc->head_dim;
     s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
     s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
@@ -9589,6 +9594,10 @@ struct arwkv_tmix6_acts {
     float *hd, *z, *w;         /* tanh(x_w . time_decay_w1) [rows, Dd]; log-log decay z; decay w */
     float *kk, *vv, *y, *yg;   /* k (1-w) and v per head; recurrence output; y sigmoid(g) */
     float *ckpt;               /* WKV states at chunk starts [B, H, chunks, N, N] */
+    void *qk_block;            /* a layer with q/k norms (Qwen3's) also keeps, for rows_cap rows: */
+    float *r_pre, *k_pre;      /*   q_proj and k_proj before their per-head norms [rows, C], [rows, KV] */
+    float *rstd_r, *rstd_k;    /*   the norms' reciprocal roots [rows, H], [rows, KVH] */
+    size_t qk_rows;            /*   rows those hold */
 };
 
 ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out) {
@@ -9604,6 +9613,7 @@ ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tm
 ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a) {
     if (!a) return;
     if (a->block) a->be->mem->free(a->be, a->block);
+    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
     arwkv__free(a);
 }
 
@@ -9646,6 +9656,24 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve(arwkv_tmix6_acts *a, int B, int 
     return ARWKV_OK;
 }
 
+/* The q/k-norm buffers, made only for layers that have the norms (students of Qwen3). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve_qk(arwkv_tmix6_acts *a) {
+    const arwkv_tmix6_dims *d = &a->d;
+    if (a->qk_block && a->qk_rows >= a->rows_cap) return ARWKV_OK;
+    size_t rows = a->rows_cap, C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
+    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
+    a->qk_block = NULL;
+    a->qk_rows = 0;
+    arwkv_result r = a->be->mem->alloc(a->be, rows * (C + KV + (size_t)d->n_heads + (size_t)d->n_kv_heads) * sizeof(float), &a->qk_block);
+    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 q/k norm activations for %zu tokens", rows);
+    a->r_pre = (float *)a->qk_block;
+    a->k_pre = a->r_pre + rows * C;
+    a->rstd_r = a->k_pre + rows * KV;
+    a->rstd_k = a->rstd_r + rows * (size_t)d->n_heads;
+    a->qk_rows = rows;
+    return ARWKV_OK;
+}
+
 /* The layer really is a QRWKV6 layer of these dimensions (a mismatch would read out of bounds). */
 ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T) {
     if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: B = %d, T = %d", B, T);
@@ -9664,6 +9692,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_
         {L->maa_w2, 5 * Dm, C, 0}, {L->decay_w1, C, Dd, 0}, {L->decay_w2, Dd, C, 0}, {L->q_w, C, C, 0},
         {L->k_w, KV, C, 0},      {L->v_w, KV, C, 0},       {L->o_w, C, C, 0},       {L->gate, C, C, 0},
         {L->q_b, 0, C, 1},       {L->k_b, 0, KV, 1},       {L->v_b, 0, KV, 1},      {L->o_b, 0, C, 1},
+        {L->q_norm, 0, d->head_size, 1}, {L->k_norm, 0, d->head_size, !L->q_norm}, /* both or neither */
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const arwkv_param *p = want[i].p;
@@ -9738,10 +9767,16 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer
                            arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
     ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
     const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
-    /* projections inherited from Qwen, and the gate */
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->r, xr, rows, L->q_w, L->q_b));
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->k, xk, rows, L->k_w, L->k_b));
+    /* projections inherited from the teacher, and the gate */
+    int qk = L->q_norm != NULL;
+    if (qk) ARWKV__TRY(arwkv__tmix6_reserve_qk(a));
+    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->r_pre : a->r, xr, rows, L->q_w, L->q_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->k_pre : a->k, xk, rows, L->k_w, L->k_b));
     ARWKV__TRY(arwkv__tmix6_linear(be, a->v, xv, rows, L->v_w, L->v_b));
+    if (qk) { /* Qwen3's norms of each head's query and key, kept from the teacher */
+        ARWKV__TRY(be->core->rmsnorm_forward(be, a->r, a->rstd_r, a->r_pre, L->q_norm->data, L->q_norm->dtype, rows * H, N, L->qk_norm_eps));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, a->k, a->rstd_k, a->k_pre, L->k_norm->data, L->k_norm->dtype, rows * KVH, N, L->qk_norm_eps));
+    }
     ARWKV__TRY(arwkv__tmix6_linear(be, a->g, xg, rows, L->gate, NULL));
     /* decay */
     ARWKV__TRY(arwkv__tmix6_mm(be, a->hd, Dd, xw, C, rows, L->decay_w1, 0, C, Dd));
@@ -9783,14 +9818,16 @@ ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer
     int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
     size_t RC = (size_t)rows * (size_t)C, RKV = (size_t)rows * (size_t)KVH * (size_t)N;
     /* workspace: dyg dy dg dr dkk dvv dw dxx dxxx dx [rows, C]; dxc dm [5, rows, C]; dk dv [rows, KV];
-       dhd [rows, Dd]; dh1 [rows, 5 Dm] */
-    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm);
+       dhd [rows, Dd]; dh1 [rows, 5 Dm]; with q/k norms, dr_pre [rows, C] and dk_pre [rows, KV] */
+    int qk = L->q_norm != NULL;
+    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm) + (qk ? RC + RKV : 0);
     void *ws;
     ARWKV__TRY(be->mem->alloc(be, total * sizeof(float), &ws));
     float *p = (float *)ws;
     float *dyg = p, *dy = p + RC, *dg = p + 2 * RC, *dr = p + 3 * RC, *dkk = p + 4 * RC, *dvv = p + 5 * RC, *dw = p + 6 * RC;
     float *dxx = p + 7 * RC, *dxxx = p + 8 * RC, *dx_own = p + 9 * RC, *dxc = p + 10 * RC, *dm = p + 15 * RC;
     float *dk = p + 20 * RC, *dv = dk + RKV, *dhd = dv + RKV, *dh1 = dhd + (size_t)rows * Dd;
+    float *dr_pre = qk ? dh1 + (size_t)rows * 5 * Dm : dr, *dk_pre = qk ? dr_pre + RC : dk;
     float *dxo = dx ? dx : dx_own;
     const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
     const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
@@ -9812,9 +9849,15 @@ ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer
     ARWKV__STEP(arwkv__tmix6_mm_backward(be, dhd, Dd, dw, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
     ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
     ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxc + 3 * RC, C, dhd, xw, C, rows, L->decay_w1, 0, C, Dd));
-    /* q/k/v projections */
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr, xr, rows, L->q_w, L->q_b));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk, xk, rows, L->k_w, L->k_b));
+    /* the per-head norms of r and k, then the q/k/v projections */
+    if (qk) {
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dr_pre, arwkv__tmix6_grad(L->q_norm), dr, a->r_pre, L->q_norm->data, L->q_norm->dtype,
+                                               a->rstd_r, rows * H, N, 0));
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dk_pre, arwkv__tmix6_grad(L->k_norm), dk, a->k_pre, L->k_norm->data, L->k_norm->dtype,
+                                               a->rstd_k, rows * KVH, N, 0));
+    }
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr_pre, xr, rows, L->q_w, L->q_b));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk_pre, xk, rows, L->k_w, L->k_b));
     ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 2 * RC, dv, xv, rows, L->v_w, L->v_b));
     /* the five mixes and their LoRA */
     ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
@@ -9884,9 +9927,9 @@ ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step) {
 ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_mlp) {
     /* the student's new blocks: everything under self_attn except projections inherited from Qwen.
        QRWKV6: stage 1 trains time_maa_*, time_decay* and gate.weight; q/k/v/o_proj (and their
-       biases) stay frozen, as in recursal's stage 1. The gate is trained too (recursal left it at
+       biases, and a Qwen3 teacher's q_norm/k_norm) stay frozen, as in recursal's stage 1. The gate is trained too (recursal left it at
        its zero init, a constant 1/2): with q/k/v/o frozen it is the only per-channel output scale. */
-    int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.");
+    int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.") && !strstr(p->name, "_norm."); /* q/k_norm: Qwen3's */
     if (stage == 1) return is_mix != 0;
     if (freeze_mlp && strstr(p->name, ".mlp.")) return 0;
     return 1;

@@ -6,7 +6,7 @@
 Needs torch, transformers (5.x), safetensors and numpy; no network. Everything is seeded, so a rerun
 writes the same models (up to the float rounding of the installed torch).
 
-Three random-weight models, each a Hugging Face directory (config.json, model.safetensors,
+Four random-weight models, each a Hugging Face directory (config.json, model.safetensors,
 tokenizer.json), chosen to cover the configuration fields the C teacher reads:
   llama-gqa    LlamaForCausalLM, hidden 64, 4 query / 2 key-value heads of 16, no biases, untied head,
                rope_theta 500000, rms_norm_eps 1e-5 (the distillation tests' teacher)
@@ -14,7 +14,9 @@ tokenizer.json), chosen to cover the configuration fields the C teacher reads:
                the config: 4 x 32 != 96), attention_bias true (q, k, v and o biases), tied head
   qwen3        Qwen3ForCausalLM, hidden 128, 2 query / 1 key-value heads of head_dim 80, per-head
                q_norm/k_norm, tied head, rope_theta 1e6 (the "larger teacher" of the stage-2 test)
-All three share one small tokenizer: the bundled Qwen2 tokenizer (models/qwen2-code-tiny) cut to its
+  qwen3-small  Qwen3ForCausalLM, hidden 64, 4 query / 2 key-value heads of 16 (heads x head_dim =
+               hidden, as a QRWKV6 student needs), tied head
+All four share one small tokenizer: the bundled Qwen2 tokenizer (models/qwen2-code-tiny) cut to its
 256 byte tokens and first 253 merges, with <|endoftext|>, <|im_start|>, <|im_end|> moved to ids
 509-511, so the vocabulary is 512 and the models stay small enough to commit.
 
@@ -54,6 +56,9 @@ MODELS = {
     "qwen3": dict(arch="Qwen3ForCausalLM", hidden_size=128, intermediate_size=160, num_hidden_layers=2,
                   num_attention_heads=2, num_key_value_heads=1, rope_theta=1000000.0, rms_norm_eps=1e-6,
                   tie_word_embeddings=True, attention_bias=False, head_dim=80),
+    "qwen3-small": dict(arch="Qwen3ForCausalLM", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                        tie_word_embeddings=True, attention_bias=False, head_dim=16),  # Qwen3Config's default is 128
 }
 SEQ_LENS = (5, 24, 64)
 GREEDY_PROMPTS = ([1, 2, 3, 4], [100, 7, 300, 42, 42, 9])
