@@ -2955,6 +2955,53 @@ ARWKV_PRIVATE arwkv_result arwkv__cfg_require(const arwkv__json *j, const char *
     return ARWKV_OK;
 }
 
+/* What follows from the architecture once the sizes are known, and the checks every model must
+   pass: the family's fixed parts (Qwen2: q/k/v biases and none on o; Llama, Qwen3: o as q/k/v;
+   Qwen3: q/k norms), the defaults (key/value heads, head_dim), and the shapes the code can run.
+   Anything that builds a config from another source (e.g. a GGUF file's metadata) fills arch, the
+   sizes, rms_norm_eps, rope_theta, tie_word_embeddings, token ids and attention_bias, then calls
+   this; name is used in errors. */
+ARWKV_PRIVATE arwkv_result arwkv__config_finish(arwkv_config *cfg, const char *name) {
+    if (arwkv_arch_is_teacher(cfg->arch)) cfg->base_arch = cfg->arch;
+    if (cfg->arch == ARWKV_ARCH_QWEN2) cfg->attention_bias = 1, cfg->attention_output_bias = 0;
+    if (cfg->arch == ARWKV_ARCH_LLAMA || cfg->arch == ARWKV_ARCH_QWEN3) cfg->attention_output_bias = cfg->attention_bias;
+    if (cfg->arch == ARWKV_ARCH_QWEN3) cfg->qk_norm = 1;
+    const struct {
+        const char *key;
+        int value;
+    } sizes[] = {{"vocab_size", cfg->vocab_size}, {"hidden_size", cfg->hidden_size}, {"intermediate_size", cfg->intermediate_size},
+                 {"num_hidden_layers", cfg->num_layers}, {"num_attention_heads", cfg->arch == ARWKV_ARCH_ARWKV7 ? 1 : cfg->num_heads}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].value <= 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be positive, got %d", name, sizes[i].key, sizes[i].value);
+    if (cfg->num_heads > 0) {
+        if (cfg->num_kv_heads <= 0) cfg->num_kv_heads = cfg->num_heads;
+        if (cfg->head_dim <= 0) cfg->head_dim = cfg->hidden_size / cfg->num_heads;
+        if (cfg->num_heads % cfg->num_kv_heads != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", name,
+                               cfg->num_heads, cfg->num_kv_heads);
+        /* a teacher's attention may be wider or narrower than its hidden size (Qwen3's head_dim 128 at
+           hidden 1024 and 16 heads); QRWKV6's time mix needs them equal */
+        if (cfg->arch == ARWKV_ARCH_QRWKV6 && cfg->head_dim * cfg->num_heads != cfg->hidden_size)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
+                               cfg->head_dim, cfg->num_heads, cfg->hidden_size);
+        if (cfg->head_dim % 2 != 0)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d is odd; rotary embeddings need an even size", name, cfg->head_dim);
+    }
+    if (cfg->arch == ARWKV_ARCH_ARWKV7) {
+        if (cfg->wkv_version != 7)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: wkv_version %d is not supported (only 7)", name, cfg->wkv_version);
+        if (cfg->head_size <= 0 || cfg->hidden_size % cfg->head_size != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: hidden_size %d is not a multiple of head_size %d", name, cfg->hidden_size, cfg->head_size);
+    }
+    if (cfg->arch == ARWKV_ARCH_QRWKV6) {
+        /* llama.cpp's defaults when the keys are absent */
+        if (cfg->lora_rank_tokenshift <= 0) cfg->lora_rank_tokenshift = cfg->hidden_size >= 4096 ? 64 : 32;
+        if (cfg->lora_rank_decay <= 0) cfg->lora_rank_decay = cfg->hidden_size >= 4096 ? 128 : 64;
+        cfg->head_size = cfg->head_dim;
+    }
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const char *name, arwkv_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     arwkv__json j;
@@ -2997,8 +3044,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
     cfg->head_size_divisor = 8;
     cfg->wkv_version = 7;
     cfg->max_position_embeddings = 32768;
-    cfg->attention_bias = cfg->arch == ARWKV_ARCH_QWEN2 || cfg->arch == ARWKV_ARCH_QRWKV6; /* transformers' defaults */
-    cfg->qk_norm = cfg->arch == ARWKV_ARCH_QWEN3;
+    cfg->attention_bias = cfg->arch == ARWKV_ARCH_QRWKV6; /* recursal's default; Llama's and Qwen3's is false */
     {
         double eps = cfg->rms_norm_eps;
         int mlp_bias = 0, sliding = 0;
@@ -3039,9 +3085,6 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
         cfg->rms_norm_eps = (float)eps;
         if (r != ARWKV_OK) goto done;
-        /* Qwen2 always has q/k/v biases and no o bias; Llama and Qwen3 put "attention_bias" on all four */
-        if (cfg->arch == ARWKV_ARCH_QWEN2) cfg->attention_bias = 1, cfg->attention_output_bias = 0;
-        if (cfg->arch == ARWKV_ARCH_LLAMA || cfg->arch == ARWKV_ARCH_QWEN3) cfg->attention_output_bias = cfg->attention_bias;
         /* eos_token_id may be a list in newer configs: take the first */
         uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
         if (arwkv__json_type(&j, eos) == ARWKV__JSON_ARRAY && arwkv__json_is_number(&j, arwkv__json_at(&j, eos, 0)))
@@ -3055,43 +3098,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
     if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "intermediate_size", cfg->intermediate_size, name);
     if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "num_hidden_layers", cfg->num_layers, name);
     if (r == ARWKV_OK && cfg->arch != ARWKV_ARCH_ARWKV7) r = arwkv__cfg_require(&j, "num_attention_heads", cfg->num_heads, name);
-    if (r != ARWKV_OK) goto done;
-    if (cfg->num_heads > 0) {
-        if (cfg->num_kv_heads <= 0) cfg->num_kv_heads = cfg->num_heads;
-        if (cfg->head_dim <= 0) cfg->head_dim = cfg->hidden_size / cfg->num_heads;
-        if (cfg->num_heads % cfg->num_kv_heads != 0) {
-            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", name,
-                            cfg->num_heads, cfg->num_kv_heads);
-            goto done;
-        }
-        /* a teacher's attention may be wider or narrower than its hidden size (Qwen3's head_dim 128 at
-           hidden 1024 and 16 heads); QRWKV6's time mix needs them equal */
-        if (cfg->arch == ARWKV_ARCH_QRWKV6 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
-            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
-                            cfg->head_dim, cfg->num_heads, cfg->hidden_size);
-            goto done;
-        }
-        if (cfg->head_dim % 2 != 0) {
-            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d is odd; rotary embeddings need an even size", name, cfg->head_dim);
-            goto done;
-        }
-    }
-    if (cfg->arch == ARWKV_ARCH_ARWKV7) {
-        if (cfg->wkv_version != 7) {
-            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: wkv_version %d is not supported (only 7)", name, cfg->wkv_version);
-            goto done;
-        }
-        if (cfg->head_size <= 0 || cfg->hidden_size % cfg->head_size != 0) {
-            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: hidden_size %d is not a multiple of head_size %d", name, cfg->hidden_size, cfg->head_size);
-            goto done;
-        }
-    }
-    if (cfg->arch == ARWKV_ARCH_QRWKV6) {
-        /* llama.cpp's defaults when the keys are absent */
-        if (cfg->lora_rank_tokenshift <= 0) cfg->lora_rank_tokenshift = cfg->hidden_size >= 4096 ? 64 : 32;
-        if (cfg->lora_rank_decay <= 0) cfg->lora_rank_decay = cfg->hidden_size >= 4096 ? 128 : 64;
-        cfg->head_size = cfg->head_dim;
-    }
+    if (r == ARWKV_OK) r = arwkv__config_finish(cfg, name);
 done:
     arwkv__json_free(&j);
     return r;

@@ -56,6 +56,30 @@ TEST(config_fields_of_llama_and_qwen3) {
     CHECK(c.base_arch == ARWKV_ARCH_QWEN2, "old student: base %d", (int)c.base_arch);
 }
 
+/* A config built from another source (as a GGUF reader builds one from metadata) is completed and
+   checked by the same rules as config.json: here SmolLM2-135M's numbers and a Qwen3's. */
+TEST(config_from_other_sources_is_finished_alike) {
+    arwkv_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = ARWKV_ARCH_LLAMA, c.vocab_size = 49152, c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30;
+    c.num_heads = 9, c.num_kv_heads = 3, c.rms_norm_eps = 1e-5f, c.rope_theta = 100000, c.tie_word_embeddings = 1;
+    CHECK_OK(arwkv__config_finish(&c, "smollm2.gguf"));
+    CHECK(c.head_dim == 64 && c.base_arch == ARWKV_ARCH_LLAMA && !c.attention_bias && !c.attention_output_bias && !c.qk_norm,
+          "llama: head_dim %d base %d", c.head_dim, (int)c.base_arch);
+    memset(&c, 0, sizeof c);
+    c.arch = ARWKV_ARCH_QWEN3, c.vocab_size = 151936, c.hidden_size = 1024, c.intermediate_size = 3072, c.num_layers = 28;
+    c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128, c.rms_norm_eps = 1e-6f, c.rope_theta = 1e6;
+    CHECK_OK(arwkv__config_finish(&c, "qwen3.gguf"));
+    CHECK(c.qk_norm && c.head_dim == 128 && c.base_arch == ARWKV_ARCH_QWEN3, "qwen3: qk_norm %d", c.qk_norm);
+    c.num_kv_heads = 5;
+    CHECK(arwkv__config_finish(&c, "qwen3.gguf") == ARWKV_ERR_FORMAT && strstr(arwkv_last_error(), "qwen3.gguf") &&
+              strstr(arwkv_last_error(), "num_key_value_heads 5"),
+          "bad grouping: %s", arwkv_last_error());
+    c.num_kv_heads = 8, c.hidden_size = 0;
+    CHECK(arwkv__config_finish(&c, "qwen3.gguf") == ARWKV_ERR_FORMAT && strstr(arwkv_last_error(), "hidden_size"), "zero size: %s",
+          arwkv_last_error());
+}
+
 /* What the teacher cannot compute exactly is refused with the key named, never run differently. */
 TEST(config_refusals_name_the_key) {
     static const struct {
@@ -618,6 +642,7 @@ TEST(distill_chat_and_eval_students_of_llama) {
 int main(void) {
     RUN(config_fields_of_llama_and_qwen3);
     RUN(config_refusals_name_the_key);
+    RUN(config_from_other_sources_is_finished_alike);
     RUN(forward_matches_transformers);
     RUN(cached_decoding_and_greedy_match_transformers);
     RUN(students_of_llama_and_qwen3_save_and_load);
