@@ -1,21 +1,22 @@
-/* arwkv.h - ARWKV in one C header: turn a Qwen2.5 Transformer into an RNN by distillation.
+/* arwkv.h - ARWKV in one C header: turn a Transformer (Qwen2.5, Llama, Qwen3) into an RNN by distillation.
    No warranty; MIT licence (see the end of this file).
 
    ============================================================================================
    WHAT THIS IS
    ============================================================================================
-   ARWKV keeps a trained Qwen2 model (embeddings, RMSNorms, SwiGLU MLPs, head) and replaces each
-   layer's softmax attention by an RWKV-7 "time mix" (or RWKV-6 for QRWKV6). The new blocks are not
+   ARWKV keeps a trained Transformer - Qwen2, Llama or Qwen3 (embeddings, RMSNorms, SwiGLU MLPs,
+   head) - and replaces each layer's softmax attention by an RWKV-7 "time mix" (or RWKV-6 for
+   QRWKV6). The new blocks are not
    pre-trained; they are taught by the Transformer itself:
      stage 1  each time mix learns to reproduce its layer's attention output (teacher-forced);
      stage 2  the whole student learns the teacher's next-token distribution (KL, full vocabulary);
      stage 3  supervised fine-tuning on chat conversations.
    The result needs constant memory per token (a fixed recurrent state, no KV cache).
 
-   This header holds everything on the CPU: JSON and safetensors readers, the byte-level BPE
-   tokenizers (Qwen2, Llama 3, GPT-2, SmolLM) and chat templates, the
-   Qwen2 teacher, the ARWKV-7 and QRWKV6 students (forward and backward), the distillation losses,
-   AdamW, checkpoints and sampling. The companion arwkv_hip.h adds GPU kernels (HIP for MI300X,
+   This header holds everything on the CPU: JSON, safetensors and GGUF readers, the byte-level BPE
+   tokenizers (Qwen2, Llama 3, GPT-2, SmolLM) and chat templates, the Qwen2/Llama/Qwen3 teachers,
+   the ARWKV-7 and QRWKV6 students (forward and backward), the distillation losses, AdamW,
+   checkpoints and sampling. The companion arwkv_hip.h adds GPU kernels (HIP for MI300X,
    also compiled by nvcc for NVIDIA).
 
    ============================================================================================
@@ -72,7 +73,7 @@
      1. Support: errors, allocation, numbers (bf16/f16), thread pool
      2. JSON reader
      3. safetensors reader (mmap) and writer (atomic); GGUF reader and dequantizers
-     4. config.json of the three architectures
+     4. config.json of the teachers (Qwen2, Llama, Qwen3) and students (ARWKV-7, QRWKV6)
      5. Tokenizer
      6. Ops, each forward beside its backward
      7. Models: teacher, students
@@ -942,6 +943,7 @@ typedef struct arwkv_layer {
     arwkv_param *in_norm, *post_norm, *mlp_gate, *mlp_up, *mlp_down;
     /* a teacher's attention (QRWKV6 keeps q/k/v/o); q_norm, k_norm: Qwen3's per-head norms */
     arwkv_param *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b, *q_norm, *k_norm;
+    float qk_norm_eps; /* the epsilon of q_norm and k_norm (rms_norm_eps) */
     /* RWKV-7 time mix (ARWKV) */
     arwkv_param *x_r, *x_w, *x_k, *x_v, *x_a, *x_g;
     arwkv_param *w0, *w1, *w2, *a0, *a1, *a2, *v0, *v1, *v2, *g1, *g2;
@@ -984,9 +986,9 @@ ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const f
 ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_dtype save_type, uint64_t max_shard_bytes,
                                         const char *tokenizer_dir);
 
-/* ---- The teacher: Qwen2 forward ----------------------------------------------------------------
-   Qwen2ForCausalLM as transformers computes it in fp32 (the equations are written out beside the
-   implementation, "The teacher: Qwen2ForCausalLM" in section 7). Activations are fp32; weights stay in their stored type and
+/* ---- The teacher: Transformer forward -------------------------------------------------------------
+   Qwen2ForCausalLM, LlamaForCausalLM and Qwen3ForCausalLM as transformers computes them in fp32 (the
+   equations are written out beside the implementation, "The teacher" in section 7). Activations are fp32; weights stay in their stored type and
    are widened block by block inside the matrix product, so a bf16 7B teacher needs ~16 GB.
    Every buffer lives in backend memory and every computation goes through the backend's tables.
 
@@ -1013,7 +1015,7 @@ typedef struct arwkv_kv_cache arwkv_kv_cache;
    Returning anything but ARWKV_OK stops the forward, which returns that code. */
 typedef arwkv_result (*arwkv_layer_hook)(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows);
 
-/* A workspace for running model m (a Qwen2ForCausalLM loaded on a backend with Qwen ops). The model
+/* A workspace for running model m (a teacher: arwkv_arch_is_teacher, on a backend with Qwen ops). The model
    must outlive the teacher. Buffers grow on demand to the largest batch seen. */
 ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out);
 ARWKV_API void arwkv_teacher_free(arwkv_teacher *t);
@@ -1120,6 +1122,7 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
        m_c = tanh((x + xx maa_x) . time_maa_w1)[c] . time_maa_w2[c]     c = r, k, v, w, g
        x_c = x + xx (maa_c + m_c)
        r = q_proj(x_r)  k = k_proj(x_k)  v = v_proj(x_v)   (biases included; k, v per kv head)
+       r, k = RMSNorm per head (q_norm, k_norm)          a student of Qwen3 (the layer has q_norm)
        w = exp(-exp(time_decay + tanh(x_w . time_decay_w1) . time_decay_w2))
        per head: S_t = diag(w_t) S_{t-1} + (k_t (1 - w_t)) v_t^T,  y_t = r_t^T S_t / sqrt(head size)
        out = o_proj(y * sigmoid(gate(x_g)))
@@ -3819,6 +3822,53 @@ ARWKV_PRIVATE arwkv_result arwkv__cfg_require(const arwkv__json *j, const char *
     return ARWKV_OK;
 }
 
+/* What follows from the architecture once the sizes are known, and the checks every model must
+   pass: the family's fixed parts (Qwen2: q/k/v biases and none on o; Llama, Qwen3: o as q/k/v;
+   Qwen3: q/k norms), the defaults (key/value heads, head_dim), and the shapes the code can run.
+   Anything that builds a config from another source (e.g. a GGUF file's metadata) fills arch, the
+   sizes, rms_norm_eps, rope_theta, tie_word_embeddings, token ids and attention_bias, then calls
+   this; name is used in errors. */
+ARWKV_PRIVATE arwkv_result arwkv__config_finish(arwkv_config *cfg, const char *name) {
+    if (arwkv_arch_is_teacher(cfg->arch)) cfg->base_arch = cfg->arch;
+    if (cfg->arch == ARWKV_ARCH_QWEN2) cfg->attention_bias = 1, cfg->attention_output_bias = 0;
+    if (cfg->arch == ARWKV_ARCH_LLAMA || cfg->arch == ARWKV_ARCH_QWEN3) cfg->attention_output_bias = cfg->attention_bias;
+    if (cfg->arch == ARWKV_ARCH_QWEN3) cfg->qk_norm = 1;
+    const struct {
+        const char *key;
+        int value;
+    } sizes[] = {{"vocab_size", cfg->vocab_size}, {"hidden_size", cfg->hidden_size}, {"intermediate_size", cfg->intermediate_size},
+                 {"num_hidden_layers", cfg->num_layers}, {"num_attention_heads", cfg->arch == ARWKV_ARCH_ARWKV7 ? 1 : cfg->num_heads}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (sizes[i].value <= 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: \"%s\" must be positive, got %d", name, sizes[i].key, sizes[i].value);
+    if (cfg->num_heads > 0) {
+        if (cfg->num_kv_heads <= 0) cfg->num_kv_heads = cfg->num_heads;
+        if (cfg->head_dim <= 0) cfg->head_dim = cfg->hidden_size / cfg->num_heads;
+        if (cfg->num_heads % cfg->num_kv_heads != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", name,
+                               cfg->num_heads, cfg->num_kv_heads);
+        /* a teacher's attention may be wider or narrower than its hidden size (Qwen3's head_dim 128 at
+           hidden 1024 and 16 heads); QRWKV6's time mix needs them equal */
+        if (cfg->arch == ARWKV_ARCH_QRWKV6 && cfg->head_dim * cfg->num_heads != cfg->hidden_size)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
+                               cfg->head_dim, cfg->num_heads, cfg->hidden_size);
+        if (cfg->head_dim % 2 != 0)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d is odd; rotary embeddings need an even size", name, cfg->head_dim);
+    }
+    if (cfg->arch == ARWKV_ARCH_ARWKV7) {
+        if (cfg->wkv_version != 7)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: wkv_version %d is not supported (only 7)", name, cfg->wkv_version);
+        if (cfg->head_size <= 0 || cfg->hidden_size % cfg->head_size != 0)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: hidden_size %d is not a multiple of head_size %d", name, cfg->hidden_size, cfg->head_size);
+    }
+    if (cfg->arch == ARWKV_ARCH_QRWKV6) {
+        /* llama.cpp's defaults when the keys are absent */
+        if (cfg->lora_rank_tokenshift <= 0) cfg->lora_rank_tokenshift = cfg->hidden_size >= 4096 ? 64 : 32;
+        if (cfg->lora_rank_decay <= 0) cfg->lora_rank_decay = cfg->hidden_size >= 4096 ? 128 : 64;
+        cfg->head_size = cfg->head_dim;
+    }
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const char *name, arwkv_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     arwkv__json j;
@@ -3861,8 +3911,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
     cfg->head_size_divisor = 8;
     cfg->wkv_version = 7;
     cfg->max_position_embeddings = 32768;
-    cfg->attention_bias = cfg->arch == ARWKV_ARCH_QWEN2 || cfg->arch == ARWKV_ARCH_QRWKV6; /* transformers' defaults */
-    cfg->qk_norm = cfg->arch == ARWKV_ARCH_QWEN3;
+    cfg->attention_bias = cfg->arch == ARWKV_ARCH_QRWKV6; /* recursal's default; Llama's and Qwen3's is false */
     {
         double eps = cfg->rms_norm_eps;
         int mlp_bias = 0, sliding = 0;
@@ -3888,6 +3937,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         ARWKV__CFG_INT("attention_output_bias", attention_output_bias);
         ARWKV__CFG_INT("lora_rank_tokenshift", lora_rank_tokenshift);
         ARWKV__CFG_INT("lora_rank_decay", lora_rank_decay);
+        if (cfg->arch == ARWKV_ARCH_QRWKV6) ARWKV__CFG_INT("qk_norm", qk_norm); /* a student of Qwen3 keeps its q/k norms */
 #undef ARWKV__CFG_INT
         if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "mlp_bias", &mlp_bias, name);
         if (r == ARWKV_OK) r = arwkv__cfg_int(&j, 0, "use_sliding_window", &sliding, name);
@@ -3902,9 +3952,6 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
         cfg->rms_norm_eps = (float)eps;
         if (r != ARWKV_OK) goto done;
-        /* Qwen2 always has q/k/v biases and no o bias; Llama and Qwen3 put "attention_bias" on all four */
-        if (cfg->arch == ARWKV_ARCH_QWEN2) cfg->attention_bias = 1, cfg->attention_output_bias = 0;
-        if (cfg->arch == ARWKV_ARCH_LLAMA || cfg->arch == ARWKV_ARCH_QWEN3) cfg->attention_output_bias = cfg->attention_bias;
         /* eos_token_id may be a list in newer configs: take the first */
         uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
         if (arwkv__json_type(&j, eos) == ARWKV__JSON_ARRAY && arwkv__json_is_number(&j, arwkv__json_at(&j, eos, 0)))
@@ -3918,43 +3965,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
     if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "intermediate_size", cfg->intermediate_size, name);
     if (r == ARWKV_OK) r = arwkv__cfg_require(&j, "num_hidden_layers", cfg->num_layers, name);
     if (r == ARWKV_OK && cfg->arch != ARWKV_ARCH_ARWKV7) r = arwkv__cfg_require(&j, "num_attention_heads", cfg->num_heads, name);
-    if (r != ARWKV_OK) goto done;
-    if (cfg->num_heads > 0) {
-        if (cfg->num_kv_heads <= 0) cfg->num_kv_heads = cfg->num_heads;
-        if (cfg->head_dim <= 0) cfg->head_dim = cfg->hidden_size / cfg->num_heads;
-        if (cfg->num_heads % cfg->num_kv_heads != 0) {
-            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", name,
-                            cfg->num_heads, cfg->num_kv_heads);
-            goto done;
-        }
-        /* a teacher's attention may be wider or narrower than its hidden size (Qwen3's head_dim 128 at
-           hidden 1024 and 16 heads); QRWKV6's time mix needs them equal */
-        if (cfg->arch == ARWKV_ARCH_QRWKV6 && cfg->head_dim * cfg->num_heads != cfg->hidden_size) {
-            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d x num_attention_heads %d != hidden_size %d", name,
-                            cfg->head_dim, cfg->num_heads, cfg->hidden_size);
-            goto done;
-        }
-        if (cfg->head_dim % 2 != 0) {
-            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head_dim %d is odd; rotary embeddings need an even size", name, cfg->head_dim);
-            goto done;
-        }
-    }
-    if (cfg->arch == ARWKV_ARCH_ARWKV7) {
-        if (cfg->wkv_version != 7) {
-            r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: wkv_version %d is not supported (only 7)", name, cfg->wkv_version);
-            goto done;
-        }
-        if (cfg->head_size <= 0 || cfg->hidden_size % cfg->head_size != 0) {
-            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: hidden_size %d is not a multiple of head_size %d", name, cfg->hidden_size, cfg->head_size);
-            goto done;
-        }
-    }
-    if (cfg->arch == ARWKV_ARCH_QRWKV6) {
-        /* llama.cpp's defaults when the keys are absent */
-        if (cfg->lora_rank_tokenshift <= 0) cfg->lora_rank_tokenshift = cfg->hidden_size >= 4096 ? 64 : 32;
-        if (cfg->lora_rank_decay <= 0) cfg->lora_rank_decay = cfg->hidden_size >= 4096 ? 128 : 64;
-        cfg->head_size = cfg->head_dim;
-    }
+    if (r == ARWKV_OK) r = arwkv__config_finish(cfg, name);
 done:
     arwkv__json_free(&j);
     return r;
@@ -9771,6 +9782,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
             if (c->qk_norm) {
                 ARWKV__ATT(l->q_norm, 0, 1, c->head_dim, 0, 0, "q_norm.weight");
                 ARWKV__ATT(l->k_norm, 0, 1, c->head_dim, 0, 0, "k_norm.weight");
+                l->qk_norm_eps = c->rms_norm_eps;
             }
             if (c->arch == ARWKV_ARCH_QRWKV6) {
                 int64_t Dm = c->lora_rank_tokenshift, Dd = c->lora_rank_decay;
@@ -10254,6 +10266,7 @@ ARWKV_PRIVATE void arwkv__config_json(const arwkv_config *c, arwkv__buf *b) {
                           c->attention_output_bias ? "true" : "false");
         arwkv__json_kv_int(b, "lora_rank_tokenshift", c->lora_rank_tokenshift, 0);
         arwkv__json_kv_int(b, "lora_rank_decay", c->lora_rank_decay, 0);
+        if (c->qk_norm) arwkv__buf_str(b, "  \"qk_norm\": true,\n");
         /* as the published checkpoints: transformers loads them with recursal's two Python files */
         arwkv__buf_str(b, "  \"auto_map\": {\n    \"AutoConfig\": \"configuration_rwkv6qwen2.RWKV6Qwen2Config\",\n"
                           "    \"AutoModelForCausalLM\": \"modeling_rwkv6qwen2.RWKV6Qwen2ForCausalLM\"\n  },\n");
@@ -10356,18 +10369,20 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     return r;
 }
 
-/* ---- The teacher: Qwen2ForCausalLM --------------------------------------------------------------
+/* ---- The teacher: Qwen2, Llama and Qwen3 ForCausalLM -----------------------------------------------
        h = embed[ids]
        for each layer:
            xn = RMSNorm(h; input_layernorm)
            q = xn Wq^T + bq,  k = xn Wk^T + bk,  v = xn Wv^T + bv     H query heads, Hkv key/value heads
+           q, k = RMSNorm per head of head_dim (q_norm, k_norm)       Qwen3 only
            q, k = RoPE(q, k; position)
-           a = attention(q, k, v) Wo^T                                causal, GQA; the stage-1 target
+           a = attention(q, k, v) Wo^T (+ bo)                         causal, GQA; the stage-1 target
            h = h + a
            yn = RMSNorm(h; post_attention_layernorm)
            h = h + W_down (silu(W_gate yn) * (W_up yn))
        hidden = RMSNorm(h; norm);  logits = hidden W_head^T             W_head = embed when tied
-   One routine runs a layer for both uses: the batched forward (keys and values of all positions in
+   The families differ only in the biases (Qwen2: bq, bk, bv; Llama and Qwen3: all four or none, by
+   attention_bias) and Qwen3's q/k norms. One routine runs a layer for both uses: the batched forward (keys and values of all positions in
    the workspace) and the cached step (new keys and values appended to the cache, queries attending
    to everything cached before them). */
 
@@ -10873,8 +10888,8 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     s->cfg = *tc;
     s->cfg.arch = ARWKV_ARCH_QRWKV6;
     s->cfg.base_arch = tc->arch;
-    s->cfg.qk_norm = 0; /* Qwen3's q/k norms scale softmax logits: they go with the attention */
-    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) */
+    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) and
+       Qwen3's per-head norms of q and k, so that r and k start as the teacher's queries and keys */
     s->cfg.head_size = tc->head_dim;
     s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
     s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
@@ -11407,6 +11422,10 @@ struct arwkv_tmix6_acts {
     float *hd, *z, *w;         /* tanh(x_w . time_decay_w1) [rows, Dd]; log-log decay z; decay w */
     float *kk, *vv, *y, *yg;   /* k (1-w) and v per head; recurrence output; y sigmoid(g) */
     float *ckpt;               /* WKV states at chunk starts [B, H, chunks, N, N] */
+    void *qk_block;            /* a layer with q/k norms (Qwen3's) also keeps, for rows_cap rows: */
+    float *r_pre, *k_pre;      /*   q_proj and k_proj before their per-head norms [rows, C], [rows, KV] */
+    float *rstd_r, *rstd_k;    /*   the norms' reciprocal roots [rows, H], [rows, KVH] */
+    size_t qk_rows;            /*   rows those hold */
 };
 
 ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out) {
@@ -11422,6 +11441,7 @@ ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tm
 ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a) {
     if (!a) return;
     if (a->block) a->be->mem->free(a->be, a->block);
+    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
     arwkv__free(a);
 }
 
@@ -11464,6 +11484,24 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve(arwkv_tmix6_acts *a, int B, int 
     return ARWKV_OK;
 }
 
+/* The q/k-norm buffers, made only for layers that have the norms (students of Qwen3). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve_qk(arwkv_tmix6_acts *a) {
+    const arwkv_tmix6_dims *d = &a->d;
+    if (a->qk_block && a->qk_rows >= a->rows_cap) return ARWKV_OK;
+    size_t rows = a->rows_cap, C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
+    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
+    a->qk_block = NULL;
+    a->qk_rows = 0;
+    arwkv_result r = a->be->mem->alloc(a->be, rows * (C + KV + (size_t)d->n_heads + (size_t)d->n_kv_heads) * sizeof(float), &a->qk_block);
+    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 q/k norm activations for %zu tokens", rows);
+    a->r_pre = (float *)a->qk_block;
+    a->k_pre = a->r_pre + rows * C;
+    a->rstd_r = a->k_pre + rows * KV;
+    a->rstd_k = a->rstd_r + rows * (size_t)d->n_heads;
+    a->qk_rows = rows;
+    return ARWKV_OK;
+}
+
 /* The layer really is a QRWKV6 layer of these dimensions (a mismatch would read out of bounds). */
 ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T) {
     if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: B = %d, T = %d", B, T);
@@ -11482,6 +11520,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_
         {L->maa_w2, 5 * Dm, C, 0}, {L->decay_w1, C, Dd, 0}, {L->decay_w2, Dd, C, 0}, {L->q_w, C, C, 0},
         {L->k_w, KV, C, 0},      {L->v_w, KV, C, 0},       {L->o_w, C, C, 0},       {L->gate, C, C, 0},
         {L->q_b, 0, C, 1},       {L->k_b, 0, KV, 1},       {L->v_b, 0, KV, 1},      {L->o_b, 0, C, 1},
+        {L->q_norm, 0, d->head_size, 1}, {L->k_norm, 0, d->head_size, !L->q_norm}, /* both or neither */
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const arwkv_param *p = want[i].p;
@@ -11556,10 +11595,16 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer
                            arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
     ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
     const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
-    /* projections inherited from Qwen, and the gate */
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->r, xr, rows, L->q_w, L->q_b));
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->k, xk, rows, L->k_w, L->k_b));
+    /* projections inherited from the teacher, and the gate */
+    int qk = L->q_norm != NULL;
+    if (qk) ARWKV__TRY(arwkv__tmix6_reserve_qk(a));
+    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->r_pre : a->r, xr, rows, L->q_w, L->q_b));
+    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->k_pre : a->k, xk, rows, L->k_w, L->k_b));
     ARWKV__TRY(arwkv__tmix6_linear(be, a->v, xv, rows, L->v_w, L->v_b));
+    if (qk) { /* Qwen3's norms of each head's query and key, kept from the teacher */
+        ARWKV__TRY(be->core->rmsnorm_forward(be, a->r, a->rstd_r, a->r_pre, L->q_norm->data, L->q_norm->dtype, rows * H, N, L->qk_norm_eps));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, a->k, a->rstd_k, a->k_pre, L->k_norm->data, L->k_norm->dtype, rows * KVH, N, L->qk_norm_eps));
+    }
     ARWKV__TRY(arwkv__tmix6_linear(be, a->g, xg, rows, L->gate, NULL));
     /* decay */
     ARWKV__TRY(arwkv__tmix6_mm(be, a->hd, Dd, xw, C, rows, L->decay_w1, 0, C, Dd));
@@ -11601,14 +11646,16 @@ ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer
     int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
     size_t RC = (size_t)rows * (size_t)C, RKV = (size_t)rows * (size_t)KVH * (size_t)N;
     /* workspace: dyg dy dg dr dkk dvv dw dxx dxxx dx [rows, C]; dxc dm [5, rows, C]; dk dv [rows, KV];
-       dhd [rows, Dd]; dh1 [rows, 5 Dm] */
-    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm);
+       dhd [rows, Dd]; dh1 [rows, 5 Dm]; with q/k norms, dr_pre [rows, C] and dk_pre [rows, KV] */
+    int qk = L->q_norm != NULL;
+    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm) + (qk ? RC + RKV : 0);
     void *ws;
     ARWKV__TRY(be->mem->alloc(be, total * sizeof(float), &ws));
     float *p = (float *)ws;
     float *dyg = p, *dy = p + RC, *dg = p + 2 * RC, *dr = p + 3 * RC, *dkk = p + 4 * RC, *dvv = p + 5 * RC, *dw = p + 6 * RC;
     float *dxx = p + 7 * RC, *dxxx = p + 8 * RC, *dx_own = p + 9 * RC, *dxc = p + 10 * RC, *dm = p + 15 * RC;
     float *dk = p + 20 * RC, *dv = dk + RKV, *dhd = dv + RKV, *dh1 = dhd + (size_t)rows * Dd;
+    float *dr_pre = qk ? dh1 + (size_t)rows * 5 * Dm : dr, *dk_pre = qk ? dr_pre + RC : dk;
     float *dxo = dx ? dx : dx_own;
     const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
     const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
@@ -11630,9 +11677,15 @@ ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer
     ARWKV__STEP(arwkv__tmix6_mm_backward(be, dhd, Dd, dw, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
     ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
     ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxc + 3 * RC, C, dhd, xw, C, rows, L->decay_w1, 0, C, Dd));
-    /* q/k/v projections */
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr, xr, rows, L->q_w, L->q_b));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk, xk, rows, L->k_w, L->k_b));
+    /* the per-head norms of r and k, then the q/k/v projections */
+    if (qk) {
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dr_pre, arwkv__tmix6_grad(L->q_norm), dr, a->r_pre, L->q_norm->data, L->q_norm->dtype,
+                                               a->rstd_r, rows * H, N, 0));
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dk_pre, arwkv__tmix6_grad(L->k_norm), dk, a->k_pre, L->k_norm->data, L->k_norm->dtype,
+                                               a->rstd_k, rows * KVH, N, 0));
+    }
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr_pre, xr, rows, L->q_w, L->q_b));
+    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk_pre, xk, rows, L->k_w, L->k_b));
     ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 2 * RC, dv, xv, rows, L->v_w, L->v_b));
     /* the five mixes and their LoRA */
     ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
@@ -11702,9 +11755,9 @@ ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step) {
 ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_mlp) {
     /* the student's new blocks: everything under self_attn except projections inherited from Qwen.
        QRWKV6: stage 1 trains time_maa_*, time_decay* and gate.weight; q/k/v/o_proj (and their
-       biases) stay frozen, as in recursal's stage 1. The gate is trained too (recursal left it at
+       biases, and a Qwen3 teacher's q_norm/k_norm) stay frozen, as in recursal's stage 1. The gate is trained too (recursal left it at
        its zero init, a constant 1/2): with q/k/v/o frozen it is the only per-channel output scale. */
-    int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.");
+    int is_mix = strstr(p->name, ".self_attn.") && !strstr(p->name, "_proj.") && !strstr(p->name, "_norm."); /* q/k_norm: Qwen3's */
     if (stage == 1) return is_mix != 0;
     if (freeze_mlp && strstr(p->name, ".mlp.")) return 0;
     return 1;

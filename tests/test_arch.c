@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 
 #define ARCH_DIR "tests/data/arch"
-static const char *const model_names[] = {"llama-gqa", "llama-tied", "qwen3"};
-#define N_MODELS 3
+static const char *const model_names[] = {"llama-gqa", "llama-tied", "qwen3", "qwen3-small"};
+#define N_MODELS 4
 #define N_SEQS 3
 #define N_GREEDY 2
 
@@ -54,6 +54,30 @@ TEST(config_fields_of_llama_and_qwen3) {
     CHECK_OK(parse("{\"architectures\": [\"RwkvHybridForCausalLM\"], \"vocab_size\": 8, \"hidden_size\": 64, \"intermediate_size\": 8, "
                    "\"num_hidden_layers\": 1}", &c));
     CHECK(c.base_arch == ARWKV_ARCH_QWEN2, "old student: base %d", (int)c.base_arch);
+}
+
+/* A config built from another source (as a GGUF reader builds one from metadata) is completed and
+   checked by the same rules as config.json: here SmolLM2-135M's numbers and a Qwen3's. */
+TEST(config_from_other_sources_is_finished_alike) {
+    arwkv_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = ARWKV_ARCH_LLAMA, c.vocab_size = 49152, c.hidden_size = 576, c.intermediate_size = 1536, c.num_layers = 30;
+    c.num_heads = 9, c.num_kv_heads = 3, c.rms_norm_eps = 1e-5f, c.rope_theta = 100000, c.tie_word_embeddings = 1;
+    CHECK_OK(arwkv__config_finish(&c, "smollm2.gguf"));
+    CHECK(c.head_dim == 64 && c.base_arch == ARWKV_ARCH_LLAMA && !c.attention_bias && !c.attention_output_bias && !c.qk_norm,
+          "llama: head_dim %d base %d", c.head_dim, (int)c.base_arch);
+    memset(&c, 0, sizeof c);
+    c.arch = ARWKV_ARCH_QWEN3, c.vocab_size = 151936, c.hidden_size = 1024, c.intermediate_size = 3072, c.num_layers = 28;
+    c.num_heads = 16, c.num_kv_heads = 8, c.head_dim = 128, c.rms_norm_eps = 1e-6f, c.rope_theta = 1e6;
+    CHECK_OK(arwkv__config_finish(&c, "qwen3.gguf"));
+    CHECK(c.qk_norm && c.head_dim == 128 && c.base_arch == ARWKV_ARCH_QWEN3, "qwen3: qk_norm %d", c.qk_norm);
+    c.num_kv_heads = 5;
+    CHECK(arwkv__config_finish(&c, "qwen3.gguf") == ARWKV_ERR_FORMAT && strstr(arwkv_last_error(), "qwen3.gguf") &&
+              strstr(arwkv_last_error(), "num_key_value_heads 5"),
+          "bad grouping: %s", arwkv_last_error());
+    c.num_kv_heads = 8, c.hidden_size = 0;
+    CHECK(arwkv__config_finish(&c, "qwen3.gguf") == ARWKV_ERR_FORMAT && strstr(arwkv_last_error(), "hidden_size"), "zero size: %s",
+          arwkv_last_error());
 }
 
 /* What the teacher cannot compute exactly is refused with the key named, never run differently. */
@@ -286,6 +310,7 @@ TEST(students_of_llama_and_qwen3_save_and_load) {
         {"llama-gqa", ARWKV_ARCH_ARWKV7, ARWKV_INIT_INHERIT},
         {"llama-gqa", ARWKV_ARCH_QRWKV6, ARWKV_INIT_UPSTREAM},
         {"qwen3", ARWKV_ARCH_ARWKV7, ARWKV_INIT_UPSTREAM},
+        {"qwen3-small", ARWKV_ARCH_QRWKV6, ARWKV_INIT_UPSTREAM},
     };
     arwkv_backend *be = NULL;
     CHECK_OK(arwkv_backend_cpu(2, &be));
@@ -304,12 +329,16 @@ TEST(students_of_llama_and_qwen3_save_and_load) {
             arwkv_model_free(t);
             continue;
         }
-        CHECK(s->cfg.arch == cases[i].arch && s->cfg.base_arch == t->cfg.arch && !s->cfg.qk_norm && s->cfg.rms_norm_eps == t->cfg.rms_norm_eps &&
+        /* a QRWKV6 student keeps the projections, and with them a Qwen3 teacher's q/k norms */
+        int keeps_qk = cases[i].arch == ARWKV_ARCH_QRWKV6 && t->cfg.qk_norm;
+        CHECK(s->cfg.arch == cases[i].arch && s->cfg.base_arch == t->cfg.arch && s->cfg.qk_norm == keeps_qk &&
+                  s->cfg.rms_norm_eps == t->cfg.rms_norm_eps &&
                   s->cfg.tie_word_embeddings == t->cfg.tie_word_embeddings && s->cfg.vocab_size == t->cfg.vocab_size,
               "%s %s: config", cases[i].teacher, arwkv_arch_name(cases[i].arch));
         /* everything outside the attention is the teacher's, bit for bit */
-        const char *kept[3] = {"model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight"};
-        for (int k = 0; k < 3; k++) {
+        const char *kept[4] = {"model.embed_tokens.weight", "model.layers.1.mlp.down_proj.weight", "model.norm.weight",
+                               "model.layers.1.self_attn.k_norm.weight"};
+        for (int k = 0; k < 3 + keeps_qk; k++) {
             arwkv_param *a = arwkv_model_param(t, kept[k]), *b = arwkv_model_param(s, kept[k]);
             float *va = a ? (float *)malloc(sizeof(float) * a->numel) : NULL, *vb = a ? (float *)malloc(sizeof(float) * a->numel) : NULL;
             CHECK(a && b && a->numel == b->numel, "%s: %s kept", cases[i].teacher, kept[k]);
@@ -324,12 +353,14 @@ TEST(students_of_llama_and_qwen3_save_and_load) {
             CHECK(arwkv_model_param(s, "model.layers.0.self_attn.q_proj.weight") && !arwkv_model_param(s, "model.layers.0.self_attn.q_proj.bias") &&
                       !arwkv_model_param(s, "model.layers.0.self_attn.o_proj.bias") && !s->cfg.attention_bias,
                   "a QRWKV6 student of Llama keeps q/k/v/o without biases");
-        CHECK(!arwkv_model_param(s, "model.layers.0.self_attn.q_norm.weight"), "no q_norm in a student");
+        CHECK(!arwkv_model_param(s, "model.layers.0.self_attn.q_norm.weight") == !keeps_qk, "%s: q_norm %s", cases[i].teacher,
+              keeps_qk ? "kept" : "dropped with the attention");
         float *before = student_hidden(s, ids, 12);
         CHECK_OK(arwkv_model_save(s, out, ARWKV_DTYPE_UNKNOWN, 0, dir));
         CHECK_OK(arwkv_model_load(out, be, &back));
         if (back) {
             CHECK(back->cfg.arch == cases[i].arch && back->cfg.base_arch == t->cfg.arch && back->cfg.attention_bias == s->cfg.attention_bias &&
+                      back->cfg.qk_norm == keeps_qk &&
                       back->cfg.rms_norm_eps == t->cfg.rms_norm_eps && back->cfg.tie_word_embeddings == t->cfg.tie_word_embeddings,
                   "%s: reloaded config (base %s)", out, arwkv_arch_name(back->cfg.base_arch));
             float *after = student_hidden(back, ids, 12);
@@ -356,6 +387,94 @@ TEST(students_of_llama_and_qwen3_save_and_load) {
           "QRWKV6 of a Qwen3 with head_dim 80: %s", arwkv_last_error());
     arwkv_model_free(t);
     arwkv_backend_destroy(be);
+}
+
+/* A QRWKV6 student of Qwen3 starts where the teacher is: at its init every branch input is the
+   layer's normed input, so its r and k must be the teacher's queries and keys before RoPE, per-head
+   RMS-normalized with the teacher's q_norm and k_norm (a float64 reference from the teacher's
+   weights), and its training step runs with the norms' gradients. */
+static arwkv_result keep_xn(void *user, int layer, const float *x, const float *xn, const float *attn_out, int rows) {
+    (void)x, (void)attn_out;
+    hook_record *h = (hook_record *)user;
+    if (layer != 0) return ARWKV_OK;
+    return h->be->mem->download(h->be, h->x, xn, sizeof(float) * (size_t)rows * h->C);
+}
+
+TEST(qrwkv6_student_of_qwen3_reads_the_teachers_queries_and_keys) {
+    setup su = open_model("qwen3-small");
+    arwkv_model *s = NULL;
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.arch = ARWKV_ARCH_QRWKV6;
+    if (su.t) CHECK_OK(arwkv_student_create(su.m, &o, &s));
+    if (!s) {
+        close_model(&su);
+        return;
+    }
+    const arwkv_config *c = &su.m->cfg;
+    int T = 0, C = c->hidden_size, H = c->num_heads, KVH = c->num_kv_heads, N = c->head_dim;
+    int32_t *ids = ref_ids(su.ref, "seq1.ids", &T);
+    hook_record h = {su.be, 1, T, C, (float *)malloc(sizeof(float) * T * C), NULL};
+    const float *hidden;
+    CHECK_OK(arwkv_teacher_forward(su.t, ids, 1, T, keep_xn, &h, &hidden));
+    arwkv_tmix6_dims d;
+    arwkv_tmix6_acts *acts = NULL;
+    float *out = (float *)malloc(sizeof(float) * T * C);
+    CHECK_OK(arwkv_tmix6_dims_from_config(&s->cfg, &d));
+    CHECK_OK(arwkv_tmix6_acts_create(su.be, &d, &acts));
+    if (acts) CHECK_OK(arwkv_tmix6_forward(su.be, &s->layers[0], &d, 1, T, h.x, NULL, NULL, out, acts));
+    /* the reference: xn W^T, then each head over its RMS, times the norm weight */
+    const arwkv_layer *TL = &su.m->layers[0];
+    const arwkv_param *W[2] = {TL->q_w, TL->k_w}, *G[2] = {TL->q_norm, TL->k_norm};
+    const float *got[2] = {acts ? acts->r : NULL, acts ? acts->k : NULL};
+    int heads[2] = {H, KVH};
+    for (int which = 0; which < 2 && acts; which++) {
+        int rowsW = heads[which] * N;
+        float *w = (float *)malloc(sizeof(float) * rowsW * C), *g = (float *)malloc(sizeof(float) * N), *want = (float *)malloc(sizeof(float) * T * rowsW);
+        CHECK_OK(arwkv_param_read(su.m, W[which], w, (int64_t)rowsW * C));
+        CHECK_OK(arwkv_param_read(su.m, G[which], g, N));
+        for (int t = 0; t < T; t++)
+            for (int hh = 0; hh < heads[which]; hh++) {
+                double u[256], ss = 0;
+                for (int i = 0; i < N; i++) {
+                    double acc = 0;
+                    for (int k = 0; k < C; k++) acc += (double)h.x[(size_t)t * C + k] * w[(size_t)(hh * N + i) * C + k];
+                    u[i] = acc, ss += acc * acc;
+                }
+                double inv = 1 / sqrt(ss / N + (double)c->rms_norm_eps);
+                for (int i = 0; i < N; i++) want[(size_t)t * rowsW + hh * N + i] = (float)(u[i] * inv * g[i]);
+            }
+        double e = test_rel_err(got[which], want, (size_t)T * rowsW);
+        CHECK(e < 1e-5, "%s: %.3g from the teacher's normed %s", which ? "k" : "r", e, which ? "keys" : "queries");
+        free(w), free(g), free(want);
+    }
+    /* a stage-1 step trains the mixes, not the inherited norms; stage 2 trains the norms too */
+    for (int stage = 1; stage <= 2; stage++) {
+        arwkv_train_options to;
+        arwkv_train_options_default(&to, stage);
+        to.seq_len = 16, to.batch = 1, to.steps = 2, to.warmup_steps = 0;
+        arwkv_dataset data;
+        arwkv_dataset_init(&data);
+        arwkv_tokenizer *tok = NULL;
+        CHECK_OK(arwkv_tokenizer_load(ARCH_DIR "/qwen3-small", &tok));
+        if (tok) CHECK_OK(arwkv_dataset_add_file(&data, tok, "tests/data/tokenizer/code.txt", 509));
+        arwkv_tokenizer_free(tok);
+        CHECK_OK(arwkv_dataset_pack(&data, 16, 1));
+        arwkv_trainer *tr = NULL;
+        arwkv_step_stats st;
+        memset(&st, 0, sizeof st);
+        CHECK_OK(arwkv_trainer_create(su.m, s, &to, &data, &tr));
+        if (tr) CHECK_OK(arwkv_trainer_step(tr, &st));
+        arwkv_param *qn = arwkv_model_param(s, "model.layers.1.self_attn.q_norm.weight");
+        CHECK(tr && qn && qn->trainable == (stage == 2) && isfinite(st.loss) && st.grad_norm > 0, "stage %d: q_norm trainable %d, loss %g",
+              stage, qn ? qn->trainable : -1, st.loss);
+        arwkv_trainer_free(tr);
+        arwkv_dataset_free(&data);
+    }
+    arwkv_tmix6_acts_free(acts);
+    free(out), free(h.x), free(ids);
+    arwkv_model_free(s);
+    close_model(&su);
 }
 
 /* Stage 2 takes any teacher with the student's vocabulary (a larger one of another family here);
@@ -414,6 +533,64 @@ static int run(const char *cmd, char **out) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+/* The binaries on each teacher: arwkv-eval's nll and arwkv-chat's greedy continuation are
+   transformers' (the text tokenized by Hugging Face tokenizers, which our tokenizer must match). */
+TEST(teacher_eval_and_chat_match_transformers) {
+    if (!test_file_exists("build/arwkv-eval") || !test_file_exists("build/arwkv-chat")) SKIP("build/arwkv-* not built (run make first)");
+    for (int mi = 0; mi < N_MODELS; mi++) {
+        char dir[256], ref[256], cmd[1024], *out;
+        snprintf(dir, sizeof dir, ARCH_DIR "/%s", model_names[mi]);
+        snprintf(ref, sizeof ref, ARCH_DIR "/%s.ref.safetensors", model_names[mi]);
+        arwkv_safetensors *st = NULL;
+        arwkv_tokenizer *tok = NULL;
+        CHECK_OK(arwkv_st_open(ref, &st));
+        CHECK_OK(arwkv_tokenizer_load(dir, &tok));
+        if (!st || !tok) {
+            arwkv_st_close(st);
+            arwkv_tokenizer_free(tok);
+            continue;
+        }
+        /* the same 128 tokens as transformers saw */
+        int n = 0;
+        int32_t *want_ids = ref_ids(st, "eval.ids", &n);
+        char *text = NULL;
+        size_t len = 0;
+        CHECK_OK(arwkv__read_file("tests/data/tokenizer/code.txt", &text, &len));
+        arwkv_tokens toks;
+        memset(&toks, 0, sizeof toks);
+        if (text) CHECK_OK(arwkv_tokenizer_encode(tok, text, len, ARWKV_TOKENIZE_SPECIAL, &toks));
+        CHECK(want_ids && toks.n >= (size_t)n && memcmp(toks.ids, want_ids, sizeof(int32_t) * n) == 0, "%s: our tokens differ from tokenizers'",
+              model_names[mi]);
+        arwkv_tokens_free(&toks);
+        arwkv__free(text);
+        free(want_ids);
+        const arwkv_tensor_info *nt = arwkv_st_find(st, "eval.nll");
+        double want_nll = 0, nll = -1;
+        if (nt && nt->dtype == ARWKV_F64) memcpy(&want_nll, nt->data, sizeof want_nll);
+        snprintf(cmd, sizeof cmd, "build/arwkv-eval --model %s --text tests/data/tokenizer/code.txt --max-tokens %d 2>/dev/null", dir, n);
+        int rc = run(cmd, &out);
+        const char *line = strncmp(out, "tokens ", 7) == 0 ? out : NULL;
+        CHECK(rc == 0 && line && sscanf(line, "tokens %*d nll %lf", &nll) == 1 && fabs(nll - want_nll) <= 1e-4 * want_nll,
+              "%s: arwkv-eval nll %.7f, transformers %.7f (%d: %s)", model_names[mi], nll, want_nll, rc, out);
+        free(out);
+        /* greedy chat --raw --prompt prints transformers' continuation */
+        int nc = 0;
+        int32_t *chat_ids = ref_ids(st, "chat.ids", &nc);
+        char want[1024];
+        size_t wl = 0;
+        if (chat_ids) CHECK_OK(arwkv_tokenizer_decode(tok, chat_ids, (size_t)nc, want, sizeof want, &wl));
+        snprintf(cmd, sizeof cmd, "build/arwkv-chat --model %s --raw --prompt 'def fibonacci(n):' -n 16 --temperature 0 --repeat-penalty 1 2>/dev/null",
+                 dir);
+        rc = run(cmd, &out);
+        CHECK(rc == 0 && chat_ids && nc > 0 && wl < sizeof want && strcmp(out, want) == 0, "%s: arwkv-chat printed '%s' (%d), transformers' '%s'",
+              model_names[mi], out, rc, want);
+        free(out);
+        free(chat_ids);
+        arwkv_tokenizer_free(tok);
+        arwkv_st_close(st);
+    }
+}
+
 #define DISTILL "build/arwkv-distill --data tests/test_arch.c --eval-data tests/test.h --seq-len 32 --batch 2 --steps 3 --threads 2 "
 
 /* Stage 1 then stage 2 of an ARWKV-7 and a QRWKV6 student of the Llama teacher, each saved, then
@@ -465,10 +642,13 @@ TEST(distill_chat_and_eval_students_of_llama) {
 int main(void) {
     RUN(config_fields_of_llama_and_qwen3);
     RUN(config_refusals_name_the_key);
+    RUN(config_from_other_sources_is_finished_alike);
     RUN(forward_matches_transformers);
     RUN(cached_decoding_and_greedy_match_transformers);
     RUN(students_of_llama_and_qwen3_save_and_load);
+    RUN(qrwkv6_student_of_qwen3_reads_the_teachers_queries_and_keys);
     RUN(stage2_with_a_larger_teacher);
+    RUN(teacher_eval_and_chat_match_transformers);
     RUN(distill_chat_and_eval_students_of_llama);
     return test_summary("arch");
 }

@@ -335,11 +335,11 @@ TEST(op_wkv6_forward_backward) {
 /* ---- the block: a random layer, a float64 reference, finite differences ------------------------- */
 
 enum { P_MAA_X, P_MAA_R, P_MAA_K, P_MAA_V, P_MAA_W, P_MAA_G, P_W1, P_W2, P_TD, P_D1, P_D2,
-       P_Q, P_QB, P_K, P_KB, P_V, P_VB, P_O, P_GATE, P_COUNT };
+       P_Q, P_QB, P_K, P_KB, P_V, P_VB, P_O, P_GATE, P_QN, P_KN, P_COUNT };
 static const char *pnames[P_COUNT] = {"time_maa_x", "time_maa_r", "time_maa_k", "time_maa_v", "time_maa_w", "time_maa_g",
                                       "time_maa_w1", "time_maa_w2", "time_decay", "time_decay_w1", "time_decay_w2",
                                       "q_proj.weight", "q_proj.bias", "k_proj.weight", "k_proj.bias", "v_proj.weight",
-                                      "v_proj.bias", "o_proj.weight", "gate.weight"};
+                                      "v_proj.bias", "o_proj.weight", "gate.weight", "q_norm.weight", "k_norm.weight"};
 
 typedef struct {
     arwkv_tmix6_dims d;
@@ -355,20 +355,24 @@ static void layer_sync(rand_layer *L) { /* float copies of the float64 master va
 
 /* A layer whose every part matters: mixes away from 0 and 1, decays spread over (0, 1), LoRAs and
    biases clearly non-zero. */
-static void layer_make(rand_layer *L, arwkv_tmix6_dims d) {
+static void layer_make_qk(rand_layer *L, arwkv_tmix6_dims d, int qk_norm);
+static void layer_make(rand_layer *L, arwkv_tmix6_dims d) { layer_make_qk(L, d, 0); }
+/* qk_norm: the layer of a Qwen3 teacher's student also has q_norm and k_norm (eps 1e-6). */
+static void layer_make_qk(rand_layer *L, arwkv_tmix6_dims d, int qk_norm) {
     memset(L, 0, sizeof *L);
     L->d = d;
     size_t C = d.C, KV = (size_t)d.n_kv_heads * d.head_size, Dm = d.rank_mix, Dd = d.rank_decay;
-    size_t sizes[P_COUNT] = {C, C, C, C, C, C, C * 5 * Dm, 5 * Dm * C, C, C * Dd, Dd * C, C * C, C, KV * C, KV, KV * C, KV, C * C, C * C};
+    size_t N = d.head_size;
+    size_t sizes[P_COUNT] = {C, C, C, C, C, C, C * 5 * Dm, 5 * Dm * C, C, C * Dd, Dd * C, C * C, C, KV * C, KV, KV * C, KV, C * C, C * C, N, N};
     int64_t shapes[P_COUNT][3] = {{1, 1, (int64_t)C}, {1, 1, (int64_t)C}, {1, 1, (int64_t)C}, {1, 1, (int64_t)C}, {1, 1, (int64_t)C},
                                   {1, 1, (int64_t)C}, {(int64_t)C, (int64_t)(5 * Dm)}, {5, (int64_t)Dm, (int64_t)C}, {1, 1, (int64_t)C},
                                   {(int64_t)C, (int64_t)Dd}, {(int64_t)Dd, (int64_t)C}, {(int64_t)C, (int64_t)C}, {(int64_t)C},
                                   {(int64_t)KV, (int64_t)C}, {(int64_t)KV}, {(int64_t)KV, (int64_t)C}, {(int64_t)KV},
-                                  {(int64_t)C, (int64_t)C}, {(int64_t)C, (int64_t)C}};
-    int ndims[P_COUNT] = {3, 3, 3, 3, 3, 3, 2, 3, 3, 2, 2, 2, 1, 2, 1, 2, 1, 2, 2};
+                                  {(int64_t)C, (int64_t)C}, {(int64_t)C, (int64_t)C}, {(int64_t)N}, {(int64_t)N}};
+    int ndims[P_COUNT] = {3, 3, 3, 3, 3, 3, 2, 3, 3, 2, 2, 2, 1, 2, 1, 2, 1, 2, 2, 1, 1};
     double scale[P_COUNT] = {0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 0.5, 0.6, 0.5, 0.7,
-                             1 / sqrt((double)C), 0.3, 1 / sqrt((double)C), 0.3, 1 / sqrt((double)C), 0.3, 1 / sqrt((double)C), 0.5};
-    double shift[P_COUNT] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0, 0, -1.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+                             1 / sqrt((double)C), 0.3, 1 / sqrt((double)C), 0.3, 1 / sqrt((double)C), 0.3, 1 / sqrt((double)C), 0.5, 0.3, 0.3};
+    double shift[P_COUNT] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0, 0, -1.5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
     for (int i = 0; i < P_COUNT; i++) {
         L->n[i] = sizes[i];
         L->p[i] = dnew(sizes[i]);
@@ -391,6 +395,7 @@ static void layer_make(rand_layer *L, arwkv_tmix6_dims d) {
     y->maa_g = &P[P_MAA_G], y->maa_w1 = &P[P_W1], y->maa_w2 = &P[P_W2], y->time_decay = &P[P_TD], y->decay_w1 = &P[P_D1];
     y->decay_w2 = &P[P_D2], y->q_w = &P[P_Q], y->q_b = &P[P_QB], y->k_w = &P[P_K], y->k_b = &P[P_KB], y->v_w = &P[P_V];
     y->v_b = &P[P_VB], y->o_w = &P[P_O], y->gate = &P[P_GATE];
+    if (qk_norm) y->q_norm = &P[P_QN], y->k_norm = &P[P_KN], y->qk_norm_eps = 1e-6f;
 }
 static void layer_free(rand_layer *L) {
     for (int i = 0; i < P_COUNT; i++) free(L->p[i]), free(L->params[i].data), free(L->params[i].grad);
@@ -430,6 +435,14 @@ static void ref_block(const rand_layer *L, int B, int T, const double *x, const 
             const double *xr = xc, *xk = xc + C, *xv = xc + 2 * C, *xw = xc + 3 * C, *xg = xc + 4 * C;
             for (int o = 0; o < C; o++) r[o] = P[P_QB][o] + dot(P[P_Q] + (size_t)o * C, xr, C), gp[o] = dot(P[P_GATE] + (size_t)o * C, xg, C);
             for (int o = 0; o < KV; o++) k[o] = P[P_KB][o] + dot(P[P_K] + (size_t)o * C, xk, C), v[o] = P[P_VB][o] + dot(P[P_V] + (size_t)o * C, xv, C);
+            if (L->layer.q_norm) /* Qwen3's: each head of r and of k RMS-normalized, times q_norm / k_norm */
+                for (int h = 0; h < H + KVH; h++) {
+                    double *u = h < H ? r + (size_t)h * N : k + (size_t)(h - H) * N, ss = 0;
+                    const double *wn = h < H ? P[P_QN] : P[P_KN];
+                    for (int i = 0; i < N; i++) ss += u[i] * u[i];
+                    double inv = 1 / sqrt(ss / N + (double)L->layer.qk_norm_eps);
+                    for (int i = 0; i < N; i++) u[i] *= inv * wn[i];
+                }
             for (int j = 0; j < Dd; j++) {
                 double s = 0;
                 for (int c = 0; c < C; c++) s += xw[c] * P[P_D1][(size_t)c * Dd + j];
@@ -483,8 +496,9 @@ static arwkv_tmix6_dims small_dims(void) {
 }
 
 TEST(block_forward_matches_reference) {
+  for (int qk = 0; qk <= 1; qk++) { /* without and with a Qwen3 teacher's q/k norms */
     rand_layer L;
-    layer_make(&L, small_dims());
+    layer_make_qk(&L, small_dims(), qk);
     int B = 2, T = 21, C = L.d.C, H = L.d.n_heads, N = L.d.head_size;
     size_t n = (size_t)B * T * C, ns = (size_t)B * H * N * N;
     double *x = dnew(n), *sh = dnew((size_t)B * C), *s0 = dnew(ns), *out = dnew(n), *sh_out = dnew((size_t)B * C), *s_out = dnew(ns);
@@ -493,14 +507,16 @@ TEST(block_forward_matches_reference) {
     float *xf = fcopy(x, n), *shf = fcopy(sh, (size_t)B * C), *sf = fcopy(s0, ns), *of = fnew(n);
     CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &L.d, B, T, xf, shf, sf, of, NULL));
     double eo = rel_err_fd(of, out, n), esh = rel_err_fd(shf, sh_out, (size_t)B * C), es = rel_err_fd(sf, s_out, ns);
-    CHECK(eo < 1e-5 && esh == 0 && es < 1e-5, "out %g shift state %g wkv state %g", eo, esh, es);
+    CHECK(eo < 1e-5 && esh == 0 && es < 1e-5, "qk_norm %d: out %g shift state %g wkv state %g", qk, eo, esh, es);
     free(x), free(sh), free(s0), free(out), free(sh_out), free(s_out), free(xf), free(shf), free(sf), free(of);
     layer_free(&L);
+  }
 }
 
 TEST(block_backward_matches_finite_differences) {
+  for (int qk = 0; qk <= 1; qk++) { /* without and with a Qwen3 teacher's q/k norms */
     rand_layer L;
-    layer_make(&L, small_dims());
+    layer_make_qk(&L, small_dims(), qk);
     block_case c = {&L, 2, 21, NULL, NULL, NULL, NULL}; /* 21 tokens: a whole chunk of 16 and a part */
     int C = L.d.C, H = L.d.n_heads, N = L.d.head_size;
     size_t n = (size_t)c.B * c.T * C, ns = (size_t)c.B * H * N * N;
@@ -520,14 +536,15 @@ TEST(block_backward_matches_finite_differences) {
     double worst = 0;
     int worst_p = -1;
     for (int i = 0; i < P_COUNT; i++) {
-        if (i == P_O) continue;
+        if (i == P_O || (!qk && (i == P_QN || i == P_KN))) continue;
         double e = fd_check(block_loss, &c, L.p[i], L.n[i], L.params[i].grad, step);
         if (e > worst) worst = e, worst_p = i;
-        CHECK(e < 2e-4, "d %s: %g", pnames[i], e);
+        CHECK(e < 2e-4, "qk_norm %d: d %s: %g", qk, pnames[i], e);
     }
     double ex = fd_check(block_loss, &c, c.x, n, dx, step);
     CHECK(ex < 2e-4, "dx %g", ex);
-    printf("    worst parameter gradient error %.2e (%s), dx %.2e\n", worst, worst_p >= 0 ? pnames[worst_p] : "-", ex);
+    printf("    %s: worst parameter gradient error %.2e (%s), dx %.2e\n", qk ? "with q/k norms" : "plain", worst,
+           worst_p >= 0 ? pnames[worst_p] : "-", ex);
     /* gradients accumulate: a second backward doubles them */
     float g0 = L.params[P_W1].grad[3];
     CHECK_OK(arwkv_tmix6_backward(be2, &L.layer, &L.d, c.B, c.T, xf, acts, dout, NULL));
@@ -537,6 +554,7 @@ TEST(block_backward_matches_finite_differences) {
     arwkv_tmix6_acts_free(acts);
     free(c.x), free(c.shift0), free(c.s0), free(c.seed), free(xf), free(shf), free(sf), free(of), free(dout), free(dx);
     layer_free(&L);
+  }
 }
 
 /* Recurrent mode (one token per call, states carried) and chunks with state give what one call over

@@ -6,7 +6,7 @@
 Needs torch, transformers (5.x), safetensors and numpy; no network. Everything is seeded, so a rerun
 writes the same models (up to the float rounding of the installed torch).
 
-Three random-weight models, each a Hugging Face directory (config.json, model.safetensors,
+Four random-weight models, each a Hugging Face directory (config.json, model.safetensors,
 tokenizer.json), chosen to cover the configuration fields the C teacher reads:
   llama-gqa    LlamaForCausalLM, hidden 64, 4 query / 2 key-value heads of 16, no biases, untied head,
                rope_theta 500000, rms_norm_eps 1e-5 (the distillation tests' teacher)
@@ -14,7 +14,9 @@ tokenizer.json), chosen to cover the configuration fields the C teacher reads:
                the config: 4 x 32 != 96), attention_bias true (q, k, v and o biases), tied head
   qwen3        Qwen3ForCausalLM, hidden 128, 2 query / 1 key-value heads of head_dim 80, per-head
                q_norm/k_norm, tied head, rope_theta 1e6 (the "larger teacher" of the stage-2 test)
-All three share one small tokenizer: the bundled Qwen2 tokenizer (models/qwen2-code-tiny) cut to its
+  qwen3-small  Qwen3ForCausalLM, hidden 64, 4 query / 2 key-value heads of 16 (heads x head_dim =
+               hidden, as a QRWKV6 student needs), tied head
+All four share one small tokenizer: the bundled Qwen2 tokenizer (models/qwen2-code-tiny) cut to its
 256 byte tokens and first 253 merges, with <|endoftext|>, <|im_start|>, <|im_end|> moved to ids
 509-511, so the vocabulary is 512 and the models stay small enough to commit.
 
@@ -28,7 +30,11 @@ Next to each model, NAME.ref.safetensors holds, for three seeded random token se
   embedding); S.attn_out F32 [L,T,C] every attention output after o_proj; S.hidden F32 [T,C] the
   final normed hidden states; S.logits F32 [T,V].
 and for two prompts G: G.prompt I32, G.ids I32 (prompt + 24 greedy tokens from generate) and G.gap F32
-(best minus second-best logit at each generated step).
+(best minus second-best logit at each generated step). Through the tokenizer, for the binaries:
+  eval.ids I32 [128], eval.nll F64 [1]: the first 128 tokens of tests/data/tokenizer/code.txt and the
+  mean negative log-likelihood of tokens 2..128 given their prefix (what arwkv-eval prints);
+  chat.prompt U8 (the text "def fibonacci(n):"), chat.ids I32: its greedy continuation, at most
+  CHAT_NEW tokens, ending before <|endoftext|> (what arwkv-chat --raw --prompt prints), chat.gap F32.
 """
 import argparse
 import json
@@ -50,10 +56,17 @@ MODELS = {
     "qwen3": dict(arch="Qwen3ForCausalLM", hidden_size=128, intermediate_size=160, num_hidden_layers=2,
                   num_attention_heads=2, num_key_value_heads=1, rope_theta=1000000.0, rms_norm_eps=1e-6,
                   tie_word_embeddings=True, attention_bias=False, head_dim=80),
+    "qwen3-small": dict(arch="Qwen3ForCausalLM", hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, rope_theta=1000000.0, rms_norm_eps=1e-6,
+                        tie_word_embeddings=True, attention_bias=False, head_dim=16),  # Qwen3Config's default is 128
 }
 SEQ_LENS = (5, 24, 64)
 GREEDY_PROMPTS = ([1, 2, 3, 4], [100, 7, 300, 42, 42, 9])
 GREEDY_NEW = 24
+EVAL_TEXT = os.path.join(ROOT, "tests", "data", "tokenizer", "code.txt")
+EVAL_TOKENS = 128
+CHAT_PROMPT = "def fibonacci(n):"
+CHAT_NEW = 16
 
 
 def small_tokenizer():
@@ -135,6 +148,7 @@ def main():
     args = p.parse_args()
     import torch
     from safetensors.torch import save_file
+    from tokenizers import Tokenizer
     torch.set_num_threads(2)
     tok = small_tokenizer()
     os.makedirs(args.out, exist_ok=True)
@@ -171,9 +185,28 @@ def main():
             out[f"greedy{gi}.prompt"] = torch.tensor(prompt, dtype=torch.int32)
             out[f"greedy{gi}.ids"] = res.sequences[0].to(torch.int32).contiguous()
             out[f"greedy{gi}.gap"] = torch.tensor(gaps, dtype=torch.float32)
+        hf_tok = Tokenizer.from_file(os.path.join(mdir, "tokenizer.json"))
+        with open(EVAL_TEXT, "rb") as f:
+            ids = hf_tok.encode(f.read().decode("utf-8")).ids[:EVAL_TOKENS]
+        with torch.no_grad():
+            lg = model(input_ids=torch.tensor([ids])).logits[0].double()
+        nll = torch.nn.functional.cross_entropy(lg[:-1], torch.tensor(ids[1:]), reduction="mean")
+        out["eval.ids"] = torch.tensor(ids, dtype=torch.int32)
+        out["eval.nll"] = torch.tensor([float(nll)], dtype=torch.float64)
+        prompt = hf_tok.encode(CHAT_PROMPT).ids
+        with torch.no_grad():
+            res = model.generate(torch.tensor([prompt]), max_new_tokens=CHAT_NEW, do_sample=False, output_scores=True,
+                                 return_dict_in_generate=True, pad_token_id=N_BASE, eos_token_id=N_BASE)
+        new = res.sequences[0, len(prompt):].tolist()
+        if N_BASE in new:
+            new = new[:new.index(N_BASE)]
+        out["chat.prompt"] = torch.tensor(list(CHAT_PROMPT.encode()), dtype=torch.uint8)
+        out["chat.ids"] = torch.tensor(new, dtype=torch.int32)
+        out["chat.gap"] = torch.tensor([float(s[0].topk(2).values[0] - s[0].topk(2).values[1]) for s in res.scores], dtype=torch.float32)
         save_file(out, os.path.join(args.out, f"{name}.ref.safetensors"), metadata={"model": name})
         print(f"{mdir}: {spec['arch']}, {sum(p.numel() for p in model.parameters())} parameters; "
-              f"min greedy gap {min(min(out[f'greedy{g}.gap'].tolist()) for g in range(len(GREEDY_PROMPTS))):.4f}")
+              f"min greedy gap {min(min(out[f'greedy{g}.gap'].tolist()) for g in range(len(GREEDY_PROMPTS))):.4f}; "
+              f"eval nll {float(nll):.6f}; chat {len(new)} tokens, min gap {min(out['chat.gap'].tolist()):.4f}")
 
 
 if __name__ == "__main__":

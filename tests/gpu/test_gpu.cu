@@ -1199,6 +1199,118 @@ TEST(greedy_generation_matches_cpu) {
     g->gemm_fp32 = saved;
 }
 
+/* The teachers of every family (tests/data/arch: GQA Llama, tied Llama with biases and a head_dim of
+   its own, Qwen3 with per-head q/k norms) compute the CPU's logits, batched and KV-cached. */
+static arwkv_result family_logits(arwkv_backend *be, const char *dir, const int32_t *ids, int T, std::vector<float> &full,
+                                  std::vector<float> &cached) {
+    arwkv_model *m = NULL;
+    arwkv_teacher *t = NULL;
+    arwkv_kv_cache *kv = NULL;
+    float *dev = NULL;
+    const float *hidden = NULL;
+    arwkv_result r = arwkv_model_load(dir, be, &m);
+    int V = m ? m->cfg.vocab_size : 0;
+    full.assign((size_t)T * V, 0), cached.assign((size_t)T * V, 0);
+    if (r == ARWKV_OK) r = arwkv_teacher_create(m, &t);
+    if (r == ARWKV_OK) r = arwkv_teacher_forward(t, ids, 1, T, NULL, NULL, &hidden);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, sizeof(float) * full.size(), (void **)&dev);
+    if (r == ARWKV_OK) r = arwkv_model_logits(m, hidden, T, dev);
+    if (r == ARWKV_OK) r = be->mem->download(be, full.data(), dev, sizeof(float) * full.size());
+    if (r == ARWKV_OK) r = arwkv_kv_cache_create(m, 0, &kv);
+    if (r == ARWKV_OK) r = arwkv_teacher_step(t, kv, ids, T / 2, NULL, cached.data());
+    for (int i = T / 2; i < T && r == ARWKV_OK; i++) r = arwkv_teacher_step(t, kv, ids + i, 1, NULL, cached.data() + (size_t)i * V);
+    if (dev) be->mem->free(be, dev);
+    arwkv_kv_cache_free(kv);
+    arwkv_teacher_free(t);
+    arwkv_model_free(m);
+    return r;
+}
+
+TEST(teacher_families_match_cpu) {
+    if (!test_file_exists("tests/data/arch/qwen3/config.json")) SKIP("run from the repository root (needs tests/data/arch)");
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    static const char *const dirs[4] = {"tests/data/arch/llama-gqa", "tests/data/arch/llama-tied", "tests/data/arch/qwen3",
+                                        "tests/data/arch/qwen3-small"};
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = (i * 97 + 13) % 509;
+    for (int k = 0; k < 4; k++) {
+        std::vector<float> fc, cc, fg, cg;
+        CHECK_OK(family_logits(cpu, dirs[k], ids, 40, fc, cc));
+        CHECK_OK(family_logits(gpu, dirs[k], ids, 40, fg, cg));
+        double ef = fg.size() == fc.size() ? rel(fg.data(), fc.data(), fc.size()) : INFINITY;
+        double ec = cg.size() == fc.size() ? rel(cg.data(), fc.data(), fc.size()) : INFINITY;
+        printf("    %s: logits %.2g, KV-cached %.2g from the CPU's\n", dirs[k], ef, ec);
+        CHECK(ef < 1e-5 && ec < 1e-5, "%s: logits %.3g, cached %.3g from the CPU's", dirs[k], ef, ec);
+    }
+    g->gemm_fp32 = saved;
+}
+
+/* A QRWKV6 student of Qwen3 keeps the teacher's per-head q/k norms inside its time mix (RMSNorm ops
+   over rows of head_dim, forward and backward): one stage-2 gradient, every parameter's, as on the CPU. */
+static arwkv_result qwen3_qrwkv6_grads(arwkv_backend *be, arwkv_model **teacher, arwkv_model **student, arwkv_trainer **tr,
+                                       arwkv_dataset *data, double *loss) {
+    const char *dir = "tests/data/arch/qwen3-small";
+    arwkv_tokenizer *tok = NULL;
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    so.arch = ARWKV_ARCH_QRWKV6;
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 24, o.batch = 2, o.steps = 1, o.seed = 3;
+    arwkv_dataset_init(data);
+    arwkv_result r = arwkv_model_load(dir, be, teacher);
+    if (r == ARWKV_OK) r = arwkv_tokenizer_load(dir, &tok);
+    if (r == ARWKV_OK) r = arwkv_student_create(*teacher, &so, student);
+    if (r == ARWKV_OK) r = qrwkv6_randomize(*student);
+    if (r == ARWKV_OK) r = arwkv_dataset_add_file(data, tok, "tests/data/tokenizer/code.txt", arwkv_tokenizer_token_id(tok, "<|endoftext|>"));
+    if (r == ARWKV_OK) r = arwkv_dataset_pack(data, o.seq_len, 7);
+    if (r == ARWKV_OK) r = arwkv_trainer_create(*teacher, *student, &o, data, tr);
+    if (r == ARWKV_OK) {
+        for (int b = 0; b < o.batch; b++) arwkv_dataset_next(data, (*tr)->inputs + b * o.seq_len, (*tr)->targets + b * o.seq_len);
+        double kl, ce;
+        r = arwkv__zero_grads(*student);
+        if (r == ARWKV_OK) r = arwkv__logit_stage_step(*tr, loss, &kl, &ce);
+    }
+    arwkv_tokenizer_free(tok);
+    return r;
+}
+
+TEST(qrwkv6_student_of_qwen3_matches_cpu) {
+    if (!test_file_exists("tests/data/arch/qwen3-small/config.json")) SKIP("run from the repository root (needs tests/data/arch)");
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    arwkv_model *tc = NULL, *sc = NULL, *tg = NULL, *sg = NULL;
+    arwkv_trainer *trc = NULL, *trg = NULL;
+    arwkv_dataset dc, dg;
+    double lc = NAN, lg = NAN, worst = 0;
+    const char *worst_name = "";
+    int compared = 0, norms = 0;
+    CHECK_OK(qwen3_qrwkv6_grads(cpu, &tc, &sc, &trc, &dc, &lc));
+    CHECK_OK(qwen3_qrwkv6_grads(gpu, &tg, &sg, &trg, &dg, &lg));
+    for (int i = 0; sc && sg && i < sc->n_params; i++) {
+        arwkv_param *p = &sc->params[i], *q = arwkv_model_param(sg, p->name);
+        if (!p->trainable || !q || !q->trainable) continue;
+        std::vector<float> a((size_t)p->numel), b((size_t)p->numel);
+        memcpy(a.data(), p->grad, a.size() * sizeof(float));
+        dev_to(b.data(), q->grad, b.size() * sizeof(float));
+        double e = test_rel_err(b.data(), a.data(), a.size());
+        if (!(e <= worst)) worst = e, worst_name = p->name;
+        compared++;
+        norms += strstr(p->name, "_norm.weight") != NULL && strstr(p->name, "self_attn") != NULL;
+    }
+    double el = fabs(lg - lc) / fabs(lc);
+    printf("    loss %.6f (CPU %.6f, %.2g apart); %d gradients (%d q/k norms), worst %.3g (%s)\n", lg, lc, el, compared, norms, worst, worst_name);
+    CHECK(el < 1e-5 && compared > 0 && norms == 4 && worst < 1e-3, "loss %.8g vs %.8g; gradient of %s %.3g from the CPU's (%d norms)", lg, lc,
+          worst_name, worst, norms);
+    arwkv_trainer_free(trc), arwkv_trainer_free(trg);
+    arwkv_model_free(sc), arwkv_model_free(sg), arwkv_model_free(tc), arwkv_model_free(tg);
+    arwkv_dataset_free(&dc), arwkv_dataset_free(&dg);
+    g->gemm_fp32 = saved;
+}
+
 /* ============================================================================================
    Errors
    ============================================================================================ */
@@ -1401,6 +1513,8 @@ int main(int argc, char **argv) {
     RUN(every_gradient_matches_cpu);
     RUN(qrwkv6_student_matches_cpu);
     RUN(greedy_generation_matches_cpu);
+    RUN(teacher_families_match_cpu);
+    RUN(qrwkv6_student_of_qwen3_matches_cpu);
     RUN(errors);
 #ifdef ARWKV_HIP_EMULATOR
     int rc = test_summary(ARWKV_EMU_WARP == 64 ? "gpu kernels on the CPU emulator (wave 64, MFMA)" : "gpu kernels on the CPU emulator (warp 32, mma.sync)");
