@@ -1219,12 +1219,21 @@ static arwkv_result arwkv__hip_gemm_wgmma(arwkv__gpu *g, int M, int N, int K, co
     memset(&p, 0, sizeof p);
     int kslice = 0;
     p.M = M, p.N = N, p.K = K, p.C = C, p.ldc = ldc, p.accumulate = accumulate, p.bias = bias;
-    p.slices = arwkv__gemm_slices(M, N, K, ARWKV__WG_BK, &kslice);
+    /* Split K only where whole-K tiles would leave multiprocessors idle (their last wave less than
+       80% full) or K is very long (the head's backward, K = vocabulary). A dW over 8192 tokens of a
+       7B model fills the GPU with whole-K tiles, and its partial sums would cost more passes over C
+       than the split gains (measured on an H100: 3584 x 3584 x 8192 at 400 TFLOP/s whole, 346 split);
+       one of a 0.5B model (7 x 38 tiles of 128 x 256: 1.15 waves) runs faster split. */
+    int sms = g->prop.multiProcessorCount;
+    long long whole_tiles = (long long)((M + ARWKV__WG_BM - 1) / ARWKV__WG_BM) * ((N + 255) / 256);
+    long long waves = (whole_tiles + sms - 1) / sms;
+    if (K <= 16384 && whole_tiles >= 0.8 * waves * sms) p.slices = 1, kslice = (K + ARWKV__WG_BK - 1) / ARWKV__WG_BK * ARWKV__WG_BK;
+    else p.slices = arwkv__gemm_slices(M, N, K, ARWKV__WG_BK, &kslice);
     p.pairs = p.slices > 1 ? N % 2 == 0 : ldc % 2 == 0 && (uintptr_t)C % 8 == 0;
     p.kb_per_slice = kslice / ARWKV__WG_BK;
     p.tiles_m = (M + ARWKV__WG_BM - 1) / ARWKV__WG_BM;
     /* wide tiles when there are enough of them to fill the GPU, else narrow ones */
-    int sms = g->prop.multiProcessorCount, bn = 256;
+    int bn = 256;
     if (N <= 128 || (long long)p.tiles_m * ((N + 255) / 256) * p.slices < sms) bn = 128;
     p.tiles_n = (N + bn - 1) / bn;
     if (p.slices > 1) {

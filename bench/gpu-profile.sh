@@ -7,7 +7,8 @@
 #   torch.txt       torch.matmul at the same shapes and the ratio arwkv / torch per shape
 #   test_gpu.txt    build/gpu/test_gpu (every kernel against the CPU backend)
 #   gpu-train.txt   arwkv-bench gpu-train (tokens/s, peak memory, time per op kind)
-# Binaries: build/gpu/ (make gpu), or BIN=dir of prebuilt ones. TRAIN=0.5b|1.5b|7b|all, STEPS=n.
+# Binaries: build/gpu/ (make gpu), or BIN=dir of prebuilt ones. TRAIN=0.5b|1.5b|7b|all, STEPS=n;
+# TORCH=0 skips torch.matmul, MMA=0 the mma.sync comparison (shorter runs).
 # If the wgmma kernel fails its test, the later runs use ARWKV_GPU_GEMM=mma and say so.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,14 +41,16 @@ grep -E "^(PASS|FAIL|SKIP|gpu:|device)" "$R/test_gpu.txt"
 grep -q "^FAIL gemm_wgmma" "$R/test_gpu.txt" && gemm_env=mma && echo "wgmma failed its test: the rest runs with ARWKV_GPU_GEMM=mma"
 grep -A3 "FAIL" "$R/test_gpu.txt" | head -20
 
-log "torch.matmul"
-timeout 150 python3 bench/gpu-torch-matmul.py --arwkv "$R/gpu-ops.txt" > "$R/torch.txt" 2>&1
-sed -n '/against torch/,$p' "$R/torch.txt"
+if [ "${TORCH:-1}" != 0 ]; then
+    log "torch.matmul"
+    timeout 150 python3 bench/gpu-torch-matmul.py --arwkv "$R/gpu-ops.txt" > "$R/torch.txt" 2>&1
+    sed -n '/against torch/,$p' "$R/torch.txt"
+fi
 
 log "gpu-ops attention, wkv; matmul on mma.sync"
 ARWKV_GPU_GEMM=$gemm_env timeout 60 "$BIN/arwkv-bench" gpu-ops attention >> "$R/gpu-ops.txt" 2>&1
 ARWKV_GPU_GEMM=$gemm_env timeout 60 "$BIN/arwkv-bench" gpu-ops wkv >> "$R/gpu-ops.txt" 2>&1
-ARWKV_GPU_GEMM=mma timeout 90 "$BIN/arwkv-bench" gpu-ops matmul > "$R/gpu-ops-mma.txt" 2>&1
+[ "${MMA:-1}" != 0 ] && ARWKV_GPU_GEMM=mma timeout 90 "$BIN/arwkv-bench" gpu-ops matmul > "$R/gpu-ops-mma.txt" 2>&1
 grep -A40 "teacher attention" "$R/gpu-ops.txt"
 
 log "gpu-train ${TRAIN:-all}"
