@@ -100,12 +100,16 @@ fuzz: $(FUZZERS)
 # kernels (test_gpu_emu32/64 above).
 # bench/gpu-run.sh builds, tests and times on a GPU machine and writes bench/results/gpu-test-*.txt.
 NVCC         ?= nvcc
-GPU_ARCH     ?= sm_90
+# sm_90a: Hopper's own instructions (wgmma), which the matrix product uses on H100/H200; a plain
+# target (GPU_ARCH=sm_90, sm_80, ...) builds the portable mma.sync path only.
+GPU_ARCH     ?= sm_90a
+comma        := ,
+GPU_ARCH_FLAGS := $(if $(filter %a,$(GPU_ARCH)),-gencode=arch=compute_$(patsubst sm_%,%,$(GPU_ARCH))$(comma)code=$(GPU_ARCH),-arch=$(GPU_ARCH))
 HIPCC        ?= hipcc
 HIP_ARCH     ?= gfx942
 GPU_PROGRAMS ?= gpu-info inspect eval chat distill
 GPU_HDR      := $(HDR) arwkv_hip.h
-NVCCFLAGS    := -std=c++17 $(OPT) -arch=$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
+NVCCFLAGS    := -std=c++17 $(OPT) $(GPU_ARCH_FLAGS) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
 HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)
 ifeq ($(WERROR),1)
 NVCCFLAGS    += -Xcompiler -Werror
@@ -117,7 +121,8 @@ $(B)/test_gpu_emu32: $(GPU_EMU_SRC) | $(B)
 $(B)/test_gpu_emu64: $(GPU_EMU_SRC) | $(B)
 	$(CXX) $(CXXFLAGS) -Wno-unknown-pragmas -DARWKV_EMU_WARP=64 -I. -Itests -o $@ $< $(LDLIBS)
 
-gpu: $(B)/gpu/test_gpu $(patsubst %,$(B)/gpu/arwkv-%,$(GPU_PROGRAMS))
+gpu: $(B)/gpu/test_gpu $(patsubst %,$(B)/gpu/arwkv-%,$(GPU_PROGRAMS)) $(B)/gpu/arwkv-bench
+$(B)/gpu/arwkv-bench $(B)/hip/arwkv-bench: $(wildcard tools/bench/*.h)
 gpu-test: $(B)/gpu/test_gpu
 	$(B)/gpu/test_gpu
 $(B)/gpu/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
@@ -130,7 +135,7 @@ $(B)/gpu/arwkv-%: examples/%.c $(GPU_HDR)
 	@mkdir -p $(B)/gpu
 	$(NVCC) $(NVCCFLAGS) -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION -I. -o $@ -x cu $<
 
-gpu-hip: $(B)/hip/test_gpu $(patsubst %,$(B)/hip/arwkv-%,$(GPU_PROGRAMS))
+gpu-hip: $(B)/hip/test_gpu $(patsubst %,$(B)/hip/arwkv-%,$(GPU_PROGRAMS)) $(B)/hip/arwkv-bench
 $(B)/hip/test_gpu: tests/gpu/test_gpu.cu tests/test.h $(GPU_HDR)
 	@mkdir -p $(B)/hip
 	$(HIPCC) $(HIPFLAGS) -I. -Itests -o $@ $<

@@ -10387,6 +10387,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
    to everything cached before them). */
 
 #define ARWKV__TEACHER_MLP_ROWS 512  /* rows per MLP pass: bounds the two [rows, intermediate] buffers */
+#define ARWKV__TEACHER_MLP_ROWS_GPU 4096 /* on a GPU: products of 512 rows leave much of it idle */
 #define ARWKV__TEACHER_LOGIT_ROWS 16 /* rows per lm_head pass in arwkv_teacher_step */
 
 struct arwkv_teacher {
@@ -10394,7 +10395,7 @@ struct arwkv_teacher {
     arwkv_backend *be;
     int cap_rows;                         /* rows the activation buffers hold */
     float *x, *xn, *q, *k, *v, *att, *ao; /* [rows, C], [rows, C], [rows, H*D], [rows, Hkv*D] x2, [rows, H*D], [rows, C] */
-    float *gate, *up;                     /* [min(rows, MLP_ROWS), intermediate] */
+    float *gate, *up;                     /* [min(rows, MLP_ROWS or MLP_ROWS_GPU), intermediate] */
     int32_t *ids, *pos;                   /* [rows] */
     float *logits;                        /* [LOGIT_ROWS, vocab], allocated by the first step */
 };
@@ -10424,7 +10425,7 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_reserve(arwkv_teacher *t, int rows) {
     const arwkv_config *c = &t->m->cfg;
     size_t R = (size_t)rows, C = (size_t)c->hidden_size, Q = (size_t)c->num_heads * c->head_dim,
            KV = (size_t)c->num_kv_heads * c->head_dim, F = (size_t)c->intermediate_size;
-    size_t mlp_rows = R < ARWKV__TEACHER_MLP_ROWS ? R : ARWKV__TEACHER_MLP_ROWS;
+    size_t chunk = t->be->on_gpu ? ARWKV__TEACHER_MLP_ROWS_GPU : ARWKV__TEACHER_MLP_ROWS, mlp_rows = R < chunk ? R : chunk;
     arwkv__teacher_release(t);
     struct {
         void **p;
@@ -10512,8 +10513,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     if (hook) ARWKV__TRY(hook(user, l, t->x, t->xn, t->ao, R));
     ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)R * C));
     ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, R, C, c->rms_norm_eps));
-    for (int r0 = 0; r0 < R; r0 += ARWKV__TEACHER_MLP_ROWS) { /* rows are independent here: a chunk at a time */
-        int rows = R - r0 < ARWKV__TEACHER_MLP_ROWS ? R - r0 : ARWKV__TEACHER_MLP_ROWS;
+    const int chunk = be->on_gpu ? ARWKV__TEACHER_MLP_ROWS_GPU : ARWKV__TEACHER_MLP_ROWS;
+    for (int r0 = 0; r0 < R; r0 += chunk) { /* rows are independent here: a chunk at a time */
+        int rows = R - r0 < chunk ? R - r0 : chunk;
         const float *yn = t->xn + (ptrdiff_t)r0 * C;
         ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
         ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
@@ -12107,6 +12109,9 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
 /* ---- The trainer ---------------------------------------------------------------------------------------- */
 
 #define ARWKV__TRAIN_LOGIT_ROWS 128 /* positions whose logits (teacher and student) are alive at once */
+/* On a GPU, 1024: the head's products then run with K = 1024 instead of 128 (its weight gradient is
+   read and written once per chunk, its weight converted once per chunk), for 1.2 GB of logits. */
+#define ARWKV__TRAIN_LOGIT_ROWS_GPU 1024
 
 struct arwkv_trainer {
     arwkv_model *teacher, *student;
@@ -12130,7 +12135,8 @@ struct arwkv_trainer {
     /* stages 2-3 */
     float *lt, *ls;                /* backend [LOGIT_ROWS, V] */
     float *dhidden;                /* backend [B*T, C] */
-    float *kl_rows, *ce_rows;      /* backend [LOGIT_ROWS] */
+    float *kl_rows, *ce_rows;      /* backend [logit_rows] */
+    int logit_rows;                /* rows of logits per chunk (LOGIT_ROWS, or LOGIT_ROWS_GPU on a GPU) */
 };
 
 ARWKV_API void arwkv_trainer_free(arwkv_trainer *tr) {
@@ -12186,7 +12192,8 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp);
     tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
-    tr->rows_host = (float *)arwkv__malloc((size_t)(M > ARWKV__TRAIN_LOGIT_ROWS ? M : ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float));
+    tr->logit_rows = student->be->on_gpu ? ARWKV__TRAIN_LOGIT_ROWS_GPU : ARWKV__TRAIN_LOGIT_ROWS;
+    tr->rows_host = (float *)arwkv__malloc((size_t)(M > tr->logit_rows ? M : tr->logit_rows) * sizeof(float));
     if (r == ARWKV_OK && (!tr->inputs || !tr->targets || !tr->rows_host)) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(teacher, &tr->tw);
     if (r == ARWKV_OK) r = arwkv_rnn_create(student, &tr->rnn);
@@ -12213,11 +12220,11 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
         ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
     } else {
         ARWKV__TALLOC(tr->labels, (size_t)M * sizeof(int32_t));
-        ARWKV__TALLOC(tr->lt, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float));
-        ARWKV__TALLOC(tr->ls, (size_t)ARWKV__TRAIN_LOGIT_ROWS * V * sizeof(float));
+        ARWKV__TALLOC(tr->lt, (size_t)tr->logit_rows * V * sizeof(float));
+        ARWKV__TALLOC(tr->ls, (size_t)tr->logit_rows * V * sizeof(float));
         ARWKV__TALLOC(tr->dhidden, MC * sizeof(float));
-        ARWKV__TALLOC(tr->kl_rows, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
-        ARWKV__TALLOC(tr->ce_rows, ARWKV__TRAIN_LOGIT_ROWS * sizeof(float));
+        ARWKV__TALLOC(tr->kl_rows, tr->logit_rows * sizeof(float));
+        ARWKV__TALLOC(tr->ce_rows, tr->logit_rows * sizeof(float));
     }
 #undef ARWKV__TALLOC
     if (r != ARWKV_OK) {
@@ -12311,8 +12318,8 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
     float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
     double kl = 0, ce = 0;
     const arwkv_param *head = s->lm_head;
-    for (int row = 0; row < M; row += ARWKV__TRAIN_LOGIT_ROWS) {
-        int n = M - row < ARWKV__TRAIN_LOGIT_ROWS ? M - row : ARWKV__TRAIN_LOGIT_ROWS;
+    for (int row = 0; row < M; row += tr->logit_rows) {
+        int n = M - row < tr->logit_rows ? M - row : tr->logit_rows;
         if (stage == 2) ARWKV__TRY(arwkv__logits_rows(tr->teacher, ht, row, n, tr->lt));
         ARWKV__TRY(arwkv__logits_rows(s, hs, row, n, tr->ls));
         ARWKV__TRY(be->loss->logits_loss(be, tr->ls, stage == 2 ? tr->lt : NULL, use_labels ? tr->labels + row : NULL, n, V,

@@ -21,7 +21,9 @@
      AMD MI300X  (CDNA3, gfx942)  hip-clang; wavefronts of 64 lanes; matrix cores through the MFMA
                                   builtin __builtin_amdgcn_mfma_f32_16x16x16bf16_1k
      NVIDIA H100 (Hopper, sm_90)  nvcc; warps of 32 lanes; tensor cores through mma.sync.m16n8k16
-                                  (inline PTX)
+                                  (inline PTX); built for sm_90a, the matrix product also has a
+                                  Hopper-only path (wgmma fed by the tensor copy engine), chosen at
+                                  run time on compute capability 9.0
    The code is written with HIP's runtime names (hipMalloc, hipStream_t, ...). Under nvcc, where no
    HIP headers exist for CUDA 13, the "Portability" section maps each name this file uses onto its
    CUDA twin; nothing else differs between the two builds except the warp width (ARWKV__WARP,
@@ -56,13 +58,15 @@
    ============================================================================================
    BUILD
    ============================================================================================
-     NVIDIA (CUDA 12 or 13):  nvcc -x cu -std=c++17 -O2 -arch=sm_90 -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
+     NVIDIA (CUDA 12 or 13):  nvcc -x cu -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
+                              (H100/H200, with the wgmma path; -arch=sm_90 or sm_80 builds the portable path only)
      AMD (ROCm 6 or later):   hipcc -x hip -std=c++17 -O2 --offload-arch=gfx942 -DARWKV_GPU -DARWKV_HIP_IMPLEMENTATION prog.c -o prog
      compile check for gfx942 without ROCm 6 (Debian 12: clang-19 with ROCm 5.2's headers and
      device libraries): .ci/gpu-compile.sh, which also checks that the device code holds MFMA
-     instructions (gfx942) and mma.sync (sm_90).
-   `make gpu` builds build/gpu/test_gpu and the GPU builds of the programs with nvcc
-   (NVCC=..., GPU_ARCH=sm_90); `make gpu-hip` does the same with hipcc (HIPCC=..., HIP_ARCH=gfx942).
+     instructions (gfx942), mma.sync (sm_90) and wgmma (sm_90a).
+   `make gpu` builds build/gpu/test_gpu, build/gpu/arwkv-bench and the GPU builds of the programs with
+   nvcc (NVCC=..., GPU_ARCH=sm_90a by default); `make gpu-hip` does the same with hipcc (HIPCC=...,
+   HIP_ARCH=gfx942).
 
    ============================================================================================
    NUMBERS
@@ -77,16 +81,26 @@
    of its norm on the bundled tiny model; its loss by 0.5%), as in bf16 training elsewhere. With the
    environment variable ARWKV_GPU_GEMM=fp32 at backend creation, every product takes the SIMT path
    in fp32 FMAs instead (checked at 1e-5 of the CPU backend; a training step then matches the CPU's
-   loss and gradient norm to ~1e-6), also the fallback on GPUs without MFMA or mma.sync. Every other op computes in fp32 with float64 sums where the CPU backend uses them;
-   they match the CPU to ~1e-6.
+   loss and gradient norm to ~1e-6), also the fallback on GPUs without MFMA or mma.sync.
+   ARWKV_GPU_GEMM=mma keeps bf16 products but never takes the Hopper (wgmma) path: a comparison point.
+   On Hopper the wgmma path rounds exactly as the tile-by-tile path does (A and B to bf16, to
+   nearest even, fp32 accumulation); only the order of the fp32 sums differs. It first writes bf16
+   copies of A (and of B unless B is a bf16 [N,K] weight) into a buffer of its own: activations stay
+   fp32 in memory, and bf16 exists only as these per-product copies and as the weights.
+
+   Teacher attention, on NVIDIA with head size 64 or 128 and at least 16 queries, runs on the
+   tensor cores: Q, K, V rounded to bf16 as they are staged, scores, softmax and output in fp32
+   (about 5e-3 of the largest output, checked at 2e-2). Decoding steps, other head sizes, AMD and
+   ARWKV_GPU_GEMM=fp32 use the fp32 SIMT kernel. Every other op computes in fp32 with float64 sums
+   where the CPU backend uses them; they match the CPU to ~1e-6.
 
    The WKV7 recurrence keeps its N x N state in fp32 registers. Its backward steps the state back
    through each 16-token chunk by dividing by the decay (>= 0.545), where the CPU backend recomputes
    the chunk's states: the gradients agree with the CPU to ~2e-5 of their largest value (checked
    at 1e-4). The WKV6 recurrence (QRWKV6) also keeps its state in fp32 registers; its backward
    recomputes states forward from the checkpoints, as the CPU does, so no decay (which may be
-   arbitrarily close to 0) divides anything. Attention is fp32 on the SIMT cores (flash-style,
-   ~3e-7 of the CPU's output).
+   arbitrarily close to 0) divides anything. The SIMT attention is fp32 (flash-style, ~3e-7 of the
+   CPU's output).
 
    Results do not depend on scheduling: no op uses floating-point atomics. Sums over rows
    (embedding gradient, RMSNorm weight gradient, the time mix's parameter gradients) walk the rows
@@ -370,6 +384,12 @@ typedef struct arwkv__gpu {
     hipDeviceProp_t prop;
     int has_mma;               /* the device code has a matrix-core GEMM (probed at creation) */
     int gemm_fp32;             /* ARWKV_GPU_GEMM=fp32: every product on the fp32 SIMT path */
+    int has_wgmma;             /* Hopper's wgmma path is usable (sm_90a code, device 9.0, driver) */
+    int has_mma_sync;          /* the device code has NVIDIA's mma.sync (tensor-core attention) */
+    double wgmma_min_macs;     /* products of fewer multiply-adds stay on the mma.sync path */
+    void *encode_tiled;        /* the driver's cuTensorMapEncodeTiled */
+    void *pack;                /* bf16 copies of the operands of the wgmma path, grown on demand */
+    size_t pack_size;
     int max_blocks;            /* grid of the elementwise ops: enough blocks to fill the GPU */
     double *partial;           /* ARWKV__REDUCE_BLOCKS partial sums */
     float *scalar;             /* a result on its way back to the host */
@@ -823,13 +843,13 @@ __global__ void arwkv__gemm_reduce_kernel(const float *part, int slices, int M, 
    sums at most 256 MiB). A long sum in one accumulator loses precision (the head's backward has
    K = 151936 and nearly cancelling terms) and a thin output leaves most of the GPU idle; slices fix
    both, at the price of one more pass over C. */
-static int arwkv__gemm_slices(int M, int N, int K, int *kslice) {
+static int arwkv__gemm_slices(int M, int N, int K, int align, int *kslice) {
     int slices = K > 4096 ? K / 2048 : 1;
     if (slices > 64) slices = 64;
     while (slices > 1 && (size_t)slices * M * N * sizeof(float) > ((size_t)256 << 20)) slices /= 2;
     int depth = (K + slices - 1) / slices;
-    depth = (depth + ARWKV__GM_K - 1) / ARWKV__GM_K * ARWKV__GM_K; /* whole tile steps: aligned vector loads */
-    if (depth < ARWKV__GM_K) depth = ARWKV__GM_K;
+    depth = (depth + align - 1) / align * align; /* whole tile steps: aligned vector loads */
+    if (depth < align) depth = align;
     *kslice = depth;
     return (K + depth - 1) / depth > 1 ? (K + depth - 1) / depth : 1;
 }
@@ -841,6 +861,427 @@ static int arwkv__tile_mode(const void *p, long long rs, long long ks, size_t es
     if (rs == 1) return ARWKV__TILE_ROW;
     return ARWKV__TILE_K;
 }
+
+/* ============================================================================================
+   Matrix product on Hopper: warpgroup MMA (wgmma) fed by the tensor copy engine (sm_90a)
+   ============================================================================================
+   On H100/H200 the product above reaches a small fraction of the chip: mma.sync issues one
+   16x8x16 product per warp and instruction, and every operand passes through registers. Hopper's
+   own path moves tiles from global to shared memory with the tensor copy engine (TMA: one thread
+   asks for a whole 2-D box, which lands swizzled and signals an mbarrier when its bytes are in)
+   and multiplies straight out of shared memory with wgmma (a warpgroup of 4 warps computes
+   64 x N x 16 per instruction, asynchronously). It needs bf16 operands laid out K-major:
+     A  fp32 activations (any strides) are first packed into bf16 [M][Kp] (Kp = K rounded up to 8,
+        so that rows are 16-byte aligned as TMA requires); this is also where fp32 is rounded, as
+        the other path does tile by tile;
+     B  a bf16 weight stored [N][K] (nn.Linear's W, the forward) is read in place; any other B (the
+        backward's W, fp32 activations, f16) is packed into bf16 [N][Kp] first.
+   TMA reads past the matrix's edges as zeros, so the kernel never checks bounds until it stores C.
+
+   The kernel: 384 threads = 3 warpgroups. Warpgroup 0 is the producer (one thread issues the
+   copies); warpgroups 1 and 2 are consumers, each owning 64 rows of a 128 x BN tile of C (BN 256,
+   or 128 for thin outputs) in registers. Shared memory holds STAGES (A, B) tiles of K-depth 64
+   (one 128-byte swizzle row of bf16) in a ring: full[s] says stage s has arrived, empty[s] that
+   the 8 consumer warps are done with it. The grid is persistent (one block per multiprocessor, tiles
+   taken in turn, rows fastest so that concurrent blocks share B's tile in L2); the producer runs
+   ahead into the next tile while the consumers store the last one. Split-K, bias and accumulate
+   behave exactly as in the other kernels (the same slices, the same reduction). */
+#if defined(__CUDACC__) && !defined(ARWKV_HIP_EMULATOR)
+#define ARWKV__WGMMA_HOST 1 /* this build may carry the sm_90a kernel; the probe says whether it does */
+#include <cuda.h>
+
+#define ARWKV__WG_BM 128    /* rows of C per tile */
+#define ARWKV__WG_BK 64     /* K-depth of a stage: 64 bf16 = one 128-byte swizzle row */
+#define ARWKV__WG_THREADS 384
+
+template <int BN> struct arwkv__wg_cfg {
+    enum {
+        STAGES = BN == 256 ? 4 : 6,
+        A_BYTES = ARWKV__WG_BM * ARWKV__WG_BK * 2,
+        B_BYTES = BN * ARWKV__WG_BK * 2,
+        SMEM = STAGES * (A_BYTES + B_BYTES) + 2 * STAGES * 8 + 1024 /* tiles, barriers, alignment slack */
+    };
+};
+
+typedef struct arwkv__wg_params {
+    int M, N, K;
+    int tiles_m, tiles_n, slices, kb_per_slice; /* K-blocks of 64 per slice */
+    float *C, *partial;
+    long long ldc;
+    int accumulate;
+    int pairs; /* C (or the partial sums) takes 8-byte stores: even row stride, aligned */
+    const float *bias;
+} arwkv__wg_params;
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define ARWKV__WGMMA_DEVICE 1
+ARWKV__DEV unsigned arwkv__smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+ARWKV__DEV void arwkv__mbar_init(unsigned long long *bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(arwkv__smem_addr(bar)), "r"(count));
+}
+ARWKV__DEV void arwkv__mbar_expect_tx(unsigned long long *bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(arwkv__smem_addr(bar)), "r"(bytes) : "memory");
+}
+ARWKV__DEV void arwkv__mbar_arrive(unsigned long long *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(arwkv__smem_addr(bar)) : "memory");
+}
+/* Wait until the phase of the given parity has completed (a fresh barrier counts its phase
+   "before 0", parity 1, as completed: a producer's first wait on an empty slot passes). */
+ARWKV__DEV void arwkv__mbar_wait(unsigned long long *bar, unsigned parity) {
+    unsigned done = 0, a = arwkv__smem_addr(bar);
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(a), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* One 2-D box of a tensor map into shared memory; completes bytes on the barrier. */
+ARWKV__DEV void arwkv__tma_load(void *dst, const CUtensorMap *map, unsigned long long *bar, int x, int y) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(
+                     arwkv__smem_addr(dst)),
+                 "l"((unsigned long long)map), "r"(arwkv__smem_addr(bar)), "r"(x), "r"(y)
+                 : "memory");
+}
+/* Shared-memory matrix descriptor of a K-major tile with 128-byte swizzle: rows of 128 bytes,
+   groups of 8 rows 1024 bytes apart (the stride field); the leading-offset field is unused. */
+ARWKV__DEV unsigned long long arwkv__wg_desc(const void *tile) {
+    unsigned long long a = arwkv__smem_addr(tile);
+    return ((a & 0x3ffffull) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) | (1ull << 62);
+}
+/* Tile t of the persistent loop: slices outermost; inside a slice, bands of ARWKV__WG_GROUP tile
+   rows walked column by column, so that the blocks running at once share both A's and B's tiles
+   in L2 (and A's band stays there while B streams past it). */
+#define ARWKV__WG_GROUP 16
+ARWKV__DEV void arwkv__wg_tile(const arwkv__wg_params &p, int t, int &tm, int &tn, int &slice) {
+    const int per_slice = p.tiles_m * p.tiles_n, u = t % per_slice, band = ARWKV__WG_GROUP * p.tiles_n;
+    const int m0 = u / band * ARWKV__WG_GROUP, rows = min(ARWKV__WG_GROUP, p.tiles_m - m0), v = u % band;
+    slice = t / per_slice, tm = m0 + v % rows, tn = v / rows;
+}
+ARWKV__DEV void arwkv__wg_fence(void) { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+ARWKV__DEV void arwkv__wg_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+ARWKV__DEV void arwkv__wg_wait0(void) { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+ARWKV__DEV void arwkv__wg_wait1(void) { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+/* Pin the accumulators at this point of the program: the compiler sees wgmma's outputs as ready
+   when it is issued, and must not move their other uses across the wait (or the zeroing past the
+   first issue). */
+template <int R> ARWKV__DEV void arwkv__wg_pin(float (&d)[R]) {
+#pragma unroll
+    for (int i = 0; i < R; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+/* D[64 x N] += A[64 x 16] B[16 x N], both from shared memory (K-major), fp32 accumulators in
+   registers: lane l of warp w holds, for each 8 columns i, rows 16w + l/4 (+8) and columns
+   8i + 2(l%4) (+1), as d[4i..4i+3]. */
+#define ARWKV__ACC8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+ARWKV__DEV void arwkv__wgmma_m64n256k16(float (&d)[128], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,"
+                 "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,"
+                 "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+                 "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+                 : ARWKV__ACC8(0), ARWKV__ACC8(8), ARWKV__ACC8(16), ARWKV__ACC8(24),
+                   ARWKV__ACC8(32), ARWKV__ACC8(40), ARWKV__ACC8(48), ARWKV__ACC8(56),
+                   ARWKV__ACC8(64), ARWKV__ACC8(72), ARWKV__ACC8(80), ARWKV__ACC8(88),
+                   ARWKV__ACC8(96), ARWKV__ACC8(104), ARWKV__ACC8(112), ARWKV__ACC8(120)
+                 : "l"(da), "l"(db));
+}
+ARWKV__DEV void arwkv__wgmma_m64n128k16(float (&d)[64], unsigned long long da, unsigned long long db) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+                 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                 : ARWKV__ACC8(0), ARWKV__ACC8(8), ARWKV__ACC8(16), ARWKV__ACC8(24),
+                   ARWKV__ACC8(32), ARWKV__ACC8(40), ARWKV__ACC8(48), ARWKV__ACC8(56)
+                 : "l"(da), "l"(db));
+}
+#undef ARWKV__ACC8
+/* the instruction for a tile width, chosen by the accumulator array's size */
+ARWKV__DEV void arwkv__wgmma(float (&d)[128], unsigned long long da, unsigned long long db) { arwkv__wgmma_m64n256k16(d, da, db); }
+ARWKV__DEV void arwkv__wgmma(float (&d)[64], unsigned long long da, unsigned long long db) { arwkv__wgmma_m64n128k16(d, da, db); }
+#endif
+
+template <int BN>
+__global__ void __launch_bounds__(ARWKV__WG_THREADS, 1)
+    arwkv__gemm_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b, arwkv__wg_params p) {
+#if defined(ARWKV__WGMMA_DEVICE)
+    typedef arwkv__wg_cfg<BN> cfg;
+    extern __shared__ unsigned char arwkv__wg_smem[];
+    /* the swizzle pattern repeats every 1024 bytes: tiles start on such a boundary */
+    unsigned char *base = (unsigned char *)(((unsigned long long)arwkv__wg_smem + 1023) & ~1023ull);
+    unsigned char *sa = base, *sb = base + cfg::STAGES * cfg::A_BYTES;
+    unsigned long long *full = (unsigned long long *)(sb + cfg::STAGES * cfg::B_BYTES), *empty = full + cfg::STAGES;
+    const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < cfg::STAGES; s++) arwkv__mbar_init(&full[s], 1), arwkv__mbar_init(&empty[s], 8); /* 8 consumer warps */
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    const int tiles = p.tiles_m * p.tiles_n * p.slices, kblocks = (p.K + ARWKV__WG_BK - 1) / ARWKV__WG_BK;
+    if (wg == 0) { /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid == 0) {
+            int stage = 0;
+            unsigned phase = 0;
+            for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+                int tm, tn, slice;
+                arwkv__wg_tile(p, t, tm, tn, slice);
+                int kb0 = slice * p.kb_per_slice, kb1 = min(kblocks, kb0 + p.kb_per_slice);
+                for (int kb = kb0; kb < kb1; kb++) {
+                    arwkv__mbar_wait(&empty[stage], phase ^ 1);
+                    arwkv__mbar_expect_tx(&full[stage], cfg::A_BYTES + cfg::B_BYTES);
+                    arwkv__tma_load(sa + stage * cfg::A_BYTES, &map_a, &full[stage], kb * ARWKV__WG_BK, tm * ARWKV__WG_BM);
+                    arwkv__tma_load(sb + stage * cfg::B_BYTES, &map_b, &full[stage], kb * ARWKV__WG_BK, tn * BN);
+                    if (++stage == cfg::STAGES) stage = 0, phase ^= 1;
+                }
+            }
+        }
+    } else { /* consumers: warpgroup 1 takes rows 0..63 of the tile, warpgroup 2 rows 64..127 */
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int half = wg - 1, warp = tid / 32, lane = tid % 32;
+        int stage = 0;
+        unsigned phase = 0;
+        float d[BN / 2];
+        for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+            int tm, tn, slice;
+            arwkv__wg_tile(p, t, tm, tn, slice);
+            int kb0 = slice * p.kb_per_slice, kb1 = min(kblocks, kb0 + p.kb_per_slice), held = -1;
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) d[i] = 0.0f;
+            for (int kb = kb0; kb < kb1; kb++) {
+                arwkv__mbar_wait(&full[stage], phase);
+                unsigned long long da = arwkv__wg_desc(sa + stage * cfg::A_BYTES + half * 64 * 128);
+                unsigned long long db = arwkv__wg_desc(sb + stage * cfg::B_BYTES);
+                arwkv__wg_pin(d);
+                arwkv__wg_fence();
+#pragma unroll
+                for (int k = 0; k < ARWKV__WG_BK / 16; k++) arwkv__wgmma(d, da + 2 * k, db + 2 * k); /* +32 bytes = 16 bf16 of K */
+                arwkv__wg_commit();
+                /* one group stays in flight while the next stage is awaited: the previous k-block's
+                   products are done, so its stage goes back to the producer */
+                arwkv__wg_wait1();
+                arwkv__wg_pin(d);
+                if (held >= 0 && lane == 0) arwkv__mbar_arrive(&empty[held]);
+                held = stage;
+                if (++stage == cfg::STAGES) stage = 0, phase ^= 1;
+            }
+            arwkv__wg_wait0();
+            arwkv__wg_pin(d);
+            if (held >= 0 && lane == 0) arwkv__mbar_arrive(&empty[held]);
+            /* store: rows 16 warp + lane/4 (+8), columns 8i + 2(lane%4) (+1), two at a time where aligned */
+            const int row = tm * ARWKV__WG_BM + half * 64 + warp * 16 + lane / 4, col0 = tn * BN + 2 * (lane % 4);
+#pragma unroll
+            for (int i = 0; i < BN / 8; i++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int r = row + 8 * h, col = col0 + 8 * i;
+                    if (r >= p.M || col >= p.N) continue;
+                    float v0 = d[4 * i + 2 * h], v1 = d[4 * i + 2 * h + 1];
+                    if (p.partial) {
+                        float *out = p.partial + ((size_t)slice * p.M + r) * p.N + col;
+                        if (col + 1 < p.N && p.pairs) *(float2 *)out = make_float2(v0, v1);
+                        else {
+                            out[0] = v0;
+                            if (col + 1 < p.N) out[1] = v1;
+                        }
+                        continue;
+                    }
+                    float *out = p.C + (long long)r * p.ldc + col;
+                    if (p.bias) v0 += p.bias[col], v1 += col + 1 < p.N ? p.bias[col + 1] : 0.0f;
+                    if (col + 1 < p.N && p.pairs) {
+                        if (p.accumulate) {
+                            float2 o = *(const float2 *)out;
+                            v0 += o.x, v1 += o.y;
+                        }
+                        *(float2 *)out = make_float2(v0, v1);
+                    } else {
+                        out[0] = p.accumulate ? out[0] + v0 : v0;
+                        if (col + 1 < p.N) out[1] = p.accumulate ? out[1] + v1 : v1;
+                    }
+                }
+        }
+    }
+#else
+    (void)map_a, (void)map_b, (void)p; /* not an sm_90a pass: the host never launches this kernel here */
+#endif
+}
+
+/* Pack an operand into bf16 [rows][ld] (k innermost, zeros in k = K..ld-1): element (row, k) of
+   the source is src[row * rs + k * ks], of type T. A 64 x 64 block goes through shared memory so
+   that reads run along the source's contiguous direction and writes along k. */
+template <int T> __global__ void __launch_bounds__(256) arwkv__pack_bf16_kernel(unsigned *dst, long long ld, const void *src, long long rs,
+                                                                                 long long ks, int rows, int K) {
+    __shared__ float tile[64][65];
+    const int row0 = blockIdx.y * 64, k0 = blockIdx.x * 64, tid = threadIdx.x;
+    const bool along_rows = ks != 1 && rs == 1;
+    for (int e = tid; e < 64 * 64; e += 256) {
+        int r = along_rows ? e % 64 : e / 64, k = along_rows ? e / 64 : e % 64;
+        int gr = row0 + r, gk = k0 + k;
+        tile[r][k] = gr < rows && gk < K ? arwkv__dev_load<T>(src, (long long)gr * rs + (long long)gk * ks) : 0.0f;
+    }
+    __syncthreads();
+    for (int e = tid; e < 64 * 32; e += 256) {
+        int r = e / 32, k = 2 * (e % 32), gr = row0 + r, gk = k0 + k;
+        if (gr < rows && gk < ld) dst[((long long)gr * ld + gk) / 2] = arwkv__dev_pack_bf16(tile[r][k], tile[r][k + 1]);
+    }
+}
+/* The common case of the packing above, fp32 rows with k contiguous and 16-byte aligned (the
+   activations of every forward product): 8 elements per thread, two 16-byte loads, one store. */
+__global__ void arwkv__pack_rows_bf16_kernel(uint4 *dst, long long ld, const float *src, long long rs, int rows, int K) {
+    const long long per_row = ld / 8;
+    ARWKV__GRID_LOOP(i, (size_t)rows * per_row) {
+        long long row = (long long)(i / per_row), k = (long long)(i % per_row) * 8;
+        const float *p = src + row * rs + k;
+        float x[8];
+        if (k + 8 <= K) {
+            float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
+            x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) x[j] = k + j < K ? p[j] : 0.0f;
+        }
+        uint4 w;
+        w.x = arwkv__dev_pack_bf16(x[0], x[1]), w.y = arwkv__dev_pack_bf16(x[2], x[3]);
+        w.z = arwkv__dev_pack_bf16(x[4], x[5]), w.w = arwkv__dev_pack_bf16(x[6], x[7]);
+        dst[i] = w;
+    }
+}
+#endif /* __CUDACC__ */
+
+#if defined(ARWKV__WGMMA_HOST)
+typedef CUresult (*arwkv__encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *, const cuuint64_t *,
+                                           const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
+                                           CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+/* The tensor map of a bf16 matrix [rows][K] with row stride ld elements, read in boxes of 64 x box_rows. */
+static arwkv_result arwkv__wg_tensor_map(arwkv__gpu *g, CUtensorMap *map, const void *p, int rows, int K, long long ld, int box_rows) {
+    cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)ld * 2};
+    cuuint32_t box[2] = {ARWKV__WG_BK, (cuuint32_t)box_rows}, elem_strides[2] = {1, 1};
+    CUresult r = ((arwkv__encode_tiled_fn)g->encode_tiled)(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, strides, box, elem_strides,
+                                                           CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                                           CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return arwkv__fail(ARWKV_ERR_GPU, "GPU matrix product: cannot describe a %d x %d bf16 operand (row stride %lld) to the tensor copy engine (error %d)",
+                           rows, K, ld, (int)r);
+    return ARWKV_OK;
+}
+
+/* Packed operands live in their own buffer (the scratch buffer holds split-K partial sums). */
+static arwkv_result arwkv__hip_pack_buffer(arwkv__gpu *g, size_t bytes, void **out) {
+    if (g->pack_size < bytes) {
+        if (g->pack) (void)hipFree(g->pack);
+        g->pack = NULL, g->pack_size = 0;
+        hipError_t e = hipMalloc(&g->pack, bytes);
+        if (e != hipSuccess) {
+            (void)hipGetLastError();
+            g->pack = NULL;
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU %d: cannot allocate %.1f MiB for bf16 operands of a matrix product: %s", g->device,
+                               bytes / 1048576.0, hipGetErrorString(e));
+        }
+        g->pack_size = bytes;
+    }
+    *out = g->pack;
+    return ARWKV_OK;
+}
+
+static void arwkv__wg_pack(arwkv__gpu *g, unsigned short *dst, long long ld, const void *src, int t, long long rs, long long ks, int rows, int K) {
+    if (t == ARWKV__T_F32 && ks == 1 && rs % 4 == 0 && (uintptr_t)src % 16 == 0) {
+        ARWKV__LAUNCH(arwkv__pack_rows_bf16_kernel, arwkv__hip_blocks(g, (size_t)rows * (ld / 8)), 256, g->stream, (uint4 *)dst, ld,
+                      (const float *)src, rs, rows, K);
+        return;
+    }
+    dim3 grid((unsigned)((ld + 63) / 64), (unsigned)((rows + 63) / 64));
+    if (t == ARWKV__T_BF16) ARWKV__LAUNCH(arwkv__pack_bf16_kernel<ARWKV__T_BF16>, grid, 256, g->stream, (unsigned *)dst, ld, src, rs, ks, rows, K);
+    else if (t == ARWKV__T_F16) ARWKV__LAUNCH(arwkv__pack_bf16_kernel<ARWKV__T_F16>, grid, 256, g->stream, (unsigned *)dst, ld, src, rs, ks, rows, K);
+    else ARWKV__LAUNCH(arwkv__pack_bf16_kernel<ARWKV__T_F32>, grid, 256, g->stream, (unsigned *)dst, ld, src, rs, ks, rows, K);
+}
+
+/* C = A B on the wgmma path (arguments as arwkv__hip_gemm's; K >= 1). */
+static arwkv_result arwkv__hip_gemm_wgmma(arwkv__gpu *g, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs, const void *B,
+                                          arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc, int accumulate,
+                                          const float *bias) {
+    const long long kp = (K + 7) / 8 * 8;
+    const int b_in_place = b_type == ARWKV_BF16 && b_rs == 1 && b_cs >= K && (b_cs * 2) % 16 == 0 && (uintptr_t)B % 16 == 0;
+    size_t a_bytes = ((size_t)M * kp * 2 + 255) / 256 * 256, b_bytes = b_in_place ? 0 : (size_t)N * kp * 2;
+    void *pack = NULL;
+    ARWKV__TRY(arwkv__hip_pack_buffer(g, a_bytes + b_bytes, &pack));
+    unsigned short *pa = (unsigned short *)pack, *pb = b_in_place ? (unsigned short *)B : pa + a_bytes / 2;
+    long long ldb = b_in_place ? (long long)b_cs : kp;
+    arwkv__wg_pack(g, pa, kp, A, ARWKV__T_F32, a_rs, a_cs, M, K);
+    if (!b_in_place)
+        arwkv__wg_pack(g, pb, kp, B, b_type == ARWKV_BF16 ? ARWKV__T_BF16 : b_type == ARWKV_F16 ? ARWKV__T_F16 : ARWKV__T_F32, b_cs, b_rs, N, K);
+    ARWKV__TRY(arwkv__hip_launched("matrix product (packing operands to bf16)"));
+
+    arwkv__wg_params p;
+    memset(&p, 0, sizeof p);
+    int kslice = 0;
+    p.M = M, p.N = N, p.K = K, p.C = C, p.ldc = ldc, p.accumulate = accumulate, p.bias = bias;
+    /* Split K only where whole-K tiles would leave multiprocessors idle (their last wave less than
+       80% full) or K is very long (the head's backward, K = vocabulary). A dW over 8192 tokens of a
+       7B model fills the GPU with whole-K tiles, and its partial sums would cost more passes over C
+       than the split gains (measured on an H100: 3584 x 3584 x 8192 at 400 TFLOP/s whole, 346 split);
+       one of a 0.5B model (7 x 38 tiles of 128 x 256: 1.15 waves) runs faster split. */
+    int sms = g->prop.multiProcessorCount;
+    long long whole_tiles = (long long)((M + ARWKV__WG_BM - 1) / ARWKV__WG_BM) * ((N + 255) / 256);
+    long long waves = (whole_tiles + sms - 1) / sms;
+    if (K <= 16384 && whole_tiles >= 0.8 * waves * sms) p.slices = 1, kslice = (K + ARWKV__WG_BK - 1) / ARWKV__WG_BK * ARWKV__WG_BK;
+    else p.slices = arwkv__gemm_slices(M, N, K, ARWKV__WG_BK, &kslice);
+    p.pairs = p.slices > 1 ? N % 2 == 0 : ldc % 2 == 0 && (uintptr_t)C % 8 == 0;
+    p.kb_per_slice = kslice / ARWKV__WG_BK;
+    p.tiles_m = (M + ARWKV__WG_BM - 1) / ARWKV__WG_BM;
+    /* wide tiles when there are enough of them to fill the GPU, else narrow ones */
+    int bn = 256;
+    if (N <= 128 || (long long)p.tiles_m * ((N + 255) / 256) * p.slices < sms) bn = 128;
+    p.tiles_n = (N + bn - 1) / bn;
+    if (p.slices > 1) {
+        void *part = NULL;
+        ARWKV__TRY(arwkv__hip_scratch(g, (size_t)p.slices * M * N * sizeof(float), &part));
+        p.partial = (float *)part;
+    }
+    CUtensorMap map_a, map_b;
+    ARWKV__TRY(arwkv__wg_tensor_map(g, &map_a, pa, M, K, kp, ARWKV__WG_BM));
+    ARWKV__TRY(arwkv__wg_tensor_map(g, &map_b, pb, N, K, ldb, bn));
+    long long tiles = (long long)p.tiles_m * p.tiles_n * p.slices;
+    unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
+    if (bn == 256)
+        arwkv__gemm_wgmma_kernel<256><<<grid, ARWKV__WG_THREADS, arwkv__wg_cfg<256>::SMEM, g->stream>>>(map_a, map_b, p);
+    else
+        arwkv__gemm_wgmma_kernel<128><<<grid, ARWKV__WG_THREADS, arwkv__wg_cfg<128>::SMEM, g->stream>>>(map_a, map_b, p);
+    ARWKV__TRY(arwkv__hip_launched("matrix product (wgmma)"));
+    if (p.slices > 1) {
+        ARWKV__LAUNCH(arwkv__gemm_reduce_kernel, arwkv__hip_blocks(g, (size_t)M * N), 256, g->stream, p.partial, p.slices, M, N, C,
+                      (long long)ldc, accumulate, bias);
+        ARWKV__TRY(arwkv__hip_launched("matrix product (sum of the K slices)"));
+    }
+    return ARWKV_OK;
+}
+
+/* At backend creation: the wgmma path is used when the device is Hopper (9.0), this build carries
+   its sm_90a code (probed), the driver offers the tensor-map encoder, and the kernel may have the
+   shared memory it needs. Any missing piece leaves the portable path in charge. */
+static void arwkv__wg_setup(arwkv__gpu *g, int probed) {
+    g->has_wgmma = 0;
+    if (!probed || g->prop.major != 9 || g->prop.minor != 0) return;
+    if ((size_t)g->prop.sharedMemPerBlockOptin < (size_t)arwkv__wg_cfg<256>::SMEM) return;
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess || !fn ||
+        q != cudaDriverEntryPointSuccess) {
+        (void)cudaGetLastError();
+        return;
+    }
+    if (cudaFuncSetAttribute(arwkv__gemm_wgmma_kernel<256>, cudaFuncAttributeMaxDynamicSharedMemorySize, arwkv__wg_cfg<256>::SMEM) != cudaSuccess ||
+        cudaFuncSetAttribute(arwkv__gemm_wgmma_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, arwkv__wg_cfg<128>::SMEM) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return;
+    }
+    g->encode_tiled = fn;
+    g->has_wgmma = 1;
+}
+#endif
 
 static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                     const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
@@ -859,7 +1300,11 @@ static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, cons
     p.a.p = A, p.a.rs = a_rs, p.a.ks = a_cs, p.a.rows = M, p.a.K = K, p.a.mode = arwkv__tile_mode(A, a_rs, a_cs, 4);
     p.b.p = B, p.b.rs = b_cs, p.b.ks = b_rs, p.b.rows = N, p.b.K = K, p.b.mode = arwkv__tile_mode(B, b_cs, b_rs, esize);
     p.M = M, p.N = N, p.K = K, p.C = C, p.ldc = ldc, p.accumulate = accumulate, p.bias = bias;
-    int slices = arwkv__gemm_slices(M, N, K, &p.kslice);
+#if defined(ARWKV__WGMMA_HOST)
+    if (g->has_wgmma && !g->gemm_fp32 && K > 0 && (double)M * N * K >= g->wgmma_min_macs)
+        return arwkv__hip_gemm_wgmma(g, M, N, K, A, a_rs, a_cs, B, b_type, b_rs, b_cs, C, ldc, accumulate, bias);
+#endif
+    int slices = arwkv__gemm_slices(M, N, K, ARWKV__GM_K, &p.kslice);
     if (slices > 1) {
         void *part = NULL;
         ARWKV__TRY(arwkv__hip_scratch(g, (size_t)slices * M * N * sizeof(float), &part));
@@ -883,6 +1328,14 @@ static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, cons
         ARWKV__TRY(arwkv__hip_launched("matrix product (sum of the K slices)"));
     }
     return ARWKV_OK;
+}
+
+/* Which kernel the matrix products take, in words (arwkv-gpu-info, arwkv-bench). */
+static const char *arwkv__hip_gemm_path_name(const arwkv__gpu *g) {
+    if (g->gemm_fp32) return "fp32 SIMT (ARWKV_GPU_GEMM=fp32)";
+    if (g->has_wgmma) return "bf16 wgmma (sm_90a: tensor copy engine, persistent grid), mma.sync below 4M multiply-adds; fp32 accumulation";
+    if (g->has_mma) return "bf16 on the matrix units (mma.sync / MFMA), fp32 accumulation";
+    return "fp32 SIMT (no matrix units in this build)";
 }
 
 /* ============================================================================================
@@ -1385,14 +1838,163 @@ __global__ void __launch_bounds__(256) arwkv__attention_kernel(float *out, const
 
 #define ARWKV__ATT_GPU_MAX_D 256
 
+/* ---- Causal grouped-query attention on the tensor cores (mma.sync, NVIDIA) ------------------------
+   The same function as the kernel above for head sizes 64 and 128 with bf16 operands: Q, K and V
+   are rounded to bf16 as they are staged (Q pre-scaled by log2(e)/sqrt(D), so that the softmax uses
+   exp2), scores and the output accumulate in fp32 and the online softmax (running max and sum per
+   row) is fp32. A block of 4 warps owns 64 query rows of one head of one sequence, 16 per warp;
+   keys come in tiles of 64: K as [key][d] and V transposed as [d][key] in shared memory, which are
+   the layouts the m16n8k16 B fragment reads with 32-bit loads.
+     S = Q K^T   per warp 16 x 64: 8 column groups x D/16 products; masked by causality
+     softmax     each thread holds rows g and g+8 of its quad's columns: the max is shared over
+                 the quad with two shuffles; the sum stays per thread until the end
+     O += P V    the S accumulators are already P's A fragments once packed to bf16 (two column
+                 groups of 8 make one 16-wide k step) */
+#define ARWKV__ATT_MMA_QB 64 /* query rows per block */
+#define ARWKV__ATT_MMA_KB 64 /* keys per tile */
+
+template <int D>
+__global__ void __launch_bounds__(128) arwkv__attention_mma_kernel(float *out, const float *q, const float *k, const float *v, int Tq, int p0,
+                                                                   int H, int Hkv, long long kv_bs, float scale_log2) {
+#if defined(ARWKV__MMA_SYNC)
+    /* bf16 pairs as 32-bit words: K as [key][d], V as [d][key], rows padded by 4 words (conflict-free fragment reads) */
+    __shared__ unsigned Ks[ARWKV__ATT_MMA_KB][D / 2 + 4], Vt[D][ARWKV__ATT_MMA_KB / 2 + 4];
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * ARWKV__ATT_MMA_QB, kvh = h / (H / Hkv);
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+    const int Tk = p0 + Tq;
+    const long long q_ld = (long long)H * D, kv_ld = (long long)Hkv * D;
+    const float *kb = k + b * kv_bs + (long long)kvh * D, *vb = v + b * kv_bs + (long long)kvh * D;
+    /* this warp's Q rows as A fragments, scaled and rounded once */
+    unsigned qa[D / 16][4];
+    const int r0 = q0 + warp * 16 + g;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int r = r0 + 8 * (j & 1), c = kk * 16 + 2 * t + 8 * (j >> 1);
+            float2 x = r < Tq ? *(const float2 *)(q + ((long long)b * Tq + r) * q_ld + (long long)h * D + c) : make_float2(0.0f, 0.0f);
+            qa[kk][j] = arwkv__dev_pack_bf16(x.x * scale_log2, x.y * scale_log2);
+        }
+    float o[D / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    const int kv_end = Tk < p0 + q0 + ARWKV__ATT_MMA_QB ? Tk : p0 + q0 + ARWKV__ATT_MMA_QB; /* the last query sees keys to p0 + q0 + 63 */
+    for (int j0 = 0; j0 < kv_end; j0 += ARWKV__ATT_MMA_KB) {
+        __syncthreads(); /* the previous tile is no longer read */
+        for (int e = tid; e < ARWKV__ATT_MMA_KB / 2 * D / 4; e += 128) { /* two keys, four channels each */
+            int key = 2 * (e / (D / 4)), d = (e % (D / 4)) * 4;
+            float4 kx[2], vx[2];
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                kx[u] = vx[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (j0 + key + u < Tk) {
+                    kx[u] = *(const float4 *)(kb + (long long)(j0 + key + u) * kv_ld + d);
+                    vx[u] = *(const float4 *)(vb + (long long)(j0 + key + u) * kv_ld + d);
+                }
+                Ks[key + u][d / 2] = arwkv__dev_pack_bf16(kx[u].x, kx[u].y), Ks[key + u][d / 2 + 1] = arwkv__dev_pack_bf16(kx[u].z, kx[u].w);
+            }
+            Vt[d][key / 2] = arwkv__dev_pack_bf16(vx[0].x, vx[1].x), Vt[d + 1][key / 2] = arwkv__dev_pack_bf16(vx[0].y, vx[1].y);
+            Vt[d + 2][key / 2] = arwkv__dev_pack_bf16(vx[0].z, vx[1].z), Vt[d + 3][key / 2] = arwkv__dev_pack_bf16(vx[0].w, vx[1].w);
+        }
+        __syncthreads();
+        float s[ARWKV__ATT_MMA_KB / 8][4];
+#pragma unroll
+        for (int n = 0; n < ARWKV__ATT_MMA_KB / 8; n++) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                unsigned bf[2] = {Ks[n * 8 + g][kk * 8 + t], Ks[n * 8 + g][kk * 8 + t + 4]};
+                arwkv__mma_bf16_16816(s[n], qa[kk], bf);
+            }
+        }
+        /* causality and the end of the keys: only tiles reaching past a row's position need it */
+        if (j0 + ARWKV__ATT_MMA_KB > p0 + q0 + warp * 16 || j0 + ARWKV__ATT_MMA_KB > Tk) {
+#pragma unroll
+            for (int n = 0; n < ARWKV__ATT_MMA_KB / 8; n++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    int key = j0 + n * 8 + 2 * t + (j & 1), pos = p0 + r0 + 8 * (j >> 1);
+                    if (key > pos || key >= Tk) s[n][j] = -INFINITY;
+                }
+        }
+        /* online softmax, rows g (j = 0, 1) and g + 8 (j = 2, 3) */
+        float mx[2] = {m[0], m[1]};
+#pragma unroll
+        for (int n = 0; n < ARWKV__ATT_MMA_KB / 8; n++) {
+            mx[0] = fmaxf(mx[0], fmaxf(s[n][0], s[n][1]));
+            mx[1] = fmaxf(mx[1], fmaxf(s[n][2], s[n][3]));
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            mx[i] = fmaxf(mx[i], ARWKV__SHFL_XOR(mx[i], 1));
+            mx[i] = fmaxf(mx[i], ARWKV__SHFL_XOR(mx[i], 2));
+        }
+        float ref[2], rescale[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            ref[i] = mx[i] == -INFINITY ? 0.0f : mx[i]; /* a row with no key yet: nothing to rescale */
+            rescale[i] = exp2f(m[i] - ref[i]);
+            m[i] = mx[i];
+            l[i] *= rescale[i];
+        }
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) o[i][0] *= rescale[0], o[i][1] *= rescale[0], o[i][2] *= rescale[1], o[i][3] *= rescale[1];
+#pragma unroll
+        for (int n = 0; n < ARWKV__ATT_MMA_KB / 8; n++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                s[n][j] = exp2f(s[n][j] - ref[j >> 1]);
+                l[j >> 1] += s[n][j];
+            }
+        /* O += P V: keys in steps of 16 (column groups 2kk and 2kk + 1 of S) */
+#pragma unroll
+        for (int kk = 0; kk < ARWKV__ATT_MMA_KB / 16; kk++) {
+            unsigned pa[4] = {arwkv__dev_pack_bf16(s[2 * kk][0], s[2 * kk][1]), arwkv__dev_pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                              arwkv__dev_pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]), arwkv__dev_pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                unsigned bf[2] = {Vt[n * 8 + g][kk * 8 + t], Vt[n * 8 + g][kk * 8 + t + 4]};
+                arwkv__mma_bf16_16816(o[n], pa, bf);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        l[i] += ARWKV__SHFL_XOR(l[i], 1);
+        l[i] += ARWKV__SHFL_XOR(l[i], 2);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int r = r0 + 8 * i;
+        if (r >= Tq) continue;
+        float inv = 1.0f / l[i], *dst = out + ((long long)b * Tq + r) * q_ld + (long long)h * D + 2 * t;
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) *(float2 *)(dst + n * 8) = make_float2(o[n][2 * i] * inv, o[n][2 * i + 1] * inv);
+    }
+#else
+    (void)out, (void)q, (void)k, (void)v, (void)Tq, (void)p0, (void)H, (void)Hkv, (void)kv_bs, (void)scale_log2;
+#endif
+}
+
 static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
                                                  int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
     ARWKV__TRY(arwkv__attention_check(B, Tq, p0, H, Hkv, D, kv_batch_stride, ARWKV__ATT_GPU_MAX_D, " on the GPU"));
     if (B == 0 || Tq == 0) return ARWKV_OK;
     if (H > 65535 || B > 65535) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "attention: %d heads x %d sequences is too many for one launch", H, B);
-    hipStream_t s = ARWKV__G(be)->stream;
+    arwkv__gpu *g = ARWKV__G(be);
+    hipStream_t s = g->stream;
     float scale = (float)(1.0 / sqrt((double)D));
     long long bs = (long long)kv_batch_stride;
+    /* the tensor cores for head sizes 64 and 128 and more than a few queries (decoding steps stay on
+       the SIMT kernel, whose work is spread over the keys); 16-byte aligned rows for vector loads */
+    int aligned = ((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)out) % 16 == 0 && bs % 4 == 0 && (Hkv * D) % 4 == 0;
+    if (g->has_mma_sync && !g->gemm_fp32 && (D == 64 || D == 128) && Tq >= 16 && aligned) {
+        dim3 grid((unsigned)((Tq + ARWKV__ATT_MMA_QB - 1) / ARWKV__ATT_MMA_QB), (unsigned)H, (unsigned)B);
+        float scale_log2 = (float)(1.4426950408889634 / sqrt((double)D));
+        if (D == 64) ARWKV__LAUNCH(arwkv__attention_mma_kernel<64>, grid, 128, s, out, q, k, v, Tq, p0, H, Hkv, bs, scale_log2);
+        else ARWKV__LAUNCH(arwkv__attention_mma_kernel<128>, grid, 128, s, out, q, k, v, Tq, p0, H, Hkv, bs, scale_log2);
+        return arwkv__hip_launched("attention (tensor cores)");
+    }
 #define ARWKV__ATT_LAUNCH(DM)                                                                                              \
     do {                                                                                                                   \
         dim3 grid((unsigned)((Tq + arwkv__att_shape<DM>::QB - 1) / arwkv__att_shape<DM>::QB), (unsigned)H, (unsigned)B); \
@@ -2579,6 +3181,16 @@ __global__ void arwkv__probe_kernel(int *out) {
     out[0] = 0;
 #endif
     out[1] = ARWKV__WARP;
+#if defined(ARWKV__WGMMA_DEVICE)
+    out[2] = 1;
+#else
+    out[2] = 0;
+#endif
+#if defined(ARWKV__MMA_SYNC)
+    out[3] = 1;
+#else
+    out[3] = 0;
+#endif
 }
 
 static void arwkv__hip_destroy(arwkv_backend *be) {
@@ -2588,6 +3200,7 @@ static void arwkv__hip_destroy(arwkv_backend *be) {
         if (g->stream) (void)hipStreamSynchronize(g->stream);
         if (g->partial) (void)hipFree(g->partial);
         if (g->scratch) (void)hipFree(g->scratch);
+        if (g->pack) (void)hipFree(g->pack);
         if (g->stream) (void)hipStreamDestroy(g->stream);
         arwkv__free(g);
     }
@@ -2614,7 +3227,7 @@ static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
     ARWKV__HIP_TRY(hipMalloc(&scratch, ARWKV__REDUCE_BLOCKS * sizeof(double) + 64), "allocating scratch memory");
     g->partial = (double *)scratch;
     g->scalar = (float *)(g->partial + ARWKV__REDUCE_BLOCKS);
-    int *probe = (int *)g->scalar, got[2] = {0, 0};
+    int *probe = (int *)g->scalar, got[4] = {0, 0, 0, 0};
     ARWKV__LAUNCH(arwkv__probe_kernel, 1, 1, g->stream, probe);
     e = hipGetLastError();
     if (e != hipSuccess)
@@ -2626,10 +3239,16 @@ static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
         return arwkv__fail(ARWKV_ERR_GPU, "GPU %d (%s) runs warps of %d threads, but this build's kernels assume %d: rebuild for this device",
                            device, g->prop.name, g->prop.warpSize, got[1]);
     g->has_mma = got[0];
+    g->has_mma_sync = got[3];
     const char *mode = getenv("ARWKV_GPU_GEMM");
     g->gemm_fp32 = mode && strcmp(mode, "fp32") == 0;
-    if (mode && *mode && strcmp(mode, "fp32") != 0 && strcmp(mode, "bf16") != 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "ARWKV_GPU_GEMM=%s: use bf16 (matrix units, the default) or fp32", mode);
+    if (mode && *mode && strcmp(mode, "fp32") != 0 && strcmp(mode, "bf16") != 0 && strcmp(mode, "mma") != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                           "ARWKV_GPU_GEMM=%s: use bf16 (matrix units, the default), mma (the portable matrix-unit kernel, no wgmma) or fp32", mode);
+    g->wgmma_min_macs = 1 << 22; /* below ~4M multiply-adds the packing costs more than the faster kernel saves */
+#if defined(ARWKV__WGMMA_HOST)
+    if (!(mode && strcmp(mode, "mma") == 0)) arwkv__wg_setup(g, got[2] && got[0]);
+#endif
     return ARWKV_OK;
 }
 

@@ -5,10 +5,12 @@
 #     libraries stop at gfx940, so the gfx942 ISA-version file is made from the gfx940 one (its
 #     version constant 9400 becomes 9402). A compile and ISA check only: the 5.2 runtime cannot drive
 #     an MI300X; the real build there is `make gpu-hip` with ROCm 6 or later.
-#   NVIDIA H100 (sm_90): `make gpu` with nvcc, plus the PTX. nvcc is expected on the CI machine
+#   NVIDIA H100 (sm_90): `make gpu` with nvcc, plus the PTX; then test_gpu.cu for sm_90a (Hopper's
+#     wgmma path), its PTX (wgmma, tensor copies) and, where cuobjdump is installed, its SASS (HGMMA). nvcc is expected on the CI machine
 #     (/usr/local/cuda/bin/nvcc): its absence fails this step unless ARWKV_CI_NO_NVCC=1 says it is
 #     known to be missing (then the sm_90 half is skipped with a message).
-# Any compile error, a gfx942 assembly without MFMA instructions or a PTX without mma.sync fails.
+# Any compile error, a gfx942 assembly without MFMA instructions, a PTX without mma.sync or an sm_90a
+# build without wgmma fails.
 # Running the kernels needs a GPU: build/gpu/test_gpu (results kept in bench/results/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -76,4 +78,21 @@ echo "== sm_90: PTX"
 n=$(grep -c 'mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32' "$out/test_gpu_sm90.ptx" || true)
 [ "$n" -gt 0 ] || fail "no mma.sync.m16n8k16 bf16 in the sm_90 PTX: the matrix product lost its tensor-core path"
 echo "sm_90: $n mma.sync instructions"
+echo "== sm_90a: tests/gpu/test_gpu.cu with Hopper's wgmma path (ptxas included)"
+"$nvcc" -std=c++17 -O2 -gencode=arch=compute_90a,code=sm_90a -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function,-Werror \
+    -Xptxas -warn-spills,-Werror -I. -Itests tests/gpu/test_gpu.cu -o "$out/test_gpu_sm90a"
+"$nvcc" -std=c++17 -O2 -arch=compute_90a -I. -Itests -ptx tests/gpu/test_gpu.cu -o "$out/test_gpu_sm90a.ptx"
+n=$(grep -c 'wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16' "$out/test_gpu_sm90a.ptx" || true)
+[ "$n" -gt 0 ] || fail "no wgmma.mma_async m64n256k16 bf16 in the sm_90a PTX: the matrix product lost its Hopper path"
+grep -q 'cp.async.bulk.tensor.2d' "$out/test_gpu_sm90a.ptx" || fail "no tensor copies (cp.async.bulk.tensor) in the sm_90a PTX"
+echo "sm_90a: $n wgmma instructions in the PTX"
+cuobjdump=$(command -v cuobjdump || true)
+[ -z "$cuobjdump" ] && [ -x "$(dirname "$(command -v "$nvcc")")/cuobjdump" ] && cuobjdump="$(dirname "$(command -v "$nvcc")")/cuobjdump"
+if [ -n "$cuobjdump" ]; then
+    n=$("$cuobjdump" --dump-sass "$out/test_gpu_sm90a" | grep -c HGMMA || true)
+    [ "$n" -gt 0 ] || fail "no HGMMA in the sm_90a SASS: the wgmma path did not reach the machine code"
+    echo "sm_90a: $n HGMMA instructions in the SASS"
+else
+    echo "gpu-compile: cuobjdump not found: the sm_90a SASS check (HGMMA) is SKIPPED; the PTX check above passed"
+fi
 echo "gpu-compile: all passed"

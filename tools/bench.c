@@ -3,9 +3,17 @@
 
      arwkv-bench                 run every benchmark
      arwkv-bench NAME [ARGS]     run one: tokenizer, matmul, decode, ... (see "list")
-     arwkv-bench list            the names */
+     arwkv-bench list            the names
+
+   The GPU build (`make gpu`: build/gpu/arwkv-bench) has the GPU benchmarks instead: gpu-ops and
+   gpu-train (tools/bench/gpu.h). */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
+#ifdef ARWKV_GPU
+#include "arwkv_hip.h"
+#include <algorithm>
+#include <functional>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +26,14 @@ typedef struct {
     bench_fn fn;
 } bench_entry;
 
+#ifdef ARWKV_GPU
+#include "bench/gpu.h"
+
+static const bench_entry benches[] = {
+    {"gpu-ops", "GPU kernels at the training shapes against the device's peaks", bench_gpu_ops},
+    {"gpu-train", "GPU stage-1 and stage-2 steps of Qwen2.5-shaped models: tokens/s, memory, profile", bench_gpu_train},
+};
+#else
 #include "bench/tokenizer.h"
 #include "bench/teacher.h"
 #include "bench/student.h"
@@ -34,6 +50,7 @@ static const bench_entry benches[] = {
     {"context", "teacher vs student: speed and memory per token at 1k, 8k, 32k context", bench_context},
     {"qrwkv6", "QRWKV6 time mix forward / forward+backward / decode tokens/s at C=128 and C=896", bench_qrwkv6},
 };
+#endif
 
 int main(int argc, char **argv) {
     int n = (int)(sizeof benches / sizeof benches[0]);

@@ -68,8 +68,7 @@ int main(int argc, char **argv) {
     printf("runtime   %s, compute capability / gfx %d.%d, %d multiprocessors, warp %d\n", ARWKV__GPU_API, prop.major, prop.minor,
            prop.multiProcessorCount, prop.warpSize);
     printf("memory    %.1f GiB free of %.1f GiB\n", free_b / 1073741824.0, total_b / 1073741824.0);
-    printf("gemm      %s\n", ARWKV__G(gpu)->gemm_fp32 ? "fp32 SIMT (ARWKV_GPU_GEMM=fp32)"
-                             : ARWKV__G(gpu)->has_mma ? "bf16 on the matrix units, fp32 accumulation" : "fp32 SIMT (no matrix units in this build)");
+    printf("gemm      %s\n", arwkv__hip_gemm_path_name(ARWKV__G(gpu)));
     double err = 0;
     arwkv_result r = check_gemm(gpu, cpu, &err);
     if (r != ARWKV_OK) fprintf(stderr, "arwkv-gpu-info: matrix product failed: %s\n", arwkv_last_error());
