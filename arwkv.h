@@ -4848,15 +4848,21 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
     if (added != ARWKV__JSON_NONE && arwkv__json_type(j, added) != ARWKV__JSON_ARRAY && arwkv__json_type(j, added) != ARWKV__JSON_NULL)
         return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens must be an array", name);
 
-    /* ids: 1 + the largest */
+    /* ids: 1 + the largest. Every table below is sized by the largest id, so an id far beyond the
+       number of tokens (a typo, or a hostile file) would cost gigabytes: ids may leave gaps, but
+       only up to twice the number of tokens plus 65536 */
     int64_t n_ids = 0;
     size_t name_bytes = 0, added_bytes = 0;
     uint32_t i = 0;
+    int64_t id_limit = 2 * ((int64_t)arwkv__json_count(j, vocab) + (int64_t)arwkv__json_count(j, added)) + 65536;
     for (uint32_t c = arwkv__json_first(j, vocab); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c), i++) {
         int32_t id = arwkv__json_id(j, c);
         if (id < 0)
             return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab[\"%.100s\"] is not a token id (a non-negative integer)", name,
                                arwkv__json_key(j, c));
+        if (id >= id_limit)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab[\"%.100s\"] has id %ld, far beyond the %u tokens of the vocabulary", name,
+                               arwkv__json_key(j, c), (long)id, arwkv__json_count(j, vocab));
         if (id >= n_ids) n_ids = (int64_t)id + 1;
         name_bytes += arwkv__json_key_len(j, c);
     }
@@ -4866,6 +4872,9 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
         const char *content = arwkv__json_get_str(j, c, "content");
         if (id < 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u].id is not a token id", name, i);
         if (!content || !*content) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u].content must be a non-empty string", name, i);
+        if (id >= id_limit)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u] (\"%.100s\") has id %ld, far beyond the %u tokens of the vocabulary",
+                               name, i, content, (long)id, arwkv__json_count(j, vocab));
         static const char *const flags[4] = {"lstrip", "rstrip", "single_word", "normalized"};
         for (int f = 0; f < 4; f++)
             if (!arwkv__json_off(j, c, flags[f]))
