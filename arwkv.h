@@ -158,6 +158,14 @@ ARWKV_API void arwkv_free(void *p);
 /* Wall-clock seconds (C11 timespec_get), for progress lines and benchmarks. Infallible. */
 ARWKV_API double arwkv_seconds(void);
 
+/* Strict numbers for command-line options, shared by the examples and tools: the whole text must
+   be one number (no trailing characters, no "1e3" for an integer, no nan or inf) inside [min, max],
+   else ARWKV_ERR_INVALID_ARGUMENT with a message naming the option ("--seq-len: 99999999999 is out
+   of range 1 to 2147483647"). *out is written only on success. */
+ARWKV_API arwkv_result arwkv_parse_int(const char *option, const char *text, int min, int max, int *out);
+ARWKV_API arwkv_result arwkv_parse_float(const char *option, const char *text, double min, double max, float *out);
+ARWKV_API arwkv_result arwkv_parse_u64(const char *option, const char *text, uint64_t *out); /* seeds: 0 to 2^64-1 */
+
 /* ============================================================================================
    Thread pool
    ============================================================================================
@@ -1634,6 +1642,54 @@ ARWKV_API double arwkv_seconds(void) {
     struct timespec ts;
     if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- Strict option numbers ---------------------------------------------------------------------
+   atoi("1e3") is 1 and atoi("99999999999") wraps: a typo would train for hours with the wrong
+   setting. strtoll/strtod are used, but only their whole-string, in-range, finite results count. */
+
+ARWKV_PRIVATE arwkv_result arwkv__parse_i64(const char *option, const char *text, int64_t min, int64_t max, int64_t *out) {
+    if (!text || !*text || (*text != '-' && *text != '+' && (*text < '0' || *text > '9')))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a whole number", option, text ? text : "");
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (*end) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a whole number", option, text);
+    if (errno == ERANGE || v < min || v > max)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: %s is out of range %lld to %lld", option, text, (long long)min, (long long)max);
+    *out = (int64_t)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_parse_int(const char *option, const char *text, int min, int max, int *out) {
+    int64_t v = 0;
+    ARWKV__TRY(arwkv__parse_i64(option, text, min, max, &v));
+    *out = (int)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_parse_u64(const char *option, const char *text, uint64_t *out) {
+    if (!text || *text < '0' || *text > '9') /* strtoull would accept "-1" as 2^64-1 */
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a non-negative whole number", option, text ? text : "");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a non-negative whole number", option, text);
+    if (errno == ERANGE) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: %s is out of range 0 to 2^64-1", option, text);
+    *out = (uint64_t)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_parse_float(const char *option, const char *text, double min, double max, float *out) {
+    if (!text || !*text || *text == ' ' || *text == '\t' || *text == '\n') /* strtod would skip leading space */
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a number", option, text ? text : "");
+    char *end;
+    double v = strtod(text, &end);
+    if (*end) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a number", option, text);
+    if (!isfinite(v) || !isfinite((float)v)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a finite number", option, text);
+    if (v < min || v > max) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: %s is out of range %g to %g", option, text, min, max);
+    *out = (float)v;
+    return ARWKV_OK;
 }
 
 /* ---- Thread pool -------------------------------------------------------------------------------
@@ -10600,7 +10656,7 @@ ARWKV_API void arwkv_sampler_options_default(arwkv_sampler_options *o) {
     o->top_k = 40;
     o->top_p = 0.9f;
     o->min_p = 0.0f;
-    o->repetition_penalty = 1.1f;
+    o->repetition_penalty = 1.0f; /* off, as in transformers and llama.cpp: temperature 0 is then plain greedy */
     o->seed = 1;
 }
 

@@ -12,6 +12,7 @@
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,7 +44,7 @@ static void usage(FILE *f) {
             "  --top-k K             (default 40; 0 = off)\n"
             "  --top-p P             (default 0.9; 1 = off)\n"
             "  --min-p P             (default 0 = off)\n"
-            "  --repeat-penalty R    on the last 64 tokens (default 1.1; 1 = off)\n"
+            "  --repeat-penalty R    on the last 64 tokens (default 1 = off)\n"
             "  --seed S              sampling seed (default 1)\n"
             "  --threads N           CPU threads (default: all)\n"
 #ifdef ARWKV_GPU
@@ -309,6 +310,13 @@ int main(int argc, char **argv) {
     int raw = 0, threads = 0, gpu = 0, max_new = 512;
     arwkv_sampler_options so;
     arwkv_sampler_options_default(&so);
+#define NUMBER(parse)                                                 \
+    do {                                                              \
+        if ((parse) != ARWKV_OK) {                                    \
+            fprintf(stderr, "arwkv-chat: %s\n", arwkv_last_error()); \
+            return 2;                                                 \
+        }                                                             \
+    } while (0)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -317,14 +325,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--raw")) raw = 1;
         else if (!strcmp(a, "--system") && has) system_prompt = argv[++i];
         else if (!strcmp(a, "--load") && has) load = argv[++i];
-        else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) && has) max_new = atoi(argv[++i]);
-        else if (!strcmp(a, "--temperature") && has) so.temperature = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--top-k") && has) so.top_k = atoi(argv[++i]);
-        else if (!strcmp(a, "--top-p") && has) so.top_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--min-p") && has) so.min_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--repeat-penalty") && has) so.repetition_penalty = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--seed") && has) so.seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--threads") && has) threads = atoi(argv[++i]);
+        else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) && has) NUMBER(arwkv_parse_int(a, argv[++i], 1, INT_MAX, &max_new));
+        else if (!strcmp(a, "--temperature") && has) NUMBER(arwkv_parse_float(a, argv[++i], 0, 100, &so.temperature));
+        else if (!strcmp(a, "--top-k") && has) NUMBER(arwkv_parse_int(a, argv[++i], 0, INT_MAX, &so.top_k));
+        else if (!strcmp(a, "--top-p") && has) NUMBER(arwkv_parse_float(a, argv[++i], 1e-6, 1, &so.top_p));
+        else if (!strcmp(a, "--min-p") && has) NUMBER(arwkv_parse_float(a, argv[++i], 0, 1, &so.min_p));
+        else if (!strcmp(a, "--repeat-penalty") && has) NUMBER(arwkv_parse_float(a, argv[++i], 1e-3, 1e3, &so.repetition_penalty));
+        else if (!strcmp(a, "--seed") && has) NUMBER(arwkv_parse_u64(a, argv[++i], &so.seed));
+        else if (!strcmp(a, "--threads") && has) NUMBER(arwkv_parse_int(a, argv[++i], 0, 4096, &threads));
         else if (!strcmp(a, "--gpu")) gpu = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L /* isatty, sigaction */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,13 +74,20 @@ typedef struct args {
     int freeze_mlp, init_inherit, qrwkv6;
     arwkv_schedule schedule;
     arwkv_align_kind align;
-    unsigned long long seed;
+    uint64_t seed;
 } args;
 
 static int parse(args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     a->seq_len = 512, a->batch = 4, a->steps = 100, a->lr = 1e-3f, a->lr_final = -1, a->warmup = -1, a->eval_windows = 16;
     a->temperature = 1, a->seed = 1, a->schedule = ARWKV_SCHEDULE_COSINE, a->align = ARWKV_ALIGN_L2;
+#define NUMBER(parse)                                                    \
+    do {                                                                 \
+        if ((parse) != ARWKV_OK) {                                       \
+            fprintf(stderr, "arwkv-distill: %s\n", arwkv_last_error()); \
+            return 2;                                                    \
+        }                                                                \
+    } while (0)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int has = i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0;
@@ -98,21 +106,21 @@ static int parse(args *a, int argc, char **argv) {
                 if (ev) a->eval[a->n_eval++] = argv[++i];
                 else a->data[a->n_data++] = argv[++i];
             }
-        } else if (OPT("--stage")) a->stage = atoi(argv[++i]);
-        else if (OPT("--seq-len")) a->seq_len = atoi(argv[++i]);
-        else if (OPT("--batch")) a->batch = atoi(argv[++i]);
-        else if (OPT("--steps")) a->steps = atoi(argv[++i]);
-        else if (OPT("--lr")) a->lr = (float)atof(argv[++i]);
-        else if (OPT("--lr-final")) a->lr_final = (float)atof(argv[++i]);
-        else if (OPT("--warmup")) a->warmup = atoi(argv[++i]);
-        else if (OPT("--temperature")) a->temperature = (float)atof(argv[++i]);
-        else if (OPT("--ce-weight")) a->ce_weight = (float)atof(argv[++i]);
-        else if (OPT("--eval-every")) a->eval_every = atoi(argv[++i]);
-        else if (OPT("--eval-windows")) a->eval_windows = atoi(argv[++i]);
-        else if (OPT("--save-every")) a->save_every = atoi(argv[++i]);
-        else if (OPT("--log-every")) a->log_every = atoi(argv[++i]);
-        else if (OPT("--threads")) a->threads = atoi(argv[++i]);
-        else if (OPT("--seed")) a->seed = strtoull(argv[++i], NULL, 10);
+        } else if (OPT("--stage")) NUMBER(arwkv_parse_int(s, argv[++i], 1, 3, &a->stage));
+        else if (OPT("--seq-len")) NUMBER(arwkv_parse_int(s, argv[++i], 1, 1 << 20, &a->seq_len));
+        else if (OPT("--batch")) NUMBER(arwkv_parse_int(s, argv[++i], 1, 1 << 16, &a->batch));
+        else if (OPT("--steps")) NUMBER(arwkv_parse_int(s, argv[++i], 1, INT_MAX, &a->steps));
+        else if (OPT("--lr")) NUMBER(arwkv_parse_float(s, argv[++i], 1e-12, 10, &a->lr));
+        else if (OPT("--lr-final")) NUMBER(arwkv_parse_float(s, argv[++i], 0, 10, &a->lr_final));
+        else if (OPT("--warmup")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->warmup));
+        else if (OPT("--temperature")) NUMBER(arwkv_parse_float(s, argv[++i], 1e-3, 1e3, &a->temperature));
+        else if (OPT("--ce-weight")) NUMBER(arwkv_parse_float(s, argv[++i], 0, 1e3, &a->ce_weight));
+        else if (OPT("--eval-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->eval_every));
+        else if (OPT("--eval-windows")) NUMBER(arwkv_parse_int(s, argv[++i], 1, INT_MAX, &a->eval_windows));
+        else if (OPT("--save-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->save_every));
+        else if (OPT("--log-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->log_every));
+        else if (OPT("--threads")) NUMBER(arwkv_parse_int(s, argv[++i], 0, 4096, &a->threads));
+        else if (OPT("--seed")) NUMBER(arwkv_parse_u64(s, argv[++i], &a->seed));
         else if (OPT("--init")) {
             const char *v = argv[++i];
             if (!strcmp(v, "inherit")) a->init_inherit = 1;
@@ -140,6 +148,7 @@ static int parse(args *a, int argc, char **argv) {
         else if (!strcmp(s, "-h") || !strcmp(s, "--help")) return usage(stdout), 1;
         else return fprintf(stderr, "arwkv-distill: unknown option or missing value: '%s' (see --help)\n", s), 2;
 #undef OPT
+#undef NUMBER
     }
     if (!a->out || a->stage < 1 || a->stage > 3 || a->n_data == 0 || (a->stage < 3 && !a->teacher) || (a->stage == 3 && !a->teacher && !a->student)) {
         fprintf(stderr, "arwkv-distill: need --out, --stage 1|2|3, --data, and --teacher (stages 1-2) or --student (stage 3)\n");

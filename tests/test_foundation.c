@@ -583,6 +583,41 @@ TEST(model_load_and_save_teacher) {
     arwkv_backend_destroy(be);
 }
 
+/* Command-line numbers: whole string, in range, finite; the error names the option. */
+TEST(strict_option_numbers) {
+    int v = 7;
+    float f = 7;
+    uint64_t u = 7;
+    CHECK_OK(arwkv_parse_int("--seq-len", "512", 1, 1 << 20, &v));
+    CHECK(v == 512, "512 -> %d", v);
+    CHECK_OK(arwkv_parse_int("--x", "-3", -5, 5, &v));
+    CHECK(v == -3, "-3 -> %d", v);
+    static const char *bad_ints[] = {"1e3", "99999999999", "", " 5", "5 ", "0x10", "12abc", "abc", "2147483648", "0"};
+    for (size_t i = 0; i < sizeof bad_ints / sizeof *bad_ints; i++) {
+        v = 7;
+        arwkv_result r = arwkv_parse_int("--seq-len", bad_ints[i], 1, INT32_MAX, &v);
+        CHECK(r == ARWKV_ERR_INVALID_ARGUMENT && v == 7 && strstr(arwkv_last_error(), "--seq-len") && strstr(arwkv_last_error(), bad_ints[i]),
+              "'%s': %s, %d, '%s'", bad_ints[i], arwkv_result_string(r), v, arwkv_last_error());
+    }
+    CHECK(arwkv_parse_int("--seq-len", "99999999999", 1, INT32_MAX, &v) != ARWKV_OK && strstr(arwkv_last_error(), "out of range 1 to 2147483647"),
+          "%s", arwkv_last_error());
+    CHECK_OK(arwkv_parse_float("--lr", "1e-3", 0, 10, &f));
+    CHECK(f == 1e-3f, "1e-3 -> %g", (double)f);
+    static const char *bad_floats[] = {"nan", "inf", "-inf", "1e40", "", "0.5x", " 1", "11", "-1"};
+    for (size_t i = 0; i < sizeof bad_floats / sizeof *bad_floats; i++) {
+        f = 7;
+        arwkv_result r = arwkv_parse_float("--temperature", bad_floats[i], 0, 10, &f);
+        CHECK(r == ARWKV_ERR_INVALID_ARGUMENT && f == 7 && strstr(arwkv_last_error(), "--temperature"), "'%s': %s, %g, '%s'", bad_floats[i],
+              arwkv_result_string(r), (double)f, arwkv_last_error());
+    }
+    CHECK(arwkv_parse_float("--temperature", "nan", 0, 10, &f) != ARWKV_OK && strstr(arwkv_last_error(), "finite"), "%s", arwkv_last_error());
+    CHECK_OK(arwkv_parse_u64("--seed", "18446744073709551615", &u));
+    CHECK(u == UINT64_MAX, "2^64-1 -> %llu", (unsigned long long)u);
+    CHECK(arwkv_parse_u64("--seed", "-1", &u) == ARWKV_ERR_INVALID_ARGUMENT && u == UINT64_MAX, "-1 is not a seed");
+    CHECK(arwkv_parse_u64("--seed", "18446744073709551616", &u) == ARWKV_ERR_INVALID_ARGUMENT, "2^64 is out of range");
+    CHECK(arwkv_parse_u64("--seed", "3.5", &u) == ARWKV_ERR_INVALID_ARGUMENT, "3.5 is not a seed");
+}
+
 int main(void) {
     RUN(bf16_rounding);
     RUN(f16_conversion);
@@ -600,5 +635,6 @@ int main(void) {
     RUN(config_variants);
     RUN(gemm_matches_float64);
     RUN(model_load_and_save_teacher);
+    RUN(strict_option_numbers);
     return test_summary("foundation");
 }

@@ -28,7 +28,9 @@ int main(int argc, char **argv) {
         int has = i + 1 < argc;
         if (!strcmp(a, "--teacher") && has) teacher_dir = argv[++i];
         else if (!strcmp(a, "--out") && has) out = argv[++i];
-        else if (!strcmp(a, "--seed") && has) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--seed") && has) {
+            if (arwkv_parse_u64(a, argv[++i], &o.seed) != ARWKV_OK) return fprintf(stderr, "arwkv-convert: %s\n", arwkv_last_error()), 2;
+        }
         else if (!strcmp(a, "--no-gate")) o.gate = 0;
         else if (!strcmp(a, "--group-norm")) o.group_norm = 1;
         else if (!strcmp(a, "--init") && has) {
