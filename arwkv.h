@@ -1084,6 +1084,22 @@ ARWKV_API arwkv_result arwkv_checkpoint_latest(const char *out_dir, char **dir);
    step and data position, checking that stage, sequence length, batch and data are the same. */
 ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *checkpoint_dir);
 
+/* ---- Output directories ---------------------------------------------------------------------
+   A training run or a conversion writes into OUT hours after it starts; open OUT first so that
+   whatever would make that write fail or do harm is found before the work:
+     - OUT is created (with its parents) and a lock file is written in it (it must be writable);
+     - OUT may not be, contain or lie inside any of the input model directories (n_inputs paths),
+       nor already hold a model that is not a student: its files would be replaced;
+     - OUT is locked (OUT/.arwkv.lock) until arwkv_out_dir_close: a second run on the same OUT is
+       refused, naming the process that holds it;
+     - what an interrupted run left behind is removed: partial files (NAME.tmp.PID.N) of
+       processes that no longer run, and checkpoint directories that checkpoints/latest does not
+       name (unfinished saves). arwkv_out_dir_note says what was removed ("" if nothing). */
+typedef struct arwkv_out_dir arwkv_out_dir;
+ARWKV_API arwkv_result arwkv_out_dir_open(const char *dir, const char *const *inputs, int n_inputs, arwkv_out_dir **out);
+ARWKV_API const char *arwkv_out_dir_note(const arwkv_out_dir *o);
+ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o); /* releases the lock; NULL is fine */
+
 /* @@train-api@@ */
 
 /* ============================================================================================
@@ -10141,6 +10157,247 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
     arwkv__free(dir);
     arwkv__free(ckdir);
     return r;
+}
+
+/* ---- Output directories ------------------------------------------------------------------------
+   Checked when a run starts rather than at its first save (see arwkv_out_dir_open). Paths are
+   compared as files (device and inode) so that links, "..", and trailing slashes do not hide that
+   two names are one directory. The lock is a POSIX record lock: the kernel drops it when the
+   process ends however it ends, so a killed run never leaves OUT locked. */
+
+struct arwkv_out_dir {
+    int lock_fd;
+    char note[256];
+};
+
+/* 1 if directory `inner` is `outer` or lies anywhere below it (walking up from inner through ".."). */
+ARWKV_PRIVATE int arwkv__dir_within(const char *inner, const char *outer) {
+#if !defined(_WIN32)
+    struct stat so, s, up;
+    size_t n = strlen(inner);
+    char *p = (char *)arwkv__malloc(n + 3 * 256 + 1);
+    if (!p || stat(outer, &so) != 0) {
+        arwkv__free(p);
+        return 0;
+    }
+    memcpy(p, inner, n + 1);
+    /* a path not made yet lies where its nearest existing ancestor lies */
+    while (stat(p, &s) != 0 && n > 0) {
+        while (n > 1 && p[n - 1] == '/') p[--n] = 0;
+        char *slash = strrchr(p, '/');
+        if (!slash) strcpy(p, ".");
+        else if (slash == p) p[1] = 0;
+        else *slash = 0;
+        n = strlen(p);
+        if (!slash) break;
+    }
+    int found = 0;
+    for (int depth = 0; depth < 256 && stat(p, &s) == 0; depth++) {
+        if (s.st_dev == so.st_dev && s.st_ino == so.st_ino) {
+            found = 1;
+            break;
+        }
+        memcpy(p + n, "/..", 4);
+        n += 3;
+        if (stat(p, &up) == 0 && up.st_dev == s.st_dev && up.st_ino == s.st_ino) break; /* the root is its own parent */
+    }
+    arwkv__free(p);
+    return found;
+#else
+    return strcmp(inner, outer) == 0;
+#endif
+}
+
+/* mkdir -p: each missing level of dir, naming the one that cannot be made. */
+ARWKV_PRIVATE arwkv_result arwkv__mkdir_parents(const char *dir) {
+    char *p = arwkv__strdup(dir);
+    if (!p) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = ARWKV_OK;
+    for (char *q = p + 1; *q && r == ARWKV_OK; q++)
+        if (*q == '/' && q[-1] != '/') {
+            *q = 0;
+            if (!arwkv__is_dir(p)) r = arwkv__mkdir(p);
+            *q = '/';
+        }
+    if (r == ARWKV_OK) r = arwkv__mkdir(p);
+    arwkv__free(p);
+    return r;
+}
+
+/* NAME.tmp.PID.N, the partial file of an atomic write (arwkv__write_atomic); its PID, else 0. */
+ARWKV_PRIVATE long arwkv__temporary_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    if (pid <= 0 || *end != '.' || end[1] < '0' || end[1] > '9') return 0;
+    strtol(end + 1, &end, 10);
+    return *end ? 0 : pid;
+}
+
+/* A process that still runs: only known where /proc lists processes; elsewhere the lock on OUT,
+   which every writer of OUT holds, already says that no other writer runs. */
+ARWKV_PRIVATE int arwkv__process_alive(long pid) {
+#if !defined(_WIN32)
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld", pid);
+    return pid != (long)getpid() && arwkv__is_dir("/proc/self") && arwkv__is_dir(path);
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
+/* Remove the partial files of dead processes in dir; count them. */
+ARWKV_PRIVATE int arwkv__remove_stale_temporaries(const char *dir) {
+    int removed = 0;
+#if !defined(_WIN32)
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = arwkv__temporary_pid(e->d_name);
+        if (!pid || arwkv__process_alive(pid)) continue;
+        char *f = arwkv__path_join(dir, e->d_name);
+        if (f && remove(f) == 0) removed++;
+        arwkv__free(f);
+    }
+    closedir(d);
+#else
+    (void)dir;
+#endif
+    return removed;
+}
+
+/* Stale temporaries in OUT, OUT/checkpoints and each checkpoint; then the checkpoint directories
+   that "latest" does not name: saves that a crash interrupted before they were switched in. */
+ARWKV_PRIVATE void arwkv__clean_out_dir(const char *out_dir, char *note, size_t note_cap) {
+    int temporaries = arwkv__remove_stale_temporaries(out_dir), unfinished = 0;
+#if !defined(_WIN32)
+    char *ckdir = arwkv__path_join(out_dir, "checkpoints"), *latest_path = ckdir ? arwkv__path_join(ckdir, "latest") : NULL;
+    char *latest = NULL;
+    size_t len = 0;
+    DIR *d = ckdir ? opendir(ckdir) : NULL;
+    if (d) {
+        temporaries += arwkv__remove_stale_temporaries(ckdir);
+        if (arwkv__file_exists(latest_path) && arwkv__read_file(latest_path, &latest, &len) == ARWKV_OK)
+            while (len && (latest[len - 1] == '\n' || latest[len - 1] == ' ')) latest[--len] = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, "step-", 5) != 0) continue;
+            char *sub = arwkv__path_join(ckdir, e->d_name);
+            if (sub && arwkv__is_dir(sub)) {
+                temporaries += arwkv__remove_stale_temporaries(sub);
+                if (!latest || strcmp(latest, e->d_name) != 0) {
+                    arwkv__remove_checkpoint_dir(sub);
+                    unfinished++;
+                }
+            }
+            arwkv__free(sub);
+        }
+        closedir(d);
+    }
+    arwkv__free(latest);
+    arwkv__free(latest_path);
+    arwkv__free(ckdir);
+#endif
+    note[0] = 0;
+    if (temporaries || unfinished)
+        snprintf(note, note_cap, "%s: removed %d partial file(s) and %d unfinished checkpoint(s) left by an interrupted run", out_dir,
+                 temporaries, unfinished);
+}
+
+ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o) {
+    if (!o) return;
+#if !defined(_WIN32)
+    if (o->lock_fd >= 0) close(o->lock_fd); /* releases the lock; the file stays (see arwkv__out_dir_lock) */
+#endif
+    arwkv__free(o);
+}
+
+ARWKV_API const char *arwkv_out_dir_note(const arwkv_out_dir *o) { return o ? o->note : ""; }
+
+/* Lock OUT/.arwkv.lock and write our pid into it (which also proves OUT writable). The file is never
+   removed: unlinking it would let a waiting opener and a new one lock two different files. */
+ARWKV_PRIVATE arwkv_result arwkv__out_dir_lock(const char *dir, int *fd_out) {
+    *fd_out = -1;
+#if !defined(_WIN32)
+    char *path = arwkv__path_join(dir, ".arwkv.lock");
+    if (!path) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        arwkv_result r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot write in the output directory (%s): %s", dir, path, strerror(errno));
+        arwkv__free(path);
+        return r;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        struct flock who = fl;
+        long other = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+        close(fd);
+        arwkv__free(path);
+        return other ? arwkv__fail(ARWKV_ERR_IO, "%s: another run (process %ld) is writing in this directory; wait for it to end or choose another",
+                                   dir, other)
+                     : arwkv__fail(ARWKV_ERR_IO, "%s: cannot lock %s/.arwkv.lock: %s", dir, dir, strerror(errno));
+    }
+    char line[32];
+    int n = snprintf(line, sizeof line, "%20ld\n", (long)getpid()); /* fixed width: no stale digits from an earlier pid */
+    if (lseek(fd, 0, SEEK_SET) != 0 || write(fd, line, (size_t)n) != n) {
+        arwkv_result r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot write in the output directory (%s): %s", dir, path, strerror(errno));
+        close(fd);
+        arwkv__free(path);
+        return r;
+    }
+    arwkv__free(path);
+    *fd_out = fd;
+#else
+    (void)dir;
+#endif
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_out_dir_open(const char *dir, const char *const *inputs, int n_inputs, arwkv_out_dir **out) {
+    *out = NULL;
+    if (!dir || !*dir) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "no output directory given");
+    for (int i = 0; i < n_inputs; i++) { /* before creating anything */
+        if (!inputs[i] || !arwkv__is_dir(inputs[i])) continue;
+        if (arwkv__dir_within(inputs[i], dir))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                               "%s: the output directory is or contains the model directory %s, whose files it would replace; choose another",
+                               dir, inputs[i]);
+        if (arwkv__dir_within(dir, inputs[i]))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                               "%s: the output directory lies inside the model directory %s, which it would change; choose another", dir,
+                               inputs[i]);
+    }
+    ARWKV__TRY(arwkv__mkdir_parents(dir));
+    char *config = arwkv__path_join(dir, "config.json");
+    if (!config) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (arwkv__file_exists(config)) { /* a student of an earlier run may be replaced, nothing else */
+        arwkv_config c;
+        arwkv_result r = arwkv_config_load(config, &c);
+        if (r != ARWKV_OK || (c.arch != ARWKV_ARCH_ARWKV7 && c.arch != ARWKV_ARCH_QRWKV6)) {
+            if (r == ARWKV_OK) arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: holds a %s model whose files would be replaced; choose another directory",
+                                           dir, arwkv_arch_name(c.arch));
+            else arwkv__context(ARWKV_ERR_INVALID_ARGUMENT, "%s: holds a config.json that is not a student's, which would be replaced", dir);
+            arwkv__free(config);
+            return ARWKV_ERR_INVALID_ARGUMENT;
+        }
+    }
+    arwkv__free(config);
+    arwkv_out_dir *o = (arwkv_out_dir *)arwkv__calloc(1, sizeof *o);
+    if (!o) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__out_dir_lock(dir, &o->lock_fd);
+    if (r != ARWKV_OK) {
+        arwkv__free(o);
+        return r;
+    }
+    arwkv__clean_out_dir(dir, o->note, sizeof o->note);
+    *out = o;
+    return ARWKV_OK;
 }
 
 /* The directory of the latest checkpoint under out_dir, or NULL (and ARWKV_ERR_NOT_FOUND). */

@@ -21,11 +21,11 @@
 #include "arwkv_hip.h"
 #endif
 
+/* The signal that asked the run to stop (SIGINT, SIGTERM, SIGHUP): the loop saves, then exits with
+   128 + its number, as a shell reports a process it killed, so that a script running stage 1 and
+   then stage 2 does not carry on with a half-trained student. */
 static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
+static void on_stop_signal(int sig) { interrupted = sig; }
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -192,15 +192,20 @@ int main(int argc, char **argv) {
     if (pr) return pr == 1 ? 0 : pr;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* the terminal went away: save as for Ctrl-C */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL); /* a closed stdout (| head) only loses progress lines, not the run */
     int tty = isatty(1);
 
     arwkv_backend *be = NULL;
     arwkv_model *teacher = NULL, *student = NULL;
     arwkv_tokenizer *tok = NULL;
     arwkv_trainer *tr = NULL;
+    arwkv_out_dir *od = NULL;
+    const char *inputs[2] = {a.teacher, a.student};
     arwkv_dataset train, eval;
     arwkv_dataset_init(&train);
     arwkv_dataset_init(&eval);
@@ -216,7 +221,7 @@ int main(int argc, char **argv) {
     arwkv_eval_stats ev_before, ev_after;
     memset(&ev_before, 0, sizeof ev_before);
     memset(&ev_after, 0, sizeof ev_after);
-    int has_eval = a.n_eval > 0, start_step = 0, done_here = 0;
+    int has_eval = a.n_eval > 0, start_step = 0, done_here = 0, checkpoint_failed = 0;
     float first_loss = NAN, last_loss = NAN;
     double secs;
 #ifdef ARWKV_GPU
@@ -239,6 +244,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "arwkv-distill: backend: %s\n", arwkv_last_error());
         goto done;
     }
+    /* --out is checked (writable, not a model we read, not in use) and locked before any work */
+    STEP(arwkv_out_dir_open(a.out, inputs, 2, &od), "--out");
+    if (*arwkv_out_dir_note(od)) printf("%s\n", arwkv_out_dir_note(od));
     if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
     STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
     if (a.resume) {
@@ -321,11 +329,18 @@ int main(int argc, char **argv) {
             snprintf(when, sizeof when, "@%d", st.step);
             print_eval(when, &e, teacher != NULL && a.stage < 3);
         }
-        if (a.save_every > 0 && st.step % a.save_every == 0 && st.step < a.steps) STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving a checkpoint");
+        if (a.save_every > 0 && st.step % a.save_every == 0 && st.step < a.steps && arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK)
+            /* a full disk need not cost the run: the next save point tries again */
+            fprintf(stderr, "%sarwkv-distill: saving a checkpoint at step %d failed, training goes on and the next save tries again: %s\n",
+                    tty ? "\n" : "", st.step, arwkv_last_error());
     }
     if (tty) printf("\n");
     if (interrupted) printf("interrupted at step %d: saving a checkpoint (continue with --resume)\n", arwkv_trainer_steps_done(tr));
-    STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving the checkpoint");
+    if (arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK) { /* the student itself may still fit: try it */
+        fprintf(stderr, "arwkv-distill: saving the checkpoint: %s\n", arwkv_last_error());
+        checkpoint_failed = 1;
+        if (interrupted) goto done;
+    }
     if (!interrupted) {
         STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
         printf("student saved to %s\n", a.out);
@@ -353,9 +368,10 @@ int main(int argc, char **argv) {
             fclose(f);
         }
     }
-    status = 0;
+    status = checkpoint_failed ? 1 : interrupted ? 128 + interrupted : 0;
 done:
 #undef STEP
+    arwkv_out_dir_close(od);
     arwkv_free(ckpt);
     arwkv_trainer_free(tr);
     arwkv_dataset_free(&train);
