@@ -1015,8 +1015,10 @@ typedef struct arwkv_dataset {
     uint8_t *mask;         /* NULL: every token is a target */
     size_t n_tokens, cap_tokens;
     int seq_len;
-    size_t n_seqs;         /* windows */
-    uint32_t *order;       /* this epoch's permutation of the windows */
+    size_t n_seqs;         /* windows visited */
+    size_t n_skipped;      /* windows without any target token (chat data: inside a long user turn), never visited */
+    uint32_t *windows;     /* where visited window i starts, in windows of seq_len (NULL: window i starts at i) */
+    uint32_t *order;       /* this epoch's permutation of the visited windows */
     uint64_t seed, epoch;
     size_t pos;            /* next window in order */
 } arwkv_dataset;
@@ -1026,12 +1028,14 @@ ARWKV_API void arwkv_dataset_free(arwkv_dataset *d);
 /* Append a document (and, if mask is not NULL, which of its tokens are targets; documents without a
    mask are targets throughout). */
 ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n);
-/* Cut into windows and shuffle epoch 0 with seed. Fails if there is not one whole window. */
+/* Cut into windows and shuffle epoch 0 with seed. Windows without a target token (possible only with
+   a mask: a user turn longer than seq_len) are left out and counted in n_skipped, so every window
+   a trainer sees has something to learn. Fails if no whole window (with a target) is left. */
 ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_t seed);
 /* The next window: inputs[seq_len], targets[seq_len] (-1 where not a target). Starts a new
    epoch (a new permutation) when the current one is used up. */
 ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *targets);
-/* Window i in storage order (for evaluation). */
+/* Visited window i, in storage order (for evaluation). */
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets);
 /* Tokenize a file into a dataset. A file ending in .jsonl holds one JSON object per line: a document
    {"text": "..."} or a conversation {"messages": [{"role": ..., "content": ...}, ...]} (ChatML;
@@ -9962,6 +9966,7 @@ ARWKV_API void arwkv_dataset_free(arwkv_dataset *d) {
     arwkv__free(d->tokens);
     arwkv__free(d->mask);
     arwkv__free(d->order);
+    arwkv__free(d->windows);
     memset(d, 0, sizeof *d);
 }
 
@@ -10011,7 +10016,26 @@ ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_
     d->seq_len = seq_len;
     d->n_seqs = (d->n_tokens - 1) / (size_t)seq_len;
     if (d->n_seqs > UINT32_MAX) d->n_seqs = UINT32_MAX;
+    d->n_skipped = 0;
     arwkv__free(d->order);
+    arwkv__free(d->windows);
+    d->windows = NULL;
+    if (d->mask) { /* keep the windows with a target (a window's targets are its tokens 1..seq_len) */
+        d->windows = (uint32_t *)arwkv__malloc(d->n_seqs * sizeof(uint32_t) + 1);
+        if (!d->windows) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
+        size_t kept = 0;
+        for (size_t w = 0; w < d->n_seqs; w++) {
+            const uint8_t *m = d->mask + w * (size_t)seq_len + 1;
+            int any = 0;
+            for (int t = 0; t < seq_len && !any; t++) any = m[t] != 0;
+            if (any) d->windows[kept++] = (uint32_t)w;
+        }
+        d->n_skipped = d->n_seqs - kept;
+        d->n_seqs = kept;
+        if (kept == 0)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dataset: none of its %zu windows of %d tokens holds a target token (an assistant turn)",
+                               d->n_skipped, seq_len);
+    }
     d->order = (uint32_t *)arwkv__malloc(d->n_seqs * sizeof(uint32_t));
     if (!d->order) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
     d->seed = seed;
@@ -10021,7 +10045,7 @@ ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_
 }
 
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets) {
-    size_t start = i * (size_t)d->seq_len;
+    size_t start = (d->windows ? d->windows[i] : i) * (size_t)d->seq_len;
     for (int t = 0; t < d->seq_len; t++) {
         inputs[t] = d->tokens[start + (size_t)t];
         if (targets) {

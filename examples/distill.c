@@ -274,6 +274,8 @@ int main(int argc, char **argv) {
     }
     printf("data: %zu training tokens (%zu sequences of %d) in %d file(s), %zu held-out tokens; tokenized in %.1f s\n", train.n_tokens,
            train.n_seqs, a.seq_len, a.n_data, eval.n_tokens, arwkv_seconds() - t0);
+    if (train.n_skipped)
+        printf("data: %zu sequences without any target token (inside user turns longer than --seq-len) are skipped\n", train.n_skipped);
 
     arwkv_train_options_default(&o, a.stage);
     o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;

@@ -218,6 +218,24 @@ TEST(stale_temporaries_are_removed) {
     CHECK(test_file_exists("build/rel_stale/model.safetensors"), "the student was written");
 }
 
+/* Item 5: stage 3 on valid chat data whose user turn is longer than --seq-len trains (the windows
+   without a target are skipped and counted) instead of stopping at "a batch without any target". */
+TEST(stage3_long_user_turn) {
+    FILE *f = fopen("build/rel_chat.jsonl", "w");
+    fprintf(f, "{\"messages\": [{\"role\": \"user\", \"content\": \"");
+    for (int i = 0; i < 200; i++) fprintf(f, "word%d ", i);
+    fprintf(f, "\"}, {\"role\": \"assistant\", \"content\": \"ok fine\"}]}\n");
+    fprintf(f, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"hello\"}]}\n");
+    fclose(f);
+    char *out;
+    system("rm -rf build/rel_s3");
+    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_s3 --stage 3 --data build/rel_chat.jsonl --seq-len 16 --batch 2 "
+                 "--steps 4 --log-every 1 --threads 1 2>&1", &out);
+    CHECK(st == 0 && strstr(out, "sequences without any target token") && strstr(out, "are skipped") && strstr(out, "step 4/4"),
+          "status %d: %s", st, out);
+    free(out);
+}
+
 int main(void) {
     RUN(numeric_options_are_strict);
     RUN(out_dir_never_overwrites_the_teacher);
@@ -226,5 +244,6 @@ int main(void) {
     RUN(lock_and_stop_signals);
     RUN(closed_stdout_does_not_kill_training);
     RUN(stale_temporaries_are_removed);
+    RUN(stage3_long_user_turn);
     return test_summary("reliability");
 }

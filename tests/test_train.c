@@ -225,6 +225,46 @@ TEST(dataset_packing_and_order) {
 
 /* ---- checkpoints ------------------------------------------------------------------------------------ */
 
+/* Chat data: windows inside a user turn longer than seq_len have no target; they are left out (and
+   counted), so no batch of stage 3 is without something to learn (issue 13, item 5). */
+TEST(dataset_skips_windows_without_targets) {
+    arwkv_dataset d;
+    arwkv_dataset_init(&d);
+    int32_t ids[1001];
+    uint8_t mask[1001] = {0};
+    for (int i = 0; i < 1001; i++) ids[i] = i;
+    for (int i = 150; i <= 160; i++) mask[i] = 1; /* targets of window 1 (its tokens 101..200) */
+    for (int i = 950; i <= 1000; i++) mask[i] = 1; /* and of window 9 */
+    CHECK_OK(arwkv_dataset_append(&d, ids, mask, 1001));
+    CHECK_OK(arwkv_dataset_pack(&d, 100, 3));
+    CHECK(d.n_seqs == 2 && d.n_skipped == 8, "2 windows with targets, 8 without: got %zu and %zu", d.n_seqs, d.n_skipped);
+    int32_t in[100], tg[100];
+    for (int k = 0; k < 6; k++) { /* three epochs */
+        arwkv_dataset_next(&d, in, tg);
+        int targets = 0;
+        for (int t = 0; t < 100; t++) targets += tg[t] >= 0;
+        CHECK((in[0] == 100 && targets == 11) || (in[0] == 900 && targets == 51), "window starting at %d has %d targets", in[0], targets);
+    }
+    arwkv_dataset_window(&d, 1, in, tg);
+    CHECK(in[0] == 900 && tg[99] == 1000, "visited window 1 is storage window 9: starts at %d", in[0]);
+    arwkv_dataset_free(&d);
+    /* nothing to learn at all: an error, not a run that stops later */
+    arwkv_dataset_init(&d);
+    memset(mask, 0, sizeof mask);
+    mask[50] = 1; /* one target token in the whole stream */
+    CHECK_OK(arwkv_dataset_append(&d, ids, mask, 1001));
+    arwkv_result r = arwkv_dataset_pack(&d, 100, 3);
+    CHECK(r == ARWKV_OK && d.n_seqs == 1, "the window holding token 50 as a target is kept: %s", arwkv_last_error());
+    arwkv_dataset_free(&d);
+    arwkv_dataset_init(&d);
+    uint8_t none[1001] = {0};
+    none[0] = 1; /* token 0 is an input only */
+    CHECK_OK(arwkv_dataset_append(&d, ids, none, 1001));
+    r = arwkv_dataset_pack(&d, 100, 3);
+    CHECK(r == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "none of its 10 windows"), "%s", arwkv_last_error());
+    arwkv_dataset_free(&d);
+}
+
 TEST(checkpoint_roundtrip) {
     arwkv_model *teacher, *s;
     CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &teacher));
@@ -499,6 +539,7 @@ int main(void) {
     RUN(adamw_matches_float64);
     RUN(schedules);
     RUN(dataset_packing_and_order);
+    RUN(dataset_skips_windows_without_targets);
     RUN(checkpoint_roundtrip);
     if (arwkv_model_load("models/qwen2-code-tiny", be, &tiny_teacher) != ARWKV_OK) {
         printf("FAIL teacher: %s\n", arwkv_last_error());
