@@ -9222,24 +9222,35 @@ ARWKV_API arwkv_result arwkv_rnn_state_copy(arwkv_rnn_state *dst, const arwkv_rn
 ARWKV_API size_t arwkv_rnn_state_bytes(const arwkv_rnn_state *s) { return (size_t)s->L * ((size_t)s->C + (size_t)s->HNN) * sizeof(float); }
 ARWKV_API int64_t arwkv_rnn_state_tokens(const arwkv_rnn_state *s) { return s->tokens; }
 
-/* A fingerprint of a model: its shape and a hash of a few parameter values, so a state saved for one
-   model is not silently loaded into another of the same shape. */
+/* A fingerprint of a model, so a state saved with one model is refused by another. Students share
+   their shape, embeddings and norms with their teacher and with each other, so the fingerprint
+   covers every parameter: its name, shape, type and a sample of its bytes (16 runs of 64 bytes
+   spread over it; all of a small one). Another seed, init or gate, or more training, change it;
+   the sample keeps it cheap for a large model on a GPU (a few reads per tensor, not a copy). */
+#define ARWKV__FP_RUNS 16
+#define ARWKV__FP_RUN_BYTES 64
 ARWKV_PRIVATE uint64_t arwkv__model_fingerprint(arwkv_model *m) {
     char head[256];
     snprintf(head, sizeof head, "%s/%d/%d/%d/%d", arwkv_arch_name(m->cfg.arch), m->cfg.hidden_size, m->cfg.num_layers,
              m->cfg.vocab_size, m->cfg.intermediate_size);
     uint64_t h = arwkv__hash(head, strlen(head));
-    float probe[64];
-    for (int l = 0; l < m->cfg.num_layers; l++) {
-        arwkv_param *p = m->layers[l].in_norm;
-        int64_t n = p->numel < 64 ? p->numel : 64;
-        if (p->numel <= 64 && arwkv_param_read(m, p, probe, p->numel) == ARWKV_OK) h ^= arwkv__hash((const char *)probe, (size_t)n * 4) + (uint64_t)l;
-        else {
-            float *all = (float *)arwkv__malloc((size_t)p->numel * sizeof(float));
-            if (all && arwkv_param_read(m, p, all, p->numel) == ARWKV_OK) h ^= arwkv__hash((const char *)all, (size_t)n * 4) + (uint64_t)l;
-            arwkv__free(all);
+    unsigned char sample[ARWKV__FP_RUNS * ARWKV__FP_RUN_BYTES];
+    for (int i = 0; i < m->n_params; i++) {
+        const arwkv_param *p = &m->params[i];
+        snprintf(head, sizeof head, "%s/%s/%lld/%lld/%lld/%lld", p->name, arwkv_dtype_name(p->dtype), (long long)p->shape[0],
+                 (long long)p->shape[1], (long long)p->shape[2], (long long)p->shape[3]);
+        h = (h ^ arwkv__hash(head, strlen(head))) * 1099511628211ull;
+        size_t bytes = (size_t)p->numel * arwkv_dtype_size(p->dtype), n = 0;
+        if (bytes <= sizeof sample) {
+            if (m->be->mem->download(m->be, sample, p->data, bytes) == ARWKV_OK) n = bytes;
+        } else {
+            for (int k = 0; k < ARWKV__FP_RUNS; k++) {
+                size_t off = (bytes - ARWKV__FP_RUN_BYTES) / (ARWKV__FP_RUNS - 1) * (size_t)k;
+                if (m->be->mem->download(m->be, sample + n, (const char *)p->data + off, ARWKV__FP_RUN_BYTES) != ARWKV_OK) break;
+                n += ARWKV__FP_RUN_BYTES;
+            }
         }
-        h *= 1099511628211ull;
+        h = (h ^ arwkv__hash((const char *)sample, n)) * 1099511628211ull;
     }
     return h;
 }

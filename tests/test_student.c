@@ -229,6 +229,29 @@ TEST(rnn_recurrent_equals_sequence) {
         arwkv_rnn_state_free(so);
     }
     arwkv_model_free(other);
+    /* students of one teacher share shape, embeddings and norms: the same student loads the state,
+       one that differs only in its time-mix weights (another seed, or one more training step) does
+       not (issue 13, item 6) */
+    other = small_student(1);
+    if (other && arwkv_rnn_state_create(other, &so) == ARWKV_OK) {
+        CHECK_OK(arwkv_rnn_state_load(so, "build/test_state.safetensors"));
+        arwkv_param *w = other->layers[3].receptance; /* a time-mix matrix, nudged as a training step would */
+        float *v = (float *)malloc((size_t)w->numel * sizeof(float));
+        CHECK_OK(arwkv_param_read(other, w, v, w->numel));
+        for (int64_t i = 0; i < w->numel; i++) v[i] += 1e-4f * (v[i] >= 0 ? 1 : -1);
+        CHECK_OK(arwkv_param_write(other, w, v, w->numel));
+        free(v);
+        CHECK(arwkv_rnn_state_load(so, "build/test_state.safetensors") == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "another model"),
+              "a state of the student before its last step: %s", arwkv_last_error());
+        arwkv_rnn_state_free(so);
+    }
+    arwkv_model_free(other);
+    other = small_student(2);
+    if (other && arwkv_rnn_state_create(other, &so) == ARWKV_OK) { /* another seed */
+        CHECK(arwkv_rnn_state_load(so, "build/test_state.safetensors") == ARWKV_ERR_INVALID_ARGUMENT, "another seed: %s", arwkv_last_error());
+        arwkv_rnn_state_free(so);
+    }
+    arwkv_model_free(other);
     free(all), free(one), free(a), free(b);
     arwkv_rnn_state_free(st), arwkv_rnn_state_free(st2), arwkv_rnn_state_free(st3);
     arwkv_rnn_free(r);
