@@ -1377,10 +1377,25 @@ ARWKV_PRIVATE void arwkv__buf_free(arwkv__buf *b) {
 
 /* ---- Files ------------------------------------------------------------------------------------ */
 
+/* Only regular files are read: opening a FIFO blocks until a writer comes (forever), a device may
+   never end, and a directory opens but fails at the first read. Checked by name, before opening. */
+ARWKV_PRIVATE arwkv_result arwkv__check_regular_file(const char *path) {
+#if !defined(_WIN32)
+    struct stat s;
+    if (stat(path, &s) != 0) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(s.st_mode)) return arwkv__fail(ARWKV_ERR_IO, "%s: is a directory, not a file", path);
+    if (!S_ISREG(s.st_mode)) return arwkv__fail(ARWKV_ERR_IO, "%s: not a regular file (a pipe or a device)", path);
+#else
+    (void)path;
+#endif
+    return ARWKV_OK;
+}
+
 /* Read a whole file into memory (NUL-terminated for convenience). */
 ARWKV_PRIVATE arwkv_result arwkv__read_file(const char *path, char **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
+    ARWKV__TRY(arwkv__check_regular_file(path));
     FILE *f = fopen(path, "rb");
     if (!f) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, len = 0;
@@ -1423,9 +1438,14 @@ ARWKV_PRIVATE int arwkv__is_dir(const char *path) {
 }
 
 ARWKV_PRIVATE int arwkv__file_exists(const char *path) {
+#if !defined(_WIN32)
+    struct stat s; /* not fopen: on a FIFO it would block */
+    return stat(path, &s) == 0 && !S_ISDIR(s.st_mode);
+#else
     FILE *f = fopen(path, "rb");
     if (f) fclose(f);
     return f != NULL;
+#endif
 }
 
 /* dir + "/" + name into a fresh string. */
@@ -2552,6 +2572,7 @@ ARWKV_PRIVATE arwkv_result arwkv__st_parse_file(arwkv_safetensors *st, int fi) {
 
 ARWKV_PRIVATE arwkv_result arwkv__st_map_file(arwkv__st_file *f) {
 #if !defined(_WIN32)
+    ARWKV__TRY(arwkv__check_regular_file(f->path));
     int fd = open(f->path, O_RDONLY);
     if (fd < 0) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
     struct stat s;
@@ -3049,6 +3070,10 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rope_theta", &cfg->rope_theta, name);
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
         cfg->rms_norm_eps = (float)eps;
+        if (r == ARWKV_OK && !(eps > 0 && eps < 1)) /* -1 or nan would turn every norm into NaN */
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: rms_norm_eps %g must be a small positive number", name, eps);
+        if (r == ARWKV_OK && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: rope_theta %g must be a positive number", name, cfg->rope_theta);
         if (r != ARWKV_OK) goto done;
         /* eos_token_id may be a list in newer configs: take the first */
         uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
@@ -7881,7 +7906,9 @@ static arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, c
    n = round(x / ln 2), r = x - n ln 2 (in two parts, Cody-Waite) and a degree-6 polynomial for e^r
    on [-ln2/2, ln2/2]; relative error below 2e-7. Inputs are at most 0 here (shifted by the max). */
 ARWKV_PRIVATE float arwkv__expf_poly(float x) {
+    if (x != x) return x; /* NaN stays NaN (and never reaches the integer shift below) */
     if (x < -87.0f) return 0.0f;
+    if (x > 88.0f) return INFINITY;
     float n = floorf(x * 1.44269504f + 0.5f);
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833335239f + r * 0.00138889086f)))));
@@ -8336,6 +8363,34 @@ ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, fl
     return r;
 }
 
+/* Index of the first NaN or Inf among n values of a float type (all exponent bits set), or -1.
+   One pass over the bits at load: a NaN in a weight otherwise surfaces as "nll nan" or a wrong
+   gradient far from its cause. */
+ARWKV_PRIVATE int64_t arwkv__first_non_finite(const void *data, arwkv_dtype t, int64_t n) {
+    if (t == ARWKV_BF16 || t == ARWKV_F16) {
+        const uint16_t *h = (const uint16_t *)data;
+        uint16_t e = t == ARWKV_BF16 ? 0x7f80 : 0x7c00;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, h + i, 2); /* mapped tensors may be unaligned */
+            if ((v & e) == e) return i;
+        }
+    } else if (t == ARWKV_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t v;
+            memcpy(&v, (const char *)data + 4 * i, 4);
+            if ((v & 0x7f800000u) == 0x7f800000u) return i;
+        }
+    } else if (t == ARWKV_F64) {
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)data + 8 * i, 8);
+            if ((v & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) return i;
+        }
+    }
+    return -1;
+}
+
 /* Materialize p from the checkpoint: a frozen matrix keeps its stored float type (mapped in place
    on the CPU when aligned); everything else becomes fp32. */
 ARWKV_PRIVATE arwkv_result arwkv__param_from_checkpoint(arwkv_model *m, arwkv_param *p, const arwkv_tensor_info *t) {
@@ -8358,6 +8413,10 @@ ARWKV_PRIVATE arwkv_result arwkv__param_from_checkpoint(arwkv_model *m, arwkv_pa
     if (!is_float && t->dtype != ARWKV_F64)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; parameters must be F32, BF16, F16 or F64", file,
                            p->name, arwkv_dtype_name(t->dtype));
+    int64_t bad = arwkv__first_non_finite(t->data, t->dtype, t->numel);
+    if (bad >= 0)
+        return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %lld", file, p->name,
+                           (long long)bad);
     if (p->is_matrix && is_float) {
         if (!m->be->on_gpu && ((uintptr_t)t->data % arwkv_dtype_size(t->dtype)) == 0) {
             p->data = (void *)t->data; /* mapped: the OS pages it in on first use */
@@ -8392,6 +8451,23 @@ ARWKV_PRIVATE arwkv_result arwkv__read_lora_ranks(arwkv_model *m) {
     return ARWKV_OK;
 }
 
+/* config.json's num_hidden_layers against the checkpoint, before anything is sized by it: a config
+   with more layers than the checkpoint (2e9 would ask for gigabytes of bookkeeping) or with fewer
+   (whose extra layers would be ignored in silence) is an error naming both. */
+ARWKV_PRIVATE arwkv_result arwkv__check_layer_count(arwkv_model *m) {
+    int L = m->cfg.num_layers, most = 0;
+    for (int i = 0; i < arwkv_st_count(m->st); i++) {
+        const char *name = arwkv_st_tensor(m->st, i)->name;
+        if (strncmp(name, "model.layers.", 13) != 0) continue;
+        char *end;
+        long l = strtol(name + 13, &end, 10);
+        if (end != name + 13 && *end == '.' && l >= most) most = l + 1 > INT_MAX ? INT_MAX : (int)(l + 1);
+    }
+    if (L < 1 || L != most)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "%s: config.json says num_hidden_layers %d, the checkpoint holds %d layers", m->dir, L, most);
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) {
     *out = NULL;
     arwkv_model *m = (arwkv_model *)arwkv__calloc(1, sizeof *m);
@@ -8403,6 +8479,7 @@ ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwk
         r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: not a directory (a model is a directory with config.json and safetensors)", dir);
     if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
     if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
+    if (r == ARWKV_OK) r = arwkv__check_layer_count(m);
     if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7) r = arwkv__read_lora_ranks(m);
     if (r == ARWKV_OK) r = arwkv__declare_params(m);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
@@ -9290,6 +9367,12 @@ ARWKV_API arwkv_result arwkv_rnn_state_load(arwkv_rnn_state *s, const char *path
     else if (!sh || !wk || sh->dtype != ARWKV_F32 || wk->dtype != ARWKV_F32 || sh->numel != (int64_t)s->L * s->C ||
              wk->numel != (int64_t)s->L * s->HNN)
         r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensors 'shift' and 'wkv' do not have this model's state shape", path);
+    /* a state of NaNs would answer with NaN logits from its first token on */
+    int64_t bad_shift = r == ARWKV_OK ? arwkv__first_non_finite(sh->data, ARWKV_F32, sh->numel) : -1;
+    int64_t bad_wkv = r == ARWKV_OK && bad_shift < 0 ? arwkv__first_non_finite(wk->data, ARWKV_F32, wk->numel) : -1;
+    if (bad_shift >= 0 || bad_wkv >= 0)
+        r = arwkv__fail(ARWKV_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %lld", path,
+                        bad_shift >= 0 ? "shift" : "wkv", (long long)(bad_shift >= 0 ? bad_shift : bad_wkv));
     if (r == ARWKV_OK) r = s->m->be->mem->upload(s->m->be, s->shift, sh->data, sh->nbytes);
     if (r == ARWKV_OK) r = s->m->be->mem->upload(s->m->be, s->wkv, wk->data, wk->nbytes);
     if (r == ARWKV_OK) s->tokens = tok ? strtoll(tok, NULL, 10) : 0;
@@ -11112,8 +11195,13 @@ ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwk
 
 ARWKV_API arwkv_result arwkv_session_feed(arwkv_session *s, const int32_t *ids, int n, float *logits_last) {
     if (n <= 0) return ARWKV_OK;
-    if (s->tw) return arwkv_teacher_step(s->tw, s->kv, ids, n, logits_last, NULL);
-    return arwkv_rnn_step(s->rnn, s->state, ids, n, logits_last, NULL);
+    ARWKV__TRY(s->tw ? arwkv_teacher_step(s->tw, s->kv, ids, n, logits_last, NULL) : arwkv_rnn_step(s->rnn, s->state, ids, n, logits_last, NULL));
+    /* a NaN here would otherwise be sampled as token 0 ("!!!!") without a word */
+    for (int v = 0; logits_last && v < s->m->cfg.vocab_size; v++)
+        if (!isfinite(logits_last[v]))
+            return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: the logits at position %lld are not finite (NaN or Inf)", s->m->dir ? s->m->dir : "model",
+                               (long long)arwkv_session_tokens(s) - 1);
+    return ARWKV_OK;
 }
 
 ARWKV_API arwkv_result arwkv_session_reset(arwkv_session *s) {
@@ -11154,8 +11242,8 @@ ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path) {
 
 /* NLL over hidden states [rows] whose targets are labels_host[rows] (-1: none): logits and
    cross-entropy in chunks on the backend. */
-ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, const int32_t *labels_host, int rows, float *logits,
-                                           int32_t *labels, float *ce, float *ce_host, double *sum) {
+ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, const int32_t *labels_host, int pos0, int rows,
+                                           float *logits, int32_t *labels, float *ce, float *ce_host, double *sum) {
     arwkv_backend *be = m->be;
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     for (int row = 0; row < rows; row += ARWKV__LOGIT_ROWS) {
@@ -11164,8 +11252,13 @@ ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, 
         ARWKV__TRY(arwkv_model_logits(m, hidden + (size_t)row * C, k, logits));
         ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, ce));
         ARWKV__TRY(be->mem->download(be, ce_host, ce, (size_t)k * sizeof(float)));
-        for (int i = 0; i < k; i++)
-            if (labels_host[row + i] >= 0) *sum += ce_host[i];
+        for (int i = 0; i < k; i++) {
+            if (labels_host[row + i] < 0) continue;
+            if (!isfinite(ce_host[i])) /* the weights were checked at load: an activation overflowed */
+                return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: the logits at position %d are not finite (NaN or Inf)", m->dir ? m->dir : "model",
+                                   pos0 + row + i);
+            *sum += ce_host[i];
+        }
     }
     return ARWKV_OK;
 }
@@ -11191,7 +11284,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
         const float *hidden;
         r = arwkv_teacher_create(m, &t);
         if (r == ARWKV_OK) r = arwkv_teacher_forward(t, ids, 1, n, NULL, NULL, &hidden);
-        if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host, n, logits, labels, ce, ce_host, &sum);
+        if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host, 0, n, logits, labels, ce, ce_host, &sum);
         arwkv_teacher_free(t);
     } else if (r == ARWKV_OK) { /* a student reads it in pieces, carrying its state */
         arwkv_rnn *rnn = NULL;
@@ -11202,7 +11295,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
             int T = n - done < 1024 ? n - done : 1024;
             const float *hidden;
             r = arwkv_rnn_forward(rnn, ids + done, 1, T, &st, 0, &hidden);
-            if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host + done, T, logits, labels, ce, ce_host, &sum);
+            if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host + done, done, T, logits, labels, ce, ce_host, &sum);
         }
         arwkv_rnn_state_free(st);
         arwkv_rnn_free(rnn);

@@ -236,6 +236,91 @@ TEST(stage3_long_user_turn) {
     free(out);
 }
 
+/* Copy the teacher to dir and set the first n elements of one of its tensors to value (in its dtype). */
+static int teacher_with(const char *dir, const char *tensor, float value, int n) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r " TEACHER " %s", dir, dir);
+    if (system(cmd) != 0) return 0;
+    arwkv_safetensors *st;
+    if (arwkv_st_open(dir, &st) != ARWKV_OK) return 0;
+    const arwkv_tensor_info *t = arwkv_st_find(st, tensor);
+    char path[512];
+    snprintf(path, sizeof path, "%s", t ? arwkv_st_file_name(st, t->file) : ""); /* the shard's path */
+    long offset = t ? (long)t->offset : -1;
+    arwkv_dtype dtype = t ? t->dtype : ARWKV_DTYPE_UNKNOWN;
+    arwkv_st_close(st);
+    FILE *f = offset >= 0 ? fopen(path, "r+b") : NULL;
+    if (!f) return 0;
+    uint16_t h = dtype == ARWKV_BF16 ? arwkv_f32_to_bf16(value) : arwkv_f32_to_f16(value);
+    int ok = fseek(f, offset, SEEK_SET) == 0;
+    for (int i = 0; i < n && ok; i++) ok = (dtype == ARWKV_F32 ? fwrite(&value, 4, 1, f) : fwrite(&h, 2, 1, f)) == 1;
+    return fclose(f) == 0 && ok;
+}
+
+/* Item 8: NaN or Inf in the weights is found at load and named (eval, chat and distillation alike;
+   stage 1 used to blame the student's gradient); a bad rms_norm_eps is a config error; logits that
+   overflow in a model with finite weights are reported with their position, not printed as "nan". */
+TEST(non_finite_numbers_are_reported) {
+    CHECK(teacher_with("build/rel_nan", "model.norm.weight", NAN, 1), "cannot make the broken teacher");
+    static const char *cmds[] = {
+        "build/arwkv-eval --model build/rel_nan --text tests/test.h --max-tokens 50",
+        "build/arwkv-chat --model build/rel_nan --raw --prompt hi -n 4 --temperature 0",
+        "build/arwkv-generate build/rel_nan hi 4",
+        "build/arwkv-distill --teacher build/rel_nan --out build/rel_nan_out --stage 1 --data tests/test.h --seq-len 32 --batch 1 --steps 2",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        char cmd[512], *out;
+        snprintf(cmd, sizeof cmd, "%s 2>&1", cmds[i]);
+        int st = run(cmd, &out);
+        CHECK(st == 1 && strstr(out, "tensor 'model.norm.weight' holds a non-finite value (NaN or Inf) at element 0"), "%s: %d %s", cmds[i], st, out);
+        free(out);
+    }
+    /* finite weights whose products overflow: the position is named */
+    CHECK(teacher_with("build/rel_inf", "model.norm.weight", 3e38f, 128), "cannot make the overflowing teacher");
+    char *out;
+    int st = run("build/arwkv-eval --model build/rel_inf --text tests/test.h --max-tokens 50 2>&1", &out);
+    CHECK(st == 1 && strstr(out, "the logits at position 0 are not finite"), "eval: %d %s", st, out);
+    free(out);
+    st = run("build/arwkv-chat --model build/rel_inf --raw --prompt hi -n 4 --temperature 0 2>&1", &out);
+    CHECK(st == 1 && strstr(out, "are not finite"), "chat: %d %s", st, out);
+    free(out);
+    system("rm -rf build/rel_eps && cp -r " TEACHER " build/rel_eps && sed -i 's/\"rms_norm_eps\": 1e-06/\"rms_norm_eps\": -1/' build/rel_eps/config.json");
+    st = run("build/arwkv-eval --model build/rel_eps --text tests/test.h 2>&1", &out);
+    CHECK(st == 1 && strstr(out, "rms_norm_eps -1 must be a small positive number") && strstr(out, "build/rel_eps"), "eps: %d %s", st, out);
+    free(out);
+}
+
+/* The minor items: a directory or a FIFO where a file belongs, a config whose layer count is not the
+   checkpoint's; each a precise error and never a hang. */
+TEST(wrong_kinds_of_files) {
+    char *out;
+    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_dirdata --stage 1 --data tests --steps 2 2>&1", &out);
+    CHECK(st == 1 && strstr(out, "tests: is a directory, not a file"), "--data DIR: %d %s", st, out);
+    free(out);
+    st = run("build/arwkv-eval --model " TEACHER " --text tests 2>&1", &out);
+    CHECK(st == 1 && strstr(out, "tests") && strstr(out, "directory"), "--text DIR: %d %s", st, out);
+    free(out);
+    system("rm -rf build/rel_fifo && mkdir build/rel_fifo && cp " TEACHER "/*.safetensors* " TEACHER "/tokenizer.json build/rel_fifo/ && "
+           "mkfifo build/rel_fifo/config.json");
+    st = run("timeout 20 build/arwkv-eval --model build/rel_fifo --text tests/test.h 2>&1", &out);
+    CHECK(st == 1 && strstr(out, "build/rel_fifo/config.json: not a regular file"), "FIFO config: %d %s", st, out);
+    free(out);
+    static const struct {
+        const char *layers, *want;
+    } cases[] = {{"2000000000", "num_hidden_layers 2000000000, the checkpoint holds 8 layers"},
+                 {"6", "num_hidden_layers 6, the checkpoint holds 8 layers"}};
+    for (int i = 0; i < 2; i++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "rm -rf build/rel_layers && cp -r " TEACHER " build/rel_layers && sed -i 's/\"num_hidden_layers\": 8/\"num_hidden_layers\": %s/' "
+                 "build/rel_layers/config.json && build/arwkv-eval --model build/rel_layers --text tests/test.h 2>&1",
+                 cases[i].layers);
+        st = run(cmd, &out);
+        CHECK(st == 1 && strstr(out, cases[i].want), "%s layers: %d %s", cases[i].layers, st, out);
+        free(out);
+    }
+}
+
 int main(void) {
     RUN(numeric_options_are_strict);
     RUN(out_dir_never_overwrites_the_teacher);
@@ -245,5 +330,7 @@ int main(void) {
     RUN(closed_stdout_does_not_kill_training);
     RUN(stale_temporaries_are_removed);
     RUN(stage3_long_user_turn);
+    RUN(non_finite_numbers_are_reported);
+    RUN(wrong_kinds_of_files);
     return test_summary("reliability");
 }

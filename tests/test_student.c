@@ -252,6 +252,20 @@ TEST(rnn_recurrent_equals_sequence) {
         arwkv_rnn_state_free(so);
     }
     arwkv_model_free(other);
+    /* a state file with a NaN is refused, naming the tensor and element (issue 13, item 8) */
+    arwkv_safetensors *sf;
+    long at = -1;
+    if (arwkv_st_open("build/test_state.safetensors", &sf) == ARWKV_OK) {
+        at = (long)arwkv_st_find(sf, "wkv")->offset + 4 * 5;
+        arwkv_st_close(sf);
+    }
+    FILE *f = at > 0 ? fopen("build/test_state.safetensors", "r+b") : NULL;
+    float nan_ = NAN;
+    CHECK(f && fseek(f, at, SEEK_SET) == 0 && fwrite(&nan_, 4, 1, f) == 1, "cannot patch the state file");
+    if (f) fclose(f);
+    CHECK(arwkv_rnn_state_load(st3, "build/test_state.safetensors") == ARWKV_ERR_NUMERIC &&
+              strstr(arwkv_last_error(), "tensor 'wkv' holds a non-finite value (NaN or Inf) at element 5"),
+          "NaN state: %s", arwkv_last_error());
     free(all), free(one), free(a), free(b);
     arwkv_rnn_state_free(st), arwkv_rnn_state_free(st2), arwkv_rnn_state_free(st3);
     arwkv_rnn_free(r);

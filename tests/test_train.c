@@ -126,6 +126,12 @@ TEST(vectorized_exp_accuracy) {
     /* shift and scale: exp((x - m) / tau) */
     arwkv__exp_array(y, x, -50.0f, 0.5f, 9);
     CHECK(fabs(y[3] - exp((x[3] + 50.0) * 0.5)) / exp((x[3] + 50.0) * 0.5) < 3e-7, "shifted");
+    /* NaN logits (a broken model) stay NaN in the scalar tail, without an undefined integer shift
+       (UBSan's "left shift of negative value", issue 13); overflow is Inf */
+    float bad[3] = {NAN, 100.0f, -INFINITY}, out[3];
+    arwkv__exp_array(out, bad, 0.0f, 1.0f, 3);
+    CHECK(isnan(out[0]) && isinf(out[1]) && out[2] == 0, "exp(NaN, 100, -inf) = %g %g %g", out[0], out[1], out[2]);
+    CHECK(isnan(arwkv__expf_poly(NAN)) && isinf(arwkv__expf_poly(1000.0f)) && arwkv__expf_poly(-1000.0f) == 0, "scalar exp of NaN, 1000, -1000");
 }
 
 /* ---- AdamW --------------------------------------------------------------------------------------- */

@@ -84,8 +84,13 @@ int main(int argc, char **argv) {
                 len += got;
                 if (len == cap) text = (char *)realloc(text, cap *= 2);
             }
+            int bad = ferror(f); /* a directory opens, then fails at the first read */
             fclose(f);
             if (!text) r = ARWKV_ERR_OUT_OF_MEMORY;
+            else if (bad) {
+                fprintf(stderr, "arwkv-eval: %s: cannot read it (a directory?)\n", text_path);
+                r = ARWKV_ERR_IO;
+            }
         }
     }
     if (r == ARWKV_OK) r = arwkv_tokenizer_encode(tok, text, len, 0, &t);
