@@ -321,6 +321,45 @@ TEST(wrong_kinds_of_files) {
     }
 }
 
+/* Item 12: Ctrl-C stops a long prefill (it used to be ignored: generation reset the flag), in a
+   conversation and with --raw --prompt; past the trained length the context is warned about once. */
+TEST(chat_prefill_interrupt_and_long_context) {
+    FILE *f = fopen("build/rel_long.txt", "w");
+    for (int i = 0; i < 4000; i++) fprintf(f, "def f(x): return x + %d ", i);
+    fprintf(f, "\n");
+    fclose(f);
+    static const struct {
+        const char *cmd, *want;
+        int status;
+    } cases[] = {
+        {"exec build/arwkv-chat --model " TEACHER " -n 4 --temperature 0 < build/rel_long.txt > build/rel_chat.log 2>&1",
+         "[stopped while reading the message", 0},
+        {"exec build/arwkv-chat --model " TEACHER " --raw --prompt \"$(cat build/rel_long.txt)\" -n 4 --temperature 0 > build/rel_chat.log 2>&1",
+         "stopped while reading the prompt", 130},
+    };
+    for (int k = 0; k < 2; k++) {
+        system("rm -f build/rel_chat.log");
+        pid_t pid = start(cases[k].cmd);
+        usleep(2500000); /* well into the prefill of ~60000 tokens (minutes) */
+        double t0 = arwkv_seconds();
+        kill(pid, SIGINT);
+        int st = exit_status(pid);
+        char *out;
+        run("cat build/rel_chat.log", &out);
+        CHECK(st == cases[k].status && strstr(out, cases[k].want), "case %d: status %d: %.300s", k, st, out);
+        CHECK(arwkv_seconds() - t0 < 20, "case %d: %.1f s after Ctrl-C", k, arwkv_seconds() - t0);
+        free(out);
+    }
+    /* a teacher whose config says it was trained on 64 positions, given 100 tokens and more */
+    system("rm -rf build/rel_short && cp -r " TEACHER " build/rel_short && "
+           "sed -i 's/\"max_position_embeddings\": 4096/\"max_position_embeddings\": 64/' build/rel_short/config.json");
+    char *out;
+    int st = run("build/arwkv-chat --model build/rel_short --raw --prompt \"$(head -c 400 build/rel_long.txt)\" -n 40 --temperature 0 2>&1 >/dev/null", &out);
+    const char *w = strstr(out, "is now longer than the 64 the model was trained on");
+    CHECK(st == 0 && w && !strstr(w + 1, "is now longer"), "one warning: %d %s", st, out);
+    free(out);
+}
+
 int main(void) {
     RUN(numeric_options_are_strict);
     RUN(out_dir_never_overwrites_the_teacher);
@@ -332,5 +371,6 @@ int main(void) {
     RUN(stage3_long_user_turn);
     RUN(non_finite_numbers_are_reported);
     RUN(wrong_kinds_of_files);
+    RUN(chat_prefill_interrupt_and_long_context);
     return test_summary("reliability");
 }
