@@ -8588,9 +8588,10 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         e[i].data = host[i];
     }
     int n_entries = m->n_params;
-    /* llama.cpp's rwkv6qwen2 loader has no tied head (output.weight is required) and recursal's
-       converter materializes lm_head.weight: a tied QRWKV6 model also writes its head, as a copy */
-    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QRWKV6 && m->cfg.tie_word_embeddings && m->embed) {
+    /* llama.cpp's rwkv6qwen2 and arwkv7 loaders have no tied head (output.weight is required; unlike
+       its qwen2 loader they do not fall back to the embeddings) and recursal's converter materializes
+       lm_head.weight: a tied student also writes its head, as a copy. Loading ignores it. */
+    if (r == ARWKV_OK && m->cfg.arch != ARWKV_ARCH_QWEN2 && m->cfg.tie_word_embeddings && m->embed) {
         e[n_entries] = e[m->embed - m->params];
         e[n_entries++].name = "lm_head.weight";
     }

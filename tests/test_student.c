@@ -140,6 +140,17 @@ TEST(student_save_load_roundtrip) {
         }
         CHECK(same, "every tensor loads back bit for bit, in its type");
         CHECK(test_file_exists("build/test_student_saved/tokenizer.json"), "tokenizer files copied");
+        /* tied: lm_head.weight is written too, equal to the embeddings: llama.cpp's arwkv7 loader
+           requires output.weight (issue 13, item 13); loaded back, the model is still tied */
+        arwkv_safetensors *st;
+        CHECK_OK(arwkv_st_open("build/test_student_saved", &st));
+        if (st) {
+            const arwkv_tensor_info *h = arwkv_st_find(st, "lm_head.weight"), *emb = arwkv_st_find(st, "model.embed_tokens.weight");
+            CHECK(h && emb && h->dtype == emb->dtype && h->nbytes == emb->nbytes && memcmp(h->data, emb->data, h->nbytes) == 0,
+                  "lm_head.weight = embeddings");
+            arwkv_st_close(st);
+        }
+        CHECK(t->cfg.tie_word_embeddings && t->lm_head == t->embed, "still tied when loaded");
         /* the config.json keys published ARWKV checkpoints have */
         char *text;
         size_t len;
