@@ -997,6 +997,8 @@ typedef struct arwkv_train_options {
     float kl_weight, ce_weight; /* stage 2: kl_weight * KL + ce_weight * label cross-entropy */
     int freeze_mlp;         /* stages 2-3: MLPs stay frozen (upstream's -z 1) */
     uint64_t seed;          /* data order */
+    int resume_with_new_options; /* arwkv_trainer_restore: accept a learning rate, schedule or loss
+                                    that differ from the checkpoint's (else an error names them) */
 } arwkv_train_options;
 
 /* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
@@ -1533,6 +1535,7 @@ ARWKV_PRIVATE arwkv_result arwkv__write_atomic(const char *path, arwkv__writer_f
         return r;
     }
     r = write_fn(o, ctx);
+    if (r == ARWKV_ERR_IO) r = arwkv__context(r, "%s", path); /* "write failed: No space left on device" names no file */
     if (r == ARWKV_OK && !arwkv__out_flush(o)) r = arwkv__fail(ARWKV_ERR_IO, "%s: write failed: %s", path, strerror(errno));
 #if !defined(_WIN32)
     if (r == ARWKV_OK && fsync(o->fd) != 0) r = arwkv__fail(ARWKV_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
@@ -10176,7 +10179,19 @@ typedef struct arwkv__train_state {
     int step;
     uint64_t epoch, pos, seed, data_hash;
     int stage, seq_len, batch;
+    char options[256]; /* the options a resumed run must share, "lr=0.001 align=l2 ..." (see arwkv__options_text) */
 } arwkv__train_state;
+
+/* The options that shape the rest of a run once resumed, as text: two runs resume alike when their
+   texts are equal, and the error names the ones that differ. */
+ARWKV_PRIVATE void arwkv__options_text(const arwkv_train_options *o, char *buf, size_t cap) {
+    static const char *schedules[] = {"cosine", "exponential", "constant"}, *aligns[] = {"l2", "mse", "cosine"};
+    /* not steps nor warm-up: a longer run may be resumed, and its default warm-up follows its steps */
+    snprintf(buf, cap, "lr=%.9g lr_final=%.9g schedule=%s align=%s temperature=%.9g ce_weight=%.9g kl_weight=%.9g freeze_mlp=%d",
+             (double)o->lr, (double)o->lr_final, (unsigned)o->schedule < 3 ? schedules[o->schedule] : "?",
+             (unsigned)o->align < 3 ? aligns[o->align] : "?", (double)o->temperature, (double)o->ce_weight, (double)o->kl_weight,
+             o->freeze_mlp);
+}
 
 /* Remove a checkpoint directory: only the files a checkpoint holds (.safetensors, .json), then the
    directory itself; anything else a person put there is left alone (and keeps the directory). */
@@ -10237,7 +10252,7 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
                 n++;
             }
         }
-        char v[8][32];
+        char v[9][32];
         snprintf(v[0], 32, "%d", s->step);
         snprintf(v[1], 32, "%llu", (unsigned long long)s->epoch);
         snprintf(v[2], 32, "%llu", (unsigned long long)s->pos);
@@ -10246,10 +10261,10 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
         snprintf(v[5], 32, "%d", s->stage);
         snprintf(v[6], 32, "%d", s->seq_len);
         snprintf(v[7], 32, "%d", s->batch);
-        const char *meta[16] = {"step", v[0], "epoch", v[1], "data_pos", v[2], "seed", v[3],
-                                "data_hash", v[4], "stage", v[5], "seq_len", v[6], "batch", v[7]};
+        const char *meta[18] = {"step", v[0], "epoch", v[1], "data_pos", v[2], "seed", v[3], "data_hash", v[4],
+                                "stage", v[5], "seq_len", v[6], "batch", v[7], "options", s->options};
         char *path = dir ? arwkv__path_join(dir, "trainer.safetensors") : NULL;
-        if (r == ARWKV_OK) r = path ? arwkv_st_write(path, e, n, meta, 8) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        if (r == ARWKV_OK) r = path ? arwkv_st_write(path, e, n, meta, 9) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
         arwkv__free(path);
         arwkv__free(names);
     }
@@ -10561,15 +10576,20 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
     arwkv_result r = path ? arwkv_st_open(path, &st) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     if (r == ARWKV_OK) {
         int ok = 1;
-        s->step = (int)arwkv__meta_u64(st, "step", &ok);
+        uint64_t step = arwkv__meta_u64(st, "step", &ok);
         s->epoch = arwkv__meta_u64(st, "epoch", &ok);
         s->pos = arwkv__meta_u64(st, "data_pos", &ok);
         s->seed = arwkv__meta_u64(st, "seed", &ok);
         s->data_hash = arwkv__meta_u64(st, "data_hash", &ok);
-        s->stage = (int)arwkv__meta_u64(st, "stage", &ok);
-        s->seq_len = (int)arwkv__meta_u64(st, "seq_len", &ok);
-        s->batch = (int)arwkv__meta_u64(st, "batch", &ok);
+        uint64_t stage = arwkv__meta_u64(st, "stage", &ok), seq_len = arwkv__meta_u64(st, "seq_len", &ok), batch = arwkv__meta_u64(st, "batch", &ok);
+        const char *options = arwkv_st_metadata(st, "options"); /* absent in checkpoints of older versions */
+        snprintf(s->options, sizeof s->options, "%s", options ? options : "");
         if (!ok) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: trainer metadata is incomplete or malformed", path);
+        /* ranges first: a crafted step of 2^32 + 1 would otherwise resume at step 1 */
+        else if (step > INT_MAX || stage < 1 || stage > 3 || seq_len < 1 || seq_len > INT_MAX || batch < 1 || batch > INT_MAX)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: trainer metadata out of range (step %llu, stage %llu, seq_len %llu, batch %llu)", path,
+                            (unsigned long long)step, (unsigned long long)stage, (unsigned long long)seq_len, (unsigned long long)batch);
+        s->step = (int)step, s->stage = (int)stage, s->seq_len = (int)seq_len, s->batch = (int)batch;
     }
     for (int i = 0; i < student->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &student->params[i];
@@ -10915,6 +10935,7 @@ ARWKV_API arwkv_result arwkv_trainer_save(arwkv_trainer *tr, const char *out_dir
     memset(&s, 0, sizeof s);
     s.step = tr->step;
     s.stage = tr->opt.stage, s.seq_len = tr->opt.seq_len, s.batch = tr->opt.batch;
+    arwkv__options_text(&tr->opt, s.options, sizeof s.options);
     if (tr->train) s.epoch = tr->train->epoch, s.pos = tr->train->pos, s.seed = tr->train->seed, s.data_hash = arwkv_dataset_hash(tr->train);
     return arwkv__checkpoint_save(tr->student, &s, out_dir, tokenizer_dir);
 }
@@ -10926,6 +10947,20 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
     if (s.stage != tr->opt.stage || s.seq_len != tr->opt.seq_len || s.batch != tr->opt.batch)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved by stage %d with --seq-len %d --batch %d; resume with the same options",
                            checkpoint_dir, s.stage, s.seq_len, s.batch);
+    char now[256];
+    arwkv__options_text(&tr->opt, now, sizeof now);
+    if (s.options[0] && strcmp(s.options, now) != 0 && !tr->opt.resume_with_new_options) {
+        /* name each option that differs: the texts are "key=value" words in the same order */
+        char diff[512] = "", *a = s.options, *b = now;
+        while (*a && *b) {
+            size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+            if (la != lb || memcmp(a, b, la) != 0)
+                snprintf(diff + strlen(diff), sizeof diff - strlen(diff), "%s%.*s (now %.*s)", diff[0] ? ", " : "", (int)la, a, (int)lb, b);
+            a += la + (a[la] == ' '), b += lb + (b[lb] == ' ');
+        }
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved with %s; resume with the same options, or accept the new ones (--override)",
+                           checkpoint_dir, diff);
+    }
     if (tr->train) {
         if (s.data_hash != arwkv_dataset_hash(tr->train) || s.seed != tr->train->seed)
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: the training data or its seed differ from the run that saved it; resume with the same --data and --seed",

@@ -56,6 +56,7 @@ static void usage(FILE *f) {
             "  --eval-windows N     evaluation sequences (default 16)\n"
             "  --save-every K       checkpoint every K steps (default: at the end only)\n"
             "  --resume             continue from OUT/checkpoints/latest exactly\n"
+            "  --override           with --resume: accept --lr, --schedule, --align... that differ from the checkpoint's\n"
             "  --seed S             data order and new student's init (default 1)\n"
             "  --threads N          CPU threads (default: all)\n"
             "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
@@ -69,7 +70,7 @@ static void usage(FILE *f) {
 typedef struct args {
     const char *teacher, *out, *student, *summary, *data[256], *eval[256];
     int n_data, n_eval;
-    int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, threads, gpu, no_gate, log_every;
+    int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, override, threads, gpu, no_gate, log_every;
     float lr, lr_final, temperature, ce_weight;
     int freeze_mlp, init_inherit, qrwkv6;
     arwkv_schedule schedule;
@@ -144,6 +145,7 @@ static int parse(args *a, int argc, char **argv) {
         } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
         else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
         else if (!strcmp(s, "--resume")) a->resume = 1;
+        else if (!strcmp(s, "--override")) a->override = 1;
         else if (!strcmp(s, "--gpu")) a->gpu = 1;
         else if (!strcmp(s, "-h") || !strcmp(s, "--help")) return usage(stdout), 1;
         else return fprintf(stderr, "arwkv-distill: unknown option or missing value: '%s' (see --help)\n", s), 2;
@@ -281,6 +283,7 @@ int main(int argc, char **argv) {
     o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
     o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
     o.seed = a.seed;
+    o.resume_with_new_options = a.override;
     STEP(arwkv_trainer_create(a.stage == 3 && !teacher ? NULL : teacher, student, &o, &train, &tr), "setting up training");
     if (ckpt) STEP(arwkv_trainer_restore(tr, ckpt), "restoring the checkpoint");
     for (int i = 0; i < student->n_params; i++) n_train += student->params[i].trainable ? student->params[i].numel : 0;

@@ -360,6 +360,28 @@ TEST(chat_prefill_interrupt_and_long_context) {
     free(out);
 }
 
+/* Minor item: --resume with another --lr or --align is refused, naming them, unless --override. */
+TEST(resume_with_other_options) {
+    const char *base = "build/arwkv-distill --teacher " TEACHER " --out build/rel_resume --stage 1 --data tests/test_cli.c --seq-len 32 "
+                       "--batch 1 --threads 1 ";
+    char cmd[600], *out;
+    system("rm -rf build/rel_resume");
+    snprintf(cmd, sizeof cmd, "%s --steps 2 2>&1", base);
+    int st = run(cmd, &out);
+    CHECK(st == 0, "first run: %d %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --steps 3 --resume --lr 2e-3 --align mse 2>&1", base);
+    st = run(cmd, &out);
+    CHECK(st == 1 && strstr(out, "saved with lr=0.001") && strstr(out, "(now lr=0.002") && strstr(out, "align=l2 (now align=mse)") &&
+              strstr(out, "--override"),
+          "changed options: %d %s", st, out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --steps 3 --resume --lr 2e-3 --align mse --override 2>&1", base);
+    st = run(cmd, &out);
+    CHECK(st == 0 && strstr(out, "resuming from") && strstr(out, "step 3/3"), "--override: %d %s", st, out);
+    free(out);
+}
+
 int main(void) {
     RUN(numeric_options_are_strict);
     RUN(out_dir_never_overwrites_the_teacher);
@@ -372,5 +394,6 @@ int main(void) {
     RUN(non_finite_numbers_are_reported);
     RUN(wrong_kinds_of_files);
     RUN(chat_prefill_interrupt_and_long_context);
+    RUN(resume_with_other_options);
     return test_summary("reliability");
 }

@@ -291,7 +291,7 @@ TEST(checkpoint_roundtrip) {
         if (p->numel < 100000) test_fill_randn((float *)p->data, (size_t)p->numel, 1);
     }
     system("rm -rf build/test_ckpt");
-    arwkv__train_state st = {17, 2, 5, 99, 0xabcdef0123456789ull, 2, 64, 3};
+    arwkv__train_state st = {17, 2, 5, 99, 0xabcdef0123456789ull, 2, 64, 3, "lr=0.001 align=l2"};
     CHECK_OK(arwkv__checkpoint_save(s, &st, "build/test_ckpt", "models/qwen2-code-tiny"));
     st.step = 18;
     CHECK_OK(arwkv__checkpoint_save(s, &st, "build/test_ckpt", "models/qwen2-code-tiny"));
@@ -307,7 +307,8 @@ TEST(checkpoint_roundtrip) {
         memset(&back, 0, sizeof back);
         CHECK_OK(arwkv__checkpoint_load_state(r, dir, &back));
         CHECK(back.step == 18 && back.epoch == 2 && back.pos == 5 && back.seed == 99 && back.data_hash == st.data_hash &&
-                  back.stage == 2 && back.seq_len == 64 && back.batch == 3, "trainer state");
+                  back.stage == 2 && back.seq_len == 64 && back.batch == 3 && !strcmp(back.options, "lr=0.001 align=l2"),
+              "trainer state");
         int same = 1;
         for (int i = 0; i < s->n_params; i++) {
             arwkv_param *p = &s->params[i], *q = arwkv_model_param(r, p->name);
@@ -316,6 +317,16 @@ TEST(checkpoint_roundtrip) {
             if (p->trainable) same &= memcmp(p->adam_m, q->adam_m, bytes) == 0 && memcmp(p->adam_v, q->adam_v, bytes) == 0;
         }
         CHECK(same, "weights and moments bit for bit");
+        /* a crafted step of 2^32 + 1 is refused, not resumed as step 1 (issue 13) */
+        const char *meta[16] = {"step", "4294967297", "epoch", "0", "data_pos", "0", "seed", "1", "data_hash", "0", "stage", "2",
+                                "seq_len", "64", "batch", "3"};
+        float one = 1;
+        arwkv_st_entry e = {"unused", ARWKV_F32, 1, {1}, &one};
+        system("mkdir -p build/test_ckpt_crafted");
+        CHECK_OK(arwkv_st_write("build/test_ckpt_crafted/trainer.safetensors", &e, 1, meta, 8));
+        CHECK(arwkv__checkpoint_load_state(r, "build/test_ckpt_crafted", &back) == ARWKV_ERR_FORMAT &&
+                  strstr(arwkv_last_error(), "out of range (step 4294967297"),
+              "crafted step: %s", arwkv_last_error());
         arwkv_model_free(r);
     }
     free(dir);
