@@ -8466,7 +8466,7 @@ ARWKV_PRIVATE arwkv_result arwkv__check_layer_count(arwkv_model *m) {
         long l = strtol(name + 13, &end, 10);
         if (end != name + 13 && *end == '.' && l >= most) most = l + 1 > INT_MAX ? INT_MAX : (int)(l + 1);
     }
-    if (L < 1 || L != most)
+    if (L < 1 || (most > 0 ? L != most : L > 65536)) /* no layer at all: the first missing tensor is named later */
         return arwkv__fail(ARWKV_ERR_SHAPE, "%s: config.json says num_hidden_layers %d, the checkpoint holds %d layers", m->dir, L, most);
     return ARWKV_OK;
 }

@@ -583,6 +583,23 @@ TEST(model_load_and_save_teacher) {
     arwkv_backend_destroy(be);
 }
 
+/* A write that fails inside the writer (a full disk: "No space left on device") names the file it
+   was writing, and leaves no partial file behind (issue 13). */
+static arwkv_result failing_writer(arwkv__out *o, void *ctx) {
+    (void)ctx;
+    arwkv__out_write(o, "partial", 7);
+    return arwkv__fail(ARWKV_ERR_IO, "write failed: No space left on device");
+}
+TEST(failed_write_names_the_file) {
+    system("rm -rf build/test_full && mkdir -p build/test_full");
+    arwkv_result r = arwkv__write_atomic("build/test_full/model.safetensors", failing_writer, NULL);
+    CHECK(r == ARWKV_ERR_IO && strstr(arwkv_last_error(), "build/test_full/model.safetensors: write failed: No space left"), "%s",
+          arwkv_last_error());
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "build/test_full/model.safetensors.tmp.%ld.0", (long)getpid());
+    CHECK(!test_file_exists(tmp) && !test_file_exists("build/test_full/model.safetensors"), "a file was left behind");
+}
+
 /* Command-line numbers: whole string, in range, finite; the error names the option. */
 TEST(strict_option_numbers) {
     int v = 7;
@@ -636,5 +653,6 @@ int main(void) {
     RUN(gemm_matches_float64);
     RUN(model_load_and_save_teacher);
     RUN(strict_option_numbers);
+    RUN(failed_write_names_the_file);
     return test_summary("foundation");
 }
