@@ -88,6 +88,7 @@ TEST(numeric_options_are_strict) {
         {"build/arwkv-eval --model " TEACHER " --text tests/test.h --max-tokens 10x", "--max-tokens: '10x'"},
         {"build/arwkv-convert --teacher " TEACHER " --out build/x --seed 1.5", "--seed: '1.5'"},
         {"build/arwkv-generate " TEACHER " hi 1e3", "N: '1e3'"},
+        {"build/arwkv-bench qrwkv6 1e3", "T: '1e3' is not a whole number"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char cmd[512], *out;
