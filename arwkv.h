@@ -160,6 +160,14 @@ ARWKV_API void arwkv_free(void *p);
 /* Wall-clock seconds (C11 timespec_get), for progress lines and benchmarks. Infallible. */
 ARWKV_API double arwkv_seconds(void);
 
+/* Strict numbers for command-line options, shared by the examples and tools: the whole text must
+   be one number (no trailing characters, no "1e3" for an integer, no nan or inf) inside [min, max],
+   else ARWKV_ERR_INVALID_ARGUMENT with a message naming the option ("--seq-len: 99999999999 is out
+   of range 1 to 2147483647"). *out is written only on success. */
+ARWKV_API arwkv_result arwkv_parse_int(const char *option, const char *text, int min, int max, int *out);
+ARWKV_API arwkv_result arwkv_parse_float(const char *option, const char *text, double min, double max, float *out);
+ARWKV_API arwkv_result arwkv_parse_u64(const char *option, const char *text, uint64_t *out); /* seeds: 0 to 2^64-1 */
+
 /* ============================================================================================
    Thread pool
    ============================================================================================
@@ -1189,6 +1197,8 @@ typedef struct arwkv_train_options {
     float kl_weight, ce_weight; /* stage 2: kl_weight * KL + ce_weight * label cross-entropy */
     int freeze_mlp;         /* stages 2-3: MLPs stay frozen (upstream's -z 1) */
     uint64_t seed;          /* data order */
+    int resume_with_new_options; /* arwkv_trainer_restore: accept a learning rate, schedule or loss
+                                    that differ from the checkpoint's (else an error names them) */
 } arwkv_train_options;
 
 /* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
@@ -1207,8 +1217,10 @@ typedef struct arwkv_dataset {
     uint8_t *mask;         /* NULL: every token is a target */
     size_t n_tokens, cap_tokens;
     int seq_len;
-    size_t n_seqs;         /* windows */
-    uint32_t *order;       /* this epoch's permutation of the windows */
+    size_t n_seqs;         /* windows visited */
+    size_t n_skipped;      /* windows without any target token (chat data: inside a long user turn), never visited */
+    uint32_t *windows;     /* where visited window i starts, in windows of seq_len (NULL: window i starts at i) */
+    uint32_t *order;       /* this epoch's permutation of the visited windows */
     uint64_t seed, epoch;
     size_t pos;            /* next window in order */
 } arwkv_dataset;
@@ -1218,12 +1230,14 @@ ARWKV_API void arwkv_dataset_free(arwkv_dataset *d);
 /* Append a document (and, if mask is not NULL, which of its tokens are targets; documents without a
    mask are targets throughout). */
 ARWKV_API arwkv_result arwkv_dataset_append(arwkv_dataset *d, const int32_t *ids, const uint8_t *mask, size_t n);
-/* Cut into windows and shuffle epoch 0 with seed. Fails if there is not one whole window. */
+/* Cut into windows and shuffle epoch 0 with seed. Windows without a target token (possible only with
+   a mask: a user turn longer than seq_len) are left out and counted in n_skipped, so every window
+   a trainer sees has something to learn. Fails if no whole window (with a target) is left. */
 ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_t seed);
 /* The next window: inputs[seq_len], targets[seq_len] (-1 where not a target). Starts a new
    epoch (a new permutation) when the current one is used up. */
 ARWKV_API void arwkv_dataset_next(arwkv_dataset *d, int32_t *inputs, int32_t *targets);
-/* Window i in storage order (for evaluation). */
+/* Visited window i, in storage order (for evaluation). */
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets);
 /* Tokenize a file into a dataset. A file ending in .jsonl holds one JSON object per line: a document
    {"text": "..."} or a conversation {"messages": [{"role": ..., "content": ...}, ...]} (ChatML;
@@ -1275,6 +1289,22 @@ ARWKV_API arwkv_result arwkv_checkpoint_latest(const char *out_dir, char **dir);
 /* After creating a trainer on a student loaded from a checkpoint directory: restore the moments,
    step and data position, checking that stage, sequence length, batch and data are the same. */
 ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *checkpoint_dir);
+
+/* ---- Output directories ---------------------------------------------------------------------
+   A training run or a conversion writes into OUT hours after it starts; open OUT first so that
+   whatever would make that write fail or do harm is found before the work:
+     - OUT is created (with its parents) and a lock file is written in it (it must be writable);
+     - OUT may not be, contain or lie inside any of the input model directories (n_inputs paths),
+       nor already hold a model that is not a student: its files would be replaced;
+     - OUT is locked (OUT/.arwkv.lock) until arwkv_out_dir_close: a second run on the same OUT is
+       refused, naming the process that holds it;
+     - what an interrupted run left behind is removed: partial files (NAME.tmp.PID.N) of
+       processes that no longer run, and checkpoint directories that checkpoints/latest does not
+       name (unfinished saves). arwkv_out_dir_note says what was removed ("" if nothing). */
+typedef struct arwkv_out_dir arwkv_out_dir;
+ARWKV_API arwkv_result arwkv_out_dir_open(const char *dir, const char *const *inputs, int n_inputs, arwkv_out_dir **out);
+ARWKV_API const char *arwkv_out_dir_note(const arwkv_out_dir *o);
+ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o); /* releases the lock; NULL is fine */
 
 /* @@train-api@@ */
 
@@ -1549,10 +1579,25 @@ ARWKV_PRIVATE void arwkv__buf_free(arwkv__buf *b) {
 
 /* ---- Files ------------------------------------------------------------------------------------ */
 
+/* Only regular files are read: opening a FIFO blocks until a writer comes (forever), a device may
+   never end, and a directory opens but fails at the first read. Checked by name, before opening. */
+ARWKV_PRIVATE arwkv_result arwkv__check_regular_file(const char *path) {
+#if !defined(_WIN32)
+    struct stat s;
+    if (stat(path, &s) != 0) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(s.st_mode)) return arwkv__fail(ARWKV_ERR_IO, "%s: is a directory, not a file", path);
+    if (!S_ISREG(s.st_mode)) return arwkv__fail(ARWKV_ERR_IO, "%s: not a regular file (a pipe or a device)", path);
+#else
+    (void)path;
+#endif
+    return ARWKV_OK;
+}
+
 /* Read a whole file into memory (NUL-terminated for convenience). */
 ARWKV_PRIVATE arwkv_result arwkv__read_file(const char *path, char **out, size_t *out_len) {
     *out = NULL;
     *out_len = 0;
+    ARWKV__TRY(arwkv__check_regular_file(path));
     FILE *f = fopen(path, "rb");
     if (!f) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, len = 0;
@@ -1595,9 +1640,14 @@ ARWKV_PRIVATE int arwkv__is_dir(const char *path) {
 }
 
 ARWKV_PRIVATE int arwkv__file_exists(const char *path) {
+#if !defined(_WIN32)
+    struct stat s; /* not fopen: on a FIFO it would block */
+    return stat(path, &s) == 0 && !S_ISDIR(s.st_mode);
+#else
     FILE *f = fopen(path, "rb");
     if (f) fclose(f);
     return f != NULL;
+#endif
 }
 
 /* dir + "/" + name into a fresh string. */
@@ -1685,6 +1735,7 @@ ARWKV_PRIVATE arwkv_result arwkv__write_atomic(const char *path, arwkv__writer_f
         return r;
     }
     r = write_fn(o, ctx);
+    if (r == ARWKV_ERR_IO) r = arwkv__context(r, "%s", path); /* "write failed: No space left on device" names no file */
     if (r == ARWKV_OK && !arwkv__out_flush(o)) r = arwkv__fail(ARWKV_ERR_IO, "%s: write failed: %s", path, strerror(errno));
 #if !defined(_WIN32)
     if (r == ARWKV_OK && fsync(o->fd) != 0) r = arwkv__fail(ARWKV_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
@@ -1834,6 +1885,54 @@ ARWKV_API double arwkv_seconds(void) {
     struct timespec ts;
     if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- Strict option numbers ---------------------------------------------------------------------
+   atoi("1e3") is 1 and atoi("99999999999") wraps: a typo would train for hours with the wrong
+   setting. strtoll/strtod are used, but only their whole-string, in-range, finite results count. */
+
+ARWKV_PRIVATE arwkv_result arwkv__parse_i64(const char *option, const char *text, int64_t min, int64_t max, int64_t *out) {
+    if (!text || !*text || (*text != '-' && *text != '+' && (*text < '0' || *text > '9')))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a whole number", option, text ? text : "");
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (*end) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a whole number", option, text);
+    if (errno == ERANGE || v < min || v > max)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: %s is out of range %lld to %lld", option, text, (long long)min, (long long)max);
+    *out = (int64_t)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_parse_int(const char *option, const char *text, int min, int max, int *out) {
+    int64_t v = 0;
+    ARWKV__TRY(arwkv__parse_i64(option, text, min, max, &v));
+    *out = (int)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_parse_u64(const char *option, const char *text, uint64_t *out) {
+    if (!text || *text < '0' || *text > '9') /* strtoull would accept "-1" as 2^64-1 */
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a non-negative whole number", option, text ? text : "");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a non-negative whole number", option, text);
+    if (errno == ERANGE) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: %s is out of range 0 to 2^64-1", option, text);
+    *out = (uint64_t)v;
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_parse_float(const char *option, const char *text, double min, double max, float *out) {
+    if (!text || !*text || *text == ' ' || *text == '\t' || *text == '\n') /* strtod would skip leading space */
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a number", option, text ? text : "");
+    char *end;
+    double v = strtod(text, &end);
+    if (*end) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a number", option, text);
+    if (!isfinite(v) || !isfinite((float)v)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: '%s' is not a finite number", option, text);
+    if (v < min || v > max) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: %s is out of range %g to %g", option, text, min, max);
+    *out = (float)v;
+    return ARWKV_OK;
 }
 
 /* ---- Thread pool -------------------------------------------------------------------------------
@@ -2676,6 +2775,7 @@ ARWKV_PRIVATE arwkv_result arwkv__st_parse_file(arwkv_safetensors *st, int fi) {
 
 ARWKV_PRIVATE arwkv_result arwkv__st_map_file(arwkv__st_file *f) {
 #if !defined(_WIN32)
+    ARWKV__TRY(arwkv__check_regular_file(f->path));
     int fd = open(f->path, O_RDONLY);
     if (fd < 0) return arwkv__fail(ARWKV_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
     struct stat s;
@@ -3951,6 +4051,10 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *text, size_t len, const ch
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, 0, "rope_theta", &cfg->rope_theta, name);
         if (r == ARWKV_OK) r = arwkv__cfg_num(&j, arwkv__json_get(&j, 0, "rope_parameters"), "rope_theta", &cfg->rope_theta, name);
         cfg->rms_norm_eps = (float)eps;
+        if (r == ARWKV_OK && !(eps > 0 && eps < 1)) /* -1 or nan would turn every norm into NaN */
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: rms_norm_eps %g must be a small positive number", name, eps);
+        if (r == ARWKV_OK && !(cfg->rope_theta > 0 && isfinite(cfg->rope_theta)))
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: rope_theta %g must be a positive number", name, cfg->rope_theta);
         if (r != ARWKV_OK) goto done;
         /* eos_token_id may be a list in newer configs: take the first */
         uint32_t eos = arwkv__json_get(&j, 0, "eos_token_id");
@@ -5932,15 +6036,21 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
     if (added != ARWKV__JSON_NONE && arwkv__json_type(j, added) != ARWKV__JSON_ARRAY && arwkv__json_type(j, added) != ARWKV__JSON_NULL)
         return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens must be an array", name);
 
-    /* ids: 1 + the largest */
+    /* ids: 1 + the largest. Every table below is sized by the largest id, so an id far beyond the
+       number of tokens (a typo, or a hostile file) would cost gigabytes: ids may leave gaps, but
+       only up to twice the number of tokens plus 65536 */
     int64_t n_ids = 0;
     size_t name_bytes = 0, added_bytes = 0;
     uint32_t i = 0;
+    int64_t id_limit = 2 * ((int64_t)arwkv__json_count(j, vocab) + (int64_t)arwkv__json_count(j, added)) + 65536;
     for (uint32_t c = arwkv__json_first(j, vocab); c != ARWKV__JSON_NONE; c = arwkv__json_next(j, c), i++) {
         int32_t id = arwkv__json_id(j, c);
         if (id < 0)
             return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab[\"%.100s\"] is not a token id (a non-negative integer)", name,
                                arwkv__json_key(j, c));
+        if (id >= id_limit)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: model.vocab[\"%.100s\"] has id %ld, far beyond the %u tokens of the vocabulary", name,
+                               arwkv__json_key(j, c), (long)id, arwkv__json_count(j, vocab));
         if (id >= n_ids) n_ids = (int64_t)id + 1;
         name_bytes += arwkv__json_key_len(j, c);
     }
@@ -5950,6 +6060,9 @@ ARWKV_PRIVATE arwkv_result arwkv__tok_build(arwkv_tokenizer *t, const arwkv__jso
         const char *content = arwkv__json_get_str(j, c, "content");
         if (id < 0) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u].id is not a token id", name, i);
         if (!content || !*content) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u].content must be a non-empty string", name, i);
+        if (id >= id_limit)
+            return arwkv__fail(ARWKV_ERR_FORMAT, "%s: added_tokens[%u] (\"%.100s\") has id %ld, far beyond the %u tokens of the vocabulary",
+                               name, i, content, (long)id, arwkv__json_count(j, vocab));
         static const char *const flags[4] = {"lstrip", "rstrip", "single_word", "normalized"};
         for (int f = 0; f < 4; f++)
             if (!arwkv__json_off(j, c, flags[f]))
@@ -9478,7 +9591,9 @@ static arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, c
    n = round(x / ln 2), r = x - n ln 2 (in two parts, Cody-Waite) and a degree-6 polynomial for e^r
    on [-ln2/2, ln2/2]; relative error below 2e-7. Inputs are at most 0 here (shifted by the max). */
 ARWKV_PRIVATE float arwkv__expf_poly(float x) {
+    if (x != x) return x; /* NaN stays NaN (and never reaches the integer shift below) */
     if (x < -87.0f) return 0.0f;
+    if (x > 88.0f) return INFINITY;
     float n = floorf(x * 1.44269504f + 0.5f);
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f + r * (0.00833335239f + r * 0.00138889086f)))));
@@ -9938,6 +10053,34 @@ ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, fl
     return r;
 }
 
+/* Index of the first NaN or Inf among n values of a float type (all exponent bits set), or -1.
+   One pass over the bits at load: a NaN in a weight otherwise surfaces as "nll nan" or a wrong
+   gradient far from its cause. */
+ARWKV_PRIVATE int64_t arwkv__first_non_finite(const void *data, arwkv_dtype t, int64_t n) {
+    if (t == ARWKV_BF16 || t == ARWKV_F16) {
+        const uint16_t *h = (const uint16_t *)data;
+        uint16_t e = t == ARWKV_BF16 ? 0x7f80 : 0x7c00;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, h + i, 2); /* mapped tensors may be unaligned */
+            if ((v & e) == e) return i;
+        }
+    } else if (t == ARWKV_F32) {
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t v;
+            memcpy(&v, (const char *)data + 4 * i, 4);
+            if ((v & 0x7f800000u) == 0x7f800000u) return i;
+        }
+    } else if (t == ARWKV_F64) {
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t v;
+            memcpy(&v, (const char *)data + 8 * i, 8);
+            if ((v & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) return i;
+        }
+    }
+    return -1;
+}
+
 /* Materialize p from the checkpoint: a frozen matrix keeps its stored float type (mapped in place
    on the CPU when aligned); everything else becomes fp32. */
 ARWKV_PRIVATE arwkv_result arwkv__param_from_checkpoint(arwkv_model *m, arwkv_param *p, const arwkv_tensor_info *t) {
@@ -9960,6 +10103,10 @@ ARWKV_PRIVATE arwkv_result arwkv__param_from_checkpoint(arwkv_model *m, arwkv_pa
     if (!is_float && t->dtype != ARWKV_F64)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s; parameters must be F32, BF16, F16 or F64", file,
                            p->name, arwkv_dtype_name(t->dtype));
+    int64_t bad = arwkv__first_non_finite(t->data, t->dtype, t->numel);
+    if (bad >= 0)
+        return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %lld", file, p->name,
+                           (long long)bad);
     if (p->is_matrix && is_float) {
         if (!m->be->on_gpu && ((uintptr_t)t->data % arwkv_dtype_size(t->dtype)) == 0) {
             p->data = (void *)t->data; /* mapped: the OS pages it in on first use */
@@ -10205,6 +10352,23 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_model_open(const char *path, arwkv_config
     return r;
 }
 
+/* config.json's num_hidden_layers against the checkpoint, before anything is sized by it: a config
+   with more layers than the checkpoint (2e9 would ask for gigabytes of bookkeeping) or with fewer
+   (whose extra layers would be ignored in silence) is an error naming both. */
+ARWKV_PRIVATE arwkv_result arwkv__check_layer_count(arwkv_model *m) {
+    int L = m->cfg.num_layers, most = 0;
+    for (int i = 0; i < arwkv_st_count(m->st); i++) {
+        const char *name = arwkv_st_tensor(m->st, i)->name;
+        if (strncmp(name, "model.layers.", 13) != 0) continue;
+        char *end;
+        long l = strtol(name + 13, &end, 10);
+        if (end != name + 13 && *end == '.' && l >= most) most = l + 1 > INT_MAX ? INT_MAX : (int)(l + 1);
+    }
+    if (L < 1 || (most > 0 ? L != most : L > 65536)) /* no layer at all: the first missing tensor is named later */
+        return arwkv__fail(ARWKV_ERR_SHAPE, "%s: config.json says num_hidden_layers %d, the checkpoint holds %d layers", m->dir, L, most);
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) {
     *out = NULL;
     arwkv_model *m = (arwkv_model *)arwkv__calloc(1, sizeof *m);
@@ -10220,6 +10384,7 @@ ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwk
         if (r == ARWKV_OK) r = arwkv_config_load(dir, &m->cfg);
         if (r == ARWKV_OK) r = arwkv_st_open(dir, &m->st);
     }
+    if (r == ARWKV_OK) r = arwkv__check_layer_count(m);
     if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7) r = arwkv__read_lora_ranks(m);
     if (r == ARWKV_OK) r = arwkv__declare_params(m);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
@@ -10332,9 +10497,10 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
         e[i].data = host[i];
     }
     int n_entries = m->n_params;
-    /* llama.cpp's rwkv6qwen2 loader has no tied head (output.weight is required) and recursal's
-       converter materializes lm_head.weight: a tied QRWKV6 model also writes its head, as a copy */
-    if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_QRWKV6 && m->cfg.tie_word_embeddings && m->embed) {
+    /* llama.cpp's rwkv6qwen2 and arwkv7 loaders have no tied head (output.weight is required; unlike
+       its qwen2 loader they do not fall back to the embeddings) and recursal's converter materializes
+       lm_head.weight: a tied student also writes its head, as a copy. Loading ignores it. */
+    if (r == ARWKV_OK && m->cfg.arch != ARWKV_ARCH_QWEN2 && m->cfg.tie_word_embeddings && m->embed) {
         e[n_entries] = e[m->embed - m->params];
         e[n_entries++].name = "lm_head.weight";
     }
@@ -11056,24 +11222,35 @@ ARWKV_API arwkv_result arwkv_rnn_state_copy(arwkv_rnn_state *dst, const arwkv_rn
 ARWKV_API size_t arwkv_rnn_state_bytes(const arwkv_rnn_state *s) { return (size_t)s->L * ((size_t)s->C + (size_t)s->HNN) * sizeof(float); }
 ARWKV_API int64_t arwkv_rnn_state_tokens(const arwkv_rnn_state *s) { return s->tokens; }
 
-/* A fingerprint of a model: its shape and a hash of a few parameter values, so a state saved for one
-   model is not silently loaded into another of the same shape. */
+/* A fingerprint of a model, so a state saved with one model is refused by another. Students share
+   their shape, embeddings and norms with their teacher and with each other, so the fingerprint
+   covers every parameter: its name, shape, type and a sample of its bytes (16 runs of 64 bytes
+   spread over it; all of a small one). Another seed, init or gate, or more training, change it;
+   the sample keeps it cheap for a large model on a GPU (a few reads per tensor, not a copy). */
+#define ARWKV__FP_RUNS 16
+#define ARWKV__FP_RUN_BYTES 64
 ARWKV_PRIVATE uint64_t arwkv__model_fingerprint(arwkv_model *m) {
     char head[256];
     snprintf(head, sizeof head, "%s/%d/%d/%d/%d", arwkv_arch_name(m->cfg.arch), m->cfg.hidden_size, m->cfg.num_layers,
              m->cfg.vocab_size, m->cfg.intermediate_size);
     uint64_t h = arwkv__hash(head, strlen(head));
-    float probe[64];
-    for (int l = 0; l < m->cfg.num_layers; l++) {
-        arwkv_param *p = m->layers[l].in_norm;
-        int64_t n = p->numel < 64 ? p->numel : 64;
-        if (p->numel <= 64 && arwkv_param_read(m, p, probe, p->numel) == ARWKV_OK) h ^= arwkv__hash((const char *)probe, (size_t)n * 4) + (uint64_t)l;
-        else {
-            float *all = (float *)arwkv__malloc((size_t)p->numel * sizeof(float));
-            if (all && arwkv_param_read(m, p, all, p->numel) == ARWKV_OK) h ^= arwkv__hash((const char *)all, (size_t)n * 4) + (uint64_t)l;
-            arwkv__free(all);
+    unsigned char sample[ARWKV__FP_RUNS * ARWKV__FP_RUN_BYTES];
+    for (int i = 0; i < m->n_params; i++) {
+        const arwkv_param *p = &m->params[i];
+        snprintf(head, sizeof head, "%s/%s/%lld/%lld/%lld/%lld", p->name, arwkv_dtype_name(p->dtype), (long long)p->shape[0],
+                 (long long)p->shape[1], (long long)p->shape[2], (long long)p->shape[3]);
+        h = (h ^ arwkv__hash(head, strlen(head))) * 1099511628211ull;
+        size_t bytes = (size_t)p->numel * arwkv_dtype_size(p->dtype), n = 0;
+        if (bytes <= sizeof sample) {
+            if (m->be->mem->download(m->be, sample, p->data, bytes) == ARWKV_OK) n = bytes;
+        } else {
+            for (int k = 0; k < ARWKV__FP_RUNS; k++) {
+                size_t off = (bytes - ARWKV__FP_RUN_BYTES) / (ARWKV__FP_RUNS - 1) * (size_t)k;
+                if (m->be->mem->download(m->be, sample + n, (const char *)p->data + off, ARWKV__FP_RUN_BYTES) != ARWKV_OK) break;
+                n += ARWKV__FP_RUN_BYTES;
+            }
         }
-        h *= 1099511628211ull;
+        h = (h ^ arwkv__hash((const char *)sample, n)) * 1099511628211ull;
     }
     return h;
 }
@@ -11113,6 +11290,12 @@ ARWKV_API arwkv_result arwkv_rnn_state_load(arwkv_rnn_state *s, const char *path
     else if (!sh || !wk || sh->dtype != ARWKV_F32 || wk->dtype != ARWKV_F32 || sh->numel != (int64_t)s->L * s->C ||
              wk->numel != (int64_t)s->L * s->HNN)
         r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: tensors 'shift' and 'wkv' do not have this model's state shape", path);
+    /* a state of NaNs would answer with NaN logits from its first token on */
+    int64_t bad_shift = r == ARWKV_OK ? arwkv__first_non_finite(sh->data, ARWKV_F32, sh->numel) : -1;
+    int64_t bad_wkv = r == ARWKV_OK && bad_shift < 0 ? arwkv__first_non_finite(wk->data, ARWKV_F32, wk->numel) : -1;
+    if (bad_shift >= 0 || bad_wkv >= 0)
+        r = arwkv__fail(ARWKV_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %lld", path,
+                        bad_shift >= 0 ? "shift" : "wkv", (long long)(bad_shift >= 0 ? bad_shift : bad_wkv));
     if (r == ARWKV_OK) r = s->m->be->mem->upload(s->m->be, s->shift, sh->data, sh->nbytes);
     if (r == ARWKV_OK) r = s->m->be->mem->upload(s->m->be, s->wkv, wk->data, wk->nbytes);
     if (r == ARWKV_OK) s->tokens = tok ? strtoll(tok, NULL, 10) : 0;
@@ -11838,6 +12021,7 @@ ARWKV_API void arwkv_dataset_free(arwkv_dataset *d) {
     arwkv__free(d->tokens);
     arwkv__free(d->mask);
     arwkv__free(d->order);
+    arwkv__free(d->windows);
     memset(d, 0, sizeof *d);
 }
 
@@ -11887,7 +12071,26 @@ ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_
     d->seq_len = seq_len;
     d->n_seqs = (d->n_tokens - 1) / (size_t)seq_len;
     if (d->n_seqs > UINT32_MAX) d->n_seqs = UINT32_MAX;
+    d->n_skipped = 0;
     arwkv__free(d->order);
+    arwkv__free(d->windows);
+    d->windows = NULL;
+    if (d->mask) { /* keep the windows with a target (a window's targets are its tokens 1..seq_len) */
+        d->windows = (uint32_t *)arwkv__malloc(d->n_seqs * sizeof(uint32_t) + 1);
+        if (!d->windows) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
+        size_t kept = 0;
+        for (size_t w = 0; w < d->n_seqs; w++) {
+            const uint8_t *m = d->mask + w * (size_t)seq_len + 1;
+            int any = 0;
+            for (int t = 0; t < seq_len && !any; t++) any = m[t] != 0;
+            if (any) d->windows[kept++] = (uint32_t)w;
+        }
+        d->n_skipped = d->n_seqs - kept;
+        d->n_seqs = kept;
+        if (kept == 0)
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "dataset: none of its %zu windows of %d tokens holds a target token (an assistant turn)",
+                               d->n_skipped, seq_len);
+    }
     d->order = (uint32_t *)arwkv__malloc(d->n_seqs * sizeof(uint32_t));
     if (!d->order) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "dataset: out of memory");
     d->seed = seed;
@@ -11897,7 +12100,7 @@ ARWKV_API arwkv_result arwkv_dataset_pack(arwkv_dataset *d, int seq_len, uint64_
 }
 
 ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *inputs, int32_t *targets) {
-    size_t start = i * (size_t)d->seq_len;
+    size_t start = (d->windows ? d->windows[i] : i) * (size_t)d->seq_len;
     for (int t = 0; t < d->seq_len; t++) {
         inputs[t] = d->tokens[start + (size_t)t];
         if (targets) {
@@ -11933,7 +12136,19 @@ typedef struct arwkv__train_state {
     int step;
     uint64_t epoch, pos, seed, data_hash;
     int stage, seq_len, batch;
+    char options[256]; /* the options a resumed run must share, "lr=0.001 align=l2 ..." (see arwkv__options_text) */
 } arwkv__train_state;
+
+/* The options that shape the rest of a run once resumed, as text: two runs resume alike when their
+   texts are equal, and the error names the ones that differ. */
+ARWKV_PRIVATE void arwkv__options_text(const arwkv_train_options *o, char *buf, size_t cap) {
+    static const char *schedules[] = {"cosine", "exponential", "constant"}, *aligns[] = {"l2", "mse", "cosine"};
+    /* not steps nor warm-up: a longer run may be resumed, and its default warm-up follows its steps */
+    snprintf(buf, cap, "lr=%.9g lr_final=%.9g schedule=%s align=%s temperature=%.9g ce_weight=%.9g kl_weight=%.9g freeze_mlp=%d",
+             (double)o->lr, (double)o->lr_final, (unsigned)o->schedule < 3 ? schedules[o->schedule] : "?",
+             (unsigned)o->align < 3 ? aligns[o->align] : "?", (double)o->temperature, (double)o->ce_weight, (double)o->kl_weight,
+             o->freeze_mlp);
+}
 
 /* Remove a checkpoint directory: only the files a checkpoint holds (.safetensors, .json), then the
    directory itself; anything else a person put there is left alone (and keeps the directory). */
@@ -11994,7 +12209,7 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
                 n++;
             }
         }
-        char v[8][32];
+        char v[9][32];
         snprintf(v[0], 32, "%d", s->step);
         snprintf(v[1], 32, "%llu", (unsigned long long)s->epoch);
         snprintf(v[2], 32, "%llu", (unsigned long long)s->pos);
@@ -12003,10 +12218,10 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
         snprintf(v[5], 32, "%d", s->stage);
         snprintf(v[6], 32, "%d", s->seq_len);
         snprintf(v[7], 32, "%d", s->batch);
-        const char *meta[16] = {"step", v[0], "epoch", v[1], "data_pos", v[2], "seed", v[3],
-                                "data_hash", v[4], "stage", v[5], "seq_len", v[6], "batch", v[7]};
+        const char *meta[18] = {"step", v[0], "epoch", v[1], "data_pos", v[2], "seed", v[3], "data_hash", v[4],
+                                "stage", v[5], "seq_len", v[6], "batch", v[7], "options", s->options};
         char *path = dir ? arwkv__path_join(dir, "trainer.safetensors") : NULL;
-        if (r == ARWKV_OK) r = path ? arwkv_st_write(path, e, n, meta, 8) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        if (r == ARWKV_OK) r = path ? arwkv_st_write(path, e, n, meta, 9) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
         arwkv__free(path);
         arwkv__free(names);
     }
@@ -12033,6 +12248,247 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
     arwkv__free(dir);
     arwkv__free(ckdir);
     return r;
+}
+
+/* ---- Output directories ------------------------------------------------------------------------
+   Checked when a run starts rather than at its first save (see arwkv_out_dir_open). Paths are
+   compared as files (device and inode) so that links, "..", and trailing slashes do not hide that
+   two names are one directory. The lock is a POSIX record lock: the kernel drops it when the
+   process ends however it ends, so a killed run never leaves OUT locked. */
+
+struct arwkv_out_dir {
+    int lock_fd;
+    char note[256];
+};
+
+/* 1 if directory `inner` is `outer` or lies anywhere below it (walking up from inner through ".."). */
+ARWKV_PRIVATE int arwkv__dir_within(const char *inner, const char *outer) {
+#if !defined(_WIN32)
+    struct stat so, s, up;
+    size_t n = strlen(inner);
+    char *p = (char *)arwkv__malloc(n + 3 * 256 + 1);
+    if (!p || stat(outer, &so) != 0) {
+        arwkv__free(p);
+        return 0;
+    }
+    memcpy(p, inner, n + 1);
+    /* a path not made yet lies where its nearest existing ancestor lies */
+    while (stat(p, &s) != 0 && n > 0) {
+        while (n > 1 && p[n - 1] == '/') p[--n] = 0;
+        char *slash = strrchr(p, '/');
+        if (!slash) strcpy(p, ".");
+        else if (slash == p) p[1] = 0;
+        else *slash = 0;
+        n = strlen(p);
+        if (!slash) break;
+    }
+    int found = 0;
+    for (int depth = 0; depth < 256 && stat(p, &s) == 0; depth++) {
+        if (s.st_dev == so.st_dev && s.st_ino == so.st_ino) {
+            found = 1;
+            break;
+        }
+        memcpy(p + n, "/..", 4);
+        n += 3;
+        if (stat(p, &up) == 0 && up.st_dev == s.st_dev && up.st_ino == s.st_ino) break; /* the root is its own parent */
+    }
+    arwkv__free(p);
+    return found;
+#else
+    return strcmp(inner, outer) == 0;
+#endif
+}
+
+/* mkdir -p: each missing level of dir, naming the one that cannot be made. */
+ARWKV_PRIVATE arwkv_result arwkv__mkdir_parents(const char *dir) {
+    char *p = arwkv__strdup(dir);
+    if (!p) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = ARWKV_OK;
+    for (char *q = p + 1; *q && r == ARWKV_OK; q++)
+        if (*q == '/' && q[-1] != '/') {
+            *q = 0;
+            if (!arwkv__is_dir(p)) r = arwkv__mkdir(p);
+            *q = '/';
+        }
+    if (r == ARWKV_OK) r = arwkv__mkdir(p);
+    arwkv__free(p);
+    return r;
+}
+
+/* NAME.tmp.PID.N, the partial file of an atomic write (arwkv__write_atomic); its PID, else 0. */
+ARWKV_PRIVATE long arwkv__temporary_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    if (pid <= 0 || *end != '.' || end[1] < '0' || end[1] > '9') return 0;
+    strtol(end + 1, &end, 10);
+    return *end ? 0 : pid;
+}
+
+/* A process that still runs: only known where /proc lists processes; elsewhere the lock on OUT,
+   which every writer of OUT holds, already says that no other writer runs. */
+ARWKV_PRIVATE int arwkv__process_alive(long pid) {
+#if !defined(_WIN32)
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld", pid);
+    return pid != (long)getpid() && arwkv__is_dir("/proc/self") && arwkv__is_dir(path);
+#else
+    (void)pid;
+    return 0;
+#endif
+}
+
+/* Remove the partial files of dead processes in dir; count them. */
+ARWKV_PRIVATE int arwkv__remove_stale_temporaries(const char *dir) {
+    int removed = 0;
+#if !defined(_WIN32)
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = arwkv__temporary_pid(e->d_name);
+        if (!pid || arwkv__process_alive(pid)) continue;
+        char *f = arwkv__path_join(dir, e->d_name);
+        if (f && remove(f) == 0) removed++;
+        arwkv__free(f);
+    }
+    closedir(d);
+#else
+    (void)dir;
+#endif
+    return removed;
+}
+
+/* Stale temporaries in OUT, OUT/checkpoints and each checkpoint; then the checkpoint directories
+   that "latest" does not name: saves that a crash interrupted before they were switched in. */
+ARWKV_PRIVATE void arwkv__clean_out_dir(const char *out_dir, char *note, size_t note_cap) {
+    int temporaries = arwkv__remove_stale_temporaries(out_dir), unfinished = 0;
+#if !defined(_WIN32)
+    char *ckdir = arwkv__path_join(out_dir, "checkpoints"), *latest_path = ckdir ? arwkv__path_join(ckdir, "latest") : NULL;
+    char *latest = NULL;
+    size_t len = 0;
+    DIR *d = ckdir ? opendir(ckdir) : NULL;
+    if (d) {
+        temporaries += arwkv__remove_stale_temporaries(ckdir);
+        if (arwkv__file_exists(latest_path) && arwkv__read_file(latest_path, &latest, &len) == ARWKV_OK)
+            while (len && (latest[len - 1] == '\n' || latest[len - 1] == ' ')) latest[--len] = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, "step-", 5) != 0) continue;
+            char *sub = arwkv__path_join(ckdir, e->d_name);
+            if (sub && arwkv__is_dir(sub)) {
+                temporaries += arwkv__remove_stale_temporaries(sub);
+                if (!latest || strcmp(latest, e->d_name) != 0) {
+                    arwkv__remove_checkpoint_dir(sub);
+                    unfinished++;
+                }
+            }
+            arwkv__free(sub);
+        }
+        closedir(d);
+    }
+    arwkv__free(latest);
+    arwkv__free(latest_path);
+    arwkv__free(ckdir);
+#endif
+    note[0] = 0;
+    if (temporaries || unfinished)
+        snprintf(note, note_cap, "%s: removed %d partial file(s) and %d unfinished checkpoint(s) left by an interrupted run", out_dir,
+                 temporaries, unfinished);
+}
+
+ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o) {
+    if (!o) return;
+#if !defined(_WIN32)
+    if (o->lock_fd >= 0) close(o->lock_fd); /* releases the lock; the file stays (see arwkv__out_dir_lock) */
+#endif
+    arwkv__free(o);
+}
+
+ARWKV_API const char *arwkv_out_dir_note(const arwkv_out_dir *o) { return o ? o->note : ""; }
+
+/* Lock OUT/.arwkv.lock and write our pid into it (which also proves OUT writable). The file is never
+   removed: unlinking it would let a waiting opener and a new one lock two different files. */
+ARWKV_PRIVATE arwkv_result arwkv__out_dir_lock(const char *dir, int *fd_out) {
+    *fd_out = -1;
+#if !defined(_WIN32)
+    char *path = arwkv__path_join(dir, ".arwkv.lock");
+    if (!path) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        arwkv_result r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot write in the output directory (%s): %s", dir, path, strerror(errno));
+        arwkv__free(path);
+        return r;
+    }
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        struct flock who = fl;
+        long other = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+        close(fd);
+        arwkv__free(path);
+        return other ? arwkv__fail(ARWKV_ERR_IO, "%s: another run (process %ld) is writing in this directory; wait for it to end or choose another",
+                                   dir, other)
+                     : arwkv__fail(ARWKV_ERR_IO, "%s: cannot lock %s/.arwkv.lock: %s", dir, dir, strerror(errno));
+    }
+    char line[32];
+    int n = snprintf(line, sizeof line, "%20ld\n", (long)getpid()); /* fixed width: no stale digits from an earlier pid */
+    if (lseek(fd, 0, SEEK_SET) != 0 || write(fd, line, (size_t)n) != n) {
+        arwkv_result r = arwkv__fail(ARWKV_ERR_IO, "%s: cannot write in the output directory (%s): %s", dir, path, strerror(errno));
+        close(fd);
+        arwkv__free(path);
+        return r;
+    }
+    arwkv__free(path);
+    *fd_out = fd;
+#else
+    (void)dir;
+#endif
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_out_dir_open(const char *dir, const char *const *inputs, int n_inputs, arwkv_out_dir **out) {
+    *out = NULL;
+    if (!dir || !*dir) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "no output directory given");
+    for (int i = 0; i < n_inputs; i++) { /* before creating anything */
+        if (!inputs[i] || !arwkv__is_dir(inputs[i])) continue;
+        if (arwkv__dir_within(inputs[i], dir))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                               "%s: the output directory is or contains the model directory %s, whose files it would replace; choose another",
+                               dir, inputs[i]);
+        if (arwkv__dir_within(dir, inputs[i]))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT,
+                               "%s: the output directory lies inside the model directory %s, which it would change; choose another", dir,
+                               inputs[i]);
+    }
+    ARWKV__TRY(arwkv__mkdir_parents(dir));
+    char *config = arwkv__path_join(dir, "config.json");
+    if (!config) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (arwkv__file_exists(config)) { /* a student of an earlier run may be replaced, nothing else */
+        arwkv_config c;
+        arwkv_result r = arwkv_config_load(config, &c);
+        if (r != ARWKV_OK || (c.arch != ARWKV_ARCH_ARWKV7 && c.arch != ARWKV_ARCH_QRWKV6)) {
+            if (r == ARWKV_OK) arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: holds a %s model whose files would be replaced; choose another directory",
+                                           dir, arwkv_arch_name(c.arch));
+            else arwkv__context(ARWKV_ERR_INVALID_ARGUMENT, "%s: holds a config.json that is not a student's, which would be replaced", dir);
+            arwkv__free(config);
+            return ARWKV_ERR_INVALID_ARGUMENT;
+        }
+    }
+    arwkv__free(config);
+    arwkv_out_dir *o = (arwkv_out_dir *)arwkv__calloc(1, sizeof *o);
+    if (!o) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__out_dir_lock(dir, &o->lock_fd);
+    if (r != ARWKV_OK) {
+        arwkv__free(o);
+        return r;
+    }
+    arwkv__clean_out_dir(dir, o->note, sizeof o->note);
+    *out = o;
+    return ARWKV_OK;
 }
 
 /* The directory of the latest checkpoint under out_dir, or NULL (and ARWKV_ERR_NOT_FOUND). */
@@ -12077,15 +12533,20 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
     arwkv_result r = path ? arwkv_st_open(path, &st) : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     if (r == ARWKV_OK) {
         int ok = 1;
-        s->step = (int)arwkv__meta_u64(st, "step", &ok);
+        uint64_t step = arwkv__meta_u64(st, "step", &ok);
         s->epoch = arwkv__meta_u64(st, "epoch", &ok);
         s->pos = arwkv__meta_u64(st, "data_pos", &ok);
         s->seed = arwkv__meta_u64(st, "seed", &ok);
         s->data_hash = arwkv__meta_u64(st, "data_hash", &ok);
-        s->stage = (int)arwkv__meta_u64(st, "stage", &ok);
-        s->seq_len = (int)arwkv__meta_u64(st, "seq_len", &ok);
-        s->batch = (int)arwkv__meta_u64(st, "batch", &ok);
+        uint64_t stage = arwkv__meta_u64(st, "stage", &ok), seq_len = arwkv__meta_u64(st, "seq_len", &ok), batch = arwkv__meta_u64(st, "batch", &ok);
+        const char *options = arwkv_st_metadata(st, "options"); /* absent in checkpoints of older versions */
+        snprintf(s->options, sizeof s->options, "%s", options ? options : "");
         if (!ok) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: trainer metadata is incomplete or malformed", path);
+        /* ranges first: a crafted step of 2^32 + 1 would otherwise resume at step 1 */
+        else if (step > INT_MAX || stage < 1 || stage > 3 || seq_len < 1 || seq_len > INT_MAX || batch < 1 || batch > INT_MAX)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: trainer metadata out of range (step %llu, stage %llu, seq_len %llu, batch %llu)", path,
+                            (unsigned long long)step, (unsigned long long)stage, (unsigned long long)seq_len, (unsigned long long)batch);
+        s->step = (int)step, s->stage = (int)stage, s->seq_len = (int)seq_len, s->batch = (int)batch;
     }
     for (int i = 0; i < student->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &student->params[i];
@@ -12444,6 +12905,7 @@ ARWKV_API arwkv_result arwkv_trainer_save(arwkv_trainer *tr, const char *out_dir
     memset(&s, 0, sizeof s);
     s.step = tr->step;
     s.stage = tr->opt.stage, s.seq_len = tr->opt.seq_len, s.batch = tr->opt.batch;
+    arwkv__options_text(&tr->opt, s.options, sizeof s.options);
     if (tr->train) s.epoch = tr->train->epoch, s.pos = tr->train->pos, s.seed = tr->train->seed, s.data_hash = arwkv_dataset_hash(tr->train);
     return arwkv__checkpoint_save(tr->student, &s, out_dir, tokenizer_dir);
 }
@@ -12455,6 +12917,20 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
     if (s.stage != tr->opt.stage || s.seq_len != tr->opt.seq_len || s.batch != tr->opt.batch)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved by stage %d with --seq-len %d --batch %d; resume with the same options",
                            checkpoint_dir, s.stage, s.seq_len, s.batch);
+    char now[256];
+    arwkv__options_text(&tr->opt, now, sizeof now);
+    if (s.options[0] && strcmp(s.options, now) != 0 && !tr->opt.resume_with_new_options) {
+        /* name each option that differs: the texts are "key=value" words in the same order */
+        char diff[512] = "", *a = s.options, *b = now;
+        while (*a && *b) {
+            size_t la = strcspn(a, " "), lb = strcspn(b, " ");
+            if (la != lb || memcmp(a, b, la) != 0)
+                snprintf(diff + strlen(diff), sizeof diff - strlen(diff), "%s%.*s (now %.*s)", diff[0] ? ", " : "", (int)la, a, (int)lb, b);
+            a += la + (a[la] == ' '), b += lb + (b[lb] == ' ');
+        }
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: saved with %s; resume with the same options, or accept the new ones (--override)",
+                           checkpoint_dir, diff);
+    }
     if (tr->train) {
         if (s.data_hash != arwkv_dataset_hash(tr->train) || s.seed != tr->train->seed)
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: the training data or its seed differ from the run that saved it; resume with the same --data and --seed",
@@ -12561,7 +13037,7 @@ ARWKV_API void arwkv_sampler_options_default(arwkv_sampler_options *o) {
     o->top_k = 40;
     o->top_p = 0.9f;
     o->min_p = 0.0f;
-    o->repetition_penalty = 1.1f;
+    o->repetition_penalty = 1.0f; /* off, as in transformers and llama.cpp: temperature 0 is then plain greedy */
     o->seed = 1;
 }
 
@@ -12725,8 +13201,13 @@ ARWKV_API arwkv_result arwkv_session_create(arwkv_model *m, int max_tokens, arwk
 
 ARWKV_API arwkv_result arwkv_session_feed(arwkv_session *s, const int32_t *ids, int n, float *logits_last) {
     if (n <= 0) return ARWKV_OK;
-    if (s->tw) return arwkv_teacher_step(s->tw, s->kv, ids, n, logits_last, NULL);
-    return arwkv_rnn_step(s->rnn, s->state, ids, n, logits_last, NULL);
+    ARWKV__TRY(s->tw ? arwkv_teacher_step(s->tw, s->kv, ids, n, logits_last, NULL) : arwkv_rnn_step(s->rnn, s->state, ids, n, logits_last, NULL));
+    /* a NaN here would otherwise be sampled as token 0 ("!!!!") without a word */
+    for (int v = 0; logits_last && v < s->m->cfg.vocab_size; v++)
+        if (!isfinite(logits_last[v]))
+            return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: the logits at position %lld are not finite (NaN or Inf)", s->m->dir ? s->m->dir : "model",
+                               (long long)arwkv_session_tokens(s) - 1);
+    return ARWKV_OK;
 }
 
 ARWKV_API arwkv_result arwkv_session_reset(arwkv_session *s) {
@@ -12767,8 +13248,8 @@ ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path) {
 
 /* NLL over hidden states [rows] whose targets are labels_host[rows] (-1: none): logits and
    cross-entropy in chunks on the backend. */
-ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, const int32_t *labels_host, int rows, float *logits,
-                                           int32_t *labels, float *ce, float *ce_host, double *sum) {
+ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, const int32_t *labels_host, int pos0, int rows,
+                                           float *logits, int32_t *labels, float *ce, float *ce_host, double *sum) {
     arwkv_backend *be = m->be;
     int V = m->cfg.vocab_size, C = m->cfg.hidden_size;
     for (int row = 0; row < rows; row += ARWKV__LOGIT_ROWS) {
@@ -12777,8 +13258,13 @@ ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, 
         ARWKV__TRY(arwkv_model_logits(m, hidden + (size_t)row * C, k, logits));
         ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, ce));
         ARWKV__TRY(be->mem->download(be, ce_host, ce, (size_t)k * sizeof(float)));
-        for (int i = 0; i < k; i++)
-            if (labels_host[row + i] >= 0) *sum += ce_host[i];
+        for (int i = 0; i < k; i++) {
+            if (labels_host[row + i] < 0) continue;
+            if (!isfinite(ce_host[i])) /* the weights were checked at load: an activation overflowed */
+                return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: the logits at position %d are not finite (NaN or Inf)", m->dir ? m->dir : "model",
+                                   pos0 + row + i);
+            *sum += ce_host[i];
+        }
     }
     return ARWKV_OK;
 }
@@ -12804,7 +13290,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
         const float *hidden;
         r = arwkv_teacher_create(m, &t);
         if (r == ARWKV_OK) r = arwkv_teacher_forward(t, ids, 1, n, NULL, NULL, &hidden);
-        if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host, n, logits, labels, ce, ce_host, &sum);
+        if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host, 0, n, logits, labels, ce, ce_host, &sum);
         arwkv_teacher_free(t);
     } else if (r == ARWKV_OK) { /* a student reads it in pieces, carrying its state */
         arwkv_rnn *rnn = NULL;
@@ -12815,7 +13301,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
             int T = n - done < 1024 ? n - done : 1024;
             const float *hidden;
             r = arwkv_rnn_forward(rnn, ids + done, 1, T, &st, 0, &hidden);
-            if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host + done, T, logits, labels, ce, ce_host, &sum);
+            if (r == ARWKV_OK) r = arwkv__nll_rows(m, hidden, labels_host + done, done, T, logits, labels, ce, ce_host, &sum);
         }
         arwkv_rnn_state_free(st);
         arwkv_rnn_free(rnn);

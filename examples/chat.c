@@ -12,6 +12,7 @@
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,11 +23,11 @@
 #include "arwkv_hip.h"
 #endif
 
-/* ---- Ctrl-C stops the reply being generated, not the program ---- */
-static volatile sig_atomic_t interrupted;
+/* ---- Ctrl-C stops the reply being generated (or the message being read), not the program ---- */
+static volatile sig_atomic_t interrupted, ever_interrupted; /* the second: --prompt exits 130 after it */
 static void on_sigint(int sig) {
     (void)sig;
-    interrupted = 1;
+    interrupted = ever_interrupted = 1;
 }
 
 static void usage(FILE *f) {
@@ -45,7 +46,7 @@ static void usage(FILE *f) {
             "  --top-k K             (default 40; 0 = off)\n"
             "  --top-p P             (default 0.9; 1 = off)\n"
             "  --min-p P             (default 0 = off)\n"
-            "  --repeat-penalty R    on the last 64 tokens (default 1.1; 1 = off)\n"
+            "  --repeat-penalty R    on the last 64 tokens (default 1 = off)\n"
             "  --seed S              sampling seed (default 1)\n"
             "  --threads N           CPU threads (default: all)\n"
 #ifdef ARWKV_GPU
@@ -81,6 +82,7 @@ typedef struct chat {
     int32_t recent[64];
     int n_recent;
     char system[4096];
+    int warned_context; /* told once that the context outgrew the trained length */
     /* last reply's figures */
     int prefill_tokens, decode_tokens;
     double prefill_s, decode_s;
@@ -91,12 +93,30 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* Feed tokens, timing them as prefill. */
+/* Once per conversation: past max_position_embeddings a teacher meets positions it never saw, and
+   a student (no hard limit) text longer than anything it learned from. */
+static void warn_long_context(chat *c) {
+    long long n = (long long)arwkv_session_tokens(c->sess), trained = c->m->cfg.max_position_embeddings;
+    if (c->warned_context || trained <= 0 || n <= trained) return;
+    c->warned_context = 1;
+    fprintf(stderr, "\narwkv-chat: the context (%lld tokens) is now longer than the %lld the model was trained on%s; replies may degrade\n", n,
+            trained, arwkv_session_is_recurrent(c->sess) ? " (a student has no hard limit, but it learned from shorter text)" : "");
+}
+
+/* Feed tokens, timing them as prefill. In pieces, so that Ctrl-C stops a long message too (a
+   pasted megabyte is minutes of prefill): then ARWKV_ERR_INTERRUPTED, with the pieces read kept. */
+#define FEED_PIECE 512
 static arwkv_result feed(chat *c, const int32_t *ids, size_t n) {
     double t0 = arwkv_seconds();
-    arwkv_result r = arwkv_session_feed(c->sess, ids, (int)n, c->logits);
+    arwkv_result r = ARWKV_OK;
+    for (size_t done = 0; done < n && r == ARWKV_OK; done += FEED_PIECE) {
+        size_t k = n - done < FEED_PIECE ? n - done : FEED_PIECE;
+        if (interrupted) r = ARWKV_ERR_INTERRUPTED;
+        else r = arwkv_session_feed(c->sess, ids + done, (int)k, c->logits);
+        if (r == ARWKV_OK) c->prefill_tokens += (int)k;
+    }
     c->prefill_s += arwkv_seconds() - t0;
-    c->prefill_tokens += (int)n;
+    warn_long_context(c);
     return r;
 }
 
@@ -124,6 +144,7 @@ static arwkv_result feed_turn_end(chat *c) {
 static arwkv_result start_conversation(chat *c) {
     c->n_recent = 0;
     c->begun = 0;
+    c->warned_context = 0;
     ARWKV__TRY(arwkv_session_reset(c->sess));
     if (!c->system[0]) return ARWKV_OK;
     return feed_turn(c, "system", c->system, 0);
@@ -136,7 +157,6 @@ static int generate(chat *c, FILE *out, int chat_turn) {
     if (arwkv_stream_decoder_create(c->tok, &dec) != ARWKV_OK) return -1;
     int n = 0;
     double t0 = arwkv_seconds();
-    interrupted = 0;
     while (n < c->max_new && !interrupted) {
         int32_t id = arwkv_sample(&c->sampler, c->logits, c->recent, c->n_recent);
         if (id == c->endoftext || (chat_turn && id == c->stop) || (!chat_turn && id == c->m->cfg.eos_token_id)) break;
@@ -156,6 +176,7 @@ static int generate(chat *c, FILE *out, int chat_turn) {
             n = -1;
             break;
         }
+        warn_long_context(c);
     }
     const char *text;
     size_t len;
@@ -179,7 +200,15 @@ static void print_stats(chat *c, FILE *f) {
 /* One user message: feed it as a turn, generate the reply, close the turn. */
 static int answer(chat *c, const char *message, FILE *out) {
     c->prefill_tokens = 0, c->prefill_s = 0;
-    if (feed_turn(c, "user", message, ARWKV_CHAT_GENERATION_PROMPT) != ARWKV_OK) return fail("reading the message");
+    interrupted = 0; /* Ctrl-C from here on stops this message's reading or its reply */
+    arwkv_result r = feed_turn(c, "user", message, ARWKV_CHAT_GENERATION_PROMPT);
+    if (r == ARWKV_ERR_INTERRUPTED) {
+        fprintf(out, "[stopped while reading the message: the %d tokens read stay in the conversation (/reset forgets them)]\n",
+                c->prefill_tokens);
+        interrupted = 0;
+        return feed_turn_end(c) == ARWKV_OK ? 0 : fail("closing the turn");
+    }
+    if (r != ARWKV_OK) return fail("reading the message");
     int n = generate(c, out, 1);
     if (n < 0) return fail("generating");
     if (interrupted) fprintf(out, " [stopped]");
@@ -318,6 +347,13 @@ int main(int argc, char **argv) {
     int raw = 0, threads = 0, gpu = 0, max_new = 512;
     arwkv_sampler_options so;
     arwkv_sampler_options_default(&so);
+#define NUMBER(parse)                                                 \
+    do {                                                              \
+        if ((parse) != ARWKV_OK) {                                    \
+            fprintf(stderr, "arwkv-chat: %s\n", arwkv_last_error()); \
+            return 2;                                                 \
+        }                                                             \
+    } while (0)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -327,14 +363,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--system") && has) system_prompt = argv[++i];
         else if (!strcmp(a, "--chat-template") && has) template_name = argv[++i];
         else if (!strcmp(a, "--load") && has) load = argv[++i];
-        else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) && has) max_new = atoi(argv[++i]);
-        else if (!strcmp(a, "--temperature") && has) so.temperature = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--top-k") && has) so.top_k = atoi(argv[++i]);
-        else if (!strcmp(a, "--top-p") && has) so.top_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--min-p") && has) so.min_p = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--repeat-penalty") && has) so.repetition_penalty = (float)atof(argv[++i]);
-        else if (!strcmp(a, "--seed") && has) so.seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--threads") && has) threads = atoi(argv[++i]);
+        else if ((!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) && has) NUMBER(arwkv_parse_int(a, argv[++i], 1, INT_MAX, &max_new));
+        else if (!strcmp(a, "--temperature") && has) NUMBER(arwkv_parse_float(a, argv[++i], 0, 100, &so.temperature));
+        else if (!strcmp(a, "--top-k") && has) NUMBER(arwkv_parse_int(a, argv[++i], 0, INT_MAX, &so.top_k));
+        else if (!strcmp(a, "--top-p") && has) NUMBER(arwkv_parse_float(a, argv[++i], 1e-6, 1, &so.top_p));
+        else if (!strcmp(a, "--min-p") && has) NUMBER(arwkv_parse_float(a, argv[++i], 0, 1, &so.min_p));
+        else if (!strcmp(a, "--repeat-penalty") && has) NUMBER(arwkv_parse_float(a, argv[++i], 1e-3, 1e3, &so.repetition_penalty));
+        else if (!strcmp(a, "--seed") && has) NUMBER(arwkv_parse_u64(a, argv[++i], &so.seed));
+        else if (!strcmp(a, "--threads") && has) NUMBER(arwkv_parse_int(a, argv[++i], 0, 4096, &threads));
         else if (!strcmp(a, "--gpu")) gpu = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -409,18 +445,25 @@ int main(int argc, char **argv) {
     snprintf(c.system, sizeof c.system, "%s", system_prompt ? system_prompt : "");
     if (raw) { /* continue the text as it is */
         arwkv_tokens t = {NULL, NULL, 0, 0};
-        if (arwkv_tokenizer_encode(c.tok, prompt, strlen(prompt), 0, &t) != ARWKV_OK || t.n == 0 || feed(&c, t.ids, t.n) != ARWKV_OK) {
-            arwkv_tokens_free(&t);
-            fail(t.n == 0 ? "the prompt is empty" : "reading the prompt");
+        arwkv_result r = arwkv_tokenizer_encode(c.tok, prompt, strlen(prompt), 0, &t);
+        size_t n_prompt = t.n;
+        if (r == ARWKV_OK && n_prompt > 0) r = feed(&c, t.ids, n_prompt);
+        arwkv_tokens_free(&t);
+        if (r == ARWKV_ERR_INTERRUPTED) {
+            fprintf(stderr, "arwkv-chat: stopped while reading the prompt (%d of %zu tokens read)\n", c.prefill_tokens, n_prompt);
+            status = 130;
             goto done;
         }
-        arwkv_tokens_free(&t);
+        if (r != ARWKV_OK || n_prompt == 0) {
+            fail(n_prompt == 0 ? "the prompt is empty" : "reading the prompt");
+            goto done;
+        }
         if (generate(&c, stdout, 0) < 0) {
             fail("generating");
             goto done;
         }
         print_stats(&c, stderr);
-        status = 0;
+        status = ever_interrupted ? 130 : 0; /* Ctrl-C: as a shell reports it */
         goto done;
     }
     if (load) {
@@ -436,6 +479,7 @@ int main(int argc, char **argv) {
     if (prompt) {
         status = answer(&c, prompt, stdout);
         if (status == 0) print_stats(&c, stderr);
+        if (status == 0 && ever_interrupted) status = 130; /* Ctrl-C: as a shell reports it */
     } else {
         status = interactive(&c);
     }

@@ -13,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L /* isatty, sigaction */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,11 +24,11 @@
 #include "arwkv_hip.h"
 #endif
 
+/* The signal that asked the run to stop (SIGINT, SIGTERM, SIGHUP): the loop saves, then exits with
+   128 + its number, as a shell reports a process it killed, so that a script running stage 1 and
+   then stage 2 does not carry on with a half-trained student. */
 static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
+static void on_stop_signal(int sig) { interrupted = sig; }
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -59,6 +60,7 @@ static void usage(FILE *f) {
             "  --eval-windows N     evaluation sequences (default 16)\n"
             "  --save-every K       checkpoint every K steps (default: at the end only)\n"
             "  --resume             continue from OUT/checkpoints/latest exactly\n"
+            "  --override           with --resume: accept --lr, --schedule, --align... that differ from the checkpoint's\n"
             "  --seed S             data order and new student's init (default 1)\n"
             "  --threads N          CPU threads (default: all)\n"
             "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
@@ -72,18 +74,25 @@ static void usage(FILE *f) {
 typedef struct args {
     const char *teacher, *out, *student, *summary, *data[256], *eval[256];
     int n_data, n_eval;
-    int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, threads, gpu, no_gate, log_every;
+    int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, override, threads, gpu, no_gate, log_every;
     float lr, lr_final, temperature, ce_weight;
     int freeze_mlp, init_inherit, qrwkv6;
     arwkv_schedule schedule;
     arwkv_align_kind align;
-    unsigned long long seed;
+    uint64_t seed;
 } args;
 
 static int parse(args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     a->seq_len = 512, a->batch = 4, a->steps = 100, a->lr = 1e-3f, a->lr_final = -1, a->warmup = -1, a->eval_windows = 16;
     a->temperature = 1, a->seed = 1, a->schedule = ARWKV_SCHEDULE_COSINE, a->align = ARWKV_ALIGN_L2;
+#define NUMBER(parse)                                                    \
+    do {                                                                 \
+        if ((parse) != ARWKV_OK) {                                       \
+            fprintf(stderr, "arwkv-distill: %s\n", arwkv_last_error()); \
+            return 2;                                                    \
+        }                                                                \
+    } while (0)
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int has = i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0;
@@ -102,21 +111,21 @@ static int parse(args *a, int argc, char **argv) {
                 if (ev) a->eval[a->n_eval++] = argv[++i];
                 else a->data[a->n_data++] = argv[++i];
             }
-        } else if (OPT("--stage")) a->stage = atoi(argv[++i]);
-        else if (OPT("--seq-len")) a->seq_len = atoi(argv[++i]);
-        else if (OPT("--batch")) a->batch = atoi(argv[++i]);
-        else if (OPT("--steps")) a->steps = atoi(argv[++i]);
-        else if (OPT("--lr")) a->lr = (float)atof(argv[++i]);
-        else if (OPT("--lr-final")) a->lr_final = (float)atof(argv[++i]);
-        else if (OPT("--warmup")) a->warmup = atoi(argv[++i]);
-        else if (OPT("--temperature")) a->temperature = (float)atof(argv[++i]);
-        else if (OPT("--ce-weight")) a->ce_weight = (float)atof(argv[++i]);
-        else if (OPT("--eval-every")) a->eval_every = atoi(argv[++i]);
-        else if (OPT("--eval-windows")) a->eval_windows = atoi(argv[++i]);
-        else if (OPT("--save-every")) a->save_every = atoi(argv[++i]);
-        else if (OPT("--log-every")) a->log_every = atoi(argv[++i]);
-        else if (OPT("--threads")) a->threads = atoi(argv[++i]);
-        else if (OPT("--seed")) a->seed = strtoull(argv[++i], NULL, 10);
+        } else if (OPT("--stage")) NUMBER(arwkv_parse_int(s, argv[++i], 1, 3, &a->stage));
+        else if (OPT("--seq-len")) NUMBER(arwkv_parse_int(s, argv[++i], 1, 1 << 20, &a->seq_len));
+        else if (OPT("--batch")) NUMBER(arwkv_parse_int(s, argv[++i], 1, 1 << 16, &a->batch));
+        else if (OPT("--steps")) NUMBER(arwkv_parse_int(s, argv[++i], 1, INT_MAX, &a->steps));
+        else if (OPT("--lr")) NUMBER(arwkv_parse_float(s, argv[++i], 1e-12, 10, &a->lr));
+        else if (OPT("--lr-final")) NUMBER(arwkv_parse_float(s, argv[++i], 0, 10, &a->lr_final));
+        else if (OPT("--warmup")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->warmup));
+        else if (OPT("--temperature")) NUMBER(arwkv_parse_float(s, argv[++i], 1e-3, 1e3, &a->temperature));
+        else if (OPT("--ce-weight")) NUMBER(arwkv_parse_float(s, argv[++i], 0, 1e3, &a->ce_weight));
+        else if (OPT("--eval-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->eval_every));
+        else if (OPT("--eval-windows")) NUMBER(arwkv_parse_int(s, argv[++i], 1, INT_MAX, &a->eval_windows));
+        else if (OPT("--save-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->save_every));
+        else if (OPT("--log-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->log_every));
+        else if (OPT("--threads")) NUMBER(arwkv_parse_int(s, argv[++i], 0, 4096, &a->threads));
+        else if (OPT("--seed")) NUMBER(arwkv_parse_u64(s, argv[++i], &a->seed));
         else if (OPT("--init")) {
             const char *v = argv[++i];
             if (!strcmp(v, "inherit")) a->init_inherit = 1;
@@ -140,10 +149,12 @@ static int parse(args *a, int argc, char **argv) {
         } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
         else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
         else if (!strcmp(s, "--resume")) a->resume = 1;
+        else if (!strcmp(s, "--override")) a->override = 1;
         else if (!strcmp(s, "--gpu")) a->gpu = 1;
         else if (!strcmp(s, "-h") || !strcmp(s, "--help")) return usage(stdout), 1;
         else return fprintf(stderr, "arwkv-distill: unknown option or missing value: '%s' (see --help)\n", s), 2;
 #undef OPT
+#undef NUMBER
     }
     if (!a->out || a->stage < 1 || a->stage > 3 || a->n_data == 0 || (a->stage < 3 && !a->teacher) || (a->stage == 3 && !a->teacher && !a->student)) {
         fprintf(stderr, "arwkv-distill: need --out, --stage 1|2|3, --data, and --teacher (stages 1-2) or --student (stage 3)\n");
@@ -210,15 +221,20 @@ int main(int argc, char **argv) {
     if (pr) return pr == 1 ? 0 : pr;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
+    sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* the terminal went away: save as for Ctrl-C */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL); /* a closed stdout (| head) only loses progress lines, not the run */
     int tty = isatty(1);
 
     arwkv_backend *be = NULL;
     arwkv_model *teacher = NULL, *student = NULL;
     arwkv_tokenizer *tok = NULL, *student_tok = NULL;
     arwkv_trainer *tr = NULL;
+    arwkv_out_dir *od = NULL;
+    const char *inputs[2] = {a.teacher, a.student};
     arwkv_dataset train, eval;
     arwkv_dataset_init(&train);
     arwkv_dataset_init(&eval);
@@ -234,7 +250,7 @@ int main(int argc, char **argv) {
     arwkv_eval_stats ev_before, ev_after;
     memset(&ev_before, 0, sizeof ev_before);
     memset(&ev_after, 0, sizeof ev_after);
-    int has_eval = a.n_eval > 0, start_step = 0, done_here = 0;
+    int has_eval = a.n_eval > 0, start_step = 0, done_here = 0, checkpoint_failed = 0;
     float first_loss = NAN, last_loss = NAN;
     double secs;
 #ifdef ARWKV_GPU
@@ -257,6 +273,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "arwkv-distill: backend: %s\n", arwkv_last_error());
         goto done;
     }
+    /* --out is checked (writable, not a model we read, not in use) and locked before any work */
+    STEP(arwkv_out_dir_open(a.out, inputs, 2, &od), "--out");
+    if (*arwkv_out_dir_note(od)) printf("%s\n", arwkv_out_dir_note(od));
     if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
     STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
     if (a.resume) {
@@ -289,11 +308,14 @@ int main(int argc, char **argv) {
     }
     printf("data: %zu training tokens (%zu sequences of %d) in %d file(s), %zu held-out tokens; tokenized in %.1f s\n", train.n_tokens,
            train.n_seqs, a.seq_len, a.n_data, eval.n_tokens, arwkv_seconds() - t0);
+    if (train.n_skipped)
+        printf("data: %zu sequences without any target token (inside user turns longer than --seq-len) are skipped\n", train.n_skipped);
 
     arwkv_train_options_default(&o, a.stage);
     o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
     o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
     o.seed = a.seed;
+    o.resume_with_new_options = a.override;
     STEP(arwkv_trainer_create(a.stage == 3 && !teacher ? NULL : teacher, student, &o, &train, &tr), "setting up training");
     if (ckpt) STEP(arwkv_trainer_restore(tr, ckpt), "restoring the checkpoint");
     for (int i = 0; i < student->n_params; i++) n_train += student->params[i].trainable ? student->params[i].numel : 0;
@@ -344,11 +366,18 @@ int main(int argc, char **argv) {
             snprintf(when, sizeof when, "@%d", st.step);
             print_eval(when, &e, teacher != NULL && a.stage < 3);
         }
-        if (a.save_every > 0 && st.step % a.save_every == 0 && st.step < a.steps) STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving a checkpoint");
+        if (a.save_every > 0 && st.step % a.save_every == 0 && st.step < a.steps && arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK)
+            /* a full disk need not cost the run: the next save point tries again */
+            fprintf(stderr, "%sarwkv-distill: saving a checkpoint at step %d failed, training goes on and the next save tries again: %s\n",
+                    tty ? "\n" : "", st.step, arwkv_last_error());
     }
     if (tty) printf("\n");
     if (interrupted) printf("interrupted at step %d: saving a checkpoint (continue with --resume)\n", arwkv_trainer_steps_done(tr));
-    STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving the checkpoint");
+    if (arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK) { /* the student itself may still fit: try it */
+        fprintf(stderr, "arwkv-distill: saving the checkpoint: %s\n", arwkv_last_error());
+        checkpoint_failed = 1;
+        if (interrupted) goto done;
+    }
     if (!interrupted) {
         STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
         printf("student saved to %s\n", a.out);
@@ -376,9 +405,10 @@ int main(int argc, char **argv) {
             fclose(f);
         }
     }
-    status = 0;
+    status = checkpoint_failed ? 1 : interrupted ? 128 + interrupted : 0;
 done:
 #undef STEP
+    arwkv_out_dir_close(od);
     arwkv_free(ckpt);
     arwkv_trainer_free(tr);
     arwkv_dataset_free(&train);

@@ -583,6 +583,58 @@ TEST(model_load_and_save_teacher) {
     arwkv_backend_destroy(be);
 }
 
+/* A write that fails inside the writer (a full disk: "No space left on device") names the file it
+   was writing, and leaves no partial file behind (issue 13). */
+static arwkv_result failing_writer(arwkv__out *o, void *ctx) {
+    (void)ctx;
+    arwkv__out_write(o, "partial", 7);
+    return arwkv__fail(ARWKV_ERR_IO, "write failed: No space left on device");
+}
+TEST(failed_write_names_the_file) {
+    system("rm -rf build/test_full && mkdir -p build/test_full");
+    arwkv_result r = arwkv__write_atomic("build/test_full/model.safetensors", failing_writer, NULL);
+    CHECK(r == ARWKV_ERR_IO && strstr(arwkv_last_error(), "build/test_full/model.safetensors: write failed: No space left"), "%s",
+          arwkv_last_error());
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "build/test_full/model.safetensors.tmp.%ld.0", (long)getpid());
+    CHECK(!test_file_exists(tmp) && !test_file_exists("build/test_full/model.safetensors"), "a file was left behind");
+}
+
+/* Command-line numbers: whole string, in range, finite; the error names the option. */
+TEST(strict_option_numbers) {
+    int v = 7;
+    float f = 7;
+    uint64_t u = 7;
+    CHECK_OK(arwkv_parse_int("--seq-len", "512", 1, 1 << 20, &v));
+    CHECK(v == 512, "512 -> %d", v);
+    CHECK_OK(arwkv_parse_int("--x", "-3", -5, 5, &v));
+    CHECK(v == -3, "-3 -> %d", v);
+    static const char *bad_ints[] = {"1e3", "99999999999", "", " 5", "5 ", "0x10", "12abc", "abc", "2147483648", "0"};
+    for (size_t i = 0; i < sizeof bad_ints / sizeof *bad_ints; i++) {
+        v = 7;
+        arwkv_result r = arwkv_parse_int("--seq-len", bad_ints[i], 1, INT32_MAX, &v);
+        CHECK(r == ARWKV_ERR_INVALID_ARGUMENT && v == 7 && strstr(arwkv_last_error(), "--seq-len") && strstr(arwkv_last_error(), bad_ints[i]),
+              "'%s': %s, %d, '%s'", bad_ints[i], arwkv_result_string(r), v, arwkv_last_error());
+    }
+    CHECK(arwkv_parse_int("--seq-len", "99999999999", 1, INT32_MAX, &v) != ARWKV_OK && strstr(arwkv_last_error(), "out of range 1 to 2147483647"),
+          "%s", arwkv_last_error());
+    CHECK_OK(arwkv_parse_float("--lr", "1e-3", 0, 10, &f));
+    CHECK(f == 1e-3f, "1e-3 -> %g", (double)f);
+    static const char *bad_floats[] = {"nan", "inf", "-inf", "1e40", "", "0.5x", " 1", "11", "-1"};
+    for (size_t i = 0; i < sizeof bad_floats / sizeof *bad_floats; i++) {
+        f = 7;
+        arwkv_result r = arwkv_parse_float("--temperature", bad_floats[i], 0, 10, &f);
+        CHECK(r == ARWKV_ERR_INVALID_ARGUMENT && f == 7 && strstr(arwkv_last_error(), "--temperature"), "'%s': %s, %g, '%s'", bad_floats[i],
+              arwkv_result_string(r), (double)f, arwkv_last_error());
+    }
+    CHECK(arwkv_parse_float("--temperature", "nan", 0, 10, &f) != ARWKV_OK && strstr(arwkv_last_error(), "finite"), "%s", arwkv_last_error());
+    CHECK_OK(arwkv_parse_u64("--seed", "18446744073709551615", &u));
+    CHECK(u == UINT64_MAX, "2^64-1 -> %llu", (unsigned long long)u);
+    CHECK(arwkv_parse_u64("--seed", "-1", &u) == ARWKV_ERR_INVALID_ARGUMENT && u == UINT64_MAX, "-1 is not a seed");
+    CHECK(arwkv_parse_u64("--seed", "18446744073709551616", &u) == ARWKV_ERR_INVALID_ARGUMENT, "2^64 is out of range");
+    CHECK(arwkv_parse_u64("--seed", "3.5", &u) == ARWKV_ERR_INVALID_ARGUMENT, "3.5 is not a seed");
+}
+
 int main(void) {
     RUN(bf16_rounding);
     RUN(f16_conversion);
@@ -600,5 +652,7 @@ int main(void) {
     RUN(config_variants);
     RUN(gemm_matches_float64);
     RUN(model_load_and_save_teacher);
+    RUN(strict_option_numbers);
+    RUN(failed_write_names_the_file);
     return test_summary("foundation");
 }

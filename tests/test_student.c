@@ -140,6 +140,17 @@ TEST(student_save_load_roundtrip) {
         }
         CHECK(same, "every tensor loads back bit for bit, in its type");
         CHECK(test_file_exists("build/test_student_saved/tokenizer.json"), "tokenizer files copied");
+        /* tied: lm_head.weight is written too, equal to the embeddings: llama.cpp's arwkv7 loader
+           requires output.weight (issue 13, item 13); loaded back, the model is still tied */
+        arwkv_safetensors *st;
+        CHECK_OK(arwkv_st_open("build/test_student_saved", &st));
+        if (st) {
+            const arwkv_tensor_info *h = arwkv_st_find(st, "lm_head.weight"), *emb = arwkv_st_find(st, "model.embed_tokens.weight");
+            CHECK(h && emb && h->dtype == emb->dtype && h->nbytes == emb->nbytes && memcmp(h->data, emb->data, h->nbytes) == 0,
+                  "lm_head.weight = embeddings");
+            arwkv_st_close(st);
+        }
+        CHECK(t->cfg.tie_word_embeddings && t->lm_head == t->embed, "still tied when loaded");
         /* the config.json keys published ARWKV checkpoints have */
         char *text;
         size_t len;
@@ -229,6 +240,43 @@ TEST(rnn_recurrent_equals_sequence) {
         arwkv_rnn_state_free(so);
     }
     arwkv_model_free(other);
+    /* students of one teacher share shape, embeddings and norms: the same student loads the state,
+       one that differs only in its time-mix weights (another seed, or one more training step) does
+       not (issue 13, item 6) */
+    other = small_student(1);
+    if (other && arwkv_rnn_state_create(other, &so) == ARWKV_OK) {
+        CHECK_OK(arwkv_rnn_state_load(so, "build/test_state.safetensors"));
+        arwkv_param *w = other->layers[3].receptance; /* a time-mix matrix, nudged as a training step would */
+        float *v = (float *)malloc((size_t)w->numel * sizeof(float));
+        CHECK_OK(arwkv_param_read(other, w, v, w->numel));
+        for (int64_t i = 0; i < w->numel; i++) v[i] += 1e-4f * (v[i] >= 0 ? 1 : -1);
+        CHECK_OK(arwkv_param_write(other, w, v, w->numel));
+        free(v);
+        CHECK(arwkv_rnn_state_load(so, "build/test_state.safetensors") == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "another model"),
+              "a state of the student before its last step: %s", arwkv_last_error());
+        arwkv_rnn_state_free(so);
+    }
+    arwkv_model_free(other);
+    other = small_student(2);
+    if (other && arwkv_rnn_state_create(other, &so) == ARWKV_OK) { /* another seed */
+        CHECK(arwkv_rnn_state_load(so, "build/test_state.safetensors") == ARWKV_ERR_INVALID_ARGUMENT, "another seed: %s", arwkv_last_error());
+        arwkv_rnn_state_free(so);
+    }
+    arwkv_model_free(other);
+    /* a state file with a NaN is refused, naming the tensor and element (issue 13, item 8) */
+    arwkv_safetensors *sf;
+    long at = -1;
+    if (arwkv_st_open("build/test_state.safetensors", &sf) == ARWKV_OK) {
+        at = (long)arwkv_st_find(sf, "wkv")->offset + 4 * 5;
+        arwkv_st_close(sf);
+    }
+    FILE *f = at > 0 ? fopen("build/test_state.safetensors", "r+b") : NULL;
+    float nan_ = NAN;
+    CHECK(f && fseek(f, at, SEEK_SET) == 0 && fwrite(&nan_, 4, 1, f) == 1, "cannot patch the state file");
+    if (f) fclose(f);
+    CHECK(arwkv_rnn_state_load(st3, "build/test_state.safetensors") == ARWKV_ERR_NUMERIC &&
+              strstr(arwkv_last_error(), "tensor 'wkv' holds a non-finite value (NaN or Inf) at element 5"),
+          "NaN state: %s", arwkv_last_error());
     free(all), free(one), free(a), free(b);
     arwkv_rnn_state_free(st), arwkv_rnn_state_free(st2), arwkv_rnn_state_free(st3);
     arwkv_rnn_free(r);

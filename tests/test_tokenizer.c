@@ -189,6 +189,10 @@ TEST(test_load_errors) {
         {"\"!\": 0", "\"!\": -1", "model.vocab[\"!\"]", ARWKV_ERR_FORMAT},
         {"\"\\\"\": 1", "\"\\\"\": 0", "id 0", ARWKV_ERR_FORMAT},
         {"\"content\": \"<|im_end|>\"", "\"content\": \"<|im_start|>\"", "repeats", ARWKV_ERR_FORMAT},
+        /* ids far beyond the vocabulary: an error naming the token, not gigabytes of tables (or a hang) */
+        {"\"id\": 151643,", "\"id\": 1073741824,", "added_tokens[0] (\"<|endoftext|>\") has id 1073741824", ARWKV_ERR_FORMAT},
+        {"\"id\": 151643,", "\"id\": 2147483646,", "has id 2147483646", ARWKV_ERR_FORMAT},
+        {"\"!\": 0", "\"!\": 1073741823", "model.vocab[\"!\"] has id 1073741823", ARWKV_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         arwkv_result r = load_modified(json, len, cases[i].from, cases[i].to);

@@ -126,6 +126,12 @@ TEST(vectorized_exp_accuracy) {
     /* shift and scale: exp((x - m) / tau) */
     arwkv__exp_array(y, x, -50.0f, 0.5f, 9);
     CHECK(fabs(y[3] - exp((x[3] + 50.0) * 0.5)) / exp((x[3] + 50.0) * 0.5) < 3e-7, "shifted");
+    /* NaN logits (a broken model) stay NaN in the scalar tail, without an undefined integer shift
+       (UBSan's "left shift of negative value", issue 13); overflow is Inf */
+    float bad[3] = {NAN, 100.0f, -INFINITY}, out[3];
+    arwkv__exp_array(out, bad, 0.0f, 1.0f, 3);
+    CHECK(isnan(out[0]) && isinf(out[1]) && out[2] == 0, "exp(NaN, 100, -inf) = %g %g %g", out[0], out[1], out[2]);
+    CHECK(isnan(arwkv__expf_poly(NAN)) && isinf(arwkv__expf_poly(1000.0f)) && arwkv__expf_poly(-1000.0f) == 0, "scalar exp of NaN, 1000, -1000");
 }
 
 /* ---- AdamW --------------------------------------------------------------------------------------- */
@@ -225,6 +231,46 @@ TEST(dataset_packing_and_order) {
 
 /* ---- checkpoints ------------------------------------------------------------------------------------ */
 
+/* Chat data: windows inside a user turn longer than seq_len have no target; they are left out (and
+   counted), so no batch of stage 3 is without something to learn (issue 13, item 5). */
+TEST(dataset_skips_windows_without_targets) {
+    arwkv_dataset d;
+    arwkv_dataset_init(&d);
+    int32_t ids[1001];
+    uint8_t mask[1001] = {0};
+    for (int i = 0; i < 1001; i++) ids[i] = i;
+    for (int i = 150; i <= 160; i++) mask[i] = 1; /* targets of window 1 (its tokens 101..200) */
+    for (int i = 950; i <= 1000; i++) mask[i] = 1; /* and of window 9 */
+    CHECK_OK(arwkv_dataset_append(&d, ids, mask, 1001));
+    CHECK_OK(arwkv_dataset_pack(&d, 100, 3));
+    CHECK(d.n_seqs == 2 && d.n_skipped == 8, "2 windows with targets, 8 without: got %zu and %zu", d.n_seqs, d.n_skipped);
+    int32_t in[100], tg[100];
+    for (int k = 0; k < 6; k++) { /* three epochs */
+        arwkv_dataset_next(&d, in, tg);
+        int targets = 0;
+        for (int t = 0; t < 100; t++) targets += tg[t] >= 0;
+        CHECK((in[0] == 100 && targets == 11) || (in[0] == 900 && targets == 51), "window starting at %d has %d targets", in[0], targets);
+    }
+    arwkv_dataset_window(&d, 1, in, tg);
+    CHECK(in[0] == 900 && tg[99] == 1000, "visited window 1 is storage window 9: starts at %d", in[0]);
+    arwkv_dataset_free(&d);
+    /* nothing to learn at all: an error, not a run that stops later */
+    arwkv_dataset_init(&d);
+    memset(mask, 0, sizeof mask);
+    mask[50] = 1; /* one target token in the whole stream */
+    CHECK_OK(arwkv_dataset_append(&d, ids, mask, 1001));
+    arwkv_result r = arwkv_dataset_pack(&d, 100, 3);
+    CHECK(r == ARWKV_OK && d.n_seqs == 1, "the window holding token 50 as a target is kept: %s", arwkv_last_error());
+    arwkv_dataset_free(&d);
+    arwkv_dataset_init(&d);
+    uint8_t none[1001] = {0};
+    none[0] = 1; /* token 0 is an input only */
+    CHECK_OK(arwkv_dataset_append(&d, ids, none, 1001));
+    r = arwkv_dataset_pack(&d, 100, 3);
+    CHECK(r == ARWKV_ERR_INVALID_ARGUMENT && strstr(arwkv_last_error(), "none of its 10 windows"), "%s", arwkv_last_error());
+    arwkv_dataset_free(&d);
+}
+
 TEST(checkpoint_roundtrip) {
     arwkv_model *teacher, *s;
     CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &teacher));
@@ -245,7 +291,7 @@ TEST(checkpoint_roundtrip) {
         if (p->numel < 100000) test_fill_randn((float *)p->data, (size_t)p->numel, 1);
     }
     system("rm -rf build/test_ckpt");
-    arwkv__train_state st = {17, 2, 5, 99, 0xabcdef0123456789ull, 2, 64, 3};
+    arwkv__train_state st = {17, 2, 5, 99, 0xabcdef0123456789ull, 2, 64, 3, "lr=0.001 align=l2"};
     CHECK_OK(arwkv__checkpoint_save(s, &st, "build/test_ckpt", "models/qwen2-code-tiny"));
     st.step = 18;
     CHECK_OK(arwkv__checkpoint_save(s, &st, "build/test_ckpt", "models/qwen2-code-tiny"));
@@ -261,7 +307,8 @@ TEST(checkpoint_roundtrip) {
         memset(&back, 0, sizeof back);
         CHECK_OK(arwkv__checkpoint_load_state(r, dir, &back));
         CHECK(back.step == 18 && back.epoch == 2 && back.pos == 5 && back.seed == 99 && back.data_hash == st.data_hash &&
-                  back.stage == 2 && back.seq_len == 64 && back.batch == 3, "trainer state");
+                  back.stage == 2 && back.seq_len == 64 && back.batch == 3 && !strcmp(back.options, "lr=0.001 align=l2"),
+              "trainer state");
         int same = 1;
         for (int i = 0; i < s->n_params; i++) {
             arwkv_param *p = &s->params[i], *q = arwkv_model_param(r, p->name);
@@ -270,6 +317,16 @@ TEST(checkpoint_roundtrip) {
             if (p->trainable) same &= memcmp(p->adam_m, q->adam_m, bytes) == 0 && memcmp(p->adam_v, q->adam_v, bytes) == 0;
         }
         CHECK(same, "weights and moments bit for bit");
+        /* a crafted step of 2^32 + 1 is refused, not resumed as step 1 (issue 13) */
+        const char *meta[16] = {"step", "4294967297", "epoch", "0", "data_pos", "0", "seed", "1", "data_hash", "0", "stage", "2",
+                                "seq_len", "64", "batch", "3"};
+        float one = 1;
+        arwkv_st_entry e = {"unused", ARWKV_F32, 1, {1}, &one};
+        system("mkdir -p build/test_ckpt_crafted");
+        CHECK_OK(arwkv_st_write("build/test_ckpt_crafted/trainer.safetensors", &e, 1, meta, 8));
+        CHECK(arwkv__checkpoint_load_state(r, "build/test_ckpt_crafted", &back) == ARWKV_ERR_FORMAT &&
+                  strstr(arwkv_last_error(), "out of range (step 4294967297"),
+              "crafted step: %s", arwkv_last_error());
         arwkv_model_free(r);
     }
     free(dir);
@@ -499,6 +556,7 @@ int main(void) {
     RUN(adamw_matches_float64);
     RUN(schedules);
     RUN(dataset_packing_and_order);
+    RUN(dataset_skips_windows_without_targets);
     RUN(checkpoint_roundtrip);
     if (arwkv_model_load("models/qwen2-code-tiny", be, &tiny_teacher) != ARWKV_OK) {
         printf("FAIL teacher: %s\n", arwkv_last_error());

@@ -14,11 +14,24 @@
 #include <algorithm>
 #include <functional>
 #endif
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Wall-clock seconds. */
 static double bench_now(void) { return arwkv_seconds(); }
+
+/* Positional number i of a benchmark (fallback when absent), parsed strictly; a bad one ends the
+   program naming it, as every binary does. */
+static int bench_int_arg(int argc, char **argv, int i, const char *name, int fallback) {
+    int v = fallback;
+    if (argc > i && arwkv_parse_int(name, argv[i], 0, INT_MAX, &v) != ARWKV_OK) {
+        fprintf(stderr, "arwkv-bench: %s\n", arwkv_last_error());
+        exit(2);
+    }
+    return v;
+}
 
 typedef int (*bench_fn)(int argc, char **argv);
 typedef struct {

@@ -30,7 +30,9 @@ int main(int argc, char **argv) {
         int has = i + 1 < argc;
         if (!strcmp(a, "--teacher") && has) teacher_dir = argv[++i];
         else if (!strcmp(a, "--out") && has) out = argv[++i];
-        else if (!strcmp(a, "--seed") && has) o.seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--seed") && has) {
+            if (arwkv_parse_u64(a, argv[++i], &o.seed) != ARWKV_OK) return fprintf(stderr, "arwkv-convert: %s\n", arwkv_last_error()), 2;
+        }
         else if (!strcmp(a, "--no-gate")) o.gate = 0;
         else if (!strcmp(a, "--group-norm")) o.group_norm = 1;
         else if (!strcmp(a, "--init") && has) {
@@ -64,7 +66,11 @@ int main(int argc, char **argv) {
     }
     arwkv_backend *be = NULL;
     arwkv_model *t = NULL, *s = NULL;
-    arwkv_result r = arwkv_backend_cpu(0, &be);
+    arwkv_out_dir *od = NULL;
+    const char *inputs[1] = {teacher_dir};
+    arwkv_result r = arwkv_out_dir_open(out, inputs, 1, &od); /* never write into the teacher */
+    if (r == ARWKV_OK && *arwkv_out_dir_note(od)) printf("%s\n", arwkv_out_dir_note(od));
+    if (r == ARWKV_OK) r = arwkv_backend_cpu(0, &be);
     if (r == ARWKV_OK) r = arwkv_model_load(teacher_dir, be, &t);
     if (r == ARWKV_OK) r = arwkv_student_create(t, &o, &s);
     if (r == ARWKV_OK) r = arwkv_model_save(s, out, ARWKV_DTYPE_UNKNOWN, 0, teacher_dir);
@@ -77,5 +83,6 @@ int main(int argc, char **argv) {
     arwkv_model_free(s);
     arwkv_model_free(t);
     arwkv_backend_destroy(be);
+    arwkv_out_dir_close(od);
     return r == ARWKV_OK ? 0 : 1;
 }

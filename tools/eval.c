@@ -9,6 +9,7 @@
    exp(X). Works for every model arwkv loads: the Qwen2 teacher and ARWKV-7 / QRWKV6 students. */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,11 @@ int main(int argc, char **argv) {
         int has = i + 1 < argc;
         if (!strcmp(a, "--model") && has) model_dir = argv[++i];
         else if (!strcmp(a, "--text") && has) text_path = argv[++i];
-        else if (!strcmp(a, "--max-tokens") && has) max_tokens = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && has) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--max-tokens") && has) {
+            if (arwkv_parse_int(a, argv[++i], 2, INT_MAX, &max_tokens) != ARWKV_OK) return fprintf(stderr, "arwkv-eval: %s\n", arwkv_last_error()), 2;
+        } else if (!strcmp(a, "--threads") && has) {
+            if (arwkv_parse_int(a, argv[++i], 0, 4096, &threads) != ARWKV_OK) return fprintf(stderr, "arwkv-eval: %s\n", arwkv_last_error()), 2;
+        }
         else if (!strcmp(a, "--gpu")) gpu = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -81,8 +85,13 @@ int main(int argc, char **argv) {
                 len += got;
                 if (len == cap) text = (char *)realloc(text, cap *= 2);
             }
+            int bad = ferror(f); /* a directory opens, then fails at the first read */
             fclose(f);
             if (!text) r = ARWKV_ERR_OUT_OF_MEMORY;
+            else if (bad) {
+                fprintf(stderr, "arwkv-eval: %s: cannot read it (a directory?)\n", text_path);
+                r = ARWKV_ERR_IO;
+            }
         }
     }
     if (r == ARWKV_OK) r = arwkv_tokenizer_encode(tok, text, len, 0, &t);

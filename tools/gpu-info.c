@@ -51,7 +51,11 @@ static arwkv_result check_gemm(arwkv_backend *gpu, arwkv_backend *cpu, double *e
 }
 
 int main(int argc, char **argv) {
-    int device = argc > 1 ? atoi(argv[1]) : 0;
+    int device = 0;
+    if (argc > 1 && arwkv_parse_int("DEVICE", argv[1], 0, 1023, &device) != ARWKV_OK) {
+        fprintf(stderr, "arwkv-gpu-info: %s\n", arwkv_last_error());
+        return 2;
+    }
     arwkv_backend *gpu = NULL, *cpu = NULL;
     if (arwkv_backend_gpu(device, &gpu) != ARWKV_OK || arwkv_backend_cpu(1, &cpu) != ARWKV_OK) {
         fprintf(stderr, "arwkv-gpu-info: %s\n", arwkv_last_error());

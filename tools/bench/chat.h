@@ -34,7 +34,7 @@ static int bench_context_run(arwkv_model *m, int ctx, int n_decode, double *pref
 }
 
 static int bench_context(int argc, char **argv) {
-    int max_ctx = argc >= 2 ? atoi(argv[1]) : 32768, threads = argc >= 3 ? atoi(argv[2]) : 0;
+    int max_ctx = bench_int_arg(argc, argv, 1, "MAX_CONTEXT", 32768), threads = bench_int_arg(argc, argv, 2, "THREADS", 0);
     arwkv_backend *be;
     arwkv_model *teacher = NULL, *student = NULL;
     if (arwkv_backend_cpu(threads, &be) != ARWKV_OK || arwkv_model_load("models/qwen2-code-tiny", be, &teacher) != ARWKV_OK ||

@@ -610,7 +610,7 @@ static void gb_train_stage(arwkv_backend *be, const gb_device *dev, arwkv_model 
 
 static int bench_gpu_train(int argc, char **argv) {
     const char *which = argc >= 2 ? argv[1] : "all";
-    int steps = argc >= 3 ? atoi(argv[2]) : 3;
+    int steps = bench_int_arg(argc, argv, 2, "STEPS", 3);
     if (steps < 1) steps = 1;
     int any = 0;
     for (int s = 0; s < GB_NSHAPES; s++) any |= strcmp(which, "all") == 0 || strcmp(which, gb_shapes[s].name) == 0;

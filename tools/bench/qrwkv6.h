@@ -75,7 +75,7 @@ static void bench_qrwkv6_free(arwkv_backend *be, bench_qrwkv6_layer *l) {
 }
 
 static int bench_qrwkv6(int argc, char **argv) {
-    int T = argc > 1 ? atoi(argv[1]) : 512, B = argc > 2 ? atoi(argv[2]) : 1;
+    int T = bench_int_arg(argc, argv, 1, "T", 512), B = bench_int_arg(argc, argv, 2, "B", 1);
     if (T < 1 || B < 1) {
         fprintf(stderr, "usage: arwkv-bench qrwkv6 [T] [B]\n");
         return 2;

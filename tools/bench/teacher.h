@@ -137,7 +137,7 @@ static double bench_copy_bandwidth(arwkv_pool *pool, size_t total_bytes) {
     return best;
 }
 
-static int bench_threads_arg(int argc, char **argv) { return argc >= 2 ? atoi(argv[1]) : 0; }
+static int bench_threads_arg(int argc, char **argv) { return bench_int_arg(argc, argv, 1, "THREADS", 0); }
 
 /* The 1-minute load average (0 where unknown): timings on a shared machine need it beside them. */
 static double bench_load_average(void) {

@@ -61,7 +61,7 @@ static int bench_tokenizer(int argc, char **argv) {
     int runs = 3;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tokenizer") == 0 && i + 1 < argc) path = argv[++i];
-        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = bench_int_arg(argc, argv, ++i, "--runs", runs);
         else {
             fprintf(stderr, "usage: arwkv-bench tokenizer [--tokenizer PATH] [--runs N]\n");
             return 2;

@@ -41,7 +41,7 @@ static double bench_train_stage(arwkv_model *teacher, int stage, int T, int B, i
 }
 
 static int bench_train(int argc, char **argv) {
-    int threads = argc >= 2 ? atoi(argv[1]) : 0, skip_big = argc >= 3 ? atoi(argv[2]) : 0;
+    int threads = bench_int_arg(argc, argv, 1, "THREADS", 0), skip_big = bench_int_arg(argc, argv, 2, "SKIP_BIG", 0);
     arwkv_backend *be;
     if (arwkv_backend_cpu(threads, &be) != ARWKV_OK) return 1;
     arwkv_model *tiny;
