@@ -1,0 +1,263 @@
+/* The pieces of the distillation recipe (bench/distill-smollm2.sh), driven as the recipe drives
+   them: the trainer's OUT/log.csv and arwkv-plot's SVG, arwkv-eval --teacher, batched answering of
+   prompts, and the data tools. (Built by `make` before `make test` runs this.) */
+#define _DEFAULT_SOURCE /* popen */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#include "test.h"
+#include <sys/wait.h>
+
+/* Run a shell command; capture its stdout into a fresh string; return the exit status. */
+static int run(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = (char *)malloc(cap);
+    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+        len += got;
+        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = p ? pclose(p) : -1;
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static char *slurp(const char *path) {
+    char cmd[600], *out;
+    snprintf(cmd, sizeof cmd, "cat '%s' 2>/dev/null", path);
+    run(cmd, &out);
+    return out;
+}
+
+/* ---- OUT/log.csv --------------------------------------------------------------------------------- */
+
+typedef struct log_row {
+    int stage, step;
+    char kind[8];
+    double loss, lr, grad_norm, student_ppl, teacher_ppl, kl;
+    long long tokens;
+} log_row;
+
+/* Parse a log.csv text: checks the header, returns the rows (at most max), -1 if malformed. */
+static int parse_log(char *text, log_row *rows, int max) {
+    const char *header = "stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\n";
+    if (strncmp(text, header, strlen(header))) return -1;
+    int n = 0;
+    for (char *line = strtok(text + strlen(header), "\n"); line && n < max; line = strtok(NULL, "\n"), n++) {
+        log_row *r = &rows[n];
+        memset(r, 0, sizeof *r);
+        char *f[10];
+        int k = 0;
+        for (char *s = line; k < 10;) { /* split on commas, keeping empty fields */
+            f[k++] = s;
+            char *c = strchr(s, ',');
+            if (!c) break;
+            *c = 0, s = c + 1;
+        }
+        if (k != 10) return -1;
+        r->stage = atoi(f[0]), r->step = atoi(f[1]);
+        snprintf(r->kind, sizeof r->kind, "%s", f[2]);
+        r->loss = f[3][0] ? atof(f[3]) : NAN, r->lr = f[4][0] ? atof(f[4]) : NAN, r->grad_norm = f[5][0] ? atof(f[5]) : NAN;
+        r->tokens = f[6][0] ? atoll(f[6]) : -1;
+        r->student_ppl = f[7][0] ? atof(f[7]) : NAN, r->teacher_ppl = f[8][0] ? atof(f[8]) : NAN, r->kl = f[9][0] ? atof(f[9]) : NAN;
+    }
+    return n;
+}
+
+#define DISTILL_TINY                                                                                                   \
+    "build/arwkv-distill --teacher models/qwen2-code-tiny --stage 2 --data tests/test_cli.c --eval-data tests/test.h " \
+    "--seq-len 32 --batch 1 --schedule constant --eval-windows 2 --threads 2 "
+
+/* The rows and columns after a short run; after a resume, the rows an interrupted run wrote past its
+   checkpoint are gone and the log equals that of one uninterrupted run. */
+TEST(distill_log_csv_rows_and_resume) {
+    system("rm -rf build/test_log && mkdir -p build/test_log");
+    int st = run(DISTILL_TINY "--out build/test_log/a --steps 4 --eval-every 2 >/dev/null 2>&1", NULL);
+    CHECK(st == 0, "4-step run: status %d", st);
+    char *text = slurp("build/test_log/a/log.csv");
+    log_row a[32];
+    int n = parse_log(text, a, 32);
+    free(text);
+    /* eval before, steps 1-2, eval @2, steps 3-4, eval after */
+    const char *kinds[7] = {"eval", "train", "train", "eval", "train", "train", "eval"};
+    const int steps[7] = {0, 1, 2, 2, 3, 4, 4};
+    CHECK(n == 7, "%d rows", n);
+    for (int i = 0; i < n && i < 7; i++) {
+        CHECK(a[i].stage == 2 && a[i].step == steps[i] && !strcmp(a[i].kind, kinds[i]), "row %d: stage %d step %d %s", i, a[i].stage, a[i].step,
+              a[i].kind);
+        if (!strcmp(a[i].kind, "train"))
+            CHECK(a[i].loss > 0 && fabs(a[i].lr - 1e-3) < 1e-9 && a[i].grad_norm > 0 && a[i].tokens == 32LL * a[i].step && isnan(a[i].kl),
+                  "train row %d: loss %g lr %g |g| %g tokens %lld", i, a[i].loss, a[i].lr, a[i].grad_norm, a[i].tokens);
+        else
+            CHECK(a[i].student_ppl > 1 && a[i].teacher_ppl > 1 && a[i].kl > 0 && isnan(a[i].loss) && a[i].tokens == -1,
+                  "eval row %d: ppl %g / %g KL %g", i, a[i].student_ppl, a[i].teacher_ppl, a[i].kl);
+    }
+    /* the teacher does not change: the same teacher perplexity at every evaluation */
+    CHECK(n == 7 && a[0].teacher_ppl == a[3].teacher_ppl && a[3].teacher_ppl == a[6].teacher_ppl, "teacher ppl varies");
+
+    /* an interrupted run had logged step 5 after its last checkpoint (step 4): the resume redoes it */
+    system("echo '2,5,train,123,1,1,999,,,' >> build/test_log/a/log.csv");
+    st = run(DISTILL_TINY "--out build/test_log/a --steps 6 --resume >/dev/null 2>&1", NULL);
+    CHECK(st == 0, "resume: status %d", st);
+    st = run(DISTILL_TINY "--out build/test_log/b --steps 6 >/dev/null 2>&1", NULL);
+    CHECK(st == 0, "6-step run: status %d", st);
+    char *ta = slurp("build/test_log/a/log.csv"), *tb = slurp("build/test_log/b/log.csv");
+    log_row ra[32], rb[32];
+    int na = parse_log(ta, ra, 32), nb = parse_log(tb, rb, 32);
+    free(ta), free(tb);
+    /* resumed: the 7 rows above, steps 5 and 6, eval after; whole run: eval before, steps 1-6, eval after */
+    CHECK(na == 10 && nb == 8, "%d rows after the resume, %d in the whole run", na, nb);
+    int trained = 0;
+    for (int i = 0, j = 0; i < na && na == 10 && nb == 8; i++) {
+        if (strcmp(ra[i].kind, "train")) continue;
+        while (j < nb && strcmp(rb[j].kind, "train")) j++;
+        CHECK(j < nb && ra[i].step == ++trained && rb[j].step == trained, "train rows in step order: %d %d", ra[i].step, j < nb ? rb[j].step : -1);
+        CHECK(j < nb && ra[i].loss == rb[j].loss && ra[i].grad_norm == rb[j].grad_norm && ra[i].tokens == rb[j].tokens,
+              "step %d: resumed loss %.6g |g| %.6g tokens %lld, whole run %.6g %.6g %lld", ra[i].step, ra[i].loss, ra[i].grad_norm,
+              ra[i].tokens, rb[j].loss, rb[j].grad_norm, rb[j].tokens);
+        j++;
+    }
+    CHECK(trained == 6, "%d train rows after the resume", trained);
+    CHECK(na == 10 && !strcmp(ra[9].kind, "eval") && ra[9].step == 6 && fabs(ra[9].kl - rb[7].kl) < 1e-6 * rb[7].kl, "final evaluations differ");
+}
+
+/* ---- arwkv-plot ---------------------------------------------------------------------------------- */
+
+/* Well-formed XML for what an SVG writer emits: one prolog, balanced elements, quoted attributes,
+   no bare '<' or '&' in text. Returns NULL or what is wrong. */
+static const char *xml_check(const char *s) {
+    static char why[200];
+    char stack[64][32];
+    int depth = 0, roots = 0;
+    if (strncmp(s, "<?xml ", 6) == 0) s = strstr(s, "?>") ? strstr(s, "?>") + 2 : s + strlen(s);
+    while (*s) {
+        if (*s == '&') {
+            const char *e = strchr(s, ';');
+            if (!e || e - s > 6) return "a bare '&'";
+            s = e + 1;
+            continue;
+        }
+        if (*s != '<') {
+            if (!depth && !strchr(" \t\r\n", *s)) return "text outside the root element";
+            s++;
+            continue;
+        }
+        int closing = s[1] == '/';
+        const char *p = s + 1 + closing;
+        char name[32];
+        int k = 0;
+        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == ':')
+            if (k < 31) name[k++] = *p++;
+            else return "name too long";
+        name[k] = 0;
+        if (!k) return "a '<' that starts no element";
+        if (closing) {
+            if (!depth || strcmp(stack[depth - 1], name)) return snprintf(why, sizeof why, "</%s> closes nothing open", name), why;
+            depth--;
+            if (*p != '>') return "junk in a closing tag";
+            s = p + 1;
+            continue;
+        }
+        for (;;) { /* attributes: name="value" with no '<' inside */
+            while (*p == ' ' || *p == '\n') p++;
+            if (*p == '>' || (p[0] == '/' && p[1] == '>')) break;
+            const char *a = p;
+            while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (p > a && *p >= '0' && *p <= '9') || *p == '-' || *p == ':') p++;
+            if (p == a || p[0] != '=' || p[1] != '"') return snprintf(why, sizeof why, "bad attribute in <%s>", name), why;
+            const char *e = strchr(p + 2, '"');
+            if (!e || memchr(p + 2, '<', (size_t)(e - p - 2))) return "unterminated attribute value";
+            p = e + 1;
+        }
+        if (!depth) roots++;
+        if (*p == '/') s = p + 2;
+        else {
+            if (depth == 64) return "too deep";
+            snprintf(stack[depth++], 32, "%s", name);
+            s = p + 1;
+        }
+    }
+    if (depth) return snprintf(why, sizeof why, "<%s> is never closed", stack[depth - 1]), why;
+    return roots == 1 ? NULL : "not exactly one root element";
+}
+
+static double attr(const char *tag, const char *name) {
+    char key[64];
+    snprintf(key, sizeof key, " %s=\"", name);
+    const char *p = strstr(tag, key);
+    return p ? atof(p + strlen(key)) : NAN;
+}
+
+/* The picture of two logs: well-formed, one panel per stage present, and every curve point and
+   evaluation dot exactly where the panel's stated axes put the CSV's numbers. */
+TEST(plot_svg_points_where_the_numbers_put_them) {
+    system("mkdir -p build/test_log && printf 'stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\\n"
+           "1,0,eval,,,,,900,30,2.5\\n1,1,train,40,1e-3,1,64,,,\\n1,2,train,8,1e-3,1,128,,,\\n1,4,train,0.5,1e-3,1,256,,,\\n1,4,eval,,,,,60,30,0.7\\n'"
+           " > build/test_log/s1.csv && printf 'stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\\n"
+           "3,1,train,2.0,1e-4,1,64,,,\\n3,10,train,1.5,1e-4,1,640,,,\\n3,10,eval,,,,,4.0,,\\n' > build/test_log/s3.csv");
+    char *out;
+    int st = run("build/arwkv-plot -o build/test_log/p.svg --title 'a & b <test>' build/test_log/s1.csv='ARWKV-7 & co' build/test_log/s3.csv 2>&1", &out);
+    CHECK(st == 0, "arwkv-plot: %d %s", st, out);
+    free(out);
+    char *svg = slurp("build/test_log/p.svg");
+    const char *bad = xml_check(svg);
+    CHECK(bad == NULL && strstr(svg, "<svg ") && strstr(svg, "a &amp; b &lt;test&gt;"), "SVG not well-formed: %s", bad ? bad : "title not escaped");
+    /* expected values per panel: stage 1 (loss points 40, 8, 0.5 at steps 1, 2, 4; dots KL 2.5 @0, 0.7 @4),
+       stage 3 (loss 2.0 @1, 1.5 @10; dot ln 4 @10: without a teacher the dot is the NLL) */
+    struct { int stage, n_loss, n_eval, step1, dec0, dec1; int ls[3]; double lv[3]; int es[2]; double ev[2]; } want[2] = {
+        {1, 3, 2, 4, -1, 2, {1, 2, 4}, {40, 8, 0.5}, {0, 4}, {2.5, 0.7}},
+        {3, 2, 1, 10, 0, 1, {1, 10, 0}, {2.0, 1.5, 0}, {10, 0}, {log(4.0), 0}},
+    };
+    int panels = 0;
+    for (const char *g = strstr(svg, "<g class=\"panel\""); g; g = strstr(g + 1, "<g class=\"panel\""), panels++) {
+        if (panels >= 2) break;
+        const char *end = strstr(g, "</g>");
+        double x0 = attr(g, "data-x0"), x1 = attr(g, "data-x1"), s0 = attr(g, "data-step0"), s1 = attr(g, "data-step1");
+        double y0 = attr(g, "data-y0"), y1 = attr(g, "data-y1"), d0 = attr(g, "data-dec0"), d1 = attr(g, "data-dec1");
+        int stage = (int)attr(g, "data-stage");
+        CHECK(stage == want[panels].stage && s0 == 0 && s1 == want[panels].step1 && d0 == want[panels].dec0 && d1 == want[panels].dec1 &&
+                  x1 > x0 && y1 > y0,
+              "panel %d: stage %d steps %g..%g decades %g..%g", panels, stage, s0, s1, d0, d1);
+#define EX(step) (x0 + ((step) - s0) / (s1 - s0) * (x1 - x0))
+#define EY(v) (y1 - (log10(v) - d0) / (d1 - d0) * (y1 - y0))
+        const char *pl = strstr(g, "<polyline class=\"loss\"");
+        CHECK(pl && pl < end, "panel %d has no loss line", panels);
+        const char *pts = pl ? strstr(pl, "points=\"") : NULL;
+        for (int k = 0; pts && k < want[panels].n_loss; k++) {
+            double px, py;
+            int used = 0;
+            pts += k ? 0 : 8;
+            CHECK(sscanf(pts, "%lf,%lf%n", &px, &py, &used) == 2, "point %d", k);
+            CHECK(fabs(px - EX(want[panels].ls[k])) < 0.01 && fabs(py - EY(want[panels].lv[k])) < 0.01, "panel %d point %d at (%g, %g), want (%g, %g)",
+                  panels, k, px, py, EX(want[panels].ls[k]), EY(want[panels].lv[k]));
+            pts += used;
+        }
+        CHECK(pts && *pts == '"', "panel %d: more loss points than rows", panels);
+        int dots = 0;
+        for (const char *c = strstr(g, "<circle class=\"eval\""); c && c < end; c = strstr(c + 1, "<circle class=\"eval\""), dots++) {
+            if (dots >= want[panels].n_eval) break;
+            double cx = attr(c, "cx"), cy = attr(c, "cy");
+            CHECK(fabs(cx - EX(want[panels].es[dots])) < 0.01 && fabs(cy - EY(want[panels].ev[dots])) < 0.01, "panel %d dot %d at (%g, %g), want (%g, %g)",
+                  panels, dots, cx, cy, EX(want[panels].es[dots]), EY(want[panels].ev[dots]));
+        }
+        CHECK(dots == want[panels].n_eval, "panel %d: %d evaluation dots", panels, dots);
+#undef EX
+#undef EY
+    }
+    CHECK(panels == 2, "%d panels (stages 1 and 3 have data, stage 2 none)", panels);
+    free(svg);
+    /* a file that is not a log is refused by name and line */
+    system("printf 'stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\\n7,1,train,1,1,1,1,,,\\n' > build/test_log/bad.csv");
+    st = run("build/arwkv-plot -o build/test_log/bad.svg build/test_log/bad.csv 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "build/test_log/bad.csv line 2"), "bad log: %d %s", st, out);
+    free(out);
+    st = run("build/arwkv-plot -o build/test_log/bad.svg tests/test.h 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "tests/test.h") && strstr(out, "log.csv"), "not a log: %d %s", st, out);
+    free(out);
+}
+
+int main(void) {
+    RUN(distill_log_csv_rows_and_resume);
+    RUN(plot_svg_points_where_the_numbers_put_them);
+    return test_summary("recipe");
+}
