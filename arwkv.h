@@ -1132,6 +1132,21 @@ ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path);
    measure arwkv-eval prints; perplexity is its exponential). */
 ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n, double *nll);
 
+/* How closely a model predicts like a reference (a student like its teacher) on the same tokens:
+   both read ids[0..n) from a fresh state and predict every next token. Counts and sums, so that the
+   windows of a long text add up (zero *acc first; the means are the sums over tokens). Position i
+   (predicting ids[i+1]) counts when mask is NULL or mask[i+1] is nonzero: a conversation's mask from
+   arwkv_chat_encode scores the assistant tokens only. ref may be NULL (the model's NLL alone). */
+typedef struct arwkv_compare_stats {
+    int64_t tokens;     /* positions counted */
+    double nll;         /* sum of the model's negative log-likelihoods of the targets (nats) */
+    double ref_nll;     /* the same for the reference */
+    double kl;          /* sum of KL(reference || model) over the full vocabulary (nats) */
+    int64_t agree;      /* positions where both give the highest logit to the same token (lowest id on ties) */
+} arwkv_compare_stats;
+ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, const int32_t *ids, const uint8_t *mask, int n,
+                                           arwkv_compare_stats *acc);
+
 /* @@generate-api@@ */
 
 #ifdef __cplusplus
@@ -10854,6 +10869,114 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
     arwkv__free(labels_host), arwkv__free(ce_host);
     if (r == ARWKV_OK) *nll = sum / (n - 1);
     return r;
+}
+
+/* ---- Comparing a model with its reference ------------------------------------------------------------- */
+
+/* The final hidden states of every position of ids[0..n) from a fresh state: the teacher reads all at
+   once; a student in pieces of 1024, carrying its state, so *hidden holds the last piece only and
+   the caller asks piece by piece (first = 0, 1024, ...). */
+typedef struct arwkv__reader {
+    arwkv_model *m;
+    arwkv_teacher *t;
+    arwkv_rnn *rnn;
+    arwkv_rnn_state *st;
+    const float *hidden;
+    int first, rows; /* positions [first, first+rows) are in hidden */
+} arwkv__reader;
+
+ARWKV_PRIVATE void arwkv__reader_free(arwkv__reader *r) {
+    arwkv_teacher_free(r->t);
+    arwkv_rnn_state_free(r->st);
+    arwkv_rnn_free(r->rnn);
+    memset(r, 0, sizeof *r);
+}
+
+/* Make the hidden state of position pos available in r->hidden (row pos - r->first). */
+ARWKV_PRIVATE arwkv_result arwkv__reader_seek(arwkv__reader *r, const int32_t *ids, int n, int pos) {
+    if (r->hidden && pos >= r->first && pos < r->first + r->rows) return ARWKV_OK;
+    if (r->m->cfg.arch == ARWKV_ARCH_QWEN2) {
+        if (!r->t) ARWKV__TRY(arwkv_teacher_create(r->m, &r->t));
+        ARWKV__TRY(arwkv_teacher_forward(r->t, ids, 1, n, NULL, NULL, &r->hidden));
+        r->first = 0, r->rows = n;
+        return ARWKV_OK;
+    }
+    if (!r->rnn) ARWKV__TRY(arwkv_rnn_create(r->m, &r->rnn));
+    if (!r->st) ARWKV__TRY(arwkv_rnn_state_create(r->m, &r->st));
+    int next = r->hidden ? r->first + r->rows : 0;
+    if (pos != next) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "compare: positions are read in order (%d after %d)", pos, next);
+    r->first = next, r->rows = n - next < 1024 ? n - next : 1024;
+    return arwkv_rnn_forward(r->rnn, ids + next, 1, r->rows, &r->st, 0, &r->hidden);
+}
+
+/* log-softmax normalizer and arg-max (lowest id on ties) of one row, in double */
+static double arwkv__row_lse(const float *x, int V, int *argmax) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (x[i] > x[best]) best = i;
+    double z = 0;
+    for (int i = 0; i < V; i++) z += exp((double)x[i] - x[best]);
+    *argmax = best;
+    return x[best] + log(z);
+}
+
+ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, const int32_t *ids, const uint8_t *mask, int n,
+                                           arwkv_compare_stats *acc) {
+    if (n < 2) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "compare: need at least 2 tokens, got %d", n);
+    int V = m->cfg.vocab_size;
+    if (ref && (ref->cfg.vocab_size != V || ref->be != m->be))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "compare: the reference has a vocabulary of %d, the model %d (or another backend): "
+                           "compare a student with the teacher it was made from", ref->cfg.vocab_size, V);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token %d at position %d is outside the vocabulary", ids[i], i);
+    arwkv_backend *be = m->be;
+    const int R = ARWKV__LOGIT_ROWS, C = m->cfg.hidden_size;
+    arwkv__reader rm, rr;
+    memset(&rm, 0, sizeof rm), memset(&rr, 0, sizeof rr);
+    rm.m = m, rr.m = ref;
+    float *dev = NULL, *dev_ref = NULL;
+    float *host = (float *)arwkv__malloc((size_t)R * V * sizeof(float)), *host_ref = ref ? (float *)arwkv__malloc((size_t)R * V * sizeof(float)) : NULL;
+    arwkv_result r = host && (host_ref || !ref) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "compare: out of memory");
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)R * V * sizeof(float), (void **)&dev);
+    if (r == ARWKV_OK && ref) r = be->mem->alloc(be, (size_t)R * V * sizeof(float), (void **)&dev_ref);
+    /* rows of R positions whose logits live on the host at once; a row of the model's reader never
+       straddles two of its pieces (1024 is a multiple of R) */
+    for (int row = 0; row < n - 1 && r == ARWKV_OK; row += R) {
+        int k = n - 1 - row < R ? n - 1 - row : R, any = 0;
+        for (int i = 0; i < k; i++) any |= !mask || mask[row + i + 1];
+        if (!any && rm.m->cfg.arch == ARWKV_ARCH_QWEN2 && (!ref || ref->cfg.arch == ARWKV_ARCH_QWEN2)) continue; /* nothing to score */
+        r = arwkv__reader_seek(&rm, ids, n, row);
+        if (r == ARWKV_OK && ref) r = arwkv__reader_seek(&rr, ids, n, row);
+        if (r == ARWKV_OK && !any) continue; /* a student still had to read these positions */
+        if (r == ARWKV_OK) r = arwkv_model_logits(m, rm.hidden + (size_t)(row - rm.first) * C, k, dev);
+        if (r == ARWKV_OK) r = be->mem->download(be, host, dev, (size_t)k * V * sizeof(float));
+        if (r == ARWKV_OK && ref) r = arwkv_model_logits(ref, rr.hidden + (size_t)(row - rr.first) * ref->cfg.hidden_size, k, dev_ref);
+        if (r == ARWKV_OK && ref) r = be->mem->download(be, host_ref, dev_ref, (size_t)k * V * sizeof(float));
+        for (int i = 0; i < k && r == ARWKV_OK; i++) {
+            int pos = row + i, y = ids[pos + 1], am, am_ref;
+            if (mask && !mask[pos + 1]) continue;
+            const float *x = host + (size_t)i * V;
+            double lse = arwkv__row_lse(x, V, &am);
+            if (!isfinite(lse)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "compare: the model's logits at position %d are not finite", pos);
+            acc->tokens++;
+            acc->nll += lse - x[y];
+            if (!ref || r != ARWKV_OK) continue;
+            const float *xr = host_ref + (size_t)i * V;
+            double lse_ref = arwkv__row_lse(xr, V, &am_ref), kl = 0;
+            if (!isfinite(lse_ref)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "compare: the reference's logits at position %d are not finite", pos);
+            for (int v = 0; v < V; v++) { /* sum p_ref (log p_ref - log p) */
+                double lp_ref = xr[v] - lse_ref;
+                kl += exp(lp_ref) * (lp_ref - (x[v] - lse));
+            }
+            acc->ref_nll += lse_ref - xr[y];
+            acc->kl += kl;
+            acc->agree += am == am_ref;
+        }
+    }
+    arwkv__reader_free(&rm), arwkv__reader_free(&rr);
+    be->mem->free(be, dev), be->mem->free(be, dev_ref);
+    arwkv__free(host), arwkv__free(host_ref);
+    return r == ARWKV_OK ? r : arwkv__context(r, "comparing %d tokens", n);
 }
 
 /* @@generate-impl@@ */

@@ -256,8 +256,125 @@ TEST(plot_svg_points_where_the_numbers_put_them) {
     free(out);
 }
 
+/* ---- arwkv-eval --teacher ----------------------------------------------------------------------- */
+
+/* NLL, KL(teacher || student) and top-1 agreement computed here in double precision from both models'
+   logits, one token at a time through sessions (a path of its own: the eval tool reads whole windows),
+   over windows of `win` tokens each from a fresh state; a position counts when mask is NULL or
+   mask[its target]. */
+static void hand_compare(arwkv_model *t, arwkv_model *s, const int32_t *ids, const uint8_t *mask, int n, int win, double *nll, double *tnll,
+                         double *kl, double *agree, int *count) {
+    int V = s->cfg.vocab_size;
+    float *lt = (float *)malloc((size_t)V * sizeof(float)), *ls = (float *)malloc((size_t)V * sizeof(float));
+    arwkv_session *st, *ss;
+    CHECK_OK(arwkv_session_create(t, 0, &st));
+    CHECK_OK(arwkv_session_create(s, 0, &ss));
+    *nll = *tnll = *kl = *agree = 0, *count = 0;
+    for (int w0 = 0; w0 < n; w0 += win) {
+        CHECK_OK(arwkv_session_reset(st));
+        CHECK_OK(arwkv_session_reset(ss));
+        for (int i = w0; i + 1 < n && i + 1 < w0 + win; i++) {
+            CHECK_OK(arwkv_session_feed(st, ids + i, 1, lt));
+            CHECK_OK(arwkv_session_feed(ss, ids + i, 1, ls));
+            if (mask && !mask[i + 1]) continue;
+            double mt = -INFINITY, ms = -INFINITY, zt = 0, zs = 0, k = 0;
+            int at = 0, as = 0;
+            for (int v = 0; v < V; v++) {
+                if (lt[v] > mt) mt = lt[v], at = v;
+                if (ls[v] > ms) ms = ls[v], as = v;
+            }
+            for (int v = 0; v < V; v++) zt += exp(lt[v] - mt), zs += exp(ls[v] - ms);
+            double lzt = mt + log(zt), lzs = ms + log(zs);
+            for (int v = 0; v < V; v++) k += exp(lt[v] - lzt) * ((lt[v] - lzt) - (ls[v] - lzs));
+            *nll += lzs - ls[ids[i + 1]], *tnll += lzt - lt[ids[i + 1]], *kl += k, *agree += at == as, (*count)++;
+        }
+    }
+    if (*count) *nll /= *count, *tnll /= *count, *kl /= *count, *agree /= *count;
+    arwkv_session_free(st), arwkv_session_free(ss);
+    free(lt), free(ls);
+}
+
+static int parse_eval(const char *out, int *tokens, double *nll, int *targets, double *tnll, double *kl, double *agree) {
+    double ppl, tppl;
+    return sscanf(out, "tokens %d nll %lf ppl %lf targets %d teacher_nll %lf teacher_ppl %lf kl %lf agreement %lf", tokens, nll, &ppl, targets, tnll,
+                  &tppl, kl, agree) == 8;
+}
+
+/* arwkv-eval --teacher's numbers on a text (two windows) and on JSON-lines conversations (assistant
+   tokens only) equal the ones computed by hand from both models' logits. */
+TEST(eval_teacher_kl_and_agreement_by_hand) {
+    system("rm -rf build/test_eval_student");
+    int st = run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_eval_student --init inherit --seed 5 >/dev/null 2>&1", NULL);
+    CHECK(st == 0, "convert: %d", st);
+    arwkv_backend *be;
+    arwkv_model *t, *s;
+    arwkv_tokenizer *tok;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    CHECK_OK(arwkv_model_load("models/qwen2-code-tiny", be, &t));
+    CHECK_OK(arwkv_model_load("build/test_eval_student", be, &s));
+    CHECK_OK(arwkv_tokenizer_load("models/qwen2-code-tiny", &tok));
+    /* a text of more than two 24-token windows: only the first two count */
+    const char *text = "def mean(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total / len(xs)\n\n"
+                       "class Stack:\n    def __init__(self):\n        self.items = []\n    def push(self, x):\n        self.items.append(x)\n";
+    FILE *f = fopen("build/test_eval.txt", "w");
+    fputs(text, f);
+    fclose(f);
+    arwkv_tokens ids = {NULL, NULL, 0, 0};
+    CHECK_OK(arwkv_tokenizer_encode(tok, text, strlen(text), 0, &ids));
+    CHECK(ids.n > 48, "%zu tokens", ids.n);
+    double nll, tnll, kl, agree, e_nll, e_tnll, e_kl, e_agree;
+    int count, e_tokens, e_targets;
+    hand_compare(t, s, ids.ids, NULL, 48, 24, &nll, &tnll, &kl, &agree, &count);
+    char *out;
+    st = run("build/arwkv-eval --model build/test_eval_student --teacher models/qwen2-code-tiny --text build/test_eval.txt --max-tokens 24 --windows 2 "
+             "--threads 2 2>/dev/null", &out);
+    CHECK(st == 0 && parse_eval(out, &e_tokens, &e_nll, &e_targets, &e_tnll, &e_kl, &e_agree), "arwkv-eval: %d '%s'", st, out);
+    CHECK(e_tokens == 48 && e_targets == 46 && count == 46, "tokens %d targets %d, by hand %d", e_tokens, e_targets, count);
+    CHECK(fabs(e_nll - nll) < 1e-4 * nll && fabs(e_tnll - tnll) < 1e-4 * tnll && fabs(e_kl - kl) < 1e-4 * kl + 1e-5,
+          "nll %.6f teacher %.6f KL %.6f; by hand %.6f %.6f %.6f", e_nll, e_tnll, e_kl, nll, tnll, kl);
+    CHECK(fabs(e_agree - agree) < 1e-6 && kl > 0.01, "agreement %.6f, by hand %.6f (KL %.4f: the student must differ)", e_agree, agree, kl);
+    free(out);
+    /* the teacher against itself: KL 0, agreement 1 */
+    st = run("build/arwkv-eval --model models/qwen2-code-tiny --teacher models/qwen2-code-tiny --text build/test_eval.txt --max-tokens 40 2>/dev/null", &out);
+    CHECK(st == 0 && parse_eval(out, &e_tokens, &e_nll, &e_targets, &e_tnll, &e_kl, &e_agree) && fabs(e_kl) < 1e-9 && e_agree == 1 && e_nll == e_tnll,
+          "teacher vs itself: '%s'", out);
+    free(out);
+
+    /* conversations: only the assistant tokens are scored */
+    const char *jsonl = "{\"messages\": [{\"role\": \"user\", \"content\": \"Write a function that adds two numbers.\"}, "
+                        "{\"role\": \"assistant\", \"content\": \"def add(a, b):\\n    return a + b\"}]}\n"
+                        "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Name a sorting algorithm.\"}, "
+                        "{\"role\": \"assistant\", \"content\": \"Merge sort.\"}, {\"role\": \"user\", \"content\": \"Another?\"}, "
+                        "{\"role\": \"assistant\", \"content\": \"Quicksort.\"}]}\n";
+    f = fopen("build/test_eval.jsonl", "w");
+    fputs(jsonl, f);
+    fclose(f);
+    arwkv_chat_message c1[2] = {{"user", "Write a function that adds two numbers."}, {"assistant", "def add(a, b):\n    return a + b"}};
+    arwkv_chat_message c2[5] = {{"system", "Be brief."}, {"user", "Name a sorting algorithm."}, {"assistant", "Merge sort."}, {"user", "Another?"},
+                                {"assistant", "Quicksort."}};
+    arwkv_tokens conv = {NULL, NULL, 0, 0};
+    CHECK_OK(arwkv_chat_encode(tok, c1, 2, 0, &conv));
+    CHECK_OK(arwkv_chat_encode(tok, c2, 5, 0, &conv));
+    int masked = 0;
+    for (size_t i = 1; i < conv.n; i++) masked += conv.mask[i] != 0;
+    hand_compare(t, s, conv.ids, conv.mask, (int)conv.n, 1 << 20, &nll, &tnll, &kl, &agree, &count);
+    st = run("build/arwkv-eval --model build/test_eval_student --teacher models/qwen2-code-tiny --text build/test_eval.jsonl --threads 2 2>/dev/null", &out);
+    CHECK(st == 0 && parse_eval(out, &e_tokens, &e_nll, &e_targets, &e_tnll, &e_kl, &e_agree), "arwkv-eval on conversations: %d '%s'", st, out);
+    CHECK(e_tokens == (int)conv.n && e_targets == masked && count == masked && masked > 10 && masked < (int)conv.n / 2,
+          "tokens %d (want %zu), targets %d, assistant tokens %d", e_tokens, conv.n, e_targets, masked);
+    CHECK(fabs(e_nll - nll) < 1e-4 * nll && fabs(e_tnll - tnll) < 1e-4 * tnll && fabs(e_kl - kl) < 1e-4 * kl + 1e-5 && fabs(e_agree - agree) < 1e-6,
+          "conversations: nll %.6f teacher %.6f KL %.6f agreement %.4f; by hand %.6f %.6f %.6f %.4f", e_nll, e_tnll, e_kl, e_agree, nll, tnll, kl, agree);
+    free(out);
+    arwkv_tokens_free(&conv);
+    arwkv_tokens_free(&ids);
+    arwkv_tokenizer_free(tok);
+    arwkv_model_free(s), arwkv_model_free(t);
+    arwkv_backend_destroy(be);
+}
+
 int main(void) {
     RUN(distill_log_csv_rows_and_resume);
     RUN(plot_svg_points_where_the_numbers_put_them);
+    RUN(eval_teacher_kl_and_agreement_by_hand);
     return test_summary("recipe");
 }
