@@ -1147,6 +1147,36 @@ typedef struct arwkv_compare_stats {
 ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, const int32_t *ids, const uint8_t *mask, int n,
                                            arwkv_compare_stats *acc);
 
+/* ---- Batched generation -----------------------------------------------------------------------------
+   Many sequences decoded together, for teachers and students: each request has its own prompt,
+   sampling options (seed, temperature, top-p, ...), length limit and stop tokens. Up to max_batch
+   requests are in flight at once; one that finishes makes room for the next. Each decoding step
+   runs the model once over every sequence in flight, so their matrix products are one product of
+   max_batch rows (the teacher's attention runs per sequence, each over its own KV cache at its own
+   position; a student's recurrent states are batched), all through the backend's op tables, so the
+   GPU backend batches the same way.
+   A sequence gets the tokens it would get alone: arwkv_session_feed of the prompt, then repeatedly
+   arwkv_sample with the last ARWKV_GEN_RECENT tokens it generated as the repetition window and
+   arwkv_session_feed of the token. "The same" is up to the summation order of matrix products of
+   different row counts: on the CPU, 1 to 4 rows share one path (bit-for-bit equal), beyond that a
+   near tie between two tokens may break the other way. */
+#define ARWKV_GEN_RECENT 64
+
+typedef struct arwkv_gen_request {
+    const int32_t *prompt;          /* at least one token */
+    int n_prompt;
+    arwkv_sampler_options sampling; /* temperature 0: greedy */
+    int max_new;                    /* generate at most this many tokens (>= 0) */
+    const int32_t *stop;            /* generation ends after any of these ids (kept in out); may be NULL */
+    int n_stop;
+    int32_t *out;                   /* the caller's buffer of max_new ids */
+    int n_out;                      /* set: tokens generated */
+    int stopped;                    /* set: 1 if a stop token ended it, 0 if max_new did */
+} arwkv_gen_request;
+
+/* Answer n requests with model m (a teacher or a student), max_batch at a time (<= 0: all). */
+ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *reqs, int n, int max_batch);
+
 /* @@generate-api@@ */
 
 #ifdef __cplusplus
@@ -10977,6 +11007,164 @@ ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, con
     be->mem->free(be, dev), be->mem->free(be, dev_ref);
     arwkv__free(host), arwkv__free(host_ref);
     return r == ARWKV_OK ? r : arwkv__context(r, "comparing %d tokens", n);
+}
+
+/* ---- Batched generation ----------------------------------------------------------------------------- */
+
+/* One decoding step of the teacher for B sequences, one new token each (ids[b]) appended to its own
+   cache caches[b] at that cache's length: the layer of arwkv__teacher_layer with the projections and
+   the MLP over all B rows at once and the attention per sequence. Leaves the final hidden states in
+   t->xn [B, C]. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cache **caches, const int32_t *ids, int B) {
+    arwkv_backend *be = t->be;
+    const arwkv_config *c = &t->m->cfg;
+    int C = c->hidden_size, H = c->num_heads, Hkv = c->num_kv_heads, D = c->head_dim, F = c->intermediate_size, KV = Hkv * D;
+    int32_t pos_stack[64], *pos = B <= 64 ? pos_stack : (int32_t *)arwkv__malloc((size_t)B * sizeof(int32_t));
+    if (!pos) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__teacher_reserve(t, B);
+    for (int b = 0; b < B && r == ARWKV_OK; b++) {
+        if (caches[b]->len == INT_MAX) r = arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: position overflow");
+        if (r == ARWKV_OK) r = arwkv__kv_cache_reserve(caches[b], caches[b]->len + 1);
+        pos[b] = caches[b]->len;
+    }
+    if (r == ARWKV_OK) r = be->mem->upload(be, t->pos, pos, (size_t)B * sizeof(int32_t));
+    if (pos != pos_stack) arwkv__free(pos);
+    ARWKV__TRY(r);
+    ARWKV__TRY(arwkv__teacher_upload_ids(t, ids, B));
+    ARWKV__TRY(be->core->embed_forward(be, t->x, t->ids, B, t->m->embed->data, t->m->embed->dtype, C));
+    for (int l = 0; l < c->num_layers; l++) {
+        const arwkv_layer *L = &t->m->layers[l];
+        ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, B, C, c->rms_norm_eps));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, B, L->q_w, L->q_b, 0));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->k, KV, t->xn, B, L->k_w, L->k_b, 0));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->v, KV, t->xn, B, L->v_w, L->v_b, 0));
+        ARWKV__TRY(be->qwen->rope_forward(be, t->q, B, H, D, (ptrdiff_t)H * D, t->pos, 0, c->rope_theta));
+        ARWKV__TRY(be->qwen->rope_forward(be, t->k, B, Hkv, D, KV, t->pos, 0, c->rope_theta));
+        for (int b = 0; b < B; b++) { /* the new key and value join the sequence's cache; its query reads the cache */
+            arwkv_kv_cache *kc = caches[b];
+            ARWKV__TRY(be->mem->copy(be, kc->k[l] + (ptrdiff_t)kc->len * KV, t->k + (ptrdiff_t)b * KV, (size_t)KV * sizeof(float)));
+            ARWKV__TRY(be->mem->copy(be, kc->v[l] + (ptrdiff_t)kc->len * KV, t->v + (ptrdiff_t)b * KV, (size_t)KV * sizeof(float)));
+            ARWKV__TRY(be->qwen->attention_forward(be, t->att + (ptrdiff_t)b * H * D, t->q + (ptrdiff_t)b * H * D, kc->k[l], kc->v[l], 1, 1, kc->len,
+                                                   H, Hkv, D, 0));
+        }
+        ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, B, L->o_w, L->o_b, 0));
+        ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)B * C));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, B, C, c->rms_norm_eps));
+        for (int r0 = 0; r0 < B; r0 += ARWKV__TEACHER_MLP_ROWS) {
+            int rows = B - r0 < ARWKV__TEACHER_MLP_ROWS ? B - r0 : ARWKV__TEACHER_MLP_ROWS;
+            const float *yn = t->xn + (ptrdiff_t)r0 * C;
+            ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
+            ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+            ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F));
+            ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1));
+        }
+    }
+    for (int b = 0; b < B; b++) caches[b]->len++;
+    return be->core->rmsnorm_forward(be, t->xn, NULL, t->x, t->m->final_norm->data, t->m->final_norm->dtype, B, C, c->rms_norm_eps);
+}
+
+/* A request in flight: its own cache or state, sampler and repetition window. */
+typedef struct arwkv__gen_slot {
+    int req;                  /* index in the requests; -1: free */
+    arwkv_kv_cache *kv;
+    arwkv_rnn_state *state;
+    arwkv_sampler sampler;
+    int32_t next;             /* the token to read next */
+} arwkv__gen_slot;
+
+/* Take a token for request q from logits (host, modified): append it, and say if q is finished. */
+static int arwkv__gen_take(arwkv_gen_request *q, arwkv_sampler *smp, float *logits) {
+    int from = q->n_out > ARWKV_GEN_RECENT ? q->n_out - ARWKV_GEN_RECENT : 0;
+    int32_t id = arwkv_sample(smp, logits, q->out + from, q->n_out - from);
+    q->out[q->n_out++] = id;
+    for (int i = 0; i < q->n_stop; i++)
+        if (q->stop[i] == id) q->stopped = 1;
+    return q->stopped || q->n_out >= q->max_new;
+}
+
+ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *reqs, int n, int max_batch) {
+    arwkv_backend *be = m->be;
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size, teacher = m->cfg.arch == ARWKV_ARCH_QWEN2;
+    if (n < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "generate: %d requests", n);
+    for (int i = 0; i < n; i++) {
+        arwkv_gen_request *q = &reqs[i];
+        q->n_out = 0, q->stopped = 0;
+        if (q->n_prompt < 1 || !q->prompt || q->max_new < 0 || (q->max_new > 0 && !q->out) || q->n_stop < 0 || (q->n_stop > 0 && !q->stop))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "generate: request %d needs a prompt of at least one token, max_new >= 0 and "
+                               "an output buffer (prompt %d tokens, max_new %d)", i, q->n_prompt, q->max_new);
+    }
+    if (max_batch <= 0 || max_batch > n) max_batch = n;
+    if (max_batch == 0) return ARWKV_OK;
+    arwkv__gen_slot *slots = (arwkv__gen_slot *)arwkv__calloc((size_t)max_batch, sizeof *slots);
+    int32_t *ids = (int32_t *)arwkv__malloc((size_t)max_batch * sizeof(int32_t));
+    int *live = (int *)arwkv__malloc((size_t)max_batch * sizeof(int));
+    void **per = (void **)arwkv__malloc((size_t)max_batch * sizeof(void *)); /* caches or states of the live slots */
+    float *logits = (float *)arwkv__malloc((size_t)max_batch * V * sizeof(float)), *dlogits = NULL;
+    arwkv_teacher *tw = NULL;
+    arwkv_rnn *prefill = NULL, *decode = NULL; /* two workspaces: [1, prompt] and [batch, 1] */
+    arwkv_result r = slots && ids && live && per && logits ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "generate: out of memory");
+    for (int i = 0; i < max_batch && slots; i++) slots[i].req = -1;
+    if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(m, &tw);
+    if (r == ARWKV_OK && !teacher) r = arwkv_rnn_create(m, &prefill);
+    if (r == ARWKV_OK && !teacher) r = arwkv_rnn_create(m, &decode);
+    for (int i = 0; i < max_batch && r == ARWKV_OK; i++)
+        r = teacher ? arwkv_kv_cache_create(m, 0, &slots[i].kv) : arwkv_rnn_state_create(m, &slots[i].state);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)ARWKV__LOGIT_ROWS * V * sizeof(float), (void **)&dlogits);
+    int pending = 0;
+    while (r == ARWKV_OK) {
+        /* free slots take the next requests: read the prompt, take the first token */
+        for (int i = 0; i < max_batch && r == ARWKV_OK; i++) {
+            arwkv__gen_slot *sl = &slots[i];
+            while (sl->req < 0 && pending < n && r == ARWKV_OK) {
+                arwkv_gen_request *q = &reqs[pending];
+                int qi = pending++;
+                if (q->max_new == 0) continue;
+                arwkv_sampler_free(&sl->sampler);
+                r = arwkv_sampler_init(&sl->sampler, &q->sampling, V);
+                if (r == ARWKV_OK && teacher) {
+                    arwkv_kv_cache_reset(sl->kv);
+                    r = arwkv_teacher_step(tw, sl->kv, q->prompt, q->n_prompt, logits, NULL);
+                } else if (r == ARWKV_OK) {
+                    r = arwkv_rnn_state_reset(sl->state);
+                    if (r == ARWKV_OK) r = arwkv_rnn_step(prefill, sl->state, q->prompt, q->n_prompt, logits, NULL);
+                }
+                if (r != ARWKV_OK) r = arwkv__context(r, "generate: request %d", qi);
+                else if (!arwkv__gen_take(q, &sl->sampler, logits)) sl->req = qi, sl->next = q->out[q->n_out - 1];
+            }
+        }
+        int B = 0;
+        for (int i = 0; i < max_batch; i++)
+            if (slots[i].req >= 0) live[B] = i, ids[B] = slots[i].next, per[B] = teacher ? (void *)slots[i].kv : (void *)slots[i].state, B++;
+        if (r != ARWKV_OK || B == 0) break;
+        /* one step over every live sequence, then the logits of all of them to the host */
+        const float *hidden = NULL;
+        if (teacher) {
+            r = arwkv__teacher_decode(tw, (arwkv_kv_cache **)per, ids, B);
+            hidden = tw->xn;
+        } else
+            r = arwkv_rnn_forward(decode, ids, B, 1, (arwkv_rnn_state **)per, 0, &hidden);
+        for (int r0 = 0; r0 < B && r == ARWKV_OK; r0 += ARWKV__LOGIT_ROWS) {
+            int rows = B - r0 < ARWKV__LOGIT_ROWS ? B - r0 : ARWKV__LOGIT_ROWS;
+            r = arwkv_model_logits(m, hidden + (size_t)r0 * C, rows, dlogits);
+            if (r == ARWKV_OK) r = be->mem->download(be, logits + (size_t)r0 * V, dlogits, (size_t)rows * V * sizeof(float));
+        }
+        for (int b = 0; b < B && r == ARWKV_OK; b++) {
+            arwkv__gen_slot *sl = &slots[live[b]];
+            arwkv_gen_request *q = &reqs[sl->req];
+            if (arwkv__gen_take(q, &sl->sampler, logits + (size_t)b * V)) sl->req = -1;
+            else sl->next = q->out[q->n_out - 1];
+        }
+    }
+    for (int i = 0; slots && i < max_batch; i++) {
+        arwkv_kv_cache_free(slots[i].kv);
+        arwkv_rnn_state_free(slots[i].state);
+        arwkv_sampler_free(&slots[i].sampler);
+    }
+    be->mem->free(be, dlogits);
+    arwkv_teacher_free(tw);
+    arwkv_rnn_free(prefill), arwkv_rnn_free(decode);
+    arwkv__free(slots), arwkv__free(ids), arwkv__free(live), arwkv__free(per), arwkv__free(logits);
+    return r;
 }
 
 /* @@generate-impl@@ */
