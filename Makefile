@@ -103,7 +103,7 @@ NVCC         ?= nvcc
 GPU_ARCH     ?= sm_90
 HIPCC        ?= hipcc
 HIP_ARCH     ?= gfx942
-GPU_PROGRAMS ?= gpu-info inspect eval chat distill
+GPU_PROGRAMS ?= gpu-info inspect eval chat distill answer
 GPU_HDR      := $(HDR) arwkv_hip.h
 NVCCFLAGS    := -std=c++17 $(OPT) -arch=$(GPU_ARCH) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
 HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)

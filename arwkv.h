@@ -1177,6 +1177,15 @@ typedef struct arwkv_gen_request {
 /* Answer n requests with model m (a teacher or a student), max_batch at a time (<= 0: all). */
 ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *reqs, int n, int max_batch);
 
+/* Conversations as JSON lines, the format of the data tools and of stage 3:
+     {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}
+   arwkv_chat_parse reads one such object (name: for errors, e.g. "file.jsonl line 3"); *msgs is one
+   allocation holding the messages and copies of their strings (free it with arwkv_free).
+   arwkv_chat_to_json writes one, on one line without the newline (free it with arwkv_free); bytes
+   that are not UTF-8 (a generation cut inside a character) become U+FFFD. */
+ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n);
+ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n, char **json);
+
 /* @@generate-api@@ */
 
 #ifdef __cplusplus
@@ -11165,6 +11174,91 @@ ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *r
     arwkv_rnn_free(prefill), arwkv_rnn_free(decode);
     arwkv__free(slots), arwkv__free(ids), arwkv__free(live), arwkv__free(per), arwkv__free(logits);
     return r;
+}
+
+/* ---- Conversations as JSON lines ---------------------------------------------------------------------- */
+
+ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n) {
+    *msgs = NULL, *n = 0;
+    arwkv__json j;
+    ARWKV__TRY(arwkv__json_parse(&j, json, len, name));
+    uint32_t jm = arwkv__json_get(&j, 0, "messages");
+    arwkv_result r = ARWKV_OK;
+    size_t bytes = 0, count = 0;
+    if (arwkv__json_type(&j, jm) != ARWKV__JSON_ARRAY)
+        r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}", name);
+    for (uint32_t e = r == ARWKV_OK ? arwkv__json_first(&j, jm) : ARWKV__JSON_NONE; e != ARWKV__JSON_NONE && r == ARWKV_OK; e = arwkv__json_next(&j, e), count++) {
+        uint32_t role = arwkv__json_get(&j, e, "role"), content = arwkv__json_get(&j, e, "content");
+        if (arwkv__json_type(&j, role) != ARWKV__JSON_STRING || arwkv__json_type(&j, content) != ARWKV__JSON_STRING)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %zu needs string \"role\" and \"content\"", name, count);
+        else if (strlen(arwkv__json_str(&j, content)) != arwkv__json_str_len(&j, content) || strlen(arwkv__json_str(&j, role)) != arwkv__json_str_len(&j, role))
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %zu contains a NUL character (\\u0000)", name, count);
+        else bytes += arwkv__json_str_len(&j, role) + arwkv__json_str_len(&j, content) + 2;
+    }
+    if (r == ARWKV_OK && count > INT_MAX / 2) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: %zu messages", name, count);
+    char *block = r == ARWKV_OK ? (char *)arwkv__malloc(count * sizeof(arwkv_chat_message) + bytes + 1) : NULL;
+    if (r == ARWKV_OK && !block) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    if (r == ARWKV_OK) {
+        arwkv_chat_message *m = (arwkv_chat_message *)(void *)block;
+        char *str = block + count * sizeof(arwkv_chat_message);
+        size_t k = 0;
+        for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), k++) {
+            uint32_t f[2] = {arwkv__json_get(&j, e, "role"), arwkv__json_get(&j, e, "content")};
+            for (int i = 0; i < 2; i++) {
+                size_t l = arwkv__json_str_len(&j, f[i]);
+                memcpy(str, arwkv__json_str(&j, f[i]), l);
+                str[l] = 0;
+                if (i == 0) m[k].role = str;
+                else m[k].content = str;
+                str += l + 1;
+            }
+        }
+        *msgs = m, *n = (int)count;
+    }
+    arwkv__json_free(&j);
+    return r;
+}
+
+/* Length of the UTF-8 character at s[0..n) (1-4), or 0 if the bytes there are not one. */
+static int arwkv__utf8_len(const unsigned char *s, size_t n) {
+    int len = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
+    if (!len || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    uint32_t cp = len == 1 ? s[0] : len == 2 ? (s[0] & 0x1Fu) : len == 3 ? (s[0] & 0x0Fu) : (s[0] & 0x07u);
+    for (int i = 1; i < len; i++) cp = cp << 6 | (s[i] & 0x3Fu);
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000}; /* no overlong forms, surrogates or > U+10FFFF */
+    if (cp < least[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+    return len;
+}
+
+ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n, char **json) {
+    *json = NULL;
+    size_t cap = 64;
+    for (int i = 0; i < n; i++) cap += 40 + 6 * (strlen(msgs[i].role) + strlen(msgs[i].content)); /* worst case: every byte \u00XX */
+    char *out = (char *)arwkv__malloc(cap), *w = out;
+    if (!out) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    w += sprintf(w, "{\"messages\": [");
+    for (int i = 0; i < n; i++) {
+        for (int f = 0; f < 2; f++) {
+            w += sprintf(w, f ? ", \"content\": \"" : "%s{\"role\": \"", i ? ", " : "");
+            const unsigned char *s = (const unsigned char *)(f ? msgs[i].content : msgs[i].role);
+            for (size_t len = strlen((const char *)s); len > 0;) {
+                int k = arwkv__utf8_len(s, len);
+                if (!k) w += sprintf(w, "\xEF\xBF\xBD"), s++, len--; /* U+FFFD */
+                else if (*s == '"' || *s == '\\') *w++ = '\\', *w++ = (char)*s++, len--;
+                else if (*s == '\n') w += sprintf(w, "\\n"), s++, len--;
+                else if (*s == '\t') w += sprintf(w, "\\t"), s++, len--;
+                else if (*s < 0x20 || *s == 0x7F) w += sprintf(w, "\\u%04x", *s), s++, len--;
+                else memcpy(w, s, (size_t)k), w += k, s += k, len -= (size_t)k;
+            }
+            *w++ = '"';
+        }
+        *w++ = '}';
+    }
+    w += sprintf(w, "]}");
+    *json = out;
+    return ARWKV_OK;
 }
 
 /* @@generate-impl@@ */

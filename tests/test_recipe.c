@@ -372,9 +372,182 @@ TEST(eval_teacher_kl_and_agreement_by_hand) {
     arwkv_backend_destroy(be);
 }
 
+/* ---- arwkv-answer --------------------------------------------------------------------------------- */
+
+/* Parse a file of conversations line by line; returns how many, -1 if a line does not parse. */
+static int read_conversations(const char *path, arwkv_chat_message **convs, int *lens, int max) {
+    char *text = slurp(path);
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (n == max || arwkv_chat_parse(line, strlen(line), path, &convs[n], &lens[n]) != ARWKV_OK) {
+            free(text);
+            return -1;
+        }
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+/* Conversations in, the same conversations with the model's answer appended out, in order; the
+   answers do not depend on the batch size (each conversation has its own seed). */
+TEST(answer_jsonl_conversations_in_batches) {
+    FILE *f = fopen("build/test_answer_in.jsonl", "w");
+    fputs("{\"messages\": [{\"role\": \"user\", \"content\": \"Write a function that adds two numbers.\"}]}\n"
+          "\n"
+          "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": \"Sort a list\"}, "
+          "{\"role\": \"assistant\", \"content\": \"sorted(xs)\"}, {\"role\": \"user\", \"content\": \"And \\\"reverse\\\" it?\"}]}\n"
+          "{\"messages\": [{\"role\": \"user\", \"content\": \"import\"}]}\n",
+          f);
+    fclose(f);
+    char *out;
+    int st = run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_in.jsonl --out build/test_answer_b3.jsonl --batch 3 "
+                 "-n 8 --temperature 0.8 --seed 11 --threads 2 2>&1 && build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_in.jsonl "
+                 "--batch 1 -n 8 --temperature 0.8 --seed 11 --threads 2 > build/test_answer_b1.jsonl 2>/dev/null",
+                 &out);
+    CHECK(st == 0 && strstr(out, "3 conversations"), "arwkv-answer: %d %s", st, out);
+    free(out);
+    char *b3 = slurp("build/test_answer_b3.jsonl"), *b1 = slurp("build/test_answer_b1.jsonl");
+    CHECK(strlen(b3) > 0 && strcmp(b3, b1) == 0, "batch 3 and batch 1 answer differently:\n%s\n---\n%s", b3, b1);
+    free(b3), free(b1);
+    arwkv_chat_message *in[4], *ans[4];
+    int n_in[4], n_ans[4];
+    int ni = read_conversations("build/test_answer_in.jsonl", in, n_in, 4), na = read_conversations("build/test_answer_b3.jsonl", ans, n_ans, 4);
+    CHECK(ni == 3 && na == 3, "%d conversations in, %d out", ni, na);
+    for (int i = 0; i < 3 && ni == 3 && na == 3; i++) {
+        CHECK(n_ans[i] == n_in[i] + 1 && !strcmp(ans[i][n_in[i]].role, "assistant") && strlen(ans[i][n_in[i]].content) > 0,
+              "conversation %d: %d messages, %d in", i, n_ans[i], n_in[i]);
+        for (int k = 0; k < n_in[i] && n_ans[i] == n_in[i] + 1; k++)
+            CHECK(!strcmp(in[i][k].role, ans[i][k].role) && !strcmp(in[i][k].content, ans[i][k].content), "conversation %d message %d changed", i, k);
+    }
+    for (int i = 0; i < ni; i++) arwkv_free(in[i]);
+    for (int i = 0; i < na; i++) arwkv_free(ans[i]);
+    /* a conversation that does not end with the user's message, and a line that is not one, are refused by line */
+    system("printf '{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\\n{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}\\n'"
+           " > build/test_answer_bad.jsonl");
+    st = run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_bad.jsonl 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "build/test_answer_bad.jsonl line 2") && strstr(out, "user"), "bad conversation: %d %s", st, out);
+    free(out);
+    system("printf '{\"text\": \"hi\"}\\n' > build/test_answer_bad.jsonl");
+    st = run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_bad.jsonl 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "build/test_answer_bad.jsonl line 1") && strstr(out, "messages"), "not a conversation: %d %s", st, out);
+    free(out);
+}
+
+/* The JSON-lines conversation format: what arwkv_chat_to_json writes, arwkv_chat_parse reads back,
+   special characters and all; bytes that are not UTF-8 become U+FFFD. */
+TEST(conversation_json_round_trip) {
+    arwkv_chat_message m[3] = {{"system", "tab\there, quote \" and backslash \\"}, {"user", "line\nbreak, \x01 control, caf\xc3\xa9, \xe2\x82\xac"},
+                               {"assistant", "cut \xe2\x82"}};
+    char *json;
+    CHECK_OK(arwkv_chat_to_json(m, 3, &json));
+    CHECK(!strchr(json, '\n') && strstr(json, "\\\"") && strstr(json, "\\u0001"), "one escaped line: %s", json);
+    arwkv_chat_message *back;
+    int n;
+    CHECK_OK(arwkv_chat_parse(json, strlen(json), "round trip", &back, &n));
+    CHECK(n == 3 && !strcmp(back[0].content, m[0].content) && !strcmp(back[1].content, m[1].content) && !strcmp(back[2].role, "assistant") &&
+              !strcmp(back[2].content, "cut \xef\xbf\xbd\xef\xbf\xbd"),
+          "read back %d messages: '%s'", n, n == 3 ? back[2].content : "");
+    arwkv_free(back), arwkv_free(json);
+    const char *bad[3] = {"{\"messages\": [{\"role\": \"user\"}]}", "{\"text\": \"x\"}", "{\"messages\": [{\"role\": \"user\", \"content\": \"a\\u0000b\"}]}"};
+    for (int i = 0; i < 3; i++) {
+        arwkv_result r = arwkv_chat_parse(bad[i], strlen(bad[i]), "x.jsonl line 9", &back, &n);
+        CHECK(r == ARWKV_ERR_FORMAT && strstr(arwkv_last_error(), "x.jsonl line 9") && back == NULL, "bad %d: %s", i, arwkv_last_error());
+    }
+}
+
+/* ---- data tools ----------------------------------------------------------------------------------- */
+
+static int count_lines(const char *path) {
+    char *t = slurp(path);
+    int n = 0;
+    for (char *p = t; *p; p++) n += *p == '\n';
+    free(t);
+    return n;
+}
+
+/* A small documentation tree: English pages and READMEs are kept once each and split by file; a
+   translated page, a licence, a duplicate, binary bytes and a table of numbers are not. */
+TEST(data_prose_from_a_small_tree) {
+    if (run("python3 -c 'import json, gzip' 2>/dev/null", NULL) != 0) SKIP("no python3");
+    system("rm -rf build/test_data && mkdir -p build/test_data/man/man1 build/test_data/man/de/man1 build/test_data/doc/p1 build/test_data/doc/p2");
+    const char *para = "The frobnicate command reads the files given to it and writes them to the standard output in the order in which they are "
+                       "named, which is the simplest way to join files. It is often used with a pipe, and the options below change how it treats "
+                       "blank lines and the ends of lines. This is a paragraph of English text for the test of the data tool.";
+    char cmd[4096];
+    for (int i = 0; i < 8; i++) { /* eight English documents: four pages, four READMEs */
+        if (i < 4)
+            snprintf(cmd, sizeof cmd, "printf '.TH FROB%d 1\\n.SH NAME\\nfrob%d \\\\- frobnicate\\n.SH DESCRIPTION\\n.B frob%d\\n%s\\n.PP\\n%s\\n' | gzip > build/test_data/man/man1/frob%d.1.gz",
+                     i, i, i, para, para, i);
+        else snprintf(cmd, sizeof cmd, "mkdir -p build/test_data/doc/d%d && printf 'Document %d.\\n\\n%s\\n\\n%s\\n' > build/test_data/doc/d%d/README", i, i, para, para, i);
+        system(cmd);
+    }
+    snprintf(cmd, sizeof cmd, "printf '.TH FROB 1\\n.SH NAME\\n%s\\n' | gzip > build/test_data/man/de/man1/frob.1.gz && "
+             "printf '%s\\n' > build/test_data/doc/p1/copyright && cp build/test_data/doc/d4/README build/test_data/doc/p2/README && "
+             "head -c 3000 /dev/urandom > build/test_data/doc/p1/notes.txt && seq 1 400 > build/test_data/doc/p2/table.txt", para, para);
+    system(cmd);
+    char *out;
+    int st = run("python3 tools/data_prose.py --roots build/test_data/man build/test_data/doc --out build/test_data/out --heldout-percent 50 2>&1", &out);
+    CHECK(st == 0 && strstr(out, "kept"), "data_prose.py: %d %s", st, out);
+    free(out);
+    int tr = count_lines("build/test_data/out/train.jsonl"), ho = count_lines("build/test_data/out/heldout.jsonl");
+    CHECK(tr + ho == 8 && tr > 0 && ho > 0, "%d training + %d held-out documents, want 8 in all, both sides non-empty", tr, ho);
+    char *all = slurp("build/test_data/out/train.jsonl"), *ho_text = slurp("build/test_data/out/heldout.txt"), *stats = slurp("build/test_data/out/stats.json");
+    CHECK(strstr(all, "frob") || strstr(ho_text, "frob"), "no manual page kept");
+    CHECK(!strstr(all, ".SH") && !strstr(all, "\\\\-") && !strstr(ho_text, ".SH") && !strstr(ho_text, ".PP"), "troff left in the text");
+    CHECK(strstr(stats, "\"duplicate\": 1") && strstr(stats, "\"not_english\": 1") && strstr(stats, "\"unreadable\": 1") &&
+              strstr(stats, "\"not_a_document\": 2"), "stats: %s", stats);
+    /* the split is by file and fixed: a second run gives the same files */
+    st = run("python3 tools/data_prose.py --roots build/test_data/man build/test_data/doc --out build/test_data/out2 --heldout-percent 50 >/dev/null 2>&1 && "
+             "cmp build/test_data/out/train.jsonl build/test_data/out2/train.jsonl && cmp build/test_data/out/heldout.txt build/test_data/out2/heldout.txt", NULL);
+    CHECK(st == 0, "a second run differs");
+    /* each held-out document is a whole document of the tree, in heldout.txt too */
+    CHECK(count_lines("build/test_data/out/heldout.txt") >= 3 * ho, "heldout.txt: %d lines for %d documents", count_lines("build/test_data/out/heldout.txt"), ho);
+    free(all), free(ho_text), free(stats);
+    st = run("python3 tools/data_prose.py --roots /nonexistent --out build/test_data/none 2>&1", &out);
+    CHECK(st != 0 && strstr(out, "/nonexistent"), "missing roots: %d %s", st, out);
+    free(out);
+}
+
+/* The prompt generator: the counts asked for, every line a one-message user conversation, no prompt
+   twice and none in both sets, the same seed the same files. */
+TEST(data_prompts_generator) {
+    if (run("python3 -c 'import json' 2>/dev/null", NULL) != 0) SKIP("no python3");
+    system("rm -rf build/test_prompts build/test_prompts2");
+    int st = run("python3 tools/data_prompts.py --out build/test_prompts --count 500 --heldout 60 --seed 3 >/dev/null 2>&1 && "
+                 "python3 tools/data_prompts.py --out build/test_prompts2 --count 500 --heldout 60 --seed 3 >/dev/null 2>&1 && "
+                 "cmp build/test_prompts/prompts_train.jsonl build/test_prompts2/prompts_train.jsonl", NULL);
+    CHECK(st == 0, "generator failed or is not deterministic");
+    static arwkv_chat_message *tr[600], *ho[100], *fx[30];
+    static int ntr[600], nho[100], nfx[30];
+    int a = read_conversations("build/test_prompts/prompts_train.jsonl", tr, ntr, 600), b = read_conversations("build/test_prompts/prompts_heldout.jsonl", ho, nho, 100),
+        c = read_conversations("build/test_prompts/prompts_fixed20.jsonl", fx, nfx, 30);
+    CHECK(a == 500 && b == 60 && c == 20, "%d, %d, %d prompts", a, b, c);
+    int bad = 0, dup = 0, kinds = 0;
+    const char *starts[4] = {"What is", "Write a", "Explain", "List"};
+    int seen_kind[4] = {0};
+    for (int i = 0; i < a + b && a == 500 && b == 60; i++) {
+        arwkv_chat_message *m = i < a ? tr[i] : ho[i - a];
+        int n = i < a ? ntr[i] : nho[i - a];
+        bad += n != 1 || strcmp(m[0].role, "user") || strlen(m[0].content) < 8;
+        for (int k = 0; k < 4; k++) seen_kind[k] |= !strncmp(m[0].content, starts[k], strlen(starts[k]));
+        for (int j = 0; j < i; j++) dup += !strcmp(m[0].content, (j < a ? tr[j] : ho[j - a])[0].content);
+    }
+    for (int k = 0; k < 4; k++) kinds += seen_kind[k];
+    CHECK(bad == 0 && dup == 0 && kinds == 4, "%d malformed, %d repeated, %d of 4 kinds of prompt", bad, dup, kinds);
+    for (int i = 0; i < 20 && b == 60 && c == 20; i++) CHECK(!strcmp(fx[i][0].content, ho[i][0].content), "fixed prompt %d is not held-out prompt %d", i, i);
+    for (int i = 0; i < a; i++) arwkv_free(tr[i]);
+    for (int i = 0; i < b; i++) arwkv_free(ho[i]);
+    for (int i = 0; i < c; i++) arwkv_free(fx[i]);
+}
+
 int main(void) {
     RUN(distill_log_csv_rows_and_resume);
     RUN(plot_svg_points_where_the_numbers_put_them);
     RUN(eval_teacher_kl_and_agreement_by_hand);
+    RUN(answer_jsonl_conversations_in_batches);
+    RUN(conversation_json_round_trip);
+    RUN(data_prose_from_a_small_tree);
+    RUN(data_prompts_generator);
     return test_summary("recipe");
 }
