@@ -99,10 +99,13 @@ TEST(batch_equals_alone_teacher_and_students) {
     so.init = ARWKV_INIT_INHERIT, so.seed = 7;
     CHECK_OK(arwkv_student_create(t, &so, &s7));
     check_model(s7, tok, "ARWKV-7 student");
-    so.arch = ARWKV_ARCH_QRWKV6;
-    CHECK_OK(arwkv_student_create(t, &so, &s6));
-    check_model(s6, tok, "QRWKV6 student");
-    arwkv_model_free(s6), arwkv_model_free(s7), arwkv_model_free(t);
+    if (!getenv("ARWKV_TEST_QUICK")) { /* sanitizer builds: the teacher and one student are enough */
+        so.arch = ARWKV_ARCH_QRWKV6;
+        CHECK_OK(arwkv_student_create(t, &so, &s6));
+        check_model(s6, tok, "QRWKV6 student");
+        arwkv_model_free(s6);
+    }
+    arwkv_model_free(s7), arwkv_model_free(t);
     arwkv_tokenizer_free(tok);
     arwkv_backend_destroy(be);
 }
