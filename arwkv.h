@@ -10931,10 +10931,14 @@ ARWKV_PRIVATE void arwkv__reader_free(arwkv__reader *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* A Transformer teacher (a KV cache, read all at once) rather than a student (a recurrent state): the one
+   place comparison and batched generation ask. */
+ARWKV_PRIVATE int arwkv__is_transformer(const arwkv_model *m) { return m->cfg.arch == ARWKV_ARCH_QWEN2; }
+
 /* Make the hidden state of position pos available in r->hidden (row pos - r->first). */
 ARWKV_PRIVATE arwkv_result arwkv__reader_seek(arwkv__reader *r, const int32_t *ids, int n, int pos) {
     if (r->hidden && pos >= r->first && pos < r->first + r->rows) return ARWKV_OK;
-    if (r->m->cfg.arch == ARWKV_ARCH_QWEN2) {
+    if (arwkv__is_transformer(r->m)) {
         if (!r->t) ARWKV__TRY(arwkv_teacher_create(r->m, &r->t));
         ARWKV__TRY(arwkv_teacher_forward(r->t, ids, 1, n, NULL, NULL, &r->hidden));
         r->first = 0, r->rows = n;
@@ -10983,7 +10987,7 @@ ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, con
     for (int row = 0; row < n - 1 && r == ARWKV_OK; row += R) {
         int k = n - 1 - row < R ? n - 1 - row : R, any = 0;
         for (int i = 0; i < k; i++) any |= !mask || mask[row + i + 1];
-        if (!any && rm.m->cfg.arch == ARWKV_ARCH_QWEN2 && (!ref || ref->cfg.arch == ARWKV_ARCH_QWEN2)) continue; /* nothing to score */
+        if (!any && arwkv__is_transformer(m) && (!ref || arwkv__is_transformer(ref))) continue; /* nothing to score */
         r = arwkv__reader_seek(&rm, ids, n, row);
         if (r == ARWKV_OK && ref) r = arwkv__reader_seek(&rr, ids, n, row);
         if (r == ARWKV_OK && !any) continue; /* a student still had to read these positions */
@@ -11021,9 +11025,9 @@ ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, con
 /* ---- Batched generation ----------------------------------------------------------------------------- */
 
 /* One decoding step of the teacher for B sequences, one new token each (ids[b]) appended to its own
-   cache caches[b] at that cache's length: the layer of arwkv__teacher_layer with the projections and
-   the MLP over all B rows at once and the attention per sequence. Leaves the final hidden states in
-   t->xn [B, C]. */
+   cache caches[b] at that cache's length: the layer of arwkv__teacher_layer, step for step (keep the
+   two alike), with the projections and the MLP over all B rows at once and the attention per
+   sequence. Leaves the final hidden states in t->xn [B, C]. */
 ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cache **caches, const int32_t *ids, int B) {
     arwkv_backend *be = t->be;
     const arwkv_config *c = &t->m->cfg;
@@ -11093,7 +11097,7 @@ static int arwkv__gen_take(arwkv_gen_request *q, arwkv_sampler *smp, float *logi
 
 ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *reqs, int n, int max_batch) {
     arwkv_backend *be = m->be;
-    int V = m->cfg.vocab_size, C = m->cfg.hidden_size, teacher = m->cfg.arch == ARWKV_ARCH_QWEN2;
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size, teacher = arwkv__is_transformer(m);
     if (n < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "generate: %d requests", n);
     for (int i = 0; i < n; i++) {
         arwkv_gen_request *q = &reqs[i];
