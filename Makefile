@@ -33,7 +33,7 @@ COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/
 GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 
 .DEFAULT_GOAL := all
-.PHONY: all test test-asan fuzz bench clean compile-checks demo gpu gpu-hip gpu-test
+.PHONY: all test test-asan fuzz bench clean compile-checks demo gpu gpu-hip gpu-test distill-smollm2
 
 # The README's first command: distill the bundled teacher on this CPU (6 minutes on 2 cores).
 demo: $(B)/arwkv-distill
@@ -41,6 +41,11 @@ demo: $(B)/arwkv-distill
 
 bench: $(B)/arwkv-bench
 	$(B)/arwkv-bench
+
+# The real recipe: SmolLM2-135M-Instruct into ARWKV-7 and QRWKV6 students on one GPU (bench/distill-smollm2.sh
+# says the steps, the knobs and the hyper-parameters; SMOKE=1 runs the same pipeline on this CPU at toy sizes).
+distill-smollm2:
+	bash bench/distill-smollm2.sh all
 all: $(TOOLS) $(EXAMPLES) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
 
 $(B):
@@ -107,7 +112,7 @@ comma        := ,
 GPU_ARCH_FLAGS := $(if $(filter %a,$(GPU_ARCH)),-gencode=arch=compute_$(patsubst sm_%,%,$(GPU_ARCH))$(comma)code=$(GPU_ARCH),-arch=$(GPU_ARCH))
 HIPCC        ?= hipcc
 HIP_ARCH     ?= gfx942
-GPU_PROGRAMS ?= gpu-info inspect eval chat distill
+GPU_PROGRAMS ?= gpu-info inspect eval chat distill answer
 GPU_HDR      := $(HDR) arwkv_hip.h
 NVCCFLAGS    := -std=c++17 $(OPT) $(GPU_ARCH_FLAGS) -Xcompiler -Wall,-Wextra,-Wshadow,-Wno-unused-function $(if $(ARCH),-Xcompiler $(ARCH))
 HIPFLAGS     := -x hip -std=c++17 $(OPT) --offload-arch=$(HIP_ARCH) $(WARN)

@@ -1362,6 +1362,60 @@ ARWKV_API arwkv_result arwkv_session_load(arwkv_session *s, const char *path);
    measure arwkv-eval prints; perplexity is its exponential). */
 ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n, double *nll);
 
+/* How closely a model predicts like a reference (a student like its teacher) on the same tokens:
+   both read ids[0..n) from a fresh state and predict every next token. Counts and sums, so that the
+   windows of a long text add up (zero *acc first; the means are the sums over tokens). Position i
+   (predicting ids[i+1]) counts when mask is NULL or mask[i+1] is nonzero: a conversation's mask from
+   arwkv_chat_encode scores the assistant tokens only. ref may be NULL (the model's NLL alone). */
+typedef struct arwkv_compare_stats {
+    int64_t tokens;     /* positions counted */
+    double nll;         /* sum of the model's negative log-likelihoods of the targets (nats) */
+    double ref_nll;     /* the same for the reference */
+    double kl;          /* sum of KL(reference || model) over the full vocabulary (nats) */
+    int64_t agree;      /* positions where both give the highest logit to the same token (lowest id on ties) */
+} arwkv_compare_stats;
+ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, const int32_t *ids, const uint8_t *mask, int n,
+                                           arwkv_compare_stats *acc);
+
+/* ---- Batched generation -----------------------------------------------------------------------------
+   Many sequences decoded together, for teachers and students: each request has its own prompt,
+   sampling options (seed, temperature, top-p, ...), length limit and stop tokens. Up to max_batch
+   requests are in flight at once; one that finishes makes room for the next. Each decoding step
+   runs the model once over every sequence in flight, so their matrix products are one product of
+   max_batch rows (the teacher's attention runs per sequence, each over its own KV cache at its own
+   position; a student's recurrent states are batched), all through the backend's op tables, so the
+   GPU backend batches the same way.
+   A sequence gets the tokens it would get alone: arwkv_session_feed of the prompt, then repeatedly
+   arwkv_sample with the last ARWKV_GEN_RECENT tokens it generated as the repetition window and
+   arwkv_session_feed of the token. "The same" is up to the summation order of matrix products of
+   different row counts: on the CPU, 1 to 4 rows share one path (bit-for-bit equal), beyond that a
+   near tie between two tokens may break the other way. */
+#define ARWKV_GEN_RECENT 64
+
+typedef struct arwkv_gen_request {
+    const int32_t *prompt;          /* at least one token */
+    int n_prompt;
+    arwkv_sampler_options sampling; /* temperature 0: greedy */
+    int max_new;                    /* generate at most this many tokens (>= 0) */
+    const int32_t *stop;            /* generation ends after any of these ids (kept in out); may be NULL */
+    int n_stop;
+    int32_t *out;                   /* the caller's buffer of max_new ids */
+    int n_out;                      /* set: tokens generated */
+    int stopped;                    /* set: 1 if a stop token ended it, 0 if max_new did */
+} arwkv_gen_request;
+
+/* Answer n requests with model m (a teacher or a student), max_batch at a time (<= 0: all). */
+ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *reqs, int n, int max_batch);
+
+/* Conversations as JSON lines, the format of the data tools and of stage 3:
+     {"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": "..."}]}
+   arwkv_chat_parse reads one such object (name: for errors, e.g. "file.jsonl line 3"); *msgs is one
+   allocation holding the messages and copies of their strings (free it with arwkv_free).
+   arwkv_chat_to_json writes one, on one line without the newline (free it with arwkv_free); bytes
+   that are not UTF-8 (a generation cut inside a character) become U+FFFD. */
+ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n);
+ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n, char **json);
+
 /* @@generate-api@@ */
 
 #ifdef __cplusplus
@@ -10500,7 +10554,7 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     /* llama.cpp's rwkv6qwen2 and arwkv7 loaders have no tied head (output.weight is required; unlike
        its qwen2 loader they do not fall back to the embeddings) and recursal's converter materializes
        lm_head.weight: a tied student also writes its head, as a copy. Loading ignores it. */
-    if (r == ARWKV_OK && m->cfg.arch != ARWKV_ARCH_QWEN2 && m->cfg.tie_word_embeddings && m->embed) {
+    if (r == ARWKV_OK && !arwkv_arch_is_teacher(m->cfg.arch) && m->cfg.tie_word_embeddings && m->embed) {
         e[n_entries] = e[m->embed - m->params];
         e[n_entries++].name = "lm_head.weight";
     }
@@ -13310,6 +13364,365 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
     arwkv__free(labels_host), arwkv__free(ce_host);
     if (r == ARWKV_OK) *nll = sum / (n - 1);
     return r;
+}
+
+/* ---- Comparing a model with its reference ------------------------------------------------------------- */
+
+/* The final hidden states of every position of ids[0..n) from a fresh state: the teacher reads all at
+   once; a student in pieces of 1024, carrying its state, so *hidden holds the last piece only and
+   the caller asks piece by piece (first = 0, 1024, ...). */
+typedef struct arwkv__reader {
+    arwkv_model *m;
+    arwkv_teacher *t;
+    arwkv_rnn *rnn;
+    arwkv_rnn_state *st;
+    const float *hidden;
+    int first, rows; /* positions [first, first+rows) are in hidden */
+} arwkv__reader;
+
+ARWKV_PRIVATE void arwkv__reader_free(arwkv__reader *r) {
+    arwkv_teacher_free(r->t);
+    arwkv_rnn_state_free(r->st);
+    arwkv_rnn_free(r->rnn);
+    memset(r, 0, sizeof *r);
+}
+
+/* A Transformer teacher (a KV cache, read all at once) rather than a student (a recurrent state): the one
+   place comparison and batched generation ask. */
+ARWKV_PRIVATE int arwkv__is_transformer(const arwkv_model *m) { return arwkv_arch_is_teacher(m->cfg.arch); }
+
+/* Make the hidden state of position pos available in r->hidden (row pos - r->first). */
+ARWKV_PRIVATE arwkv_result arwkv__reader_seek(arwkv__reader *r, const int32_t *ids, int n, int pos) {
+    if (r->hidden && pos >= r->first && pos < r->first + r->rows) return ARWKV_OK;
+    if (arwkv__is_transformer(r->m)) {
+        if (!r->t) ARWKV__TRY(arwkv_teacher_create(r->m, &r->t));
+        ARWKV__TRY(arwkv_teacher_forward(r->t, ids, 1, n, NULL, NULL, &r->hidden));
+        r->first = 0, r->rows = n;
+        return ARWKV_OK;
+    }
+    if (!r->rnn) ARWKV__TRY(arwkv_rnn_create(r->m, &r->rnn));
+    if (!r->st) ARWKV__TRY(arwkv_rnn_state_create(r->m, &r->st));
+    int next = r->hidden ? r->first + r->rows : 0;
+    if (pos != next) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "compare: positions are read in order (%d after %d)", pos, next);
+    r->first = next, r->rows = n - next < 1024 ? n - next : 1024;
+    return arwkv_rnn_forward(r->rnn, ids + next, 1, r->rows, &r->st, 0, &r->hidden);
+}
+
+/* log-softmax normalizer and arg-max (lowest id on ties) of one row, in double */
+static double arwkv__row_lse(const float *x, int V, int *argmax) {
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (x[i] > x[best]) best = i;
+    double z = 0;
+    for (int i = 0; i < V; i++) z += exp((double)x[i] - x[best]);
+    *argmax = best;
+    return x[best] + log(z);
+}
+
+ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, const int32_t *ids, const uint8_t *mask, int n,
+                                           arwkv_compare_stats *acc) {
+    if (n < 2) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "compare: need at least 2 tokens, got %d", n);
+    int V = m->cfg.vocab_size;
+    if (ref && (ref->cfg.vocab_size != V || ref->be != m->be))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "compare: the reference has a vocabulary of %d, the model %d (or another backend): "
+                           "compare a student with the teacher it was made from", ref->cfg.vocab_size, V);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token %d at position %d is outside the vocabulary", ids[i], i);
+    arwkv_backend *be = m->be;
+    const int R = ARWKV__LOGIT_ROWS, C = m->cfg.hidden_size;
+    arwkv__reader rm, rr;
+    memset(&rm, 0, sizeof rm), memset(&rr, 0, sizeof rr);
+    rm.m = m, rr.m = ref;
+    float *dev = NULL, *dev_ref = NULL;
+    float *host = (float *)arwkv__malloc((size_t)R * V * sizeof(float)), *host_ref = ref ? (float *)arwkv__malloc((size_t)R * V * sizeof(float)) : NULL;
+    arwkv_result r = host && (host_ref || !ref) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "compare: out of memory");
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)R * V * sizeof(float), (void **)&dev);
+    if (r == ARWKV_OK && ref) r = be->mem->alloc(be, (size_t)R * V * sizeof(float), (void **)&dev_ref);
+    /* rows of R positions whose logits live on the host at once; a row of the model's reader never
+       straddles two of its pieces (1024 is a multiple of R) */
+    for (int row = 0; row < n - 1 && r == ARWKV_OK; row += R) {
+        int k = n - 1 - row < R ? n - 1 - row : R, any = 0;
+        for (int i = 0; i < k; i++) any |= !mask || mask[row + i + 1];
+        if (!any && arwkv__is_transformer(m) && (!ref || arwkv__is_transformer(ref))) continue; /* nothing to score */
+        r = arwkv__reader_seek(&rm, ids, n, row);
+        if (r == ARWKV_OK && ref) r = arwkv__reader_seek(&rr, ids, n, row);
+        if (r == ARWKV_OK && !any) continue; /* a student still had to read these positions */
+        if (r == ARWKV_OK) r = arwkv_model_logits(m, rm.hidden + (size_t)(row - rm.first) * C, k, dev);
+        if (r == ARWKV_OK) r = be->mem->download(be, host, dev, (size_t)k * V * sizeof(float));
+        if (r == ARWKV_OK && ref) r = arwkv_model_logits(ref, rr.hidden + (size_t)(row - rr.first) * ref->cfg.hidden_size, k, dev_ref);
+        if (r == ARWKV_OK && ref) r = be->mem->download(be, host_ref, dev_ref, (size_t)k * V * sizeof(float));
+        for (int i = 0; i < k && r == ARWKV_OK; i++) {
+            int pos = row + i, y = ids[pos + 1], am, am_ref;
+            if (mask && !mask[pos + 1]) continue;
+            const float *x = host + (size_t)i * V;
+            double lse = arwkv__row_lse(x, V, &am);
+            if (!isfinite(lse)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "compare: the model's logits at position %d are not finite", pos);
+            acc->tokens++;
+            acc->nll += lse - x[y];
+            if (!ref || r != ARWKV_OK) continue;
+            const float *xr = host_ref + (size_t)i * V;
+            double lse_ref = arwkv__row_lse(xr, V, &am_ref), kl = 0;
+            if (!isfinite(lse_ref)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "compare: the reference's logits at position %d are not finite", pos);
+            for (int v = 0; v < V; v++) { /* sum p_ref (log p_ref - log p) */
+                double lp_ref = xr[v] - lse_ref;
+                kl += exp(lp_ref) * (lp_ref - (x[v] - lse));
+            }
+            acc->ref_nll += lse_ref - xr[y];
+            acc->kl += kl;
+            acc->agree += am == am_ref;
+        }
+    }
+    arwkv__reader_free(&rm), arwkv__reader_free(&rr);
+    be->mem->free(be, dev), be->mem->free(be, dev_ref);
+    arwkv__free(host), arwkv__free(host_ref);
+    return r == ARWKV_OK ? r : arwkv__context(r, "comparing %d tokens", n);
+}
+
+/* ---- Batched generation ----------------------------------------------------------------------------- */
+
+/* One decoding step of the teacher for B sequences, one new token each (ids[b]) appended to its own
+   cache caches[b] at that cache's length: the layer of arwkv__teacher_layer, step for step (keep the
+   two alike), with the projections and the MLP over all B rows at once and the attention per
+   sequence. Leaves the final hidden states in t->xn [B, C]. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cache **caches, const int32_t *ids, int B) {
+    arwkv_backend *be = t->be;
+    const arwkv_config *c = &t->m->cfg;
+    int C = c->hidden_size, H = c->num_heads, Hkv = c->num_kv_heads, D = c->head_dim, F = c->intermediate_size, KV = Hkv * D;
+    int32_t pos_stack[64], *pos = B <= 64 ? pos_stack : (int32_t *)arwkv__malloc((size_t)B * sizeof(int32_t));
+    if (!pos) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    arwkv_result r = arwkv__teacher_reserve(t, B);
+    for (int b = 0; b < B && r == ARWKV_OK; b++) {
+        if (caches[b]->len == INT_MAX) r = arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "teacher step: position overflow");
+        if (r == ARWKV_OK) r = arwkv__kv_cache_reserve(caches[b], caches[b]->len + 1);
+        pos[b] = caches[b]->len;
+    }
+    if (r == ARWKV_OK) r = be->mem->upload(be, t->pos, pos, (size_t)B * sizeof(int32_t));
+    if (pos != pos_stack) arwkv__free(pos);
+    ARWKV__TRY(r);
+    ARWKV__TRY(arwkv__teacher_upload_ids(t, ids, B));
+    ARWKV__TRY(be->core->embed_forward(be, t->x, t->ids, B, t->m->embed->data, t->m->embed->dtype, C));
+    for (int l = 0; l < c->num_layers; l++) {
+        const arwkv_layer *L = &t->m->layers[l];
+        ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, B, C, c->rms_norm_eps));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, B, L->q_w, L->q_b, 0));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->k, KV, t->xn, B, L->k_w, L->k_b, 0));
+        ARWKV__TRY(arwkv__teacher_linear(be, t->v, KV, t->xn, B, L->v_w, L->v_b, 0));
+        if (c->qk_norm) { /* Qwen3, as in arwkv__teacher_layer */
+            ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, B * H, D, c->rms_norm_eps));
+            ARWKV__TRY(be->core->rmsnorm_forward(be, t->k, NULL, t->k, L->k_norm->data, L->k_norm->dtype, B * Hkv, D, c->rms_norm_eps));
+        }
+        ARWKV__TRY(be->qwen->rope_forward(be, t->q, B, H, D, (ptrdiff_t)H * D, t->pos, 0, c->rope_theta));
+        ARWKV__TRY(be->qwen->rope_forward(be, t->k, B, Hkv, D, KV, t->pos, 0, c->rope_theta));
+        for (int b = 0; b < B; b++) { /* the new key and value join the sequence's cache; its query reads the cache */
+            arwkv_kv_cache *kc = caches[b];
+            ARWKV__TRY(be->mem->copy(be, kc->k[l] + (ptrdiff_t)kc->len * KV, t->k + (ptrdiff_t)b * KV, (size_t)KV * sizeof(float)));
+            ARWKV__TRY(be->mem->copy(be, kc->v[l] + (ptrdiff_t)kc->len * KV, t->v + (ptrdiff_t)b * KV, (size_t)KV * sizeof(float)));
+            ARWKV__TRY(be->qwen->attention_forward(be, t->att + (ptrdiff_t)b * H * D, t->q + (ptrdiff_t)b * H * D, kc->k[l], kc->v[l], 1, 1, kc->len,
+                                                   H, Hkv, D, 0));
+        }
+        ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, B, L->o_w, L->o_b, 0));
+        ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)B * C));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, B, C, c->rms_norm_eps));
+        for (int r0 = 0; r0 < B; r0 += ARWKV__TEACHER_MLP_ROWS) {
+            int rows = B - r0 < ARWKV__TEACHER_MLP_ROWS ? B - r0 : ARWKV__TEACHER_MLP_ROWS;
+            const float *yn = t->xn + (ptrdiff_t)r0 * C;
+            ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
+            ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+            ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F));
+            ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1));
+        }
+    }
+    for (int b = 0; b < B; b++) caches[b]->len++;
+    return be->core->rmsnorm_forward(be, t->xn, NULL, t->x, t->m->final_norm->data, t->m->final_norm->dtype, B, C, c->rms_norm_eps);
+}
+
+/* A request in flight: its own cache or state, sampler and repetition window. */
+typedef struct arwkv__gen_slot {
+    int req;                  /* index in the requests; -1: free */
+    arwkv_kv_cache *kv;
+    arwkv_rnn_state *state;
+    arwkv_sampler sampler;
+    int32_t next;             /* the token to read next */
+} arwkv__gen_slot;
+
+/* Take a token for request q from logits (host, modified): append it, and say if q is finished. */
+static int arwkv__gen_take(arwkv_gen_request *q, arwkv_sampler *smp, float *logits) {
+    int from = q->n_out > ARWKV_GEN_RECENT ? q->n_out - ARWKV_GEN_RECENT : 0;
+    int32_t id = arwkv_sample(smp, logits, q->out + from, q->n_out - from);
+    q->out[q->n_out++] = id;
+    for (int i = 0; i < q->n_stop; i++)
+        if (q->stop[i] == id) q->stopped = 1;
+    return q->stopped || q->n_out >= q->max_new;
+}
+
+ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *reqs, int n, int max_batch) {
+    arwkv_backend *be = m->be;
+    int V = m->cfg.vocab_size, C = m->cfg.hidden_size, teacher = arwkv__is_transformer(m);
+    if (n < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "generate: %d requests", n);
+    for (int i = 0; i < n; i++) {
+        arwkv_gen_request *q = &reqs[i];
+        q->n_out = 0, q->stopped = 0;
+        if (q->n_prompt < 1 || !q->prompt || q->max_new < 0 || (q->max_new > 0 && !q->out) || q->n_stop < 0 || (q->n_stop > 0 && !q->stop))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "generate: request %d needs a prompt of at least one token, max_new >= 0 and "
+                               "an output buffer (prompt %d tokens, max_new %d)", i, q->n_prompt, q->max_new);
+    }
+    if (max_batch <= 0 || max_batch > n) max_batch = n;
+    if (max_batch == 0) return ARWKV_OK;
+    arwkv__gen_slot *slots = (arwkv__gen_slot *)arwkv__calloc((size_t)max_batch, sizeof *slots);
+    int32_t *ids = (int32_t *)arwkv__malloc((size_t)max_batch * sizeof(int32_t));
+    int *live = (int *)arwkv__malloc((size_t)max_batch * sizeof(int));
+    void **per = (void **)arwkv__malloc((size_t)max_batch * sizeof(void *)); /* caches or states of the live slots */
+    float *logits = (float *)arwkv__malloc((size_t)max_batch * V * sizeof(float)), *dlogits = NULL;
+    arwkv_teacher *tw = NULL;
+    arwkv_rnn *prefill = NULL, *decode = NULL; /* two workspaces: [1, prompt] and [batch, 1] */
+    arwkv_result r = slots && ids && live && per && logits ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "generate: out of memory");
+    for (int i = 0; i < max_batch && slots; i++) slots[i].req = -1;
+    if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(m, &tw);
+    if (r == ARWKV_OK && !teacher) r = arwkv_rnn_create(m, &prefill);
+    if (r == ARWKV_OK && !teacher) r = arwkv_rnn_create(m, &decode);
+    for (int i = 0; i < max_batch && r == ARWKV_OK; i++)
+        r = teacher ? arwkv_kv_cache_create(m, 0, &slots[i].kv) : arwkv_rnn_state_create(m, &slots[i].state);
+    if (r == ARWKV_OK) r = be->mem->alloc(be, (size_t)ARWKV__LOGIT_ROWS * V * sizeof(float), (void **)&dlogits);
+    int pending = 0;
+    while (r == ARWKV_OK) {
+        /* free slots take the next requests: read the prompt, take the first token */
+        for (int i = 0; i < max_batch && r == ARWKV_OK; i++) {
+            arwkv__gen_slot *sl = &slots[i];
+            while (sl->req < 0 && pending < n && r == ARWKV_OK) {
+                arwkv_gen_request *q = &reqs[pending];
+                int qi = pending++;
+                if (q->max_new == 0) continue;
+                arwkv_sampler_free(&sl->sampler);
+                r = arwkv_sampler_init(&sl->sampler, &q->sampling, V);
+                if (r == ARWKV_OK && teacher) {
+                    arwkv_kv_cache_reset(sl->kv);
+                    r = arwkv_teacher_step(tw, sl->kv, q->prompt, q->n_prompt, logits, NULL);
+                } else if (r == ARWKV_OK) {
+                    r = arwkv_rnn_state_reset(sl->state);
+                    if (r == ARWKV_OK) r = arwkv_rnn_step(prefill, sl->state, q->prompt, q->n_prompt, logits, NULL);
+                }
+                if (r != ARWKV_OK) r = arwkv__context(r, "generate: request %d", qi);
+                else if (!arwkv__gen_take(q, &sl->sampler, logits)) sl->req = qi, sl->next = q->out[q->n_out - 1];
+            }
+        }
+        int B = 0;
+        for (int i = 0; i < max_batch; i++)
+            if (slots[i].req >= 0) live[B] = i, ids[B] = slots[i].next, per[B] = teacher ? (void *)slots[i].kv : (void *)slots[i].state, B++;
+        if (r != ARWKV_OK || B == 0) break;
+        /* one step over every live sequence, then the logits of all of them to the host */
+        const float *hidden = NULL;
+        if (teacher) {
+            r = arwkv__teacher_decode(tw, (arwkv_kv_cache **)per, ids, B);
+            hidden = tw->xn;
+        } else
+            r = arwkv_rnn_forward(decode, ids, B, 1, (arwkv_rnn_state **)per, 0, &hidden);
+        for (int r0 = 0; r0 < B && r == ARWKV_OK; r0 += ARWKV__LOGIT_ROWS) {
+            int rows = B - r0 < ARWKV__LOGIT_ROWS ? B - r0 : ARWKV__LOGIT_ROWS;
+            r = arwkv_model_logits(m, hidden + (size_t)r0 * C, rows, dlogits);
+            if (r == ARWKV_OK) r = be->mem->download(be, logits + (size_t)r0 * V, dlogits, (size_t)rows * V * sizeof(float));
+        }
+        for (int b = 0; b < B && r == ARWKV_OK; b++) {
+            arwkv__gen_slot *sl = &slots[live[b]];
+            arwkv_gen_request *q = &reqs[sl->req];
+            if (arwkv__gen_take(q, &sl->sampler, logits + (size_t)b * V)) sl->req = -1;
+            else sl->next = q->out[q->n_out - 1];
+        }
+    }
+    for (int i = 0; slots && i < max_batch; i++) {
+        arwkv_kv_cache_free(slots[i].kv);
+        arwkv_rnn_state_free(slots[i].state);
+        arwkv_sampler_free(&slots[i].sampler);
+    }
+    be->mem->free(be, dlogits);
+    arwkv_teacher_free(tw);
+    arwkv_rnn_free(prefill), arwkv_rnn_free(decode);
+    arwkv__free(slots), arwkv__free(ids), arwkv__free(live), arwkv__free(per), arwkv__free(logits);
+    return r;
+}
+
+/* ---- Conversations as JSON lines ---------------------------------------------------------------------- */
+
+ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n) {
+    *msgs = NULL, *n = 0;
+    arwkv__json j;
+    ARWKV__TRY(arwkv__json_parse(&j, json, len, name));
+    uint32_t jm = arwkv__json_get(&j, 0, "messages");
+    arwkv_result r = ARWKV_OK;
+    size_t bytes = 0, count = 0;
+    if (arwkv__json_type(&j, jm) != ARWKV__JSON_ARRAY)
+        r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}", name);
+    for (uint32_t e = r == ARWKV_OK ? arwkv__json_first(&j, jm) : ARWKV__JSON_NONE; e != ARWKV__JSON_NONE && r == ARWKV_OK; e = arwkv__json_next(&j, e), count++) {
+        uint32_t role = arwkv__json_get(&j, e, "role"), content = arwkv__json_get(&j, e, "content");
+        if (arwkv__json_type(&j, role) != ARWKV__JSON_STRING || arwkv__json_type(&j, content) != ARWKV__JSON_STRING)
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %zu needs string \"role\" and \"content\"", name, count);
+        else if (strlen(arwkv__json_str(&j, content)) != arwkv__json_str_len(&j, content) || strlen(arwkv__json_str(&j, role)) != arwkv__json_str_len(&j, role))
+            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %zu contains a NUL character (\\u0000)", name, count);
+        else bytes += arwkv__json_str_len(&j, role) + arwkv__json_str_len(&j, content) + 2;
+    }
+    if (r == ARWKV_OK && count > INT_MAX / 2) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: %zu messages", name, count);
+    char *block = r == ARWKV_OK ? (char *)arwkv__malloc(count * sizeof(arwkv_chat_message) + bytes + 1) : NULL;
+    if (r == ARWKV_OK && !block) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    if (r == ARWKV_OK) {
+        arwkv_chat_message *m = (arwkv_chat_message *)(void *)block;
+        char *str = block + count * sizeof(arwkv_chat_message);
+        size_t k = 0;
+        for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), k++) {
+            uint32_t f[2] = {arwkv__json_get(&j, e, "role"), arwkv__json_get(&j, e, "content")};
+            for (int i = 0; i < 2; i++) {
+                size_t l = arwkv__json_str_len(&j, f[i]);
+                memcpy(str, arwkv__json_str(&j, f[i]), l);
+                str[l] = 0;
+                if (i == 0) m[k].role = str;
+                else m[k].content = str;
+                str += l + 1;
+            }
+        }
+        *msgs = m, *n = (int)count;
+    }
+    arwkv__json_free(&j);
+    return r;
+}
+
+/* Length of the UTF-8 character at s[0..n) (1-4), or 0 if the bytes there are not one. */
+static int arwkv__utf8_len(const unsigned char *s, size_t n) {
+    int len = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
+    if (!len || (size_t)len > n) return 0;
+    for (int i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    uint32_t cp = len == 1 ? s[0] : len == 2 ? (s[0] & 0x1Fu) : len == 3 ? (s[0] & 0x0Fu) : (s[0] & 0x07u);
+    for (int i = 1; i < len; i++) cp = cp << 6 | (s[i] & 0x3Fu);
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000}; /* no overlong forms, surrogates or > U+10FFFF */
+    if (cp < least[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+    return len;
+}
+
+ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n, char **json) {
+    *json = NULL;
+    size_t cap = 64;
+    for (int i = 0; i < n; i++) cap += 40 + 6 * (strlen(msgs[i].role) + strlen(msgs[i].content)); /* worst case: every byte \u00XX */
+    char *out = (char *)arwkv__malloc(cap), *w = out;
+    if (!out) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    w += sprintf(w, "{\"messages\": [");
+    for (int i = 0; i < n; i++) {
+        for (int f = 0; f < 2; f++) {
+            w += sprintf(w, f ? ", \"content\": \"" : "%s{\"role\": \"", i ? ", " : "");
+            const unsigned char *s = (const unsigned char *)(f ? msgs[i].content : msgs[i].role);
+            for (size_t len = strlen((const char *)s); len > 0;) {
+                int k = arwkv__utf8_len(s, len);
+                if (!k) w += sprintf(w, "\xEF\xBF\xBD"), s++, len--; /* U+FFFD */
+                else if (*s == '"' || *s == '\\') *w++ = '\\', *w++ = (char)*s++, len--;
+                else if (*s == '\n') w += sprintf(w, "\\n"), s++, len--;
+                else if (*s == '\t') w += sprintf(w, "\\t"), s++, len--;
+                else if (*s < 0x20 || *s == 0x7F) w += sprintf(w, "\\u%04x", *s), s++, len--;
+                else memcpy(w, s, (size_t)k), w += k, s += k, len -= (size_t)k;
+            }
+            *w++ = '"';
+        }
+        *w++ = '}';
+    }
+    w += sprintf(w, "]}");
+    *json = out;
+    return ARWKV_OK;
 }
 
 /* @@generate-impl@@ */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef ARWKV_GPU
 #include "arwkv_hip.h"
@@ -65,6 +66,8 @@ static void usage(FILE *f) {
             "  --threads N          CPU threads (default: all)\n"
             "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
             "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
+            "                       (every run also writes OUT/log.csv: per-step losses and evaluations,\n"
+            "                       for arwkv-plot)\n"
 #ifdef ARWKV_GPU
             "  --gpu                run on the GPU\n"
 #endif
@@ -209,6 +212,55 @@ static arwkv_result same_vocabulary(const arwkv_tokenizer *t, const char *tdir, 
     return ARWKV_OK;
 }
 
+/* ---- OUT/log.csv: one row per step and per evaluation, for arwkv-plot -------------------------------
+   Columns: stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl
+   kind "train" fills loss..tokens (tokens: trained so far in this stage, across resumes); kind "eval"
+   fills the held-out columns (teacher_ppl and kl empty without a teacher). A row is flushed as soon
+   as it is written. A resumed run first drops the rows after its checkpoint's step (the steps it is
+   about to redo), so the log of an interrupted and resumed run equals the log of one whole run. */
+#define LOG_HEADER "stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\n"
+
+static FILE *log_open(const char *out_dir, int resume_step, long long *tokens) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/log.csv", out_dir);
+    *tokens = 0;
+    if (resume_step >= 0) { /* keep the header and the rows up to the checkpoint, through a temporary file */
+        FILE *in = fopen(path, "r");
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *keep = in ? fopen(tmp, "w") : NULL;
+        if (in && keep) {
+            char line[1024];
+            fputs(LOG_HEADER, keep);
+            while (fgets(line, sizeof line, in)) {
+                int stage, step;
+                char kind[16];
+                long long tok = 0;
+                if (sscanf(line, "%d,%d,%15[a-z]", &stage, &step, kind) != 3 || step > resume_step) continue;
+                if (!strcmp(kind, "train") && sscanf(line, "%*d,%*d,%*[a-z],%*[^,],%*[^,],%*[^,],%lld", &tok) == 1) *tokens = tok;
+                fputs(line, keep);
+            }
+            fclose(in);
+            if (fclose(keep) == 0 && rename(tmp, path) == 0) return fopen(path, "a");
+        } else if (in) fclose(in);
+    }
+    FILE *f = fopen(path, "w");
+    if (f) fputs(LOG_HEADER, f), fflush(f);
+    return f;
+}
+
+static void log_train(FILE *f, int stage, const arwkv_step_stats *st, long long tokens) {
+    if (!f) return;
+    fprintf(f, "%d,%d,train,%.6g,%.6g,%.6g,%lld,,,\n", stage, st->step, st->loss, st->lr, st->grad_norm, tokens);
+    fflush(f);
+}
+
+static void log_eval(FILE *f, int stage, int step, const arwkv_eval_stats *e, int has_teacher) {
+    if (!f) return;
+    if (has_teacher) fprintf(f, "%d,%d,eval,,,,,%.6g,%.6g,%.6g\n", stage, step, exp(e->student_nll), exp(e->teacher_nll), e->kl);
+    else fprintf(f, "%d,%d,eval,,,,,%.6g,,\n", stage, step, exp(e->student_nll));
+    fflush(f);
+}
+
 static arwkv_result load_files(arwkv_dataset *d, const arwkv_tokenizer *tok, const char **paths, int n, int32_t eos) {
     arwkv_dataset_init(d);
     for (int i = 0; i < n; i++) ARWKV__TRY(arwkv_dataset_add_file(d, tok, paths[i], eos));
@@ -253,6 +305,8 @@ int main(int argc, char **argv) {
     int has_eval = a.n_eval > 0, start_step = 0, done_here = 0, checkpoint_failed = 0;
     float first_loss = NAN, last_loss = NAN;
     double secs;
+    FILE *log = NULL;
+    long long log_tokens = 0;
 #ifdef ARWKV_GPU
     r = a.gpu ? arwkv_backend_gpu(0, &be) : arwkv_backend_cpu(a.threads, &be);
 #else
@@ -323,10 +377,14 @@ int main(int argc, char **argv) {
            arwkv_arch_name(student->cfg.arch), (long long)n_train, (long long)arwkv_model_numel(student), a.steps, a.batch, a.seq_len,
            (double)a.lr, (double)a.lr_final, arwkv_backend_name(be));
     fflush(stdout);
+    mkdir(a.out, 0777); /* may exist; a failure shows when the log or a checkpoint cannot be written */
+    log = log_open(a.out, ckpt ? arwkv_trainer_steps_done(tr) : -1, &log_tokens);
+    if (!log) fprintf(stderr, "arwkv-distill: cannot write %s/log.csv (training goes on without it)\n", a.out);
 
     if (has_eval && !ckpt) {
         STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_before), "evaluating");
         print_eval("before", &ev_before, teacher != NULL && a.stage < 3);
+        log_eval(log, a.stage, 0, &ev_before, teacher != NULL && a.stage < 3);
     }
     t_train = arwkv_seconds();
     start_step = arwkv_trainer_steps_done(tr);
@@ -346,6 +404,8 @@ int main(int argc, char **argv) {
         if (isnan(first_loss)) first_loss = st.loss;
         last_loss = st.loss;
         tokens += st.tokens;
+        log_tokens += st.tokens;
+        log_train(log, a.stage, &st, log_tokens);
         done_here++;
         loss_avg = done_here == 1 ? st.loss : 0.9 * loss_avg + 0.1 * st.loss;
         double el = arwkv_seconds() - t_train, eta = el / done_here * (a.steps - st.step);
@@ -365,6 +425,7 @@ int main(int argc, char **argv) {
             char when[16];
             snprintf(when, sizeof when, "@%d", st.step);
             print_eval(when, &e, teacher != NULL && a.stage < 3);
+            log_eval(log, a.stage, st.step, &e, teacher != NULL && a.stage < 3);
         }
         if (a.save_every > 0 && st.step % a.save_every == 0 && st.step < a.steps && arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK)
             /* a full disk need not cost the run: the next save point tries again */
@@ -384,6 +445,7 @@ int main(int argc, char **argv) {
         if (has_eval) {
             STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_after), "evaluating");
             print_eval("after", &ev_after, teacher != NULL && a.stage < 3);
+            log_eval(log, a.stage, arwkv_trainer_steps_done(tr), &ev_after, teacher != NULL && a.stage < 3);
         }
     }
     secs = arwkv_seconds() - t_start;
@@ -409,6 +471,7 @@ int main(int argc, char **argv) {
 done:
 #undef STEP
     arwkv_out_dir_close(od);
+    if (log) fclose(log);
     arwkv_free(ckpt);
     arwkv_trainer_free(tr);
     arwkv_dataset_free(&train);

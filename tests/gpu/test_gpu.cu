@@ -1373,6 +1373,49 @@ TEST(qrwkv6_student_of_qwen3_matches_cpu) {
     arwkv_trainer_free(trc), arwkv_trainer_free(trg);
     arwkv_model_free(sc), arwkv_model_free(sg), arwkv_model_free(tc), arwkv_model_free(tg);
     arwkv_dataset_free(&dc), arwkv_dataset_free(&dg);
+}
+
+/* Batched generation (arwkv_generate_batch) on the GPU: three prompts of different lengths decoded
+   together, greedy and seeded-sampled, give the CPU's tokens with fp32 products, teacher and student. */
+static arwkv_result batched(arwkv_backend *be, int student, int32_t out[3][12], int n_out[3]) {
+    arwkv_model *t = NULL, *s = NULL;
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    so.init = ARWKV_INIT_INHERIT;
+    static const int32_t prompt[8] = {750, 75698, 1445, 982, 262, 421, 308, 366};
+    arwkv_gen_request q[3];
+    memset(q, 0, sizeof q);
+    for (int i = 0; i < 3; i++) {
+        q[i].prompt = prompt + 2 * i, q[i].n_prompt = 8 - 2 * i, q[i].max_new = 12, q[i].out = out[i];
+        arwkv_sampler_options_default(&q[i].sampling);
+        q[i].sampling.temperature = i == 1 ? 0.8f : 0.0f, q[i].sampling.seed = 5;
+    }
+    arwkv_result r = arwkv_model_load(tiny_teacher, be, &t);
+    if (r == ARWKV_OK && student) r = arwkv_student_create(t, &so, &s);
+    if (r == ARWKV_OK) r = arwkv_generate_batch(student ? s : t, q, 3, 3);
+    for (int i = 0; i < 3; i++) n_out[i] = q[i].n_out;
+    arwkv_model_free(s);
+    arwkv_model_free(t);
+    return r;
+}
+
+TEST(batched_generation_matches_cpu) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root");
+#ifdef ARWKV_HIP_EMULATOR
+    if (!getenv("ARWKV_TEST_STAGE2")) SKIP("a GPU check: a vocabulary-sized product per token is minutes on the emulator");
+#endif
+    arwkv__gpu *g = gpu_state();
+    int saved = g->gemm_fp32;
+    g->gemm_fp32 = 1;
+    for (int student = 0; student <= 1; student++) {
+        int32_t a[3][12], b[3][12];
+        int na[3], nb[3];
+        CHECK_OK(batched(cpu, student, a, na));
+        CHECK_OK(batched(gpu, student, b, nb));
+        for (int i = 0; i < 3; i++)
+            CHECK(na[i] == 12 && nb[i] == 12 && memcmp(a[i], b[i], sizeof a[i]) == 0, "%s, sequence %d: the GPU's tokens differ from the CPU's",
+                  student ? "student" : "teacher", i);
+    }
     g->gemm_fp32 = saved;
 }
 
@@ -1581,6 +1624,7 @@ int main(int argc, char **argv) {
     RUN(greedy_generation_matches_cpu);
     RUN(teacher_families_match_cpu);
     RUN(qrwkv6_student_of_qwen3_matches_cpu);
+    RUN(batched_generation_matches_cpu);
     RUN(errors);
     /* last: their random draws would change the inputs of the tests above */
     RUN(gemm_wgmma_bf16);
