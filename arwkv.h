@@ -483,7 +483,27 @@ struct arwkv_backend {
     const arwkv_loss_ops *loss;
     const arwkv_optim_ops *optim;
     void (*destroy)(arwkv_backend *be);
+    /* Free and total bytes of the backend's memory (NULL: the host's, from the operating system). */
+    arwkv_result (*memory_info)(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
+    /* Memory accounting, kept by the backend's alloc and free (read it with arwkv_backend_memory). */
+    uint64_t mem_in_use, mem_peak, mem_limit;
+    void *mem_sizes; /* private: the size of every live allocation */
 };
+
+/* ---- Memory accounting -------------------------------------------------------------------------
+   Every byte a backend allocates for tensors (alloc above, and a GPU's scratch space) is counted:
+   what is in use now, the peak since the backend was made (or the last reset), and an optional
+   limit past which alloc fails with ARWKV_ERR_OUT_OF_MEMORY instead of asking the system. Checkpoints
+   mapped from disk by the CPU backend are not allocations and are not counted. */
+typedef struct arwkv_memory_use {
+    uint64_t in_use, peak, limit; /* bytes; limit 0: none */
+} arwkv_memory_use;
+ARWKV_API void arwkv_backend_memory(const arwkv_backend *be, arwkv_memory_use *out); /* infallible */
+ARWKV_API void arwkv_backend_reset_peak(arwkv_backend *be);                           /* peak = in use */
+ARWKV_API void arwkv_backend_set_memory_limit(arwkv_backend *be, uint64_t bytes);     /* 0: no limit */
+/* Free and total memory where the backend's tensors live: the device's, or the host's available
+   memory (MemAvailable) for the CPU backend. */
+ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
 
 /* ---- Qwen2 attention ops -----------------------------------------------------------------------
    Forward only: the teacher is frozen. A row holds one token's heads side by side, as the
@@ -1076,6 +1096,52 @@ ARWKV_API arwkv_result arwkv_checkpoint_latest(const char *out_dir, char **dir);
    step and data position, checking that stage, sequence length, batch and data are the same. */
 ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *checkpoint_dir);
 
+/* ---- The memory plan ----------------------------------------------------------------------------------
+   What a training run will allocate at its peak, computed from the configs and checkpoint headers
+   before anything is allocated, so that a run that cannot fit is refused at the start instead of
+   failing mid-run. The items (bytes on the backend: the device, or host memory for the CPU):
+     teacher weights     frozen, in their stored type (bf16 stays bf16)
+     student weights     the frozen parameters (stored type)
+     fp32 masters        the trained parameters, in fp32
+     gradients           fp32, one per trained parameter
+     AdamW moments       two fp32 arrays per trained parameter
+     teacher activations the teacher's workspace for batch x seq-len rows
+     student activations stage 1: the time mix of one layer (and layer 0's, kept for the end);
+                         stages 2-3: every layer's activations for the backward
+     logits chunk        teacher and student logits of 128 positions, and the hidden-state gradient
+     evaluation          the evaluation's own logits and student workspace (alive beside training's)
+     GPU workspace       a GPU backend's scratch space (an allowance)
+   On the CPU, checkpoints are mapped from disk, not allocated: their bytes are reported apart
+   (`mapped`) and not counted against the host's memory. tests/test_memory.c checks the total
+   against the allocator's measured peak. */
+#define ARWKV_PLAN_MAX_ITEMS 12
+typedef struct arwkv_memory_item {
+    char name[32];
+    uint64_t bytes;
+} arwkv_memory_item;
+
+typedef struct arwkv_memory_plan {
+    arwkv_memory_item items[ARWKV_PLAN_MAX_ITEMS];
+    int n_items;
+    uint64_t total;          /* bytes allocated at the peak: the sum of the items */
+    uint64_t mapped;         /* CPU backend: checkpoint bytes mapped from disk (not in total) */
+    uint64_t available;      /* what the run must fit in */
+    char available_from[96]; /* where that figure comes from ("free memory of gpu 0: ...", "memory limit") */
+    char advice[512];        /* options that would make it fit, with their totals ("" if none helps) */
+} arwkv_memory_plan;
+
+/* Plan a run of arwkv_trainer on backend be: the teacher in teacher_dir (NULL: none, stage 3), the
+   student in student_dir or, when that is NULL, a new one made from the teacher with student options
+   so (NULL: defaults); training options o; eval_seq_len > 0 when the run also evaluates sequences of
+   that length. available is the backend's memory limit if one is set (arwkv_backend_set_memory_limit),
+   else its free memory. Reads configs and safetensors headers only; allocates nothing on be. */
+ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char *teacher_dir, const char *student_dir,
+                                                  const arwkv_student_options *so, const arwkv_train_options *o, int eval_seq_len,
+                                                  arwkv_memory_plan *plan);
+/* ARWKV_OK when the plan fits; else ARWKV_ERR_OUT_OF_MEMORY, with arwkv_last_error() naming the need,
+   what is available, the biggest items and the options that would make it fit. */
+ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan);
+
 /* @@train-api@@ */
 
 /* ============================================================================================
@@ -1345,6 +1411,96 @@ ARWKV_PRIVATE void arwkv__buf_json_string(arwkv__buf *b, const char *s, size_t n
 ARWKV_PRIVATE void arwkv__buf_free(arwkv__buf *b) {
     arwkv__free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+/* ---- Backend memory accounting ----------------------------------------------------------------
+   Backends call arwkv__mem_admit before asking the system for tensor memory (it enforces the
+   limit), arwkv__mem_note_alloc once they have it and arwkv__mem_note_free when they give it back.
+   The size of each live block is kept in a small open-addressing table keyed by its address (a
+   device pointer cannot carry a header), with deletion by backward shift so no tombstones pile up. */
+
+typedef struct arwkv__size_table {
+    uintptr_t *keys; /* 0: empty slot */
+    uint64_t *sizes;
+    size_t cap, n;   /* cap is a power of two */
+} arwkv__size_table;
+
+ARWKV_PRIVATE size_t arwkv__ptr_hash(uintptr_t k, size_t cap) {
+    uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+ARWKV_PRIVATE int arwkv__size_table_grow(arwkv__size_table *t) {
+    size_t cap = t->cap ? t->cap * 2 : 256;
+    uintptr_t *keys = (uintptr_t *)arwkv__calloc(cap, sizeof *keys);
+    uint64_t *sizes = (uint64_t *)arwkv__calloc(cap, sizeof *sizes);
+    if (!keys || !sizes) {
+        arwkv__free(keys);
+        arwkv__free(sizes);
+        return 0;
+    }
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->keys[i]) continue;
+        size_t j = arwkv__ptr_hash(t->keys[i], cap);
+        while (keys[j]) j = (j + 1) & (cap - 1);
+        keys[j] = t->keys[i], sizes[j] = t->sizes[i];
+    }
+    arwkv__free(t->keys);
+    arwkv__free(t->sizes);
+    t->keys = keys, t->sizes = sizes, t->cap = cap;
+    return 1;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__mem_admit(arwkv_backend *be, size_t bytes) {
+    if (be->mem_limit && be->mem_in_use + bytes > be->mem_limit)
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: allocating %.1f MiB would pass the memory limit of %.1f MiB (%.1f MiB in use)",
+                           be->name, bytes / 1048576.0, be->mem_limit / 1048576.0, be->mem_in_use / 1048576.0);
+    return ARWKV_OK;
+}
+
+/* Fails only when the host cannot grow the table (the backend then gives the block back). */
+ARWKV_PRIVATE arwkv_result arwkv__mem_note_alloc(arwkv_backend *be, void *p, size_t bytes) {
+    arwkv__size_table *t = (arwkv__size_table *)be->mem_sizes;
+    if (!t) {
+        t = (arwkv__size_table *)arwkv__calloc(1, sizeof *t);
+        if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory (memory accounting)");
+        be->mem_sizes = t;
+    }
+    if ((t->n + 1) * 2 > t->cap && !arwkv__size_table_grow(t)) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory (memory accounting)");
+    size_t j = arwkv__ptr_hash((uintptr_t)p, t->cap);
+    while (t->keys[j]) j = (j + 1) & (t->cap - 1);
+    t->keys[j] = (uintptr_t)p, t->sizes[j] = bytes, t->n++;
+    be->mem_in_use += bytes;
+    if (be->mem_in_use > be->mem_peak) be->mem_peak = be->mem_in_use;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__mem_note_free(arwkv_backend *be, void *p) {
+    arwkv__size_table *t = (arwkv__size_table *)be->mem_sizes;
+    if (!t || !p || !t->cap) return;
+    size_t mask = t->cap - 1, j = arwkv__ptr_hash((uintptr_t)p, t->cap);
+    while (t->keys[j] && t->keys[j] != (uintptr_t)p) j = (j + 1) & mask;
+    if (!t->keys[j]) return; /* not ours (never counted) */
+    be->mem_in_use -= t->sizes[j];
+    t->keys[j] = 0, t->n--;
+    /* backward shift: move later entries of the same probe run into the hole */
+    for (size_t hole = j, k = (j + 1) & mask; t->keys[k]; k = (k + 1) & mask) {
+        size_t home = arwkv__ptr_hash(t->keys[k], t->cap);
+        int between = hole <= k ? (home > hole && home <= k) : (home > hole || home <= k);
+        if (between) continue; /* already as close to home as it can be */
+        t->keys[hole] = t->keys[k], t->sizes[hole] = t->sizes[k], t->keys[k] = 0;
+        hole = k;
+    }
+}
+
+ARWKV_PRIVATE void arwkv__mem_accounting_free(arwkv_backend *be) {
+    arwkv__size_table *t = (arwkv__size_table *)be->mem_sizes;
+    if (t) {
+        arwkv__free(t->keys);
+        arwkv__free(t->sizes);
+        arwkv__free(t);
+    }
+    be->mem_sizes = NULL;
 }
 
 /* ---- Files ------------------------------------------------------------------------------------ */
@@ -5627,19 +5783,24 @@ ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float
 
 /* 64-byte aligned, zeroed; the original pointer is kept just before the block. */
 static arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
-    (void)be;
     *out = NULL;
     if (bytes > SIZE_MAX - 128) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", bytes);
+    ARWKV__TRY(arwkv__mem_admit(be, bytes));
     char *raw = (char *)arwkv__calloc(1, bytes + 64 + sizeof(void *));
     if (!raw) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory allocating %.1f MiB", bytes / 1048576.0);
     uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
     memcpy((char *)a - sizeof(void *), &raw, sizeof(void *));
+    arwkv_result r = arwkv__mem_note_alloc(be, (void *)a, bytes);
+    if (r != ARWKV_OK) {
+        arwkv__free(raw);
+        return r;
+    }
     *out = (void *)a;
     return ARWKV_OK;
 }
 static void arwkv__cpu_free(arwkv_backend *be, void *p) {
-    (void)be;
     if (!p) return;
+    arwkv__mem_note_free(be, p);
     void *raw;
     memcpy(&raw, (char *)p - sizeof(void *), sizeof(void *));
     arwkv__free(raw);
@@ -8964,6 +9125,31 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *
 
 /* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is copied in its
    stored type; the RWKV-6 parameters are new, fp32. */
+/* The config and LoRA ranks of a new student of teacher config tc (also used by the memory plan,
+   which must see the same shapes without making the student). */
+ARWKV_PRIVATE void arwkv__student_shape(const arwkv_config *tc, const arwkv_student_options *opt, arwkv_model *s) {
+    s->cfg = *tc;
+    if (opt->arch == ARWKV_ARCH_QRWKV6) {
+        s->cfg.arch = ARWKV_ARCH_QRWKV6;
+        s->cfg.attention_bias = 1; /* Qwen2's q/k/v biases */
+        s->cfg.attention_output_bias = 0;
+        s->cfg.head_size = tc->head_dim;
+        s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
+        s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
+        return;
+    }
+    s->cfg.arch = ARWKV_ARCH_ARWKV7;
+    s->cfg.head_size = 64;
+    s->cfg.head_size_divisor = 8;
+    s->cfg.wkv_has_gate = opt->gate != 0;
+    s->cfg.wkv_has_group_norm = opt->group_norm != 0;
+    s->cfg.wkv_version = 7;
+    s->rank_w = opt->rank_w > 0 ? opt->rank_w : 64;
+    s->rank_a = opt->rank_a > 0 ? opt->rank_a : 64;
+    s->rank_v = opt->rank_v > 0 ? opt->rank_v : 32;
+    s->rank_g = opt->gate ? (opt->rank_g > 0 ? opt->rank_g : 128) : 0;
+}
+
 ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out) {
     const arwkv_config *tc = &teacher->cfg;
     if (tc->num_heads * tc->head_dim != tc->hidden_size)
@@ -8972,13 +9158,7 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     s->be = teacher->be;
-    s->cfg = *tc;
-    s->cfg.arch = ARWKV_ARCH_QRWKV6;
-    s->cfg.attention_bias = 1; /* Qwen2's q/k/v biases */
-    s->cfg.attention_output_bias = 0;
-    s->cfg.head_size = tc->head_dim;
-    s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
-    s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
+    arwkv__student_shape(tc, opt, s);
     arwkv_result r = arwkv__declare_params(s);
     arwkv__rng rng = {opt->seed * 0x2545F4914F6CDD1Dull + 6789};
     for (int i = 0; i < s->n_params && r == ARWKV_OK; i++) {
@@ -9013,17 +9193,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     s->be = teacher->be;
-    s->cfg = *tc;
-    s->cfg.arch = ARWKV_ARCH_ARWKV7;
-    s->cfg.head_size = 64;
-    s->cfg.head_size_divisor = 8;
-    s->cfg.wkv_has_gate = opt.gate != 0;
-    s->cfg.wkv_has_group_norm = opt.group_norm != 0;
-    s->cfg.wkv_version = 7;
-    s->rank_w = opt.rank_w > 0 ? opt.rank_w : 64;
-    s->rank_a = opt.rank_a > 0 ? opt.rank_a : 64;
-    s->rank_v = opt.rank_v > 0 ? opt.rank_v : 32;
-    s->rank_g = opt.gate ? (opt.rank_g > 0 ? opt.rank_g : 128) : 0;
+    arwkv__student_shape(tc, &opt, s);
     arwkv_result r = arwkv__declare_params(s);
     arwkv__rng rng = {opt.seed * 0x2545F4914F6CDD1Dull + 12345};
     /* shared parts: same names in both models */
@@ -10499,6 +10669,280 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
 }
 
 
+/* ---- The memory plan ----------------------------------------------------------------------------------
+   Each size below mirrors the allocation it predicts (named in its comment); tests/test_memory.c
+   runs every stage and compares the plan with the allocator's measured peak, so the two cannot
+   drift apart unnoticed. Parameters are described by "shadow" models: the parameter list declared
+   from the config, with each one's type and whether it would be allocated or mapped, but no data. */
+
+/* arwkv__tmix7_work_create */
+ARWKV_PRIVATE uint64_t arwkv__tmix7_work_bytes(const arwkv_tmix7_dims *d, int rows, int backward) {
+    arwkv__tmix7_work w;
+    memset(&w, 0, sizeof w);
+    w.d = *d, w.max_rows = rows, w.backward = backward != 0;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_work_layout(&w, &cv);
+    return (uint64_t)cv.used * sizeof(float);
+}
+
+/* arwkv__tmix6_reserve for B x T tokens */
+ARWKV_PRIVATE uint64_t arwkv__tmix6_acts_bytes(const arwkv_tmix6_dims *d, int B, int T) {
+    uint64_t rows = (uint64_t)B * T, C = (uint64_t)d->C, KV = (uint64_t)d->n_kv_heads * d->head_size;
+    uint64_t per_row = 21 * C + 5 * (uint64_t)d->rank_mix + 2 * KV + (uint64_t)d->rank_decay;
+    uint64_t ckpt = (uint64_t)B * d->n_heads * (uint64_t)arwkv__wkv6_chunks(T) * d->head_size * d->head_size;
+    return (per_row * rows + ckpt) * sizeof(float);
+}
+
+/* the temporaries arwkv_tmix6_backward allocates for its call */
+ARWKV_PRIVATE uint64_t arwkv__tmix6_backward_bytes(const arwkv_tmix6_dims *d, uint64_t rows) {
+    uint64_t RC = rows * d->C, RKV = rows * d->n_kv_heads * d->head_size;
+    return (20 * RC + 2 * RKV + rows * ((uint64_t)d->rank_decay + 5 * (uint64_t)d->rank_mix)) * sizeof(float);
+}
+
+/* arwkv__teacher_reserve */
+ARWKV_PRIVATE uint64_t arwkv__teacher_ws_bytes(const arwkv_config *c, int rows) {
+    uint64_t R = (uint64_t)rows, C = (uint64_t)c->hidden_size, Q = (uint64_t)c->num_heads * c->head_dim,
+             KV = (uint64_t)c->num_kv_heads * c->head_dim, F = (uint64_t)c->intermediate_size;
+    uint64_t mlp = R < ARWKV__TEACHER_MLP_ROWS ? R : ARWKV__TEACHER_MLP_ROWS;
+    return sizeof(float) * (R * (3 * C + 2 * Q + 2 * KV) + 2 * mlp * F + 2 * R);
+}
+
+/* arwkv__rnn_reserve, and what the student's forward and backward allocate on the way */
+ARWKV_PRIVATE uint64_t arwkv__rnn_ws_bytes(const arwkv_model *s, int B, int T, int train) {
+    const arwkv_config *c = &s->cfg;
+    uint64_t R = (uint64_t)B * T, C = (uint64_t)c->hidden_size, L = (uint64_t)c->num_layers, F = (uint64_t)c->intermediate_size;
+    uint64_t keep = train ? L : 1;
+    int N;
+    uint64_t H = (uint64_t)arwkv__rnn_heads(s, &N);
+    uint64_t floats = (train ? L + 1 : 2) * R * C + 3 * keep * R * C + 2 * keep * R + 3 * R * C + R + 3 * R * F + (uint64_t)B * C +
+                      (uint64_t)B * H * N * N + (train ? 3 * R * C : 0);
+    uint64_t bytes = R * sizeof(int32_t) + floats * sizeof(float);
+    if (c->arch == ARWKV_ARCH_ARWKV7) {
+        arwkv_tmix7_dims d;
+        if (arwkv__tmix7_dims(c, s->rank_w, s->rank_a, s->rank_v, s->rank_g, &d) != ARWKV_OK) return bytes;
+        if (train) bytes += L * arwkv__tmix7_acts_bytes(&d, B, T);
+        bytes += arwkv__tmix7_work_bytes(&d, (int)R, train);
+    } else {
+        arwkv_tmix6_dims d;
+        if (arwkv_tmix6_dims_from_config(c, &d) != ARWKV_OK) return bytes;
+        bytes += keep * arwkv__tmix6_acts_bytes(&d, B, T) + (train ? arwkv__tmix6_backward_bytes(&d, R) : 0);
+    }
+    return bytes;
+}
+
+ARWKV_PRIVATE void arwkv__shadow_free(arwkv_model *m) {
+    arwkv__free(m->params);
+    arwkv__free(m->layers);
+    arwkv_st_close(m->st);
+    arwkv__free(m->dir);
+    memset(m, 0, sizeof *m);
+}
+
+/* The parameters of the model in dir as arwkv_model_load would place them on be: p->dtype is the
+   type it would have, p->owns_data 1 if it would be allocated, 0 if mapped from the file. */
+ARWKV_PRIVATE arwkv_result arwkv__shadow_load(const arwkv_backend *be, const char *dir, arwkv_model *m) {
+    memset(m, 0, sizeof *m);
+    m->dir = arwkv__strdup(dir);
+    if (!m->dir) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    ARWKV__TRY(arwkv_config_load(dir, &m->cfg));
+    ARWKV__TRY(arwkv_st_open(dir, &m->st));
+    if (m->cfg.arch == ARWKV_ARCH_ARWKV7) ARWKV__TRY(arwkv__read_lora_ranks(m));
+    ARWKV__TRY(arwkv__declare_params(m));
+    for (int i = 0; i < m->n_params; i++) {
+        arwkv_param *p = &m->params[i];
+        const arwkv_tensor_info *t = arwkv_st_find(m->st, p->name);
+        if (!t) return arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the checkpoint (architecture %s)", dir, p->name,
+                                   arwkv_arch_name(m->cfg.arch));
+        int is_float = t->dtype == ARWKV_F32 || t->dtype == ARWKV_BF16 || t->dtype == ARWKV_F16;
+        p->dtype = p->is_matrix && is_float ? t->dtype : ARWKV_F32; /* arwkv__param_from_checkpoint's rule */
+        p->owns_data = !(p->is_matrix && is_float && !be->on_gpu && ((uintptr_t)t->data % arwkv_dtype_size(t->dtype)) == 0);
+    }
+    return ARWKV_OK;
+}
+
+/* A new student as arwkv_student_create would make it: copies of the teacher's shared parameters
+   (their type kept) and fp32 new ones, all allocated. */
+ARWKV_PRIVATE arwkv_result arwkv__shadow_student(const arwkv_model *teacher, const arwkv_student_options *so, arwkv_model *s) {
+    memset(s, 0, sizeof *s);
+    arwkv_student_options opt;
+    if (so) opt = *so;
+    else arwkv_student_options_default(&opt);
+    arwkv__student_shape(&teacher->cfg, &opt, s);
+    ARWKV__TRY(arwkv__declare_params(s));
+    for (int i = 0; i < s->n_params; i++) {
+        arwkv_param *p = &s->params[i], *tp = NULL;
+        for (int j = 0; j < teacher->n_params && !tp; j++)
+            if (!strcmp(teacher->params[j].name, p->name)) tp = &teacher->params[j];
+        int fresh = s->cfg.arch == ARWKV_ARCH_ARWKV7 ? strstr(p->name, ".time_mixer.") != NULL : tp == NULL;
+        if (!fresh && !tp) return arwkv__fail(ARWKV_ERR_NOT_FOUND, "teacher has no parameter '%s'", p->name);
+        p->dtype = fresh ? ARWKV_F32 : tp->dtype;
+        p->owns_data = 1;
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE uint64_t arwkv__param_bytes(const arwkv_param *p) { return (uint64_t)p->numel * arwkv_dtype_size(p->dtype); }
+
+ARWKV_PRIVATE void arwkv__plan_add(arwkv_memory_plan *plan, const char *name, uint64_t bytes) {
+    if (!bytes || plan->n_items == ARWKV_PLAN_MAX_ITEMS) return;
+    arwkv_memory_item *it = &plan->items[plan->n_items++];
+    snprintf(it->name, sizeof it->name, "%s", name);
+    it->bytes = bytes;
+    plan->total += bytes;
+}
+
+/* The items of one configuration (no available memory, no advice). teacher may be NULL. */
+ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model *teacher, const arwkv_model *student,
+                                     const arwkv_train_options *o, int eval_T, arwkv_memory_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    int B = o->batch, T = o->seq_len, stage = o->stage;
+    uint64_t M = (uint64_t)B * T, C = (uint64_t)student->cfg.hidden_size, V = (uint64_t)student->cfg.vocab_size, MC = M * C;
+    uint64_t tw = 0, sw = 0, masters = 0, grads = 0, moments = 0;
+    for (int i = 0; teacher && i < teacher->n_params; i++) {
+        const arwkv_param *p = &teacher->params[i];
+        if (p->owns_data) tw += arwkv__param_bytes(p);
+        else plan->mapped += arwkv__param_bytes(p);
+    }
+    for (int i = 0; i < student->n_params; i++) {
+        const arwkv_param *p = &student->params[i];
+        uint64_t n = (uint64_t)p->numel;
+        if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n;
+        else if (p->owns_data) sw += arwkv__param_bytes(p);
+        else plan->mapped += arwkv__param_bytes(p);
+    }
+    arwkv__plan_add(plan, "teacher weights", tw);
+    arwkv__plan_add(plan, "student weights (frozen)", sw);
+    arwkv__plan_add(plan, "fp32 masters (trained)", masters);
+    arwkv__plan_add(plan, "gradients", grads);
+    arwkv__plan_add(plan, "AdamW moments", moments);
+    /* the teacher's workspace grows to the largest batch it runs: training's, or one evaluation sequence */
+    int teacher_rows = stage < 3 ? (int)M : 0;
+    if (eval_T > teacher_rows) teacher_rows = eval_T;
+    if (teacher && teacher_rows) arwkv__plan_add(plan, "teacher activations", arwkv__teacher_ws_bytes(&teacher->cfg, teacher_rows));
+    uint64_t acts = 0, logits = 0;
+    int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
+    arwkv_tmix7_dims d7;
+    arwkv_tmix6_dims d6;
+    memset(&d7, 0, sizeof d7);
+    memset(&d6, 0, sizeof d6);
+    if (is7) (void)arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &d7);
+    else (void)arwkv_tmix6_dims_from_config(&student->cfg, &d6);
+    if (stage == 1 && is7) { /* arwkv_trainer_create: layer 0's and one other layer's activations, a workspace, 6 [M,C] arrays */
+        acts = 2 * arwkv__tmix7_acts_bytes(&d7, B, T) + arwkv__tmix7_work_bytes(&d7, (int)M, 1) + (6 * MC + M) * sizeof(float);
+    } else if (stage == 1) { /* one layer at a time, and the backward's temporaries */
+        acts = arwkv__tmix6_acts_bytes(&d6, B, T) + (2 * MC + M) * sizeof(float) + arwkv__tmix6_backward_bytes(&d6, M);
+    } else { /* every layer's activations, the labels, the hidden-state gradient */
+        acts = arwkv__rnn_ws_bytes(student, B, T, 1) + M * sizeof(int32_t);
+        logits = (2 * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS + MC) * sizeof(float);
+    }
+    arwkv__plan_add(plan, "student activations", acts);
+    arwkv__plan_add(plan, "logits chunk", logits);
+    if (eval_T > 0) /* arwkv_trainer_evaluate: its logits, rows and labels, and a student workspace of one sequence */
+        arwkv__plan_add(plan, "evaluation",
+                        ((teacher ? 2 : 1) * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float) +
+                            (uint64_t)eval_T * sizeof(int32_t) + arwkv__rnn_ws_bytes(student, 1, eval_T, 0));
+    /* a GPU's scratch (partial sums of reductions and split products): an allowance */
+    if (be->on_gpu) arwkv__plan_add(plan, "GPU workspace", plan->total / 64 > ((uint64_t)256 << 20) ? plan->total / 64 : (uint64_t)256 << 20);
+}
+
+ARWKV_PRIVATE const char *arwkv__fmt_bytes(uint64_t b, char *buf, size_t n) {
+    if (b >= ((uint64_t)1 << 30)) snprintf(buf, n, "%.2f GiB", b / 1073741824.0);
+    else snprintf(buf, n, "%.1f MiB", b / 1048576.0);
+    return buf;
+}
+
+ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char *teacher_dir, const char *student_dir,
+                                                  const arwkv_student_options *so, const arwkv_train_options *o, int eval_seq_len,
+                                                  arwkv_memory_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    if (o->stage < 1 || o->stage > 3 || o->batch < 1 || o->seq_len < 1)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: stage %d, batch %d, sequence length %d", o->stage, o->batch, o->seq_len);
+    if (!teacher_dir && (o->stage < 3 || !student_dir))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: stage %d needs a teacher%s", o->stage, o->stage == 3 ? " or a student" : "");
+    arwkv_model teacher, student;
+    memset(&teacher, 0, sizeof teacher);
+    memset(&student, 0, sizeof student);
+    arwkv_result r = teacher_dir ? arwkv__shadow_load(be, teacher_dir, &teacher) : ARWKV_OK;
+    if (r == ARWKV_OK) r = student_dir ? arwkv__shadow_load(be, student_dir, &student) : arwkv__shadow_student(&teacher, so, &student);
+    if (r == ARWKV_OK && student.cfg.arch != ARWKV_ARCH_ARWKV7 && student.cfg.arch != ARWKV_ARCH_QRWKV6)
+        r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: training needs an ARWKV-7 or QRWKV6 student, this is %s", student_dir,
+                        arwkv_arch_name(student.cfg.arch));
+    if (r != ARWKV_OK) {
+        arwkv__shadow_free(&teacher);
+        arwkv__shadow_free(&student);
+        return arwkv__context(r, "memory plan");
+    }
+    const arwkv_model *tm = teacher_dir ? &teacher : NULL;
+    arwkv__plan_items(be, tm, &student, o, eval_seq_len, plan);
+    uint64_t free_b = 0, total_b = 0;
+    if (be->mem_limit) {
+        plan->available = be->mem_limit;
+        snprintf(plan->available_from, sizeof plan->available_from, "the memory limit");
+    } else if (arwkv_backend_free_memory(be, &free_b, &total_b) == ARWKV_OK) {
+        plan->available = free_b;
+        snprintf(plan->available_from, sizeof plan->available_from, "%s memory of %.60s", be->on_gpu ? "free" : "available", be->name);
+    } else {
+        arwkv_clear_error();
+        plan->available = UINT64_MAX;
+        snprintf(plan->available_from, sizeof plan->available_from, "unknown: not checked");
+    }
+    if (plan->total > plan->available) { /* what would make it fit: each option alone, with its total */
+        arwkv__buf adv = {NULL, 0, 0, 0};
+        arwkv_train_options alt[3];
+        const char *what[3];
+        char label[3][48];
+        int n_alt = 0;
+        if (o->stage >= 2 && !o->freeze_mlp) alt[n_alt] = *o, alt[n_alt].freeze_mlp = 1, what[n_alt++] = "--freeze-mlp";
+        if (o->batch > 1) {
+            alt[n_alt] = *o, alt[n_alt].batch = o->batch / 2;
+            snprintf(label[n_alt], sizeof label[n_alt], "--batch %d", alt[n_alt].batch);
+            what[n_alt] = label[n_alt], n_alt++;
+        }
+        if (o->seq_len > 1) {
+            alt[n_alt] = *o, alt[n_alt].seq_len = o->seq_len / 2;
+            snprintf(label[n_alt], sizeof label[n_alt], "--seq-len %d", alt[n_alt].seq_len);
+            what[n_alt] = label[n_alt], n_alt++;
+        }
+        for (int i = 0; i < n_alt; i++) {
+            arwkv_memory_plan p2;
+            int ev = eval_seq_len > 0 && alt[i].seq_len != o->seq_len ? alt[i].seq_len : eval_seq_len;
+            arwkv__plan_items(be, tm, &student, &alt[i], ev, &p2);
+            char b1[32];
+            if (p2.total >= plan->total) continue;
+            arwkv__buf_printf(&adv, "%s%s (%s, %s)", adv.len ? "; " : "", what[i], arwkv__fmt_bytes(p2.total, b1, sizeof b1),
+                              p2.total <= plan->available ? "fits" : "still too much");
+        }
+        if (adv.data) snprintf(plan->advice, sizeof plan->advice, "%s", adv.data);
+        arwkv__buf_free(&adv);
+    }
+    arwkv__shadow_free(&teacher);
+    arwkv__shadow_free(&student);
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
+    if (plan->total <= plan->available) return ARWKV_OK;
+    /* the three biggest items, largest first */
+    int order[ARWKV_PLAN_MAX_ITEMS], n = plan->n_items;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && plan->items[order[j]].bytes > plan->items[order[j - 1]].bytes; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    char a[32], b[32];
+    arwkv__buf m = {NULL, 0, 0, 0};
+    arwkv__buf_printf(&m, "the run needs %s at its peak but %s is available (%s); the biggest parts:", arwkv__fmt_bytes(plan->total, a, sizeof a),
+                      arwkv__fmt_bytes(plan->available, b, sizeof b), plan->available_from);
+    for (int i = 0; i < 3 && i < n; i++)
+        arwkv__buf_printf(&m, "%s %s %s", i ? "," : "", plan->items[order[i]].name, arwkv__fmt_bytes(plan->items[order[i]].bytes, a, sizeof a));
+    if (plan->advice[0]) arwkv__buf_printf(&m, ". To make it fit: %s", plan->advice);
+    else arwkv__buf_printf(&m, ". Neither --freeze-mlp nor a smaller --batch or --seq-len helps: use a device with more memory");
+    arwkv_result r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s", m.data ? m.data : "the run does not fit in memory");
+    arwkv__buf_free(&m);
+    return r;
+}
+
 /* ---- Data from files ------------------------------------------------------------------------------------ */
 
 ARWKV_PRIVATE arwkv_result arwkv__dataset_add_tokens(arwkv_dataset *d, arwkv_tokens *t, int32_t eos_id, int masked) {
@@ -10863,6 +11307,7 @@ ARWKV_API arwkv_result arwkv_model_nll(arwkv_model *m, const int32_t *ids, int n
    ============================================================================================ */
 
 static void arwkv__cpu_destroy(arwkv_backend *be) {
+    arwkv__mem_accounting_free(be);
     arwkv_pool_destroy(be->pool);
     arwkv__free(be);
 }
@@ -10904,6 +11349,34 @@ ARWKV_API void arwkv_backend_destroy(arwkv_backend *be) {
 }
 
 ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be) { return be ? be->name : "none"; }
+
+ARWKV_API void arwkv_backend_memory(const arwkv_backend *be, arwkv_memory_use *out) {
+    out->in_use = be->mem_in_use, out->peak = be->mem_peak, out->limit = be->mem_limit;
+}
+ARWKV_API void arwkv_backend_reset_peak(arwkv_backend *be) { be->mem_peak = be->mem_in_use; }
+ARWKV_API void arwkv_backend_set_memory_limit(arwkv_backend *be, uint64_t bytes) { be->mem_limit = bytes; }
+
+/* The host's memory from /proc/meminfo (Linux): MemAvailable counts what can be had without
+   swapping (free memory plus caches the kernel can drop). */
+ARWKV_PRIVATE arwkv_result arwkv__host_memory(uint64_t *free_bytes, uint64_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo: cannot read the host's free memory (give a limit by hand)");
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *free_bytes = (uint64_t)kb * 1024;
+        else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total_bytes = (uint64_t)kb * 1024;
+    }
+    fclose(f);
+    if (!*free_bytes || !*total_bytes) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo has no MemAvailable or MemTotal line");
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
+    if (be->memory_info) return be->memory_info(be, free_bytes, total_bytes);
+    return arwkv__host_memory(free_bytes, total_bytes);
+}
 
 #ifdef __cplusplus
 }

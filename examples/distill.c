@@ -59,6 +59,8 @@ static void usage(FILE *f) {
             "  --threads N          CPU threads (default: all)\n"
             "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
             "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
+            "  --memory-limit SIZE  plan and run within SIZE bytes of backend memory (suffix K, M, G;\n"
+            "                       default: the device's free memory, or the host's available memory)\n"
 #ifdef ARWKV_GPU
             "  --gpu                run on the GPU\n"
 #endif
@@ -74,7 +76,20 @@ typedef struct args {
     arwkv_schedule schedule;
     arwkv_align_kind align;
     unsigned long long seed;
+    unsigned long long memory_limit; /* bytes, 0: none */
 } args;
+
+/* "512M", "1.5G", "1048576": bytes; 0 on anything else. */
+static unsigned long long parse_size(const char *v) {
+    char *end;
+    double x = strtod(v, &end);
+    double unit = 1;
+    if (*end == 'K' || *end == 'k') unit = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') unit = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g') unit = 1073741824.0, end++;
+    if (end == v || *end || !(x > 0) || x * unit > 1e19) return 0;
+    return (unsigned long long)(x * unit);
+}
 
 static int parse(args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
@@ -113,6 +128,11 @@ static int parse(args *a, int argc, char **argv) {
         else if (OPT("--log-every")) a->log_every = atoi(argv[++i]);
         else if (OPT("--threads")) a->threads = atoi(argv[++i]);
         else if (OPT("--seed")) a->seed = strtoull(argv[++i], NULL, 10);
+        else if (OPT("--memory-limit")) {
+            const char *v = argv[++i];
+            if (!(a->memory_limit = parse_size(v)))
+                return fprintf(stderr, "arwkv-distill: --memory-limit takes a size such as 512M or 20G, not '%s'\n", v), 2;
+        }
         else if (OPT("--init")) {
             const char *v = argv[++i];
             if (!strcmp(v, "inherit")) a->init_inherit = 1;
@@ -171,6 +191,17 @@ static void print_eval(const char *when, const arwkv_eval_stats *e, int has_teac
     fflush(stdout);
 }
 
+/* One line per item of the memory plan, then the total against what is available. */
+static void print_plan(const arwkv_memory_plan *p, int stage, int batch, int seq_len, const arwkv_backend *be) {
+    printf("memory plan: stage %d, %d x %d tokens, %s\n", stage, batch, seq_len, arwkv_backend_name(be));
+    for (int i = 0; i < p->n_items; i++) printf("  %-26s %10.1f MiB\n", p->items[i].name, p->items[i].bytes / 1048576.0);
+    if (p->available == UINT64_MAX) printf("  %-26s %10.1f MiB (available memory unknown: not checked)\n", "total", p->total / 1048576.0);
+    else
+        printf("  %-26s %10.1f MiB of %.1f MiB (%s)\n", "total", p->total / 1048576.0, p->available / 1048576.0, p->available_from);
+    if (p->mapped) printf("  %-26s %10.1f MiB (read through the page cache, not counted)\n", "mapped from disk", p->mapped / 1048576.0);
+    fflush(stdout);
+}
+
 static arwkv_result load_files(arwkv_dataset *d, const arwkv_tokenizer *tok, const char **paths, int n, int32_t eos) {
     arwkv_dataset_init(d);
     for (int i = 0; i < n; i++) ARWKV__TRY(arwkv_dataset_add_file(d, tok, paths[i], eos));
@@ -203,6 +234,9 @@ int main(int argc, char **argv) {
     const char *tok_dir = a.teacher ? a.teacher : a.student;
     int32_t eos = -1;
     arwkv_train_options o;
+    arwkv_student_options so;
+    arwkv_memory_plan plan;
+    arwkv_memory_use mem_use;
     int64_t n_train = 0, tokens = 0;
     arwkv_eval_stats ev_before, ev_after;
     memset(&ev_before, 0, sizeof ev_before);
@@ -230,21 +264,31 @@ int main(int argc, char **argv) {
         fprintf(stderr, "arwkv-distill: backend: %s\n", arwkv_last_error());
         goto done;
     }
+    arwkv_student_options_default(&so);
+    so.init = a.init_inherit ? ARWKV_INIT_INHERIT : ARWKV_INIT_UPSTREAM;
+    so.gate = !a.no_gate;
+    so.seed = a.seed;
+    so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+    arwkv_train_options_default(&o, a.stage);
+    o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
+    o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
+    o.seed = a.seed;
+    if (a.resume) STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
+    /* the memory plan, before anything is allocated: refuse now rather than run out mid-run */
+    if (a.memory_limit) arwkv_backend_set_memory_limit(be, a.memory_limit);
+    STEP(arwkv_memory_plan_training(be, a.stage == 3 && !a.teacher ? NULL : a.teacher, ckpt ? ckpt : a.student, &so, &o,
+                                    a.n_eval ? a.seq_len : 0, &plan),
+         "planning memory");
+    print_plan(&plan, a.stage, a.batch, a.seq_len, be);
+    STEP(arwkv_memory_plan_check(&plan), "memory");
     if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
     STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
-    if (a.resume) {
-        STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
+    if (ckpt) {
         STEP(arwkv_model_load(ckpt, be, &student), "loading the checkpoint");
         printf("resuming from %s\n", ckpt);
     } else if (a.student) {
         STEP(arwkv_model_load(a.student, be, &student), "loading the student");
     } else {
-        arwkv_student_options so;
-        arwkv_student_options_default(&so);
-        so.init = a.init_inherit ? ARWKV_INIT_INHERIT : ARWKV_INIT_UPSTREAM;
-        so.gate = !a.no_gate;
-        so.seed = a.seed;
-        so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
         STEP(arwkv_student_create(teacher, &so, &student), "creating the student");
     }
     eos = arwkv_tokenizer_token_id(tok, "<|endoftext|>");
@@ -258,10 +302,6 @@ int main(int argc, char **argv) {
     printf("data: %zu training tokens (%zu sequences of %d) in %d file(s), %zu held-out tokens; tokenized in %.1f s\n", train.n_tokens,
            train.n_seqs, a.seq_len, a.n_data, eval.n_tokens, arwkv_seconds() - t0);
 
-    arwkv_train_options_default(&o, a.stage);
-    o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
-    o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
-    o.seed = a.seed;
     STEP(arwkv_trainer_create(a.stage == 3 && !teacher ? NULL : teacher, student, &o, &train, &tr), "setting up training");
     if (ckpt) STEP(arwkv_trainer_restore(tr, ckpt), "restoring the checkpoint");
     for (int i = 0; i < student->n_params; i++) n_train += student->params[i].trainable ? student->params[i].numel : 0;
@@ -328,6 +368,8 @@ int main(int argc, char **argv) {
     secs = arwkv_seconds() - t_start;
     printf("%d steps, %lld tokens, %.1f s (%.0f tokens/s of training)\n", done_here, (long long)tokens, secs,
            tokens / (arwkv_seconds() - t_train));
+    arwkv_backend_memory(be, &mem_use);
+    printf("memory: peak %.1f MiB allocated (planned %.1f MiB)\n", mem_use.peak / 1048576.0, plan.total / 1048576.0);
     if (a.summary) {
         FILE *f = fopen(a.summary, "w");
         if (!f) fprintf(stderr, "arwkv-distill: cannot write %s\n", a.summary);

@@ -1,0 +1,257 @@
+/* Memory: the backend's byte accounting and limit, and the memory plan of a training run checked
+   against the allocator's measured peak on the bundled teacher, for every stage and both students.
+   The plan may only err on the safe side: it must never be below the peak (a run it accepts must
+   not run out), and it must be within PLAN_MARGIN of it (a run it refuses must really not fit). */
+#define _POSIX_C_SOURCE 200809L /* popen */
+#define ARWKV_IMPLEMENTATION
+#include "arwkv.h"
+#include "test.h"
+#include <sys/wait.h>
+
+#define TEACHER "models/qwen2-code-tiny"
+#define PLAN_MARGIN 0.01 /* the plan may exceed the measured peak by at most 1% */
+
+/* ---- accounting ---------------------------------------------------------------------------------- */
+
+TEST(accounting_counts_every_byte) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(1, &be));
+    enum { N = 3000 };
+    static void *p[N];
+    static size_t size[N];
+    uint64_t live = 0, peak = 0;
+    test_seed(5);
+    for (int i = 0; i < N; i++) {
+        size[i] = (size_t)(test_uniform() * 5000);
+        CHECK_OK(be->mem->alloc(be, size[i], &p[i]));
+        live += size[i];
+        peak = live > peak ? live : peak;
+        if (i % 3 == 2) { /* free an earlier block at random: exercises deletion from the size table */
+            int j = (int)(test_uniform() * i);
+            if (p[j]) be->mem->free(be, p[j]), live -= size[j], p[j] = NULL;
+        }
+    }
+    arwkv_memory_use u;
+    arwkv_backend_memory(be, &u);
+    CHECK(u.in_use == live && u.peak == peak, "in use %llu (expected %llu), peak %llu (expected %llu)", (unsigned long long)u.in_use,
+          (unsigned long long)live, (unsigned long long)u.peak, (unsigned long long)peak);
+    for (int i = N - 1; i >= 0; i--) be->mem->free(be, p[i]);
+    arwkv_backend_memory(be, &u);
+    CHECK(u.in_use == 0 && u.peak == peak, "everything freed: in use %llu", (unsigned long long)u.in_use);
+    arwkv_backend_reset_peak(be);
+    arwkv_backend_memory(be, &u);
+    CHECK(u.peak == 0, "reset peak");
+    arwkv_backend_destroy(be);
+}
+
+TEST(memory_limit_refuses_past_it) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(1, &be));
+    arwkv_backend_set_memory_limit(be, 1000);
+    void *a = NULL, *b = (void *)&a;
+    CHECK_OK(be->mem->alloc(be, 600, &a));
+    arwkv_result r = be->mem->alloc(be, 600, &b);
+    CHECK(r == ARWKV_ERR_OUT_OF_MEMORY && b == NULL, "past the limit: %s", arwkv_result_string(r));
+    CHECK(strstr(arwkv_last_error(), "memory limit") != NULL, "the error names the limit: %s", arwkv_last_error());
+    arwkv_memory_use u;
+    arwkv_backend_memory(be, &u);
+    CHECK(u.in_use == 600 && u.peak == 600 && u.limit == 1000, "a refused allocation is not counted (%llu in use)", (unsigned long long)u.in_use);
+    be->mem->free(be, a);
+    CHECK_OK(be->mem->alloc(be, 1000, &a));
+    be->mem->free(be, a);
+    uint64_t free_b = 0, total_b = 0;
+    CHECK_OK(arwkv_backend_free_memory(be, &free_b, &total_b));
+    CHECK(free_b > 0 && free_b <= total_b, "host memory: %llu available of %llu", (unsigned long long)free_b, (unsigned long long)total_b);
+    arwkv_backend_destroy(be);
+}
+
+/* ---- the plan against the measured peak ------------------------------------------------------------ */
+
+static arwkv_tokenizer *tok;
+static arwkv_dataset data;
+
+typedef struct run_config {
+    const char *name;
+    int stage, qrwkv6, freeze_mlp, teacher, eval;
+    const char *student_dir; /* NULL: a new student made from the teacher */
+} run_config;
+
+/* Plan the run, then do it (an evaluation, two steps, an evaluation) and compare with the peak. */
+static void plan_against_peak(const run_config *c) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    arwkv_student_options so;
+    arwkv_student_options_default(&so);
+    so.arch = c->qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, c->stage);
+    o.seq_len = 48, o.batch = 2, o.steps = 2, o.lr = 1e-4f, o.freeze_mlp = c->freeze_mlp;
+    arwkv_memory_plan plan;
+    CHECK_OK(arwkv_memory_plan_training(be, c->teacher ? TEACHER : NULL, c->student_dir, &so, &o, c->eval ? o.seq_len : 0, &plan));
+    arwkv_memory_use u;
+    arwkv_backend_memory(be, &u);
+    CHECK(u.peak == 0, "%s: planning allocated %llu bytes on the backend", c->name, (unsigned long long)u.peak);
+    uint64_t sum = 0;
+    for (int i = 0; i < plan.n_items; i++) sum += plan.items[i].bytes;
+    CHECK(sum == plan.total && plan.total > 0, "%s: the items add up to the total", c->name);
+
+    arwkv_model *teacher = NULL, *student = NULL;
+    arwkv_trainer *tr = NULL;
+    if (c->teacher) CHECK_OK(arwkv_model_load(TEACHER, be, &teacher));
+    if (c->student_dir) CHECK_OK(arwkv_model_load(c->student_dir, be, &student));
+    else if (teacher) CHECK_OK(arwkv_student_create(teacher, &so, &student));
+    CHECK_OK(arwkv_dataset_pack(&data, o.seq_len, 1));
+    if (student) CHECK_OK(arwkv_trainer_create(teacher, student, &o, &data, &tr));
+    if (tr) {
+        arwkv_eval_stats ev;
+        arwkv_step_stats st;
+        if (c->eval) CHECK_OK(arwkv_trainer_evaluate(tr, &data, 1, &ev));
+        CHECK_OK(arwkv_trainer_step(tr, &st));
+        CHECK_OK(arwkv_trainer_step(tr, &st));
+        if (c->eval) CHECK_OK(arwkv_trainer_evaluate(tr, &data, 1, &ev));
+    }
+    arwkv_backend_memory(be, &u);
+    double over = ((double)plan.total - (double)u.peak) / (double)u.peak;
+    printf("    %-28s plan %10llu bytes, peak %10llu (plan %+.3f%%), %llu mapped\n", c->name, (unsigned long long)plan.total,
+           (unsigned long long)u.peak, 100 * over, (unsigned long long)plan.mapped);
+    CHECK(plan.total >= u.peak, "%s: the plan (%llu) is below the peak (%llu)", c->name, (unsigned long long)plan.total,
+          (unsigned long long)u.peak);
+    CHECK(over <= PLAN_MARGIN, "%s: the plan exceeds the peak by %.2f%%", c->name, 100 * over);
+    arwkv_trainer_free(tr);
+    arwkv_model_free(student);
+    arwkv_model_free(teacher);
+    arwkv_memory_use after;
+    arwkv_backend_memory(be, &after);
+    CHECK(after.in_use == 0, "%s: everything given back (%llu bytes left)", c->name, (unsigned long long)after.in_use);
+    arwkv_backend_destroy(be);
+}
+
+#define STUDENT_DIR "build/test_memory_student"
+
+/* A saved ARWKV-7 student for the stage-2 and stage-3 runs (as a stage-1 run would leave it). */
+static int save_student(void) {
+    arwkv_backend *be;
+    arwkv_model *t = NULL, *s = NULL;
+    int ok = arwkv_backend_cpu(1, &be) == ARWKV_OK && arwkv_model_load(TEACHER, be, &t) == ARWKV_OK &&
+             arwkv_student_create(t, NULL, &s) == ARWKV_OK && arwkv_model_save(s, STUDENT_DIR, ARWKV_F32, 0, TEACHER) == ARWKV_OK;
+    if (!ok) printf("    cannot make the student: %s\n", arwkv_last_error());
+    arwkv_model_free(s);
+    arwkv_model_free(t);
+    arwkv_backend_destroy(be);
+    return ok;
+}
+
+TEST(plan_matches_peak_stage1) {
+    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL},
+               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL};
+    plan_against_peak(&a);
+    plan_against_peak(&b);
+    plan_against_peak(&c);
+}
+
+TEST(plan_matches_peak_stage2) {
+    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR},
+               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL};
+    plan_against_peak(&a);
+    plan_against_peak(&b);
+    plan_against_peak(&c);
+    plan_against_peak(&d);
+}
+
+TEST(plan_matches_peak_stage3) {
+    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR};
+    plan_against_peak(&a);
+    plan_against_peak(&b);
+}
+
+/* ---- refusing ---------------------------------------------------------------------------------------- */
+
+TEST(plan_refuses_with_advice) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(1, &be));
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 64, o.batch = 4;
+    arwkv_memory_plan plan;
+    CHECK_OK(arwkv_memory_plan_training(be, TEACHER, STUDENT_DIR, NULL, &o, 0, &plan));
+    CHECK_OK(arwkv_memory_plan_check(&plan));
+    /* one byte too few */
+    arwkv_backend_set_memory_limit(be, plan.total - 1);
+    arwkv_memory_plan tight;
+    CHECK_OK(arwkv_memory_plan_training(be, TEACHER, STUDENT_DIR, NULL, &o, 0, &tight));
+    CHECK(tight.total == plan.total && tight.available == plan.total - 1, "the limit is what is available");
+    arwkv_result r = arwkv_memory_plan_check(&tight);
+    const char *e = arwkv_last_error();
+    CHECK(r == ARWKV_ERR_OUT_OF_MEMORY, "refused: %s", arwkv_result_string(r));
+    CHECK(strstr(e, "memory limit") && strstr(e, "biggest parts") && strstr(e, "AdamW moments"), "names the need and the parts: %s", e);
+    CHECK(strstr(e, "--freeze-mlp (") && strstr(e, "--batch 2 (") && strstr(e, "--seq-len 32 (") && strstr(e, "fits"),
+          "names the options that fit: %s", e);
+    arwkv_memory_use u;
+    arwkv_backend_memory(be, &u);
+    CHECK(u.peak == 0, "nothing allocated (%llu bytes)", (unsigned long long)u.peak);
+    /* a run made anyway stops at the limit with an error, never past it */
+    arwkv_model *t = NULL, *s = NULL;
+    arwkv_trainer *tr = NULL;
+    arwkv_step_stats st;
+    CHECK_OK(arwkv_dataset_pack(&data, o.seq_len, 1));
+    r = arwkv_model_load(TEACHER, be, &t);
+    if (r == ARWKV_OK) r = arwkv_model_load(STUDENT_DIR, be, &s);
+    if (r == ARWKV_OK) r = arwkv_trainer_create(t, s, &o, &data, &tr);
+    if (r == ARWKV_OK) r = arwkv_trainer_step(tr, &st);
+    CHECK(r == ARWKV_ERR_OUT_OF_MEMORY && strstr(arwkv_last_error(), "memory limit"), "stopped at the limit: %s", arwkv_last_error());
+    arwkv_backend_memory(be, &u);
+    CHECK(u.peak <= plan.total - 1, "never past the limit (peak %llu)", (unsigned long long)u.peak);
+    arwkv_trainer_free(tr);
+    arwkv_model_free(s);
+    arwkv_model_free(t);
+    /* nothing helps when even the weights do not fit */
+    arwkv_backend_set_memory_limit(be, 1024);
+    CHECK_OK(arwkv_memory_plan_training(be, TEACHER, STUDENT_DIR, NULL, &o, 0, &tight));
+    CHECK(arwkv_memory_plan_check(&tight) == ARWKV_ERR_OUT_OF_MEMORY && strstr(arwkv_last_error(), "still too much"),
+          "options that do not fit say so: %s", arwkv_last_error());
+    arwkv_backend_destroy(be);
+}
+
+static int run(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(distill_prints_plan_and_refuses) {
+    if (!test_file_exists("build/arwkv-distill")) SKIP("build/arwkv-distill is not built");
+    static char out[16384];
+    system("rm -rf build/test_memory_out");
+    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/test_memory_out --stage 2 --student " STUDENT_DIR
+                 " --data tests/test_memory.c --seq-len 64 --batch 4 --steps 1 --memory-limit 100M 2>&1",
+                 out, sizeof out);
+    CHECK(st != 0, "non-zero exit (%d)", st);
+    CHECK(strstr(out, "memory plan: stage 2, 4 x 64 tokens") && strstr(out, "AdamW moments") && strstr(out, "of 100.0 MiB (the memory limit)"),
+          "the plan is printed: %s", out);
+    CHECK(strstr(out, "arwkv-distill: memory: the run needs") && strstr(out, "To make it fit: --freeze-mlp"), "the refusal: %s", out);
+    CHECK(!strstr(out, "step 1/1") && !test_file_exists("build/test_memory_out/checkpoints"), "nothing ran");
+    st = run("build/arwkv-distill --teacher " TEACHER " --out build/test_memory_out --stage 2 --data x --memory-limit 12Q 2>&1", out, sizeof out);
+    CHECK(st == 2 && strstr(out, "--memory-limit takes a size"), "a bad size: %d %s", st, out);
+}
+
+int main(void) {
+    RUN(accounting_counts_every_byte);
+    RUN(memory_limit_refuses_past_it);
+    arwkv_dataset_init(&data);
+    if (arwkv_tokenizer_load(TEACHER, &tok) != ARWKV_OK || arwkv_dataset_add_file(&data, tok, "tests/test_memory.c", 0) != ARWKV_OK ||
+        !save_student()) {
+        printf("FAIL setup: %s\n", arwkv_last_error());
+        return 1;
+    }
+    RUN(plan_matches_peak_stage1);
+    RUN(plan_matches_peak_stage2);
+    RUN(plan_matches_peak_stage3);
+    RUN(plan_refuses_with_advice);
+    RUN(distill_prints_plan_and_refuses);
+    arwkv_dataset_free(&data);
+    arwkv_tokenizer_free(tok);
+    return test_summary("memory");
+}
