@@ -760,6 +760,8 @@ typedef struct arwkv_param {
     int trainable;
     int decay;            /* AdamW weight decay applies (matrices only) */
     float *grad, *adam_m, *adam_v; /* fp32 backend memory, NULL unless trainable */
+    float *master;        /* offloaded optimizer: the fp32 master in host memory (data is its working copy on
+                             the backend), and adam_m, adam_v are host memory too; NULL otherwise */
 } arwkv_param;
 
 /* Per-layer views. Which members are set depends on the architecture. */
@@ -1009,6 +1011,8 @@ typedef struct arwkv_train_options {
     float kl_weight, ce_weight; /* stage 2: kl_weight * KL + ce_weight * label cross-entropy */
     int freeze_mlp;         /* stages 2-3: MLPs stay frozen (upstream's -z 1) */
     uint64_t seed;          /* data order */
+    int offload_optimizer;  /* fp32 masters and AdamW moments in host memory, updated by the CPU's threads;
+                               the backend keeps the working copy of the weights and the gradients */
 } arwkv_train_options;
 
 /* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
@@ -1111,6 +1115,9 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
      logits chunk        teacher and student logits of 128 positions, and the hidden-state gradient
      evaluation          the evaluation's own logits and student workspace (alive beside training's)
      GPU workspace       a GPU backend's scratch space (an allowance)
+   With offload_optimizer the trained parameters keep an fp32 working copy and their gradients on the
+   backend; masters and moments are host items (on_host), which a GPU run does not count against the
+   device, and a CPU run does (it is the same memory).
    On the CPU, checkpoints are mapped from disk, not allocated: their bytes are reported apart
    (`mapped`) and not counted against the host's memory. tests/test_memory.c checks the total
    against the allocator's measured peak. */
@@ -1118,12 +1125,15 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
 typedef struct arwkv_memory_item {
     char name[32];
     uint64_t bytes;
+    int on_host; /* host memory of a GPU run (--offload-optimizer), not the device's */
 } arwkv_memory_item;
 
 typedef struct arwkv_memory_plan {
     arwkv_memory_item items[ARWKV_PLAN_MAX_ITEMS];
     int n_items;
-    uint64_t total;          /* bytes allocated at the peak: the sum of the items */
+    uint64_t total;          /* bytes allocated on the backend at the peak: the sum of the items not on_host */
+    uint64_t host_total;     /* the items on_host: offloaded optimizer state */
+    uint64_t need;           /* what must fit in available: total, plus host_total on the CPU backend */
     uint64_t mapped;         /* CPU backend: checkpoint bytes mapped from disk (not in total) */
     uint64_t available;      /* what the run must fit in */
     char available_from[96]; /* where that figure comes from ("free memory of gpu 0: ...", "memory limit") */
@@ -8345,13 +8355,24 @@ ARWKV_API int64_t arwkv_model_numel(const arwkv_model *m) {
     return n;
 }
 
+/* Give back a parameter's gradient, moments and master (wherever they live). */
+ARWKV_PRIVATE void arwkv__optim_state_free(arwkv_backend *be, arwkv_param *p) {
+    be->mem->free(be, p->grad);
+    if (p->master) { /* offloaded: the moments are host memory */
+        arwkv__free(p->adam_m);
+        arwkv__free(p->adam_v);
+        arwkv__free(p->master);
+    } else {
+        be->mem->free(be, p->adam_m);
+        be->mem->free(be, p->adam_v);
+    }
+    p->grad = p->adam_m = p->adam_v = p->master = NULL;
+}
+
 ARWKV_PRIVATE void arwkv__param_release(arwkv_model *m, arwkv_param *p) {
     if (p->owns_data) m->be->mem->free(m->be, p->data);
-    m->be->mem->free(m->be, p->grad);
-    m->be->mem->free(m->be, p->adam_m);
-    m->be->mem->free(m->be, p->adam_v);
+    arwkv__optim_state_free(m->be, p);
     p->data = NULL;
-    p->grad = p->adam_m = p->adam_v = NULL;
     p->owns_data = 0;
 }
 
@@ -9978,16 +9999,13 @@ ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_
     return 1;
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp) {
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp, int offload) {
     arwkv_backend *be = m->be;
     for (int i = 0; i < m->n_params; i++) {
         arwkv_param *p = &m->params[i];
         int want = arwkv__is_trained(p, stage, freeze_mlp);
+        if (!want || (p->master != NULL) != (offload != 0)) arwkv__optim_state_free(be, p); /* none, or it moves */
         if (!want) {
-            be->mem->free(be, p->grad);
-            be->mem->free(be, p->adam_m);
-            be->mem->free(be, p->adam_v);
-            p->grad = p->adam_m = p->adam_v = NULL;
             p->trainable = 0;
             continue;
         }
@@ -10003,8 +10021,17 @@ ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int 
         }
         size_t bytes = (size_t)p->numel * sizeof(float);
         if (!p->grad) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->grad));
-        if (!p->adam_m) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_m));
-        if (!p->adam_v) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_v));
+        if (offload && !p->master) { /* the master starts as the weights themselves */
+            p->master = (float *)arwkv__malloc(bytes);
+            p->adam_m = (float *)arwkv__calloc(1, bytes);
+            p->adam_v = (float *)arwkv__calloc(1, bytes);
+            if (!p->master || !p->adam_m || !p->adam_v)
+                return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of host memory for the offloaded optimizer (%.1f MiB)", p->name,
+                                   3.0 * bytes / 1048576.0);
+            ARWKV__TRY(be->mem->download(be, p->master, p->data, bytes));
+        }
+        if (!offload && !p->adam_m) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_m));
+        if (!offload && !p->adam_v) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_v));
         p->trainable = 1;
     }
     return ARWKV_OK;
@@ -10015,6 +10042,8 @@ ARWKV_PRIVATE arwkv_result arwkv__zero_grads(arwkv_model *m) {
         if (m->params[i].grad) ARWKV__TRY(m->be->mem->zero(m->be, m->params[i].grad, (size_t)m->params[i].numel * sizeof(float)));
     return ARWKV_OK;
 }
+
+#define ARWKV__OFFLOAD_SLICE ((size_t)1 << 22) /* floats per host <-> backend transfer of the offloaded optimizer */
 
 /* Global gradient norm, clipping, and one AdamW step over every trainable parameter. A gradient
    that is not finite stops everything before any weight changes, naming the parameter. */
@@ -10033,14 +10062,31 @@ ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_tra
     double norm = sqrt(total);
     *grad_norm = (float)norm;
     float scale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
-    for (int i = 0; i < m->n_params; i++) {
+    float *staging = NULL; /* offloaded parameters: a slice of the gradient on its way to the host */
+    arwkv_result r = ARWKV_OK;
+    for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &m->params[i];
         if (!p->trainable) continue;
-        if (scale != 1.0f) ARWKV__TRY(be->optim->scale(be, p->grad, scale, (size_t)p->numel));
-        ARWKV__TRY(be->optim->adamw(be, (float *)p->data, p->grad, p->adam_m, p->adam_v, (size_t)p->numel, lr, o->beta1, o->beta2, o->eps,
-                                    p->decay ? o->weight_decay : 0.0f, step));
+        float wd = p->decay ? o->weight_decay : 0.0f;
+        if (scale != 1.0f) r = be->optim->scale(be, p->grad, scale, (size_t)p->numel);
+        if (r == ARWKV_OK && !p->master) r = be->optim->adamw(be, (float *)p->data, p->grad, p->adam_m, p->adam_v, (size_t)p->numel, lr,
+                                                               o->beta1, o->beta2, o->eps, wd, step);
+        if (r != ARWKV_OK || !p->master) continue;
+        /* offloaded: slice by slice, gradient down, the CPU's AdamW (the CPU backend's own op, on this
+           backend's host threads) on the host master and moments, the new weights up. The update is
+           elementwise, so slicing changes no bit. */
+        if (!staging && !(staging = (float *)arwkv__malloc(ARWKV__OFFLOAD_SLICE * sizeof(float))))
+            r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "offloaded optimizer: out of host memory");
+        for (size_t off = 0; off < (size_t)p->numel && r == ARWKV_OK; off += ARWKV__OFFLOAD_SLICE) {
+            size_t k = (size_t)p->numel - off < ARWKV__OFFLOAD_SLICE ? (size_t)p->numel - off : ARWKV__OFFLOAD_SLICE;
+            r = be->mem->download(be, staging, p->grad + off, k * sizeof(float));
+            if (r == ARWKV_OK) r = arwkv__cpu_adamw(be, p->master + off, staging, p->adam_m + off, p->adam_v + off, k, lr, o->beta1, o->beta2,
+                                                    o->eps, wd, step);
+            if (r == ARWKV_OK) r = be->mem->upload(be, (float *)p->data + off, p->master + off, k * sizeof(float));
+        }
     }
-    return ARWKV_OK;
+    arwkv__free(staging);
+    return r;
 }
 
 /* ---- Data -------------------------------------------------------------------------------------------- */
@@ -10197,7 +10243,9 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
                     r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
                     break;
                 }
-                r = student->be->mem->download(student->be, host[n], k ? p->adam_v : p->adam_m, (size_t)p->numel * sizeof(float));
+                const float *mom = k ? p->adam_v : p->adam_m;
+                if (p->master) memcpy(host[n], mom, (size_t)p->numel * sizeof(float)); /* offloaded: already on the host */
+                else r = student->be->mem->download(student->be, host[n], mom, (size_t)p->numel * sizeof(float));
                 snprintf(names[n], 112, "%s.%s", k ? "adam_v" : "adam_m", p->name);
                 e[n].name = names[n];
                 e[n].dtype = ARWKV_F32;
@@ -10310,7 +10358,8 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
             r = arwkv_st_get(st, name, &t);
             if (r == ARWKV_OK && (t->dtype != ARWKV_F32 || t->numel != p->numel))
                 r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: '%s' does not match the parameter (%lld elements)", path, name, (long long)p->numel);
-            if (r == ARWKV_OK) r = student->be->mem->upload(student->be, k ? p->adam_v : p->adam_m, t->data, t->nbytes);
+            if (r == ARWKV_OK && p->master) memcpy(k ? p->adam_v : p->adam_m, t->data, t->nbytes); /* offloaded: host memory */
+            else if (r == ARWKV_OK) r = student->be->mem->upload(student->be, k ? p->adam_v : p->adam_m, t->data, t->nbytes);
         }
     }
     arwkv_st_close(st);
@@ -10390,7 +10439,7 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     arwkv_backend *be = student->be;
     int M = opt->batch * opt->seq_len, C = student->cfg.hidden_size, V = student->cfg.vocab_size;
     size_t MC = (size_t)M * C;
-    arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp);
+    arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp, opt->offload_optimizer);
     tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->rows_host = (float *)arwkv__malloc((size_t)(M > ARWKV__TRAIN_LOGIT_ROWS ? M : ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float));
@@ -10783,13 +10832,16 @@ ARWKV_PRIVATE arwkv_result arwkv__shadow_student(const arwkv_model *teacher, con
 
 ARWKV_PRIVATE uint64_t arwkv__param_bytes(const arwkv_param *p) { return (uint64_t)p->numel * arwkv_dtype_size(p->dtype); }
 
-ARWKV_PRIVATE void arwkv__plan_add(arwkv_memory_plan *plan, const char *name, uint64_t bytes) {
+ARWKV_PRIVATE void arwkv__plan_add_to(arwkv_memory_plan *plan, const char *name, uint64_t bytes, int on_host) {
     if (!bytes || plan->n_items == ARWKV_PLAN_MAX_ITEMS) return;
     arwkv_memory_item *it = &plan->items[plan->n_items++];
     snprintf(it->name, sizeof it->name, "%s", name);
     it->bytes = bytes;
-    plan->total += bytes;
+    it->on_host = on_host;
+    if (on_host) plan->host_total += bytes;
+    else plan->total += bytes;
 }
+ARWKV_PRIVATE void arwkv__plan_add(arwkv_memory_plan *plan, const char *name, uint64_t bytes) { arwkv__plan_add_to(plan, name, bytes, 0); }
 
 /* The items of one configuration (no available memory, no advice). teacher may be NULL. */
 ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model *teacher, const arwkv_model *student,
@@ -10812,9 +10864,17 @@ ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model 
     }
     arwkv__plan_add(plan, "teacher weights", tw);
     arwkv__plan_add(plan, "student weights (frozen)", sw);
-    arwkv__plan_add(plan, "fp32 masters (trained)", masters);
-    arwkv__plan_add(plan, "gradients", grads);
-    arwkv__plan_add(plan, "AdamW moments", moments);
+    if (o->offload_optimizer) { /* arwkv__make_trainable and arwkv__optimizer_step with offload */
+        arwkv__plan_add(plan, "fp32 weights (trained)", masters);
+        arwkv__plan_add(plan, "gradients", grads);
+        arwkv__plan_add_to(plan, "fp32 masters (host)", masters, 1);
+        arwkv__plan_add_to(plan, "AdamW moments (host)", moments, 1);
+        arwkv__plan_add_to(plan, "transfer slice (host)", masters ? ARWKV__OFFLOAD_SLICE * sizeof(float) : 0, 1);
+    } else {
+        arwkv__plan_add(plan, "fp32 masters (trained)", masters);
+        arwkv__plan_add(plan, "gradients", grads);
+        arwkv__plan_add(plan, "AdamW moments", moments);
+    }
     /* the teacher's workspace grows to the largest batch it runs: training's, or one evaluation sequence */
     int teacher_rows = stage < 3 ? (int)M : 0;
     if (eval_T > teacher_rows) teacher_rows = eval_T;
@@ -10843,6 +10903,7 @@ ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model 
                             (uint64_t)eval_T * sizeof(int32_t) + arwkv__rnn_ws_bytes(student, 1, eval_T, 0));
     /* a GPU's scratch (partial sums of reductions and split products): an allowance */
     if (be->on_gpu) arwkv__plan_add(plan, "GPU workspace", plan->total / 64 > ((uint64_t)256 << 20) ? plan->total / 64 : (uint64_t)256 << 20);
+    plan->need = plan->total + (be->on_gpu ? 0 : plan->host_total);
 }
 
 ARWKV_PRIVATE const char *arwkv__fmt_bytes(uint64_t b, char *buf, size_t n) {
@@ -10886,13 +10947,14 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
         plan->available = UINT64_MAX;
         snprintf(plan->available_from, sizeof plan->available_from, "unknown: not checked");
     }
-    if (plan->total > plan->available) { /* what would make it fit: each option alone, with its total */
+    if (plan->need > plan->available) { /* what would make it fit: each option alone, with its total */
         arwkv__buf adv = {NULL, 0, 0, 0};
-        arwkv_train_options alt[3];
-        const char *what[3];
-        char label[3][48];
+        arwkv_train_options alt[4];
+        const char *what[4];
+        char label[4][48];
         int n_alt = 0;
         if (o->stage >= 2 && !o->freeze_mlp) alt[n_alt] = *o, alt[n_alt].freeze_mlp = 1, what[n_alt++] = "--freeze-mlp";
+        if (!o->offload_optimizer) alt[n_alt] = *o, alt[n_alt].offload_optimizer = 1, what[n_alt++] = "--offload-optimizer";
         if (o->batch > 1) {
             alt[n_alt] = *o, alt[n_alt].batch = o->batch / 2;
             snprintf(label[n_alt], sizeof label[n_alt], "--batch %d", alt[n_alt].batch);
@@ -10908,9 +10970,9 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
             int ev = eval_seq_len > 0 && alt[i].seq_len != o->seq_len ? alt[i].seq_len : eval_seq_len;
             arwkv__plan_items(be, tm, &student, &alt[i], ev, &p2);
             char b1[32];
-            if (p2.total >= plan->total) continue;
-            arwkv__buf_printf(&adv, "%s%s (%s, %s)", adv.len ? "; " : "", what[i], arwkv__fmt_bytes(p2.total, b1, sizeof b1),
-                              p2.total <= plan->available ? "fits" : "still too much");
+            if (p2.need >= plan->need) continue;
+            arwkv__buf_printf(&adv, "%s%s (%s, %s)", adv.len ? "; " : "", what[i], arwkv__fmt_bytes(p2.need, b1, sizeof b1),
+                              p2.need <= plan->available ? "fits" : "still too much");
         }
         if (adv.data) snprintf(plan->advice, sizeof plan->advice, "%s", adv.data);
         arwkv__buf_free(&adv);
@@ -10921,7 +10983,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
 }
 
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
-    if (plan->total <= plan->available) return ARWKV_OK;
+    if (plan->need <= plan->available) return ARWKV_OK;
     /* the three biggest items, largest first */
     int order[ARWKV_PLAN_MAX_ITEMS], n = plan->n_items;
     for (int i = 0; i < n; i++) order[i] = i;
@@ -10932,12 +10994,12 @@ ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
         }
     char a[32], b[32];
     arwkv__buf m = {NULL, 0, 0, 0};
-    arwkv__buf_printf(&m, "the run needs %s at its peak but %s is available (%s); the biggest parts:", arwkv__fmt_bytes(plan->total, a, sizeof a),
+    arwkv__buf_printf(&m, "the run needs %s at its peak but %s is available (%s); the biggest parts:", arwkv__fmt_bytes(plan->need, a, sizeof a),
                       arwkv__fmt_bytes(plan->available, b, sizeof b), plan->available_from);
     for (int i = 0; i < 3 && i < n; i++)
         arwkv__buf_printf(&m, "%s %s %s", i ? "," : "", plan->items[order[i]].name, arwkv__fmt_bytes(plan->items[order[i]].bytes, a, sizeof a));
     if (plan->advice[0]) arwkv__buf_printf(&m, ". To make it fit: %s", plan->advice);
-    else arwkv__buf_printf(&m, ". Neither --freeze-mlp nor a smaller --batch or --seq-len helps: use a device with more memory");
+    else arwkv__buf_printf(&m, ". None of --freeze-mlp, --offload-optimizer, a smaller --batch or --seq-len helps: use a device with more memory");
     arwkv_result r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s", m.data ? m.data : "the run does not fit in memory");
     arwkv__buf_free(&m);
     return r;

@@ -48,6 +48,7 @@ static void usage(FILE *f) {
             "  --warmup N           warm-up steps (default min(50, steps/10))\n"
             "  --schedule cosine|exponential|constant   (default cosine)\n"
             "  --freeze-mlp         stages 2-3: keep the MLPs frozen\n"
+            "  --offload-optimizer  fp32 masters and AdamW moments in host memory, updated by the CPU\n"
             "  --temperature T      stage-2 KL temperature (default 1)\n"
             "  --ce-weight W        stage 2: add W x label cross-entropy (default 0)\n"
             "  --align l2|mse|cosine   stage-1 loss (default l2, upstream's)\n"
@@ -72,7 +73,7 @@ typedef struct args {
     int n_data, n_eval;
     int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, threads, gpu, no_gate, log_every;
     float lr, lr_final, temperature, ce_weight;
-    int freeze_mlp, init_inherit, qrwkv6;
+    int freeze_mlp, init_inherit, qrwkv6, offload;
     arwkv_schedule schedule;
     arwkv_align_kind align;
     unsigned long long seed;
@@ -154,6 +155,7 @@ static int parse(args *a, int argc, char **argv) {
             else if (!strcmp(v, "cosine")) a->align = ARWKV_ALIGN_COSINE;
             else return fprintf(stderr, "arwkv-distill: --align l2|mse|cosine, not '%s'\n", v), 2;
         } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
+        else if (!strcmp(s, "--offload-optimizer")) a->offload = 1;
         else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
         else if (!strcmp(s, "--resume")) a->resume = 1;
         else if (!strcmp(s, "--gpu")) a->gpu = 1;
@@ -195,9 +197,10 @@ static void print_eval(const char *when, const arwkv_eval_stats *e, int has_teac
 static void print_plan(const arwkv_memory_plan *p, int stage, int batch, int seq_len, const arwkv_backend *be) {
     printf("memory plan: stage %d, %d x %d tokens, %s\n", stage, batch, seq_len, arwkv_backend_name(be));
     for (int i = 0; i < p->n_items; i++) printf("  %-26s %10.1f MiB\n", p->items[i].name, p->items[i].bytes / 1048576.0);
-    if (p->available == UINT64_MAX) printf("  %-26s %10.1f MiB (available memory unknown: not checked)\n", "total", p->total / 1048576.0);
-    else
-        printf("  %-26s %10.1f MiB of %.1f MiB (%s)\n", "total", p->total / 1048576.0, p->available / 1048576.0, p->available_from);
+    if (p->host_total && be->on_gpu) printf("  %-26s %10.1f MiB on the host, %.1f MiB on the device\n", "total", p->host_total / 1048576.0,
+                                            p->total / 1048576.0);
+    if (p->available == UINT64_MAX) printf("  %-26s %10.1f MiB (available memory unknown: not checked)\n", "needed", p->need / 1048576.0);
+    else printf("  %-26s %10.1f MiB of %.1f MiB (%s)\n", "needed", p->need / 1048576.0, p->available / 1048576.0, p->available_from);
     if (p->mapped) printf("  %-26s %10.1f MiB (read through the page cache, not counted)\n", "mapped from disk", p->mapped / 1048576.0);
     fflush(stdout);
 }
@@ -273,6 +276,7 @@ int main(int argc, char **argv) {
     o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
     o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
     o.seed = a.seed;
+    o.offload_optimizer = a.offload;
     if (a.resume) STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
     /* the memory plan, before anything is allocated: refuse now rather than run out mid-run */
     if (a.memory_limit) arwkv_backend_set_memory_limit(be, a.memory_limit);

@@ -74,6 +74,7 @@ typedef struct run_config {
     const char *name;
     int stage, qrwkv6, freeze_mlp, teacher, eval;
     const char *student_dir; /* NULL: a new student made from the teacher */
+    int offload;             /* --offload-optimizer: masters and moments leave the backend */
 } run_config;
 
 /* Plan the run, then do it (an evaluation, two steps, an evaluation) and compare with the peak. */
@@ -85,7 +86,7 @@ static void plan_against_peak(const run_config *c) {
     so.arch = c->qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
     arwkv_train_options o;
     arwkv_train_options_default(&o, c->stage);
-    o.seq_len = 48, o.batch = 2, o.steps = 2, o.lr = 1e-4f, o.freeze_mlp = c->freeze_mlp;
+    o.seq_len = 48, o.batch = 2, o.steps = 2, o.lr = 1e-4f, o.freeze_mlp = c->freeze_mlp, o.offload_optimizer = c->offload;
     arwkv_memory_plan plan;
     CHECK_OK(arwkv_memory_plan_training(be, c->teacher ? TEACHER : NULL, c->student_dir, &so, &o, c->eval ? o.seq_len : 0, &plan));
     arwkv_memory_use u;
@@ -93,7 +94,10 @@ static void plan_against_peak(const run_config *c) {
     CHECK(u.peak == 0, "%s: planning allocated %llu bytes on the backend", c->name, (unsigned long long)u.peak);
     uint64_t sum = 0;
     for (int i = 0; i < plan.n_items; i++) sum += plan.items[i].bytes;
-    CHECK(sum == plan.total && plan.total > 0, "%s: the items add up to the total", c->name);
+    uint64_t host = 0;
+    for (int i = 0; i < plan.n_items; i++) host += plan.items[i].on_host ? plan.items[i].bytes : 0;
+    CHECK(sum == plan.total + plan.host_total && host == plan.host_total && plan.total > 0, "%s: the items add up to the totals", c->name);
+    CHECK(plan.need == plan.total + plan.host_total && (c->offload ? host > 0 : host == 0), "%s: on the CPU both count", c->name);
 
     arwkv_model *teacher = NULL, *student = NULL;
     arwkv_trainer *tr = NULL;
@@ -142,16 +146,18 @@ static int save_student(void) {
 }
 
 TEST(plan_matches_peak_stage1) {
-    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL},
-               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL};
+    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0},
+               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0};
     plan_against_peak(&a);
     plan_against_peak(&b);
     plan_against_peak(&c);
 }
 
 TEST(plan_matches_peak_stage2) {
-    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR},
-               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL};
+    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0},
+               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0},
+               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1};
+    plan_against_peak(&e);
     plan_against_peak(&a);
     plan_against_peak(&b);
     plan_against_peak(&c);
@@ -159,7 +165,7 @@ TEST(plan_matches_peak_stage2) {
 }
 
 TEST(plan_matches_peak_stage3) {
-    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR};
+    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0};
     plan_against_peak(&a);
     plan_against_peak(&b);
 }
@@ -179,7 +185,7 @@ TEST(plan_refuses_with_advice) {
     arwkv_backend_set_memory_limit(be, plan.total - 1);
     arwkv_memory_plan tight;
     CHECK_OK(arwkv_memory_plan_training(be, TEACHER, STUDENT_DIR, NULL, &o, 0, &tight));
-    CHECK(tight.total == plan.total && tight.available == plan.total - 1, "the limit is what is available");
+    CHECK(tight.need == plan.total && tight.available == plan.total - 1, "the limit is what is available");
     arwkv_result r = arwkv_memory_plan_check(&tight);
     const char *e = arwkv_last_error();
     CHECK(r == ARWKV_ERR_OUT_OF_MEMORY, "refused: %s", arwkv_result_string(r));
@@ -209,6 +215,96 @@ TEST(plan_refuses_with_advice) {
     CHECK_OK(arwkv_memory_plan_training(be, TEACHER, STUDENT_DIR, NULL, &o, 0, &tight));
     CHECK(arwkv_memory_plan_check(&tight) == ARWKV_ERR_OUT_OF_MEMORY && strstr(arwkv_last_error(), "still too much"),
           "options that do not fit say so: %s", arwkv_last_error());
+    arwkv_backend_destroy(be);
+}
+
+/* ---- the offloaded optimizer ------------------------------------------------------------------------- */
+
+/* n steps of a stage-2 run on the bundled teacher's student (the embedding, 19M floats, takes several
+   transfer slices); losses into loss[]. out_dir != NULL: a checkpoint after step save_at. */
+static void offload_run(arwkv_backend *be, arwkv_model *teacher, arwkv_model *s, int offload, int first, int n, float *loss,
+                        const char *resume_from, const char *out_dir, int save_at) {
+    arwkv_train_options o;
+    arwkv_train_options_default(&o, 2);
+    o.seq_len = 32, o.batch = 1, o.steps = 8, o.lr = 1e-3f, o.warmup_steps = 2, o.offload_optimizer = offload;
+    (void)be;
+    CHECK_OK(arwkv_dataset_pack(&data, o.seq_len, 3));
+    arwkv_trainer *tr = NULL;
+    CHECK_OK(arwkv_trainer_create(teacher, s, &o, &data, &tr));
+    if (!tr) return;
+    if (resume_from) CHECK_OK(arwkv_trainer_restore(tr, resume_from));
+    CHECK(arwkv_trainer_steps_done(tr) == first, "starts after step %d", first);
+    for (int i = first; i < first + n; i++) {
+        arwkv_step_stats st;
+        CHECK_OK(arwkv_trainer_step(tr, &st));
+        loss[i] = st.loss;
+        if (out_dir && i + 1 == save_at) CHECK_OK(arwkv_trainer_save(tr, out_dir, NULL));
+    }
+    arwkv_trainer_free(tr);
+}
+
+static int same_weights(arwkv_model *a, arwkv_model *b) {
+    int same = 1;
+    for (int i = 0; i < a->n_params; i++) {
+        arwkv_param *p = &a->params[i], *q = arwkv_model_param(b, p->name);
+        same &= q && q->dtype == p->dtype && memcmp(p->data, q->data, (size_t)p->numel * arwkv_dtype_size(p->dtype)) == 0;
+    }
+    return same;
+}
+
+/* On the CPU the offloaded update is the same AdamW op on the same numbers: every loss and every
+   weight must agree to the last bit with the run that keeps the optimizer on the backend. */
+TEST(offload_matches_on_backend_bit_for_bit) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    arwkv_model *t = NULL, *a = NULL, *b = NULL;
+    CHECK_OK(arwkv_model_load(TEACHER, be, &t));
+    CHECK_OK(arwkv_model_load(STUDENT_DIR, be, &a));
+    CHECK_OK(arwkv_model_load(STUDENT_DIR, be, &b));
+    float la[8], lb[8];
+    if (t && a && b) {
+        offload_run(be, t, a, 0, 0, 4, la, NULL, NULL, 0);
+        arwkv_memory_use on;
+        arwkv_backend_memory(be, &on);
+        offload_run(be, t, b, 1, 0, 4, lb, NULL, NULL, 0);
+        CHECK(memcmp(la, lb, 4 * sizeof(float)) == 0, "losses %.9g %.9g %.9g %.9g vs %.9g %.9g %.9g %.9g", la[0], la[1], la[2], la[3], lb[0], lb[1],
+              lb[2], lb[3]);
+        CHECK(la[3] != la[0], "the run learns something (%g -> %g)", la[0], la[3]);
+        CHECK(same_weights(a, b), "weights identical after 4 steps");
+        int where = 1;
+        for (int i = 0; i < b->n_params; i++) where &= b->params[i].master != NULL && a->params[i].master == NULL;
+        CHECK(where, "masters on the host only in the offloaded run");
+    }
+    arwkv_model_free(a), arwkv_model_free(b), arwkv_model_free(t);
+    arwkv_backend_destroy(be);
+}
+
+/* Stop after 2 offloaded steps, resume from the files (offloaded again, and on the backend): the same
+   losses and weights as 5 unbroken steps. */
+TEST(offload_resume_is_exact) {
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    arwkv_model *t = NULL, *a = NULL;
+    CHECK_OK(arwkv_model_load(TEACHER, be, &t));
+    CHECK_OK(arwkv_model_load(STUDENT_DIR, be, &a));
+    system("rm -rf build/test_memory_ckpt");
+    float straight[8], resumed[8];
+    if (t && a) offload_run(be, t, a, 1, 0, 5, straight, NULL, "build/test_memory_ckpt", 2);
+    char *dir = NULL;
+    CHECK_OK(arwkv_checkpoint_latest("build/test_memory_ckpt", &dir));
+    for (int offload = 1; offload >= 0 && dir && t; offload--) {
+        arwkv_model *b = NULL;
+        CHECK_OK(arwkv_model_load(dir, be, &b));
+        if (!b) break;
+        memset(resumed, 0, sizeof resumed);
+        offload_run(be, t, b, offload, 2, 3, resumed, dir, NULL, 0);
+        CHECK(memcmp(straight + 2, resumed + 2, 3 * sizeof(float)) == 0, "resumed %s: losses %.9g %.9g %.9g vs %.9g %.9g %.9g",
+              offload ? "offloaded" : "on the backend", straight[2], straight[3], straight[4], resumed[2], resumed[3], resumed[4]);
+        CHECK(same_weights(a, b), "resumed %s: final weights identical", offload ? "offloaded" : "on the backend");
+        arwkv_model_free(b);
+    }
+    arwkv_free(dir);
+    arwkv_model_free(a), arwkv_model_free(t);
     arwkv_backend_destroy(be);
 }
 
@@ -250,6 +346,8 @@ int main(void) {
     RUN(plan_matches_peak_stage2);
     RUN(plan_matches_peak_stage3);
     RUN(plan_refuses_with_advice);
+    RUN(offload_matches_on_backend_bit_for_bit);
+    RUN(offload_resume_is_exact);
     RUN(distill_prints_plan_and_refuses);
     arwkv_dataset_free(&data);
     arwkv_tokenizer_free(tok);
