@@ -893,6 +893,8 @@ typedef struct arwkv_student_options {
     arwkv_arch arch; /* ARWKV_ARCH_ARWKV7 (the default; also when 0) or ARWKV_ARCH_QRWKV6 */
     int rank_mix;    /* QRWKV6: token-shift LoRA rank (0: 32, 64 from C = 4096); its decay rank is
                         rank_w (0: 64, 128 from C = 4096); init, gate, group_norm do not apply */
+    int share_teacher; /* inherited parameters (embeddings, norms, MLPs, head) use the teacher's memory
+                          instead of a copy: the teacher must then outlive the student */
 } arwkv_student_options;
 
 ARWKV_API void arwkv_student_options_default(arwkv_student_options *o);
@@ -9144,8 +9146,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *
     return r;
 }
 
-/* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is copied in its
-   stored type; the RWKV-6 parameters are new, fp32. */
 /* The config and LoRA ranks of a new student of teacher config tc (also used by the memory plan,
    which must see the same shapes without making the student). */
 ARWKV_PRIVATE void arwkv__student_shape(const arwkv_config *tc, const arwkv_student_options *opt, arwkv_model *s) {
@@ -9171,6 +9171,19 @@ ARWKV_PRIVATE void arwkv__student_shape(const arwkv_config *tc, const arwkv_stud
     s->rank_g = opt->gate ? (opt->rank_g > 0 ? opt->rank_g : 128) : 0;
 }
 
+/* A parameter the student inherits: a copy of the teacher's in its stored type, or with
+   opt->share_teacher the teacher's own memory (a student that trains it makes its own fp32 master
+   then, in arwkv_trainer_create, and never writes to the teacher's). */
+ARWKV_PRIVATE arwkv_result arwkv__inherit_param(arwkv_model *s, arwkv_param *p, const arwkv_param *tp, const arwkv_student_options *opt) {
+    if (!opt->share_teacher) return arwkv__copy_param(s, p, tp);
+    if (p->numel != tp->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "%s: %lld elements in the teacher, %lld in the student", p->name,
+                                                  (long long)tp->numel, (long long)p->numel);
+    p->data = tp->data, p->dtype = tp->dtype, p->owns_data = 0;
+    return ARWKV_OK;
+}
+
+/* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is inherited in
+   its stored type; the RWKV-6 parameters are new, fp32. */
 ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out) {
     const arwkv_config *tc = &teacher->cfg;
     if (tc->num_heads * tc->head_dim != tc->hidden_size)
@@ -9184,7 +9197,7 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     arwkv__rng rng = {opt->seed * 0x2545F4914F6CDD1Dull + 6789};
     for (int i = 0; i < s->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &s->params[i], *tp = arwkv_model_param(teacher, p->name);
-        r = tp ? arwkv__copy_param(s, p, tp) : arwkv__param_alloc(s, p, ARWKV_F32);
+        r = tp ? arwkv__inherit_param(s, p, tp, opt) : arwkv__param_alloc(s, p, ARWKV_F32);
     }
     for (int l = 0; l < s->cfg.num_layers && r == ARWKV_OK; l++) r = arwkv__init_tmix6(s, l, &rng);
     if (r != ARWKV_OK) {
@@ -9223,7 +9236,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
         if (strstr(p->name, ".time_mixer.")) continue;
         arwkv_param *tp = arwkv_model_param(teacher, p->name);
         if (!tp) r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "teacher has no parameter '%s'", p->name);
-        else r = arwkv__copy_param(s, p, tp);
+        else r = arwkv__inherit_param(s, p, tp, &opt);
     }
     /* the time mix is fp32 (it is what training changes) */
     for (int i = 0; i < s->n_params && r == ARWKV_OK; i++)
@@ -9999,7 +10012,8 @@ ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_
     return 1;
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp, int offload) {
+/* offload: masters and moments in host memory (see arwkv__optimizer_step). */
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable_offload(arwkv_model *m, int stage, int freeze_mlp, int offload) {
     arwkv_backend *be = m->be;
     for (int i = 0; i < m->n_params; i++) {
         arwkv_param *p = &m->params[i];
@@ -10035,6 +10049,10 @@ ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int 
         p->trainable = 1;
     }
     return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp) {
+    return arwkv__make_trainable_offload(m, stage, freeze_mlp, 0);
 }
 
 ARWKV_PRIVATE arwkv_result arwkv__zero_grads(arwkv_model *m) {
@@ -10439,7 +10457,7 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     arwkv_backend *be = student->be;
     int M = opt->batch * opt->seq_len, C = student->cfg.hidden_size, V = student->cfg.vocab_size;
     size_t MC = (size_t)M * C;
-    arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp, opt->offload_optimizer);
+    arwkv_result r = arwkv__make_trainable_offload(student, opt->stage, opt->freeze_mlp, opt->offload_optimizer);
     tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->rows_host = (float *)arwkv__malloc((size_t)(M > ARWKV__TRAIN_LOGIT_ROWS ? M : ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float));
@@ -10809,8 +10827,8 @@ ARWKV_PRIVATE arwkv_result arwkv__shadow_load(const arwkv_backend *be, const cha
     return ARWKV_OK;
 }
 
-/* A new student as arwkv_student_create would make it: copies of the teacher's shared parameters
-   (their type kept) and fp32 new ones, all allocated. */
+/* A new student as arwkv_student_create would make it: the parameters it inherits from the teacher
+   (copies in their type, or the teacher's own with share_teacher) and fp32 new ones. */
 ARWKV_PRIVATE arwkv_result arwkv__shadow_student(const arwkv_model *teacher, const arwkv_student_options *so, arwkv_model *s) {
     memset(s, 0, sizeof *s);
     arwkv_student_options opt;
@@ -10825,7 +10843,7 @@ ARWKV_PRIVATE arwkv_result arwkv__shadow_student(const arwkv_model *teacher, con
         int fresh = s->cfg.arch == ARWKV_ARCH_ARWKV7 ? strstr(p->name, ".time_mixer.") != NULL : tp == NULL;
         if (!fresh && !tp) return arwkv__fail(ARWKV_ERR_NOT_FOUND, "teacher has no parameter '%s'", p->name);
         p->dtype = fresh ? ARWKV_F32 : tp->dtype;
-        p->owns_data = 1;
+        p->owns_data = fresh || !opt.share_teacher ? 1 : -1; /* -1: the teacher's memory, counted there */
     }
     return ARWKV_OK;
 }
@@ -10859,8 +10877,8 @@ ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model 
         const arwkv_param *p = &student->params[i];
         uint64_t n = (uint64_t)p->numel;
         if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n;
-        else if (p->owns_data) sw += arwkv__param_bytes(p);
-        else plan->mapped += arwkv__param_bytes(p);
+        else if (p->owns_data > 0) sw += arwkv__param_bytes(p);
+        else if (p->owns_data == 0) plan->mapped += arwkv__param_bytes(p); /* -1: shared with the teacher, counted there */
     }
     arwkv__plan_add(plan, "teacher weights", tw);
     arwkv__plan_add(plan, "student weights (frozen)", sw);

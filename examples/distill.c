@@ -272,6 +272,7 @@ int main(int argc, char **argv) {
     so.gate = !a.no_gate;
     so.seed = a.seed;
     so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+    so.share_teacher = 1; /* the teacher outlives the student here: no second copy of its MLPs and embeddings */
     arwkv_train_options_default(&o, a.stage);
     o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
     o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;

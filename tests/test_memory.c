@@ -75,6 +75,7 @@ typedef struct run_config {
     int stage, qrwkv6, freeze_mlp, teacher, eval;
     const char *student_dir; /* NULL: a new student made from the teacher */
     int offload;             /* --offload-optimizer: masters and moments leave the backend */
+    int share;               /* a new student shares the teacher's tensors instead of copying them */
 } run_config;
 
 /* Plan the run, then do it (an evaluation, two steps, an evaluation) and compare with the peak. */
@@ -84,6 +85,7 @@ static void plan_against_peak(const run_config *c) {
     arwkv_student_options so;
     arwkv_student_options_default(&so);
     so.arch = c->qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+    so.share_teacher = c->share;
     arwkv_train_options o;
     arwkv_train_options_default(&o, c->stage);
     o.seq_len = 48, o.batch = 2, o.steps = 2, o.lr = 1e-4f, o.freeze_mlp = c->freeze_mlp, o.offload_optimizer = c->offload;
@@ -104,6 +106,11 @@ static void plan_against_peak(const run_config *c) {
     if (c->teacher) CHECK_OK(arwkv_model_load(TEACHER, be, &teacher));
     if (c->student_dir) CHECK_OK(arwkv_model_load(c->student_dir, be, &student));
     else if (teacher) CHECK_OK(arwkv_student_create(teacher, &so, &student));
+    if (c->share && student && teacher) {
+        arwkv_param *mine = arwkv_model_param(student, "model.layers.0.mlp.up_proj.weight"),
+                    *theirs = arwkv_model_param(teacher, "model.layers.0.mlp.up_proj.weight");
+        CHECK(mine && theirs && mine->data == theirs->data && !mine->owns_data, "%s: the MLP is the teacher's own", c->name);
+    }
     CHECK_OK(arwkv_dataset_pack(&data, o.seq_len, 1));
     if (student) CHECK_OK(arwkv_trainer_create(teacher, student, &o, &data, &tr));
     if (tr) {
@@ -146,17 +153,22 @@ static int save_student(void) {
 }
 
 TEST(plan_matches_peak_stage1) {
-    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0},
-               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0};
+    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0, 0},
+               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0, 0};
     plan_against_peak(&a);
     plan_against_peak(&b);
     plan_against_peak(&c);
+    run_config d = {"stage 1, shared with teacher", 1, 0, 0, 1, 1, NULL, 0, 1}, e = {"stage 1, QRWKV6, shared", 1, 1, 0, 1, 0, NULL, 0, 1};
+    plan_against_peak(&d);
+    plan_against_peak(&e);
 }
 
 TEST(plan_matches_peak_stage2) {
-    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0},
-               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0},
-               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1};
+    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0},
+               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0, 0},
+               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0},
+               f = {"stage 2, shared, --freeze-mlp", 2, 0, 1, 1, 1, NULL, 0, 1};
+    plan_against_peak(&f);
     plan_against_peak(&e);
     plan_against_peak(&a);
     plan_against_peak(&b);
@@ -165,7 +177,7 @@ TEST(plan_matches_peak_stage2) {
 }
 
 TEST(plan_matches_peak_stage3) {
-    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0};
+    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0, 0};
     plan_against_peak(&a);
     plan_against_peak(&b);
 }
