@@ -1015,6 +1015,8 @@ typedef struct arwkv_train_options {
     uint64_t seed;          /* data order */
     int offload_optimizer;  /* fp32 masters and AdamW moments in host memory, updated by the CPU's threads;
                                the backend keeps the working copy of the weights and the gradients */
+    arwkv_dtype offload_weight_type; /* that working copy's type for matrices: F32 or BF16; 0 (unknown):
+                               BF16 on a GPU, F32 on the CPU */
 } arwkv_train_options;
 
 /* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
@@ -1117,8 +1119,8 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
      logits chunk        teacher and student logits of 128 positions, and the hidden-state gradient
      evaluation          the evaluation's own logits and student workspace (alive beside training's)
      GPU workspace       a GPU backend's scratch space (an allowance)
-   With offload_optimizer the trained parameters keep an fp32 working copy and their gradients on the
-   backend; masters and moments are host items (on_host), which a GPU run does not count against the
+   With offload_optimizer the trained parameters keep a working copy (bf16 matrices on a GPU) and
+   their fp32 gradients on the backend; masters and moments are host items (on_host), which a GPU run does not count against the
    device, and a CPU run does (it is the same memory).
    On the CPU, checkpoints are mapped from disk, not allocated: their bytes are reported apart
    (`mapped`) and not counted against the host's memory. tests/test_memory.c checks the total
@@ -1150,6 +1152,12 @@ typedef struct arwkv_memory_plan {
 ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char *teacher_dir, const char *student_dir,
                                                   const arwkv_student_options *so, const arwkv_train_options *o, int eval_seq_len,
                                                   arwkv_memory_plan *plan);
+/* The same from shapes alone, for models one does not have on disk (arwkv-bench memory): a teacher of
+   config tc (Qwen2) whose matrices are stored as teacher_type, and a new student made from it with so,
+   on a GPU (on_gpu: everything allocated, a workspace allowance) or on the CPU (the teacher's matrices
+   mapped). available is left at 0 and advice empty: the caller knows what to compare with. */
+ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dtype teacher_type, const arwkv_student_options *so,
+                                                const arwkv_train_options *o, int eval_seq_len, int on_gpu, arwkv_memory_plan *plan);
 /* ARWKV_OK when the plan fits; else ARWKV_ERR_OUT_OF_MEMORY, with arwkv_last_error() naming the need,
    what is available, the biggest items and the options that would make it fit. */
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan);
@@ -7023,7 +7031,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_layer(const arwkv_tmix7_dims *d, c
                 return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "layer %d: %s has dtype %s (F32, BF16 or F16 expected)", layer_index,
                                    p->name, arwkv_dtype_name(p->dtype));
         }
-        if (p->trainable && (!p->grad || p->dtype != ARWKV_F32))
+        if (p->trainable && (!p->grad || (p->dtype != ARWKV_F32 && !p->master)))
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: trainable %s needs F32 data and a gradient buffer", layer_index,
                                p->name);
     }
@@ -8420,11 +8428,16 @@ ARWKV_PRIVATE arwkv_result arwkv__param_upload(arwkv_model *m, arwkv_param *p, c
 ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const float *src, int64_t n) {
     if (n != p->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "parameter %s has %lld elements, given %lld", p->name, (long long)p->numel, (long long)n);
     if (!p->owns_data) ARWKV__TRY(arwkv__param_alloc(m, p, p->dtype)); /* never write into a mapped file */
+    if (p->master) memcpy(p->master, src, (size_t)n * sizeof(float)); /* offloaded optimizer: the master first */
     return arwkv__param_upload(m, p, src, ARWKV_F32);
 }
 
 ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, float *dst, int64_t n) {
     if (n != p->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "parameter %s has %lld elements, asked for %lld", p->name, (long long)p->numel, (long long)n);
+    if (p->master) { /* an offloaded optimizer's master holds the values; data is only their working copy */
+        memcpy(dst, p->master, (size_t)n * sizeof(float));
+        return ARWKV_OK;
+    }
     size_t bytes = (size_t)n * arwkv_dtype_size(p->dtype);
     if (p->dtype == ARWKV_F32) return m->be->mem->download(m->be, dst, p->data, bytes);
     void *tmp = arwkv__malloc(bytes);
@@ -8587,7 +8600,9 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     arwkv_result r = (e && host) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &m->params[i];
-        arwkv_dtype t = save_type == ARWKV_DTYPE_UNKNOWN ? p->dtype : save_type;
+        /* an offloaded optimizer's values are its fp32 master (data may be a bf16 working copy) */
+        arwkv_dtype have = p->master ? ARWKV_F32 : p->dtype;
+        arwkv_dtype t = save_type == ARWKV_DTYPE_UNKNOWN ? have : save_type;
         /* small fp32 parameters (vectors) stay fp32 in a bf16 save only if the model is fp32 */
         size_t n = (size_t)p->numel;
         host[i] = arwkv__malloc(n * 4 + 1);
@@ -8595,12 +8610,12 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
             r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
             break;
         }
-        if (t == p->dtype) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
+        if (t == have && !p->master) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
         else {
             r = arwkv_param_read(m, p, (float *)host[i], p->numel);
             uint16_t *h = (uint16_t *)host[i];
             float *f = (float *)host[i];
-            if (r == ARWKV_OK)
+            if (r == ARWKV_OK && t != ARWKV_F32) /* narrow in place (an F32 save keeps the floats as read) */
                 for (size_t k = 0; k < n; k++) h[k] = t == ARWKV_BF16 ? arwkv_f32_to_bf16(f[k]) : arwkv_f32_to_f16(f[k]);
         }
         e[i].name = p->name;
@@ -10012,18 +10027,42 @@ ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_
     return 1;
 }
 
-/* offload: masters and moments in host memory (see arwkv__optimizer_step). */
-ARWKV_PRIVATE arwkv_result arwkv__make_trainable_offload(arwkv_model *m, int stage, int freeze_mlp, int offload) {
+/* offload: masters and moments in host memory (see arwkv__optimizer_step); the backend keeps a working
+   copy of each trained parameter, of type wtype for matrices (F32 or BF16), F32 for the vectors the
+   ops read directly. */
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable_offload(arwkv_model *m, int stage, int freeze_mlp, int offload, arwkv_dtype wtype) {
     arwkv_backend *be = m->be;
     for (int i = 0; i < m->n_params; i++) {
         arwkv_param *p = &m->params[i];
         int want = arwkv__is_trained(p, stage, freeze_mlp);
+        if (want && p->master && !offload) { /* leaving the host: the master becomes the weights again */
+            if (p->dtype != ARWKV_F32) ARWKV__TRY(arwkv__param_alloc(m, p, ARWKV_F32));
+            ARWKV__TRY(be->mem->upload(be, p->data, p->master, (size_t)p->numel * sizeof(float)));
+        }
         if (!want || (p->master != NULL) != (offload != 0)) arwkv__optim_state_free(be, p); /* none, or it moves */
         if (!want) {
             p->trainable = 0;
             continue;
         }
-        if (p->dtype != ARWKV_F32 || !p->owns_data) { /* widen (or un-map) into an fp32 master copy */
+        size_t bytes = (size_t)p->numel * sizeof(float);
+        if (offload && !p->master) { /* the master starts as the weights, read in whatever type they have */
+            float *master = (float *)arwkv__malloc(bytes + 1);
+            p->adam_m = (float *)arwkv__calloc(1, bytes + 1);
+            p->adam_v = (float *)arwkv__calloc(1, bytes + 1);
+            if (!master || !p->adam_m || !p->adam_v) {
+                arwkv__free(master);
+                return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of host memory for the offloaded optimizer (%.1f MiB)", p->name,
+                                   3.0 * bytes / 1048576.0);
+            }
+            arwkv_result r = arwkv_param_read(m, p, master, p->numel);
+            p->master = master;
+            ARWKV__TRY(r);
+            arwkv_dtype type = p->is_matrix ? wtype : ARWKV_F32;
+            if (p->dtype != type || !p->owns_data) {
+                ARWKV__TRY(arwkv__param_alloc(m, p, type));
+                ARWKV__TRY(arwkv__param_upload(m, p, master, ARWKV_F32));
+            }
+        } else if (!offload && (p->dtype != ARWKV_F32 || !p->owns_data)) { /* widen (or un-map) into an fp32 master copy */
             size_t n = (size_t)p->numel;
             float *host = (float *)arwkv__malloc(n * sizeof(float) + 1);
             if (!host) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of memory", p->name);
@@ -10033,17 +10072,7 @@ ARWKV_PRIVATE arwkv_result arwkv__make_trainable_offload(arwkv_model *m, int sta
             arwkv__free(host);
             ARWKV__TRY(r);
         }
-        size_t bytes = (size_t)p->numel * sizeof(float);
         if (!p->grad) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->grad));
-        if (offload && !p->master) { /* the master starts as the weights themselves */
-            p->master = (float *)arwkv__malloc(bytes);
-            p->adam_m = (float *)arwkv__calloc(1, bytes);
-            p->adam_v = (float *)arwkv__calloc(1, bytes);
-            if (!p->master || !p->adam_m || !p->adam_v)
-                return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of host memory for the offloaded optimizer (%.1f MiB)", p->name,
-                                   3.0 * bytes / 1048576.0);
-            ARWKV__TRY(be->mem->download(be, p->master, p->data, bytes));
-        }
         if (!offload && !p->adam_m) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_m));
         if (!offload && !p->adam_v) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_v));
         p->trainable = 1;
@@ -10052,7 +10081,7 @@ ARWKV_PRIVATE arwkv_result arwkv__make_trainable_offload(arwkv_model *m, int sta
 }
 
 ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp) {
-    return arwkv__make_trainable_offload(m, stage, freeze_mlp, 0);
+    return arwkv__make_trainable_offload(m, stage, freeze_mlp, 0, ARWKV_F32);
 }
 
 ARWKV_PRIVATE arwkv_result arwkv__zero_grads(arwkv_model *m) {
@@ -10062,6 +10091,14 @@ ARWKV_PRIVATE arwkv_result arwkv__zero_grads(arwkv_model *m) {
 }
 
 #define ARWKV__OFFLOAD_SLICE ((size_t)1 << 22) /* floats per host <-> backend transfer of the offloaded optimizer */
+
+/* The type of the trained matrices' working copy with the optimizer offloaded: bf16 on a GPU (the
+   masters are on the host, so the device needs no more), fp32 on the CPU (one memory: narrowing
+   would only lose precision), unless the options name one. */
+ARWKV_PRIVATE arwkv_dtype arwkv__offload_weight_type(const arwkv_train_options *o, int on_gpu) {
+    if (o->offload_weight_type == ARWKV_BF16 || o->offload_weight_type == ARWKV_F32) return o->offload_weight_type;
+    return on_gpu ? ARWKV_BF16 : ARWKV_F32;
+}
 
 /* Global gradient norm, clipping, and one AdamW step over every trainable parameter. A gradient
    that is not finite stops everything before any weight changes, naming the parameter. */
@@ -10100,7 +10137,12 @@ ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_tra
             r = be->mem->download(be, staging, p->grad + off, k * sizeof(float));
             if (r == ARWKV_OK) r = arwkv__cpu_adamw(be, p->master + off, staging, p->adam_m + off, p->adam_v + off, k, lr, o->beta1, o->beta2,
                                                     o->eps, wd, step);
-            if (r == ARWKV_OK) r = be->mem->upload(be, (float *)p->data + off, p->master + off, k * sizeof(float));
+            if (r == ARWKV_OK && p->dtype == ARWKV_F32) r = be->mem->upload(be, (float *)p->data + off, p->master + off, k * sizeof(float));
+            else if (r == ARWKV_OK) { /* a bf16 working copy: round the slice (into the staging buffer, done with) */
+                uint16_t *h = (uint16_t *)staging;
+                for (size_t e = 0; e < k; e++) h[e] = arwkv_f32_to_bf16(p->master[off + e]);
+                r = be->mem->upload(be, (uint16_t *)p->data + off, h, k * sizeof(uint16_t));
+            }
         }
     }
     arwkv__free(staging);
@@ -10457,7 +10499,8 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     arwkv_backend *be = student->be;
     int M = opt->batch * opt->seq_len, C = student->cfg.hidden_size, V = student->cfg.vocab_size;
     size_t MC = (size_t)M * C;
-    arwkv_result r = arwkv__make_trainable_offload(student, opt->stage, opt->freeze_mlp, opt->offload_optimizer);
+    arwkv_result r = arwkv__make_trainable_offload(student, opt->stage, opt->freeze_mlp, opt->offload_optimizer,
+                                                   arwkv__offload_weight_type(opt, be->on_gpu));
     tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->rows_host = (float *)arwkv__malloc((size_t)(M > ARWKV__TRAIN_LOGIT_ROWS ? M : ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float));
@@ -10616,8 +10659,12 @@ ARWKV_PRIVATE arwkv_result arwkv__fail_nonfinite(arwkv_model *m, int step, doubl
         for (int i = 0; i < m->n_params; i++) {
             arwkv_param *p = &m->params[i];
             if (!p->trainable) continue;
-            float ss;
-            if (m->be->optim->sumsq(m->be, pass ? p->grad : (const float *)p->data, (size_t)p->numel, &ss) == ARWKV_OK && !isfinite(ss))
+            float ss = 0;
+            if (!pass && p->master) /* the values are the host master's: NaN or Inf times 0 is NaN */
+                for (int64_t e = 0; e < p->numel; e++) ss += p->master[e] * 0.0f;
+            if ((!pass && p->master ? ARWKV_OK : m->be->optim->sumsq(m->be, pass ? p->grad : (const float *)p->data, (size_t)p->numel, &ss)) ==
+                    ARWKV_OK &&
+                !isfinite(ss))
                 return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the loss is %g because the %s of '%s' is not finite (NaN or Inf); weights were not updated",
                                    step, loss, pass ? "gradient" : "value", p->name);
         }
@@ -10862,12 +10909,13 @@ ARWKV_PRIVATE void arwkv__plan_add_to(arwkv_memory_plan *plan, const char *name,
 ARWKV_PRIVATE void arwkv__plan_add(arwkv_memory_plan *plan, const char *name, uint64_t bytes) { arwkv__plan_add_to(plan, name, bytes, 0); }
 
 /* The items of one configuration (no available memory, no advice). teacher may be NULL. */
-ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model *teacher, const arwkv_model *student,
+ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, const arwkv_model *student,
                                      const arwkv_train_options *o, int eval_T, arwkv_memory_plan *plan) {
     memset(plan, 0, sizeof *plan);
     int B = o->batch, T = o->seq_len, stage = o->stage;
     uint64_t M = (uint64_t)B * T, C = (uint64_t)student->cfg.hidden_size, V = (uint64_t)student->cfg.vocab_size, MC = M * C;
-    uint64_t tw = 0, sw = 0, masters = 0, grads = 0, moments = 0;
+    uint64_t tw = 0, sw = 0, masters = 0, grads = 0, moments = 0, working = 0;
+    size_t wsize = arwkv_dtype_size(arwkv__offload_weight_type(o, on_gpu));
     for (int i = 0; teacher && i < teacher->n_params; i++) {
         const arwkv_param *p = &teacher->params[i];
         if (p->owns_data) tw += arwkv__param_bytes(p);
@@ -10876,14 +10924,14 @@ ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model 
     for (int i = 0; i < student->n_params; i++) {
         const arwkv_param *p = &student->params[i];
         uint64_t n = (uint64_t)p->numel;
-        if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n;
+        if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n, working += (p->is_matrix ? wsize : 4) * n;
         else if (p->owns_data > 0) sw += arwkv__param_bytes(p);
         else if (p->owns_data == 0) plan->mapped += arwkv__param_bytes(p); /* -1: shared with the teacher, counted there */
     }
     arwkv__plan_add(plan, "teacher weights", tw);
     arwkv__plan_add(plan, "student weights (frozen)", sw);
     if (o->offload_optimizer) { /* arwkv__make_trainable and arwkv__optimizer_step with offload */
-        arwkv__plan_add(plan, "fp32 weights (trained)", masters);
+        arwkv__plan_add(plan, wsize == 2 ? "bf16 weights (trained)" : "fp32 weights (trained)", working);
         arwkv__plan_add(plan, "gradients", grads);
         arwkv__plan_add_to(plan, "fp32 masters (host)", masters, 1);
         arwkv__plan_add_to(plan, "AdamW moments (host)", moments, 1);
@@ -10920,8 +10968,8 @@ ARWKV_PRIVATE void arwkv__plan_items(const arwkv_backend *be, const arwkv_model 
                         ((teacher ? 2 : 1) * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float) +
                             (uint64_t)eval_T * sizeof(int32_t) + arwkv__rnn_ws_bytes(student, 1, eval_T, 0));
     /* a GPU's scratch (partial sums of reductions and split products): an allowance */
-    if (be->on_gpu) arwkv__plan_add(plan, "GPU workspace", plan->total / 64 > ((uint64_t)256 << 20) ? plan->total / 64 : (uint64_t)256 << 20);
-    plan->need = plan->total + (be->on_gpu ? 0 : plan->host_total);
+    if (on_gpu) arwkv__plan_add(plan, "GPU workspace", plan->total / 64 > ((uint64_t)256 << 20) ? plan->total / 64 : (uint64_t)256 << 20);
+    plan->need = plan->total + (on_gpu ? 0 : plan->host_total);
 }
 
 ARWKV_PRIVATE const char *arwkv__fmt_bytes(uint64_t b, char *buf, size_t n) {
@@ -10952,7 +11000,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
         return arwkv__context(r, "memory plan");
     }
     const arwkv_model *tm = teacher_dir ? &teacher : NULL;
-    arwkv__plan_items(be, tm, &student, o, eval_seq_len, plan);
+    arwkv__plan_items(be->on_gpu, tm, &student, o, eval_seq_len, plan);
     uint64_t free_b = 0, total_b = 0;
     if (be->mem_limit) {
         plan->available = be->mem_limit;
@@ -10986,7 +11034,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
         for (int i = 0; i < n_alt; i++) {
             arwkv_memory_plan p2;
             int ev = eval_seq_len > 0 && alt[i].seq_len != o->seq_len ? alt[i].seq_len : eval_seq_len;
-            arwkv__plan_items(be, tm, &student, &alt[i], ev, &p2);
+            arwkv__plan_items(be->on_gpu, tm, &student, &alt[i], ev, &p2);
             char b1[32];
             if (p2.need >= plan->need) continue;
             arwkv__buf_printf(&adv, "%s%s (%s, %s)", adv.len ? "; " : "", what[i], arwkv__fmt_bytes(p2.need, b1, sizeof b1),
@@ -10998,6 +11046,30 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
     arwkv__shadow_free(&teacher);
     arwkv__shadow_free(&student);
     return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dtype teacher_type, const arwkv_student_options *so,
+                                                const arwkv_train_options *o, int eval_seq_len, int on_gpu, arwkv_memory_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    if (tc->arch != ARWKV_ARCH_QWEN2 || o->batch < 1 || o->seq_len < 1 || o->stage < 1 || o->stage > 3)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: a Qwen2 teacher config and a stage, batch and sequence length");
+    if (teacher_type != ARWKV_F32 && teacher_type != ARWKV_BF16 && teacher_type != ARWKV_F16)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: teacher matrices of type %s", arwkv_dtype_name(teacher_type));
+    arwkv_model teacher, student;
+    memset(&teacher, 0, sizeof teacher);
+    memset(&student, 0, sizeof student);
+    teacher.cfg = *tc;
+    arwkv_result r = arwkv__declare_params(&teacher);
+    for (int i = 0; i < teacher.n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &teacher.params[i];
+        p->dtype = p->is_matrix ? teacher_type : ARWKV_F32;
+        p->owns_data = on_gpu || !p->is_matrix;
+    }
+    if (r == ARWKV_OK) r = arwkv__shadow_student(&teacher, so, &student);
+    if (r == ARWKV_OK) arwkv__plan_items(on_gpu, &teacher, &student, o, eval_seq_len, plan);
+    arwkv__shadow_free(&teacher);
+    arwkv__shadow_free(&student);
+    return r;
 }
 
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
