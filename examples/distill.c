@@ -60,6 +60,7 @@ static void usage(FILE *f) {
             "  --threads N          CPU threads (default: all)\n"
             "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
             "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
+            "  --no-save            save nothing at the end (measurements)\n"
             "  --memory-limit SIZE  plan and run within SIZE bytes of backend memory (suffix K, M, G;\n"
             "                       default: the device's free memory, or the host's available memory)\n"
 #ifdef ARWKV_GPU
@@ -73,7 +74,7 @@ typedef struct args {
     int n_data, n_eval;
     int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, threads, gpu, no_gate, log_every;
     float lr, lr_final, temperature, ce_weight;
-    int freeze_mlp, init_inherit, qrwkv6, offload;
+    int freeze_mlp, init_inherit, qrwkv6, offload, no_save;
     arwkv_schedule schedule;
     arwkv_align_kind align;
     unsigned long long seed;
@@ -156,6 +157,7 @@ static int parse(args *a, int argc, char **argv) {
             else return fprintf(stderr, "arwkv-distill: --align l2|mse|cosine, not '%s'\n", v), 2;
         } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
         else if (!strcmp(s, "--offload-optimizer")) a->offload = 1;
+        else if (!strcmp(s, "--no-save")) a->no_save = 1;
         else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
         else if (!strcmp(s, "--resume")) a->resume = 1;
         else if (!strcmp(s, "--gpu")) a->gpu = 1;
@@ -361,10 +363,10 @@ int main(int argc, char **argv) {
     }
     if (tty) printf("\n");
     if (interrupted) printf("interrupted at step %d: saving a checkpoint (continue with --resume)\n", arwkv_trainer_steps_done(tr));
-    STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving the checkpoint");
+    if (!a.no_save) STEP(arwkv_trainer_save(tr, a.out, tok_dir), "saving the checkpoint");
     if (!interrupted) {
-        STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
-        printf("student saved to %s\n", a.out);
+        if (!a.no_save) STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
+        if (!a.no_save) printf("student saved to %s\n", a.out);
         if (has_eval) {
             STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_after), "evaluating");
             print_eval("after", &ev_after, teacher != NULL && a.stage < 3);
