@@ -11,6 +11,8 @@
 #define TEACHER "models/qwen2-code-tiny"
 #define PLAN_MARGIN 0.01 /* the plan may exceed the measured peak by at most 1% */
 
+static int quick; /* ARWKV_TEST_QUICK (sanitizer builds): one run per stage instead of every variant */
+
 /* ---- accounting ---------------------------------------------------------------------------------- */
 
 TEST(accounting_counts_every_byte) {
@@ -158,6 +160,7 @@ TEST(plan_matches_peak_stage1) {
     run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0, 0, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0, 0, 0},
                c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0, 0, 0};
     plan_against_peak(&a);
+    if (quick) return;
     plan_against_peak(&b);
     plan_against_peak(&c);
     run_config d = {"stage 1, shared with teacher", 1, 0, 0, 1, 1, NULL, 0, 1, 0}, e = {"stage 1, QRWKV6, shared", 1, 1, 0, 1, 0, NULL, 0, 1, 0};
@@ -172,6 +175,7 @@ TEST(plan_matches_peak_stage2) {
                f = {"stage 2, shared, --freeze-mlp", 2, 0, 1, 1, 1, NULL, 0, 1, 0},
                g = {"stage 2, offload, bf16 weights", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 1};
     plan_against_peak(&g);
+    if (quick) return;
     plan_against_peak(&f);
     plan_against_peak(&e);
     plan_against_peak(&a);
@@ -415,6 +419,7 @@ TEST(distill_prints_plan_and_refuses) {
 }
 
 int main(void) {
+    quick = getenv("ARWKV_TEST_QUICK") && *getenv("ARWKV_TEST_QUICK") == '1';
     RUN(accounting_counts_every_byte);
     RUN(memory_limit_refuses_past_it);
     arwkv_dataset_init(&data);

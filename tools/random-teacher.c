@@ -57,8 +57,7 @@ static int add(tensor_list *t, const char *name, int64_t rows, int64_t cols, int
     }
     arwkv_st_entry *e = &t->e[t->n];
     memset(e, 0, sizeof *e);
-    snprintf(t->names[t->n], sizeof t->names[t->n], "%s", name);
-    e->name = t->names[t->n];
+    snprintf(t->names[t->n], sizeof t->names[t->n], "%s", name); /* e->name is set at the end: names moves as it grows */
     e->dtype = ARWKV_BF16;
     e->ndim = cols ? 2 : 1;
     e->shape[0] = rows;
@@ -133,6 +132,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "arwkv-random-teacher: out of memory\n");
         return 1;
     }
+    for (int i = 0; i < t.n; i++) t.e[i].name = t.names[i];
     const char *meta[2] = {"format", "pt"};
     arwkv_result r = arwkv_st_write_dir(out, t.e, t.n, meta, 1, 5000000000ull);
     if (r != ARWKV_OK) {

@@ -56,9 +56,9 @@ static int bench_memory(int argc, char **argv) {
         return 2;
     }
     int n_shapes = (int)(sizeof bench_shapes / sizeof bench_shapes[0]), n_cols = (int)(sizeof bench_mem_columns / sizeof bench_mem_columns[0]);
-    const double gib = 1073741824.0, h100 = 79.0; /* GiB an 80 GB H100 has free for tensors (about) */
+    const double gib = 1073741824.0, h100 = 78.66; /* GiB an 80 GB H100 had free (80548 MiB, bench/results/mem-gpu-*) */
     printf("memory plan on a GPU, ARWKV-7 student%s sharing the teacher's frozen tensors, B %d, T %d, bf16 teacher,\n"
-           "GiB of device memory [GiB of host memory]; * fits in %.0f GiB (an 80 GB H100)\n",
+           "GiB of device memory [GiB of host memory]; * fits in %.2f GiB (the free memory of an 80 GB H100)\n",
            gate ? " with gate" : " without gate", B, T, h100);
     if (!only) {
         printf("%-6s", "shape");
