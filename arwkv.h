@@ -687,7 +687,27 @@ struct arwkv_backend {
     const arwkv_loss_ops *loss;
     const arwkv_optim_ops *optim;
     void (*destroy)(arwkv_backend *be);
+    /* Free and total bytes of the backend's memory (NULL: the host's, from the operating system). */
+    arwkv_result (*memory_info)(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
+    /* Memory accounting, kept by the backend's alloc and free (read it with arwkv_backend_memory). */
+    uint64_t mem_in_use, mem_peak, mem_limit;
+    void *mem_sizes; /* private: the size of every live allocation */
 };
+
+/* ---- Memory accounting -------------------------------------------------------------------------
+   Every byte a backend allocates for tensors (alloc above, and a GPU's scratch space) is counted:
+   what is in use now, the peak since the backend was made (or the last reset), and an optional
+   limit past which alloc fails with ARWKV_ERR_OUT_OF_MEMORY instead of asking the system. Checkpoints
+   mapped from disk by the CPU backend are not allocations and are not counted. */
+typedef struct arwkv_memory_use {
+    uint64_t in_use, peak, limit; /* bytes; limit 0: none */
+} arwkv_memory_use;
+ARWKV_API void arwkv_backend_memory(const arwkv_backend *be, arwkv_memory_use *out); /* infallible */
+ARWKV_API void arwkv_backend_reset_peak(arwkv_backend *be);                           /* peak = in use */
+ARWKV_API void arwkv_backend_set_memory_limit(arwkv_backend *be, uint64_t bytes);     /* 0: no limit */
+/* Free and total memory where the backend's tensors live: the device's, or the host's available
+   memory (MemAvailable) for the CPU backend. */
+ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes);
 
 /* ---- Qwen2 attention ops -----------------------------------------------------------------------
    Forward only: the teacher is frozen. A row holds one token's heads side by side, as the
@@ -944,6 +964,8 @@ typedef struct arwkv_param {
     int trainable;
     int decay;            /* AdamW weight decay applies (matrices only) */
     float *grad, *adam_m, *adam_v; /* fp32 backend memory, NULL unless trainable */
+    float *master;        /* offloaded optimizer: the fp32 master in host memory (data is its working copy on
+                             the backend), and adam_m, adam_v are host memory too; NULL otherwise */
 } arwkv_param;
 
 /* Per-layer views. Which members are set depends on the architecture. */
@@ -1078,6 +1100,8 @@ typedef struct arwkv_student_options {
     arwkv_arch arch; /* ARWKV_ARCH_ARWKV7 (the default; also when 0) or ARWKV_ARCH_QRWKV6 */
     int rank_mix;    /* QRWKV6: token-shift LoRA rank (0: 32, 64 from C = 4096); its decay rank is
                         rank_w (0: 64, 128 from C = 4096); init, gate, group_norm do not apply */
+    int share_teacher; /* inherited parameters (embeddings, norms, MLPs, head) use the teacher's memory
+                          instead of a copy: the teacher must then outlive the student */
 } arwkv_student_options;
 
 ARWKV_API void arwkv_student_options_default(arwkv_student_options *o);
@@ -1199,6 +1223,10 @@ typedef struct arwkv_train_options {
     uint64_t seed;          /* data order */
     int resume_with_new_options; /* arwkv_trainer_restore: accept a learning rate, schedule or loss
                                     that differ from the checkpoint's (else an error names them) */
+    int offload_optimizer;  /* fp32 masters and AdamW moments in host memory, updated by the CPU's threads;
+                               the backend keeps the working copy of the weights and the gradients */
+    arwkv_dtype offload_weight_type; /* that working copy's type for matrices: F32 or BF16; 0 (unknown):
+                               BF16 on a GPU, F32 on the CPU */
 } arwkv_train_options;
 
 /* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
@@ -1305,6 +1333,63 @@ typedef struct arwkv_out_dir arwkv_out_dir;
 ARWKV_API arwkv_result arwkv_out_dir_open(const char *dir, const char *const *inputs, int n_inputs, arwkv_out_dir **out);
 ARWKV_API const char *arwkv_out_dir_note(const arwkv_out_dir *o);
 ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o); /* releases the lock; NULL is fine */
+/* ---- The memory plan ----------------------------------------------------------------------------------
+   What a training run will allocate at its peak, computed from the configs and checkpoint headers
+   before anything is allocated, so that a run that cannot fit is refused at the start instead of
+   failing mid-run. The items (bytes on the backend: the device, or host memory for the CPU):
+     teacher weights     frozen, in their stored type (bf16 stays bf16)
+     student weights     the frozen parameters (stored type)
+     fp32 masters        the trained parameters, in fp32
+     gradients           fp32, one per trained parameter
+     AdamW moments       two fp32 arrays per trained parameter
+     teacher activations the teacher's workspace for batch x seq-len rows
+     student activations stage 1: the time mix of one layer (and layer 0's, kept for the end);
+                         stages 2-3: every layer's activations for the backward
+     logits chunk        teacher and student logits of 128 positions, and the hidden-state gradient
+     evaluation          the evaluation's own logits and student workspace (alive beside training's)
+     GPU workspace       a GPU backend's scratch space (an allowance)
+   With offload_optimizer the trained parameters keep a working copy (bf16 matrices on a GPU) and
+   their fp32 gradients on the backend; masters and moments are host items (on_host), which a GPU run does not count against the
+   device, and a CPU run does (it is the same memory).
+   On the CPU, checkpoints are mapped from disk, not allocated: their bytes are reported apart
+   (`mapped`) and not counted against the host's memory. tests/test_memory.c checks the total
+   against the allocator's measured peak. */
+#define ARWKV_PLAN_MAX_ITEMS 12
+typedef struct arwkv_memory_item {
+    char name[32];
+    uint64_t bytes;
+    int on_host; /* host memory of a GPU run (--offload-optimizer), not the device's */
+} arwkv_memory_item;
+
+typedef struct arwkv_memory_plan {
+    arwkv_memory_item items[ARWKV_PLAN_MAX_ITEMS];
+    int n_items;
+    uint64_t total;          /* bytes allocated on the backend at the peak: the sum of the items not on_host */
+    uint64_t host_total;     /* the items on_host: offloaded optimizer state */
+    uint64_t need;           /* what must fit in available: total, plus host_total on the CPU backend */
+    uint64_t mapped;         /* CPU backend: checkpoint bytes mapped from disk (not in total) */
+    uint64_t available;      /* what the run must fit in */
+    char available_from[96]; /* where that figure comes from ("free memory of gpu 0: ...", "memory limit") */
+    char advice[512];        /* options that would make it fit, with their totals ("" if none helps) */
+} arwkv_memory_plan;
+
+/* Plan a run of arwkv_trainer on backend be: the teacher in teacher_dir (NULL: none, stage 3), the
+   student in student_dir or, when that is NULL, a new one made from the teacher with student options
+   so (NULL: defaults); training options o; eval_seq_len > 0 when the run also evaluates sequences of
+   that length. available is the backend's memory limit if one is set (arwkv_backend_set_memory_limit),
+   else its free memory. Reads configs and safetensors headers only; allocates nothing on be. */
+ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char *teacher_dir, const char *student_dir,
+                                                  const arwkv_student_options *so, const arwkv_train_options *o, int eval_seq_len,
+                                                  arwkv_memory_plan *plan);
+/* The same from shapes alone, for models one does not have on disk (arwkv-bench memory): a teacher of
+   config tc (Qwen2) whose matrices are stored as teacher_type, and a new student made from it with so,
+   on a GPU (on_gpu: everything allocated, a workspace allowance) or on the CPU (the teacher's matrices
+   mapped). available is left at 0 and advice empty: the caller knows what to compare with. */
+ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dtype teacher_type, const arwkv_student_options *so,
+                                                const arwkv_train_options *o, int eval_seq_len, int on_gpu, arwkv_memory_plan *plan);
+/* ARWKV_OK when the plan fits; else ARWKV_ERR_OUT_OF_MEMORY, with arwkv_last_error() naming the need,
+   what is available, the biggest items and the options that would make it fit. */
+ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan);
 
 /* @@train-api@@ */
 
@@ -1629,6 +1714,96 @@ ARWKV_PRIVATE void arwkv__buf_json_string(arwkv__buf *b, const char *s, size_t n
 ARWKV_PRIVATE void arwkv__buf_free(arwkv__buf *b) {
     arwkv__free(b->data);
     memset(b, 0, sizeof *b);
+}
+
+/* ---- Backend memory accounting ----------------------------------------------------------------
+   Backends call arwkv__mem_admit before asking the system for tensor memory (it enforces the
+   limit), arwkv__mem_note_alloc once they have it and arwkv__mem_note_free when they give it back.
+   The size of each live block is kept in a small open-addressing table keyed by its address (a
+   device pointer cannot carry a header), with deletion by backward shift so no tombstones pile up. */
+
+typedef struct arwkv__size_table {
+    uintptr_t *keys; /* 0: empty slot */
+    uint64_t *sizes;
+    size_t cap, n;   /* cap is a power of two */
+} arwkv__size_table;
+
+ARWKV_PRIVATE size_t arwkv__ptr_hash(uintptr_t k, size_t cap) {
+    uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (cap - 1);
+}
+
+ARWKV_PRIVATE int arwkv__size_table_grow(arwkv__size_table *t) {
+    size_t cap = t->cap ? t->cap * 2 : 256;
+    uintptr_t *keys = (uintptr_t *)arwkv__calloc(cap, sizeof *keys);
+    uint64_t *sizes = (uint64_t *)arwkv__calloc(cap, sizeof *sizes);
+    if (!keys || !sizes) {
+        arwkv__free(keys);
+        arwkv__free(sizes);
+        return 0;
+    }
+    for (size_t i = 0; i < t->cap; i++) {
+        if (!t->keys[i]) continue;
+        size_t j = arwkv__ptr_hash(t->keys[i], cap);
+        while (keys[j]) j = (j + 1) & (cap - 1);
+        keys[j] = t->keys[i], sizes[j] = t->sizes[i];
+    }
+    arwkv__free(t->keys);
+    arwkv__free(t->sizes);
+    t->keys = keys, t->sizes = sizes, t->cap = cap;
+    return 1;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__mem_admit(arwkv_backend *be, size_t bytes) {
+    if (be->mem_limit && be->mem_in_use + bytes > be->mem_limit)
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: allocating %.1f MiB would pass the memory limit of %.1f MiB (%.1f MiB in use)",
+                           be->name, bytes / 1048576.0, be->mem_limit / 1048576.0, be->mem_in_use / 1048576.0);
+    return ARWKV_OK;
+}
+
+/* Fails only when the host cannot grow the table (the backend then gives the block back). */
+ARWKV_PRIVATE arwkv_result arwkv__mem_note_alloc(arwkv_backend *be, void *p, size_t bytes) {
+    arwkv__size_table *t = (arwkv__size_table *)be->mem_sizes;
+    if (!t) {
+        t = (arwkv__size_table *)arwkv__calloc(1, sizeof *t);
+        if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory (memory accounting)");
+        be->mem_sizes = t;
+    }
+    if ((t->n + 1) * 2 > t->cap && !arwkv__size_table_grow(t)) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory (memory accounting)");
+    size_t j = arwkv__ptr_hash((uintptr_t)p, t->cap);
+    while (t->keys[j]) j = (j + 1) & (t->cap - 1);
+    t->keys[j] = (uintptr_t)p, t->sizes[j] = bytes, t->n++;
+    be->mem_in_use += bytes;
+    if (be->mem_in_use > be->mem_peak) be->mem_peak = be->mem_in_use;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__mem_note_free(arwkv_backend *be, void *p) {
+    arwkv__size_table *t = (arwkv__size_table *)be->mem_sizes;
+    if (!t || !p || !t->cap) return;
+    size_t mask = t->cap - 1, j = arwkv__ptr_hash((uintptr_t)p, t->cap);
+    while (t->keys[j] && t->keys[j] != (uintptr_t)p) j = (j + 1) & mask;
+    if (!t->keys[j]) return; /* not ours (never counted) */
+    be->mem_in_use -= t->sizes[j];
+    t->keys[j] = 0, t->n--;
+    /* backward shift: move later entries of the same probe run into the hole */
+    for (size_t hole = j, k = (j + 1) & mask; t->keys[k]; k = (k + 1) & mask) {
+        size_t home = arwkv__ptr_hash(t->keys[k], t->cap);
+        int between = hole <= k ? (home > hole && home <= k) : (home > hole || home <= k);
+        if (between) continue; /* already as close to home as it can be */
+        t->keys[hole] = t->keys[k], t->sizes[hole] = t->sizes[k], t->keys[k] = 0;
+        hole = k;
+    }
+}
+
+ARWKV_PRIVATE void arwkv__mem_accounting_free(arwkv_backend *be) {
+    arwkv__size_table *t = (arwkv__size_table *)be->mem_sizes;
+    if (t) {
+        arwkv__free(t->keys);
+        arwkv__free(t->sizes);
+        arwkv__free(t);
+    }
+    be->mem_sizes = NULL;
 }
 
 /* ---- Files ------------------------------------------------------------------------------------ */
@@ -7476,19 +7651,24 @@ ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float
 
 /* 64-byte aligned, zeroed; the original pointer is kept just before the block. */
 static arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
-    (void)be;
     *out = NULL;
     if (bytes > SIZE_MAX - 128) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", bytes);
+    ARWKV__TRY(arwkv__mem_admit(be, bytes));
     char *raw = (char *)arwkv__calloc(1, bytes + 64 + sizeof(void *));
     if (!raw) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory allocating %.1f MiB", bytes / 1048576.0);
     uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
     memcpy((char *)a - sizeof(void *), &raw, sizeof(void *));
+    arwkv_result r = arwkv__mem_note_alloc(be, (void *)a, bytes);
+    if (r != ARWKV_OK) {
+        arwkv__free(raw);
+        return r;
+    }
     *out = (void *)a;
     return ARWKV_OK;
 }
 static void arwkv__cpu_free(arwkv_backend *be, void *p) {
-    (void)be;
     if (!p) return;
+    arwkv__mem_note_free(be, p);
     void *raw;
     memcpy(&raw, (char *)p - sizeof(void *), sizeof(void *));
     arwkv__free(raw);
@@ -8699,7 +8879,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_layer(const arwkv_tmix7_dims *d, c
                 return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "layer %d: %s has dtype %s (F32, BF16 or F16 expected)", layer_index,
                                    p->name, arwkv_dtype_name(p->dtype));
         }
-        if (p->trainable && (!p->grad || p->dtype != ARWKV_F32))
+        if (p->trainable && (!p->grad || (p->dtype != ARWKV_F32 && !p->master)))
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: trainable %s needs F32 data and a gradient buffer", layer_index,
                                p->name);
     }
@@ -10040,13 +10220,24 @@ ARWKV_API int64_t arwkv_model_numel(const arwkv_model *m) {
     return n;
 }
 
+/* Give back a parameter's gradient, moments and master (wherever they live). */
+ARWKV_PRIVATE void arwkv__optim_state_free(arwkv_backend *be, arwkv_param *p) {
+    be->mem->free(be, p->grad);
+    if (p->master) { /* offloaded: the moments are host memory */
+        arwkv__free(p->adam_m);
+        arwkv__free(p->adam_v);
+        arwkv__free(p->master);
+    } else {
+        be->mem->free(be, p->adam_m);
+        be->mem->free(be, p->adam_v);
+    }
+    p->grad = p->adam_m = p->adam_v = p->master = NULL;
+}
+
 ARWKV_PRIVATE void arwkv__param_release(arwkv_model *m, arwkv_param *p) {
     if (p->owns_data) m->be->mem->free(m->be, p->data);
-    m->be->mem->free(m->be, p->grad);
-    m->be->mem->free(m->be, p->adam_m);
-    m->be->mem->free(m->be, p->adam_v);
+    arwkv__optim_state_free(m->be, p);
     p->data = NULL;
-    p->grad = p->adam_m = p->adam_v = NULL;
     p->owns_data = 0;
 }
 
@@ -10092,11 +10283,16 @@ ARWKV_PRIVATE arwkv_result arwkv__param_upload(arwkv_model *m, arwkv_param *p, c
 ARWKV_API arwkv_result arwkv_param_write(arwkv_model *m, arwkv_param *p, const float *src, int64_t n) {
     if (n != p->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "parameter %s has %lld elements, given %lld", p->name, (long long)p->numel, (long long)n);
     if (!p->owns_data) ARWKV__TRY(arwkv__param_alloc(m, p, p->dtype)); /* never write into a mapped file */
+    if (p->master) memcpy(p->master, src, (size_t)n * sizeof(float)); /* offloaded optimizer: the master first */
     return arwkv__param_upload(m, p, src, ARWKV_F32);
 }
 
 ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, float *dst, int64_t n) {
     if (n != p->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "parameter %s has %lld elements, asked for %lld", p->name, (long long)p->numel, (long long)n);
+    if (p->master) { /* an offloaded optimizer's master holds the values; data is only their working copy */
+        memcpy(dst, p->master, (size_t)n * sizeof(float));
+        return ARWKV_OK;
+    }
     size_t bytes = (size_t)n * arwkv_dtype_size(p->dtype);
     if (p->dtype == ARWKV_F32) return m->be->mem->download(m->be, dst, p->data, bytes);
     void *tmp = arwkv__malloc(bytes);
@@ -10528,7 +10724,9 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
     arwkv_result r = (e && host) ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &m->params[i];
-        arwkv_dtype t = save_type == ARWKV_DTYPE_UNKNOWN ? p->dtype : save_type;
+        /* an offloaded optimizer's values are its fp32 master (data may be a bf16 working copy) */
+        arwkv_dtype have = p->master ? ARWKV_F32 : p->dtype;
+        arwkv_dtype t = save_type == ARWKV_DTYPE_UNKNOWN ? have : save_type;
         /* small fp32 parameters (vectors) stay fp32 in a bf16 save only if the model is fp32 */
         size_t n = (size_t)p->numel;
         host[i] = arwkv__malloc(n * 4 + 1);
@@ -10536,12 +10734,12 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
             r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
             break;
         }
-        if (t == p->dtype) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
+        if (t == have && !p->master) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
         else {
             r = arwkv_param_read(m, p, (float *)host[i], p->numel);
             uint16_t *h = (uint16_t *)host[i];
             float *f = (float *)host[i];
-            if (r == ARWKV_OK)
+            if (r == ARWKV_OK && t != ARWKV_F32) /* narrow in place (an F32 save keeps the floats as read) */
                 for (size_t k = 0; k < n; k++) h[k] = t == ARWKV_BF16 ? arwkv_f32_to_bf16(f[k]) : arwkv_f32_to_f16(f[k]);
         }
         e[i].name = p->name;
@@ -11097,8 +11295,46 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *
     return r;
 }
 
-/* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is copied in its
-   stored type; the RWKV-6 parameters are new, fp32. */
+/* The config and LoRA ranks of a new student of teacher config tc (also used by the memory plan,
+   which must see the same shapes without making the student). */
+ARWKV_PRIVATE void arwkv__student_shape(const arwkv_config *tc, const arwkv_student_options *opt, arwkv_model *s) {
+    s->cfg = *tc;
+    s->cfg.base_arch = tc->arch;
+    if (opt->arch == ARWKV_ARCH_QRWKV6) {
+        s->cfg.arch = ARWKV_ARCH_QRWKV6;
+        /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) and
+           Qwen3's per-head norms of q and k, so that r and k start as the teacher's queries and keys */
+        s->cfg.head_size = tc->head_dim;
+        s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
+        s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
+        return;
+    }
+    s->cfg.arch = ARWKV_ARCH_ARWKV7;
+    s->cfg.qk_norm = 0; /* the attention, q/k norms included, is what the time mix replaces */
+    s->cfg.head_size = 64;
+    s->cfg.head_size_divisor = 8;
+    s->cfg.wkv_has_gate = opt->gate != 0;
+    s->cfg.wkv_has_group_norm = opt->group_norm != 0;
+    s->cfg.wkv_version = 7;
+    s->rank_w = opt->rank_w > 0 ? opt->rank_w : 64;
+    s->rank_a = opt->rank_a > 0 ? opt->rank_a : 64;
+    s->rank_v = opt->rank_v > 0 ? opt->rank_v : 32;
+    s->rank_g = opt->gate ? (opt->rank_g > 0 ? opt->rank_g : 128) : 0;
+}
+
+/* A parameter the student inherits: a copy of the teacher's in its stored type, or with
+   opt->share_teacher the teacher's own memory (a student that trains it makes its own fp32 master
+   then, in arwkv_trainer_create, and never writes to the teacher's). */
+ARWKV_PRIVATE arwkv_result arwkv__inherit_param(arwkv_model *s, arwkv_param *p, const arwkv_param *tp, const arwkv_student_options *opt) {
+    if (!opt->share_teacher) return arwkv__copy_param(s, p, tp);
+    if (p->numel != tp->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "%s: %lld elements in the teacher, %lld in the student", p->name,
+                                                  (long long)tp->numel, (long long)p->numel);
+    p->data = tp->data, p->dtype = tp->dtype, p->owns_data = 0;
+    return ARWKV_OK;
+}
+
+/* A QRWKV6 student: every parameter the teacher has (q/k/v/o with biases included) is inherited in
+   its stored type; the RWKV-6 parameters are new, fp32. */
 ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, const arwkv_student_options *opt, arwkv_model **out) {
     const arwkv_config *tc = &teacher->cfg;
     if (tc->num_heads * tc->head_dim != tc->hidden_size)
@@ -11107,19 +11343,12 @@ ARWKV_PRIVATE arwkv_result arwkv__student_create_qrwkv6(arwkv_model *teacher, co
     arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     s->be = teacher->be;
-    s->cfg = *tc;
-    s->cfg.arch = ARWKV_ARCH_QRWKV6;
-    s->cfg.base_arch = tc->arch;
-    /* the projections keep the teacher's biases (Qwen2: q/k/v; Llama, Qwen3: all four or none) and
-       Qwen3's per-head norms of q and k, so that r and k start as the teacher's queries and keys */
-    s->cfg.head_size = tc->head_dim;
-    s->cfg.lora_rank_tokenshift = opt->rank_mix > 0 ? opt->rank_mix : tc->hidden_size >= 4096 ? 64 : 32;
-    s->cfg.lora_rank_decay = opt->rank_w > 0 ? opt->rank_w : tc->hidden_size >= 4096 ? 128 : 64;
+    arwkv__student_shape(tc, opt, s);
     arwkv_result r = arwkv__declare_params(s);
     arwkv__rng rng = {opt->seed * 0x2545F4914F6CDD1Dull + 6789};
     for (int i = 0; i < s->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &s->params[i], *tp = arwkv_model_param(teacher, p->name);
-        r = tp ? arwkv__copy_param(s, p, tp) : arwkv__param_alloc(s, p, ARWKV_F32);
+        r = tp ? arwkv__inherit_param(s, p, tp, opt) : arwkv__param_alloc(s, p, ARWKV_F32);
     }
     for (int l = 0; l < s->cfg.num_layers && r == ARWKV_OK; l++) r = arwkv__init_tmix6(s, l, &rng);
     if (r != ARWKV_OK) {
@@ -11150,19 +11379,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
     arwkv_model *s = (arwkv_model *)arwkv__calloc(1, sizeof *s);
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     s->be = teacher->be;
-    s->cfg = *tc;
-    s->cfg.arch = ARWKV_ARCH_ARWKV7;
-    s->cfg.base_arch = tc->arch;
-    s->cfg.qk_norm = 0; /* the attention, q/k norms included, is what the time mix replaces */
-    s->cfg.head_size = 64;
-    s->cfg.head_size_divisor = 8;
-    s->cfg.wkv_has_gate = opt.gate != 0;
-    s->cfg.wkv_has_group_norm = opt.group_norm != 0;
-    s->cfg.wkv_version = 7;
-    s->rank_w = opt.rank_w > 0 ? opt.rank_w : 64;
-    s->rank_a = opt.rank_a > 0 ? opt.rank_a : 64;
-    s->rank_v = opt.rank_v > 0 ? opt.rank_v : 32;
-    s->rank_g = opt.gate ? (opt.rank_g > 0 ? opt.rank_g : 128) : 0;
+    arwkv__student_shape(tc, &opt, s);
     arwkv_result r = arwkv__declare_params(s);
     arwkv__rng rng = {opt.seed * 0x2545F4914F6CDD1Dull + 12345};
     /* shared parts: same names in both models */
@@ -11171,7 +11388,7 @@ ARWKV_API arwkv_result arwkv_student_create(arwkv_model *teacher, const arwkv_st
         if (strstr(p->name, ".time_mixer.")) continue;
         arwkv_param *tp = arwkv_model_param(teacher, p->name);
         if (!tp) r = arwkv__fail(ARWKV_ERR_NOT_FOUND, "teacher has no parameter '%s'", p->name);
-        else r = arwkv__copy_param(s, p, tp);
+        else r = arwkv__inherit_param(s, p, tp, &opt);
     }
     /* the time mix is fp32 (it is what training changes) */
     for (int i = 0; i < s->n_params && r == ARWKV_OK; i++)
@@ -12002,20 +12219,42 @@ ARWKV_PRIVATE int arwkv__is_trained(const arwkv_param *p, int stage, int freeze_
     return 1;
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp) {
+/* offload: masters and moments in host memory (see arwkv__optimizer_step); the backend keeps a working
+   copy of each trained parameter, of type wtype for matrices (F32 or BF16), F32 for the vectors the
+   ops read directly. */
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable_offload(arwkv_model *m, int stage, int freeze_mlp, int offload, arwkv_dtype wtype) {
     arwkv_backend *be = m->be;
     for (int i = 0; i < m->n_params; i++) {
         arwkv_param *p = &m->params[i];
         int want = arwkv__is_trained(p, stage, freeze_mlp);
+        if (want && p->master && !offload) { /* leaving the host: the master becomes the weights again */
+            if (p->dtype != ARWKV_F32) ARWKV__TRY(arwkv__param_alloc(m, p, ARWKV_F32));
+            ARWKV__TRY(be->mem->upload(be, p->data, p->master, (size_t)p->numel * sizeof(float)));
+        }
+        if (!want || (p->master != NULL) != (offload != 0)) arwkv__optim_state_free(be, p); /* none, or it moves */
         if (!want) {
-            be->mem->free(be, p->grad);
-            be->mem->free(be, p->adam_m);
-            be->mem->free(be, p->adam_v);
-            p->grad = p->adam_m = p->adam_v = NULL;
             p->trainable = 0;
             continue;
         }
-        if (p->dtype != ARWKV_F32 || !p->owns_data) { /* widen (or un-map) into an fp32 master copy */
+        size_t bytes = (size_t)p->numel * sizeof(float);
+        if (offload && !p->master) { /* the master starts as the weights, read in whatever type they have */
+            float *master = (float *)arwkv__malloc(bytes + 1);
+            p->adam_m = (float *)arwkv__calloc(1, bytes + 1);
+            p->adam_v = (float *)arwkv__calloc(1, bytes + 1);
+            if (!master || !p->adam_m || !p->adam_v) {
+                arwkv__free(master);
+                return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of host memory for the offloaded optimizer (%.1f MiB)", p->name,
+                                   3.0 * bytes / 1048576.0);
+            }
+            arwkv_result r = arwkv_param_read(m, p, master, p->numel);
+            p->master = master;
+            ARWKV__TRY(r);
+            arwkv_dtype type = p->is_matrix ? wtype : ARWKV_F32;
+            if (p->dtype != type || !p->owns_data) {
+                ARWKV__TRY(arwkv__param_alloc(m, p, type));
+                ARWKV__TRY(arwkv__param_upload(m, p, master, ARWKV_F32));
+            }
+        } else if (!offload && (p->dtype != ARWKV_F32 || !p->owns_data)) { /* widen (or un-map) into an fp32 master copy */
             size_t n = (size_t)p->numel;
             float *host = (float *)arwkv__malloc(n * sizeof(float) + 1);
             if (!host) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of memory", p->name);
@@ -12025,19 +12264,32 @@ ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int 
             arwkv__free(host);
             ARWKV__TRY(r);
         }
-        size_t bytes = (size_t)p->numel * sizeof(float);
         if (!p->grad) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->grad));
-        if (!p->adam_m) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_m));
-        if (!p->adam_v) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_v));
+        if (!offload && !p->adam_m) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_m));
+        if (!offload && !p->adam_v) ARWKV__TRY(be->mem->alloc(be, bytes, (void **)&p->adam_v));
         p->trainable = 1;
     }
     return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__make_trainable(arwkv_model *m, int stage, int freeze_mlp) {
+    return arwkv__make_trainable_offload(m, stage, freeze_mlp, 0, ARWKV_F32);
 }
 
 ARWKV_PRIVATE arwkv_result arwkv__zero_grads(arwkv_model *m) {
     for (int i = 0; i < m->n_params; i++)
         if (m->params[i].grad) ARWKV__TRY(m->be->mem->zero(m->be, m->params[i].grad, (size_t)m->params[i].numel * sizeof(float)));
     return ARWKV_OK;
+}
+
+#define ARWKV__OFFLOAD_SLICE ((size_t)1 << 22) /* floats per host <-> backend transfer of the offloaded optimizer */
+
+/* The type of the trained matrices' working copy with the optimizer offloaded: bf16 on a GPU (the
+   masters are on the host, so the device needs no more), fp32 on the CPU (one memory: narrowing
+   would only lose precision), unless the options name one. */
+ARWKV_PRIVATE arwkv_dtype arwkv__offload_weight_type(const arwkv_train_options *o, int on_gpu) {
+    if (o->offload_weight_type == ARWKV_BF16 || o->offload_weight_type == ARWKV_F32) return o->offload_weight_type;
+    return on_gpu ? ARWKV_BF16 : ARWKV_F32;
 }
 
 /* Global gradient norm, clipping, and one AdamW step over every trainable parameter. A gradient
@@ -12057,14 +12309,36 @@ ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_tra
     double norm = sqrt(total);
     *grad_norm = (float)norm;
     float scale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
-    for (int i = 0; i < m->n_params; i++) {
+    float *staging = NULL; /* offloaded parameters: a slice of the gradient on its way to the host */
+    arwkv_result r = ARWKV_OK;
+    for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &m->params[i];
         if (!p->trainable) continue;
-        if (scale != 1.0f) ARWKV__TRY(be->optim->scale(be, p->grad, scale, (size_t)p->numel));
-        ARWKV__TRY(be->optim->adamw(be, (float *)p->data, p->grad, p->adam_m, p->adam_v, (size_t)p->numel, lr, o->beta1, o->beta2, o->eps,
-                                    p->decay ? o->weight_decay : 0.0f, step));
+        float wd = p->decay ? o->weight_decay : 0.0f;
+        if (scale != 1.0f) r = be->optim->scale(be, p->grad, scale, (size_t)p->numel);
+        if (r == ARWKV_OK && !p->master) r = be->optim->adamw(be, (float *)p->data, p->grad, p->adam_m, p->adam_v, (size_t)p->numel, lr,
+                                                               o->beta1, o->beta2, o->eps, wd, step);
+        if (r != ARWKV_OK || !p->master) continue;
+        /* offloaded: slice by slice, gradient down, the CPU's AdamW (the CPU backend's own op, on this
+           backend's host threads) on the host master and moments, the new weights up. The update is
+           elementwise, so slicing changes no bit. */
+        if (!staging && !(staging = (float *)arwkv__malloc(ARWKV__OFFLOAD_SLICE * sizeof(float))))
+            r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "offloaded optimizer: out of host memory");
+        for (size_t off = 0; off < (size_t)p->numel && r == ARWKV_OK; off += ARWKV__OFFLOAD_SLICE) {
+            size_t k = (size_t)p->numel - off < ARWKV__OFFLOAD_SLICE ? (size_t)p->numel - off : ARWKV__OFFLOAD_SLICE;
+            r = be->mem->download(be, staging, p->grad + off, k * sizeof(float));
+            if (r == ARWKV_OK) r = arwkv__cpu_adamw(be, p->master + off, staging, p->adam_m + off, p->adam_v + off, k, lr, o->beta1, o->beta2,
+                                                    o->eps, wd, step);
+            if (r == ARWKV_OK && p->dtype == ARWKV_F32) r = be->mem->upload(be, (float *)p->data + off, p->master + off, k * sizeof(float));
+            else if (r == ARWKV_OK) { /* a bf16 working copy: round the slice (into the staging buffer, done with) */
+                uint16_t *h = (uint16_t *)staging;
+                for (size_t e = 0; e < k; e++) h[e] = arwkv_f32_to_bf16(p->master[off + e]);
+                r = be->mem->upload(be, (uint16_t *)p->data + off, h, k * sizeof(uint16_t));
+            }
+        }
     }
-    return ARWKV_OK;
+    arwkv__free(staging);
+    return r;
 }
 
 /* ---- Data -------------------------------------------------------------------------------------------- */
@@ -12253,7 +12527,9 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_save(arwkv_model *student, const ar
                     r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
                     break;
                 }
-                r = student->be->mem->download(student->be, host[n], k ? p->adam_v : p->adam_m, (size_t)p->numel * sizeof(float));
+                const float *mom = k ? p->adam_v : p->adam_m;
+                if (p->master) memcpy(host[n], mom, (size_t)p->numel * sizeof(float)); /* offloaded: already on the host */
+                else r = student->be->mem->download(student->be, host[n], mom, (size_t)p->numel * sizeof(float));
                 snprintf(names[n], 112, "%s.%s", k ? "adam_v" : "adam_m", p->name);
                 e[n].name = names[n];
                 e[n].dtype = ARWKV_F32;
@@ -12612,7 +12888,8 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
             r = arwkv_st_get(st, name, &t);
             if (r == ARWKV_OK && (t->dtype != ARWKV_F32 || t->numel != p->numel))
                 r = arwkv__fail(ARWKV_ERR_SHAPE, "%s: '%s' does not match the parameter (%lld elements)", path, name, (long long)p->numel);
-            if (r == ARWKV_OK) r = student->be->mem->upload(student->be, k ? p->adam_v : p->adam_m, t->data, t->nbytes);
+            if (r == ARWKV_OK && p->master) memcpy(k ? p->adam_v : p->adam_m, t->data, t->nbytes); /* offloaded: host memory */
+            else if (r == ARWKV_OK) r = student->be->mem->upload(student->be, k ? p->adam_v : p->adam_m, t->data, t->nbytes);
         }
     }
     arwkv_st_close(st);
@@ -12704,7 +12981,8 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     arwkv_backend *be = student->be;
     int M = opt->batch * opt->seq_len, C = student->cfg.hidden_size, V = student->cfg.vocab_size;
     size_t MC = (size_t)M * C;
-    arwkv_result r = arwkv__make_trainable(student, opt->stage, opt->freeze_mlp);
+    arwkv_result r = arwkv__make_trainable_offload(student, opt->stage, opt->freeze_mlp, opt->offload_optimizer,
+                                                   arwkv__offload_weight_type(opt, be->on_gpu));
     tr->inputs = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->targets = (int32_t *)arwkv__malloc((size_t)M * sizeof(int32_t));
     tr->logit_rows = student->be->on_gpu ? ARWKV__TRAIN_LOGIT_ROWS_GPU : ARWKV__TRAIN_LOGIT_ROWS;
@@ -12864,8 +13142,12 @@ ARWKV_PRIVATE arwkv_result arwkv__fail_nonfinite(arwkv_model *m, int step, doubl
         for (int i = 0; i < m->n_params; i++) {
             arwkv_param *p = &m->params[i];
             if (!p->trainable) continue;
-            float ss;
-            if (m->be->optim->sumsq(m->be, pass ? p->grad : (const float *)p->data, (size_t)p->numel, &ss) == ARWKV_OK && !isfinite(ss))
+            float ss = 0;
+            if (!pass && p->master) /* the values are the host master's: NaN or Inf times 0 is NaN */
+                for (int64_t e = 0; e < p->numel; e++) ss += p->master[e] * 0.0f;
+            if ((!pass && p->master ? ARWKV_OK : m->be->optim->sumsq(m->be, pass ? p->grad : (const float *)p->data, (size_t)p->numel, &ss)) ==
+                    ARWKV_OK &&
+                !isfinite(ss))
                 return arwkv__fail(ARWKV_ERR_NUMERIC, "step %d: the loss is %g because the %s of '%s' is not finite (NaN or Inf); weights were not updated",
                                    step, loss, pass ? "gradient" : "value", p->name);
         }
@@ -12998,6 +13280,319 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
     return ARWKV_OK;
 }
 
+
+/* ---- The memory plan ----------------------------------------------------------------------------------
+   Each size below mirrors the allocation it predicts (named in its comment); tests/test_memory.c
+   runs every stage and compares the plan with the allocator's measured peak, so the two cannot
+   drift apart unnoticed. Parameters are described by "shadow" models: the parameter list declared
+   from the config, with each one's type and whether it would be allocated or mapped, but no data. */
+
+/* arwkv__tmix7_work_create */
+ARWKV_PRIVATE uint64_t arwkv__tmix7_work_bytes(const arwkv_tmix7_dims *d, int rows, int backward) {
+    arwkv__tmix7_work w;
+    memset(&w, 0, sizeof w);
+    w.d = *d, w.max_rows = rows, w.backward = backward != 0;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_work_layout(&w, &cv);
+    return (uint64_t)cv.used * sizeof(float);
+}
+
+/* arwkv__tmix6_reserve for B x T tokens */
+ARWKV_PRIVATE uint64_t arwkv__tmix6_acts_bytes(const arwkv_tmix6_dims *d, int B, int T) {
+    uint64_t rows = (uint64_t)B * T, C = (uint64_t)d->C, KV = (uint64_t)d->n_kv_heads * d->head_size;
+    uint64_t per_row = 21 * C + 5 * (uint64_t)d->rank_mix + 2 * KV + (uint64_t)d->rank_decay;
+    uint64_t ckpt = (uint64_t)B * d->n_heads * (uint64_t)arwkv__wkv6_chunks(T) * d->head_size * d->head_size;
+    return (per_row * rows + ckpt) * sizeof(float);
+}
+
+/* the temporaries arwkv_tmix6_backward allocates for its call */
+ARWKV_PRIVATE uint64_t arwkv__tmix6_backward_bytes(const arwkv_tmix6_dims *d, uint64_t rows) {
+    uint64_t RC = rows * d->C, RKV = rows * d->n_kv_heads * d->head_size;
+    return (20 * RC + 2 * RKV + rows * ((uint64_t)d->rank_decay + 5 * (uint64_t)d->rank_mix)) * sizeof(float);
+}
+
+/* arwkv__teacher_reserve */
+ARWKV_PRIVATE uint64_t arwkv__teacher_ws_bytes(const arwkv_config *c, int rows) {
+    uint64_t R = (uint64_t)rows, C = (uint64_t)c->hidden_size, Q = (uint64_t)c->num_heads * c->head_dim,
+             KV = (uint64_t)c->num_kv_heads * c->head_dim, F = (uint64_t)c->intermediate_size;
+    uint64_t mlp = R < ARWKV__TEACHER_MLP_ROWS ? R : ARWKV__TEACHER_MLP_ROWS;
+    return sizeof(float) * (R * (3 * C + 2 * Q + 2 * KV) + 2 * mlp * F + 2 * R);
+}
+
+/* arwkv__rnn_reserve, and what the student's forward and backward allocate on the way */
+ARWKV_PRIVATE uint64_t arwkv__rnn_ws_bytes(const arwkv_model *s, int B, int T, int train) {
+    const arwkv_config *c = &s->cfg;
+    uint64_t R = (uint64_t)B * T, C = (uint64_t)c->hidden_size, L = (uint64_t)c->num_layers, F = (uint64_t)c->intermediate_size;
+    uint64_t keep = train ? L : 1;
+    int N;
+    uint64_t H = (uint64_t)arwkv__rnn_heads(s, &N);
+    uint64_t floats = (train ? L + 1 : 2) * R * C + 3 * keep * R * C + 2 * keep * R + 3 * R * C + R + 3 * R * F + (uint64_t)B * C +
+                      (uint64_t)B * H * N * N + (train ? 3 * R * C : 0);
+    uint64_t bytes = R * sizeof(int32_t) + floats * sizeof(float);
+    if (c->arch == ARWKV_ARCH_ARWKV7) {
+        arwkv_tmix7_dims d;
+        if (arwkv__tmix7_dims(c, s->rank_w, s->rank_a, s->rank_v, s->rank_g, &d) != ARWKV_OK) return bytes;
+        if (train) bytes += L * arwkv__tmix7_acts_bytes(&d, B, T);
+        bytes += arwkv__tmix7_work_bytes(&d, (int)R, train);
+    } else {
+        arwkv_tmix6_dims d;
+        if (arwkv_tmix6_dims_from_config(c, &d) != ARWKV_OK) return bytes;
+        bytes += keep * arwkv__tmix6_acts_bytes(&d, B, T) + (train ? arwkv__tmix6_backward_bytes(&d, R) : 0);
+    }
+    return bytes;
+}
+
+ARWKV_PRIVATE void arwkv__shadow_free(arwkv_model *m) {
+    arwkv__free(m->params);
+    arwkv__free(m->layers);
+    arwkv_st_close(m->st);
+    arwkv__free(m->dir);
+    memset(m, 0, sizeof *m);
+}
+
+/* The parameters of the model in dir as arwkv_model_load would place them on be: p->dtype is the
+   type it would have, p->owns_data 1 if it would be allocated, 0 if mapped from the file. */
+ARWKV_PRIVATE arwkv_result arwkv__shadow_load(const arwkv_backend *be, const char *dir, arwkv_model *m) {
+    memset(m, 0, sizeof *m);
+    m->dir = arwkv__strdup(dir);
+    if (!m->dir) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    ARWKV__TRY(arwkv_config_load(dir, &m->cfg));
+    ARWKV__TRY(arwkv_st_open(dir, &m->st));
+    if (m->cfg.arch == ARWKV_ARCH_ARWKV7) ARWKV__TRY(arwkv__read_lora_ranks(m));
+    ARWKV__TRY(arwkv__declare_params(m));
+    for (int i = 0; i < m->n_params; i++) {
+        arwkv_param *p = &m->params[i];
+        const arwkv_tensor_info *t = arwkv_st_find(m->st, p->name);
+        if (!t) return arwkv__fail(ARWKV_ERR_NOT_FOUND, "%s: tensor '%s' is missing from the checkpoint (architecture %s)", dir, p->name,
+                                   arwkv_arch_name(m->cfg.arch));
+        int is_float = t->dtype == ARWKV_F32 || t->dtype == ARWKV_BF16 || t->dtype == ARWKV_F16;
+        p->dtype = p->is_matrix && is_float ? t->dtype : ARWKV_F32; /* arwkv__param_from_checkpoint's rule */
+        p->owns_data = !(p->is_matrix && is_float && !be->on_gpu && ((uintptr_t)t->data % arwkv_dtype_size(t->dtype)) == 0);
+    }
+    return ARWKV_OK;
+}
+
+/* A new student as arwkv_student_create would make it: the parameters it inherits from the teacher
+   (copies in their type, or the teacher's own with share_teacher) and fp32 new ones. */
+ARWKV_PRIVATE arwkv_result arwkv__shadow_student(const arwkv_model *teacher, const arwkv_student_options *so, arwkv_model *s) {
+    memset(s, 0, sizeof *s);
+    arwkv_student_options opt;
+    if (so) opt = *so;
+    else arwkv_student_options_default(&opt);
+    arwkv__student_shape(&teacher->cfg, &opt, s);
+    ARWKV__TRY(arwkv__declare_params(s));
+    for (int i = 0; i < s->n_params; i++) {
+        arwkv_param *p = &s->params[i], *tp = NULL;
+        for (int j = 0; j < teacher->n_params && !tp; j++)
+            if (!strcmp(teacher->params[j].name, p->name)) tp = &teacher->params[j];
+        int fresh = s->cfg.arch == ARWKV_ARCH_ARWKV7 ? strstr(p->name, ".time_mixer.") != NULL : tp == NULL;
+        if (!fresh && !tp) return arwkv__fail(ARWKV_ERR_NOT_FOUND, "teacher has no parameter '%s'", p->name);
+        p->dtype = fresh ? ARWKV_F32 : tp->dtype;
+        p->owns_data = fresh || !opt.share_teacher ? 1 : -1; /* -1: the teacher's memory, counted there */
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE uint64_t arwkv__param_bytes(const arwkv_param *p) { return (uint64_t)p->numel * arwkv_dtype_size(p->dtype); }
+
+ARWKV_PRIVATE void arwkv__plan_add_to(arwkv_memory_plan *plan, const char *name, uint64_t bytes, int on_host) {
+    if (!bytes || plan->n_items == ARWKV_PLAN_MAX_ITEMS) return;
+    arwkv_memory_item *it = &plan->items[plan->n_items++];
+    snprintf(it->name, sizeof it->name, "%s", name);
+    it->bytes = bytes;
+    it->on_host = on_host;
+    if (on_host) plan->host_total += bytes;
+    else plan->total += bytes;
+}
+ARWKV_PRIVATE void arwkv__plan_add(arwkv_memory_plan *plan, const char *name, uint64_t bytes) { arwkv__plan_add_to(plan, name, bytes, 0); }
+
+/* The items of one configuration (no available memory, no advice). teacher may be NULL. */
+ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, const arwkv_model *student,
+                                     const arwkv_train_options *o, int eval_T, arwkv_memory_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    int B = o->batch, T = o->seq_len, stage = o->stage;
+    uint64_t M = (uint64_t)B * T, C = (uint64_t)student->cfg.hidden_size, V = (uint64_t)student->cfg.vocab_size, MC = M * C;
+    uint64_t tw = 0, sw = 0, masters = 0, grads = 0, moments = 0, working = 0;
+    size_t wsize = arwkv_dtype_size(arwkv__offload_weight_type(o, on_gpu));
+    for (int i = 0; teacher && i < teacher->n_params; i++) {
+        const arwkv_param *p = &teacher->params[i];
+        if (p->owns_data) tw += arwkv__param_bytes(p);
+        else plan->mapped += arwkv__param_bytes(p);
+    }
+    for (int i = 0; i < student->n_params; i++) {
+        const arwkv_param *p = &student->params[i];
+        uint64_t n = (uint64_t)p->numel;
+        if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n, working += (p->is_matrix ? wsize : 4) * n;
+        else if (p->owns_data > 0) sw += arwkv__param_bytes(p);
+        else if (p->owns_data == 0) plan->mapped += arwkv__param_bytes(p); /* -1: shared with the teacher, counted there */
+    }
+    arwkv__plan_add(plan, "teacher weights", tw);
+    arwkv__plan_add(plan, "student weights (frozen)", sw);
+    if (o->offload_optimizer) { /* arwkv__make_trainable and arwkv__optimizer_step with offload */
+        arwkv__plan_add(plan, wsize == 2 ? "bf16 weights (trained)" : "fp32 weights (trained)", working);
+        arwkv__plan_add(plan, "gradients", grads);
+        arwkv__plan_add_to(plan, "fp32 masters (host)", masters, 1);
+        arwkv__plan_add_to(plan, "AdamW moments (host)", moments, 1);
+        arwkv__plan_add_to(plan, "transfer slice (host)", masters ? ARWKV__OFFLOAD_SLICE * sizeof(float) : 0, 1);
+    } else {
+        arwkv__plan_add(plan, "fp32 masters (trained)", masters);
+        arwkv__plan_add(plan, "gradients", grads);
+        arwkv__plan_add(plan, "AdamW moments", moments);
+    }
+    /* the teacher's workspace grows to the largest batch it runs: training's, or one evaluation sequence */
+    int teacher_rows = stage < 3 ? (int)M : 0;
+    if (eval_T > teacher_rows) teacher_rows = eval_T;
+    if (teacher && teacher_rows) arwkv__plan_add(plan, "teacher activations", arwkv__teacher_ws_bytes(&teacher->cfg, teacher_rows));
+    uint64_t acts = 0, logits = 0;
+    int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
+    arwkv_tmix7_dims d7;
+    arwkv_tmix6_dims d6;
+    memset(&d7, 0, sizeof d7);
+    memset(&d6, 0, sizeof d6);
+    if (is7) (void)arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &d7);
+    else (void)arwkv_tmix6_dims_from_config(&student->cfg, &d6);
+    if (stage == 1 && is7) { /* arwkv_trainer_create: layer 0's and one other layer's activations, a workspace, 6 [M,C] arrays */
+        acts = 2 * arwkv__tmix7_acts_bytes(&d7, B, T) + arwkv__tmix7_work_bytes(&d7, (int)M, 1) + (6 * MC + M) * sizeof(float);
+    } else if (stage == 1) { /* one layer at a time, and the backward's temporaries */
+        acts = arwkv__tmix6_acts_bytes(&d6, B, T) + (2 * MC + M) * sizeof(float) + arwkv__tmix6_backward_bytes(&d6, M);
+    } else { /* every layer's activations, the labels, the hidden-state gradient */
+        acts = arwkv__rnn_ws_bytes(student, B, T, 1) + M * sizeof(int32_t);
+        logits = (2 * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS + MC) * sizeof(float);
+    }
+    arwkv__plan_add(plan, "student activations", acts);
+    arwkv__plan_add(plan, "logits chunk", logits);
+    if (eval_T > 0) /* arwkv_trainer_evaluate: its logits, rows and labels, and a student workspace of one sequence */
+        arwkv__plan_add(plan, "evaluation",
+                        ((teacher ? 2 : 1) * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float) +
+                            (uint64_t)eval_T * sizeof(int32_t) + arwkv__rnn_ws_bytes(student, 1, eval_T, 0));
+    /* a GPU's scratch (partial sums of reductions and split products): an allowance, 64 MiB and 1/128
+       of the rest (the bundled teacher's runs on an H100 used 0.6-4 MiB) */
+    if (on_gpu) arwkv__plan_add(plan, "GPU workspace", ((uint64_t)64 << 20) + plan->total / 128);
+    plan->need = plan->total + (on_gpu ? 0 : plan->host_total);
+}
+
+ARWKV_PRIVATE const char *arwkv__fmt_bytes(uint64_t b, char *buf, size_t n) {
+    if (b >= ((uint64_t)1 << 30)) snprintf(buf, n, "%.2f GiB", b / 1073741824.0);
+    else snprintf(buf, n, "%.1f MiB", b / 1048576.0);
+    return buf;
+}
+
+ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char *teacher_dir, const char *student_dir,
+                                                  const arwkv_student_options *so, const arwkv_train_options *o, int eval_seq_len,
+                                                  arwkv_memory_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    if (o->stage < 1 || o->stage > 3 || o->batch < 1 || o->seq_len < 1)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: stage %d, batch %d, sequence length %d", o->stage, o->batch, o->seq_len);
+    if (!teacher_dir && (o->stage < 3 || !student_dir))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: stage %d needs a teacher%s", o->stage, o->stage == 3 ? " or a student" : "");
+    arwkv_model teacher, student;
+    memset(&teacher, 0, sizeof teacher);
+    memset(&student, 0, sizeof student);
+    arwkv_result r = teacher_dir ? arwkv__shadow_load(be, teacher_dir, &teacher) : ARWKV_OK;
+    if (r == ARWKV_OK) r = student_dir ? arwkv__shadow_load(be, student_dir, &student) : arwkv__shadow_student(&teacher, so, &student);
+    if (r == ARWKV_OK && student.cfg.arch != ARWKV_ARCH_ARWKV7 && student.cfg.arch != ARWKV_ARCH_QRWKV6)
+        r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: training needs an ARWKV-7 or QRWKV6 student, this is %s", student_dir,
+                        arwkv_arch_name(student.cfg.arch));
+    if (r != ARWKV_OK) {
+        arwkv__shadow_free(&teacher);
+        arwkv__shadow_free(&student);
+        return arwkv__context(r, "memory plan");
+    }
+    const arwkv_model *tm = teacher_dir ? &teacher : NULL;
+    arwkv__plan_items(be->on_gpu, tm, &student, o, eval_seq_len, plan);
+    uint64_t free_b = 0, total_b = 0;
+    if (be->mem_limit) {
+        plan->available = be->mem_limit;
+        snprintf(plan->available_from, sizeof plan->available_from, "the memory limit");
+    } else if (arwkv_backend_free_memory(be, &free_b, &total_b) == ARWKV_OK) {
+        plan->available = free_b;
+        snprintf(plan->available_from, sizeof plan->available_from, "%s memory of %.60s", be->on_gpu ? "free" : "available", be->name);
+    } else {
+        arwkv_clear_error();
+        plan->available = UINT64_MAX;
+        snprintf(plan->available_from, sizeof plan->available_from, "unknown: not checked");
+    }
+    if (plan->need > plan->available) { /* what would make it fit: each option alone, with its total */
+        arwkv__buf adv = {NULL, 0, 0, 0};
+        arwkv_train_options alt[4];
+        const char *what[4];
+        char label[4][48];
+        int n_alt = 0;
+        if (o->stage >= 2 && !o->freeze_mlp) alt[n_alt] = *o, alt[n_alt].freeze_mlp = 1, what[n_alt++] = "--freeze-mlp";
+        if (!o->offload_optimizer) alt[n_alt] = *o, alt[n_alt].offload_optimizer = 1, what[n_alt++] = "--offload-optimizer";
+        if (o->batch > 1) {
+            alt[n_alt] = *o, alt[n_alt].batch = o->batch / 2;
+            snprintf(label[n_alt], sizeof label[n_alt], "--batch %d", alt[n_alt].batch);
+            what[n_alt] = label[n_alt], n_alt++;
+        }
+        if (o->seq_len > 1) {
+            alt[n_alt] = *o, alt[n_alt].seq_len = o->seq_len / 2;
+            snprintf(label[n_alt], sizeof label[n_alt], "--seq-len %d", alt[n_alt].seq_len);
+            what[n_alt] = label[n_alt], n_alt++;
+        }
+        for (int i = 0; i < n_alt; i++) {
+            arwkv_memory_plan p2;
+            int ev = eval_seq_len > 0 && alt[i].seq_len != o->seq_len ? alt[i].seq_len : eval_seq_len;
+            arwkv__plan_items(be->on_gpu, tm, &student, &alt[i], ev, &p2);
+            char b1[32];
+            if (p2.need >= plan->need) continue;
+            arwkv__buf_printf(&adv, "%s%s (%s, %s)", adv.len ? "; " : "", what[i], arwkv__fmt_bytes(p2.need, b1, sizeof b1),
+                              p2.need <= plan->available ? "fits" : "still too much");
+        }
+        if (adv.data) snprintf(plan->advice, sizeof plan->advice, "%s", adv.data);
+        arwkv__buf_free(&adv);
+    }
+    arwkv__shadow_free(&teacher);
+    arwkv__shadow_free(&student);
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dtype teacher_type, const arwkv_student_options *so,
+                                                const arwkv_train_options *o, int eval_seq_len, int on_gpu, arwkv_memory_plan *plan) {
+    memset(plan, 0, sizeof *plan);
+    if (tc->arch != ARWKV_ARCH_QWEN2 || o->batch < 1 || o->seq_len < 1 || o->stage < 1 || o->stage > 3)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: a Qwen2 teacher config and a stage, batch and sequence length");
+    if (teacher_type != ARWKV_F32 && teacher_type != ARWKV_BF16 && teacher_type != ARWKV_F16)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "memory plan: teacher matrices of type %s", arwkv_dtype_name(teacher_type));
+    arwkv_model teacher, student;
+    memset(&teacher, 0, sizeof teacher);
+    memset(&student, 0, sizeof student);
+    teacher.cfg = *tc;
+    arwkv_result r = arwkv__declare_params(&teacher);
+    for (int i = 0; i < teacher.n_params && r == ARWKV_OK; i++) {
+        arwkv_param *p = &teacher.params[i];
+        p->dtype = p->is_matrix ? teacher_type : ARWKV_F32;
+        p->owns_data = on_gpu || !p->is_matrix;
+    }
+    if (r == ARWKV_OK) r = arwkv__shadow_student(&teacher, so, &student);
+    if (r == ARWKV_OK) arwkv__plan_items(on_gpu, &teacher, &student, o, eval_seq_len, plan);
+    arwkv__shadow_free(&teacher);
+    arwkv__shadow_free(&student);
+    return r;
+}
+
+ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
+    if (plan->need <= plan->available) return ARWKV_OK;
+    /* the three biggest items, largest first */
+    int order[ARWKV_PLAN_MAX_ITEMS], n = plan->n_items;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && plan->items[order[j]].bytes > plan->items[order[j - 1]].bytes; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    char a[32], b[32];
+    arwkv__buf m = {NULL, 0, 0, 0};
+    arwkv__buf_printf(&m, "the run needs %s at its peak but %s is available (%s); the biggest parts:", arwkv__fmt_bytes(plan->need, a, sizeof a),
+                      arwkv__fmt_bytes(plan->available, b, sizeof b), plan->available_from);
+    for (int i = 0; i < 3 && i < n; i++)
+        arwkv__buf_printf(&m, "%s %s %s", i ? "," : "", plan->items[order[i]].name, arwkv__fmt_bytes(plan->items[order[i]].bytes, a, sizeof a));
+    if (plan->advice[0]) arwkv__buf_printf(&m, ". To make it fit: %s", plan->advice);
+    else arwkv__buf_printf(&m, ". None of --freeze-mlp, --offload-optimizer, a smaller --batch or --seq-len helps: use a device with more memory");
+    arwkv_result r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s", m.data ? m.data : "the run does not fit in memory");
+    arwkv__buf_free(&m);
+    return r;
+}
 
 /* ---- Data from files ------------------------------------------------------------------------------------ */
 
@@ -13732,6 +14327,7 @@ ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n,
    ============================================================================================ */
 
 static void arwkv__cpu_destroy(arwkv_backend *be) {
+    arwkv__mem_accounting_free(be);
     arwkv_pool_destroy(be->pool);
     arwkv__free(be);
 }
@@ -13773,6 +14369,34 @@ ARWKV_API void arwkv_backend_destroy(arwkv_backend *be) {
 }
 
 ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be) { return be ? be->name : "none"; }
+
+ARWKV_API void arwkv_backend_memory(const arwkv_backend *be, arwkv_memory_use *out) {
+    out->in_use = be->mem_in_use, out->peak = be->mem_peak, out->limit = be->mem_limit;
+}
+ARWKV_API void arwkv_backend_reset_peak(arwkv_backend *be) { be->mem_peak = be->mem_in_use; }
+ARWKV_API void arwkv_backend_set_memory_limit(arwkv_backend *be, uint64_t bytes) { be->mem_limit = bytes; }
+
+/* The host's memory from /proc/meminfo (Linux): MemAvailable counts what can be had without
+   swapping (free memory plus caches the kernel can drop). */
+ARWKV_PRIVATE arwkv_result arwkv__host_memory(uint64_t *free_bytes, uint64_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo: cannot read the host's free memory (give a limit by hand)");
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *free_bytes = (uint64_t)kb * 1024;
+        else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total_bytes = (uint64_t)kb * 1024;
+    }
+    fclose(f);
+    if (!*free_bytes || !*total_bytes) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo has no MemAvailable or MemTotal line");
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
+    if (be->memory_info) return be->memory_info(be, free_bytes, total_bytes);
+    return arwkv__host_memory(free_bytes, total_bytes);
+}
 
 #ifdef __cplusplus
 }

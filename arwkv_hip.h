@@ -395,6 +395,7 @@ typedef struct arwkv__gpu {
     float *scalar;             /* a result on its way back to the host */
     void *scratch;             /* per-call temporaries (partial sums over rows), grown on demand */
     size_t scratch_size;
+    arwkv_backend *be;         /* the backend this is the state of (its memory accounting) */
 } arwkv__gpu;
 
 #define ARWKV__G(be) ((arwkv__gpu *)(be)->gpu)
@@ -424,8 +425,13 @@ static unsigned arwkv__hip_blocks(const arwkv__gpu *g, size_t n) {
    the old block, which waits for queued work that may still use it. */
 static arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) {
     if (g->scratch_size < bytes) {
-        if (g->scratch) (void)hipFree(g->scratch);
+        arwkv_backend *be = g->be;
+        if (g->scratch) {
+            arwkv__mem_note_free(be, g->scratch);
+            (void)hipFree(g->scratch);
+        }
         g->scratch = NULL, g->scratch_size = 0;
+        ARWKV__TRY(arwkv__mem_admit(be, bytes));
         hipError_t e = hipMalloc(&g->scratch, bytes);
         if (e != hipSuccess) {
             (void)hipGetLastError();
@@ -434,6 +440,7 @@ static arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) 
                                bytes / 1048576.0, hipGetErrorString(e));
         }
         g->scratch_size = bytes;
+        (void)arwkv__mem_note_alloc(be, g->scratch, bytes); /* a table that cannot grow only leaves it uncounted */
     }
     *out = g->scratch;
     return ARWKV_OK;
@@ -444,6 +451,7 @@ static arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out
     *out = NULL;
     void *p = NULL;
     size_t n = bytes ? bytes : 1; /* every call returns a distinct pointer, as on the CPU */
+    ARWKV__TRY(arwkv__mem_admit(be, bytes));
     hipError_t e = hipMalloc(&p, n);
     if (e != hipSuccess) {
         (void)hipGetLastError(); /* out of memory is not sticky: clear it */
@@ -457,13 +465,28 @@ static arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out
         (void)hipFree(p);
         return arwkv__fail(ARWKV_ERR_GPU, "GPU %d: zeroing a new buffer: %s", g->device, hipGetErrorString(e));
     }
+    arwkv_result r = arwkv__mem_note_alloc(be, p, bytes);
+    if (r != ARWKV_OK) {
+        (void)hipFree(p);
+        return r;
+    }
     *out = p;
     return ARWKV_OK;
 }
 
 static void arwkv__hip_free(arwkv_backend *be, void *p) {
-    (void)be;
-    if (p) (void)hipFree(p); /* waits for the device: work queued on p finishes first */
+    if (!p) return;
+    arwkv__mem_note_free(be, p);
+    (void)hipFree(p); /* waits for the device: work queued on p finishes first */
+}
+
+static arwkv_result arwkv__hip_memory_info(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
+    arwkv__gpu *g = ARWKV__G(be);
+    size_t f = 0, t = 0;
+    ARWKV__HIP_TRY(hipSetDevice(g->device), "selecting the GPU");
+    ARWKV__HIP_TRY(hipMemGetInfo(&f, &t), "asking the GPU for its free memory");
+    *free_bytes = f, *total_bytes = t;
+    return ARWKV_OK;
 }
 
 /* Host memory may be reused as soon as upload returns: copy, then wait for the copy. */
@@ -3204,6 +3227,7 @@ static void arwkv__hip_destroy(arwkv_backend *be) {
         if (g->stream) (void)hipStreamDestroy(g->stream);
         arwkv__free(g);
     }
+    arwkv__mem_accounting_free(be);
     arwkv_pool_destroy(be->pool);
     arwkv__free(be);
 }
@@ -3218,6 +3242,7 @@ static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
     arwkv__gpu *g = (arwkv__gpu *)arwkv__calloc(1, sizeof *g);
     if (!g) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU backend: out of memory");
     be->gpu = g;
+    g->be = be;
     g->device = device;
     ARWKV__HIP_TRY(hipSetDevice(device), "selecting the GPU");
     ARWKV__HIP_TRY(hipGetDeviceProperties(&g->prop, device), "reading the GPU's properties");
@@ -3279,6 +3304,7 @@ ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out) {
     be->rwkv6 = &arwkv__hip_rwkv6_ops;
 #endif
     be->destroy = arwkv__hip_destroy;
+    be->memory_info = arwkv__hip_memory_info;
     *out = be;
     return ARWKV_OK;
 }

@@ -54,6 +54,7 @@ static void usage(FILE *f) {
             "  --warmup N           warm-up steps (default min(50, steps/10))\n"
             "  --schedule cosine|exponential|constant   (default cosine)\n"
             "  --freeze-mlp         stages 2-3: keep the MLPs frozen\n"
+            "  --offload-optimizer  fp32 masters and AdamW moments in host memory, updated by the CPU\n"
             "  --temperature T      stage-2 KL temperature (default 1)\n"
             "  --ce-weight W        stage 2: add W x label cross-entropy (default 0)\n"
             "  --align l2|mse|cosine   stage-1 loss (default l2, upstream's)\n"
@@ -68,6 +69,9 @@ static void usage(FILE *f) {
             "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
             "                       (every run also writes OUT/log.csv: per-step losses and evaluations,\n"
             "                       for arwkv-plot)\n"
+            "  --no-save            save nothing at the end (measurements)\n"
+            "  --memory-limit SIZE  plan and run within SIZE bytes of backend memory (suffix K, M, G;\n"
+            "                       default: the device's free memory, or the host's available memory)\n"
 #ifdef ARWKV_GPU
             "  --gpu                run on the GPU\n"
 #endif
@@ -79,11 +83,24 @@ typedef struct args {
     int n_data, n_eval;
     int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, override, threads, gpu, no_gate, log_every;
     float lr, lr_final, temperature, ce_weight;
-    int freeze_mlp, init_inherit, qrwkv6;
+    int freeze_mlp, init_inherit, qrwkv6, offload, no_save;
     arwkv_schedule schedule;
     arwkv_align_kind align;
     uint64_t seed;
+    unsigned long long memory_limit; /* bytes, 0: none */
 } args;
+
+/* "512M", "1.5G", "1048576": bytes; 0 on anything else. */
+static unsigned long long parse_size(const char *v) {
+    char *end;
+    double x = strtod(v, &end);
+    double unit = 1;
+    if (*end == 'K' || *end == 'k') unit = 1024.0, end++;
+    else if (*end == 'M' || *end == 'm') unit = 1048576.0, end++;
+    else if (*end == 'G' || *end == 'g') unit = 1073741824.0, end++;
+    if (end == v || *end || !(x > 0) || x * unit > 1e19) return 0;
+    return (unsigned long long)(x * unit);
+}
 
 static int parse(args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
@@ -129,6 +146,11 @@ static int parse(args *a, int argc, char **argv) {
         else if (OPT("--log-every")) NUMBER(arwkv_parse_int(s, argv[++i], 0, INT_MAX, &a->log_every));
         else if (OPT("--threads")) NUMBER(arwkv_parse_int(s, argv[++i], 0, 4096, &a->threads));
         else if (OPT("--seed")) NUMBER(arwkv_parse_u64(s, argv[++i], &a->seed));
+        else if (OPT("--memory-limit")) {
+            const char *v = argv[++i];
+            if (!(a->memory_limit = parse_size(v)))
+                return fprintf(stderr, "arwkv-distill: --memory-limit takes a size such as 512M or 20G, not '%s'\n", v), 2;
+        }
         else if (OPT("--init")) {
             const char *v = argv[++i];
             if (!strcmp(v, "inherit")) a->init_inherit = 1;
@@ -150,6 +172,8 @@ static int parse(args *a, int argc, char **argv) {
             else if (!strcmp(v, "cosine")) a->align = ARWKV_ALIGN_COSINE;
             else return fprintf(stderr, "arwkv-distill: --align l2|mse|cosine, not '%s'\n", v), 2;
         } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
+        else if (!strcmp(s, "--offload-optimizer")) a->offload = 1;
+        else if (!strcmp(s, "--no-save")) a->no_save = 1;
         else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
         else if (!strcmp(s, "--resume")) a->resume = 1;
         else if (!strcmp(s, "--override")) a->override = 1;
@@ -261,6 +285,18 @@ static void log_eval(FILE *f, int stage, int step, const arwkv_eval_stats *e, in
     fflush(f);
 }
 
+/* One line per item of the memory plan, then the total against what is available. */
+static void print_plan(const arwkv_memory_plan *p, int stage, int batch, int seq_len, const arwkv_backend *be) {
+    printf("memory plan: stage %d, %d x %d tokens, %s\n", stage, batch, seq_len, arwkv_backend_name(be));
+    for (int i = 0; i < p->n_items; i++) printf("  %-26s %10.1f MiB\n", p->items[i].name, p->items[i].bytes / 1048576.0);
+    if (p->host_total && be->on_gpu) printf("  %-26s %10.1f MiB on the host, %.1f MiB on the device\n", "total", p->host_total / 1048576.0,
+                                            p->total / 1048576.0);
+    if (p->available == UINT64_MAX) printf("  %-26s %10.1f MiB (available memory unknown: not checked)\n", "needed", p->need / 1048576.0);
+    else printf("  %-26s %10.1f MiB of %.1f MiB (%s)\n", "needed", p->need / 1048576.0, p->available / 1048576.0, p->available_from);
+    if (p->mapped) printf("  %-26s %10.1f MiB (read through the page cache, not counted)\n", "mapped from disk", p->mapped / 1048576.0);
+    fflush(stdout);
+}
+
 static arwkv_result load_files(arwkv_dataset *d, const arwkv_tokenizer *tok, const char **paths, int n, int32_t eos) {
     arwkv_dataset_init(d);
     for (int i = 0; i < n; i++) ARWKV__TRY(arwkv_dataset_add_file(d, tok, paths[i], eos));
@@ -298,6 +334,9 @@ int main(int argc, char **argv) {
     const char *tok_dir = a.teacher ? a.teacher : a.student;
     int32_t eos = -1;
     arwkv_train_options o;
+    arwkv_student_options so;
+    arwkv_memory_plan plan;
+    arwkv_memory_use mem_use;
     int64_t n_train = 0, tokens = 0;
     arwkv_eval_stats ev_before, ev_after;
     memset(&ev_before, 0, sizeof ev_before);
@@ -330,10 +369,29 @@ int main(int argc, char **argv) {
     /* --out is checked (writable, not a model we read, not in use) and locked before any work */
     STEP(arwkv_out_dir_open(a.out, inputs, 2, &od), "--out");
     if (*arwkv_out_dir_note(od)) printf("%s\n", arwkv_out_dir_note(od));
+    arwkv_student_options_default(&so);
+    so.init = a.init_inherit ? ARWKV_INIT_INHERIT : ARWKV_INIT_UPSTREAM;
+    so.gate = !a.no_gate;
+    so.seed = a.seed;
+    so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+    so.share_teacher = 1; /* the teacher outlives the student here: no second copy of its MLPs and embeddings */
+    arwkv_train_options_default(&o, a.stage);
+    o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
+    o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
+    o.seed = a.seed;
+    o.offload_optimizer = a.offload;
+    o.resume_with_new_options = a.override;
+    if (a.resume) STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
+    /* the memory plan, before anything is allocated: refuse now rather than run out mid-run */
+    if (a.memory_limit) arwkv_backend_set_memory_limit(be, a.memory_limit);
+    STEP(arwkv_memory_plan_training(be, a.stage == 3 && !a.teacher ? NULL : a.teacher, ckpt ? ckpt : a.student, &so, &o,
+                                    a.n_eval ? a.seq_len : 0, &plan),
+         "planning memory");
+    print_plan(&plan, a.stage, a.batch, a.seq_len, be);
+    STEP(arwkv_memory_plan_check(&plan), "memory");
     if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
     STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
-    if (a.resume) {
-        STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
+    if (ckpt) {
         STEP(arwkv_model_load(ckpt, be, &student), "loading the checkpoint");
         printf("resuming from %s\n", ckpt);
     } else if (a.student) {
@@ -344,12 +402,6 @@ int main(int argc, char **argv) {
             goto done;
         arwkv_clear_error();
     } else {
-        arwkv_student_options so;
-        arwkv_student_options_default(&so);
-        so.init = a.init_inherit ? ARWKV_INIT_INHERIT : ARWKV_INIT_UPSTREAM;
-        so.gate = !a.no_gate;
-        so.seed = a.seed;
-        so.arch = a.qrwkv6 ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
         STEP(arwkv_student_create(teacher, &so, &student), "creating the student");
     }
     eos = arwkv_tokenizer_token_id(tok, "<|endoftext|>");
@@ -365,11 +417,6 @@ int main(int argc, char **argv) {
     if (train.n_skipped)
         printf("data: %zu sequences without any target token (inside user turns longer than --seq-len) are skipped\n", train.n_skipped);
 
-    arwkv_train_options_default(&o, a.stage);
-    o.seq_len = a.seq_len, o.batch = a.batch, o.steps = a.steps, o.lr = a.lr, o.lr_final = a.lr_final, o.warmup_steps = a.warmup;
-    o.schedule = a.schedule, o.align = a.align, o.temperature = a.temperature, o.ce_weight = a.ce_weight, o.freeze_mlp = a.freeze_mlp;
-    o.seed = a.seed;
-    o.resume_with_new_options = a.override;
     STEP(arwkv_trainer_create(a.stage == 3 && !teacher ? NULL : teacher, student, &o, &train, &tr), "setting up training");
     if (ckpt) STEP(arwkv_trainer_restore(tr, ckpt), "restoring the checkpoint");
     for (int i = 0; i < student->n_params; i++) n_train += student->params[i].trainable ? student->params[i].numel : 0;
@@ -434,14 +481,14 @@ int main(int argc, char **argv) {
     }
     if (tty) printf("\n");
     if (interrupted) printf("interrupted at step %d: saving a checkpoint (continue with --resume)\n", arwkv_trainer_steps_done(tr));
-    if (arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK) { /* the student itself may still fit: try it */
+    if (!a.no_save && arwkv_trainer_save(tr, a.out, tok_dir) != ARWKV_OK) { /* the student itself may still fit: try it */
         fprintf(stderr, "arwkv-distill: saving the checkpoint: %s\n", arwkv_last_error());
         checkpoint_failed = 1;
         if (interrupted) goto done;
     }
     if (!interrupted) {
-        STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
-        printf("student saved to %s\n", a.out);
+        if (!a.no_save) STEP(arwkv_model_save(student, a.out, ARWKV_DTYPE_UNKNOWN, 0, tok_dir), "saving the student");
+        if (!a.no_save) printf("student saved to %s\n", a.out);
         if (has_eval) {
             STEP(arwkv_trainer_evaluate(tr, &eval, a.eval_windows, &ev_after), "evaluating");
             print_eval("after", &ev_after, teacher != NULL && a.stage < 3);
@@ -451,6 +498,8 @@ int main(int argc, char **argv) {
     secs = arwkv_seconds() - t_start;
     printf("%d steps, %lld tokens, %.1f s (%.0f tokens/s of training)\n", done_here, (long long)tokens, secs,
            tokens / (arwkv_seconds() - t_train));
+    arwkv_backend_memory(be, &mem_use);
+    printf("memory: peak %.1f MiB allocated (planned %.1f MiB)\n", mem_use.peak / 1048576.0, plan.total / 1048576.0);
     if (a.summary) {
         FILE *f = fopen(a.summary, "w");
         if (!f) fprintf(stderr, "arwkv-distill: cannot write %s\n", a.summary);
