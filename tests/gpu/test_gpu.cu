@@ -1373,6 +1373,7 @@ TEST(qrwkv6_student_of_qwen3_matches_cpu) {
     arwkv_trainer_free(trc), arwkv_trainer_free(trg);
     arwkv_model_free(sc), arwkv_model_free(sg), arwkv_model_free(tc), arwkv_model_free(tg);
     arwkv_dataset_free(&dc), arwkv_dataset_free(&dg);
+    g->gemm_fp32 = saved;
 }
 
 /* Batched generation (arwkv_generate_batch) on the GPU: three prompts of different lengths decoded
