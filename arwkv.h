@@ -5213,8 +5213,11 @@ ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv
    weight gradient dW = dY^T X). B is fp32, bf16 or f16 with any strides: a weight stays in its
    stored type and is widened to fp32 when a block of it is packed, so a bf16 checkpoint is never
    converted as a whole. The block of B (KC x NC) is packed once and reused by every row of A;
-   a 6x16 micro-kernel keeps 12 vectors of C in registers (AVX2+FMA when compiled for it, plain C
-   otherwise). With one to four rows of A (token-by-token decoding) the product is a bandwidth-bound
+   a micro-kernel keeps 12 vectors of C in registers: 6x32 with AVX-512, 6x16 with AVX2+FMA, plain
+   C otherwise (the path is chosen at compile time by -march; arwkv_cpu_kernels() names it). Every
+   path sums each element of C in the same order with fused multiply-adds, so the three give the
+   same bits. Rows of A whose k-values are strided (A^T views) are copied into a contiguous tile
+   first. With one to four rows of A (token-by-token decoding) the product is a bandwidth-bound
    matrix-vector loop over the weight instead. Threads split the columns of C (and its rows when
    there are few column blocks); each element of C is summed in the same order whatever the number
    of threads, so results are bit-identical from 1 to N threads. */
@@ -5223,9 +5226,18 @@ ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv
 #include <immintrin.h>
 #define ARWKV__AVX2 1
 #endif
+/* AVX-512 (F, BW, VL and DQ, which every AVX-512 CPU has) adds 16-float vectors and masks; the
+   AVX2 code stays in use where a kernel has no 512-bit version. */
+#if defined(ARWKV__AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#define ARWKV__AVX512 1
+#endif
 
 #define ARWKV__MR 6   /* rows of C per micro-kernel */
+#ifdef ARWKV__AVX512
+#define ARWKV__NR 32  /* columns of C per micro-kernel (two 16-float vectors) */
+#else
 #define ARWKV__NR 16  /* columns of C per micro-kernel (two 8-float vectors) */
+#endif
 #define ARWKV__KC 256 /* depth of a packed block of B */
 #define ARWKV__NC 128 /* columns of a packed block of B */
 
@@ -5280,7 +5292,7 @@ ARWKV_PRIVATE void arwkv__transpose8_avx2(__m256 *r) {
 }
 #endif
 
-/* Pack one full panel (16 columns) of a weight whose columns are contiguous in k (an nn.Linear
+/* Pack one full panel (NR columns) of a weight whose columns are contiguous in k (an nn.Linear
    weight read as B = W^T): 8 k-values of 8 columns are loaded as 8 vectors, widened, and transposed
    in registers into 8 rows of the panel. Returns 0 where it does not apply (no AVX2, a short panel,
    strided k, f16), and the caller packs element by element instead. */
@@ -5291,7 +5303,7 @@ ARWKV_PRIVATE int arwkv__pack_kmajor_avx2(const arwkv__gemm_args *g, float *pane
     const char *B = (const char *)g->B;
     int k = 0;
     for (; k + 8 <= kc; k += 8)
-        for (int half = 0; half < 2; half++) {
+        for (int half = 0; half < ARWKV__NR / 8; half++) {
             __m256 r[8];
             for (int j = 0; j < 8; j++) {
                 const char *src = B + ((size_t)(n + 8 * half + j) * (size_t)g->b_cs + (size_t)(k0 + k)) * esz;
@@ -5342,6 +5354,41 @@ ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, 
         }
     }
 }
+
+#ifdef ARWKV__AVX512
+/* The AVX-512 micro-kernel: C[0..mr)[0..w) (+)= sum over k of a(i,k) * panel[k][0..w), written
+   straight into C with masked stores (no tile in between). add: add to C instead of storing;
+   bias (may be NULL) is added to the sum before that, as the portable path does. */
+ARWKV_PRIVATE void arwkv__kernel_6x32_avx512(int kc, const float *const *a, ptrdiff_t a_cs, const float *ARWKV__RESTRICT b,
+                                             float *c, ptrdiff_t ldc, int mr, int w, int add, const float *bias) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
+        ptrdiff_t o = k * a_cs;
+        x = _mm512_set1_ps(a0[o]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+        x = _mm512_set1_ps(a1[o]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+        x = _mm512_set1_ps(a2[o]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+        x = _mm512_set1_ps(a3[o]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+        x = _mm512_set1_ps(a4[o]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+        x = _mm512_set1_ps(a5[o]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+        b += ARWKV__NR;
+    }
+    __m512 acc[ARWKV__MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1), m1 = (__mmask16)(w >= 32 ? 0xFFFF : w > 16 ? (1u << (w - 16)) - 1 : 0);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        float *row = c + (ptrdiff_t)i * ldc;
+        __m512 r0 = acc[i][0], r1 = acc[i][1];
+        if (bias) r0 = _mm512_add_ps(r0, bias0), r1 = _mm512_add_ps(r1, bias1);
+        if (add) r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), r0), r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), r1);
+        _mm512_mask_storeu_ps(row, m0, r0);
+        _mm512_mask_storeu_ps(row + 16, m1, r1);
+    }
+}
+#endif
 
 /* c[6][16] = sum over k of a(i,k) * panel[k][0..16). a rows are given by pointers (rows past M
    point at a valid row and their results are dropped). */
@@ -5411,12 +5458,16 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     int nb = task / g->n_m_chunks, mc = task % g->n_m_chunks;
     int n0 = nb * ARWKV__NC, nc = g->N - n0 < ARWKV__NC ? g->N - n0 : ARWKV__NC;
     int m_begin = mc * g->m_chunk, m_end = m_begin + g->m_chunk < g->M ? m_begin + g->m_chunk : g->M;
-    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * ARWKV__NC * sizeof(float));
+    /* scratch: the packed block of B, then one tile of A (used when A is strided in k) */
+    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * (ARWKV__NC + ARWKV__MR) * sizeof(float));
     if (!packed) {
         __atomic_store_n(&g->oom, 1, __ATOMIC_RELAXED);
         return;
     }
+    float *a_tile = packed + (size_t)ARWKV__KC * ARWKV__NC;
+#ifndef ARWKV__AVX512
     float tile[ARWKV__MR * ARWKV__NR];
+#endif
     for (int k0 = 0; k0 < g->K; k0 += ARWKV__KC) {
         int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
         int first = k0 == 0;
@@ -5425,11 +5476,24 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
         for (int m = m_begin; m < m_end; m += ARWKV__MR) {
             int mr = m_end - m < ARWKV__MR ? m_end - m : ARWKV__MR;
             const float *rows[ARWKV__MR];
+            ptrdiff_t a_cs = g->a_cs;
             for (int i = 0; i < ARWKV__MR; i++)
                 rows[i] = g->A + (ptrdiff_t)(m + (i < mr ? i : 0)) * g->a_rs + (ptrdiff_t)k0 * g->a_cs;
+            if (a_cs != 1 && nc > ARWKV__NR) {
+                /* A strided in k (an A^T view): each k of a row lies on another page, and the kernel
+                   would read them once per panel; copy the tile's rows into contiguous memory once */
+                for (int k = 0; k < kc; k++)
+                    for (int i = 0; i < mr; i++) a_tile[(size_t)i * kc + k] = rows[i][(ptrdiff_t)k * a_cs];
+                for (int i = 0; i < ARWKV__MR; i++) rows[i] = a_tile + (size_t)(i < mr ? i : 0) * kc;
+                a_cs = 1;
+            }
             for (int p = 0; p < nc; p += ARWKV__NR) {
                 int w = nc - p < ARWKV__NR ? nc - p : ARWKV__NR;
-                arwkv__kernel_6x16(kc, rows, g->a_cs, packed + (size_t)p * kc, tile);
+#ifdef ARWKV__AVX512
+                arwkv__kernel_6x32_avx512(kc, rows, a_cs, packed + (size_t)p * kc, g->C + (ptrdiff_t)m * g->ldc + n0 + p, g->ldc, mr, w,
+                                          !first || g->accumulate, first && g->bias ? g->bias + n0 + p : NULL);
+#else
+                arwkv__kernel_6x16(kc, rows, a_cs, packed + (size_t)p * kc, tile);
                 for (int i = 0; i < mr; i++) {
                     float *c = g->C + (ptrdiff_t)(m + i) * g->ldc + n0 + p;
                     const float *t = tile + i * ARWKV__NR;
@@ -5445,6 +5509,7 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
                             for (int j = 0; j < w; j++) c[j] += t[j];
                     }
                 }
+#endif
             }
         }
     }
