@@ -157,6 +157,9 @@ ARWKV_API void arwkv_free(void *p);
 
 /* Wall-clock seconds (C11 timespec_get), for progress lines and benchmarks. Infallible. */
 ARWKV_API double arwkv_seconds(void);
+/* The instruction set of the CPU kernels this build uses, chosen at compile time by -march:
+   "AVX-512", "AVX2+FMA" or "portable C". Infallible. */
+ARWKV_API const char *arwkv_cpu_kernels(void);
 
 /* ============================================================================================
    Thread pool
@@ -5232,6 +5235,16 @@ ARWKV_API arwkv_result arwkv_chat_encode(const arwkv_tokenizer *tok, const arwkv
 #define ARWKV__AVX512 1
 #endif
 
+ARWKV_API const char *arwkv_cpu_kernels(void) {
+#if defined(ARWKV__AVX512)
+    return "AVX-512";
+#elif defined(ARWKV__AVX2)
+    return "AVX2+FMA";
+#else
+    return "portable C";
+#endif
+}
+
 #define ARWKV__MR 6   /* rows of C per micro-kernel */
 #ifdef ARWKV__AVX512
 #define ARWKV__NR 32  /* columns of C per micro-kernel (two 16-float vectors) */
@@ -7913,10 +7926,92 @@ ARWKV_PRIVATE double arwkv__exp_array(float *dst, const float *src, float shift,
     return sum;
 }
 
+/* The largest of n floats (NaNs are passed over, as x > m passes them over). The vector max
+   instructions return their second operand unless the first is greater, the same rule, and a max
+   does not round: every path gives the same result. */
 ARWKV_PRIVATE float arwkv__max_array(const float *x, int n) {
     float m = -INFINITY;
-    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    int i = 0;
+#if defined(ARWKV__AVX512)
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(x + i), vm);
+    m = _mm512_reduce_max_ps(vm);
+#elif defined(ARWKV__AVX2)
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(_mm256_loadu_ps(x + i), vm);
+    float part[8];
+    _mm256_storeu_ps(part, vm);
+    for (int l = 0; l < 8; l++) m = part[l] > m ? part[l] : m;
+#endif
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
+}
+
+/* The KL sum of one row: sum over i with p[i] > 0 of p[i] (((t[i]-mt) - (s[i]-ms)) / tau - lzp + lzq),
+   in float64, as 8 partial sums (element i goes to sum i % 8) added in order at the end, so that
+   AVX-512 (8 doubles), AVX2 (2 x 4) and plain C give the same bits. */
+ARWKV_PRIVATE double arwkv__kl_row(const float *p, const float *t, float mt, const float *s, float ms, float inv_tau, double lzp,
+                                   double lzq, int n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+#if defined(ARWKV__AVX512)
+    __m512d va = _mm512_setzero_pd(), it = _mm512_set1_pd((double)inv_tau), vp = _mm512_set1_pd(lzp), vq = _mm512_set1_pd(lzq);
+    __m256 vmt = _mm256_set1_ps(mt), vms = _mm256_set1_ps(ms);
+    for (; i + 8 <= n; i += 8) {
+        __m256 pf = _mm256_loadu_ps(p + i);
+        __mmask8 pos = _mm256_cmp_ps_mask(pf, _mm256_setzero_ps(), _CMP_GT_OQ);
+        __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(t + i), vmt)),
+                                  _mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(s + i), vms)));
+        d = _mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(d, it), vp), vq);
+        va = _mm512_mask_add_pd(va, pos, va, _mm512_mul_pd(_mm512_cvtps_pd(pf), d));
+    }
+    _mm512_storeu_pd(acc, va);
+#elif defined(ARWKV__AVX2)
+    __m256d va[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()}, it = _mm256_set1_pd((double)inv_tau), vp = _mm256_set1_pd(lzp),
+            vq = _mm256_set1_pd(lzq);
+    __m128 vmt = _mm_set1_ps(mt), vms = _mm_set1_ps(ms);
+    for (; i + 8 <= n; i += 8)
+        for (int h = 0; h < 2; h++) {
+            __m128 pf = _mm_loadu_ps(p + i + 4 * h);
+            __m256d pos = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(_mm_cmpgt_ps(pf, _mm_setzero_ps()))));
+            __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_sub_ps(_mm_loadu_ps(t + i + 4 * h), vmt)),
+                                      _mm256_cvtps_pd(_mm_sub_ps(_mm_loadu_ps(s + i + 4 * h), vms)));
+            d = _mm256_add_pd(_mm256_sub_pd(_mm256_mul_pd(d, it), vp), vq);
+            va[h] = _mm256_blendv_pd(va[h], _mm256_add_pd(va[h], _mm256_mul_pd(_mm256_cvtps_pd(pf), d)), pos);
+        }
+    _mm256_storeu_pd(acc, va[0]);
+    _mm256_storeu_pd(acc + 4, va[1]);
+#endif
+    for (; i < n; i++)
+        if (p[i] > 0) acc[i % 8] += (double)p[i] * (((double)(t[i] - mt) - (double)(s[i] - ms)) * inv_tau - lzp + lzq);
+    double kl = 0;
+    for (int l = 0; l < 8; l++) kl += acc[l];
+    return kl;
+}
+
+/* The gradient of one row, written over the logits: s[i] = scale (kq eq[i] - kp ep[i] + k1 e1[i]) in
+   float64, rounded to float (ep may be NULL: zeros). Elementwise, so every path gives the same bits. */
+ARWKV_PRIVATE void arwkv__logits_grad_row(float *s, const float *eq, const float *ep, const float *e1, double scale, double kq,
+                                          double kp, double k1, int n) {
+    int i = 0;
+#if defined(ARWKV__AVX512)
+    __m512d vs = _mm512_set1_pd(scale), vkq = _mm512_set1_pd(kq), vkp = _mm512_set1_pd(kp), vk1 = _mm512_set1_pd(k1);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pp = ep ? _mm512_cvtps_pd(_mm256_loadu_ps(ep + i)) : _mm512_setzero_pd();
+        __m512d r = _mm512_sub_pd(_mm512_mul_pd(vkq, _mm512_cvtps_pd(_mm256_loadu_ps(eq + i))), _mm512_mul_pd(vkp, pp));
+        r = _mm512_mul_pd(vs, _mm512_add_pd(r, _mm512_mul_pd(vk1, _mm512_cvtps_pd(_mm256_loadu_ps(e1 + i)))));
+        _mm256_storeu_ps(s + i, _mm512_cvtpd_ps(r));
+    }
+#elif defined(ARWKV__AVX2)
+    __m256d vs = _mm256_set1_pd(scale), vkq = _mm256_set1_pd(kq), vkp = _mm256_set1_pd(kp), vk1 = _mm256_set1_pd(k1);
+    for (; i + 4 <= n; i += 4) {
+        __m256d pp = ep ? _mm256_cvtps_pd(_mm_loadu_ps(ep + i)) : _mm256_setzero_pd();
+        __m256d r = _mm256_sub_pd(_mm256_mul_pd(vkq, _mm256_cvtps_pd(_mm_loadu_ps(eq + i))), _mm256_mul_pd(vkp, pp));
+        r = _mm256_mul_pd(vs, _mm256_add_pd(r, _mm256_mul_pd(vk1, _mm256_cvtps_pd(_mm_loadu_ps(e1 + i)))));
+        _mm_storeu_ps(s + i, _mm256_cvtpd_ps(r));
+    }
+#endif
+    for (; i < n; i++) s[i] = (float)(scale * (kq * eq[i] - kp * (ep ? ep[i] : 0.0f) + k1 * e1[i]));
 }
 
 /* Stages 2 and 3 over the full vocabulary. With p = softmax(t/tau), q = softmax(s/tau):
@@ -7949,9 +8044,7 @@ static void arwkv__logits_task(void *ctx, int r, int thread) {
     double zq = arwkv__exp_array(eq, s, ms, inv_tau, V), zp = 1, kl = 0, ce = 0, z1 = zq;
     if (t) { /* KL = sum p (log p - log q), log p = (t-mt)/tau - log zp, log q = (s-ms)/tau - log zq */
         zp = arwkv__exp_array(ep, t, mt, inv_tau, V);
-        double lzp = log(zp), lzq = log(zq);
-        for (int i = 0; i < V; i++)
-            if (ep[i] > 0) kl += (double)ep[i] * (((double)(t[i] - mt) - (double)(s[i] - ms)) * inv_tau - lzp + lzq);
+        kl = arwkv__kl_row(ep, t, mt, s, ms, inv_tau, log(zp), log(zq), V);
         kl = kl / zp * c->tau * c->tau;
     }
     if (use_ce) {
@@ -7960,7 +8053,7 @@ static void arwkv__logits_task(void *ctx, int r, int thread) {
         ce = log(z1) - (double)(s[label] - ms);
     }
     double kq = t ? c->kl_w * c->tau / zq : 0, kp = t ? c->kl_w * c->tau / zp : 0, k1 = use_ce ? c->ce_w / z1 : 0;
-    for (int i = 0; i < V; i++) s[i] = (float)(c->scale * (kq * eq[i] - kp * (t ? ep[i] : 0.0f) + k1 * e1[i]));
+    arwkv__logits_grad_row(s, eq, t ? ep : NULL, e1, c->scale, kq, kp, k1, V);
     if (use_ce) s[label] -= (float)(c->scale * c->ce_w);
     if (c->kl) c->kl[r] = (float)kl;
     if (c->ce) c->ce[r] = (float)ce;
