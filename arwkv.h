@@ -59,6 +59,30 @@
        ARWKV_NO_MMAP         read files with fread instead of mapping them
 
    ============================================================================================
+   NUMBERS
+   ============================================================================================
+   Activations, states, gradients and optimizer moments are fp32 (a few sums float64); bf16 and
+   f16 weights stay as stored and are widened to fp32, exactly, where a block of them is read.
+   The CPU kernels have three instruction paths, chosen at compile time by -march (the Makefile's
+   default is -march=native): AVX-512 (F/BW/VL/DQ), AVX2+FMA and portable C. arwkv_cpu_kernels()
+   names the one built; CI tests all three. Every result is deterministic for a given build and
+   bit-identical for any number of threads.
+     Matrix products: each element of C is one chain of fused multiply-adds from zero over each
+       block of 256 k-values, the bias added to the first block's sum, the blocks added to C in
+       order. The AVX-512 (6x32), AVX2 (6x16) and C kernels all follow it, so they give the same
+       bits (test_foundation checks it against fmaf). The products multiply in fp32 on bf16
+       weights widened in registers. AVX512_BF16's vdpbf16ps (bf16 x bf16 pairs summed in fp32)
+       runs at twice the FMA peak, but would round every activation and gradient to bf16: a
+       relative error of 2^-9 per element, far beyond the 1e-4 agreement with transformers and the
+       1e-5 between decoding and the full forward that the tests hold; splitting each activation
+       into two or three bf16 parts restores the accuracy but takes two or three dot instructions
+       where fp32 takes two FMAs, no faster. So it is not used (arwkv-bench matmul shows its peak).
+     The loss over the vocabulary sums in float64 in 8 partial sums (element i into sum i % 8), on
+       every path. The decode products (1-4 rows), attention, the WKV recurrences and the
+       vectorized exp have AVX2 and C versions whose sums may differ in the last bits; the AVX-512
+       build uses the AVX2 versions of these, so it gives the same bits as an AVX2 build.
+
+   ============================================================================================
    ERRORS
    ============================================================================================
    Every call that can fail returns an arwkv_result (ARWKV_OK is 0). arwkv_result_string() names
