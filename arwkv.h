@@ -7950,6 +7950,12 @@ ARWKV_PRIVATE double arwkv__exp_array(float *dst, const float *src, float shift,
     return sum;
 }
 
+#ifdef ARWKV__AVX512
+/* g++ 12 warns (-Wuninitialized) inside the unmasked forms of some AVX-512 intrinsics, which pass an
+   undefined vector through; the masked forms with every lane set are the same instruction. */
+#define ARWKV__CVTPS_PD512(x) _mm512_mask_cvtps_pd(_mm512_setzero_pd(), (__mmask8)0xFF, (x))
+#endif
+
 /* The largest of n floats (NaNs are passed over, as x > m passes them over). The vector max
    instructions return their second operand unless the first is greater, the same rule, and a max
    does not round: every path gives the same result. */
@@ -7958,8 +7964,10 @@ ARWKV_PRIVATE float arwkv__max_array(const float *x, int n) {
     int i = 0;
 #if defined(ARWKV__AVX512)
     __m512 vm = _mm512_set1_ps(-INFINITY);
-    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(x + i), vm);
-    m = _mm512_reduce_max_ps(vm);
+    for (; i + 16 <= n; i += 16) vm = _mm512_mask_max_ps(vm, (__mmask16)0xFFFF, _mm512_loadu_ps(x + i), vm);
+    float part[16];
+    _mm512_storeu_ps(part, vm);
+    for (int l = 0; l < 16; l++) m = part[l] > m ? part[l] : m;
 #elif defined(ARWKV__AVX2)
     __m256 vm = _mm256_set1_ps(-INFINITY);
     for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(_mm256_loadu_ps(x + i), vm);
@@ -7984,10 +7992,10 @@ ARWKV_PRIVATE double arwkv__kl_row(const float *p, const float *t, float mt, con
     for (; i + 8 <= n; i += 8) {
         __m256 pf = _mm256_loadu_ps(p + i);
         __mmask8 pos = _mm256_cmp_ps_mask(pf, _mm256_setzero_ps(), _CMP_GT_OQ);
-        __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(t + i), vmt)),
-                                  _mm512_cvtps_pd(_mm256_sub_ps(_mm256_loadu_ps(s + i), vms)));
+        __m512d d = _mm512_sub_pd(ARWKV__CVTPS_PD512(_mm256_sub_ps(_mm256_loadu_ps(t + i), vmt)),
+                                  ARWKV__CVTPS_PD512(_mm256_sub_ps(_mm256_loadu_ps(s + i), vms)));
         d = _mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(d, it), vp), vq);
-        va = _mm512_mask_add_pd(va, pos, va, _mm512_mul_pd(_mm512_cvtps_pd(pf), d));
+        va = _mm512_mask_add_pd(va, pos, va, _mm512_mul_pd(ARWKV__CVTPS_PD512(pf), d));
     }
     _mm512_storeu_pd(acc, va);
 #elif defined(ARWKV__AVX2)
@@ -8021,10 +8029,10 @@ ARWKV_PRIVATE void arwkv__logits_grad_row(float *s, const float *eq, const float
 #if defined(ARWKV__AVX512)
     __m512d vs = _mm512_set1_pd(scale), vkq = _mm512_set1_pd(kq), vkp = _mm512_set1_pd(kp), vk1 = _mm512_set1_pd(k1);
     for (; i + 8 <= n; i += 8) {
-        __m512d pp = ep ? _mm512_cvtps_pd(_mm256_loadu_ps(ep + i)) : _mm512_setzero_pd();
-        __m512d r = _mm512_sub_pd(_mm512_mul_pd(vkq, _mm512_cvtps_pd(_mm256_loadu_ps(eq + i))), _mm512_mul_pd(vkp, pp));
-        r = _mm512_mul_pd(vs, _mm512_add_pd(r, _mm512_mul_pd(vk1, _mm512_cvtps_pd(_mm256_loadu_ps(e1 + i)))));
-        _mm256_storeu_ps(s + i, _mm512_cvtpd_ps(r));
+        __m512d pp = ep ? ARWKV__CVTPS_PD512(_mm256_loadu_ps(ep + i)) : _mm512_setzero_pd();
+        __m512d r = _mm512_sub_pd(_mm512_mul_pd(vkq, ARWKV__CVTPS_PD512(_mm256_loadu_ps(eq + i))), _mm512_mul_pd(vkp, pp));
+        r = _mm512_mul_pd(vs, _mm512_add_pd(r, _mm512_mul_pd(vk1, ARWKV__CVTPS_PD512(_mm256_loadu_ps(e1 + i)))));
+        _mm256_storeu_ps(s + i, _mm512_mask_cvtpd_ps(_mm256_setzero_ps(), (__mmask8)0xFF, r));
     }
 #elif defined(ARWKV__AVX2)
     __m256d vs = _mm256_set1_pd(scale), vkq = _mm256_set1_pd(kq), vkp = _mm256_set1_pd(kp), vk1 = _mm256_set1_pd(k1);
