@@ -252,7 +252,7 @@ static int bench_matmul(int argc, char **argv) {
     if (bench_peak_available(BENCH_PEAK_DOT_BF16)) {
         bench_time d1 = bench_fma_peak(be1->pool, BENCH_PEAK_DOT_BF16), d = bench_fma_peak(be->pool, BENCH_PEAK_DOT_BF16);
         printf("  bf16 dot peak (measured, vdpbf16ps): %.1f GFLOP/s on 1 thread, %.1f on %d threads (%.2fx the FMA peak); not used by the\n"
-               "    GEMM: it would round every activation to bf16 (8 bits), beyond the documented accuracy (see arwkv.h, Matrix product)\n",
+               "    GEMM: it would round every activation to bf16 (8 bits), beyond the documented accuracy (arwkv.h, NUMBERS)\n",
                d1.wall, d.wall, nt, d1.wall / peak1.wall);
     } else printf("  bf16 dot peak: this CPU has no AVX512_BF16\n");
     printf("  load average %.2f before the run%s\n", load, load > 0.5 ? ": other processes share these cores, and lower every wall-clock figure" : "");
