@@ -8,7 +8,10 @@
 #   make gpu           GPU builds with nvcc: build/gpu/test_gpu and build/gpu/arwkv-* (see below)
 #   make gpu-hip       the same with hipcc for AMD (build/hip/)
 #
-# Options: CC=clang, ARCH= (drop -march=native), WERROR=1 (warnings fail the build, as in CI).
+# Options: CC=clang, ARCH= (drop -march=native), WERROR=1 (warnings fail the build, as in CI),
+# B=DIR (build directory). The CPU kernels follow ARCH: -march=native picks AVX-512 or AVX2 where the
+# CPU has them; CI also runs `make B=build/avx2 ARCH="-mavx2 -mfma" test` and `make B=build/scalar
+# ARCH= test` (portable C), so each path stays tested on any machine.
 
 CC      ?= cc
 CXX     ?= c++
@@ -74,7 +77,7 @@ $(B)/compile_static: tests/compile_static.c $(HDR) | $(B)
 compile-checks: $(COMPILE_CHECKS)
 
 test: $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS) $(TOOLS) $(EXAMPLES)
-	@sh tests/run.sh $(B) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
+	@ARWKV_TEST_BUILD=$(B) sh tests/run.sh $(B) $(TESTS) $(GPU_EMU_TESTS) $(COMPILE_CHECKS)
 
 # Sanitizer build: separate directory, same sources.
 ASAN_FLAGS := -std=c11 -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(ARCH) $(WARN)

@@ -61,6 +61,30 @@
        ARWKV_NO_MMAP         read files with fread instead of mapping them
 
    ============================================================================================
+   NUMBERS
+   ============================================================================================
+   Activations, states, gradients and optimizer moments are fp32 (a few sums float64); bf16 and
+   f16 weights stay as stored and are widened to fp32, exactly, where a block of them is read.
+   The CPU kernels have three instruction paths, chosen at compile time by -march (the Makefile's
+   default is -march=native): AVX-512 (F/BW/VL/DQ), AVX2+FMA and portable C. arwkv_cpu_kernels()
+   names the one built; CI tests all three. Every result is deterministic for a given build and
+   bit-identical for any number of threads.
+     Matrix products: each element of C is one chain of fused multiply-adds from zero over each
+       block of 256 k-values, the bias added to the first block's sum, the blocks added to C in
+       order. The AVX-512 (6x32), AVX2 (6x16) and C kernels all follow it, so they give the same
+       bits (test_foundation checks it against fmaf). The products multiply in fp32 on bf16
+       weights widened in registers. AVX512_BF16's vdpbf16ps (bf16 x bf16 pairs summed in fp32)
+       runs at twice the FMA peak, but would round every activation and gradient to bf16: a
+       relative error of 2^-9 per element, far beyond the 1e-4 agreement with transformers and the
+       1e-5 between decoding and the full forward that the tests hold; splitting each activation
+       into two or three bf16 parts restores the accuracy but takes two or three dot instructions
+       where fp32 takes two FMAs, no faster. So it is not used (arwkv-bench matmul shows its peak).
+     The loss over the vocabulary sums in float64 in 8 partial sums (element i into sum i % 8), on
+       every path. The decode products (1-4 rows), attention, the WKV recurrences and the
+       vectorized exp have AVX2 and C versions whose sums may differ in the last bits; the AVX-512
+       build uses the AVX2 versions of these, so it gives the same bits as an AVX2 build.
+
+   ============================================================================================
    ERRORS
    ============================================================================================
    Every call that can fail returns an arwkv_result (ARWKV_OK is 0). arwkv_result_string() names
@@ -159,6 +183,9 @@ ARWKV_API void arwkv_free(void *p);
 
 /* Wall-clock seconds (C11 timespec_get), for progress lines and benchmarks. Infallible. */
 ARWKV_API double arwkv_seconds(void);
+/* The instruction set of the CPU kernels this build uses, chosen at compile time by -march:
+   "AVX-512", "AVX2+FMA" or "portable C". Infallible. */
+ARWKV_API const char *arwkv_cpu_kernels(void);
 
 /* Strict numbers for command-line options, shared by the examples and tools: the whole text must
    be one number (no trailing characters, no "1e3" for an integer, no nan or inf) inside [min, max],
@@ -7237,8 +7264,11 @@ ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t)
    weight gradient dW = dY^T X). B is fp32, bf16 or f16 with any strides: a weight stays in its
    stored type and is widened to fp32 when a block of it is packed, so a bf16 checkpoint is never
    converted as a whole. The block of B (KC x NC) is packed once and reused by every row of A;
-   a 6x16 micro-kernel keeps 12 vectors of C in registers (AVX2+FMA when compiled for it, plain C
-   otherwise). With one to four rows of A (token-by-token decoding) the product is a bandwidth-bound
+   a micro-kernel keeps 12 vectors of C in registers: 6x32 with AVX-512, 6x16 with AVX2+FMA, plain
+   C otherwise (the path is chosen at compile time by -march; arwkv_cpu_kernels() names it). Every
+   path sums each element of C in the same order with fused multiply-adds, so the three give the
+   same bits. Rows of A whose k-values are strided (A^T views) are copied into a contiguous tile
+   first. With one to four rows of A (token-by-token decoding) the product is a bandwidth-bound
    matrix-vector loop over the weight instead. Threads split the columns of C (and its rows when
    there are few column blocks); each element of C is summed in the same order whatever the number
    of threads, so results are bit-identical from 1 to N threads. */
@@ -7247,9 +7277,28 @@ ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t)
 #include <immintrin.h>
 #define ARWKV__AVX2 1
 #endif
+/* AVX-512 (F, BW, VL and DQ, which every AVX-512 CPU has) adds 16-float vectors and masks; the
+   AVX2 code stays in use where a kernel has no 512-bit version. */
+#if defined(ARWKV__AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
+#define ARWKV__AVX512 1
+#endif
+
+ARWKV_API const char *arwkv_cpu_kernels(void) {
+#if defined(ARWKV__AVX512)
+    return "AVX-512";
+#elif defined(ARWKV__AVX2)
+    return "AVX2+FMA";
+#else
+    return "portable C";
+#endif
+}
 
 #define ARWKV__MR 6   /* rows of C per micro-kernel */
+#ifdef ARWKV__AVX512
+#define ARWKV__NR 32  /* columns of C per micro-kernel (two 16-float vectors) */
+#else
 #define ARWKV__NR 16  /* columns of C per micro-kernel (two 8-float vectors) */
+#endif
 #define ARWKV__KC 256 /* depth of a packed block of B */
 #define ARWKV__NC 128 /* columns of a packed block of B */
 
@@ -7304,7 +7353,7 @@ ARWKV_PRIVATE void arwkv__transpose8_avx2(__m256 *r) {
 }
 #endif
 
-/* Pack one full panel (16 columns) of a weight whose columns are contiguous in k (an nn.Linear
+/* Pack one full panel (NR columns) of a weight whose columns are contiguous in k (an nn.Linear
    weight read as B = W^T): 8 k-values of 8 columns are loaded as 8 vectors, widened, and transposed
    in registers into 8 rows of the panel. Returns 0 where it does not apply (no AVX2, a short panel,
    strided k, f16), and the caller packs element by element instead. */
@@ -7315,7 +7364,7 @@ ARWKV_PRIVATE int arwkv__pack_kmajor_avx2(const arwkv__gemm_args *g, float *pane
     const char *B = (const char *)g->B;
     int k = 0;
     for (; k + 8 <= kc; k += 8)
-        for (int half = 0; half < 2; half++) {
+        for (int half = 0; half < ARWKV__NR / 8; half++) {
             __m256 r[8];
             for (int j = 0; j < 8; j++) {
                 const char *src = B + ((size_t)(n + 8 * half + j) * (size_t)g->b_cs + (size_t)(k0 + k)) * esz;
@@ -7366,6 +7415,41 @@ ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, 
         }
     }
 }
+
+#ifdef ARWKV__AVX512
+/* The AVX-512 micro-kernel: C[0..mr)[0..w) (+)= sum over k of a(i,k) * panel[k][0..w), written
+   straight into C with masked stores (no tile in between). add: add to C instead of storing;
+   bias (may be NULL) is added to the sum before that, as the portable path does. */
+ARWKV_PRIVATE void arwkv__kernel_6x32_avx512(int kc, const float *const *a, ptrdiff_t a_cs, const float *ARWKV__RESTRICT b,
+                                             float *c, ptrdiff_t ldc, int mr, int w, int add, const float *bias) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
+        ptrdiff_t o = k * a_cs;
+        x = _mm512_set1_ps(a0[o]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+        x = _mm512_set1_ps(a1[o]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+        x = _mm512_set1_ps(a2[o]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+        x = _mm512_set1_ps(a3[o]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+        x = _mm512_set1_ps(a4[o]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+        x = _mm512_set1_ps(a5[o]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+        b += ARWKV__NR;
+    }
+    __m512 acc[ARWKV__MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __mmask16 m0 = (__mmask16)(w >= 16 ? 0xFFFF : (1u << w) - 1), m1 = (__mmask16)(w >= 32 ? 0xFFFF : w > 16 ? (1u << (w - 16)) - 1 : 0);
+    __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        float *row = c + (ptrdiff_t)i * ldc;
+        __m512 r0 = acc[i][0], r1 = acc[i][1];
+        if (bias) r0 = _mm512_add_ps(r0, bias0), r1 = _mm512_add_ps(r1, bias1);
+        if (add) r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), r0), r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row + 16), r1);
+        _mm512_mask_storeu_ps(row, m0, r0);
+        _mm512_mask_storeu_ps(row + 16, m1, r1);
+    }
+}
+#endif
 
 /* c[6][16] = sum over k of a(i,k) * panel[k][0..16). a rows are given by pointers (rows past M
    point at a valid row and their results are dropped). */
@@ -7435,12 +7519,16 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     int nb = task / g->n_m_chunks, mc = task % g->n_m_chunks;
     int n0 = nb * ARWKV__NC, nc = g->N - n0 < ARWKV__NC ? g->N - n0 : ARWKV__NC;
     int m_begin = mc * g->m_chunk, m_end = m_begin + g->m_chunk < g->M ? m_begin + g->m_chunk : g->M;
-    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * ARWKV__NC * sizeof(float));
+    /* scratch: the packed block of B, then one tile of A (used when A is strided in k) */
+    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * (ARWKV__NC + ARWKV__MR) * sizeof(float));
     if (!packed) {
         __atomic_store_n(&g->oom, 1, __ATOMIC_RELAXED);
         return;
     }
+    float *a_tile = packed + (size_t)ARWKV__KC * ARWKV__NC;
+#ifndef ARWKV__AVX512
     float tile[ARWKV__MR * ARWKV__NR];
+#endif
     for (int k0 = 0; k0 < g->K; k0 += ARWKV__KC) {
         int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
         int first = k0 == 0;
@@ -7449,11 +7537,24 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
         for (int m = m_begin; m < m_end; m += ARWKV__MR) {
             int mr = m_end - m < ARWKV__MR ? m_end - m : ARWKV__MR;
             const float *rows[ARWKV__MR];
+            ptrdiff_t a_cs = g->a_cs;
             for (int i = 0; i < ARWKV__MR; i++)
                 rows[i] = g->A + (ptrdiff_t)(m + (i < mr ? i : 0)) * g->a_rs + (ptrdiff_t)k0 * g->a_cs;
+            if (a_cs != 1 && nc > ARWKV__NR) {
+                /* A strided in k (an A^T view): each k of a row lies on another page, and the kernel
+                   would read them once per panel; copy the tile's rows into contiguous memory once */
+                for (int k = 0; k < kc; k++)
+                    for (int i = 0; i < mr; i++) a_tile[(size_t)i * kc + k] = rows[i][(ptrdiff_t)k * a_cs];
+                for (int i = 0; i < ARWKV__MR; i++) rows[i] = a_tile + (size_t)(i < mr ? i : 0) * kc;
+                a_cs = 1;
+            }
             for (int p = 0; p < nc; p += ARWKV__NR) {
                 int w = nc - p < ARWKV__NR ? nc - p : ARWKV__NR;
-                arwkv__kernel_6x16(kc, rows, g->a_cs, packed + (size_t)p * kc, tile);
+#ifdef ARWKV__AVX512
+                arwkv__kernel_6x32_avx512(kc, rows, a_cs, packed + (size_t)p * kc, g->C + (ptrdiff_t)m * g->ldc + n0 + p, g->ldc, mr, w,
+                                          !first || g->accumulate, first && g->bias ? g->bias + n0 + p : NULL);
+#else
+                arwkv__kernel_6x16(kc, rows, a_cs, packed + (size_t)p * kc, tile);
                 for (int i = 0; i < mr; i++) {
                     float *c = g->C + (ptrdiff_t)(m + i) * g->ldc + n0 + p;
                     const float *t = tile + i * ARWKV__NR;
@@ -7469,6 +7570,7 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
                             for (int j = 0; j < w; j++) c[j] += t[j];
                     }
                 }
+#endif
             }
         }
     }
@@ -9879,10 +9981,100 @@ ARWKV_PRIVATE double arwkv__exp_array(float *dst, const float *src, float shift,
     return sum;
 }
 
+#ifdef ARWKV__AVX512
+/* g++ 12 warns (-Wuninitialized) inside the unmasked forms of some AVX-512 intrinsics, which pass an
+   undefined vector through; the masked forms with every lane set are the same instruction. */
+#define ARWKV__CVTPS_PD512(x) _mm512_mask_cvtps_pd(_mm512_setzero_pd(), (__mmask8)0xFF, (x))
+#endif
+
+/* The largest of n floats (NaNs are passed over, as x > m passes them over). The vector max
+   instructions return their second operand unless the first is greater, the same rule, and a max
+   does not round: every path gives the same result. */
 ARWKV_PRIVATE float arwkv__max_array(const float *x, int n) {
     float m = -INFINITY;
-    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    int i = 0;
+#if defined(ARWKV__AVX512)
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (; i + 16 <= n; i += 16) vm = _mm512_mask_max_ps(vm, (__mmask16)0xFFFF, _mm512_loadu_ps(x + i), vm);
+    float part[16];
+    _mm512_storeu_ps(part, vm);
+    for (int l = 0; l < 16; l++) m = part[l] > m ? part[l] : m;
+#elif defined(ARWKV__AVX2)
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(_mm256_loadu_ps(x + i), vm);
+    float part[8];
+    _mm256_storeu_ps(part, vm);
+    for (int l = 0; l < 8; l++) m = part[l] > m ? part[l] : m;
+#endif
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
     return m;
+}
+
+/* The KL sum of one row: sum over i with p[i] > 0 of p[i] (((t[i]-mt) - (s[i]-ms)) / tau - lzp + lzq),
+   in float64, as 8 partial sums (element i goes to sum i % 8) added in order at the end, so that
+   AVX-512 (8 doubles), AVX2 (2 x 4) and plain C give the same bits. */
+ARWKV_PRIVATE double arwkv__kl_row(const float *p, const float *t, float mt, const float *s, float ms, float inv_tau, double lzp,
+                                   double lzq, int n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+#if defined(ARWKV__AVX512)
+    __m512d va = _mm512_setzero_pd(), it = _mm512_set1_pd((double)inv_tau), vp = _mm512_set1_pd(lzp), vq = _mm512_set1_pd(lzq);
+    __m256 vmt = _mm256_set1_ps(mt), vms = _mm256_set1_ps(ms);
+    for (; i + 8 <= n; i += 8) {
+        __m256 pf = _mm256_loadu_ps(p + i);
+        __mmask8 pos = _mm256_cmp_ps_mask(pf, _mm256_setzero_ps(), _CMP_GT_OQ);
+        __m512d d = _mm512_sub_pd(ARWKV__CVTPS_PD512(_mm256_sub_ps(_mm256_loadu_ps(t + i), vmt)),
+                                  ARWKV__CVTPS_PD512(_mm256_sub_ps(_mm256_loadu_ps(s + i), vms)));
+        d = _mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(d, it), vp), vq);
+        va = _mm512_mask_add_pd(va, pos, va, _mm512_mul_pd(ARWKV__CVTPS_PD512(pf), d));
+    }
+    _mm512_storeu_pd(acc, va);
+#elif defined(ARWKV__AVX2)
+    __m256d va[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()}, it = _mm256_set1_pd((double)inv_tau), vp = _mm256_set1_pd(lzp),
+            vq = _mm256_set1_pd(lzq);
+    __m128 vmt = _mm_set1_ps(mt), vms = _mm_set1_ps(ms);
+    for (; i + 8 <= n; i += 8)
+        for (int h = 0; h < 2; h++) {
+            __m128 pf = _mm_loadu_ps(p + i + 4 * h);
+            __m256d pos = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_castps_si128(_mm_cmpgt_ps(pf, _mm_setzero_ps()))));
+            __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(_mm_sub_ps(_mm_loadu_ps(t + i + 4 * h), vmt)),
+                                      _mm256_cvtps_pd(_mm_sub_ps(_mm_loadu_ps(s + i + 4 * h), vms)));
+            d = _mm256_add_pd(_mm256_sub_pd(_mm256_mul_pd(d, it), vp), vq);
+            va[h] = _mm256_blendv_pd(va[h], _mm256_add_pd(va[h], _mm256_mul_pd(_mm256_cvtps_pd(pf), d)), pos);
+        }
+    _mm256_storeu_pd(acc, va[0]);
+    _mm256_storeu_pd(acc + 4, va[1]);
+#endif
+    for (; i < n; i++)
+        if (p[i] > 0) acc[i % 8] += (double)p[i] * (((double)(t[i] - mt) - (double)(s[i] - ms)) * inv_tau - lzp + lzq);
+    double kl = 0;
+    for (int l = 0; l < 8; l++) kl += acc[l];
+    return kl;
+}
+
+/* The gradient of one row, written over the logits: s[i] = scale (kq eq[i] - kp ep[i] + k1 e1[i]) in
+   float64, rounded to float (ep may be NULL: zeros). Elementwise, so every path gives the same bits. */
+ARWKV_PRIVATE void arwkv__logits_grad_row(float *s, const float *eq, const float *ep, const float *e1, double scale, double kq,
+                                          double kp, double k1, int n) {
+    int i = 0;
+#if defined(ARWKV__AVX512)
+    __m512d vs = _mm512_set1_pd(scale), vkq = _mm512_set1_pd(kq), vkp = _mm512_set1_pd(kp), vk1 = _mm512_set1_pd(k1);
+    for (; i + 8 <= n; i += 8) {
+        __m512d pp = ep ? ARWKV__CVTPS_PD512(_mm256_loadu_ps(ep + i)) : _mm512_setzero_pd();
+        __m512d r = _mm512_sub_pd(_mm512_mul_pd(vkq, ARWKV__CVTPS_PD512(_mm256_loadu_ps(eq + i))), _mm512_mul_pd(vkp, pp));
+        r = _mm512_mul_pd(vs, _mm512_add_pd(r, _mm512_mul_pd(vk1, ARWKV__CVTPS_PD512(_mm256_loadu_ps(e1 + i)))));
+        _mm256_storeu_ps(s + i, _mm512_mask_cvtpd_ps(_mm256_setzero_ps(), (__mmask8)0xFF, r));
+    }
+#elif defined(ARWKV__AVX2)
+    __m256d vs = _mm256_set1_pd(scale), vkq = _mm256_set1_pd(kq), vkp = _mm256_set1_pd(kp), vk1 = _mm256_set1_pd(k1);
+    for (; i + 4 <= n; i += 4) {
+        __m256d pp = ep ? _mm256_cvtps_pd(_mm_loadu_ps(ep + i)) : _mm256_setzero_pd();
+        __m256d r = _mm256_sub_pd(_mm256_mul_pd(vkq, _mm256_cvtps_pd(_mm_loadu_ps(eq + i))), _mm256_mul_pd(vkp, pp));
+        r = _mm256_mul_pd(vs, _mm256_add_pd(r, _mm256_mul_pd(vk1, _mm256_cvtps_pd(_mm_loadu_ps(e1 + i)))));
+        _mm_storeu_ps(s + i, _mm256_cvtpd_ps(r));
+    }
+#endif
+    for (; i < n; i++) s[i] = (float)(scale * (kq * eq[i] - kp * (ep ? ep[i] : 0.0f) + k1 * e1[i]));
 }
 
 /* Stages 2 and 3 over the full vocabulary. With p = softmax(t/tau), q = softmax(s/tau):
@@ -9915,9 +10107,7 @@ static void arwkv__logits_task(void *ctx, int r, int thread) {
     double zq = arwkv__exp_array(eq, s, ms, inv_tau, V), zp = 1, kl = 0, ce = 0, z1 = zq;
     if (t) { /* KL = sum p (log p - log q), log p = (t-mt)/tau - log zp, log q = (s-ms)/tau - log zq */
         zp = arwkv__exp_array(ep, t, mt, inv_tau, V);
-        double lzp = log(zp), lzq = log(zq);
-        for (int i = 0; i < V; i++)
-            if (ep[i] > 0) kl += (double)ep[i] * (((double)(t[i] - mt) - (double)(s[i] - ms)) * inv_tau - lzp + lzq);
+        kl = arwkv__kl_row(ep, t, mt, s, ms, inv_tau, log(zp), log(zq), V);
         kl = kl / zp * c->tau * c->tau;
     }
     if (use_ce) {
@@ -9926,7 +10116,7 @@ static void arwkv__logits_task(void *ctx, int r, int thread) {
         ce = log(z1) - (double)(s[label] - ms);
     }
     double kq = t ? c->kl_w * c->tau / zq : 0, kp = t ? c->kl_w * c->tau / zp : 0, k1 = use_ce ? c->ce_w / z1 : 0;
-    for (int i = 0; i < V; i++) s[i] = (float)(c->scale * (kq * eq[i] - kp * (t ? ep[i] : 0.0f) + k1 * e1[i]));
+    arwkv__logits_grad_row(s, eq, t ? ep : NULL, e1, c->scale, kq, kp, k1, V);
     if (use_ce) s[label] -= (float)(c->scale * c->ce_w);
     if (c->kl) c->kl[r] = (float)kl;
     if (c->ce) c->ce[r] = (float)ce;

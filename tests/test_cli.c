@@ -8,8 +8,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Commands name the binaries as build/arwkv-*; a build into another directory (make B=build/avx2
+   test, as CI does for each instruction path) sets ARWKV_TEST_BUILD, and its binaries run instead. */
+static const char *binaries_of_this_build(const char *cmd, char *buf, size_t cap) {
+    const char *dir = getenv("ARWKV_TEST_BUILD"), *from = "build/arwkv-";
+    if (!dir || !*dir || strcmp(dir, "build") == 0) return cmd;
+    size_t len = 0, dl = strlen(dir), fl = strlen(from);
+    for (const char *c = cmd; *c && len + dl + 16 < cap;) {
+        if (strncmp(c, from, fl) == 0 && (c == cmd || c[-1] == ' ' || c[-1] == '"' || c[-1] == '(')) {
+            memcpy(buf + len, dir, dl), len += dl;
+            buf[len++] = '/';
+            c += 6; /* past "build/" */
+        } else buf[len++] = *c++;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
 /* Run a shell command; capture stdout (and stderr if merge) into a fresh string; return the exit status. */
-static int run(const char *cmd, char **out) {
+static int run(const char *cmd_in, char **out) {
+    static char rewritten[1 << 16];
+    const char *cmd = binaries_of_this_build(cmd_in, rewritten, sizeof rewritten);
     FILE *p = popen(cmd, "r");
     size_t cap = 1 << 16, len = 0;
     char *buf = (char *)malloc(cap);
@@ -173,8 +192,11 @@ TEST(errors_a_person_can_act_on) {
 /* Ctrl-C during training saves a checkpoint and exits cleanly; --resume finishes the run. */
 TEST(distill_interrupt_and_resume) {
     system("rm -rf build/test_distill build/test_distill.log"); /* a stale log would look like progress */
-    const char *cmd = "exec build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c "
-                      "arwkv.h --seq-len 64 --batch 2 --steps 400 --lr 1e-3 --threads 1 --log-every 1 > build/test_distill.log 2>&1";
+    static char cmd_buf[1024];
+    const char *cmd = binaries_of_this_build(
+        "exec build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c "
+        "arwkv.h --seq-len 64 --batch 2 --steps 400 --lr 1e-3 --threads 1 --log-every 1 > build/test_distill.log 2>&1",
+        cmd_buf, sizeof cmd_buf);
     pid_t pid = fork();
     if (pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);

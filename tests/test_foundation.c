@@ -539,6 +539,54 @@ TEST(gemm_matches_float64) {
     for (int p = 0; p < 3; p++) arwkv_pool_destroy(pools[p]);
 }
 
+/* Every instruction path (AVX-512, AVX2+FMA, plain C) sums an element of C in one order: a chain of
+   fused multiply-adds from zero over each block of ARWKV__KC k-values, the bias added to the first
+   block's sum, the blocks added to C in turn. So the three builds give the same bits; this checks
+   the order exactly, against fmaf, with A and B in both layouts, a bias and accumulation. */
+TEST(gemm_sums_in_the_documented_order) {
+    int shapes[][3] = {{13, 45, 600}, {7, 129, 256}, {100, 70, 300}, {5, 33, 17}};
+    arwkv_pool *pool;
+    CHECK_OK(arwkv_pool_create(2, &pool));
+    test_seed(12);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = (float *)malloc(sizeof(float) * M * K), *Bf = (float *)malloc(sizeof(float) * K * N);
+        float *bias = (float *)malloc(sizeof(float) * N), *C = (float *)malloc(sizeof(float) * M * N), *R = (float *)malloc(sizeof(float) * M * N);
+        uint16_t *Bh = (uint16_t *)malloc(2 * (size_t)K * N);
+        test_fill_randn(A, (size_t)M * K, 1);
+        test_fill_randn(bias, N, 1);
+        test_fill_randn(Bf, (size_t)K * N, 1);
+        for (size_t i = 0; i < (size_t)K * N; i++) Bf[i] = arwkv_bf16_to_f32(Bh[i] = arwkv_f32_to_bf16(Bf[i]));
+        for (int variant = 0; variant < 16; variant++) {
+            int trans_a = variant & 1, trans_b = (variant >> 1) & 1, bf16 = (variant >> 2) & 1, acc = variant >> 3;
+            ptrdiff_t ars = trans_a ? 1 : K, acs = trans_a ? M : 1, brs = trans_b ? 1 : N, bcs = trans_b ? K : 1;
+            const float *use_bias = variant % 3 ? bias : NULL;
+            for (int i = 0; i < M * N; i++) C[i] = R[i] = (float)(i % 7) - 3.0f;
+            for (int m = 0; m < M; m++)
+                for (int n = 0; n < N; n++) {
+                    float c = R[m * N + n];
+                    for (int k0 = 0; k0 < K; k0 += ARWKV__KC) {
+                        float t = 0;
+                        for (int k = k0; k < K && k < k0 + ARWKV__KC; k++) t = fmaf(A[m * ars + k * acs], Bf[k * brs + n * bcs], t);
+                        if (k0 == 0) {
+                            if (use_bias) t = t + use_bias[n];
+                            c = acc ? c + t : t;
+                        } else c = c + t;
+                    }
+                    R[m * N + n] = c;
+                }
+            CHECK_OK(arwkv__gemm(pool, M, N, K, A, ars, acs, bf16 ? (const void *)Bh : (const void *)Bf, bf16 ? ARWKV_BF16 : ARWKV_F32,
+                                 brs, bcs, C, N, acc, use_bias));
+            int differ = 0;
+            for (int i = 0; i < M * N; i++) differ += memcmp(&C[i], &R[i], sizeof(float)) != 0;
+            CHECK(differ == 0, "M%d N%d K%d transA %d transB %d %s accumulate %d: %d of %d elements differ from the fmaf chain", M, N,
+                  K, trans_a, trans_b, bf16 ? "bf16" : "f32", acc, differ, M * N);
+        }
+        free(A), free(Bf), free(bias), free(C), free(R), free(Bh);
+    }
+    arwkv_pool_destroy(pool);
+}
+
 /* ---- models: load, parameters, save ------------------------------------------------------------ */
 
 TEST(model_load_and_save_teacher) {
@@ -651,6 +699,7 @@ int main(void) {
     RUN(config_teacher);
     RUN(config_variants);
     RUN(gemm_matches_float64);
+    RUN(gemm_sums_in_the_documented_order);
     RUN(model_load_and_save_teacher);
     RUN(strict_option_numbers);
     RUN(failed_write_names_the_file);

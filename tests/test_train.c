@@ -110,6 +110,42 @@ TEST(kl_and_ce_match_float64) {
     CHECK(be->loss->logits_loss(be, s, t, NULL, R, V, 0.0f, 1, 0, 1, kl, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "tau 0 refused");
 }
 
+/* The row helpers of the logits loss give the same bits on every instruction path: the max skips
+   NaNs as a plain loop does, the KL sum is 8 float64 partial sums (element i into sum i % 8) added in
+   order, the gradient is elementwise in float64. Checked exactly against those plain definitions. */
+TEST(logits_row_helpers_match_their_plain_definitions) {
+    enum { V = 1003 };
+    static float s[V], t[V], p[V], eq[V], e1[V], g[V];
+    test_seed(9);
+    test_fill_randn(s, V, 3);
+    test_fill_randn(t, V, 3);
+    test_fill_randn(eq, V, 1);
+    test_fill_randn(e1, V, 1);
+    for (int i = 0; i < V; i++) p[i] = i % 5 == 0 ? 0.0f : fabsf(t[i]); /* some zeros: skipped by the KL sum */
+    s[17] = NAN, s[400] = NAN;
+    float want_max = -INFINITY;
+    for (int i = 0; i < V; i++) want_max = s[i] > want_max ? s[i] : want_max;
+    float got_max = arwkv__max_array(s, V);
+    CHECK(memcmp(&got_max, &want_max, sizeof(float)) == 0, "max %g, want %g", got_max, want_max);
+    s[17] = 1, s[400] = -2;
+    double acc[8] = {0}, want_kl = 0;
+    float mt = 1.5f, ms = -0.25f, inv_tau = 0.5f;
+    for (int i = 0; i < V; i++)
+        if (p[i] > 0) acc[i % 8] += (double)p[i] * (((double)(t[i] - mt) - (double)(s[i] - ms)) * inv_tau - 0.125 + 0.375);
+    for (int l = 0; l < 8; l++) want_kl += acc[l];
+    double got_kl = arwkv__kl_row(p, t, mt, s, ms, inv_tau, 0.125, 0.375, V);
+    CHECK(memcmp(&got_kl, &want_kl, sizeof(double)) == 0, "KL sum %.17g, want %.17g", got_kl, want_kl);
+    for (int with_p = 0; with_p < 2; with_p++) {
+        arwkv__logits_grad_row(g, eq, with_p ? p : NULL, e1, 0.3, 1.7, with_p ? 0.9 : 0.0, 0.2, V);
+        int differ = 0;
+        for (int i = 0; i < V; i++) {
+            float want = (float)(0.3 * (1.7 * eq[i] - (with_p ? 0.9 : 0.0) * (with_p ? p[i] : 0.0f) + 0.2 * e1[i]));
+            differ += memcmp(&g[i], &want, sizeof(float)) != 0;
+        }
+        CHECK(differ == 0, "gradient row (teacher %d): %d of %d elements differ", with_p, differ, V);
+    }
+}
+
 TEST(vectorized_exp_accuracy) {
     enum { N = 100003 };
     static float x[N], y[N];
@@ -552,6 +588,7 @@ int main(void) {
     }
     RUN(align_losses_match_float64);
     RUN(kl_and_ce_match_float64);
+    RUN(logits_row_helpers_match_their_plain_definitions);
     RUN(vectorized_exp_accuracy);
     RUN(adamw_matches_float64);
     RUN(schedules);

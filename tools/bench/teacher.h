@@ -1,52 +1,104 @@
 /* Benchmarks of the teacher area; included by tools/bench.c.
 
-     arwkv-bench matmul [THREADS]   GEMM GFLOP/s on shapes of Qwen2.5-0.5B, against the FMA peak
+     arwkv-bench matmul [THREADS]   GEMM GFLOP/s on shapes of Qwen2.5-0.5B, against the FMA peak of
+                                    the kernels' instruction set (also shows the bf16 dot peak)
      arwkv-bench decode [THREADS]   decode tokens/s of a Qwen2.5-0.5B-shaped model (random bf16
                                     weights), against the memory-bandwidth bound
 
    Each figure is judged against a bound measured on this machine by the same program: the peak of
    fused multiply-adds by a register-only loop, and the copy bandwidth by a large memcpy loop. */
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) || ((defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__))
 #include <immintrin.h>
 #endif
 
 /* ---- Bounds of this machine -------------------------------------------------------------------- */
 
+/* Three peaks, each by a register-only loop of 12 independent chains (enough in flight to fill both
+   vector pipes of a core whose latency is 4 to 6 cycles):
+     BENCH_PEAK_KERNELS  fused multiply-adds as wide as this build's kernels use them (arwkv_cpu_kernels():
+                         512-bit with AVX-512, 256-bit with AVX2+FMA, scalar fmaf otherwise); every
+                         GEMM ratio is against this one, the path the products actually take;
+     BENCH_PEAK_FMA512   512-bit FMAs where the CPU has AVX-512F, whatever this build was compiled for
+                         (a build for -mavx2 on an AVX-512 machine shows what it leaves unused);
+     BENCH_PEAK_DOT_BF16 vdpbf16ps (AVX512_BF16): 16 lanes, each two bf16 products added to an fp32 sum.
+   The last two are compiled for their instruction sets with target attributes and run only where
+   the CPU reports them. */
+enum { BENCH_PEAK_KERNELS, BENCH_PEAK_FMA512, BENCH_PEAK_DOT_BF16 };
+
 typedef struct {
     long iters;
+    int kind;
     double sink[1024];
 } bench_fma_ctx;
 
-/* 12 independent chains of 8-wide FMAs: enough in flight to fill both FMA pipes of a core whose
-   FMA latency is 4 or 5 cycles. Returns flops done. */
-static double bench_fma_loop(long iters, double *sink) {
-#if defined(__AVX2__) && defined(__FMA__)
-    /* distinct starting values the compiler cannot see, or it would merge equal chains into one */
-    volatile float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-    __m256 a0 = _mm256_set1_ps(init[0]), a1 = _mm256_set1_ps(init[1]), a2 = _mm256_set1_ps(init[2]),
-           a3 = _mm256_set1_ps(init[3]), a4 = _mm256_set1_ps(init[4]), a5 = _mm256_set1_ps(init[5]),
-           a6 = _mm256_set1_ps(init[6]), a7 = _mm256_set1_ps(init[7]), a8 = _mm256_set1_ps(init[8]),
-           a9 = _mm256_set1_ps(init[9]), a10 = _mm256_set1_ps(init[10]), a11 = _mm256_set1_ps(init[11]);
+#define BENCH_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+/* distinct starting values the compiler cannot see, or it would merge equal chains into one */
+static volatile float bench_init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define BENCH_X86 1
+__attribute__((target("avx512f"))) static double bench_fma512_loop(long iters, double *sink) {
+#define BENCH_Z_INIT(i) __m512 a##i = _mm512_set1_ps(bench_init[i]);
+#define BENCH_Z_FMA(i) a##i = _mm512_fmadd_ps(a##i, m, c);
+#define BENCH_Z_SUM(i) s = _mm512_add_ps(s, a##i);
+    BENCH_CHAINS(BENCH_Z_INIT)
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < iters; i++) { BENCH_CHAINS(BENCH_Z_FMA) }
+    __m512 s = _mm512_setzero_ps();
+    BENCH_CHAINS(BENCH_Z_SUM)
+    *sink = _mm512_reduce_add_ps(s);
+    return (double)iters * 12 * 16 * 2;
+}
+__attribute__((target("avx512f,avx512bf16"))) static double bench_dot_bf16_loop(long iters, double *sink) {
+#define BENCH_D_DOT(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+    BENCH_CHAINS(BENCH_Z_INIT)
+    const __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3400); /* 1.0, 2^-23 */
+    for (long i = 0; i < iters; i++) { BENCH_CHAINS(BENCH_D_DOT) }
+    __m512 s = _mm512_setzero_ps();
+    BENCH_CHAINS(BENCH_Z_SUM)
+    *sink = _mm512_reduce_add_ps(s);
+    return (double)iters * 12 * 32 * 2; /* 32 products and 32 additions per instruction */
+}
+#endif
+
+/* Whether the CPU running this can do a peak of the given kind. */
+static int bench_peak_available(int kind) {
+    if (kind == BENCH_PEAK_KERNELS) return 1;
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    if (kind == BENCH_PEAK_FMA512) return __builtin_cpu_supports("avx512f") != 0;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+/* The loop of one kind; returns flops done. */
+static double bench_fma_loop(int kind, long iters, double *sink) {
+#ifdef BENCH_X86
+    if (kind == BENCH_PEAK_FMA512) return bench_fma512_loop(iters, sink);
+    if (kind == BENCH_PEAK_DOT_BF16) return bench_dot_bf16_loop(iters, sink);
+#endif
+#if defined(ARWKV__AVX512)
+    return bench_fma512_loop(iters, sink);
+#elif defined(ARWKV__AVX2)
+#define BENCH_Y_INIT(i) __m256 a##i = _mm256_set1_ps(bench_init[i]);
+#define BENCH_Y_FMA(i) a##i = _mm256_fmadd_ps(a##i, m, c);
+#define BENCH_Y_SUM(i) s = _mm256_add_ps(s, a##i);
+    BENCH_CHAINS(BENCH_Y_INIT)
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (long i = 0; i < iters; i++) {
-        a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c);
-        a3 = _mm256_fmadd_ps(a3, m, c); a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
-        a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c); a8 = _mm256_fmadd_ps(a8, m, c);
-        a9 = _mm256_fmadd_ps(a9, m, c); a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    for (long i = 0; i < iters; i++) { BENCH_CHAINS(BENCH_Y_FMA) }
+    __m256 s = _mm256_setzero_ps();
+    BENCH_CHAINS(BENCH_Y_SUM)
     float out[8];
     _mm256_storeu_ps(out, s);
     *sink = out[0] + out[7];
     return (double)iters * 12 * 8 * 2;
-#else /* no vector FMA: the peak of the scalar code the generic GEMM runs */
-    volatile float init[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+#else /* no vector FMA: the peak of the scalar code the generic GEMM runs (fmaf, as its kernel) */
     float a[12];
-    for (int j = 0; j < 12; j++) a[j] = init[j];
+    for (int j = 0; j < 12; j++) a[j] = bench_init[j];
     for (long i = 0; i < iters; i++)
-        for (int j = 0; j < 12; j++) a[j] = a[j] * 0.999999f + 1e-7f;
+        for (int j = 0; j < 12; j++) a[j] = fmaf(a[j], 0.999999f, 1e-7f);
     *sink = a[0] + a[11];
     return (double)iters * 12 * 2;
 #endif
@@ -55,7 +107,7 @@ static double bench_fma_loop(long iters, double *sink) {
 static void bench_fma_task(void *ctx, int task, int thread) {
     (void)thread;
     bench_fma_ctx *c = (bench_fma_ctx *)ctx;
-    bench_fma_loop(c->iters, &c->sink[task]);
+    bench_fma_loop(c->kind, c->iters, &c->sink[task]);
 }
 
 /* On a shared machine the wall clock also counts the time other processes held our cores. So each
@@ -73,13 +125,14 @@ static void bench_time_add(bench_time *best, double wall, double cpu) {
     if (cpu > 0 && cpu < best->cpu) best->cpu = cpu;
 }
 
-/* FMA peak with every thread of pool busy (GFLOP/s, wall clock and CPU time): the best of many
-   short runs of ~10 ms, as long as one matrix product. */
-static bench_time bench_fma_peak(arwkv_pool *pool) {
+/* A peak (see above) with every thread of pool busy (GFLOP/s, wall clock and CPU time): the best of
+   many short runs of ~10 ms, as long as one matrix product. */
+static bench_time bench_fma_peak(arwkv_pool *pool, int kind) {
     bench_fma_ctx c;
     memset(&c, 0, sizeof c);
+    c.kind = kind;
     int n = arwkv_pool_size(pool);
-    double flops_per_task = bench_fma_loop(1, &c.sink[0]);
+    double flops_per_task = bench_fma_loop(kind, 1, &c.sink[0]);
     c.iters = 1000;
     for (;;) { /* grow the run until it takes ~10 ms */
         double t0 = bench_now();
@@ -167,13 +220,13 @@ static bench_time bench_time_gemm(arwkv_backend *be, int M, int N, int K, const 
 }
 
 /* One line: GFLOP/s on 1 and on n threads against the peaks by the wall clock, then per core by CPU
-   time. Returns 1 if the n-thread wall-clock figure is below half the peak. */
+   time. Returns 1 if the n-thread wall-clock figure is below the goal, 60% of the peak. */
 static int bench_report(const char *what, double flops, bench_time t1, bench_time tn, bench_time peak1, bench_time peak, int nt) {
     double w1 = flops / t1.wall * 1e-9, wn = flops / tn.wall * 1e-9, c1 = flops / t1.cpu * 1e-9, cn = flops / tn.cpu * 1e-9;
     printf("  %-40s 1 thread %6.1f GFLOP/s (%3.0f%%), %d threads %6.1f (%3.0f%%) | per core by CPU time: %5.1f (%3.0f%%), %5.1f (%3.0f%%)%s\n",
            what, w1, 100 * w1 / peak1.wall, nt, wn, 100 * wn / peak.wall, c1, 100 * c1 / peak1.cpu, cn, 100 * cn / peak1.cpu,
-           wn / peak.wall >= 0.5 ? "" : "  [wall clock below 50%]");
-    return wn / peak.wall < 0.5;
+           wn / peak.wall >= 0.6 ? "" : "  [wall clock below 60%]");
+    return wn / peak.wall < 0.6;
 }
 
 static int bench_matmul(int argc, char **argv) {
@@ -185,9 +238,23 @@ static int bench_matmul(int argc, char **argv) {
     }
     int nt = arwkv_pool_size(be->pool);
     double load = bench_load_average();
-    bench_time peak1 = bench_fma_peak(be1->pool), peak = bench_fma_peak(be->pool);
-    printf("  FMA peak (measured): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads (by CPU time: %.1f per core)\n", peak1.wall,
-           peak.wall, nt, peak1.cpu);
+    bench_time peak1 = bench_fma_peak(be1->pool, BENCH_PEAK_KERNELS), peak = bench_fma_peak(be->pool, BENCH_PEAK_KERNELS);
+    const char *path = arwkv_cpu_kernels();
+    const char *width = strcmp(path, "AVX-512") == 0 ? "512-bit" : strcmp(path, "AVX2+FMA") == 0 ? "256-bit" : "scalar";
+    printf("  CPU kernels of this build: %s; the GEMM multiplies in fp32 (bf16 weights widened in registers)\n", path);
+    printf("  FMA peak (measured, %s FMAs as the kernels use them): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads (by CPU time: %.1f per core)\n",
+           width, peak1.wall, peak.wall, nt, peak1.cpu);
+    if (strcmp(width, "512-bit") != 0 && bench_peak_available(BENCH_PEAK_FMA512)) {
+        bench_time z1 = bench_fma_peak(be1->pool, BENCH_PEAK_FMA512), z = bench_fma_peak(be->pool, BENCH_PEAK_FMA512);
+        printf("  this CPU has 512-bit FMAs, which this build does not use: %.1f GFLOP/s on 1 thread, %.1f on %d threads (build with -march=native)\n",
+               z1.wall, z.wall, nt);
+    }
+    if (bench_peak_available(BENCH_PEAK_DOT_BF16)) {
+        bench_time d1 = bench_fma_peak(be1->pool, BENCH_PEAK_DOT_BF16), d = bench_fma_peak(be->pool, BENCH_PEAK_DOT_BF16);
+        printf("  bf16 dot peak (measured, vdpbf16ps): %.1f GFLOP/s on 1 thread, %.1f on %d threads (%.2fx the FMA peak); not used by the\n"
+               "    GEMM: it would round every activation to bf16 (8 bits), beyond the documented accuracy (arwkv.h, NUMBERS)\n",
+               d1.wall, d.wall, nt, d1.wall / peak1.wall);
+    } else printf("  bf16 dot peak: this CPU has no AVX512_BF16\n");
     printf("  load average %.2f before the run%s\n", load, load > 0.5 ? ": other processes share these cores, and lower every wall-clock figure" : "");
     printf("  percentages: of the peak on as many threads; CPU-time figures: GFLOP per CPU-second, of a core's peak\n");
     /* Qwen2.5-0.5B projections over 512 tokens: q/o (896x896), k/v (128x896), MLP up/gate and down,
@@ -214,7 +281,7 @@ static int bench_matmul(int argc, char **argv) {
         fails += bench_report(what, 2.0 * M * N * K, t1, tn, peak1, peak, nt);
         free(A), free(C), free(W);
     }
-    printf("  goal: >= 50%% of the FMA peak with all threads: %s\n", fails ? "MISSED on the wall clock for some shapes" : "met");
+    printf("  goal: >= 60%% of the FMA peak with all threads: %s\n", fails ? "MISSED on the wall clock for some shapes" : "met");
     /* the other product of a forward pass: causal attention, 0.5B heads (14 query, 2 key/value, 64 wide) */
     {
         enum { T = 2048, H = 14, HKV = 2, D = 64 };
