@@ -1372,7 +1372,7 @@ ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o); /* releases the lock; NULL
      teacher activations the teacher's workspace for batch x seq-len rows
      student activations stage 1: the time mix of one layer (and layer 0's, kept for the end);
                          stages 2-3: every layer's activations for the backward
-     logits chunk        teacher and student logits of 128 positions, and the hidden-state gradient
+     logits chunk        teacher and student logits of 128 positions (1024 on a GPU), and the hidden-state gradient
      evaluation          the evaluation's own logits and student workspace (alive beside training's)
      GPU workspace       a GPU backend's scratch space (an allowance)
    With offload_optimizer the trained parameters keep a working copy (bf16 matrices on a GPU) and
@@ -13502,10 +13502,10 @@ ARWKV_PRIVATE uint64_t arwkv__tmix6_backward_bytes(const arwkv_tmix6_dims *d, ui
 }
 
 /* arwkv__teacher_reserve */
-ARWKV_PRIVATE uint64_t arwkv__teacher_ws_bytes(const arwkv_config *c, int rows) {
+ARWKV_PRIVATE uint64_t arwkv__teacher_ws_bytes(const arwkv_config *c, int rows, int on_gpu) {
     uint64_t R = (uint64_t)rows, C = (uint64_t)c->hidden_size, Q = (uint64_t)c->num_heads * c->head_dim,
              KV = (uint64_t)c->num_kv_heads * c->head_dim, F = (uint64_t)c->intermediate_size;
-    uint64_t mlp = R < ARWKV__TEACHER_MLP_ROWS ? R : ARWKV__TEACHER_MLP_ROWS;
+    uint64_t chunk = on_gpu ? ARWKV__TEACHER_MLP_ROWS_GPU : ARWKV__TEACHER_MLP_ROWS, mlp = R < chunk ? R : chunk;
     return sizeof(float) * (R * (3 * C + 2 * Q + 2 * KV) + 2 * mlp * F + 2 * R);
 }
 
@@ -13632,7 +13632,7 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
     /* the teacher's workspace grows to the largest batch it runs: training's, or one evaluation sequence */
     int teacher_rows = stage < 3 ? (int)M : 0;
     if (eval_T > teacher_rows) teacher_rows = eval_T;
-    if (teacher && teacher_rows) arwkv__plan_add(plan, "teacher activations", arwkv__teacher_ws_bytes(&teacher->cfg, teacher_rows));
+    if (teacher && teacher_rows) arwkv__plan_add(plan, "teacher activations", arwkv__teacher_ws_bytes(&teacher->cfg, teacher_rows, on_gpu));
     uint64_t acts = 0, logits = 0;
     int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
     arwkv_tmix7_dims d7;
@@ -13647,7 +13647,8 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
         acts = arwkv__tmix6_acts_bytes(&d6, B, T) + (2 * MC + M) * sizeof(float) + arwkv__tmix6_backward_bytes(&d6, M);
     } else { /* every layer's activations, the labels, the hidden-state gradient */
         acts = arwkv__rnn_ws_bytes(student, B, T, 1) + M * sizeof(int32_t);
-        logits = (2 * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS + MC) * sizeof(float);
+        uint64_t chunk = on_gpu ? ARWKV__TRAIN_LOGIT_ROWS_GPU : ARWKV__TRAIN_LOGIT_ROWS; /* as arwkv_trainer_create */
+        logits = (2 * chunk * V + 2 * chunk + MC) * sizeof(float);
     }
     arwkv__plan_add(plan, "student activations", acts);
     arwkv__plan_add(plan, "logits chunk", logits);
