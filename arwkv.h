@@ -13546,6 +13546,16 @@ ARWKV_PRIVATE arwkv_result arwkv__shadow_load(const arwkv_backend *be, const cha
     memset(m, 0, sizeof *m);
     m->dir = arwkv__strdup(dir);
     if (!m->dir) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    if (arwkv__is_gguf_file(dir)) { /* a GGUF teacher: its config from the metadata, every tensor dequantized to fp32 in memory */
+        arwkv_gguf *g;
+        ARWKV__TRY(arwkv_gguf_open(dir, &g));
+        arwkv_result r = arwkv_gguf_config(g, &m->cfg);
+        arwkv_gguf_close(g);
+        ARWKV__TRY(r);
+        ARWKV__TRY(arwkv__declare_params(m));
+        for (int i = 0; i < m->n_params; i++) m->params[i].dtype = ARWKV_F32, m->params[i].owns_data = 1;
+        return ARWKV_OK;
+    }
     ARWKV__TRY(arwkv_config_load(dir, &m->cfg));
     ARWKV__TRY(arwkv_st_open(dir, &m->st));
     if (m->cfg.arch == ARWKV_ARCH_ARWKV7) ARWKV__TRY(arwkv__read_lora_ranks(m));
@@ -14242,13 +14252,14 @@ ARWKV_API arwkv_result arwkv_model_compare(arwkv_model *ref, arwkv_model *m, con
             if (mask && !mask[pos + 1]) continue;
             const float *x = host + (size_t)i * V;
             double lse = arwkv__row_lse(x, V, &am);
-            if (!isfinite(lse)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "compare: the model's logits at position %d are not finite", pos);
+            if (!isfinite(lse)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "%s: the logits at position %d are not finite (NaN or Inf)", m->dir ? m->dir : "model", pos);
             acc->tokens++;
             acc->nll += lse - x[y];
             if (!ref || r != ARWKV_OK) continue;
             const float *xr = host_ref + (size_t)i * V;
             double lse_ref = arwkv__row_lse(xr, V, &am_ref), kl = 0;
-            if (!isfinite(lse_ref)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "compare: the reference's logits at position %d are not finite", pos);
+            if (!isfinite(lse_ref)) r = arwkv__fail(ARWKV_ERR_NUMERIC, "%s (the reference): the logits at position %d are not finite (NaN or Inf)",
+                                                   ref->dir ? ref->dir : "model", pos);
             for (int v = 0; v < V; v++) { /* sum p_ref (log p_ref - log p) */
                 double lp_ref = xr[v] - lse_ref;
                 kl += exp(lp_ref) * (lp_ref - (x[v] - lse));
