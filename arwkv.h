@@ -2883,6 +2883,10 @@ ARWKV_PRIVATE arwkv_result arwkv__st_parse_file(arwkv_safetensors *st, int fi) {
                 r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: __metadata__ must be an object of strings", path);
                 break;
             }
+            if (f->meta) { /* a second copy would be sized by its own count but appended after the first */
+                r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: __metadata__ appears twice", path);
+                break;
+            }
             uint32_t nm = arwkv__json_count(&j, m);
             f->meta = (char **)arwkv__calloc(2 * (size_t)nm + 1, sizeof(char *));
             if (!f->meta) {

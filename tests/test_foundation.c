@@ -265,6 +265,7 @@ TEST(safetensors_broken_files) {
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12, ARWKV_ERR_FORMAT, "after the last tensor"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, ARWKV_ERR_FORMAT, "appears twice"},
         {"{\"__metadata__\":{\"k\":1},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, ARWKV_ERR_FORMAT, "is not a string"},
+        {"{\"__metadata__\":{\"k\":\"v\"},\"__metadata__\":{\"k\":\"v\",\"l\":\"w\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, ARWKV_ERR_FORMAT, "__metadata__ appears twice"},
         {"{\"a\":[1,2]}", 0, ARWKV_ERR_FORMAT, "not an object"},
         {"[1,2]", 0, ARWKV_ERR_FORMAT, "does not start with '{'"},
         {"{\"a\":{\"dtype\":\"F32\",", 0, ARWKV_ERR_FORMAT, "JSON error at byte"},
