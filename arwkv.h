@@ -1157,9 +1157,20 @@ ARWKV_API arwkv_result arwkv_rnn_state_load(arwkv_rnn_state *s, const char *path
 
 ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out);
 ARWKV_API void arwkv_rnn_free(arwkv_rnn *r);
+/* What a forward keeps for arwkv_rnn_backward. RECOMPUTE keeps only each layer's input (one
+   [B*T, C] array per layer, plus one layer's worth of activations) and the backward runs each
+   layer's forward again just before its backward: about a third more arithmetic for the student
+   and a fraction of the memory, with gradients identical to the bit (the forward is deterministic).
+   It is upstream's gradient checkpointing, per layer. */
+typedef enum arwkv_rnn_mode {
+    ARWKV_RNN_INFER = 0,          /* no backward will follow */
+    ARWKV_RNN_TRAIN = 1,          /* keep every layer's activations */
+    ARWKV_RNN_TRAIN_RECOMPUTE = 2 /* keep the layer inputs; recompute the rest in the backward */
+} arwkv_rnn_mode;
 /* Run B sequences of T tokens (ids: host int32 [B*T]). states: B states that are read and advanced,
-   or NULL to start from zeros. train != 0 keeps what arwkv_rnn_backward needs. On success *hidden
-   points to the final normed hidden states [B*T, C] in backend memory, valid until the next call. */
+   or NULL to start from zeros. train is an arwkv_rnn_mode (0/1 as before: inference/training); the
+   training modes take no states. On success *hidden points to the final normed hidden states
+   [B*T, C] in backend memory, valid until the next call. */
 ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B, int T, arwkv_rnn_state **states, int train,
                                          const float **hidden);
 /* Gradient of the last training forward from dhidden [B*T, C] (backend memory): adds into the
@@ -1247,6 +1258,8 @@ typedef struct arwkv_train_options {
     float temperature;      /* stage-2 KL temperature */
     float kl_weight, ce_weight; /* stage 2: kl_weight * KL + ce_weight * label cross-entropy */
     int freeze_mlp;         /* stages 2-3: MLPs stay frozen (upstream's -z 1) */
+    int recompute;          /* stages 2-3: keep only the student's layer inputs and recompute each layer's
+                               activations in the backward (ARWKV_RNN_TRAIN_RECOMPUTE); same gradients */
     uint64_t seed;          /* data order */
     int resume_with_new_options; /* arwkv_trainer_restore: accept a learning rate, schedule or loss
                                     that differ from the checkpoint's (else an error names them) */
@@ -11622,20 +11635,21 @@ struct arwkv_rnn {
     arwkv_tmix7_dims d7;
     int L, C, F, V;
     int cap_rows, cap_train_rows, cap_B, cap_T; /* what the buffers hold */
-    int B, T, trained;                          /* the last forward */
+    int cap_all_layers;                         /* training buffers hold every layer (ARWKV_RNN_TRAIN) */
+    int B, T, trained;                          /* the last forward: its arwkv_rnn_mode */
     int32_t *ids;                  /* [rows] */
     float *x;                      /* [L+1][rows][C] when training, else [2][rows][C] */
-    float *xn, *h, *yn;            /* [L][rows][C] when training, else [rows][C] */
-    float *rstd1, *rstd2;          /* [L][rows] when training, else [rows] */
+    float *xn, *h, *yn;            /* [L][rows][C] when training every layer, else [rows][C] */
+    float *rstd1, *rstd2;          /* [L][rows] when training every layer, else [rows] */
     float *att, *v_first, *hn, *rstdf;
     float *gate, *up, *act;        /* [rows][F] scratch */
     float *shift_b, *wkv_b;        /* one layer's state of B sequences */
     float *dx, *dxn, *dv_first;    /* backward: [rows][C] */
     float *logits;                 /* [LOGIT_ROWS][V] for steps */
-    arwkv__tmix7_acts **acts7;     /* ARWKV-7: [L] when training */
+    arwkv__tmix7_acts **acts7;     /* ARWKV-7: [L] when training ([0] only when recomputing) */
     arwkv__tmix7_work *work7;
     arwkv_tmix6_dims d6;
-    arwkv_tmix6_acts **acts6;      /* QRWKV6: [L] when training, [1] (shared) otherwise */
+    arwkv_tmix6_acts **acts6;      /* QRWKV6: [L] when training every layer, [1] (shared) otherwise */
     int n_acts6;
 };
 
@@ -11785,7 +11799,7 @@ ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
     r->ids = NULL, r->x = r->xn = r->h = r->yn = r->rstd1 = r->rstd2 = r->att = r->v_first = r->hn = r->rstdf = NULL;
     r->gate = r->up = r->act = r->shift_b = r->wkv_b = r->dx = r->dxn = r->dv_first = NULL;
     r->acts7 = NULL, r->work7 = NULL;
-    r->cap_rows = r->cap_train_rows = r->cap_B = r->cap_T = 0;
+    r->cap_rows = r->cap_train_rows = r->cap_B = r->cap_T = r->cap_all_layers = 0;
 }
 
 ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out) {
@@ -11820,14 +11834,16 @@ ARWKV_API void arwkv_rnn_free(arwkv_rnn *r) {
     arwkv__free(r);
 }
 
-/* Make the buffers hold B x T tokens (for training, with per-layer activations). */
+/* Make the buffers hold B x T tokens for an arwkv_rnn_mode: training keeps every layer's input,
+   and every layer's activations unless they are recomputed. */
 ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int train) {
-    int rows = B * T;
-    int ok = rows <= r->cap_rows && B <= r->cap_B && (!train || (rows <= r->cap_train_rows && T <= r->cap_T));
+    int rows = B * T, all_layers = train == ARWKV_RNN_TRAIN;
+    int ok = rows <= r->cap_rows && B <= r->cap_B &&
+             (!train || (rows <= r->cap_train_rows && T <= r->cap_T && (r->cap_all_layers || !all_layers)));
     if (ok) return ARWKV_OK;
     arwkv__rnn_release(r);
     arwkv_backend *be = r->be;
-    size_t R = (size_t)rows, C = (size_t)r->C, L = (size_t)r->L, keep = train ? L : 1;
+    size_t R = (size_t)rows, C = (size_t)r->C, L = (size_t)r->L, keep = all_layers ? L : 1;
     int N, H = arwkv__rnn_heads(r->m, &N);
     arwkv_result res = ARWKV_OK;
 #define ARWKV__ALLOC(ptr, n) \
@@ -11858,11 +11874,11 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int tr
         if (res == ARWKV_OK && train) {
             r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
             if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-            for (size_t l = 0; l < L && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
+            for (size_t l = 0; l < keep && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
         }
         if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
     } else if (res == ARWKV_OK) { /* the RWKV-6 activations grow on demand */
-        int n = train ? (int)L : 1;
+        int n = (int)keep;
         r->acts6 = (arwkv_tmix6_acts **)arwkv__calloc((size_t)n, sizeof *r->acts6);
         if (!r->acts6) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
         for (int l = 0; l < n && res == ARWKV_OK; l++) {
@@ -11875,7 +11891,7 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int tr
         return arwkv__context(res, "student workspace for %d x %d tokens", B, T);
     }
     r->cap_rows = rows, r->cap_B = B;
-    if (train) r->cap_train_rows = rows, r->cap_T = T;
+    if (train) r->cap_train_rows = rows, r->cap_T = T, r->cap_all_layers = all_layers;
     return ARWKV_OK;
 }
 
@@ -11907,11 +11923,40 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_state_io(arwkv_rnn *r, arwkv_rnn_state **s
     return ARWKV_OK;
 }
 
+/* Layer l up to the MLP's input: xn = RMSNorm(x), h = x + TimeMix(xn), yn = RMSNorm(h), into slot k of
+   the kept arrays (k = l when every layer is kept, else 0). The forward runs it once per layer; with
+   recomputation the backward runs it again, with the same inputs and so the same bits. */
+ARWKV_PRIVATE arwkv_result arwkv__rnn_layer_tmix(arwkv_rnn *r, int l, size_t k, const float *x, arwkv_rnn_state **states, int train) {
+    arwkv_model *m = r->m;
+    arwkv_backend *be = r->be;
+    const arwkv_layer *ly = &m->layers[l];
+    int B = r->B, T = r->T, M = B * T, C = r->C;
+    size_t MC = (size_t)M * C;
+    float eps = m->cfg.rms_norm_eps;
+    float *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC, *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
+    ARWKV__TRY(be->core->rmsnorm_forward(be, xn, rs1, x, ly->in_norm->data, ly->in_norm->dtype, M, C, eps));
+    if (states) ARWKV__TRY(arwkv__rnn_state_io(r, states, B, l, 1));
+    if (m->cfg.arch == ARWKV_ARCH_ARWKV7)
+        ARWKV__TRY(arwkv__tmix7_forward(be, ly, l, &r->d7, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
+                                        r->att, train ? r->acts7[k] : NULL, r->work7));
+    else
+        ARWKV__TRY(arwkv_tmix6_forward(be, ly, &r->d6, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->att,
+                                       r->acts6[k]));
+    if (states) ARWKV__TRY(arwkv__rnn_state_io(r, states, B, l, 0));
+    ARWKV__TRY(be->mem->copy(be, h, x, MC * sizeof(float)));
+    ARWKV__TRY(be->core->axpy(be, h, 1.0f, r->att, MC));
+    return be->core->rmsnorm_forward(be, yn, rs2, h, ly->post_norm->data, ly->post_norm->dtype, M, C, eps);
+}
+
 ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B, int T, arwkv_rnn_state **states, int train,
                                          const float **hidden) {
     arwkv_model *m = r->m;
     arwkv_backend *be = r->be;
     if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student forward over %d x %d tokens", B, T);
+    if (train < ARWKV_RNN_INFER || train > ARWKV_RNN_TRAIN_RECOMPUTE)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student forward: mode %d is not an arwkv_rnn_mode", train);
+    if (train == ARWKV_RNN_TRAIN_RECOMPUTE && states) /* the recomputation would read states already advanced */
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student forward: recomputation starts from zero states (pass NULL)");
     for (int i = 0; i < B * T; i++)
         if (ids[i] < 0 || ids[i] >= r->V)
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token id %d at position %d is outside the vocabulary (0..%d)", ids[i], i, r->V - 1);
@@ -11928,21 +11973,10 @@ ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B
     for (int l = 0; l < L && res == ARWKV_OK; l++) {
         const arwkv_layer *ly = &m->layers[l];
         float *x = r->x + (train ? (size_t)l : (size_t)(l & 1)) * MC, *xnext = r->x + (train ? (size_t)l + 1 : (size_t)((l + 1) & 1)) * MC;
-        size_t k = train ? (size_t)l : 0;
-        float *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC, *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
-        res = be->core->rmsnorm_forward(be, xn, rs1, x, ly->in_norm->data, ly->in_norm->dtype, M, C, eps);
-        if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 1);
-        if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
-            res = arwkv__tmix7_forward(be, ly, l, &r->d7, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
-                                       r->att, train ? r->acts7[l] : NULL, r->work7);
-        else if (res == ARWKV_OK)
-            res = arwkv_tmix6_forward(be, ly, &r->d6, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->att,
-                                      r->acts6[train ? l : 0]);
-        if (res == ARWKV_OK && states) res = arwkv__rnn_state_io(r, states, B, l, 0);
-        /* h = x + att; x' = h + down(silu(gate(yn)) * up(yn)), yn = RMSNorm(h) */
-        if (res == ARWKV_OK) res = be->mem->copy(be, h, x, MC * sizeof(float));
-        if (res == ARWKV_OK) res = be->core->axpy(be, h, 1.0f, r->att, MC);
-        if (res == ARWKV_OK) res = be->core->rmsnorm_forward(be, yn, rs2, h, ly->post_norm->data, ly->post_norm->dtype, M, C, eps);
+        size_t k = train == ARWKV_RNN_TRAIN ? (size_t)l : 0;
+        float *h = r->h + k * MC, *yn = r->yn + k * MC;
+        res = arwkv__rnn_layer_tmix(r, l, k, x, states, train);
+        /* x' = h + down(silu(gate(yn)) * up(yn)) */
         if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
         if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
         if (res == ARWKV_OK) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, (size_t)M * r->F);
@@ -11972,10 +12006,14 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
     if (res == ARWKV_OK) res = be->mem->zero(be, r->dv_first, MC * sizeof(float));
     for (int l = L - 1; l >= 0 && res == ARWKV_OK; l--) {
         const arwkv_layer *ly = &m->layers[l];
-        const float *x = r->x + (size_t)l * MC, *xn = r->xn + (size_t)l * MC, *h = r->h + (size_t)l * MC, *yn = r->yn + (size_t)l * MC;
-        const float *rs1 = r->rstd1 + (size_t)l * M, *rs2 = r->rstd2 + (size_t)l * M;
+        size_t k = r->trained == ARWKV_RNN_TRAIN ? (size_t)l : 0;
+        const float *x = r->x + (size_t)l * MC, *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC;
+        const float *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
+        /* recomputation: this layer's forward again, from its kept input (v_first, written by layer 0,
+           is still there: no later layer writes it, and layer 0's recomputation writes the same) */
+        if (r->trained == ARWKV_RNN_TRAIN_RECOMPUTE) res = arwkv__rnn_layer_tmix(r, l, 0, x, NULL, r->trained);
         /* the MLP, its intermediates recomputed from yn; r->dx holds d x_{l+1} = d h (residual) */
-        res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
         if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
         if (res == ARWKV_OK && ly->mlp_down->trainable) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, MF);
         /* d act = dx . W_down (into act's place once W_down's gradient has used act) */
@@ -11998,10 +12036,10 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
                                              ly->post_norm->data, ly->post_norm->dtype, rs2, M, C, 1);
         /* h = x + att: d att = d h; the time mix gives d xn; then d x = d h + d RMSNorm(x) */
         if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
-            res = arwkv__tmix7_backward(be, ly, l, &r->d7, B, T, xn, r->v_first, r->acts7[l], r->dx, r->dxn, r->dv_first, NULL, NULL,
+            res = arwkv__tmix7_backward(be, ly, l, &r->d7, B, T, xn, r->v_first, r->acts7[k], r->dx, r->dxn, r->dv_first, NULL, NULL,
                                         r->work7);
         else if (res == ARWKV_OK)
-            res = arwkv_tmix6_backward(be, ly, &r->d6, B, T, xn, r->acts6[l], r->dx, r->dxn);
+            res = arwkv_tmix6_backward(be, ly, &r->d6, B, T, xn, r->acts6[k], r->dx, r->dxn);
         if (res == ARWKV_OK)
             res = be->core->rmsnorm_backward(be, r->dx, ly->in_norm->trainable ? ly->in_norm->grad : NULL, r->dxn, x,
                                              ly->in_norm->data, ly->in_norm->dtype, rs1, M, C, 1);
@@ -13299,7 +13337,7 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
     if (stage == 3 && n_targets == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage 3: a batch without any target token");
     if (use_labels) ARWKV__TRY(be->mem->upload(be, tr->labels, tr->targets, (size_t)M * sizeof(int32_t)));
     if (stage == 2) ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, NULL, NULL, &ht));
-    ARWKV__TRY(arwkv_rnn_forward(tr->rnn, tr->inputs, B, T, NULL, 1, &hs));
+    ARWKV__TRY(arwkv_rnn_forward(tr->rnn, tr->inputs, B, T, NULL, tr->opt.recompute ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN, &hs));
     float kl_w = stage == 2 ? tr->opt.kl_weight : 0, ce_w = stage == 3 ? 1.0f : tr->opt.ce_weight;
     /* stage 2 averages over every position, stage 3 over its target tokens */
     float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
@@ -13513,11 +13551,11 @@ ARWKV_PRIVATE uint64_t arwkv__teacher_ws_bytes(const arwkv_config *c, int rows, 
     return sizeof(float) * (R * (3 * C + 2 * Q + 2 * KV) + 2 * mlp * F + 2 * R);
 }
 
-/* arwkv__rnn_reserve, and what the student's forward and backward allocate on the way */
+/* arwkv__rnn_reserve for an arwkv_rnn_mode, and what the student's forward and backward allocate on the way */
 ARWKV_PRIVATE uint64_t arwkv__rnn_ws_bytes(const arwkv_model *s, int B, int T, int train) {
     const arwkv_config *c = &s->cfg;
     uint64_t R = (uint64_t)B * T, C = (uint64_t)c->hidden_size, L = (uint64_t)c->num_layers, F = (uint64_t)c->intermediate_size;
-    uint64_t keep = train ? L : 1;
+    uint64_t keep = train == ARWKV_RNN_TRAIN ? L : 1;
     int N;
     uint64_t H = (uint64_t)arwkv__rnn_heads(s, &N);
     uint64_t floats = (train ? L + 1 : 2) * R * C + 3 * keep * R * C + 2 * keep * R + 3 * R * C + R + 3 * R * F + (uint64_t)B * C +
@@ -13526,7 +13564,7 @@ ARWKV_PRIVATE uint64_t arwkv__rnn_ws_bytes(const arwkv_model *s, int B, int T, i
     if (c->arch == ARWKV_ARCH_ARWKV7) {
         arwkv_tmix7_dims d;
         if (arwkv__tmix7_dims(c, s->rank_w, s->rank_a, s->rank_v, s->rank_g, &d) != ARWKV_OK) return bytes;
-        if (train) bytes += L * arwkv__tmix7_acts_bytes(&d, B, T);
+        if (train) bytes += keep * arwkv__tmix7_acts_bytes(&d, B, T);
         bytes += arwkv__tmix7_work_bytes(&d, (int)R, train);
     } else {
         arwkv_tmix6_dims d;
@@ -13659,8 +13697,8 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
         acts = 2 * arwkv__tmix7_acts_bytes(&d7, B, T) + arwkv__tmix7_work_bytes(&d7, (int)M, 1) + (6 * MC + M) * sizeof(float);
     } else if (stage == 1) { /* one layer at a time, and the backward's temporaries */
         acts = arwkv__tmix6_acts_bytes(&d6, B, T) + (2 * MC + M) * sizeof(float) + arwkv__tmix6_backward_bytes(&d6, M);
-    } else { /* every layer's activations, the labels, the hidden-state gradient */
-        acts = arwkv__rnn_ws_bytes(student, B, T, 1) + M * sizeof(int32_t);
+    } else { /* every layer's activations (or inputs, when recomputing), the labels, the hidden-state gradient */
+        acts = arwkv__rnn_ws_bytes(student, B, T, o->recompute ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN) + M * sizeof(int32_t);
         uint64_t chunk = on_gpu ? ARWKV__TRAIN_LOGIT_ROWS_GPU : ARWKV__TRAIN_LOGIT_ROWS; /* as arwkv_trainer_create */
         logits = (2 * chunk * V + 2 * chunk + MC) * sizeof(float);
     }
@@ -13719,12 +13757,13 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
     }
     if (plan->need > plan->available) { /* what would make it fit: each option alone, with its total */
         arwkv__buf adv = {NULL, 0, 0, 0};
-        arwkv_train_options alt[4];
-        const char *what[4];
-        char label[4][48];
+        arwkv_train_options alt[5];
+        const char *what[5];
+        char label[5][48];
         int n_alt = 0;
         if (o->stage >= 2 && !o->freeze_mlp) alt[n_alt] = *o, alt[n_alt].freeze_mlp = 1, what[n_alt++] = "--freeze-mlp";
         if (!o->offload_optimizer) alt[n_alt] = *o, alt[n_alt].offload_optimizer = 1, what[n_alt++] = "--offload-optimizer";
+        if (o->stage >= 2 && !o->recompute) alt[n_alt] = *o, alt[n_alt].recompute = 1, what[n_alt++] = "--recompute";
         if (o->batch > 1) {
             alt[n_alt] = *o, alt[n_alt].batch = o->batch / 2;
             snprintf(label[n_alt], sizeof label[n_alt], "--batch %d", alt[n_alt].batch);

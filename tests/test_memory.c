@@ -79,10 +79,12 @@ typedef struct run_config {
     int offload;             /* --offload-optimizer: masters and moments leave the backend */
     int share;               /* a new student shares the teacher's tensors instead of copying them */
     int bf16;                /* with offload: the trained matrices' working copy in bf16 */
+    int recompute;           /* --recompute: the student keeps only its layer inputs */
 } run_config;
 
-/* Plan the run, then do it (an evaluation, two steps, an evaluation) and compare with the peak. */
-static void plan_against_peak(const run_config *c) {
+/* Plan the run, then do it (an evaluation, two steps, an evaluation) and compare with the peak,
+   which it returns. */
+static uint64_t plan_against_peak(const run_config *c) {
     arwkv_backend *be;
     CHECK_OK(arwkv_backend_cpu(2, &be));
     arwkv_student_options so;
@@ -93,6 +95,7 @@ static void plan_against_peak(const run_config *c) {
     arwkv_train_options_default(&o, c->stage);
     o.seq_len = 48, o.batch = 2, o.steps = 2, o.lr = 1e-4f, o.freeze_mlp = c->freeze_mlp, o.offload_optimizer = c->offload;
     o.offload_weight_type = c->bf16 ? ARWKV_BF16 : ARWKV_DTYPE_UNKNOWN;
+    o.recompute = c->recompute;
     arwkv_memory_plan plan;
     CHECK_OK(arwkv_memory_plan_training(be, c->teacher ? TEACHER : NULL, c->student_dir, &so, &o, c->eval ? o.seq_len : 0, &plan));
     arwkv_memory_use u;
@@ -139,6 +142,7 @@ static void plan_against_peak(const run_config *c) {
     arwkv_backend_memory(be, &after);
     CHECK(after.in_use == 0, "%s: everything given back (%llu bytes left)", c->name, (unsigned long long)after.in_use);
     arwkv_backend_destroy(be);
+    return u.peak;
 }
 
 #define STUDENT_DIR "build/test_memory_student"
@@ -157,23 +161,23 @@ static int save_student(void) {
 }
 
 TEST(plan_matches_peak_stage1) {
-    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0, 0, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0, 0, 0},
-               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0, 0, 0};
+    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0, 0, 0, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0, 0, 0, 0},
+               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0, 0, 0, 0};
     plan_against_peak(&a);
     if (quick) return;
     plan_against_peak(&b);
     plan_against_peak(&c);
-    run_config d = {"stage 1, shared with teacher", 1, 0, 0, 1, 1, NULL, 0, 1, 0}, e = {"stage 1, QRWKV6, shared", 1, 1, 0, 1, 0, NULL, 0, 1, 0};
+    run_config d = {"stage 1, shared with teacher", 1, 0, 0, 1, 1, NULL, 0, 1, 0, 0}, e = {"stage 1, QRWKV6, shared", 1, 1, 0, 1, 0, NULL, 0, 1, 0, 0};
     plan_against_peak(&d);
     plan_against_peak(&e);
 }
 
 TEST(plan_matches_peak_stage2) {
-    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0, 0},
-               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0, 0, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0, 0, 0},
-               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 0},
-               f = {"stage 2, shared, --freeze-mlp", 2, 0, 1, 1, 1, NULL, 0, 1, 0},
-               g = {"stage 2, offload, bf16 weights", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 1};
+    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0, 0, 0},
+               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0, 0, 0, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0, 0, 0, 0},
+               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 0, 0},
+               f = {"stage 2, shared, --freeze-mlp", 2, 0, 1, 1, 1, NULL, 0, 1, 0, 0},
+               g = {"stage 2, offload, bf16 weights", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 1, 0};
     plan_against_peak(&g);
     if (quick) return;
     plan_against_peak(&f);
@@ -184,8 +188,20 @@ TEST(plan_matches_peak_stage2) {
     plan_against_peak(&d);
 }
 
+/* Recomputation keeps one layer's activations instead of every layer's: the plan follows the
+   allocator, and both fall well below the run that keeps them all. */
+TEST(plan_matches_peak_recompute) {
+    run_config a = {"stage 2, --recompute", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 1},
+               b = {"stage 2, QRWKV6, --recompute", 2, 1, 0, 1, 0, NULL, 0, 0, 0, 1};
+    uint64_t with = plan_against_peak(&a), without = plan_against_peak(&(run_config){"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0});
+    CHECK(with > 0 && without > with, "recomputation lowers the peak: %llu bytes against %llu", (unsigned long long)with,
+          (unsigned long long)without);
+    if (quick) return;
+    plan_against_peak(&b);
+}
+
 TEST(plan_matches_peak_stage3) {
-    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0, 0, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0};
+    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0, 0, 0, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0};
     plan_against_peak(&a);
     plan_against_peak(&b);
 }
@@ -430,6 +446,7 @@ int main(void) {
     }
     RUN(plan_matches_peak_stage1);
     RUN(plan_matches_peak_stage2);
+    RUN(plan_matches_peak_recompute);
     RUN(plan_matches_peak_stage3);
     RUN(plan_refuses_with_advice);
     RUN(offload_matches_on_backend_bit_for_bit);

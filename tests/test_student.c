@@ -354,6 +354,66 @@ TEST(rnn_backward_matches_finite_differences) {
     arwkv_model_free(s);
 }
 
+/* Recomputing each layer's activations in the backward (ARWKV_RNN_TRAIN_RECOMPUTE) gives the same
+   gradients, to the bit, as keeping them all, for both time mixes; the hidden states too. */
+static void recompute_equals_keeping(arwkv_model *s, const char *what) {
+    CHECK_OK(arwkv__make_trainable(s, 2, 0));
+    arwkv_rnn *r;
+    CHECK_OK(arwkv_rnn_create(s, &r));
+    enum { B = 2, T = 11, C = 128 };
+    int32_t ids[B * T];
+    test_seed(12);
+    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(test_uniform() * 3000);
+    static float R[B * T * C], hid_keep[B * T * C];
+    test_fill_randn(R, B * T * C, 1);
+    float *saved[512];
+    int n = s->n_params < 512 ? s->n_params : 512, differ = 0, nonzero = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const float *hid;
+        CHECK_OK(arwkv__zero_grads(s));
+        CHECK_OK(arwkv_rnn_forward(r, ids, B, T, NULL, pass ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN, &hid));
+        if (pass == 0) memcpy(hid_keep, hid, sizeof hid_keep);
+        else CHECK(memcmp(hid_keep, hid, sizeof hid_keep) == 0, "%s: the hidden states differ", what);
+        CHECK_OK(arwkv_rnn_backward(r, R));
+        for (int i = 0; i < n; i++) {
+            const arwkv_param *p = &s->params[i];
+            if (!p->grad) continue;
+            size_t bytes = (size_t)p->numel * sizeof(float);
+            if (pass == 0) {
+                saved[i] = (float *)malloc(bytes);
+                memcpy(saved[i], p->grad, bytes);
+                for (int64_t j = 0; j < p->numel; j++) nonzero += p->grad[j] != 0;
+            } else {
+                if (memcmp(saved[i], p->grad, bytes) != 0) {
+                    if (differ++ < 3) printf("    %s: %s differs\n", what, p->name);
+                }
+                free(saved[i]);
+            }
+        }
+    }
+    CHECK(differ == 0 && nonzero > 1000, "%s: %d gradients differ (%d nonzero entries)", what, differ, nonzero);
+    /* recomputation reads no states: a state would already be advanced when the backward reruns */
+    arwkv_rnn_state *st;
+    CHECK_OK(arwkv_rnn_state_create(s, &st));
+    const float *hid;
+    arwkv_rnn_state *sts[1] = {st};
+    CHECK(arwkv_rnn_forward(r, ids, 1, T, sts, ARWKV_RNN_TRAIN_RECOMPUTE, &hid) == ARWKV_ERR_INVALID_ARGUMENT &&
+              strstr(arwkv_last_error(), "recomputation"), "%s: states refused: %s", what, arwkv_last_error());
+    arwkv_rnn_state_free(st);
+    arwkv_rnn_free(r);
+    arwkv_model_free(s);
+}
+
+TEST(rnn_recompute_equals_keeping) {
+    arwkv_model *s = small_student(5);
+    if (s) recompute_equals_keeping(s, "ARWKV-7");
+    arwkv_student_options o;
+    arwkv_student_options_default(&o);
+    o.arch = ARWKV_ARCH_QRWKV6;
+    CHECK_OK(arwkv_student_create(teacher, &o, &s));
+    if (s) recompute_equals_keeping(s, "QRWKV6");
+}
+
 TEST(rnn_qrwkv6_recurrent_equals_sequence) {
     arwkv_student_options o;
     arwkv_student_options_default(&o);
@@ -397,6 +457,7 @@ int main(void) {
     RUN(rnn_recurrent_equals_sequence);
     RUN(rnn_batch_equals_single);
     RUN(rnn_backward_matches_finite_differences);
+    RUN(rnn_recompute_equals_keeping);
     RUN(rnn_qrwkv6_recurrent_equals_sequence);
     arwkv_model_free(teacher);
     arwkv_backend_destroy(be);

@@ -1171,6 +1171,69 @@ TEST(every_gradient_matches_cpu) {
     g->gemm_fp32 = saved;
 }
 
+/* Recomputing each layer in the backward (--recompute) gives the student's gradients of keeping every
+   layer's activations, on the GPU as on the CPU: the recomputed forward is the same sequence of
+   kernels on the same inputs. Both time mixes; no vocabulary-sized product, so the emulator runs it. */
+TEST(recompute_matches_keeping) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root");
+    for (int arch = 0; arch < 2; arch++) {
+        arwkv_model *teacher = NULL, *s = NULL;
+        arwkv_rnn *r = NULL;
+        arwkv_student_options so;
+        arwkv_student_options_default(&so);
+        so.init = ARWKV_INIT_INHERIT;
+        so.arch = arch ? ARWKV_ARCH_QRWKV6 : ARWKV_ARCH_ARWKV7;
+        CHECK_OK(arwkv_model_load(tiny_teacher, gpu, &teacher));
+        if (teacher) CHECK_OK(arwkv_student_create(teacher, &so, &s));
+        if (s && arch) CHECK_OK(qrwkv6_randomize(s));
+        if (s) CHECK_OK(arwkv__make_trainable(s, 2, 0));
+        if (s) CHECK_OK(arwkv_rnn_create(s, &r));
+        if (!r) {
+            arwkv_model_free(s), arwkv_model_free(teacher);
+            continue;
+        }
+        enum { B = 2, T = 24 };
+        int C = s->cfg.hidden_size;
+        std::vector<int32_t> ids(B * T);
+        std::vector<float> R((size_t)B * T * C), hid0((size_t)B * T * C), hid1((size_t)B * T * C);
+        test_seed(17);
+        for (auto &i : ids) i = (int32_t)(test_uniform() * 3000);
+        test_fill_randn(R.data(), R.size(), 1);
+        float *dR = (float *)dev_from(R.data(), R.size() * sizeof(float));
+        std::vector<std::vector<float>> keep((size_t)s->n_params);
+        int differ = 0, compared = 0;
+        double worst = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            const float *hid = NULL;
+            CHECK_OK(arwkv__zero_grads(s));
+            CHECK_OK(arwkv_rnn_forward(r, ids.data(), B, T, NULL, pass ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN, &hid));
+            if (hid) dev_to(pass ? hid1.data() : hid0.data(), hid, hid0.size() * sizeof(float));
+            CHECK_OK(arwkv_rnn_backward(r, dR));
+            for (int i = 0; i < s->n_params; i++) {
+                const arwkv_param *p = &s->params[i];
+                if (!p->trainable || !p->grad) continue;
+                std::vector<float> g((size_t)p->numel);
+                dev_to(g.data(), p->grad, g.size() * sizeof(float));
+                if (pass == 0) {
+                    keep[(size_t)i] = g;
+                    continue;
+                }
+                compared++;
+                differ += memcmp(g.data(), keep[(size_t)i].data(), g.size() * sizeof(float)) != 0;
+                worst = fmax(worst, test_rel_err(g.data(), keep[(size_t)i].data(), g.size()));
+            }
+        }
+        printf("    %s: %d gradients, %d not bit-identical, worst %.3g\n", arch ? "QRWKV6" : "ARWKV-7", compared, differ, worst);
+        CHECK(memcmp(hid0.data(), hid1.data(), hid0.size() * sizeof(float)) == 0, "%s: hidden states differ", arch ? "QRWKV6" : "ARWKV-7");
+        /* bit-identical unless a kernel sums in a run-dependent order (atomics); then within rounding */
+        CHECK(compared > 0 && worst <= 1e-5, "%s: recomputed gradients %.3g from kept ones", arch ? "QRWKV6" : "ARWKV-7", worst);
+        dev_free(dR);
+        arwkv_rnn_free(r);
+        arwkv_model_free(s);
+        arwkv_model_free(teacher);
+    }
+}
+
 /* A QRWKV6 student (RWKV-6 time mix, GQA keys and values, head size 64): the loss and every
    parameter's gradient of a stage-1 and a stage-2 step, as on the CPU (fp32 products). Both run on
    the emulator too (seconds: the student's sequence is short). */
@@ -1621,6 +1684,7 @@ int main(int argc, char **argv) {
     RUN(rwkv6_wkv6);
     RUN(training_steps_match_cpu);
     RUN(every_gradient_matches_cpu);
+    RUN(recompute_matches_keeping);
     RUN(qrwkv6_student_matches_cpu);
     RUN(greedy_generation_matches_cpu);
     RUN(teacher_families_match_cpu);

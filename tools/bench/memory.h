@@ -30,12 +30,13 @@ static void bench_shape_config(const bench_shape *s, arwkv_config *c) {
 
 typedef struct bench_mem_column {
     const char *name;
-    int stage, freeze_mlp, offload;
+    int stage, freeze_mlp, offload, recompute;
 } bench_mem_column;
 
 static const bench_mem_column bench_mem_columns[] = {
-    {"stage 1", 1, 0, 0},           {"stage 1 offload", 1, 0, 1},       {"stage 2", 2, 0, 0},
-    {"2 freeze-mlp", 2, 1, 0},      {"2 offload", 2, 0, 1},             {"2 freeze+offload", 2, 1, 1},
+    {"stage 1", 1, 0, 0, 0},         {"stage 1 offload", 1, 0, 1, 0},     {"stage 2", 2, 0, 0, 0},
+    {"2 freeze-mlp", 2, 1, 0, 0},    {"2 offload", 2, 0, 1, 0},           {"2 freeze+offload", 2, 1, 1, 0},
+    {"2 recompute", 2, 0, 0, 1},     {"2 recomp+offload", 2, 0, 1, 1},    {"2 recomp+freeze", 2, 1, 0, 1},
 };
 
 static int bench_memory(int argc, char **argv) {
@@ -77,6 +78,7 @@ static int bench_memory(int argc, char **argv) {
             arwkv_train_options o;
             arwkv_train_options_default(&o, bench_mem_columns[c].stage);
             o.batch = B, o.seq_len = T, o.freeze_mlp = bench_mem_columns[c].freeze_mlp, o.offload_optimizer = bench_mem_columns[c].offload;
+            o.recompute = bench_mem_columns[c].recompute;
             arwkv_memory_plan p;
             if (arwkv_memory_plan_shapes(&tc, ARWKV_BF16, &so, &o, 0, 1, &p) != ARWKV_OK) {
                 fprintf(stderr, "arwkv-bench memory: %s\n", arwkv_last_error());
