@@ -23,7 +23,7 @@ mkdir -p bench/results
     command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     command -v nvcc >/dev/null 2>&1 && nvcc --version | tail -1
     echo "## make $target"
-    if ! make -j4 "$target" 2>&1 | tail -4; then echo "BUILD FAILED"; fi
+    if ! make -j${JOBS:-4} "$target" 2>&1 | tail -4; then echo "BUILD FAILED"; fi
     echo "## $dir/test_gpu"
     ARWKV_TEST_VERBOSE=1 timeout ${GPU_TEST_TIMEOUT:-900} "$dir/test_gpu"
     echo "test_gpu exit status $?"

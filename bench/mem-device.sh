@@ -4,9 +4,11 @@
 #   1. the bundled teacher: stage 1 (and at the end stage 2, with and without --offload-optimizer):
 #      plan against peak;
 #   2. a random Qwen2.5-7B-shaped teacher (arwkv-random-teacher), B 1, T 2048, no gate:
-#      stage 1 --offload-optimizer, stage 2 --freeze-mlp, stage 2 --offload-optimizer.
+#      stage 1 --offload-optimizer, stage 2 --freeze-mlp, stage 2 --offload-optimizer, and stage 2
+#      with --recompute (with --freeze-mlp, with --offload-optimizer).
 # Everything goes to $OUT/mem-device.log; each run has its own time limit so one slow run leaves the
-# others their turn. ONLY7B=1: part 2 alone.
+# others their turn. ONLY7B=1: part 2 alone. STAGE2=1: part 2's stage-2 runs alone (the 7B teacher is
+# made if /tmp/t7 does not hold it yet).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -17,7 +19,7 @@ el() { echo "[$(( $(date +%s) - t0 )) s]"; }
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv,noheader
 nproc; free -g | head -2
 echo "== build $(el)"
-make -j4 build/gpu/arwkv-distill build/arwkv-random-teacher > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
+make -j${JOBS:-4} build/gpu/arwkv-distill build/arwkv-random-teacher > "$OUT/build.log" 2>&1 || { tail -20 "$OUT/build.log"; exit 1; }
 G=build/gpu/arwkv-distill
 DATA="arwkv.h tests/test_cli.c tests/test_train.c"
 summary() { grep -E "^memory plan|^  |^step|tokens/s|^memory:|arwkv-distill:" ; }
@@ -26,7 +28,15 @@ echo "== 1. bundled teacher $(el)"
 timeout 30 $G --gpu --teacher models/qwen2-code-tiny --out /tmp/m1 --stage 1 --data $DATA --seq-len 256 --batch 4 --steps 6 --lr 2e-3 --log-every 3 | summary
 fi
 echo "== 2. random 7B-shaped teacher $(el)"
-timeout 90 build/arwkv-random-teacher --out /tmp/t7 --shape 7b
+[ -f /tmp/t7/config.json ] || timeout 90 build/arwkv-random-teacher --out /tmp/t7 --shape 7b
+if [ "${STAGE2:-0}" = 1 ]; then
+    for opts in "--freeze-mlp" "--recompute --freeze-mlp" "--recompute --offload-optimizer"; do
+        echo "-- stage 2 $opts $(el)"
+        timeout 100 $G --gpu --teacher /tmp/t7 --out /tmp/s7r --stage 2 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 2 --log-every 1 $opts --no-save | summary
+    done
+    echo "== done $(el)"
+    exit 0
+fi
 echo "-- stage 1 --offload-optimizer $(el)"
 timeout 60 $G --gpu --teacher /tmp/t7 --out /tmp/s7a --stage 1 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 3 --log-every 1 --offload-optimizer --no-save | summary
 echo "-- stage 2 --offload-optimizer $(el)"
