@@ -12524,6 +12524,105 @@ ARWKV_PRIVATE arwkv_dtype arwkv__offload_weight_type(const arwkv_train_options *
     return on_gpu ? ARWKV_BF16 : ARWKV_F32;
 }
 
+/* ---- The offloaded AdamW: a pipeline of slices ----
+   With --offload-optimizer the fp32 masters and moments live on the host. Each trained parameter is
+   walked in slices: the gradient slice comes down, the CPU's AdamW (the CPU backend's own op, on the
+   backend's host threads) updates master and moments and, for a bf16 working copy, rounds the new
+   weights, and they go up. A helper thread updates slice j while this thread moves slice j+1 down and
+   slice j-1 up, so the transfers and the arithmetic overlap. The update is elementwise: neither the
+   slicing nor the overlap changes a bit. */
+typedef struct arwkv__offload_job {
+    arwkv_backend *be;
+    const arwkv_train_options *o;
+    arwkv_param *p;
+    size_t off, k;     /* the slice: elements off .. off+k of p */
+    float *grad;       /* host staging: the gradient slice */
+    uint16_t *bf16;    /* host staging: the rounded weights (bf16 working copy) */
+    float lr, wd;
+    int step;
+} arwkv__offload_job;
+
+typedef struct arwkv__round_ctx {
+    const float *src;
+    uint16_t *dst;
+} arwkv__round_ctx;
+static void arwkv__round_bf16_range(void *ctx, size_t b, size_t e) {
+    arwkv__round_ctx *c = (arwkv__round_ctx *)ctx;
+    for (size_t i = b; i < e; i++) c->dst[i] = arwkv_f32_to_bf16(c->src[i]);
+}
+
+static void *arwkv__offload_update(void *arg) {
+    arwkv__offload_job *j = (arwkv__offload_job *)arg;
+    const arwkv_train_options *o = j->o;
+    (void)arwkv__cpu_adamw(j->be, j->p->master + j->off, j->grad, j->p->adam_m + j->off, j->p->adam_v + j->off, j->k, j->lr, o->beta1,
+                           o->beta2, o->eps, j->wd, j->step); /* host memory only: cannot fail */
+    if (j->p->dtype != ARWKV_F32) {
+        arwkv__round_ctx rc = {j->p->master + j->off, j->bf16};
+        arwkv__parallel_range(j->be->pool, j->k, 65536, arwkv__round_bf16_range, &rc);
+    }
+    return NULL;
+}
+
+static arwkv_result arwkv__offload_upload(const arwkv__offload_job *j) {
+    if (j->p->dtype == ARWKV_F32) return j->be->mem->upload(j->be, (float *)j->p->data + j->off, j->p->master + j->off, j->k * sizeof(float));
+    return j->be->mem->upload(j->be, (uint16_t *)j->p->data + j->off, j->bf16, j->k * sizeof(uint16_t));
+}
+
+/* The next slice (from parameter *i, element *off, which advance) into *j, staged in grad and bf16;
+   0 when every offloaded parameter is done. */
+static int arwkv__offload_next(arwkv_model *m, int *i, size_t *off, arwkv__offload_job *j, float *grad, uint16_t *bf16) {
+    for (; *i < m->n_params; (*i)++, *off = 0) {
+        arwkv_param *p = &m->params[*i];
+        if (!p->trainable || !p->master || *off >= (size_t)p->numel) continue;
+        j->p = p, j->off = *off, j->grad = grad, j->bf16 = bf16;
+        j->k = (size_t)p->numel - *off < ARWKV__OFFLOAD_SLICE ? (size_t)p->numel - *off : ARWKV__OFFLOAD_SLICE;
+        *off += j->k;
+        return 1;
+    }
+    return 0;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__offload_step(arwkv_model *m, const arwkv_train_options *o, int step, float lr) {
+    arwkv_backend *be = m->be;
+    /* two slots of staging: one being updated, one in transfer */
+    float *grad = (float *)arwkv__malloc(2 * ARWKV__OFFLOAD_SLICE * (sizeof(float) + sizeof(uint16_t)));
+    if (!grad) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "offloaded optimizer: out of host memory");
+    uint16_t *bf16 = (uint16_t *)(grad + 2 * ARWKV__OFFLOAD_SLICE);
+    arwkv__offload_job job[2], *cur = &job[0], *next = &job[1];
+    memset(job, 0, sizeof job);
+    for (int s = 0; s < 2; s++) job[s].be = be, job[s].o = o, job[s].lr = lr, job[s].step = step;
+    int i = 0, slot = 0, have_prev = 0;
+    size_t off = 0;
+    arwkv__offload_job prev;
+    arwkv_result r = ARWKV_OK;
+    int have = arwkv__offload_next(m, &i, &off, cur, grad, bf16);
+    if (have) r = be->mem->download(be, cur->grad, cur->p->grad + cur->off, cur->k * sizeof(float));
+    while (have && r == ARWKV_OK) {
+        cur->wd = cur->p->decay ? o->weight_decay : 0.0f;
+#ifndef ARWKV_NO_THREADS
+        pthread_t helper;
+        int threaded = pthread_create(&helper, NULL, arwkv__offload_update, cur) == 0;
+        if (!threaded) arwkv__offload_update(cur);
+#else
+        arwkv__offload_update(cur);
+#endif
+        /* meanwhile: the previous slice's weights up, the next slice's gradient down */
+        if (have_prev) r = arwkv__offload_upload(&prev);
+        int have_next = arwkv__offload_next(m, &i, &off, next, grad + (size_t)(slot ^ 1) * ARWKV__OFFLOAD_SLICE,
+                                            bf16 + (size_t)(slot ^ 1) * ARWKV__OFFLOAD_SLICE);
+        if (have_next && r == ARWKV_OK) r = be->mem->download(be, next->grad, next->p->grad + next->off, next->k * sizeof(float));
+#ifndef ARWKV_NO_THREADS
+        if (threaded) pthread_join(helper, NULL);
+#endif
+        prev = *cur, have_prev = 1;
+        arwkv__offload_job *t = cur;
+        cur = next, next = t, have = have_next, slot ^= 1;
+    }
+    if (have_prev && r == ARWKV_OK) r = arwkv__offload_upload(&prev);
+    arwkv__free(grad);
+    return r;
+}
+
 /* Global gradient norm, clipping, and one AdamW step over every trainable parameter. A gradient
    that is not finite stops everything before any weight changes, naming the parameter. */
 ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_train_options *o, int step, float lr, float *grad_norm) {
@@ -12541,8 +12640,8 @@ ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_tra
     double norm = sqrt(total);
     *grad_norm = (float)norm;
     float scale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
-    float *staging = NULL; /* offloaded parameters: a slice of the gradient on its way to the host */
     arwkv_result r = ARWKV_OK;
+    int offloaded = 0;
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &m->params[i];
         if (!p->trainable) continue;
@@ -12550,26 +12649,9 @@ ARWKV_PRIVATE arwkv_result arwkv__optimizer_step(arwkv_model *m, const arwkv_tra
         if (scale != 1.0f) r = be->optim->scale(be, p->grad, scale, (size_t)p->numel);
         if (r == ARWKV_OK && !p->master) r = be->optim->adamw(be, (float *)p->data, p->grad, p->adam_m, p->adam_v, (size_t)p->numel, lr,
                                                                o->beta1, o->beta2, o->eps, wd, step);
-        if (r != ARWKV_OK || !p->master) continue;
-        /* offloaded: slice by slice, gradient down, the CPU's AdamW (the CPU backend's own op, on this
-           backend's host threads) on the host master and moments, the new weights up. The update is
-           elementwise, so slicing changes no bit. */
-        if (!staging && !(staging = (float *)arwkv__malloc(ARWKV__OFFLOAD_SLICE * sizeof(float))))
-            r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "offloaded optimizer: out of host memory");
-        for (size_t off = 0; off < (size_t)p->numel && r == ARWKV_OK; off += ARWKV__OFFLOAD_SLICE) {
-            size_t k = (size_t)p->numel - off < ARWKV__OFFLOAD_SLICE ? (size_t)p->numel - off : ARWKV__OFFLOAD_SLICE;
-            r = be->mem->download(be, staging, p->grad + off, k * sizeof(float));
-            if (r == ARWKV_OK) r = arwkv__cpu_adamw(be, p->master + off, staging, p->adam_m + off, p->adam_v + off, k, lr, o->beta1, o->beta2,
-                                                    o->eps, wd, step);
-            if (r == ARWKV_OK && p->dtype == ARWKV_F32) r = be->mem->upload(be, (float *)p->data + off, p->master + off, k * sizeof(float));
-            else if (r == ARWKV_OK) { /* a bf16 working copy: round the slice (into the staging buffer, done with) */
-                uint16_t *h = (uint16_t *)staging;
-                for (size_t e = 0; e < k; e++) h[e] = arwkv_f32_to_bf16(p->master[off + e]);
-                r = be->mem->upload(be, (uint16_t *)p->data + off, h, k * sizeof(uint16_t));
-            }
-        }
+        offloaded |= p->master != NULL;
     }
-    arwkv__free(staging);
+    if (r == ARWKV_OK && offloaded) r = arwkv__offload_step(m, o, step, lr);
     return r;
 }
 
@@ -13675,7 +13757,7 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
         arwkv__plan_add(plan, "gradients", grads);
         arwkv__plan_add_to(plan, "fp32 masters (host)", masters, 1);
         arwkv__plan_add_to(plan, "AdamW moments (host)", moments, 1);
-        arwkv__plan_add_to(plan, "transfer slice (host)", masters ? ARWKV__OFFLOAD_SLICE * sizeof(float) : 0, 1);
+        arwkv__plan_add_to(plan, "transfer slices (host)", masters ? 2 * ARWKV__OFFLOAD_SLICE * (sizeof(float) + sizeof(uint16_t)) : 0, 1);
     } else {
         arwkv__plan_add(plan, "fp32 masters (trained)", masters);
         arwkv__plan_add(plan, "gradients", grads);
