@@ -7,8 +7,8 @@
 #      stage 1 --offload-optimizer, stage 2 --freeze-mlp, stage 2 --offload-optimizer, and stage 2
 #      with --recompute (with --freeze-mlp, with --offload-optimizer).
 # Everything goes to $OUT/mem-device.log; each run has its own time limit so one slow run leaves the
-# others their turn. ONLY7B=1: part 2 alone. STAGE2=1: part 2's stage-2 runs alone (the 7B teacher is
-# made if /tmp/t7 does not hold it yet).
+# others their turn. ONLY7B=1: part 2 alone. STAGE2=1: part 2 with the stage-2 runs of --recompute
+# (the 7B teacher is made if /tmp/t7 does not hold it yet).
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -30,7 +30,9 @@ fi
 echo "== 2. random 7B-shaped teacher $(el)"
 [ -f /tmp/t7/config.json ] || timeout 90 build/arwkv-random-teacher --out /tmp/t7 --shape 7b
 if [ "${STAGE2:-0}" = 1 ]; then
-    for opts in "--freeze-mlp" "--recompute --freeze-mlp" "--recompute --offload-optimizer"; do
+    echo "-- stage 1 --offload-optimizer $(el)"
+    timeout 60 $G --gpu --teacher /tmp/t7 --out /tmp/s7a --stage 1 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 3 --log-every 1 --offload-optimizer --no-save | summary
+    for opts in "--recompute --offload-optimizer" "--freeze-mlp" "--recompute --freeze-mlp"; do
         echo "-- stage 2 $opts $(el)"
         timeout 100 $G --gpu --teacher /tmp/t7 --out /tmp/s7r --stage 2 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 2 --log-every 1 $opts --no-save | summary
     done
