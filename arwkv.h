@@ -12546,12 +12546,12 @@ typedef struct arwkv__round_ctx {
     const float *src;
     uint16_t *dst;
 } arwkv__round_ctx;
-static void arwkv__round_bf16_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__round_bf16_range(void *ctx, size_t b, size_t e) {
     arwkv__round_ctx *c = (arwkv__round_ctx *)ctx;
     for (size_t i = b; i < e; i++) c->dst[i] = arwkv_f32_to_bf16(c->src[i]);
 }
 
-static void *arwkv__offload_update(void *arg) {
+ARWKV_PRIVATE void *arwkv__offload_update(void *arg) {
     arwkv__offload_job *j = (arwkv__offload_job *)arg;
     const arwkv_train_options *o = j->o;
     (void)arwkv__cpu_adamw(j->be, j->p->master + j->off, j->grad, j->p->adam_m + j->off, j->p->adam_v + j->off, j->k, j->lr, o->beta1,
@@ -12563,14 +12563,14 @@ static void *arwkv__offload_update(void *arg) {
     return NULL;
 }
 
-static arwkv_result arwkv__offload_upload(const arwkv__offload_job *j) {
+ARWKV_PRIVATE arwkv_result arwkv__offload_upload(const arwkv__offload_job *j) {
     if (j->p->dtype == ARWKV_F32) return j->be->mem->upload(j->be, (float *)j->p->data + j->off, j->p->master + j->off, j->k * sizeof(float));
     return j->be->mem->upload(j->be, (uint16_t *)j->p->data + j->off, j->bf16, j->k * sizeof(uint16_t));
 }
 
 /* The next slice (from parameter *i, element *off, which advance) into *j, staged in grad and bf16;
    0 when every offloaded parameter is done. */
-static int arwkv__offload_next(arwkv_model *m, int *i, size_t *off, arwkv__offload_job *j, float *grad, uint16_t *bf16) {
+ARWKV_PRIVATE int arwkv__offload_next(arwkv_model *m, int *i, size_t *off, arwkv__offload_job *j, float *grad, uint16_t *bf16) {
     for (; *i < m->n_params; (*i)++, *off = 0) {
         arwkv_param *p = &m->params[*i];
         if (!p->trainable || !p->master || *off >= (size_t)p->numel) continue;
