@@ -30,12 +30,12 @@ fi
 echo "== 2. random 7B-shaped teacher $(el)"
 [ -f /tmp/t7/config.json ] || timeout 90 build/arwkv-random-teacher --out /tmp/t7 --shape 7b
 if [ "${STAGE2:-0}" = 1 ]; then
+    s2() { echo "-- stage 2 $2 $(el)"; timeout "$1" $G --gpu --teacher /tmp/t7 --out /tmp/s7r --stage 2 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 2 --log-every 1 $2 --no-save | summary; }
+    s2 110 "--recompute --offload-optimizer"
+    s2 60 "--freeze-mlp"
     echo "-- stage 1 --offload-optimizer $(el)"
-    timeout 60 $G --gpu --teacher /tmp/t7 --out /tmp/s7a --stage 1 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 3 --log-every 1 --offload-optimizer --no-save | summary
-    for opts in "--recompute --offload-optimizer" "--freeze-mlp" "--recompute --freeze-mlp"; do
-        echo "-- stage 2 $opts $(el)"
-        timeout 100 $G --gpu --teacher /tmp/t7 --out /tmp/s7r --stage 2 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 2 --log-every 1 $opts --no-save | summary
-    done
+    timeout 50 $G --gpu --teacher /tmp/t7 --out /tmp/s7a --stage 1 --no-gate --data $DATA --seq-len 2048 --batch 1 --steps 3 --log-every 1 --offload-optimizer --no-save | summary
+    s2 60 "--recompute --freeze-mlp"
     echo "== done $(el)"
     exit 0
 fi
