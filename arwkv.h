@@ -8045,12 +8045,19 @@ ARWKV_PRIVATE void arwkv__rope_range(void *ctx, size_t b, size_t e) {
     }
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
-                                            const int32_t *pos, int pos0, double theta) {
+/* The shape check of rope, which both backends make (the GPU's table of frequencies holds
+   ARWKV__ROPE_MAX_DIM / 2 of them). */
+ARWKV_PRIVATE arwkv_result arwkv__rope_check(int rows, int n_heads, int head_dim, ptrdiff_t ld, double theta) {
     if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > ARWKV__ROPE_MAX_DIM || ld < (ptrdiff_t)n_heads * head_dim ||
         !(theta > 0))
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
                            rows, n_heads, head_dim, ARWKV__ROPE_MAX_DIM, (long long)ld, theta);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                            const int32_t *pos, int pos0, double theta) {
+    ARWKV__TRY(arwkv__rope_check(rows, n_heads, head_dim, ld, theta));
     arwkv__rope_ctx c;
     c.x = x, c.ld = ld, c.pos = pos, c.pos0 = pos0, c.n_heads = n_heads, c.head_dim = head_dim;
     float base = (float)theta;
@@ -8449,8 +8456,13 @@ ARWKV_PRIVATE void arwkv__r7_act_fwd_range(void *ctx, size_t b, size_t e) {
     else
         for (size_t i = b; i < e; i++) c->h[i] = arwkv__r7_sigmoid(c->h[i]);
 }
-ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+/* The check both backends make before a LoRA activation. */
+ARWKV_PRIVATE arwkv_result arwkv__r7_act_check(int kind) {
     if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     arwkv__r7_act_ctx c = {h, NULL, NULL, kind};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_fwd_range, &c);
     return ARWKV_OK;
@@ -8464,7 +8476,7 @@ ARWKV_PRIVATE void arwkv__r7_act_bwd_range(void *ctx, size_t b, size_t e) {
         for (size_t i = b; i < e; i++) c->dh[i] *= c->h_in[i] * (1.0f - c->h_in[i]);
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
-    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     arwkv__r7_act_ctx c = {NULL, dh, h, kind};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_bwd_range, &c);
     return ARWKV_OK;
@@ -8832,12 +8844,18 @@ ARWKV_PRIVATE void arwkv__r7_finish_fwd_range(void *ctx, size_t begin, size_t en
     }
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r,
-                                                 const float *k, const float *v, const float *r_k, const float *ln_w,
-                                                 const float *ln_b, float gn_eps, const float *g, float *o) {
+/* The checks both backends make before the finish step. */
+ARWKV_PRIVATE arwkv_result arwkv__r7_finish_check(int C, int N, const float *ln_w, const float *ln_b) {
     if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
     if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r,
+                                                 const float *k, const float *v, const float *r_k, const float *ln_w,
+                                                 const float *ln_b, float gn_eps, const float *g, float *o) {
+    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
     arwkv__r7_finish_ctx c;
     memset(&c, 0, sizeof c);
     c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
@@ -8899,9 +8917,7 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, int 
                                                   const float *ln_w, const float *ln_b, float gn_eps, const float *g, float *dy,
                                                   float *dr, float *dk, float *dv, float *dg, float *dr_k, float *dln_w,
                                                   float *dln_b) {
-    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
-    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
     arwkv__r7_finish_ctx c;
     memset(&c, 0, sizeof c);
     c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w;
@@ -10132,9 +10148,15 @@ ARWKV_PRIVATE void arwkv__logits_task(void *ctx, int r, int thread) {
     if (c->ce) c->ce[r] = (float)ce;
 }
 
+/* The check both backends make before logits_loss. */
+ARWKV_PRIVATE arwkv_result arwkv__logits_loss_check(float tau) {
+    if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    return ARWKV_OK;
+}
+
 ARWKV_PRIVATE arwkv_result arwkv__cpu_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
                                            float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
-    if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    ARWKV__TRY(arwkv__logits_loss_check(tau));
     arwkv__logits_ctx c = {s, t, labels, V, tau, t ? kl_weight : 0, labels ? ce_weight : 0, grad_scale, kl, ce, be->pool, 0};
     arwkv_pool_run(be->pool, rows, arwkv__logits_task, &c);
     if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "logits loss: out of scratch memory");

@@ -1641,7 +1641,7 @@ __global__ void __launch_bounds__(ARWKV__LOGITS_THREADS)
 
 ARWKV_PRIVATE arwkv_result arwkv__hip_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
                                            float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
-    if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    ARWKV__TRY(arwkv__logits_loss_check(tau));
     if (rows <= 0 || V <= 0) return ARWKV_OK;
     ARWKV__LAUNCH(arwkv__logits_kernel, rows, ARWKV__LOGITS_THREADS, ARWKV__G(be)->stream, s, t, labels, V, tau, t ? kl_weight : 0.0f,
                                                                                    labels ? ce_weight : 0.0f, grad_scale, kl, ce);
@@ -1729,7 +1729,7 @@ static const arwkv_optim_ops arwkv__hip_optim_ops = {arwkv__hip_sumsq, arwkv__hi
    The CPU backend's roundings exactly: inverse frequencies formed on the host (as there) and passed
    by value; angle = fp32(pos) * inv_freq in fp32, cos and sin in float64 of that fp32 angle; the four
    products rounded separately (no fused multiply-add), as transformers computes them. */
-#define ARWKV__ROPE_MAX_HALF 512
+#define ARWKV__ROPE_MAX_HALF (ARWKV__ROPE_MAX_DIM / 2)
 typedef struct arwkv__rope_freqs {
     float inv_freq[ARWKV__ROPE_MAX_HALF];
 } arwkv__rope_freqs;
@@ -1752,10 +1752,7 @@ __global__ void arwkv__rope_kernel(float *x, int n_heads, int head_dim, long lon
 
 ARWKV_PRIVATE arwkv_result arwkv__hip_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
                                             const int32_t *pos, int pos0, double theta) {
-    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > 2 * ARWKV__ROPE_MAX_HALF ||
-        ld < (ptrdiff_t)n_heads * head_dim || !(theta > 0))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
-                           rows, n_heads, head_dim, 2 * ARWKV__ROPE_MAX_HALF, (long long)ld, theta);
+    ARWKV__TRY(arwkv__rope_check(rows, n_heads, head_dim, ld, theta));
     if (rows == 0) return ARWKV_OK;
     arwkv__rope_freqs f;
     memset(&f, 0, sizeof f);
@@ -2189,14 +2186,14 @@ __global__ void arwkv__r7_act_bwd_kernel(float *dh, const float *h, size_t n, in
     ARWKV__GRID_LOOP(i, n) dh[i] *= kind == ARWKV_ACT_TANH ? 1.0f - h[i] * h[i] : h[i] * (1.0f - h[i]);
 }
 ARWKV_PRIVATE arwkv_result arwkv__hip_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
-    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r7_act_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, h, n, kind);
     return arwkv__hip_launched("LoRA activation");
 }
 ARWKV_PRIVATE arwkv_result arwkv__hip_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
-    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r7_act_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dh, h, n, kind);
@@ -2594,8 +2591,7 @@ __global__ void arwkv__r7_fin_bwd_kernel(arwkv__r7_fin_args c, int rows_per_bloc
 ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
                                                  const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
                                                  const float *g, float *o) {
-    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
-    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
     if (M <= 0) return ARWKV_OK;
     arwkv__r7_fin_args c;
     memset(&c, 0, sizeof c);
@@ -2609,8 +2605,7 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, int 
                                                   const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
                                                   float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
                                                   float *dr_k, float *dln_w, float *dln_b) {
-    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
-    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
     if (M <= 0) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
     arwkv__r7_fin_args c;
