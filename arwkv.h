@@ -665,10 +665,10 @@ ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, 
    wkv6_forward(be, y, s_out, ckpt, r, k, ...)). A backward op reads the gradients of the forward's
    outputs and writes those of its inputs, adding (+=) into parameter gradients unless its comment
    says otherwise. An op that would take more than about a dozen pointers takes one argument struct
-   instead, shared by its forward and backward (arwkv_r7_prepare_args), so that two tensors cannot
-   be swapped unseen. Older exceptions, kept because every caller and both backends follow them:
-   gemm takes BLAS's order (sizes, A, B, C), and the RWKV-7 ops wkv7_* and finish_* take their
-   sizes first and their outputs last. */
+   instead, shared by its forward and backward (arwkv_r7_prepare_args, arwkv_r7_finish_args), so
+   that two tensors cannot be swapped unseen. Older exceptions, kept because every caller and both
+   backends follow them: gemm takes BLAS's order (sizes, A, B, C), and wkv7_forward/backward take
+   their sizes first and their outputs last. */
 
 typedef struct arwkv_backend arwkv_backend;
 
@@ -821,6 +821,19 @@ typedef struct arwkv_r7_prepare_args {
     float *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora, *dv_first, *dw0, *da0, *dv0, *dk_k, *dk_a;
 } arwkv_r7_prepare_args;
 
+/* The tensors of the finish step below, one struct for its forward and its backward (17 pointers in
+   the backward). [M,C] arrays, C = H*N, except the [C] vectors r_k, ln_w, ln_b and their gradients. */
+typedef struct arwkv_r7_finish_args {
+    int M, C, N;
+    /* read by both directions; ln_w and ln_b both or neither (NULL: no group norm), g NULL: no gate */
+    const float *y, *r, *k, *v, *r_k, *ln_w, *ln_b, *g;
+    float gn_eps;
+    float *o; /* forward: written */
+    /* backward: d_o read; dy, dr, dk, dv, dg (if g) written; dr_k, dln_w, dln_b added to */
+    const float *d_o;
+    float *dy, *dr, *dk, *dv, *dg, *dr_k, *dln_w, *dln_b;
+} arwkv_r7_finish_args;
+
 struct arwkv_rwkv7_ops {
     /* xmix[m][row][c] = x + (prev - x)*mu[m][c], prev = the previous token of the same sequence,
        or shift_in[b] before t = 0 (NULL: zeros). shift_out[b] (NULL: not kept) receives the last
@@ -867,14 +880,9 @@ struct arwkv_rwkv7_ops {
                                   float *da, float *db);
     /* o = (GN(y) or y) + (sum_j r_j k_j r_k[h][j]) v per head, times g if g is not NULL.
        GN is a per-head group norm with ln_w, ln_b (NULL: none) and eps gn_eps. */
-    arwkv_result (*finish_forward)(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
-                                   const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
-                                   const float *g, float *o);
+    arwkv_result (*finish_forward)(arwkv_backend *be, const arwkv_r7_finish_args *f);
     /* dy, dr, dk, dv, dg (if g) written; dr_k, dln_w, dln_b added to. */
-    arwkv_result (*finish_backward)(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
-                                    const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
-                                    float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
-                                    float *dr_k, float *dln_w, float *dln_b);
+    arwkv_result (*finish_backward)(arwkv_backend *be, const arwkv_r7_finish_args *f);
 };
 
 /* Sizes of one ARWKV-7 time mix, from the config and the LoRA ranks found in the checkpoint. */
@@ -8852,15 +8860,19 @@ ARWKV_PRIVATE arwkv_result arwkv__r7_finish_check(int C, int N, const float *ln_
     return ARWKV_OK;
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r,
-                                                 const float *k, const float *v, const float *r_k, const float *ln_w,
-                                                 const float *ln_b, float gn_eps, const float *g, float *o) {
-    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
+ARWKV_PRIVATE void arwkv__r7_finish_ctx_from(arwkv__r7_finish_ctx *c, const arwkv_r7_finish_args *f) {
+    memset(c, 0, sizeof *c);
+    c->M = f->M, c->C = f->C, c->N = f->N, c->H = f->C / f->N;
+    c->y = f->y, c->r = f->r, c->k = f->k, c->v = f->v, c->r_k = f->r_k, c->ln_w = f->ln_w, c->ln_b = f->ln_b, c->gn_eps = f->gn_eps;
+    c->g = f->g, c->o = f->o, c->d_o = f->d_o, c->dy = f->dy, c->dr = f->dr, c->dk = f->dk, c->dv = f->dv, c->dg = f->dg;
+    c->dr_k = f->dr_k, c->dln_w = f->dln_w, c->dln_b = f->dln_b;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
     arwkv__r7_finish_ctx c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
-    c.gn_eps = gn_eps, c.g = g, c.o = o;
-    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_finish_fwd_range, &c);
+    arwkv__r7_finish_ctx_from(&c, f);
+    arwkv__parallel_range(be->pool, (size_t)f->M * c.H, 16, arwkv__r7_finish_fwd_range, &c);
     return ARWKV_OK;
 }
 
@@ -8912,17 +8924,10 @@ ARWKV_PRIVATE void arwkv__r7_finish_bwd_range(void *ctx, size_t begin, size_t en
     }
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y,
-                                                  const float *r, const float *k, const float *v, const float *r_k,
-                                                  const float *ln_w, const float *ln_b, float gn_eps, const float *g, float *dy,
-                                                  float *dr, float *dk, float *dv, float *dg, float *dr_k, float *dln_w,
-                                                  float *dln_b) {
-    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
     arwkv__r7_finish_ctx c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w;
-    c.ln_b = ln_b, c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg, c.dr_k = dr_k;
-    c.dln_w = dln_w, c.dln_b = dln_b;
+    arwkv__r7_finish_ctx_from(&c, f);
     arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_finish_bwd_range, &c);
     return ARWKV_OK;
 }
@@ -9225,10 +9230,13 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_l
 }
 ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_layer *l, const arwkv_tmix7_dims *d, int M,
                                         const arwkv__tmix7_bufs *b, arwkv__tmix7_work *w) {
-    return be->rwkv7->finish_forward(be, M, d->C, d->N, b->y, b->r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
-                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
-                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps,
-                                     d->has_gate ? b->g : NULL, w->o);
+    arwkv_r7_finish_args f;
+    memset(&f, 0, sizeof f);
+    f.M = M, f.C = d->C, f.N = d->N;
+    f.y = b->y, f.r = b->r, f.k = w->k, f.v = w->v, f.r_k = arwkv__tmix7_vec(l->r_k);
+    f.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, f.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
+    f.gn_eps = d->gn_eps, f.g = d->has_gate ? b->g : NULL, f.o = w->o;
+    return be->rwkv7->finish_forward(be, &f);
 }
 
 /* Runs the calls of a forward or backward one after another until one fails (r holds the result). */
@@ -9351,12 +9359,16 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
 
     /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
     ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, w->o, l->output, 1, dout, w->d_o, 0));
-    ARWKV__STEP(op->finish_backward(be, M, C, d->N, w->d_o, b.y, b.r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
-                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
-                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps, d->has_gate ? b.g : NULL,
-                                    w->dy, w->dr, w->dk, w->dv, d->has_gate ? w->dg : NULL, arwkv__tmix7_grad(l->r_k),
-                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL,
-                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL));
+    arwkv_r7_finish_args fin;
+    memset(&fin, 0, sizeof fin);
+    fin.M = M, fin.C = C, fin.N = d->N;
+    fin.y = b.y, fin.r = b.r, fin.k = w->k, fin.v = w->v, fin.r_k = arwkv__tmix7_vec(l->r_k);
+    fin.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, fin.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
+    fin.gn_eps = d->gn_eps, fin.g = d->has_gate ? b.g : NULL;
+    fin.d_o = w->d_o, fin.dy = w->dy, fin.dr = w->dr, fin.dk = w->dk, fin.dv = w->dv, fin.dg = d->has_gate ? w->dg : NULL;
+    fin.dr_k = arwkv__tmix7_grad(l->r_k);
+    fin.dln_w = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL, fin.dln_b = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL;
+    ARWKV__STEP(op->finish_backward(be, &fin));
     ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
                                   w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
     arwkv_r7_prepare_args prep;

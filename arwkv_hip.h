@@ -2588,40 +2588,39 @@ __global__ void arwkv__r7_fin_bwd_kernel(arwkv__r7_fin_args c, int rows_per_bloc
     }
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
-                                                 const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
-                                                 const float *g, float *o) {
-    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
-    if (M <= 0) return ARWKV_OK;
+/* The kernels' argument block from the op's arguments (the same members, plus the head count). */
+ARWKV_PRIVATE arwkv__r7_fin_args arwkv__hip_r7_fin_args_from(const arwkv_r7_finish_args *f) {
     arwkv__r7_fin_args c;
     memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
-    c.gn_eps = gn_eps, c.g = g, c.o = o;
-    ARWKV__LAUNCH(arwkv__r7_fin_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
+    c.M = f->M, c.C = f->C, c.N = f->N, c.H = f->C / f->N;
+    c.y = f->y, c.r = f->r, c.k = f->k, c.v = f->v, c.r_k = f->r_k, c.ln_w = f->ln_w, c.ln_b = f->ln_b, c.gn_eps = f->gn_eps;
+    c.g = f->g, c.o = f->o, c.d_o = f->d_o, c.dy = f->dy, c.dr = f->dr, c.dk = f->dk, c.dv = f->dv, c.dg = f->dg;
+    return c;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
+    if (f->M <= 0) return ARWKV_OK;
+    arwkv__r7_fin_args c = arwkv__hip_r7_fin_args_from(f);
+    ARWKV__LAUNCH(arwkv__r7_fin_fwd_kernel, (unsigned)((size_t)f->M * c.H), arwkv__r7_head_threads(f->N), ARWKV__G(be)->stream, c);
     return arwkv__hip_launched("time-mix finish");
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
-                                                  const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
-                                                  float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
-                                                  float *dr_k, float *dln_w, float *dln_b) {
-    ARWKV__TRY(arwkv__r7_finish_check(C, N, ln_w, ln_b));
-    if (M <= 0) return ARWKV_OK;
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
+    if (f->M <= 0) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
-    arwkv__r7_fin_args c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
-    c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg;
-    int per, RB = arwkv__r7_row_blocks(M, &per);
+    arwkv__r7_fin_args c = arwkv__hip_r7_fin_args_from(f);
+    int per, RB = arwkv__r7_row_blocks(f->M, &per);
     void *part = NULL;
-    ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * C * sizeof(double), &part));
+    ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * f->C * sizeof(double), &part));
     dim3 grid((unsigned)c.H, (unsigned)RB);
-    ARWKV__LAUNCH(arwkv__r7_fin_bwd_kernel, grid, arwkv__r7_head_threads(N), gp->stream, c, per, RB, (double *)part);
+    ARWKV__LAUNCH(arwkv__r7_fin_bwd_kernel, grid, arwkv__r7_head_threads(f->N), gp->stream, c, per, RB, (double *)part);
     ARWKV__TRY(arwkv__hip_launched("time-mix finish backward"));
     arwkv__colsum_dst d;
     memset(&d, 0, sizeof d);
-    d.p[0] = dr_k, d.p[1] = ln_w ? dln_w : NULL, d.p[2] = ln_w ? dln_b : NULL;
-    return arwkv__hip_colsum(gp, (const double *)part, 3, RB, C, d);
+    d.p[0] = f->dr_k, d.p[1] = f->ln_w ? f->dln_w : NULL, d.p[2] = f->ln_w ? f->dln_b : NULL;
+    return arwkv__hip_colsum(gp, (const double *)part, 3, RB, f->C, d);
 }
 
 static const arwkv_rwkv7_ops arwkv__hip_rwkv7_ops = {

@@ -660,14 +660,19 @@ TEST(finish_backward_matches_finite_differences) {
         c.seed = rand_floats(MC, 1);
         float *o = (float *)malloc(MC * sizeof(float));
         const float *lw = c.gn ? in[FI_LW] : NULL, *lb = c.gn ? in[FI_LB] : NULL, *gg = c.gate ? in[FI_G] : NULL;
-        CHECK_OK(be->rwkv7->finish_forward(be, c.M, c.C, c.N, in[FI_Y], in[FI_R], in[FI_K], in[FI_V], in[FI_RK], lw, lb, (float)c.eps, gg, o));
+        arwkv_r7_finish_args f = {0};
+        f.M = c.M, f.C = c.C, f.N = c.N;
+        f.y = in[FI_Y], f.r = in[FI_R], f.k = in[FI_K], f.v = in[FI_V], f.r_k = in[FI_RK], f.ln_w = lw, f.ln_b = lb, f.gn_eps = (float)c.eps;
+        f.g = gg, f.o = o;
+        CHECK_OK(be->rwkv7->finish_forward(be, &f));
         double *ref = (double *)malloc(MC * sizeof(double));
         ref_finish(c.M, c.C, c.N, c.in[FI_Y], c.in[FI_R], c.in[FI_K], c.in[FI_V], c.in[FI_RK], c.gn ? c.in[FI_LW] : NULL,
                    c.gn ? c.in[FI_LB] : NULL, c.eps, c.gate ? c.in[FI_G] : NULL, ref);
         CHECK(rel_err_d(o, ref, MC) < 2e-6, "gate %d gn %d: forward %g", c.gate, c.gn, rel_err_d(o, ref, MC));
-        CHECK_OK(be->rwkv7->finish_backward(be, c.M, c.C, c.N, c.seed, in[FI_Y], in[FI_R], in[FI_K], in[FI_V], in[FI_RK], lw, lb,
-                                            (float)c.eps, gg, g[FI_Y], g[FI_R], g[FI_K], g[FI_V], c.gate ? g[FI_G] : NULL,
-                                            g[FI_RK], c.gn ? g[FI_LW] : NULL, c.gn ? g[FI_LB] : NULL));
+        f.o = NULL, f.d_o = c.seed;
+        f.dy = g[FI_Y], f.dr = g[FI_R], f.dk = g[FI_K], f.dv = g[FI_V], f.dg = c.gate ? g[FI_G] : NULL;
+        f.dr_k = g[FI_RK], f.dln_w = c.gn ? g[FI_LW] : NULL, f.dln_b = c.gn ? g[FI_LB] : NULL;
+        CHECK_OK(be->rwkv7->finish_backward(be, &f));
         for (int i = 0; i < FI_N; i++) {
             if ((i == FI_G && !c.gate) || ((i == FI_LW || i == FI_LB) && !c.gn)) continue;
             double e = fd_check(fin_loss, &c, c.in[i], n[i], g[i], quick ? 20 : 60);

@@ -773,10 +773,14 @@ TEST(rwkv7_finish) {
             std::vector<float> rk = randn(C, 1.0f), lw = randn(C, 1.0f), lb = randn(C, 1.0f), oc(MC);
             float *dy_ = d.add(y), *dr_ = d.add(r), *dk_ = d.add(k), *dv_ = d.add(v), *dg_ = d.add(g), *drk = d.add(rk), *dlw = d.add(lw),
                   *dlb = d.add(lb), *dout = d.poison(MC);
-            CHECK_OK(cpu->rwkv7->finish_forward(cpu, M, C, N, y.data(), r.data(), k.data(), v.data(), rk.data(), gn ? lw.data() : NULL,
-                                                gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, oc.data()));
-            CHECK_OK(gpu->rwkv7->finish_forward(gpu, M, C, N, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps, gate ? dg_ : NULL,
-                                                dout));
+            arwkv_r7_finish_args fc = {}, fg = {};
+            fc.M = fg.M = M, fc.C = fg.C = C, fc.N = fg.N = N, fc.gn_eps = fg.gn_eps = eps;
+            fc.y = y.data(), fc.r = r.data(), fc.k = k.data(), fc.v = v.data(), fc.r_k = rk.data();
+            fc.ln_w = gn ? lw.data() : NULL, fc.ln_b = gn ? lb.data() : NULL, fc.g = gate ? g.data() : NULL, fc.o = oc.data();
+            CHECK_OK(cpu->rwkv7->finish_forward(cpu, &fc));
+            fg.y = dy_, fg.r = dr_, fg.k = dk_, fg.v = dv_, fg.r_k = drk, fg.ln_w = gn ? dlw : NULL, fg.ln_b = gn ? dlb : NULL;
+            fg.g = gate ? dg_ : NULL, fg.o = dout;
+            CHECK_OK(gpu->rwkv7->finish_forward(gpu, &fg));
             double ef = cmp(dout, oc);
             CHECK(ef < 1e-5, "finish forward M%d C%d N%d gate %d gn %d: %.3g", M, C, N, gate, gn, ef);
             std::vector<float> d_o = randn(MC, 1.0f), grk = randn(C, 1.0f), glw = randn(C, 1.0f), glb = randn(C, 1.0f), o5[5];
@@ -784,12 +788,14 @@ TEST(rwkv7_finish) {
             std::vector<float> grkc = grk, glwc = glw, glbc = glb;
             float *dd_o = d.add(d_o), *dgrk = d.add(grk), *dglw = d.add(glw), *dglb = d.add(glb), *od[5];
             for (auto &p : od) p = d.poison(MC);
-            CHECK_OK(cpu->rwkv7->finish_backward(cpu, M, C, N, d_o.data(), y.data(), r.data(), k.data(), v.data(), rk.data(),
-                                                 gn ? lw.data() : NULL, gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, o5[0].data(),
-                                                 o5[1].data(), o5[2].data(), o5[3].data(), gate ? o5[4].data() : NULL, grkc.data(), glwc.data(),
-                                                 glbc.data()));
-            CHECK_OK(gpu->rwkv7->finish_backward(gpu, M, C, N, dd_o, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps,
-                                                 gate ? dg_ : NULL, od[0], od[1], od[2], od[3], gate ? od[4] : NULL, dgrk, dglw, dglb));
+            fc.o = NULL, fc.d_o = d_o.data();
+            fc.dy = o5[0].data(), fc.dr = o5[1].data(), fc.dk = o5[2].data(), fc.dv = o5[3].data(), fc.dg = gate ? o5[4].data() : NULL;
+            fc.dr_k = grkc.data(), fc.dln_w = glwc.data(), fc.dln_b = glbc.data();
+            CHECK_OK(cpu->rwkv7->finish_backward(cpu, &fc));
+            fg.o = NULL, fg.d_o = dd_o;
+            fg.dy = od[0], fg.dr = od[1], fg.dk = od[2], fg.dv = od[3], fg.dg = gate ? od[4] : NULL;
+            fg.dr_k = dgrk, fg.dln_w = dglw, fg.dln_b = dglb;
+            CHECK_OK(gpu->rwkv7->finish_backward(gpu, &fg));
             double eb = 0;
             for (int i = 0; i < (gate ? 5 : 4); i++) eb = fmax(eb, cmp(od[i], o5[i]));
             double ep = fmax(cmp(dgrk, grkc), fmax(cmp(dglw, glwc), cmp(dglb, glbc)));
