@@ -31,7 +31,7 @@ TOOLS    := $(patsubst tools/%.c,$(B)/arwkv-%,$(wildcard tools/*.c))
 EXAMPLES := $(patsubst examples/%.c,$(B)/arwkv-%,$(wildcard examples/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
-COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static
+COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_public_api
 # the GPU kernels (arwkv_hip.h) run by a CPU emulator, as NVIDIA (warp 32) and as AMD (wave 64)
 GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 
@@ -73,6 +73,26 @@ $(B)/compile_cpp: tests/compile_cpp.cpp $(HDR) | $(B)
 	$(CXX) $(CXXFLAGS) -I. -o $@ $< $(LDLIBS)
 $(B)/compile_static: tests/compile_static.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+# Each example and tool uses only the public API: its source with the `#define ARWKV_IMPLEMENTATION`
+# line taken out is compiled against the declarations alone and linked with one unit that holds the
+# implementation (tests/public_api_impl.c), as a user's program of several files is. A private name
+# (arwkv__*, ARWKV__*) fails the compile or the link. The benchmark is left out: it times the
+# private kernels one by one. -O0: the check is about names, not code.
+PUBLIC_SRC  := $(filter-out tools/bench.c,$(wildcard tools/*.c examples/*.c))
+PUBLIC_BINS := $(patsubst %.c,$(B)/public/%,$(PUBLIC_SRC))
+PUBLIC_FLAGS := -std=c11 -O0 $(ARCH) $(WARN) -Werror=implicit-function-declaration
+$(B)/public/impl.o: tests/public_api_impl.c $(HDR) | $(B)
+	@mkdir -p $(B)/public
+	$(CC) $(PUBLIC_FLAGS) -I. -c -o $@ $<
+$(B)/public/%: %.c $(HDR) $(B)/public/impl.o
+	@mkdir -p $(dir $@)
+	sed '/^#define ARWKV_IMPLEMENTATION$$/d' $< > $@.c
+	$(CC) $(PUBLIC_FLAGS) -I. -o $@ $@.c $(B)/public/impl.o $(LDLIBS)
+$(B)/compile_public_api: $(PUBLIC_BINS)
+	@printf '#!/bin/sh\n' > $@
+	@for p in $(PUBLIC_BINS); do printf 'echo "PASS public_api %s"\n' "$${p#$(B)/public/}" >> $@; done
+	@chmod +x $@
 
 compile-checks: $(COMPILE_CHECKS)
 

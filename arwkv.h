@@ -92,17 +92,31 @@
    tensor or byte offset, and what to do. Nothing in this library aborts or exits on bad input.
 
    ============================================================================================
-   READING ORDER OF THE IMPLEMENTATION
+   READING ORDER
    ============================================================================================
-     1. Support: errors, allocation, numbers (bf16/f16), thread pool
-     2. JSON reader
-     3. safetensors reader (mmap) and writer (atomic); GGUF reader and dequantizers
-     4. config.json of the teachers (Qwen2, Llama, Qwen3) and students (ARWKV-7, QRWKV6)
-     5. Tokenizer
-     6. Ops, each forward beside its backward
-     7. Models: teacher, students
-     8. Training
-     9. Generation
+   The declarations come first, in blocks titled "API: <topic>"; the implementation follows in the
+   sections below. Search for "SECTION 6." (say) to jump to a section, and for "---- " to walk
+   the parts named after each section.
+     SECTION 1.  Support: errors, allocation, backend memory accounting, files, numbers
+                 (bf16/f16), strict option numbers, thread pool
+     SECTION 2.  JSON reader
+     SECTION 3.  safetensors reader (mmap) and writer (atomic)
+     SECTION 3b. GGUF reader and dequantization
+     SECTION 4.  config.json of the teachers (Qwen2, Llama, Qwen3) and students (ARWKV-7, QRWKV6)
+     SECTION 5.  Tokenizer: Unicode tables, NFC, pre-tokenizer, byte-level BPE, encoding, decoding,
+                 loading (tokenizer.json or GGUF), chat templates
+     SECTION 6.  Ops and the CPU backend, each op's forward beside its backward: matrix product,
+                 backend memory, embedding, RMSNorm, SwiGLU, axpy; Qwen2 rotary embedding and
+                 attention; the RWKV-7 time mix ops and the ARWKV-7 block (forward and backward);
+                 RWKV-6 ops and WKV6; losses; optimizer; the op tables filled and
+                 arwkv_backend_cpu() last
+     SECTION 7.  Models: parameters and checkpoints, GGUF teachers, saving, the teacher and its KV
+                 cache, creating and running a student (the RNN), the QRWKV6 time mix
+     SECTION 8.  Training: options and schedule, trainable parameters, data, checkpoints, output
+                 directories, the trainer, the memory plan, data from files
+     SECTION 9.  Generation: sampling, sessions, comparing a model with its reference, batched
+                 generation, conversations as JSON lines
+   The GPU backend, arwkv_hip.h, fills the same op tables with kernels.
 */
 #ifndef ARWKV_H_INCLUDED
 #define ARWKV_H_INCLUDED
@@ -125,7 +139,7 @@ extern "C" {
 #endif
 
 /* ============================================================================================
-   Results and errors
+   API: Results and errors
    ============================================================================================ */
 
 /* One list gives both the enum and its strings (X-macro). */
@@ -157,7 +171,7 @@ ARWKV_API const char *arwkv_last_error(void);
 ARWKV_API void arwkv_clear_error(void);
 
 /* ============================================================================================
-   Numbers: element types and conversions
+   API: Numbers: element types and conversions
    ============================================================================================ */
 
 typedef enum arwkv_dtype {
@@ -196,7 +210,7 @@ ARWKV_API arwkv_result arwkv_parse_float(const char *option, const char *text, d
 ARWKV_API arwkv_result arwkv_parse_u64(const char *option, const char *text, uint64_t *out); /* seeds: 0 to 2^64-1 */
 
 /* ============================================================================================
-   Thread pool
+   API: Thread pool
    ============================================================================================
    A fixed set of workers runs the tasks 0..n_tasks-1 of one parallel loop; the caller's thread
    takes part. Which worker runs a task never changes a result: tasks write disjoint outputs. */
@@ -213,7 +227,7 @@ ARWKV_API int arwkv_pool_size(const arwkv_pool *pool);
 ARWKV_API void arwkv_pool_run(arwkv_pool *pool, int n_tasks, arwkv_task_fn fn, void *ctx);
 
 /* ============================================================================================
-   safetensors
+   API: safetensors
    ============================================================================================
    A checkpoint is one .safetensors file, or a directory with model.safetensors or with shards
    listed in model.safetensors.index.json. Files are mapped, not read: a 15 GB checkpoint costs
@@ -271,7 +285,7 @@ ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry 
                                           const char *const *meta, int n_meta, uint64_t max_shard_bytes);
 
 /* ============================================================================================
-   GGUF (llama.cpp's single-file format)
+   API: GGUF (llama.cpp's single-file format)
    ============================================================================================
    A GGUF file holds typed metadata (key/value pairs, arrays included) and tensors, often
    block-quantized. Versions 2 and 3 are read (little-endian). The file is mapped, every count,
@@ -345,7 +359,7 @@ ARWKV_API arwkv_result arwkv_dequantize(int type, const void *src, int64_t n, fl
 ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gguf_tensor *t, float *dst, int64_t n);
 
 /* ============================================================================================
-   Model configuration (config.json)
+   API: Model configuration (config.json)
    ============================================================================================ */
 
 typedef enum arwkv_arch {
@@ -406,7 +420,7 @@ ARWKV_API arwkv_result arwkv_gguf_config(const arwkv_gguf *g, arwkv_config *cfg)
 ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const char *name, arwkv_config *cfg);
 
 /* ============================================================================================
-   Tokenizer
+   API: Tokenizer
    ============================================================================================ */
 /* Byte-level BPE tokenizers: a Hugging Face tokenizer.json (or the parts a GGUF file holds, see
    arwkv_tokenizer_from_parts) with a BPE model, NFC or no normalizer, the pre-tokenizer of one of
@@ -637,16 +651,24 @@ ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *t, 
 ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, const arwkv_tokenizer *tok,
                                                   const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out);
 
-/* @@tokenizer-api@@ */
-
 /* ============================================================================================
-   Ops
+   API: Ops
    ============================================================================================ */
 /* ---- Backends ----------------------------------------------------------------------------------
    The model code is written once. It never reads or writes tensor memory itself: every tensor is
    a buffer owned by a backend, and every computation is an op called through the backend's
    tables. The CPU backend is in this file; arwkv_hip.h provides a GPU backend with the same
-   tables. Ops are grouped by who needs them, one table each. */
+   tables. Ops are grouped by who needs them, one table each.
+
+   Argument order of every op: the backend first; then what the op writes, then what it reads,
+   then sizes and options (destination first, as in memcpy: embed_forward(be, out, ids, T, ...),
+   wkv6_forward(be, y, s_out, ckpt, r, k, ...)). A backward op reads the gradients of the forward's
+   outputs and writes those of its inputs, adding (+=) into parameter gradients unless its comment
+   says otherwise. An op that would take more than about a dozen pointers takes one argument struct
+   instead, shared by its forward and backward (arwkv_r7_prepare_args, arwkv_r7_finish_args), so
+   that two tensors cannot be swapped unseen. Older exceptions, kept because every caller and both
+   backends follow them: gemm takes BLAS's order (sizes, A, B, C), and wkv7_forward/backward take
+   their sizes first and their outputs last. */
 
 typedef struct arwkv_backend arwkv_backend;
 
@@ -759,9 +781,6 @@ struct arwkv_qwen_ops {
                                       int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride);
 };
 
-/* @@qwen-ops-api@@ */
-
-
 /* ---- RWKV-7 time mix (ARWKV): the op table ------------------------------------------------------
    The time mix that replaces each Qwen attention, split into the pieces a backend implements. In
    data-flow order (M = B*T token rows, C = H*N channels, heads of N; every [M,C] array row-major):
@@ -783,6 +802,37 @@ enum { ARWKV_ACT_TANH = 1, ARWKV_ACT_SIGMOID = 2 };
 
 /* The WKV7 state is checkpointed every ARWKV_WKV7_CHUNK tokens for the backward pass. */
 #define ARWKV_WKV7_CHUNK 16
+
+/* The tensors of the prepare step below, one struct for its forward and its backward: 27 pointers
+   passed one by one could be swapped without a compiler noticing. M rows of width C = H*N; arrays
+   are [M,C] except the [C] vectors w0 .. k_a and their gradients. Each direction reads and writes
+   the members its comment names and ignores the others. */
+typedef struct arwkv_r7_prepare_args {
+    int M, C, N, first_layer;
+    /* inputs, read by both directions; v_lora and v0 are not read on the first layer (may be NULL) */
+    const float *k_in, *v_in, *w_lora, *a_lora, *v_lora;
+    float *v_first; /* first layer: the forward writes v_in here (NULL: not kept); others: read */
+    const float *w0, *a0, *v0, *k_k, *k_a;
+    /* forward: written */
+    float *decay, *k, *v, *wkv_a, *wkv_b;
+    /* backward: the gradients of those outputs, read */
+    const float *d_decay, *dk, *dv, *d_wkv_a, *d_wkv_b;
+    /* backward: the gradients of the inputs; [M,C] ones written, [C] ones added to */
+    float *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora, *dv_first, *dw0, *da0, *dv0, *dk_k, *dk_a;
+} arwkv_r7_prepare_args;
+
+/* The tensors of the finish step below, one struct for its forward and its backward (17 pointers in
+   the backward). [M,C] arrays, C = H*N, except the [C] vectors r_k, ln_w, ln_b and their gradients. */
+typedef struct arwkv_r7_finish_args {
+    int M, C, N;
+    /* read by both directions; ln_w and ln_b both or neither (NULL: no group norm), g NULL: no gate */
+    const float *y, *r, *k, *v, *r_k, *ln_w, *ln_b, *g;
+    float gn_eps;
+    float *o; /* forward: written */
+    /* backward: d_o read; dy, dr, dk, dv, dg (if g) written; dr_k, dln_w, dln_b added to */
+    const float *d_o;
+    float *dy, *dr, *dk, *dv, *dg, *dr_k, *dln_w, *dln_b;
+} arwkv_r7_finish_args;
 
 struct arwkv_rwkv7_ops {
     /* xmix[m][row][c] = x + (prev - x)*mu[m][c], prev = the previous token of the same sequence,
@@ -807,20 +857,11 @@ struct arwkv_rwkv7_ops {
          kk    = normalize_per_head(k_in * k_k)           L2, eps 1e-12
          k     = k_in * (1 + (a - 1) * k_a)
          wkv_a = -kk,  wkv_b = kk * a */
-    arwkv_result (*prepare_forward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in, const float *v_in,
-                                    const float *w_lora, const float *a_lora, const float *v_lora, float *v_first,
-                                    const float *w0, const float *a0, const float *v0, const float *k_k, const float *k_a,
-                                    float *decay, float *k, float *v, float *wkv_a, float *wkv_b);
+    arwkv_result (*prepare_forward)(arwkv_backend *be, const arwkv_r7_prepare_args *p);
     /* Gradients of the inputs above from those of the outputs (d_decay .. d_wkv_b). dv_first: first
        layer, read (the gradient of v_first from later layers, NULL: none); other layers, added to
        (NULL: v_first is held constant). */
-    arwkv_result (*prepare_backward)(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
-                                     const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
-                                     const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
-                                     const float *v_lora, const float *v_first, const float *w0, const float *a0,
-                                     const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
-                                     float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0, float *da0,
-                                     float *dv0, float *dk_k, float *dk_a);
+    arwkv_result (*prepare_backward)(arwkv_backend *be, const arwkv_r7_prepare_args *p);
     /* The recurrence, per sequence b and head h (S is N x N, row i = value, column j = key):
          sa = S a_t;  S = S diag(decay_t) + sa b_t^T + v_t k_t^T;  y_t = S r_t
        Inputs are [B,T,H*N]. state [B,H,N,N]: in, the state before t = 0 (NULL: zeros); out, the
@@ -839,14 +880,9 @@ struct arwkv_rwkv7_ops {
                                   float *da, float *db);
     /* o = (GN(y) or y) + (sum_j r_j k_j r_k[h][j]) v per head, times g if g is not NULL.
        GN is a per-head group norm with ln_w, ln_b (NULL: none) and eps gn_eps. */
-    arwkv_result (*finish_forward)(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
-                                   const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
-                                   const float *g, float *o);
+    arwkv_result (*finish_forward)(arwkv_backend *be, const arwkv_r7_finish_args *f);
     /* dy, dr, dk, dv, dg (if g) written; dr_k, dln_w, dln_b added to. */
-    arwkv_result (*finish_backward)(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
-                                    const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
-                                    float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
-                                    float *dr_k, float *dln_w, float *dln_b);
+    arwkv_result (*finish_backward)(arwkv_backend *be, const arwkv_r7_finish_args *f);
 };
 
 /* Sizes of one ARWKV-7 time mix, from the config and the LoRA ranks found in the checkpoint. */
@@ -856,9 +892,6 @@ typedef struct arwkv_tmix7_dims {
     int has_gate, has_group_norm;
     float gn_eps;                       /* 1e-5 * head_size_divisor^2 */
 } arwkv_tmix7_dims;
-
-/* @@rwkv7-ops-api@@ */
-
 
 /* RWKV-6 ops: the pieces of the QRWKV6 time mix that are not matrix products (those go through
    core->gemm). Rows are tokens (row = b*T + t); H heads of N channels; KVH key/value heads.
@@ -925,9 +958,6 @@ struct arwkv_rwkv6_ops {
     arwkv_result (*colsum)(arwkv_backend *be, float *db, const float *dy, int rows, int cols);
 };
 
-/* @@rwkv6-ops-api@@ */
-
-
 /* Loss ops. Rows are tokens; each op writes one loss value per row (summed on the host in a fixed
    order, so totals do not depend on threads) and the gradient with respect to the student's
    output, already multiplied by grad_scale (e.g. 1 / number of rows in the batch). */
@@ -964,14 +994,8 @@ struct arwkv_optim_ops {
                           float b2, float eps, float wd, int step);
 };
 
-/* @@loss-ops-api@@ */
-
-
-/* @@optim-ops-api@@ */
-
-
 /* ============================================================================================
-   Models
+   API: Models
    ============================================================================================ */
 /* ---- Parameters --------------------------------------------------------------------------------
    A model is a list of named parameters (the checkpoint's tensor names) plus per-layer pointers
@@ -1103,12 +1127,6 @@ ARWKV_API size_t arwkv_kv_cache_bytes(const arwkv_kv_cache *c);   /* backend mem
 ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, const int32_t *ids, int n, float *logits_last,
                                           float *logits_all);
 
-/* @@teacher-api@@ */
-
-
-/* @@student-api@@ */
-
-
 /* ---- Creating an ARWKV-7 (or QRWKV6) student from a teacher ----------------------------------------
    The student is the teacher with every self-attention replaced by an RWKV-7 time mix: embeddings,
    norms, MLPs and head are copied; the time mix is new. A QRWKV6 student (arch) keeps the
@@ -1181,9 +1199,6 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden);
 ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const int32_t *ids, int n, float *logits_last,
                                       float *logits_all);
 
-/* @@student-model-api@@ */
-
-
 /* ---- The QRWKV6 time mix (RWKV6Qwen2ForCausalLM) ---------------------------------------------------
    Each layer's softmax attention becomes an RWKV-6 style recurrence that keeps Qwen's q/k/v/o
    projections (with their biases) and adds a data-dependent token shift, a data-dependent decay and
@@ -1231,11 +1246,8 @@ ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer 
 ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
                                             int T, const float *x, arwkv_tmix6_acts *acts, const float *dout, float *dx);
 
-/* @@qrwkv6-api@@ */
-
-
 /* ============================================================================================
-   Training
+   API: Training
    ============================================================================================ */
 /* ---- Training options ------------------------------------------------------------------------------ */
 
@@ -1269,9 +1281,9 @@ typedef struct arwkv_train_options {
                                BF16 on a GPU, F32 on the CPU */
 } arwkv_train_options;
 
-/* Upstream's settings for a stage (spec section 3): AdamW betas 0.9/0.95, eps 1e-8, weight decay
-   0.1, clip 1.0, warm-up 50 steps, exponential decay 1e-4 -> 1e-5, stage-1 L2 loss, stage-2 KL at
-   temperature 1 with no label cross-entropy. */
+/* Upstream's settings for a stage (the ARWKV authors' training recipe): AdamW betas 0.9/0.95, eps
+   1e-8, weight decay 0.1, clip 1.0, warm-up 50 steps, exponential decay 1e-4 -> 1e-5, stage-1 L2
+   loss, stage-2 KL at temperature 1 with no label cross-entropy. */
 ARWKV_API void arwkv_train_options_default(arwkv_train_options *o, int stage);
 /* Learning rate at step (counting from 1). */
 ARWKV_API float arwkv_lr_at(const arwkv_train_options *o, int step);
@@ -1431,10 +1443,8 @@ ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dt
    what is available, the biggest items and the options that would make it fit. */
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan);
 
-/* @@train-api@@ */
-
 /* ============================================================================================
-   Generation
+   API: Generation
    ============================================================================================ */
 /* ---- Sampling -------------------------------------------------------------------------------------------
    Turns the logits of the last position into the next token. The filters apply in this order:
@@ -1540,8 +1550,10 @@ ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *r
    that are not UTF-8 (a generation cut inside a character) become U+FFFD. */
 ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n);
 ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n, char **json);
-
-/* @@generate-api@@ */
+/* One conversation written one message per line, {"role": "...", "content": "..."} (the input of
+   arwkv-tokenize --chat); blank lines are skipped, name is for errors (a line's own is "name: line
+   N"). *msgs is one allocation, as arwkv_chat_parse's (free it with arwkv_free). */
+ARWKV_API arwkv_result arwkv_chat_parse_lines(const char *text, size_t len, const char *name, arwkv_chat_message **msgs, int *n);
 
 #ifdef __cplusplus
 }
@@ -1593,6 +1605,9 @@ ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n,
 #define ARWKV_ASSERT(x) assert(x)
 #endif
 
+/* ARWKV_PRIVATE marks every private function (as sokol's _SOKOL_PRIVATE does): it is static, and
+   "unused" keeps a user's -Wall build quiet about helpers of an instruction path or option that the
+   build does not take. Grep for it to list the private functions; public ones carry ARWKV_API. */
 #if defined(__GNUC__) || defined(__clang__)
 #define ARWKV_PRIVATE static __attribute__((unused))
 #define ARWKV__PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -1616,7 +1631,7 @@ extern "C" {
 #endif
 
 /* ============================================================================================
-   1. Support
+   SECTION 1. Support
    ============================================================================================ */
 
 /* ---- Errors ---------------------------------------------------------------------------------
@@ -2255,7 +2270,7 @@ typedef struct arwkv__worker_arg {
     int thread;
 } arwkv__worker_arg;
 
-static void *arwkv__pool_main(void *arg_) {
+ARWKV_PRIVATE void *arwkv__pool_main(void *arg_) {
     arwkv__worker_arg *arg = (arwkv__worker_arg *)arg_;
     arwkv_pool *p = arg->pool;
     int thread = arg->thread;
@@ -2369,7 +2384,7 @@ ARWKV_API void arwkv_pool_run(arwkv_pool *p, int n_tasks, arwkv_task_fn fn, void
 }
 
 /* ============================================================================================
-   2. JSON reader
+   SECTION 2. JSON reader
    ============================================================================================
    Parses a whole document into a flat array of nodes; strings are unescaped into one arena.
    Enough for config.json, tokenizer.json (11 MB in well under a second), index files and
@@ -2768,7 +2783,7 @@ ARWKV_PRIVATE int arwkv__json_bool(const arwkv__json *j, uint32_t n) {
 }
 
 /* ============================================================================================
-   3. safetensors
+   SECTION 3. safetensors
    ============================================================================================
    Format: 8-byte little-endian header length N, N bytes of JSON (may be padded with spaces), then
    the data. The JSON maps each tensor name to {dtype, shape, data_offsets: [begin, end]} relative
@@ -2778,11 +2793,18 @@ ARWKV_PRIVATE int arwkv__json_bool(const arwkv__json *j, uint32_t n) {
 
 #define ARWKV__ST_MAX_HEADER (100u << 20) /* the reference reader's limit: 100 MB */
 
+/* Where a file's bytes live, and so how closing releases them. */
+typedef enum arwkv__st_owner {
+    ARWKV__ST_BORROWED = 0, /* memory the file does not own (nothing yet): nothing to release */
+    ARWKV__ST_MAPPED = 1,  /* mmap of the file: munmap */
+    ARWKV__ST_COPIED = 2   /* read into a malloc'd copy (no mmap, or a GGUF file dequantized): free */
+} arwkv__st_owner;
+
 typedef struct arwkv__st_file {
     char *path;
     const unsigned char *map; /* whole file */
     size_t size;
-    int owned;  /* 1: mmapped, 2: malloc'd copy, 0: caller's memory */
+    arwkv__st_owner owned; /* who frees map */
     char **meta; /* key, value, key, value, ... */
     int n_meta;
 } arwkv__st_file;
@@ -2793,7 +2815,6 @@ struct arwkv_safetensors {
     int n_files;
     arwkv_tensor_info *tensors;
     int n_tensors, cap_tensors;
-    char *names; /* arena for tensor names (per tensor a separate allocation would be wasteful) */
     int32_t *table; /* open-addressing hash table of tensor indices, -1 empty */
     uint32_t table_mask;
 };
@@ -2847,7 +2868,7 @@ typedef struct arwkv__st_span {
     int tensor;
 } arwkv__st_span;
 
-static int arwkv__st_span_cmp(const void *a, const void *b) {
+ARWKV_PRIVATE int arwkv__st_span_cmp(const void *a, const void *b) {
     const arwkv__st_span *x = (const arwkv__st_span *)a, *y = (const arwkv__st_span *)b;
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end < y->end ? -1 : x->end > y->end);
 }
@@ -3063,7 +3084,7 @@ ARWKV_PRIVATE arwkv_result arwkv__st_map_file(arwkv__st_file *f) {
         if (p != MAP_FAILED) {
             close(fd);
             f->map = (const unsigned char *)p;
-            f->owned = 1;
+            f->owned = ARWKV__ST_MAPPED;
             return ARWKV_OK;
         }
     }
@@ -3075,7 +3096,7 @@ ARWKV_PRIVATE arwkv_result arwkv__st_map_file(arwkv__st_file *f) {
     ARWKV__TRY(arwkv__read_file(f->path, &data, &len));
     f->map = (const unsigned char *)data;
     f->size = len;
-    f->owned = 2;
+    f->owned = ARWKV__ST_COPIED;
     return ARWKV_OK;
 }
 
@@ -3084,9 +3105,9 @@ ARWKV_API void arwkv_st_close(arwkv_safetensors *st) {
     for (int i = 0; i < st->n_files; i++) {
         arwkv__st_file *f = &st->files[i];
 #if !defined(_WIN32) && !defined(ARWKV_NO_MMAP)
-        if (f->owned == 1) munmap((void *)f->map, f->size);
+        if (f->owned == ARWKV__ST_MAPPED) munmap((void *)f->map, f->size);
 #endif
-        if (f->owned == 2) arwkv__free((void *)f->map);
+        if (f->owned == ARWKV__ST_COPIED) arwkv__free((void *)f->map);
         for (int k = 0; k < 2 * f->n_meta; k++) arwkv__free(f->meta[k]);
         arwkv__free(f->meta);
         arwkv__free(f->path);
@@ -3437,7 +3458,7 @@ ARWKV_API arwkv_result arwkv_st_write_dir(const char *dir, const arwkv_st_entry 
 }
 
 /* ============================================================================================
-   3b. GGUF reader
+   SECTION 3b. GGUF reader
    ============================================================================================
    Layout (all little-endian): "GGUF", u32 version, u64 tensor count, u64 metadata count; then
    each metadata entry: string key, u32 value type, value; then each tensor info: string name,
@@ -3669,7 +3690,7 @@ typedef struct arwkv__gguf_span {
     int tensor;
 } arwkv__gguf_span;
 
-static int arwkv__gguf_span_cmp(const void *a, const void *b) {
+ARWKV_PRIVATE int arwkv__gguf_span_cmp(const void *a, const void *b) {
     const arwkv__gguf_span *x = (const arwkv__gguf_span *)a, *y = (const arwkv__gguf_span *)b;
     return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->tensor > y->tensor) - (x->tensor < y->tensor);
 }
@@ -3829,9 +3850,9 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_parse(arwkv_gguf *g) {
 ARWKV_API void arwkv_gguf_close(arwkv_gguf *g) {
     if (!g) return;
 #if !defined(_WIN32) && !defined(ARWKV_NO_MMAP)
-    if (g->file.owned == 1) munmap((void *)g->file.map, g->file.size);
+    if (g->file.owned == ARWKV__ST_MAPPED) munmap((void *)g->file.map, g->file.size);
 #endif
-    if (g->file.owned == 2) arwkv__free((void *)g->file.map);
+    if (g->file.owned == ARWKV__ST_COPIED) arwkv__free((void *)g->file.map);
     arwkv__free(g->file.path);
     for (int i = 0; i < g->n_kvs; i++) {
         arwkv__free((void *)g->kvs[i].pub.key);
@@ -4116,7 +4137,7 @@ ARWKV_API arwkv_result arwkv_gguf_tensor_f32(const arwkv_gguf *g, const arwkv_gg
 }
 
 /* ============================================================================================
-   4. config.json
+   SECTION 4. config.json
    ============================================================================================ */
 
 /* Each architecture's names in config.json: architectures[0] and model_type. */
@@ -4373,7 +4394,7 @@ ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
 }
 
 /* ============================================================================================
-   5. Tokenizer
+   SECTION 5. Tokenizer
    ============================================================================================ */
 /* ---- BEGIN generated Unicode tables: tools/gen_unicode.py wrote them; do not edit by hand ----
    Source: the Unicode Character Database 15.0.0 as Debian's unicode-data package installs it
@@ -7267,10 +7288,8 @@ ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t)
     return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>\n";
 }
 
-/* @@tokenizer-impl@@ */
-
 /* ============================================================================================
-   6. Ops
+   SECTION 6. Ops and the CPU backend (ends with arwkv_backend_cpu)
    ============================================================================================ */
 /* ---- Matrix product ----------------------------------------------------------------------------
    Every projection of every model goes through one routine:
@@ -7765,11 +7784,10 @@ ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float
     return arwkv__gemm(pool, M, W.rows, W.cols, x, W.cols, 1, W.data, W.dtype, 1, W.cols, y, W.rows, accumulate, bias);
 }
 
-
 /* ---- The CPU backend: memory ------------------------------------------------------------------- */
 
 /* 64-byte aligned, zeroed; the original pointer is kept just before the block. */
-static arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
     *out = NULL;
     if (bytes > SIZE_MAX - 128) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", bytes);
     ARWKV__TRY(arwkv__mem_admit(be, bytes));
@@ -7785,24 +7803,24 @@ static arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out
     *out = (void *)a;
     return ARWKV_OK;
 }
-static void arwkv__cpu_free(arwkv_backend *be, void *p) {
+ARWKV_PRIVATE void arwkv__cpu_free(arwkv_backend *be, void *p) {
     if (!p) return;
     arwkv__mem_note_free(be, p);
     void *raw;
     memcpy(&raw, (char *)p - sizeof(void *), sizeof(void *));
     arwkv__free(raw);
 }
-static arwkv_result arwkv__cpu_memcpy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_memcpy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
     (void)be;
     if (bytes) memmove(dst, src, bytes);
     return ARWKV_OK;
 }
-static arwkv_result arwkv__cpu_zero(arwkv_backend *be, void *p, size_t bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_zero(arwkv_backend *be, void *p, size_t bytes) {
     (void)be;
     if (bytes) memset(p, 0, bytes);
     return ARWKV_OK;
 }
-static arwkv_result arwkv__cpu_sync(arwkv_backend *be) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_sync(arwkv_backend *be) {
     (void)be;
     return ARWKV_OK;
 }
@@ -7817,7 +7835,7 @@ typedef struct arwkv__range_job {
     void *ctx;
     size_t n, chunk;
 } arwkv__range_job;
-static void arwkv__range_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__range_task(void *ctx, int task, int thread) {
     (void)thread;
     arwkv__range_job *j = (arwkv__range_job *)ctx;
     size_t b = (size_t)task * j->chunk, e = b + j->chunk < j->n ? b + j->chunk : j->n;
@@ -7834,7 +7852,7 @@ ARWKV_PRIVATE void arwkv__parallel_range(arwkv_pool *pool, size_t n, size_t min_
 }
 
 /* ---- Matrix product (core op) ----------------------------------------------------------------- */
-static arwkv_result arwkv__cpu_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                     const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
                                     int accumulate, const float *bias) {
     return arwkv__gemm(be->pool, M, N, K, A, a_rs, a_cs, B, b_type, b_rs, b_cs, C, ldc, accumulate, bias);
@@ -7852,19 +7870,19 @@ typedef struct arwkv__embed_ctx {
     const float *dout;
     int T;
 } arwkv__embed_ctx;
-static void arwkv__embed_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__embed_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__embed_ctx *c = (arwkv__embed_ctx *)ctx;
     size_t esz = arwkv_dtype_size(c->type);
     for (size_t t = b; t < e; t++)
         arwkv__widen(c->out + t * (size_t)c->C, (const char *)c->table + (size_t)c->ids[t] * (size_t)c->C * esz, c->type, 1, c->C);
 }
-static arwkv_result arwkv__cpu_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
                                              arwkv_dtype type, int C) {
     arwkv__embed_ctx c = {out, ids, table, type, C, NULL, T};
     arwkv__parallel_range(be->pool, (size_t)T, 16, arwkv__embed_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__embed_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__embed_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__embed_ctx *c = (arwkv__embed_ctx *)ctx;
     for (int t = 0; t < c->T; t++) {
         float *row = c->out + (size_t)c->ids[t] * (size_t)c->C;
@@ -7872,7 +7890,7 @@ static void arwkv__embed_bwd_range(void *ctx, size_t b, size_t e) {
         for (size_t i = b; i < e; i++) row[i] += d[i];
     }
 }
-static arwkv_result arwkv__cpu_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
     arwkv__embed_ctx c = {dtable, ids, NULL, ARWKV_F32, C, dout, T};
     arwkv__parallel_range(be->pool, (size_t)C, 32, arwkv__embed_bwd_range, &c);
     return ARWKV_OK;
@@ -7889,7 +7907,7 @@ typedef struct arwkv__rms_ctx {
     int T, C, accumulate_dx;
     float eps;
 } arwkv__rms_ctx;
-static void arwkv__rms_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__rms_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
     float wrow[512];
     for (size_t t = b; t < e; t++) {
@@ -7906,7 +7924,7 @@ static void arwkv__rms_fwd_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
                                                arwkv_dtype w_type, int T, int C, float eps) {
     arwkv__rms_ctx c;
     memset(&c, 0, sizeof c);
@@ -7914,7 +7932,7 @@ static arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *out, fl
     arwkv__parallel_range(be->pool, (size_t)T, 8, arwkv__rms_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__rms_bwd_dx_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__rms_bwd_dx_range(void *ctx, size_t b, size_t e) {
     arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
     size_t esz = arwkv_dtype_size(c->w_type);
     for (size_t t = b; t < e; t++) {
@@ -7936,7 +7954,7 @@ static void arwkv__rms_bwd_dx_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static void arwkv__rms_bwd_dw_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__rms_bwd_dw_range(void *ctx, size_t b, size_t e) {
     arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
     for (int t = 0; t < c->T; t++) {
         const float *x = c->x + (size_t)t * c->C, *dy = c->dout + (size_t)t * c->C;
@@ -7944,7 +7962,7 @@ static void arwkv__rms_bwd_dw_range(void *ctx, size_t b, size_t e) {
         for (size_t i = b; i < e; i++) c->dw[i] += dy[i] * x[i] * r;
     }
 }
-static arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
                                                 const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
                                                 int accumulate_dx) {
     arwkv__rms_ctx c;
@@ -7962,19 +7980,19 @@ typedef struct arwkv__swiglu_ctx {
     float *out, *dgate, *dup;
     const float *gate, *up, *dout;
 } arwkv__swiglu_ctx;
-static void arwkv__swiglu_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__swiglu_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
     for (size_t i = b; i < e; i++) {
         float g = c->gate[i];
         c->out[i] = g / (1.0f + expf(-g)) * c->up[i];
     }
 }
-static arwkv_result arwkv__cpu_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
     arwkv__swiglu_ctx c = {out, NULL, NULL, gate, up, NULL};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__swiglu_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__swiglu_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__swiglu_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
     for (size_t i = b; i < e; i++) {
         float g = c->gate[i], u = c->up[i], s = 1.0f / (1.0f + expf(-g)), d = c->dout[i];
@@ -7982,7 +8000,7 @@ static void arwkv__swiglu_bwd_range(void *ctx, size_t b, size_t e) {
         c->dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
     }
 }
-static arwkv_result arwkv__cpu_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
                                                const float *up, size_t n) {
     arwkv__swiglu_ctx c = {NULL, dgate, dup, gate, up, dout};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__swiglu_bwd_range, &c);
@@ -7995,11 +8013,11 @@ typedef struct arwkv__axpy_ctx {
     const float *x;
     float alpha;
 } arwkv__axpy_ctx;
-static void arwkv__axpy_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__axpy_range(void *ctx, size_t b, size_t e) {
     arwkv__axpy_ctx *c = (arwkv__axpy_ctx *)ctx;
     for (size_t i = b; i < e; i++) c->y[i] += c->alpha * c->x[i];
 }
-static arwkv_result arwkv__cpu_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
     arwkv__axpy_ctx c = {y, x, alpha};
     arwkv__parallel_range(be->pool, n, 8192, arwkv__axpy_range, &c);
     return ARWKV_OK;
@@ -8024,7 +8042,7 @@ typedef struct arwkv__rope_ctx {
     float inv_freq[ARWKV__ROPE_MAX_DIM / 2];
 } arwkv__rope_ctx;
 
-static void arwkv__rope_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__rope_range(void *ctx, size_t b, size_t e) {
     arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
     int half = c->head_dim / 2;
     float cs[ARWKV__ROPE_MAX_DIM / 2], sn[ARWKV__ROPE_MAX_DIM / 2];
@@ -8048,12 +8066,19 @@ static void arwkv__rope_range(void *ctx, size_t b, size_t e) {
     }
 }
 
-static arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
-                                            const int32_t *pos, int pos0, double theta) {
+/* The shape check of rope, which both backends make (the GPU's table of frequencies holds
+   ARWKV__ROPE_MAX_DIM / 2 of them). */
+ARWKV_PRIVATE arwkv_result arwkv__rope_check(int rows, int n_heads, int head_dim, ptrdiff_t ld, double theta) {
     if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > ARWKV__ROPE_MAX_DIM || ld < (ptrdiff_t)n_heads * head_dim ||
         !(theta > 0))
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
                            rows, n_heads, head_dim, ARWKV__ROPE_MAX_DIM, (long long)ld, theta);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+                                            const int32_t *pos, int pos0, double theta) {
+    ARWKV__TRY(arwkv__rope_check(rows, n_heads, head_dim, ld, theta));
     arwkv__rope_ctx c;
     c.x = x, c.ld = ld, c.pos = pos, c.pos0 = pos0, c.n_heads = n_heads, c.head_dim = head_dim;
     float base = (float)theta;
@@ -8230,7 +8255,7 @@ ARWKV_PRIVATE float arwkv__attn_softmax_row(float *sr, int n_valid, int kb, floa
     return l;
 }
 
-static void arwkv__attn_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__attn_task(void *ctx, int task, int thread) {
     arwkv__attn_ctx *c = (arwkv__attn_ctx *)ctx;
     const int QB = ARWKV__ATT_QB, KB = ARWKV__ATT_KB, D = c->D;
     int BH = c->B * c->H;
@@ -8294,7 +8319,7 @@ ARWKV_PRIVATE arwkv_result arwkv__attention_check(int B, int Tq, int p0, int H, 
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
                                                  int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
     ARWKV__TRY(arwkv__attention_check(B, Tq, p0, H, Hkv, D, kv_batch_stride, ARWKV__ATT_MAX_D, ""));
     if (B == 0 || Tq == 0) return ARWKV_OK;
@@ -8310,18 +8335,13 @@ static arwkv_result arwkv__cpu_attention_forward(arwkv_backend *be, float *out, 
     return ARWKV_OK;
 }
 
-#define ARWKV__HAVE_CPU_QWEN_OPS
 static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwkv__cpu_attention_forward};
-
-/* @@qwen-ops-impl@@ */
-
 
 /* ---- RWKV-7 time mix: CPU ops --------------------------------------------------------------------
    The ops of arwkv_rwkv7_ops on host memory. Determinism: every task owns its outputs, and a sum
    over token rows (a parameter gradient) is taken by one task in row order, so any number of
    threads gives the same bits. Inner loops over a head's channels go eight lanes at a time with
    fixed partial sums, which the compiler turns into vector code without reassociating anything. */
-#define ARWKV__HAVE_CPU_RWKV7_OPS
 
 #define ARWKV__R7_MAX_N 256 /* largest head size (per-head vectors live on the stack) */
 #define ARWKV__R7_CBLOCK 64 /* channels per task of the loops that run down the time axis */
@@ -8329,7 +8349,7 @@ static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwk
 /* e^-0.5: the decay is exp(-e^-0.5 * sigmoid(z)), the same as exp(-exp(-softplus(-z) - 0.5)). */
 #define ARWKV__R7_DECAY_SCALE 0.60653065971263342f
 
-static inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+ARWKV_PRIVATE inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* a*b + c in one rounding where the CPU has FMA (the vectorizer turns it into vfmadd). */
 #if defined(__FMA__) || defined(__FP_FAST_FMAF)
@@ -8339,12 +8359,12 @@ static inline float arwkv__r7_sigmoid(float x) { return 1.0f / (1.0f + expf(-x))
 #endif
 
 /* The eight partial sums of the lane loops below, added in a fixed order. */
-static inline float arwkv__r7_sum8(const float *acc) {
+ARWKV_PRIVATE inline float arwkv__r7_sum8(const float *acc) {
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 /* sum_j x[j] y[j] over n (a multiple of 8). */
-static inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const float *ARWKV__RESTRICT y, int n) {
+ARWKV_PRIVATE inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const float *ARWKV__RESTRICT y, int n) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int j = 0; j < n; j += 8)
         for (int l = 0; l < 8; l++) acc[l] = ARWKV__R7_FMA(x[j + l], y[j + l], acc[l]);
@@ -8362,7 +8382,7 @@ typedef struct arwkv__r7_lerp_ctx {
     int n_mix, B, T, C, n_blocks;
 } arwkv__r7_lerp_ctx;
 
-static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
+ARWKV_PRIVATE void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_lerp_ctx *c = (arwkv__r7_lerp_ctx *)ctx;
     size_t MC = (size_t)c->B * c->T * c->C;
     for (size_t u = begin; u < end; u++) {
@@ -8382,7 +8402,7 @@ static void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
                                                float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
     if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
     arwkv__r7_lerp_ctx c;
@@ -8396,7 +8416,7 @@ static arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, c
 
 /* x_t feeds its own mixes with weight (1 - mu) and those of token t+1 with weight mu; the carry
    holds the latter, walking backwards (at t = T-1 it starts from the gradient of the final shift). */
-static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
+ARWKV_PRIVATE void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_lerp_ctx *c = (arwkv__r7_lerp_ctx *)ctx;
     size_t MC = (size_t)c->B * c->T * c->C;
     for (size_t u = begin; u < end; u++) {
@@ -8431,7 +8451,7 @@ static void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
                                                 int T, int C) {
     if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
@@ -8450,29 +8470,34 @@ typedef struct arwkv__r7_act_ctx {
     int kind;
 } arwkv__r7_act_ctx;
 
-static void arwkv__r7_act_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__r7_act_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__r7_act_ctx *c = (arwkv__r7_act_ctx *)ctx;
     if (c->kind == ARWKV_ACT_TANH)
         for (size_t i = b; i < e; i++) c->h[i] = tanhf(c->h[i]);
     else
         for (size_t i = b; i < e; i++) c->h[i] = arwkv__r7_sigmoid(c->h[i]);
 }
-static arwkv_result arwkv__cpu_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+/* The check both backends make before a LoRA activation. */
+ARWKV_PRIVATE arwkv_result arwkv__r7_act_check(int kind) {
     if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     arwkv__r7_act_ctx c = {h, NULL, NULL, kind};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_fwd_range, &c);
     return ARWKV_OK;
 }
 /* tanh' = 1 - tanh^2 and sigmoid' = s (1 - s), both from the activated value. */
-static void arwkv__r7_act_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__r7_act_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__r7_act_ctx *c = (arwkv__r7_act_ctx *)ctx;
     if (c->kind == ARWKV_ACT_TANH)
         for (size_t i = b; i < e; i++) c->dh[i] *= 1.0f - c->h_in[i] * c->h_in[i];
     else
         for (size_t i = b; i < e; i++) c->dh[i] *= c->h_in[i] * (1.0f - c->h_in[i]);
 }
-static arwkv_result arwkv__cpu_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
-    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     arwkv__r7_act_ctx c = {NULL, dh, h, kind};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__r7_act_bwd_range, &c);
     return ARWKV_OK;
@@ -8493,7 +8518,7 @@ typedef struct arwkv__r7_prep_ctx {
 #define ARWKV__R7_NORM_EPS 1e-12f
 
 /* kk = k_in * k_k over one head; returns max(|kk|, eps). */
-static float arwkv__r7_removal_key(float *kk, const float *k_in, const float *k_k, int N) {
+ARWKV_PRIVATE float arwkv__r7_removal_key(float *kk, const float *k_in, const float *k_k, int N) {
     double ss = 0;
     for (int j = 0; j < N; j++) {
         kk[j] = k_in[j] * k_k[j];
@@ -8503,7 +8528,7 @@ static float arwkv__r7_removal_key(float *kk, const float *k_in, const float *k_
     return norm > ARWKV__R7_NORM_EPS ? norm : ARWKV__R7_NORM_EPS;
 }
 
-static void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
+ARWKV_PRIVATE void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
     int N = c->N;
     float kk[ARWKV__R7_MAX_N];
@@ -8531,24 +8556,34 @@ static void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in,
-                                                  const float *v_in, const float *w_lora, const float *a_lora, const float *v_lora,
-                                                  float *v_first, const float *w0, const float *a0, const float *v0,
-                                                  const float *k_k, const float *k_a, float *decay, float *k, float *v,
-                                                  float *wkv_a, float *wkv_b) {
-    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
-    arwkv__r7_prep_ctx c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
-    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
-    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
-    c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
-    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_prep_fwd_range, &c);
+/* The shape check both backends make before the prepare step. */
+ARWKV_PRIVATE arwkv_result arwkv__r7_prepare_check(const arwkv_r7_prepare_args *p) {
+    if (p->N <= 0 || p->N > ARWKV__R7_MAX_N || p->C % p->N != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", p->N, p->C);
     return ARWKV_OK;
 }
 
-static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
+/* The kernel's context: the arguments and the head count. */
+ARWKV_PRIVATE void arwkv__r7_prep_ctx_from(arwkv__r7_prep_ctx *c, const arwkv_r7_prepare_args *p) {
+    memset(c, 0, sizeof *c);
+    c->M = p->M, c->C = p->C, c->N = p->N, c->H = p->C / p->N, c->first_layer = p->first_layer;
+    c->k_in = p->k_in, c->v_in = p->v_in, c->w_lora = p->w_lora, c->a_lora = p->a_lora, c->v_lora = p->v_lora, c->v_first = p->v_first;
+    c->w0 = p->w0, c->a0 = p->a0, c->v0 = p->v0, c->k_k = p->k_k, c->k_a = p->k_a;
+    c->decay = p->decay, c->k = p->k, c->v = p->v, c->wkv_a = p->wkv_a, c->wkv_b = p->wkv_b;
+    c->d_decay = p->d_decay, c->dk = p->dk, c->dv = p->dv, c->d_wkv_a = p->d_wkv_a, c->d_wkv_b = p->d_wkv_b;
+    c->dk_in = p->dk_in, c->dv_in = p->dv_in, c->dw_lora = p->dw_lora, c->da_lora = p->da_lora, c->dv_lora = p->dv_lora;
+    c->dv_first = p->dv_first, c->dw0 = p->dw0, c->da0 = p->da0, c->dv0 = p->dv0, c->dk_k = p->dk_k, c->dk_a = p->dk_a;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, const arwkv_r7_prepare_args *p) {
+    ARWKV__TRY(arwkv__r7_prepare_check(p));
+    arwkv__r7_prep_ctx c;
+    arwkv__r7_prep_ctx_from(&c, p);
+    arwkv__parallel_range(be->pool, (size_t)p->M * c.H, 16, arwkv__r7_prep_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
     int N = c->N;
     float kkn[ARWKV__R7_MAX_N], a[ARWKV__R7_MAX_N], dkkn[ARWKV__R7_MAX_N];
@@ -8610,23 +8645,10 @@ static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_prepare_backward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
-                                                   const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
-                                                   const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
-                                                   const float *v_lora, const float *v_first, const float *w0, const float *a0,
-                                                   const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
-                                                   float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0,
-                                                   float *da0, float *dv0, float *dk_k, float *dk_a) {
-    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_prepare_backward(arwkv_backend *be, const arwkv_r7_prepare_args *p) {
+    ARWKV__TRY(arwkv__r7_prepare_check(p));
     arwkv__r7_prep_ctx c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
-    c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.d_wkv_a = d_wkv_a, c.d_wkv_b = d_wkv_b;
-    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = (float *)v_first;
-    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
-    c.dk_in = dk_in, c.dv_in = dv_in, c.dw_lora = dw_lora, c.da_lora = da_lora, c.dv_lora = dv_lora, c.dv_first = dv_first;
-    c.dw0 = dw0, c.da0 = da0, c.dv0 = dv0, c.dk_k = dk_k, c.dk_a = dk_a;
+    arwkv__r7_prep_ctx_from(&c, p);
     arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_prep_bwd_range, &c);
     return ARWKV_OK;
 }
@@ -8652,7 +8674,7 @@ typedef struct arwkv__r7_wkv_ctx {
 
 /* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
    NULL). The loops over j go eight lanes at a time (N is a multiple of 8) so that they vectorize. */
-static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+ARWKV_PRIVATE void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                              const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                              const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
     for (int i = 0; i < N; i++) {
@@ -8672,11 +8694,11 @@ static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV
 /* A token of one head costs about a microsecond: waking the workers for a recurrent step would
    cost more than it saves, so small calls run on the caller's thread (task scratch still comes
    from the pool, as thread 0's). */
-static arwkv_pool *arwkv__r7_wkv_pool(arwkv_backend *be, int B, int T, int H) {
+ARWKV_PRIVATE arwkv_pool *arwkv__r7_wkv_pool(arwkv_backend *be, int B, int T, int H) {
     return (int64_t)B * T * H >= 16 ? be->pool : NULL;
 }
 
-static void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
     arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
     int N = c->N, H = c->H, bi = task / H, h = task % H, n_chunks = (c->T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
     size_t NN = (size_t)N * N, C = (size_t)H * N;
@@ -8694,7 +8716,7 @@ static void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
                                                const float *k, const float *v, const float *a, const float *b, float *y,
                                                float *state, float *ckpt) {
     if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
@@ -8710,7 +8732,7 @@ static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, 
 
 /* Row i of one backward step: g (row i of G) gains dy_i r^T, the column sums dr, dk, db, dd, da
    gain row i's terms, then g becomes row i of the previous token's G. Returns dv_i. */
-static float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const float *ARWKV__RESTRICT before,
+ARWKV_PRIVATE float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const float *ARWKV__RESTRICT before,
                                        const float *ARWKV__RESTRICT after, float dyi, float vi, float sai,
                                        const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                                        const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT a,
@@ -8737,7 +8759,7 @@ static float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const fl
     return arwkv__r7_sum8(acc_v);
 }
 
-static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
     arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
     int N = c->N, H = c->H, bi = task / H, h = task % H, n_chunks = (c->T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
     size_t NN = (size_t)N * N, C = (size_t)H * N;
@@ -8782,7 +8804,7 @@ static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
     if (c->dstate) memcpy(c->dstate + (size_t)task * NN, G, NN * sizeof(float));
 }
 
-static arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
                                                 const float *k, const float *v, const float *a, const float *b, const float *dy,
                                                 const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
                                                 float *da, float *db) {
@@ -8812,7 +8834,7 @@ typedef struct arwkv__r7_finish_ctx {
 
 /* p (the value before the gate) of one head of one row; xhat and rstd receive the normalized y
    and 1/std when there is a group norm. Returns the bonus coefficient sum_j r_j k_j r_k_j. */
-static float arwkv__r7_finish_head(const arwkv__r7_finish_ctx *c, size_t o, int h0, float *p, float *xhat, float *rstd) {
+ARWKV_PRIVATE float arwkv__r7_finish_head(const arwkv__r7_finish_ctx *c, size_t o, int h0, float *p, float *xhat, float *rstd) {
     int N = c->N;
     const float *y = c->y + o;
     float bonus = 0;
@@ -8832,7 +8854,7 @@ static float arwkv__r7_finish_head(const arwkv__r7_finish_ctx *c, size_t o, int 
     return bonus;
 }
 
-static void arwkv__r7_finish_fwd_range(void *ctx, size_t begin, size_t end) {
+ARWKV_PRIVATE void arwkv__r7_finish_fwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_finish_ctx *c = (arwkv__r7_finish_ctx *)ctx;
     float p[ARWKV__R7_MAX_N], xhat[ARWKV__R7_MAX_N], rstd;
     for (size_t u = begin; u < end; u++) {
@@ -8843,21 +8865,31 @@ static void arwkv__r7_finish_fwd_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r,
-                                                 const float *k, const float *v, const float *r_k, const float *ln_w,
-                                                 const float *ln_b, float gn_eps, const float *g, float *o) {
+/* The checks both backends make before the finish step. */
+ARWKV_PRIVATE arwkv_result arwkv__r7_finish_check(int C, int N, const float *ln_w, const float *ln_b) {
     if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
     if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
-    arwkv__r7_finish_ctx c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
-    c.gn_eps = gn_eps, c.g = g, c.o = o;
-    arwkv__parallel_range(be->pool, (size_t)M * c.H, 16, arwkv__r7_finish_fwd_range, &c);
     return ARWKV_OK;
 }
 
-static void arwkv__r7_finish_bwd_range(void *ctx, size_t begin, size_t end) {
+ARWKV_PRIVATE void arwkv__r7_finish_ctx_from(arwkv__r7_finish_ctx *c, const arwkv_r7_finish_args *f) {
+    memset(c, 0, sizeof *c);
+    c->M = f->M, c->C = f->C, c->N = f->N, c->H = f->C / f->N;
+    c->y = f->y, c->r = f->r, c->k = f->k, c->v = f->v, c->r_k = f->r_k, c->ln_w = f->ln_w, c->ln_b = f->ln_b, c->gn_eps = f->gn_eps;
+    c->g = f->g, c->o = f->o, c->d_o = f->d_o, c->dy = f->dy, c->dr = f->dr, c->dk = f->dk, c->dv = f->dv, c->dg = f->dg;
+    c->dr_k = f->dr_k, c->dln_w = f->dln_w, c->dln_b = f->dln_b;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_forward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
+    arwkv__r7_finish_ctx c;
+    arwkv__r7_finish_ctx_from(&c, f);
+    arwkv__parallel_range(be->pool, (size_t)f->M * c.H, 16, arwkv__r7_finish_fwd_range, &c);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__r7_finish_bwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_finish_ctx *c = (arwkv__r7_finish_ctx *)ctx;
     int N = c->N;
     float p[ARWKV__R7_MAX_N], xhat[ARWKV__R7_MAX_N], dp[ARWKV__R7_MAX_N], rstd = 0;
@@ -8905,19 +8937,10 @@ static void arwkv__r7_finish_bwd_range(void *ctx, size_t begin, size_t end) {
     }
 }
 
-static arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y,
-                                                  const float *r, const float *k, const float *v, const float *r_k,
-                                                  const float *ln_w, const float *ln_b, float gn_eps, const float *g, float *dy,
-                                                  float *dr, float *dk, float *dv, float *dg, float *dr_k, float *dln_w,
-                                                  float *dln_b) {
-    if (N <= 0 || N > ARWKV__R7_MAX_N || C % N != 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
-    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
+ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_finish_backward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
     arwkv__r7_finish_ctx c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w;
-    c.ln_b = ln_b, c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg, c.dr_k = dr_k;
-    c.dln_w = dln_w, c.dln_b = dln_b;
+    arwkv__r7_finish_ctx_from(&c, f);
     arwkv__parallel_range(be->pool, (size_t)c.H, 1, arwkv__r7_finish_bwd_range, &c);
     return ARWKV_OK;
 }
@@ -9208,17 +9231,25 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_call(arwkv_backend *be, const arwk
 /* The elementwise steps of the forward, which the backward recomputes: WKV inputs, and o. */
 ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d, int M,
                                          const arwkv__tmix7_bufs *b, float *v_first, arwkv__tmix7_work *w) {
-    return be->rwkv7->prepare_forward(be, M, d->C, d->N, layer_index == 0, b->k_in, b->v_in, b->w_lora, b->a_lora,
-                                      layer_index == 0 ? NULL : b->v_lora, v_first, arwkv__tmix7_vec(l->w0),
-                                      arwkv__tmix7_vec(l->a0), arwkv__tmix7_vec(l->v0), arwkv__tmix7_vec(l->k_k),
-                                      arwkv__tmix7_vec(l->k_a), w->decay, w->k, w->v, w->wkv_a, w->wkv_b);
+    arwkv_r7_prepare_args p;
+    memset(&p, 0, sizeof p);
+    p.M = M, p.C = d->C, p.N = d->N, p.first_layer = layer_index == 0;
+    p.k_in = b->k_in, p.v_in = b->v_in, p.w_lora = b->w_lora, p.a_lora = b->a_lora, p.v_lora = layer_index == 0 ? NULL : b->v_lora;
+    p.v_first = v_first;
+    p.w0 = arwkv__tmix7_vec(l->w0), p.a0 = arwkv__tmix7_vec(l->a0), p.v0 = arwkv__tmix7_vec(l->v0);
+    p.k_k = arwkv__tmix7_vec(l->k_k), p.k_a = arwkv__tmix7_vec(l->k_a);
+    p.decay = w->decay, p.k = w->k, p.v = w->v, p.wkv_a = w->wkv_a, p.wkv_b = w->wkv_b;
+    return be->rwkv7->prepare_forward(be, &p);
 }
 ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_layer *l, const arwkv_tmix7_dims *d, int M,
                                         const arwkv__tmix7_bufs *b, arwkv__tmix7_work *w) {
-    return be->rwkv7->finish_forward(be, M, d->C, d->N, b->y, b->r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
-                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
-                                     d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps,
-                                     d->has_gate ? b->g : NULL, w->o);
+    arwkv_r7_finish_args f;
+    memset(&f, 0, sizeof f);
+    f.M = M, f.C = d->C, f.N = d->N;
+    f.y = b->y, f.r = b->r, f.k = w->k, f.v = w->v, f.r_k = arwkv__tmix7_vec(l->r_k);
+    f.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, f.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
+    f.gn_eps = d->gn_eps, f.g = d->has_gate ? b->g : NULL, f.o = w->o;
+    return be->rwkv7->finish_forward(be, &f);
 }
 
 /* Runs the calls of a forward or backward one after another until one fails (r holds the result). */
@@ -9341,21 +9372,31 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
 
     /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
     ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, w->o, l->output, 1, dout, w->d_o, 0));
-    ARWKV__STEP(op->finish_backward(be, M, C, d->N, w->d_o, b.y, b.r, w->k, w->v, arwkv__tmix7_vec(l->r_k),
-                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL,
-                                    d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL, d->gn_eps, d->has_gate ? b.g : NULL,
-                                    w->dy, w->dr, w->dk, w->dv, d->has_gate ? w->dg : NULL, arwkv__tmix7_grad(l->r_k),
-                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL,
-                                    d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL));
+    arwkv_r7_finish_args fin;
+    memset(&fin, 0, sizeof fin);
+    fin.M = M, fin.C = C, fin.N = d->N;
+    fin.y = b.y, fin.r = b.r, fin.k = w->k, fin.v = w->v, fin.r_k = arwkv__tmix7_vec(l->r_k);
+    fin.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, fin.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
+    fin.gn_eps = d->gn_eps, fin.g = d->has_gate ? b.g : NULL;
+    fin.d_o = w->d_o, fin.dy = w->dy, fin.dr = w->dr, fin.dk = w->dk, fin.dv = w->dv, fin.dg = d->has_gate ? w->dg : NULL;
+    fin.dr_k = arwkv__tmix7_grad(l->r_k);
+    fin.dln_w = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL, fin.dln_b = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL;
+    ARWKV__STEP(op->finish_backward(be, &fin));
     ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
                                   w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
-    ARWKV__STEP(op->prepare_backward(be, M, C, d->N, first, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b, b.k_in, b.v_in,
-                                     b.w_lora, b.a_lora, first ? NULL : b.v_lora, first ? NULL : v_first,
-                                     arwkv__tmix7_vec(l->w0), arwkv__tmix7_vec(l->a0), arwkv__tmix7_vec(l->v0),
-                                     arwkv__tmix7_vec(l->k_k), arwkv__tmix7_vec(l->k_a), w->dk_in, w->dv_in, w->dw_lora,
-                                     w->da_lora, first ? NULL : w->dv_lora, dv_first, arwkv__tmix7_grad(l->w0),
-                                     arwkv__tmix7_grad(l->a0), first ? NULL : arwkv__tmix7_grad(l->v0),
-                                     arwkv__tmix7_grad(l->k_k), arwkv__tmix7_grad(l->k_a)));
+    arwkv_r7_prepare_args prep;
+    memset(&prep, 0, sizeof prep);
+    prep.M = M, prep.C = C, prep.N = d->N, prep.first_layer = first;
+    prep.k_in = b.k_in, prep.v_in = b.v_in, prep.w_lora = b.w_lora, prep.a_lora = b.a_lora, prep.v_lora = first ? NULL : b.v_lora;
+    prep.v_first = first ? NULL : (float *)v_first;
+    prep.w0 = arwkv__tmix7_vec(l->w0), prep.a0 = arwkv__tmix7_vec(l->a0), prep.v0 = arwkv__tmix7_vec(l->v0);
+    prep.k_k = arwkv__tmix7_vec(l->k_k), prep.k_a = arwkv__tmix7_vec(l->k_a);
+    prep.d_decay = w->d_decay, prep.dk = w->dk, prep.dv = w->dv, prep.d_wkv_a = w->d_wkv_a, prep.d_wkv_b = w->d_wkv_b;
+    prep.dk_in = w->dk_in, prep.dv_in = w->dv_in, prep.dw_lora = w->dw_lora, prep.da_lora = w->da_lora;
+    prep.dv_lora = first ? NULL : w->dv_lora, prep.dv_first = dv_first;
+    prep.dw0 = arwkv__tmix7_grad(l->w0), prep.da0 = arwkv__tmix7_grad(l->a0), prep.dv0 = first ? NULL : arwkv__tmix7_grad(l->v0);
+    prep.dk_k = arwkv__tmix7_grad(l->k_k), prep.dk_a = arwkv__tmix7_grad(l->k_a);
+    ARWKV__STEP(op->prepare_backward(be, &prep));
 
     /* the LoRAs and projections back to the mixes: dxmix[m] = sum of what each mix fed */
     float *dx_of[6];
@@ -9384,9 +9425,6 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
     return ARWKV_OK;
 }
 
-/* @@rwkv7-ops-impl@@ */
-
-
 /* ---- RWKV-6 ops (CPU) ---------------------------------------------------------------------------
    The QRWKV6 time mix between its matrix products. Elementwise ops split rows over threads; the
    reductions over rows (parameter gradients) split channels instead and sum rows in order, in
@@ -9402,7 +9440,7 @@ typedef struct arwkv__rwkv6_ctx {
 } arwkv__rwkv6_ctx;
 
 /* Token shift: xx = prev - x, xxx = x + xx maa_x. */
-static void arwkv__shift_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__shift_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     const float *x = c->i0, *shift = c->i1, *maa = c->i2;
     size_t C = (size_t)c->C;
@@ -9418,7 +9456,7 @@ static void arwkv__shift_fwd_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static arwkv_result arwkv__cpu_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
                                              const float *maa_x, int B, int T, int C) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
@@ -9428,7 +9466,7 @@ static arwkv_result arwkv__cpu_shift_forward(arwkv_backend *be, float *xx, float
 }
 /* Backward. With D_t = dxx_t + dxxx_t maa_x (all that reaches xx_t), and xx_t = x_{t-1} - x_t:
    dx_t += dxxx_t - D_t + D_{t+1} (the last term only inside the sequence). */
-static void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     const float *dxx = c->i0, *dxxx = c->i1, *maa = c->i3;
     size_t C = (size_t)c->C;
@@ -9443,7 +9481,7 @@ static void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     double acc[64];
     for (size_t i0 = b; i0 < e; i0 += 64) {
@@ -9456,7 +9494,7 @@ static void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
         for (size_t i = 0; i < n; i++) c->o1[i0 + i] += (float)acc[i];
     }
 }
-static arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
                                               const float *xx, const float *maa_x, int B, int T, int C) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
@@ -9467,7 +9505,7 @@ static arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, floa
 }
 
 /* Data-dependent lerp of the five branches. */
-static void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
     for (size_t row = b; row < e; row++) {
@@ -9479,7 +9517,7 @@ static void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static arwkv_result arwkv__cpu_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx,
                                               const float *const *maa, const float *m, int rows, int C) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
@@ -9487,7 +9525,7 @@ static arwkv_result arwkv__cpu_ddlerp_forward(arwkv_backend *be, float *xc, cons
     arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__ddlerp_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
     const float *dxc = c->i0, *xx = c->i1, *m = c->i2;
@@ -9506,7 +9544,7 @@ static void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     size_t C = (size_t)c->C, plane = (size_t)c->rows * C;
     double acc[64];
@@ -9523,7 +9561,7 @@ static void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static arwkv_result arwkv__cpu_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa,
                                                const float *dxc, const float *xx, const float *const *maa, const float *m,
                                                int rows, int C) {
     arwkv__rwkv6_ctx c;
@@ -9539,27 +9577,27 @@ typedef struct arwkv__ew_ctx {
     float *o0, *o1;
     const float *i0, *i1, *i2;
 } arwkv__ew_ctx;
-static void arwkv__tanh_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__tanh_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
     for (size_t i = b; i < e; i++) c->o0[i] = tanhf(c->i0[i]);
 }
-static arwkv_result arwkv__cpu_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
     arwkv__ew_ctx c = {y, NULL, x, NULL, NULL};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__tanh_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__tanh_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__tanh_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
     for (size_t i = b; i < e; i++) c->o0[i] = c->i0[i] * (1.0f - c->i1[i] * c->i1[i]);
 }
-static arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
     arwkv__ew_ctx c = {dx, NULL, dy, y, NULL};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__tanh_bwd_range, &c);
     return ARWKV_OK;
 }
 
 /* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
-static void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     double acc[64];
     for (size_t i0 = b; i0 < e; i0 += 64) {
@@ -9572,7 +9610,7 @@ static void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
         for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
     }
 }
-static arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.o0 = db, c.i0 = dy, c.rows = rows, c.C = cols;
@@ -9581,7 +9619,7 @@ static arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float 
 }
 
 /* Decay w = exp(-exp(z)). No clamp (as llama.cpp): w may come arbitrarily close to 0 or 1. */
-static void arwkv__decay_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__decay_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     size_t C = (size_t)c->C;
     for (size_t row = b; row < e; row++) {
@@ -9592,7 +9630,7 @@ static void arwkv__decay_fwd_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-static arwkv_result arwkv__cpu_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.o0 = w, c.o1 = z, c.i0 = time_decay, c.rows = rows, c.C = C;
@@ -9601,14 +9639,14 @@ static arwkv_result arwkv__cpu_decay_forward(arwkv_backend *be, float *w, float 
 }
 /* dz = dw dw/dz = -dw w exp(z): exp(z) from z itself, so the derivative stays exact where w rounds to
    1; where exp(z) overflows, w is 0 and so is the derivative (not 0 * inf). */
-static void arwkv__decay_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__decay_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
     for (size_t i = b; i < e; i++) {
         float ez = expf(c->i1[i]);
         c->o0[i] = ez <= FLT_MAX ? -c->i0[i] * c->i2[i] * ez : 0.0f;
     }
 }
-static arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
                                               const float *w, int rows, int C) {
     arwkv__ew_ctx c = {dz, NULL, dw, z, w};
     arwkv__parallel_range(be->pool, (size_t)rows * (size_t)C, 4096, arwkv__decay_bwd_range, &c);
@@ -9616,7 +9654,7 @@ static arwkv_result arwkv__cpu_decay_backward(arwkv_backend *be, float *dz, floa
 }
 
 /* Keys and values repeated to the heads of their group, keys scaled by (1 - w). */
-static void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     size_t N = (size_t)c->N, HN = (size_t)c->H * N, KN = (size_t)c->KVH * N;
     int group = c->H / c->KVH;
@@ -9631,7 +9669,7 @@ static void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
             }
         }
 }
-static arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
                                                  const float *w, int rows, int H, int KVH, int N) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
@@ -9639,7 +9677,7 @@ static arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, f
     arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__kv_expand_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     size_t N = (size_t)c->N, HN = (size_t)c->H * N, KN = (size_t)c->KVH * N;
     int group = c->H / c->KVH;
@@ -9660,7 +9698,7 @@ static void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
             }
         }
 }
-static arwkv_result arwkv__cpu_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
                                                   const float *dvv, const float *k, const float *w, int rows, int H, int KVH,
                                                   int N) {
     arwkv__rwkv6_ctx c;
@@ -9691,14 +9729,14 @@ typedef struct arwkv__wkv6_ctx {
     int oom;
 } arwkv__wkv6_ctx;
 
-static int arwkv__wkv6_chunks(int T) { return (T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK; }
+ARWKV_PRIVATE int arwkv__wkv6_chunks(int T) { return (T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK; }
 
 /* The inner loops run over value channels j in blocks of 8 with a fixed trip count, which compilers
    vectorize at -O2 without reordering any sum; a scalar tail takes N % 8. */
 #define ARWKV__WKV_LANES 8
 
 /* S = diag(w) S + k v^T, and y = scale r^T S (y may be NULL). */
-static void arwkv__wkv6_step(float *ARWKV__RESTRICT S, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT k,
+ARWKV_PRIVATE void arwkv__wkv6_step(float *ARWKV__RESTRICT S, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT k,
                              const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT w, float *ARWKV__RESTRICT y,
                              int N, float scale) {
     int nb = N - N % ARWKV__WKV_LANES;
@@ -9730,7 +9768,7 @@ static void arwkv__wkv6_step(float *ARWKV__RESTRICT S, const float *ARWKV__RESTR
     }
 }
 
-static void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
     arwkv__wkv6_ctx *c = (arwkv__wkv6_ctx *)ctx;
     int b = task / c->H, h = task % c->H, N = c->N;
     size_t NN = (size_t)N * N, HN = (size_t)c->H * N, nch = (size_t)arwkv__wkv6_chunks(c->T);
@@ -9751,7 +9789,7 @@ static void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
     if (c->s_out) memcpy(c->s_out + sidx, S, NN * sizeof(float));
 }
 
-static arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
                                             const float *v, const float *w, const float *s0, int B, int T, int H, int N,
                                             float scale) {
     arwkv__wkv6_ctx c;
@@ -9763,7 +9801,7 @@ static arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *
     return ARWKV_OK;
 }
 
-static void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
     arwkv__wkv6_ctx *c = (arwkv__wkv6_ctx *)ctx;
     int b = task / c->H, h = task % c->H, N = c->N;
     size_t NN = (size_t)N * N, HN = (size_t)c->H * N, nch = (size_t)arwkv__wkv6_chunks(c->T);
@@ -9842,7 +9880,7 @@ static void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
     }
 }
 
-static arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
                                              const float *r, const float *k, const float *v, const float *w, const float *ckpt,
                                              int B, int T, int H, int N, float scale) {
     arwkv__wkv6_ctx c;
@@ -9855,16 +9893,16 @@ static arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float
 }
 
 /* Output gate y * sigmoid(g). */
-static void arwkv__gate_fwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__gate_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
     for (size_t i = b; i < e; i++) c->o0[i] = c->i0[i] / (1.0f + expf(-c->i1[i]));
 }
-static arwkv_result arwkv__cpu_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
     arwkv__ew_ctx c = {out, NULL, y, g, NULL};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_fwd_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__gate_bwd_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__gate_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__ew_ctx *c = (arwkv__ew_ctx *)ctx;
     for (size_t i = b; i < e; i++) {
         float s = 1.0f / (1.0f + expf(-c->i2[i])), d = c->i0[i];
@@ -9872,22 +9910,18 @@ static void arwkv__gate_bwd_range(void *ctx, size_t b, size_t e) {
         c->o0[i] = d * s;
     }
 }
-static arwkv_result arwkv__cpu_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y,
                                              const float *g, size_t n) {
     arwkv__ew_ctx c = {dy, dg, dout, y, g};
     arwkv__parallel_range(be->pool, n, 4096, arwkv__gate_bwd_range, &c);
     return ARWKV_OK;
 }
 
-#define ARWKV__HAVE_CPU_RWKV6_OPS
 static const arwkv_rwkv6_ops arwkv__cpu_rwkv6_ops = {
     arwkv__cpu_shift_forward,     arwkv__cpu_shift_backward, arwkv__cpu_ddlerp_forward, arwkv__cpu_ddlerp_backward,
     arwkv__cpu_tanh_forward,      arwkv__cpu_tanh_backward,  arwkv__cpu_decay_forward,  arwkv__cpu_decay_backward,
     arwkv__cpu_kv_expand_forward, arwkv__cpu_kv_expand_backward, arwkv__cpu_wkv6_forward, arwkv__cpu_wkv6_backward,
     arwkv__cpu_gate_forward,      arwkv__cpu_gate_backward,  arwkv__cpu_colsum};
-
-/* @@rwkv6-ops-impl@@ */
-
 
 /* ---- Losses (CPU) -------------------------------------------------------------------------------
    Stage 1 compares a student time mix's output o with the teacher attention output a, row by row.
@@ -9901,7 +9935,7 @@ typedef struct arwkv__align_ctx {
     float scale, *loss, *dout;
 } arwkv__align_ctx;
 
-static void arwkv__align_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__align_range(void *ctx, size_t b, size_t e) {
     arwkv__align_ctx *c = (arwkv__align_ctx *)ctx;
     for (size_t r = b; r < e; r++) {
         const float *o = c->o + r * (size_t)c->C, *a = c->a + r * (size_t)c->C;
@@ -9932,7 +9966,7 @@ static void arwkv__align_range(void *ctx, size_t b, size_t e) {
     }
 }
 
-static arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
                                      float grad_scale, float *loss, float *dout) {
     arwkv__align_ctx c = {kind, o, a, C, grad_scale, loss, dout};
     arwkv__parallel_range(be->pool, (size_t)rows, 4, arwkv__align_range, &c);
@@ -10109,7 +10143,7 @@ typedef struct arwkv__logits_ctx {
     int oom;
 } arwkv__logits_ctx;
 
-static void arwkv__logits_task(void *ctx, int r, int thread) {
+ARWKV_PRIVATE void arwkv__logits_task(void *ctx, int r, int thread) {
     arwkv__logits_ctx *c = (arwkv__logits_ctx *)ctx;
     int V = c->V, label = c->labels ? c->labels[r] : -1, use_ce = label >= 0 && c->ce_w != 0;
     float *s = c->s + (size_t)r * V, inv_tau = 1.0f / c->tau;
@@ -10139,20 +10173,30 @@ static void arwkv__logits_task(void *ctx, int r, int thread) {
     if (c->ce) c->ce[r] = (float)ce;
 }
 
-static arwkv_result arwkv__cpu_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
-                                           float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
+/* The check both backends make before logits_loss. */
+ARWKV_PRIVATE arwkv_result arwkv__logits_loss_check(float tau) {
     if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__cpu_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
+                                           float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
+    ARWKV__TRY(arwkv__logits_loss_check(tau));
     arwkv__logits_ctx c = {s, t, labels, V, tau, t ? kl_weight : 0, labels ? ce_weight : 0, grad_scale, kl, ce, be->pool, 0};
     arwkv_pool_run(be->pool, rows, arwkv__logits_task, &c);
     if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "logits loss: out of scratch memory");
     return ARWKV_OK;
 }
 
-#define ARWKV__HAVE_CPU_LOSS_OPS
 static const arwkv_loss_ops arwkv__cpu_loss_ops = {arwkv__cpu_align, arwkv__cpu_logits_loss};
 
-/* @@loss-ops-impl@@ */
-
+/* The weights of logits_loss where it only measures (evaluation, perplexity), named at each call:
+   temperature 1, each term at weight 1, or 0 where it is left out, and gradient scale 1 (the
+   gradient it writes over the logits is not used). */
+#define ARWKV__MEASURE_TAU 1.0f
+#define ARWKV__MEASURE_TERM 1.0f
+#define ARWKV__MEASURE_NO_TERM 0.0f
+#define ARWKV__MEASURE_GRAD_SCALE 1.0f
 
 /* ---- Optimizer (CPU) ----------------------------------------------------------------------------
    The sum of squares is split into fixed chunks whose partial sums are added in chunk order, so
@@ -10163,7 +10207,7 @@ typedef struct arwkv__sumsq_ctx {
     size_t n;
     double *partial;
 } arwkv__sumsq_ctx;
-static void arwkv__sumsq_task(void *ctx, int task, int thread) {
+ARWKV_PRIVATE void arwkv__sumsq_task(void *ctx, int task, int thread) {
     (void)thread;
     arwkv__sumsq_ctx *c = (arwkv__sumsq_ctx *)ctx;
     size_t b = (size_t)task * ARWKV__SUMSQ_CHUNK, e = b + ARWKV__SUMSQ_CHUNK < c->n ? b + ARWKV__SUMSQ_CHUNK : c->n;
@@ -10171,7 +10215,7 @@ static void arwkv__sumsq_task(void *ctx, int task, int thread) {
     for (size_t i = b; i < e; i++) s += (double)c->g[i] * c->g[i];
     c->partial[task] = s;
 }
-static arwkv_result arwkv__cpu_sumsq(arwkv_backend *be, const float *g, size_t n, float *out) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_sumsq(arwkv_backend *be, const float *g, size_t n, float *out) {
     int tasks = (int)((n + ARWKV__SUMSQ_CHUNK - 1) / ARWKV__SUMSQ_CHUNK);
     double *partial = (double *)arwkv__calloc((size_t)tasks + 1, sizeof(double));
     if (!partial) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
@@ -10189,18 +10233,18 @@ typedef struct arwkv__adamw_ctx {
     const float *g;
     float lr, b1, b2, eps, wd, s, bc1, bc2;
 } arwkv__adamw_ctx;
-static void arwkv__scale_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__scale_range(void *ctx, size_t b, size_t e) {
     arwkv__adamw_ctx *c = (arwkv__adamw_ctx *)ctx;
     for (size_t i = b; i < e; i++) c->x[i] *= c->s;
 }
-static arwkv_result arwkv__cpu_scale(arwkv_backend *be, float *x, float s, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__cpu_scale(arwkv_backend *be, float *x, float s, size_t n) {
     arwkv__adamw_ctx c;
     memset(&c, 0, sizeof c);
     c.x = x, c.s = s;
     arwkv__parallel_range(be->pool, n, 16384, arwkv__scale_range, &c);
     return ARWKV_OK;
 }
-static void arwkv__adamw_range(void *ctx, size_t b, size_t e) {
+ARWKV_PRIVATE void arwkv__adamw_range(void *ctx, size_t b, size_t e) {
     arwkv__adamw_ctx *c = (arwkv__adamw_ctx *)ctx;
     for (size_t i = b; i < e; i++) {
         float g = c->g[i];
@@ -10210,7 +10254,7 @@ static void arwkv__adamw_range(void *ctx, size_t b, size_t e) {
         c->p[i] -= c->lr * (mh / (sqrtf(vh) + c->eps) + c->wd * c->p[i]);
     }
 }
-static arwkv_result arwkv__cpu_adamw(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+ARWKV_PRIVATE arwkv_result arwkv__cpu_adamw(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                                      float b2, float eps, float wd, int step) {
     arwkv__adamw_ctx c;
     memset(&c, 0, sizeof c);
@@ -10221,14 +10265,84 @@ static arwkv_result arwkv__cpu_adamw(arwkv_backend *be, float *p, const float *g
     return ARWKV_OK;
 }
 
-#define ARWKV__HAVE_CPU_OPTIM_OPS
 static const arwkv_optim_ops arwkv__cpu_optim_ops = {arwkv__cpu_sumsq, arwkv__cpu_scale, arwkv__cpu_adamw};
 
-/* @@optim-ops-impl@@ */
+/* ---- Backends: filling the op tables, creating the CPU backend ----------------------------------
+   Both backends (this one and arwkv_hip.h's) fill their tables through arwkv__backend_set_ops, whose
+   parameters follow the order of struct arwkv_backend; each table has its own type, so a table put in
+   the wrong slot does not compile. */
 
+ARWKV_PRIVATE void arwkv__backend_set_ops(arwkv_backend *be, const arwkv_mem_ops *mem, const arwkv_core_ops *core,
+                                          const arwkv_qwen_ops *qwen, const arwkv_rwkv7_ops *rwkv7, const arwkv_rwkv6_ops *rwkv6,
+                                          const arwkv_loss_ops *loss, const arwkv_optim_ops *optim) {
+    be->mem = mem;
+    be->core = core;
+    be->qwen = qwen;
+    be->rwkv7 = rwkv7;
+    be->rwkv6 = rwkv6;
+    be->loss = loss;
+    be->optim = optim;
+}
+
+ARWKV_PRIVATE void arwkv__cpu_destroy(arwkv_backend *be) {
+    arwkv__mem_accounting_free(be);
+    arwkv_pool_destroy(be->pool);
+    arwkv__free(be);
+}
+
+ARWKV_API arwkv_result arwkv_backend_cpu(int n_threads, arwkv_backend **out) {
+    *out = NULL;
+    arwkv_backend *be = (arwkv_backend *)arwkv__calloc(1, sizeof *be);
+    if (!be) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "backend: out of memory");
+    arwkv_result r = arwkv_pool_create(n_threads, &be->pool);
+    if (r != ARWKV_OK) {
+        arwkv__free(be);
+        return r;
+    }
+    snprintf(be->name, sizeof be->name, "cpu (%d thread%s)", arwkv_pool_size(be->pool), arwkv_pool_size(be->pool) > 1 ? "s" : "");
+    arwkv__backend_set_ops(be, &arwkv__cpu_mem_ops, &arwkv__cpu_core_ops, &arwkv__cpu_qwen_ops, &arwkv__cpu_rwkv7_ops,
+                           &arwkv__cpu_rwkv6_ops, &arwkv__cpu_loss_ops, &arwkv__cpu_optim_ops);
+    be->destroy = arwkv__cpu_destroy;
+    *out = be;
+    return ARWKV_OK;
+}
+
+ARWKV_API void arwkv_backend_destroy(arwkv_backend *be) {
+    if (be && be->destroy) be->destroy(be);
+}
+
+ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be) { return be ? be->name : "none"; }
+
+ARWKV_API void arwkv_backend_memory(const arwkv_backend *be, arwkv_memory_use *out) {
+    out->in_use = be->mem_in_use, out->peak = be->mem_peak, out->limit = be->mem_limit;
+}
+ARWKV_API void arwkv_backend_reset_peak(arwkv_backend *be) { be->mem_peak = be->mem_in_use; }
+ARWKV_API void arwkv_backend_set_memory_limit(arwkv_backend *be, uint64_t bytes) { be->mem_limit = bytes; }
+
+/* The host's memory from /proc/meminfo (Linux): MemAvailable counts what can be had without
+   swapping (free memory plus caches the kernel can drop). */
+ARWKV_PRIVATE arwkv_result arwkv__host_memory(uint64_t *free_bytes, uint64_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo: cannot read the host's free memory (give a limit by hand)");
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *free_bytes = (uint64_t)kb * 1024;
+        else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total_bytes = (uint64_t)kb * 1024;
+    }
+    fclose(f);
+    if (!*free_bytes || !*total_bytes) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo has no MemAvailable or MemTotal line");
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
+    if (be->memory_info) return be->memory_info(be, free_bytes, total_bytes);
+    return arwkv__host_memory(free_bytes, total_bytes);
+}
 
 /* ============================================================================================
-   7. Models
+   SECTION 7. Models
    ============================================================================================ */
 /* ---- Parameters and checkpoints ------------------------------------------------------------------
    Loading is two steps: declare the parameters an architecture has (names, shapes, roles), then
@@ -10758,7 +10872,7 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_checkpoint(const arwkv_gguf *g, const arw
     f->path = arwkv__strdup(path);
     f->map = (const unsigned char *)arwkv__malloc((size_t)total);
     f->size = (size_t)total;
-    f->owned = 2;
+    f->owned = ARWKV__ST_COPIED;
     st->tensors = (arwkv_tensor_info *)arwkv__calloc((size_t)g->n_tensors + 1, sizeof *st->tensors);
     st->cap_tensors = g->n_tensors + 1;
     arwkv_result r = f->path && f->map && st->tensors ? ARWKV_OK : arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory for %llu bytes of fp32 weights", path, (unsigned long long)total);
@@ -11289,12 +11403,6 @@ ARWKV_API arwkv_result arwkv_teacher_step(arwkv_teacher *t, arwkv_kv_cache *c, c
     c->len += n;
     return ARWKV_OK;
 }
-
-/* @@teacher-impl@@ */
-
-
-/* @@student-impl@@ */
-
 
 /* ---- Creating a student ------------------------------------------------------------------------------ */
 
@@ -12072,9 +12180,6 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
     return ARWKV_OK;
 }
 
-/* @@student-model-impl@@ */
-
-
 /* ---- The QRWKV6 time mix ---------------------------------------------------------------------------
    The block is a chain of matrix products (core->gemm, weights in their stored type) and the
    rwkv6 ops. Forward keeps every intermediate it makes in the activations object; backward walks
@@ -12389,11 +12494,8 @@ ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer
     return r;
 }
 
-/* @@qrwkv6-impl@@ */
-
-
 /* ============================================================================================
-   8. Training
+   SECTION 8. Training
    ============================================================================================ */
 /* ---- Options and schedule ------------------------------------------------------------------------- */
 
@@ -12765,7 +12867,6 @@ ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d) {
     if (d->mask) h ^= arwkv__hash((const char *)d->mask, d->n_tokens) * 31;
     return h;
 }
-
 
 /* ---- Checkpoints ---------------------------------------------------------------------------------------
    A checkpoint is a directory OUT/checkpoints/step-NNNNNNNN holding the student (Hugging Face layout,
@@ -13211,7 +13312,6 @@ ARWKV_PRIVATE arwkv_result arwkv__checkpoint_load_state(arwkv_model *student, co
     return r;
 }
 
-
 /* ---- The trainer ---------------------------------------------------------------------------------------- */
 
 #define ARWKV__TRAIN_LOGIT_ROWS 128 /* positions whose logits (teacher and student) are alive at once */
@@ -13354,7 +13454,7 @@ ARWKV_PRIVATE arwkv_result arwkv__sum_rows(arwkv_trainer *tr, const float *rows,
 /* Stage 1, called by the teacher after each layer's attention: fit the student's time mix of the
    same layer to it. Layer 0's output is kept for the end (its v_first feeds every later layer, so
    its backward needs their gradients); every other layer does its forward and backward here. */
-static arwkv_result arwkv__stage1_hook(void *user, int l, const float *x, const float *xn, const float *attn_out, int rows) {
+ARWKV_PRIVATE arwkv_result arwkv__stage1_hook(void *user, int l, const float *x, const float *xn, const float *attn_out, int rows) {
     (void)x;
     arwkv_trainer *tr = (arwkv_trainer *)user;
     arwkv_model *s = tr->student;
@@ -13522,7 +13622,8 @@ ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dat
             if (tr->teacher) r = arwkv__logits_rows(tr->teacher, ht, row, k, lt);
             if (r == ARWKV_OK) r = arwkv__logits_rows(s, hs, row, k, ls);
             /* student: KL to the teacher and its own likelihood; then the teacher's likelihood */
-            if (r == ARWKV_OK) r = be->loss->logits_loss(be, ls, lt, labels + row, k, V, 1.0f, 1.0f, 1.0f, 1.0f, lt ? rows_b : NULL, rows);
+            if (r == ARWKV_OK) r = be->loss->logits_loss(be, ls, lt, labels + row, k, V, ARWKV__MEASURE_TAU, ARWKV__MEASURE_TERM /* KL */,
+                                                         ARWKV__MEASURE_TERM /* CE */, ARWKV__MEASURE_GRAD_SCALE, lt ? rows_b : NULL, rows);
             if (r == ARWKV_OK) r = be->mem->download(be, hrow, rows, (size_t)k * sizeof(float));
             for (int i = 0; i < k && r == ARWKV_OK; i++)
                 if (tg[row + i] >= 0) snll += hrow[i], targets++;
@@ -13530,7 +13631,8 @@ ARWKV_API arwkv_result arwkv_trainer_evaluate(arwkv_trainer *tr, const arwkv_dat
                 r = be->mem->download(be, hrow, rows_b, (size_t)k * sizeof(float));
                 for (int i = 0; i < k && r == ARWKV_OK; i++) kl += hrow[i];
                 positions += k;
-                if (r == ARWKV_OK) r = be->loss->logits_loss(be, lt, NULL, labels + row, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, rows);
+                if (r == ARWKV_OK) r = be->loss->logits_loss(be, lt, NULL, labels + row, k, V, ARWKV__MEASURE_TAU, ARWKV__MEASURE_NO_TERM /* KL */,
+                                                             ARWKV__MEASURE_TERM /* CE */, ARWKV__MEASURE_GRAD_SCALE, NULL, rows);
                 if (r == ARWKV_OK) r = be->mem->download(be, hrow, rows, (size_t)k * sizeof(float));
                 for (int i = 0; i < k && r == ARWKV_OK; i++)
                     if (tg[row + i] >= 0) tnll += hrow[i];
@@ -13593,7 +13695,6 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
     tr->step = s.step;
     return ARWKV_OK;
 }
-
 
 /* ---- The memory plan ----------------------------------------------------------------------------------
    Each size below mirrors the allocation it predicts (named in its comment); tests/test_memory.c
@@ -13999,10 +14100,8 @@ ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_toke
     return r;
 }
 
-/* @@train-impl@@ */
-
 /* ============================================================================================
-   9. Generation
+   SECTION 9. Generation
    ============================================================================================ */
 /* ---- Sampling ------------------------------------------------------------------------------------------- */
 
@@ -14047,7 +14146,7 @@ typedef struct arwkv__cand {
     float p;
     int32_t id;
 } arwkv__cand;
-static int arwkv__cand_cmp(const void *a, const void *b) {
+ARWKV_PRIVATE int arwkv__cand_cmp(const void *a, const void *b) {
     const arwkv__cand *x = (const arwkv__cand *)a, *y = (const arwkv__cand *)b;
     if (x->p != y->p) return x->p > y->p ? -1 : 1;
     return x->id < y->id ? -1 : x->id > y->id;
@@ -14132,7 +14231,6 @@ ARWKV_API int32_t arwkv_sample(arwkv_sampler *s, float *logits, const int32_t *r
     }
     return pick;
 }
-
 
 /* ---- Sessions ---------------------------------------------------------------------------------------------- */
 
@@ -14231,7 +14329,8 @@ ARWKV_PRIVATE arwkv_result arwkv__nll_rows(arwkv_model *m, const float *hidden, 
         int k = rows - row < ARWKV__LOGIT_ROWS ? rows - row : ARWKV__LOGIT_ROWS;
         ARWKV__TRY(be->mem->upload(be, labels, labels_host + row, (size_t)k * sizeof(int32_t)));
         ARWKV__TRY(arwkv_model_logits(m, hidden + (size_t)row * C, k, logits));
-        ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, 1.0f, 0.0f, 1.0f, 1.0f, NULL, ce));
+        ARWKV__TRY(be->loss->logits_loss(be, logits, NULL, labels, k, V, ARWKV__MEASURE_TAU, ARWKV__MEASURE_NO_TERM /* KL */,
+                                         ARWKV__MEASURE_TERM /* CE */, ARWKV__MEASURE_GRAD_SCALE, NULL, ce));
         ARWKV__TRY(be->mem->download(be, ce_host, ce, (size_t)k * sizeof(float)));
         for (int i = 0; i < k; i++) {
             if (labels_host[row + i] < 0) continue;
@@ -14330,7 +14429,7 @@ ARWKV_PRIVATE arwkv_result arwkv__reader_seek(arwkv__reader *r, const int32_t *i
 }
 
 /* log-softmax normalizer and arg-max (lowest id on ties) of one row, in double */
-static double arwkv__row_lse(const float *x, int V, int *argmax) {
+ARWKV_PRIVATE double arwkv__row_lse(const float *x, int V, int *argmax) {
     int best = 0;
     for (int i = 1; i < V; i++)
         if (x[i] > x[best]) best = i;
@@ -14468,7 +14567,7 @@ typedef struct arwkv__gen_slot {
 } arwkv__gen_slot;
 
 /* Take a token for request q from logits (host, modified): append it, and say if q is finished. */
-static int arwkv__gen_take(arwkv_gen_request *q, arwkv_sampler *smp, float *logits) {
+ARWKV_PRIVATE int arwkv__gen_take(arwkv_gen_request *q, arwkv_sampler *smp, float *logits) {
     int from = q->n_out > ARWKV_GEN_RECENT ? q->n_out - ARWKV_GEN_RECENT : 0;
     int32_t id = arwkv_sample(smp, logits, q->out + from, q->n_out - from);
     q->out[q->n_out++] = id;
@@ -14564,6 +14663,16 @@ ARWKV_API arwkv_result arwkv_generate_batch(arwkv_model *m, arwkv_gen_request *r
 
 /* ---- Conversations as JSON lines ---------------------------------------------------------------------- */
 
+/* The role and content members of message object e, checked: strings without NUL characters. */
+ARWKV_PRIVATE arwkv_result arwkv__chat_message_members(const arwkv__json *j, uint32_t e, const char *where, uint32_t *role, uint32_t *content) {
+    *role = arwkv__json_get(j, e, "role"), *content = arwkv__json_get(j, e, "content");
+    if (arwkv__json_type(j, *role) != ARWKV__JSON_STRING || arwkv__json_type(j, *content) != ARWKV__JSON_STRING)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s needs string \"role\" and \"content\"", where);
+    if (strlen(arwkv__json_str(j, *content)) != arwkv__json_str_len(j, *content) || strlen(arwkv__json_str(j, *role)) != arwkv__json_str_len(j, *role))
+        return arwkv__fail(ARWKV_ERR_FORMAT, "%s contains a NUL character (\\u0000)", where);
+    return ARWKV_OK;
+}
+
 ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n) {
     *msgs = NULL, *n = 0;
     arwkv__json j;
@@ -14574,12 +14683,11 @@ ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char
     if (arwkv__json_type(&j, jm) != ARWKV__JSON_ARRAY)
         r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}", name);
     for (uint32_t e = r == ARWKV_OK ? arwkv__json_first(&j, jm) : ARWKV__JSON_NONE; e != ARWKV__JSON_NONE && r == ARWKV_OK; e = arwkv__json_next(&j, e), count++) {
-        uint32_t role = arwkv__json_get(&j, e, "role"), content = arwkv__json_get(&j, e, "content");
-        if (arwkv__json_type(&j, role) != ARWKV__JSON_STRING || arwkv__json_type(&j, content) != ARWKV__JSON_STRING)
-            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %zu needs string \"role\" and \"content\"", name, count);
-        else if (strlen(arwkv__json_str(&j, content)) != arwkv__json_str_len(&j, content) || strlen(arwkv__json_str(&j, role)) != arwkv__json_str_len(&j, role))
-            r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: message %zu contains a NUL character (\\u0000)", name, count);
-        else bytes += arwkv__json_str_len(&j, role) + arwkv__json_str_len(&j, content) + 2;
+        uint32_t role, content;
+        char where[600];
+        snprintf(where, sizeof where, "%s: message %zu", name, count);
+        r = arwkv__chat_message_members(&j, e, where, &role, &content);
+        if (r == ARWKV_OK) bytes += arwkv__json_str_len(&j, role) + arwkv__json_str_len(&j, content) + 2;
     }
     if (r == ARWKV_OK && count > INT_MAX / 2) r = arwkv__fail(ARWKV_ERR_FORMAT, "%s: %zu messages", name, count);
     char *block = r == ARWKV_OK ? (char *)arwkv__malloc(count * sizeof(arwkv_chat_message) + bytes + 1) : NULL;
@@ -14605,8 +14713,62 @@ ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char
     return r;
 }
 
+ARWKV_API arwkv_result arwkv_chat_parse_lines(const char *text, size_t len, const char *name, arwkv_chat_message **msgs, int *n) {
+    *msgs = NULL, *n = 0;
+    /* Pass 0 checks every line and counts the bytes; pass 1 copies into the one allocation. */
+    size_t count = 0, bytes = 0;
+    char *block = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        arwkv_chat_message *m = (arwkv_chat_message *)(void *)block;
+        char *str = block ? block + count * sizeof(arwkv_chat_message) : NULL;
+        size_t k = 0;
+        int line_no = 0;
+        for (size_t at = 0; at < len;) {
+            const char *line = text + at, *nl = (const char *)memchr(line, '\n', len - at);
+            size_t line_len = nl ? (size_t)(nl - line) : len - at;
+            at += line_len + (nl ? 1 : 0);
+            line_no++;
+            size_t first = 0;
+            while (first < line_len && (line[first] == ' ' || line[first] == '\t' || line[first] == '\r')) first++;
+            if (first == line_len) continue;
+            char where[600];
+            snprintf(where, sizeof where, "%s: line %d", name, line_no);
+            arwkv__json j;
+            uint32_t f[2];
+            arwkv_result r = arwkv__json_parse(&j, line, line_len, where);
+            if (r != ARWKV_OK) {
+                arwkv__free(block);
+                return r;
+            }
+            r = arwkv__chat_message_members(&j, 0, where, &f[0], &f[1]);
+            for (int i = 0; i < 2 && r == ARWKV_OK; i++) {
+                size_t l = arwkv__json_str_len(&j, f[i]);
+                if (pass == 0) bytes += l + 1;
+                else {
+                    memcpy(str, arwkv__json_str(&j, f[i]), l);
+                    str[l] = 0;
+                    if (i == 0) m[k].role = str;
+                    else m[k].content = str;
+                    str += l + 1;
+                }
+            }
+            arwkv__json_free(&j);
+            if (r != ARWKV_OK) {
+                arwkv__free(block);
+                return r;
+            }
+            if (pass == 0 && ++count > INT_MAX / 2) return arwkv__fail(ARWKV_ERR_FORMAT, "%s: more than %d messages", name, INT_MAX / 2);
+            if (pass == 1) k++;
+        }
+        if (pass == 0 && !(block = (char *)arwkv__malloc(count * sizeof(arwkv_chat_message) + bytes + 1)))
+            return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", name);
+    }
+    *msgs = (arwkv_chat_message *)(void *)block, *n = (int)count;
+    return ARWKV_OK;
+}
+
 /* Length of the UTF-8 character at s[0..n) (1-4), or 0 if the bytes there are not one. */
-static int arwkv__utf8_len(const unsigned char *s, size_t n) {
+ARWKV_PRIVATE int arwkv__utf8_len(const unsigned char *s, size_t n) {
     int len = s[0] < 0x80 ? 1 : (s[0] >> 5) == 6 ? 2 : (s[0] >> 4) == 14 ? 3 : (s[0] >> 3) == 30 ? 4 : 0;
     if (!len || (size_t)len > n) return 0;
     for (int i = 1; i < len; i++)
@@ -14645,84 +14807,6 @@ ARWKV_API arwkv_result arwkv_chat_to_json(const arwkv_chat_message *msgs, int n,
     w += sprintf(w, "]}");
     *json = out;
     return ARWKV_OK;
-}
-
-/* @@generate-impl@@ */
-
-/* ============================================================================================
-   The CPU backend: every op table of the sections above
-   ============================================================================================ */
-
-static void arwkv__cpu_destroy(arwkv_backend *be) {
-    arwkv__mem_accounting_free(be);
-    arwkv_pool_destroy(be->pool);
-    arwkv__free(be);
-}
-
-ARWKV_API arwkv_result arwkv_backend_cpu(int n_threads, arwkv_backend **out) {
-    *out = NULL;
-    arwkv_backend *be = (arwkv_backend *)arwkv__calloc(1, sizeof *be);
-    if (!be) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "backend: out of memory");
-    arwkv_result r = arwkv_pool_create(n_threads, &be->pool);
-    if (r != ARWKV_OK) {
-        arwkv__free(be);
-        return r;
-    }
-    snprintf(be->name, sizeof be->name, "cpu (%d thread%s)", arwkv_pool_size(be->pool), arwkv_pool_size(be->pool) > 1 ? "s" : "");
-    be->mem = &arwkv__cpu_mem_ops;
-    be->core = &arwkv__cpu_core_ops;
-#ifdef ARWKV__HAVE_CPU_QWEN_OPS
-    be->qwen = &arwkv__cpu_qwen_ops;
-#endif
-#ifdef ARWKV__HAVE_CPU_RWKV7_OPS
-    be->rwkv7 = &arwkv__cpu_rwkv7_ops;
-#endif
-#ifdef ARWKV__HAVE_CPU_RWKV6_OPS
-    be->rwkv6 = &arwkv__cpu_rwkv6_ops;
-#endif
-#ifdef ARWKV__HAVE_CPU_LOSS_OPS
-    be->loss = &arwkv__cpu_loss_ops;
-#endif
-#ifdef ARWKV__HAVE_CPU_OPTIM_OPS
-    be->optim = &arwkv__cpu_optim_ops;
-#endif
-    be->destroy = arwkv__cpu_destroy;
-    *out = be;
-    return ARWKV_OK;
-}
-
-ARWKV_API void arwkv_backend_destroy(arwkv_backend *be) {
-    if (be && be->destroy) be->destroy(be);
-}
-
-ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be) { return be ? be->name : "none"; }
-
-ARWKV_API void arwkv_backend_memory(const arwkv_backend *be, arwkv_memory_use *out) {
-    out->in_use = be->mem_in_use, out->peak = be->mem_peak, out->limit = be->mem_limit;
-}
-ARWKV_API void arwkv_backend_reset_peak(arwkv_backend *be) { be->mem_peak = be->mem_in_use; }
-ARWKV_API void arwkv_backend_set_memory_limit(arwkv_backend *be, uint64_t bytes) { be->mem_limit = bytes; }
-
-/* The host's memory from /proc/meminfo (Linux): MemAvailable counts what can be had without
-   swapping (free memory plus caches the kernel can drop). */
-ARWKV_PRIVATE arwkv_result arwkv__host_memory(uint64_t *free_bytes, uint64_t *total_bytes) {
-    *free_bytes = *total_bytes = 0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo: cannot read the host's free memory (give a limit by hand)");
-    char line[256];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long kb;
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *free_bytes = (uint64_t)kb * 1024;
-        else if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total_bytes = (uint64_t)kb * 1024;
-    }
-    fclose(f);
-    if (!*free_bytes || !*total_bytes) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "/proc/meminfo has no MemAvailable or MemTotal line");
-    return ARWKV_OK;
-}
-
-ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
-    if (be->memory_info) return be->memory_info(be, free_bytes, total_bytes);
-    return arwkv__host_memory(free_bytes, total_bytes);
 }
 
 #ifdef __cplusplus

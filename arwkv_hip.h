@@ -150,6 +150,11 @@ extern "C" {
    the runtime cannot start, or this build has no code for the device (the message says which
    architecture to build for). */
 ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out);
+/* The vendor runtime this build drives: "CUDA", "HIP" (or "emulator" in the tests). */
+ARWKV_API const char *arwkv_gpu_runtime(void);
+/* Which kernel a GPU backend's matrix products take (bf16 wgmma, mma.sync / MFMA, or fp32 SIMT and
+   why); "not a GPU backend" for any other backend. */
+ARWKV_API const char *arwkv_gpu_gemm_path(const arwkv_backend *be);
 
 #ifdef __cplusplus
 }
@@ -409,21 +414,21 @@ typedef struct arwkv__gpu {
 
 /* After a kernel launch: a bad launch (shape, no code for this device) is reported at once; an
    error while the kernel runs shows at the next call that waits. */
-static arwkv_result arwkv__hip_launched(const char *kernel) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_launched(const char *kernel) {
     hipError_t e = hipGetLastError();
     if (e != hipSuccess) return arwkv__fail(ARWKV_ERR_GPU, "launching %s: %s", kernel, hipGetErrorString(e));
     return ARWKV_OK;
 }
 
 /* Grid size for an elementwise loop over n items with 256 threads a block. */
-static unsigned arwkv__hip_blocks(const arwkv__gpu *g, size_t n) {
+ARWKV_PRIVATE unsigned arwkv__hip_blocks(const arwkv__gpu *g, size_t n) {
     size_t b = (n + 255) / 256;
     return (unsigned)(b < (size_t)g->max_blocks ? (b ? b : 1) : (size_t)g->max_blocks);
 }
 
 /* Scratch memory of at least `bytes` for the op being queued (contents not kept). Growing it frees
    the old block, which waits for queued work that may still use it. */
-static arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) {
     if (g->scratch_size < bytes) {
         arwkv_backend *be = g->be;
         if (g->scratch) {
@@ -446,7 +451,7 @@ static arwkv_result arwkv__hip_scratch(arwkv__gpu *g, size_t bytes, void **out) 
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out) {
     arwkv__gpu *g = ARWKV__G(be);
     *out = NULL;
     void *p = NULL;
@@ -474,13 +479,13 @@ static arwkv_result arwkv__hip_alloc(arwkv_backend *be, size_t bytes, void **out
     return ARWKV_OK;
 }
 
-static void arwkv__hip_free(arwkv_backend *be, void *p) {
+ARWKV_PRIVATE void arwkv__hip_free(arwkv_backend *be, void *p) {
     if (!p) return;
     arwkv__mem_note_free(be, p);
     (void)hipFree(p); /* waits for the device: work queued on p finishes first */
 }
 
-static arwkv_result arwkv__hip_memory_info(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_memory_info(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
     arwkv__gpu *g = ARWKV__G(be);
     size_t f = 0, t = 0;
     ARWKV__HIP_TRY(hipSetDevice(g->device), "selecting the GPU");
@@ -490,7 +495,7 @@ static arwkv_result arwkv__hip_memory_info(arwkv_backend *be, uint64_t *free_byt
 }
 
 /* Host memory may be reused as soon as upload returns: copy, then wait for the copy. */
-static arwkv_result arwkv__hip_upload(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_upload(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
     arwkv__gpu *g = ARWKV__G(be);
     if (!bytes) return ARWKV_OK;
     ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyHostToDevice, g->stream), "upload");
@@ -498,7 +503,7 @@ static arwkv_result arwkv__hip_upload(arwkv_backend *be, void *dst, const void *
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_download(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_download(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
     arwkv__gpu *g = ARWKV__G(be);
     if (!bytes) return ARWKV_OK;
     ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyDeviceToHost, g->stream), "download");
@@ -506,19 +511,19 @@ static arwkv_result arwkv__hip_download(arwkv_backend *be, void *dst, const void
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_copy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_copy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
     if (!bytes) return ARWKV_OK;
     ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyDeviceToDevice, ARWKV__G(be)->stream), "device copy");
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_zero(arwkv_backend *be, void *p, size_t bytes) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_zero(arwkv_backend *be, void *p, size_t bytes) {
     if (!bytes) return ARWKV_OK;
     ARWKV__HIP_TRY(hipMemsetAsync(p, 0, bytes, ARWKV__G(be)->stream), "zero");
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_sync(arwkv_backend *be) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_sync(arwkv_backend *be) {
     ARWKV__HIP_TRY(hipStreamSynchronize(ARWKV__G(be)->stream), "waiting for the GPU");
     return ARWKV_OK;
 }
@@ -866,7 +871,7 @@ __global__ void arwkv__gemm_reduce_kernel(const float *part, int slices, int M, 
    sums at most 256 MiB). A long sum in one accumulator loses precision (the head's backward has
    K = 151936 and nearly cancelling terms) and a thin output leaves most of the GPU idle; slices fix
    both, at the price of one more pass over C. */
-static int arwkv__gemm_slices(int M, int N, int K, int align, int *kslice) {
+ARWKV_PRIVATE int arwkv__gemm_slices(int M, int N, int K, int align, int *kslice) {
     int slices = K > 4096 ? K / 2048 : 1;
     if (slices > 64) slices = 64;
     while (slices > 1 && (size_t)slices * M * N * sizeof(float) > ((size_t)256 << 20)) slices /= 2;
@@ -878,7 +883,7 @@ static int arwkv__gemm_slices(int M, int N, int K, int align, int *kslice) {
 }
 
 /* How to read a tile of an operand whose element (row, k) is at p[row * rs + k * ks]. */
-static int arwkv__tile_mode(const void *p, long long rs, long long ks, size_t esize) {
+ARWKV_PRIVATE int arwkv__tile_mode(const void *p, long long rs, long long ks, size_t esize) {
     if (ks == 1 && (uintptr_t)p % 16 == 0 && ((unsigned long long)rs * esize) % 16 == 0) return ARWKV__TILE_VEC;
     if (ks == 1) return ARWKV__TILE_K;
     if (rs == 1) return ARWKV__TILE_ROW;
@@ -1180,7 +1185,7 @@ typedef CUresult (*arwkv__encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, c
                                            CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
 
 /* The tensor map of a bf16 matrix [rows][K] with row stride ld elements, read in boxes of 64 x box_rows. */
-static arwkv_result arwkv__wg_tensor_map(arwkv__gpu *g, CUtensorMap *map, const void *p, int rows, int K, long long ld, int box_rows) {
+ARWKV_PRIVATE arwkv_result arwkv__wg_tensor_map(arwkv__gpu *g, CUtensorMap *map, const void *p, int rows, int K, long long ld, int box_rows) {
     cuuint64_t dims[2] = {(cuuint64_t)K, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)ld * 2};
     cuuint32_t box[2] = {ARWKV__WG_BK, (cuuint32_t)box_rows}, elem_strides[2] = {1, 1};
     CUresult r = ((arwkv__encode_tiled_fn)g->encode_tiled)(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)p, dims, strides, box, elem_strides,
@@ -1193,7 +1198,7 @@ static arwkv_result arwkv__wg_tensor_map(arwkv__gpu *g, CUtensorMap *map, const 
 }
 
 /* Packed operands live in their own buffer (the scratch buffer holds split-K partial sums). */
-static arwkv_result arwkv__hip_pack_buffer(arwkv__gpu *g, size_t bytes, void **out) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_pack_buffer(arwkv__gpu *g, size_t bytes, void **out) {
     if (g->pack_size < bytes) {
         if (g->pack) (void)hipFree(g->pack);
         g->pack = NULL, g->pack_size = 0;
@@ -1210,7 +1215,7 @@ static arwkv_result arwkv__hip_pack_buffer(arwkv__gpu *g, size_t bytes, void **o
     return ARWKV_OK;
 }
 
-static void arwkv__wg_pack(arwkv__gpu *g, unsigned short *dst, long long ld, const void *src, int t, long long rs, long long ks, int rows, int K) {
+ARWKV_PRIVATE void arwkv__wg_pack(arwkv__gpu *g, unsigned short *dst, long long ld, const void *src, int t, long long rs, long long ks, int rows, int K) {
     if (t == ARWKV__T_F32 && ks == 1 && rs % 4 == 0 && (uintptr_t)src % 16 == 0) {
         ARWKV__LAUNCH(arwkv__pack_rows_bf16_kernel, arwkv__hip_blocks(g, (size_t)rows * (ld / 8)), 256, g->stream, (uint4 *)dst, ld,
                       (const float *)src, rs, rows, K);
@@ -1223,7 +1228,7 @@ static void arwkv__wg_pack(arwkv__gpu *g, unsigned short *dst, long long ld, con
 }
 
 /* C = A B on the wgmma path (arguments as arwkv__hip_gemm's; K >= 1). */
-static arwkv_result arwkv__hip_gemm_wgmma(arwkv__gpu *g, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs, const void *B,
+ARWKV_PRIVATE arwkv_result arwkv__hip_gemm_wgmma(arwkv__gpu *g, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs, const void *B,
                                           arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc, int accumulate,
                                           const float *bias) {
     const long long kp = (K + 7) / 8 * 8;
@@ -1285,7 +1290,7 @@ static arwkv_result arwkv__hip_gemm_wgmma(arwkv__gpu *g, int M, int N, int K, co
 /* At backend creation: the wgmma path is used when the device is Hopper (9.0), this build carries
    its sm_90a code (probed), the driver offers the tensor-map encoder, and the kernel may have the
    shared memory it needs. Any missing piece leaves the portable path in charge. */
-static void arwkv__wg_setup(arwkv__gpu *g, int probed) {
+ARWKV_PRIVATE void arwkv__wg_setup(arwkv__gpu *g, int probed) {
     g->has_wgmma = 0;
     if (!probed || g->prop.major != 9 || g->prop.minor != 0) return;
     if ((size_t)g->prop.sharedMemPerBlockOptin < (size_t)arwkv__wg_cfg<256>::SMEM) return;
@@ -1306,7 +1311,7 @@ static void arwkv__wg_setup(arwkv__gpu *g, int probed) {
 }
 #endif
 
-static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
+ARWKV_PRIVATE arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                     const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
                                     int accumulate, const float *bias) {
     arwkv__gpu *g = ARWKV__G(be);
@@ -1354,7 +1359,7 @@ static arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int K, cons
 }
 
 /* Which kernel the matrix products take, in words (arwkv-gpu-info, arwkv-bench). */
-static const char *arwkv__hip_gemm_path_name(const arwkv__gpu *g) {
+ARWKV_PRIVATE const char *arwkv__hip_gemm_path_name(const arwkv__gpu *g) {
     if (g->gemm_fp32) return "fp32 SIMT (ARWKV_GPU_GEMM=fp32)";
     if (g->has_wgmma) return "bf16 wgmma (sm_90a: tensor copy engine, persistent grid), mma.sync below 4M multiply-adds; fp32 accumulation";
     if (g->has_mma) return "bf16 on the matrix units (mma.sync / MFMA), fp32 accumulation";
@@ -1380,7 +1385,7 @@ static const char *arwkv__hip_gemm_path_name(const arwkv__gpu *g) {
         }                                                  \
     } while (0)
 
-static arwkv_result arwkv__hip_float_type(arwkv_dtype t, const char *op) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_float_type(arwkv_dtype t, const char *op) {
     if (t == ARWKV_F32 || t == ARWKV_BF16 || t == ARWKV_F16) return ARWKV_OK;
     return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU %s: element type %s (F32, BF16 or F16 only)", op, arwkv_dtype_name(t));
 }
@@ -1399,7 +1404,7 @@ __global__ void arwkv__embed_bwd_kernel(float *dtable, const int32_t *ids, int T
     for (int t = 0; t < T; t++) dtable[(long long)ids[t] * C + c] += dout[(long long)t * C + c];
 }
 
-static arwkv_result arwkv__hip_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
+ARWKV_PRIVATE arwkv_result arwkv__hip_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
                                              arwkv_dtype type, int C) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
     ARWKV__TRY(arwkv__hip_float_type(type, "embedding"));
@@ -1407,7 +1412,7 @@ static arwkv_result arwkv__hip_embed_forward(arwkv_backend *be, float *out, cons
     return arwkv__hip_launched("embedding forward");
 }
 
-static arwkv_result arwkv__hip_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_embed_backward(arwkv_backend *be, float *dtable, const int32_t *ids, int T, const float *dout, int C) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
     ARWKV__LAUNCH(arwkv__embed_bwd_kernel, (C + 255) / 256, 256, ARWKV__G(be)->stream, dtable, ids, T, dout, C);
     return arwkv__hip_launched("embedding backward");
@@ -1461,7 +1466,7 @@ __global__ void arwkv__rms_bwd_dw_kernel(float *dw, const float *dout, const flo
     }
 }
 
-static arwkv_result arwkv__hip_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
+ARWKV_PRIVATE arwkv_result arwkv__hip_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
                                                arwkv_dtype w_type, int T, int C, float eps) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
     ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
@@ -1469,7 +1474,7 @@ static arwkv_result arwkv__hip_rmsnorm_forward(arwkv_backend *be, float *out, fl
     return arwkv__hip_launched("RMSNorm forward");
 }
 
-static arwkv_result arwkv__hip_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
+ARWKV_PRIVATE arwkv_result arwkv__hip_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
                                                 const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
                                                 int accumulate_dx) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
@@ -1506,14 +1511,14 @@ __global__ void arwkv__axpy_kernel(float *y, float alpha, const float *x, size_t
     ARWKV__GRID_LOOP(i, n) y[i] += alpha * x[i];
 }
 
-static arwkv_result arwkv__hip_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_swiglu_forward(arwkv_backend *be, float *out, const float *gate, const float *up, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__swiglu_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, out, gate, up, n);
     return arwkv__hip_launched("SwiGLU forward");
 }
 
-static arwkv_result arwkv__hip_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+ARWKV_PRIVATE arwkv_result arwkv__hip_swiglu_backward(arwkv_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
                                                const float *up, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
@@ -1521,7 +1526,7 @@ static arwkv_result arwkv__hip_swiglu_backward(arwkv_backend *be, float *dgate, 
     return arwkv__hip_launched("SwiGLU backward");
 }
 
-static arwkv_result arwkv__hip_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_axpy(arwkv_backend *be, float *y, float alpha, const float *x, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__axpy_kernel, arwkv__hip_blocks(g, n), 256, g->stream, y, alpha, x, n);
@@ -1571,7 +1576,7 @@ __global__ void arwkv__align_kernel(int kind, const float *o_all, const float *a
     if (threadIdx.x == 0) loss[r] = (float)l;
 }
 
-static arwkv_result arwkv__hip_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
+ARWKV_PRIVATE arwkv_result arwkv__hip_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
                                      float grad_scale, float *loss, float *dout) {
     if (rows <= 0) return ARWKV_OK;
     if (kind != ARWKV_ALIGN_L2 && kind != ARWKV_ALIGN_MSE && kind != ARWKV_ALIGN_COSINE)
@@ -1634,9 +1639,9 @@ __global__ void __launch_bounds__(ARWKV__LOGITS_THREADS)
     }
 }
 
-static arwkv_result arwkv__hip_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
+ARWKV_PRIVATE arwkv_result arwkv__hip_logits_loss(arwkv_backend *be, float *s, const float *t, const int32_t *labels, int rows, int V,
                                            float tau, float kl_weight, float ce_weight, float grad_scale, float *kl, float *ce) {
-    if (!(tau > 0)) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "temperature must be positive, got %g", (double)tau);
+    ARWKV__TRY(arwkv__logits_loss_check(tau));
     if (rows <= 0 || V <= 0) return ARWKV_OK;
     ARWKV__LAUNCH(arwkv__logits_kernel, rows, ARWKV__LOGITS_THREADS, ARWKV__G(be)->stream, s, t, labels, V, tau, t ? kl_weight : 0.0f,
                                                                                    labels ? ce_weight : 0.0f, grad_scale, kl, ce);
@@ -1668,7 +1673,7 @@ __global__ void arwkv__sumsq_final_kernel(const double *partial, int n, float *o
 }
 
 /* out is HOST memory: the trainer needs the norm at once to decide on clipping. */
-static arwkv_result arwkv__hip_sumsq(arwkv_backend *be, const float *g, size_t n, float *out) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_sumsq(arwkv_backend *be, const float *g, size_t n, float *out) {
     arwkv__gpu *gp = ARWKV__G(be);
     if (!n) {
         out[0] = 0;
@@ -1687,7 +1692,7 @@ __global__ void arwkv__scale_kernel(float *x, float s, size_t n) {
     ARWKV__GRID_LOOP(i, n) x[i] *= s;
 }
 
-static arwkv_result arwkv__hip_scale(arwkv_backend *be, float *x, float s, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_scale(arwkv_backend *be, float *x, float s, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__scale_kernel, arwkv__hip_blocks(g, n), 256, g->stream, x, s, n);
@@ -1705,7 +1710,7 @@ __global__ void arwkv__adamw_kernel(float *p, const float *g, float *m, float *v
     }
 }
 
-static arwkv_result arwkv__hip_adamw(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+ARWKV_PRIVATE arwkv_result arwkv__hip_adamw(arwkv_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                                      float b2, float eps, float wd, int step) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
@@ -1724,7 +1729,7 @@ static const arwkv_optim_ops arwkv__hip_optim_ops = {arwkv__hip_sumsq, arwkv__hi
    The CPU backend's roundings exactly: inverse frequencies formed on the host (as there) and passed
    by value; angle = fp32(pos) * inv_freq in fp32, cos and sin in float64 of that fp32 angle; the four
    products rounded separately (no fused multiply-add), as transformers computes them. */
-#define ARWKV__ROPE_MAX_HALF 512
+#define ARWKV__ROPE_MAX_HALF (ARWKV__ROPE_MAX_DIM / 2)
 typedef struct arwkv__rope_freqs {
     float inv_freq[ARWKV__ROPE_MAX_HALF];
 } arwkv__rope_freqs;
@@ -1745,12 +1750,9 @@ __global__ void arwkv__rope_kernel(float *x, int n_heads, int head_dim, long lon
     }
 }
 
-static arwkv_result arwkv__hip_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
+ARWKV_PRIVATE arwkv_result arwkv__hip_rope_forward(arwkv_backend *be, float *x, int rows, int n_heads, int head_dim, ptrdiff_t ld,
                                             const int32_t *pos, int pos0, double theta) {
-    if (rows < 0 || n_heads <= 0 || head_dim <= 0 || head_dim % 2 || head_dim > 2 * ARWKV__ROPE_MAX_HALF ||
-        ld < (ptrdiff_t)n_heads * head_dim || !(theta > 0))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "rope: bad shape (rows %d, heads %d, head_dim %d (even, at most %d), row stride %lld, theta %g)",
-                           rows, n_heads, head_dim, 2 * ARWKV__ROPE_MAX_HALF, (long long)ld, theta);
+    ARWKV__TRY(arwkv__rope_check(rows, n_heads, head_dim, ld, theta));
     if (rows == 0) return ARWKV_OK;
     arwkv__rope_freqs f;
     memset(&f, 0, sizeof f);
@@ -1999,7 +2001,7 @@ __global__ void __launch_bounds__(128) arwkv__attention_mma_kernel(float *out, c
 #endif
 }
 
-static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
+ARWKV_PRIVATE arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, const float *q, const float *k, const float *v, int B,
                                                  int Tq, int p0, int H, int Hkv, int D, ptrdiff_t kv_batch_stride) {
     ARWKV__TRY(arwkv__attention_check(B, Tq, p0, H, Hkv, D, kv_batch_stride, ARWKV__ATT_GPU_MAX_D, " on the GPU"));
     if (B == 0 || Tq == 0) return ARWKV_OK;
@@ -2030,10 +2032,7 @@ static arwkv_result arwkv__hip_attention_forward(arwkv_backend *be, float *out, 
     return arwkv__hip_launched("attention");
 }
 
-#define ARWKV__HAVE_HIP_QWEN_OPS
 static const arwkv_qwen_ops arwkv__hip_qwen_ops = {arwkv__hip_rope_forward, arwkv__hip_attention_forward};
-
-/* @@hip-qwen-ops@@ */
 
 /* ============================================================================================
    RWKV-7 time-mix ops (ARWKV): the formulas of the CPU backend's arwkv_rwkv7_ops
@@ -2041,10 +2040,10 @@ static const arwkv_qwen_ops arwkv__hip_qwen_ops = {arwkv__hip_rope_forward, arwk
    Parameter gradients are sums over token rows. None uses atomics: a kernel over (head, block of
    rows) keeps float64 partial sums per channel in registers and writes them to scratch memory, and
    a second kernel adds the partial sums of each channel in block order (arwkv__colsum_kernel). The
-   number of row blocks depends only on the number of rows, so the result repeats bit for bit. */
+   number of row blocks depends only on the number of rows, so the result repeats bit for bit.
+   The decay scale and the norm floor are arwkv.h's (ARWKV__R7_DECAY_SCALE, ARWKV__R7_NORM_EPS): this
+   header is compiled in the same unit as arwkv.h's implementation, so both backends read one number. */
 
-#define ARWKV__R7_DECAY_SCALE_GPU 0.60653065971263342f
-#define ARWKV__R7_NORM_EPS_GPU 1e-12f
 #define ARWKV__R7_ROW_BLOCKS 128 /* most row blocks of a parameter-gradient sum */
 
 ARWKV__DEV float arwkv__dev_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -2066,13 +2065,13 @@ __global__ void arwkv__colsum_kernel(const double *part, int K, int RB, int C, a
     }
 }
 
-static arwkv_result arwkv__hip_colsum(arwkv__gpu *g, const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_colsum(arwkv__gpu *g, const double *part, int K, int RB, int C, arwkv__colsum_dst dst) {
     ARWKV__LAUNCH(arwkv__colsum_kernel, arwkv__hip_blocks(g, (size_t)K * C), 256, g->stream, part, K, RB, C, dst);
     return arwkv__hip_launched("parameter-gradient sum");
 }
 
 /* Row blocks for M rows: at most ARWKV__R7_ROW_BLOCKS, a function of M alone. */
-static int arwkv__r7_row_blocks(int M, int *rows_per_block) {
+ARWKV_PRIVATE int arwkv__r7_row_blocks(int M, int *rows_per_block) {
     int rb = M < ARWKV__R7_ROW_BLOCKS ? M : ARWKV__R7_ROW_BLOCKS;
     if (rb < 1) rb = 1;
     *rows_per_block = (M + rb - 1) / rb;
@@ -2081,7 +2080,7 @@ static int arwkv__r7_row_blocks(int M, int *rows_per_block) {
 
 /* Threads per block of the per-head kernels: the head size rounded up to 64 (a whole number of
    warps on both vendors; threads past N hold zeros in the reductions). */
-static int arwkv__r7_head_threads(int N) { return (N + 63) / 64 * 64; }
+ARWKV_PRIVATE int arwkv__r7_head_threads(int N) { return (N + 63) / 64 * 64; }
 
 /* ---- Token shift and the lerps ------------------------------------------------------------------ */
 typedef struct arwkv__r7_mu {
@@ -2105,7 +2104,7 @@ __global__ void arwkv__r7_shift_out_kernel(float *shift_out, const float *x, int
     ARWKV__GRID_LOOP(u, BC) shift_out[u] = x[((u / C) * T + T - 1) * C + u % C];
 }
 
-static arwkv_result arwkv__hip_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
                                                const float *const *mu, int n_mix, int B, int T, int C) {
     if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
     if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
@@ -2158,7 +2157,7 @@ __global__ void arwkv__r7_lerp_bwd_kernel(float *dx, float *dshift, const float 
         if (m < n_mix) part[((size_t)m * B + b) * C + i] = gmu[m];
 }
 
-static arwkv_result arwkv__hip_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B, int T,
                                                 int C) {
     if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
@@ -2186,15 +2185,15 @@ __global__ void arwkv__r7_act_fwd_kernel(float *h, size_t n, int kind) {
 __global__ void arwkv__r7_act_bwd_kernel(float *dh, const float *h, size_t n, int kind) {
     ARWKV__GRID_LOOP(i, n) dh[i] *= kind == ARWKV_ACT_TANH ? 1.0f - h[i] * h[i] : h[i] * (1.0f - h[i]);
 }
-static arwkv_result arwkv__hip_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
-    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_act_forward(arwkv_backend *be, float *h, size_t n, int kind) {
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r7_act_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, h, n, kind);
     return arwkv__hip_launched("LoRA activation");
 }
-static arwkv_result arwkv__hip_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
-    if (kind != ARWKV_ACT_TANH && kind != ARWKV_ACT_SIGMOID) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "unknown activation %d", kind);
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_act_backward(arwkv_backend *be, float *dh, const float *h, size_t n, int kind) {
+    ARWKV__TRY(arwkv__r7_act_check(kind));
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r7_act_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dh, h, n, kind);
@@ -2221,10 +2220,10 @@ __global__ void arwkv__r7_prep_fwd_kernel(arwkv__r7_prep_args c) {
     float kk = j < c.N ? c.k_in[i] * c.k_k[ch] : 0.0f;
     double ss = arwkv__block_sum((double)kk * kk, sh);
     float norm = (float)sqrt(ss);
-    norm = norm > ARWKV__R7_NORM_EPS_GPU ? norm : ARWKV__R7_NORM_EPS_GPU;
+    norm = norm > ARWKV__R7_NORM_EPS ? norm : ARWKV__R7_NORM_EPS;
     if (j >= c.N) return;
     float a = arwkv__dev_sigmoid(c.a0[ch] + c.a_lora[i]), kkn = kk / norm;
-    c.decay[i] = expf(-ARWKV__R7_DECAY_SCALE_GPU * arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]));
+    c.decay[i] = expf(-ARWKV__R7_DECAY_SCALE * arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]));
     c.k[i] = c.k_in[i] * (1.0f + (a - 1.0f) * c.k_a[ch]);
     c.wkv_a[i] = -kkn;
     c.wkv_b[i] = kkn * a;
@@ -2247,14 +2246,14 @@ __global__ void arwkv__r7_prep_bwd_kernel(arwkv__r7_prep_args c, int rows_per_bl
         float kk = on ? c.k_in[i] * c.k_k[ch] : 0.0f;
         double ss = arwkv__block_sum((double)kk * kk, sh);
         float norm = (float)sqrt(ss);
-        int clamped = !(norm > ARWKV__R7_NORM_EPS_GPU);
-        if (clamped) norm = ARWKV__R7_NORM_EPS_GPU;
+        int clamped = !(norm > ARWKV__R7_NORM_EPS);
+        if (clamped) norm = ARWKV__R7_NORM_EPS;
         float kkn = kk / norm, a = on ? arwkv__dev_sigmoid(c.a0[ch] + c.a_lora[i]) : 0.0f;
         float dkkn = on ? -c.d_wkv_a[i] + c.d_wkv_b[i] * a : 0.0f;
         float dot = (float)arwkv__block_sum((double)dkkn * kkn, sh);
         if (!on) continue;
-        float sw = arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]), decay = expf(-ARWKV__R7_DECAY_SCALE_GPU * sw);
-        float dz = c.d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE_GPU * sw * (1.0f - sw);
+        float sw = arwkv__dev_sigmoid(c.w0[ch] + c.w_lora[i]), decay = expf(-ARWKV__R7_DECAY_SCALE * sw);
+        float dz = c.d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE * sw * (1.0f - sw);
         c.dw_lora[i] = dz;
         g_w0 += dz;
         float da = c.d_wkv_b[i] * kkn + c.dk[i] * c.k_in[i] * c.k_a[ch], da_pre = da * a * (1.0f - a);
@@ -2281,48 +2280,43 @@ __global__ void arwkv__r7_prep_bwd_kernel(arwkv__r7_prep_args c, int rows_per_bl
     }
 }
 
-static arwkv_result arwkv__hip_r7_prepare_forward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *k_in,
-                                                  const float *v_in, const float *w_lora, const float *a_lora, const float *v_lora,
-                                                  float *v_first, const float *w0, const float *a0, const float *v0, const float *k_k,
-                                                  const float *k_a, float *decay, float *k, float *v, float *wkv_a, float *wkv_b) {
-    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
-    if (M <= 0) return ARWKV_OK;
+/* The kernels' argument block from the op's arguments (the same members, plus the head count). */
+ARWKV_PRIVATE arwkv__r7_prep_args arwkv__hip_r7_prep_args_from(const arwkv_r7_prepare_args *p) {
     arwkv__r7_prep_args c;
     memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
-    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = v_first;
-    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a, c.decay = decay, c.k = k, c.v = v, c.wkv_a = wkv_a, c.wkv_b = wkv_b;
-    ARWKV__LAUNCH(arwkv__r7_prep_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
+    c.M = p->M, c.C = p->C, c.N = p->N, c.H = p->C / p->N, c.first_layer = p->first_layer;
+    c.k_in = p->k_in, c.v_in = p->v_in, c.w_lora = p->w_lora, c.a_lora = p->a_lora, c.v_lora = p->v_lora, c.v_first = p->v_first;
+    c.w0 = p->w0, c.a0 = p->a0, c.v0 = p->v0, c.k_k = p->k_k, c.k_a = p->k_a;
+    c.decay = p->decay, c.k = p->k, c.v = p->v, c.wkv_a = p->wkv_a, c.wkv_b = p->wkv_b;
+    c.d_decay = p->d_decay, c.dk = p->dk, c.dv = p->dv, c.d_wkv_a = p->d_wkv_a, c.d_wkv_b = p->d_wkv_b;
+    c.dk_in = p->dk_in, c.dv_in = p->dv_in, c.dw_lora = p->dw_lora, c.da_lora = p->da_lora, c.dv_lora = p->dv_lora;
+    c.dv_first = p->dv_first;
+    return c;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_prepare_forward(arwkv_backend *be, const arwkv_r7_prepare_args *p) {
+    ARWKV__TRY(arwkv__r7_prepare_check(p));
+    if (p->M <= 0) return ARWKV_OK;
+    arwkv__r7_prep_args c = arwkv__hip_r7_prep_args_from(p);
+    ARWKV__LAUNCH(arwkv__r7_prep_fwd_kernel, (unsigned)((size_t)p->M * c.H), arwkv__r7_head_threads(p->N), ARWKV__G(be)->stream, c);
     return arwkv__hip_launched("time-mix prepare");
 }
 
-static arwkv_result arwkv__hip_r7_prepare_backward(arwkv_backend *be, int M, int C, int N, int first_layer, const float *d_decay,
-                                                   const float *dk, const float *dv, const float *d_wkv_a, const float *d_wkv_b,
-                                                   const float *k_in, const float *v_in, const float *w_lora, const float *a_lora,
-                                                   const float *v_lora, const float *v_first, const float *w0, const float *a0,
-                                                   const float *v0, const float *k_k, const float *k_a, float *dk_in, float *dv_in,
-                                                   float *dw_lora, float *da_lora, float *dv_lora, float *dv_first, float *dw0, float *da0,
-                                                   float *dv0, float *dk_k, float *dk_a) {
-    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix prepare: head size %d with width %d", N, C);
-    if (M <= 0) return ARWKV_OK;
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_prepare_backward(arwkv_backend *be, const arwkv_r7_prepare_args *p) {
+    ARWKV__TRY(arwkv__r7_prepare_check(p));
+    if (p->M <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
-    arwkv__r7_prep_args c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.first_layer = first_layer;
-    c.d_decay = d_decay, c.dk = dk, c.dv = dv, c.d_wkv_a = d_wkv_a, c.d_wkv_b = d_wkv_b;
-    c.k_in = k_in, c.v_in = v_in, c.w_lora = w_lora, c.a_lora = a_lora, c.v_lora = v_lora, c.v_first = (float *)v_first;
-    c.w0 = w0, c.a0 = a0, c.v0 = v0, c.k_k = k_k, c.k_a = k_a;
-    c.dk_in = dk_in, c.dv_in = dv_in, c.dw_lora = dw_lora, c.da_lora = da_lora, c.dv_lora = dv_lora, c.dv_first = dv_first;
-    int per, RB = arwkv__r7_row_blocks(M, &per);
+    arwkv__r7_prep_args c = arwkv__hip_r7_prep_args_from(p);
+    int per, RB = arwkv__r7_row_blocks(p->M, &per);
     void *part = NULL;
-    ARWKV__TRY(arwkv__hip_scratch(g, 5 * (size_t)RB * C * sizeof(double), &part));
+    ARWKV__TRY(arwkv__hip_scratch(g, 5 * (size_t)RB * p->C * sizeof(double), &part));
     dim3 grid((unsigned)c.H, (unsigned)RB);
-    ARWKV__LAUNCH(arwkv__r7_prep_bwd_kernel, grid, arwkv__r7_head_threads(N), g->stream, c, per, RB, (double *)part);
+    ARWKV__LAUNCH(arwkv__r7_prep_bwd_kernel, grid, arwkv__r7_head_threads(p->N), g->stream, c, per, RB, (double *)part);
     ARWKV__TRY(arwkv__hip_launched("time-mix prepare backward"));
     arwkv__colsum_dst d;
     memset(&d, 0, sizeof d);
-    d.p[0] = dw0, d.p[1] = da0, d.p[2] = first_layer ? NULL : dv0, d.p[3] = dk_k, d.p[4] = dk_a;
-    return arwkv__hip_colsum(g, (const double *)part, 5, RB, C, d);
+    d.p[0] = p->dw0, d.p[1] = p->da0, d.p[2] = p->first_layer ? NULL : p->dv0, d.p[3] = p->dk_k, d.p[4] = p->dk_a;
+    return arwkv__hip_colsum(g, (const double *)part, 5, RB, p->C, d);
 }
 
 /* ---- WKV7: the recurrence ------------------------------------------------------------------------------
@@ -2479,7 +2473,7 @@ __global__ void __launch_bounds__(N) arwkv__wkv7_bwd_kernel(int T, int H, const 
         for (int j = 0; j < N; j++) dstate[task * NN + (size_t)i * N + j] = Grow[j];
 }
 
-static arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
     if (N != 8 && N != 16 && N != 32 && N != 64)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7 on the GPU: head size %d (8, 16, 32 or 64)", N);
     if (B < 0 || T < 0 || H <= 0 || (size_t)B * H > 0x7fffffff)
@@ -2495,7 +2489,7 @@ static arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
         else ARWKV__LAUNCH(kernel<64>, grid, 64, s, __VA_ARGS__);              \
     } while (0)
 
-static arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
                                                const float *k, const float *v, const float *a, const float *b, float *y, float *state,
                                                float *ckpt) {
     ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
@@ -2506,7 +2500,7 @@ static arwkv_result arwkv__hip_r7_wkv7_forward(arwkv_backend *be, int B, int T, 
     return arwkv__hip_launched("WKV7 forward");
 }
 
-static arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
                                                 const float *k, const float *v, const float *a, const float *b, const float *dy,
                                                 const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
                                                 float *da, float *db) {
@@ -2594,45 +2588,41 @@ __global__ void arwkv__r7_fin_bwd_kernel(arwkv__r7_fin_args c, int rows_per_bloc
     }
 }
 
-static arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, int M, int C, int N, const float *y, const float *r, const float *k,
-                                                 const float *v, const float *r_k, const float *ln_w, const float *ln_b, float gn_eps,
-                                                 const float *g, float *o) {
-    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
-    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
-    if (M <= 0) return ARWKV_OK;
+/* The kernels' argument block from the op's arguments (the same members, plus the head count). */
+ARWKV_PRIVATE arwkv__r7_fin_args arwkv__hip_r7_fin_args_from(const arwkv_r7_finish_args *f) {
     arwkv__r7_fin_args c;
     memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
-    c.gn_eps = gn_eps, c.g = g, c.o = o;
-    ARWKV__LAUNCH(arwkv__r7_fin_fwd_kernel, (unsigned)((size_t)M * c.H), arwkv__r7_head_threads(N), ARWKV__G(be)->stream, c);
+    c.M = f->M, c.C = f->C, c.N = f->N, c.H = f->C / f->N;
+    c.y = f->y, c.r = f->r, c.k = f->k, c.v = f->v, c.r_k = f->r_k, c.ln_w = f->ln_w, c.ln_b = f->ln_b, c.gn_eps = f->gn_eps;
+    c.g = f->g, c.o = f->o, c.d_o = f->d_o, c.dy = f->dy, c.dr = f->dr, c.dk = f->dk, c.dv = f->dv, c.dg = f->dg;
+    return c;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_forward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
+    if (f->M <= 0) return ARWKV_OK;
+    arwkv__r7_fin_args c = arwkv__hip_r7_fin_args_from(f);
+    ARWKV__LAUNCH(arwkv__r7_fin_fwd_kernel, (unsigned)((size_t)f->M * c.H), arwkv__r7_head_threads(f->N), ARWKV__G(be)->stream, c);
     return arwkv__hip_launched("time-mix finish");
 }
 
-static arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, int M, int C, int N, const float *d_o, const float *y, const float *r,
-                                                  const float *k, const float *v, const float *r_k, const float *ln_w, const float *ln_b,
-                                                  float gn_eps, const float *g, float *dy, float *dr, float *dk, float *dv, float *dg,
-                                                  float *dr_k, float *dln_w, float *dln_b) {
-    if (N <= 0 || N > 256 || C % N != 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: head size %d with width %d", N, C);
-    if (!ln_w != !ln_b) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix finish: group norm needs both ln_x weight and bias");
-    if (M <= 0) return ARWKV_OK;
+ARWKV_PRIVATE arwkv_result arwkv__hip_r7_finish_backward(arwkv_backend *be, const arwkv_r7_finish_args *f) {
+    ARWKV__TRY(arwkv__r7_finish_check(f->C, f->N, f->ln_w, f->ln_b));
+    if (f->M <= 0) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
-    arwkv__r7_fin_args c;
-    memset(&c, 0, sizeof c);
-    c.M = M, c.C = C, c.N = N, c.H = C / N, c.d_o = d_o, c.y = y, c.r = r, c.k = k, c.v = v, c.r_k = r_k, c.ln_w = ln_w, c.ln_b = ln_b;
-    c.gn_eps = gn_eps, c.g = g, c.dy = dy, c.dr = dr, c.dk = dk, c.dv = dv, c.dg = dg;
-    int per, RB = arwkv__r7_row_blocks(M, &per);
+    arwkv__r7_fin_args c = arwkv__hip_r7_fin_args_from(f);
+    int per, RB = arwkv__r7_row_blocks(f->M, &per);
     void *part = NULL;
-    ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * C * sizeof(double), &part));
+    ARWKV__TRY(arwkv__hip_scratch(gp, 3 * (size_t)RB * f->C * sizeof(double), &part));
     dim3 grid((unsigned)c.H, (unsigned)RB);
-    ARWKV__LAUNCH(arwkv__r7_fin_bwd_kernel, grid, arwkv__r7_head_threads(N), gp->stream, c, per, RB, (double *)part);
+    ARWKV__LAUNCH(arwkv__r7_fin_bwd_kernel, grid, arwkv__r7_head_threads(f->N), gp->stream, c, per, RB, (double *)part);
     ARWKV__TRY(arwkv__hip_launched("time-mix finish backward"));
     arwkv__colsum_dst d;
     memset(&d, 0, sizeof d);
-    d.p[0] = dr_k, d.p[1] = ln_w ? dln_w : NULL, d.p[2] = ln_w ? dln_b : NULL;
-    return arwkv__hip_colsum(gp, (const double *)part, 3, RB, C, d);
+    d.p[0] = f->dr_k, d.p[1] = f->ln_w ? f->dln_w : NULL, d.p[2] = f->ln_w ? f->dln_b : NULL;
+    return arwkv__hip_colsum(gp, (const double *)part, 3, RB, f->C, d);
 }
 
-#define ARWKV__HAVE_HIP_RWKV7_OPS
 static const arwkv_rwkv7_ops arwkv__hip_rwkv7_ops = {
     arwkv__hip_r7_lerp_forward,    arwkv__hip_r7_lerp_backward,    arwkv__hip_r7_act_forward,  arwkv__hip_r7_act_backward,
     arwkv__hip_r7_prepare_forward, arwkv__hip_r7_prepare_backward, arwkv__hip_r7_wkv7_forward, arwkv__hip_r7_wkv7_backward,
@@ -2667,7 +2657,7 @@ __global__ void arwkv__r6_colsum_part_kernel(const float *a, size_t a_plane, con
 }
 
 /* dst.p[kk][c] += sum over rows of a_kk (times b), for up to six kk. */
-static arwkv_result arwkv__r6_colsums(arwkv__gpu *g, const float *a, size_t a_plane, const float *b, int rows, int C, int K,
+ARWKV_PRIVATE arwkv_result arwkv__r6_colsums(arwkv__gpu *g, const float *a, size_t a_plane, const float *b, int rows, int C, int K,
                                       arwkv__colsum_dst dst) {
     int any = 0;
     for (int kk = 0; kk < K; kk++) any |= dst.p[kk] != NULL;
@@ -2704,7 +2694,7 @@ __global__ void arwkv__r6_shift_bwd_kernel(float *dx, const float *dxx, const fl
     }
 }
 
-static arwkv_result arwkv__hip_r6_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_shift_forward(arwkv_backend *be, float *xx, float *xxx, const float *x, const float *shift,
                                                 const float *maa_x, int B, int T, int C) {
     if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
@@ -2713,7 +2703,7 @@ static arwkv_result arwkv__hip_r6_shift_forward(arwkv_backend *be, float *xx, fl
     return arwkv__hip_launched("RWKV-6 token shift");
 }
 
-static arwkv_result arwkv__hip_r6_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
                                                  const float *xx, const float *maa_x, int B, int T, int C) {
     if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
@@ -2757,7 +2747,7 @@ __global__ void arwkv__r6_ddlerp_bwd_kernel(float *dx, float *dxx, float *dm, co
     }
 }
 
-static arwkv_result arwkv__hip_r6_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx, const float *const *maa,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_ddlerp_forward(arwkv_backend *be, float *xc, const float *x, const float *xx, const float *const *maa,
                                                  const float *m, int rows, int C) {
     if (rows <= 0 || C <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
@@ -2769,7 +2759,7 @@ static arwkv_result arwkv__hip_r6_ddlerp_forward(arwkv_backend *be, float *xc, c
     return arwkv__hip_launched("RWKV-6 data-dependent lerp");
 }
 
-static arwkv_result arwkv__hip_r6_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa, const float *dxc,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_ddlerp_backward(arwkv_backend *be, float *dx, float *dxx, float *dm, float *const *dmaa, const float *dxc,
                                                   const float *xx, const float *const *maa, const float *m, int rows, int C) {
     if (rows <= 0 || C <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
@@ -2818,34 +2808,34 @@ __global__ void arwkv__r6_gate_bwd_kernel(float *dy, float *dg, const float *dou
     }
 }
 
-static arwkv_result arwkv__hip_r6_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_tanh_forward(arwkv_backend *be, float *y, const float *x, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r6_tanh_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, y, x, n);
     return arwkv__hip_launched("RWKV-6 tanh");
 }
-static arwkv_result arwkv__hip_r6_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_tanh_backward(arwkv_backend *be, float *dx, const float *dy, const float *y, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r6_tanh_bwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, dx, dy, y, n);
     return arwkv__hip_launched("RWKV-6 tanh backward");
 }
 
-static arwkv_result arwkv__hip_r6_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
     arwkv__colsum_dst d;
     memset(&d, 0, sizeof d);
     d.p[0] = db;
     return arwkv__r6_colsums(ARWKV__G(be), dy, 0, NULL, rows, cols, 1, d);
 }
 
-static arwkv_result arwkv__hip_r6_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_decay_forward(arwkv_backend *be, float *w, float *z, const float *time_decay, int rows, int C) {
     if (rows <= 0 || C <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     size_t n = (size_t)rows * C;
     ARWKV__LAUNCH(arwkv__r6_decay_fwd_kernel, arwkv__hip_blocks(g, n), 256, g->stream, w, z, time_decay, C, n);
     return arwkv__hip_launched("RWKV-6 decay");
 }
-static arwkv_result arwkv__hip_r6_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_decay_backward(arwkv_backend *be, float *dz, float *dtime_decay, const float *dw, const float *z,
                                                  const float *w, int rows, int C) {
     if (rows <= 0 || C <= 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
@@ -2855,13 +2845,13 @@ static arwkv_result arwkv__hip_r6_decay_backward(arwkv_backend *be, float *dz, f
     return dtime_decay ? arwkv__hip_r6_colsum(be, dtime_decay, dz, rows, C) : ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_r6_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_gate_forward(arwkv_backend *be, float *out, const float *y, const float *g, size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
     ARWKV__LAUNCH(arwkv__r6_gate_fwd_kernel, arwkv__hip_blocks(gp, n), 256, gp->stream, out, y, g, n);
     return arwkv__hip_launched("RWKV-6 output gate");
 }
-static arwkv_result arwkv__hip_r6_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y, const float *g,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_gate_backward(arwkv_backend *be, float *dy, float *dg, const float *dout, const float *y, const float *g,
                                                 size_t n) {
     if (!n) return ARWKV_OK;
     arwkv__gpu *gp = ARWKV__G(be);
@@ -2901,13 +2891,13 @@ __global__ void arwkv__r6_kv_bwd_kernel(float *dk, float *dv, float *dw, const f
     }
 }
 
-static arwkv_result arwkv__hip_r6_kv_shape(int rows, int H, int KVH, int N) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_shape(int rows, int H, int KVH, int N) {
     if (H <= 0 || KVH <= 0 || H % KVH != 0 || N <= 0 || rows < 0)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "RWKV-6 key/value heads: %d heads, %d kv heads (must divide), head size %d", H, KVH, N);
     return ARWKV_OK;
 }
 
-static arwkv_result arwkv__hip_r6_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v, const float *w,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v, const float *w,
                                                     int rows, int H, int KVH, int N) {
     ARWKV__TRY(arwkv__hip_r6_kv_shape(rows, H, KVH, N));
     if (!rows) return ARWKV_OK;
@@ -2917,7 +2907,7 @@ static arwkv_result arwkv__hip_r6_kv_expand_forward(arwkv_backend *be, float *kk
     return arwkv__hip_launched("RWKV-6 key/value heads");
 }
 
-static arwkv_result arwkv__hip_r6_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk, const float *dvv,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk, const float *dvv,
                                                      const float *k, const float *w, int rows, int H, int KVH, int N) {
     ARWKV__TRY(arwkv__hip_r6_kv_shape(rows, H, KVH, N));
     if (!rows) return ARWKV_OK;
@@ -3131,7 +3121,7 @@ __global__ void __launch_bounds__(arwkv__w6_shape<N>::ROWS * arwkv__w6_shape<N>:
     }
 }
 
-static arwkv_result arwkv__hip_wkv6_shape(int B, int T, int H, int N) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_wkv6_shape(int B, int T, int H, int N) {
     if (N != 16 && N != 32 && N != 64 && N != 128)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV6 on the GPU: head size %d (16, 32, 64 or 128)", N);
     if (B < 0 || T < 0 || H <= 0 || (size_t)B * H * N > 0x7fffffff)
@@ -3140,7 +3130,7 @@ static arwkv_result arwkv__hip_wkv6_shape(int B, int T, int H, int N) {
 }
 
 template <int N>
-static void arwkv__wkv6_fwd_launch(hipStream_t s, float *y, float *s_out, float *ckpt, const float *r, const float *k, const float *v,
+ARWKV_PRIVATE void arwkv__wkv6_fwd_launch(hipStream_t s, float *y, float *s_out, float *ckpt, const float *r, const float *k, const float *v,
                                    const float *w, const float *s0, int B, int T, int H, float scale) {
     typedef arwkv__w6_shape<N> Sh;
     ARWKV__LAUNCH(arwkv__wkv6_fwd_kernel<N>, (unsigned)((size_t)B * H * (N / Sh::COLS)), Sh::COLS, s, y, s_out, ckpt, r, k, v, w, s0, T, H,
@@ -3148,7 +3138,7 @@ static void arwkv__wkv6_fwd_launch(hipStream_t s, float *y, float *s_out, float 
 }
 
 template <int N>
-static void arwkv__wkv6_bwd_launch(hipStream_t s, float *dr, float *dk, float *dv, float *dw, const float *dy, const float *r,
+ARWKV_PRIVATE void arwkv__wkv6_bwd_launch(hipStream_t s, float *dr, float *dk, float *dv, float *dw, const float *dy, const float *r,
                                    const float *k, const float *v, const float *w, const float *ckpt, int B, int T, int H, float scale) {
     typedef arwkv__w6_shape<N> Sh;
     ARWKV__LAUNCH(arwkv__wkv6_bwd_dv_kernel<N>, (unsigned)((size_t)B * H * (N / Sh::COLS)), Sh::COLS, s, dv, dy, r, k, w, T, H, scale);
@@ -3164,7 +3154,7 @@ static void arwkv__wkv6_bwd_launch(hipStream_t s, float *dr, float *dk, float *d
         else fn<128>(__VA_ARGS__);                  \
     } while (0)
 
-static arwkv_result arwkv__hip_r6_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
                                                const float *v, const float *w, const float *s0, int B, int T, int H, int N, float scale) {
     ARWKV__TRY(arwkv__hip_wkv6_shape(B, T, H, N));
     if (B == 0) return ARWKV_OK;
@@ -3172,7 +3162,7 @@ static arwkv_result arwkv__hip_r6_wkv6_forward(arwkv_backend *be, float *y, floa
     return arwkv__hip_launched("WKV6 forward");
 }
 
-static arwkv_result arwkv__hip_r6_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
+ARWKV_PRIVATE arwkv_result arwkv__hip_r6_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
                                                 const float *r, const float *k, const float *v, const float *w, const float *ckpt, int B,
                                                 int T, int H, int N, float scale) {
     ARWKV__TRY(arwkv__hip_wkv6_shape(B, T, H, N));
@@ -3182,14 +3172,11 @@ static arwkv_result arwkv__hip_r6_wkv6_backward(arwkv_backend *be, float *dr, fl
     return arwkv__hip_launched("WKV6 backward");
 }
 
-#define ARWKV__HAVE_HIP_RWKV6_OPS
 static const arwkv_rwkv6_ops arwkv__hip_rwkv6_ops = {
     arwkv__hip_r6_shift_forward,     arwkv__hip_r6_shift_backward,     arwkv__hip_r6_ddlerp_forward, arwkv__hip_r6_ddlerp_backward,
     arwkv__hip_r6_tanh_forward,      arwkv__hip_r6_tanh_backward,      arwkv__hip_r6_decay_forward,  arwkv__hip_r6_decay_backward,
     arwkv__hip_r6_kv_expand_forward, arwkv__hip_r6_kv_expand_backward, arwkv__hip_r6_wkv6_forward,   arwkv__hip_r6_wkv6_backward,
     arwkv__hip_r6_gate_forward,      arwkv__hip_r6_gate_backward,      arwkv__hip_r6_colsum};
-
-/* @@hip-rwkv7-ops@@ */
 
 /* ============================================================================================
    The backend
@@ -3216,7 +3203,7 @@ __global__ void arwkv__probe_kernel(int *out) {
 #endif
 }
 
-static void arwkv__hip_destroy(arwkv_backend *be) {
+ARWKV_PRIVATE void arwkv__hip_destroy(arwkv_backend *be) {
     arwkv__gpu *g = ARWKV__G(be);
     if (g) {
         (void)hipSetDevice(g->device);
@@ -3232,7 +3219,7 @@ static void arwkv__hip_destroy(arwkv_backend *be) {
     arwkv__free(be);
 }
 
-static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
+ARWKV_PRIVATE arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
     int count = 0;
     hipError_t e = hipGetDeviceCount(&count);
     if (e != hipSuccess) return arwkv__fail(ARWKV_ERR_GPU, "no usable GPU: the %s runtime says: %s", ARWKV__GPU_API, hipGetErrorString(e));
@@ -3277,6 +3264,12 @@ static arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
     return ARWKV_OK;
 }
 
+ARWKV_API const char *arwkv_gpu_runtime(void) { return ARWKV__GPU_API; }
+
+ARWKV_API const char *arwkv_gpu_gemm_path(const arwkv_backend *be) {
+    return be && be->on_gpu && be->gpu ? arwkv__hip_gemm_path_name(ARWKV__G(be)) : "not a GPU backend";
+}
+
 ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out) {
     *out = NULL;
     arwkv_backend *be = (arwkv_backend *)arwkv__calloc(1, sizeof *be);
@@ -3290,19 +3283,8 @@ ARWKV_API arwkv_result arwkv_backend_gpu(int device, arwkv_backend **out) {
     arwkv__gpu *g = ARWKV__G(be);
     snprintf(be->name, sizeof be->name, "gpu %d: %.50s", device, g->prop.name);
     be->on_gpu = 1;
-    be->mem = &arwkv__hip_mem_ops;
-    be->core = &arwkv__hip_core_ops;
-    be->loss = &arwkv__hip_loss_ops;
-    be->optim = &arwkv__hip_optim_ops;
-#ifdef ARWKV__HAVE_HIP_QWEN_OPS
-    be->qwen = &arwkv__hip_qwen_ops;
-#endif
-#ifdef ARWKV__HAVE_HIP_RWKV7_OPS
-    be->rwkv7 = &arwkv__hip_rwkv7_ops;
-#endif
-#ifdef ARWKV__HAVE_HIP_RWKV6_OPS
-    be->rwkv6 = &arwkv__hip_rwkv6_ops;
-#endif
+    arwkv__backend_set_ops(be, &arwkv__hip_mem_ops, &arwkv__hip_core_ops, &arwkv__hip_qwen_ops, &arwkv__hip_rwkv7_ops,
+                           &arwkv__hip_rwkv6_ops, &arwkv__hip_loss_ops, &arwkv__hip_optim_ops);
     be->destroy = arwkv__hip_destroy;
     be->memory_info = arwkv__hip_memory_info;
     *out = be;

@@ -145,8 +145,8 @@ static arwkv_result start_conversation(chat *c) {
     c->n_recent = 0;
     c->begun = 0;
     c->warned_context = 0;
-    ARWKV__TRY(arwkv_session_reset(c->sess));
-    if (!c->system[0]) return ARWKV_OK;
+    arwkv_result r = arwkv_session_reset(c->sess);
+    if (r != ARWKV_OK || !c->system[0]) return r;
     return feed_turn(c, "system", c->system, 0);
 }
 

@@ -302,8 +302,9 @@ static void print_plan(const arwkv_memory_plan *p, int stage, int batch, int seq
 
 static arwkv_result load_files(arwkv_dataset *d, const arwkv_tokenizer *tok, const char **paths, int n, int32_t eos) {
     arwkv_dataset_init(d);
-    for (int i = 0; i < n; i++) ARWKV__TRY(arwkv_dataset_add_file(d, tok, paths[i], eos));
-    return ARWKV_OK;
+    arwkv_result r = ARWKV_OK;
+    for (int i = 0; i < n && r == ARWKV_OK; i++) r = arwkv_dataset_add_file(d, tok, paths[i], eos);
+    return r;
 }
 
 int main(int argc, char **argv) {

@@ -63,6 +63,46 @@ static int test__passed, test__failed, test__skipped, test__current_failed, test
         fflush(stdout);                                                      \
     } while (0)
 
+#ifdef _DEFAULT_SOURCE /* a test that runs programs defines it (popen) before any include */
+#include <sys/wait.h>
+
+/* Commands name the binaries as build/arwkv-*; a build into another directory (make B=build/avx2
+   test, as CI does for each instruction path) sets ARWKV_TEST_BUILD, and its binaries run instead. */
+static const char *test_binaries_of_this_build(const char *cmd, char *buf, size_t cap) {
+    const char *dir = getenv("ARWKV_TEST_BUILD"), *from = "build/arwkv-";
+    if (!dir || !*dir || strcmp(dir, "build") == 0) return cmd;
+    size_t len = 0, dl = strlen(dir), fl = strlen(from);
+    for (const char *c = cmd; *c && len + dl + 16 < cap;) {
+        if (strncmp(c, from, fl) == 0 && (c == cmd || c[-1] == ' ' || c[-1] == '"' || c[-1] == '(')) {
+            memcpy(buf + len, dir, dl), len += dl;
+            buf[len++] = '/';
+            c += 6; /* past "build/" */
+        } else buf[len++] = *c++;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+/* Run a shell command (its build/arwkv-* binaries those of this build); capture its standard
+   output into a fresh string (out may be NULL); return the exit status, 128 if it did not exit. */
+static int test_run(const char *cmd_in, char **out) {
+    static char rewritten[1 << 16];
+    const char *cmd = test_binaries_of_this_build(cmd_in, rewritten, sizeof rewritten);
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = (char *)malloc(cap);
+    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
+        len += got;
+        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
+    }
+    buf[len] = 0;
+    int st = p ? pclose(p) : -1;
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+#endif
+
 static int test_summary(const char *area) {
     printf("%s: %d passed, %d failed, %d skipped\n", area, test__passed, test__failed, test__skipped);
     return test__failed ? 1 : 0;

@@ -518,21 +518,6 @@ done:
 
 /* ---- The binaries, as a person runs them -------------------------------------------------------------- */
 
-static int run(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *buf = (char *)malloc(cap);
-    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
-        len += got;
-        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* The binaries on each teacher: arwkv-eval's nll and arwkv-chat's greedy continuation are
    transformers' (the text tokenized by Hugging Face tokenizers, which our tokenizer must match). */
 TEST(teacher_eval_and_chat_match_transformers) {
@@ -568,7 +553,7 @@ TEST(teacher_eval_and_chat_match_transformers) {
         double want_nll = 0, nll = -1;
         if (nt && nt->dtype == ARWKV_F64) memcpy(&want_nll, nt->data, sizeof want_nll);
         snprintf(cmd, sizeof cmd, "build/arwkv-eval --model %s --text tests/data/tokenizer/code.txt --max-tokens %d 2>/dev/null", dir, n);
-        int rc = run(cmd, &out);
+        int rc = test_run(cmd, &out);
         const char *line = strncmp(out, "tokens ", 7) == 0 ? out : NULL;
         CHECK(rc == 0 && line && sscanf(line, "tokens %*d nll %lf", &nll) == 1 && fabs(nll - want_nll) <= 1e-4 * want_nll,
               "%s: arwkv-eval nll %.7f, transformers %.7f (%d: %s)", model_names[mi], nll, want_nll, rc, out);
@@ -581,7 +566,7 @@ TEST(teacher_eval_and_chat_match_transformers) {
         if (chat_ids) CHECK_OK(arwkv_tokenizer_decode(tok, chat_ids, (size_t)nc, want, sizeof want, &wl));
         snprintf(cmd, sizeof cmd, "build/arwkv-chat --model %s --raw --prompt 'def fibonacci(n):' -n 16 --temperature 0 --repeat-penalty 1 2>/dev/null",
                  dir);
-        rc = run(cmd, &out);
+        rc = test_run(cmd, &out);
         CHECK(rc == 0 && chat_ids && nc > 0 && wl < sizeof want && strcmp(out, want) == 0, "%s: arwkv-chat printed '%s' (%d), transformers' '%s'",
               model_names[mi], out, rc, want);
         free(out);
@@ -607,7 +592,7 @@ TEST(distill_chat_and_eval_students_of_llama) {
                  "--stage 1 --arch %s --lr 1e-3 >/dev/null 2>&1 && " DISTILL "--teacher " ARCH_DIR "/llama-gqa --student build/test_arch_%s_s1 "
                  "--out build/test_arch_%s_s2 --stage 2 --lr 5e-4 2>&1",
                  archs[a], archs[a], archs[a], archs[a], archs[a], archs[a]);
-        int st = run(cmd, &out);
+        int st = test_run(cmd, &out);
         CHECK(st == 0 && strstr(out, names[a]) && strstr(out, "student saved"), "%s stages 1 and 2: %d\n%s", archs[a], st, out);
         free(out);
         snprintf(cmd, sizeof cmd, "build/test_arch_%s_s2/config.json", archs[a]);
@@ -618,22 +603,22 @@ TEST(distill_chat_and_eval_students_of_llama) {
         char *gen;
         snprintf(cmd, sizeof cmd, "build/arwkv-chat --model build/test_arch_%s_s2 --raw --prompt 'def add(a, b):' -n 6 --temperature 0 "
                                   "--repeat-penalty 1 2>/dev/null", archs[a]);
-        st = run(cmd, &out);
+        st = test_run(cmd, &out);
         snprintf(cmd, sizeof cmd, "build/arwkv-generate build/test_arch_%s_s2 'def add(a, b):' 6 2>/dev/null", archs[a]);
-        int gst = run(cmd, &gen);
+        int gst = test_run(cmd, &gen);
         CHECK(st == 0 && gst == 0 && strlen(out) > 0 && strcmp(out, gen) == 0, "%s: chat '%s' (%d), generate '%s' (%d)", archs[a], out, st, gen, gst);
         free(out), free(gen);
         snprintf(cmd, sizeof cmd, "build/arwkv-eval --model build/test_arch_%s_s2 --text tests/test.h --max-tokens 100 2>/dev/null", archs[a]);
-        st = run(cmd, &out);
+        st = test_run(cmd, &out);
         double nll = 0;
         CHECK(st == 0 && sscanf(out, "tokens 100 nll %lf", &nll) == 1 && nll > 0 && nll < 7.0, "%s: eval '%s'", archs[a], out);
         free(out);
     }
-    int st = run("rm -rf build/test_arch_big && " DISTILL "--teacher " ARCH_DIR "/qwen3 --student build/test_arch_arwkv7_s1 "
+    int st = test_run("rm -rf build/test_arch_big && " DISTILL "--teacher " ARCH_DIR "/qwen3 --student build/test_arch_arwkv7_s1 "
                  "--out build/test_arch_big --stage 2 --lr 5e-4 2>&1", &out);
     CHECK(st == 0 && strstr(out, "student saved"), "stage 2 with the larger Qwen3 teacher: %d\n%s", st, out);
     free(out);
-    st = run(DISTILL "--teacher models/qwen2-code-tiny --student build/test_arch_arwkv7_s1 --out build/test_arch_bad --stage 2 2>&1", &out);
+    st = test_run(DISTILL "--teacher models/qwen2-code-tiny --student build/test_arch_arwkv7_s1 --out build/test_arch_bad --stage 2 2>&1", &out);
     CHECK(st != 0 && strstr(out, "models/qwen2-code-tiny") && strstr(out, "build/test_arch_arwkv7_s1") && strstr(out, "vocabulary"),
           "another vocabulary: %d %s", st, out);
     free(out);

@@ -8,41 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Commands name the binaries as build/arwkv-*; a build into another directory (make B=build/avx2
-   test, as CI does for each instruction path) sets ARWKV_TEST_BUILD, and its binaries run instead. */
-static const char *binaries_of_this_build(const char *cmd, char *buf, size_t cap) {
-    const char *dir = getenv("ARWKV_TEST_BUILD"), *from = "build/arwkv-";
-    if (!dir || !*dir || strcmp(dir, "build") == 0) return cmd;
-    size_t len = 0, dl = strlen(dir), fl = strlen(from);
-    for (const char *c = cmd; *c && len + dl + 16 < cap;) {
-        if (strncmp(c, from, fl) == 0 && (c == cmd || c[-1] == ' ' || c[-1] == '"' || c[-1] == '(')) {
-            memcpy(buf + len, dir, dl), len += dl;
-            buf[len++] = '/';
-            c += 6; /* past "build/" */
-        } else buf[len++] = *c++;
-    }
-    buf[len] = 0;
-    return buf;
-}
-
-/* Run a shell command; capture stdout (and stderr if merge) into a fresh string; return the exit status. */
-static int run(const char *cmd_in, char **out) {
-    static char rewritten[1 << 16];
-    const char *cmd = binaries_of_this_build(cmd_in, rewritten, sizeof rewritten);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *buf = (char *)malloc(cap);
-    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
-        len += got;
-        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static const char *ref_prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) +";
 
 TEST(chat_raw_greedy_matches_transformers) {
@@ -69,11 +34,11 @@ TEST(chat_raw_greedy_matches_transformers) {
     fputs(ref_prompt, f);
     fclose(f);
     char *out;
-    int st = run("build/arwkv-chat --model models/qwen2-code-tiny --raw --prompt \"$(cat build/test_prompt.txt)\" -n 48 --temperature 0 2>/dev/null", &out);
+    int st = test_run("build/arwkv-chat --model models/qwen2-code-tiny --raw --prompt \"$(cat build/test_prompt.txt)\" -n 48 --temperature 0 2>/dev/null", &out);
     CHECK(st == 0 && strcmp(out, want) == 0, "status %d, continuation '%s', transformers' '%s'", st, out, want);
     free(out);
     /* the smallest example program gives the same continuation */
-    st = run("build/arwkv-generate models/qwen2-code-tiny \"$(cat build/test_prompt.txt)\" 48 2>/dev/null", &out);
+    st = test_run("build/arwkv-generate models/qwen2-code-tiny \"$(cat build/test_prompt.txt)\" 48 2>/dev/null", &out);
     CHECK(st == 0 && strcmp(out, want) == 0, "arwkv-generate: status %d, continuation '%s', transformers' '%s'", st, out, want);
     free(out);
     arwkv_tokenizer_free(tok);
@@ -102,7 +67,7 @@ TEST(eval_matches_transformers_logits) {
     fputs(ref_prompt, f);
     fclose(f);
     char *out;
-    int st = run("build/arwkv-eval --model models/qwen2-code-tiny --text build/test_prompt.txt 2>/dev/null", &out);
+    int st = test_run("build/arwkv-eval --model models/qwen2-code-tiny --text build/test_prompt.txt 2>/dev/null", &out);
     int tokens = 0;
     double nll = 0, ppl = 0;
     CHECK(st == 0 && sscanf(out, "tokens %d nll %lf ppl %lf", &tokens, &nll, &ppl) == 3, "output '%s'", out);
@@ -114,29 +79,29 @@ TEST(eval_matches_transformers_logits) {
 TEST(convert_then_chat_and_eval_a_student) {
     char *out;
     system("rm -rf build/test_cli_student");
-    int st = run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_cli_student --init inherit --seed 3 2>&1", &out);
+    int st = test_run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_cli_student --init inherit --seed 3 2>&1", &out);
     CHECK(st == 0 && strstr(out, "RwkvHybridForCausalLM"), "convert: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-chat --model build/test_cli_student --prompt 'hello' -n 5 --temperature 0 2>build/test_chat_err.txt", &out);
+    st = test_run("build/arwkv-chat --model build/test_cli_student --prompt 'hello' -n 5 --temperature 0 2>build/test_chat_err.txt", &out);
     CHECK(st == 0 && strlen(out) > 0, "chat with a student: %d '%s'", st, out);
     free(out);
-    st = run("cat build/test_chat_err.txt", &out);
+    st = test_run("cat build/test_chat_err.txt", &out);
     CHECK(strstr(out, "recurrent state") && strstr(out, "decode"), "statistics on stderr: %s", out);
     free(out);
-    st = run("build/arwkv-eval --model build/test_cli_student --text tests/compile_c.c --max-tokens 100 2>/dev/null", &out);
+    st = test_run("build/arwkv-eval --model build/test_cli_student --text tests/compile_c.c --max-tokens 100 2>/dev/null", &out);
     CHECK(st == 0 && strncmp(out, "tokens 100 nll ", 15) == 0, "eval a student: %s", out);
     free(out);
     /* QRWKV6 too */
     system("rm -rf build/test_cli_q6");
-    st = run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_cli_q6 --arch qrwkv6 2>&1 && "
+    st = test_run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_cli_q6 --arch qrwkv6 2>&1 && "
              "build/arwkv-chat --model build/test_cli_q6 --raw --prompt 'import os' -n 4 --temperature 0 2>/dev/null", &out);
     CHECK(st == 0 && strlen(out) > 0, "QRWKV6 student: %d '%s'", st, out);
     /* greedy arwkv-generate continues as arwkv-chat --raw --temperature 0 with its default options:
        no repetition penalty unless asked for, as in transformers and llama.cpp */
     char *gen;
-    int gst = run("build/arwkv-generate build/test_cli_q6 'import os' 16 2>/dev/null", &gen);
+    int gst = test_run("build/arwkv-generate build/test_cli_q6 'import os' 16 2>/dev/null", &gen);
     free(out);
-    st = run("build/arwkv-chat --model build/test_cli_q6 --raw --prompt 'import os' -n 16 --temperature 0 2>/dev/null", &out);
+    st = test_run("build/arwkv-chat --model build/test_cli_q6 --raw --prompt 'import os' -n 16 --temperature 0 2>/dev/null", &out);
     CHECK(gst == 0 && st == 0 && strlen(gen) > 0 && strcmp(gen, out) == 0, "arwkv-generate '%s' (status %d), arwkv-chat '%s'", gen, gst, out);
     free(gen);
     free(out);
@@ -146,10 +111,10 @@ TEST(convert_then_chat_and_eval_a_student) {
 TEST(chat_save_then_load_in_a_new_process) {
     char *a, *b;
     system("rm -f build/test_conv.state");
-    int st = run("printf 'def add(a, b):\\n/save build/test_conv.state\\nreturn what?\\n/quit\\n' | "
+    int st = test_run("printf 'def add(a, b):\\n/save build/test_conv.state\\nreturn what?\\n/quit\\n' | "
                  "build/arwkv-chat --model build/test_cli_student -n 8 --temperature 0 --repeat-penalty 1 2>&1", &a);
     CHECK(st == 0 && strstr(a, "saved to build/test_conv.state"), "first process: %d %s", st, a);
-    st = run("printf 'return what?\\n' | build/arwkv-chat --model build/test_cli_student --load build/test_conv.state -n 8 --temperature 0 --repeat-penalty 1 2>&1", &b);
+    st = test_run("printf 'return what?\\n' | build/arwkv-chat --model build/test_cli_student --load build/test_conv.state -n 8 --temperature 0 --repeat-penalty 1 2>&1", &b);
     CHECK(st == 0, "second process: %d %s", st, b);
     /* the reply to the second message is the same whether or not the process was restarted */
     const char *a2 = strstr(a, "saved to");
@@ -157,34 +122,34 @@ TEST(chat_save_then_load_in_a_new_process) {
     CHECK(a2 && strncmp(a2 + 1, b, strlen(b)) == 0, "same continuation:\n--- one process:\n%s\n--- restarted:\n%s", a2 ? a2 + 1 : "", b);
     free(a), free(b);
     /* a state from another model is refused, naming the file */
-    st = run("printf '/load build/test_conv.state\\n/quit\\n' | build/arwkv-chat --model build/test_cli_q6 2>&1", &a);
+    st = test_run("printf '/load build/test_conv.state\\n/quit\\n' | build/arwkv-chat --model build/test_cli_q6 2>&1", &a);
     CHECK(strstr(a, "build/test_conv.state") && (strstr(a, "another model") || strstr(a, "shape")), "foreign state: %s", a);
     free(a);
-    st = run("build/arwkv-chat --model models/qwen2-code-tiny --load build/test_conv.state --prompt hi 2>&1", &a);
+    st = test_run("build/arwkv-chat --model models/qwen2-code-tiny --load build/test_conv.state --prompt hi 2>&1", &a);
     CHECK(st != 0 && strstr(a, "KV cache"), "the teacher cannot load a state: %d %s", st, a);
     free(a);
 }
 
 TEST(errors_a_person_can_act_on) {
     char *out;
-    int st = run("build/arwkv-chat --model /nonexistent/model --prompt hi 2>&1", &out);
+    int st = test_run("build/arwkv-chat --model /nonexistent/model --prompt hi 2>&1", &out);
     CHECK(st != 0 && strstr(out, "/nonexistent/model"), "missing model: %d %s", st, out);
     free(out);
     system("rm -rf build/test_notok && mkdir -p build/test_notok && cp models/qwen2-code-tiny/config.json models/qwen2-code-tiny/*.safetensors* build/test_notok/");
-    st = run("build/arwkv-chat --model build/test_notok --prompt hi 2>&1", &out);
+    st = test_run("build/arwkv-chat --model build/test_notok --prompt hi 2>&1", &out);
     CHECK(st != 0 && strstr(out, "tokenizer") && strstr(out, "build/test_notok"), "missing tokenizer: %d %s", st, out);
     free(out);
     system("rm -rf build/test_llama && mkdir -p build/test_llama && sed 's/Qwen2ForCausalLM/GPT2LMHeadModel/' models/qwen2-code-tiny/config.json > build/test_llama/config.json");
-    st = run("build/arwkv-chat --model build/test_llama --prompt hi 2>&1", &out);
+    st = test_run("build/arwkv-chat --model build/test_llama --prompt hi 2>&1", &out);
     CHECK(st != 0 && strstr(out, "GPT2LMHeadModel") && strstr(out, "supported"), "unsupported architecture: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-eval --model models/qwen2-code-tiny --text /nonexistent.txt 2>&1", &out);
+    st = test_run("build/arwkv-eval --model models/qwen2-code-tiny --text /nonexistent.txt 2>&1", &out);
     CHECK(st != 0 && strstr(out, "/nonexistent.txt"), "missing text: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-distill --teacher models/qwen2-code-tiny --out build/x --stage 1 --data /nonexistent.py 2>&1", &out);
+    st = test_run("build/arwkv-distill --teacher models/qwen2-code-tiny --out build/x --stage 1 --data /nonexistent.py 2>&1", &out);
     CHECK(st != 0 && strstr(out, "/nonexistent.py"), "missing data: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-inspect tests/test.h 2>&1", &out);
+    st = test_run("build/arwkv-inspect tests/test.h 2>&1", &out);
     CHECK(st != 0 && strstr(out, "tests/test.h"), "inspect a bad file: %d %s", st, out);
     free(out);
 }
@@ -193,7 +158,7 @@ TEST(errors_a_person_can_act_on) {
 TEST(distill_interrupt_and_resume) {
     system("rm -rf build/test_distill build/test_distill.log"); /* a stale log would look like progress */
     static char cmd_buf[1024];
-    const char *cmd = binaries_of_this_build(
+    const char *cmd = test_binaries_of_this_build(
         "exec build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c "
         "arwkv.h --seq-len 64 --batch 2 --steps 400 --lr 1e-3 --threads 1 --log-every 1 > build/test_distill.log 2>&1",
         cmd_buf, sizeof cmd_buf);
@@ -205,7 +170,7 @@ TEST(distill_interrupt_and_resume) {
     /* wait until a few steps are done, then interrupt */
     for (int i = 0; i < 600; i++) {
         char *log;
-        run("cat build/test_distill.log", &log);
+        test_run("cat build/test_distill.log", &log);
         int steps = strstr(log, "  3/400") != NULL;
         free(log);
         if (steps) break;
@@ -215,22 +180,22 @@ TEST(distill_interrupt_and_resume) {
     int status;
     waitpid(pid, &status, 0);
     char *log;
-    run("cat build/test_distill.log", &log);
+    test_run("cat build/test_distill.log", &log);
     size_t ll = strlen(log);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 130 && strstr(log, "interrupted at step"), "after Ctrl-C (exit 130, as a shell reports it), the log ends: %s",
           ll > 400 ? log + ll - 400 : log);
     free(log);
     CHECK(test_file_exists("build/test_distill/checkpoints/latest"), "checkpoint written");
     char *out;
-    int st = run("build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c arwkv.h "
+    int st = test_run("build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c arwkv.h "
                  "--seq-len 64 --batch 2 --steps 6 --lr 1e-3 --resume --summary-json build/test_distill.json 2>&1", &out);
     /* the interrupted run may already be past step 6: resuming then does no step but still finishes */
     CHECK(st == 0 && strstr(out, "resuming from"), "resume: %d %.400s", st, out);
     free(out);
-    st = run("cat build/test_distill.json", &out);
+    st = test_run("cat build/test_distill.json", &out);
     CHECK(strstr(out, "\"stage\": 1") && strstr(out, "\"interrupted\": false"), "summary: %s", out);
     free(out);
-    st = run("build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c "
+    st = test_run("build/arwkv-distill --teacher models/qwen2-code-tiny --out build/test_distill --stage 1 --data tests/test_cli.c "
              "--seq-len 64 --batch 2 --steps 6 --resume 2>&1", &out);
     CHECK(st != 0 && strstr(out, "--data"), "resume with other data refused: %d %s", st, out);
     free(out);

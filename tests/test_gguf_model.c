@@ -605,21 +605,6 @@ TEST(smollm2_tokenizer_saved_beside_a_model) {
 
 /* ---- The binaries with GGUF files ------------------------------------------------------------- */
 
-static int run(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *buf = (char *)malloc(cap);
-    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
-        len += got;
-        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 #define LLAMA_GGUF "build/test_gguf_llama_tok.gguf"
 #define DISTILL "build/arwkv-distill --data tests/test_gguf.c --seq-len 32 --batch 2 --steps 3 --threads 2 --teacher " LLAMA_GGUF " "
 
@@ -643,33 +628,33 @@ TEST(gguf_teacher_in_the_binaries) {
     }
     arwkv_tokenizer_free(a), arwkv_tokenizer_free(b);
     char *out, *gen;
-    int st = run("build/arwkv-generate " ARCH_DIR "/llama-gqa 'def add(a, b):' 8 2>/dev/null", &out);
-    int gst = run("build/arwkv-generate " LLAMA_GGUF " 'def add(a, b):' 8 2>/dev/null", &gen);
+    int st = test_run("build/arwkv-generate " ARCH_DIR "/llama-gqa 'def add(a, b):' 8 2>/dev/null", &out);
+    int gst = test_run("build/arwkv-generate " LLAMA_GGUF " 'def add(a, b):' 8 2>/dev/null", &gen);
     CHECK(st == 0 && gst == 0 && strlen(out) > 0 && strcmp(out, gen) == 0, "generate: directory '%s' (%d), GGUF '%s' (%d)", out, st, gen, gst);
     free(out), free(gen);
-    st = run("build/arwkv-chat --model " LLAMA_GGUF " --raw --prompt 'def add(a, b):' -n 8 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
-    st |= run("build/arwkv-generate " LLAMA_GGUF " 'def add(a, b):' 8 2>/dev/null", &gen);
+    st = test_run("build/arwkv-chat --model " LLAMA_GGUF " --raw --prompt 'def add(a, b):' -n 8 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
+    st |= test_run("build/arwkv-generate " LLAMA_GGUF " 'def add(a, b):' 8 2>/dev/null", &gen);
     CHECK(st == 0 && strcmp(out, gen) == 0, "chat --raw '%s', generate '%s'", out, gen);
     free(out), free(gen);
-    st = run("rm -rf build/test_gguf_conv && build/arwkv-convert --teacher " LLAMA_GGUF " --out build/test_gguf_conv 2>&1", &out);
+    st = test_run("rm -rf build/test_gguf_conv && build/arwkv-convert --teacher " LLAMA_GGUF " --out build/test_gguf_conv 2>&1", &out);
     CHECK(st == 0 && test_file_exists("build/test_gguf_conv/tokenizer.json") && test_file_exists("build/test_gguf_conv/config.json"),
           "convert from a GGUF teacher: %d %s", st, out);
     free(out);
     arwkv_config c;
     CHECK_OK(arwkv_config_load("build/test_gguf_conv", &c));
     CHECK(c.arch == ARWKV_ARCH_ARWKV7 && c.base_arch == ARWKV_ARCH_LLAMA && c.vocab_size == 512, "converted student's config");
-    st = run("rm -rf build/test_gguf_s1 build/test_gguf_s2 && " DISTILL "--out build/test_gguf_s1 --stage 1 --arch qrwkv6 --lr 1e-3 >/dev/null 2>&1 && "
+    st = test_run("rm -rf build/test_gguf_s1 build/test_gguf_s2 && " DISTILL "--out build/test_gguf_s1 --stage 1 --arch qrwkv6 --lr 1e-3 >/dev/null 2>&1 && "
              DISTILL "--student build/test_gguf_s1 --out build/test_gguf_s2 --stage 2 --lr 5e-4 2>&1", &out);
     CHECK(st == 0 && strstr(out, "student saved") && test_file_exists("build/test_gguf_s2/tokenizer.json"), "stages 1 and 2 from a GGUF teacher: %d\n%s", st, out);
     free(out);
-    st = run("build/arwkv-chat --model build/test_gguf_s2 --raw --prompt 'def add(a, b):' -n 6 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
+    st = test_run("build/arwkv-chat --model build/test_gguf_s2 --raw --prompt 'def add(a, b):' -n 6 --temperature 0 --repeat-penalty 1 2>/dev/null", &out);
     CHECK(st == 0 && strlen(out) > 0, "chat with the student: %d '%s'", st, out);
     free(out);
-    st = run("build/arwkv-eval --model build/test_gguf_s2 --text tests/test.h --max-tokens 100 2>/dev/null", &out);
+    st = test_run("build/arwkv-eval --model build/test_gguf_s2 --text tests/test.h --max-tokens 100 2>/dev/null", &out);
     double nll = 0;
     CHECK(st == 0 && sscanf(out, "tokens 100 nll %lf", &nll) == 1 && nll > 0 && nll < 7.0, "eval of the student: '%s'", out);
     free(out);
-    st = run("build/arwkv-inspect " LLAMA_GGUF " 2>&1", &out);
+    st = test_run("build/arwkv-inspect " LLAMA_GGUF " 2>&1", &out);
     CHECK(st == 0 && strstr(out, "config: LlamaForCausalLM") && strstr(out, "blk.2.attn_q.weight") && strstr(out, "tokenizer.ggml.pre"),
           "inspect: %d\n%.400s", st, out);
     free(out);
@@ -688,12 +673,12 @@ TEST(smollm2_binaries) {
     if (!ref || !tok) goto done;
     char cmd[1024], *out;
     snprintf(cmd, sizeof cmd, "build/arwkv-eval --model '%s' --text tests/data/smollm2-eval.txt --threads 2 2>/dev/null", smollm2_path());
-    int st = run(cmd, &out);
+    int st = test_run(cmd, &out);
     double nll = 0, want = atof(arwkv_st_metadata(ref, "eval.nll"));
     CHECK(st == 0 && sscanf(out, "tokens 164 nll %lf", &nll) == 1 && fabs(nll - want) < 2e-6, "arwkv-eval '%s', transformers %.6f", out, want);
     free(out);
     snprintf(cmd, sizeof cmd, "build/arwkv-tokenize --tokenizer '%s' tests/data/smollm2-eval.txt 2>/dev/null", smollm2_path());
-    st = run(cmd, &out);
+    st = test_run(cmd, &out);
     int n = 0;
     int32_t *ids = ref_ids(ref, "eval.ids", &n);
     char *p = out;
@@ -709,7 +694,7 @@ TEST(smollm2_binaries) {
         CHECK_OK(arwkv_tokenizer_decode(tok, prompt, (size_t)np, prompt_text, sizeof prompt_text, &len));
         CHECK_OK(arwkv_tokenizer_decode(tok, full + np, (size_t)(nt - np), want_text, sizeof want_text, &len));
         snprintf(cmd, sizeof cmd, "build/arwkv-generate '%s' '%s' %d 2>/dev/null", smollm2_path(), prompt_text, nt - np);
-        st = run(cmd, &out);
+        st = test_run(cmd, &out);
         CHECK(st == 0 && strstr(out, want_text), "arwkv-generate '%s', transformers '%s'", out, want_text);
         free(out);
     }

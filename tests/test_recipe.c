@@ -7,26 +7,10 @@
 #include "test.h"
 #include <sys/wait.h>
 
-/* Run a shell command; capture its stdout into a fresh string; return the exit status. */
-static int run(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *buf = (char *)malloc(cap);
-    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
-        len += got;
-        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static char *slurp(const char *path) {
     char cmd[600], *out;
     snprintf(cmd, sizeof cmd, "cat '%s' 2>/dev/null", path);
-    run(cmd, &out);
+    test_run(cmd, &out);
     return out;
 }
 
@@ -73,7 +57,7 @@ static int parse_log(char *text, log_row *rows, int max) {
    checkpoint are gone and the log equals that of one uninterrupted run. */
 TEST(distill_log_csv_rows_and_resume) {
     system("rm -rf build/test_log && mkdir -p build/test_log");
-    int st = run(DISTILL_TINY "--out build/test_log/a --steps 4 --eval-every 2 >/dev/null 2>&1", NULL);
+    int st = test_run(DISTILL_TINY "--out build/test_log/a --steps 4 --eval-every 2 >/dev/null 2>&1", NULL);
     CHECK(st == 0, "4-step run: status %d", st);
     char *text = slurp("build/test_log/a/log.csv");
     log_row a[32];
@@ -98,9 +82,9 @@ TEST(distill_log_csv_rows_and_resume) {
 
     /* an interrupted run had logged step 5 after its last checkpoint (step 4): the resume redoes it */
     system("echo '2,5,train,123,1,1,999,,,' >> build/test_log/a/log.csv");
-    st = run(DISTILL_TINY "--out build/test_log/a --steps 6 --resume >/dev/null 2>&1", NULL);
+    st = test_run(DISTILL_TINY "--out build/test_log/a --steps 6 --resume >/dev/null 2>&1", NULL);
     CHECK(st == 0, "resume: status %d", st);
-    st = run(DISTILL_TINY "--out build/test_log/b --steps 6 >/dev/null 2>&1", NULL);
+    st = test_run(DISTILL_TINY "--out build/test_log/b --steps 6 >/dev/null 2>&1", NULL);
     CHECK(st == 0, "6-step run: status %d", st);
     char *ta = slurp("build/test_log/a/log.csv"), *tb = slurp("build/test_log/b/log.csv");
     log_row ra[32], rb[32];
@@ -196,7 +180,7 @@ TEST(plot_svg_points_where_the_numbers_put_them) {
            " > build/test_log/s1.csv && printf 'stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\\n"
            "3,1,train,2.0,1e-4,1,64,,,\\n3,10,train,1.5,1e-4,1,640,,,\\n3,10,eval,,,,,4.0,,\\n' > build/test_log/s3.csv");
     char *out;
-    int st = run("build/arwkv-plot -o build/test_log/p.svg --title 'a & b <test>' build/test_log/s1.csv='ARWKV-7 & co' build/test_log/s3.csv 2>&1", &out);
+    int st = test_run("build/arwkv-plot -o build/test_log/p.svg --title 'a & b <test>' build/test_log/s1.csv='ARWKV-7 & co' build/test_log/s3.csv 2>&1", &out);
     CHECK(st == 0, "arwkv-plot: %d %s", st, out);
     free(out);
     char *svg = slurp("build/test_log/p.svg");
@@ -248,10 +232,10 @@ TEST(plot_svg_points_where_the_numbers_put_them) {
     free(svg);
     /* a file that is not a log is refused by name and line */
     system("printf 'stage,step,kind,loss,lr,grad_norm,tokens,student_ppl,teacher_ppl,kl\\n7,1,train,1,1,1,1,,,\\n' > build/test_log/bad.csv");
-    st = run("build/arwkv-plot -o build/test_log/bad.svg build/test_log/bad.csv 2>&1", &out);
+    st = test_run("build/arwkv-plot -o build/test_log/bad.svg build/test_log/bad.csv 2>&1", &out);
     CHECK(st != 0 && strstr(out, "build/test_log/bad.csv line 2"), "bad log: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-plot -o build/test_log/bad.svg tests/test.h 2>&1", &out);
+    st = test_run("build/arwkv-plot -o build/test_log/bad.svg tests/test.h 2>&1", &out);
     CHECK(st != 0 && strstr(out, "tests/test.h") && strstr(out, "log.csv"), "not a log: %d %s", st, out);
     free(out);
 }
@@ -304,7 +288,7 @@ static int parse_eval(const char *out, int *tokens, double *nll, int *targets, d
    tokens only) equal the ones computed by hand from both models' logits. */
 TEST(eval_teacher_kl_and_agreement_by_hand) {
     system("rm -rf build/test_eval_student");
-    int st = run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_eval_student --init inherit --seed 5 >/dev/null 2>&1", NULL);
+    int st = test_run("build/arwkv-convert --teacher models/qwen2-code-tiny --out build/test_eval_student --init inherit --seed 5 >/dev/null 2>&1", NULL);
     CHECK(st == 0, "convert: %d", st);
     arwkv_backend *be;
     arwkv_model *t, *s;
@@ -326,7 +310,7 @@ TEST(eval_teacher_kl_and_agreement_by_hand) {
     int count, e_tokens, e_targets;
     hand_compare(t, s, ids.ids, NULL, 48, 24, &nll, &tnll, &kl, &agree, &count);
     char *out;
-    st = run("build/arwkv-eval --model build/test_eval_student --teacher models/qwen2-code-tiny --text build/test_eval.txt --max-tokens 24 --windows 2 "
+    st = test_run("build/arwkv-eval --model build/test_eval_student --teacher models/qwen2-code-tiny --text build/test_eval.txt --max-tokens 24 --windows 2 "
              "--threads 2 2>/dev/null", &out);
     CHECK(st == 0 && parse_eval(out, &e_tokens, &e_nll, &e_targets, &e_tnll, &e_kl, &e_agree), "arwkv-eval: %d '%s'", st, out);
     CHECK(e_tokens == 48 && e_targets == 46 && count == 46, "tokens %d targets %d, by hand %d", e_tokens, e_targets, count);
@@ -335,7 +319,7 @@ TEST(eval_teacher_kl_and_agreement_by_hand) {
     CHECK(fabs(e_agree - agree) < 1e-6 && kl > 0.01, "agreement %.6f, by hand %.6f (KL %.4f: the student must differ)", e_agree, agree, kl);
     free(out);
     /* the teacher against itself: KL 0, agreement 1 */
-    st = run("build/arwkv-eval --model models/qwen2-code-tiny --teacher models/qwen2-code-tiny --text build/test_eval.txt --max-tokens 40 2>/dev/null", &out);
+    st = test_run("build/arwkv-eval --model models/qwen2-code-tiny --teacher models/qwen2-code-tiny --text build/test_eval.txt --max-tokens 40 2>/dev/null", &out);
     CHECK(st == 0 && parse_eval(out, &e_tokens, &e_nll, &e_targets, &e_tnll, &e_kl, &e_agree) && fabs(e_kl) < 1e-9 && e_agree == 1 && e_nll == e_tnll,
           "teacher vs itself: '%s'", out);
     free(out);
@@ -358,7 +342,7 @@ TEST(eval_teacher_kl_and_agreement_by_hand) {
     int masked = 0;
     for (size_t i = 1; i < conv.n; i++) masked += conv.mask[i] != 0;
     hand_compare(t, s, conv.ids, conv.mask, (int)conv.n, 1 << 20, &nll, &tnll, &kl, &agree, &count);
-    st = run("build/arwkv-eval --model build/test_eval_student --teacher models/qwen2-code-tiny --text build/test_eval.jsonl --threads 2 2>/dev/null", &out);
+    st = test_run("build/arwkv-eval --model build/test_eval_student --teacher models/qwen2-code-tiny --text build/test_eval.jsonl --threads 2 2>/dev/null", &out);
     CHECK(st == 0 && parse_eval(out, &e_tokens, &e_nll, &e_targets, &e_tnll, &e_kl, &e_agree), "arwkv-eval on conversations: %d '%s'", st, out);
     CHECK(e_tokens == (int)conv.n && e_targets == masked && count == masked && masked > 10 && masked < (int)conv.n / 2,
           "tokens %d (want %zu), targets %d, assistant tokens %d", e_tokens, conv.n, e_targets, masked);
@@ -401,7 +385,7 @@ TEST(answer_jsonl_conversations_in_batches) {
           f);
     fclose(f);
     char *out;
-    int st = run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_in.jsonl --out build/test_answer_b3.jsonl --batch 3 "
+    int st = test_run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_in.jsonl --out build/test_answer_b3.jsonl --batch 3 "
                  "-n 8 --temperature 0.8 --seed 11 --threads 2 2>&1 && build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_in.jsonl "
                  "--batch 1 -n 8 --temperature 0.8 --seed 11 --threads 2 > build/test_answer_b1.jsonl 2>/dev/null",
                  &out);
@@ -425,11 +409,11 @@ TEST(answer_jsonl_conversations_in_batches) {
     /* a conversation that does not end with the user's message, and a line that is not one, are refused by line */
     system("printf '{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\\n{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}\\n'"
            " > build/test_answer_bad.jsonl");
-    st = run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_bad.jsonl 2>&1", &out);
+    st = test_run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_bad.jsonl 2>&1", &out);
     CHECK(st != 0 && strstr(out, "build/test_answer_bad.jsonl line 2") && strstr(out, "user"), "bad conversation: %d %s", st, out);
     free(out);
     system("printf '{\"text\": \"hi\"}\\n' > build/test_answer_bad.jsonl");
-    st = run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_bad.jsonl 2>&1", &out);
+    st = test_run("build/arwkv-answer --model models/qwen2-code-tiny --jsonl build/test_answer_bad.jsonl 2>&1", &out);
     CHECK(st != 0 && strstr(out, "build/test_answer_bad.jsonl line 1") && strstr(out, "messages"), "not a conversation: %d %s", st, out);
     free(out);
 }
@@ -456,6 +440,32 @@ TEST(conversation_json_round_trip) {
     }
 }
 
+/* One message per line (arwkv-tokenize --chat's input): blank lines skipped, escapes decoded, and
+   each bad line named by its number with nothing returned. */
+TEST(conversation_one_message_per_line) {
+    const char *text = "{\"role\": \"system\", \"content\": \"be brief\"}\n\n  \r\n{\"role\": \"user\", \"content\": \"caf\\u00e9\\n?\"}\n"
+                       "{\"content\": \"\", \"role\": \"assistant\"}";
+    arwkv_chat_message *m = NULL;
+    int n = 0;
+    CHECK_OK(arwkv_chat_parse_lines(text, strlen(text), "c.jsonl", &m, &n));
+    CHECK(n == 3 && !strcmp(m[0].role, "system") && !strcmp(m[0].content, "be brief") && !strcmp(m[1].role, "user") &&
+              !strcmp(m[1].content, "caf\xc3\xa9\n?") && !strcmp(m[2].role, "assistant") && !strcmp(m[2].content, ""),
+          "%d messages", n);
+    arwkv_free(m);
+    CHECK_OK(arwkv_chat_parse_lines("\n \n", 3, "empty", &m, &n));
+    CHECK(n == 0, "blank text: %d messages", n);
+    arwkv_free(m);
+    const char *bad[3] = {"{\"role\": \"user\", \"content\": \"a\"}\n{\"role\": \"user\"}\n",
+                          "{\"role\": \"user\", \"content\": \"a\"}\n\n{\"role\": \"user\", \"content\": \"a\\u0000b\"}",
+                          "{\"role\": \"user\", \"content\": \"a\"}\n[1,\n"};
+    const char *line[3] = {"c.jsonl: line 2", "c.jsonl: line 3", "c.jsonl: line 2"};
+    for (int i = 0; i < 3; i++) {
+        m = (arwkv_chat_message *)1;
+        arwkv_result r = arwkv_chat_parse_lines(bad[i], strlen(bad[i]), "c.jsonl", &m, &n);
+        CHECK(r == ARWKV_ERR_FORMAT && strstr(arwkv_last_error(), line[i]) && m == NULL && n == 0, "bad %d: %s", i, arwkv_last_error());
+    }
+}
+
 /* ---- data tools ----------------------------------------------------------------------------------- */
 
 static int count_lines(const char *path) {
@@ -469,7 +479,7 @@ static int count_lines(const char *path) {
 /* A small documentation tree: English pages and READMEs are kept once each and split by file; a
    translated page, a licence, a duplicate, binary bytes and a table of numbers are not. */
 TEST(data_prose_from_a_small_tree) {
-    if (run("python3 -c 'import json, gzip' 2>/dev/null", NULL) != 0) SKIP("no python3");
+    if (test_run("python3 -c 'import json, gzip' 2>/dev/null", NULL) != 0) SKIP("no python3");
     system("rm -rf build/test_data && mkdir -p build/test_data/man/man1 build/test_data/man/de/man1 build/test_data/doc/p1 build/test_data/doc/p2");
     const char *para = "The frobnicate command reads the files given to it and writes them to the standard output in the order in which they are "
                        "named, which is the simplest way to join files. It is often used with a pipe, and the options below change how it treats "
@@ -487,7 +497,7 @@ TEST(data_prose_from_a_small_tree) {
              "head -c 3000 /dev/urandom > build/test_data/doc/p1/notes.txt && seq 1 400 > build/test_data/doc/p2/table.txt", para, para);
     system(cmd);
     char *out;
-    int st = run("python3 tools/data_prose.py --roots build/test_data/man build/test_data/doc --out build/test_data/out --heldout-percent 50 2>&1", &out);
+    int st = test_run("python3 tools/data_prose.py --roots build/test_data/man build/test_data/doc --out build/test_data/out --heldout-percent 50 2>&1", &out);
     CHECK(st == 0 && strstr(out, "kept"), "data_prose.py: %d %s", st, out);
     free(out);
     int tr = count_lines("build/test_data/out/train.jsonl"), ho = count_lines("build/test_data/out/heldout.jsonl");
@@ -498,13 +508,13 @@ TEST(data_prose_from_a_small_tree) {
     CHECK(strstr(stats, "\"duplicate\": 1") && strstr(stats, "\"not_english\": 1") && strstr(stats, "\"unreadable\": 1") &&
               strstr(stats, "\"not_a_document\": 2"), "stats: %s", stats);
     /* the split is by file and fixed: a second run gives the same files */
-    st = run("python3 tools/data_prose.py --roots build/test_data/man build/test_data/doc --out build/test_data/out2 --heldout-percent 50 >/dev/null 2>&1 && "
+    st = test_run("python3 tools/data_prose.py --roots build/test_data/man build/test_data/doc --out build/test_data/out2 --heldout-percent 50 >/dev/null 2>&1 && "
              "cmp build/test_data/out/train.jsonl build/test_data/out2/train.jsonl && cmp build/test_data/out/heldout.txt build/test_data/out2/heldout.txt", NULL);
     CHECK(st == 0, "a second run differs");
     /* each held-out document is a whole document of the tree, in heldout.txt too */
     CHECK(count_lines("build/test_data/out/heldout.txt") >= 3 * ho, "heldout.txt: %d lines for %d documents", count_lines("build/test_data/out/heldout.txt"), ho);
     free(all), free(ho_text), free(stats);
-    st = run("python3 tools/data_prose.py --roots /nonexistent --out build/test_data/none 2>&1", &out);
+    st = test_run("python3 tools/data_prose.py --roots /nonexistent --out build/test_data/none 2>&1", &out);
     CHECK(st != 0 && strstr(out, "/nonexistent"), "missing roots: %d %s", st, out);
     free(out);
 }
@@ -512,9 +522,9 @@ TEST(data_prose_from_a_small_tree) {
 /* The prompt generator: the counts asked for, every line a one-message user conversation, no prompt
    twice and none in both sets, the same seed the same files. */
 TEST(data_prompts_generator) {
-    if (run("python3 -c 'import json' 2>/dev/null", NULL) != 0) SKIP("no python3");
+    if (test_run("python3 -c 'import json' 2>/dev/null", NULL) != 0) SKIP("no python3");
     system("rm -rf build/test_prompts build/test_prompts2");
-    int st = run("python3 tools/data_prompts.py --out build/test_prompts --count 500 --heldout 60 --seed 3 >/dev/null 2>&1 && "
+    int st = test_run("python3 tools/data_prompts.py --out build/test_prompts --count 500 --heldout 60 --seed 3 >/dev/null 2>&1 && "
                  "python3 tools/data_prompts.py --out build/test_prompts2 --count 500 --heldout 60 --seed 3 >/dev/null 2>&1 && "
                  "cmp build/test_prompts/prompts_train.jsonl build/test_prompts2/prompts_train.jsonl", NULL);
     CHECK(st == 0, "generator failed or is not deterministic");
@@ -547,6 +557,7 @@ int main(void) {
     RUN(eval_teacher_kl_and_agreement_by_hand);
     RUN(answer_jsonl_conversations_in_batches);
     RUN(conversation_json_round_trip);
+    RUN(conversation_one_message_per_line);
     RUN(data_prose_from_a_small_tree);
     RUN(data_prompts_generator);
     return test_summary("recipe");

@@ -12,22 +12,6 @@
 
 #define TEACHER "models/qwen2-code-tiny"
 
-/* Run a shell command; its stdout and stderr (merged by the command's own 2>&1) into a fresh string. */
-static int run(const char *cmd, char **out) {
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, len = 0;
-    char *buf = (char *)malloc(cap);
-    for (size_t got; p && (got = fread(buf + len, 1, cap - len - 1, p)) > 0;) {
-        len += got;
-        if (len + 1 == cap) buf = (char *)realloc(buf, cap *= 2);
-    }
-    buf[len] = 0;
-    int st = p ? pclose(p) : -1;
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* Start a command in the background (its own process, so that signals reach it alone). */
 static pid_t start(const char *cmd) {
     pid_t pid = fork();
@@ -44,7 +28,7 @@ static int wait_for(const char *path, const char *text) {
     snprintf(cmd, sizeof cmd, "cat %s 2>/dev/null", path);
     for (int i = 0; i < 600; i++) {
         char *log;
-        run(cmd, &log);
+        test_run(cmd, &log);
         int found = strstr(log, text) != NULL;
         free(log);
         if (found) return 1;
@@ -93,7 +77,7 @@ TEST(numeric_options_are_strict) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char cmd[512], *out;
         snprintf(cmd, sizeof cmd, "%s 2>&1", cases[i].cmd);
-        int st = run(cmd, &out);
+        int st = test_run(cmd, &out);
         CHECK(st == 2 && strstr(out, cases[i].want), "%s: status %d, '%s' (want '%s')", cases[i].cmd, st, out, cases[i].want);
         free(out);
     }
@@ -117,12 +101,12 @@ TEST(out_dir_never_overwrites_the_teacher) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char cmd[512], *out;
         snprintf(cmd, sizeof cmd, "%s 2>&1", cases[i].cmd);
-        int st = run(cmd, &out);
+        int st = test_run(cmd, &out);
         CHECK(st == 1 && strstr(out, cases[i].want), "%s: status %d, '%s' (want '%s')", cases[i].cmd, st, out, cases[i].want);
         free(out);
     }
     /* byte for byte what it was, and nothing added */
-    int st = run("diff -r " TEACHER " build/rel_teacher && diff -r " TEACHER " build/rel_copy", NULL);
+    int st = test_run("diff -r " TEACHER " build/rel_teacher && diff -r " TEACHER " build/rel_copy", NULL);
     CHECK(st == 0, "the teacher directories changed");
 }
 
@@ -131,7 +115,7 @@ TEST(out_dir_never_overwrites_the_teacher) {
 TEST(unwritable_out_fails_before_training) {
     char *out;
     double t0 = arwkv_seconds();
-    int st = run("build/arwkv-distill --teacher " TEACHER " --out tests/test.h/x --stage 1 --data tests/test.h --seq-len 64 --batch 1 "
+    int st = test_run("build/arwkv-distill --teacher " TEACHER " --out tests/test.h/x --stage 1 --data tests/test.h --seq-len 64 --batch 1 "
                  "--steps 20 2>&1", &out);
     CHECK(st == 1 && strstr(out, "tests/test.h") && strstr(out, "--out") && !strstr(out, "step "), "status %d: %s", st, out);
     CHECK(arwkv_seconds() - t0 < 10, "it took %.1f s to fail", arwkv_seconds() - t0);
@@ -143,7 +127,7 @@ TEST(unwritable_out_fails_before_training) {
 TEST(failed_periodic_save_keeps_training) {
     system("rm -rf build/rel_full && mkdir -p build/rel_full && echo x > build/rel_full/checkpoints");
     char *out;
-    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_full --stage 1 --data tests/test_cli.c --seq-len 32 --batch 1 "
+    int st = test_run("build/arwkv-distill --teacher " TEACHER " --out build/rel_full --stage 1 --data tests/test_cli.c --seq-len 32 --batch 1 "
                  "--steps 3 --save-every 1 --log-every 1 --threads 1 2>&1", &out);
     const char *first = strstr(out, "saving a checkpoint at step 1 failed, training goes on");
     CHECK(first && strstr(first, "build/rel_full/checkpoints") && strstr(out, "saving a checkpoint at step 2 failed"), "warnings: %s", out);
@@ -164,14 +148,14 @@ TEST(lock_and_stop_signals) {
         CHECK(wait_for("build/rel_run.log", " 3/9999"), "the run did not start: see build/rel_run.log");
         char *out, want[64];
         if (k == 0) {
-            int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_run --stage 1 --data tests/test.h --steps 2 2>&1", &out);
+            int st = test_run("build/arwkv-distill --teacher " TEACHER " --out build/rel_run --stage 1 --data tests/test.h --steps 2 2>&1", &out);
             snprintf(want, sizeof want, "another run (process %ld)", (long)pid);
             CHECK(st == 1 && strstr(out, want), "second run: %d %s (want '%s')", st, out, want);
             free(out);
         }
         kill(pid, sigs[k].sig);
         int st = exit_status(pid);
-        run("cat build/rel_run.log", &out);
+        test_run("cat build/rel_run.log", &out);
         CHECK(st == sigs[k].status && strstr(out, "interrupted at step"), "signal %d: status %d (want %d): %.300s", sigs[k].sig, st,
               sigs[k].status, out + (strlen(out) > 300 ? strlen(out) - 300 : 0));
         free(out);
@@ -179,7 +163,7 @@ TEST(lock_and_stop_signals) {
     }
     /* once the first run is gone, the lock is free */
     char *out;
-    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_run --stage 1 --data tests/test_cli.c --seq-len 32 --batch 1 "
+    int st = test_run("build/arwkv-distill --teacher " TEACHER " --out build/rel_run --stage 1 --data tests/test_cli.c --seq-len 32 --batch 1 "
                  "--steps 1 --threads 1 2>&1", &out);
     CHECK(st == 0, "after the first run: %d %s", st, out);
     free(out);
@@ -189,11 +173,11 @@ TEST(lock_and_stop_signals) {
 TEST(closed_stdout_does_not_kill_training) {
     char *out;
     system("rm -rf build/rel_pipe build/rel_pipe.status");
-    run("(build/arwkv-distill --teacher " TEACHER " --out build/rel_pipe --stage 1 --data tests/test_cli.c --seq-len 32 --batch 1 "
+    test_run("(build/arwkv-distill --teacher " TEACHER " --out build/rel_pipe --stage 1 --data tests/test_cli.c --seq-len 32 --batch 1 "
         "--steps 4 --log-every 1 --threads 1 2>/dev/null; echo $? > build/rel_pipe.status) | head -1",
         &out);
     free(out);
-    run("cat build/rel_pipe.status", &out);
+    test_run("cat build/rel_pipe.status", &out);
     CHECK(atoi(out) == 0, "exit status %s", out);
     free(out);
     CHECK(test_file_exists("build/rel_pipe/model.safetensors"), "the student was saved");
@@ -208,10 +192,10 @@ TEST(stale_temporaries_are_removed) {
            "checkpoints/step-00000099/model.safetensors.tmp.2147483646.3 checkpoints/step-00000098/model.safetensors "
            "checkpoints/step-00000098/mine.txt");
     char *out;
-    int st = run("build/arwkv-convert --teacher " TEACHER " --out build/rel_stale 2>&1", &out);
+    int st = test_run("build/arwkv-convert --teacher " TEACHER " --out build/rel_stale 2>&1", &out);
     CHECK(st == 0 && strstr(out, "removed 2 partial file(s) and 2 unfinished checkpoint(s)"), "%d %s", st, out);
     free(out);
-    st = run("cd build/rel_stale && find . -name '*.tmp.*' -o -name 'step-00000099' -o -name model.safetensors -path '*98*'", &out);
+    st = test_run("cd build/rel_stale && find . -name '*.tmp.*' -o -name 'step-00000099' -o -name model.safetensors -path '*98*'", &out);
     CHECK(st == 0 && out[0] == 0, "left behind: %s", out);
     free(out);
     CHECK(test_file_exists("build/rel_stale/notes.txt") && test_file_exists("build/rel_stale/checkpoints/step-00000098/mine.txt"),
@@ -230,7 +214,7 @@ TEST(stage3_long_user_turn) {
     fclose(f);
     char *out;
     system("rm -rf build/rel_s3");
-    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_s3 --stage 3 --data build/rel_chat.jsonl --seq-len 16 --batch 2 "
+    int st = test_run("build/arwkv-distill --teacher " TEACHER " --out build/rel_s3 --stage 3 --data build/rel_chat.jsonl --seq-len 16 --batch 2 "
                  "--steps 4 --log-every 1 --threads 1 2>&1", &out);
     CHECK(st == 0 && strstr(out, "sequences without any target token") && strstr(out, "are skipped") && strstr(out, "step 4/4"),
           "status %d: %s", st, out);
@@ -272,21 +256,21 @@ TEST(non_finite_numbers_are_reported) {
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         char cmd[512], *out;
         snprintf(cmd, sizeof cmd, "%s 2>&1", cmds[i]);
-        int st = run(cmd, &out);
+        int st = test_run(cmd, &out);
         CHECK(st == 1 && strstr(out, "tensor 'model.norm.weight' holds a non-finite value (NaN or Inf) at element 0"), "%s: %d %s", cmds[i], st, out);
         free(out);
     }
     /* finite weights whose products overflow: the position is named */
     CHECK(teacher_with("build/rel_inf", "model.norm.weight", 3e38f, 128), "cannot make the overflowing teacher");
     char *out;
-    int st = run("build/arwkv-eval --model build/rel_inf --text tests/test.h --max-tokens 50 2>&1", &out);
+    int st = test_run("build/arwkv-eval --model build/rel_inf --text tests/test.h --max-tokens 50 2>&1", &out);
     CHECK(st == 1 && strstr(out, "the logits at position 0 are not finite"), "eval: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-chat --model build/rel_inf --raw --prompt hi -n 4 --temperature 0 2>&1", &out);
+    st = test_run("build/arwkv-chat --model build/rel_inf --raw --prompt hi -n 4 --temperature 0 2>&1", &out);
     CHECK(st == 1 && strstr(out, "are not finite"), "chat: %d %s", st, out);
     free(out);
     system("rm -rf build/rel_eps && cp -r " TEACHER " build/rel_eps && sed -i 's/\"rms_norm_eps\": 1e-06/\"rms_norm_eps\": -1/' build/rel_eps/config.json");
-    st = run("build/arwkv-eval --model build/rel_eps --text tests/test.h 2>&1", &out);
+    st = test_run("build/arwkv-eval --model build/rel_eps --text tests/test.h 2>&1", &out);
     CHECK(st == 1 && strstr(out, "rms_norm_eps -1 must be a small positive number") && strstr(out, "build/rel_eps"), "eps: %d %s", st, out);
     free(out);
 }
@@ -295,15 +279,15 @@ TEST(non_finite_numbers_are_reported) {
    checkpoint's; each a precise error and never a hang. */
 TEST(wrong_kinds_of_files) {
     char *out;
-    int st = run("build/arwkv-distill --teacher " TEACHER " --out build/rel_dirdata --stage 1 --data tests --steps 2 2>&1", &out);
+    int st = test_run("build/arwkv-distill --teacher " TEACHER " --out build/rel_dirdata --stage 1 --data tests --steps 2 2>&1", &out);
     CHECK(st == 1 && strstr(out, "tests: is a directory, not a file"), "--data DIR: %d %s", st, out);
     free(out);
-    st = run("build/arwkv-eval --model " TEACHER " --text tests 2>&1", &out);
+    st = test_run("build/arwkv-eval --model " TEACHER " --text tests 2>&1", &out);
     CHECK(st == 1 && strstr(out, "tests") && strstr(out, "directory"), "--text DIR: %d %s", st, out);
     free(out);
     system("rm -rf build/rel_fifo && mkdir build/rel_fifo && cp " TEACHER "/*.safetensors* " TEACHER "/tokenizer.json build/rel_fifo/ && "
            "mkfifo build/rel_fifo/config.json");
-    st = run("timeout 20 build/arwkv-eval --model build/rel_fifo --text tests/test.h 2>&1", &out);
+    st = test_run("timeout 20 build/arwkv-eval --model build/rel_fifo --text tests/test.h 2>&1", &out);
     CHECK(st == 1 && strstr(out, "build/rel_fifo/config.json: not a regular file"), "FIFO config: %d %s", st, out);
     free(out);
     static const struct {
@@ -316,7 +300,7 @@ TEST(wrong_kinds_of_files) {
                  "rm -rf build/rel_layers && cp -r " TEACHER " build/rel_layers && sed -i 's/\"num_hidden_layers\": 8/\"num_hidden_layers\": %s/' "
                  "build/rel_layers/config.json && build/arwkv-eval --model build/rel_layers --text tests/test.h 2>&1",
                  cases[i].layers);
-        st = run(cmd, &out);
+        st = test_run(cmd, &out);
         CHECK(st == 1 && strstr(out, cases[i].want), "%s layers: %d %s", cases[i].layers, st, out);
         free(out);
     }
@@ -346,7 +330,7 @@ TEST(chat_prefill_interrupt_and_long_context) {
         kill(pid, SIGINT);
         int st = exit_status(pid);
         char *out;
-        run("cat build/rel_chat.log", &out);
+        test_run("cat build/rel_chat.log", &out);
         CHECK(st == cases[k].status && strstr(out, cases[k].want), "case %d: status %d: %.300s", k, st, out);
         CHECK(arwkv_seconds() - t0 < 20, "case %d: %.1f s after Ctrl-C", k, arwkv_seconds() - t0);
         free(out);
@@ -355,7 +339,7 @@ TEST(chat_prefill_interrupt_and_long_context) {
     system("rm -rf build/rel_short && cp -r " TEACHER " build/rel_short && "
            "sed -i 's/\"max_position_embeddings\": 4096/\"max_position_embeddings\": 64/' build/rel_short/config.json");
     char *out;
-    int st = run("build/arwkv-chat --model build/rel_short --raw --prompt \"$(head -c 400 build/rel_long.txt)\" -n 40 --temperature 0 2>&1 >/dev/null", &out);
+    int st = test_run("build/arwkv-chat --model build/rel_short --raw --prompt \"$(head -c 400 build/rel_long.txt)\" -n 40 --temperature 0 2>&1 >/dev/null", &out);
     const char *w = strstr(out, "is now longer than the 64 the model was trained on");
     CHECK(st == 0 && w && !strstr(w + 1, "is now longer"), "one warning: %d %s", st, out);
     free(out);
@@ -368,17 +352,17 @@ TEST(resume_with_other_options) {
     char cmd[600], *out;
     system("rm -rf build/rel_resume");
     snprintf(cmd, sizeof cmd, "%s --steps 2 2>&1", base);
-    int st = run(cmd, &out);
+    int st = test_run(cmd, &out);
     CHECK(st == 0, "first run: %d %s", st, out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s --steps 3 --resume --lr 2e-3 --align mse 2>&1", base);
-    st = run(cmd, &out);
+    st = test_run(cmd, &out);
     CHECK(st == 1 && strstr(out, "saved with lr=0.001") && strstr(out, "(now lr=0.002") && strstr(out, "align=l2 (now align=mse)") &&
               strstr(out, "--override"),
           "changed options: %d %s", st, out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s --steps 3 --resume --lr 2e-3 --align mse --override 2>&1", base);
-    st = run(cmd, &out);
+    st = test_run(cmd, &out);
     CHECK(st == 0 && strstr(out, "resuming from") && strstr(out, "step 3/3"), "--override: %d %s", st, out);
     free(out);
 }

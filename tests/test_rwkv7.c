@@ -500,10 +500,13 @@ TEST(prepare_backward_matches_finite_differences) {
         for (int i = 0; i < PR_N; i++) c.in[i] = to_double(in[i], n[i]);
         for (int o = 0; o < 5; o++) c.seed[o] = rand_floats(MC, 1);
         float *out = (float *)malloc(6 * MC * sizeof(float)), *vf_out = (float *)malloc(MC * sizeof(float));
-        CHECK_OK(be->rwkv7->prepare_forward(be, c.M, c.C, c.N, first, in[PR_KIN], in[PR_VIN], in[PR_WL], in[PR_AL],
-                                            first ? NULL : in[PR_VL], first ? vf_out : in[PR_VF], in[PR_W0], in[PR_A0],
-                                            first ? NULL : in[PR_V0], in[PR_KK], in[PR_KA], out, out + MC, out + 2 * MC,
-                                            out + 3 * MC, out + 4 * MC));
+        arwkv_r7_prepare_args p = {0};
+        p.M = c.M, p.C = c.C, p.N = c.N, p.first_layer = first;
+        p.k_in = in[PR_KIN], p.v_in = in[PR_VIN], p.w_lora = in[PR_WL], p.a_lora = in[PR_AL], p.v_lora = first ? NULL : in[PR_VL];
+        p.v_first = first ? vf_out : in[PR_VF];
+        p.w0 = in[PR_W0], p.a0 = in[PR_A0], p.v0 = first ? NULL : in[PR_V0], p.k_k = in[PR_KK], p.k_a = in[PR_KA];
+        p.decay = out, p.k = out + MC, p.v = out + 2 * MC, p.wkv_a = out + 3 * MC, p.wkv_b = out + 4 * MC;
+        CHECK_OK(be->rwkv7->prepare_forward(be, &p));
         double *ref = (double *)malloc(6 * MC * sizeof(double));
         ref_prepare(c.M, c.C, c.N, first, c.in[PR_KIN], c.in[PR_VIN], c.in[PR_WL], c.in[PR_AL], c.in[PR_VL], first ? ref + 5 * MC : c.in[PR_VF],
                     c.in[PR_W0], c.in[PR_A0], c.in[PR_V0], c.in[PR_KK], c.in[PR_KA], ref, ref + MC, ref + 2 * MC, ref + 3 * MC,
@@ -515,11 +518,15 @@ TEST(prepare_backward_matches_finite_differences) {
         for (int i = 0; i < PR_N; i++) g[i] = (float *)calloc(n[i], sizeof(float));
         if (first)
             for (size_t i = 0; i < MC; i++) g[PR_VF][i] = 0.5f * c.seed[2][i];
-        CHECK_OK(be->rwkv7->prepare_backward(be, c.M, c.C, c.N, first, c.seed[0], c.seed[1], c.seed[2], c.seed[3], c.seed[4],
-                                             in[PR_KIN], in[PR_VIN], in[PR_WL], in[PR_AL], first ? NULL : in[PR_VL],
-                                             first ? NULL : in[PR_VF], in[PR_W0], in[PR_A0], first ? NULL : in[PR_V0], in[PR_KK],
-                                             in[PR_KA], g[PR_KIN], g[PR_VIN], g[PR_WL], g[PR_AL], first ? NULL : g[PR_VL],
-                                             g[PR_VF], g[PR_W0], g[PR_A0], first ? NULL : g[PR_V0], g[PR_KK], g[PR_KA]));
+        arwkv_r7_prepare_args q = {0};
+        q.M = c.M, q.C = c.C, q.N = c.N, q.first_layer = first;
+        q.k_in = in[PR_KIN], q.v_in = in[PR_VIN], q.w_lora = in[PR_WL], q.a_lora = in[PR_AL], q.v_lora = first ? NULL : in[PR_VL];
+        q.v_first = first ? NULL : in[PR_VF];
+        q.w0 = in[PR_W0], q.a0 = in[PR_A0], q.v0 = first ? NULL : in[PR_V0], q.k_k = in[PR_KK], q.k_a = in[PR_KA];
+        q.d_decay = c.seed[0], q.dk = c.seed[1], q.dv = c.seed[2], q.d_wkv_a = c.seed[3], q.d_wkv_b = c.seed[4];
+        q.dk_in = g[PR_KIN], q.dv_in = g[PR_VIN], q.dw_lora = g[PR_WL], q.da_lora = g[PR_AL], q.dv_lora = first ? NULL : g[PR_VL];
+        q.dv_first = g[PR_VF], q.dw0 = g[PR_W0], q.da0 = g[PR_A0], q.dv0 = first ? NULL : g[PR_V0], q.dk_k = g[PR_KK], q.dk_a = g[PR_KA];
+        CHECK_OK(be->rwkv7->prepare_backward(be, &q));
         for (int i = 0; i < PR_N; i++) {
             if (first && (i == PR_VL || i == PR_VF || i == PR_V0)) continue;
             double e = fd_check(prep_loss, &c, c.in[i], n[i], g[i], quick ? 20 : 60);
@@ -653,14 +660,19 @@ TEST(finish_backward_matches_finite_differences) {
         c.seed = rand_floats(MC, 1);
         float *o = (float *)malloc(MC * sizeof(float));
         const float *lw = c.gn ? in[FI_LW] : NULL, *lb = c.gn ? in[FI_LB] : NULL, *gg = c.gate ? in[FI_G] : NULL;
-        CHECK_OK(be->rwkv7->finish_forward(be, c.M, c.C, c.N, in[FI_Y], in[FI_R], in[FI_K], in[FI_V], in[FI_RK], lw, lb, (float)c.eps, gg, o));
+        arwkv_r7_finish_args f = {0};
+        f.M = c.M, f.C = c.C, f.N = c.N;
+        f.y = in[FI_Y], f.r = in[FI_R], f.k = in[FI_K], f.v = in[FI_V], f.r_k = in[FI_RK], f.ln_w = lw, f.ln_b = lb, f.gn_eps = (float)c.eps;
+        f.g = gg, f.o = o;
+        CHECK_OK(be->rwkv7->finish_forward(be, &f));
         double *ref = (double *)malloc(MC * sizeof(double));
         ref_finish(c.M, c.C, c.N, c.in[FI_Y], c.in[FI_R], c.in[FI_K], c.in[FI_V], c.in[FI_RK], c.gn ? c.in[FI_LW] : NULL,
                    c.gn ? c.in[FI_LB] : NULL, c.eps, c.gate ? c.in[FI_G] : NULL, ref);
         CHECK(rel_err_d(o, ref, MC) < 2e-6, "gate %d gn %d: forward %g", c.gate, c.gn, rel_err_d(o, ref, MC));
-        CHECK_OK(be->rwkv7->finish_backward(be, c.M, c.C, c.N, c.seed, in[FI_Y], in[FI_R], in[FI_K], in[FI_V], in[FI_RK], lw, lb,
-                                            (float)c.eps, gg, g[FI_Y], g[FI_R], g[FI_K], g[FI_V], c.gate ? g[FI_G] : NULL,
-                                            g[FI_RK], c.gn ? g[FI_LW] : NULL, c.gn ? g[FI_LB] : NULL));
+        f.o = NULL, f.d_o = c.seed;
+        f.dy = g[FI_Y], f.dr = g[FI_R], f.dk = g[FI_K], f.dv = g[FI_V], f.dg = c.gate ? g[FI_G] : NULL;
+        f.dr_k = g[FI_RK], f.dln_w = c.gn ? g[FI_LW] : NULL, f.dln_b = c.gn ? g[FI_LB] : NULL;
+        CHECK_OK(be->rwkv7->finish_backward(be, &f));
         for (int i = 0; i < FI_N; i++) {
             if ((i == FI_G && !c.gate) || ((i == FI_LW || i == FI_LB) && !c.gn)) continue;
             double e = fd_check(fin_loss, &c, c.in[i], n[i], g[i], quick ? 20 : 60);

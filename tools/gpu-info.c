@@ -34,9 +34,10 @@ static arwkv_result check_gemm(arwkv_backend *gpu, arwkv_backend *cpu, double *e
         if (i < M * K) x[i] = v;
         else wh[i - M * K] = arwkv_f32_to_bf16(v);
     }
-    ARWKV__TRY(cpu->core->gemm(cpu, M, N, K, x, K, 1, wh, ARWKV_BF16, 1, K, yc, N, 0, NULL));
+    arwkv_result r = cpu->core->gemm(cpu, M, N, K, x, K, 1, wh, ARWKV_BF16, 1, K, yc, N, 0, NULL);
+    if (r != ARWKV_OK) return r;
     void *dx = NULL, *dw = NULL, *dy = NULL;
-    arwkv_result r = gpu->mem->alloc(gpu, sizeof x, &dx);
+    r = gpu->mem->alloc(gpu, sizeof x, &dx);
     if (r == ARWKV_OK) r = gpu->mem->alloc(gpu, sizeof wh, &dw);
     if (r == ARWKV_OK) r = gpu->mem->alloc(gpu, sizeof yg, &dy);
     if (r == ARWKV_OK) r = gpu->mem->upload(gpu, dx, x, sizeof x);
@@ -69,10 +70,10 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("backend   %s\n", arwkv_backend_name(gpu));
-    printf("runtime   %s, compute capability / gfx %d.%d, %d multiprocessors, warp %d\n", ARWKV__GPU_API, prop.major, prop.minor,
+    printf("runtime   %s, compute capability / gfx %d.%d, %d multiprocessors, warp %d\n", arwkv_gpu_runtime(), prop.major, prop.minor,
            prop.multiProcessorCount, prop.warpSize);
     printf("memory    %.1f GiB free of %.1f GiB\n", free_b / 1073741824.0, total_b / 1073741824.0);
-    printf("gemm      %s\n", arwkv__hip_gemm_path_name(ARWKV__G(gpu)));
+    printf("gemm      %s\n", arwkv_gpu_gemm_path(gpu));
     double err = 0;
     arwkv_result r = check_gemm(gpu, cpu, &err);
     if (r != ARWKV_OK) fprintf(stderr, "arwkv-gpu-info: matrix product failed: %s\n", arwkv_last_error());

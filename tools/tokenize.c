@@ -93,74 +93,34 @@ static int decode_file(const arwkv_tokenizer *tok, const char *text, const char 
     return 0;
 }
 
-/* JSON lines -> messages. The strings live in the parsed documents, kept until the end. */
+/* JSON lines -> messages (arwkv_chat_parse_lines) -> the template's text or ids. */
 static int chat_file(const arwkv_tokenizer *tok, const arwkv_chat_template *tpl, char *text, const char *path, int flags, int ids,
                      int mask) {
-    int n = 0, cap = 16, status = 0;
-    arwkv_chat_message *msgs = (arwkv_chat_message *)malloc((size_t)cap * sizeof *msgs);
-    arwkv__json *docs = (arwkv__json *)malloc((size_t)cap * sizeof *docs);
-    int line_no = 0;
-    for (char *line = text; *line && status == 0;) {
-        char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        line_no++;
-        size_t k = 0;
-        while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
-        if (k < len) {
-            if (n == cap) {
-                cap *= 2;
-                msgs = (arwkv_chat_message *)realloc(msgs, (size_t)cap * sizeof *msgs);
-                docs = (arwkv__json *)realloc(docs, (size_t)cap * sizeof *docs);
-            }
-            char name[600];
-            snprintf(name, sizeof name, "%s: line %d", path, line_no);
-            arwkv__json *j = &docs[n];
-            if (arwkv__json_parse(j, line, len, name) != ARWKV_OK) {
-                status = fail("");
-                break;
-            }
-            uint32_t role = arwkv__json_get(j, 0, "role"), content = arwkv__json_get(j, 0, "content");
-            const char *r = arwkv__json_str(j, role), *c = arwkv__json_str(j, content);
-            n++;
-            if (!r || !c) {
-                fprintf(stderr, "arwkv-tokenize: %s: line %d: needs string members \"role\" and \"content\"\n", path, line_no);
-                status = 1;
-            } else if (strlen(c) != arwkv__json_str_len(j, content)) {
-                fprintf(stderr, "arwkv-tokenize: %s: line %d: content holds a NUL character (\\u0000)\n", path, line_no);
-                status = 1;
-            } else {
-                msgs[n - 1].role = r;
-                msgs[n - 1].content = c;
+    arwkv_chat_message *msgs = NULL;
+    int n = 0, status = 0;
+    if (arwkv_chat_parse_lines(text, strlen(text), path, &msgs, &n) != ARWKV_OK) return fail("");
+    if (ids) {
+        arwkv_tokens t = {0};
+        if (arwkv_chat_template_encode(tpl, tok, msgs, n, flags, &t) != ARWKV_OK) status = fail("");
+        else {
+            print_ids(&t);
+            if (mask) {
+                for (size_t i = 0; i < t.n; i++) printf(i ? " %d" : "%d", t.mask[i]);
+                printf("\n");
             }
         }
-        line += len + (nl ? 1 : 0);
-    }
-    if (status == 0) {
-        if (ids) {
-            arwkv_tokens t = {0};
-            if (arwkv_chat_template_encode(tpl, tok, msgs, n, flags, &t) != ARWKV_OK) status = fail("");
-            else {
-                print_ids(&t);
-                if (mask) {
-                    for (size_t i = 0; i < t.n; i++) printf(i ? " %d" : "%d", t.mask[i]);
-                    printf("\n");
-                }
-            }
-            arwkv_tokens_free(&t);
-        } else {
-            size_t len;
-            if (arwkv_chat_template_render(tpl, msgs, n, flags, NULL, 0, &len) != ARWKV_OK) status = fail("");
-            else {
-                char *out = (char *)malloc(len + 1);
-                arwkv_chat_template_render(tpl, msgs, n, flags, out, len + 1, &len);
-                fwrite(out, 1, len, stdout);
-                free(out);
-            }
+        arwkv_tokens_free(&t);
+    } else {
+        size_t len;
+        if (arwkv_chat_template_render(tpl, msgs, n, flags, NULL, 0, &len) != ARWKV_OK) status = fail("");
+        else {
+            char *out = (char *)malloc(len + 1);
+            arwkv_chat_template_render(tpl, msgs, n, flags, out, len + 1, &len);
+            fwrite(out, 1, len, stdout);
+            free(out);
         }
     }
-    for (int i = 0; i < n; i++) arwkv__json_free(&docs[i]);
-    free(docs);
-    free(msgs);
+    arwkv_free(msgs);
     return status;
 }
 

@@ -641,13 +641,18 @@ TEST(rwkv7_prepare) {
             std::vector<float> o[5], vfc = vf;
             for (auto &a : o) a.assign(MC, 0);
             float *vf_h = first == 2 ? NULL : vfc.data(), *vf_d = first == 2 ? NULL : dvf;
-            CHECK_OK(cpu->rwkv7->prepare_forward(cpu, M, C, N, first != 0, k_in.data(), v_in.data(), wl.data(), al.data(), vl.data(), vf_h,
-                                                 w0.data(), a0.data(), v0.data(), kk.data(), ka.data(), o[0].data(), o[1].data(), o[2].data(),
-                                                 o[3].data(), o[4].data()));
+            arwkv_r7_prepare_args pc = {}, pg_ = {};
+            pc.M = pg_.M = M, pc.C = pg_.C = C, pc.N = pg_.N = N, pc.first_layer = pg_.first_layer = first != 0;
+            pc.k_in = k_in.data(), pc.v_in = v_in.data(), pc.w_lora = wl.data(), pc.a_lora = al.data(), pc.v_lora = vl.data(), pc.v_first = vf_h;
+            pc.w0 = w0.data(), pc.a0 = a0.data(), pc.v0 = v0.data(), pc.k_k = kk.data(), pc.k_a = ka.data();
+            pc.decay = o[0].data(), pc.k = o[1].data(), pc.v = o[2].data(), pc.wkv_a = o[3].data(), pc.wkv_b = o[4].data();
+            CHECK_OK(cpu->rwkv7->prepare_forward(cpu, &pc));
             float *od[5];
             for (auto &p : od) p = d.poison(MC);
-            CHECK_OK(gpu->rwkv7->prepare_forward(gpu, M, C, N, first != 0, dk_in, dv_in, dwl, dal, dvl, vf_d, dw0, da0, dv0, dkk, dka, od[0],
-                                                 od[1], od[2], od[3], od[4]));
+            pg_.k_in = dk_in, pg_.v_in = dv_in, pg_.w_lora = dwl, pg_.a_lora = dal, pg_.v_lora = dvl, pg_.v_first = vf_d;
+            pg_.w0 = dw0, pg_.a0 = da0, pg_.v0 = dv0, pg_.k_k = dkk, pg_.k_a = dka;
+            pg_.decay = od[0], pg_.k = od[1], pg_.v = od[2], pg_.wkv_a = od[3], pg_.wkv_b = od[4];
+            CHECK_OK(gpu->rwkv7->prepare_forward(gpu, &pg_));
             double ef = 0;
             for (int i = 0; i < 5; i++) ef = fmax(ef, cmp(od[i], o[i]));
             if (first == 1) ef = fmax(ef, cmp(dvf, vfc));
@@ -662,14 +667,22 @@ TEST(rwkv7_prepare) {
             for (int i = 0; i < 5; i++) gd[i] = d.add(g[i]), pgd[i] = d.add(pg[i]), outd[i] = d.poison(MC);
             float *ddvf = d.add(dvf0);
             /* the first layer reads dv_first (NULL in variant 2), later layers add to it */
-            CHECK_OK(cpu->rwkv7->prepare_backward(cpu, M, C, N, first != 0, g[0].data(), g[1].data(), g[2].data(), g[3].data(), g[4].data(),
-                                                  k_in.data(), v_in.data(), wl.data(), al.data(), vl.data(), vf.data(), w0.data(), a0.data(),
-                                                  v0.data(), kk.data(), ka.data(), out[0].data(), out[1].data(), out[2].data(), out[3].data(),
-                                                  out[4].data(), first == 2 ? NULL : dvfc.data(), pgc[0].data(), pgc[1].data(), pgc[2].data(),
-                                                  pgc[3].data(), pgc[4].data()));
-            CHECK_OK(gpu->rwkv7->prepare_backward(gpu, M, C, N, first != 0, gd[0], gd[1], gd[2], gd[3], gd[4], dk_in, dv_in, dwl, dal, dvl,
-                                                  d.add(vf), dw0, da0, dv0, dkk, dka, outd[0], outd[1], outd[2], outd[3], outd[4],
-                                                  first == 2 ? NULL : ddvf, pgd[0], pgd[1], pgd[2], pgd[3], pgd[4]));
+            arwkv_r7_prepare_args bc = {}, bg = {};
+            bc.M = bg.M = M, bc.C = bg.C = C, bc.N = bg.N = N, bc.first_layer = bg.first_layer = first != 0;
+            bc.d_decay = g[0].data(), bc.dk = g[1].data(), bc.dv = g[2].data(), bc.d_wkv_a = g[3].data(), bc.d_wkv_b = g[4].data();
+            bc.k_in = k_in.data(), bc.v_in = v_in.data(), bc.w_lora = wl.data(), bc.a_lora = al.data(), bc.v_lora = vl.data(), bc.v_first = vf.data();
+            bc.w0 = w0.data(), bc.a0 = a0.data(), bc.v0 = v0.data(), bc.k_k = kk.data(), bc.k_a = ka.data();
+            bc.dk_in = out[0].data(), bc.dv_in = out[1].data(), bc.dw_lora = out[2].data(), bc.da_lora = out[3].data(), bc.dv_lora = out[4].data();
+            bc.dv_first = first == 2 ? NULL : dvfc.data();
+            bc.dw0 = pgc[0].data(), bc.da0 = pgc[1].data(), bc.dv0 = pgc[2].data(), bc.dk_k = pgc[3].data(), bc.dk_a = pgc[4].data();
+            CHECK_OK(cpu->rwkv7->prepare_backward(cpu, &bc));
+            bg.d_decay = gd[0], bg.dk = gd[1], bg.dv = gd[2], bg.d_wkv_a = gd[3], bg.d_wkv_b = gd[4];
+            bg.k_in = dk_in, bg.v_in = dv_in, bg.w_lora = dwl, bg.a_lora = dal, bg.v_lora = dvl, bg.v_first = d.add(vf);
+            bg.w0 = dw0, bg.a0 = da0, bg.v0 = dv0, bg.k_k = dkk, bg.k_a = dka;
+            bg.dk_in = outd[0], bg.dv_in = outd[1], bg.dw_lora = outd[2], bg.da_lora = outd[3], bg.dv_lora = outd[4];
+            bg.dv_first = first == 2 ? NULL : ddvf;
+            bg.dw0 = pgd[0], bg.da0 = pgd[1], bg.dv0 = pgd[2], bg.dk_k = pgd[3], bg.dk_a = pgd[4];
+            CHECK_OK(gpu->rwkv7->prepare_backward(gpu, &bg));
             double eb = 0, ep = 0;
             for (int i = 0; i < 5; i++) {
                 if (first && i == 4) continue; /* dv_lora is not written in the first layer */
@@ -760,10 +773,14 @@ TEST(rwkv7_finish) {
             std::vector<float> rk = randn(C, 1.0f), lw = randn(C, 1.0f), lb = randn(C, 1.0f), oc(MC);
             float *dy_ = d.add(y), *dr_ = d.add(r), *dk_ = d.add(k), *dv_ = d.add(v), *dg_ = d.add(g), *drk = d.add(rk), *dlw = d.add(lw),
                   *dlb = d.add(lb), *dout = d.poison(MC);
-            CHECK_OK(cpu->rwkv7->finish_forward(cpu, M, C, N, y.data(), r.data(), k.data(), v.data(), rk.data(), gn ? lw.data() : NULL,
-                                                gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, oc.data()));
-            CHECK_OK(gpu->rwkv7->finish_forward(gpu, M, C, N, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps, gate ? dg_ : NULL,
-                                                dout));
+            arwkv_r7_finish_args fc = {}, fg = {};
+            fc.M = fg.M = M, fc.C = fg.C = C, fc.N = fg.N = N, fc.gn_eps = fg.gn_eps = eps;
+            fc.y = y.data(), fc.r = r.data(), fc.k = k.data(), fc.v = v.data(), fc.r_k = rk.data();
+            fc.ln_w = gn ? lw.data() : NULL, fc.ln_b = gn ? lb.data() : NULL, fc.g = gate ? g.data() : NULL, fc.o = oc.data();
+            CHECK_OK(cpu->rwkv7->finish_forward(cpu, &fc));
+            fg.y = dy_, fg.r = dr_, fg.k = dk_, fg.v = dv_, fg.r_k = drk, fg.ln_w = gn ? dlw : NULL, fg.ln_b = gn ? dlb : NULL;
+            fg.g = gate ? dg_ : NULL, fg.o = dout;
+            CHECK_OK(gpu->rwkv7->finish_forward(gpu, &fg));
             double ef = cmp(dout, oc);
             CHECK(ef < 1e-5, "finish forward M%d C%d N%d gate %d gn %d: %.3g", M, C, N, gate, gn, ef);
             std::vector<float> d_o = randn(MC, 1.0f), grk = randn(C, 1.0f), glw = randn(C, 1.0f), glb = randn(C, 1.0f), o5[5];
@@ -771,12 +788,14 @@ TEST(rwkv7_finish) {
             std::vector<float> grkc = grk, glwc = glw, glbc = glb;
             float *dd_o = d.add(d_o), *dgrk = d.add(grk), *dglw = d.add(glw), *dglb = d.add(glb), *od[5];
             for (auto &p : od) p = d.poison(MC);
-            CHECK_OK(cpu->rwkv7->finish_backward(cpu, M, C, N, d_o.data(), y.data(), r.data(), k.data(), v.data(), rk.data(),
-                                                 gn ? lw.data() : NULL, gn ? lb.data() : NULL, eps, gate ? g.data() : NULL, o5[0].data(),
-                                                 o5[1].data(), o5[2].data(), o5[3].data(), gate ? o5[4].data() : NULL, grkc.data(), glwc.data(),
-                                                 glbc.data()));
-            CHECK_OK(gpu->rwkv7->finish_backward(gpu, M, C, N, dd_o, dy_, dr_, dk_, dv_, drk, gn ? dlw : NULL, gn ? dlb : NULL, eps,
-                                                 gate ? dg_ : NULL, od[0], od[1], od[2], od[3], gate ? od[4] : NULL, dgrk, dglw, dglb));
+            fc.o = NULL, fc.d_o = d_o.data();
+            fc.dy = o5[0].data(), fc.dr = o5[1].data(), fc.dk = o5[2].data(), fc.dv = o5[3].data(), fc.dg = gate ? o5[4].data() : NULL;
+            fc.dr_k = grkc.data(), fc.dln_w = glwc.data(), fc.dln_b = glbc.data();
+            CHECK_OK(cpu->rwkv7->finish_backward(cpu, &fc));
+            fg.o = NULL, fg.d_o = dd_o;
+            fg.dy = od[0], fg.dr = od[1], fg.dk = od[2], fg.dv = od[3], fg.dg = gate ? od[4] : NULL;
+            fg.dr_k = dgrk, fg.dln_w = dglw, fg.dln_b = dglb;
+            CHECK_OK(gpu->rwkv7->finish_backward(gpu, &fg));
             double eb = 0;
             for (int i = 0; i < (gate ? 5 : 4); i++) eb = fmax(eb, cmp(od[i], o5[i]));
             double ep = fmax(cmp(dgrk, grkc), fmax(cmp(dglw, glwc), cmp(dglb, glbc)));
