@@ -8637,11 +8637,76 @@ typedef struct arwkv__r7_wkv_ctx {
     int oom;
 } arwkv__r7_wkv_ctx;
 
+#ifdef ARWKV__AVX512
+/* The AVX-512 form of the WKV7 loops: a row of N channels is N/16 vectors of 16, the last one half
+   (a mask of 8 lanes) when N % 16 == 8. Four rows of S go together: their dot products are four
+   independent chains (one row's chain alone would wait on the FMA latency), and each vector of
+   r, d, k, a, b is loaded once for the four. A row's sums have 16 partial sums, reduced in a tree,
+   where the portable loops have 8 (so the last bits differ from an AVX2 build); the column sums of
+   the backward add the rows in the same order as the portable loops. */
+static inline __mmask16 arwkv__r7_mask16(int N, int j) { return N - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)0x00FF; }
+/* Loads and stores of a vector of a row: whole when every vector is (full, a constant in each
+   inlined copy), masked otherwise. A load of a masked store's data is not forwarded from the store
+   buffer on some CPUs (Zen 4) and waits for it to reach the cache, so N % 16 == 0 avoids masks. */
+#define ARWKV__R7_LD(p) (full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p))
+#define ARWKV__R7_ST(p, x) (full ? _mm512_storeu_ps(p, x) : _mm512_mask_storeu_ps(p, m, x))
+#define ARWKV__R7_INLINE static inline __attribute__((always_inline))
+
+/* arwkv__wkv7_step for four rows i..i+3 at a time (N is a multiple of 8, so of 4). */
+ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                                    const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
+                                    const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa, int full) {
+    for (int i = 0; i < N; i += 4) {
+        float *s0 = S + (size_t)i * N, *s1 = s0 + N, *s2 = s1 + N, *s3 = s2 + N;
+        __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
+        for (int j = 0; j < N; j += 16) {
+            __mmask16 m = arwkv__r7_mask16(N, j);
+            __m512 aj = ARWKV__R7_LD(a + j);
+            p0 = _mm512_fmadd_ps(ARWKV__R7_LD(s0 + j), aj, p0);
+            p1 = _mm512_fmadd_ps(ARWKV__R7_LD(s1 + j), aj, p1);
+            p2 = _mm512_fmadd_ps(ARWKV__R7_LD(s2 + j), aj, p2);
+            p3 = _mm512_fmadd_ps(ARWKV__R7_LD(s3 + j), aj, p3);
+        }
+        float sa0 = _mm512_reduce_add_ps(p0), sa1 = _mm512_reduce_add_ps(p1), sa2 = _mm512_reduce_add_ps(p2),
+              sa3 = _mm512_reduce_add_ps(p3);
+        __m512 x0 = _mm512_set1_ps(sa0), x1 = _mm512_set1_ps(sa1), x2 = _mm512_set1_ps(sa2), x3 = _mm512_set1_ps(sa3);
+        __m512 v0 = _mm512_set1_ps(v[i]), v1 = _mm512_set1_ps(v[i + 1]), v2 = _mm512_set1_ps(v[i + 2]), v3 = _mm512_set1_ps(v[i + 3]);
+        __m512 q0 = _mm512_setzero_ps(), q1 = q0, q2 = q0, q3 = q0;
+        for (int j = 0; j < N; j += 16) {
+            __mmask16 m = arwkv__r7_mask16(N, j);
+            __m512 dj = ARWKV__R7_LD(d + j), bj = ARWKV__R7_LD(b + j), kj = ARWKV__R7_LD(k + j),
+                   rj = ARWKV__R7_LD(r + j), n;
+#define ARWKV__R7_ROW(s, x, vi, q)                                                                                          \
+    n = _mm512_fmadd_ps(ARWKV__R7_LD(s + j), dj, _mm512_fmadd_ps(x, bj, _mm512_mul_ps(vi, kj)));               \
+    ARWKV__R7_ST(s + j, n);                                                                                    \
+    q = _mm512_fmadd_ps(n, rj, q);
+            ARWKV__R7_ROW(s0, x0, v0, q0)
+            ARWKV__R7_ROW(s1, x1, v1, q1)
+            ARWKV__R7_ROW(s2, x2, v2, q2)
+            ARWKV__R7_ROW(s3, x3, v3, q3)
+#undef ARWKV__R7_ROW
+        }
+        if (y) y[i] = _mm512_reduce_add_ps(q0), y[i + 1] = _mm512_reduce_add_ps(q1), y[i + 2] = _mm512_reduce_add_ps(q2),
+               y[i + 3] = _mm512_reduce_add_ps(q3);
+        if (sa) sa[i] = sa0, sa[i + 1] = sa1, sa[i + 2] = sa2, sa[i + 3] = sa3;
+    }
+}
+static void arwkv__wkv7_step_avx512(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                                    const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
+                                    const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
+    if (N % 16 == 0) arwkv__wkv7_step_avx512_lanes(S, N, r, d, k, v, a, b, y, sa, 1);
+    else arwkv__wkv7_step_avx512_lanes(S, N, r, d, k, v, a, b, y, sa, 0);
+}
+#endif
+
 /* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
    NULL). The loops over j go eight lanes at a time (N is a multiple of 8) so that they vectorize. */
 static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                              const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                              const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
+#ifdef ARWKV__AVX512
+    arwkv__wkv7_step_avx512(S, N, r, d, k, v, a, b, y, sa);
+#else
     for (int i = 0; i < N; i++) {
         float *ARWKV__RESTRICT s = S + (size_t)i * N;
         float s_a = arwkv__r7_dot(s, a, N), vi = v[i], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -8654,6 +8719,7 @@ static void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV
         if (y) y[i] = arwkv__r7_sum8(acc);
         if (sa) sa[i] = s_a;
     }
+#endif
 }
 
 /* A token of one head costs about a microsecond: waking the workers for a recurrent step would
@@ -8695,6 +8761,7 @@ static arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, 
     return ARWKV_OK;
 }
 
+#ifndef ARWKV__AVX512 /* (the AVX-512 build has arwkv__wkv7_step_back_rows4_avx512 below) */
 /* Row i of one backward step: g (row i of G) gains dy_i r^T, the column sums dr, dk, db, dd, da
    gain row i's terms, then g becomes row i of the previous token's G. Returns dv_i. */
 static float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const float *ARWKV__RESTRICT before,
@@ -8723,6 +8790,56 @@ static float arwkv__wkv7_step_back_row(int N, float *ARWKV__RESTRICT g, const fl
         }
     return arwkv__r7_sum8(acc_v);
 }
+#endif
+
+#ifdef ARWKV__AVX512
+/* arwkv__wkv7_step_back_row for rows i..i+3 (g, before, after: their row i; dyi, vi, sai: their
+   element i; dv gets the four dv_i). The column sums dr, dk, db, dd, da take the four rows in order,
+   so they have the portable loops' bits; dv and dsa are 16-lane sums reduced in a tree. */
+ARWKV__R7_INLINE void arwkv__wkv7_step_back_rows4_avx512(int N, float *ARWKV__RESTRICT g, const float *ARWKV__RESTRICT before,
+                                               const float *ARWKV__RESTRICT after, const float *dyi, const float *vi, const float *sai,
+                                               const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+                                               const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT a,
+                                               const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT dr, float *ARWKV__RESTRICT dk,
+                                               float *ARWKV__RESTRICT db, float *ARWKV__RESTRICT dd, float *ARWKV__RESTRICT da,
+                                               float *dv, int full) {
+    __m512 dy4[4], v4[4], sa4[4], acc_v[4], acc_sa[4], dsa4[4];
+    for (int t = 0; t < 4; t++) {
+        dy4[t] = _mm512_set1_ps(dyi[t]), v4[t] = _mm512_set1_ps(vi[t]), sa4[t] = _mm512_set1_ps(sai[t]);
+        acc_v[t] = acc_sa[t] = _mm512_setzero_ps();
+    }
+    for (int j = 0; j < N; j += 16) {
+        __mmask16 m = arwkv__r7_mask16(N, j);
+        __m512 rj = ARWKV__R7_LD(r + j), kj = ARWKV__R7_LD(k + j), bj = ARWKV__R7_LD(b + j);
+        __m512 vdr = ARWKV__R7_LD(dr + j), vdk = ARWKV__R7_LD(dk + j), vdb = ARWKV__R7_LD(db + j),
+               vdd = ARWKV__R7_LD(dd + j);
+        for (int t = 0; t < 4; t++) {
+            size_t o = (size_t)t * N + j;
+            __m512 gj = _mm512_fmadd_ps(dy4[t], rj, ARWKV__R7_LD(g + o));
+            ARWKV__R7_ST(g + o, gj);
+            vdr = _mm512_fmadd_ps(ARWKV__R7_LD(after + o), dy4[t], vdr);
+            vdk = _mm512_fmadd_ps(gj, v4[t], vdk);
+            vdb = _mm512_fmadd_ps(gj, sa4[t], vdb);
+            vdd = _mm512_fmadd_ps(gj, ARWKV__R7_LD(before + o), vdd);
+            acc_v[t] = _mm512_fmadd_ps(gj, kj, acc_v[t]);
+            acc_sa[t] = _mm512_fmadd_ps(gj, bj, acc_sa[t]);
+        }
+        ARWKV__R7_ST(dr + j, vdr), ARWKV__R7_ST(dk + j, vdk);
+        ARWKV__R7_ST(db + j, vdb), ARWKV__R7_ST(dd + j, vdd);
+    }
+    for (int t = 0; t < 4; t++) dsa4[t] = _mm512_set1_ps(_mm512_reduce_add_ps(acc_sa[t])), dv[t] = _mm512_reduce_add_ps(acc_v[t]);
+    for (int j = 0; j < N; j += 16) {
+        __mmask16 m = arwkv__r7_mask16(N, j);
+        __m512 aj = ARWKV__R7_LD(a + j), dj = ARWKV__R7_LD(d + j), vda = ARWKV__R7_LD(da + j);
+        for (int t = 0; t < 4; t++) {
+            size_t o = (size_t)t * N + j;
+            vda = _mm512_fmadd_ps(ARWKV__R7_LD(before + o), dsa4[t], vda);
+            ARWKV__R7_ST(g + o, _mm512_fmadd_ps(ARWKV__R7_LD(g + o), dj, _mm512_mul_ps(dsa4[t], aj)));
+        }
+        ARWKV__R7_ST(da + j, vda);
+    }
+}
+#endif
 
 static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
     arwkv__r7_wkv_ctx *c = (arwkv__r7_wkv_ctx *)ctx;
@@ -8753,10 +8870,20 @@ static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
             const float *ARWKV__RESTRICT v = c->v + o, *ARWKV__RESTRICT a = c->a + o, *ARWKV__RESTRICT b = c->b + o;
             const float *ARWKV__RESTRICT dy = c->dy + o, *ARWKV__RESTRICT s_a = sa + (size_t)l * N;
             for (int j = 0; j < N; j++) dk[j] = db[j] = dd[j] = dr[j] = da[j] = 0;
+#ifdef ARWKV__AVX512
+            for (int i = 0; i < N; i += 4) {
+                float dv4[4];
+                arwkv__wkv7_step_back_rows4_avx512(N, G + (size_t)i * N, states + l * NN + (size_t)i * N,
+                                                   states + (l + 1) * NN + (size_t)i * N, dy + i, v + i, s_a + i, r, d, k, a, b, dr,
+                                                   dk, db, dd, da, dv4, N % 16 == 0);
+                for (int t = 0; t < 4; t++) c->dv[o + i + t] += dv4[t];
+            }
+#else
             for (int i = 0; i < N; i++)
                 c->dv[o + i] += arwkv__wkv7_step_back_row(N, G + (size_t)i * N, states + l * NN + (size_t)i * N,
                                                           states + (l + 1) * NN + (size_t)i * N, dy[i], v[i], s_a[i], r, d, k,
                                                           a, b, dr, dk, db, dd, da);
+#endif
             for (int j = 0; j < N; j++) {
                 c->dr[o + j] += dr[j];
                 c->dk[o + j] += dk[j];
@@ -10189,7 +10316,25 @@ static arwkv_result arwkv__cpu_scale(arwkv_backend *be, float *x, float s, size_
 }
 static void arwkv__adamw_range(void *ctx, size_t b, size_t e) {
     arwkv__adamw_ctx *c = (arwkv__adamw_ctx *)ctx;
-    for (size_t i = b; i < e; i++) {
+    size_t i = b;
+#ifdef ARWKV__AVX512
+    /* 16 parameters at a time, the same operations in the same order as the loop below (no fused
+       multiply-adds: the C loop has none where the compiler does not contract), so the same bits;
+       the compiler cannot vectorize the loop itself, as p, g, m and v might overlap. */
+    const __m512 b1 = _mm512_set1_ps(c->b1), nb1 = _mm512_set1_ps(1 - c->b1), b2 = _mm512_set1_ps(c->b2),
+                 nb2 = _mm512_set1_ps(1 - c->b2), bc1 = _mm512_set1_ps(c->bc1), bc2 = _mm512_set1_ps(c->bc2),
+                 lr = _mm512_set1_ps(c->lr), eps = _mm512_set1_ps(c->eps), wd = _mm512_set1_ps(c->wd);
+    for (; i + 16 <= e; i += 16) {
+        __m512 g = _mm512_loadu_ps(c->g + i), p = _mm512_loadu_ps(c->p + i);
+        __m512 m = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(c->m + i)), _mm512_mul_ps(nb1, g));
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(c->v + i)), _mm512_mul_ps(_mm512_mul_ps(nb2, g), g));
+        _mm512_storeu_ps(c->m + i, m), _mm512_storeu_ps(c->v + i, v);
+        __m512 mh = _mm512_div_ps(m, bc1), vh = _mm512_div_ps(v, bc2);
+        __m512 step = _mm512_add_ps(_mm512_div_ps(mh, _mm512_add_ps(_mm512_sqrt_ps(vh), eps)), _mm512_mul_ps(wd, p));
+        _mm512_storeu_ps(c->p + i, _mm512_sub_ps(p, _mm512_mul_ps(lr, step)));
+    }
+#endif
+    for (; i < e; i++) {
         float g = c->g[i];
         c->m[i] = c->b1 * c->m[i] + (1 - c->b1) * g;
         c->v[i] = c->b2 * c->v[i] + (1 - c->b2) * g * g;

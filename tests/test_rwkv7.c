@@ -571,7 +571,8 @@ static void wkv_inputs(int B, int T, int H, int N, float *in[WK_N]) {
 TEST(wkv7_backward_matches_finite_differences) {
     arwkv_backend *be = make_backend(2);
     test_seed(14);
-    struct { int B, T, H, N, probes; } shapes[] = {{1, 21, 2, 16, 100000}, {2, 37, 2, 64, 40}, {1, 16, 1, 64, 40}, {1, 1, 3, 8, 100000}};
+    struct { int B, T, H, N, probes; } shapes[] = {{1, 21, 2, 16, 100000}, {2, 37, 2, 64, 40}, {1, 16, 1, 64, 40}, {1, 1, 3, 8, 100000},
+                                                   {1, 19, 1, 24, 100000}}; /* N = 24: a half vector at the end of an AVX-512 row */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         wkv_fd c;
         memset(&c, 0, sizeof c);
