@@ -7399,6 +7399,23 @@ ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, 
         float *panel = dst + (size_t)p * kc;
         int w = nc - p < ARWKV__NR ? nc - p : ARWKV__NR;
         if (g->b_cs == 1) { /* rows of B contiguous in n: copy row pieces */
+#ifdef ARWKV__AVX512
+            /* a whole panel row is two vectors: load (widening bf16) and store them, rather than a
+               memcpy call of 128 bytes per row, which cost as much as the copy */
+            if (w == ARWKV__NR && (g->b_type == ARWKV_F32 || g->b_type == ARWKV_BF16)) {
+                for (int k = 0; k < kc; k++) {
+                    const char *src = B + ((size_t)(k0 + k) * (size_t)g->b_rs + (size_t)(n0 + p)) * esz;
+                    __m512 lo, hi;
+                    if (g->b_type == ARWKV_F32) lo = _mm512_loadu_ps((const float *)src), hi = _mm512_loadu_ps((const float *)src + 16);
+                    else {
+                        lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src)), 16));
+                        hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src + 1)), 16));
+                    }
+                    _mm512_storeu_ps(panel + (size_t)k * ARWKV__NR, lo), _mm512_storeu_ps(panel + (size_t)k * ARWKV__NR + 16, hi);
+                }
+                continue;
+            }
+#endif
             for (int k = 0; k < kc; k++) {
                 const char *src = B + ((size_t)(k0 + k) * (size_t)g->b_rs + (size_t)(n0 + p)) * esz;
                 arwkv__widen(panel + (size_t)k * ARWKV__NR, src, g->b_type, 1, w);
@@ -8179,6 +8196,26 @@ ARWKV_PRIVATE __m256 arwkv__exp8_avx2(__m256 x) {
 }
 #endif
 
+#ifdef ARWKV__AVX512
+/* arwkv__exp8_avx2 on 16 floats (the same steps, so the same values lane by lane), except that a
+   NaN stays NaN: the clamps take x as their second operand, which min and max return for a NaN. */
+ARWKV_PRIVATE __m512 arwkv__exp16_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(88.37f), _mm512_max_ps(_mm512_set1_ps(-87.33f), x));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+#endif
+
 /* One row of a key block: with the running maximum m (updated here) and the scores sr[0..n_valid)
    (n_valid >= 1 valid keys, kb in the block), replace sr[j] by exp(sr[j] - m_new) for the valid keys
    and 0 for the rest; return their sum and the factor exp(m_old - m_new) for the older sums. */
@@ -8490,20 +8527,52 @@ static float arwkv__r7_removal_key(float *kk, const float *k_in, const float *k_
     return norm > ARWKV__R7_NORM_EPS ? norm : ARWKV__R7_NORM_EPS;
 }
 
+/* The prepare loops' sigmoids and exps, a head's row at a time (n is a multiple of 8): dst[j] =
+   sigmoid(x[j] + y[j]), and dst[j] = exp(-e^-0.5 sw[j]) (the decay). libm's expf one at a time was
+   the largest part of the time mix's elementwise work; the AVX-512 build takes 16 at a time through
+   arwkv__exp16_avx512 (relative error ~2e-7, like expf; NaN stays NaN), other builds keep expf. */
+static void arwkv__r7_sigmoid_sum(float *ARWKV__RESTRICT dst, const float *x, const float *y, int n) {
+    int j = 0;
+#ifdef ARWKV__AVX512
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+        __m512 z = _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, y + j));
+        __m512 e = arwkv__exp16_avx512(_mm512_sub_ps(_mm512_setzero_ps(), z));
+        _mm512_mask_storeu_ps(dst + j, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+    }
+#endif
+    for (; j < n; j++) dst[j] = arwkv__r7_sigmoid(x[j] + y[j]);
+}
+static void arwkv__r7_decay_of(float *ARWKV__RESTRICT dst, const float *ARWKV__RESTRICT sw, int n) {
+    int j = 0;
+#ifdef ARWKV__AVX512
+    for (; j < n; j += 16) {
+        __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+        __m512 x = _mm512_mul_ps(_mm512_set1_ps(-ARWKV__R7_DECAY_SCALE), _mm512_maskz_loadu_ps(m, sw + j));
+        _mm512_mask_storeu_ps(dst + j, m, arwkv__exp16_avx512(x));
+    }
+#endif
+    for (; j < n; j++) dst[j] = expf(-ARWKV__R7_DECAY_SCALE * sw[j]);
+}
+
 static void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
     int N = c->N;
-    float kk[ARWKV__R7_MAX_N];
+    float kk[ARWKV__R7_MAX_N], sa[ARWKV__R7_MAX_N], sw[ARWKV__R7_MAX_N], sv[ARWKV__R7_MAX_N];
     for (size_t u = begin; u < end; u++) {
         size_t row = u / (size_t)c->H;
         int h0 = (int)(u % (size_t)c->H) * N;
         size_t o = row * (size_t)c->C + (size_t)h0;
         float norm = arwkv__r7_removal_key(kk, c->k_in + o, c->k_k + h0, N);
+        arwkv__r7_sigmoid_sum(sa, c->a0 + h0, c->a_lora + o, N);
+        arwkv__r7_sigmoid_sum(sw, c->w0 + h0, c->w_lora + o, N);
+        arwkv__r7_decay_of(c->decay + o, sw, N);
+        if (!c->first_layer) arwkv__r7_sigmoid_sum(sv, c->v0 + h0, c->v_lora + o, N);
         for (int j = 0; j < N; j++) {
             size_t i = o + (size_t)j;
             int ch = h0 + j;
-            float a = arwkv__r7_sigmoid(c->a0[ch] + c->a_lora[i]), kkn = kk[j] / norm;
-            c->decay[i] = expf(-ARWKV__R7_DECAY_SCALE * arwkv__r7_sigmoid(c->w0[ch] + c->w_lora[i]));
+            float a = sa[j], kkn = kk[j] / norm;
             c->k[i] = c->k_in[i] * (1.0f + (a - 1.0f) * c->k_a[ch]);
             c->wkv_a[i] = -kkn;
             c->wkv_b[i] = kkn * a;
@@ -8511,7 +8580,7 @@ static void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end) {
                 c->v[i] = c->v_in[i];
                 if (c->v_first) c->v_first[i] = c->v_in[i];
             } else {
-                float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]);
+                float s = sv[j];
                 c->v[i] = c->v_in[i] + (c->v_first[i] - c->v_in[i]) * s;
             }
         }
@@ -8538,7 +8607,7 @@ static arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, int M, int 
 static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
     int N = c->N;
-    float kkn[ARWKV__R7_MAX_N], a[ARWKV__R7_MAX_N], dkkn[ARWKV__R7_MAX_N];
+    float kkn[ARWKV__R7_MAX_N], a[ARWKV__R7_MAX_N], dkkn[ARWKV__R7_MAX_N], sw[ARWKV__R7_MAX_N], dec[ARWKV__R7_MAX_N], sv[ARWKV__R7_MAX_N];
     double g_w0[ARWKV__R7_MAX_N], g_a0[ARWKV__R7_MAX_N], g_v0[ARWKV__R7_MAX_N], g_kk[ARWKV__R7_MAX_N], g_ka[ARWKV__R7_MAX_N];
     for (size_t h = begin; h < end; h++) {
         int h0 = (int)h * N;
@@ -8549,18 +8618,19 @@ static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
             int clamped = !(norm > ARWKV__R7_NORM_EPS);
             /* wkv_a = -kkn and wkv_b = kkn a both depend on the unit key kkn = kk / norm */
             double dot = 0;
+            arwkv__r7_sigmoid_sum(a, c->a0 + h0, c->a_lora + o, N);
+            arwkv__r7_sigmoid_sum(sw, c->w0 + h0, c->w_lora + o, N);
+            arwkv__r7_decay_of(dec, sw, N);
+            if (!c->first_layer) arwkv__r7_sigmoid_sum(sv, c->v0 + h0, c->v_lora + o, N);
             for (int j = 0; j < N; j++) {
                 kkn[j] /= norm;
-                a[j] = arwkv__r7_sigmoid(c->a0[h0 + j] + c->a_lora[o + j]);
                 dkkn[j] = -c->d_wkv_a[o + j] + c->d_wkv_b[o + j] * a[j];
                 dot += (double)dkkn[j] * kkn[j];
             }
             for (int j = 0; j < N; j++) {
                 size_t i = o + (size_t)j;
                 int ch = h0 + j;
-                float sw = arwkv__r7_sigmoid(c->w0[ch] + c->w_lora[i]);
-                float decay = expf(-ARWKV__R7_DECAY_SCALE * sw);
-                float dz = c->d_decay[i] * decay * -ARWKV__R7_DECAY_SCALE * sw * (1.0f - sw);
+                float dz = c->d_decay[i] * dec[j] * -ARWKV__R7_DECAY_SCALE * sw[j] * (1.0f - sw[j]);
                 c->dw_lora[i] = dz;
                 g_w0[j] += dz;
 
@@ -8578,7 +8648,7 @@ static void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
                 if (c->first_layer) {
                     c->dv_in[i] = c->dv[i] + (c->dv_first ? c->dv_first[i] : 0.0f);
                 } else {
-                    float s = arwkv__r7_sigmoid(c->v0[ch] + c->v_lora[i]), dv = c->dv[i];
+                    float s = sv[j], dv = c->dv[i];
                     float ds = dv * (c->v_first[i] - c->v_in[i]) * s * (1.0f - s);
                     c->dv_in[i] = dv * (1.0f - s);
                     if (c->dv_first) c->dv_first[i] += dv * s;
