@@ -7960,6 +7960,27 @@ static arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, fl
     return ARWKV_OK;
 }
 
+#ifdef ARWKV__AVX512
+/* e^x for 16 floats, by the steps of arwkv__exp8_avx2 below (the attention's; relative error ~2e-7,
+   like expf), except that a NaN stays NaN: the clamps take x as their second operand, which min and
+   max return for a NaN. */
+ARWKV_PRIVATE __m512 arwkv__exp16_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(88.37f), _mm512_max_ps(_mm512_set1_ps(-87.33f), x));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+#endif
+
 /* ---- SwiGLU -----------------------------------------------------------------------------------
    out = silu(g) * u, silu(g) = g * sigmoid(g);  d silu/dg = s * (1 + g * (1 - s)). */
 typedef struct arwkv__swiglu_ctx {
@@ -7968,7 +7989,14 @@ typedef struct arwkv__swiglu_ctx {
 } arwkv__swiglu_ctx;
 static void arwkv__swiglu_fwd_range(void *ctx, size_t b, size_t e) {
     arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
-    for (size_t i = b; i < e; i++) {
+    size_t i = b;
+#ifdef ARWKV__AVX512 /* the same formula 16 at a time, with arwkv__exp16_avx512 for expf */
+    for (; i + 16 <= e; i += 16) {
+        __m512 g = _mm512_loadu_ps(c->gate + i), en = arwkv__exp16_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        _mm512_storeu_ps(c->out + i, _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), en)), _mm512_loadu_ps(c->up + i)));
+    }
+#endif
+    for (; i < e; i++) {
         float g = c->gate[i];
         c->out[i] = g / (1.0f + expf(-g)) * c->up[i];
     }
@@ -7980,7 +8008,18 @@ static arwkv_result arwkv__cpu_swiglu_forward(arwkv_backend *be, float *out, con
 }
 static void arwkv__swiglu_bwd_range(void *ctx, size_t b, size_t e) {
     arwkv__swiglu_ctx *c = (arwkv__swiglu_ctx *)ctx;
-    for (size_t i = b; i < e; i++) {
+    size_t i = b;
+#ifdef ARWKV__AVX512
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= e; i += 16) {
+        __m512 g = _mm512_loadu_ps(c->gate + i), u = _mm512_loadu_ps(c->up + i), d = _mm512_loadu_ps(c->dout + i);
+        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, arwkv__exp16_avx512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        _mm512_storeu_ps(c->dup + i, _mm512_mul_ps(_mm512_mul_ps(d, g), s));
+        __m512 ds = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, u), s), _mm512_add_ps(one, _mm512_mul_ps(g, _mm512_sub_ps(one, s))));
+        _mm512_storeu_ps(c->dgate + i, ds);
+    }
+#endif
+    for (; i < e; i++) {
         float g = c->gate[i], u = c->up[i], s = 1.0f / (1.0f + expf(-g)), d = c->dout[i];
         c->dup[i] = d * g * s; /* inputs are read first: dgate/dup may alias gate/up */
         c->dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
@@ -8193,26 +8232,6 @@ ARWKV_PRIVATE __m256 arwkv__exp8_avx2(__m256 x) {
     __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-#endif
-
-#ifdef ARWKV__AVX512
-/* arwkv__exp8_avx2 on 16 floats (the same steps, so the same values lane by lane), except that a
-   NaN stays NaN: the clamps take x as their second operand, which min and max return for a NaN. */
-ARWKV_PRIVATE __m512 arwkv__exp16_avx512(__m512 x) {
-    x = _mm512_min_ps(_mm512_set1_ps(88.37f), _mm512_max_ps(_mm512_set1_ps(-87.33f), x));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
 }
 #endif
 
@@ -8954,7 +8973,18 @@ static void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
                                                           states + (l + 1) * NN + (size_t)i * N, dy[i], v[i], s_a[i], r, d, k,
                                                           a, b, dr, dk, db, dd, da);
 #endif
-            for (int j = 0; j < N; j++) {
+            int j = 0;
+#ifdef ARWKV__AVX512 /* the same adds, 16 at a time (the compiler cannot: the outputs might overlap) */
+            for (; j < N; j += 16) {
+                __mmask16 m = arwkv__r7_mask16(N, j);
+                _mm512_mask_storeu_ps(c->dr + o + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c->dr + o + j), _mm512_maskz_loadu_ps(m, dr + j)));
+                _mm512_mask_storeu_ps(c->dk + o + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, c->dk + o + j), _mm512_maskz_loadu_ps(m, dk + j)));
+                _mm512_mask_storeu_ps(c->d_decay + o + j, m, _mm512_maskz_loadu_ps(m, dd + j));
+                _mm512_mask_storeu_ps(c->da + o + j, m, _mm512_maskz_loadu_ps(m, da + j));
+                _mm512_mask_storeu_ps(c->db + o + j, m, _mm512_maskz_loadu_ps(m, db + j));
+            }
+#endif
+            for (; j < N; j++) {
                 c->dr[o + j] += dr[j];
                 c->dk[o + j] += dk[j];
                 c->d_decay[o + j] = dd[j];
