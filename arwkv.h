@@ -80,9 +80,21 @@
        into two or three bf16 parts restores the accuracy but takes two or three dot instructions
        where fp32 takes two FMAs, no faster. So it is not used (arwkv-bench matmul shows its peak).
      The loss over the vocabulary sums in float64 in 8 partial sums (element i into sum i % 8), on
-       every path. The decode products (1-4 rows), attention, the WKV recurrences and the
+       every path. The decode products (1-4 rows), attention, the WKV6 backward and the loss's
        vectorized exp have AVX2 and C versions whose sums may differ in the last bits; the AVX-512
-       build uses the AVX2 versions of these, so it gives the same bits as an AVX2 build.
+       build uses the AVX2 versions of these.
+     The AVX-512 build has its own versions of the following, which differ from an AVX2 build in
+       the last bits of the student's time mix and of the teacher's MLP (every test keeps its
+       tolerance):
+       - WKV7 forward and backward: a row's dot products (S a, S r, G k, G b) are 16 partial sums
+         reduced in a tree, where the C loops (which the AVX2 build vectorizes) have 8 added in a
+         fixed order. The backward's column sums (dr, dk, db, d_decay, da) add the rows in the C
+         order, and it replays the states with the forward's own step (the forward's bits).
+       - The time mix's prepare (sigmoids, decay) and SwiGLU take e^x from a polynomial, 16 at a
+         time (relative error ~2e-7), where the other builds call libm's expf.
+       AdamW and the WKV6 forward (the same operations in the same order, unfused) and the packing
+       of B give the same bits on every path built with gcc, which fuses nothing in C11 mode (clang
+       fuses a*b + c in C where the CPU has FMA, so there its C loops differ in the last bit).
 
    ============================================================================================
    ERRORS
@@ -7285,6 +7297,11 @@ ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t)
    AVX2 code stays in use where a kernel has no 512-bit version. */
 #if defined(ARWKV__AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__)
 #define ARWKV__AVX512 1
+/* g++ 12 warns (-Wmaybe-uninitialized) inside the unmasked forms of many AVX-512 intrinsics, which
+   pass an undefined vector through; the zero-masked forms with every lane set are the same
+   operation, so the kernels use those (ARWKV__ALL16), and their own sum of lanes. */
+#define ARWKV__ALL16 ((__mmask16)0xFFFF)
+#define ARWKV__BF16_WIDEN16(h) _mm512_maskz_slli_epi32(ARWKV__ALL16, _mm512_maskz_cvtepu16_epi32(ARWKV__ALL16, (h)), 16)
 #endif
 
 ARWKV_API const char *arwkv_cpu_kernels(void) {
@@ -7408,8 +7425,8 @@ ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, 
                     __m512 lo, hi;
                     if (g->b_type == ARWKV_F32) lo = _mm512_loadu_ps((const float *)src), hi = _mm512_loadu_ps((const float *)src + 16);
                     else {
-                        lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src)), 16));
-                        hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)src + 1)), 16));
+                        lo = _mm512_castsi512_ps(ARWKV__BF16_WIDEN16(_mm256_loadu_si256((const __m256i *)src)));
+                        hi = _mm512_castsi512_ps(ARWKV__BF16_WIDEN16(_mm256_loadu_si256((const __m256i *)src + 1)));
                     }
                     _mm512_storeu_ps(panel + (size_t)k * ARWKV__NR, lo), _mm512_storeu_ps(panel + (size_t)k * ARWKV__NR + 16, hi);
                 }
@@ -7965,8 +7982,9 @@ static arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, fl
    like expf), except that a NaN stays NaN: the clamps take x as their second operand, which min and
    max return for a NaN. */
 ARWKV_PRIVATE __m512 arwkv__exp16_avx512(__m512 x) {
-    x = _mm512_min_ps(_mm512_set1_ps(88.37f), _mm512_max_ps(_mm512_set1_ps(-87.33f), x));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_maskz_min_ps(ARWKV__ALL16, _mm512_set1_ps(88.37f), _mm512_maskz_max_ps(ARWKV__ALL16, _mm512_set1_ps(-87.33f), x));
+    __m512 n = _mm512_maskz_roundscale_ps(ARWKV__ALL16, _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
@@ -7976,7 +7994,8 @@ ARWKV_PRIVATE __m512 arwkv__exp16_avx512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     __m512 y = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    __m512i e = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(ARWKV__ALL16, n), _mm512_set1_epi32(127));
+    e = _mm512_maskz_slli_epi32(ARWKV__ALL16, e, 23);
     return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
 }
 #endif
@@ -8734,6 +8753,12 @@ typedef struct arwkv__r7_wkv_ctx {
    where the portable loops have 8 (so the last bits differ from an AVX2 build); the column sums of
    the backward add the rows in the same order as the portable loops. */
 static inline __mmask16 arwkv__r7_mask16(int N, int j) { return N - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)0x00FF; }
+/* The sum of 16 lanes: the two halves added, then arwkv__hsum8's tree (g++ 12's cast to the low
+   half is an unmasked extract, so both halves are zero-masked extracts). */
+static inline float arwkv__hsum16(__m512 v) {
+    __m256 lo = _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 0), hi = _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 1);
+    return arwkv__hsum8(_mm256_add_ps(lo, hi));
+}
 /* Loads and stores of a vector of a row: whole when every vector is (full, a constant in each
    inlined copy), masked otherwise. A load of a masked store's data is not forwarded from the store
    buffer on some CPUs (Zen 4) and waits for it to reach the cache, so N % 16 == 0 avoids masks. */
@@ -8756,8 +8781,8 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, in
             p2 = _mm512_fmadd_ps(ARWKV__R7_LD(s2 + j), aj, p2);
             p3 = _mm512_fmadd_ps(ARWKV__R7_LD(s3 + j), aj, p3);
         }
-        float sa0 = _mm512_reduce_add_ps(p0), sa1 = _mm512_reduce_add_ps(p1), sa2 = _mm512_reduce_add_ps(p2),
-              sa3 = _mm512_reduce_add_ps(p3);
+        float sa0 = arwkv__hsum16(p0), sa1 = arwkv__hsum16(p1), sa2 = arwkv__hsum16(p2),
+              sa3 = arwkv__hsum16(p3);
         __m512 x0 = _mm512_set1_ps(sa0), x1 = _mm512_set1_ps(sa1), x2 = _mm512_set1_ps(sa2), x3 = _mm512_set1_ps(sa3);
         __m512 v0 = _mm512_set1_ps(v[i]), v1 = _mm512_set1_ps(v[i + 1]), v2 = _mm512_set1_ps(v[i + 2]), v3 = _mm512_set1_ps(v[i + 3]);
         __m512 q0 = _mm512_setzero_ps(), q1 = q0, q2 = q0, q3 = q0;
@@ -8775,8 +8800,8 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, in
             ARWKV__R7_ROW(s3, x3, v3, q3)
 #undef ARWKV__R7_ROW
         }
-        if (y) y[i] = _mm512_reduce_add_ps(q0), y[i + 1] = _mm512_reduce_add_ps(q1), y[i + 2] = _mm512_reduce_add_ps(q2),
-               y[i + 3] = _mm512_reduce_add_ps(q3);
+        if (y) y[i] = arwkv__hsum16(q0), y[i + 1] = arwkv__hsum16(q1), y[i + 2] = arwkv__hsum16(q2),
+               y[i + 3] = arwkv__hsum16(q3);
         if (sa) sa[i] = sa0, sa[i + 1] = sa1, sa[i + 2] = sa2, sa[i + 3] = sa3;
     }
 }
@@ -8916,7 +8941,7 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_back_rows4_avx512(int N, float *ARWKV__RE
         ARWKV__R7_ST(dr + j, vdr), ARWKV__R7_ST(dk + j, vdk);
         ARWKV__R7_ST(db + j, vdb), ARWKV__R7_ST(dd + j, vdd);
     }
-    for (int t = 0; t < 4; t++) dsa4[t] = _mm512_set1_ps(_mm512_reduce_add_ps(acc_sa[t])), dv[t] = _mm512_reduce_add_ps(acc_v[t]);
+    for (int t = 0; t < 4; t++) dsa4[t] = _mm512_set1_ps(arwkv__hsum16(acc_sa[t])), dv[t] = arwkv__hsum16(acc_v[t]);
     for (int j = 0; j < N; j += 16) {
         __mmask16 m = arwkv__r7_mask16(N, j);
         __m512 aj = ARWKV__R7_LD(a + j), dj = ARWKV__R7_LD(d + j), vda = ARWKV__R7_LD(da + j);
@@ -9911,10 +9936,37 @@ static int arwkv__wkv6_chunks(int T) { return (T + ARWKV_WKV6_CHUNK - 1) / ARWKV
    vectorize at -O2 without reordering any sum; a scalar tail takes N % 8. */
 #define ARWKV__WKV_LANES 8
 
+#ifdef ARWKV__AVX512
+/* arwkv__wkv6_step by blocks of 16 value channels j (the last one masked): the block's y stays in a
+   register while the rows i go by, where the C loops load and store y[j] for every row. The same
+   operations in the same order (unfused, as the C loops are where the compiler does not contract,
+   and y[j] adds the rows in order), so the same bits. */
+static void arwkv__wkv6_step_avx512(float *ARWKV__RESTRICT S, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT k,
+                                    const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT w, float *ARWKV__RESTRICT y, int N,
+                                    float scale) {
+    for (int j = 0; j < N; j += 16) {
+        __mmask16 m = N - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (N - j)) - 1);
+        __m512 vj = _mm512_maskz_loadu_ps(m, v + j), yj = _mm512_setzero_ps();
+        for (int i = 0; i < N; i++) {
+            float *Si = S + (size_t)i * N + j;
+            __m512 sij = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, Si), _mm512_set1_ps(w[i])),
+                                       _mm512_mul_ps(_mm512_set1_ps(k[i]), vj));
+            _mm512_mask_storeu_ps(Si, m, sij);
+            if (y) yj = _mm512_add_ps(yj, _mm512_mul_ps(_mm512_set1_ps(r[i] * scale), sij));
+        }
+        if (y) _mm512_mask_storeu_ps(y + j, m, yj);
+    }
+}
+#endif
+
 /* S = diag(w) S + k v^T, and y = scale r^T S (y may be NULL). */
 static void arwkv__wkv6_step(float *ARWKV__RESTRICT S, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT k,
                              const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT w, float *ARWKV__RESTRICT y,
                              int N, float scale) {
+#ifdef ARWKV__AVX512
+    arwkv__wkv6_step_avx512(S, r, k, v, w, y, N, scale);
+    return;
+#endif
     int nb = N - N % ARWKV__WKV_LANES;
     if (!y) {
         for (int i = 0; i < N; i++) {
@@ -10430,7 +10482,7 @@ static void arwkv__adamw_range(void *ctx, size_t b, size_t e) {
         __m512 v = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(c->v + i)), _mm512_mul_ps(_mm512_mul_ps(nb2, g), g));
         _mm512_storeu_ps(c->m + i, m), _mm512_storeu_ps(c->v + i, v);
         __m512 mh = _mm512_div_ps(m, bc1), vh = _mm512_div_ps(v, bc2);
-        __m512 step = _mm512_add_ps(_mm512_div_ps(mh, _mm512_add_ps(_mm512_sqrt_ps(vh), eps)), _mm512_mul_ps(wd, p));
+        __m512 step = _mm512_add_ps(_mm512_div_ps(mh, _mm512_add_ps(_mm512_maskz_sqrt_ps(ARWKV__ALL16, vh), eps)), _mm512_mul_ps(wd, p));
         _mm512_storeu_ps(c->p + i, _mm512_sub_ps(p, _mm512_mul_ps(lr, step)));
     }
 #endif
