@@ -539,6 +539,34 @@ TEST(prepare_backward_matches_finite_differences) {
     arwkv_backend_destroy(be);
 }
 
+/* The prepare loops' row helpers (16 at a time through a polynomial exp in an AVX-512 build, expf
+   otherwise) against float64, over the whole range a sigmoid sees, a half vector at the end; NaN in,
+   NaN out (a NaN must not become a plausible gate). */
+TEST(prepare_sigmoid_and_decay_rows) {
+    enum { N = 40 };
+    float x[N], y[N], s[N], dec[N];
+    double worst_s = 0, worst_d = 0;
+    for (int trial = 0; trial < 200; trial++) {
+        for (int j = 0; j < N; j++) x[j] = (float)((trial * N + j) % 401 - 200) * 0.25f, y[j] = (float)(j % 7) * 0.01f;
+        arwkv__r7_sigmoid_sum(s, x, y, N);
+        arwkv__r7_decay_of(dec, s, N);
+        for (int j = 0; j < N; j++) {
+            double z = (double)(x[j] + y[j]), want = 1 / (1 + exp(-z)), want_d = exp(-0.60653065971263342 * s[j]);
+            worst_s = fmax(worst_s, fabs(s[j] - want) / want);
+            worst_d = fmax(worst_d, fabs(dec[j] - want_d) / want_d);
+        }
+    }
+    CHECK(worst_s < 1e-6, "sigmoid: worst relative error %g", worst_s);
+    CHECK(worst_d < 1e-6, "decay: worst relative error %g", worst_d);
+    for (int j = 0; j < N; j++) x[j] = 0, y[j] = 0;
+    x[3] = NAN, y[N - 2] = NAN;
+    arwkv__r7_sigmoid_sum(s, x, y, N);
+    CHECK(isnan(s[3]) && isnan(s[N - 2]) && s[0] == 0.5f && s[N - 1] == 0.5f, "NaN gives NaN (%g, %g), 0 gives 0.5", s[3], s[N - 2]);
+    s[5] = NAN;
+    arwkv__r7_decay_of(dec, s, N);
+    CHECK(isnan(dec[5]) && fabs(dec[4] - exp(-0.60653065971263342 * 0.5)) < 1e-6, "decay of NaN is NaN, of 0.5 %g", dec[4]);
+}
+
 /* ---- WKV7 ---- */
 enum { WK_R, WK_D, WK_K, WK_V, WK_A, WK_B, WK_N };
 typedef struct {
@@ -578,7 +606,8 @@ static void wkv_inputs(int B, int T, int H, int N, float *in[WK_N]) {
 TEST(wkv7_backward_matches_finite_differences) {
     arwkv_backend *be = make_backend(2);
     test_seed(14);
-    struct { int B, T, H, N, probes; } shapes[] = {{1, 21, 2, 16, 100000}, {2, 37, 2, 64, 40}, {1, 16, 1, 64, 40}, {1, 1, 3, 8, 100000}};
+    struct { int B, T, H, N, probes; } shapes[] = {{1, 21, 2, 16, 100000}, {2, 37, 2, 64, 40}, {1, 16, 1, 64, 40}, {1, 1, 3, 8, 100000},
+                                                   {1, 19, 1, 24, 100000}}; /* N = 24: a half vector at the end of an AVX-512 row */
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         wkv_fd c;
         memset(&c, 0, sizeof c);
@@ -1227,6 +1256,7 @@ int main(void) {
     RUN(lerp_backward_matches_finite_differences);
     RUN(lora_activations_backward);
     RUN(prepare_backward_matches_finite_differences);
+    RUN(prepare_sigmoid_and_decay_rows);
     RUN(wkv7_backward_matches_finite_differences);
     RUN(finish_backward_matches_finite_differences);
     RUN(reference_two_layers);

@@ -54,6 +54,7 @@ static const bench_entry benches[] = {
 #include "bench/chat.h"
 #include "bench/qrwkv6.h"
 #include "bench/memory.h"
+#include "bench/ops.h"
 
 static const bench_entry benches[] = {
     {"tokenizer", "encode throughput (MB/s) on code and prose", bench_tokenizer},
@@ -64,6 +65,7 @@ static const bench_entry benches[] = {
     {"context", "teacher vs student: speed and memory per token at 1k, 8k, 32k context", bench_context},
     {"qrwkv6", "QRWKV6 time mix forward / forward+backward / decode tokens/s at C=128 and C=896", bench_qrwkv6},
     {"memory", "memory plan of training on a GPU for Qwen2.5 0.5B-32B shapes (no GPU needed)", bench_memory},
+    {"cpu-ops", "WKV7 forward/backward and AdamW on the CPU: tokens/s, GFLOP/s, GB/s", bench_cpu_ops},
 };
 #endif
 
