@@ -12967,14 +12967,19 @@ ARWKV_PRIVATE arwkv_result arwkv__offload_upload(const arwkv__offload_job *j) {
     return j->be->mem->upload(j->be, (uint16_t *)j->p->data + j->off, j->bf16, j->k * sizeof(uint16_t));
 }
 
-/* The next slice (from parameter *i, element *off, which advance) into *j, staged in grad and bf16;
-   0 when every offloaded parameter is done. */
-ARWKV_PRIVATE int arwkv__offload_next(arwkv_model *m, int *i, size_t *off, arwkv__offload_job *j, float *grad, uint16_t *bf16) {
+ARWKV_PRIVATE arwkv_result arwkv__offload_download(const arwkv__offload_job *j) {
+    return j->be->mem->download(j->be, j->grad, j->p->grad + j->off, j->k * sizeof(float));
+}
+
+/* The next slice (from parameter *i, element *off, which advance) into *j; 0 when every offloaded
+   parameter is done. */
+ARWKV_PRIVATE int arwkv__offload_next(arwkv_model *m, int *i, size_t *off, arwkv__offload_job *j) {
     for (; *i < m->n_params; (*i)++, *off = 0) {
         arwkv_param *p = &m->params[*i];
         if (!p->trainable || !p->master || *off >= (size_t)p->numel) continue;
-        j->p = p, j->off = *off, j->grad = grad, j->bf16 = bf16;
+        j->p = p, j->off = *off;
         j->k = (size_t)p->numel - *off < ARWKV__OFFLOAD_SLICE ? (size_t)p->numel - *off : ARWKV__OFFLOAD_SLICE;
+        j->wd = p->decay ? j->o->weight_decay : 0.0f;
         *off += j->k;
         return 1;
     }
@@ -12983,21 +12988,22 @@ ARWKV_PRIVATE int arwkv__offload_next(arwkv_model *m, int *i, size_t *off, arwkv
 
 ARWKV_PRIVATE arwkv_result arwkv__offload_step(arwkv_model *m, const arwkv_train_options *o, int step, float lr) {
     arwkv_backend *be = m->be;
-    /* two slots of staging: one being updated, one in transfer */
+    /* two jobs, each with its own staging: while one slice is updated, the other is in transfer */
     float *grad = (float *)arwkv__malloc(2 * ARWKV__OFFLOAD_SLICE * (sizeof(float) + sizeof(uint16_t)));
     if (!grad) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "offloaded optimizer: out of host memory");
     uint16_t *bf16 = (uint16_t *)(grad + 2 * ARWKV__OFFLOAD_SLICE);
-    arwkv__offload_job job[2], *cur = &job[0], *next = &job[1];
+    arwkv__offload_job job[2], *cur = &job[0], *other = &job[1];
     memset(job, 0, sizeof job);
-    for (int s = 0; s < 2; s++) job[s].be = be, job[s].o = o, job[s].lr = lr, job[s].step = step;
-    int i = 0, slot = 0, have_prev = 0;
+    for (int s = 0; s < 2; s++) {
+        job[s].be = be, job[s].o = o, job[s].lr = lr, job[s].step = step;
+        job[s].grad = grad + (size_t)s * ARWKV__OFFLOAD_SLICE, job[s].bf16 = bf16 + (size_t)s * ARWKV__OFFLOAD_SLICE;
+    }
+    int i = 0, other_pending = 0; /* other holds the slice updated last, its weights not yet up */
     size_t off = 0;
-    arwkv__offload_job prev;
     arwkv_result r = ARWKV_OK;
-    int have = arwkv__offload_next(m, &i, &off, cur, grad, bf16);
-    if (have) r = be->mem->download(be, cur->grad, cur->p->grad + cur->off, cur->k * sizeof(float));
+    int have = arwkv__offload_next(m, &i, &off, cur);
+    if (have) r = arwkv__offload_download(cur);
     while (have && r == ARWKV_OK) {
-        cur->wd = cur->p->decay ? o->weight_decay : 0.0f;
 #ifndef ARWKV_NO_THREADS
         pthread_t helper;
         int threaded = pthread_create(&helper, NULL, arwkv__offload_update, cur) == 0;
@@ -13005,19 +13011,17 @@ ARWKV_PRIVATE arwkv_result arwkv__offload_step(arwkv_model *m, const arwkv_train
 #else
         arwkv__offload_update(cur);
 #endif
-        /* meanwhile: the previous slice's weights up, the next slice's gradient down */
-        if (have_prev) r = arwkv__offload_upload(&prev);
-        int have_next = arwkv__offload_next(m, &i, &off, next, grad + (size_t)(slot ^ 1) * ARWKV__OFFLOAD_SLICE,
-                                            bf16 + (size_t)(slot ^ 1) * ARWKV__OFFLOAD_SLICE);
-        if (have_next && r == ARWKV_OK) r = be->mem->download(be, next->grad, next->p->grad + next->off, next->k * sizeof(float));
+        /* meanwhile: the previous slice's weights up, then the next slice's gradient down into its staging */
+        if (other_pending) r = arwkv__offload_upload(other);
+        int have_next = r == ARWKV_OK && arwkv__offload_next(m, &i, &off, other);
+        if (have_next) r = arwkv__offload_download(other);
 #ifndef ARWKV_NO_THREADS
         if (threaded) pthread_join(helper, NULL);
 #endif
-        prev = *cur, have_prev = 1;
         arwkv__offload_job *t = cur;
-        cur = next, next = t, have = have_next, slot ^= 1;
+        cur = other, other = t, other_pending = 1, have = have_next;
     }
-    if (have_prev && r == ARWKV_OK) r = arwkv__offload_upload(&prev);
+    if (other_pending && r == ARWKV_OK) r = arwkv__offload_upload(other);
     arwkv__free(grad);
     return r;
 }
