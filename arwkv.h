@@ -698,6 +698,14 @@ typedef struct arwkv_mem_ops {
     arwkv_result (*copy)(arwkv_backend *be, void *dst, const void *src, size_t bytes);
     arwkv_result (*zero)(arwkv_backend *be, void *p, size_t bytes);
     arwkv_result (*sync)(arwkv_backend *be); /* wait until queued work is done */
+    /* Host memory the backend copies from without staging (pinned on a GPU, plain on the CPU). */
+    arwkv_result (*host_alloc)(arwkv_backend *be, size_t bytes, void **out);
+    void (*host_free)(arwkv_backend *be, void *p);
+    /* Streaming (the teacher's layers): upload_async queues a copy on lane 0 or 1 that starts once all
+       work queued before it is done, and returns at once (src stays untouched until that lane is
+       waited for); upload_wait makes all work queued after it wait for the lane's copies. */
+    arwkv_result (*upload_async)(arwkv_backend *be, int lane, void *dst, const void *src, size_t bytes);
+    arwkv_result (*upload_wait)(arwkv_backend *be, int lane);
 } arwkv_mem_ops;
 
 /* Ops every model uses. Shapes: T rows (tokens), C columns (channels). Backward ops accumulate
@@ -1029,6 +1037,7 @@ typedef struct arwkv_param {
     float *grad, *adam_m, *adam_v; /* fp32 backend memory, NULL unless trainable */
     float *master;        /* offloaded optimizer: the fp32 master in host memory (data is its working copy on
                              the backend), and adam_m, adam_v are host memory too; NULL otherwise */
+    int on_host;          /* data is host memory (a streamed layer, ARWKV_LOAD_HOST_LAYERS), not the backend's */
 } arwkv_param;
 
 /* Per-layer views. Which members are set depends on the architecture. */
@@ -1057,12 +1066,25 @@ typedef struct arwkv_model {
     arwkv_param *embed, *final_norm, *lm_head; /* lm_head == embed when tied */
     arwkv_layer *layers;
     int rank_w, rank_a, rank_v, rank_g;        /* RWKV-7 LoRA ranks, read from the tensors */
+    /* ARWKV_LOAD_HOST_LAYERS: each layer's inherited tensors (norms, attention, MLP: everything but a
+       student's time mix) packed into one block of host memory, in parameter order, so that one copy
+       moves a layer to the device; NULL otherwise */
+    void **host_block;
+    size_t *host_block_bytes;
 } arwkv_model;
 
 /* Load a model directory (config.json + safetensors) of any supported architecture onto a backend,
    or a GGUF file of a llama, qwen2 or qwen3 teacher (dequantized to fp32; see arwkv_gguf_config).
    Frozen matrices keep their stored type; on the CPU they are mapped, not copied. */
 ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out);
+/* arwkv_model_load with flags. ARWKV_LOAD_HOST_LAYERS keeps each layer's inherited tensors (a
+   teacher's whole layers; a student's norms and MLPs) in the backend's host memory (pinned on a GPU)
+   instead of on the device: the teacher then uploads one layer at a time, overlapped with compute
+   (--stream-teacher), so a teacher larger than the device can still teach stage 1. Only the
+   teacher's forward streams: a student with host layers trains in stage 1 (its time mix is on the
+   device) but cannot run its own forward on a GPU. */
+#define ARWKV_LOAD_HOST_LAYERS 1
+ARWKV_API arwkv_result arwkv_model_load_ex(const char *dir, arwkv_backend *be, int flags, arwkv_model **out);
 ARWKV_API void arwkv_model_free(arwkv_model *m);
 /* Find a parameter by its checkpoint name (NULL if absent). */
 ARWKV_API arwkv_param *arwkv_model_param(arwkv_model *m, const char *name);
@@ -1291,6 +1313,8 @@ typedef struct arwkv_train_options {
                                the backend keeps the working copy of the weights and the gradients */
     arwkv_dtype offload_weight_type; /* that working copy's type for matrices: F32 or BF16; 0 (unknown):
                                BF16 on a GPU, F32 on the CPU */
+    int stream_teacher;     /* stages 1-2: the teacher was loaded with ARWKV_LOAD_HOST_LAYERS (its layers in
+                               host memory, two on the device at a time); the memory plan counts it so */
 } arwkv_train_options;
 
 /* Upstream's settings for a stage (the ARWKV authors' training recipe): AdamW betas 0.9/0.95, eps
@@ -1412,13 +1436,14 @@ ARWKV_API void arwkv_out_dir_close(arwkv_out_dir *o); /* releases the lock; NULL
      logits chunk        teacher and student logits of 128 positions (1024 on a GPU), and the hidden-state gradient
      evaluation          the evaluation's own logits and student workspace (alive beside training's)
      GPU workspace       a GPU backend's scratch space (an allowance)
+   With stream_teacher the teacher's layers are a host item and two layer slots a device one.
    With offload_optimizer the trained parameters keep a working copy (bf16 matrices on a GPU) and
    their fp32 gradients on the backend; masters and moments are host items (on_host), which a GPU run does not count against the
    device, and a CPU run does (it is the same memory).
    On the CPU, checkpoints are mapped from disk, not allocated: their bytes are reported apart
    (`mapped`) and not counted against the host's memory. tests/test_memory.c checks the total
    against the allocator's measured peak. */
-#define ARWKV_PLAN_MAX_ITEMS 12
+#define ARWKV_PLAN_MAX_ITEMS 16
 typedef struct arwkv_memory_item {
     char name[32];
     uint64_t bytes;
@@ -1429,7 +1454,8 @@ typedef struct arwkv_memory_plan {
     arwkv_memory_item items[ARWKV_PLAN_MAX_ITEMS];
     int n_items;
     uint64_t total;          /* bytes allocated on the backend at the peak: the sum of the items not on_host */
-    uint64_t host_total;     /* the items on_host: offloaded optimizer state */
+    uint64_t host_total;     /* the items on_host: offloaded optimizer state, streamed teacher layers */
+    uint64_t host_available; /* a GPU run: the host memory host_total must fit in (0: not checked) */
     uint64_t need;           /* what must fit in available: total, plus host_total on the CPU backend */
     uint64_t mapped;         /* CPU backend: checkpoint bytes mapped from disk (not in total) */
     uint64_t available;      /* what the run must fit in */
@@ -7820,29 +7846,41 @@ ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float
 
 /* ---- The CPU backend: memory ------------------------------------------------------------------- */
 
-/* 64-byte aligned, zeroed; the original pointer is kept just before the block. */
-ARWKV_PRIVATE arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
+/* 64-byte aligned, zeroed; the original pointer is kept just before the block. Host memory is the
+   CPU backend's memory: host_alloc is the same block without the backend's accounting. */
+ARWKV_PRIVATE arwkv_result arwkv__cpu_host_alloc(arwkv_backend *be, size_t bytes, void **out) {
+    (void)be;
     *out = NULL;
     if (bytes > SIZE_MAX - 128) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "cannot allocate %zu bytes", bytes);
-    ARWKV__TRY(arwkv__mem_admit(be, bytes));
     char *raw = (char *)arwkv__calloc(1, bytes + 64 + sizeof(void *));
     if (!raw) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory allocating %.1f MiB", bytes / 1048576.0);
     uintptr_t a = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
     memcpy((char *)a - sizeof(void *), &raw, sizeof(void *));
-    arwkv_result r = arwkv__mem_note_alloc(be, (void *)a, bytes);
-    if (r != ARWKV_OK) {
-        arwkv__free(raw);
-        return r;
-    }
     *out = (void *)a;
     return ARWKV_OK;
+}
+ARWKV_PRIVATE void arwkv__cpu_host_free(arwkv_backend *be, void *p) {
+    (void)be;
+    if (!p) return;
+    void *raw;
+    memcpy(&raw, (char *)p - sizeof(void *), sizeof(void *));
+    arwkv__free(raw);
+}
+ARWKV_PRIVATE arwkv_result arwkv__cpu_alloc(arwkv_backend *be, size_t bytes, void **out) {
+    *out = NULL;
+    ARWKV__TRY(arwkv__mem_admit(be, bytes));
+    ARWKV__TRY(arwkv__cpu_host_alloc(be, bytes, out));
+    arwkv_result r = arwkv__mem_note_alloc(be, *out, bytes);
+    if (r != ARWKV_OK) {
+        arwkv__cpu_host_free(be, *out);
+        *out = NULL;
+    }
+    return r;
 }
 ARWKV_PRIVATE void arwkv__cpu_free(arwkv_backend *be, void *p) {
     if (!p) return;
     arwkv__mem_note_free(be, p);
-    void *raw;
-    memcpy(&raw, (char *)p - sizeof(void *), sizeof(void *));
-    arwkv__free(raw);
+    arwkv__cpu_host_free(be, p);
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_memcpy(arwkv_backend *be, void *dst, const void *src, size_t bytes) {
     (void)be;
@@ -7858,8 +7896,18 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_sync(arwkv_backend *be) {
     (void)be;
     return ARWKV_OK;
 }
-static const arwkv_mem_ops arwkv__cpu_mem_ops = {arwkv__cpu_alloc, arwkv__cpu_free, arwkv__cpu_memcpy, arwkv__cpu_memcpy,
-                                                 arwkv__cpu_memcpy, arwkv__cpu_zero, arwkv__cpu_sync};
+/* The CPU runs each op as it is called: a streamed copy is done before upload_async returns. */
+ARWKV_PRIVATE arwkv_result arwkv__cpu_upload_async(arwkv_backend *be, int lane, void *dst, const void *src, size_t bytes) {
+    (void)lane;
+    return arwkv__cpu_memcpy(be, dst, src, bytes);
+}
+ARWKV_PRIVATE arwkv_result arwkv__cpu_upload_wait(arwkv_backend *be, int lane) {
+    (void)be, (void)lane;
+    return ARWKV_OK;
+}
+static const arwkv_mem_ops arwkv__cpu_mem_ops = {arwkv__cpu_alloc,      arwkv__cpu_free,       arwkv__cpu_memcpy,       arwkv__cpu_memcpy,
+                                                 arwkv__cpu_memcpy,     arwkv__cpu_zero,       arwkv__cpu_sync,         arwkv__cpu_host_alloc,
+                                                 arwkv__cpu_host_free,  arwkv__cpu_upload_async, arwkv__cpu_upload_wait};
 
 /* ---- Parallel loops over ranges ----------------------------------------------------------------
    Elementwise ops cut [0, n) into chunks; fn(ctx, begin, end) handles one. */
@@ -10864,6 +10912,9 @@ ARWKV_API void arwkv_model_free(arwkv_model *m) {
     for (int i = 0; i < m->n_params; i++) arwkv__param_release(m, &m->params[i]);
     arwkv__free(m->params);
     arwkv__free(m->layers);
+    for (int l = 0; m->host_block && l < m->cfg.num_layers; l++) m->be->mem->host_free(m->be, m->host_block[l]);
+    arwkv__free(m->host_block);
+    arwkv__free(m->host_block_bytes);
     arwkv_st_close(m->st);
     arwkv__free(m->dir);
     arwkv__free(m);
@@ -10912,6 +10963,7 @@ ARWKV_API arwkv_result arwkv_param_read(arwkv_model *m, const arwkv_param *p, fl
         return ARWKV_OK;
     }
     size_t bytes = (size_t)n * arwkv_dtype_size(p->dtype);
+    if (p->on_host) return arwkv_to_f32(dst, p->data, p->dtype, (size_t)n); /* a streamed layer's: already here */
     if (p->dtype == ARWKV_F32) return m->be->mem->download(m->be, dst, p->data, bytes);
     void *tmp = arwkv__malloc(bytes);
     if (!tmp) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "parameter %s: out of memory", p->name);
@@ -10975,6 +11027,11 @@ ARWKV_PRIVATE arwkv_result arwkv__param_from_checkpoint(arwkv_model *m, arwkv_pa
     if (bad >= 0)
         return arwkv__fail(ARWKV_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %lld", file, p->name,
                            (long long)bad);
+    if (p->on_host) { /* a streamed layer's tensor: its place in the layer's host block is reserved */
+        if (p->dtype == t->dtype) memcpy(p->data, t->data, (size_t)t->numel * arwkv_dtype_size(t->dtype));
+        else ARWKV__TRY(arwkv_to_f32((float *)p->data, t->data, t->dtype, (size_t)t->numel));
+        return ARWKV_OK;
+    }
     if (p->is_matrix && is_float) {
         if (!m->be->on_gpu && ((uintptr_t)t->data % arwkv_dtype_size(t->dtype)) == 0) {
             p->data = (void *)t->data; /* mapped: the OS pages it in on first use */
@@ -11237,7 +11294,53 @@ ARWKV_PRIVATE arwkv_result arwkv__check_layer_count(arwkv_model *m) {
     return ARWKV_OK;
 }
 
-ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) {
+/* The layer a parameter belongs to ("model.layers.N."), or -1. */
+ARWKV_PRIVATE int arwkv__param_layer(const char *name) {
+    const char *pre = "model.layers.";
+    if (strncmp(name, pre, strlen(pre)) != 0) return -1;
+    char *end;
+    long l = strtol(name + strlen(pre), &end, 10);
+    return *end == '.' && l >= 0 && l < INT_MAX ? (int)l : -1;
+}
+
+/* A parameter ARWKV_LOAD_HOST_LAYERS keeps in host memory: a layer's, but not a student's time mix. */
+ARWKV_PRIVATE int arwkv__param_streams(const arwkv_param *p) {
+    return arwkv__param_layer(p->name) >= 0 && !strstr(p->name, ".time_mixer.");
+}
+
+/* Lay out each layer's streamed tensors in one host block (their checkpoint type for float
+   matrices, fp32 otherwise, each at a multiple of 256 bytes, as the device copy is laid out) and
+   point the parameters into it. */
+ARWKV_PRIVATE arwkv_result arwkv__host_layers_place(arwkv_model *m) {
+    int L = m->cfg.num_layers;
+    m->host_block = (void **)arwkv__calloc((size_t)L, sizeof(void *));
+    m->host_block_bytes = (size_t *)arwkv__calloc((size_t)L, sizeof(size_t));
+    if (!m->host_block || !m->host_block_bytes) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int pass = 0; pass < 2; pass++) { /* sizes, then places */
+        for (int l = 0; l < L; l++) m->host_block_bytes[l] = 0;
+        for (int i = 0; i < m->n_params; i++) {
+            arwkv_param *p = &m->params[i];
+            if (!arwkv__param_streams(p)) continue;
+            const arwkv_tensor_info *t = arwkv_st_find(m->st, p->name);
+            int l = arwkv__param_layer(p->name);
+            if (!t || l >= L) continue; /* a missing tensor is reported by the loader */
+            int keep = p->is_matrix && (t->dtype == ARWKV_F32 || t->dtype == ARWKV_BF16 || t->dtype == ARWKV_F16);
+            arwkv_dtype type = keep ? t->dtype : ARWKV_F32;
+            size_t *off = &m->host_block_bytes[l];
+            if (pass == 1) p->dtype = type, p->data = (char *)m->host_block[l] + *off, p->on_host = 1, p->owns_data = 0;
+            *off += ((size_t)p->numel * arwkv_dtype_size(type) + 255) / 256 * 256;
+        }
+        for (int l = 0; pass == 0 && l < L; l++) {
+            arwkv_result r = m->be->mem->host_alloc(m->be, m->host_block_bytes[l], &m->host_block[l]);
+            if (r != ARWKV_OK) return arwkv__context(r, "%s: layer %d in host memory", m->dir, l);
+        }
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwkv_model **out) { return arwkv_model_load_ex(dir, be, 0, out); }
+
+ARWKV_API arwkv_result arwkv_model_load_ex(const char *dir, arwkv_backend *be, int flags, arwkv_model **out) {
     *out = NULL;
     arwkv_model *m = (arwkv_model *)arwkv__calloc(1, sizeof *m);
     if (!m) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
@@ -11255,6 +11358,7 @@ ARWKV_API arwkv_result arwkv_model_load(const char *dir, arwkv_backend *be, arwk
     if (r == ARWKV_OK) r = arwkv__check_layer_count(m);
     if (r == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7) r = arwkv__read_lora_ranks(m);
     if (r == ARWKV_OK) r = arwkv__declare_params(m);
+    if (r == ARWKV_OK && (flags & ARWKV_LOAD_HOST_LAYERS)) r = arwkv__host_layers_place(m);
     for (int i = 0; i < m->n_params && r == ARWKV_OK; i++) {
         arwkv_param *p = &m->params[i];
         const arwkv_tensor_info *t = arwkv_st_find(m->st, p->name);
@@ -11352,7 +11456,8 @@ ARWKV_API arwkv_result arwkv_model_save(arwkv_model *m, const char *dir, arwkv_d
             r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
             break;
         }
-        if (t == have && !p->master) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
+        if (t == have && p->on_host) memcpy(host[i], p->data, n * arwkv_dtype_size(t));
+        else if (t == have && !p->master) r = m->be->mem->download(m->be, host[i], p->data, n * arwkv_dtype_size(t));
         else {
             r = arwkv_param_read(m, p, (float *)host[i], p->numel);
             uint16_t *h = (uint16_t *)host[i];
@@ -11434,6 +11539,12 @@ struct arwkv_teacher {
     float *gate, *up;                     /* [min(rows, MLP_ROWS or MLP_ROWS_GPU), intermediate] */
     int32_t *ids, *pos;                   /* [rows] */
     float *logits;                        /* [LOGIT_ROWS, vocab], allocated by the first step */
+    /* A streamed model (ARWKV_LOAD_HOST_LAYERS): two device slots of one layer each. While layer l
+       runs from one, layer l+1 is copied into the other. */
+    void *slot[2];
+    int slot_layer[2], last_slot;         /* the layer each slot holds (-1: none), the slot used last */
+    arwkv_param *slot_params[2];          /* [n_params]: copies of the model's parameters that point into a slot */
+    arwkv_layer slot_view[2];             /* the layer in each slot, as arwkv__teacher_layer reads it */
 };
 
 struct arwkv_kv_cache {
@@ -11492,6 +11603,18 @@ ARWKV_API arwkv_result arwkv_teacher_create(arwkv_model *m, arwkv_teacher **out)
     if (!t) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "teacher: out of memory");
     t->m = m;
     t->be = m->be;
+    t->slot_layer[0] = t->slot_layer[1] = -1;
+    size_t slot_bytes = 0;
+    for (int l = 0; m->host_block && l < m->cfg.num_layers; l++) slot_bytes = m->host_block_bytes[l] > slot_bytes ? m->host_block_bytes[l] : slot_bytes;
+    for (int s = 0; s < 2 && m->host_block; s++) {
+        arwkv_result r = m->be->mem->alloc(m->be, slot_bytes, &t->slot[s]);
+        t->slot_params[s] = (arwkv_param *)arwkv__calloc((size_t)m->n_params, sizeof(arwkv_param));
+        if (r == ARWKV_OK && !t->slot_params[s]) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "teacher: out of memory");
+        if (r != ARWKV_OK) {
+            arwkv_teacher_free(t);
+            return arwkv__context(r, "%s: a device slot for a streamed layer", m->dir ? m->dir : "teacher");
+        }
+    }
     *out = t;
     return ARWKV_OK;
 }
@@ -11500,7 +11623,55 @@ ARWKV_API void arwkv_teacher_free(arwkv_teacher *t) {
     if (!t) return;
     arwkv__teacher_release(t);
     t->be->mem->free(t->be, t->logits);
+    for (int s = 0; s < 2; s++) {
+        if (t->slot[s]) (void)t->be->mem->sync(t->be); /* a copy in flight still writes the slot */
+        t->be->mem->free(t->be, t->slot[s]);
+        arwkv__free(t->slot_params[s]);
+    }
     arwkv__free(t);
+}
+
+/* ---- Streaming a teacher's layers ---------------------------------------------------------------
+   A model loaded with ARWKV_LOAD_HOST_LAYERS keeps each layer in one block of host memory. The
+   teacher copies a layer's block into a device slot whose layout is the same, so each parameter
+   moves by the same offset; the slot's view of the layer points at those copies. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_stage(arwkv_teacher *t, int s, int l) {
+    arwkv_model *m = t->m;
+    static const size_t members[] = {offsetof(arwkv_layer, in_norm), offsetof(arwkv_layer, post_norm), offsetof(arwkv_layer, mlp_gate),
+                                     offsetof(arwkv_layer, mlp_up),  offsetof(arwkv_layer, mlp_down),  offsetof(arwkv_layer, q_w),
+                                     offsetof(arwkv_layer, q_b),     offsetof(arwkv_layer, k_w),       offsetof(arwkv_layer, k_b),
+                                     offsetof(arwkv_layer, v_w),     offsetof(arwkv_layer, v_b),       offsetof(arwkv_layer, o_w),
+                                     offsetof(arwkv_layer, o_b),     offsetof(arwkv_layer, q_norm),    offsetof(arwkv_layer, k_norm)};
+    ARWKV__TRY(t->be->mem->upload_async(t->be, s, t->slot[s], m->host_block[l], m->host_block_bytes[l]));
+    t->slot_layer[s] = l;
+    t->slot_view[s] = m->layers[l];
+    for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
+        arwkv_param **field = (arwkv_param **)((char *)&t->slot_view[s] + members[i]), *p = *field;
+        if (!p || !p->on_host) continue;
+        arwkv_param *copy = &t->slot_params[s][p - m->params];
+        *copy = *p;
+        copy->data = (char *)t->slot[s] + ((char *)p->data - (char *)m->host_block[l]);
+        copy->on_host = 0;
+        *field = copy;
+    }
+    return ARWKV_OK;
+}
+
+/* The layer to run: the model's own, or for a streamed model layer l in its slot (copied now if it
+   was not prefetched), with the next layer's copy started into the other slot. */
+ARWKV_PRIVATE arwkv_result arwkv__teacher_fetch(arwkv_teacher *t, int l, const arwkv_layer **out) {
+    arwkv_model *m = t->m;
+    if (!m->host_block) {
+        *out = &m->layers[l];
+        return ARWKV_OK;
+    }
+    int s = t->slot_layer[0] == l ? 0 : t->slot_layer[1] == l ? 1 : -1, next = (l + 1) % m->cfg.num_layers;
+    if (s < 0) ARWKV__TRY(arwkv__teacher_stage(t, s = 1 - t->last_slot, l));
+    ARWKV__TRY(t->be->mem->upload_wait(t->be, s));
+    t->last_slot = s;
+    if (next != l && t->slot_layer[1 - s] != next) ARWKV__TRY(arwkv__teacher_stage(t, 1 - s, next)); /* waits for layer l-1's ops */
+    *out = &t->slot_view[s];
+    return ARWKV_OK;
 }
 
 /* y[rows, out] = x[rows, in] W^T (+ b): an nn.Linear through the backend, written with row stride ldy. */
@@ -11529,7 +11700,8 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
                                                 const int32_t *pos, arwkv_layer_hook hook, void *user) {
     arwkv_backend *be = t->be;
     const arwkv_config *c = &t->m->cfg;
-    const arwkv_layer *L = &t->m->layers[l];
+    const arwkv_layer *L;
+    ARWKV__TRY(arwkv__teacher_fetch(t, l, &L));
     int C = c->hidden_size, H = c->num_heads, Hkv = c->num_kv_heads, D = c->head_dim, F = c->intermediate_size;
     int KV = Hkv * D, R = B * n;
     ARWKV_ASSERT(B == 1 || (p0 == 0 && kv_bs == (ptrdiff_t)n * KV));
@@ -11765,7 +11937,8 @@ ARWKV_PRIVATE arwkv_result arwkv__copy_param(arwkv_model *dst, arwkv_param *d, c
     if (d->numel != s->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "%s: %lld elements in the teacher, %lld in the student", d->name,
                                                  (long long)s->numel, (long long)d->numel);
     ARWKV__TRY(arwkv__param_alloc(dst, d, s->dtype));
-    return dst->be->mem->copy(dst->be, d->data, s->data, (size_t)s->numel * arwkv_dtype_size(s->dtype));
+    size_t bytes = (size_t)s->numel * arwkv_dtype_size(s->dtype);
+    return s->on_host ? dst->be->mem->upload(dst->be, d->data, s->data, bytes) : dst->be->mem->copy(dst->be, d->data, s->data, bytes);
 }
 
 /* The time mix of layer l by upstream's rule (RWKVInside TimeMixer, Jan 2025), with
@@ -11938,10 +12111,12 @@ ARWKV_PRIVATE void arwkv__student_shape(const arwkv_config *tc, const arwkv_stud
    opt->share_teacher the teacher's own memory (a student that trains it makes its own fp32 master
    then, in arwkv_trainer_create, and never writes to the teacher's). */
 ARWKV_PRIVATE arwkv_result arwkv__inherit_param(arwkv_model *s, arwkv_param *p, const arwkv_param *tp, const arwkv_student_options *opt) {
-    if (!opt->share_teacher) return arwkv__copy_param(s, p, tp);
+    /* a streamed teacher's attention (which a QRWKV6 time mix reuses) goes to the device: only
+       the teacher's forward streams */
+    if (!opt->share_teacher || (tp->on_host && strstr(p->name, ".self_attn."))) return arwkv__copy_param(s, p, tp);
     if (p->numel != tp->numel) return arwkv__fail(ARWKV_ERR_SHAPE, "%s: %lld elements in the teacher, %lld in the student", p->name,
                                                   (long long)tp->numel, (long long)p->numel);
-    p->data = tp->data, p->dtype = tp->dtype, p->owns_data = 0;
+    p->data = tp->data, p->dtype = tp->dtype, p->owns_data = 0, p->on_host = tp->on_host;
     return ARWKV_OK;
 }
 
@@ -12362,6 +12537,11 @@ ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student forward: mode %d is not an arwkv_rnn_mode", train);
     if (train == ARWKV_RNN_TRAIN_RECOMPUTE && states) /* the recomputation would read states already advanced */
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "student forward: recomputation starts from zero states (pass NULL)");
+    for (int i = 0; be->on_gpu && i < m->n_params; i++)
+        if (m->params[i].on_host)
+            return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: %s is in host memory (the model was loaded with ARWKV_LOAD_HOST_LAYERS, "
+                               "--stream-teacher): on a GPU only a teacher's forward streams its layers; load the student without it "
+                               "to run it", m->dir ? m->dir : "student", m->params[i].name);
     for (int i = 0; i < B * T; i++)
         if (ids[i] < 0 || ids[i] >= r->V)
             return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "token id %d at position %d is outside the vocabulary (0..%d)", ids[i], i, r->V - 1);
@@ -14138,21 +14318,33 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
     memset(plan, 0, sizeof *plan);
     int B = o->batch, T = o->seq_len, stage = o->stage;
     uint64_t M = (uint64_t)B * T, C = (uint64_t)student->cfg.hidden_size, V = (uint64_t)student->cfg.vocab_size, MC = M * C;
-    uint64_t tw = 0, sw = 0, masters = 0, grads = 0, moments = 0, working = 0;
+    uint64_t tw = 0, sw = 0, masters = 0, grads = 0, moments = 0, working = 0, t_host = 0, s_host = 0, slot = 0;
     size_t wsize = arwkv_dtype_size(arwkv__offload_weight_type(o, on_gpu));
+    int stream = o->stream_teacher && stage < 3 && teacher, L = teacher ? teacher->cfg.num_layers : 0;
+    uint64_t *layer_bytes = stream ? (uint64_t *)arwkv__calloc((size_t)L, sizeof(uint64_t)) : NULL;
     for (int i = 0; teacher && i < teacher->n_params; i++) {
         const arwkv_param *p = &teacher->params[i];
-        if (p->owns_data) tw += arwkv__param_bytes(p);
+        int l = arwkv__param_layer(p->name);
+        if (layer_bytes && l >= 0 && l < L && arwkv__param_streams(p)) { /* arwkv__host_layers_place's layout */
+            uint64_t b = (arwkv__param_bytes(p) + 255) / 256 * 256;
+            layer_bytes[l] += b, t_host += b;
+            slot = layer_bytes[l] > slot ? layer_bytes[l] : slot;
+        } else if (p->owns_data) tw += arwkv__param_bytes(p);
         else plan->mapped += arwkv__param_bytes(p);
     }
+    arwkv__free(layer_bytes);
     for (int i = 0; i < student->n_params; i++) {
         const arwkv_param *p = &student->params[i];
         uint64_t n = (uint64_t)p->numel;
         if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n, working += (p->is_matrix ? wsize : 4) * n;
+        else if (stream && stage == 1 && p->owns_data > 0 && arwkv__param_streams(p)) s_host += (arwkv__param_bytes(p) + 255) / 256 * 256;
         else if (p->owns_data > 0) sw += arwkv__param_bytes(p);
         else if (p->owns_data == 0) plan->mapped += arwkv__param_bytes(p); /* -1: shared with the teacher, counted there */
     }
     arwkv__plan_add(plan, "teacher weights", tw);
+    arwkv__plan_add(plan, "teacher layer slots", 2 * slot);
+    arwkv__plan_add_to(plan, "teacher layers (host)", t_host, 1);
+    arwkv__plan_add_to(plan, "student layers (host)", s_host, 1);
     arwkv__plan_add(plan, "student weights (frozen)", sw);
     if (o->offload_optimizer) { /* arwkv__make_trainable and arwkv__optimizer_step with offload */
         arwkv__plan_add(plan, wsize == 2 ? "bf16 weights (trained)" : "fp32 weights (trained)", working);
@@ -14239,15 +14431,18 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
         plan->available = UINT64_MAX;
         snprintf(plan->available_from, sizeof plan->available_from, "unknown: not checked");
     }
+    if (be->on_gpu && plan->host_total && arwkv__host_memory(&free_b, &total_b) == ARWKV_OK) plan->host_available = free_b;
+    arwkv_clear_error();
     if (plan->need > plan->available) { /* what would make it fit: each option alone, with its total */
         arwkv__buf adv = {NULL, 0, 0, 0};
-        arwkv_train_options alt[5];
-        const char *what[5];
-        char label[5][48];
+        arwkv_train_options alt[6];
+        const char *what[6];
+        char label[6][48];
         int n_alt = 0;
         if (o->stage >= 2 && !o->freeze_mlp) alt[n_alt] = *o, alt[n_alt].freeze_mlp = 1, what[n_alt++] = "--freeze-mlp";
         if (!o->offload_optimizer) alt[n_alt] = *o, alt[n_alt].offload_optimizer = 1, what[n_alt++] = "--offload-optimizer";
         if (o->stage >= 2 && !o->recompute) alt[n_alt] = *o, alt[n_alt].recompute = 1, what[n_alt++] = "--recompute";
+        if (o->stage <= 2 && tm && !o->stream_teacher) alt[n_alt] = *o, alt[n_alt].stream_teacher = 1, what[n_alt++] = "--stream-teacher";
         if (o->batch > 1) {
             alt[n_alt] = *o, alt[n_alt].batch = o->batch / 2;
             snprintf(label[n_alt], sizeof label[n_alt], "--batch %d", alt[n_alt].batch);
@@ -14300,6 +14495,18 @@ ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dt
 }
 
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
+    char a[32], b[32];
+    if (plan->host_available && plan->host_total > plan->host_available) { /* a GPU run's host items: teacher layers, optimizer state */
+        arwkv__buf m = {NULL, 0, 0, 0};
+        arwkv__buf_printf(&m, "the run needs %s of host memory but the host has %s available (MemAvailable):",
+                          arwkv__fmt_bytes(plan->host_total, a, sizeof a), arwkv__fmt_bytes(plan->host_available, b, sizeof b));
+        for (int i = 0, k = 0; i < plan->n_items; i++)
+            if (plan->items[i].on_host) arwkv__buf_printf(&m, "%s %s %s", k++ ? "," : "", plan->items[i].name, arwkv__fmt_bytes(plan->items[i].bytes, a, sizeof a));
+        arwkv__buf_printf(&m, ". Use a host with more memory, or keep the optimizer on the device (without --offload-optimizer) if it fits there");
+        arwkv_result r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "%s", m.data ? m.data : "the run does not fit in host memory");
+        arwkv__buf_free(&m);
+        return r;
+    }
     if (plan->need <= plan->available) return ARWKV_OK;
     /* the three biggest items, largest first */
     int order[ARWKV_PLAN_MAX_ITEMS], n = plan->n_items;
@@ -14309,7 +14516,6 @@ ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
             int t = order[j];
             order[j] = order[j - 1], order[j - 1] = t;
         }
-    char a[32], b[32];
     arwkv__buf m = {NULL, 0, 0, 0};
     arwkv__buf_printf(&m, "the run needs %s at its peak but %s is available (%s); the biggest parts:", arwkv__fmt_bytes(plan->need, a, sizeof a),
                       arwkv__fmt_bytes(plan->available, b, sizeof b), plan->available_from);

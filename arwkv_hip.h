@@ -8,7 +8,8 @@
    computation is an op called through the backend's tables. This header fills the same tables
    with GPU kernels, so the model code and the trainer run unchanged on a GPU: tensors live in
    device memory, and each op is one or two kernel launches queued on the backend's stream.
-     arwkv_mem_ops     alloc (zeroed), free, upload, download, copy, zero, sync
+     arwkv_mem_ops     alloc (zeroed), free, upload, download, copy, zero, sync, host_alloc (pinned),
+                       host_free, upload_async, upload_wait (a second stream for the copies)
      arwkv_core_ops    matrix product, embedding, RMSNorm, SwiGLU, axpy (forward and backward)
      arwkv_loss_ops    stage-1 alignment, stage-2/3 KL and cross-entropy over the vocabulary
      arwkv_optim_ops   sum of squares, scale, AdamW
@@ -214,6 +215,9 @@ typedef cudaDeviceProp hipDeviceProp_t;
 #define hipEventRecord cudaEventRecord
 #define hipEventSynchronize cudaEventSynchronize
 #define hipEventElapsedTime cudaEventElapsedTime
+#define hipStreamWaitEvent cudaStreamWaitEvent
+#define hipHostMalloc cudaHostAlloc
+#define hipHostFree cudaFreeHost
 #else
 #error "arwkv_hip.h: compile the unit that defines ARWKV_HIP_IMPLEMENTATION as HIP (hipcc, clang -x hip) or CUDA (nvcc -x cu)"
 #endif
@@ -386,6 +390,9 @@ ARWKV__DEV float arwkv__block_max(float v, float *sh) {
 typedef struct arwkv__gpu {
     int device;
     hipStream_t stream;        /* every op is queued here, in call order */
+    hipStream_t copy_stream;   /* streamed uploads (upload_async), beside the ops */
+    hipEvent_t queued;         /* marks the ops queued before a streamed upload, which waits for them */
+    hipEvent_t lane_done[2];   /* the last streamed upload of each lane */
     hipDeviceProp_t prop;
     int has_mma;               /* the device code has a matrix-core GEMM (probed at creation) */
     int gemm_fp32;             /* ARWKV_GPU_GEMM=fp32: every product on the fp32 SIMT path */
@@ -528,8 +535,48 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_sync(arwkv_backend *be) {
     return ARWKV_OK;
 }
 
-static const arwkv_mem_ops arwkv__hip_mem_ops = {arwkv__hip_alloc, arwkv__hip_free, arwkv__hip_upload, arwkv__hip_download,
-                                                 arwkv__hip_copy, arwkv__hip_zero, arwkv__hip_sync};
+/* Pinned host memory: the GPU's copy engines read it directly, so a copy from it can run beside
+   kernels (from pageable memory the runtime stages it, and the copy is neither fast nor async). */
+ARWKV_PRIVATE arwkv_result arwkv__hip_host_alloc(arwkv_backend *be, size_t bytes, void **out) {
+    *out = NULL;
+    hipError_t e = hipHostMalloc(out, bytes ? bytes : 1, 0);
+    if (e != hipSuccess) {
+        *out = NULL;
+        return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "GPU %d: pinning %.1f MiB of host memory: %s", ARWKV__G(be)->device, bytes / 1048576.0,
+                           hipGetErrorString(e));
+    }
+    memset(*out, 0, bytes);
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__hip_host_free(arwkv_backend *be, void *p) {
+    (void)be;
+    if (p) (void)hipHostFree(p); /* waits for copies still reading it */
+}
+
+/* The copy stream waits for an event recorded on the op stream now (the slot being overwritten was
+   read by ops already queued), copies, and marks the lane; upload_wait makes the op stream wait for
+   that mark. Neither call blocks the host. */
+ARWKV_PRIVATE arwkv_result arwkv__hip_upload_async(arwkv_backend *be, int lane, void *dst, const void *src, size_t bytes) {
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV_ASSERT(lane == 0 || lane == 1);
+    ARWKV__HIP_TRY(hipEventRecord(g->queued, g->stream), "streamed upload");
+    ARWKV__HIP_TRY(hipStreamWaitEvent(g->copy_stream, g->queued, 0), "streamed upload");
+    if (bytes) ARWKV__HIP_TRY(hipMemcpyAsync(dst, src, bytes, hipMemcpyHostToDevice, g->copy_stream), "streamed upload");
+    ARWKV__HIP_TRY(hipEventRecord(g->lane_done[lane], g->copy_stream), "streamed upload");
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__hip_upload_wait(arwkv_backend *be, int lane) {
+    arwkv__gpu *g = ARWKV__G(be);
+    ARWKV_ASSERT(lane == 0 || lane == 1);
+    ARWKV__HIP_TRY(hipStreamWaitEvent(g->stream, g->lane_done[lane], 0), "waiting for a streamed upload");
+    return ARWKV_OK;
+}
+
+static const arwkv_mem_ops arwkv__hip_mem_ops = {arwkv__hip_alloc,       arwkv__hip_free,       arwkv__hip_upload,   arwkv__hip_download,
+                                                 arwkv__hip_copy,        arwkv__hip_zero,       arwkv__hip_sync,     arwkv__hip_host_alloc,
+                                                 arwkv__hip_host_free,   arwkv__hip_upload_async, arwkv__hip_upload_wait};
 
 /* ============================================================================================
    Matrix product
@@ -3211,7 +3258,12 @@ ARWKV_PRIVATE void arwkv__hip_destroy(arwkv_backend *be) {
         if (g->partial) (void)hipFree(g->partial);
         if (g->scratch) (void)hipFree(g->scratch);
         if (g->pack) (void)hipFree(g->pack);
+        if (g->copy_stream) (void)hipStreamSynchronize(g->copy_stream);
         if (g->stream) (void)hipStreamDestroy(g->stream);
+        if (g->copy_stream) (void)hipStreamDestroy(g->copy_stream);
+        if (g->queued) (void)hipEventDestroy(g->queued);
+        for (int i = 0; i < 2; i++)
+            if (g->lane_done[i]) (void)hipEventDestroy(g->lane_done[i]);
         arwkv__free(g);
     }
     arwkv__mem_accounting_free(be);
@@ -3234,6 +3286,9 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_setup(arwkv_backend *be, int device) {
     ARWKV__HIP_TRY(hipSetDevice(device), "selecting the GPU");
     ARWKV__HIP_TRY(hipGetDeviceProperties(&g->prop, device), "reading the GPU's properties");
     ARWKV__HIP_TRY(hipStreamCreate(&g->stream), "creating a stream");
+    ARWKV__HIP_TRY(hipStreamCreate(&g->copy_stream), "creating a stream");
+    ARWKV__HIP_TRY(hipEventCreate(&g->queued), "creating an event");
+    for (int i = 0; i < 2; i++) ARWKV__HIP_TRY(hipEventCreate(&g->lane_done[i]), "creating an event");
     g->max_blocks = g->prop.multiProcessorCount > 0 ? 32 * g->prop.multiProcessorCount : 4096;
     void *scratch = NULL;
     ARWKV__HIP_TRY(hipMalloc(&scratch, ARWKV__REDUCE_BLOCKS * sizeof(double) + 64), "allocating scratch memory");

@@ -57,6 +57,9 @@ static void usage(FILE *f) {
             "  --recompute          stages 2-3: keep only each student layer's input and recompute its\n"
             "                       activations in the backward (less memory, ~1/3 more student work)\n"
             "  --offload-optimizer  fp32 masters and AdamW moments in host memory, updated by the CPU\n"
+            "  --stream-teacher     stages 1-2: the teacher's layers stay in host memory and are copied to\n"
+            "                       the device one at a time, overlapped with compute (a teacher larger\n"
+            "                       than the GPU); in stage 1 the student's MLPs stay there too\n"
             "  --temperature T      stage-2 KL temperature (default 1)\n"
             "  --ce-weight W        stage 2: add W x label cross-entropy (default 0)\n"
             "  --align l2|mse|cosine   stage-1 loss (default l2, upstream's)\n"
@@ -85,7 +88,7 @@ typedef struct args {
     int n_data, n_eval;
     int stage, seq_len, batch, steps, warmup, eval_every, eval_windows, save_every, resume, override, threads, gpu, no_gate, log_every;
     float lr, lr_final, temperature, ce_weight;
-    int freeze_mlp, init_inherit, qrwkv6, offload, no_save, recompute;
+    int freeze_mlp, init_inherit, qrwkv6, offload, no_save, recompute, stream;
     arwkv_schedule schedule;
     arwkv_align_kind align;
     uint64_t seed;
@@ -176,6 +179,7 @@ static int parse(args *a, int argc, char **argv) {
         } else if (!strcmp(s, "--freeze-mlp")) a->freeze_mlp = 1;
         else if (!strcmp(s, "--offload-optimizer")) a->offload = 1;
         else if (!strcmp(s, "--recompute")) a->recompute = 1;
+        else if (!strcmp(s, "--stream-teacher")) a->stream = 1;
         else if (!strcmp(s, "--no-save")) a->no_save = 1;
         else if (!strcmp(s, "--no-gate")) a->no_gate = 1;
         else if (!strcmp(s, "--resume")) a->resume = 1;
@@ -192,6 +196,12 @@ static int parse(args *a, int argc, char **argv) {
     }
     if (a->seq_len < 1 || a->batch < 1 || a->steps < 1 || !(a->lr > 0)) {
         fprintf(stderr, "arwkv-distill: --seq-len, --batch, --steps and --lr must be positive\n");
+        return 2;
+    }
+    if (a->stream && (a->stage == 3 || (a->stage == 1 && a->n_eval && a->gpu))) {
+        fprintf(stderr, "arwkv-distill: --stream-teacher %s\n", a->stage == 3 ? "streams a teacher's layers: stage 3 has no teacher"
+                        : "keeps the stage-1 student's MLPs in host memory, where a GPU cannot run the student: drop --eval-data "
+                          "and evaluate the saved student with arwkv-eval");
         return 2;
     }
     if (a->lr_final < 0) a->lr_final = a->lr / 10;
@@ -292,8 +302,8 @@ static void log_eval(FILE *f, int stage, int step, const arwkv_eval_stats *e, in
 static void print_plan(const arwkv_memory_plan *p, int stage, int batch, int seq_len, const arwkv_backend *be) {
     printf("memory plan: stage %d, %d x %d tokens, %s\n", stage, batch, seq_len, arwkv_backend_name(be));
     for (int i = 0; i < p->n_items; i++) printf("  %-26s %10.1f MiB\n", p->items[i].name, p->items[i].bytes / 1048576.0);
-    if (p->host_total && be->on_gpu) printf("  %-26s %10.1f MiB on the host, %.1f MiB on the device\n", "total", p->host_total / 1048576.0,
-                                            p->total / 1048576.0);
+    if (p->host_total && be->on_gpu) printf("  %-26s %10.1f MiB on the host (of %.1f MiB available), %.1f MiB on the device\n", "total",
+                                            p->host_total / 1048576.0, p->host_available / 1048576.0, p->total / 1048576.0);
     if (p->available == UINT64_MAX) printf("  %-26s %10.1f MiB (available memory unknown: not checked)\n", "needed", p->need / 1048576.0);
     else printf("  %-26s %10.1f MiB of %.1f MiB (%s)\n", "needed", p->need / 1048576.0, p->available / 1048576.0, p->available_from);
     if (p->mapped) printf("  %-26s %10.1f MiB (read through the page cache, not counted)\n", "mapped from disk", p->mapped / 1048576.0);
@@ -385,6 +395,7 @@ int main(int argc, char **argv) {
     o.seed = a.seed;
     o.offload_optimizer = a.offload;
     o.recompute = a.recompute;
+    o.stream_teacher = a.stream;
     o.resume_with_new_options = a.override;
     if (a.resume) STEP(arwkv_checkpoint_latest(a.out, &ckpt), "finding the checkpoint to resume");
     /* the memory plan, before anything is allocated: refuse now rather than run out mid-run */
@@ -394,10 +405,10 @@ int main(int argc, char **argv) {
          "planning memory");
     print_plan(&plan, a.stage, a.batch, a.seq_len, be);
     STEP(arwkv_memory_plan_check(&plan), "memory");
-    if (a.teacher) STEP(arwkv_model_load(a.teacher, be, &teacher), "loading the teacher");
+    if (a.teacher) STEP(arwkv_model_load_ex(a.teacher, be, a.stream ? ARWKV_LOAD_HOST_LAYERS : 0, &teacher), "loading the teacher");
     STEP(arwkv_tokenizer_load(tok_dir, &tok), "loading the tokenizer");
     if (ckpt) {
-        STEP(arwkv_model_load(ckpt, be, &student), "loading the checkpoint");
+        STEP(arwkv_model_load_ex(ckpt, be, a.stage == 1 && a.stream ? ARWKV_LOAD_HOST_LAYERS : 0, &student), "loading the checkpoint");
         printf("resuming from %s\n", ckpt);
     } else if (a.student) {
         STEP(arwkv_model_load(a.student, be, &student), "loading the student");

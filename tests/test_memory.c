@@ -80,6 +80,7 @@ typedef struct run_config {
     int share;               /* a new student shares the teacher's tensors instead of copying them */
     int bf16;                /* with offload: the trained matrices' working copy in bf16 */
     int recompute;           /* --recompute: the student keeps only its layer inputs */
+    int stream;              /* --stream-teacher: the teacher's layers (and a new student's MLPs) in host memory */
 } run_config;
 
 /* Plan the run, then do it (an evaluation, two steps, an evaluation) and compare with the peak,
@@ -96,6 +97,7 @@ static uint64_t plan_against_peak(const run_config *c) {
     o.seq_len = 48, o.batch = 2, o.steps = 2, o.lr = 1e-4f, o.freeze_mlp = c->freeze_mlp, o.offload_optimizer = c->offload;
     o.offload_weight_type = c->bf16 ? ARWKV_BF16 : ARWKV_DTYPE_UNKNOWN;
     o.recompute = c->recompute;
+    o.stream_teacher = c->stream;
     arwkv_memory_plan plan;
     CHECK_OK(arwkv_memory_plan_training(be, c->teacher ? TEACHER : NULL, c->student_dir, &so, &o, c->eval ? o.seq_len : 0, &plan));
     arwkv_memory_use u;
@@ -106,11 +108,20 @@ static uint64_t plan_against_peak(const run_config *c) {
     uint64_t host = 0;
     for (int i = 0; i < plan.n_items; i++) host += plan.items[i].on_host ? plan.items[i].bytes : 0;
     CHECK(sum == plan.total + plan.host_total && host == plan.host_total && plan.total > 0, "%s: the items add up to the totals", c->name);
-    CHECK(plan.need == plan.total + plan.host_total && (c->offload ? host > 0 : host == 0), "%s: on the CPU both count", c->name);
+    CHECK(plan.need == plan.total + plan.host_total && (c->offload || c->stream ? host > 0 : host == 0), "%s: on the CPU both count", c->name);
 
     arwkv_model *teacher = NULL, *student = NULL;
     arwkv_trainer *tr = NULL;
-    if (c->teacher) CHECK_OK(arwkv_model_load(TEACHER, be, &teacher));
+    if (c->teacher) CHECK_OK(arwkv_model_load_ex(TEACHER, be, c->stream ? ARWKV_LOAD_HOST_LAYERS : 0, &teacher));
+    if (c->stream && teacher) { /* host items: the layer blocks, which the backend's accounting does not see */
+        uint64_t blocks = 0;
+        for (int l = 0; l < teacher->cfg.num_layers; l++) blocks += teacher->host_block_bytes[l];
+        uint64_t planned = 0;
+        for (int i = 0; i < plan.n_items; i++)
+            if (!strcmp(plan.items[i].name, "teacher layers (host)")) planned = plan.items[i].bytes;
+        CHECK(planned == blocks && blocks > 0, "%s: the plan's host layers (%llu) are the loaded blocks (%llu)", c->name,
+              (unsigned long long)planned, (unsigned long long)blocks);
+    }
     if (c->student_dir) CHECK_OK(arwkv_model_load(c->student_dir, be, &student));
     else if (teacher) CHECK_OK(arwkv_student_create(teacher, &so, &student));
     if (c->share && student && teacher) {
@@ -161,23 +172,33 @@ static int save_student(void) {
 }
 
 TEST(plan_matches_peak_stage1) {
-    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0, 0, 0, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0, 0, 0, 0},
-               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0, 0, 0, 0};
+    run_config a = {"stage 1, ARWKV-7", 1, 0, 0, 1, 1, NULL, 0, 0, 0, 0, 0}, b = {"stage 1, QRWKV6", 1, 1, 0, 1, 1, NULL, 0, 0, 0, 0, 0},
+               c = {"stage 1, ARWKV-7, no eval", 1, 0, 0, 1, 0, NULL, 0, 0, 0, 0, 0};
     plan_against_peak(&a);
     if (quick) return;
     plan_against_peak(&b);
     plan_against_peak(&c);
-    run_config d = {"stage 1, shared with teacher", 1, 0, 0, 1, 1, NULL, 0, 1, 0, 0}, e = {"stage 1, QRWKV6, shared", 1, 1, 0, 1, 0, NULL, 0, 1, 0, 0};
+    run_config d = {"stage 1, shared with teacher", 1, 0, 0, 1, 1, NULL, 0, 1, 0, 0, 0}, e = {"stage 1, QRWKV6, shared", 1, 1, 0, 1, 0, NULL, 0, 1, 0, 0, 0};
     plan_against_peak(&d);
     plan_against_peak(&e);
 }
 
+/* --stream-teacher: the device holds two layer slots instead of the teacher's layers; the plan
+   counts the slots against the peak and the layers as host memory. */
+TEST(plan_matches_peak_stream_teacher) {
+    run_config a = {"stage 1, --stream-teacher", 1, 0, 0, 1, 0, NULL, 0, 1, 0, 0, 1},
+               b = {"stage 2, --stream-teacher", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0, 0, 0, 1};
+    plan_against_peak(&a);
+    if (quick) return;
+    plan_against_peak(&b);
+}
+
 TEST(plan_matches_peak_stage2) {
-    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0, 0, 0},
-               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0, 0, 0, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0, 0, 0, 0},
-               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 0, 0},
-               f = {"stage 2, shared, --freeze-mlp", 2, 0, 1, 1, 1, NULL, 0, 1, 0, 0},
-               g = {"stage 2, offload, bf16 weights", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 1, 0};
+    run_config a = {"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0, 0}, b = {"stage 2, --freeze-mlp", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0, 0, 0, 0},
+               c = {"stage 2, new QRWKV6", 2, 1, 0, 1, 1, NULL, 0, 0, 0, 0, 0}, d = {"stage 2, new ARWKV-7, no eval", 2, 0, 0, 1, 0, NULL, 0, 0, 0, 0, 0},
+               e = {"stage 2, --offload-optimizer", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 0, 0, 0},
+               f = {"stage 2, shared, --freeze-mlp", 2, 0, 1, 1, 1, NULL, 0, 1, 0, 0, 0},
+               g = {"stage 2, offload, bf16 weights", 2, 0, 0, 1, 1, STUDENT_DIR, 1, 0, 1, 0, 0};
     plan_against_peak(&g);
     if (quick) return;
     plan_against_peak(&f);
@@ -191,9 +212,9 @@ TEST(plan_matches_peak_stage2) {
 /* Recomputation keeps one layer's activations instead of every layer's: the plan follows the
    allocator, and both fall well below the run that keeps them all. */
 TEST(plan_matches_peak_recompute) {
-    run_config a = {"stage 2, --recompute", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 1},
-               b = {"stage 2, QRWKV6, --recompute", 2, 1, 0, 1, 0, NULL, 0, 0, 0, 1};
-    uint64_t with = plan_against_peak(&a), without = plan_against_peak(&(run_config){"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0});
+    run_config a = {"stage 2, --recompute", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 1, 0},
+               b = {"stage 2, QRWKV6, --recompute", 2, 1, 0, 1, 0, NULL, 0, 0, 0, 1, 0};
+    uint64_t with = plan_against_peak(&a), without = plan_against_peak(&(run_config){"stage 2, saved ARWKV-7", 2, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0, 0});
     CHECK(with > 0 && without > with, "recomputation lowers the peak: %llu bytes against %llu", (unsigned long long)with,
           (unsigned long long)without);
     if (quick) return;
@@ -201,7 +222,7 @@ TEST(plan_matches_peak_recompute) {
 }
 
 TEST(plan_matches_peak_stage3) {
-    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0, 0, 0, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0};
+    run_config a = {"stage 3, no teacher", 3, 0, 0, 0, 1, STUDENT_DIR, 0, 0, 0, 0, 0}, b = {"stage 3, teacher for eval", 3, 0, 0, 1, 1, STUDENT_DIR, 0, 0, 0, 0, 0};
     plan_against_peak(&a);
     plan_against_peak(&b);
 }
@@ -446,6 +467,7 @@ int main(void) {
     }
     RUN(plan_matches_peak_stage1);
     RUN(plan_matches_peak_stage2);
+    RUN(plan_matches_peak_stream_teacher);
     RUN(plan_matches_peak_recompute);
     RUN(plan_matches_peak_stage3);
     RUN(plan_refuses_with_advice);

@@ -656,6 +656,82 @@ TEST(swiglu_matches_float64) {
     arwkv_backend_destroy(be);
 }
 
+/* A teacher loaded with its layers in host memory (ARWKV_LOAD_HOST_LAYERS, --stream-teacher) copies
+   one layer at a time into two device slots: every number it computes must be the resident
+   teacher's, bit for bit, in the batched forward (twice: the second starts from a prefetched layer
+   0), in every hook call, and in cached decoding; its parameters read back the same. */
+TEST(streamed_layers_equal_resident) {
+    arwkv_backend *be = NULL;
+    arwkv_model *res = NULL, *str = NULL;
+    arwkv_teacher *tr = NULL, *ts = NULL;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    if (be) CHECK_OK(arwkv_model_load(MODEL_DIR, be, &res));
+    if (be) CHECK_OK(arwkv_model_load_ex(MODEL_DIR, be, ARWKV_LOAD_HOST_LAYERS, &str));
+    if (res) CHECK_OK(arwkv_teacher_create(res, &tr));
+    if (str) CHECK_OK(arwkv_teacher_create(str, &ts));
+    if (!tr || !ts) goto out;
+    {
+        int L = str->cfg.num_layers, C = str->cfg.hidden_size, V = str->cfg.vocab_size, B = 2, T = 40, R = B * T;
+        int host = 0, in_block = 1, layer_tensors = 0;
+        for (int i = 0; i < str->n_params; i++) {
+            arwkv_param *p = &str->params[i];
+            layer_tensors += strncmp(p->name, "model.layers.", 13) == 0;
+            if (!p->on_host) continue;
+            host++;
+            int l = atoi(p->name + strlen("model.layers."));
+            in_block &= (char *)p->data >= (char *)str->host_block[l] && (char *)p->data < (char *)str->host_block[l] + str->host_block_bytes[l];
+        }
+        CHECK(host == layer_tensors && host >= 11 * L && in_block && !str->embed->on_host && !str->final_norm->on_host,
+              "every layer tensor (%d of %d) and only those in host memory, inside its layer's block", host, layer_tensors);
+        int n = (int)str->layers[1].mlp_up->numel;
+        float *a = (float *)malloc(sizeof(float) * n), *b = (float *)malloc(sizeof(float) * n);
+        CHECK_OK(arwkv_param_read(res, res->layers[1].mlp_up, a, n));
+        CHECK_OK(arwkv_param_read(str, str->layers[1].mlp_up, b, n));
+        CHECK(memcmp(a, b, sizeof(float) * n) == 0, "a host parameter reads back as the resident one");
+        free(a), free(b);
+        int32_t ids[80];
+        fake_ids(ids, R, 5);
+        hook_record hr = {be, L, R, C, NULL, NULL, NULL}, hs = hr;
+        size_t nh = (size_t)L * R * C;
+        hr.x = (float *)malloc(nh * 4), hr.xn = (float *)malloc(nh * 4), hr.ao = (float *)malloc(nh * 4);
+        hs.x = (float *)malloc(nh * 4), hs.xn = (float *)malloc(nh * 4), hs.ao = (float *)malloc(nh * 4);
+        const float *h1, *h2;
+        float *want = (float *)malloc(sizeof(float) * R * C), *got = (float *)malloc(sizeof(float) * R * C);
+        CHECK_OK(arwkv_teacher_forward(tr, ids, B, T, record_hook, &hr, &h1));
+        CHECK_OK(be->mem->download(be, want, h1, sizeof(float) * R * C));
+        for (int pass = 0; pass < 2; pass++) {
+            memset(got, 0, sizeof(float) * R * C);
+            CHECK_OK(arwkv_teacher_forward(ts, ids, B, T, record_hook, &hs, &h2));
+            CHECK_OK(be->mem->download(be, got, h2, sizeof(float) * R * C));
+            CHECK(memcmp(got, want, sizeof(float) * R * C) == 0, "pass %d: final hidden states equal to the bit", pass);
+            CHECK(memcmp(hr.x, hs.x, nh * 4) == 0 && memcmp(hr.xn, hs.xn, nh * 4) == 0 && memcmp(hr.ao, hs.ao, nh * 4) == 0,
+                  "pass %d: every layer's hook sees the same input, normed input and attention output", pass);
+        }
+        arwkv_kv_cache *cr = NULL, *cs = NULL;
+        CHECK_OK(arwkv_kv_cache_create(res, 0, &cr));
+        CHECK_OK(arwkv_kv_cache_create(str, 0, &cs));
+        float *lr = (float *)malloc(sizeof(float) * V), *ls = (float *)malloc(sizeof(float) * V);
+        int same = 1;
+        for (int i = 0; cr && cs && i < 6; i++) { /* a prefill of 10, then single tokens */
+            int k = i == 0 ? 10 : 1, at = i == 0 ? 0 : 9 + i;
+            CHECK_OK(arwkv_teacher_step(tr, cr, ids + at, k, lr, NULL));
+            CHECK_OK(arwkv_teacher_step(ts, cs, ids + at, k, ls, NULL));
+            same &= memcmp(lr, ls, sizeof(float) * V) == 0;
+        }
+        CHECK(same, "cached decoding: the same logits at every step");
+        arwkv_kv_cache_free(cr);
+        arwkv_kv_cache_free(cs);
+        free(lr), free(ls), free(want), free(got);
+        free(hr.x), free(hr.xn), free(hr.ao), free(hs.x), free(hs.xn), free(hs.ao);
+    }
+out:
+    arwkv_teacher_free(tr);
+    arwkv_teacher_free(ts);
+    arwkv_model_free(res);
+    arwkv_model_free(str);
+    arwkv_backend_destroy(be);
+}
+
 int main(void) {
     RUN(swiglu_matches_float64);
     RUN(rope_matches_closed_form);
@@ -663,6 +739,7 @@ int main(void) {
     RUN(teacher_matches_transformers);
     RUN(greedy_generation_matches_transformers);
     RUN(kv_cache_equals_full_forward);
+    RUN(streamed_layers_equal_resident);
     RUN(batch_and_threads_give_the_same_results);
     RUN(long_and_batched_inputs_match_transformers);
     return test_summary("teacher");

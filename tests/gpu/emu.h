@@ -149,6 +149,9 @@ static inline hipError_t hipEventCreate(hipEvent_t *e) { return *e = new arwkv_e
 static inline hipError_t hipEventDestroy(hipEvent_t e) { return delete e, hipSuccess; }
 static inline hipError_t hipEventRecord(hipEvent_t e, hipStream_t) { return e->t = arwkv_emu::now(), hipSuccess; }
 static inline hipError_t hipEventSynchronize(hipEvent_t) { return hipSuccess; }
+static inline hipError_t hipStreamWaitEvent(hipStream_t, hipEvent_t, unsigned) { return hipSuccess; } /* one queue: in order already */
+static inline hipError_t hipHostMalloc(void **p, size_t n, unsigned) { return hipMalloc(p, n); }
+static inline hipError_t hipHostFree(void *p) { return hipFree(p); }
 static inline hipError_t hipEventElapsedTime(float *ms, hipEvent_t a, hipEvent_t b) { return *ms = (float)((b->t - a->t) * 1e3), hipSuccess; }
 
 /* ---- blocks as fibers ---------------------------------------------------------------------------

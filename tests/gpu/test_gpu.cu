@@ -1028,7 +1028,7 @@ TEST(rwkv6_wkv6) {
 static const char *tiny_teacher = "models/qwen2-code-tiny";
 
 static arwkv_result train_steps(arwkv_backend *be, int stage, int steps, float *loss, float *gnorm, int offload = 0,
-                                double *master_vs_weights = NULL) {
+                                double *master_vs_weights = NULL, int stream = 0) {
     arwkv_model *teacher = NULL, *student = NULL;
     arwkv_tokenizer *tok = NULL;
     arwkv_trainer *tr = NULL;
@@ -1040,7 +1040,7 @@ static arwkv_result train_steps(arwkv_backend *be, int stage, int steps, float *
     arwkv_train_options_default(&o, stage);
     o.seq_len = 32, o.batch = 2, o.steps = steps, o.lr = 1e-3f, o.lr_final = 1e-4f, o.warmup_steps = 0, o.seed = 3;
     o.offload_optimizer = offload;
-    arwkv_result r = arwkv_model_load(tiny_teacher, be, &teacher);
+    arwkv_result r = arwkv_model_load_ex(tiny_teacher, be, stream ? ARWKV_LOAD_HOST_LAYERS : 0, &teacher);
     if (r == ARWKV_OK) r = arwkv_tokenizer_load(tiny_teacher, &tok);
     if (r == ARWKV_OK) r = arwkv_student_create(teacher, &so, &student);
     if (r == ARWKV_OK) r = arwkv_dataset_add_file(&data, tok, "tests/test.h", arwkv_tokenizer_token_id(tok, "<|endoftext|>"));
@@ -1110,6 +1110,24 @@ TEST(training_steps_match_cpu) {
         }
     }
     g->gemm_fp32 = saved;
+}
+
+/* --stream-teacher on a GPU: the teacher's layers in pinned host memory, each copied on the second
+   stream into one of two device slots while the layer before it computes. The same kernels read
+   the same numbers, so stage 1's losses and gradient norms equal the resident teacher's to the bit;
+   a missing wait between the copy and the kernels (or a copy that overwrites a slot still in use)
+   shows as a difference on a real GPU. */
+TEST(streamed_teacher_matches_resident) {
+    if (!test_file_exists("models/qwen2-code-tiny/config.json")) SKIP("run from the repository root");
+    enum { STEPS = 3 };
+    float lr[STEPS], gr[STEPS], ls[STEPS], gs[STEPS];
+    CHECK_OK(train_steps(gpu, 1, STEPS, lr, gr));
+    CHECK_OK(train_steps(gpu, 1, STEPS, ls, gs, 0, NULL, 1));
+    printf("    stage 1, resident teacher: loss %.6f %.6f %.6f; streamed: %.6f %.6f %.6f\n", (double)lr[0], (double)lr[1], (double)lr[2],
+           (double)ls[0], (double)ls[1], (double)ls[2]);
+    for (int i = 0; i < STEPS; i++)
+        CHECK(memcmp(&lr[i], &ls[i], sizeof(float)) == 0 && memcmp(&gr[i], &gs[i], sizeof(float)) == 0,
+              "step %d: streamed loss %.9g |g| %.9g, resident %.9g %.9g", i + 1, (double)ls[i], (double)gs[i], (double)lr[i], (double)gr[i]);
 }
 
 /* --offload-optimizer on a GPU: the masters and moments on the host, updated slice by slice while
@@ -1743,6 +1761,7 @@ int main(int argc, char **argv) {
     RUN(every_gradient_matches_cpu);
     RUN(recompute_matches_keeping);
     RUN(offloaded_optimizer_on_gpu);
+    RUN(streamed_teacher_matches_resident);
     RUN(qrwkv6_student_matches_cpu);
     RUN(greedy_generation_matches_cpu);
     RUN(teacher_families_match_cpu);
