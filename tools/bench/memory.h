@@ -30,13 +30,14 @@ static void bench_shape_config(const bench_shape *s, arwkv_config *c) {
 
 typedef struct bench_mem_column {
     const char *name;
-    int stage, freeze_mlp, offload, recompute;
+    int stage, freeze_mlp, offload, recompute, stream;
 } bench_mem_column;
 
 static const bench_mem_column bench_mem_columns[] = {
-    {"stage 1", 1, 0, 0, 0},         {"stage 1 offload", 1, 0, 1, 0},     {"stage 2", 2, 0, 0, 0},
-    {"2 freeze-mlp", 2, 1, 0, 0},    {"2 offload", 2, 0, 1, 0},           {"2 freeze+offload", 2, 1, 1, 0},
-    {"2 recompute", 2, 0, 0, 1},     {"2 recomp+offload", 2, 0, 1, 1},    {"2 recomp+freeze", 2, 1, 0, 1},
+    {"stage 1", 1, 0, 0, 0, 0},      {"stage 1 offload", 1, 0, 1, 0, 0},  {"1 stream+offload", 1, 0, 1, 0, 1},
+    {"stage 2", 2, 0, 0, 0, 0},      {"2 freeze-mlp", 2, 1, 0, 0, 0},     {"2 offload", 2, 0, 1, 0, 0},
+    {"2 freeze+offload", 2, 1, 1, 0, 0}, {"2 recompute", 2, 0, 0, 1, 0},  {"2 recomp+offload", 2, 0, 1, 1, 0},
+    {"2 recomp+freeze", 2, 1, 0, 1, 0},
 };
 
 static int bench_memory(int argc, char **argv) {
@@ -79,6 +80,7 @@ static int bench_memory(int argc, char **argv) {
             arwkv_train_options_default(&o, bench_mem_columns[c].stage);
             o.batch = B, o.seq_len = T, o.freeze_mlp = bench_mem_columns[c].freeze_mlp, o.offload_optimizer = bench_mem_columns[c].offload;
             o.recompute = bench_mem_columns[c].recompute;
+            o.stream_teacher = bench_mem_columns[c].stream;
             arwkv_memory_plan p;
             if (arwkv_memory_plan_shapes(&tc, ARWKV_BF16, &so, &o, 0, 1, &p) != ARWKV_OK) {
                 fprintf(stderr, "arwkv-bench memory: %s\n", arwkv_last_error());
@@ -93,7 +95,8 @@ static int bench_memory(int argc, char **argv) {
             }
             printf("%s %s:\n", bench_shapes[s].name, bench_mem_columns[c].name);
             for (int i = 0; i < p.n_items; i++) printf("  %-26s %8.2f GiB\n", p.items[i].name, p.items[i].bytes / gib);
-            printf("  %-26s %8.2f GiB on the device%s\n", "total", p.total / gib, p.total / gib <= h100 ? " (fits)" : "");
+            printf("  %-26s %8.2f GiB on the device%s, %.2f GiB on the host\n", "total", p.total / gib, p.total / gib <= h100 ? " (fits)" : "",
+                   p.host_total / gib);
         }
         if (!only) printf("\n");
     }
