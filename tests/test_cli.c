@@ -154,6 +154,32 @@ TEST(errors_a_person_can_act_on) {
     free(out);
 }
 
+/* --stream-teacher changes where the teacher's layers live, not what is computed: a stage-1 run
+   saves the same student, byte for byte, and logs the same losses; stage 3 (no teacher) refuses it. */
+TEST(distill_stream_teacher_changes_nothing) {
+    const char *base = "build/arwkv-distill --teacher models/qwen2-code-tiny --stage 1 --data tests/test_cli.c --seq-len 32 --batch 2 "
+                       "--steps 3 --threads 2 --seed 4";
+    char cmd[1024];
+    char *out = NULL;
+    system("rm -rf build/test_stream_a build/test_stream_b");
+    snprintf(cmd, sizeof cmd, "%s --out build/test_stream_a 2>&1", base);
+    int a = test_run(cmd, &out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s --out build/test_stream_b --stream-teacher 2>&1", base);
+    int b = test_run(cmd, &out);
+    CHECK(a == 0 && b == 0 && strstr(out, "teacher layers (host)"), "both runs finish, the streamed plan shows host layers: %d %d %s", a, b, out);
+    free(out);
+    int same = test_run("cmp build/test_stream_a/model.safetensors build/test_stream_b/model.safetensors 2>&1 && "
+                        "cut -d, -f1-6 build/test_stream_a/log.csv > build/test_stream_a.csv && "
+                        "cut -d, -f1-6 build/test_stream_b/log.csv > build/test_stream_b.csv && cmp build/test_stream_a.csv build/test_stream_b.csv 2>&1", &out);
+    CHECK(same == 0, "streamed and resident runs save the same student and log the same losses and gradient norms: %s", out);
+    free(out);
+    int st = test_run("build/arwkv-distill --student build/test_stream_a --out build/test_stream_c --stage 3 --data tests/test_cli.c "
+                      "--stream-teacher 2>&1", &out);
+    CHECK(st == 2 && strstr(out, "--stream-teacher") && strstr(out, "stage 3"), "stage 3 refuses --stream-teacher: %d %s", st, out);
+    free(out);
+}
+
 /* Ctrl-C during training saves a checkpoint and exits cleanly; --resume finishes the run. */
 TEST(distill_interrupt_and_resume) {
     system("rm -rf build/test_distill build/test_distill.log"); /* a stale log would look like progress */
@@ -207,6 +233,7 @@ int main(void) {
     RUN(convert_then_chat_and_eval_a_student);
     RUN(chat_save_then_load_in_a_new_process);
     RUN(errors_a_person_can_act_on);
+    RUN(distill_stream_teacher_changes_nothing);
     RUN(distill_interrupt_and_resume);
     return test_summary("cli");
 }
