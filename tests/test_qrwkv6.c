@@ -520,6 +520,37 @@ TEST(block_forward_matches_reference) {
   }
 }
 
+/* The activations one layer keeps hold exactly the arrays the forward writes: per token 20 arrays
+   of C (xx, xxx, five m, five xc, r, g, z, w, kk, vv, y, yg), two of the kv width (k, v) and the two
+   LoRA hiddens, plus the recurrence's checkpoints. The table reports that size, and the backend's
+   memory grows by it. */
+TEST(block_activations_size_is_exact) {
+    rand_layer L;
+    layer_make(&L, small_dims());
+    int B = 2, T = 21, C = L.d.C, H = L.d.n_heads, N = L.d.head_size, KV = L.d.n_kv_heads * N;
+    size_t rows = (size_t)B * T, chunks = (size_t)(T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK;
+    size_t want = (rows * (20 * (size_t)C + 2 * (size_t)KV + 5 * (size_t)L.d.rank_mix + (size_t)L.d.rank_decay) +
+                   (size_t)B * H * chunks * N * N) * sizeof(float);
+    arwkv__tmix tm;
+    memset(&tm, 0, sizeof tm);
+    tm.family = arwkv__tmix_family_of(ARWKV_ARCH_QRWKV6);
+    tm.r6 = L.d;
+    CHECK(tm.family == &arwkv__tmix_rwkv6 && arwkv__tmix_family_of(ARWKV_ARCH_QWEN2) == NULL, "the QRWKV6 family, none for a teacher");
+    CHECK(tm.family->acts_bytes(&tm, B, T) == want, "table says %zu bytes, the arrays need %zu", tm.family->acts_bytes(&tm, B, T), want);
+    arwkv__tmix_acts *acts = NULL;
+    CHECK_OK(tm.family->acts_create(be1, &tm, B, T, &acts));
+    arwkv_memory_use before, after;
+    arwkv_backend_memory(be1, &before);
+    float *x = fnew(rows * C), *out = fnew(rows * C);
+    CHECK_OK(tm.family->forward(be1, &tm, &L.layer, 1, B, T, x, NULL, NULL, NULL, out, acts, NULL));
+    arwkv_backend_memory(be1, &after);
+    CHECK(after.in_use - before.in_use == want, "forward kept %llu bytes, %zu expected", (unsigned long long)(after.in_use - before.in_use),
+          want);
+    tm.family->acts_free(be1, acts);
+    free(x), free(out);
+    layer_free(&L);
+}
+
 TEST(block_backward_matches_finite_differences) {
   for (int qk = 0; qk <= 1; qk++) { /* without and with a Qwen3 teacher's q/k norms */
     rand_layer L;
@@ -914,6 +945,7 @@ int main(void) {
     RUN(op_kv_expand);
     RUN(op_wkv6_forward_backward);
     RUN(block_forward_matches_reference);
+    RUN(block_activations_size_is_exact);
     RUN(block_backward_matches_finite_differences);
     RUN(block_recurrent_chunked_threads);
     RUN(block_agrees_with_llama_cpp_graph);
