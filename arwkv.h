@@ -7785,19 +7785,6 @@ ARWKV_PRIVATE arwkv_result arwkv__gemm(arwkv_pool *pool, int M, int N, int K, co
     return ARWKV_OK;
 }
 
-/* A weight matrix as stored: W[rows][cols] of any float dtype (nn.Linear: rows = outputs). */
-typedef struct arwkv_weight {
-    const void *data;
-    arwkv_dtype dtype;
-    int rows, cols;
-} arwkv_weight;
-
-/* y[M,rows] (+)= x[M,cols] . W^T (+ bias): an nn.Linear. */
-ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float *x, int M, arwkv_weight W, const float *bias,
-                                         int accumulate) {
-    return arwkv__gemm(pool, M, W.rows, W.cols, x, W.cols, 1, W.data, W.dtype, 1, W.cols, y, W.rows, accumulate, bias);
-}
-
 /* ---- The CPU backend: memory ------------------------------------------------------------------- */
 
 /* 64-byte aligned, zeroed; the original pointer is kept just before the block. */
@@ -10143,6 +10130,65 @@ ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *fr
     return arwkv__host_memory(free_bytes, total_bytes);
 }
 
+/* ---- A parameter's fp32 values and gradient, as the time mixes pass them to ops ---------------------- */
+
+/* The values of an fp32 parameter (a vector of the time mix); NULL for an absent one. */
+ARWKV_PRIVATE const float *arwkv__param_f32(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
+/* Its gradient, or NULL when it is absent or frozen (an op then skips that gradient). */
+ARWKV_PRIVATE float *arwkv__param_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
+
+/* ---- The linear layer and the LoRA factor over a backend: forward and backward --------------------
+   Every nn.Linear of every model (the teacher's projections and MLP, the head, the students' time
+   mixes and MLPs) is these two calls over be->core->gemm, with W [out, in] in its stored type; the
+   students' low-rank factors, stored the other way round, are the two after them. */
+
+/* y[M, out] (+)= x[M, in] . W^T (+ b); y's rows are ldy floats apart (0: out, contiguous); b NULL:
+   no bias. */
+ARWKV_PRIVATE arwkv_result arwkv__linear_forward(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, const arwkv_param *W,
+                                                 const arwkv_param *b, int M, int accumulate) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, 1, in, y, ldy ? ldy : out, accumulate,
+                          b ? (const float *)b->data : NULL);
+}
+/* Its backward from dy [M, out]: W's gradient += dy^T . x and b's += the column sums of dy (each if
+   it trains), then dx [M, in] (+)= dy . W (dx NULL: not needed). dx may be x itself: x is read
+   before dx is written. */
+ARWKV_PRIVATE arwkv_result arwkv__linear_backward(arwkv_backend *be, float *dx, const float *dy, const float *x, const arwkv_param *W,
+                                                  const arwkv_param *b, int M, int accumulate_dx) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    if (W->trainable) ARWKV__TRY(be->core->gemm(be, out, in, M, dy, 1, out, x, ARWKV_F32, in, 1, W->grad, in, 1, NULL));
+    if (b && b->trainable) { /* only QRWKV6 trains biases; its op table has the column sum */
+        if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s cannot train the bias %s", be->name, b->name);
+        ARWKV__TRY(be->rwkv6->colsum(be, b->grad, dy, M, out));
+    }
+    if (dx) ARWKV__TRY(be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, accumulate_dx, NULL));
+    return ARWKV_OK;
+}
+
+/* y[M, out] = x[M, in] . A for a LoRA factor A [in, out] (RWKV's orientation: row-major, any
+   stored type; out is A's last dimension), or for rows [row0, row0 + in) of a stack of them
+   (time_maa_w2 [5, rank, C] holds five). x's and y's rows are ldx and ldy floats apart (0:
+   contiguous); in 0: all of A's rows. */
+ARWKV_PRIVATE arwkv_result arwkv__lora_forward(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx,
+                                               const arwkv_param *A, int row0, int in, int M) {
+    int out = (int)A->shape[A->ndim - 1];
+    if (!in) in = (int)(A->numel / out);
+    const char *a = (const char *)A->data + (size_t)row0 * (size_t)out * arwkv_dtype_size(A->dtype);
+    return be->core->gemm(be, M, out, in, x, ldx ? ldx : in, 1, a, A->dtype, out, 1, y, ldy ? ldy : out, 0, NULL);
+}
+/* Its backward from dy [M, out] (contiguous): those rows of A's gradient += x^T . dy (if A trains),
+   then dx (+)= dy . A^T (dx NULL: not needed; rows lddx apart, 0: contiguous). */
+ARWKV_PRIVATE arwkv_result arwkv__lora_backward(arwkv_backend *be, float *dx, ptrdiff_t lddx, const float *dy, const float *x,
+                                                ptrdiff_t ldx, const arwkv_param *A, int row0, int in, int M, int accumulate_dx) {
+    int out = (int)A->shape[A->ndim - 1];
+    if (!in) in = (int)(A->numel / out);
+    size_t off = (size_t)row0 * (size_t)out;
+    if (A->trainable) ARWKV__TRY(be->core->gemm(be, in, out, M, x, 1, ldx ? ldx : in, dy, ARWKV_F32, out, 1, A->grad + off, out, 1, NULL));
+    if (!dx) return ARWKV_OK;
+    const char *a = (const char *)A->data + off * arwkv_dtype_size(A->dtype);
+    return be->core->gemm(be, M, in, out, dy, out, 1, a, A->dtype, 1, out, dx, lddx ? lddx : in, accumulate_dx, NULL);
+}
+
 /* ============================================================================================
    SECTION 6b. Time mixes
    ============================================================================================ */
@@ -10383,29 +10429,6 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arw
     return ARWKV_OK;
 }
 
-/* ---- Products with the layer's matrices (all through be->core->gemm) ----
-   A weight W [R,S] is used either as nn.Linear (y = x W^T: in S, out R) or as a LoRA factor
-   (y = x W: in R, out S). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear, float *y) {
-    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
-    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, linear ? 1 : S, linear ? S : 1, y, out, 0, NULL);
-}
-/* Its backward: dx (+)= dy W (linear) or dy W^T (LoRA), if dx is not NULL; W's gradient
-   (+)= dy^T x or x^T dy, if W is trainable. */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm_backward(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear,
-                                             const float *dy, float *dx, int accumulate_dx) {
-    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
-    if (W->trainable) {
-        if (linear) ARWKV__TRY(be->core->gemm(be, R, S, M, dy, 1, R, x, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
-        else ARWKV__TRY(be->core->gemm(be, R, S, M, x, 1, R, dy, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
-    }
-    if (!dx) return ARWKV_OK;
-    return be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, linear ? S : 1, linear ? 1 : S, dx, in, accumulate_dx, NULL);
-}
-
-ARWKV_PRIVATE const float *arwkv__tmix7_vec(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
-ARWKV_PRIVATE float *arwkv__tmix7_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
-
 /* The arrays one call works on: the layer's activations when training, else the workspace's. */
 typedef struct arwkv__tmix7_bufs {
     float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
@@ -10428,8 +10451,8 @@ ARWKV_PRIVATE int arwkv__tmix7_mus(const arwkv_layer *l, const arwkv_tmix7_dims 
     const arwkv_param *p[6] = {l->x_r, l->x_w, l->x_k, l->x_v, l->x_a, l->x_g};
     int n = d->has_gate ? 6 : 5;
     for (int i = 0; i < 6; i++) {
-        mu[i] = i < n ? arwkv__tmix7_vec(p[i]) : NULL;
-        if (dmu) dmu[i] = i < n ? arwkv__tmix7_grad(p[i]) : NULL;
+        mu[i] = i < n ? arwkv__param_f32(p[i]) : NULL;
+        if (dmu) dmu[i] = i < n ? arwkv__param_grad(p[i]) : NULL;
     }
     return n;
 }
@@ -10453,8 +10476,8 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_l
     p.M = M, p.C = d->C, p.N = d->N, p.first_layer = layer_index == 0;
     p.k_in = b->k_in, p.v_in = b->v_in, p.w_lora = b->w_lora, p.a_lora = b->a_lora, p.v_lora = layer_index == 0 ? NULL : b->v_lora;
     p.v_first = v_first;
-    p.w0 = arwkv__tmix7_vec(l->w0), p.a0 = arwkv__tmix7_vec(l->a0), p.v0 = arwkv__tmix7_vec(l->v0);
-    p.k_k = arwkv__tmix7_vec(l->k_k), p.k_a = arwkv__tmix7_vec(l->k_a);
+    p.w0 = arwkv__param_f32(l->w0), p.a0 = arwkv__param_f32(l->a0), p.v0 = arwkv__param_f32(l->v0);
+    p.k_k = arwkv__param_f32(l->k_k), p.k_a = arwkv__param_f32(l->k_a);
     p.decay = w->decay, p.k = w->k, p.v = w->v, p.wkv_a = w->wkv_a, p.wkv_b = w->wkv_b;
     return be->rwkv7->prepare_forward(be, &p);
 }
@@ -10463,13 +10486,14 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_la
     arwkv_r7_finish_args f;
     memset(&f, 0, sizeof f);
     f.M = M, f.C = d->C, f.N = d->N;
-    f.y = b->y, f.r = b->r, f.k = w->k, f.v = w->v, f.r_k = arwkv__tmix7_vec(l->r_k);
-    f.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, f.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
+    f.y = b->y, f.r = b->r, f.k = w->k, f.v = w->v, f.r_k = arwkv__param_f32(l->r_k);
+    f.ln_w = d->has_group_norm ? arwkv__param_f32(l->ln_x_w) : NULL, f.ln_b = d->has_group_norm ? arwkv__param_f32(l->ln_x_b) : NULL;
     f.gn_eps = d->gn_eps, f.g = d->has_gate ? b->g : NULL, f.o = w->o;
     return be->rwkv7->finish_forward(be, &f);
 }
 
-/* Runs the calls of a forward or backward one after another until one fails (r holds the result). */
+/* Runs the calls of a forward or backward one after another until one fails (r holds the result);
+   both time mixes use it, up to the end of the QRWKV6 block. */
 #define ARWKV__STEP(call)                \
     do {                                 \
         if (r == ARWKV_OK) r = (call);   \
@@ -10513,28 +10537,28 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_l
         else ARWKV__STEP(be->mem->zero(be, acts->shift0, (size_t)B * C * sizeof(float)));
     }
     ARWKV__STEP(op->lerp_forward(be, work->xmix, x, shift_state, shift_state, mu, n_mix, B, T, C));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_R], l->receptance, 1, b.r));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_K], l->key, 1, b.k_in));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->value, 1, b.v_in));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_W], l->w1, 0, b.h_w));
+    ARWKV__STEP(arwkv__linear_forward(be, b.r, 0, xm[ARWKV__MIX_R], l->receptance, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_forward(be, b.k_in, 0, xm[ARWKV__MIX_K], l->key, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_forward(be, b.v_in, 0, xm[ARWKV__MIX_V], l->value, NULL, M, 0));
+    ARWKV__STEP(arwkv__lora_forward(be, b.h_w, 0, xm[ARWKV__MIX_W], 0, l->w1, 0, 0, M));
     ARWKV__STEP(op->act_forward(be, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_w, l->w2, 0, b.w_lora));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_A], l->a1, 0, b.h_a));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_a, l->a2, 0, b.a_lora));
+    ARWKV__STEP(arwkv__lora_forward(be, b.w_lora, 0, b.h_w, 0, l->w2, 0, 0, M));
+    ARWKV__STEP(arwkv__lora_forward(be, b.h_a, 0, xm[ARWKV__MIX_A], 0, l->a1, 0, 0, M));
+    ARWKV__STEP(arwkv__lora_forward(be, b.a_lora, 0, b.h_a, 0, l->a2, 0, 0, M));
     if (layer_index > 0) {
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->v1, 0, b.h_v));
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_v, l->v2, 0, b.v_lora));
+        ARWKV__STEP(arwkv__lora_forward(be, b.h_v, 0, xm[ARWKV__MIX_V], 0, l->v1, 0, 0, M));
+        ARWKV__STEP(arwkv__lora_forward(be, b.v_lora, 0, b.h_v, 0, l->v2, 0, 0, M));
     }
     if (d->has_gate) {
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_G], l->g1, 0, b.h_g));
+        ARWKV__STEP(arwkv__lora_forward(be, b.h_g, 0, xm[ARWKV__MIX_G], 0, l->g1, 0, 0, M));
         ARWKV__STEP(op->act_forward(be, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_g, l->g2, 0, b.g));
+        ARWKV__STEP(arwkv__lora_forward(be, b.g, 0, b.h_g, 0, l->g2, 0, 0, M));
     }
     ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, v_first, work));
     ARWKV__STEP(op->wkv7_forward(be, B, T, d->H, d->N, b.r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b, b.y, wkv_state,
                                  acts ? acts->ckpt : NULL));
     ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, work));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, work->o, l->output, 1, out));
+    ARWKV__STEP(arwkv__linear_forward(be, out, 0, work->o, l->output, NULL, M, 0));
     arwkv__tmix7_work_free(be, own);
     if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix forward", layer_index);
     return ARWKV_OK;
@@ -10588,16 +10612,16 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
     ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, w));
 
     /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, w->o, l->output, 1, dout, w->d_o, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, w->d_o, dout, w->o, l->output, NULL, M, 0));
     arwkv_r7_finish_args fin;
     memset(&fin, 0, sizeof fin);
     fin.M = M, fin.C = C, fin.N = d->N;
-    fin.y = b.y, fin.r = b.r, fin.k = w->k, fin.v = w->v, fin.r_k = arwkv__tmix7_vec(l->r_k);
-    fin.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, fin.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
+    fin.y = b.y, fin.r = b.r, fin.k = w->k, fin.v = w->v, fin.r_k = arwkv__param_f32(l->r_k);
+    fin.ln_w = d->has_group_norm ? arwkv__param_f32(l->ln_x_w) : NULL, fin.ln_b = d->has_group_norm ? arwkv__param_f32(l->ln_x_b) : NULL;
     fin.gn_eps = d->gn_eps, fin.g = d->has_gate ? b.g : NULL;
     fin.d_o = w->d_o, fin.dy = w->dy, fin.dr = w->dr, fin.dk = w->dk, fin.dv = w->dv, fin.dg = d->has_gate ? w->dg : NULL;
-    fin.dr_k = arwkv__tmix7_grad(l->r_k);
-    fin.dln_w = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL, fin.dln_b = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL;
+    fin.dr_k = arwkv__param_grad(l->r_k);
+    fin.dln_w = d->has_group_norm ? arwkv__param_grad(l->ln_x_w) : NULL, fin.dln_b = d->has_group_norm ? arwkv__param_grad(l->ln_x_b) : NULL;
     ARWKV__STEP(op->finish_backward(be, &fin));
     ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
                                   w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
@@ -10606,37 +10630,36 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_
     prep.M = M, prep.C = C, prep.N = d->N, prep.first_layer = first;
     prep.k_in = b.k_in, prep.v_in = b.v_in, prep.w_lora = b.w_lora, prep.a_lora = b.a_lora, prep.v_lora = first ? NULL : b.v_lora;
     prep.v_first = first ? NULL : (float *)v_first;
-    prep.w0 = arwkv__tmix7_vec(l->w0), prep.a0 = arwkv__tmix7_vec(l->a0), prep.v0 = arwkv__tmix7_vec(l->v0);
-    prep.k_k = arwkv__tmix7_vec(l->k_k), prep.k_a = arwkv__tmix7_vec(l->k_a);
+    prep.w0 = arwkv__param_f32(l->w0), prep.a0 = arwkv__param_f32(l->a0), prep.v0 = arwkv__param_f32(l->v0);
+    prep.k_k = arwkv__param_f32(l->k_k), prep.k_a = arwkv__param_f32(l->k_a);
     prep.d_decay = w->d_decay, prep.dk = w->dk, prep.dv = w->dv, prep.d_wkv_a = w->d_wkv_a, prep.d_wkv_b = w->d_wkv_b;
     prep.dk_in = w->dk_in, prep.dv_in = w->dv_in, prep.dw_lora = w->dw_lora, prep.da_lora = w->da_lora;
     prep.dv_lora = first ? NULL : w->dv_lora, prep.dv_first = dv_first;
-    prep.dw0 = arwkv__tmix7_grad(l->w0), prep.da0 = arwkv__tmix7_grad(l->a0), prep.dv0 = first ? NULL : arwkv__tmix7_grad(l->v0);
-    prep.dk_k = arwkv__tmix7_grad(l->k_k), prep.dk_a = arwkv__tmix7_grad(l->k_a);
+    prep.dw0 = arwkv__param_grad(l->w0), prep.da0 = arwkv__param_grad(l->a0), prep.dv0 = first ? NULL : arwkv__param_grad(l->v0);
+    prep.dk_k = arwkv__param_grad(l->k_k), prep.dk_a = arwkv__param_grad(l->k_a);
     ARWKV__STEP(op->prepare_backward(be, &prep));
 
     /* the LoRAs and projections back to the mixes: dxmix[m] = sum of what each mix fed */
     float *dx_of[6];
     for (int i = 0; i < 6; i++) dx_of[i] = need_dxmix ? dxm[i] : NULL;
     if (d->has_gate) {
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_g, l->g2, 0, w->dg, w->dh_g, 0));
+        ARWKV__STEP(arwkv__lora_backward(be, w->dh_g, 0, w->dg, b.h_g, 0, l->g2, 0, 0, M, 0));
         ARWKV__STEP(op->act_backward(be, w->dh_g, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_G], l->g1, 0, w->dh_g, dx_of[ARWKV__MIX_G], 0));
+        ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_G], 0, w->dh_g, xm[ARWKV__MIX_G], 0, l->g1, 0, 0, M, 0));
     }
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_w, l->w2, 0, w->dw_lora, w->dh_w, 0));
+    ARWKV__STEP(arwkv__lora_backward(be, w->dh_w, 0, w->dw_lora, b.h_w, 0, l->w2, 0, 0, M, 0));
     ARWKV__STEP(op->act_backward(be, w->dh_w, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_W], l->w1, 0, w->dh_w, dx_of[ARWKV__MIX_W], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_a, l->a2, 0, w->da_lora, w->dh_a, 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_A], l->a1, 0, w->dh_a, dx_of[ARWKV__MIX_A], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_R], l->receptance, 1, w->dr, dx_of[ARWKV__MIX_R], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_K], l->key, 1, w->dk_in, dx_of[ARWKV__MIX_K], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->value, 1, w->dv_in, dx_of[ARWKV__MIX_V], 0));
+    ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_W], 0, w->dh_w, xm[ARWKV__MIX_W], 0, l->w1, 0, 0, M, 0));
+    ARWKV__STEP(arwkv__lora_backward(be, w->dh_a, 0, w->da_lora, b.h_a, 0, l->a2, 0, 0, M, 0));
+    ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_A], 0, w->dh_a, xm[ARWKV__MIX_A], 0, l->a1, 0, 0, M, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dx_of[ARWKV__MIX_R], w->dr, xm[ARWKV__MIX_R], l->receptance, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dx_of[ARWKV__MIX_K], w->dk_in, xm[ARWKV__MIX_K], l->key, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dx_of[ARWKV__MIX_V], w->dv_in, xm[ARWKV__MIX_V], l->value, NULL, M, 0));
     if (!first) {
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_v, l->v2, 0, w->dv_lora, w->dh_v, 0));
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->v1, 0, w->dh_v, dx_of[ARWKV__MIX_V], 1));
+        ARWKV__STEP(arwkv__lora_backward(be, w->dh_v, 0, w->dv_lora, b.h_v, 0, l->v2, 0, 0, M, 0));
+        ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_V], 0, w->dh_v, xm[ARWKV__MIX_V], 0, l->v1, 0, 0, M, 1));
     }
     if (need_dxmix) ARWKV__STEP(op->lerp_backward(be, dx, d_shift, dmu, w->dxmix, x, acts->shift0, mu, n_mix, B, T, C));
-#undef ARWKV__STEP
     arwkv__tmix7_work_free(be, own);
     if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix backward", layer_index);
     return ARWKV_OK;
@@ -10807,6 +10830,7 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_
         int64_t n = want[i].rows ? want[i].rows * want[i].cols : want[i].cols;
         int ok = p->numel == n && p->data != NULL;
         if (want[i].rows && p->ndim == 2) ok &= p->shape[0] == want[i].rows && p->shape[1] == want[i].cols;
+        if (want[i].rows) ok &= p->ndim >= 2 && p->shape[p->ndim - 1] == want[i].cols; /* the products read the last dimension */
         if (!want[i].rows) ok &= p->dtype == ARWKV_F32;
         if (!ok)
             return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6 time mix: parameter %s (%lld elements, %s) does not fit C %d, %d heads of %d, "
@@ -10816,81 +10840,44 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_
     return ARWKV_OK;
 }
 
-ARWKV_PRIVATE float *arwkv__tmix6_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
-ARWKV_PRIVATE const float *arwkv__tmix6_f32(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
-
-/* y[rows, out] = x[rows, in] . W^T (+ bias): an nn.Linear with W [out, in]. */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear(arwkv_backend *be, float *y, const float *x, int rows, const arwkv_param *W,
-                                               const arwkv_param *bias) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, 0, arwkv__tmix6_f32(bias));
-}
-/* Its backward: dx = dy . W (when dx), dW += dy^T . x, dbias += column sums of dy (when trainable). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear_backward(arwkv_backend *be, float *dx, const float *dy, const float *x, int rows,
-                                                        const arwkv_param *W, const arwkv_param *bias) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    if (dx) ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, 0, NULL));
-    float *gW = arwkv__tmix6_grad(W), *gb = arwkv__tmix6_grad(bias);
-    if (gW) ARWKV__TRY(be->core->gemm(be, out, in, rows, dy, 1, out, x, ARWKV_F32, in, 1, gW, in, 1, NULL));
-    if (gb) ARWKV__TRY(be->rwkv6->colsum(be, gb, dy, rows, out));
-    return ARWKV_OK;
-}
-/* y[rows, out] = x[rows, in] . A with A [in, out] stored row-major (RWKV's LoRA matrices), at
-   byte offset `offset` of the parameter (one slice of time_maa_w2). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx, int rows,
-                                           const arwkv_param *A, size_t slice, int in, int out) {
-    const char *a = (const char *)A->data + slice * (size_t)in * (size_t)out * arwkv_dtype_size(A->dtype);
-    return be->core->gemm(be, rows, out, in, x, ldx, 1, a, A->dtype, out, 1, y, ldy, 0, NULL);
-}
-/* Its backward: dx = dy . A^T, dA += x^T . dy (when trainable). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm_backward(arwkv_backend *be, float *dx, ptrdiff_t lddx, const float *dy, const float *x,
-                                                    ptrdiff_t ldx, int rows, const arwkv_param *A, size_t slice, int in, int out) {
-    size_t off = slice * (size_t)in * (size_t)out;
-    const char *a = (const char *)A->data + off * arwkv_dtype_size(A->dtype);
-    ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, a, A->dtype, 1, out, dx, lddx, 0, NULL));
-    float *gA = arwkv__tmix6_grad(A);
-    if (gA) ARWKV__TRY(be->core->gemm(be, in, out, rows, x, 1, ldx, dy, ARWKV_F32, out, 1, gA + off, out, 1, NULL));
-    return ARWKV_OK;
-}
-
 ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
                                             const float *x, float *shift_state, float *wkv_state, float *out, arwkv__tmix6_acts *a) {
     const arwkv_rwkv6_ops *op = be->rwkv6;
     int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
     size_t RC = (size_t)rows * (size_t)C;
     /* token shift; the state handed on is the last input row of each sequence */
-    ARWKV__TRY(op->shift_forward(be, a->xx, a->xxx, x, shift_state, arwkv__tmix6_f32(L->maa_x), B, T, C));
+    ARWKV__TRY(op->shift_forward(be, a->xx, a->xxx, x, shift_state, arwkv__param_f32(L->maa_x), B, T, C));
     for (int b = 0; shift_state && b < B; b++)
         ARWKV__TRY(be->mem->copy(be, shift_state + (size_t)b * C, x + ((size_t)b * T + (size_t)T - 1) * C, (size_t)C * sizeof(float)));
     /* the five data-dependent mixes: one shared first LoRA matrix, then a second matrix per branch */
-    ARWKV__TRY(arwkv__tmix6_mm(be, a->h1, 5 * Dm, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
+    ARWKV__TRY(arwkv__lora_forward(be, a->h1, 5 * Dm, a->xxx, C, L->maa_w1, 0, C, rows));
     ARWKV__TRY(op->tanh_forward(be, a->h1, a->h1, (size_t)rows * 5 * (size_t)Dm));
-    for (int c = 0; c < 5; c++) ARWKV__TRY(arwkv__tmix6_mm(be, a->m + (size_t)c * RC, C, a->h1 + (size_t)c * Dm, 5 * Dm, rows, L->maa_w2, (size_t)c, Dm, C));
-    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
-                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
+    for (int c = 0; c < 5; c++) ARWKV__TRY(arwkv__lora_forward(be, a->m + (size_t)c * RC, C, a->h1 + (size_t)c * Dm, 5 * Dm, L->maa_w2, c * Dm, Dm, rows));
+    const float *maa[5] = {arwkv__param_f32(L->maa_r), arwkv__param_f32(L->maa_k), arwkv__param_f32(L->maa_v),
+                           arwkv__param_f32(L->maa_w), arwkv__param_f32(L->maa_g)};
     ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
     const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
     /* projections inherited from the teacher, and the gate */
     int qk = L->q_norm != NULL;
     if (qk) ARWKV__TRY(arwkv__tmix6_reserve_qk(a));
-    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->r_pre : a->r, xr, rows, L->q_w, L->q_b));
-    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->k_pre : a->k, xk, rows, L->k_w, L->k_b));
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->v, xv, rows, L->v_w, L->v_b));
+    ARWKV__TRY(arwkv__linear_forward(be, qk ? a->r_pre : a->r, 0, xr, L->q_w, L->q_b, rows, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, qk ? a->k_pre : a->k, 0, xk, L->k_w, L->k_b, rows, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, a->v, 0, xv, L->v_w, L->v_b, rows, 0));
     if (qk) { /* Qwen3's norms of each head's query and key, kept from the teacher */
         ARWKV__TRY(be->core->rmsnorm_forward(be, a->r, a->rstd_r, a->r_pre, L->q_norm->data, L->q_norm->dtype, rows * H, N, L->qk_norm_eps));
         ARWKV__TRY(be->core->rmsnorm_forward(be, a->k, a->rstd_k, a->k_pre, L->k_norm->data, L->k_norm->dtype, rows * KVH, N, L->qk_norm_eps));
     }
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->g, xg, rows, L->gate, NULL));
+    ARWKV__TRY(arwkv__linear_forward(be, a->g, 0, xg, L->gate, NULL, rows, 0));
     /* decay */
-    ARWKV__TRY(arwkv__tmix6_mm(be, a->hd, Dd, xw, C, rows, L->decay_w1, 0, C, Dd));
+    ARWKV__TRY(arwkv__lora_forward(be, a->hd, Dd, xw, C, L->decay_w1, 0, C, rows));
     ARWKV__TRY(op->tanh_forward(be, a->hd, a->hd, (size_t)rows * (size_t)Dd));
-    ARWKV__TRY(arwkv__tmix6_mm(be, a->z, C, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
-    ARWKV__TRY(op->decay_forward(be, a->w, a->z, arwkv__tmix6_f32(L->time_decay), rows, C));
+    ARWKV__TRY(arwkv__lora_forward(be, a->z, C, a->hd, Dd, L->decay_w2, 0, Dd, rows));
+    ARWKV__TRY(op->decay_forward(be, a->w, a->z, arwkv__param_f32(L->time_decay), rows, C));
     /* the recurrence over heads, keys repeated from their kv head and scaled by (1 - w) */
     ARWKV__TRY(op->kv_expand_forward(be, a->kk, a->vv, a->k, a->v, a->w, rows, H, KVH, N));
     ARWKV__TRY(op->wkv6_forward(be, a->y, wkv_state, a->ckpt, a->r, a->kk, a->vv, a->w, wkv_state, B, T, H, N, 1.0f / sqrtf((float)N)));
     ARWKV__TRY(op->gate_forward(be, a->yg, a->y, a->g, RC));
-    return arwkv__tmix6_linear(be, out, a->yg, rows, L->o_w, L->o_b);
+    return arwkv__linear_forward(be, out, 0, a->yg, L->o_w, L->o_b, rows, 0);
 }
 
 /* Forward over B sequences of T tokens. x, out: [B*T*C] (out may not alias x). shift_state [B*C] and
@@ -10947,48 +10934,45 @@ ARWKV_PRIVATE arwkv_result arwkv__tmix6_backward(arwkv_backend *be, const arwkv_
     float *dr_pre = qk ? dh1 + (size_t)rows * 5 * Dm : dr, *dk_pre = qk ? dr_pre + RC : dk;
     float *dxo = dx ? dx : dx_own;
     const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
-    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
-                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
-    float *dmaa[5] = {arwkv__tmix6_grad(L->maa_r), arwkv__tmix6_grad(L->maa_k), arwkv__tmix6_grad(L->maa_v),
-                      arwkv__tmix6_grad(L->maa_w), arwkv__tmix6_grad(L->maa_g)};
+    const float *maa[5] = {arwkv__param_f32(L->maa_r), arwkv__param_f32(L->maa_k), arwkv__param_f32(L->maa_v),
+                           arwkv__param_f32(L->maa_w), arwkv__param_f32(L->maa_g)};
+    float *dmaa[5] = {arwkv__param_grad(L->maa_r), arwkv__param_grad(L->maa_k), arwkv__param_grad(L->maa_v),
+                      arwkv__param_grad(L->maa_w), arwkv__param_grad(L->maa_g)};
     arwkv_result r = ARWKV_OK;
-#define ARWKV__STEP(call) \
-    if (r == ARWKV_OK) r = (call)
     /* out = o_proj(y sigmoid(g)) */
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dyg, dout, a->yg, rows, L->o_w, L->o_b));
+    ARWKV__STEP(arwkv__linear_backward(be, dyg, dout, a->yg, L->o_w, L->o_b, rows, 0));
     ARWKV__STEP(op->gate_backward(be, dy, dg, dyg, a->y, a->g, RC));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 4 * RC, dg, xg, rows, L->gate, NULL));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc + 4 * RC, dg, xg, L->gate, NULL, rows, 0));
     /* recurrence, then the kv heads and the (1 - w) scaling of the keys */
     ARWKV__STEP(op->wkv6_backward(be, dr, dkk, dvv, dw, dy, a->r, a->kk, a->vv, a->w, a->ckpt, B, T, H, N, 1.0f / sqrtf((float)N)));
     ARWKV__STEP(op->kv_expand_backward(be, dk, dv, dw, dkk, dvv, a->k, a->w, rows, H, KVH, N));
     /* decay (dz overwrites dw) and its LoRA */
-    ARWKV__STEP(op->decay_backward(be, dw, arwkv__tmix6_grad(L->time_decay), dw, a->z, a->w, rows, C));
-    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dhd, Dd, dw, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
+    ARWKV__STEP(op->decay_backward(be, dw, arwkv__param_grad(L->time_decay), dw, a->z, a->w, rows, C));
+    ARWKV__STEP(arwkv__lora_backward(be, dhd, Dd, dw, a->hd, Dd, L->decay_w2, 0, Dd, rows, 0));
     ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
-    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxc + 3 * RC, C, dhd, xw, C, rows, L->decay_w1, 0, C, Dd));
+    ARWKV__STEP(arwkv__lora_backward(be, dxc + 3 * RC, C, dhd, xw, C, L->decay_w1, 0, C, rows, 0));
     /* the per-head norms of r and k, then the q/k/v projections */
     if (qk) {
-        ARWKV__STEP(be->core->rmsnorm_backward(be, dr_pre, arwkv__tmix6_grad(L->q_norm), dr, a->r_pre, L->q_norm->data, L->q_norm->dtype,
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dr_pre, arwkv__param_grad(L->q_norm), dr, a->r_pre, L->q_norm->data, L->q_norm->dtype,
                                                a->rstd_r, rows * H, N, 0));
-        ARWKV__STEP(be->core->rmsnorm_backward(be, dk_pre, arwkv__tmix6_grad(L->k_norm), dk, a->k_pre, L->k_norm->data, L->k_norm->dtype,
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dk_pre, arwkv__param_grad(L->k_norm), dk, a->k_pre, L->k_norm->data, L->k_norm->dtype,
                                                a->rstd_k, rows * KVH, N, 0));
     }
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr_pre, xr, rows, L->q_w, L->q_b));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk_pre, xk, rows, L->k_w, L->k_b));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 2 * RC, dv, xv, rows, L->v_w, L->v_b));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc, dr_pre, xr, L->q_w, L->q_b, rows, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc + RC, dk_pre, xk, L->k_w, L->k_b, rows, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc + 2 * RC, dv, xv, L->v_w, L->v_b, rows, 0));
     /* the five mixes and their LoRA */
     ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
     for (int c = 0; c < 5; c++)
-        ARWKV__STEP(arwkv__tmix6_mm_backward(be, dh1 + (size_t)c * Dm, 5 * Dm, dm + (size_t)c * RC, a->h1 + (size_t)c * Dm, 5 * Dm,
-                                             rows, L->maa_w2, (size_t)c, Dm, C));
+        ARWKV__STEP(arwkv__lora_backward(be, dh1 + (size_t)c * Dm, 5 * Dm, dm + (size_t)c * RC, a->h1 + (size_t)c * Dm, 5 * Dm, L->maa_w2, c * Dm, Dm, rows, 0));
     ARWKV__STEP(op->tanh_backward(be, dh1, dh1, a->h1, (size_t)rows * 5 * (size_t)Dm));
-    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxxx, C, dh1, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
+    ARWKV__STEP(arwkv__lora_backward(be, dxxx, C, dh1, a->xxx, C, L->maa_w1, 0, C, rows, 0));
     /* token shift */
-    ARWKV__STEP(op->shift_backward(be, dxo, arwkv__tmix6_grad(L->maa_x), dxx, dxxx, a->xx, arwkv__tmix6_f32(L->maa_x), B, T, C));
-#undef ARWKV__STEP
+    ARWKV__STEP(op->shift_backward(be, dxo, arwkv__param_grad(L->maa_x), dxx, dxxx, a->xx, arwkv__param_f32(L->maa_x), B, T, C));
     be->mem->free(be, ws);
     return r;
 }
+#undef ARWKV__STEP
 
 /* ---- One shape for a time mix: the table both families fill ----------------------------------------
    Activations (acts) are what one layer's forward keeps for its backward; a workspace (work) holds
@@ -12019,13 +12003,6 @@ ARWKV_API void arwkv_teacher_free(arwkv_teacher *t) {
     arwkv__free(t);
 }
 
-/* y[rows, out] = x[rows, in] W^T (+ b): an nn.Linear through the backend, written with row stride ldy. */
-ARWKV_PRIVATE arwkv_result arwkv__teacher_linear(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, int rows, const arwkv_param *W,
-                                                 const arwkv_param *b, int accumulate) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, ldy, accumulate, b ? (const float *)b->data : NULL);
-}
-
 /* Host ids into backend memory, checked against the vocabulary first (a bad id would read outside
    the embedding table). */
 ARWKV_PRIVATE arwkv_result arwkv__teacher_upload_ids(arwkv_teacher *t, const int32_t *ids, int n) {
@@ -12051,9 +12028,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     ARWKV_ASSERT(B == 1 || (p0 == 0 && kv_bs == (ptrdiff_t)n * KV));
     float *k_new = kc + (ptrdiff_t)p0 * KV, *v_new = vc + (ptrdiff_t)p0 * KV;
     ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, R, C, c->rms_norm_eps));
-    ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, R, L->q_w, L->q_b, 0));
-    ARWKV__TRY(arwkv__teacher_linear(be, k_new, KV, t->xn, R, L->k_w, L->k_b, 0));
-    ARWKV__TRY(arwkv__teacher_linear(be, v_new, KV, t->xn, R, L->v_w, L->v_b, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, t->q, H * D, t->xn, L->q_w, L->q_b, R, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, k_new, KV, t->xn, L->k_w, L->k_b, R, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, v_new, KV, t->xn, L->v_w, L->v_b, R, 0));
     if (c->qk_norm) { /* Qwen3: each head's q and k RMS-normalized (rows of D floats), before RoPE */
         ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, R * H, D, c->rms_norm_eps));
         ARWKV__TRY(be->core->rmsnorm_forward(be, k_new, NULL, k_new, L->k_norm->data, L->k_norm->dtype, R * Hkv, D, c->rms_norm_eps));
@@ -12061,7 +12038,7 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     ARWKV__TRY(be->qwen->rope_forward(be, t->q, R, H, D, (ptrdiff_t)H * D, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->rope_forward(be, k_new, R, Hkv, D, KV, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->attention_forward(be, t->att, t->q, kc, vc, B, n, p0, H, Hkv, D, kv_bs));
-    ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, R, L->o_w, L->o_b, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, t->ao, C, t->att, L->o_w, L->o_b, R, 0));
     if (hook) ARWKV__TRY(hook(user, l, t->x, t->xn, t->ao, R));
     ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)R * C));
     ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, R, C, c->rms_norm_eps));
@@ -12069,10 +12046,10 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     for (int r0 = 0; r0 < R; r0 += chunk) { /* rows are independent here: a chunk at a time */
         int rows = R - r0 < chunk ? R - r0 : chunk;
         const float *yn = t->xn + (ptrdiff_t)r0 * C;
-        ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->gate, F, yn, L->mlp_gate, NULL, rows, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->up, F, yn, L->mlp_up, NULL, rows, 0));
         ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F)); /* elementwise: in place is fine */
-        ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1)); /* h += MLP */
+        ARWKV__TRY(arwkv__linear_forward(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, L->mlp_down, NULL, rows, 1)); /* h += MLP */
     }
     return ARWKV_OK;
 }
@@ -12104,9 +12081,17 @@ ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *id
     return ARWKV_OK;
 }
 
+/* ---- The head: logits from hidden states, forward and backward ---- */
+
 ARWKV_API arwkv_result arwkv_model_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits) {
     if (n_rows < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "model logits: %d rows", n_rows);
-    return arwkv__teacher_linear(m->be, logits, m->cfg.vocab_size, hidden, n_rows, m->lm_head, NULL, 0);
+    return arwkv__linear_forward(m->be, logits, m->cfg.vocab_size, hidden, m->lm_head, NULL, n_rows, 0);
+}
+/* Its backward over n rows: dhidden = dlogits . W, and W's gradient += dlogits^T . hidden if the
+   head trains (a tied head's gradient is the embedding's). */
+ARWKV_PRIVATE arwkv_result arwkv__model_logits_backward(arwkv_model *m, const float *hidden, int n_rows, const float *dlogits,
+                                                        float *dhidden) {
+    return arwkv__linear_backward(m->be, dhidden, dlogits, hidden, m->lm_head, NULL, n_rows, 0);
 }
 
 /* ---- KV cache ---------------------------------------------------------------------------------- */
@@ -12284,6 +12269,18 @@ ARWKV_PRIVATE arwkv_result arwkv__copy_param(arwkv_model *dst, arwkv_param *d, c
     return dst->be->mem->copy(dst->be, d->data, s->data, (size_t)s->numel * arwkv_dtype_size(s->dtype));
 }
 
+/* Fills a new parameter (skipped when absent) with expr of its flat index i, in the host buffer buf,
+   then writes it (r holds the result); the two initializers below use it. */
+#define ARWKV__SET(param, expr)                                  \
+    if (r == ARWKV_OK && (param)) {                              \
+        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
+            double i = (double)i_;                               \
+            (void)i;                                             \
+            buf[i_] = (float)(expr);                             \
+        }                                                        \
+        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
+    }
+
 /* The time mix of layer l by upstream's rule (RWKVInside TimeMixer, Jan 2025), with
    r0 = l/(L-1), r1 = 1 - l/L, ddd[i] = i/C:
      x_r = 1-ddd^(0.2 r1), x_w = 1-ddd^(0.9 r1), x_k = 1-(ddd^(0.9 r1)+0.4 r0), x_v = 1-(ddd^(0.4 r1)+0.6 r0),
@@ -12304,15 +12301,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_
     float *buf = (float *)arwkv__malloc(need * sizeof(float));
     if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
     arwkv_result r = ARWKV_OK;
-#define ARWKV__SET(param, expr)                                  \
-    if (r == ARWKV_OK && (param)) {                              \
-        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
-            double i = (double)i_;                               \
-            (void)i;                                             \
-            buf[i_] = (float)(expr);                             \
-        }                                                        \
-        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
-    }
     ARWKV__SET(L->x_r, 1 - pow(i / C, 0.2 * r1));
     ARWKV__SET(L->x_w, 1 - pow(i / C, 0.9 * r1));
     ARWKV__SET(L->x_k, 1 - (pow(i / C, 0.9 * r1) + 0.4 * r0));
@@ -12332,7 +12320,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_
     ARWKV__SET(L->r_k, 0.0);
     ARWKV__SET(L->ln_x_w, pow((1.0 + l) / nl, 0.7));
     ARWKV__SET(L->ln_x_b, 0.0);
-#undef ARWKV__SET
     arwkv_param *lora2[3] = {L->w2, L->a2, L->v2};
     for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
         r = arwkv__init_orthogonal(buf, (int)lora2[k]->shape[0], (int)lora2[k]->shape[1], 0.1, rng);
@@ -12397,15 +12384,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *
     float *buf = (float *)arwkv__malloc((size_t)most * sizeof(float));
     if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
     arwkv_result r = ARWKV_OK;
-#define ARWKV__SET(param, expr)                                  \
-    if (r == ARWKV_OK) {                                         \
-        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
-            double i = (double)i_;                               \
-            (void)i;                                             \
-            buf[i_] = (float)(expr);                             \
-        }                                                        \
-        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
-    }
     ARWKV__SET(L->maa_x, 1.0);
     ARWKV__SET(L->maa_r, 0.0);
     ARWKV__SET(L->maa_k, 0.0);
@@ -12796,20 +12774,6 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int tr
     return ARWKV_OK;
 }
 
-/* y[M, out] = x[M, in] . W^T for an nn.Linear weight W [out, in] of any stored type. */
-ARWKV_PRIVATE arwkv_result arwkv__linear_fwd(arwkv_backend *be, int M, const float *x, const arwkv_param *W, float *y, int accumulate) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, accumulate, NULL);
-}
-/* Its backward: dx (+)= dy . W (if dx), and W's gradient += dy^T . x (if W trains). */
-ARWKV_PRIVATE arwkv_result arwkv__linear_bwd(arwkv_backend *be, int M, const float *x, const arwkv_param *W, const float *dy, float *dx,
-                                             int accumulate_dx) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    if (dx) ARWKV__TRY(be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, accumulate_dx, NULL));
-    if (W->trainable) ARWKV__TRY(be->core->gemm(be, out, in, M, dy, 1, out, x, ARWKV_F32, in, 1, W->grad, in, 1, NULL));
-    return ARWKV_OK;
-}
-
 /* Move one layer's state of B sequences between the per-sequence states and the contiguous
    [B, ...] arrays the time mix reads (to_batch) or back. */
 ARWKV_PRIVATE arwkv_result arwkv__rnn_state_io(arwkv_rnn *r, arwkv_rnn_state **states, int B, int l, int to_batch) {
@@ -12874,11 +12838,11 @@ ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B
         float *h = r->h + k * MC, *yn = r->yn + k * MC;
         res = arwkv__rnn_layer_tmix(r, l, k, x, states, train);
         /* x' = h + down(silu(gate(yn)) * up(yn)) */
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->gate, 0, yn, ly->mlp_gate, NULL, M, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->up, 0, yn, ly->mlp_up, NULL, M, 0);
         if (res == ARWKV_OK) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, (size_t)M * r->F);
         if (res == ARWKV_OK) res = be->mem->copy(be, xnext, h, MC * sizeof(float));
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, r->act, ly->mlp_down, xnext, 1);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, xnext, 0, r->act, ly->mlp_down, NULL, M, 1);
     }
     float *xL = r->x + (train ? (size_t)L : (size_t)(L & 1)) * MC;
     if (res == ARWKV_OK) res = be->core->rmsnorm_forward(be, r->hn, r->rstdf, xL, m->final_norm->data, m->final_norm->dtype, M, C, eps);
@@ -12910,23 +12874,16 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
            is still there: no later layer writes it, and layer 0's recomputation writes the same) */
         if (r->trained == ARWKV_RNN_TRAIN_RECOMPUTE) res = arwkv__rnn_layer_tmix(r, l, 0, x, NULL, r->trained);
         /* the MLP, its intermediates recomputed from yn; r->dx holds d x_{l+1} = d h (residual) */
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->gate, 0, yn, ly->mlp_gate, NULL, M, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->up, 0, yn, ly->mlp_up, NULL, M, 0);
         if (res == ARWKV_OK && ly->mlp_down->trainable) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, MF);
-        /* d act = dx . W_down (into act's place once W_down's gradient has used act) */
-        if (res == ARWKV_OK && ly->mlp_down->trainable) {
-            int out = (int)ly->mlp_down->shape[0], in = (int)ly->mlp_down->shape[1];
-            res = be->core->gemm(be, out, in, M, r->dx, 1, out, r->act, ARWKV_F32, in, 1, ly->mlp_down->grad, in, 1, NULL);
-        }
-        if (res == ARWKV_OK) {
-            int out = (int)ly->mlp_down->shape[0], in = (int)ly->mlp_down->shape[1];
-            res = be->core->gemm(be, M, in, out, r->dx, out, 1, ly->mlp_down->data, ly->mlp_down->dtype, in, 1, r->act, in, 0, NULL);
-        }
+        /* d act = dx . W_down, into act's place (W_down's gradient reads act first) */
+        if (res == ARWKV_OK) res = arwkv__linear_backward(be, r->act, r->dx, r->act, ly->mlp_down, NULL, M, 0);
         /* swiglu: act now holds d act; gate and up become their gradients */
         if (res == ARWKV_OK) res = be->core->swiglu_backward(be, r->gate, r->up, r->act, r->gate, r->up, MF);
         /* d yn = d gate . W_gate + d up . W_up (dxn used as the d yn buffer) */
-        if (res == ARWKV_OK) res = arwkv__linear_bwd(be, M, yn, ly->mlp_gate, r->gate, r->dxn, 0);
-        if (res == ARWKV_OK) res = arwkv__linear_bwd(be, M, yn, ly->mlp_up, r->up, r->dxn, 1);
+        if (res == ARWKV_OK) res = arwkv__linear_backward(be, r->dxn, r->gate, yn, ly->mlp_gate, NULL, M, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_backward(be, r->dxn, r->up, yn, ly->mlp_up, NULL, M, 1);
         /* d h += RMSNorm backward (post-attention norm): r->dx becomes d h */
         if (res == ARWKV_OK)
             res = be->core->rmsnorm_backward(be, r->dx, ly->post_norm->trainable ? ly->post_norm->grad : NULL, r->dxn, h,
@@ -13990,7 +13947,6 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
     /* stage 2 averages over every position, stage 3 over its target tokens */
     float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
     double kl = 0, ce = 0;
-    const arwkv_param *head = s->lm_head;
     for (int row = 0; row < M; row += tr->logit_rows) {
         int n = M - row < tr->logit_rows ? M - row : tr->logit_rows;
         if (stage == 2) ARWKV__TRY(arwkv__logits_rows(tr->teacher, ht, row, n, tr->lt));
@@ -14004,10 +13960,8 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
             for (int i = 0; i < n; i++)
                 if (tr->targets[row + i] >= 0) ce += tr->rows_host[i];
         }
-        /* the head: d hidden = d logits . W, and W's gradient += d logits^T . hidden */
-        ARWKV__TRY(be->core->gemm(be, n, C, V, tr->ls, V, 1, head->data, head->dtype, C, 1, tr->dhidden + (size_t)row * C, C, 0, NULL));
-        if (head->trainable)
-            ARWKV__TRY(be->core->gemm(be, V, C, n, tr->ls, 1, V, hs + (size_t)row * C, ARWKV_F32, C, 1, head->grad, C, 1, NULL));
+        /* the head's backward: tr->ls now holds d logits */
+        ARWKV__TRY(arwkv__model_logits_backward(s, hs + (size_t)row * C, n, tr->ls, tr->dhidden + (size_t)row * C));
     }
     ARWKV__TRY(arwkv_rnn_backward(tr->rnn, tr->dhidden));
     *kl_out = kl / M;
@@ -14957,9 +14911,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cach
     for (int l = 0; l < c->num_layers; l++) {
         const arwkv_layer *L = &t->m->layers[l];
         ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, B, C, c->rms_norm_eps));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, B, L->q_w, L->q_b, 0));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->k, KV, t->xn, B, L->k_w, L->k_b, 0));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->v, KV, t->xn, B, L->v_w, L->v_b, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->q, H * D, t->xn, L->q_w, L->q_b, B, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->k, KV, t->xn, L->k_w, L->k_b, B, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->v, KV, t->xn, L->v_w, L->v_b, B, 0));
         if (c->qk_norm) { /* Qwen3, as in arwkv__teacher_layer */
             ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, B * H, D, c->rms_norm_eps));
             ARWKV__TRY(be->core->rmsnorm_forward(be, t->k, NULL, t->k, L->k_norm->data, L->k_norm->dtype, B * Hkv, D, c->rms_norm_eps));
@@ -14973,16 +14927,16 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cach
             ARWKV__TRY(be->qwen->attention_forward(be, t->att + (ptrdiff_t)b * H * D, t->q + (ptrdiff_t)b * H * D, kc->k[l], kc->v[l], 1, 1, kc->len,
                                                    H, Hkv, D, 0));
         }
-        ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, B, L->o_w, L->o_b, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->ao, C, t->att, L->o_w, L->o_b, B, 0));
         ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)B * C));
         ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, B, C, c->rms_norm_eps));
         for (int r0 = 0; r0 < B; r0 += ARWKV__TEACHER_MLP_ROWS) {
             int rows = B - r0 < ARWKV__TEACHER_MLP_ROWS ? B - r0 : ARWKV__TEACHER_MLP_ROWS;
             const float *yn = t->xn + (ptrdiff_t)r0 * C;
-            ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
-            ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+            ARWKV__TRY(arwkv__linear_forward(be, t->gate, F, yn, L->mlp_gate, NULL, rows, 0));
+            ARWKV__TRY(arwkv__linear_forward(be, t->up, F, yn, L->mlp_up, NULL, rows, 0));
             ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F));
-            ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1));
+            ARWKV__TRY(arwkv__linear_forward(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, L->mlp_down, NULL, rows, 1));
         }
     }
     for (int b = 0; b < B; b++) caches[b]->len++;
