@@ -502,6 +502,89 @@ static arwkv_tmix6_dims small_dims(void) {
     return d;
 }
 
+/* The linear layer (y = x W^T + b) and the LoRA factor (y = x A, on a slice of a 3-D stack, with
+   row strides) of every model, forward and backward, against float64: the forward directly, every
+   gradient by central differences of L = sum(dy * y). */
+static double lin_loss(const double *x, const double *W, const double *b, const double *dy, int M, int in, int out) {
+    double L = 0;
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < out; o++) {
+            double y = b ? b[o] : 0;
+            for (int i = 0; i < in; i++) y += x[m * in + i] * W[o * in + i];
+            L += dy[m * out + o] * y;
+        }
+    return L;
+}
+static void fd_all(double *v, size_t n, double *g, const double *x, const double *W, const double *b, const double *dy, int M, int in,
+                   int out) {
+    for (size_t k = 0; k < n; k++) {
+        double keep = v[k], h = 1e-3;
+        v[k] = keep + h;
+        double lp = lin_loss(x, W, b, dy, M, in, out);
+        v[k] = keep - h;
+        double lm = lin_loss(x, W, b, dy, M, in, out);
+        v[k] = keep;
+        g[k] = (lp - lm) / (2 * h);
+    }
+}
+static void param_f32(arwkv_param *p, float *data, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    memset(p, 0, sizeof *p);
+    p->ndim = ndim, p->shape[0] = d0, p->shape[1] = d1, p->shape[2] = d2;
+    p->numel = d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
+    p->dtype = ARWKV_F32, p->data = data, p->grad = fnew((size_t)p->numel), p->trainable = 1;
+}
+
+TEST(linear_and_lora_match_float64) {
+    enum { M = 5, IN = 7, OUT = 6 };
+    double x[M * IN], W[OUT * IN], b[OUT], dy[M * OUT], gx[M * IN], gW[OUT * IN], gb[OUT], y[M * OUT];
+    drandn(x, M * IN, 1, 0), drandn(W, OUT * IN, 0.5, 0), drandn(b, OUT, 0.5, 0), drandn(dy, M * OUT, 1, 0);
+    /* the reference works on the float-rounded inputs the library sees */
+    float *xf = fcopy(x, M * IN), *Wf = fcopy(W, OUT * IN), *bf = fcopy(b, OUT), *dyf = fcopy(dy, M * OUT);
+    for (int i = 0; i < M * IN; i++) x[i] = xf[i];
+    for (int i = 0; i < OUT * IN; i++) W[i] = Wf[i];
+    for (int i = 0; i < OUT; i++) b[i] = bf[i];
+    for (int i = 0; i < M * OUT; i++) dy[i] = dyf[i];
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < OUT; o++) {
+            y[m * OUT + o] = b[o];
+            for (int i = 0; i < IN; i++) y[m * OUT + o] += x[m * IN + i] * W[o * IN + i];
+        }
+    fd_all(x, M * IN, gx, x, W, b, dy, M, IN, OUT), fd_all(W, OUT * IN, gW, x, W, b, dy, M, IN, OUT);
+    fd_all(b, OUT, gb, x, W, b, dy, M, IN, OUT);
+    arwkv_param Wp, bp;
+    param_f32(&Wp, Wf, 2, OUT, IN, 0), param_f32(&bp, bf, 1, OUT, 0, 0);
+    float *yf = fnew(M * OUT), *dxf = fnew(M * IN);
+    CHECK_OK(arwkv__linear_forward(be2, yf, 0, xf, &Wp, &bp, M, 0));
+    CHECK_OK(arwkv__linear_backward(be2, dxf, dyf, xf, &Wp, &bp, M, 0));
+    double ey = rel_err_fd(yf, y, M * OUT), ex = rel_err_fd(dxf, gx, M * IN), eW = rel_err_fd(Wp.grad, gW, OUT * IN);
+    double eb = rel_err_fd(bp.grad, gb, OUT);
+    CHECK(ey < 1e-6 && ex < 1e-6 && eW < 1e-6 && eb < 1e-6, "linear: y %g dx %g dW %g db %g", ey, ex, eW, eb);
+
+    /* LoRA: A is the second [IN, OUT] slice of a [2, IN, OUT] stack, i.e. W^T above; x and y strided */
+    float *stack = fnew(2 * IN * OUT), *xs = fnew(M * (IN + 3)), *ys = fnew(M * (OUT + 2)), *dxs = fnew(M * (IN + 3));
+    for (int i = 0; i < IN; i++)
+        for (int o = 0; o < OUT; o++) stack[IN * OUT + i * OUT + o] = Wf[o * IN + i], stack[i * OUT + o] = 99.0f;
+    for (int m = 0; m < M; m++)
+        for (int i = 0; i < IN; i++) xs[m * (IN + 3) + i] = xf[m * IN + i];
+    arwkv_param Ap;
+    param_f32(&Ap, stack, 3, 2, IN, OUT);
+    double yl[M * OUT];
+    for (int k = 0; k < M * OUT; k++) yl[k] = y[k] - b[k % OUT];
+    CHECK_OK(arwkv__lora_forward(be2, ys, OUT + 2, xs, IN + 3, &Ap, IN, IN, M));
+    CHECK_OK(arwkv__lora_backward(be2, dxs, IN + 3, dyf, xs, IN + 3, &Ap, IN, IN, M, 0));
+    double e_y = 0, e_x = 0, e_A = 0, e_other = 0;
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < OUT; o++) e_y = fmax(e_y, fabs(ys[m * (OUT + 2) + o] - yl[m * OUT + o]));
+    for (int m = 0; m < M; m++)
+        for (int i = 0; i < IN; i++) e_x = fmax(e_x, fabs(dxs[m * (IN + 3) + i] - gx[m * IN + i]));
+    for (int i = 0; i < IN; i++)
+        for (int o = 0; o < OUT; o++) e_A = fmax(e_A, fabs(Ap.grad[IN * OUT + i * OUT + o] - gW[o * IN + i])), e_other += fabs(Ap.grad[i * OUT + o]);
+    CHECK(e_y < 1e-5 && e_x < 1e-5 && e_A < 1e-5 && e_other == 0, "LoRA slice: y %g dx %g dA %g, other slice's gradient %g", e_y, e_x, e_A,
+          e_other);
+    free(xf), free(Wf), free(bf), free(dyf), free(yf), free(dxf), free(Wp.grad), free(bp.grad);
+    free(stack), free(xs), free(ys), free(dxs), free(Ap.grad);
+}
+
 TEST(block_forward_matches_reference) {
   for (int qk = 0; qk <= 1; qk++) { /* without and with a Qwen3 teacher's q/k norms */
     rand_layer L;
@@ -944,6 +1027,7 @@ int main(void) {
     RUN(op_tanh_decay_gate);
     RUN(op_kv_expand);
     RUN(op_wkv6_forward_backward);
+    RUN(linear_and_lora_match_float64);
     RUN(block_forward_matches_reference);
     RUN(block_activations_size_is_exact);
     RUN(block_backward_matches_finite_differences);
