@@ -119,11 +119,13 @@
                  loading (tokenizer.json or GGUF), chat templates
      SECTION 6.  Ops and the CPU backend, each op's forward beside its backward: matrix product,
                  backend memory, embedding, RMSNorm, SwiGLU, axpy; Qwen2 rotary embedding and
-                 attention; the RWKV-7 time mix ops and the ARWKV-7 block (forward and backward);
-                 RWKV-6 ops and WKV6; losses; optimizer; the op tables filled and
-                 arwkv_backend_cpu() last
+                 attention; the RWKV-7 time mix ops; RWKV-6 ops and WKV6; losses; optimizer; the
+                 op tables filled and arwkv_backend_cpu() last
+     SECTION 6b. Time mixes: the ARWKV-7 block and the QRWKV6 block (each forward beside its
+                 backward), and the one table (arwkv__tmix_family) through which the model and the
+                 trainer use either
      SECTION 7.  Models: parameters and checkpoints, GGUF teachers, saving, the teacher and its KV
-                 cache, creating and running a student (the RNN), the QRWKV6 time mix
+                 cache, creating and running a student (the RNN)
      SECTION 8.  Training: options and schedule, trainable parameters, data, checkpoints, output
                  directories, the trainer, the memory plan, data from files
      SECTION 9.  Generation: sampling, sessions, comparing a model with its reference, batched
@@ -1245,7 +1247,9 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
        w = exp(-exp(time_decay + tanh(x_w . time_decay_w1) . time_decay_w2))
        per head: S_t = diag(w_t) S_{t-1} + (k_t (1 - w_t)) v_t^T,  y_t = r_t^T S_t / sqrt(head size)
        out = o_proj(y * sigmoid(gate(x_g)))
-   Recurrent state per sequence: the last input row (C floats) and S (H x N x N floats). */
+   Recurrent state per sequence: the last input row (C floats) and S (H x N x N floats).
+   A student runs through arwkv_rnn; the block itself (forward and backward) is private, beside the
+   ARWKV-7 block in SECTION 6b. These are its sizes. */
 
 typedef struct arwkv_tmix6_dims {
     int C;          /* hidden size */
@@ -1255,30 +1259,6 @@ typedef struct arwkv_tmix6_dims {
     int rank_mix;   /* lora_rank_tokenshift (time_maa_w1 is [C, 5 rank_mix]) */
     int rank_decay; /* lora_rank_decay */
 } arwkv_tmix6_dims;
-
-/* The dimensions of a QRWKV6 config; fails on inconsistent sizes. */
-ARWKV_API arwkv_result arwkv_tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *out);
-
-/* What forward keeps for backward (backend memory, grown on demand). One per layer in training;
-   also usable as reusable scratch for inference. */
-typedef struct arwkv_tmix6_acts arwkv_tmix6_acts;
-ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out);
-ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a);
-
-/* Forward over B sequences of T tokens. x, out: [B*T*C] (out may not alias x). shift_state [B*C] and
-   wkv_state [B*H*N*N] (layout [b][h][key i][value j]) are read as the state before the first token
-   and overwritten with the state after the last; NULL means zeros in and nothing out. Calling it
-   token by token (T = 1) with the states is the recurrent mode and gives the same outputs as one
-   call over the whole sequence. acts: kept for arwkv_tmix6_backward, its buffers reused from call to
-   call (pass one in decoding too); NULL: scratch memory for this call only. */
-ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
-                                           int T, const float *x, float *shift_state, float *wkv_state, float *out,
-                                           arwkv_tmix6_acts *acts);
-/* Backward of the last forward that used acts (same layer, B, T, x): accumulates (+=) into
-   param->grad of every trainable parameter of the layer and writes dx [B*T*C] (= d loss / d x;
-   NULL: not needed). The incoming states are treated as constants. */
-ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B,
-                                            int T, const float *x, arwkv_tmix6_acts *acts, const float *dout, float *dx);
 
 /* ============================================================================================
    API: Training
@@ -7831,19 +7811,6 @@ ARWKV_PRIVATE arwkv_result arwkv__gemm(arwkv_pool *pool, int M, int N, int K, co
     return ARWKV_OK;
 }
 
-/* A weight matrix as stored: W[rows][cols] of any float dtype (nn.Linear: rows = outputs). */
-typedef struct arwkv_weight {
-    const void *data;
-    arwkv_dtype dtype;
-    int rows, cols;
-} arwkv_weight;
-
-/* y[M,rows] (+)= x[M,cols] . W^T (+ bias): an nn.Linear. */
-ARWKV_PRIVATE arwkv_result arwkv__linear(arwkv_pool *pool, float *y, const float *x, int M, arwkv_weight W, const float *bias,
-                                         int accumulate) {
-    return arwkv__gemm(pool, M, W.rows, W.cols, x, W.cols, 1, W.data, W.dtype, 1, W.cols, y, W.rows, accumulate, bias);
-}
-
 /* ---- The CPU backend: memory ------------------------------------------------------------------- */
 
 /* 64-byte aligned, zeroed; the original pointer is kept just before the block. Host memory is the
@@ -9250,481 +9217,6 @@ static const arwkv_rwkv7_ops arwkv__cpu_rwkv7_ops = {
     arwkv__cpu_r7_prepare_forward, arwkv__cpu_r7_prepare_backward, arwkv__cpu_r7_wkv7_forward,  arwkv__cpu_r7_wkv7_backward,
     arwkv__cpu_r7_finish_forward,  arwkv__cpu_r7_finish_backward};
 
-/* ---- The ARWKV-7 time mix block: forward and backward ---------------------------------------------
-   One layer's time mix over B sequences of T tokens, written once over the backend's tables:
-
-     lerp -> r, k, v projections and the w, a, v, g LoRAs -> prepare -> wkv7 -> finish -> output
-
-   Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
-   projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
-   (the six mixes, the five WKV inputs, the pre-projection output o) is recomputed by the backward
-   from them, which costs a few elementwise passes and saves twelve [B*T, C] arrays per layer.
-   Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
-   from call to call, so a recurrent step allocates nothing. */
-
-/* Sizes of the time mix from the config and the LoRA ranks of the checkpoint (the model's
-   rank_w .. rank_g, read from the tensors' shapes). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_dims(const arwkv_config *cfg, int rank_w, int rank_a, int rank_v, int rank_g,
-                                             arwkv_tmix7_dims *d) {
-    memset(d, 0, sizeof *d);
-    int C = cfg->hidden_size, N = cfg->head_size;
-    if (C <= 0 || N <= 0 || C % N != 0)
-        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: hidden_size %d is not a multiple of head_size %d", C, N);
-    if (N % 8 != 0 || N > ARWKV__R7_MAX_N)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "time mix: head_size %d must be a multiple of 8 and at most %d", N, ARWKV__R7_MAX_N);
-    if (rank_w <= 0 || rank_a <= 0 || rank_v <= 0 || (cfg->wkv_has_gate && rank_g <= 0))
-        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: LoRA ranks w %d, a %d, v %d, g %d must be positive", rank_w, rank_a, rank_v,
-                           rank_g);
-    if (cfg->wkv_has_group_norm && cfg->head_size_divisor <= 0)
-        return arwkv__fail(ARWKV_ERR_FORMAT, "time mix: head_size_divisor %d must be positive", cfg->head_size_divisor);
-    d->C = C, d->N = N, d->H = C / N;
-    d->rank_w = rank_w, d->rank_a = rank_a, d->rank_v = rank_v, d->rank_g = cfg->wkv_has_gate ? rank_g : 0;
-    d->has_gate = cfg->wkv_has_gate != 0, d->has_group_norm = cfg->wkv_has_group_norm != 0;
-    d->gn_eps = 1e-5f * (float)cfg->head_size_divisor * (float)cfg->head_size_divisor;
-    return ARWKV_OK;
-}
-
-/* Does the layer hold every tensor the time mix reads, with the right shape and type? */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_layer(const arwkv_tmix7_dims *d, const arwkv_layer *l, int layer_index) {
-    struct {
-        const arwkv_param *p;
-        const char *name;
-        int64_t rows, cols; /* cols 0: a vector of `rows` elements */
-        int needed;
-    } t[] = {
-        {l->x_r, "x_r", d->C, 0, 1}, {l->x_w, "x_w", d->C, 0, 1}, {l->x_k, "x_k", d->C, 0, 1},
-        {l->x_v, "x_v", d->C, 0, 1}, {l->x_a, "x_a", d->C, 0, 1}, {l->x_g, "x_g", d->C, 0, d->has_gate},
-        {l->w0, "w0", d->C, 0, 1}, {l->w1, "w1", d->C, d->rank_w, 1}, {l->w2, "w2", d->rank_w, d->C, 1},
-        {l->a0, "a0", d->C, 0, 1}, {l->a1, "a1", d->C, d->rank_a, 1}, {l->a2, "a2", d->rank_a, d->C, 1},
-        {l->v0, "v0", d->C, 0, layer_index > 0}, {l->v1, "v1", d->C, d->rank_v, layer_index > 0},
-        {l->v2, "v2", d->rank_v, d->C, layer_index > 0}, {l->g1, "g1", d->C, d->rank_g, d->has_gate},
-        {l->g2, "g2", d->rank_g, d->C, d->has_gate}, {l->k_k, "k_k", d->C, 0, 1}, {l->k_a, "k_a", d->C, 0, 1},
-        {l->r_k, "r_k", d->C, 0, 1}, {l->receptance, "receptance.weight", d->C, d->C, 1},
-        {l->key, "key.weight", d->C, d->C, 1}, {l->value, "value.weight", d->C, d->C, 1},
-        {l->output, "output.weight", d->C, d->C, 1}, {l->ln_x_w, "ln_x.weight", d->C, 0, d->has_group_norm},
-        {l->ln_x_b, "ln_x.bias", d->C, 0, d->has_group_norm},
-    };
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        const arwkv_param *p = t[i].p;
-        if (!t[i].needed) continue;
-        if (!p || !p->data)
-            return arwkv__fail(ARWKV_ERR_NOT_FOUND, "layer %d: time-mix tensor %s is missing", layer_index, t[i].name);
-        if (t[i].cols == 0) { /* vectors: any shape of C elements ([1,1,C], [C], [H,N]), fp32 */
-            if (p->numel != t[i].rows || p->dtype != ARWKV_F32)
-                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s has %lld elements of %s; the time mix needs %lld of F32",
-                                   layer_index, p->name, (long long)p->numel, arwkv_dtype_name(p->dtype), (long long)t[i].rows);
-        } else {
-            if (p->ndim != 2 || p->shape[0] != t[i].rows || p->shape[1] != t[i].cols)
-                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s should be [%lld, %lld]", layer_index, p->name,
-                                   (long long)t[i].rows, (long long)t[i].cols);
-            if (p->dtype != ARWKV_F32 && p->dtype != ARWKV_BF16 && p->dtype != ARWKV_F16)
-                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "layer %d: %s has dtype %s (F32, BF16 or F16 expected)", layer_index,
-                                   p->name, arwkv_dtype_name(p->dtype));
-        }
-        if (p->trainable && (!p->grad || (p->dtype != ARWKV_F32 && !p->master)))
-            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: trainable %s needs F32 data and a gradient buffer", layer_index,
-                               p->name);
-    }
-    return ARWKV_OK;
-}
-
-/* What the forward keeps for the backward, for one layer. Sizes in floats, M = B*T rows:
-     M * C * (6 + has_gate + (rank_v > 0))    r, k, v, w_lora, a_lora, y (+ g, v_lora)
-     M * (rank_w + rank_a + rank_v + rank_g)  LoRA hidden activations
-     B * H * ceil(T/16) * N * N               WKV7 state checkpoints (= 4 M C for N = 64 and T % 16 = 0)
-     B * C                                    the shift state before the first token */
-typedef struct arwkv__tmix7_acts {
-    arwkv_tmix7_dims d;
-    int cap_B, cap_T; /* capacity */
-    int B, T;         /* shape of the forward that filled it (0: none yet) */
-    void *mem;        /* one backend allocation holding the arrays below */
-    float *shift0, *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y;
-    float *h_w, *h_a, *h_v, *h_g;
-    float *ckpt;
-} arwkv__tmix7_acts;
-
-/* Temporaries of the forward (and of the backward, if asked), shared by all layers. */
-typedef struct arwkv__tmix7_work {
-    arwkv_tmix7_dims d;
-    int max_rows, backward;
-    void *mem;
-    /* forward: the mixes, the projections when no acts are kept, the WKV inputs, o */
-    float *xmix; /* [6][rows][C] */
-    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
-    float *decay, *k, *v, *wkv_a, *wkv_b, *o;
-    /* backward */
-    float *dxmix; /* [6][rows][C] */
-    float *d_o, *dy, *dr, *dk, *dv, *dg, *d_decay, *d_wkv_a, *d_wkv_b, *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora;
-    float *dh_w, *dh_a, *dh_v, *dh_g;
-} arwkv__tmix7_work;
-
-/* Carves consecutive arrays out of one allocation (first pass: only counts). */
-typedef struct arwkv__carver {
-    float *base;
-    size_t used; /* floats */
-} arwkv__carver;
-ARWKV_PRIVATE float *arwkv__carve(arwkv__carver *c, size_t n) {
-    float *p = c->base ? c->base + c->used : NULL;
-    c->used += (n + 15) / 16 * 16; /* keep every array 64-byte aligned */
-    return n ? p : NULL;
-}
-
-ARWKV_PRIVATE void arwkv__tmix7_acts_layout(arwkv__tmix7_acts *a, arwkv__carver *cv) {
-    const arwkv_tmix7_dims *d = &a->d;
-    size_t M = (size_t)a->cap_B * a->cap_T, MC = M * d->C;
-    size_t n_ckpt = (size_t)a->cap_B * d->H * ((a->cap_T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK) * d->N * d->N;
-    a->shift0 = arwkv__carve(cv, (size_t)a->cap_B * d->C);
-    a->r = arwkv__carve(cv, MC), a->k_in = arwkv__carve(cv, MC), a->v_in = arwkv__carve(cv, MC);
-    a->w_lora = arwkv__carve(cv, MC), a->a_lora = arwkv__carve(cv, MC), a->y = arwkv__carve(cv, MC);
-    a->v_lora = arwkv__carve(cv, d->rank_v ? MC : 0), a->g = arwkv__carve(cv, d->has_gate ? MC : 0);
-    a->h_w = arwkv__carve(cv, M * d->rank_w), a->h_a = arwkv__carve(cv, M * d->rank_a);
-    a->h_v = arwkv__carve(cv, M * d->rank_v), a->h_g = arwkv__carve(cv, M * d->rank_g);
-    a->ckpt = arwkv__carve(cv, n_ckpt);
-}
-
-/* Bytes of one layer's activations for B sequences of T tokens. */
-ARWKV_PRIVATE size_t arwkv__tmix7_acts_bytes(const arwkv_tmix7_dims *d, int B, int T) {
-    arwkv__tmix7_acts a;
-    memset(&a, 0, sizeof a);
-    a.d = *d, a.cap_B = B, a.cap_T = T;
-    arwkv__carver cv = {NULL, 0};
-    arwkv__tmix7_acts_layout(&a, &cv);
-    return cv.used * sizeof(float);
-}
-
-ARWKV_PRIVATE void arwkv__tmix7_acts_free(arwkv_backend *be, arwkv__tmix7_acts *a) {
-    if (!a) return;
-    be->mem->free(be, a->mem);
-    arwkv__free(a);
-}
-
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_acts_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int B, int T,
-                                                    arwkv__tmix7_acts **out) {
-    *out = NULL;
-    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix activations for %d x %d tokens", B, T);
-    arwkv__tmix7_acts *a = (arwkv__tmix7_acts *)arwkv__calloc(1, sizeof *a);
-    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix activations: out of memory");
-    a->d = *d, a->cap_B = B, a->cap_T = T;
-    arwkv_result r = be->mem->alloc(be, arwkv__tmix7_acts_bytes(d, B, T), &a->mem);
-    if (r != ARWKV_OK) {
-        arwkv__free(a);
-        return arwkv__context(r, "time-mix activations for %d x %d tokens", B, T);
-    }
-    arwkv__carver cv = {(float *)a->mem, 0};
-    arwkv__tmix7_acts_layout(a, &cv);
-    *out = a;
-    return ARWKV_OK;
-}
-
-ARWKV_PRIVATE void arwkv__tmix7_work_layout(arwkv__tmix7_work *w, arwkv__carver *cv) {
-    const arwkv_tmix7_dims *d = &w->d;
-    size_t M = (size_t)w->max_rows, MC = M * d->C, MCg = d->has_gate ? MC : 0;
-    w->xmix = arwkv__carve(cv, 6 * MC);
-    w->r = arwkv__carve(cv, MC), w->k_in = arwkv__carve(cv, MC), w->v_in = arwkv__carve(cv, MC);
-    w->w_lora = arwkv__carve(cv, MC), w->a_lora = arwkv__carve(cv, MC), w->v_lora = arwkv__carve(cv, MC);
-    w->g = arwkv__carve(cv, MCg), w->y = arwkv__carve(cv, MC);
-    w->h_w = arwkv__carve(cv, M * d->rank_w), w->h_a = arwkv__carve(cv, M * d->rank_a);
-    w->h_v = arwkv__carve(cv, M * d->rank_v), w->h_g = arwkv__carve(cv, M * d->rank_g);
-    w->decay = arwkv__carve(cv, MC), w->k = arwkv__carve(cv, MC), w->v = arwkv__carve(cv, MC);
-    w->wkv_a = arwkv__carve(cv, MC), w->wkv_b = arwkv__carve(cv, MC), w->o = arwkv__carve(cv, MC);
-    if (!w->backward) return;
-    w->dxmix = arwkv__carve(cv, 6 * MC);
-    w->d_o = arwkv__carve(cv, MC), w->dy = arwkv__carve(cv, MC), w->dr = arwkv__carve(cv, MC), w->dk = arwkv__carve(cv, MC);
-    w->dv = arwkv__carve(cv, MC), w->dg = arwkv__carve(cv, MCg), w->d_decay = arwkv__carve(cv, MC);
-    w->d_wkv_a = arwkv__carve(cv, MC), w->d_wkv_b = arwkv__carve(cv, MC), w->dk_in = arwkv__carve(cv, MC);
-    w->dv_in = arwkv__carve(cv, MC), w->dw_lora = arwkv__carve(cv, MC), w->da_lora = arwkv__carve(cv, MC);
-    w->dv_lora = arwkv__carve(cv, MC);
-    w->dh_w = arwkv__carve(cv, M * d->rank_w), w->dh_a = arwkv__carve(cv, M * d->rank_a);
-    w->dh_v = arwkv__carve(cv, M * d->rank_v), w->dh_g = arwkv__carve(cv, M * d->rank_g);
-}
-
-ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *w) {
-    if (!w) return;
-    be->mem->free(be, w->mem);
-    arwkv__free(w);
-}
-
-/* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
-   Floats: max_rows * C * (20 forward + 20 backward), plus LoRA-rank-sized arrays. */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
-                                                    arwkv__tmix7_work **out) {
-    *out = NULL;
-    if (max_rows <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix workspace for %d tokens", max_rows);
-    arwkv__tmix7_work *w = (arwkv__tmix7_work *)arwkv__calloc(1, sizeof *w);
-    if (!w) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix workspace: out of memory");
-    w->d = *d, w->max_rows = max_rows, w->backward = backward != 0;
-    arwkv__carver cv = {NULL, 0};
-    arwkv__tmix7_work_layout(w, &cv);
-    arwkv_result r = be->mem->alloc(be, cv.used * sizeof(float), &w->mem);
-    if (r != ARWKV_OK) {
-        arwkv__free(w);
-        return arwkv__context(r, "time-mix workspace for %d tokens", max_rows);
-    }
-    cv.base = (float *)w->mem, cv.used = 0;
-    arwkv__tmix7_work_layout(w, &cv);
-    *out = w;
-    return ARWKV_OK;
-}
-
-/* ---- Products with the layer's matrices (all through be->core->gemm) ----
-   A weight W [R,S] is used either as nn.Linear (y = x W^T: in S, out R) or as a LoRA factor
-   (y = x W: in R, out S). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear, float *y) {
-    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
-    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, linear ? 1 : S, linear ? S : 1, y, out, 0, NULL);
-}
-/* Its backward: dx (+)= dy W (linear) or dy W^T (LoRA), if dx is not NULL; W's gradient
-   (+)= dy^T x or x^T dy, if W is trainable. */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_mm_backward(arwkv_backend *be, int M, const float *x, const arwkv_param *W, int linear,
-                                             const float *dy, float *dx, int accumulate_dx) {
-    int R = (int)W->shape[0], S = (int)W->shape[1], in = linear ? S : R, out = linear ? R : S;
-    if (W->trainable) {
-        if (linear) ARWKV__TRY(be->core->gemm(be, R, S, M, dy, 1, R, x, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
-        else ARWKV__TRY(be->core->gemm(be, R, S, M, x, 1, R, dy, ARWKV_F32, S, 1, W->grad, S, 1, NULL));
-    }
-    if (!dx) return ARWKV_OK;
-    return be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, linear ? S : 1, linear ? 1 : S, dx, in, accumulate_dx, NULL);
-}
-
-ARWKV_PRIVATE const float *arwkv__tmix7_vec(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
-ARWKV_PRIVATE float *arwkv__tmix7_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
-
-/* The arrays one call works on: the layer's activations when training, else the workspace's. */
-typedef struct arwkv__tmix7_bufs {
-    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
-} arwkv__tmix7_bufs;
-
-ARWKV_PRIVATE arwkv__tmix7_bufs arwkv__tmix7_bufs_of(const arwkv__tmix7_acts *a, const arwkv__tmix7_work *w) {
-    arwkv__tmix7_bufs b;
-    if (a) {
-        b.r = a->r, b.k_in = a->k_in, b.v_in = a->v_in, b.w_lora = a->w_lora, b.a_lora = a->a_lora, b.v_lora = a->v_lora;
-        b.g = a->g, b.y = a->y, b.h_w = a->h_w, b.h_a = a->h_a, b.h_v = a->h_v, b.h_g = a->h_g;
-    } else {
-        b.r = w->r, b.k_in = w->k_in, b.v_in = w->v_in, b.w_lora = w->w_lora, b.a_lora = w->a_lora, b.v_lora = w->v_lora;
-        b.g = w->g, b.y = w->y, b.h_w = w->h_w, b.h_a = w->h_a, b.h_v = w->h_v, b.h_g = w->h_g;
-    }
-    return b;
-}
-
-/* The six lerp coefficients in the order of the mixes: r, w, k, v, a, g. */
-ARWKV_PRIVATE int arwkv__tmix7_mus(const arwkv_layer *l, const arwkv_tmix7_dims *d, const float *mu[6], float *dmu[6]) {
-    const arwkv_param *p[6] = {l->x_r, l->x_w, l->x_k, l->x_v, l->x_a, l->x_g};
-    int n = d->has_gate ? 6 : 5;
-    for (int i = 0; i < 6; i++) {
-        mu[i] = i < n ? arwkv__tmix7_vec(p[i]) : NULL;
-        if (dmu) dmu[i] = i < n ? arwkv__tmix7_grad(p[i]) : NULL;
-    }
-    return n;
-}
-enum { ARWKV__MIX_R, ARWKV__MIX_W, ARWKV__MIX_K, ARWKV__MIX_V, ARWKV__MIX_A, ARWKV__MIX_G };
-
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_call(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
-                                            int B, int T) {
-    if (!be->rwkv7) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", be->name);
-    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time mix over %d x %d tokens", layer_index, B, T);
-    if ((int64_t)B * T * d->C > INT_MAX / 6)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: %d x %d tokens of width %d are too many for one call", layer_index,
-                           B, T, d->C);
-    return arwkv__tmix7_check_layer(d, l, layer_index);
-}
-
-/* The elementwise steps of the forward, which the backward recomputes: WKV inputs, and o. */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d, int M,
-                                         const arwkv__tmix7_bufs *b, float *v_first, arwkv__tmix7_work *w) {
-    arwkv_r7_prepare_args p;
-    memset(&p, 0, sizeof p);
-    p.M = M, p.C = d->C, p.N = d->N, p.first_layer = layer_index == 0;
-    p.k_in = b->k_in, p.v_in = b->v_in, p.w_lora = b->w_lora, p.a_lora = b->a_lora, p.v_lora = layer_index == 0 ? NULL : b->v_lora;
-    p.v_first = v_first;
-    p.w0 = arwkv__tmix7_vec(l->w0), p.a0 = arwkv__tmix7_vec(l->a0), p.v0 = arwkv__tmix7_vec(l->v0);
-    p.k_k = arwkv__tmix7_vec(l->k_k), p.k_a = arwkv__tmix7_vec(l->k_a);
-    p.decay = w->decay, p.k = w->k, p.v = w->v, p.wkv_a = w->wkv_a, p.wkv_b = w->wkv_b;
-    return be->rwkv7->prepare_forward(be, &p);
-}
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_layer *l, const arwkv_tmix7_dims *d, int M,
-                                        const arwkv__tmix7_bufs *b, arwkv__tmix7_work *w) {
-    arwkv_r7_finish_args f;
-    memset(&f, 0, sizeof f);
-    f.M = M, f.C = d->C, f.N = d->N;
-    f.y = b->y, f.r = b->r, f.k = w->k, f.v = w->v, f.r_k = arwkv__tmix7_vec(l->r_k);
-    f.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, f.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
-    f.gn_eps = d->gn_eps, f.g = d->has_gate ? b->g : NULL, f.o = w->o;
-    return be->rwkv7->finish_forward(be, &f);
-}
-
-/* Runs the calls of a forward or backward one after another until one fails (r holds the result). */
-#define ARWKV__STEP(call)                \
-    do {                                 \
-        if (r == ARWKV_OK) r = (call);   \
-    } while (0)
-
-/* One layer's time mix over B sequences of T tokens (T = 1: one recurrent step).
-     x            [B,T,C] the layer's normalized input
-     shift_state  [B,C] in/out: the previous token's x before t = 0, x[b,T-1] after (NULL: zeros, not kept)
-     wkv_state    [B,H,N,N] in/out fp32 (NULL: zeros, not kept)
-     v_first      [B,T,C] written by layer 0 (may then be NULL), read by the others
-     out          [B,T,C] the time-mix output (before the residual add)
-     acts         NULL for inference; else filled for arwkv__tmix7_backward
-     work         a workspace of at least B*T rows (NULL: one is made for this call) */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
-                                                int B, int T, const float *x, float *shift_state, float *wkv_state, float *v_first,
-                                                float *out, arwkv__tmix7_acts *acts, arwkv__tmix7_work *work) {
-    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
-    if (layer_index > 0 && !v_first) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time mix needs v_first", layer_index);
-    if (acts && (B > acts->cap_B || T > acts->cap_T))
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: activations hold %d x %d tokens, the call has %d x %d", layer_index,
-                           acts->cap_B, acts->cap_T, B, T);
-    int M = B * T, C = d->C;
-    arwkv__tmix7_work *own = NULL;
-    if (!work || work->max_rows < M) {
-        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace holds %d tokens, the call has %d", layer_index,
-                                     work->max_rows, M);
-        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 0, &own));
-        work = own;
-    }
-    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, work);
-    const float *mu[6];
-    int n_mix = arwkv__tmix7_mus(l, d, mu, NULL);
-    size_t MC = (size_t)M * C;
-    float *xm[6];
-    for (int i = 0; i < 6; i++) xm[i] = work->xmix + i * MC;
-    const arwkv_rwkv7_ops *op = be->rwkv7;
-    arwkv_result r = ARWKV_OK;
-    if (acts) {
-        acts->B = B, acts->T = T;
-        if (shift_state) ARWKV__STEP(be->mem->copy(be, acts->shift0, shift_state, (size_t)B * C * sizeof(float)));
-        else ARWKV__STEP(be->mem->zero(be, acts->shift0, (size_t)B * C * sizeof(float)));
-    }
-    ARWKV__STEP(op->lerp_forward(be, work->xmix, x, shift_state, shift_state, mu, n_mix, B, T, C));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_R], l->receptance, 1, b.r));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_K], l->key, 1, b.k_in));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->value, 1, b.v_in));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_W], l->w1, 0, b.h_w));
-    ARWKV__STEP(op->act_forward(be, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_w, l->w2, 0, b.w_lora));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_A], l->a1, 0, b.h_a));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_a, l->a2, 0, b.a_lora));
-    if (layer_index > 0) {
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_V], l->v1, 0, b.h_v));
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_v, l->v2, 0, b.v_lora));
-    }
-    if (d->has_gate) {
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, xm[ARWKV__MIX_G], l->g1, 0, b.h_g));
-        ARWKV__STEP(op->act_forward(be, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
-        ARWKV__STEP(arwkv__tmix7_mm(be, M, b.h_g, l->g2, 0, b.g));
-    }
-    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, v_first, work));
-    ARWKV__STEP(op->wkv7_forward(be, B, T, d->H, d->N, b.r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b, b.y, wkv_state,
-                                 acts ? acts->ckpt : NULL));
-    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, work));
-    ARWKV__STEP(arwkv__tmix7_mm(be, M, work->o, l->output, 1, out));
-    arwkv__tmix7_work_free(be, own);
-    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix forward", layer_index);
-    return ARWKV_OK;
-}
-
-/* The backward of arwkv__tmix7_forward, from the activations it filled. Adds into the gradients
-   of the layer's trainable parameters.
-     x, v_first   the forward's inputs (v_first unused by layer 0)
-     dout         [B,T,C] gradient of out
-     dx           [B,T,C] written: gradient of x (NULL: not needed)
-     dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
-                  other layers: their share is added into it (NULL: v_first held constant)
-     d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
-     d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
-     work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
-ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
-                                                 int B, int T, const float *x, const float *v_first, const arwkv__tmix7_acts *acts,
-                                                 const float *dout, float *dx, float *dv_first, float *d_shift, float *d_wkv_state,
-                                                 arwkv__tmix7_work *work) {
-    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
-    if (!acts || acts->B != B || acts->T != T)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
-                           layer_index, B, T);
-    if (layer_index > 0 && !v_first)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first", layer_index);
-    int M = B * T, C = d->C;
-    arwkv__tmix7_work *own = NULL;
-    if (!work || work->max_rows < M || !work->backward) {
-        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace (%d tokens%s) too small for a backward of %d",
-                                     layer_index, work->max_rows, work->backward ? "" : ", forward only", M);
-        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 1, &own));
-        work = own;
-    }
-    arwkv__tmix7_work *w = work;
-    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, w);
-    const float *mu[6];
-    float *dmu[6];
-    int n_mix = arwkv__tmix7_mus(l, d, mu, dmu), first = layer_index == 0;
-    size_t MC = (size_t)M * C;
-    float *xm[6], *dxm[6];
-    for (int i = 0; i < 6; i++) xm[i] = w->xmix + i * MC, dxm[i] = w->dxmix + i * MC;
-    /* the gradients of the mixes are needed for dx, for the initial shift and for trainable mus */
-    int need_dxmix = dx || d_shift;
-    for (int i = 0; i < n_mix; i++) need_dxmix |= dmu[i] != NULL;
-    const arwkv_rwkv7_ops *op = be->rwkv7;
-    arwkv_result r = ARWKV_OK;
-
-    /* recompute the elementwise parts of the forward */
-    ARWKV__STEP(op->lerp_forward(be, w->xmix, x, acts->shift0, NULL, mu, n_mix, B, T, C));
-    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, first ? NULL : (float *)v_first, w));
-    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, w));
-
-    /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, w->o, l->output, 1, dout, w->d_o, 0));
-    arwkv_r7_finish_args fin;
-    memset(&fin, 0, sizeof fin);
-    fin.M = M, fin.C = C, fin.N = d->N;
-    fin.y = b.y, fin.r = b.r, fin.k = w->k, fin.v = w->v, fin.r_k = arwkv__tmix7_vec(l->r_k);
-    fin.ln_w = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_w) : NULL, fin.ln_b = d->has_group_norm ? arwkv__tmix7_vec(l->ln_x_b) : NULL;
-    fin.gn_eps = d->gn_eps, fin.g = d->has_gate ? b.g : NULL;
-    fin.d_o = w->d_o, fin.dy = w->dy, fin.dr = w->dr, fin.dk = w->dk, fin.dv = w->dv, fin.dg = d->has_gate ? w->dg : NULL;
-    fin.dr_k = arwkv__tmix7_grad(l->r_k);
-    fin.dln_w = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_w) : NULL, fin.dln_b = d->has_group_norm ? arwkv__tmix7_grad(l->ln_x_b) : NULL;
-    ARWKV__STEP(op->finish_backward(be, &fin));
-    ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
-                                  w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
-    arwkv_r7_prepare_args prep;
-    memset(&prep, 0, sizeof prep);
-    prep.M = M, prep.C = C, prep.N = d->N, prep.first_layer = first;
-    prep.k_in = b.k_in, prep.v_in = b.v_in, prep.w_lora = b.w_lora, prep.a_lora = b.a_lora, prep.v_lora = first ? NULL : b.v_lora;
-    prep.v_first = first ? NULL : (float *)v_first;
-    prep.w0 = arwkv__tmix7_vec(l->w0), prep.a0 = arwkv__tmix7_vec(l->a0), prep.v0 = arwkv__tmix7_vec(l->v0);
-    prep.k_k = arwkv__tmix7_vec(l->k_k), prep.k_a = arwkv__tmix7_vec(l->k_a);
-    prep.d_decay = w->d_decay, prep.dk = w->dk, prep.dv = w->dv, prep.d_wkv_a = w->d_wkv_a, prep.d_wkv_b = w->d_wkv_b;
-    prep.dk_in = w->dk_in, prep.dv_in = w->dv_in, prep.dw_lora = w->dw_lora, prep.da_lora = w->da_lora;
-    prep.dv_lora = first ? NULL : w->dv_lora, prep.dv_first = dv_first;
-    prep.dw0 = arwkv__tmix7_grad(l->w0), prep.da0 = arwkv__tmix7_grad(l->a0), prep.dv0 = first ? NULL : arwkv__tmix7_grad(l->v0);
-    prep.dk_k = arwkv__tmix7_grad(l->k_k), prep.dk_a = arwkv__tmix7_grad(l->k_a);
-    ARWKV__STEP(op->prepare_backward(be, &prep));
-
-    /* the LoRAs and projections back to the mixes: dxmix[m] = sum of what each mix fed */
-    float *dx_of[6];
-    for (int i = 0; i < 6; i++) dx_of[i] = need_dxmix ? dxm[i] : NULL;
-    if (d->has_gate) {
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_g, l->g2, 0, w->dg, w->dh_g, 0));
-        ARWKV__STEP(op->act_backward(be, w->dh_g, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_G], l->g1, 0, w->dh_g, dx_of[ARWKV__MIX_G], 0));
-    }
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_w, l->w2, 0, w->dw_lora, w->dh_w, 0));
-    ARWKV__STEP(op->act_backward(be, w->dh_w, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_W], l->w1, 0, w->dh_w, dx_of[ARWKV__MIX_W], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_a, l->a2, 0, w->da_lora, w->dh_a, 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_A], l->a1, 0, w->dh_a, dx_of[ARWKV__MIX_A], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_R], l->receptance, 1, w->dr, dx_of[ARWKV__MIX_R], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_K], l->key, 1, w->dk_in, dx_of[ARWKV__MIX_K], 0));
-    ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->value, 1, w->dv_in, dx_of[ARWKV__MIX_V], 0));
-    if (!first) {
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, b.h_v, l->v2, 0, w->dv_lora, w->dh_v, 0));
-        ARWKV__STEP(arwkv__tmix7_mm_backward(be, M, xm[ARWKV__MIX_V], l->v1, 0, w->dh_v, dx_of[ARWKV__MIX_V], 1));
-    }
-    if (need_dxmix) ARWKV__STEP(op->lerp_backward(be, dx, d_shift, dmu, w->dxmix, x, acts->shift0, mu, n_mix, B, T, C));
-#undef ARWKV__STEP
-    arwkv__tmix7_work_free(be, own);
-    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix backward", layer_index);
-    return ARWKV_OK;
-}
-
 /* ---- RWKV-6 ops (CPU) ---------------------------------------------------------------------------
    The QRWKV6 time mix between its matrix products. Elementwise ops split rows over threads; the
    reductions over rows (parameter gradients) split channels instead and sum rows in order, in
@@ -10684,6 +10176,1014 @@ ARWKV_PRIVATE arwkv_result arwkv__host_memory(uint64_t *free_bytes, uint64_t *to
 ARWKV_API arwkv_result arwkv_backend_free_memory(arwkv_backend *be, uint64_t *free_bytes, uint64_t *total_bytes) {
     if (be->memory_info) return be->memory_info(be, free_bytes, total_bytes);
     return arwkv__host_memory(free_bytes, total_bytes);
+}
+
+/* ---- A parameter's fp32 values and gradient, as the time mixes pass them to ops ---------------------- */
+
+/* The values of an fp32 parameter (a vector of the time mix); NULL for an absent one. */
+ARWKV_PRIVATE const float *arwkv__param_f32(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
+/* Its gradient, or NULL when it is absent or frozen (an op then skips that gradient). */
+ARWKV_PRIVATE float *arwkv__param_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
+
+/* ---- The linear layer and the LoRA factor over a backend: forward and backward --------------------
+   Every nn.Linear of every model (the teacher's projections and MLP, the head, the students' time
+   mixes and MLPs) is these two calls over be->core->gemm, with W [out, in] in its stored type; the
+   students' low-rank factors, stored the other way round, are the two after them. */
+
+/* y[M, out] (+)= x[M, in] . W^T (+ b); y's rows are ldy floats apart (0: out, contiguous); b NULL:
+   no bias. */
+ARWKV_PRIVATE arwkv_result arwkv__linear_forward(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, const arwkv_param *W,
+                                                 const arwkv_param *b, int M, int accumulate) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, 1, in, y, ldy ? ldy : out, accumulate,
+                          b ? (const float *)b->data : NULL);
+}
+/* Its backward from dy [M, out]: W's gradient += dy^T . x and b's += the column sums of dy (each if
+   it trains), then dx [M, in] (+)= dy . W (dx NULL: not needed). dx may be x itself: x is read
+   before dx is written. */
+ARWKV_PRIVATE arwkv_result arwkv__linear_backward(arwkv_backend *be, float *dx, const float *dy, const float *x, const arwkv_param *W,
+                                                  const arwkv_param *b, int M, int accumulate_dx) {
+    int out = (int)W->shape[0], in = (int)W->shape[1];
+    if (W->trainable) ARWKV__TRY(be->core->gemm(be, out, in, M, dy, 1, out, x, ARWKV_F32, in, 1, W->grad, in, 1, NULL));
+    if (b && b->trainable) { /* only QRWKV6 trains biases; its op table has the column sum */
+        if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s cannot train the bias %s", be->name, b->name);
+        ARWKV__TRY(be->rwkv6->colsum(be, b->grad, dy, M, out));
+    }
+    if (dx) ARWKV__TRY(be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, accumulate_dx, NULL));
+    return ARWKV_OK;
+}
+
+/* y[M, out] = x[M, in] . A for a LoRA factor A [in, out] (RWKV's orientation: row-major, any
+   stored type; out is A's last dimension), or for rows [row0, row0 + in) of a stack of them
+   (time_maa_w2 [5, rank, C] holds five). x's and y's rows are ldx and ldy floats apart (0:
+   contiguous); in 0: all of A's rows. */
+ARWKV_PRIVATE arwkv_result arwkv__lora_forward(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx,
+                                               const arwkv_param *A, int row0, int in, int M) {
+    int out = (int)A->shape[A->ndim - 1];
+    if (!in) in = (int)(A->numel / out);
+    const char *a = (const char *)A->data + (size_t)row0 * (size_t)out * arwkv_dtype_size(A->dtype);
+    return be->core->gemm(be, M, out, in, x, ldx ? ldx : in, 1, a, A->dtype, out, 1, y, ldy ? ldy : out, 0, NULL);
+}
+/* Its backward from dy [M, out] (contiguous): those rows of A's gradient += x^T . dy (if A trains),
+   then dx (+)= dy . A^T (dx NULL: not needed; rows lddx apart, 0: contiguous). */
+ARWKV_PRIVATE arwkv_result arwkv__lora_backward(arwkv_backend *be, float *dx, ptrdiff_t lddx, const float *dy, const float *x,
+                                                ptrdiff_t ldx, const arwkv_param *A, int row0, int in, int M, int accumulate_dx) {
+    int out = (int)A->shape[A->ndim - 1];
+    if (!in) in = (int)(A->numel / out);
+    size_t off = (size_t)row0 * (size_t)out;
+    if (A->trainable) ARWKV__TRY(be->core->gemm(be, in, out, M, x, 1, ldx ? ldx : in, dy, ARWKV_F32, out, 1, A->grad + off, out, 1, NULL));
+    if (!dx) return ARWKV_OK;
+    const char *a = (const char *)A->data + off * arwkv_dtype_size(A->dtype);
+    return be->core->gemm(be, M, in, out, dy, out, 1, a, A->dtype, 1, out, dx, lddx ? lddx : in, accumulate_dx, NULL);
+}
+
+/* ============================================================================================
+   SECTION 6b. Time mixes
+   ============================================================================================ */
+/* A student's time mix replaces a teacher's attention. Two families are implemented, each as a
+   block with its forward beside its backward: RWKV-7 (the ARWKV-7 student) and RWKV-6 (QRWKV6).
+   Both are private: the public face of a student is arwkv_rnn (forward, backward, recurrent step),
+   and a block's activations and workspace are layouts this file is free to change. The model
+   (SECTION 7) and the trainer (SECTION 8) reach a block only through one table,
+   arwkv__tmix_family, at the end of this section: sizes, the parameter check, the activations one
+   layer keeps for its backward and their size, a workspace shared by the layers and its size,
+   forward and backward. The recurrent step is the forward with T = 1 and the states (both
+   families give the same outputs token by token as over a whole sequence). A third family fills
+   one more table and needs no branch in the model or the trainer. */
+
+/* ---- The ARWKV-7 time mix block: forward and backward ---------------------------------------------
+   One layer's time mix over B sequences of T tokens, written once over the backend's tables:
+
+     lerp -> r, k, v projections and the w, a, v, g LoRAs -> prepare -> wkv7 -> finish -> output
+
+   Training keeps, per layer, what the backward cannot cheaply recompute (arwkv__tmix7_acts): the
+   projections and LoRA outputs, the WKV output and its state checkpoints. Everything elementwise
+   (the six mixes, the five WKV inputs, the pre-projection output o) is recomputed by the backward
+   from them, which costs a few elementwise passes and saves twelve [B*T, C] arrays per layer.
+   Temporaries live in a workspace (arwkv__tmix7_work) that all layers share and that is reused
+   from call to call, so a recurrent step allocates nothing. */
+
+/* Sizes of the time mix from the config and the LoRA ranks of the checkpoint (the model's
+   rank_w .. rank_g, read from the tensors' shapes). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_dims(const arwkv_config *cfg, int rank_w, int rank_a, int rank_v, int rank_g,
+                                             arwkv_tmix7_dims *d) {
+    memset(d, 0, sizeof *d);
+    int C = cfg->hidden_size, N = cfg->head_size;
+    if (C <= 0 || N <= 0 || C % N != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: hidden_size %d is not a multiple of head_size %d", C, N);
+    if (N % 8 != 0 || N > ARWKV__R7_MAX_N)
+        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "time mix: head_size %d must be a multiple of 8 and at most %d", N, ARWKV__R7_MAX_N);
+    if (rank_w <= 0 || rank_a <= 0 || rank_v <= 0 || (cfg->wkv_has_gate && rank_g <= 0))
+        return arwkv__fail(ARWKV_ERR_SHAPE, "time mix: LoRA ranks w %d, a %d, v %d, g %d must be positive", rank_w, rank_a, rank_v,
+                           rank_g);
+    if (cfg->wkv_has_group_norm && cfg->head_size_divisor <= 0)
+        return arwkv__fail(ARWKV_ERR_FORMAT, "time mix: head_size_divisor %d must be positive", cfg->head_size_divisor);
+    d->C = C, d->N = N, d->H = C / N;
+    d->rank_w = rank_w, d->rank_a = rank_a, d->rank_v = rank_v, d->rank_g = cfg->wkv_has_gate ? rank_g : 0;
+    d->has_gate = cfg->wkv_has_gate != 0, d->has_group_norm = cfg->wkv_has_group_norm != 0;
+    d->gn_eps = 1e-5f * (float)cfg->head_size_divisor * (float)cfg->head_size_divisor;
+    return ARWKV_OK;
+}
+
+/* Does the layer hold every tensor the time mix reads, with the right shape and type? */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_layer(const arwkv_tmix7_dims *d, const arwkv_layer *l, int layer_index) {
+    struct {
+        const arwkv_param *p;
+        const char *name;
+        int64_t rows, cols; /* cols 0: a vector of `rows` elements */
+        int needed;
+    } t[] = {
+        {l->x_r, "x_r", d->C, 0, 1}, {l->x_w, "x_w", d->C, 0, 1}, {l->x_k, "x_k", d->C, 0, 1},
+        {l->x_v, "x_v", d->C, 0, 1}, {l->x_a, "x_a", d->C, 0, 1}, {l->x_g, "x_g", d->C, 0, d->has_gate},
+        {l->w0, "w0", d->C, 0, 1}, {l->w1, "w1", d->C, d->rank_w, 1}, {l->w2, "w2", d->rank_w, d->C, 1},
+        {l->a0, "a0", d->C, 0, 1}, {l->a1, "a1", d->C, d->rank_a, 1}, {l->a2, "a2", d->rank_a, d->C, 1},
+        {l->v0, "v0", d->C, 0, layer_index > 0}, {l->v1, "v1", d->C, d->rank_v, layer_index > 0},
+        {l->v2, "v2", d->rank_v, d->C, layer_index > 0}, {l->g1, "g1", d->C, d->rank_g, d->has_gate},
+        {l->g2, "g2", d->rank_g, d->C, d->has_gate}, {l->k_k, "k_k", d->C, 0, 1}, {l->k_a, "k_a", d->C, 0, 1},
+        {l->r_k, "r_k", d->C, 0, 1}, {l->receptance, "receptance.weight", d->C, d->C, 1},
+        {l->key, "key.weight", d->C, d->C, 1}, {l->value, "value.weight", d->C, d->C, 1},
+        {l->output, "output.weight", d->C, d->C, 1}, {l->ln_x_w, "ln_x.weight", d->C, 0, d->has_group_norm},
+        {l->ln_x_b, "ln_x.bias", d->C, 0, d->has_group_norm},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        const arwkv_param *p = t[i].p;
+        if (!t[i].needed) continue;
+        if (!p || !p->data)
+            return arwkv__fail(ARWKV_ERR_NOT_FOUND, "layer %d: time-mix tensor %s is missing", layer_index, t[i].name);
+        if (t[i].cols == 0) { /* vectors: any shape of C elements ([1,1,C], [C], [H,N]), fp32 */
+            if (p->numel != t[i].rows || p->dtype != ARWKV_F32)
+                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s has %lld elements of %s; the time mix needs %lld of F32",
+                                   layer_index, p->name, (long long)p->numel, arwkv_dtype_name(p->dtype), (long long)t[i].rows);
+        } else {
+            if (p->ndim != 2 || p->shape[0] != t[i].rows || p->shape[1] != t[i].cols)
+                return arwkv__fail(ARWKV_ERR_SHAPE, "layer %d: %s should be [%lld, %lld]", layer_index, p->name,
+                                   (long long)t[i].rows, (long long)t[i].cols);
+            if (p->dtype != ARWKV_F32 && p->dtype != ARWKV_BF16 && p->dtype != ARWKV_F16)
+                return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "layer %d: %s has dtype %s (F32, BF16 or F16 expected)", layer_index,
+                                   p->name, arwkv_dtype_name(p->dtype));
+        }
+        if (p->trainable && (!p->grad || (p->dtype != ARWKV_F32 && !p->master)))
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: trainable %s needs F32 data and a gradient buffer", layer_index,
+                               p->name);
+    }
+    return ARWKV_OK;
+}
+
+/* What the forward keeps for the backward, for one layer. Sizes in floats, M = B*T rows:
+     M * C * (6 + has_gate + (rank_v > 0))    r, k, v, w_lora, a_lora, y (+ g, v_lora)
+     M * (rank_w + rank_a + rank_v + rank_g)  LoRA hidden activations
+     B * H * ceil(T/16) * N * N               WKV7 state checkpoints (= 4 M C for N = 64 and T % 16 = 0)
+     B * C                                    the shift state before the first token */
+typedef struct arwkv__tmix7_acts {
+    arwkv_tmix7_dims d;
+    int cap_B, cap_T; /* capacity */
+    int B, T;         /* shape of the forward that filled it (0: none yet) */
+    void *mem;        /* one backend allocation holding the arrays below */
+    float *shift0, *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y;
+    float *h_w, *h_a, *h_v, *h_g;
+    float *ckpt;
+} arwkv__tmix7_acts;
+
+/* Temporaries of the forward (and of the backward, if asked), shared by all layers. */
+typedef struct arwkv__tmix7_work {
+    arwkv_tmix7_dims d;
+    int max_rows, backward;
+    void *mem;
+    /* forward: the mixes, the projections when no acts are kept, the WKV inputs, o */
+    float *xmix; /* [6][rows][C] */
+    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
+    float *decay, *k, *v, *wkv_a, *wkv_b, *o;
+    /* backward */
+    float *dxmix; /* [6][rows][C] */
+    float *d_o, *dy, *dr, *dk, *dv, *dg, *d_decay, *d_wkv_a, *d_wkv_b, *dk_in, *dv_in, *dw_lora, *da_lora, *dv_lora;
+    float *dh_w, *dh_a, *dh_v, *dh_g;
+} arwkv__tmix7_work;
+
+/* Carves consecutive arrays out of one allocation (first pass: only counts). */
+typedef struct arwkv__carver {
+    float *base;
+    size_t used; /* floats */
+} arwkv__carver;
+ARWKV_PRIVATE float *arwkv__carve(arwkv__carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) / 16 * 16; /* keep every array 64-byte aligned */
+    return n ? p : NULL;
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_acts_layout(arwkv__tmix7_acts *a, arwkv__carver *cv) {
+    const arwkv_tmix7_dims *d = &a->d;
+    size_t M = (size_t)a->cap_B * a->cap_T, MC = M * d->C;
+    size_t n_ckpt = (size_t)a->cap_B * d->H * ((a->cap_T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK) * d->N * d->N;
+    a->shift0 = arwkv__carve(cv, (size_t)a->cap_B * d->C);
+    a->r = arwkv__carve(cv, MC), a->k_in = arwkv__carve(cv, MC), a->v_in = arwkv__carve(cv, MC);
+    a->w_lora = arwkv__carve(cv, MC), a->a_lora = arwkv__carve(cv, MC), a->y = arwkv__carve(cv, MC);
+    a->v_lora = arwkv__carve(cv, d->rank_v ? MC : 0), a->g = arwkv__carve(cv, d->has_gate ? MC : 0);
+    a->h_w = arwkv__carve(cv, M * d->rank_w), a->h_a = arwkv__carve(cv, M * d->rank_a);
+    a->h_v = arwkv__carve(cv, M * d->rank_v), a->h_g = arwkv__carve(cv, M * d->rank_g);
+    a->ckpt = arwkv__carve(cv, n_ckpt);
+}
+
+/* Bytes of one layer's activations for B sequences of T tokens. */
+ARWKV_PRIVATE size_t arwkv__tmix7_acts_bytes(const arwkv_tmix7_dims *d, int B, int T) {
+    arwkv__tmix7_acts a;
+    memset(&a, 0, sizeof a);
+    a.d = *d, a.cap_B = B, a.cap_T = T;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_acts_layout(&a, &cv);
+    return cv.used * sizeof(float);
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_acts_free(arwkv_backend *be, arwkv__tmix7_acts *a) {
+    if (!a) return;
+    be->mem->free(be, a->mem);
+    arwkv__free(a);
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_acts_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int B, int T,
+                                                    arwkv__tmix7_acts **out) {
+    *out = NULL;
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix activations for %d x %d tokens", B, T);
+    arwkv__tmix7_acts *a = (arwkv__tmix7_acts *)arwkv__calloc(1, sizeof *a);
+    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix activations: out of memory");
+    a->d = *d, a->cap_B = B, a->cap_T = T;
+    arwkv_result r = be->mem->alloc(be, arwkv__tmix7_acts_bytes(d, B, T), &a->mem);
+    if (r != ARWKV_OK) {
+        arwkv__free(a);
+        return arwkv__context(r, "time-mix activations for %d x %d tokens", B, T);
+    }
+    arwkv__carver cv = {(float *)a->mem, 0};
+    arwkv__tmix7_acts_layout(a, &cv);
+    *out = a;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_work_layout(arwkv__tmix7_work *w, arwkv__carver *cv) {
+    const arwkv_tmix7_dims *d = &w->d;
+    size_t M = (size_t)w->max_rows, MC = M * d->C, MCg = d->has_gate ? MC : 0;
+    w->xmix = arwkv__carve(cv, 6 * MC);
+    w->r = arwkv__carve(cv, MC), w->k_in = arwkv__carve(cv, MC), w->v_in = arwkv__carve(cv, MC);
+    w->w_lora = arwkv__carve(cv, MC), w->a_lora = arwkv__carve(cv, MC), w->v_lora = arwkv__carve(cv, MC);
+    w->g = arwkv__carve(cv, MCg), w->y = arwkv__carve(cv, MC);
+    w->h_w = arwkv__carve(cv, M * d->rank_w), w->h_a = arwkv__carve(cv, M * d->rank_a);
+    w->h_v = arwkv__carve(cv, M * d->rank_v), w->h_g = arwkv__carve(cv, M * d->rank_g);
+    w->decay = arwkv__carve(cv, MC), w->k = arwkv__carve(cv, MC), w->v = arwkv__carve(cv, MC);
+    w->wkv_a = arwkv__carve(cv, MC), w->wkv_b = arwkv__carve(cv, MC), w->o = arwkv__carve(cv, MC);
+    if (!w->backward) return;
+    w->dxmix = arwkv__carve(cv, 6 * MC);
+    w->d_o = arwkv__carve(cv, MC), w->dy = arwkv__carve(cv, MC), w->dr = arwkv__carve(cv, MC), w->dk = arwkv__carve(cv, MC);
+    w->dv = arwkv__carve(cv, MC), w->dg = arwkv__carve(cv, MCg), w->d_decay = arwkv__carve(cv, MC);
+    w->d_wkv_a = arwkv__carve(cv, MC), w->d_wkv_b = arwkv__carve(cv, MC), w->dk_in = arwkv__carve(cv, MC);
+    w->dv_in = arwkv__carve(cv, MC), w->dw_lora = arwkv__carve(cv, MC), w->da_lora = arwkv__carve(cv, MC);
+    w->dv_lora = arwkv__carve(cv, MC);
+    w->dh_w = arwkv__carve(cv, M * d->rank_w), w->dh_a = arwkv__carve(cv, M * d->rank_a);
+    w->dh_v = arwkv__carve(cv, M * d->rank_v), w->dh_g = arwkv__carve(cv, M * d->rank_g);
+}
+
+ARWKV_PRIVATE void arwkv__tmix7_work_free(arwkv_backend *be, arwkv__tmix7_work *w) {
+    if (!w) return;
+    be->mem->free(be, w->mem);
+    arwkv__free(w);
+}
+
+/* Bytes of a workspace of `rows` tokens (with the backward's arrays if backward). */
+ARWKV_PRIVATE size_t arwkv__tmix7_work_bytes(const arwkv_tmix7_dims *d, int rows, int backward) {
+    arwkv__tmix7_work w;
+    memset(&w, 0, sizeof w);
+    w.d = *d, w.max_rows = rows, w.backward = backward != 0;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_work_layout(&w, &cv);
+    return cv.used * sizeof(float);
+}
+
+/* A workspace for calls of up to max_rows = B*T tokens; backward != 0 adds the backward's arrays.
+   Floats: max_rows * C * (20 forward + 20 backward), plus LoRA-rank-sized arrays. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_work_create(arwkv_backend *be, const arwkv_tmix7_dims *d, int max_rows, int backward,
+                                                    arwkv__tmix7_work **out) {
+    *out = NULL;
+    if (max_rows <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix workspace for %d tokens", max_rows);
+    arwkv__tmix7_work *w = (arwkv__tmix7_work *)arwkv__calloc(1, sizeof *w);
+    if (!w) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "time-mix workspace: out of memory");
+    w->d = *d, w->max_rows = max_rows, w->backward = backward != 0;
+    arwkv__carver cv = {NULL, 0};
+    arwkv__tmix7_work_layout(w, &cv);
+    arwkv_result r = be->mem->alloc(be, cv.used * sizeof(float), &w->mem);
+    if (r != ARWKV_OK) {
+        arwkv__free(w);
+        return arwkv__context(r, "time-mix workspace for %d tokens", max_rows);
+    }
+    cv.base = (float *)w->mem, cv.used = 0;
+    arwkv__tmix7_work_layout(w, &cv);
+    *out = w;
+    return ARWKV_OK;
+}
+
+/* The arrays one call works on: the layer's activations when training, else the workspace's. */
+typedef struct arwkv__tmix7_bufs {
+    float *r, *k_in, *v_in, *w_lora, *a_lora, *v_lora, *g, *y, *h_w, *h_a, *h_v, *h_g;
+} arwkv__tmix7_bufs;
+
+ARWKV_PRIVATE arwkv__tmix7_bufs arwkv__tmix7_bufs_of(const arwkv__tmix7_acts *a, const arwkv__tmix7_work *w) {
+    arwkv__tmix7_bufs b;
+    if (a) {
+        b.r = a->r, b.k_in = a->k_in, b.v_in = a->v_in, b.w_lora = a->w_lora, b.a_lora = a->a_lora, b.v_lora = a->v_lora;
+        b.g = a->g, b.y = a->y, b.h_w = a->h_w, b.h_a = a->h_a, b.h_v = a->h_v, b.h_g = a->h_g;
+    } else {
+        b.r = w->r, b.k_in = w->k_in, b.v_in = w->v_in, b.w_lora = w->w_lora, b.a_lora = w->a_lora, b.v_lora = w->v_lora;
+        b.g = w->g, b.y = w->y, b.h_w = w->h_w, b.h_a = w->h_a, b.h_v = w->h_v, b.h_g = w->h_g;
+    }
+    return b;
+}
+
+/* The six lerp coefficients in the order of the mixes: r, w, k, v, a, g. */
+ARWKV_PRIVATE int arwkv__tmix7_mus(const arwkv_layer *l, const arwkv_tmix7_dims *d, const float *mu[6], float *dmu[6]) {
+    const arwkv_param *p[6] = {l->x_r, l->x_w, l->x_k, l->x_v, l->x_a, l->x_g};
+    int n = d->has_gate ? 6 : 5;
+    for (int i = 0; i < 6; i++) {
+        mu[i] = i < n ? arwkv__param_f32(p[i]) : NULL;
+        if (dmu) dmu[i] = i < n ? arwkv__param_grad(p[i]) : NULL;
+    }
+    return n;
+}
+enum { ARWKV__MIX_R, ARWKV__MIX_W, ARWKV__MIX_K, ARWKV__MIX_V, ARWKV__MIX_A, ARWKV__MIX_G };
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_check_call(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                            int B, int T) {
+    if (!be->rwkv7) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", be->name);
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time mix over %d x %d tokens", layer_index, B, T);
+    if ((int64_t)B * T * d->C > INT_MAX / 6)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: %d x %d tokens of width %d are too many for one call", layer_index,
+                           B, T, d->C);
+    return arwkv__tmix7_check_layer(d, l, layer_index);
+}
+
+/* The elementwise steps of the forward, which the backward recomputes: WKV inputs, and o. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_prepare(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d, int M,
+                                         const arwkv__tmix7_bufs *b, float *v_first, arwkv__tmix7_work *w) {
+    arwkv_r7_prepare_args p;
+    memset(&p, 0, sizeof p);
+    p.M = M, p.C = d->C, p.N = d->N, p.first_layer = layer_index == 0;
+    p.k_in = b->k_in, p.v_in = b->v_in, p.w_lora = b->w_lora, p.a_lora = b->a_lora, p.v_lora = layer_index == 0 ? NULL : b->v_lora;
+    p.v_first = v_first;
+    p.w0 = arwkv__param_f32(l->w0), p.a0 = arwkv__param_f32(l->a0), p.v0 = arwkv__param_f32(l->v0);
+    p.k_k = arwkv__param_f32(l->k_k), p.k_a = arwkv__param_f32(l->k_a);
+    p.decay = w->decay, p.k = w->k, p.v = w->v, p.wkv_a = w->wkv_a, p.wkv_b = w->wkv_b;
+    return be->rwkv7->prepare_forward(be, &p);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_finish(arwkv_backend *be, const arwkv_layer *l, const arwkv_tmix7_dims *d, int M,
+                                        const arwkv__tmix7_bufs *b, arwkv__tmix7_work *w) {
+    arwkv_r7_finish_args f;
+    memset(&f, 0, sizeof f);
+    f.M = M, f.C = d->C, f.N = d->N;
+    f.y = b->y, f.r = b->r, f.k = w->k, f.v = w->v, f.r_k = arwkv__param_f32(l->r_k);
+    f.ln_w = d->has_group_norm ? arwkv__param_f32(l->ln_x_w) : NULL, f.ln_b = d->has_group_norm ? arwkv__param_f32(l->ln_x_b) : NULL;
+    f.gn_eps = d->gn_eps, f.g = d->has_gate ? b->g : NULL, f.o = w->o;
+    return be->rwkv7->finish_forward(be, &f);
+}
+
+/* Runs the calls of a forward or backward one after another until one fails (r holds the result);
+   both time mixes use it, up to the end of the QRWKV6 block. */
+#define ARWKV__STEP(call)                \
+    do {                                 \
+        if (r == ARWKV_OK) r = (call);   \
+    } while (0)
+
+/* One layer's time mix over B sequences of T tokens (T = 1: one recurrent step).
+     x            [B,T,C] the layer's normalized input
+     shift_state  [B,C] in/out: the previous token's x before t = 0, x[b,T-1] after (NULL: zeros, not kept)
+     wkv_state    [B,H,N,N] in/out fp32 (NULL: zeros, not kept)
+     v_first      [B,T,C] written by layer 0 (may then be NULL), read by the others
+     out          [B,T,C] the time-mix output (before the residual add)
+     acts         NULL for inference; else filled for arwkv__tmix7_backward
+     work         a workspace of at least B*T rows (NULL: one is made for this call) */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_forward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                                int B, int T, const float *x, float *shift_state, float *wkv_state, float *v_first,
+                                                float *out, arwkv__tmix7_acts *acts, arwkv__tmix7_work *work) {
+    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
+    if (layer_index > 0 && !v_first) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time mix needs v_first", layer_index);
+    if (acts && (B > acts->cap_B || T > acts->cap_T))
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: activations hold %d x %d tokens, the call has %d x %d", layer_index,
+                           acts->cap_B, acts->cap_T, B, T);
+    int M = B * T, C = d->C;
+    arwkv__tmix7_work *own = NULL;
+    if (!work || work->max_rows < M) {
+        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace holds %d tokens, the call has %d", layer_index,
+                                     work->max_rows, M);
+        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 0, &own));
+        work = own;
+    }
+    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, work);
+    const float *mu[6];
+    int n_mix = arwkv__tmix7_mus(l, d, mu, NULL);
+    size_t MC = (size_t)M * C;
+    float *xm[6];
+    for (int i = 0; i < 6; i++) xm[i] = work->xmix + i * MC;
+    const arwkv_rwkv7_ops *op = be->rwkv7;
+    arwkv_result r = ARWKV_OK;
+    if (acts) {
+        acts->B = B, acts->T = T;
+        if (shift_state) ARWKV__STEP(be->mem->copy(be, acts->shift0, shift_state, (size_t)B * C * sizeof(float)));
+        else ARWKV__STEP(be->mem->zero(be, acts->shift0, (size_t)B * C * sizeof(float)));
+    }
+    ARWKV__STEP(op->lerp_forward(be, work->xmix, x, shift_state, shift_state, mu, n_mix, B, T, C));
+    ARWKV__STEP(arwkv__linear_forward(be, b.r, 0, xm[ARWKV__MIX_R], l->receptance, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_forward(be, b.k_in, 0, xm[ARWKV__MIX_K], l->key, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_forward(be, b.v_in, 0, xm[ARWKV__MIX_V], l->value, NULL, M, 0));
+    ARWKV__STEP(arwkv__lora_forward(be, b.h_w, 0, xm[ARWKV__MIX_W], 0, l->w1, 0, 0, M));
+    ARWKV__STEP(op->act_forward(be, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
+    ARWKV__STEP(arwkv__lora_forward(be, b.w_lora, 0, b.h_w, 0, l->w2, 0, 0, M));
+    ARWKV__STEP(arwkv__lora_forward(be, b.h_a, 0, xm[ARWKV__MIX_A], 0, l->a1, 0, 0, M));
+    ARWKV__STEP(arwkv__lora_forward(be, b.a_lora, 0, b.h_a, 0, l->a2, 0, 0, M));
+    if (layer_index > 0) {
+        ARWKV__STEP(arwkv__lora_forward(be, b.h_v, 0, xm[ARWKV__MIX_V], 0, l->v1, 0, 0, M));
+        ARWKV__STEP(arwkv__lora_forward(be, b.v_lora, 0, b.h_v, 0, l->v2, 0, 0, M));
+    }
+    if (d->has_gate) {
+        ARWKV__STEP(arwkv__lora_forward(be, b.h_g, 0, xm[ARWKV__MIX_G], 0, l->g1, 0, 0, M));
+        ARWKV__STEP(op->act_forward(be, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
+        ARWKV__STEP(arwkv__lora_forward(be, b.g, 0, b.h_g, 0, l->g2, 0, 0, M));
+    }
+    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, v_first, work));
+    ARWKV__STEP(op->wkv7_forward(be, B, T, d->H, d->N, b.r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b, b.y, wkv_state,
+                                 acts ? acts->ckpt : NULL));
+    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, work));
+    ARWKV__STEP(arwkv__linear_forward(be, out, 0, work->o, l->output, NULL, M, 0));
+    arwkv__tmix7_work_free(be, own);
+    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix forward", layer_index);
+    return ARWKV_OK;
+}
+
+/* The backward of arwkv__tmix7_forward, from the activations it filled. Adds into the gradients
+   of the layer's trainable parameters.
+     x, v_first   the forward's inputs (v_first unused by layer 0)
+     dout         [B,T,C] gradient of out
+     dx           [B,T,C] written: gradient of x (NULL: not needed)
+     dv_first     layer 0: read, the gradient of v_first from the later layers (NULL: none);
+                  other layers: their share is added into it (NULL: v_first held constant)
+     d_shift      [B,C] (NULL: none) in: gradient of the final shift state; out: of the initial one
+     d_wkv_state  [B,H,N,N] (NULL: none) in: gradient of the final WKV state; out: of the initial one
+     work         a workspace with backward arrays of at least B*T rows (NULL: one is made) */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_backward(arwkv_backend *be, const arwkv_layer *l, int layer_index, const arwkv_tmix7_dims *d,
+                                                 int B, int T, const float *x, const float *v_first, const arwkv__tmix7_acts *acts,
+                                                 const float *dout, float *dx, float *dv_first, float *d_shift, float *d_wkv_state,
+                                                 arwkv__tmix7_work *work) {
+    ARWKV__TRY(arwkv__tmix7_check_call(be, l, layer_index, d, B, T));
+    if (!acts || acts->B != B || acts->T != T)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: time-mix backward over %d x %d tokens without their activations",
+                           layer_index, B, T);
+    if (layer_index > 0 && !v_first)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: the time-mix backward needs v_first", layer_index);
+    int M = B * T, C = d->C;
+    arwkv__tmix7_work *own = NULL;
+    if (!work || work->max_rows < M || !work->backward) {
+        if (work) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "layer %d: workspace (%d tokens%s) too small for a backward of %d",
+                                     layer_index, work->max_rows, work->backward ? "" : ", forward only", M);
+        ARWKV__TRY(arwkv__tmix7_work_create(be, d, M, 1, &own));
+        work = own;
+    }
+    arwkv__tmix7_work *w = work;
+    arwkv__tmix7_bufs b = arwkv__tmix7_bufs_of(acts, w);
+    const float *mu[6];
+    float *dmu[6];
+    int n_mix = arwkv__tmix7_mus(l, d, mu, dmu), first = layer_index == 0;
+    size_t MC = (size_t)M * C;
+    float *xm[6], *dxm[6];
+    for (int i = 0; i < 6; i++) xm[i] = w->xmix + i * MC, dxm[i] = w->dxmix + i * MC;
+    /* the gradients of the mixes are needed for dx, for the initial shift and for trainable mus */
+    int need_dxmix = dx || d_shift;
+    for (int i = 0; i < n_mix; i++) need_dxmix |= dmu[i] != NULL;
+    const arwkv_rwkv7_ops *op = be->rwkv7;
+    arwkv_result r = ARWKV_OK;
+
+    /* recompute the elementwise parts of the forward */
+    ARWKV__STEP(op->lerp_forward(be, w->xmix, x, acts->shift0, NULL, mu, n_mix, B, T, C));
+    ARWKV__STEP(arwkv__tmix7_prepare(be, l, layer_index, d, M, &b, first ? NULL : (float *)v_first, w));
+    ARWKV__STEP(arwkv__tmix7_finish(be, l, d, M, &b, w));
+
+    /* out = o W_o^T, then the finish, the recurrence and the prepare step backwards */
+    ARWKV__STEP(arwkv__linear_backward(be, w->d_o, dout, w->o, l->output, NULL, M, 0));
+    arwkv_r7_finish_args fin;
+    memset(&fin, 0, sizeof fin);
+    fin.M = M, fin.C = C, fin.N = d->N;
+    fin.y = b.y, fin.r = b.r, fin.k = w->k, fin.v = w->v, fin.r_k = arwkv__param_f32(l->r_k);
+    fin.ln_w = d->has_group_norm ? arwkv__param_f32(l->ln_x_w) : NULL, fin.ln_b = d->has_group_norm ? arwkv__param_f32(l->ln_x_b) : NULL;
+    fin.gn_eps = d->gn_eps, fin.g = d->has_gate ? b.g : NULL;
+    fin.d_o = w->d_o, fin.dy = w->dy, fin.dr = w->dr, fin.dk = w->dk, fin.dv = w->dv, fin.dg = d->has_gate ? w->dg : NULL;
+    fin.dr_k = arwkv__param_grad(l->r_k);
+    fin.dln_w = d->has_group_norm ? arwkv__param_grad(l->ln_x_w) : NULL, fin.dln_b = d->has_group_norm ? arwkv__param_grad(l->ln_x_b) : NULL;
+    ARWKV__STEP(op->finish_backward(be, &fin));
+    ARWKV__STEP(op->wkv7_backward(be, B, T, d->H, d->N, b.r, w->decay, w->k, w->v, w->wkv_a, w->wkv_b, w->dy, acts->ckpt, d_wkv_state,
+                                  w->dr, w->d_decay, w->dk, w->dv, w->d_wkv_a, w->d_wkv_b));
+    arwkv_r7_prepare_args prep;
+    memset(&prep, 0, sizeof prep);
+    prep.M = M, prep.C = C, prep.N = d->N, prep.first_layer = first;
+    prep.k_in = b.k_in, prep.v_in = b.v_in, prep.w_lora = b.w_lora, prep.a_lora = b.a_lora, prep.v_lora = first ? NULL : b.v_lora;
+    prep.v_first = first ? NULL : (float *)v_first;
+    prep.w0 = arwkv__param_f32(l->w0), prep.a0 = arwkv__param_f32(l->a0), prep.v0 = arwkv__param_f32(l->v0);
+    prep.k_k = arwkv__param_f32(l->k_k), prep.k_a = arwkv__param_f32(l->k_a);
+    prep.d_decay = w->d_decay, prep.dk = w->dk, prep.dv = w->dv, prep.d_wkv_a = w->d_wkv_a, prep.d_wkv_b = w->d_wkv_b;
+    prep.dk_in = w->dk_in, prep.dv_in = w->dv_in, prep.dw_lora = w->dw_lora, prep.da_lora = w->da_lora;
+    prep.dv_lora = first ? NULL : w->dv_lora, prep.dv_first = dv_first;
+    prep.dw0 = arwkv__param_grad(l->w0), prep.da0 = arwkv__param_grad(l->a0), prep.dv0 = first ? NULL : arwkv__param_grad(l->v0);
+    prep.dk_k = arwkv__param_grad(l->k_k), prep.dk_a = arwkv__param_grad(l->k_a);
+    ARWKV__STEP(op->prepare_backward(be, &prep));
+
+    /* the LoRAs and projections back to the mixes: dxmix[m] = sum of what each mix fed */
+    float *dx_of[6];
+    for (int i = 0; i < 6; i++) dx_of[i] = need_dxmix ? dxm[i] : NULL;
+    if (d->has_gate) {
+        ARWKV__STEP(arwkv__lora_backward(be, w->dh_g, 0, w->dg, b.h_g, 0, l->g2, 0, 0, M, 0));
+        ARWKV__STEP(op->act_backward(be, w->dh_g, b.h_g, (size_t)M * d->rank_g, ARWKV_ACT_SIGMOID));
+        ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_G], 0, w->dh_g, xm[ARWKV__MIX_G], 0, l->g1, 0, 0, M, 0));
+    }
+    ARWKV__STEP(arwkv__lora_backward(be, w->dh_w, 0, w->dw_lora, b.h_w, 0, l->w2, 0, 0, M, 0));
+    ARWKV__STEP(op->act_backward(be, w->dh_w, b.h_w, (size_t)M * d->rank_w, ARWKV_ACT_TANH));
+    ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_W], 0, w->dh_w, xm[ARWKV__MIX_W], 0, l->w1, 0, 0, M, 0));
+    ARWKV__STEP(arwkv__lora_backward(be, w->dh_a, 0, w->da_lora, b.h_a, 0, l->a2, 0, 0, M, 0));
+    ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_A], 0, w->dh_a, xm[ARWKV__MIX_A], 0, l->a1, 0, 0, M, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dx_of[ARWKV__MIX_R], w->dr, xm[ARWKV__MIX_R], l->receptance, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dx_of[ARWKV__MIX_K], w->dk_in, xm[ARWKV__MIX_K], l->key, NULL, M, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dx_of[ARWKV__MIX_V], w->dv_in, xm[ARWKV__MIX_V], l->value, NULL, M, 0));
+    if (!first) {
+        ARWKV__STEP(arwkv__lora_backward(be, w->dh_v, 0, w->dv_lora, b.h_v, 0, l->v2, 0, 0, M, 0));
+        ARWKV__STEP(arwkv__lora_backward(be, dx_of[ARWKV__MIX_V], 0, w->dh_v, xm[ARWKV__MIX_V], 0, l->v1, 0, 0, M, 1));
+    }
+    if (need_dxmix) ARWKV__STEP(op->lerp_backward(be, dx, d_shift, dmu, w->dxmix, x, acts->shift0, mu, n_mix, B, T, C));
+    arwkv__tmix7_work_free(be, own);
+    if (r != ARWKV_OK) return arwkv__context(r, "layer %d: time-mix backward", layer_index);
+    return ARWKV_OK;
+}
+
+/* ---- The QRWKV6 time mix ---------------------------------------------------------------------------
+   The block is a chain of matrix products (core->gemm, weights in their stored type) and the
+   rwkv6 ops. Forward keeps every intermediate it makes in the activations object; backward walks
+   the chain in reverse with one workspace allocated per call. */
+
+/* The dimensions of a QRWKV6 config; fails on inconsistent sizes. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *o) {
+    memset(o, 0, sizeof *o);
+    int C = cfg->hidden_size, H = cfg->num_heads, KVH = cfg->num_kv_heads > 0 ? cfg->num_kv_heads : cfg->num_heads;
+    if (C <= 0 || H <= 0 || C % H != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: hidden_size %d is not a multiple of num_attention_heads %d", C, H);
+    if (H % KVH != 0)
+        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: num_attention_heads %d is not a multiple of num_key_value_heads %d", H, KVH);
+    o->C = C;
+    o->n_heads = H;
+    o->head_size = C / H;
+    o->n_kv_heads = KVH;
+    /* llama.cpp's (and recursal's) defaults when the config does not say */
+    o->rank_mix = cfg->lora_rank_tokenshift > 0 ? cfg->lora_rank_tokenshift : C >= 4096 ? 64 : 32;
+    o->rank_decay = cfg->lora_rank_decay > 0 ? cfg->lora_rank_decay : C >= 4096 ? 128 : 64;
+    return ARWKV_OK;
+}
+
+/* What forward keeps for backward (backend memory, grown on demand). One per layer in training;
+   also usable as reusable scratch for inference. */
+typedef struct arwkv__tmix6_acts {
+    arwkv_backend *be;
+    arwkv_tmix6_dims d;
+    size_t rows_cap, ckpt_cap; /* capacity: token rows, checkpoint floats */
+    int B, T;                  /* shape of the forward the buffers hold (0: none) */
+    void *block;               /* one backend allocation holding every buffer below */
+    float *xx, *xxx;           /* token shift: x_{t-1} - x_t, and x + xx maa_x          [rows, C] */
+    float *h1;                 /* tanh(xxx . time_maa_w1)                              [rows, 5 Dm] */
+    float *m, *xc;             /* branch LoRA outputs and mixed inputs, order r,k,v,w,g [5, rows, C] */
+    float *r, *k, *v, *g;      /* q_proj, k_proj, v_proj (kv heads), gate pre-sigmoid */
+    float *hd, *z, *w;         /* tanh(x_w . time_decay_w1) [rows, Dd]; log-log decay z; decay w */
+    float *kk, *vv, *y, *yg;   /* k (1-w) and v per head; recurrence output; y sigmoid(g) */
+    float *ckpt;               /* WKV states at chunk starts [B, H, chunks, N, N] */
+    void *qk_block;            /* a layer with q/k norms (Qwen3's) also keeps, for rows_cap rows: */
+    float *r_pre, *k_pre;      /*   q_proj and k_proj before their per-head norms [rows, C], [rows, KV] */
+    float *rstd_r, *rstd_k;    /*   the norms' reciprocal roots [rows, H], [rows, KVH] */
+    size_t qk_rows;            /*   rows those hold */
+} arwkv__tmix6_acts;
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv__tmix6_acts **out) {
+    *out = NULL;
+    arwkv__tmix6_acts *a = (arwkv__tmix6_acts *)arwkv__calloc(1, sizeof *a);
+    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "QRWKV6 activations: out of memory");
+    a->be = be;
+    a->d = *d;
+    *out = a;
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE void arwkv__tmix6_acts_free(arwkv__tmix6_acts *a) {
+    if (!a) return;
+    if (a->block) a->be->mem->free(a->be, a->block);
+    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
+    arwkv__free(a);
+}
+
+/* The arrays of the activations, one after another in one block for `rows` token rows and `ckpt`
+   checkpoint floats (base NULL: only counts). Returns the floats the block needs. */
+ARWKV_PRIVATE size_t arwkv__tmix6_acts_layout(arwkv__tmix6_acts *a, float *base, size_t rows, size_t ckpt) {
+    const arwkv_tmix6_dims *d = &a->d;
+    size_t C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size, used = 0;
+#define ARWKV__TAKE(field, n) (a->field = base ? base + used : NULL, used += (n))
+    ARWKV__TAKE(xx, rows * C);
+    ARWKV__TAKE(xxx, rows * C);
+    ARWKV__TAKE(h1, rows * 5 * (size_t)d->rank_mix);
+    ARWKV__TAKE(m, 5 * rows * C);
+    ARWKV__TAKE(xc, 5 * rows * C);
+    ARWKV__TAKE(r, rows * C);
+    ARWKV__TAKE(k, rows * KV);
+    ARWKV__TAKE(v, rows * KV);
+    ARWKV__TAKE(g, rows * C);
+    ARWKV__TAKE(hd, rows * (size_t)d->rank_decay);
+    ARWKV__TAKE(z, rows * C);
+    ARWKV__TAKE(w, rows * C);
+    ARWKV__TAKE(kk, rows * C);
+    ARWKV__TAKE(vv, rows * C);
+    ARWKV__TAKE(y, rows * C);
+    ARWKV__TAKE(yg, rows * C);
+    ARWKV__TAKE(ckpt, ckpt);
+#undef ARWKV__TAKE
+    return used;
+}
+
+/* Checkpoint floats of a forward over B sequences of T tokens. */
+ARWKV_PRIVATE size_t arwkv__tmix6_ckpt_floats(const arwkv_tmix6_dims *d, int B, int T) {
+    return (size_t)B * (size_t)d->n_heads * (size_t)arwkv__wkv6_chunks(T) * (size_t)d->head_size * (size_t)d->head_size;
+}
+
+/* Bytes of the activations of B x T tokens (the q/k-norm buffers of a Qwen3 student aside). */
+ARWKV_PRIVATE size_t arwkv__tmix6_acts_bytes(const arwkv_tmix6_dims *d, int B, int T) {
+    arwkv__tmix6_acts a;
+    memset(&a, 0, sizeof a);
+    a.d = *d;
+    return arwkv__tmix6_acts_layout(&a, NULL, (size_t)B * (size_t)T, arwkv__tmix6_ckpt_floats(d, B, T)) * sizeof(float);
+}
+
+/* Room for B sequences of T tokens (buffers are replaced, not kept, when they grow). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve(arwkv__tmix6_acts *a, int B, int T) {
+    size_t rows = (size_t)B * (size_t)T, ckpt = arwkv__tmix6_ckpt_floats(&a->d, B, T);
+    if (a->block && rows <= a->rows_cap && ckpt <= a->ckpt_cap) return ARWKV_OK;
+    if (rows > a->rows_cap) a->rows_cap = rows;
+    if (ckpt > a->ckpt_cap) a->ckpt_cap = ckpt;
+    if (a->block) a->be->mem->free(a->be, a->block);
+    a->block = NULL;
+    a->B = a->T = 0;
+    size_t floats = arwkv__tmix6_acts_layout(a, NULL, a->rows_cap, a->ckpt_cap);
+    arwkv_result r = a->be->mem->alloc(a->be, floats * sizeof(float), &a->block);
+    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 activations for %d x %d tokens", B, T);
+    arwkv__tmix6_acts_layout(a, (float *)a->block, a->rows_cap, a->ckpt_cap);
+    return ARWKV_OK;
+}
+
+/* The q/k-norm buffers, made only for layers that have the norms (students of Qwen3). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve_qk(arwkv__tmix6_acts *a) {
+    const arwkv_tmix6_dims *d = &a->d;
+    if (a->qk_block && a->qk_rows >= a->rows_cap) return ARWKV_OK;
+    size_t rows = a->rows_cap, C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
+    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
+    a->qk_block = NULL;
+    a->qk_rows = 0;
+    arwkv_result r = a->be->mem->alloc(a->be, rows * (C + KV + (size_t)d->n_heads + (size_t)d->n_kv_heads) * sizeof(float), &a->qk_block);
+    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 q/k norm activations for %zu tokens", rows);
+    a->r_pre = (float *)a->qk_block;
+    a->k_pre = a->r_pre + rows * C;
+    a->rstd_r = a->k_pre + rows * KV;
+    a->rstd_k = a->rstd_r + rows * (size_t)d->n_heads;
+    a->qk_rows = rows;
+    return ARWKV_OK;
+}
+
+/* The layer really is a QRWKV6 layer of these dimensions (a mismatch would read out of bounds). */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T) {
+    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: B = %d, T = %d", B, T);
+    int64_t C = d->C, KV = (int64_t)d->n_kv_heads * d->head_size, Dm = d->rank_mix, Dd = d->rank_decay;
+    if (d->n_heads <= 0 || d->n_kv_heads <= 0 || d->n_heads * d->head_size != d->C || d->n_heads % d->n_kv_heads != 0 ||
+        Dm <= 0 || Dd <= 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: inconsistent dimensions (C %d, %d heads of %d, %d kv heads)",
+                           d->C, d->n_heads, d->head_size, d->n_kv_heads);
+    struct {
+        const arwkv_param *p;
+        int64_t rows, cols; /* matrices; vectors have rows = 0 and cols elements */
+        int optional;
+    } want[] = {
+        {L->maa_x, 0, C, 0},     {L->maa_r, 0, C, 0},      {L->maa_k, 0, C, 0},     {L->maa_v, 0, C, 0},
+        {L->maa_w, 0, C, 0},     {L->maa_g, 0, C, 0},      {L->time_decay, 0, C, 0}, {L->maa_w1, C, 5 * Dm, 0},
+        {L->maa_w2, 5 * Dm, C, 0}, {L->decay_w1, C, Dd, 0}, {L->decay_w2, Dd, C, 0}, {L->q_w, C, C, 0},
+        {L->k_w, KV, C, 0},      {L->v_w, KV, C, 0},       {L->o_w, C, C, 0},       {L->gate, C, C, 0},
+        {L->q_b, 0, C, 1},       {L->k_b, 0, KV, 1},       {L->v_b, 0, KV, 1},      {L->o_b, 0, C, 1},
+        {L->q_norm, 0, d->head_size, 1}, {L->k_norm, 0, d->head_size, !L->q_norm}, /* both or neither */
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const arwkv_param *p = want[i].p;
+        if (!p) {
+            if (want[i].optional) continue;
+            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: the layer lacks parameter %d of the time mix "
+                                                           "(is the model RWKV6Qwen2ForCausalLM?)", (int)i);
+        }
+        int64_t n = want[i].rows ? want[i].rows * want[i].cols : want[i].cols;
+        int ok = p->numel == n && p->data != NULL;
+        if (want[i].rows && p->ndim == 2) ok &= p->shape[0] == want[i].rows && p->shape[1] == want[i].cols;
+        if (want[i].rows) ok &= p->ndim >= 2 && p->shape[p->ndim - 1] == want[i].cols; /* the products read the last dimension */
+        if (!want[i].rows) ok &= p->dtype == ARWKV_F32;
+        if (!ok)
+            return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6 time mix: parameter %s (%lld elements, %s) does not fit C %d, %d heads of %d, "
+                                                "%d kv heads, LoRA ranks %d/%d", p->name, (long long)p->numel,
+                               arwkv_dtype_name(p->dtype), d->C, d->n_heads, d->head_size, d->n_kv_heads, d->rank_mix, d->rank_decay);
+    }
+    return ARWKV_OK;
+}
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
+                                            const float *x, float *shift_state, float *wkv_state, float *out, arwkv__tmix6_acts *a) {
+    const arwkv_rwkv6_ops *op = be->rwkv6;
+    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
+    size_t RC = (size_t)rows * (size_t)C;
+    /* token shift; the state handed on is the last input row of each sequence */
+    ARWKV__TRY(op->shift_forward(be, a->xx, a->xxx, x, shift_state, arwkv__param_f32(L->maa_x), B, T, C));
+    for (int b = 0; shift_state && b < B; b++)
+        ARWKV__TRY(be->mem->copy(be, shift_state + (size_t)b * C, x + ((size_t)b * T + (size_t)T - 1) * C, (size_t)C * sizeof(float)));
+    /* the five data-dependent mixes: one shared first LoRA matrix, then a second matrix per branch */
+    ARWKV__TRY(arwkv__lora_forward(be, a->h1, 5 * Dm, a->xxx, C, L->maa_w1, 0, C, rows));
+    ARWKV__TRY(op->tanh_forward(be, a->h1, a->h1, (size_t)rows * 5 * (size_t)Dm));
+    for (int c = 0; c < 5; c++) ARWKV__TRY(arwkv__lora_forward(be, a->m + (size_t)c * RC, C, a->h1 + (size_t)c * Dm, 5 * Dm, L->maa_w2, c * Dm, Dm, rows));
+    const float *maa[5] = {arwkv__param_f32(L->maa_r), arwkv__param_f32(L->maa_k), arwkv__param_f32(L->maa_v),
+                           arwkv__param_f32(L->maa_w), arwkv__param_f32(L->maa_g)};
+    ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
+    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
+    /* projections inherited from the teacher, and the gate */
+    int qk = L->q_norm != NULL;
+    if (qk) ARWKV__TRY(arwkv__tmix6_reserve_qk(a));
+    ARWKV__TRY(arwkv__linear_forward(be, qk ? a->r_pre : a->r, 0, xr, L->q_w, L->q_b, rows, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, qk ? a->k_pre : a->k, 0, xk, L->k_w, L->k_b, rows, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, a->v, 0, xv, L->v_w, L->v_b, rows, 0));
+    if (qk) { /* Qwen3's norms of each head's query and key, kept from the teacher */
+        ARWKV__TRY(be->core->rmsnorm_forward(be, a->r, a->rstd_r, a->r_pre, L->q_norm->data, L->q_norm->dtype, rows * H, N, L->qk_norm_eps));
+        ARWKV__TRY(be->core->rmsnorm_forward(be, a->k, a->rstd_k, a->k_pre, L->k_norm->data, L->k_norm->dtype, rows * KVH, N, L->qk_norm_eps));
+    }
+    ARWKV__TRY(arwkv__linear_forward(be, a->g, 0, xg, L->gate, NULL, rows, 0));
+    /* decay */
+    ARWKV__TRY(arwkv__lora_forward(be, a->hd, Dd, xw, C, L->decay_w1, 0, C, rows));
+    ARWKV__TRY(op->tanh_forward(be, a->hd, a->hd, (size_t)rows * (size_t)Dd));
+    ARWKV__TRY(arwkv__lora_forward(be, a->z, C, a->hd, Dd, L->decay_w2, 0, Dd, rows));
+    ARWKV__TRY(op->decay_forward(be, a->w, a->z, arwkv__param_f32(L->time_decay), rows, C));
+    /* the recurrence over heads, keys repeated from their kv head and scaled by (1 - w) */
+    ARWKV__TRY(op->kv_expand_forward(be, a->kk, a->vv, a->k, a->v, a->w, rows, H, KVH, N));
+    ARWKV__TRY(op->wkv6_forward(be, a->y, wkv_state, a->ckpt, a->r, a->kk, a->vv, a->w, wkv_state, B, T, H, N, 1.0f / sqrtf((float)N)));
+    ARWKV__TRY(op->gate_forward(be, a->yg, a->y, a->g, RC));
+    return arwkv__linear_forward(be, out, 0, a->yg, L->o_w, L->o_b, rows, 0);
+}
+
+/* Forward over B sequences of T tokens. x, out: [B*T*C] (out may not alias x). shift_state [B*C] and
+   wkv_state [B*H*N*N] (layout [b][h][key i][value j]) are read as the state before the first token
+   and overwritten with the state after the last; NULL means zeros in and nothing out. Calling it
+   token by token (T = 1) with the states is the recurrent mode and gives the same outputs as one
+   call over the whole sequence. acts: kept for arwkv__tmix6_backward, its buffers reused from call to
+   call (pass one in decoding too); NULL: scratch memory for this call only. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B, int T,
+                                               const float *x, float *shift_state, float *wkv_state, float *out, arwkv__tmix6_acts *acts) {
+    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
+    ARWKV__TRY(arwkv__tmix6_check(layer, d, B, T));
+    arwkv__tmix6_acts *a = acts, *own = NULL;
+    if (!a) ARWKV__TRY(arwkv__tmix6_acts_create(be, d, &own));
+    if (own) a = own;
+    arwkv_result r = memcmp(&a->d, d, sizeof *d) == 0 ? ARWKV_OK
+                                                    : arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 activations were made for other dimensions");
+    if (r == ARWKV_OK) r = arwkv__tmix6_reserve(a, B, T);
+    if (r == ARWKV_OK) r = arwkv__tmix6_fwd(be, layer, d, B, T, x, shift_state, wkv_state, out, a);
+    a->B = r == ARWKV_OK ? B : 0;
+    a->T = r == ARWKV_OK ? T : 0;
+    arwkv__tmix6_acts_free(own);
+    return r;
+}
+
+/* Floats of the backward's temporaries for `rows` tokens (its comment below lists them). */
+ARWKV_PRIVATE size_t arwkv__tmix6_backward_floats(const arwkv_tmix6_dims *d, size_t rows, int qk_norm) {
+    size_t RC = rows * (size_t)d->C, RKV = rows * (size_t)d->n_kv_heads * (size_t)d->head_size;
+    return 20 * RC + 2 * RKV + rows * ((size_t)d->rank_decay + 5 * (size_t)d->rank_mix) + (qk_norm ? RC + RKV : 0);
+}
+
+/* Backward of the last forward that used acts (same layer, B, T, x): accumulates (+=) into
+   param->grad of every trainable parameter of the layer and writes dx [B*T*C] (= d loss / d x;
+   NULL: not needed). The incoming states are treated as constants. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_backward(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
+                                                const float *x, arwkv__tmix6_acts *a, const float *dout, float *dx) {
+    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
+    ARWKV__TRY(arwkv__tmix6_check(L, d, B, T));
+    if (!a || a->B != B || a->T != T || memcmp(&a->d, d, sizeof *d) != 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 backward needs the activations of a forward over the same %d x %d tokens", B, T);
+    (void)x; /* taken so both time mixes are called alike; this one kept its mixed inputs in acts */
+    const arwkv_rwkv6_ops *op = be->rwkv6;
+    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
+    size_t RC = (size_t)rows * (size_t)C, RKV = (size_t)rows * (size_t)KVH * (size_t)N;
+    /* workspace: dyg dy dg dr dkk dvv dw dxx dxxx dx [rows, C]; dxc dm [5, rows, C]; dk dv [rows, KV];
+       dhd [rows, Dd]; dh1 [rows, 5 Dm]; with q/k norms, dr_pre [rows, C] and dk_pre [rows, KV] */
+    int qk = L->q_norm != NULL;
+    void *ws;
+    ARWKV__TRY(be->mem->alloc(be, arwkv__tmix6_backward_floats(d, (size_t)rows, qk) * sizeof(float), &ws));
+    float *p = (float *)ws;
+    float *dyg = p, *dy = p + RC, *dg = p + 2 * RC, *dr = p + 3 * RC, *dkk = p + 4 * RC, *dvv = p + 5 * RC, *dw = p + 6 * RC;
+    float *dxx = p + 7 * RC, *dxxx = p + 8 * RC, *dx_own = p + 9 * RC, *dxc = p + 10 * RC, *dm = p + 15 * RC;
+    float *dk = p + 20 * RC, *dv = dk + RKV, *dhd = dv + RKV, *dh1 = dhd + (size_t)rows * Dd;
+    float *dr_pre = qk ? dh1 + (size_t)rows * 5 * Dm : dr, *dk_pre = qk ? dr_pre + RC : dk;
+    float *dxo = dx ? dx : dx_own;
+    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
+    const float *maa[5] = {arwkv__param_f32(L->maa_r), arwkv__param_f32(L->maa_k), arwkv__param_f32(L->maa_v),
+                           arwkv__param_f32(L->maa_w), arwkv__param_f32(L->maa_g)};
+    float *dmaa[5] = {arwkv__param_grad(L->maa_r), arwkv__param_grad(L->maa_k), arwkv__param_grad(L->maa_v),
+                      arwkv__param_grad(L->maa_w), arwkv__param_grad(L->maa_g)};
+    arwkv_result r = ARWKV_OK;
+    /* out = o_proj(y sigmoid(g)) */
+    ARWKV__STEP(arwkv__linear_backward(be, dyg, dout, a->yg, L->o_w, L->o_b, rows, 0));
+    ARWKV__STEP(op->gate_backward(be, dy, dg, dyg, a->y, a->g, RC));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc + 4 * RC, dg, xg, L->gate, NULL, rows, 0));
+    /* recurrence, then the kv heads and the (1 - w) scaling of the keys */
+    ARWKV__STEP(op->wkv6_backward(be, dr, dkk, dvv, dw, dy, a->r, a->kk, a->vv, a->w, a->ckpt, B, T, H, N, 1.0f / sqrtf((float)N)));
+    ARWKV__STEP(op->kv_expand_backward(be, dk, dv, dw, dkk, dvv, a->k, a->w, rows, H, KVH, N));
+    /* decay (dz overwrites dw) and its LoRA */
+    ARWKV__STEP(op->decay_backward(be, dw, arwkv__param_grad(L->time_decay), dw, a->z, a->w, rows, C));
+    ARWKV__STEP(arwkv__lora_backward(be, dhd, Dd, dw, a->hd, Dd, L->decay_w2, 0, Dd, rows, 0));
+    ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
+    ARWKV__STEP(arwkv__lora_backward(be, dxc + 3 * RC, C, dhd, xw, C, L->decay_w1, 0, C, rows, 0));
+    /* the per-head norms of r and k, then the q/k/v projections */
+    if (qk) {
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dr_pre, arwkv__param_grad(L->q_norm), dr, a->r_pre, L->q_norm->data, L->q_norm->dtype,
+                                               a->rstd_r, rows * H, N, 0));
+        ARWKV__STEP(be->core->rmsnorm_backward(be, dk_pre, arwkv__param_grad(L->k_norm), dk, a->k_pre, L->k_norm->data, L->k_norm->dtype,
+                                               a->rstd_k, rows * KVH, N, 0));
+    }
+    ARWKV__STEP(arwkv__linear_backward(be, dxc, dr_pre, xr, L->q_w, L->q_b, rows, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc + RC, dk_pre, xk, L->k_w, L->k_b, rows, 0));
+    ARWKV__STEP(arwkv__linear_backward(be, dxc + 2 * RC, dv, xv, L->v_w, L->v_b, rows, 0));
+    /* the five mixes and their LoRA */
+    ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
+    for (int c = 0; c < 5; c++)
+        ARWKV__STEP(arwkv__lora_backward(be, dh1 + (size_t)c * Dm, 5 * Dm, dm + (size_t)c * RC, a->h1 + (size_t)c * Dm, 5 * Dm, L->maa_w2, c * Dm, Dm, rows, 0));
+    ARWKV__STEP(op->tanh_backward(be, dh1, dh1, a->h1, (size_t)rows * 5 * (size_t)Dm));
+    ARWKV__STEP(arwkv__lora_backward(be, dxxx, C, dh1, a->xxx, C, L->maa_w1, 0, C, rows, 0));
+    /* token shift */
+    ARWKV__STEP(op->shift_backward(be, dxo, arwkv__param_grad(L->maa_x), dxx, dxxx, a->xx, arwkv__param_f32(L->maa_x), B, T, C));
+    be->mem->free(be, ws);
+    return r;
+}
+#undef ARWKV__STEP
+
+/* ---- One shape for a time mix: the table both families fill ----------------------------------------
+   Activations (acts) are what one layer's forward keeps for its backward; a workspace (work) holds
+   the temporaries every layer shares, and with backward != 0 also the backward's. Both are opaque
+   here and belong to the family that made them. v_first and dv_first are the value residual of
+   RWKV-7 (layer 0's values feed every later layer); a family without one ignores them. */
+typedef struct arwkv__tmix_family arwkv__tmix_family;
+typedef struct arwkv__tmix_acts arwkv__tmix_acts; /* a family's activations, e.g. arwkv__tmix7_acts */
+typedef struct arwkv__tmix_work arwkv__tmix_work; /* a family's workspace, e.g. arwkv__tmix7_work */
+
+/* One student's time mix: its family and its sizes. */
+typedef struct arwkv__tmix {
+    const arwkv__tmix_family *family;
+    arwkv_tmix7_dims r7; /* RWKV-7's sizes (zero for another family) */
+    arwkv_tmix6_dims r6; /* RWKV-6's sizes (zero for another family) */
+} arwkv__tmix;
+
+struct arwkv__tmix_family {
+    arwkv_arch arch;    /* the student architecture that uses it */
+    const char *name;   /* for messages */
+    int value_residual; /* layer 0's output feeds the later layers: its backward needs theirs first */
+    /* sizes from the config and the checkpoint's shapes (a model or a shadow model of the plan) */
+    arwkv_result (*dims)(const arwkv_model *m, arwkv__tmix *t);
+    /* does layer l hold every parameter of the block, with the right shape and type? */
+    arwkv_result (*check_layer)(const arwkv__tmix *t, const arwkv_layer *layer, int l);
+    size_t (*acts_bytes)(const arwkv__tmix *t, int B, int T);
+    arwkv_result (*acts_create)(arwkv_backend *be, const arwkv__tmix *t, int B, int T, arwkv__tmix_acts **out);
+    void (*acts_free)(arwkv_backend *be, arwkv__tmix_acts *acts);
+    size_t (*work_bytes)(const arwkv__tmix *t, int B, int T, int backward);
+    arwkv_result (*work_create)(arwkv_backend *be, const arwkv__tmix *t, int B, int T, int backward, arwkv__tmix_work **out);
+    void (*work_free)(arwkv_backend *be, arwkv__tmix_work *work);
+    /* layer l over B x T tokens: out = TimeMix(x). shift_state [B,C] and wkv_state in/out (NULL:
+       zeros, not kept); acts NULL for inference, else kept for the backward; work from work_create */
+    arwkv_result (*forward)(arwkv_backend *be, const arwkv__tmix *t, const arwkv_layer *layer, int l, int B, int T, const float *x,
+                            float *shift_state, float *wkv_state, float *v_first, float *out, arwkv__tmix_acts *acts,
+                            arwkv__tmix_work *work);
+    /* gradients of the layer's trainable parameters added to; dx written (NULL: not needed) */
+    arwkv_result (*backward)(arwkv_backend *be, const arwkv__tmix *t, const arwkv_layer *layer, int l, int B, int T, const float *x,
+                             const float *v_first, arwkv__tmix_acts *acts, const float *dout, float *dx, float *dv_first,
+                             arwkv__tmix_work *work);
+};
+
+/* RWKV-7: the block above, as it is. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_family_dims(const arwkv_model *m, arwkv__tmix *t) {
+    ARWKV__TRY(arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &t->r7));
+    if (m->be && !m->be->rwkv7) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_family_check(const arwkv__tmix *t, const arwkv_layer *layer, int l) {
+    return arwkv__tmix7_check_layer(&t->r7, layer, l);
+}
+ARWKV_PRIVATE size_t arwkv__tmix7_family_acts_bytes(const arwkv__tmix *t, int B, int T) { return arwkv__tmix7_acts_bytes(&t->r7, B, T); }
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_family_acts_create(arwkv_backend *be, const arwkv__tmix *t, int B, int T, arwkv__tmix_acts **out) {
+    return arwkv__tmix7_acts_create(be, &t->r7, B, T, (arwkv__tmix7_acts **)out);
+}
+ARWKV_PRIVATE void arwkv__tmix7_family_acts_free(arwkv_backend *be, arwkv__tmix_acts *a) { arwkv__tmix7_acts_free(be, (arwkv__tmix7_acts *)a); }
+ARWKV_PRIVATE size_t arwkv__tmix7_family_work_bytes(const arwkv__tmix *t, int B, int T, int backward) {
+    return arwkv__tmix7_work_bytes(&t->r7, B * T, backward);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_family_work_create(arwkv_backend *be, const arwkv__tmix *t, int B, int T, int backward,
+                                                           arwkv__tmix_work **out) {
+    return arwkv__tmix7_work_create(be, &t->r7, B * T, backward, (arwkv__tmix7_work **)out);
+}
+ARWKV_PRIVATE void arwkv__tmix7_family_work_free(arwkv_backend *be, arwkv__tmix_work *w) { arwkv__tmix7_work_free(be, (arwkv__tmix7_work *)w); }
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_family_forward(arwkv_backend *be, const arwkv__tmix *t, const arwkv_layer *layer, int l, int B,
+                                                       int T, const float *x, float *shift_state, float *wkv_state, float *v_first,
+                                                       float *out, arwkv__tmix_acts *acts, arwkv__tmix_work *work) {
+    return arwkv__tmix7_forward(be, layer, l, &t->r7, B, T, x, shift_state, wkv_state, v_first, out, (arwkv__tmix7_acts *)acts,
+                                (arwkv__tmix7_work *)work);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix7_family_backward(arwkv_backend *be, const arwkv__tmix *t, const arwkv_layer *layer, int l, int B,
+                                                        int T, const float *x, const float *v_first, arwkv__tmix_acts *acts,
+                                                        const float *dout, float *dx, float *dv_first, arwkv__tmix_work *work) {
+    return arwkv__tmix7_backward(be, layer, l, &t->r7, B, T, x, v_first, (const arwkv__tmix7_acts *)acts, dout, dx, dv_first, NULL,
+                                 NULL, (arwkv__tmix7_work *)work);
+}
+static const arwkv__tmix_family arwkv__tmix_rwkv7 = {
+    ARWKV_ARCH_ARWKV7, "RWKV-7", 1, arwkv__tmix7_family_dims, arwkv__tmix7_family_check, arwkv__tmix7_family_acts_bytes,
+    arwkv__tmix7_family_acts_create, arwkv__tmix7_family_acts_free, arwkv__tmix7_family_work_bytes, arwkv__tmix7_family_work_create,
+    arwkv__tmix7_family_work_free, arwkv__tmix7_family_forward, arwkv__tmix7_family_backward};
+
+/* RWKV-6: its activations grow on demand. Its workspace is, for inference, one set of activations
+   used as scratch (grown on first use); the backward allocates its temporaries per call, which is
+   what work_bytes counts when backward != 0. */
+typedef struct arwkv__tmix6_work {
+    arwkv__tmix6_acts *scratch;
+} arwkv__tmix6_work;
+
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_family_dims(const arwkv_model *m, arwkv__tmix *t) {
+    ARWKV__TRY(arwkv__tmix6_dims_from_config(&m->cfg, &t->r6));
+    if (m->be && !m->be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", m->be->name);
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_family_check(const arwkv__tmix *t, const arwkv_layer *layer, int l) {
+    arwkv_result r = arwkv__tmix6_check(layer, &t->r6, 1, 1);
+    return r == ARWKV_OK ? r : arwkv__context(r, "layer %d", l);
+}
+ARWKV_PRIVATE size_t arwkv__tmix6_family_acts_bytes(const arwkv__tmix *t, int B, int T) { return arwkv__tmix6_acts_bytes(&t->r6, B, T); }
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_family_acts_create(arwkv_backend *be, const arwkv__tmix *t, int B, int T, arwkv__tmix_acts **out) {
+    (void)B, (void)T; /* grown by the first forward */
+    return arwkv__tmix6_acts_create(be, &t->r6, (arwkv__tmix6_acts **)out);
+}
+ARWKV_PRIVATE void arwkv__tmix6_family_acts_free(arwkv_backend *be, arwkv__tmix_acts *a) {
+    (void)be;
+    arwkv__tmix6_acts_free((arwkv__tmix6_acts *)a);
+}
+ARWKV_PRIVATE size_t arwkv__tmix6_family_work_bytes(const arwkv__tmix *t, int B, int T, int backward) {
+    if (backward) return arwkv__tmix6_backward_floats(&t->r6, (size_t)B * (size_t)T, 0) * sizeof(float);
+    return arwkv__tmix6_acts_bytes(&t->r6, B, T);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_family_work_create(arwkv_backend *be, const arwkv__tmix *t, int B, int T, int backward,
+                                                           arwkv__tmix_work **out) {
+    (void)B, (void)T, (void)backward;
+    *out = NULL;
+    arwkv__tmix6_work *w = (arwkv__tmix6_work *)arwkv__calloc(1, sizeof *w);
+    if (!w) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "QRWKV6 workspace: out of memory");
+    arwkv_result r = arwkv__tmix6_acts_create(be, &t->r6, &w->scratch);
+    if (r != ARWKV_OK) {
+        arwkv__free(w);
+        return r;
+    }
+    *out = (arwkv__tmix_work *)w;
+    return ARWKV_OK;
+}
+ARWKV_PRIVATE void arwkv__tmix6_family_work_free(arwkv_backend *be, arwkv__tmix_work *work) {
+    (void)be;
+    arwkv__tmix6_work *w = (arwkv__tmix6_work *)work;
+    if (!w) return;
+    arwkv__tmix6_acts_free(w->scratch);
+    arwkv__free(w);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_family_forward(arwkv_backend *be, const arwkv__tmix *t, const arwkv_layer *layer, int l, int B,
+                                                       int T, const float *x, float *shift_state, float *wkv_state, float *v_first,
+                                                       float *out, arwkv__tmix_acts *acts, arwkv__tmix_work *work) {
+    (void)l, (void)v_first;
+    arwkv__tmix6_acts *a = acts ? (arwkv__tmix6_acts *)acts : work ? ((arwkv__tmix6_work *)work)->scratch : NULL;
+    return arwkv__tmix6_forward(be, layer, &t->r6, B, T, x, shift_state, wkv_state, out, a);
+}
+ARWKV_PRIVATE arwkv_result arwkv__tmix6_family_backward(arwkv_backend *be, const arwkv__tmix *t, const arwkv_layer *layer, int l, int B,
+                                                        int T, const float *x, const float *v_first, arwkv__tmix_acts *acts,
+                                                        const float *dout, float *dx, float *dv_first, arwkv__tmix_work *work) {
+    (void)l, (void)v_first, (void)dv_first, (void)work;
+    return arwkv__tmix6_backward(be, layer, &t->r6, B, T, x, (arwkv__tmix6_acts *)acts, dout, dx);
+}
+static const arwkv__tmix_family arwkv__tmix_rwkv6 = {
+    ARWKV_ARCH_QRWKV6, "RWKV-6", 0, arwkv__tmix6_family_dims, arwkv__tmix6_family_check, arwkv__tmix6_family_acts_bytes,
+    arwkv__tmix6_family_acts_create, arwkv__tmix6_family_acts_free, arwkv__tmix6_family_work_bytes, arwkv__tmix6_family_work_create,
+    arwkv__tmix6_family_work_free, arwkv__tmix6_family_forward, arwkv__tmix6_family_backward};
+
+/* The family of a student architecture; NULL for a teacher (or any model without a time mix). */
+ARWKV_PRIVATE const arwkv__tmix_family *arwkv__tmix_family_of(arwkv_arch arch) {
+    static const arwkv__tmix_family *const families[] = {&arwkv__tmix_rwkv7, &arwkv__tmix_rwkv6};
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (families[i]->arch == arch) return families[i];
+    return NULL;
+}
+
+/* The time mix of model m (a student): its family and sizes. */
+ARWKV_PRIVATE arwkv_result arwkv__tmix_of(const arwkv_model *m, arwkv__tmix *t) {
+    memset(t, 0, sizeof *t);
+    t->family = arwkv__tmix_family_of(m->cfg.arch);
+    if (!t->family) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s has no time mix (not an ARWKV-7 or QRWKV6 student)", arwkv_arch_name(m->cfg.arch));
+    return t->family->dims(m, t);
 }
 
 /* ============================================================================================
@@ -11674,13 +12174,6 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_fetch(arwkv_teacher *t, int l, const a
     return ARWKV_OK;
 }
 
-/* y[rows, out] = x[rows, in] W^T (+ b): an nn.Linear through the backend, written with row stride ldy. */
-ARWKV_PRIVATE arwkv_result arwkv__teacher_linear(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, int rows, const arwkv_param *W,
-                                                 const arwkv_param *b, int accumulate) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, ldy, accumulate, b ? (const float *)b->data : NULL);
-}
-
 /* Host ids into backend memory, checked against the vocabulary first (a bad id would read outside
    the embedding table). */
 ARWKV_PRIVATE arwkv_result arwkv__teacher_upload_ids(arwkv_teacher *t, const int32_t *ids, int n) {
@@ -11707,9 +12200,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     ARWKV_ASSERT(B == 1 || (p0 == 0 && kv_bs == (ptrdiff_t)n * KV));
     float *k_new = kc + (ptrdiff_t)p0 * KV, *v_new = vc + (ptrdiff_t)p0 * KV;
     ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, R, C, c->rms_norm_eps));
-    ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, R, L->q_w, L->q_b, 0));
-    ARWKV__TRY(arwkv__teacher_linear(be, k_new, KV, t->xn, R, L->k_w, L->k_b, 0));
-    ARWKV__TRY(arwkv__teacher_linear(be, v_new, KV, t->xn, R, L->v_w, L->v_b, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, t->q, H * D, t->xn, L->q_w, L->q_b, R, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, k_new, KV, t->xn, L->k_w, L->k_b, R, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, v_new, KV, t->xn, L->v_w, L->v_b, R, 0));
     if (c->qk_norm) { /* Qwen3: each head's q and k RMS-normalized (rows of D floats), before RoPE */
         ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, R * H, D, c->rms_norm_eps));
         ARWKV__TRY(be->core->rmsnorm_forward(be, k_new, NULL, k_new, L->k_norm->data, L->k_norm->dtype, R * Hkv, D, c->rms_norm_eps));
@@ -11717,7 +12210,7 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     ARWKV__TRY(be->qwen->rope_forward(be, t->q, R, H, D, (ptrdiff_t)H * D, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->rope_forward(be, k_new, R, Hkv, D, KV, pos, p0, c->rope_theta));
     ARWKV__TRY(be->qwen->attention_forward(be, t->att, t->q, kc, vc, B, n, p0, H, Hkv, D, kv_bs));
-    ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, R, L->o_w, L->o_b, 0));
+    ARWKV__TRY(arwkv__linear_forward(be, t->ao, C, t->att, L->o_w, L->o_b, R, 0));
     if (hook) ARWKV__TRY(hook(user, l, t->x, t->xn, t->ao, R));
     ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)R * C));
     ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, R, C, c->rms_norm_eps));
@@ -11725,10 +12218,10 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_layer(arwkv_teacher *t, int l, int B, 
     for (int r0 = 0; r0 < R; r0 += chunk) { /* rows are independent here: a chunk at a time */
         int rows = R - r0 < chunk ? R - r0 : chunk;
         const float *yn = t->xn + (ptrdiff_t)r0 * C;
-        ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->gate, F, yn, L->mlp_gate, NULL, rows, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->up, F, yn, L->mlp_up, NULL, rows, 0));
         ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F)); /* elementwise: in place is fine */
-        ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1)); /* h += MLP */
+        ARWKV__TRY(arwkv__linear_forward(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, L->mlp_down, NULL, rows, 1)); /* h += MLP */
     }
     return ARWKV_OK;
 }
@@ -11760,9 +12253,17 @@ ARWKV_API arwkv_result arwkv_teacher_forward(arwkv_teacher *t, const int32_t *id
     return ARWKV_OK;
 }
 
+/* ---- The head: logits from hidden states, forward and backward ---- */
+
 ARWKV_API arwkv_result arwkv_model_logits(arwkv_model *m, const float *hidden, int n_rows, float *logits) {
     if (n_rows < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "model logits: %d rows", n_rows);
-    return arwkv__teacher_linear(m->be, logits, m->cfg.vocab_size, hidden, n_rows, m->lm_head, NULL, 0);
+    return arwkv__linear_forward(m->be, logits, m->cfg.vocab_size, hidden, m->lm_head, NULL, n_rows, 0);
+}
+/* Its backward over n rows: dhidden = dlogits . W, and W's gradient += dlogits^T . hidden if the
+   head trains (a tied head's gradient is the embedding's). */
+ARWKV_PRIVATE arwkv_result arwkv__model_logits_backward(arwkv_model *m, const float *hidden, int n_rows, const float *dlogits,
+                                                        float *dhidden) {
+    return arwkv__linear_backward(m->be, dhidden, dlogits, hidden, m->lm_head, NULL, n_rows, 0);
 }
 
 /* ---- KV cache ---------------------------------------------------------------------------------- */
@@ -11941,6 +12442,18 @@ ARWKV_PRIVATE arwkv_result arwkv__copy_param(arwkv_model *dst, arwkv_param *d, c
     return s->on_host ? dst->be->mem->upload(dst->be, d->data, s->data, bytes) : dst->be->mem->copy(dst->be, d->data, s->data, bytes);
 }
 
+/* Fills a new parameter (skipped when absent) with expr of its flat index i, in the host buffer buf,
+   then writes it (r holds the result); the two initializers below use it. */
+#define ARWKV__SET(param, expr)                                  \
+    if (r == ARWKV_OK && (param)) {                              \
+        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
+            double i = (double)i_;                               \
+            (void)i;                                             \
+            buf[i_] = (float)(expr);                             \
+        }                                                        \
+        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
+    }
+
 /* The time mix of layer l by upstream's rule (RWKVInside TimeMixer, Jan 2025), with
    r0 = l/(L-1), r1 = 1 - l/L, ddd[i] = i/C:
      x_r = 1-ddd^(0.2 r1), x_w = 1-ddd^(0.9 r1), x_k = 1-(ddd^(0.9 r1)+0.4 r0), x_v = 1-(ddd^(0.4 r1)+0.6 r0),
@@ -11961,15 +12474,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_
     float *buf = (float *)arwkv__malloc(need * sizeof(float));
     if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
     arwkv_result r = ARWKV_OK;
-#define ARWKV__SET(param, expr)                                  \
-    if (r == ARWKV_OK && (param)) {                              \
-        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
-            double i = (double)i_;                               \
-            (void)i;                                             \
-            buf[i_] = (float)(expr);                             \
-        }                                                        \
-        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
-    }
     ARWKV__SET(L->x_r, 1 - pow(i / C, 0.2 * r1));
     ARWKV__SET(L->x_w, 1 - pow(i / C, 0.9 * r1));
     ARWKV__SET(L->x_k, 1 - (pow(i / C, 0.9 * r1) + 0.4 * r0));
@@ -11989,7 +12493,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix7(arwkv_model *s, int l, const arwkv_
     ARWKV__SET(L->r_k, 0.0);
     ARWKV__SET(L->ln_x_w, pow((1.0 + l) / nl, 0.7));
     ARWKV__SET(L->ln_x_b, 0.0);
-#undef ARWKV__SET
     arwkv_param *lora2[3] = {L->w2, L->a2, L->v2};
     for (int k = 0; k < 3 && r == ARWKV_OK; k++) {
         r = arwkv__init_orthogonal(buf, (int)lora2[k]->shape[0], (int)lora2[k]->shape[1], 0.1, rng);
@@ -12054,15 +12557,6 @@ ARWKV_PRIVATE arwkv_result arwkv__init_tmix6(arwkv_model *s, int l, arwkv__rng *
     float *buf = (float *)arwkv__malloc((size_t)most * sizeof(float));
     if (!buf) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "student init: out of memory");
     arwkv_result r = ARWKV_OK;
-#define ARWKV__SET(param, expr)                                  \
-    if (r == ARWKV_OK) {                                         \
-        for (int64_t i_ = 0; i_ < (param)->numel; i_++) {        \
-            double i = (double)i_;                               \
-            (void)i;                                             \
-            buf[i_] = (float)(expr);                             \
-        }                                                        \
-        r = arwkv_param_write(s, (param), buf, (param)->numel);  \
-    }
     ARWKV__SET(L->maa_x, 1.0);
     ARWKV__SET(L->maa_r, 0.0);
     ARWKV__SET(L->maa_k, 0.0);
@@ -12212,7 +12706,6 @@ struct arwkv_rnn_state {
 struct arwkv_rnn {
     arwkv_model *m;
     arwkv_backend *be;
-    arwkv_tmix7_dims d7;
     int L, C, F, V;
     int cap_rows, cap_train_rows, cap_B, cap_T; /* what the buffers hold */
     int cap_all_layers;                         /* training buffers hold every layer (ARWKV_RNN_TRAIN) */
@@ -12226,11 +12719,9 @@ struct arwkv_rnn {
     float *shift_b, *wkv_b;        /* one layer's state of B sequences */
     float *dx, *dxn, *dv_first;    /* backward: [rows][C] */
     float *logits;                 /* [LOGIT_ROWS][V] for steps */
-    arwkv__tmix7_acts **acts7;     /* ARWKV-7: [L] when training ([0] only when recomputing) */
-    arwkv__tmix7_work *work7;
-    arwkv_tmix6_dims d6;
-    arwkv_tmix6_acts **acts6;      /* QRWKV6: [L] when training every layer, [1] (shared) otherwise */
-    int n_acts6;
+    arwkv__tmix tm;                /* the time mix */
+    arwkv__tmix_acts **acts;       /* its activations: [L] when training ([0] only when recomputing) */
+    arwkv__tmix_work *work;        /* its workspace, shared by the layers */
 };
 
 ARWKV_PRIVATE int arwkv__rnn_heads(const arwkv_model *m, int *N) {
@@ -12240,7 +12731,7 @@ ARWKV_PRIVATE int arwkv__rnn_heads(const arwkv_model *m, int *N) {
 
 ARWKV_API arwkv_result arwkv_rnn_state_create(arwkv_model *m, arwkv_rnn_state **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_ARWKV7 && m->cfg.arch != ARWKV_ARCH_QRWKV6)
+    if (!arwkv__tmix_family_of(m->cfg.arch))
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s is not a recurrent student (no state to create)", arwkv_arch_name(m->cfg.arch));
     arwkv_rnn_state *s = (arwkv_rnn_state *)arwkv__calloc(1, sizeof *s);
     if (!s) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
@@ -12369,35 +12860,27 @@ ARWKV_PRIVATE void arwkv__rnn_release(arwkv_rnn *r) {
     void *bufs[] = {r->ids, r->x, r->xn, r->h, r->yn, r->rstd1, r->rstd2, r->att, r->v_first, r->hn, r->rstdf, r->gate, r->up,
                     r->act, r->shift_b, r->wkv_b, r->dx, r->dxn, r->dv_first};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->mem->free(be, bufs[i]);
-    if (r->acts7)
-        for (int l = 0; l < r->L; l++) arwkv__tmix7_acts_free(be, r->acts7[l]);
-    arwkv__free(r->acts7);
-    arwkv__tmix7_work_free(be, r->work7);
-    for (int l = 0; l < r->n_acts6; l++) arwkv_tmix6_acts_free(r->acts6[l]);
-    arwkv__free(r->acts6);
-    r->acts6 = NULL, r->n_acts6 = 0;
+    if (r->acts)
+        for (int l = 0; l < r->L; l++) r->tm.family->acts_free(be, r->acts[l]);
+    arwkv__free(r->acts);
+    if (r->work) r->tm.family->work_free(be, r->work);
     r->ids = NULL, r->x = r->xn = r->h = r->yn = r->rstd1 = r->rstd2 = r->att = r->v_first = r->hn = r->rstdf = NULL;
     r->gate = r->up = r->act = r->shift_b = r->wkv_b = r->dx = r->dxn = r->dv_first = NULL;
-    r->acts7 = NULL, r->work7 = NULL;
+    r->acts = NULL, r->work = NULL;
     r->cap_rows = r->cap_train_rows = r->cap_B = r->cap_T = r->cap_all_layers = 0;
 }
 
 ARWKV_API arwkv_result arwkv_rnn_create(arwkv_model *m, arwkv_rnn **out) {
     *out = NULL;
-    if (m->cfg.arch != ARWKV_ARCH_ARWKV7 && m->cfg.arch != ARWKV_ARCH_QRWKV6)
+    if (!arwkv__tmix_family_of(m->cfg.arch))
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "arwkv_rnn runs ARWKV-7 and QRWKV6 students; %s is neither", arwkv_arch_name(m->cfg.arch));
     arwkv_rnn *r = (arwkv_rnn *)arwkv__calloc(1, sizeof *r);
     if (!r) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     r->m = m, r->be = m->be, r->L = m->cfg.num_layers, r->C = m->cfg.hidden_size, r->F = m->cfg.intermediate_size;
     r->V = m->cfg.vocab_size;
-    arwkv_result res;
-    if (m->cfg.arch == ARWKV_ARCH_ARWKV7) {
-        res = arwkv__tmix7_dims(&m->cfg, m->rank_w, m->rank_a, m->rank_v, m->rank_g, &r->d7);
-        if (res == ARWKV_OK && !m->be->rwkv7) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-7 ops", m->be->name);
-    } else {
-        res = arwkv_tmix6_dims_from_config(&m->cfg, &r->d6);
-        if (res == ARWKV_OK && !m->be->rwkv6) res = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", m->be->name);
-    }
+    arwkv_result res = arwkv__tmix_of(m, &r->tm);
+    /* every layer holds its time mix's parameters: a missing or misshapen one is named here, not mid-forward */
+    for (int l = 0; l < r->L && res == ARWKV_OK; l++) res = r->tm.family->check_layer(&r->tm, &m->layers[l], l);
     if (res != ARWKV_OK) {
         arwkv__free(r);
         return res;
@@ -12450,42 +12933,19 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_reserve(arwkv_rnn *r, int B, int T, int tr
         ARWKV__ALLOC(r->dv_first, R * C);
     }
 #undef ARWKV__ALLOC
-    if (r->m->cfg.arch == ARWKV_ARCH_ARWKV7) {
-        if (res == ARWKV_OK && train) {
-            r->acts7 = (arwkv__tmix7_acts **)arwkv__calloc(L, sizeof *r->acts7);
-            if (!r->acts7) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-            for (size_t l = 0; l < keep && res == ARWKV_OK; l++) res = arwkv__tmix7_acts_create(be, &r->d7, B, T, &r->acts7[l]);
-        }
-        if (res == ARWKV_OK) res = arwkv__tmix7_work_create(be, &r->d7, rows, train, &r->work7);
-    } else if (res == ARWKV_OK) { /* the RWKV-6 activations grow on demand */
-        int n = (int)keep;
-        r->acts6 = (arwkv_tmix6_acts **)arwkv__calloc((size_t)n, sizeof *r->acts6);
-        if (!r->acts6) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
-        for (int l = 0; l < n && res == ARWKV_OK; l++) {
-            res = arwkv_tmix6_acts_create(be, &r->d6, &r->acts6[l]);
-            if (res == ARWKV_OK) r->n_acts6 = l + 1;
-        }
+    const arwkv__tmix_family *tf = r->tm.family;
+    if (res == ARWKV_OK && train) {
+        r->acts = (arwkv__tmix_acts **)arwkv__calloc(L, sizeof *r->acts);
+        if (!r->acts) res = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
+        for (size_t l = 0; l < keep && res == ARWKV_OK; l++) res = tf->acts_create(be, &r->tm, B, T, &r->acts[l]);
     }
+    if (res == ARWKV_OK) res = tf->work_create(be, &r->tm, B, T, train, &r->work);
     if (res != ARWKV_OK) {
         arwkv__rnn_release(r);
         return arwkv__context(res, "student workspace for %d x %d tokens", B, T);
     }
     r->cap_rows = rows, r->cap_B = B;
     if (train) r->cap_train_rows = rows, r->cap_T = T, r->cap_all_layers = all_layers;
-    return ARWKV_OK;
-}
-
-/* y[M, out] = x[M, in] . W^T for an nn.Linear weight W [out, in] of any stored type. */
-ARWKV_PRIVATE arwkv_result arwkv__linear_fwd(arwkv_backend *be, int M, const float *x, const arwkv_param *W, float *y, int accumulate) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    return be->core->gemm(be, M, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, accumulate, NULL);
-}
-/* Its backward: dx (+)= dy . W (if dx), and W's gradient += dy^T . x (if W trains). */
-ARWKV_PRIVATE arwkv_result arwkv__linear_bwd(arwkv_backend *be, int M, const float *x, const arwkv_param *W, const float *dy, float *dx,
-                                             int accumulate_dx) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    if (dx) ARWKV__TRY(be->core->gemm(be, M, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, accumulate_dx, NULL));
-    if (W->trainable) ARWKV__TRY(be->core->gemm(be, out, in, M, dy, 1, out, x, ARWKV_F32, in, 1, W->grad, in, 1, NULL));
     return ARWKV_OK;
 }
 
@@ -12516,12 +12976,8 @@ ARWKV_PRIVATE arwkv_result arwkv__rnn_layer_tmix(arwkv_rnn *r, int l, size_t k, 
     float *xn = r->xn + k * MC, *h = r->h + k * MC, *yn = r->yn + k * MC, *rs1 = r->rstd1 + k * M, *rs2 = r->rstd2 + k * M;
     ARWKV__TRY(be->core->rmsnorm_forward(be, xn, rs1, x, ly->in_norm->data, ly->in_norm->dtype, M, C, eps));
     if (states) ARWKV__TRY(arwkv__rnn_state_io(r, states, B, l, 1));
-    if (m->cfg.arch == ARWKV_ARCH_ARWKV7)
-        ARWKV__TRY(arwkv__tmix7_forward(be, ly, l, &r->d7, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
-                                        r->att, train ? r->acts7[k] : NULL, r->work7));
-    else
-        ARWKV__TRY(arwkv_tmix6_forward(be, ly, &r->d6, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->att,
-                                       r->acts6[k]));
+    ARWKV__TRY(r->tm.family->forward(be, &r->tm, ly, l, B, T, xn, states ? r->shift_b : NULL, states ? r->wkv_b : NULL, r->v_first,
+                                     r->att, train ? r->acts[k] : NULL, r->work));
     if (states) ARWKV__TRY(arwkv__rnn_state_io(r, states, B, l, 0));
     ARWKV__TRY(be->mem->copy(be, h, x, MC * sizeof(float)));
     ARWKV__TRY(be->core->axpy(be, h, 1.0f, r->att, MC));
@@ -12562,11 +13018,11 @@ ARWKV_API arwkv_result arwkv_rnn_forward(arwkv_rnn *r, const int32_t *ids, int B
         float *h = r->h + k * MC, *yn = r->yn + k * MC;
         res = arwkv__rnn_layer_tmix(r, l, k, x, states, train);
         /* x' = h + down(silu(gate(yn)) * up(yn)) */
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->gate, 0, yn, ly->mlp_gate, NULL, M, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->up, 0, yn, ly->mlp_up, NULL, M, 0);
         if (res == ARWKV_OK) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, (size_t)M * r->F);
         if (res == ARWKV_OK) res = be->mem->copy(be, xnext, h, MC * sizeof(float));
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, r->act, ly->mlp_down, xnext, 1);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, xnext, 0, r->act, ly->mlp_down, NULL, M, 1);
     }
     float *xL = r->x + (train ? (size_t)L : (size_t)(L & 1)) * MC;
     if (res == ARWKV_OK) res = be->core->rmsnorm_forward(be, r->hn, r->rstdf, xL, m->final_norm->data, m->final_norm->dtype, M, C, eps);
@@ -12598,33 +13054,23 @@ ARWKV_API arwkv_result arwkv_rnn_backward(arwkv_rnn *r, const float *dhidden) {
            is still there: no later layer writes it, and layer 0's recomputation writes the same) */
         if (r->trained == ARWKV_RNN_TRAIN_RECOMPUTE) res = arwkv__rnn_layer_tmix(r, l, 0, x, NULL, r->trained);
         /* the MLP, its intermediates recomputed from yn; r->dx holds d x_{l+1} = d h (residual) */
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_gate, r->gate, 0);
-        if (res == ARWKV_OK) res = arwkv__linear_fwd(be, M, yn, ly->mlp_up, r->up, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->gate, 0, yn, ly->mlp_gate, NULL, M, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_forward(be, r->up, 0, yn, ly->mlp_up, NULL, M, 0);
         if (res == ARWKV_OK && ly->mlp_down->trainable) res = be->core->swiglu_forward(be, r->act, r->gate, r->up, MF);
-        /* d act = dx . W_down (into act's place once W_down's gradient has used act) */
-        if (res == ARWKV_OK && ly->mlp_down->trainable) {
-            int out = (int)ly->mlp_down->shape[0], in = (int)ly->mlp_down->shape[1];
-            res = be->core->gemm(be, out, in, M, r->dx, 1, out, r->act, ARWKV_F32, in, 1, ly->mlp_down->grad, in, 1, NULL);
-        }
-        if (res == ARWKV_OK) {
-            int out = (int)ly->mlp_down->shape[0], in = (int)ly->mlp_down->shape[1];
-            res = be->core->gemm(be, M, in, out, r->dx, out, 1, ly->mlp_down->data, ly->mlp_down->dtype, in, 1, r->act, in, 0, NULL);
-        }
+        /* d act = dx . W_down, into act's place (W_down's gradient reads act first) */
+        if (res == ARWKV_OK) res = arwkv__linear_backward(be, r->act, r->dx, r->act, ly->mlp_down, NULL, M, 0);
         /* swiglu: act now holds d act; gate and up become their gradients */
         if (res == ARWKV_OK) res = be->core->swiglu_backward(be, r->gate, r->up, r->act, r->gate, r->up, MF);
         /* d yn = d gate . W_gate + d up . W_up (dxn used as the d yn buffer) */
-        if (res == ARWKV_OK) res = arwkv__linear_bwd(be, M, yn, ly->mlp_gate, r->gate, r->dxn, 0);
-        if (res == ARWKV_OK) res = arwkv__linear_bwd(be, M, yn, ly->mlp_up, r->up, r->dxn, 1);
+        if (res == ARWKV_OK) res = arwkv__linear_backward(be, r->dxn, r->gate, yn, ly->mlp_gate, NULL, M, 0);
+        if (res == ARWKV_OK) res = arwkv__linear_backward(be, r->dxn, r->up, yn, ly->mlp_up, NULL, M, 1);
         /* d h += RMSNorm backward (post-attention norm): r->dx becomes d h */
         if (res == ARWKV_OK)
             res = be->core->rmsnorm_backward(be, r->dx, ly->post_norm->trainable ? ly->post_norm->grad : NULL, r->dxn, h,
                                              ly->post_norm->data, ly->post_norm->dtype, rs2, M, C, 1);
         /* h = x + att: d att = d h; the time mix gives d xn; then d x = d h + d RMSNorm(x) */
-        if (res == ARWKV_OK && m->cfg.arch == ARWKV_ARCH_ARWKV7)
-            res = arwkv__tmix7_backward(be, ly, l, &r->d7, B, T, xn, r->v_first, r->acts7[k], r->dx, r->dxn, r->dv_first, NULL, NULL,
-                                        r->work7);
-        else if (res == ARWKV_OK)
-            res = arwkv_tmix6_backward(be, ly, &r->d6, B, T, xn, r->acts6[k], r->dx, r->dxn);
+        if (res == ARWKV_OK)
+            res = r->tm.family->backward(be, &r->tm, ly, l, B, T, xn, r->v_first, r->acts[k], r->dx, r->dxn, r->dv_first, r->work);
         if (res == ARWKV_OK)
             res = be->core->rmsnorm_backward(be, r->dx, ly->in_norm->trainable ? ly->in_norm->grad : NULL, r->dxn, x,
                                              ly->in_norm->data, ly->in_norm->dtype, rs1, M, C, 1);
@@ -12655,320 +13101,6 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
         done += T;
     }
     return ARWKV_OK;
-}
-
-/* ---- The QRWKV6 time mix ---------------------------------------------------------------------------
-   The block is a chain of matrix products (core->gemm, weights in their stored type) and the
-   rwkv6 ops. Forward keeps every intermediate it makes in the activations object; backward walks
-   the chain in reverse with one workspace allocated per call. */
-
-ARWKV_API arwkv_result arwkv_tmix6_dims_from_config(const arwkv_config *cfg, arwkv_tmix6_dims *o) {
-    memset(o, 0, sizeof *o);
-    int C = cfg->hidden_size, H = cfg->num_heads, KVH = cfg->num_kv_heads > 0 ? cfg->num_kv_heads : cfg->num_heads;
-    if (C <= 0 || H <= 0 || C % H != 0)
-        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: hidden_size %d is not a multiple of num_attention_heads %d", C, H);
-    if (H % KVH != 0)
-        return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6: num_attention_heads %d is not a multiple of num_key_value_heads %d", H, KVH);
-    o->C = C;
-    o->n_heads = H;
-    o->head_size = C / H;
-    o->n_kv_heads = KVH;
-    /* llama.cpp's (and recursal's) defaults when the config does not say */
-    o->rank_mix = cfg->lora_rank_tokenshift > 0 ? cfg->lora_rank_tokenshift : C >= 4096 ? 64 : 32;
-    o->rank_decay = cfg->lora_rank_decay > 0 ? cfg->lora_rank_decay : C >= 4096 ? 128 : 64;
-    return ARWKV_OK;
-}
-
-struct arwkv_tmix6_acts {
-    arwkv_backend *be;
-    arwkv_tmix6_dims d;
-    size_t rows_cap, ckpt_cap; /* capacity: token rows, checkpoint floats */
-    int B, T;                  /* shape of the forward the buffers hold (0: none) */
-    void *block;               /* one backend allocation holding every buffer below */
-    float *xx, *xxx;           /* token shift: x_{t-1} - x_t, and x + xx maa_x          [rows, C] */
-    float *h1;                 /* tanh(xxx . time_maa_w1)                              [rows, 5 Dm] */
-    float *m, *xc;             /* branch LoRA outputs and mixed inputs, order r,k,v,w,g [5, rows, C] */
-    float *r, *k, *v, *g;      /* q_proj, k_proj, v_proj (kv heads), gate pre-sigmoid */
-    float *hd, *z, *w;         /* tanh(x_w . time_decay_w1) [rows, Dd]; log-log decay z; decay w */
-    float *kk, *vv, *y, *yg;   /* k (1-w) and v per head; recurrence output; y sigmoid(g) */
-    float *ckpt;               /* WKV states at chunk starts [B, H, chunks, N, N] */
-    void *qk_block;            /* a layer with q/k norms (Qwen3's) also keeps, for rows_cap rows: */
-    float *r_pre, *k_pre;      /*   q_proj and k_proj before their per-head norms [rows, C], [rows, KV] */
-    float *rstd_r, *rstd_k;    /*   the norms' reciprocal roots [rows, H], [rows, KVH] */
-    size_t qk_rows;            /*   rows those hold */
-};
-
-ARWKV_API arwkv_result arwkv_tmix6_acts_create(arwkv_backend *be, const arwkv_tmix6_dims *d, arwkv_tmix6_acts **out) {
-    *out = NULL;
-    arwkv_tmix6_acts *a = (arwkv_tmix6_acts *)arwkv__calloc(1, sizeof *a);
-    if (!a) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "QRWKV6 activations: out of memory");
-    a->be = be;
-    a->d = *d;
-    *out = a;
-    return ARWKV_OK;
-}
-
-ARWKV_API void arwkv_tmix6_acts_free(arwkv_tmix6_acts *a) {
-    if (!a) return;
-    if (a->block) a->be->mem->free(a->be, a->block);
-    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
-    arwkv__free(a);
-}
-
-/* Room for B sequences of T tokens (buffers are replaced, not kept, when they grow). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve(arwkv_tmix6_acts *a, int B, int T) {
-    const arwkv_tmix6_dims *d = &a->d;
-    size_t rows = (size_t)B * (size_t)T, NN = (size_t)d->head_size * (size_t)d->head_size;
-    size_t ckpt = (size_t)B * (size_t)d->n_heads * (size_t)arwkv__wkv6_chunks(T) * NN;
-    if (a->block && rows <= a->rows_cap && ckpt <= a->ckpt_cap) return ARWKV_OK;
-    if (rows > a->rows_cap) a->rows_cap = rows;
-    if (ckpt > a->ckpt_cap) a->ckpt_cap = ckpt;
-    rows = a->rows_cap;
-    size_t C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
-    size_t per_row = 21 * C + 5 * (size_t)d->rank_mix + 2 * KV + (size_t)d->rank_decay;
-    if (a->block) a->be->mem->free(a->be, a->block);
-    a->block = NULL;
-    a->B = a->T = 0;
-    arwkv_result r = a->be->mem->alloc(a->be, (per_row * rows + a->ckpt_cap) * sizeof(float), &a->block);
-    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 activations for %d x %d tokens", B, T);
-    float *p = (float *)a->block;
-#define ARWKV__TAKE(field, n) (a->field = p, p += (n))
-    ARWKV__TAKE(xx, rows * C);
-    ARWKV__TAKE(xxx, rows * C);
-    ARWKV__TAKE(h1, rows * 5 * (size_t)d->rank_mix);
-    ARWKV__TAKE(m, 5 * rows * C);
-    ARWKV__TAKE(xc, 5 * rows * C);
-    ARWKV__TAKE(r, rows * C);
-    ARWKV__TAKE(k, rows * KV);
-    ARWKV__TAKE(v, rows * KV);
-    ARWKV__TAKE(g, rows * C);
-    ARWKV__TAKE(hd, rows * (size_t)d->rank_decay);
-    ARWKV__TAKE(z, rows * C);
-    ARWKV__TAKE(w, rows * C);
-    ARWKV__TAKE(kk, rows * C);
-    ARWKV__TAKE(vv, rows * C);
-    ARWKV__TAKE(y, rows * C);
-    ARWKV__TAKE(yg, rows * C);
-    ARWKV__TAKE(ckpt, a->ckpt_cap);
-#undef ARWKV__TAKE
-    return ARWKV_OK;
-}
-
-/* The q/k-norm buffers, made only for layers that have the norms (students of Qwen3). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_reserve_qk(arwkv_tmix6_acts *a) {
-    const arwkv_tmix6_dims *d = &a->d;
-    if (a->qk_block && a->qk_rows >= a->rows_cap) return ARWKV_OK;
-    size_t rows = a->rows_cap, C = (size_t)d->C, KV = (size_t)d->n_kv_heads * (size_t)d->head_size;
-    if (a->qk_block) a->be->mem->free(a->be, a->qk_block);
-    a->qk_block = NULL;
-    a->qk_rows = 0;
-    arwkv_result r = a->be->mem->alloc(a->be, rows * (C + KV + (size_t)d->n_heads + (size_t)d->n_kv_heads) * sizeof(float), &a->qk_block);
-    if (r != ARWKV_OK) return arwkv__context(r, "QRWKV6 q/k norm activations for %zu tokens", rows);
-    a->r_pre = (float *)a->qk_block;
-    a->k_pre = a->r_pre + rows * C;
-    a->rstd_r = a->k_pre + rows * KV;
-    a->rstd_k = a->rstd_r + rows * (size_t)d->n_heads;
-    a->qk_rows = rows;
-    return ARWKV_OK;
-}
-
-/* The layer really is a QRWKV6 layer of these dimensions (a mismatch would read out of bounds). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_check(const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T) {
-    if (B <= 0 || T <= 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: B = %d, T = %d", B, T);
-    int64_t C = d->C, KV = (int64_t)d->n_kv_heads * d->head_size, Dm = d->rank_mix, Dd = d->rank_decay;
-    if (d->n_heads <= 0 || d->n_kv_heads <= 0 || d->n_heads * d->head_size != d->C || d->n_heads % d->n_kv_heads != 0 ||
-        Dm <= 0 || Dd <= 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: inconsistent dimensions (C %d, %d heads of %d, %d kv heads)",
-                           d->C, d->n_heads, d->head_size, d->n_kv_heads);
-    struct {
-        const arwkv_param *p;
-        int64_t rows, cols; /* matrices; vectors have rows = 0 and cols elements */
-        int optional;
-    } want[] = {
-        {L->maa_x, 0, C, 0},     {L->maa_r, 0, C, 0},      {L->maa_k, 0, C, 0},     {L->maa_v, 0, C, 0},
-        {L->maa_w, 0, C, 0},     {L->maa_g, 0, C, 0},      {L->time_decay, 0, C, 0}, {L->maa_w1, C, 5 * Dm, 0},
-        {L->maa_w2, 5 * Dm, C, 0}, {L->decay_w1, C, Dd, 0}, {L->decay_w2, Dd, C, 0}, {L->q_w, C, C, 0},
-        {L->k_w, KV, C, 0},      {L->v_w, KV, C, 0},       {L->o_w, C, C, 0},       {L->gate, C, C, 0},
-        {L->q_b, 0, C, 1},       {L->k_b, 0, KV, 1},       {L->v_b, 0, KV, 1},      {L->o_b, 0, C, 1},
-        {L->q_norm, 0, d->head_size, 1}, {L->k_norm, 0, d->head_size, !L->q_norm}, /* both or neither */
-    };
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const arwkv_param *p = want[i].p;
-        if (!p) {
-            if (want[i].optional) continue;
-            return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 time mix: the layer lacks parameter %d of the time mix "
-                                                           "(is the model RWKV6Qwen2ForCausalLM?)", (int)i);
-        }
-        int64_t n = want[i].rows ? want[i].rows * want[i].cols : want[i].cols;
-        int ok = p->numel == n && p->data != NULL;
-        if (want[i].rows && p->ndim == 2) ok &= p->shape[0] == want[i].rows && p->shape[1] == want[i].cols;
-        if (!want[i].rows) ok &= p->dtype == ARWKV_F32;
-        if (!ok)
-            return arwkv__fail(ARWKV_ERR_SHAPE, "QRWKV6 time mix: parameter %s (%lld elements, %s) does not fit C %d, %d heads of %d, "
-                                                "%d kv heads, LoRA ranks %d/%d", p->name, (long long)p->numel,
-                               arwkv_dtype_name(p->dtype), d->C, d->n_heads, d->head_size, d->n_kv_heads, d->rank_mix, d->rank_decay);
-    }
-    return ARWKV_OK;
-}
-
-ARWKV_PRIVATE float *arwkv__tmix6_grad(const arwkv_param *p) { return p && p->trainable ? p->grad : NULL; }
-ARWKV_PRIVATE const float *arwkv__tmix6_f32(const arwkv_param *p) { return p ? (const float *)p->data : NULL; }
-
-/* y[rows, out] = x[rows, in] . W^T (+ bias): an nn.Linear with W [out, in]. */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear(arwkv_backend *be, float *y, const float *x, int rows, const arwkv_param *W,
-                                               const arwkv_param *bias) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    return be->core->gemm(be, rows, out, in, x, in, 1, W->data, W->dtype, 1, in, y, out, 0, arwkv__tmix6_f32(bias));
-}
-/* Its backward: dx = dy . W (when dx), dW += dy^T . x, dbias += column sums of dy (when trainable). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_linear_backward(arwkv_backend *be, float *dx, const float *dy, const float *x, int rows,
-                                                        const arwkv_param *W, const arwkv_param *bias) {
-    int out = (int)W->shape[0], in = (int)W->shape[1];
-    if (dx) ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, W->data, W->dtype, in, 1, dx, in, 0, NULL));
-    float *gW = arwkv__tmix6_grad(W), *gb = arwkv__tmix6_grad(bias);
-    if (gW) ARWKV__TRY(be->core->gemm(be, out, in, rows, dy, 1, out, x, ARWKV_F32, in, 1, gW, in, 1, NULL));
-    if (gb) ARWKV__TRY(be->rwkv6->colsum(be, gb, dy, rows, out));
-    return ARWKV_OK;
-}
-/* y[rows, out] = x[rows, in] . A with A [in, out] stored row-major (RWKV's LoRA matrices), at
-   byte offset `offset` of the parameter (one slice of time_maa_w2). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm(arwkv_backend *be, float *y, ptrdiff_t ldy, const float *x, ptrdiff_t ldx, int rows,
-                                           const arwkv_param *A, size_t slice, int in, int out) {
-    const char *a = (const char *)A->data + slice * (size_t)in * (size_t)out * arwkv_dtype_size(A->dtype);
-    return be->core->gemm(be, rows, out, in, x, ldx, 1, a, A->dtype, out, 1, y, ldy, 0, NULL);
-}
-/* Its backward: dx = dy . A^T, dA += x^T . dy (when trainable). */
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_mm_backward(arwkv_backend *be, float *dx, ptrdiff_t lddx, const float *dy, const float *x,
-                                                    ptrdiff_t ldx, int rows, const arwkv_param *A, size_t slice, int in, int out) {
-    size_t off = slice * (size_t)in * (size_t)out;
-    const char *a = (const char *)A->data + off * arwkv_dtype_size(A->dtype);
-    ARWKV__TRY(be->core->gemm(be, rows, in, out, dy, out, 1, a, A->dtype, 1, out, dx, lddx, 0, NULL));
-    float *gA = arwkv__tmix6_grad(A);
-    if (gA) ARWKV__TRY(be->core->gemm(be, in, out, rows, x, 1, ldx, dy, ARWKV_F32, out, 1, gA + off, out, 1, NULL));
-    return ARWKV_OK;
-}
-
-ARWKV_PRIVATE arwkv_result arwkv__tmix6_fwd(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
-                                            const float *x, float *shift_state, float *wkv_state, float *out, arwkv_tmix6_acts *a) {
-    const arwkv_rwkv6_ops *op = be->rwkv6;
-    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
-    size_t RC = (size_t)rows * (size_t)C;
-    /* token shift; the state handed on is the last input row of each sequence */
-    ARWKV__TRY(op->shift_forward(be, a->xx, a->xxx, x, shift_state, arwkv__tmix6_f32(L->maa_x), B, T, C));
-    for (int b = 0; shift_state && b < B; b++)
-        ARWKV__TRY(be->mem->copy(be, shift_state + (size_t)b * C, x + ((size_t)b * T + (size_t)T - 1) * C, (size_t)C * sizeof(float)));
-    /* the five data-dependent mixes: one shared first LoRA matrix, then a second matrix per branch */
-    ARWKV__TRY(arwkv__tmix6_mm(be, a->h1, 5 * Dm, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
-    ARWKV__TRY(op->tanh_forward(be, a->h1, a->h1, (size_t)rows * 5 * (size_t)Dm));
-    for (int c = 0; c < 5; c++) ARWKV__TRY(arwkv__tmix6_mm(be, a->m + (size_t)c * RC, C, a->h1 + (size_t)c * Dm, 5 * Dm, rows, L->maa_w2, (size_t)c, Dm, C));
-    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
-                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
-    ARWKV__TRY(op->ddlerp_forward(be, a->xc, x, a->xx, maa, a->m, rows, C));
-    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
-    /* projections inherited from the teacher, and the gate */
-    int qk = L->q_norm != NULL;
-    if (qk) ARWKV__TRY(arwkv__tmix6_reserve_qk(a));
-    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->r_pre : a->r, xr, rows, L->q_w, L->q_b));
-    ARWKV__TRY(arwkv__tmix6_linear(be, qk ? a->k_pre : a->k, xk, rows, L->k_w, L->k_b));
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->v, xv, rows, L->v_w, L->v_b));
-    if (qk) { /* Qwen3's norms of each head's query and key, kept from the teacher */
-        ARWKV__TRY(be->core->rmsnorm_forward(be, a->r, a->rstd_r, a->r_pre, L->q_norm->data, L->q_norm->dtype, rows * H, N, L->qk_norm_eps));
-        ARWKV__TRY(be->core->rmsnorm_forward(be, a->k, a->rstd_k, a->k_pre, L->k_norm->data, L->k_norm->dtype, rows * KVH, N, L->qk_norm_eps));
-    }
-    ARWKV__TRY(arwkv__tmix6_linear(be, a->g, xg, rows, L->gate, NULL));
-    /* decay */
-    ARWKV__TRY(arwkv__tmix6_mm(be, a->hd, Dd, xw, C, rows, L->decay_w1, 0, C, Dd));
-    ARWKV__TRY(op->tanh_forward(be, a->hd, a->hd, (size_t)rows * (size_t)Dd));
-    ARWKV__TRY(arwkv__tmix6_mm(be, a->z, C, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
-    ARWKV__TRY(op->decay_forward(be, a->w, a->z, arwkv__tmix6_f32(L->time_decay), rows, C));
-    /* the recurrence over heads, keys repeated from their kv head and scaled by (1 - w) */
-    ARWKV__TRY(op->kv_expand_forward(be, a->kk, a->vv, a->k, a->v, a->w, rows, H, KVH, N));
-    ARWKV__TRY(op->wkv6_forward(be, a->y, wkv_state, a->ckpt, a->r, a->kk, a->vv, a->w, wkv_state, B, T, H, N, 1.0f / sqrtf((float)N)));
-    ARWKV__TRY(op->gate_forward(be, a->yg, a->y, a->g, RC));
-    return arwkv__tmix6_linear(be, out, a->yg, rows, L->o_w, L->o_b);
-}
-
-ARWKV_API arwkv_result arwkv_tmix6_forward(arwkv_backend *be, const arwkv_layer *layer, const arwkv_tmix6_dims *d, int B, int T,
-                                           const float *x, float *shift_state, float *wkv_state, float *out, arwkv_tmix6_acts *acts) {
-    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
-    ARWKV__TRY(arwkv__tmix6_check(layer, d, B, T));
-    arwkv_tmix6_acts *a = acts, *own = NULL;
-    if (!a) ARWKV__TRY(arwkv_tmix6_acts_create(be, d, &own));
-    if (own) a = own;
-    arwkv_result r = memcmp(&a->d, d, sizeof *d) == 0 ? ARWKV_OK
-                                                    : arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 activations were made for other dimensions");
-    if (r == ARWKV_OK) r = arwkv__tmix6_reserve(a, B, T);
-    if (r == ARWKV_OK) r = arwkv__tmix6_fwd(be, layer, d, B, T, x, shift_state, wkv_state, out, a);
-    a->B = r == ARWKV_OK ? B : 0;
-    a->T = r == ARWKV_OK ? T : 0;
-    arwkv_tmix6_acts_free(own);
-    return r;
-}
-
-ARWKV_API arwkv_result arwkv_tmix6_backward(arwkv_backend *be, const arwkv_layer *L, const arwkv_tmix6_dims *d, int B, int T,
-                                            const float *x, arwkv_tmix6_acts *a, const float *dout, float *dx) {
-    if (!be->rwkv6) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "backend %s has no RWKV-6 ops", be->name);
-    ARWKV__TRY(arwkv__tmix6_check(L, d, B, T));
-    if (!a || a->B != B || a->T != T || memcmp(&a->d, d, sizeof *d) != 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "QRWKV6 backward needs the activations of a forward over the same %d x %d tokens", B, T);
-    (void)x; /* taken so both time mixes are called alike; this one kept its mixed inputs in acts */
-    const arwkv_rwkv6_ops *op = be->rwkv6;
-    int C = d->C, H = d->n_heads, N = d->head_size, KVH = d->n_kv_heads, Dm = d->rank_mix, Dd = d->rank_decay, rows = B * T;
-    size_t RC = (size_t)rows * (size_t)C, RKV = (size_t)rows * (size_t)KVH * (size_t)N;
-    /* workspace: dyg dy dg dr dkk dvv dw dxx dxxx dx [rows, C]; dxc dm [5, rows, C]; dk dv [rows, KV];
-       dhd [rows, Dd]; dh1 [rows, 5 Dm]; with q/k norms, dr_pre [rows, C] and dk_pre [rows, KV] */
-    int qk = L->q_norm != NULL;
-    size_t total = 20 * RC + 2 * RKV + (size_t)rows * ((size_t)Dd + 5 * (size_t)Dm) + (qk ? RC + RKV : 0);
-    void *ws;
-    ARWKV__TRY(be->mem->alloc(be, total * sizeof(float), &ws));
-    float *p = (float *)ws;
-    float *dyg = p, *dy = p + RC, *dg = p + 2 * RC, *dr = p + 3 * RC, *dkk = p + 4 * RC, *dvv = p + 5 * RC, *dw = p + 6 * RC;
-    float *dxx = p + 7 * RC, *dxxx = p + 8 * RC, *dx_own = p + 9 * RC, *dxc = p + 10 * RC, *dm = p + 15 * RC;
-    float *dk = p + 20 * RC, *dv = dk + RKV, *dhd = dv + RKV, *dh1 = dhd + (size_t)rows * Dd;
-    float *dr_pre = qk ? dh1 + (size_t)rows * 5 * Dm : dr, *dk_pre = qk ? dr_pre + RC : dk;
-    float *dxo = dx ? dx : dx_own;
-    const float *xr = a->xc, *xk = a->xc + RC, *xv = a->xc + 2 * RC, *xw = a->xc + 3 * RC, *xg = a->xc + 4 * RC;
-    const float *maa[5] = {arwkv__tmix6_f32(L->maa_r), arwkv__tmix6_f32(L->maa_k), arwkv__tmix6_f32(L->maa_v),
-                           arwkv__tmix6_f32(L->maa_w), arwkv__tmix6_f32(L->maa_g)};
-    float *dmaa[5] = {arwkv__tmix6_grad(L->maa_r), arwkv__tmix6_grad(L->maa_k), arwkv__tmix6_grad(L->maa_v),
-                      arwkv__tmix6_grad(L->maa_w), arwkv__tmix6_grad(L->maa_g)};
-    arwkv_result r = ARWKV_OK;
-#define ARWKV__STEP(call) \
-    if (r == ARWKV_OK) r = (call)
-    /* out = o_proj(y sigmoid(g)) */
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dyg, dout, a->yg, rows, L->o_w, L->o_b));
-    ARWKV__STEP(op->gate_backward(be, dy, dg, dyg, a->y, a->g, RC));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 4 * RC, dg, xg, rows, L->gate, NULL));
-    /* recurrence, then the kv heads and the (1 - w) scaling of the keys */
-    ARWKV__STEP(op->wkv6_backward(be, dr, dkk, dvv, dw, dy, a->r, a->kk, a->vv, a->w, a->ckpt, B, T, H, N, 1.0f / sqrtf((float)N)));
-    ARWKV__STEP(op->kv_expand_backward(be, dk, dv, dw, dkk, dvv, a->k, a->w, rows, H, KVH, N));
-    /* decay (dz overwrites dw) and its LoRA */
-    ARWKV__STEP(op->decay_backward(be, dw, arwkv__tmix6_grad(L->time_decay), dw, a->z, a->w, rows, C));
-    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dhd, Dd, dw, a->hd, Dd, rows, L->decay_w2, 0, Dd, C));
-    ARWKV__STEP(op->tanh_backward(be, dhd, dhd, a->hd, (size_t)rows * (size_t)Dd));
-    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxc + 3 * RC, C, dhd, xw, C, rows, L->decay_w1, 0, C, Dd));
-    /* the per-head norms of r and k, then the q/k/v projections */
-    if (qk) {
-        ARWKV__STEP(be->core->rmsnorm_backward(be, dr_pre, arwkv__tmix6_grad(L->q_norm), dr, a->r_pre, L->q_norm->data, L->q_norm->dtype,
-                                               a->rstd_r, rows * H, N, 0));
-        ARWKV__STEP(be->core->rmsnorm_backward(be, dk_pre, arwkv__tmix6_grad(L->k_norm), dk, a->k_pre, L->k_norm->data, L->k_norm->dtype,
-                                               a->rstd_k, rows * KVH, N, 0));
-    }
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc, dr_pre, xr, rows, L->q_w, L->q_b));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + RC, dk_pre, xk, rows, L->k_w, L->k_b));
-    ARWKV__STEP(arwkv__tmix6_linear_backward(be, dxc + 2 * RC, dv, xv, rows, L->v_w, L->v_b));
-    /* the five mixes and their LoRA */
-    ARWKV__STEP(op->ddlerp_backward(be, dxo, dxx, dm, dmaa, dxc, a->xx, maa, a->m, rows, C));
-    for (int c = 0; c < 5; c++)
-        ARWKV__STEP(arwkv__tmix6_mm_backward(be, dh1 + (size_t)c * Dm, 5 * Dm, dm + (size_t)c * RC, a->h1 + (size_t)c * Dm, 5 * Dm,
-                                             rows, L->maa_w2, (size_t)c, Dm, C));
-    ARWKV__STEP(op->tanh_backward(be, dh1, dh1, a->h1, (size_t)rows * 5 * (size_t)Dm));
-    ARWKV__STEP(arwkv__tmix6_mm_backward(be, dxxx, C, dh1, a->xxx, C, rows, L->maa_w1, 0, C, 5 * Dm));
-    /* token shift */
-    ARWKV__STEP(op->shift_backward(be, dxo, arwkv__tmix6_grad(L->maa_x), dxx, dxxx, a->xx, arwkv__tmix6_f32(L->maa_x), B, T, C));
-#undef ARWKV__STEP
-    be->mem->free(be, ws);
-    return r;
 }
 
 /* ============================================================================================
@@ -13696,7 +13828,7 @@ ARWKV_API arwkv_result arwkv_out_dir_open(const char *dir, const char *const *in
     if (arwkv__file_exists(config)) { /* a student of an earlier run may be replaced, nothing else */
         arwkv_config c;
         arwkv_result r = arwkv_config_load(config, &c);
-        if (r != ARWKV_OK || (c.arch != ARWKV_ARCH_ARWKV7 && c.arch != ARWKV_ARCH_QRWKV6)) {
+        if (r != ARWKV_OK || !arwkv__tmix_family_of(c.arch)) {
             if (r == ARWKV_OK) arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: holds a %s model whose files would be replaced; choose another directory",
                                            dir, arwkv_arch_name(c.arch));
             else arwkv__context(ARWKV_ERR_INVALID_ARGUMENT, "%s: holds a config.json that is not a student's, which would be replaced", dir);
@@ -13809,12 +13941,11 @@ struct arwkv_trainer {
     int step;          /* optimizer steps done */
     int32_t *inputs, *targets;     /* host [B*T] */
     int32_t *labels;               /* backend [B*T] */
-    /* stage 1: layer 0's activations live until its backward, one other layer's at a time */
-    arwkv_tmix7_dims d7;
-    arwkv__tmix7_acts *acts0, *acts;
-    arwkv__tmix7_work *work;
-    arwkv_tmix6_dims d6;           /* QRWKV6 students: layers are independent, one at a time */
-    arwkv_tmix6_acts *acts6;
+    /* stage 1: one layer's activations at a time; with a value residual (RWKV-7's v_first) layer 0's
+       live until its backward, which needs the gradients of the later layers */
+    arwkv__tmix tm;
+    arwkv__tmix_acts *acts0, *acts;
+    arwkv__tmix_work *work;
     float *xn0, *v_first, *dv_first, *o, *dout0, *dout, *rows_loss; /* backend */
     float *rows_host;              /* host [B*T] */
     double stage1_loss;
@@ -13832,10 +13963,11 @@ ARWKV_API void arwkv_trainer_free(arwkv_trainer *tr) {
     void *bufs[] = {tr->labels, tr->xn0, tr->v_first, tr->dv_first, tr->o, tr->dout0, tr->dout, tr->rows_loss, tr->lt, tr->ls,
                     tr->dhidden, tr->kl_rows, tr->ce_rows};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->mem->free(be, bufs[i]);
-    arwkv__tmix7_acts_free(be, tr->acts0);
-    arwkv__tmix7_acts_free(be, tr->acts);
-    arwkv_tmix6_acts_free(tr->acts6);
-    arwkv__tmix7_work_free(be, tr->work);
+    if (tr->tm.family) {
+        tr->tm.family->acts_free(be, tr->acts0);
+        tr->tm.family->acts_free(be, tr->acts);
+        if (tr->work) tr->tm.family->work_free(be, tr->work);
+    }
     arwkv_teacher_free(tr->tw);
     arwkv_rnn_free(tr->rnn);
     arwkv__free(tr->inputs);
@@ -13855,7 +13987,7 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     if (train && train->seq_len != opt->seq_len)
         return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "the data is packed for sequences of %d tokens, the options say %d", train->seq_len,
                            opt->seq_len);
-    if (student->cfg.arch != ARWKV_ARCH_ARWKV7 && student->cfg.arch != ARWKV_ARCH_QRWKV6)
+    if (!arwkv__tmix_family_of(student->cfg.arch))
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "training needs an ARWKV-7 or QRWKV6 student; this one is %s", arwkv_arch_name(student->cfg.arch));
     /* Stage 1 aligns layer with layer, so the teacher must be the student's own base. Stage 2 only
        compares next-token distributions: any teacher over the same vocabulary will do, a larger one
@@ -13885,25 +14017,22 @@ ARWKV_API arwkv_result arwkv_trainer_create(arwkv_model *teacher, arwkv_model *s
     if (r == ARWKV_OK && (!tr->inputs || !tr->targets || !tr->rows_host)) r = arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "out of memory");
     if (r == ARWKV_OK && teacher) r = arwkv_teacher_create(teacher, &tr->tw);
     if (r == ARWKV_OK) r = arwkv_rnn_create(student, &tr->rnn);
-    int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
-    if (r == ARWKV_OK && is7) r = arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &tr->d7);
-    if (r == ARWKV_OK && !is7) r = arwkv_tmix6_dims_from_config(&student->cfg, &tr->d6);
+    if (r == ARWKV_OK) r = arwkv__tmix_of(student, &tr->tm);
+    const arwkv__tmix_family *tf = tr->tm.family;
+    int vr = tf && tf->value_residual;
 #define ARWKV__TALLOC(ptr, bytes) \
     if (r == ARWKV_OK) r = be->mem->alloc(be, (bytes), (void **)&(ptr))
-    if (opt->stage == 1 && !is7) {
-        if (r == ARWKV_OK) r = arwkv_tmix6_acts_create(be, &tr->d6, &tr->acts6);
+    if (opt->stage == 1) { /* arwkv__stage1_hook's buffers; layer 0's own ones with a value residual */
+        if (r == ARWKV_OK && vr) r = tf->acts_create(be, &tr->tm, opt->batch, opt->seq_len, &tr->acts0);
+        if (r == ARWKV_OK) r = tf->acts_create(be, &tr->tm, opt->batch, opt->seq_len, &tr->acts);
+        if (r == ARWKV_OK) r = tf->work_create(be, &tr->tm, opt->batch, opt->seq_len, 1, &tr->work);
+        if (vr) {
+            ARWKV__TALLOC(tr->xn0, MC * sizeof(float));
+            ARWKV__TALLOC(tr->v_first, MC * sizeof(float));
+            ARWKV__TALLOC(tr->dv_first, MC * sizeof(float));
+        }
         ARWKV__TALLOC(tr->o, MC * sizeof(float));
-        ARWKV__TALLOC(tr->dout, MC * sizeof(float));
-        ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
-    } else if (opt->stage == 1) {
-        if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts0);
-        if (r == ARWKV_OK) r = arwkv__tmix7_acts_create(be, &tr->d7, opt->batch, opt->seq_len, &tr->acts);
-        if (r == ARWKV_OK) r = arwkv__tmix7_work_create(be, &tr->d7, M, 1, &tr->work);
-        ARWKV__TALLOC(tr->xn0, MC * sizeof(float));
-        ARWKV__TALLOC(tr->v_first, MC * sizeof(float));
-        ARWKV__TALLOC(tr->dv_first, MC * sizeof(float));
-        ARWKV__TALLOC(tr->o, MC * sizeof(float));
-        ARWKV__TALLOC(tr->dout0, MC * sizeof(float));
+        if (vr) ARWKV__TALLOC(tr->dout0, MC * sizeof(float));
         ARWKV__TALLOC(tr->dout, MC * sizeof(float));
         ARWKV__TALLOC(tr->rows_loss, (size_t)M * sizeof(float));
     } else {
@@ -13943,19 +14072,15 @@ ARWKV_PRIVATE arwkv_result arwkv__stage1_hook(void *user, int l, const float *x,
     int B = tr->opt.batch, T = tr->opt.seq_len, C = s->cfg.hidden_size, L = s->cfg.num_layers;
     float scale = 1.0f / ((float)L * (float)rows);
     const arwkv_layer *ly = &s->layers[l];
-    if (s->cfg.arch == ARWKV_ARCH_QRWKV6) { /* no value residual: every layer on its own */
-        ARWKV__TRY(arwkv_tmix6_forward(be, ly, &tr->d6, B, T, xn, NULL, NULL, tr->o, tr->acts6));
-        ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout));
-        ARWKV__TRY(arwkv_tmix6_backward(be, ly, &tr->d6, B, T, xn, tr->acts6, tr->dout, NULL));
-    } else if (l == 0) {
+    const arwkv__tmix_family *tf = tr->tm.family;
+    if (l == 0 && tf->value_residual) { /* its backward waits for the v_first gradients of the others */
         ARWKV__TRY(be->mem->copy(be, tr->xn0, xn, (size_t)rows * C * sizeof(float)));
-        ARWKV__TRY(arwkv__tmix7_forward(be, ly, 0, &tr->d7, B, T, tr->xn0, NULL, NULL, tr->v_first, tr->o, tr->acts0, tr->work));
+        ARWKV__TRY(tf->forward(be, &tr->tm, ly, 0, B, T, tr->xn0, NULL, NULL, tr->v_first, tr->o, tr->acts0, tr->work));
         ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout0));
     } else {
-        ARWKV__TRY(arwkv__tmix7_forward(be, ly, l, &tr->d7, B, T, xn, NULL, NULL, tr->v_first, tr->o, tr->acts, tr->work));
+        ARWKV__TRY(tf->forward(be, &tr->tm, ly, l, B, T, xn, NULL, NULL, tr->v_first, tr->o, tr->acts, tr->work));
         ARWKV__TRY(be->loss->align(be, tr->opt.align, tr->o, attn_out, rows, C, scale, tr->rows_loss, tr->dout));
-        ARWKV__TRY(arwkv__tmix7_backward(be, ly, l, &tr->d7, B, T, xn, tr->v_first, tr->acts, tr->dout, NULL, tr->dv_first, NULL, NULL,
-                                         tr->work));
+        ARWKV__TRY(tf->backward(be, &tr->tm, ly, l, B, T, xn, tr->v_first, tr->acts, tr->dout, NULL, tr->dv_first, tr->work));
     }
     double sum = 0;
     ARWKV__TRY(arwkv__sum_rows(tr, tr->rows_loss, rows, &sum));
@@ -13967,16 +14092,13 @@ ARWKV_PRIVATE arwkv_result arwkv__stage1_step(arwkv_trainer *tr, double *loss) {
     arwkv_backend *be = tr->student->be;
     int B = tr->opt.batch, T = tr->opt.seq_len, M = B * T;
     const float *hidden;
+    const arwkv__tmix_family *tf = tr->tm.family;
     tr->stage1_loss = 0;
-    if (tr->student->cfg.arch == ARWKV_ARCH_QRWKV6) {
-        ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
-        *loss = tr->stage1_loss;
-        return ARWKV_OK;
-    }
-    ARWKV__TRY(be->mem->zero(be, tr->dv_first, (size_t)M * tr->d7.C * sizeof(float)));
+    if (tf->value_residual) ARWKV__TRY(be->mem->zero(be, tr->dv_first, (size_t)M * tr->student->cfg.hidden_size * sizeof(float)));
     ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, arwkv__stage1_hook, tr, &hidden));
-    ARWKV__TRY(arwkv__tmix7_backward(be, &tr->student->layers[0], 0, &tr->d7, B, T, tr->xn0, tr->v_first, tr->acts0, tr->dout0, NULL,
-                                     tr->dv_first, NULL, NULL, tr->work));
+    if (tf->value_residual) /* layer 0, now that every later layer has added its share of d v_first */
+        ARWKV__TRY(tf->backward(be, &tr->tm, &tr->student->layers[0], 0, B, T, tr->xn0, tr->v_first, tr->acts0, tr->dout0, NULL,
+                                tr->dv_first, tr->work));
     *loss = tr->stage1_loss;
     return ARWKV_OK;
 }
@@ -14005,7 +14127,6 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
     /* stage 2 averages over every position, stage 3 over its target tokens */
     float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
     double kl = 0, ce = 0;
-    const arwkv_param *head = s->lm_head;
     for (int row = 0; row < M; row += tr->logit_rows) {
         int n = M - row < tr->logit_rows ? M - row : tr->logit_rows;
         if (stage == 2) ARWKV__TRY(arwkv__logits_rows(tr->teacher, ht, row, n, tr->lt));
@@ -14019,10 +14140,8 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
             for (int i = 0; i < n; i++)
                 if (tr->targets[row + i] >= 0) ce += tr->rows_host[i];
         }
-        /* the head: d hidden = d logits . W, and W's gradient += d logits^T . hidden */
-        ARWKV__TRY(be->core->gemm(be, n, C, V, tr->ls, V, 1, head->data, head->dtype, C, 1, tr->dhidden + (size_t)row * C, C, 0, NULL));
-        if (head->trainable)
-            ARWKV__TRY(be->core->gemm(be, V, C, n, tr->ls, 1, V, hs + (size_t)row * C, ARWKV_F32, C, 1, head->grad, C, 1, NULL));
+        /* the head's backward: tr->ls now holds d logits */
+        ARWKV__TRY(arwkv__model_logits_backward(s, hs + (size_t)row * C, n, tr->ls, tr->dhidden + (size_t)row * C));
     }
     ARWKV__TRY(arwkv_rnn_backward(tr->rnn, tr->dhidden));
     *kl_out = kl / M;
@@ -14183,30 +14302,6 @@ ARWKV_API arwkv_result arwkv_trainer_restore(arwkv_trainer *tr, const char *chec
    drift apart unnoticed. Parameters are described by "shadow" models: the parameter list declared
    from the config, with each one's type and whether it would be allocated or mapped, but no data. */
 
-/* arwkv__tmix7_work_create */
-ARWKV_PRIVATE uint64_t arwkv__tmix7_work_bytes(const arwkv_tmix7_dims *d, int rows, int backward) {
-    arwkv__tmix7_work w;
-    memset(&w, 0, sizeof w);
-    w.d = *d, w.max_rows = rows, w.backward = backward != 0;
-    arwkv__carver cv = {NULL, 0};
-    arwkv__tmix7_work_layout(&w, &cv);
-    return (uint64_t)cv.used * sizeof(float);
-}
-
-/* arwkv__tmix6_reserve for B x T tokens */
-ARWKV_PRIVATE uint64_t arwkv__tmix6_acts_bytes(const arwkv_tmix6_dims *d, int B, int T) {
-    uint64_t rows = (uint64_t)B * T, C = (uint64_t)d->C, KV = (uint64_t)d->n_kv_heads * d->head_size;
-    uint64_t per_row = 21 * C + 5 * (uint64_t)d->rank_mix + 2 * KV + (uint64_t)d->rank_decay;
-    uint64_t ckpt = (uint64_t)B * d->n_heads * (uint64_t)arwkv__wkv6_chunks(T) * d->head_size * d->head_size;
-    return (per_row * rows + ckpt) * sizeof(float);
-}
-
-/* the temporaries arwkv_tmix6_backward allocates for its call */
-ARWKV_PRIVATE uint64_t arwkv__tmix6_backward_bytes(const arwkv_tmix6_dims *d, uint64_t rows) {
-    uint64_t RC = rows * d->C, RKV = rows * d->n_kv_heads * d->head_size;
-    return (20 * RC + 2 * RKV + rows * ((uint64_t)d->rank_decay + 5 * (uint64_t)d->rank_mix)) * sizeof(float);
-}
-
 /* arwkv__teacher_reserve */
 ARWKV_PRIVATE uint64_t arwkv__teacher_ws_bytes(const arwkv_config *c, int rows, int on_gpu) {
     uint64_t R = (uint64_t)rows, C = (uint64_t)c->hidden_size, Q = (uint64_t)c->num_heads * c->head_dim,
@@ -14225,17 +14320,10 @@ ARWKV_PRIVATE uint64_t arwkv__rnn_ws_bytes(const arwkv_model *s, int B, int T, i
     uint64_t floats = (train ? L + 1 : 2) * R * C + 3 * keep * R * C + 2 * keep * R + 3 * R * C + R + 3 * R * F + (uint64_t)B * C +
                       (uint64_t)B * H * N * N + (train ? 3 * R * C : 0);
     uint64_t bytes = R * sizeof(int32_t) + floats * sizeof(float);
-    if (c->arch == ARWKV_ARCH_ARWKV7) {
-        arwkv_tmix7_dims d;
-        if (arwkv__tmix7_dims(c, s->rank_w, s->rank_a, s->rank_v, s->rank_g, &d) != ARWKV_OK) return bytes;
-        if (train) bytes += keep * arwkv__tmix7_acts_bytes(&d, B, T);
-        bytes += arwkv__tmix7_work_bytes(&d, (int)R, train);
-    } else {
-        arwkv_tmix6_dims d;
-        if (arwkv_tmix6_dims_from_config(c, &d) != ARWKV_OK) return bytes;
-        bytes += keep * arwkv__tmix6_acts_bytes(&d, B, T) + (train ? arwkv__tmix6_backward_bytes(&d, R) : 0);
-    }
-    return bytes;
+    arwkv__tmix tm; /* arwkv__rnn_reserve: kept activations when training, and the shared workspace */
+    if (arwkv__tmix_of(s, &tm) != ARWKV_OK) return bytes;
+    if (train) bytes += keep * tm.family->acts_bytes(&tm, B, T);
+    return bytes + tm.family->work_bytes(&tm, B, T, train);
 }
 
 ARWKV_PRIVATE void arwkv__shadow_free(arwkv_model *m) {
@@ -14362,17 +14450,14 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
     if (eval_T > teacher_rows) teacher_rows = eval_T;
     if (teacher && teacher_rows) arwkv__plan_add(plan, "teacher activations", arwkv__teacher_ws_bytes(&teacher->cfg, teacher_rows, on_gpu));
     uint64_t acts = 0, logits = 0;
-    int is7 = student->cfg.arch == ARWKV_ARCH_ARWKV7;
-    arwkv_tmix7_dims d7;
-    arwkv_tmix6_dims d6;
-    memset(&d7, 0, sizeof d7);
-    memset(&d6, 0, sizeof d6);
-    if (is7) (void)arwkv__tmix7_dims(&student->cfg, student->rank_w, student->rank_a, student->rank_v, student->rank_g, &d7);
-    else (void)arwkv_tmix6_dims_from_config(&student->cfg, &d6);
-    if (stage == 1 && is7) { /* arwkv_trainer_create: layer 0's and one other layer's activations, a workspace, 6 [M,C] arrays */
-        acts = 2 * arwkv__tmix7_acts_bytes(&d7, B, T) + arwkv__tmix7_work_bytes(&d7, (int)M, 1) + (6 * MC + M) * sizeof(float);
-    } else if (stage == 1) { /* one layer at a time, and the backward's temporaries */
-        acts = arwkv__tmix6_acts_bytes(&d6, B, T) + (2 * MC + M) * sizeof(float) + arwkv__tmix6_backward_bytes(&d6, M);
+    arwkv__tmix tm;
+    if (stage == 1) { /* arwkv_trainer_create: one layer's activations (two with a value residual), the workspace with the
+                         backward's temporaries, [M,C] arrays o and dout (and xn0, v_first, dv_first, dout0 with a value residual) */
+        if (arwkv__tmix_of(student, &tm) == ARWKV_OK) {
+            int vr = tm.family->value_residual;
+            acts = (uint64_t)(vr ? 2 : 1) * tm.family->acts_bytes(&tm, B, T) + tm.family->work_bytes(&tm, B, T, 1) +
+                   ((vr ? 6 : 2) * MC + M) * sizeof(float);
+        }
     } else { /* every layer's activations (or inputs, when recomputing), the labels, the hidden-state gradient */
         acts = arwkv__rnn_ws_bytes(student, B, T, o->recompute ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN) + M * sizeof(int32_t);
         uint64_t chunk = on_gpu ? ARWKV__TRAIN_LOGIT_ROWS_GPU : ARWKV__TRAIN_LOGIT_ROWS; /* as arwkv_trainer_create */
@@ -14409,7 +14494,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_training(arwkv_backend *be, const char 
     memset(&student, 0, sizeof student);
     arwkv_result r = teacher_dir ? arwkv__shadow_load(be, teacher_dir, &teacher) : ARWKV_OK;
     if (r == ARWKV_OK) r = student_dir ? arwkv__shadow_load(be, student_dir, &student) : arwkv__shadow_student(&teacher, so, &student);
-    if (r == ARWKV_OK && student.cfg.arch != ARWKV_ARCH_ARWKV7 && student.cfg.arch != ARWKV_ARCH_QRWKV6)
+    if (r == ARWKV_OK && !arwkv__tmix_family_of(student.cfg.arch))
         r = arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: training needs an ARWKV-7 or QRWKV6 student, this is %s", student_dir,
                         arwkv_arch_name(student.cfg.arch));
     if (r != ARWKV_OK) {
@@ -15032,9 +15117,9 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cach
     for (int l = 0; l < c->num_layers; l++) {
         const arwkv_layer *L = &t->m->layers[l];
         ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->in_norm->data, L->in_norm->dtype, B, C, c->rms_norm_eps));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->q, H * D, t->xn, B, L->q_w, L->q_b, 0));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->k, KV, t->xn, B, L->k_w, L->k_b, 0));
-        ARWKV__TRY(arwkv__teacher_linear(be, t->v, KV, t->xn, B, L->v_w, L->v_b, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->q, H * D, t->xn, L->q_w, L->q_b, B, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->k, KV, t->xn, L->k_w, L->k_b, B, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->v, KV, t->xn, L->v_w, L->v_b, B, 0));
         if (c->qk_norm) { /* Qwen3, as in arwkv__teacher_layer */
             ARWKV__TRY(be->core->rmsnorm_forward(be, t->q, NULL, t->q, L->q_norm->data, L->q_norm->dtype, B * H, D, c->rms_norm_eps));
             ARWKV__TRY(be->core->rmsnorm_forward(be, t->k, NULL, t->k, L->k_norm->data, L->k_norm->dtype, B * Hkv, D, c->rms_norm_eps));
@@ -15048,16 +15133,16 @@ ARWKV_PRIVATE arwkv_result arwkv__teacher_decode(arwkv_teacher *t, arwkv_kv_cach
             ARWKV__TRY(be->qwen->attention_forward(be, t->att + (ptrdiff_t)b * H * D, t->q + (ptrdiff_t)b * H * D, kc->k[l], kc->v[l], 1, 1, kc->len,
                                                    H, Hkv, D, 0));
         }
-        ARWKV__TRY(arwkv__teacher_linear(be, t->ao, C, t->att, B, L->o_w, L->o_b, 0));
+        ARWKV__TRY(arwkv__linear_forward(be, t->ao, C, t->att, L->o_w, L->o_b, B, 0));
         ARWKV__TRY(be->core->axpy(be, t->x, 1.0f, t->ao, (size_t)B * C));
         ARWKV__TRY(be->core->rmsnorm_forward(be, t->xn, NULL, t->x, L->post_norm->data, L->post_norm->dtype, B, C, c->rms_norm_eps));
         for (int r0 = 0; r0 < B; r0 += ARWKV__TEACHER_MLP_ROWS) {
             int rows = B - r0 < ARWKV__TEACHER_MLP_ROWS ? B - r0 : ARWKV__TEACHER_MLP_ROWS;
             const float *yn = t->xn + (ptrdiff_t)r0 * C;
-            ARWKV__TRY(arwkv__teacher_linear(be, t->gate, F, yn, rows, L->mlp_gate, NULL, 0));
-            ARWKV__TRY(arwkv__teacher_linear(be, t->up, F, yn, rows, L->mlp_up, NULL, 0));
+            ARWKV__TRY(arwkv__linear_forward(be, t->gate, F, yn, L->mlp_gate, NULL, rows, 0));
+            ARWKV__TRY(arwkv__linear_forward(be, t->up, F, yn, L->mlp_up, NULL, rows, 0));
             ARWKV__TRY(be->core->swiglu_forward(be, t->gate, t->gate, t->up, (size_t)rows * F));
-            ARWKV__TRY(arwkv__teacher_linear(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, rows, L->mlp_down, NULL, 1));
+            ARWKV__TRY(arwkv__linear_forward(be, t->x + (ptrdiff_t)r0 * C, C, t->gate, L->mlp_down, NULL, rows, 1));
         }
     }
     for (int b = 0; b < B; b++) caches[b]->len++;

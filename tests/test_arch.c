@@ -418,11 +418,11 @@ TEST(qrwkv6_student_of_qwen3_reads_the_teachers_queries_and_keys) {
     const float *hidden;
     CHECK_OK(arwkv_teacher_forward(su.t, ids, 1, T, keep_xn, &h, &hidden));
     arwkv_tmix6_dims d;
-    arwkv_tmix6_acts *acts = NULL;
+    arwkv__tmix6_acts *acts = NULL;
     float *out = (float *)malloc(sizeof(float) * T * C);
-    CHECK_OK(arwkv_tmix6_dims_from_config(&s->cfg, &d));
-    CHECK_OK(arwkv_tmix6_acts_create(su.be, &d, &acts));
-    if (acts) CHECK_OK(arwkv_tmix6_forward(su.be, &s->layers[0], &d, 1, T, h.x, NULL, NULL, out, acts));
+    CHECK_OK(arwkv__tmix6_dims_from_config(&s->cfg, &d));
+    CHECK_OK(arwkv__tmix6_acts_create(su.be, &d, &acts));
+    if (acts) CHECK_OK(arwkv__tmix6_forward(su.be, &s->layers[0], &d, 1, T, h.x, NULL, NULL, out, acts));
     /* the reference: xn W^T, then each head over its RMS, times the norm weight */
     const arwkv_layer *TL = &su.m->layers[0];
     const arwkv_param *W[2] = {TL->q_w, TL->k_w}, *G[2] = {TL->q_norm, TL->k_norm};
@@ -471,7 +471,7 @@ TEST(qrwkv6_student_of_qwen3_reads_the_teachers_queries_and_keys) {
         arwkv_trainer_free(tr);
         arwkv_dataset_free(&data);
     }
-    arwkv_tmix6_acts_free(acts);
+    arwkv__tmix6_acts_free(acts);
     free(out), free(h.x), free(ids);
     arwkv_model_free(s);
     close_model(&su);

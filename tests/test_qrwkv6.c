@@ -502,6 +502,89 @@ static arwkv_tmix6_dims small_dims(void) {
     return d;
 }
 
+/* The linear layer (y = x W^T + b) and the LoRA factor (y = x A, on a slice of a 3-D stack, with
+   row strides) of every model, forward and backward, against float64: the forward directly, every
+   gradient by central differences of L = sum(dy * y). */
+static double lin_loss(const double *x, const double *W, const double *b, const double *dy, int M, int in, int out) {
+    double L = 0;
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < out; o++) {
+            double y = b ? b[o] : 0;
+            for (int i = 0; i < in; i++) y += x[m * in + i] * W[o * in + i];
+            L += dy[m * out + o] * y;
+        }
+    return L;
+}
+static void fd_all(double *v, size_t n, double *g, const double *x, const double *W, const double *b, const double *dy, int M, int in,
+                   int out) {
+    for (size_t k = 0; k < n; k++) {
+        double keep = v[k], h = 1e-3;
+        v[k] = keep + h;
+        double lp = lin_loss(x, W, b, dy, M, in, out);
+        v[k] = keep - h;
+        double lm = lin_loss(x, W, b, dy, M, in, out);
+        v[k] = keep;
+        g[k] = (lp - lm) / (2 * h);
+    }
+}
+static void param_f32(arwkv_param *p, float *data, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    memset(p, 0, sizeof *p);
+    p->ndim = ndim, p->shape[0] = d0, p->shape[1] = d1, p->shape[2] = d2;
+    p->numel = d0 * (ndim > 1 ? d1 : 1) * (ndim > 2 ? d2 : 1);
+    p->dtype = ARWKV_F32, p->data = data, p->grad = fnew((size_t)p->numel), p->trainable = 1;
+}
+
+TEST(linear_and_lora_match_float64) {
+    enum { M = 5, IN = 7, OUT = 6 };
+    double x[M * IN], W[OUT * IN], b[OUT], dy[M * OUT], gx[M * IN], gW[OUT * IN], gb[OUT], y[M * OUT];
+    drandn(x, M * IN, 1, 0), drandn(W, OUT * IN, 0.5, 0), drandn(b, OUT, 0.5, 0), drandn(dy, M * OUT, 1, 0);
+    /* the reference works on the float-rounded inputs the library sees */
+    float *xf = fcopy(x, M * IN), *Wf = fcopy(W, OUT * IN), *bf = fcopy(b, OUT), *dyf = fcopy(dy, M * OUT);
+    for (int i = 0; i < M * IN; i++) x[i] = xf[i];
+    for (int i = 0; i < OUT * IN; i++) W[i] = Wf[i];
+    for (int i = 0; i < OUT; i++) b[i] = bf[i];
+    for (int i = 0; i < M * OUT; i++) dy[i] = dyf[i];
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < OUT; o++) {
+            y[m * OUT + o] = b[o];
+            for (int i = 0; i < IN; i++) y[m * OUT + o] += x[m * IN + i] * W[o * IN + i];
+        }
+    fd_all(x, M * IN, gx, x, W, b, dy, M, IN, OUT), fd_all(W, OUT * IN, gW, x, W, b, dy, M, IN, OUT);
+    fd_all(b, OUT, gb, x, W, b, dy, M, IN, OUT);
+    arwkv_param Wp, bp;
+    param_f32(&Wp, Wf, 2, OUT, IN, 0), param_f32(&bp, bf, 1, OUT, 0, 0);
+    float *yf = fnew(M * OUT), *dxf = fnew(M * IN);
+    CHECK_OK(arwkv__linear_forward(be2, yf, 0, xf, &Wp, &bp, M, 0));
+    CHECK_OK(arwkv__linear_backward(be2, dxf, dyf, xf, &Wp, &bp, M, 0));
+    double ey = rel_err_fd(yf, y, M * OUT), ex = rel_err_fd(dxf, gx, M * IN), eW = rel_err_fd(Wp.grad, gW, OUT * IN);
+    double eb = rel_err_fd(bp.grad, gb, OUT);
+    CHECK(ey < 1e-6 && ex < 1e-6 && eW < 1e-6 && eb < 1e-6, "linear: y %g dx %g dW %g db %g", ey, ex, eW, eb);
+
+    /* LoRA: A is the second [IN, OUT] slice of a [2, IN, OUT] stack, i.e. W^T above; x and y strided */
+    float *stack = fnew(2 * IN * OUT), *xs = fnew(M * (IN + 3)), *ys = fnew(M * (OUT + 2)), *dxs = fnew(M * (IN + 3));
+    for (int i = 0; i < IN; i++)
+        for (int o = 0; o < OUT; o++) stack[IN * OUT + i * OUT + o] = Wf[o * IN + i], stack[i * OUT + o] = 99.0f;
+    for (int m = 0; m < M; m++)
+        for (int i = 0; i < IN; i++) xs[m * (IN + 3) + i] = xf[m * IN + i];
+    arwkv_param Ap;
+    param_f32(&Ap, stack, 3, 2, IN, OUT);
+    double yl[M * OUT];
+    for (int k = 0; k < M * OUT; k++) yl[k] = y[k] - b[k % OUT];
+    CHECK_OK(arwkv__lora_forward(be2, ys, OUT + 2, xs, IN + 3, &Ap, IN, IN, M));
+    CHECK_OK(arwkv__lora_backward(be2, dxs, IN + 3, dyf, xs, IN + 3, &Ap, IN, IN, M, 0));
+    double e_y = 0, e_x = 0, e_A = 0, e_other = 0;
+    for (int m = 0; m < M; m++)
+        for (int o = 0; o < OUT; o++) e_y = fmax(e_y, fabs(ys[m * (OUT + 2) + o] - yl[m * OUT + o]));
+    for (int m = 0; m < M; m++)
+        for (int i = 0; i < IN; i++) e_x = fmax(e_x, fabs(dxs[m * (IN + 3) + i] - gx[m * IN + i]));
+    for (int i = 0; i < IN; i++)
+        for (int o = 0; o < OUT; o++) e_A = fmax(e_A, fabs(Ap.grad[IN * OUT + i * OUT + o] - gW[o * IN + i])), e_other += fabs(Ap.grad[i * OUT + o]);
+    CHECK(e_y < 1e-5 && e_x < 1e-5 && e_A < 1e-5 && e_other == 0, "LoRA slice: y %g dx %g dA %g, other slice's gradient %g", e_y, e_x, e_A,
+          e_other);
+    free(xf), free(Wf), free(bf), free(dyf), free(yf), free(dxf), free(Wp.grad), free(bp.grad);
+    free(stack), free(xs), free(ys), free(dxs), free(Ap.grad);
+}
+
 TEST(block_forward_matches_reference) {
   for (int qk = 0; qk <= 1; qk++) { /* without and with a Qwen3 teacher's q/k norms */
     rand_layer L;
@@ -512,12 +595,43 @@ TEST(block_forward_matches_reference) {
     drandn(x, n, 1, 0), drandn(sh, (size_t)B * C, 1, 0), drandn(s0, ns, 0.3, 0);
     ref_block(&L, B, T, x, sh, s0, out, sh_out, s_out);
     float *xf = fcopy(x, n), *shf = fcopy(sh, (size_t)B * C), *sf = fcopy(s0, ns), *of = fnew(n);
-    CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &L.d, B, T, xf, shf, sf, of, NULL));
+    CHECK_OK(arwkv__tmix6_forward(be2, &L.layer, &L.d, B, T, xf, shf, sf, of, NULL));
     double eo = rel_err_fd(of, out, n), esh = rel_err_fd(shf, sh_out, (size_t)B * C), es = rel_err_fd(sf, s_out, ns);
     CHECK(eo < 1e-5 && esh == 0 && es < 1e-5, "qk_norm %d: out %g shift state %g wkv state %g", qk, eo, esh, es);
     free(x), free(sh), free(s0), free(out), free(sh_out), free(s_out), free(xf), free(shf), free(sf), free(of);
     layer_free(&L);
   }
+}
+
+/* The activations one layer keeps hold exactly the arrays the forward writes: per token 20 arrays
+   of C (xx, xxx, five m, five xc, r, g, z, w, kk, vv, y, yg), two of the kv width (k, v) and the two
+   LoRA hiddens, plus the recurrence's checkpoints. The table reports that size, and the backend's
+   memory grows by it. */
+TEST(block_activations_size_is_exact) {
+    rand_layer L;
+    layer_make(&L, small_dims());
+    int B = 2, T = 21, C = L.d.C, H = L.d.n_heads, N = L.d.head_size, KV = L.d.n_kv_heads * N;
+    size_t rows = (size_t)B * T, chunks = (size_t)(T + ARWKV_WKV6_CHUNK - 1) / ARWKV_WKV6_CHUNK;
+    size_t want = (rows * (20 * (size_t)C + 2 * (size_t)KV + 5 * (size_t)L.d.rank_mix + (size_t)L.d.rank_decay) +
+                   (size_t)B * H * chunks * N * N) * sizeof(float);
+    arwkv__tmix tm;
+    memset(&tm, 0, sizeof tm);
+    tm.family = arwkv__tmix_family_of(ARWKV_ARCH_QRWKV6);
+    tm.r6 = L.d;
+    CHECK(tm.family == &arwkv__tmix_rwkv6 && arwkv__tmix_family_of(ARWKV_ARCH_QWEN2) == NULL, "the QRWKV6 family, none for a teacher");
+    CHECK(tm.family->acts_bytes(&tm, B, T) == want, "table says %zu bytes, the arrays need %zu", tm.family->acts_bytes(&tm, B, T), want);
+    arwkv__tmix_acts *acts = NULL;
+    CHECK_OK(tm.family->acts_create(be1, &tm, B, T, &acts));
+    arwkv_memory_use before, after;
+    arwkv_backend_memory(be1, &before);
+    float *x = fnew(rows * C), *out = fnew(rows * C);
+    CHECK_OK(tm.family->forward(be1, &tm, &L.layer, 1, B, T, x, NULL, NULL, NULL, out, acts, NULL));
+    arwkv_backend_memory(be1, &after);
+    CHECK(after.in_use - before.in_use == want, "forward kept %llu bytes, %zu expected", (unsigned long long)(after.in_use - before.in_use),
+          want);
+    tm.family->acts_free(be1, acts);
+    free(x), free(out);
+    layer_free(&L);
 }
 
 TEST(block_backward_matches_finite_differences) {
@@ -530,14 +644,14 @@ TEST(block_backward_matches_finite_differences) {
     c.x = dnew(n), c.shift0 = dnew((size_t)c.B * C), c.s0 = dnew(ns), c.seed = dnew(n);
     drandn(c.x, n, 1, 0), drandn(c.shift0, (size_t)c.B * C, 1, 0), drandn(c.s0, ns, 0.3, 0), drandn(c.seed, n, 1, 0);
     float *xf = fcopy(c.x, n), *shf = fcopy(c.shift0, (size_t)c.B * C), *sf = fcopy(c.s0, ns), *of = fnew(n), *dout = fcopy(c.seed, n), *dx = fnew(n);
-    arwkv_tmix6_acts *acts;
-    CHECK_OK(arwkv_tmix6_acts_create(be2, &L.d, &acts));
-    CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &L.d, c.B, c.T, xf, shf, sf, of, acts));
+    arwkv__tmix6_acts *acts;
+    CHECK_OK(arwkv__tmix6_acts_create(be2, &L.d, &acts));
+    CHECK_OK(arwkv__tmix6_forward(be2, &L.layer, &L.d, c.B, c.T, xf, shf, sf, of, acts));
     layer_zero_grads(&L);
     /* frozen parameters get nothing: freeze the output projection */
     L.params[P_O].trainable = 0;
     L.params[P_O].grad[0] = 7;
-    CHECK_OK(arwkv_tmix6_backward(be2, &L.layer, &L.d, c.B, c.T, xf, acts, dout, dx));
+    CHECK_OK(arwkv__tmix6_backward(be2, &L.layer, &L.d, c.B, c.T, xf, acts, dout, dx));
     CHECK(L.params[P_O].grad[0] == 7, "a frozen parameter's gradient is left alone");
     size_t step = quick ? 5 : 1;
     double worst = 0;
@@ -554,11 +668,11 @@ TEST(block_backward_matches_finite_differences) {
            worst_p >= 0 ? pnames[worst_p] : "-", ex);
     /* gradients accumulate: a second backward doubles them */
     float g0 = L.params[P_W1].grad[3];
-    CHECK_OK(arwkv_tmix6_backward(be2, &L.layer, &L.d, c.B, c.T, xf, acts, dout, NULL));
+    CHECK_OK(arwkv__tmix6_backward(be2, &L.layer, &L.d, c.B, c.T, xf, acts, dout, NULL));
     CHECK(fabsf(L.params[P_W1].grad[3] - 2 * g0) <= 1e-6f * fabsf(g0), "accumulates");
     /* backward of another shape than the forward is refused */
-    CHECK(arwkv_tmix6_backward(be2, &L.layer, &L.d, c.B, c.T - 1, xf, acts, dout, dx) == ARWKV_ERR_INVALID_ARGUMENT, "shape mismatch refused");
-    arwkv_tmix6_acts_free(acts);
+    CHECK(arwkv__tmix6_backward(be2, &L.layer, &L.d, c.B, c.T - 1, xf, acts, dout, dx) == ARWKV_ERR_INVALID_ARGUMENT, "shape mismatch refused");
+    arwkv__tmix6_acts_free(acts);
     free(c.x), free(c.shift0), free(c.s0), free(c.seed), free(xf), free(shf), free(sf), free(of), free(dout), free(dx);
     layer_free(&L);
   }
@@ -575,14 +689,14 @@ TEST(block_recurrent_chunked_threads) {
     float *x = fnew(n), *whole = fnew(n), *part = fnew(n), *sh = fnew((size_t)B * C), *st = fnew(ns);
     float *sh_whole = fnew((size_t)B * C), *st_whole = fnew(ns);
     test_fill_randn(x, n, 1);
-    CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &d, B, T, x, sh_whole, st_whole, whole, NULL));
+    CHECK_OK(arwkv__tmix6_forward(be2, &L.layer, &d, B, T, x, sh_whole, st_whole, whole, NULL));
     /* chunks of 5, 16, 19 tokens (more than 4 rows each: the same matrix-product path) */
     int cuts[4] = {0, 5, 21, 40};
     float *xs = fnew(n), *os = fnew(n);
     for (int k = 0; k < 3; k++) {
         int t0 = cuts[k], len = cuts[k + 1] - cuts[k];
         for (int b = 0; b < B; b++) memcpy(xs + (size_t)b * len * C, x + ((size_t)b * T + t0) * C, (size_t)len * C * sizeof(float));
-        CHECK_OK(arwkv_tmix6_forward(be1, &L.layer, &d, B, len, xs, sh, st, os, NULL));
+        CHECK_OK(arwkv__tmix6_forward(be1, &L.layer, &d, B, len, xs, sh, st, os, NULL));
         for (int b = 0; b < B; b++) memcpy(part + ((size_t)b * T + t0) * C, os + (size_t)b * len * C, (size_t)len * C * sizeof(float));
     }
     CHECK(memcmp(part, whole, n * sizeof(float)) == 0, "chunked with state = whole, bit for bit (rel err %g)", test_rel_err(part, whole, n));
@@ -592,7 +706,7 @@ TEST(block_recurrent_chunked_threads) {
     memset(st, 0, ns * sizeof(float));
     for (int t = 0; t < T; t++) {
         for (int b = 0; b < B; b++) memcpy(xs + (size_t)b * C, x + ((size_t)b * T + t) * C, (size_t)C * sizeof(float));
-        CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &d, B, 1, xs, sh, st, os, NULL));
+        CHECK_OK(arwkv__tmix6_forward(be2, &L.layer, &d, B, 1, xs, sh, st, os, NULL));
         for (int b = 0; b < B; b++) memcpy(part + ((size_t)b * T + t) * C, os + (size_t)b * C, (size_t)C * sizeof(float));
     }
     double e = test_rel_err(part, whole, n), es = test_rel_err(st, st_whole, ns);
@@ -600,22 +714,22 @@ TEST(block_recurrent_chunked_threads) {
     /* 1 thread = 2 threads, forward and backward */
     float *o1 = fnew(n), *o2 = fnew(n), *dx1 = fnew(n), *dx2 = fnew(n), *dout = fnew(n);
     test_fill_randn(dout, n, 1);
-    arwkv_tmix6_acts *a1, *a2;
-    CHECK_OK(arwkv_tmix6_acts_create(be1, &d, &a1));
-    CHECK_OK(arwkv_tmix6_acts_create(be2, &d, &a2));
-    CHECK_OK(arwkv_tmix6_forward(be1, &L.layer, &d, B, T, x, NULL, NULL, o1, a1));
-    CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &d, B, T, x, NULL, NULL, o2, a2));
+    arwkv__tmix6_acts *a1, *a2;
+    CHECK_OK(arwkv__tmix6_acts_create(be1, &d, &a1));
+    CHECK_OK(arwkv__tmix6_acts_create(be2, &d, &a2));
+    CHECK_OK(arwkv__tmix6_forward(be1, &L.layer, &d, B, T, x, NULL, NULL, o1, a1));
+    CHECK_OK(arwkv__tmix6_forward(be2, &L.layer, &d, B, T, x, NULL, NULL, o2, a2));
     CHECK(memcmp(o1, o2, n * sizeof(float)) == 0 && memcmp(o1, whole, n * sizeof(float)) == 0, "forward: threads and acts change nothing");
     layer_zero_grads(&L);
-    CHECK_OK(arwkv_tmix6_backward(be1, &L.layer, &d, B, T, x, a1, dout, dx1));
+    CHECK_OK(arwkv__tmix6_backward(be1, &L.layer, &d, B, T, x, a1, dout, dx1));
     float *g1[P_COUNT];
     for (int i = 0; i < P_COUNT; i++) g1[i] = fnew(L.n[i]), memcpy(g1[i], L.params[i].grad, L.n[i] * sizeof(float));
     layer_zero_grads(&L);
-    CHECK_OK(arwkv_tmix6_backward(be2, &L.layer, &d, B, T, x, a2, dout, dx2));
+    CHECK_OK(arwkv__tmix6_backward(be2, &L.layer, &d, B, T, x, a2, dout, dx2));
     int same = memcmp(dx1, dx2, n * sizeof(float)) == 0;
     for (int i = 0; i < P_COUNT; i++) same &= memcmp(g1[i], L.params[i].grad, L.n[i] * sizeof(float)) == 0, free(g1[i]);
     CHECK(same, "backward: 1 thread = 2 threads, bit for bit");
-    arwkv_tmix6_acts_free(a1), arwkv_tmix6_acts_free(a2);
+    arwkv__tmix6_acts_free(a1), arwkv__tmix6_acts_free(a2);
     free(x), free(whole), free(part), free(sh), free(st), free(sh_whole), free(st_whole), free(xs), free(os);
     free(o1), free(o2), free(dx1), free(dx2), free(dout);
     layer_free(&L);
@@ -722,7 +836,7 @@ TEST(block_agrees_with_llama_cpp_graph) {
     drandn(x, (size_t)T * C, 1, 0);
     llama_cpp_graph(&L, T, x, ref, state);
     float *xf = fcopy(x, (size_t)T * C), *of = fnew((size_t)T * C), *st = fnew((size_t)d.n_heads * d.head_size * d.head_size);
-    CHECK_OK(arwkv_tmix6_forward(be2, &L.layer, &d, 1, T, xf, NULL, st, of, NULL));
+    CHECK_OK(arwkv__tmix6_forward(be2, &L.layer, &d, 1, T, xf, NULL, st, of, NULL));
     double e = rel_err_fd(of, ref, (size_t)T * C), es = rel_err_fd(st, state, (size_t)d.n_heads * d.head_size * d.head_size);
     CHECK(e < 1e-5 && es < 1e-5, "output %g, state %g against llama.cpp's graph", e, es);
     /* and the two float64 transcriptions agree with each other to rounding */
@@ -742,16 +856,16 @@ TEST(block_refuses_bad_input) {
     memset(x, 0, sizeof x);
     arwkv_tmix6_dims d = L.d;
     d.rank_mix = 4; /* the layer's LoRA has rank 3 */
-    CHECK(arwkv_tmix6_forward(be1, &L.layer, &d, 1, 2, x, NULL, NULL, out, NULL) == ARWKV_ERR_SHAPE, "rank mismatch");
+    CHECK(arwkv__tmix6_forward(be1, &L.layer, &d, 1, 2, x, NULL, NULL, out, NULL) == ARWKV_ERR_SHAPE, "rank mismatch");
     arwkv_layer empty;
     memset(&empty, 0, sizeof empty);
-    CHECK(arwkv_tmix6_forward(be1, &empty, &L.d, 1, 2, x, NULL, NULL, out, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "not a QRWKV6 layer");
+    CHECK(arwkv__tmix6_forward(be1, &empty, &L.d, 1, 2, x, NULL, NULL, out, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "not a QRWKV6 layer");
     CHECK(strstr(arwkv_last_error(), "RWKV6Qwen2") != NULL, "message: %s", arwkv_last_error());
-    CHECK(arwkv_tmix6_forward(be1, &L.layer, &L.d, 1, 0, x, NULL, NULL, out, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "T = 0");
-    arwkv_tmix6_acts *a;
-    CHECK_OK(arwkv_tmix6_acts_create(be1, &L.d, &a));
-    CHECK(arwkv_tmix6_backward(be1, &L.layer, &L.d, 1, 2, x, a, x, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "backward before forward");
-    arwkv_tmix6_acts_free(a);
+    CHECK(arwkv__tmix6_forward(be1, &L.layer, &L.d, 1, 0, x, NULL, NULL, out, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "T = 0");
+    arwkv__tmix6_acts *a;
+    CHECK_OK(arwkv__tmix6_acts_create(be1, &L.d, &a));
+    CHECK(arwkv__tmix6_backward(be1, &L.layer, &L.d, 1, 2, x, a, x, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "backward before forward");
+    arwkv__tmix6_acts_free(a);
     layer_free(&L);
 }
 
@@ -827,21 +941,21 @@ TEST(student_layout_init_save_load) {
     CHECK(v[0] == 0 && v[128 * 128 - 1] == 0, "gate = 0");
     /* at init the branch inputs are x itself: r is exactly the teacher's q_proj(x), and the block runs */
     arwkv_tmix6_dims d;
-    CHECK_OK(arwkv_tmix6_dims_from_config(&s->cfg, &d));
+    CHECK_OK(arwkv__tmix6_dims_from_config(&s->cfg, &d));
     CHECK(d.C == 128 && d.n_heads == 2 && d.head_size == 64 && d.n_kv_heads == 1 && d.rank_mix == 32 && d.rank_decay == 64, "dims");
     int T = 20;
     float *x = fnew((size_t)T * 128), *out = fnew((size_t)T * 128), *q = fnew((size_t)T * 128);
     test_fill_randn(x, (size_t)T * 128, 1);
-    arwkv_tmix6_acts *a;
-    CHECK_OK(arwkv_tmix6_acts_create(be2, &d, &a));
-    CHECK_OK(arwkv_tmix6_forward(be2, L, &d, 1, T, x, NULL, NULL, out, a));
+    arwkv__tmix6_acts *a;
+    CHECK_OK(arwkv__tmix6_acts_create(be2, &d, &a));
+    CHECK_OK(arwkv__tmix6_forward(be2, L, &d, 1, T, x, NULL, NULL, out, a));
     arwkv_layer *TL = &teacher->layers[3];
     CHECK_OK(be2->core->gemm(be2, T, 128, 128, x, 128, 1, TL->q_w->data, TL->q_w->dtype, 1, 128, q, 128, 0, (const float *)TL->q_b->data));
     CHECK(a->r && memcmp(a->r, q, (size_t)T * 128 * sizeof(float)) == 0, "receptance = teacher's q_proj(x)");
     int finite = 1, nonzero = 0;
     for (int i = 0; i < T * 128; i++) finite &= isfinite(out[i]), nonzero += out[i] != 0;
     CHECK(finite && nonzero > T * 100, "finite output (%d non-zero)", nonzero);
-    arwkv_tmix6_acts_free(a);
+    arwkv__tmix6_acts_free(a);
     free(x), free(out), free(q);
     /* save, load, compare */
     system("rm -rf build/test_qrwkv6_saved");
@@ -884,8 +998,8 @@ TEST(student_layout_init_save_load) {
         /* the loaded layer computes what the created one computes */
         float xs[4 * 128], o1[4 * 128], o2[4 * 128];
         test_fill_randn(xs, 4 * 128, 1);
-        CHECK_OK(arwkv_tmix6_forward(be1, &s->layers[5], &d, 1, 4, xs, NULL, NULL, o1, NULL));
-        CHECK_OK(arwkv_tmix6_forward(be1, &t->layers[5], &d, 1, 4, xs, NULL, NULL, o2, NULL));
+        CHECK_OK(arwkv__tmix6_forward(be1, &s->layers[5], &d, 1, 4, xs, NULL, NULL, o1, NULL));
+        CHECK_OK(arwkv__tmix6_forward(be1, &t->layers[5], &d, 1, 4, xs, NULL, NULL, o2, NULL));
         CHECK(memcmp(o1, o2, sizeof o1) == 0, "same outputs after the round trip");
         arwkv_model_free(t);
     }
@@ -913,7 +1027,9 @@ int main(void) {
     RUN(op_tanh_decay_gate);
     RUN(op_kv_expand);
     RUN(op_wkv6_forward_backward);
+    RUN(linear_and_lora_match_float64);
     RUN(block_forward_matches_reference);
+    RUN(block_activations_size_is_exact);
     RUN(block_backward_matches_finite_differences);
     RUN(block_recurrent_chunked_threads);
     RUN(block_agrees_with_llama_cpp_graph);

@@ -96,19 +96,19 @@ static int bench_qrwkv6(int argc, char **argv) {
         float *x = (float *)malloc(n * sizeof(float)), *out = (float *)malloc(n * sizeof(float)), *dx = (float *)malloc(n * sizeof(float));
         float *shift = (float *)calloc((size_t)B * d->C, sizeof(float));
         float *state = (float *)calloc((size_t)B * d->n_heads * d->head_size * d->head_size, sizeof(float));
-        arwkv_tmix6_acts *acts = NULL;
-        if (!x || !out || !dx || !shift || !state || !bench_qrwkv6_make(be, d, &l) || arwkv_tmix6_acts_create(be, d, &acts) != ARWKV_OK) {
+        arwkv__tmix6_acts *acts = NULL;
+        if (!x || !out || !dx || !shift || !state || !bench_qrwkv6_make(be, d, &l) || arwkv__tmix6_acts_create(be, d, &acts) != ARWKV_OK) {
             fprintf(stderr, "  out of memory\n");
             return 1;
         }
         for (size_t i = 0; i < n; i++) x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-        arwkv_result r = arwkv_tmix6_forward(be, &l.layer, d, B, T, x, NULL, NULL, out, acts); /* warm-up, allocations */
-        if (r == ARWKV_OK) r = arwkv_tmix6_backward(be, &l.layer, d, B, T, x, acts, out, dx);
+        arwkv_result r = arwkv__tmix6_forward(be, &l.layer, d, B, T, x, NULL, NULL, out, acts); /* warm-up, allocations */
+        if (r == ARWKV_OK) r = arwkv__tmix6_backward(be, &l.layer, d, B, T, x, acts, out, dx);
         /* forward */
         int reps = 0;
         double t0 = bench_now(), t_fwd, t_both, t_dec;
         do {
-            if (r == ARWKV_OK) r = arwkv_tmix6_forward(be, &l.layer, d, B, T, x, NULL, NULL, out, acts);
+            if (r == ARWKV_OK) r = arwkv__tmix6_forward(be, &l.layer, d, B, T, x, NULL, NULL, out, acts);
             reps++;
         } while (r == ARWKV_OK && bench_now() - t0 < 1.0);
         t_fwd = (bench_now() - t0) / reps;
@@ -116,8 +116,8 @@ static int bench_qrwkv6(int argc, char **argv) {
         reps = 0;
         t0 = bench_now();
         do {
-            if (r == ARWKV_OK) r = arwkv_tmix6_forward(be, &l.layer, d, B, T, x, NULL, NULL, out, acts);
-            if (r == ARWKV_OK) r = arwkv_tmix6_backward(be, &l.layer, d, B, T, x, acts, out, dx);
+            if (r == ARWKV_OK) r = arwkv__tmix6_forward(be, &l.layer, d, B, T, x, NULL, NULL, out, acts);
+            if (r == ARWKV_OK) r = arwkv__tmix6_backward(be, &l.layer, d, B, T, x, acts, out, dx);
             reps++;
         } while (r == ARWKV_OK && bench_now() - t0 < 1.0);
         t_both = (bench_now() - t0) / reps;
@@ -125,7 +125,7 @@ static int bench_qrwkv6(int argc, char **argv) {
         int steps = 0;
         t0 = bench_now();
         do {
-            if (r == ARWKV_OK) r = arwkv_tmix6_forward(be, &l.layer, d, B, 1, x + (size_t)(steps % T) * d->C, shift, state, out, acts);
+            if (r == ARWKV_OK) r = arwkv__tmix6_forward(be, &l.layer, d, B, 1, x + (size_t)(steps % T) * d->C, shift, state, out, acts);
             steps++;
         } while (r == ARWKV_OK && bench_now() - t0 < 0.5);
         t_dec = (bench_now() - t0) / steps;
@@ -140,7 +140,7 @@ static int bench_qrwkv6(int argc, char **argv) {
             snprintf(name, sizeof name, "C=%d (%d heads of %d, %d kv)", d->C, d->n_heads, d->head_size, d->n_kv_heads);
             printf("  %-34s %12.0f %12.0f %12.0f %10.2f\n", name, B * T / t_fwd, B * T / t_both, B / t_dec, flops / t_both * 1e-9);
         }
-        arwkv_tmix6_acts_free(acts);
+        arwkv__tmix6_acts_free(acts);
         bench_qrwkv6_free(be, &l);
         free(x), free(out), free(dx), free(shift), free(state);
     }

@@ -1,8 +1,9 @@
 /* Benchmarks of this area; included by tools/bench.c.
 
    The RWKV-7 time mix alone (one layer, random weights, fp32, all threads):
-     - sequence mode over B*T = 2048 tokens: forward, and forward + backward, in tokens/s, with
-       the share of the time spent in the WKV7 recurrence (its ops timed on their own);
+     - sequence mode over B*T = 2048 tokens: forward, and forward + backward, in tokens/s, through
+       the time-mix table (arwkv__tmix_family) as the model and trainer call it, with the share of
+       the time spent in the WKV7 recurrence (its ops timed on their own, on inputs of the same size);
      - recurrent mode: one token of one sequence from a state, in microseconds.
    At C = 128 (the bundled teacher's width) and C = 896 (Qwen2.5-0.5B), LoRA ranks 64/64/32/128 as
    in ARWKV-7B. */
@@ -69,52 +70,66 @@ static arwkv_result bench_tmix7_setup(int C, arwkv_tmix7_dims *d, bench_tmix7 *L
     return r;
 }
 
+/* The WKV7 recurrence alone, forward and backward, on random inputs of the sizes of one call: the
+   time it takes does not depend on the values, so this measures its share of the time mix. */
+static arwkv_result bench_wkv7_alone(arwkv_backend *be, const arwkv_tmix7_dims *d, int B, int T, double *t_fwd, double *t_bwd) {
+    size_t MC = (size_t)B * T * d->C, n_ckpt = (size_t)B * d->H * ((T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK) * d->N * d->N;
+    float *r = bench_floats(MC, -1, 1), *decay = bench_floats(MC, 0.55f, 1), *k = bench_floats(MC, -1, 1);
+    float *v = bench_floats(MC, -1, 1), *a = bench_floats(MC, -0.1f, 0.1f), *b = bench_floats(MC, -0.1f, 0.1f);
+    float *y = bench_floats(MC, 0, 0), *dy = bench_floats(MC, -1, 1), *ckpt = bench_floats(n_ckpt, 0, 0);
+    float *dr = bench_floats(MC, 0, 0), *dd = bench_floats(MC, 0, 0), *dk = bench_floats(MC, 0, 0), *dv = bench_floats(MC, 0, 0);
+    float *da = bench_floats(MC, 0, 0), *db = bench_floats(MC, 0, 0);
+    double t0 = bench_now();
+    arwkv_result res = be->rwkv7->wkv7_forward(be, B, T, d->H, d->N, r, decay, k, v, a, b, y, NULL, ckpt);
+    double t1 = bench_now();
+    if (res == ARWKV_OK) res = be->rwkv7->wkv7_backward(be, B, T, d->H, d->N, r, decay, k, v, a, b, dy, ckpt, NULL, dr, dd, dk, dv, da, db);
+    double t2 = bench_now();
+    *t_fwd = t1 - t0, *t_bwd = t2 - t1;
+    free(r), free(decay), free(k), free(v), free(a), free(b), free(y), free(dy), free(ckpt);
+    free(dr), free(dd), free(dk), free(dv), free(da), free(db);
+    return res;
+}
+
 /* Forward and forward+backward tokens/s of layer 1 (it consumes v_first) at width C over B x T
-   tokens, and the WKV7 ops' share of each. */
+   tokens, through the time-mix table as the trainer calls it, and the WKV7 ops' share of each. */
 static int bench_tmix7_sequence(arwkv_backend *be, int C, int B, int T, int reps) {
-    arwkv_tmix7_dims d;
+    arwkv__tmix tm;
     bench_tmix7 L;
-    if (bench_tmix7_setup(C, &d, &L) != ARWKV_OK) return 1;
+    memset(&tm, 0, sizeof tm);
+    tm.family = &arwkv__tmix_rwkv7;
+    if (bench_tmix7_setup(C, &tm.r7, &L) != ARWKV_OK) return 1;
+    const arwkv__tmix_family *f = tm.family;
     size_t MC = (size_t)B * T * C;
     float *x = bench_floats(MC, -1, 1), *vf = bench_floats(MC, -1, 1), *out = bench_floats(MC, 0, 0);
     float *dout = bench_floats(MC, -1, 1), *dx = bench_floats(MC, 0, 0), *dvf = bench_floats(MC, 0, 0);
-    arwkv__tmix7_acts *acts = NULL;
-    arwkv__tmix7_work *work = NULL;
-    arwkv_result r = arwkv__tmix7_acts_create(be, &d, B, T, &acts);
-    if (r == ARWKV_OK) r = arwkv__tmix7_work_create(be, &d, B * T, 1, &work);
+    arwkv__tmix_acts *acts = NULL;
+    arwkv__tmix_work *work = NULL;
+    arwkv_result r = f->acts_create(be, &tm, B, T, &acts);
+    if (r == ARWKV_OK) r = f->work_create(be, &tm, B, T, 1, &work);
     double t_fwd = 1e30, t_all = 1e30, t_wkv_f = 1e30, t_wkv_b = 1e30;
     for (int rep = 0; rep < reps && r == ARWKV_OK; rep++) {
         double t0 = bench_now();
-        r = arwkv__tmix7_forward(be, &L.l, 1, &d, B, T, x, NULL, NULL, vf, out, acts, work);
+        r = f->forward(be, &tm, &L.l, 1, B, T, x, NULL, NULL, vf, out, acts, work);
         double t1 = bench_now();
-        if (r == ARWKV_OK) r = arwkv__tmix7_backward(be, &L.l, 1, &d, B, T, x, vf, acts, dout, dx, dvf, NULL, NULL, work);
+        if (r == ARWKV_OK) r = f->backward(be, &tm, &L.l, 1, B, T, x, vf, acts, dout, dx, dvf, work);
         double t2 = bench_now();
         t_fwd = t1 - t0 < t_fwd ? t1 - t0 : t_fwd;
         t_all = t2 - t0 < t_all ? t2 - t0 : t_all;
-        /* the recurrence alone, on the inputs the forward just made (still in the workspace) */
-        double t3 = bench_now();
-        if (r == ARWKV_OK)
-            r = be->rwkv7->wkv7_forward(be, B, T, d.H, d.N, acts->r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b,
-                                        acts->y, NULL, acts->ckpt);
-        double t4 = bench_now();
-        if (r == ARWKV_OK)
-            r = be->rwkv7->wkv7_backward(be, B, T, d.H, d.N, acts->r, work->decay, work->k, work->v, work->wkv_a, work->wkv_b,
-                                         work->dy, acts->ckpt, NULL, work->dr, work->d_decay, work->dk, work->dv, work->d_wkv_a,
-                                         work->d_wkv_b);
-        double t5 = bench_now();
-        t_wkv_f = t4 - t3 < t_wkv_f ? t4 - t3 : t_wkv_f;
-        t_wkv_b = t5 - t4 < t_wkv_b ? t5 - t4 : t_wkv_b;
+        double wf = 0, wb = 0;
+        if (r == ARWKV_OK) r = bench_wkv7_alone(be, &tm.r7, B, T, &wf, &wb);
+        t_wkv_f = wf < t_wkv_f ? wf : t_wkv_f;
+        t_wkv_b = wb < t_wkv_b ? wb : t_wkv_b;
     }
     if (r != ARWKV_OK) printf("  time mix C=%d: %s\n", C, arwkv_last_error());
     else {
-        double n = (double)B * T;
+        double n = (double)B * T, kept = (double)f->acts_bytes(&tm, B, T);
         printf("  time mix C=%-4d B=%d T=%d: forward %8.0f tokens/s (WKV7 %4.1f%%)   forward+backward %8.0f tokens/s (WKV7 %4.1f%%)\n",
                C, B, T, n / t_fwd, 100 * t_wkv_f / t_fwd, n / t_all, 100 * (t_wkv_f + t_wkv_b) / t_all);
-        printf("  %*s activations kept for the backward: %.1f MiB per layer (%.0f bytes per token)\n", 12, "",
-               arwkv__tmix7_acts_bytes(&d, B, T) / 1048576.0, (double)arwkv__tmix7_acts_bytes(&d, B, T) / n);
+        printf("  %*s activations kept for the backward: %.1f MiB per layer (%.0f bytes per token)\n", 12, "", kept / 1048576.0,
+               kept / n);
     }
-    arwkv__tmix7_acts_free(be, acts);
-    arwkv__tmix7_work_free(be, work);
+    f->acts_free(be, acts);
+    if (work) f->work_free(be, work);
     bench_tmix7_layer_free(&L);
     free(x), free(vf), free(out), free(dout), free(dx), free(dvf);
     return r != ARWKV_OK;
@@ -122,26 +137,30 @@ static int bench_tmix7_sequence(arwkv_backend *be, int C, int B, int T, int reps
 
 /* One token of one sequence through layer 1 from a carried state: microseconds per token. */
 static int bench_tmix7_recurrent(arwkv_backend *be, int C, int steps) {
-    arwkv_tmix7_dims d;
+    arwkv__tmix tm;
     bench_tmix7 L;
-    if (bench_tmix7_setup(C, &d, &L) != ARWKV_OK) return 1;
+    memset(&tm, 0, sizeof tm);
+    tm.family = &arwkv__tmix_rwkv7;
+    if (bench_tmix7_setup(C, &tm.r7, &L) != ARWKV_OK) return 1;
+    const arwkv__tmix_family *f = tm.family;
+    const arwkv_tmix7_dims *d = &tm.r7;
     float *x = bench_floats((size_t)steps * C, -1, 1), *vf = bench_floats(C, -1, 1), *out = bench_floats(C, 0, 0);
-    float *shift = bench_floats(C, 0, 0), *S = bench_floats((size_t)d.H * d.N * d.N, 0, 0);
-    arwkv__tmix7_work *work = NULL;
-    arwkv_result r = arwkv__tmix7_work_create(be, &d, 1, 0, &work);
+    float *shift = bench_floats(C, 0, 0), *S = bench_floats((size_t)d->H * d->N * d->N, 0, 0);
+    arwkv__tmix_work *work = NULL;
+    arwkv_result r = f->work_create(be, &tm, 1, 1, 0, &work);
     double best = 1e30;
     for (int rep = 0; rep < 3 && r == ARWKV_OK; rep++) {
         double t0 = bench_now();
         for (int t = 0; t < steps && r == ARWKV_OK; t++)
-            r = arwkv__tmix7_forward(be, &L.l, 1, &d, 1, 1, x + (size_t)t * C, shift, S, vf, out, NULL, work);
+            r = f->forward(be, &tm, &L.l, 1, 1, 1, x + (size_t)t * C, shift, S, vf, out, NULL, work);
         double dt = (bench_now() - t0) / steps;
         best = dt < best ? dt : best;
     }
     if (r != ARWKV_OK) printf("  recurrent C=%d: %s\n", C, arwkv_last_error());
     else
         printf("  recurrent step C=%-4d: %7.1f us per token per layer (state %.0f KiB per layer)\n", C, best * 1e6,
-               ((double)d.H * d.N * d.N + C) * 4 / 1024.0);
-    arwkv__tmix7_work_free(be, work);
+               ((double)d->H * d->N * d->N + C) * 4 / 1024.0);
+    if (work) f->work_free(be, work);
     bench_tmix7_layer_free(&L);
     free(x), free(vf), free(out), free(shift), free(S);
     return r != ARWKV_OK;
