@@ -14426,6 +14426,7 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
         uint64_t n = (uint64_t)p->numel;
         if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n, working += (p->is_matrix ? wsize : 4) * n;
         else if (stream && stage == 1 && p->owns_data > 0 && arwkv__param_streams(p)) s_host += (arwkv__param_bytes(p) + 255) / 256 * 256;
+        else if (stream && p->owns_data < 0 && strstr(p->name, ".self_attn.")) sw += arwkv__param_bytes(p); /* a QRWKV6 time mix's q/k/v/o: copied */
         else if (p->owns_data > 0) sw += arwkv__param_bytes(p);
         else if (p->owns_data == 0) plan->mapped += arwkv__param_bytes(p); /* -1: shared with the teacher, counted there */
     }

@@ -187,9 +187,11 @@ TEST(plan_matches_peak_stage1) {
    counts the slots against the peak and the layers as host memory. */
 TEST(plan_matches_peak_stream_teacher) {
     run_config a = {"stage 1, --stream-teacher", 1, 0, 0, 1, 0, NULL, 0, 1, 0, 0, 1},
+               q = {"stage 1, QRWKV6, --stream-teacher", 1, 1, 0, 1, 0, NULL, 0, 1, 0, 0, 1},
                b = {"stage 2, --stream-teacher", 2, 0, 1, 1, 1, STUDENT_DIR, 0, 0, 0, 0, 1};
     plan_against_peak(&a);
     if (quick) return;
+    plan_against_peak(&q);
     plan_against_peak(&b);
 }
 
