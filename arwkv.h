@@ -7450,6 +7450,27 @@ ARWKV_PRIVATE int arwkv__pack_kmajor_avx2(const arwkv__gemm_args *g, float *pane
 ARWKV_PRIVATE void arwkv__pack_b(const arwkv__gemm_args *g, float *dst, int k0, int kc, int n0, int nc) {
     size_t esz = arwkv_dtype_size(g->b_type);
     const char *B = (const char *)g->B;
+#ifdef ARWKV__AVX512
+    /* rows of B contiguous in n, whole panels: each row of the block is read once from start to end
+       (k outer, panels inner), a stream the hardware prefetcher follows; panel by panel the reads
+       were short pieces 512 bytes or more apart and the copy took a fifth of the product's time */
+    if (g->b_cs == 1 && nc % ARWKV__NR == 0 && (g->b_type == ARWKV_F32 || g->b_type == ARWKV_BF16)) {
+        for (int k = 0; k < kc; k++) {
+            const char *src = B + ((size_t)(k0 + k) * (size_t)g->b_rs + (size_t)n0) * esz;
+            for (int p = 0; p < nc; p += ARWKV__NR) {
+                float *row = dst + (size_t)p * kc + (size_t)k * ARWKV__NR;
+                __m512 lo, hi;
+                if (g->b_type == ARWKV_F32) lo = _mm512_loadu_ps((const float *)src + p), hi = _mm512_loadu_ps((const float *)src + p + 16);
+                else {
+                    lo = _mm512_castsi512_ps(ARWKV__BF16_WIDEN16(_mm256_loadu_si256((const __m256i *)((const uint16_t *)src + p))));
+                    hi = _mm512_castsi512_ps(ARWKV__BF16_WIDEN16(_mm256_loadu_si256((const __m256i *)((const uint16_t *)src + p + 16))));
+                }
+                _mm512_storeu_ps(row, lo), _mm512_storeu_ps(row + 16, hi);
+            }
+        }
+        return;
+    }
+#endif
     for (int p = 0; p < nc; p += ARWKV__NR) {
         float *panel = dst + (size_t)p * kc;
         int w = nc - p < ARWKV__NR ? nc - p : ARWKV__NR;
@@ -7569,25 +7590,66 @@ ARWKV_PRIVATE void arwkv__kernel_6x16(int kc, const float *const *a, ptrdiff_t a
 /* Ask for the next block of B while this one is multiplied. A block is a few hundred short pieces
    of different rows of the weight (512 bytes each for bf16), a pattern the hardware prefetcher does
    not follow; when the weight comes from DRAM (a 272 MB vocabulary head) that costs a quarter of the
-   time. Only a hint: no effect on results. */
-ARWKV_PRIVATE void arwkv__prefetch_b(const arwkv__gemm_args *g, int k0, int n0, int nc) {
+   time. The requests go out in parts, one part per row tile of A, so they overlap the products
+   rather than all queueing at once (a block of 128 KB is 2048 cache lines). Part `part` of `parts`
+   is a slice of the block's columns where they are contiguous in k, else a slice of its rows. Only
+   a hint: no effect on results.
+   gcc finds that a function whose only work is prefetching has no side effects and drops every
+   call to it, the prefetches with it (so this one did nothing before); noipa keeps the calls. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ARWKV__KEEP_CALLS __attribute__((noipa))
+#else
+#define ARWKV__KEEP_CALLS
+#endif
+ARWKV_PRIVATE ARWKV__KEEP_CALLS void arwkv__prefetch_b(const arwkv__gemm_args *g, int k0, int n0, int nc, int part, int parts) {
 #if defined(__GNUC__) || defined(__clang__)
     int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
     size_t esz = arwkv_dtype_size(g->b_type);
     const char *B = (const char *)g->B;
     if (g->b_rs == 1) /* a run of kc elements per column */
-        for (int n = n0; n < n0 + nc; n++) {
+        for (int n = n0 + nc * part / parts; n < n0 + nc * (part + 1) / parts; n++) {
             const char *p = B + ((size_t)n * (size_t)g->b_cs + (size_t)k0) * esz;
             for (size_t off = 0; off < (size_t)kc * esz; off += 64) __builtin_prefetch(p + off);
         }
     else if (g->b_cs == 1) /* a run of nc elements per row */
-        for (int k = k0; k < k0 + kc; k++) {
+        for (int k = k0 + kc * part / parts; k < k0 + kc * (part + 1) / parts; k++) {
             const char *p = B + ((size_t)k * (size_t)g->b_rs + (size_t)n0) * esz;
             for (size_t off = 0; off < (size_t)nc * esz; off += 64) __builtin_prefetch(p + off);
         }
 #else
-    (void)g, (void)k0, (void)n0, (void)nc;
+    (void)g, (void)k0, (void)n0, (void)nc, (void)part, (void)parts;
 #endif
+}
+
+/* Rows of A copied together when A is strided in k (an A^T view, as in the weight gradient
+   dW = dY^T X): a multiple of the micro-kernel's rows and of the 8x8 transpose. */
+#define ARWKV__A_GROUP (8 * ARWKV__MR)
+
+/* Copy A(m0..m0+rows, k0..k0+kc) into dst[rows][kc] (rows contiguous in k). Where the rows of A are
+   contiguous for a fixed k (a_rs == 1), 8 rows by 8 k-values are loaded as 8 vectors and transposed
+   in registers: one element at a time, each k of a row lies on another page and the copy cost as
+   much as the products it feeds. A copy: the result is the same whatever path does it. */
+ARWKV_PRIVATE void arwkv__copy_a_block(const arwkv__gemm_args *g, float *dst, int m0, int rows, int k0, int kc) {
+    int r = 0;
+#ifdef ARWKV__AVX2
+    if (g->a_rs == 1)
+        for (; r + 8 <= rows; r += 8) {
+            const float *src = g->A + (ptrdiff_t)(m0 + r) + (ptrdiff_t)k0 * g->a_cs;
+            int k = 0;
+            for (; k + 8 <= kc; k += 8) {
+                __m256 v[8];
+                for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_ps(src + (ptrdiff_t)(k + j) * g->a_cs);
+                arwkv__transpose8_avx2(v);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (size_t)(r + i) * kc + k, v[i]);
+            }
+            for (; k < kc; k++)
+                for (int i = 0; i < 8; i++) dst[(size_t)(r + i) * kc + k] = src[(ptrdiff_t)k * g->a_cs + i];
+        }
+#endif
+    for (; r < rows; r++) {
+        const float *src = g->A + (ptrdiff_t)(m0 + r) * g->a_rs + (ptrdiff_t)k0 * g->a_cs;
+        for (int k = 0; k < kc; k++) dst[(size_t)r * kc + k] = src[(ptrdiff_t)k * g->a_cs];
+    }
 }
 
 ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
@@ -7595,13 +7657,13 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
     int nb = task / g->n_m_chunks, mc = task % g->n_m_chunks;
     int n0 = nb * ARWKV__NC, nc = g->N - n0 < ARWKV__NC ? g->N - n0 : ARWKV__NC;
     int m_begin = mc * g->m_chunk, m_end = m_begin + g->m_chunk < g->M ? m_begin + g->m_chunk : g->M;
-    /* scratch: the packed block of B, then one tile of A (used when A is strided in k) */
-    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * (ARWKV__NC + ARWKV__MR) * sizeof(float));
+    /* scratch: the packed block of B, then a group of rows of A (used when A is strided in k) */
+    float *packed = (float *)arwkv__scratch(g->pool, thread, (size_t)ARWKV__KC * (ARWKV__NC + ARWKV__A_GROUP) * sizeof(float));
     if (!packed) {
         __atomic_store_n(&g->oom, 1, __ATOMIC_RELAXED);
         return;
     }
-    float *a_tile = packed + (size_t)ARWKV__KC * ARWKV__NC;
+    float *a_group = packed + (size_t)ARWKV__KC * ARWKV__NC;
 #ifndef ARWKV__AVX512
     float tile[ARWKV__MR * ARWKV__NR];
 #endif
@@ -7609,8 +7671,18 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
         int kc = g->K - k0 < ARWKV__KC ? g->K - k0 : ARWKV__KC;
         int first = k0 == 0;
         arwkv__pack_b(g, packed, k0, kc, n0, nc);
-        if (k0 + ARWKV__KC < g->K) arwkv__prefetch_b(g, k0 + ARWKV__KC, n0, nc);
+        /* the block of B to ask for while this one is used: the next k-values of these columns, or
+           with a single block of k (the vocabulary head, K = the hidden size) the columns of the
+           task this thread is likely to take next (tasks go out in order) */
+        int next_k0 = k0 + ARWKV__KC, next_n0 = n0, next_nc = nc, n_tiles = (m_end - m_begin + ARWKV__MR - 1) / ARWKV__MR;
+        if (next_k0 >= g->K) {
+            int next_nb = (task + arwkv_pool_size(g->pool)) / g->n_m_chunks;
+            next_k0 = -1;
+            if (first && next_nb != nb && next_nb * ARWKV__NC < g->N)
+                next_k0 = 0, next_n0 = next_nb * ARWKV__NC, next_nc = g->N - next_n0 < ARWKV__NC ? g->N - next_n0 : ARWKV__NC;
+        }
         for (int m = m_begin; m < m_end; m += ARWKV__MR) {
+            if (next_k0 >= 0) arwkv__prefetch_b(g, next_k0, next_n0, next_nc, (m - m_begin) / ARWKV__MR, n_tiles);
             int mr = m_end - m < ARWKV__MR ? m_end - m : ARWKV__MR;
             const float *rows[ARWKV__MR];
             ptrdiff_t a_cs = g->a_cs;
@@ -7618,10 +7690,10 @@ ARWKV_PRIVATE void arwkv__gemm_task(void *ctx, int task, int thread) {
                 rows[i] = g->A + (ptrdiff_t)(m + (i < mr ? i : 0)) * g->a_rs + (ptrdiff_t)k0 * g->a_cs;
             if (a_cs != 1 && nc > ARWKV__NR) {
                 /* A strided in k (an A^T view): each k of a row lies on another page, and the kernel
-                   would read them once per panel; copy the tile's rows into contiguous memory once */
-                for (int k = 0; k < kc; k++)
-                    for (int i = 0; i < mr; i++) a_tile[(size_t)i * kc + k] = rows[i][(ptrdiff_t)k * a_cs];
-                for (int i = 0; i < ARWKV__MR; i++) rows[i] = a_tile + (size_t)(i < mr ? i : 0) * kc;
+                   would read them once per panel; copy a group of rows into contiguous memory once */
+                int in_group = (m - m_begin) % ARWKV__A_GROUP;
+                if (in_group == 0) arwkv__copy_a_block(g, a_group, m, m_end - m < ARWKV__A_GROUP ? m_end - m : ARWKV__A_GROUP, k0, kc);
+                for (int i = 0; i < ARWKV__MR; i++) rows[i] = a_group + (size_t)(in_group + (i < mr ? i : 0)) * kc;
                 a_cs = 1;
             }
             for (int p = 0; p < nc; p += ARWKV__NR) {
@@ -7801,6 +7873,13 @@ ARWKV_PRIVATE arwkv_result arwkv__gemm(arwkv_pool *pool, int M, int N, int K, co
         int want_chunks = (4 * threads + n_blocks - 1) / n_blocks;
         int chunk = (M + want_chunks - 1) / want_chunks;
         if (chunk < 16 * ARWKV__MR) chunk = 16 * ARWKV__MR;
+        if (n_blocks * ((M + chunk - 1) / chunk) < threads) {
+            /* fewer tasks than threads (a narrow C over a long sum, as the vocabulary head's
+               d hidden = d logits . W): split the rows anyway; each thread then packs the same B,
+               which costs less than leaving threads idle. Each element's sum is unchanged. */
+            int per_block = (threads + n_blocks - 1) / n_blocks;
+            chunk = (M + per_block - 1) / per_block;
+        }
         chunk = (chunk + ARWKV__MR - 1) / ARWKV__MR * ARWKV__MR;
         g.m_chunk = chunk;
         g.n_m_chunks = (M + chunk - 1) / chunk;

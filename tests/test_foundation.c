@@ -484,7 +484,7 @@ static void gemm_ref(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff
 
 TEST(gemm_matches_float64) {
     int shapes[][3] = {{1, 1, 1}, {5, 7, 3}, {7, 17, 300}, {130, 260, 513}, {1, 300, 257}, {3, 129, 70}, {4, 64, 1000},
-                       {97, 33, 17}, {200, 16, 256}, {6, 16, 256}};
+                       {97, 33, 17}, {200, 16, 256}, {6, 16, 256}, {64, 40, 700}};
     arwkv_pool *pools[3];
     for (int p = 0; p < 3; p++) CHECK_OK(arwkv_pool_create(p + 1, &pools[p]));
     test_seed(11);

@@ -219,6 +219,30 @@ static bench_time bench_time_gemm(arwkv_backend *be, int M, int N, int K, const 
     return best;
 }
 
+/* The same for a product with any strides (A^T views, row-major B), C accumulated into or not. */
+typedef struct {
+    int M, N, K;
+    const float *A;
+    ptrdiff_t a_rs, a_cs;
+    const void *B;
+    arwkv_dtype b_type;
+    ptrdiff_t b_rs, b_cs;
+    float *C;
+    int accumulate;
+} bench_gemm_shape;
+
+static bench_time bench_time_gemm_strided(arwkv_backend *be, const bench_gemm_shape *s) {
+    bench_time best = {1e30, 1e30};
+    double start = bench_now();
+    for (int rep = 0; rep < 51; rep++) { /* the first is a warm-up */
+        double t0 = bench_now(), c0 = bench_cpu_now();
+        be->core->gemm(be, s->M, s->N, s->K, s->A, s->a_rs, s->a_cs, s->B, s->b_type, s->b_rs, s->b_cs, s->C, s->N, s->accumulate, NULL);
+        if (rep > 0) bench_time_add(&best, bench_now() - t0, bench_cpu_now() - c0);
+        if (bench_now() - start > 1.0 && rep >= 4) break;
+    }
+    return best;
+}
+
 /* One line: GFLOP/s on 1 and on n threads against the peaks by the wall clock, then per core by CPU
    time. Returns 1 if the n-thread wall-clock figure is below the goal, 60% of the peak. */
 static int bench_report(const char *what, double flops, bench_time t1, bench_time tn, bench_time peak1, bench_time peak, int nt) {
@@ -282,6 +306,41 @@ static int bench_matmul(int argc, char **argv) {
         free(A), free(C), free(W);
     }
     printf("  goal: >= 60%% of the FMA peak with all threads: %s\n", fails ? "MISSED on the wall clock for some shapes" : "met");
+    /* The products of the bundled teacher's stage 2 (make demo), which are nearly all of its time:
+       the vocabulary head (151936 x hidden 128) over a chunk of 128 positions. The teacher's logits
+       (bf16 weight), then the student's head trained in fp32: its backward to the hidden states
+       (d logits . W, a long sum into a narrow C) and its weight gradient (d logits^T . hidden, an A^T
+       view accumulated into C). Each moves 78 MB of logits or weight per 5 GFLOP. */
+    {
+        enum { R = 128, V = 151936, H = 128 };
+        float *hid = (float *)malloc(sizeof(float) * R * H), *logits = (float *)malloc(sizeof(float) * (size_t)R * V),
+              *wf = (float *)malloc(sizeof(float) * (size_t)V * H), *dw = (float *)calloc((size_t)V * H, sizeof(float)),
+              *dh = (float *)malloc(sizeof(float) * R * H);
+        uint16_t *wh = (uint16_t *)malloc(2 * (size_t)V * H);
+        if (!hid || !logits || !wf || !dw || !dh || !wh) {
+            free(hid), free(logits), free(wf), free(dw), free(dh), free(wh);
+            fprintf(stderr, "matmul: out of memory\n");
+            return 1;
+        }
+        unsigned x = 4242;
+        for (size_t i = 0; i < (size_t)R * H; i++) hid[i] = (float)((x = x * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;
+        for (size_t i = 0; i < (size_t)R * V; i++) logits[i] = ((float)((x = x * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f) * 1e-5f;
+        for (size_t i = 0; i < (size_t)V * H; i++) {
+            wf[i] = ((float)((x = x * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f) * 0.05f;
+            wh[i] = arwkv_f32_to_bf16(wf[i]);
+        }
+        bench_gemm_shape head[3] = {{R, V, H, hid, H, 1, wh, ARWKV_BF16, 1, H, logits, 0},
+                                    {R, H, V, logits, V, 1, wf, ARWKV_F32, H, 1, dh, 0},
+                                    {V, H, R, logits, 1, V, hid, ARWKV_F32, H, 1, dw, 1}};
+        const char *head_names[3] = {"demo head: logits 128x151936x128 bf16", "demo head: d hidden 128x128x151936", "demo head: d W 151936x128x128 (A^T)"};
+        for (int s = 0; s < 3; s++) {
+            char what[96];
+            snprintf(what, sizeof what, "%s (info)", head_names[s]);
+            bench_time t1 = bench_time_gemm_strided(be1, &head[s]), tn = bench_time_gemm_strided(be, &head[s]);
+            bench_report(what, 2.0 * R * V * H, t1, tn, peak1, peak, nt);
+        }
+        free(hid), free(logits), free(wf), free(dw), free(dh), free(wh);
+    }
     /* the other product of a forward pass: causal attention, 0.5B heads (14 query, 2 key/value, 64 wide) */
     {
         enum { T = 2048, H = 14, HKV = 2, D = 64 };
