@@ -14466,6 +14466,10 @@ ARWKV_PRIVATE arwkv_result arwkv__shadow_student(const arwkv_model *teacher, con
     return ARWKV_OK;
 }
 
+/* The most a GPU backend's product split along K keeps in partial sums (arwkv_hip.h's
+   arwkv__gemm_slices halves its slices until they fit). */
+#define ARWKV__GPU_SPLIT_K_MAX ((uint64_t)256 << 20)
+
 ARWKV_PRIVATE uint64_t arwkv__param_bytes(const arwkv_param *p) { return (uint64_t)p->numel * arwkv_dtype_size(p->dtype); }
 
 ARWKV_PRIVATE void arwkv__plan_add_to(arwkv_memory_plan *plan, const char *name, uint64_t bytes, int on_host) {
@@ -14549,9 +14553,10 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
         arwkv__plan_add(plan, "evaluation",
                         ((teacher ? 2 : 1) * (uint64_t)ARWKV__TRAIN_LOGIT_ROWS * V + 2 * ARWKV__TRAIN_LOGIT_ROWS) * sizeof(float) +
                             (uint64_t)eval_T * sizeof(int32_t) + arwkv__rnn_ws_bytes(student, 1, eval_T, 0));
-    /* a GPU's scratch (partial sums of reductions and split products): an allowance, 64 MiB and 1/128
-       of the rest (the bundled teacher's runs on an H100 used 0.6-4 MiB) */
-    if (on_gpu) arwkv__plan_add(plan, "GPU workspace", ((uint64_t)64 << 20) + plan->total / 128);
+    /* a GPU's scratch: the partial sums of a product split along K (at most ARWKV__GPU_SPLIT_K_MAX:
+       a 7B stage 1 on an H100 reached 250 MiB with its weight gradients), and an allowance of
+       64 MiB and 1/128 of the rest for the reductions' partial sums */
+    if (on_gpu) arwkv__plan_add(plan, "GPU workspace", ((uint64_t)64 << 20) + ARWKV__GPU_SPLIT_K_MAX + plan->total / 128);
     plan->need = plan->total + (on_gpu ? 0 : plan->host_total);
 }
 

@@ -921,7 +921,7 @@ __global__ void arwkv__gemm_reduce_kernel(const float *part, int slices, int M, 
 ARWKV_PRIVATE int arwkv__gemm_slices(int M, int N, int K, int align, int *kslice) {
     int slices = K > 4096 ? K / 2048 : 1;
     if (slices > 64) slices = 64;
-    while (slices > 1 && (size_t)slices * M * N * sizeof(float) > ((size_t)256 << 20)) slices /= 2;
+    while (slices > 1 && (uint64_t)slices * M * N * sizeof(float) > ARWKV__GPU_SPLIT_K_MAX) slices /= 2; /* the plan counts this much */
     int depth = (K + slices - 1) / slices;
     depth = (depth + align - 1) / align * align; /* whole tile steps: aligned vector loads */
     if (depth < align) depth = align;
