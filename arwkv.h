@@ -14187,6 +14187,11 @@ ARWKV_PRIVATE arwkv_result arwkv__logits_rows(arwkv_model *m, const float *hidde
     return arwkv_model_logits(m, hidden + (size_t)row0 * m->cfg.hidden_size, n, buf);
 }
 
+/* The student's forward mode in stages 2-3: every activation kept, or only layer inputs (--recompute). */
+ARWKV_PRIVATE arwkv_rnn_mode arwkv__train_rnn_mode(const arwkv_train_options *o) {
+    return o->recompute ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN;
+}
+
 /* Stages 2 and 3: the loss over the logits, chunk by chunk, with the head's backward; then the
    student's backward from the gradient of its hidden states. */
 ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *loss, double *kl_out, double *ce_out) {
@@ -14201,7 +14206,7 @@ ARWKV_PRIVATE arwkv_result arwkv__logit_stage_step(arwkv_trainer *tr, double *lo
     if (stage == 3 && n_targets == 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "stage 3: a batch without any target token");
     if (use_labels) ARWKV__TRY(be->mem->upload(be, tr->labels, tr->targets, (size_t)M * sizeof(int32_t)));
     if (stage == 2) ARWKV__TRY(arwkv_teacher_forward(tr->tw, tr->inputs, B, T, NULL, NULL, &ht));
-    ARWKV__TRY(arwkv_rnn_forward(tr->rnn, tr->inputs, B, T, NULL, tr->opt.recompute ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN, &hs));
+    ARWKV__TRY(arwkv_rnn_forward(tr->rnn, tr->inputs, B, T, NULL, arwkv__train_rnn_mode(&tr->opt), &hs));
     float kl_w = stage == 2 ? tr->opt.kl_weight : 0, ce_w = stage == 3 ? 1.0f : tr->opt.ce_weight;
     /* stage 2 averages over every position, stage 3 over its target tokens */
     float scale = stage == 3 ? 1.0f / (float)n_targets : 1.0f / (float)M;
@@ -14543,7 +14548,7 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
                    ((vr ? 6 : 2) * MC + M) * sizeof(float);
         }
     } else { /* every layer's activations (or inputs, when recomputing), the labels, the hidden-state gradient */
-        acts = arwkv__rnn_ws_bytes(student, B, T, o->recompute ? ARWKV_RNN_TRAIN_RECOMPUTE : ARWKV_RNN_TRAIN) + M * sizeof(int32_t);
+        acts = arwkv__rnn_ws_bytes(student, B, T, arwkv__train_rnn_mode(o)) + M * sizeof(int32_t);
         uint64_t chunk = on_gpu ? ARWKV__TRAIN_LOGIT_ROWS_GPU : ARWKV__TRAIN_LOGIT_ROWS; /* as arwkv_trainer_create */
         logits = (2 * chunk * V + 2 * chunk + MC) * sizeof(float);
     }
