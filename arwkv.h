@@ -11882,9 +11882,10 @@ ARWKV_PRIVATE int arwkv__param_layer(const char *name) {
     return *end == '.' && l >= 0 && l < INT_MAX ? (int)l : -1;
 }
 
-/* A parameter ARWKV_LOAD_HOST_LAYERS keeps in host memory: a layer's, but not a student's time mix. */
-ARWKV_PRIVATE int arwkv__param_streams(const arwkv_param *p) {
-    return arwkv__param_layer(p->name) >= 0 && !strstr(p->name, ".time_mixer.");
+/* A parameter ARWKV_LOAD_HOST_LAYERS keeps in host memory: a layer's, but not a student's time mix
+   (everything under self_attn: RWKV-7's time_mixer, and QRWKV6's q/k/v/o with its own tensors). */
+ARWKV_PRIVATE int arwkv__param_streams(const arwkv_model *m, const arwkv_param *p) {
+    return arwkv__param_layer(p->name) >= 0 && (arwkv_arch_is_teacher(m->cfg.arch) || !strstr(p->name, ".self_attn."));
 }
 
 /* Lay out each layer's streamed tensors in one host block (their checkpoint type for float
@@ -11899,7 +11900,7 @@ ARWKV_PRIVATE arwkv_result arwkv__host_layers_place(arwkv_model *m) {
         for (int l = 0; l < L; l++) m->host_block_bytes[l] = 0;
         for (int i = 0; i < m->n_params; i++) {
             arwkv_param *p = &m->params[i];
-            if (!arwkv__param_streams(p)) continue;
+            if (!arwkv__param_streams(m, p)) continue;
             const arwkv_tensor_info *t = arwkv_st_find(m->st, p->name);
             int l = arwkv__param_layer(p->name);
             if (!t || l >= L) continue; /* a missing tensor is reported by the loader */
@@ -14501,7 +14502,7 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
     for (int i = 0; teacher && i < teacher->n_params; i++) {
         const arwkv_param *p = &teacher->params[i];
         int l = arwkv__param_layer(p->name);
-        if (layer_bytes && l >= 0 && l < L && arwkv__param_streams(p)) { /* arwkv__host_layers_place's layout */
+        if (layer_bytes && l >= 0 && l < L && arwkv__param_streams(teacher, p)) { /* arwkv__host_layers_place's layout */
             uint64_t b = (arwkv__param_bytes(p) + 255) / 256 * 256;
             layer_bytes[l] += b, t_host += b;
             slot = layer_bytes[l] > slot ? layer_bytes[l] : slot;
@@ -14513,7 +14514,7 @@ ARWKV_PRIVATE void arwkv__plan_items(int on_gpu, const arwkv_model *teacher, con
         const arwkv_param *p = &student->params[i];
         uint64_t n = (uint64_t)p->numel;
         if (arwkv__is_trained(p, stage, o->freeze_mlp)) masters += 4 * n, grads += 4 * n, moments += 8 * n, working += (p->is_matrix ? wsize : 4) * n;
-        else if (stream && stage == 1 && p->owns_data > 0 && arwkv__param_streams(p)) s_host += (arwkv__param_bytes(p) + 255) / 256 * 256;
+        else if (stream && stage == 1 && p->owns_data > 0 && arwkv__param_streams(student, p)) s_host += (arwkv__param_bytes(p) + 255) / 256 * 256;
         else if (stream && p->owns_data < 0 && strstr(p->name, ".self_attn.")) sw += arwkv__param_bytes(p); /* a QRWKV6 time mix's q/k/v/o: copied */
         else if (p->owns_data > 0) sw += arwkv__param_bytes(p);
         else if (p->owns_data == 0) plan->mapped += arwkv__param_bytes(p); /* -1: shared with the teacher, counted there */

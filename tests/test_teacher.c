@@ -723,6 +723,24 @@ TEST(streamed_layers_equal_resident) {
         arwkv_kv_cache_free(cs);
         free(lr), free(ls), free(want), free(got);
         free(hr.x), free(hr.xn), free(hr.ao), free(hs.x), free(hs.xn), free(hs.ao);
+        /* a student loaded so (stage 1 resumed with --stream-teacher) keeps its time mix on the device: for QRWKV6
+           that is everything under self_attn, the q/k/v/o its time mix reuses included */
+        arwkv_student_options so;
+        arwkv_student_options_default(&so);
+        so.arch = ARWKV_ARCH_QRWKV6;
+        arwkv_model *q6 = NULL, *back = NULL;
+        CHECK_OK(arwkv_student_create(res, &so, &q6));
+        if (q6) CHECK_OK(arwkv_model_save(q6, "build/test_teacher_q6", ARWKV_F32, 0, NULL));
+        if (q6) CHECK_OK(arwkv_model_load_ex("build/test_teacher_q6", be, ARWKV_LOAD_HOST_LAYERS, &back));
+        int attn_on_host = 0, mlp_on_host = 0;
+        for (int i = 0; back && i < back->n_params; i++) {
+            attn_on_host += back->params[i].on_host && strstr(back->params[i].name, ".self_attn.") != NULL;
+            mlp_on_host += back->params[i].on_host && strstr(back->params[i].name, ".mlp.") != NULL;
+        }
+        CHECK(back && attn_on_host == 0 && mlp_on_host == 3 * L, "a QRWKV6 student's time mix stays on the device (%d on the host), its MLPs "
+              "go to the host (%d of %d)", attn_on_host, mlp_on_host, 3 * L);
+        arwkv_model_free(back);
+        arwkv_model_free(q6);
     }
 out:
     arwkv_teacher_free(tr);
