@@ -232,8 +232,14 @@ ARWKV_API arwkv_result arwkv_parse_u64(const char *option, const char *text, uin
 typedef struct arwkv_pool arwkv_pool;
 typedef void (*arwkv_task_fn)(void *ctx, int task, int thread);
 
-/* n_threads <= 0 picks the number of online processors. */
+/* n_threads <= 0 picks the number of processors this process may run on (arwkv_cpu_count). */
 ARWKV_API arwkv_result arwkv_pool_create(int n_threads, arwkv_pool **out);
+/* Processors this process may run on: on Linux the CPUs of its affinity mask (taskset, a
+   container's cpuset), elsewhere the online processors; at least 1. */
+ARWKV_API int arwkv_cpu_count(void);
+/* The number of CPUs in a Linux CPU list such as "0-3,8,10-11" (the Cpus_allowed_list line of
+   /proc/self/status); 0 for a list that does not parse. */
+ARWKV_API int arwkv_cpu_list_count(const char *list);
 ARWKV_API void arwkv_pool_destroy(arwkv_pool *pool);
 /* Number of threads, counting the caller's (1 for a NULL pool). Infallible. */
 ARWKV_API int arwkv_pool_size(const arwkv_pool *pool);
@@ -686,7 +692,7 @@ ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, 
 
 typedef struct arwkv_backend arwkv_backend;
 
-/* A CPU backend with n_threads threads (<= 0: all online processors). */
+/* A CPU backend with n_threads threads (<= 0: arwkv_cpu_count(), the CPUs this process may use). */
 ARWKV_API arwkv_result arwkv_backend_cpu(int n_threads, arwkv_backend **out);
 ARWKV_API void arwkv_backend_destroy(arwkv_backend *be);
 ARWKV_API const char *arwkv_backend_name(const arwkv_backend *be); /* "cpu (2 threads)", ... */
@@ -2309,16 +2315,53 @@ ARWKV_PRIVATE void *arwkv__pool_main(void *arg_) {
 }
 #endif
 
+ARWKV_API int arwkv_cpu_list_count(const char *list) {
+    int count = 0;
+    const char *c = list;
+    while (c && *c && *c != '\n') {
+        if (*c < '0' || *c > '9') return 0;
+        long first = strtol(c, (char **)&c, 10), last = first;
+        if (*c == '-') {
+            c++;
+            if (*c < '0' || *c > '9') return 0;
+            last = strtol(c, (char **)&c, 10);
+        }
+        if (last < first || last - first >= 1 << 20) return 0;
+        count += (int)(last - first + 1);
+        if (count > 1 << 20) return 0;
+        if (*c == ',') c++;
+        else if (*c && *c != '\n') return 0;
+    }
+    return count;
+}
+
+ARWKV_API int arwkv_cpu_count(void) {
+    int n = 0;
+#if defined(__linux__)
+    /* the affinity mask, not the machine: a process pinned to 2 of 16 cores that started 16
+       threads would run 8 on each core */
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[4096];
+    while (f && !n && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Cpus_allowed_list:", 18) && strchr(line, '\n')) { /* a whole line, not a cut one */
+            const char *c = line + 18;
+            while (*c == ' ' || *c == '\t') c++;
+            n = arwkv_cpu_list_count(c);
+        }
+    if (f) fclose(f);
+#endif
+#if !defined(_WIN32) && defined(_SC_NPROCESSORS_ONLN)
+    if (n <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)online : 1;
+    }
+#endif
+    return n > 0 ? n : 1;
+}
+
 ARWKV_API arwkv_result arwkv_pool_create(int n_threads, arwkv_pool **out) {
     *out = NULL;
-    if (n_threads <= 0) {
-#if !defined(_WIN32) && defined(_SC_NPROCESSORS_ONLN)
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = n > 0 ? (int)n : 1;
-#else
-        n_threads = 1;
-#endif
-    }
+    if (n_threads <= 0) n_threads = arwkv_cpu_count();
     if (n_threads > 1024) n_threads = 1024;
     arwkv_pool *p = (arwkv_pool *)arwkv__calloc(1, sizeof *p);
     if (p) p->scratch = (void **)arwkv__calloc((size_t)n_threads, sizeof(void *));

@@ -48,7 +48,7 @@ static void usage(FILE *f) {
             "  --min-p P             (default 0 = off)\n"
             "  --repeat-penalty R    on the last 64 tokens (default 1 = off)\n"
             "  --seed S              sampling seed (default 1)\n"
-            "  --threads N           CPU threads (default: all)\n"
+            "  --threads N           CPU threads (default: every CPU it may use)\n"
 #ifdef ARWKV_GPU
             "  --gpu                 run on the GPU\n"
 #endif

@@ -69,7 +69,7 @@ static void usage(FILE *f) {
             "  --resume             continue from OUT/checkpoints/latest exactly\n"
             "  --override           with --resume: accept --lr, --schedule, --align... that differ from the checkpoint's\n"
             "  --seed S             data order and new student's init (default 1)\n"
-            "  --threads N          CPU threads (default: all)\n"
+            "  --threads N          CPU threads (default: every CPU it may use)\n"
             "  --log-every K        piped output: a progress line every K steps (default steps/50)\n"
             "  --summary-json FILE  write first/last loss, eval before/after, tokens, seconds\n"
             "                       (every run also writes OUT/log.csv: per-step losses and evaluations,\n"

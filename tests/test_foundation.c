@@ -1,5 +1,9 @@
 /* Foundation: errors, numbers, thread pool, JSON, safetensors (read, validate, write), config.json
    and the matrix product. */
+#if defined(__linux__)
+#define _GNU_SOURCE /* sched_setaffinity, for the CPU count test; the header compiles with it as without */
+#include <sched.h>
+#endif
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 #include "test.h"
@@ -88,6 +92,33 @@ TEST(pool_runs_each_task_once) {
 /* ---- JSON ------------------------------------------------------------------------------------- */
 
 static arwkv_result json_parse_str(arwkv__json *j, const char *s) { return arwkv__json_parse(j, s, strlen(s), "test.json"); }
+
+/* The default thread count is the CPUs this process may use: pinned to one CPU, one thread. */
+TEST(cpu_count_follows_the_affinity_mask) {
+    CHECK(arwkv_cpu_list_count("0-3,8,10-11") == 7, "list: %d", arwkv_cpu_list_count("0-3,8,10-11"));
+    CHECK(arwkv_cpu_list_count("5\n") == 1, "one CPU");
+    CHECK(arwkv_cpu_list_count("0-127") == 128, "range");
+    const char *bad[] = {"", "x", "3-1", "0-", "1,,2", "-2", "0-3;4", "0-99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK(arwkv_cpu_list_count(bad[i]) == 0, "'%s' parses as %d CPUs", bad[i], arwkv_cpu_list_count(bad[i]));
+    CHECK(arwkv_cpu_count() >= 1, "at least one CPU");
+#if defined(__linux__)
+    cpu_set_t all, one;
+    CHECK(sched_getaffinity(0, sizeof all, &all) == 0, "sched_getaffinity");
+    CHECK(arwkv_cpu_count() == CPU_COUNT(&all), "%d CPUs counted, the mask has %d", arwkv_cpu_count(), CPU_COUNT(&all));
+    int first = 0;
+    while (first < CPU_SETSIZE && !CPU_ISSET(first, &all)) first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "sched_setaffinity");
+    arwkv_pool *pool;
+    CHECK_OK(arwkv_pool_create(0, &pool));
+    CHECK(arwkv_cpu_count() == 1 && arwkv_pool_size(pool) == 1, "pinned to CPU %d: %d CPUs counted, %d threads", first, arwkv_cpu_count(),
+          arwkv_pool_size(pool));
+    arwkv_pool_destroy(pool);
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0, "restoring the mask");
+#endif
+}
 
 TEST(json_values) {
     arwkv__json j;
@@ -688,6 +719,7 @@ int main(void) {
     RUN(bf16_rounding);
     RUN(f16_conversion);
     RUN(pool_runs_each_task_once);
+    RUN(cpu_count_follows_the_affinity_mask);
     RUN(json_values);
     RUN(json_string_escapes);
     RUN(json_errors);

@@ -32,7 +32,7 @@ static void usage(FILE *f) {
             "  --top-p P            (default 0.9)\n"
             "  --repeat-penalty R   (default 1.1; 1: off)\n"
             "  --seed S             conversation i samples with seed S+i (default 1)\n"
-            "  --threads N          CPU threads (default: all)\n"
+            "  --threads N          CPU threads (default: every CPU it may use)\n"
 #ifdef ARWKV_GPU
             "  --gpu                run on the GPU\n"
 #endif
