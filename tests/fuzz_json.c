@@ -1,5 +1,6 @@
 /* libFuzzer target: the JSON reader on arbitrary bytes must return OK or an error, never crash,
-   hang or read out of bounds. On success every node is walked. */
+   hang or read out of bounds. On success every node is walked. The same bytes, as a string, also go
+   through the other small text parser, the CPU list of /proc/self/status (arwkv_cpu_list_count). */
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
 
@@ -21,6 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (arwkv__json_parse(&j, (const char *)data, size, "fuzz") == ARWKV_OK) {
         if (walk(&j, 0, 0) != j.n_nodes) __builtin_trap();
         arwkv__json_free(&j);
+    }
+    char *text = (char *)malloc(size + 1);
+    if (text) {
+        memcpy(text, data, size);
+        text[size] = 0;
+        int n = arwkv_cpu_list_count(text);
+        if (n < 0 || n > (1 << 20)) __builtin_trap();
+        free(text);
     }
     return 0;
 }
