@@ -6,7 +6,8 @@
 # held-out files (every tenth file is held out; the teacher never saw the standard library).
 # Each stage prints teacher and student perplexity on the held-out files before and after.
 #
-# Knobs (environment): DEMO_STEPS1, DEMO_STEPS2, DEMO_THREADS, DEMO_OUT.
+# Knobs (environment): DEMO_STEPS1, DEMO_STEPS2, DEMO_THREADS, DEMO_OUT, DEMO_STDLIB (a directory of .py
+# files to use instead of /usr/lib/python3.*).
 set -e
 B=${B:-build}
 OUT=${DEMO_OUT:-$B/demo}
@@ -15,9 +16,9 @@ S1=${DEMO_STEPS1:-250}
 S2=${DEMO_STEPS2:-200}
 THREADS=${DEMO_THREADS:-0}
 
-STDLIB=$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | sort -V | tail -n 1)
+STDLIB=${DEMO_STDLIB:-$(ls -d /usr/lib/python3.[0-9]* 2>/dev/null | sort -V | tail -n 1)}
 if [ -z "$STDLIB" ] || [ ! -f "$STDLIB/os.py" ]; then
-    echo "demo: no CPython standard library under /usr/lib/python3.* (install python3)" >&2
+    echo "demo: no CPython standard library under /usr/lib/python3.* (install python3, or name one with DEMO_STDLIB)" >&2
     exit 1
 fi
 mkdir -p "$OUT"
