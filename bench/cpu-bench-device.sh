@@ -9,7 +9,7 @@ exec > >(tee "$OUT/cpu-bench-device.log") 2>&1
 lscpu | grep -E "^Model name|^CPU\(s\)|^L2|^L3"
 make -j2 B=build/cpu build/cpu/arwkv-bench > /dev/null 2>&1 || echo "build failed"
 for b in "matmul 2" "decode 2" "train 2"; do
-    echo "== arwkv-bench $b (taskset -c 0,1) [$(date +%T)]"
-    taskset -c 0,1 timeout 300 build/cpu/arwkv-bench $b
+    echo "== arwkv-bench $b (taskset -c ${CORES:-0,1}) [$(date +%T)]"
+    taskset -c ${CORES:-0,1} timeout 300 build/cpu/arwkv-bench $b
 done
 echo "== done [$(date +%T)]"
