@@ -15,18 +15,20 @@ el() { echo "[$(( $(date +%s) - t0 )) s]"; }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 REVS=$(ls -d bench/grev-* 2>/dev/null | sed 's|bench/grev-||')
 echo "== build: this tree and ${REVS:-no other revision} $(el)"
-make -j16 build/gpu/test_gpu build/gpu/arwkv-distill > "$OUT/build.log" 2>&1 &
-for r in $REVS; do make -C bench/grev-$r -j4 build/gpu/arwkv-distill > "$OUT/build-$r.log" 2>&1 & done
-wait
+# (every wait names its processes: a bare wait would also wait for the tee above, which never ends)
+pids=""
+${CORES:+taskset -c $CORES} make -j16 build/gpu/test_gpu build/gpu/arwkv-distill > "$OUT/build.log" 2>&1 & pids="$pids $!"
+for r in $REVS; do ${CORES:+taskset -c $CORES} make -C bench/grev-$r -j4 build/gpu/arwkv-distill > "$OUT/build-$r.log" 2>&1 & pids="$pids $!"; done
+wait $pids
 ls -la build/gpu/arwkv-distill build/gpu/test_gpu bench/grev-*/build/gpu/arwkv-distill 2>&1 | awk '{print $5, $NF}'
 DATA=$(ls tools/*.py tools/*.c | head -12)
 run() { # $1 binary, $2 tag
     local g=$1 tag=$2 d=/tmp/runs/$2
     rm -rf $d; mkdir -p $d
     for arch in arwkv7 qrwkv6; do
-        $g --gpu --teacher models/qwen2-code-tiny --out $d/$arch-s1 --stage 1 --arch $arch --data $DATA --seq-len 256 --batch 4 \
+        ${CORES:+taskset -c $CORES} timeout 120 $g --gpu --teacher models/qwen2-code-tiny --out $d/$arch-s1 --stage 1 --arch $arch --data $DATA --seq-len 256 --batch 4 \
            --steps 12 --log-every 100 --seed 3 > $d/$arch-s1.txt 2>&1 || { echo "$tag $arch stage 1 failed"; tail -3 $d/$arch-s1.txt; }
-        $g --gpu --teacher models/qwen2-code-tiny --student $d/$arch-s1 --out $d/$arch-s2 --stage 2 --data $DATA --seq-len 256 \
+        ${CORES:+taskset -c $CORES} timeout 120 $g --gpu --teacher models/qwen2-code-tiny --student $d/$arch-s1 --out $d/$arch-s2 --stage 2 --data $DATA --seq-len 256 \
            --batch 2 --steps 8 --log-every 100 --seed 3 > $d/$arch-s2.txt 2>&1 || { echo "$tag $arch stage 2 failed"; tail -3 $d/$arch-s2.txt; }
     done
 }
@@ -44,5 +46,5 @@ for arch in arwkv7 qrwkv6; do for s in s1 s2; do
     done
 done; done
 echo "== test_gpu $(el)"
-timeout 240 build/gpu/test_gpu 2>&1 | grep -E "^PASS|^FAIL|^SKIP|passed|failed" | tail -60
+${CORES:+taskset -c $CORES} timeout ${GPU_TEST_TIMEOUT:-240} build/gpu/test_gpu 2>&1 | grep -E "^PASS|^FAIL|^SKIP|passed|failed" | tail -60
 echo "== done $(el)"
