@@ -505,8 +505,8 @@ static int bench_decode(int argc, char **argv) {
     printf("  decode: %d greedy steps after a 32-token prompt: median %.1f ms = %.2f tokens/s, best %.1f ms = %.2f tokens/s (%d threads; "
            "load average %.2f); KV cache %zu bytes\n",
            steps, median * 1e3, tps, times[0] * 1e3, 1 / times[0], nt, load, arwkv_kv_cache_bytes(c));
-    printf("  bound: %.1f MB per token at %.1f GB/s = %.2f tokens/s; the median step reaches %.0f%% of it, the best %.0f%% (goal 60%%: %s)\n",
-           bytes / 1e6, copy, bound, 100 * tps / bound, 100 / times[0] / bound, tps / bound >= 0.6 ? "met" : "MISSED");
+    printf("  bound: %.1f MB per token at %.1f GB/s = %.2f tokens/s; the median step reaches %.0f%% of it, the best %.0f%% (goal 90%%: %s)\n",
+           bytes / 1e6, copy, bound, 100 * tps / bound, 100 / times[0] / bound, tps / bound >= 0.9 ? "met" : "MISSED");
     /* where a step's time goes: the same matrix-vector products alone, back to back */
     {
         float *x = (float *)calloc((size_t)cfg.intermediate_size, sizeof(float)), *y = (float *)malloc(sizeof(float) * cfg.vocab_size);
