@@ -7980,9 +7980,16 @@ ARWKV_PRIVATE void arwkv__parallel_range(arwkv_pool *pool, size_t n, size_t min_
 }
 
 /* ---- Matrix product (core op) ----------------------------------------------------------------- */
+/* The element types every backend reads for weights (the matrix product's B, embedding tables,
+   norm weights); any other type would be read as something it is not. */
+ARWKV_PRIVATE arwkv_result arwkv__float_type_check(arwkv_dtype t, const char *what) {
+    if (t == ARWKV_F32 || t == ARWKV_BF16 || t == ARWKV_F16) return ARWKV_OK;
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: element type %s (F32, BF16 or F16 only)", what, arwkv_dtype_name(t));
+}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                     const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
                                     int accumulate, const float *bias) {
+    ARWKV__TRY(arwkv__float_type_check(b_type, "matrix product B"));
     return arwkv__gemm(be->pool, M, N, K, A, a_rs, a_cs, B, b_type, b_rs, b_cs, C, ldc, accumulate, bias);
 }
 
@@ -8006,6 +8013,7 @@ ARWKV_PRIVATE void arwkv__embed_fwd_range(void *ctx, size_t b, size_t e) {
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
                                              arwkv_dtype type, int C) {
+    ARWKV__TRY(arwkv__float_type_check(type, "embedding"));
     arwkv__embed_ctx c = {out, ids, table, type, C, NULL, T};
     arwkv__parallel_range(be->pool, (size_t)T, 16, arwkv__embed_fwd_range, &c);
     return ARWKV_OK;
@@ -8054,6 +8062,7 @@ ARWKV_PRIVATE void arwkv__rms_fwd_range(void *ctx, size_t b, size_t e) {
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
                                                arwkv_dtype w_type, int T, int C, float eps) {
+    ARWKV__TRY(arwkv__float_type_check(w_type, "RMSNorm"));
     arwkv__rms_ctx c;
     memset(&c, 0, sizeof c);
     c.out = out, c.rstd = rstd, c.x = x, c.w = w, c.w_type = w_type, c.T = T, c.C = C, c.eps = eps;
@@ -8093,6 +8102,7 @@ ARWKV_PRIVATE void arwkv__rms_bwd_dw_range(void *ctx, size_t b, size_t e) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
                                                 const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
                                                 int accumulate_dx) {
+    ARWKV__TRY(arwkv__float_type_check(w_type, "RMSNorm"));
     arwkv__rms_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dw = dw, c.dout = dout, c.x = x, c.w = w, c.w_type = w_type, c.rstd_in = rstd, c.T = T, c.C = C;
@@ -8514,6 +8524,7 @@ static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwk
 
 #define ARWKV__R7_MAX_N 256 /* largest head size (per-head vectors live on the stack) */
 #define ARWKV__R7_CBLOCK 64 /* channels per task of the loops that run down the time axis */
+#define ARWKV__R7_MAX_MIXES 6 /* token-shift mixes of a time mix: r, w, k, v, a and the gate g */
 
 /* e^-0.5: the decay is exp(-e^-0.5 * sigmoid(z)), the same as exp(-exp(-softplus(-z) - 0.5)). */
 #define ARWKV__R7_DECAY_SCALE 0.60653065971263342f
@@ -8571,9 +8582,18 @@ ARWKV_PRIVATE void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end)
     }
 }
 
+/* The check both backends make before a lerp (forward or backward). */
+ARWKV_PRIVATE arwkv_result arwkv__r7_lerp_check(int n_mix, int B, int T, int C) {
+    if (n_mix < 0 || n_mix > ARWKV__R7_MAX_MIXES)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (0 to %d)", n_mix, ARWKV__R7_MAX_MIXES);
+    if (B < 0 || T < 0 || C < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: bad shape (B %d, T %d, C %d)", B, T, C);
+    return ARWKV_OK;
+}
+
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
                                                float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
-    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
+    ARWKV__TRY(arwkv__r7_lerp_check(n_mix, B, T, C));
+    if (B == 0 || T == 0 || C == 0) return ARWKV_OK;
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
@@ -8623,7 +8643,8 @@ ARWKV_PRIVATE void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end)
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
                                                 int T, int C) {
-    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
+    ARWKV__TRY(arwkv__r7_lerp_check(n_mix, B, T, C));
+    if (B == 0 || T == 0 || C == 0) return ARWKV_OK;
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
@@ -8990,11 +9011,31 @@ ARWKV_PRIVATE void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
     }
 }
 
+/* The checks of both recurrences (WKV7, WKV6) on either backend: the head size against the
+   backend's own list (size_ok; sizes names the list), then the shape: B sequences of T tokens, H
+   heads, B x H x N within an int (the tasks and the GPU grid count in int). */
+ARWKV_PRIVATE arwkv_result arwkv__wkv_check(const char *op, int B, int T, int H, int N, int size_ok, const char *sizes) {
+    if (!size_ok) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head size %d (%s)", op, N, sizes);
+    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H * N > 0x7fffffff)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: bad shape (B %d, T %d, H %d)", op, B, T, H);
+    return ARWKV_OK;
+}
+/* A backward replays the states from the forward's checkpoints; where there are tokens it needs them. */
+ARWKV_PRIVATE arwkv_result arwkv__wkv_ckpt_check(const char *op, int B, int T, const float *ckpt) {
+    if (!ckpt && B > 0 && T > 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s backward: no state checkpoints (run the forward with ckpt)", op);
+    return ARWKV_OK;
+}
+/* The CPU's head sizes: whole vectors of 8 lanes, the per-head rows on the stack. */
+#define ARWKV__R7_CPU_SIZE_OK(N) ((N) > 0 && (N) % 8 == 0 && (N) <= ARWKV__R7_MAX_N)
+#define ARWKV__R7_STR_(x) #x
+#define ARWKV__R7_STR(x) ARWKV__R7_STR_(x)
+#define ARWKV__R7_CPU_SIZES "a multiple of 8, at most " ARWKV__R7_STR(ARWKV__R7_MAX_N)
+
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
                                                const float *k, const float *v, const float *a, const float *b, float *y,
                                                float *state, float *ckpt) {
-    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    ARWKV__TRY(arwkv__wkv_check("WKV7", B, T, H, N, ARWKV__R7_CPU_SIZE_OK(N), ARWKV__R7_CPU_SIZES));
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b;
@@ -9154,9 +9195,8 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B,
                                                 const float *k, const float *v, const float *a, const float *b, const float *dy,
                                                 const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
                                                 float *da, float *db) {
-    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
-    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
+    ARWKV__TRY(arwkv__wkv_check("WKV7", B, T, H, N, ARWKV__R7_CPU_SIZE_OK(N), ARWKV__R7_CPU_SIZES));
+    ARWKV__TRY(arwkv__wkv_ckpt_check("WKV7", B, T, ckpt));
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
@@ -9540,8 +9580,15 @@ ARWKV_PRIVATE void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
             }
         }
 }
+/* The check both backends make before expanding (or folding back) the key/value heads. */
+ARWKV_PRIVATE arwkv_result arwkv__r6_kv_check(int rows, int H, int KVH, int N) {
+    if (H <= 0 || KVH <= 0 || H % KVH != 0 || N <= 0 || rows < 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "RWKV-6 key/value heads: %d heads, %d kv heads (must divide), head size %d", H, KVH, N);
+    return ARWKV_OK;
+}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
                                                  const float *w, int rows, int H, int KVH, int N) {
+    ARWKV__TRY(arwkv__r6_kv_check(rows, H, KVH, N));
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.o0 = kk, c.o1 = vv, c.i0 = k, c.i1 = v, c.i2 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
@@ -9572,6 +9619,7 @@ ARWKV_PRIVATE void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
                                                   const float *dvv, const float *k, const float *w, int rows, int H, int KVH,
                                                   int N) {
+    ARWKV__TRY(arwkv__r6_kv_check(rows, H, KVH, N));
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.o0 = dk, c.o1 = dv, c.o2 = dw, c.i0 = dkk, c.i1 = dvv, c.i2 = k, c.i3 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
@@ -9690,12 +9738,13 @@ ARWKV_PRIVATE void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
                                             const float *v, const float *w, const float *s0, int B, int T, int H, int N,
                                             float scale) {
+    ARWKV__TRY(arwkv__wkv_check("WKV6", B, T, H, N, N > 0, "at least 1"));
     arwkv__wkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.y = y, c.s_out = s_out, c.ckpt = ckpt, c.r = r, c.k = k, c.v = v, c.w = w, c.s0 = s0;
     c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
     arwkv_pool_run(be->pool, B * H, arwkv__wkv6_fwd_task, &c);
-    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 forward: out of scratch memory (head size %d)", N);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV6 forward: out of scratch memory (head size %d)", N);
     return ARWKV_OK;
 }
 
@@ -9781,12 +9830,14 @@ ARWKV_PRIVATE void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
                                              const float *r, const float *k, const float *v, const float *w, const float *ckpt,
                                              int B, int T, int H, int N, float scale) {
+    ARWKV__TRY(arwkv__wkv_check("WKV6", B, T, H, N, N > 0, "at least 1"));
+    ARWKV__TRY(arwkv__wkv_ckpt_check("WKV6", B, T, ckpt));
     arwkv__wkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.dr = dr, c.dk = dk, c.dv = dv, c.dw = dw, c.dy = dy, c.r = r, c.k = k, c.v = v, c.w = w, c.ckpt = (float *)ckpt;
     c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
     arwkv_pool_run(be->pool, B * H, arwkv__wkv6_bwd_task, &c);
-    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 backward: out of scratch memory (head size %d)", N);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV6 backward: out of scratch memory (head size %d)", N);
     return ARWKV_OK;
 }
 
@@ -9864,8 +9915,15 @@ ARWKV_PRIVATE void arwkv__align_range(void *ctx, size_t b, size_t e) {
     }
 }
 
+/* The check both backends make before an alignment loss. */
+ARWKV_PRIVATE arwkv_result arwkv__align_check(arwkv_align_kind kind) {
+    if (kind != ARWKV_ALIGN_L2 && kind != ARWKV_ALIGN_MSE && kind != ARWKV_ALIGN_COSINE)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "alignment loss: unknown kind %d", (int)kind);
+    return ARWKV_OK;
+}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
                                      float grad_scale, float *loss, float *dout) {
+    ARWKV__TRY(arwkv__align_check(kind));
     arwkv__align_ctx c = {kind, o, a, C, grad_scale, loss, dout};
     arwkv__parallel_range(be->pool, (size_t)rows, 4, arwkv__align_range, &c);
     return ARWKV_OK;
