@@ -59,6 +59,13 @@
                              bad input always returns an error code.
        ARWKV_NO_THREADS      no pthreads: every parallel loop runs on the calling thread
        ARWKV_NO_MMAP         read files with fread instead of mapping them
+       ARWKV_NO_TOKENIZER    leave out the tokenizer and chat templates (SECTION 5, its API block and
+                             arwkv_dataset_add_file); models still load and run on token ids, and
+                             arwkv_chat_message and its JSON-lines reader stay
+       ARWKV_NO_TRAINING     leave out the trainer (SECTION 8 and its API block: options, datasets,
+                             checkpoints, memory plan); models, sessions and generation stay. The ops'
+                             backward halves stay too: they are slots of the op tables and of the
+                             time-mix table that every backend fills
 
    ============================================================================================
    NUMBERS
@@ -436,6 +443,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 /* ============================================================================================
    API: Tokenizer
    ============================================================================================ */
+#ifndef ARWKV_NO_TOKENIZER
 /* Byte-level BPE tokenizers: a Hugging Face tokenizer.json (or the parts a GGUF file holds, see
    arwkv_tokenizer_from_parts) with a BPE model, NFC or no normalizer, the pre-tokenizer of one of
    the families below (each regex written here by hand over embedded Unicode tables) and added
@@ -603,10 +611,13 @@ ARWKV_API void arwkv_stream_decoder_free(arwkv_stream_decoder *d);
    ARWKV_ERR_INVALID_ARGUMENT error. Contents are NUL-terminated UTF-8. */
 #define ARWKV_CHAT_DEFAULT_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
+#endif /* ARWKV_NO_TOKENIZER */
+/* (kept without the tokenizer: the conversations of SECTION 9's JSON-lines reader are made of these) */
 typedef struct arwkv_chat_message {
     const char *role;
     const char *content;
 } arwkv_chat_message;
+#ifndef ARWKV_NO_TOKENIZER
 
 /* Render a conversation as text, snprintf-style (see arwkv_tokenizer_decode). */
 ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
@@ -664,6 +675,8 @@ ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *t, 
                                                   char *buf, size_t cap, size_t *len);
 ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, const arwkv_tokenizer *tok,
                                                   const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out);
+
+#endif /* ARWKV_NO_TOKENIZER */
 
 /* ============================================================================================
    API: Ops
@@ -1263,6 +1276,7 @@ typedef struct arwkv_tmix6_dims {
 /* ============================================================================================
    API: Training
    ============================================================================================ */
+#ifndef ARWKV_NO_TRAINING
 /* ---- Training options ------------------------------------------------------------------------------ */
 
 typedef enum arwkv_schedule {
@@ -1340,7 +1354,9 @@ ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *i
    only assistant turns are targets). Any other file is one plain-text document, read as raw bytes.
    Special-token text inside documents is not matched (it is data, not markup). Every document is
    followed by eos_id (the end-of-text token). Errors name the file and line. */
+#ifndef ARWKV_NO_TOKENIZER
 ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_tokenizer *tok, const char *path, int32_t eos_id);
+#endif
 /* A checksum of the token stream, so a resumed run can tell it was given the same data. */
 ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d);
 
@@ -1460,6 +1476,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dt
 /* ARWKV_OK when the plan fits; else ARWKV_ERR_OUT_OF_MEMORY, with arwkv_last_error() naming the need,
    what is available, the biggest items and the options that would make it fit. */
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan);
+#endif /* ARWKV_NO_TRAINING */
 
 /* ============================================================================================
    API: Generation
@@ -4414,6 +4431,7 @@ ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
 /* ============================================================================================
    SECTION 5. Tokenizer
    ============================================================================================ */
+#ifndef ARWKV_NO_TOKENIZER
 /* ---- BEGIN generated Unicode tables: tools/gen_unicode.py wrote them; do not edit by hand ----
    Source: the Unicode Character Database 15.0.0 as Debian's unicode-data package installs it
    (UnicodeData.txt, PropList.txt, DerivedAge.txt, CompositionExclusions.txt), plus the letters and
@@ -7305,6 +7323,16 @@ ARWKV_API const char *arwkv_chat_template_stop(const arwkv_chat_template *t) {
 ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t) {
     return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>\n";
 }
+
+#else /* ARWKV_NO_TOKENIZER */
+/* Saving a model next to a GGUF file's vocabulary writes it as tokenizer.json, which takes the
+   tokenizer; without it the save says so. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, const char *dir) {
+    (void)dir;
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: writing its vocabulary as tokenizer.json needs the tokenizer, which this build "
+                                              "leaves out (ARWKV_NO_TOKENIZER)", gguf_path);
+}
+#endif /* ARWKV_NO_TOKENIZER */
 
 /* ============================================================================================
    SECTION 6. Ops and the CPU backend (ends with arwkv_backend_cpu)
@@ -13244,6 +13272,7 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
 /* ============================================================================================
    SECTION 8. Training
    ============================================================================================ */
+#ifndef ARWKV_NO_TRAINING
 /* ---- Options and schedule ------------------------------------------------------------------------- */
 
 ARWKV_API void arwkv_train_options_default(arwkv_train_options *o, int stage) {
@@ -14763,6 +14792,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
 }
 
 /* ---- Data from files ------------------------------------------------------------------------------------ */
+#ifndef ARWKV_NO_TOKENIZER
 
 ARWKV_PRIVATE arwkv_result arwkv__dataset_add_tokens(arwkv_dataset *d, arwkv_tokens *t, int32_t eos_id, int masked) {
     if (eos_id >= 0) {
@@ -14840,6 +14870,9 @@ ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_toke
     arwkv__free(text);
     return r;
 }
+
+#endif /* ARWKV_NO_TOKENIZER */
+#endif /* ARWKV_NO_TRAINING */
 
 /* ============================================================================================
    SECTION 9. Generation
