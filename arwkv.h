@@ -9420,17 +9420,23 @@ ARWKV_PRIVATE void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-ARWKV_PRIVATE void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+/* Column sums, for the bias gradients and for maa_x's: o0[i] += sum over rows of i0[row][i], or of
+   i0[row][i] i1[row][i] where i1 is given. Channels split over threads, rows summed in order in
+   float64. */
+ARWKV_PRIVATE void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     double acc[64];
     for (size_t i0 = b; i0 < e; i0 += 64) {
         size_t n = e - i0 < 64 ? e - i0 : 64;
         memset(acc, 0, sizeof acc);
         for (size_t row = 0; row < (size_t)c->rows; row++) {
-            const float *g = c->i1 + row * (size_t)c->C + i0, *xx = c->i2 + row * (size_t)c->C + i0;
-            for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+            const float *d = c->i0 + row * (size_t)c->C + i0, *f = c->i1 ? c->i1 + row * (size_t)c->C + i0 : NULL;
+            if (f)
+                for (size_t i = 0; i < n; i++) acc[i] += (double)d[i] * f[i];
+            else
+                for (size_t i = 0; i < n; i++) acc[i] += d[i];
         }
-        for (size_t i = 0; i < n; i++) c->o1[i0 + i] += (float)acc[i];
+        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
     }
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
@@ -9439,7 +9445,12 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *d
     memset(&c, 0, sizeof c);
     c.o0 = dx, c.o1 = dmaa_x, c.i0 = dxx, c.i1 = dxxx, c.i2 = xx, c.i3 = maa_x, c.B = B, c.T = T, c.C = C, c.rows = B * T;
     if (dx) arwkv__parallel_range(be->pool, (size_t)B * (size_t)T, 16, arwkv__shift_bwd_dx_range, &c);
-    if (dmaa_x) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__shift_bwd_dmaa_range, &c);
+    if (dmaa_x) { /* dmaa_x = sum over rows of dxxx xx */
+        arwkv__rwkv6_ctx s;
+        memset(&s, 0, sizeof s);
+        s.o0 = dmaa_x, s.i0 = dxxx, s.i1 = xx, s.rows = B * T, s.C = C;
+        arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__colsum_range, &s);
+    }
     return ARWKV_OK;
 }
 
@@ -9535,20 +9546,6 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx
     return ARWKV_OK;
 }
 
-/* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
-ARWKV_PRIVATE void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
-    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
-    double acc[64];
-    for (size_t i0 = b; i0 < e; i0 += 64) {
-        size_t n = e - i0 < 64 ? e - i0 : 64;
-        memset(acc, 0, sizeof acc);
-        for (size_t row = 0; row < (size_t)c->rows; row++) {
-            const float *d = c->i0 + row * (size_t)c->C + i0;
-            for (size_t i = 0; i < n; i++) acc[i] += d[i];
-        }
-        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
-    }
-}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
@@ -11443,13 +11440,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
         ARWKV__P(l->in_norm, 0, 1, C, 0, 0, "model.layers.%d.input_layernorm.weight", i);
         if (c->arch != ARWKV_ARCH_ARWKV7) { /* a teacher's attention, or QRWKV6's projections */
             int64_t Q = (int64_t)c->num_heads * c->head_dim, KV = (int64_t)c->num_kv_heads * c->head_dim;
-            const char *a = "model.layers.%d.self_attn.";
-            char fmt[128];
-#define ARWKV__ATT(field, flags, ndim, d0, d1, d2, suffix) \
-    do {                                                   \
-        snprintf(fmt, sizeof fmt, "%s%s", a, suffix);      \
-        ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i);  \
-    } while (0)
+#define ARWKV__ATT(field, flags, ndim, d0, d1, d2, suffix) ARWKV__P(field, flags, ndim, d0, d1, d2, "model.layers.%d.self_attn." suffix, i)
             int bias = c->attention_bias;
             ARWKV__ATT(l->q_w, ARWKV__P_MATRIX, 2, Q, C, 0, "q_proj.weight");
             if (bias) ARWKV__ATT(l->q_b, 0, 1, Q, 0, 0, "q_proj.bias");
@@ -11482,13 +11473,8 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
 #undef ARWKV__ATT
         } else { /* ARWKV-7 */
             int64_t H = C / c->head_size, N = c->head_size;
-            const char *t = "model.layers.%d.self_attn.time_mixer.";
-            char fmt[128];
 #define ARWKV__TM(field, flags, ndim, d0, d1, d2, suffix) \
-    do {                                                  \
-        snprintf(fmt, sizeof fmt, "%s%s", t, suffix);     \
-        ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i); \
-    } while (0)
+    ARWKV__P(field, flags, ndim, d0, d1, d2, "model.layers.%d.self_attn.time_mixer." suffix, i)
             ARWKV__TM(l->x_r, 0, 3, 1, 1, C, "x_r");
             ARWKV__TM(l->x_w, 0, 3, 1, 1, C, "x_w");
             ARWKV__TM(l->x_k, 0, 3, 1, 1, C, "x_k");
@@ -15447,6 +15433,19 @@ ARWKV_PRIVATE arwkv_result arwkv__chat_message_members(const arwkv__json *j, uin
     return ARWKV_OK;
 }
 
+/* Copy the (checked) role and content strings of a message to *str, NUL-terminated, and point m at them. */
+ARWKV_PRIVATE void arwkv__chat_message_copy(const arwkv__json *j, uint32_t role, uint32_t content, arwkv_chat_message *m, char **str) {
+    uint32_t f[2] = {role, content};
+    for (int i = 0; i < 2; i++) {
+        size_t l = arwkv__json_str_len(j, f[i]);
+        memcpy(*str, arwkv__json_str(j, f[i]), l);
+        (*str)[l] = 0;
+        if (i == 0) m->role = *str;
+        else m->content = *str;
+        *str += l + 1;
+    }
+}
+
 ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n) {
     *msgs = NULL, *n = 0;
     arwkv__json j;
@@ -15470,17 +15469,8 @@ ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char
         arwkv_chat_message *m = (arwkv_chat_message *)(void *)block;
         char *str = block + count * sizeof(arwkv_chat_message);
         size_t k = 0;
-        for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), k++) {
-            uint32_t f[2] = {arwkv__json_get(&j, e, "role"), arwkv__json_get(&j, e, "content")};
-            for (int i = 0; i < 2; i++) {
-                size_t l = arwkv__json_str_len(&j, f[i]);
-                memcpy(str, arwkv__json_str(&j, f[i]), l);
-                str[l] = 0;
-                if (i == 0) m[k].role = str;
-                else m[k].content = str;
-                str += l + 1;
-            }
-        }
+        for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), k++)
+            arwkv__chat_message_copy(&j, arwkv__json_get(&j, e, "role"), arwkv__json_get(&j, e, "content"), &m[k], &str);
         *msgs = m, *n = (int)count;
     }
     arwkv__json_free(&j);
@@ -15515,17 +15505,8 @@ ARWKV_API arwkv_result arwkv_chat_parse_lines(const char *text, size_t len, cons
                 return r;
             }
             r = arwkv__chat_message_members(&j, 0, where, &f[0], &f[1]);
-            for (int i = 0; i < 2 && r == ARWKV_OK; i++) {
-                size_t l = arwkv__json_str_len(&j, f[i]);
-                if (pass == 0) bytes += l + 1;
-                else {
-                    memcpy(str, arwkv__json_str(&j, f[i]), l);
-                    str[l] = 0;
-                    if (i == 0) m[k].role = str;
-                    else m[k].content = str;
-                    str += l + 1;
-                }
-            }
+            if (r == ARWKV_OK && pass == 0) bytes += arwkv__json_str_len(&j, f[0]) + arwkv__json_str_len(&j, f[1]) + 2;
+            else if (r == ARWKV_OK) arwkv__chat_message_copy(&j, f[0], f[1], &m[k], &str);
             arwkv__json_free(&j);
             if (r != ARWKV_OK) {
                 arwkv__free(block);
