@@ -9902,6 +9902,8 @@ static const arwkv_rwkv6_ops arwkv__cpu_rwkv6_ops = {
      L2:     l = ||d||/sqrt(C), d = o - a      dl/do = d / (||d|| sqrt(C))   (0 when d = 0)
      MSE:    l = |d|^2 / C                     dl/do = 2 d / C
      cosine: l = 1 - o.a/(|o||a|)              dl/do = -(a/(|o||a|) - (o.a) o/(|o|^3 |a|)) */
+/* Added to both norms of the cosine loss, so that a zero row has a finite gradient. */
+#define ARWKV__ALIGN_COSINE_EPS 1e-12
 typedef struct arwkv__align_ctx {
     arwkv_align_kind kind;
     const float *o, *a;
@@ -9918,7 +9920,7 @@ ARWKV_PRIVATE void arwkv__align_range(void *ctx, size_t b, size_t e) {
         if (c->kind == ARWKV_ALIGN_COSINE) {
             double oa = 0, oo = 0, aa = 0;
             for (int i = 0; i < c->C; i++) oa += (double)o[i] * a[i], oo += (double)o[i] * o[i], aa += (double)a[i] * a[i];
-            double no = sqrt(oo) + 1e-12, na = sqrt(aa) + 1e-12;
+            double no = sqrt(oo) + ARWKV__ALIGN_COSINE_EPS, na = sqrt(aa) + ARWKV__ALIGN_COSINE_EPS;
             l = 1 - oa / (no * na);
             if (g)
                 for (int i = 0; i < c->C; i++) g[i] = (float)(c->scale * -(a[i] / (no * na) - oa * o[i] / (no * no * no * na)));

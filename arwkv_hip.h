@@ -1595,7 +1595,7 @@ __global__ void arwkv__align_kernel(int kind, const float *o_all, const float *a
         oa = arwkv__block_sum(oa, sh);
         oo = arwkv__block_sum(oo, sh);
         aa = arwkv__block_sum(aa, sh);
-        double no = sqrt(oo) + 1e-12, na = sqrt(aa) + 1e-12;
+        double no = sqrt(oo) + ARWKV__ALIGN_COSINE_EPS, na = sqrt(aa) + ARWKV__ALIGN_COSINE_EPS;
         l = 1 - oa / (no * na);
         if (g)
             for (int i = threadIdx.x; i < C; i += blockDim.x) g[i] = (float)(scale * -(a[i] / (no * na) - oa * o[i] / (no * no * no * na)));
