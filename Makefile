@@ -31,7 +31,8 @@ TOOLS    := $(patsubst tools/%.c,$(B)/arwkv-%,$(wildcard tools/*.c))
 EXAMPLES := $(patsubst examples/%.c,$(B)/arwkv-%,$(wildcard examples/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(patsubst tests/%.c,$(B)/%,$(TEST_SRC))
-COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_public_api
+COMPILE_CHECKS := $(B)/compile_c_gcc $(B)/compile_c_clang $(B)/compile_cpp $(B)/compile_static $(B)/compile_public_api \
+                  $(B)/compile_no_tokenizer $(B)/compile_no_training $(B)/compile_no_tokenizer_no_training
 # the GPU kernels (arwkv_hip.h) run by a CPU emulator, as NVIDIA (warp 32) and as AMD (wave 64)
 GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 
@@ -73,6 +74,16 @@ $(B)/compile_cpp: tests/compile_cpp.cpp $(HDR) | $(B)
 	$(CXX) $(CXXFLAGS) -I. -o $@ $< $(LDLIBS)
 $(B)/compile_static: tests/compile_static.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LDLIBS)
+
+# The optional switches leave parts out (the header's BUILD OPTIONS); one file built with each, -O0: the
+# check is that the rest compiles warning-free and runs, not how fast.
+OPTION_FLAGS := -std=c11 -pedantic -O0 $(ARCH) $(WARN)
+$(B)/compile_no_tokenizer: tests/compile_options.c $(HDR) | $(B)
+	$(CC) $(OPTION_FLAGS) -DARWKV_NO_TOKENIZER -I. -o $@ $< $(LDLIBS)
+$(B)/compile_no_training: tests/compile_options.c $(HDR) | $(B)
+	$(CC) $(OPTION_FLAGS) -DARWKV_NO_TRAINING -I. -o $@ $< $(LDLIBS)
+$(B)/compile_no_tokenizer_no_training: tests/compile_options.c $(HDR) | $(B)
+	$(CC) $(OPTION_FLAGS) -DARWKV_NO_TOKENIZER -DARWKV_NO_TRAINING -I. -o $@ $< $(LDLIBS)
 
 # Each example and tool uses only the public API: its source with the `#define ARWKV_IMPLEMENTATION`
 # line taken out is compiled against the declarations alone and linked with one unit that holds the

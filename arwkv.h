@@ -59,6 +59,13 @@
                              bad input always returns an error code.
        ARWKV_NO_THREADS      no pthreads: every parallel loop runs on the calling thread
        ARWKV_NO_MMAP         read files with fread instead of mapping them
+       ARWKV_NO_TOKENIZER    leave out the tokenizer and chat templates (SECTION 5, its API block and
+                             arwkv_dataset_add_file); models still load and run on token ids, and
+                             arwkv_chat_message and its JSON-lines reader stay
+       ARWKV_NO_TRAINING     leave out the trainer (SECTION 8 and its API block: options, datasets,
+                             checkpoints, memory plan); models, sessions and generation stay. The ops'
+                             backward halves stay too: they are slots of the op tables and of the
+                             time-mix table that every backend fills
 
    ============================================================================================
    NUMBERS
@@ -442,6 +449,7 @@ ARWKV_API arwkv_result arwkv_config_parse(const char *json, size_t len, const ch
 /* ============================================================================================
    API: Tokenizer
    ============================================================================================ */
+#ifndef ARWKV_NO_TOKENIZER
 /* Byte-level BPE tokenizers: a Hugging Face tokenizer.json (or the parts a GGUF file holds, see
    arwkv_tokenizer_from_parts) with a BPE model, NFC or no normalizer, the pre-tokenizer of one of
    the families below (each regex written here by hand over embedded Unicode tables) and added
@@ -609,10 +617,13 @@ ARWKV_API void arwkv_stream_decoder_free(arwkv_stream_decoder *d);
    ARWKV_ERR_INVALID_ARGUMENT error. Contents are NUL-terminated UTF-8. */
 #define ARWKV_CHAT_DEFAULT_SYSTEM "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
+#endif /* ARWKV_NO_TOKENIZER */
+/* (kept without the tokenizer: the conversations of SECTION 9's JSON-lines reader are made of these) */
 typedef struct arwkv_chat_message {
     const char *role;
     const char *content;
 } arwkv_chat_message;
+#ifndef ARWKV_NO_TOKENIZER
 
 /* Render a conversation as text, snprintf-style (see arwkv_tokenizer_decode). */
 ARWKV_API arwkv_result arwkv_chat_render(const arwkv_chat_message *msgs, int n, int flags, char *buf, size_t cap,
@@ -670,6 +681,8 @@ ARWKV_API arwkv_result arwkv_chat_template_render(const arwkv_chat_template *t, 
                                                   char *buf, size_t cap, size_t *len);
 ARWKV_API arwkv_result arwkv_chat_template_encode(const arwkv_chat_template *t, const arwkv_tokenizer *tok,
                                                   const arwkv_chat_message *msgs, int n, int flags, arwkv_tokens *out);
+
+#endif /* ARWKV_NO_TOKENIZER */
 
 /* ============================================================================================
    API: Ops
@@ -1269,6 +1282,7 @@ typedef struct arwkv_tmix6_dims {
 /* ============================================================================================
    API: Training
    ============================================================================================ */
+#ifndef ARWKV_NO_TRAINING
 /* ---- Training options ------------------------------------------------------------------------------ */
 
 typedef enum arwkv_schedule {
@@ -1346,7 +1360,9 @@ ARWKV_API void arwkv_dataset_window(const arwkv_dataset *d, size_t i, int32_t *i
    only assistant turns are targets). Any other file is one plain-text document, read as raw bytes.
    Special-token text inside documents is not matched (it is data, not markup). Every document is
    followed by eos_id (the end-of-text token). Errors name the file and line. */
+#ifndef ARWKV_NO_TOKENIZER
 ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_tokenizer *tok, const char *path, int32_t eos_id);
+#endif
 /* A checksum of the token stream, so a resumed run can tell it was given the same data. */
 ARWKV_API uint64_t arwkv_dataset_hash(const arwkv_dataset *d);
 
@@ -1466,6 +1482,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_shapes(const arwkv_config *tc, arwkv_dt
 /* ARWKV_OK when the plan fits; else ARWKV_ERR_OUT_OF_MEMORY, with arwkv_last_error() naming the need,
    what is available, the biggest items and the options that would make it fit. */
 ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan);
+#endif /* ARWKV_NO_TRAINING */
 
 /* ============================================================================================
    API: Generation
@@ -4457,6 +4474,7 @@ ARWKV_API arwkv_result arwkv_config_load(const char *path, arwkv_config *cfg) {
 /* ============================================================================================
    SECTION 5. Tokenizer
    ============================================================================================ */
+#ifndef ARWKV_NO_TOKENIZER
 /* ---- BEGIN generated Unicode tables: tools/gen_unicode.py wrote them; do not edit by hand ----
    Source: the Unicode Character Database 15.0.0 as Debian's unicode-data package installs it
    (UnicodeData.txt, PropList.txt, DerivedAge.txt, CompositionExclusions.txt), plus the letters and
@@ -7349,6 +7367,16 @@ ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t)
     return t && t->format == ARWKV_CHAT_LLAMA3 ? "<|eot_id|>" : "<|im_end|>\n";
 }
 
+#else /* ARWKV_NO_TOKENIZER */
+/* Saving a model next to a GGUF file's vocabulary writes it as tokenizer.json, which takes the
+   tokenizer; without it the save says so. */
+ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, const char *dir) {
+    (void)dir;
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: writing its vocabulary as tokenizer.json needs the tokenizer, which this build "
+                                              "leaves out (ARWKV_NO_TOKENIZER)", gguf_path);
+}
+#endif /* ARWKV_NO_TOKENIZER */
+
 /* ============================================================================================
    SECTION 6. Ops and the CPU backend (ends with arwkv_backend_cpu)
    ============================================================================================ */
@@ -8023,9 +8051,16 @@ ARWKV_PRIVATE void arwkv__parallel_range(arwkv_pool *pool, size_t n, size_t min_
 }
 
 /* ---- Matrix product (core op) ----------------------------------------------------------------- */
+/* The element types every backend reads for weights (the matrix product's B, embedding tables,
+   norm weights); any other type would be read as something it is not. */
+ARWKV_PRIVATE arwkv_result arwkv__float_type_check(arwkv_dtype t, const char *what) {
+    if (t == ARWKV_F32 || t == ARWKV_BF16 || t == ARWKV_F16) return ARWKV_OK;
+    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: element type %s (F32, BF16 or F16 only)", what, arwkv_dtype_name(t));
+}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_gemm(arwkv_backend *be, int M, int N, int K, const float *A, ptrdiff_t a_rs, ptrdiff_t a_cs,
                                     const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
                                     int accumulate, const float *bias) {
+    ARWKV__TRY(arwkv__float_type_check(b_type, "matrix product B"));
     return arwkv__gemm(be->pool, M, N, K, A, a_rs, a_cs, B, b_type, b_rs, b_cs, C, ldc, accumulate, bias);
 }
 
@@ -8049,6 +8084,7 @@ ARWKV_PRIVATE void arwkv__embed_fwd_range(void *ctx, size_t b, size_t e) {
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
                                              arwkv_dtype type, int C) {
+    ARWKV__TRY(arwkv__float_type_check(type, "embedding"));
     arwkv__embed_ctx c = {out, ids, table, type, C, NULL, T};
     arwkv__parallel_range(be->pool, (size_t)T, 16, arwkv__embed_fwd_range, &c);
     return ARWKV_OK;
@@ -8097,6 +8133,7 @@ ARWKV_PRIVATE void arwkv__rms_fwd_range(void *ctx, size_t b, size_t e) {
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
                                                arwkv_dtype w_type, int T, int C, float eps) {
+    ARWKV__TRY(arwkv__float_type_check(w_type, "RMSNorm"));
     arwkv__rms_ctx c;
     memset(&c, 0, sizeof c);
     c.out = out, c.rstd = rstd, c.x = x, c.w = w, c.w_type = w_type, c.T = T, c.C = C, c.eps = eps;
@@ -8136,6 +8173,7 @@ ARWKV_PRIVATE void arwkv__rms_bwd_dw_range(void *ctx, size_t b, size_t e) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_backward(arwkv_backend *be, float *dx, float *dw, const float *dout, const float *x,
                                                 const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
                                                 int accumulate_dx) {
+    ARWKV__TRY(arwkv__float_type_check(w_type, "RMSNorm"));
     arwkv__rms_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dw = dw, c.dout = dout, c.x = x, c.w = w, c.w_type = w_type, c.rstd_in = rstd, c.T = T, c.C = C;
@@ -8557,6 +8595,7 @@ static const arwkv_qwen_ops arwkv__cpu_qwen_ops = {arwkv__cpu_rope_forward, arwk
 
 #define ARWKV__R7_MAX_N 256 /* largest head size (per-head vectors live on the stack) */
 #define ARWKV__R7_CBLOCK 64 /* channels per task of the loops that run down the time axis */
+#define ARWKV__R7_MAX_MIXES 6 /* token-shift mixes of a time mix: r, w, k, v, a and the gate g */
 
 /* e^-0.5: the decay is exp(-e^-0.5 * sigmoid(z)), the same as exp(-exp(-softplus(-z) - 0.5)). */
 #define ARWKV__R7_DECAY_SCALE 0.60653065971263342f
@@ -8614,9 +8653,18 @@ ARWKV_PRIVATE void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end)
     }
 }
 
+/* The check both backends make before a lerp (forward or backward). */
+ARWKV_PRIVATE arwkv_result arwkv__r7_lerp_check(int n_mix, int B, int T, int C) {
+    if (n_mix < 0 || n_mix > ARWKV__R7_MAX_MIXES)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (0 to %d)", n_mix, ARWKV__R7_MAX_MIXES);
+    if (B < 0 || T < 0 || C < 0) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: bad shape (B %d, T %d, C %d)", B, T, C);
+    return ARWKV_OK;
+}
+
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in,
                                                float *shift_out, const float *const *mu, int n_mix, int B, int T, int C) {
-    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
+    ARWKV__TRY(arwkv__r7_lerp_check(n_mix, B, T, C));
+    if (B == 0 || T == 0 || C == 0) return ARWKV_OK;
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.xmix = xmix, c.x = x, c.shift_in = shift_in, c.shift_out = shift_out, c.mu = mu, c.n_mix = n_mix;
@@ -8666,7 +8714,8 @@ ARWKV_PRIVATE void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end)
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B,
                                                 int T, int C) {
-    if (n_mix < 1 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (1 to 6)", n_mix);
+    ARWKV__TRY(arwkv__r7_lerp_check(n_mix, B, T, C));
+    if (B == 0 || T == 0 || C == 0) return ARWKV_OK;
     arwkv__r7_lerp_ctx c;
     memset(&c, 0, sizeof c);
     c.dx = dx, c.dshift = dshift, c.dmu = dmu, c.dxmix = dxmix, c.x = x, c.shift_in = shift_in, c.mu = mu, c.n_mix = n_mix;
@@ -9033,11 +9082,31 @@ ARWKV_PRIVATE void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
     }
 }
 
+/* The checks of both recurrences (WKV7, WKV6) on either backend: the head size against the
+   backend's own list (size_ok; sizes names the list), then the shape: B sequences of T tokens, H
+   heads, B x H x N within an int (the tasks and the GPU grid count in int). */
+ARWKV_PRIVATE arwkv_result arwkv__wkv_check(const char *op, int B, int T, int H, int N, int size_ok, const char *sizes) {
+    if (!size_ok) return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "%s: head size %d (%s)", op, N, sizes);
+    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H * N > 0x7fffffff)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s: bad shape (B %d, T %d, H %d)", op, B, T, H);
+    return ARWKV_OK;
+}
+/* A backward replays the states from the forward's checkpoints; where there are tokens it needs them. */
+ARWKV_PRIVATE arwkv_result arwkv__wkv_ckpt_check(const char *op, int B, int T, const float *ckpt) {
+    if (!ckpt && B > 0 && T > 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "%s backward: no state checkpoints (run the forward with ckpt)", op);
+    return ARWKV_OK;
+}
+/* The CPU's head sizes: whole vectors of 8 lanes, the per-head rows on the stack. */
+#define ARWKV__R7_CPU_SIZE_OK(N) ((N) > 0 && (N) % 8 == 0 && (N) <= ARWKV__R7_MAX_N)
+#define ARWKV__R7_STR_(x) #x
+#define ARWKV__R7_STR(x) ARWKV__R7_STR_(x)
+#define ARWKV__R7_CPU_SIZES "a multiple of 8, at most " ARWKV__R7_STR(ARWKV__R7_MAX_N)
+
 ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_wkv7_forward(arwkv_backend *be, int B, int T, int H, int N, const float *r, const float *decay,
                                                const float *k, const float *v, const float *a, const float *b, float *y,
                                                float *state, float *ckpt) {
-    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
+    ARWKV__TRY(arwkv__wkv_check("WKV7", B, T, H, N, ARWKV__R7_CPU_SIZE_OK(N), ARWKV__R7_CPU_SIZES));
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b;
@@ -9197,9 +9266,8 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_wkv7_backward(arwkv_backend *be, int B,
                                                 const float *k, const float *v, const float *a, const float *b, const float *dy,
                                                 const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
                                                 float *da, float *db) {
-    if (N <= 0 || N % 8 != 0 || N > ARWKV__R7_MAX_N)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7: head size %d (must be a multiple of 8, at most %d)", N, ARWKV__R7_MAX_N);
-    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
+    ARWKV__TRY(arwkv__wkv_check("WKV7", B, T, H, N, ARWKV__R7_CPU_SIZE_OK(N), ARWKV__R7_CPU_SIZES));
+    ARWKV__TRY(arwkv__wkv_ckpt_check("WKV7", B, T, ckpt));
     arwkv__r7_wkv_ctx c;
     memset(&c, 0, sizeof c);
     c.B = B, c.T = T, c.H = H, c.N = N, c.r = r, c.decay = decay, c.k = k, c.v = v, c.a = a, c.b = b, c.dy = dy;
@@ -9395,17 +9463,23 @@ ARWKV_PRIVATE void arwkv__shift_bwd_dx_range(void *ctx, size_t b, size_t e) {
         }
     }
 }
-ARWKV_PRIVATE void arwkv__shift_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
+/* Column sums, for the bias gradients and for maa_x's: o0[i] += sum over rows of i0[row][i], or of
+   i0[row][i] i1[row][i] where i1 is given. Channels split over threads, rows summed in order in
+   float64. */
+ARWKV_PRIVATE void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
     arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
     double acc[64];
     for (size_t i0 = b; i0 < e; i0 += 64) {
         size_t n = e - i0 < 64 ? e - i0 : 64;
         memset(acc, 0, sizeof acc);
         for (size_t row = 0; row < (size_t)c->rows; row++) {
-            const float *g = c->i1 + row * (size_t)c->C + i0, *xx = c->i2 + row * (size_t)c->C + i0;
-            for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+            const float *d = c->i0 + row * (size_t)c->C + i0, *f = c->i1 ? c->i1 + row * (size_t)c->C + i0 : NULL;
+            if (f)
+                for (size_t i = 0; i < n; i++) acc[i] += (double)d[i] * f[i];
+            else
+                for (size_t i = 0; i < n; i++) acc[i] += d[i];
         }
-        for (size_t i = 0; i < n; i++) c->o1[i0 + i] += (float)acc[i];
+        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
     }
 }
 ARWKV_PRIVATE arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *dx, float *dmaa_x, const float *dxx, const float *dxxx,
@@ -9414,7 +9488,12 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_shift_backward(arwkv_backend *be, float *d
     memset(&c, 0, sizeof c);
     c.o0 = dx, c.o1 = dmaa_x, c.i0 = dxx, c.i1 = dxxx, c.i2 = xx, c.i3 = maa_x, c.B = B, c.T = T, c.C = C, c.rows = B * T;
     if (dx) arwkv__parallel_range(be->pool, (size_t)B * (size_t)T, 16, arwkv__shift_bwd_dx_range, &c);
-    if (dmaa_x) arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__shift_bwd_dmaa_range, &c);
+    if (dmaa_x) { /* dmaa_x = sum over rows of dxxx xx */
+        arwkv__rwkv6_ctx s;
+        memset(&s, 0, sizeof s);
+        s.o0 = dmaa_x, s.i0 = dxxx, s.i1 = xx, s.rows = B * T, s.C = C;
+        arwkv__parallel_range(be->pool, (size_t)C, 64, arwkv__colsum_range, &s);
+    }
     return ARWKV_OK;
 }
 
@@ -9510,20 +9589,6 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_tanh_backward(arwkv_backend *be, float *dx
     return ARWKV_OK;
 }
 
-/* Column sums (bias gradients): channels split over threads, rows summed in order in float64. */
-ARWKV_PRIVATE void arwkv__colsum_range(void *ctx, size_t b, size_t e) {
-    arwkv__rwkv6_ctx *c = (arwkv__rwkv6_ctx *)ctx;
-    double acc[64];
-    for (size_t i0 = b; i0 < e; i0 += 64) {
-        size_t n = e - i0 < 64 ? e - i0 : 64;
-        memset(acc, 0, sizeof acc);
-        for (size_t row = 0; row < (size_t)c->rows; row++) {
-            const float *d = c->i0 + row * (size_t)c->C + i0;
-            for (size_t i = 0; i < n; i++) acc[i] += d[i];
-        }
-        for (size_t i = 0; i < n; i++) c->o0[i0 + i] += (float)acc[i];
-    }
-}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_colsum(arwkv_backend *be, float *db, const float *dy, int rows, int cols) {
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
@@ -9583,8 +9648,15 @@ ARWKV_PRIVATE void arwkv__kv_expand_fwd_range(void *ctx, size_t b, size_t e) {
             }
         }
 }
+/* The check both backends make before expanding (or folding back) the key/value heads. */
+ARWKV_PRIVATE arwkv_result arwkv__r6_kv_check(int rows, int H, int KVH, int N) {
+    if (H <= 0 || KVH <= 0 || H % KVH != 0 || N <= 0 || rows < 0)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "RWKV-6 key/value heads: %d heads, %d kv heads (must divide), head size %d", H, KVH, N);
+    return ARWKV_OK;
+}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v,
                                                  const float *w, int rows, int H, int KVH, int N) {
+    ARWKV__TRY(arwkv__r6_kv_check(rows, H, KVH, N));
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.o0 = kk, c.o1 = vv, c.i0 = k, c.i1 = v, c.i2 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
@@ -9615,6 +9687,7 @@ ARWKV_PRIVATE void arwkv__kv_expand_bwd_range(void *ctx, size_t b, size_t e) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk,
                                                   const float *dvv, const float *k, const float *w, int rows, int H, int KVH,
                                                   int N) {
+    ARWKV__TRY(arwkv__r6_kv_check(rows, H, KVH, N));
     arwkv__rwkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.o0 = dk, c.o1 = dv, c.o2 = dw, c.i0 = dkk, c.i1 = dvv, c.i2 = k, c.i3 = w, c.rows = rows, c.H = H, c.KVH = KVH, c.N = N;
@@ -9733,12 +9806,13 @@ ARWKV_PRIVATE void arwkv__wkv6_fwd_task(void *ctx, int task, int thread) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_wkv6_forward(arwkv_backend *be, float *y, float *s_out, float *ckpt, const float *r, const float *k,
                                             const float *v, const float *w, const float *s0, int B, int T, int H, int N,
                                             float scale) {
+    ARWKV__TRY(arwkv__wkv_check("WKV6", B, T, H, N, N > 0, "at least 1"));
     arwkv__wkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.y = y, c.s_out = s_out, c.ckpt = ckpt, c.r = r, c.k = k, c.v = v, c.w = w, c.s0 = s0;
     c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
     arwkv_pool_run(be->pool, B * H, arwkv__wkv6_fwd_task, &c);
-    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 forward: out of scratch memory (head size %d)", N);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV6 forward: out of scratch memory (head size %d)", N);
     return ARWKV_OK;
 }
 
@@ -9824,12 +9898,14 @@ ARWKV_PRIVATE void arwkv__wkv6_bwd_task(void *ctx, int task, int thread) {
 ARWKV_PRIVATE arwkv_result arwkv__cpu_wkv6_backward(arwkv_backend *be, float *dr, float *dk, float *dv, float *dw, const float *dy,
                                              const float *r, const float *k, const float *v, const float *w, const float *ckpt,
                                              int B, int T, int H, int N, float scale) {
+    ARWKV__TRY(arwkv__wkv_check("WKV6", B, T, H, N, N > 0, "at least 1"));
+    ARWKV__TRY(arwkv__wkv_ckpt_check("WKV6", B, T, ckpt));
     arwkv__wkv6_ctx c;
     memset(&c, 0, sizeof c);
     c.dr = dr, c.dk = dk, c.dv = dv, c.dw = dw, c.dy = dy, c.r = r, c.k = k, c.v = v, c.w = w, c.ckpt = (float *)ckpt;
     c.B = B, c.T = T, c.H = H, c.N = N, c.scale = scale, c.pool = be->pool;
     arwkv_pool_run(be->pool, B * H, arwkv__wkv6_bwd_task, &c);
-    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "wkv6 backward: out of scratch memory (head size %d)", N);
+    if (c.oom) return arwkv__fail(ARWKV_ERR_OUT_OF_MEMORY, "WKV6 backward: out of scratch memory (head size %d)", N);
     return ARWKV_OK;
 }
 
@@ -9869,6 +9945,8 @@ static const arwkv_rwkv6_ops arwkv__cpu_rwkv6_ops = {
      L2:     l = ||d||/sqrt(C), d = o - a      dl/do = d / (||d|| sqrt(C))   (0 when d = 0)
      MSE:    l = |d|^2 / C                     dl/do = 2 d / C
      cosine: l = 1 - o.a/(|o||a|)              dl/do = -(a/(|o||a|) - (o.a) o/(|o|^3 |a|)) */
+/* Added to both norms of the cosine loss, so that a zero row has a finite gradient. */
+#define ARWKV__ALIGN_COSINE_EPS 1e-12
 typedef struct arwkv__align_ctx {
     arwkv_align_kind kind;
     const float *o, *a;
@@ -9885,7 +9963,7 @@ ARWKV_PRIVATE void arwkv__align_range(void *ctx, size_t b, size_t e) {
         if (c->kind == ARWKV_ALIGN_COSINE) {
             double oa = 0, oo = 0, aa = 0;
             for (int i = 0; i < c->C; i++) oa += (double)o[i] * a[i], oo += (double)o[i] * o[i], aa += (double)a[i] * a[i];
-            double no = sqrt(oo) + 1e-12, na = sqrt(aa) + 1e-12;
+            double no = sqrt(oo) + ARWKV__ALIGN_COSINE_EPS, na = sqrt(aa) + ARWKV__ALIGN_COSINE_EPS;
             l = 1 - oa / (no * na);
             if (g)
                 for (int i = 0; i < c->C; i++) g[i] = (float)(c->scale * -(a[i] / (no * na) - oa * o[i] / (no * no * no * na)));
@@ -9907,8 +9985,15 @@ ARWKV_PRIVATE void arwkv__align_range(void *ctx, size_t b, size_t e) {
     }
 }
 
+/* The check both backends make before an alignment loss. */
+ARWKV_PRIVATE arwkv_result arwkv__align_check(arwkv_align_kind kind) {
+    if (kind != ARWKV_ALIGN_L2 && kind != ARWKV_ALIGN_MSE && kind != ARWKV_ALIGN_COSINE)
+        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "alignment loss: unknown kind %d", (int)kind);
+    return ARWKV_OK;
+}
 ARWKV_PRIVATE arwkv_result arwkv__cpu_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
                                      float grad_scale, float *loss, float *dout) {
+    ARWKV__TRY(arwkv__align_check(kind));
     arwkv__align_ctx c = {kind, o, a, C, grad_scale, loss, dout};
     arwkv__parallel_range(be->pool, (size_t)rows, 4, arwkv__align_range, &c);
     return ARWKV_OK;
@@ -11400,13 +11485,7 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
         ARWKV__P(l->in_norm, 0, 1, C, 0, 0, "model.layers.%d.input_layernorm.weight", i);
         if (c->arch != ARWKV_ARCH_ARWKV7) { /* a teacher's attention, or QRWKV6's projections */
             int64_t Q = (int64_t)c->num_heads * c->head_dim, KV = (int64_t)c->num_kv_heads * c->head_dim;
-            const char *a = "model.layers.%d.self_attn.";
-            char fmt[128];
-#define ARWKV__ATT(field, flags, ndim, d0, d1, d2, suffix) \
-    do {                                                   \
-        snprintf(fmt, sizeof fmt, "%s%s", a, suffix);      \
-        ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i);  \
-    } while (0)
+#define ARWKV__ATT(field, flags, ndim, d0, d1, d2, suffix) ARWKV__P(field, flags, ndim, d0, d1, d2, "model.layers.%d.self_attn." suffix, i)
             int bias = c->attention_bias;
             ARWKV__ATT(l->q_w, ARWKV__P_MATRIX, 2, Q, C, 0, "q_proj.weight");
             if (bias) ARWKV__ATT(l->q_b, 0, 1, Q, 0, 0, "q_proj.bias");
@@ -11439,13 +11518,8 @@ ARWKV_PRIVATE arwkv_result arwkv__declare_params(arwkv_model *m) {
 #undef ARWKV__ATT
         } else { /* ARWKV-7 */
             int64_t H = C / c->head_size, N = c->head_size;
-            const char *t = "model.layers.%d.self_attn.time_mixer.";
-            char fmt[128];
 #define ARWKV__TM(field, flags, ndim, d0, d1, d2, suffix) \
-    do {                                                  \
-        snprintf(fmt, sizeof fmt, "%s%s", t, suffix);     \
-        ARWKV__P(field, flags, ndim, d0, d1, d2, fmt, i); \
-    } while (0)
+    ARWKV__P(field, flags, ndim, d0, d1, d2, "model.layers.%d.self_attn.time_mixer." suffix, i)
             ARWKV__TM(l->x_r, 0, 3, 1, 1, C, "x_r");
             ARWKV__TM(l->x_w, 0, 3, 1, 1, C, "x_w");
             ARWKV__TM(l->x_k, 0, 3, 1, 1, C, "x_k");
@@ -13229,6 +13303,7 @@ ARWKV_API arwkv_result arwkv_rnn_step(arwkv_rnn *r, arwkv_rnn_state *s, const in
 /* ============================================================================================
    SECTION 8. Training
    ============================================================================================ */
+#ifndef ARWKV_NO_TRAINING
 /* ---- Options and schedule ------------------------------------------------------------------------- */
 
 ARWKV_API void arwkv_train_options_default(arwkv_train_options *o, int stage) {
@@ -14748,6 +14823,7 @@ ARWKV_API arwkv_result arwkv_memory_plan_check(const arwkv_memory_plan *plan) {
 }
 
 /* ---- Data from files ------------------------------------------------------------------------------------ */
+#ifndef ARWKV_NO_TOKENIZER
 
 ARWKV_PRIVATE arwkv_result arwkv__dataset_add_tokens(arwkv_dataset *d, arwkv_tokens *t, int32_t eos_id, int masked) {
     if (eos_id >= 0) {
@@ -14825,6 +14901,9 @@ ARWKV_API arwkv_result arwkv_dataset_add_file(arwkv_dataset *d, const arwkv_toke
     arwkv__free(text);
     return r;
 }
+
+#endif /* ARWKV_NO_TOKENIZER */
+#endif /* ARWKV_NO_TRAINING */
 
 /* ============================================================================================
    SECTION 9. Generation
@@ -15399,6 +15478,19 @@ ARWKV_PRIVATE arwkv_result arwkv__chat_message_members(const arwkv__json *j, uin
     return ARWKV_OK;
 }
 
+/* Copy the (checked) role and content strings of a message to *str, NUL-terminated, and point m at them. */
+ARWKV_PRIVATE void arwkv__chat_message_copy(const arwkv__json *j, uint32_t role, uint32_t content, arwkv_chat_message *m, char **str) {
+    uint32_t f[2] = {role, content};
+    for (int i = 0; i < 2; i++) {
+        size_t l = arwkv__json_str_len(j, f[i]);
+        memcpy(*str, arwkv__json_str(j, f[i]), l);
+        (*str)[l] = 0;
+        if (i == 0) m->role = *str;
+        else m->content = *str;
+        *str += l + 1;
+    }
+}
+
 ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char *name, arwkv_chat_message **msgs, int *n) {
     *msgs = NULL, *n = 0;
     arwkv__json j;
@@ -15422,17 +15514,8 @@ ARWKV_API arwkv_result arwkv_chat_parse(const char *json, size_t len, const char
         arwkv_chat_message *m = (arwkv_chat_message *)(void *)block;
         char *str = block + count * sizeof(arwkv_chat_message);
         size_t k = 0;
-        for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), k++) {
-            uint32_t f[2] = {arwkv__json_get(&j, e, "role"), arwkv__json_get(&j, e, "content")};
-            for (int i = 0; i < 2; i++) {
-                size_t l = arwkv__json_str_len(&j, f[i]);
-                memcpy(str, arwkv__json_str(&j, f[i]), l);
-                str[l] = 0;
-                if (i == 0) m[k].role = str;
-                else m[k].content = str;
-                str += l + 1;
-            }
-        }
+        for (uint32_t e = arwkv__json_first(&j, jm); e != ARWKV__JSON_NONE; e = arwkv__json_next(&j, e), k++)
+            arwkv__chat_message_copy(&j, arwkv__json_get(&j, e, "role"), arwkv__json_get(&j, e, "content"), &m[k], &str);
         *msgs = m, *n = (int)count;
     }
     arwkv__json_free(&j);
@@ -15467,17 +15550,8 @@ ARWKV_API arwkv_result arwkv_chat_parse_lines(const char *text, size_t len, cons
                 return r;
             }
             r = arwkv__chat_message_members(&j, 0, where, &f[0], &f[1]);
-            for (int i = 0; i < 2 && r == ARWKV_OK; i++) {
-                size_t l = arwkv__json_str_len(&j, f[i]);
-                if (pass == 0) bytes += l + 1;
-                else {
-                    memcpy(str, arwkv__json_str(&j, f[i]), l);
-                    str[l] = 0;
-                    if (i == 0) m[k].role = str;
-                    else m[k].content = str;
-                    str += l + 1;
-                }
-            }
+            if (r == ARWKV_OK && pass == 0) bytes += arwkv__json_str_len(&j, f[0]) + arwkv__json_str_len(&j, f[1]) + 2;
+            else if (r == ARWKV_OK) arwkv__chat_message_copy(&j, f[0], f[1], &m[k], &str);
             arwkv__json_free(&j);
             if (r != ARWKV_OK) {
                 arwkv__free(block);

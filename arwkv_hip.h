@@ -1362,9 +1362,8 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_gemm(arwkv_backend *be, int M, int N, int 
                                     const void *B, arwkv_dtype b_type, ptrdiff_t b_rs, ptrdiff_t b_cs, float *C, ptrdiff_t ldc,
                                     int accumulate, const float *bias) {
     arwkv__gpu *g = ARWKV__G(be);
+    ARWKV__TRY(arwkv__float_type_check(b_type, "matrix product B"));
     if (M <= 0 || N <= 0) return ARWKV_OK;
-    if (b_type != ARWKV_F32 && b_type != ARWKV_BF16 && b_type != ARWKV_F16)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU matrix product: B of type %s (F32, BF16 or F16 only)", arwkv_dtype_name(b_type));
     if ((M + ARWKV__GM_TILE - 1) / ARWKV__GM_TILE > 65535)
         return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU matrix product: %d rows is more than 65535 tiles of %d; split the call", M,
                            ARWKV__GM_TILE);
@@ -1432,11 +1431,6 @@ ARWKV_PRIVATE const char *arwkv__hip_gemm_path_name(const arwkv__gpu *g) {
         }                                                  \
     } while (0)
 
-ARWKV_PRIVATE arwkv_result arwkv__hip_float_type(arwkv_dtype t, const char *op) {
-    if (t == ARWKV_F32 || t == ARWKV_BF16 || t == ARWKV_F16) return ARWKV_OK;
-    return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "GPU %s: element type %s (F32, BF16 or F16 only)", op, arwkv_dtype_name(t));
-}
-
 /* ---- Embedding ----------------------------------------------------------------------------------
    forward: one block per token copies its row. backward: one thread per column walks the tokens
    in order, so equal ids add up in the same order as on the CPU (bit-identical) and never race. */
@@ -1454,7 +1448,7 @@ __global__ void arwkv__embed_bwd_kernel(float *dtable, const int32_t *ids, int T
 ARWKV_PRIVATE arwkv_result arwkv__hip_embed_forward(arwkv_backend *be, float *out, const int32_t *ids, int T, const void *table,
                                              arwkv_dtype type, int C) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
-    ARWKV__TRY(arwkv__hip_float_type(type, "embedding"));
+    ARWKV__TRY(arwkv__float_type_check(type, "embedding"));
     ARWKV__WITH_TYPE(type, TT, (ARWKV__LAUNCH(arwkv__embed_fwd_kernel<TT>, T, 256, ARWKV__G(be)->stream, out, ids, table, C)));
     return arwkv__hip_launched("embedding forward");
 }
@@ -1516,7 +1510,7 @@ __global__ void arwkv__rms_bwd_dw_kernel(float *dw, const float *dout, const flo
 ARWKV_PRIVATE arwkv_result arwkv__hip_rmsnorm_forward(arwkv_backend *be, float *out, float *rstd, const float *x, const void *w,
                                                arwkv_dtype w_type, int T, int C, float eps) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
-    ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
+    ARWKV__TRY(arwkv__float_type_check(w_type, "RMSNorm"));
     ARWKV__WITH_TYPE(w_type, TT, (ARWKV__LAUNCH(arwkv__rms_fwd_kernel<TT>, T, 256, ARWKV__G(be)->stream, out, rstd, x, w, C, eps)));
     return arwkv__hip_launched("RMSNorm forward");
 }
@@ -1525,7 +1519,7 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_rmsnorm_backward(arwkv_backend *be, float 
                                                 const void *w, arwkv_dtype w_type, const float *rstd, int T, int C,
                                                 int accumulate_dx) {
     if (T <= 0 || C <= 0) return ARWKV_OK;
-    ARWKV__TRY(arwkv__hip_float_type(w_type, "RMSNorm"));
+    ARWKV__TRY(arwkv__float_type_check(w_type, "RMSNorm"));
     hipStream_t s = ARWKV__G(be)->stream;
     if (dx) {
         ARWKV__WITH_TYPE(w_type, TT, (ARWKV__LAUNCH(arwkv__rms_bwd_dx_kernel<TT>, T, 256, s, dx, dout, x, w, rstd, C, accumulate_dx)));
@@ -1601,7 +1595,7 @@ __global__ void arwkv__align_kernel(int kind, const float *o_all, const float *a
         oa = arwkv__block_sum(oa, sh);
         oo = arwkv__block_sum(oo, sh);
         aa = arwkv__block_sum(aa, sh);
-        double no = sqrt(oo) + 1e-12, na = sqrt(aa) + 1e-12;
+        double no = sqrt(oo) + ARWKV__ALIGN_COSINE_EPS, na = sqrt(aa) + ARWKV__ALIGN_COSINE_EPS;
         l = 1 - oa / (no * na);
         if (g)
             for (int i = threadIdx.x; i < C; i += blockDim.x) g[i] = (float)(scale * -(a[i] / (no * na) - oa * o[i] / (no * no * no * na)));
@@ -1626,8 +1620,7 @@ __global__ void arwkv__align_kernel(int kind, const float *o_all, const float *a
 ARWKV_PRIVATE arwkv_result arwkv__hip_align(arwkv_backend *be, arwkv_align_kind kind, const float *o, const float *a, int rows, int C,
                                      float grad_scale, float *loss, float *dout) {
     if (rows <= 0) return ARWKV_OK;
-    if (kind != ARWKV_ALIGN_L2 && kind != ARWKV_ALIGN_MSE && kind != ARWKV_ALIGN_COSINE)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "alignment loss: unknown kind %d", (int)kind);
+    ARWKV__TRY(arwkv__align_check(kind));
     ARWKV__LAUNCH(arwkv__align_kernel, rows, 256, ARWKV__G(be)->stream, (int)kind, o, a, C, grad_scale, loss, dout);
     return arwkv__hip_launched("alignment loss");
 }
@@ -2131,7 +2124,7 @@ ARWKV_PRIVATE int arwkv__r7_head_threads(int N) { return (N + 63) / 64 * 64; }
 
 /* ---- Token shift and the lerps ------------------------------------------------------------------ */
 typedef struct arwkv__r7_mu {
-    const float *mu[6];
+    const float *mu[ARWKV__R7_MAX_MIXES];
 } arwkv__r7_mu;
 
 __global__ void arwkv__r7_lerp_fwd_kernel(float *xmix, const float *x, const float *shift_in, arwkv__r7_mu mu, int n_mix, int T, int C,
@@ -2141,7 +2134,7 @@ __global__ void arwkv__r7_lerp_fwd_kernel(float *xmix, const float *x, const flo
         int i = (int)(u % C), t = (int)(row % T);
         float xv = x[u], prev = t > 0 ? x[u - C] : shift_in ? shift_in[(row / T) * C + i] : 0.0f, xx = prev - xv;
 #pragma unroll
-        for (int m = 0; m < 6; m++)
+        for (int m = 0; m < ARWKV__R7_MAX_MIXES; m++)
             if (m < n_mix) xmix[m * MC + u] = xv + xx * mu.mu[m][i];
     }
 }
@@ -2153,8 +2146,8 @@ __global__ void arwkv__r7_shift_out_kernel(float *shift_out, const float *x, int
 
 ARWKV_PRIVATE arwkv_result arwkv__hip_r7_lerp_forward(arwkv_backend *be, float *xmix, const float *x, const float *shift_in, float *shift_out,
                                                const float *const *mu, int n_mix, int B, int T, int C) {
-    if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
-    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    ARWKV__TRY(arwkv__r7_lerp_check(n_mix, B, T, C));
+    if (B == 0 || T == 0 || C == 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     arwkv__r7_mu m;
     memset(&m, 0, sizeof m);
@@ -2179,16 +2172,16 @@ __global__ void arwkv__r7_lerp_bwd_kernel(float *dx, float *dshift, const float 
     if (u >= (size_t)B * C) return;
     int b = (int)(u / C), i = (int)(u % C);
     size_t MC = (size_t)B * T * C;
-    float mv[6];
-    double gmu[6];
+    float mv[ARWKV__R7_MAX_MIXES];
+    double gmu[ARWKV__R7_MAX_MIXES];
 #pragma unroll
-    for (int m = 0; m < 6; m++) mv[m] = m < n_mix ? mu.mu[m][i] : 0.0f, gmu[m] = 0;
+    for (int m = 0; m < ARWKV__R7_MAX_MIXES; m++) mv[m] = m < n_mix ? mu.mu[m][i] : 0.0f, gmu[m] = 0;
     float carry = dshift ? dshift[u] : 0.0f;
     for (int t = T - 1; t >= 0; t--) {
         size_t at = ((size_t)b * T + t) * C + i;
         float xv = x[at], prev = t > 0 ? x[at - C] : shift_in ? shift_in[u] : 0.0f, xx = prev - xv, gx = carry, g_prev = 0.0f;
 #pragma unroll
-        for (int m = 0; m < 6; m++)
+        for (int m = 0; m < ARWKV__R7_MAX_MIXES; m++)
             if (m < n_mix) {
                 float dm = dxmix[m * MC + at];
                 gx += dm * (1.0f - mv[m]);
@@ -2200,15 +2193,15 @@ __global__ void arwkv__r7_lerp_bwd_kernel(float *dx, float *dshift, const float 
     }
     if (dshift) dshift[u] = carry;
 #pragma unroll
-    for (int m = 0; m < 6; m++)
+    for (int m = 0; m < ARWKV__R7_MAX_MIXES; m++)
         if (m < n_mix) part[((size_t)m * B + b) * C + i] = gmu[m];
 }
 
 ARWKV_PRIVATE arwkv_result arwkv__hip_r7_lerp_backward(arwkv_backend *be, float *dx, float *dshift, float *const *dmu, const float *dxmix,
                                                 const float *x, const float *shift_in, const float *const *mu, int n_mix, int B, int T,
                                                 int C) {
-    if (n_mix < 0 || n_mix > 6) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "time-mix lerp: %d mixes (at most 6)", n_mix);
-    if (B <= 0 || T <= 0 || C <= 0) return ARWKV_OK;
+    ARWKV__TRY(arwkv__r7_lerp_check(n_mix, B, T, C));
+    if (B == 0 || T == 0 || C == 0) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     arwkv__r7_mu m;
     arwkv__colsum_dst d;
@@ -2387,8 +2380,8 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_r7_prepare_backward(arwkv_backend *be, con
    Stepping back divides by the decay, which is at least 0.545: a rounding error grows by at most
    1.83x a step, over at most 15 steps before the next checkpoint (the reference CUDA kernels of
    RWKV-7 do the same). The CPU backend recomputes the chunk's states instead; the two agree to
-   about 1e-6 of the largest gradient on typical decays. */
-#define ARWKV__WKV_CHUNK 16
+   about 1e-6 of the largest gradient on typical decays. Checkpoints every ARWKV_WKV7_CHUNK tokens,
+   the layout the CPU backend reads and writes too. */
 
 template <int N>
 __global__ void __launch_bounds__(N) arwkv__wkv7_fwd_kernel(int T, int H, const float *r, const float *decay, const float *k, const float *v,
@@ -2396,7 +2389,7 @@ __global__ void __launch_bounds__(N) arwkv__wkv7_fwd_kernel(int T, int H, const 
     __shared__ float in[2][5][N]; /* r, decay, k, a, b of a token */
     const int task = blockIdx.x, bi = task / H, h = task % H, i = threadIdx.x;
     const size_t C = (size_t)H * N, NN = (size_t)N * N;
-    const int n_chunks = (T + ARWKV__WKV_CHUNK - 1) / ARWKV__WKV_CHUNK;
+    const int n_chunks = (T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
     float S[N];
 #pragma unroll
     for (int j = 0; j < N; j++) S[j] = state ? state[task * NN + (size_t)i * N + j] : 0.0f;
@@ -2409,8 +2402,8 @@ __global__ void __launch_bounds__(N) arwkv__wkv7_fwd_kernel(int T, int H, const 
         const float vi = nv;
         __syncthreads();
         if (t + 1 < T) nr = r[o + C], nd = decay[o + C], nk = k[o + C], nv = v[o + C], na = a[o + C], nb = b[o + C];
-        if (ckpt && t % ARWKV__WKV_CHUNK == 0) {
-            float *dst = ckpt + ((size_t)task * n_chunks + t / ARWKV__WKV_CHUNK) * NN + (size_t)i * N;
+        if (ckpt && t % ARWKV_WKV7_CHUNK == 0) {
+            float *dst = ckpt + ((size_t)task * n_chunks + t / ARWKV_WKV7_CHUNK) * NN + (size_t)i * N;
 #pragma unroll
             for (int j = 0; j < N; j++) dst[j] = S[j];
         }
@@ -2435,10 +2428,10 @@ __global__ void __launch_bounds__(N) arwkv__wkv7_bwd_kernel(int T, int H, const 
                                                             float *dstate, float *dr, float *d_decay, float *dk, float *dv, float *da,
                                                             float *db) {
     enum { R_ = 0, D_, K_, V_, A_, B_, DY_, N_IN };
-    __shared__ float in[N_IN][N], sa_chunk[ARWKV__WKV_CHUNK][N], dsa_s[N], tr[N][N + 1], gs[N][N + 1];
+    __shared__ float in[N_IN][N], sa_chunk[ARWKV_WKV7_CHUNK][N], dsa_s[N], tr[N][N + 1], gs[N][N + 1];
     const int task = blockIdx.x, bi = task / H, h = task % H, i = threadIdx.x;
     const size_t C = (size_t)H * N, NN = (size_t)N * N;
-    const int n_chunks = (T + ARWKV__WKV_CHUNK - 1) / ARWKV__WKV_CHUNK;
+    const int n_chunks = (T + ARWKV_WKV7_CHUNK - 1) / ARWKV_WKV7_CHUNK;
     float Grow[N], Gcol[N], Scol[N];
 #pragma unroll
     for (int j = 0; j < N; j++) {
@@ -2446,7 +2439,7 @@ __global__ void __launch_bounds__(N) arwkv__wkv7_bwd_kernel(int T, int H, const 
         Gcol[j] = dstate ? dstate[task * NN + (size_t)j * N + i] : 0.0f;
     }
     for (int chunk = n_chunks - 1; chunk >= 0; chunk--) {
-        const int t0 = chunk * ARWKV__WKV_CHUNK, len = T - t0 < ARWKV__WKV_CHUNK ? T - t0 : ARWKV__WKV_CHUNK;
+        const int t0 = chunk * ARWKV_WKV7_CHUNK, len = T - t0 < ARWKV_WKV7_CHUNK ? T - t0 : ARWKV_WKV7_CHUNK;
         /* G waits in shared memory while the replay needs the registers */
         __syncthreads();
 #pragma unroll
@@ -2520,12 +2513,9 @@ __global__ void __launch_bounds__(N) arwkv__wkv7_bwd_kernel(int T, int H, const 
         for (int j = 0; j < N; j++) dstate[task * NN + (size_t)i * N + j] = Grow[j];
 }
 
+/* The GPU's head sizes: one kernel instance per size (the state row lives in registers). */
 ARWKV_PRIVATE arwkv_result arwkv__hip_wkv_shape(int B, int T, int H, int N) {
-    if (N != 8 && N != 16 && N != 32 && N != 64)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV7 on the GPU: head size %d (8, 16, 32 or 64)", N);
-    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H > 0x7fffffff)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7: bad shape (B %d, T %d, H %d)", B, T, H);
-    return ARWKV_OK;
+    return arwkv__wkv_check("WKV7", B, T, H, N, N == 8 || N == 16 || N == 32 || N == 64, "8, 16, 32 or 64 on the GPU");
 }
 
 #define ARWKV__WKV_DISPATCH(N, kernel, ...)                                    \
@@ -2552,8 +2542,8 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_r7_wkv7_backward(arwkv_backend *be, int B,
                                                 const float *ckpt, float *dstate, float *dr, float *d_decay, float *dk, float *dv,
                                                 float *da, float *db) {
     ARWKV__TRY(arwkv__hip_wkv_shape(B, T, H, N));
+    ARWKV__TRY(arwkv__wkv_ckpt_check("WKV7", B, T, ckpt));
     if (B == 0) return ARWKV_OK;
-    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV7 backward: no state checkpoints (run the forward with ckpt)");
     hipStream_t s = ARWKV__G(be)->stream;
     unsigned grid = (unsigned)(B * H);
     ARWKV__WKV_DISPATCH(N, arwkv__wkv7_bwd_kernel, T, H, r, decay, k, v, a, b, dy, ckpt, dstate, dr, d_decay, dk, dv, da, db);
@@ -2938,15 +2928,9 @@ __global__ void arwkv__r6_kv_bwd_kernel(float *dk, float *dv, float *dw, const f
     }
 }
 
-ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_shape(int rows, int H, int KVH, int N) {
-    if (H <= 0 || KVH <= 0 || H % KVH != 0 || N <= 0 || rows < 0)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "RWKV-6 key/value heads: %d heads, %d kv heads (must divide), head size %d", H, KVH, N);
-    return ARWKV_OK;
-}
-
 ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_expand_forward(arwkv_backend *be, float *kk, float *vv, const float *k, const float *v, const float *w,
                                                     int rows, int H, int KVH, int N) {
-    ARWKV__TRY(arwkv__hip_r6_kv_shape(rows, H, KVH, N));
+    ARWKV__TRY(arwkv__r6_kv_check(rows, H, KVH, N));
     if (!rows) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     size_t n = (size_t)rows * H * N;
@@ -2956,7 +2940,7 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_expand_forward(arwkv_backend *be, fl
 
 ARWKV_PRIVATE arwkv_result arwkv__hip_r6_kv_expand_backward(arwkv_backend *be, float *dk, float *dv, float *dw, const float *dkk, const float *dvv,
                                                      const float *k, const float *w, int rows, int H, int KVH, int N) {
-    ARWKV__TRY(arwkv__hip_r6_kv_shape(rows, H, KVH, N));
+    ARWKV__TRY(arwkv__r6_kv_check(rows, H, KVH, N));
     if (!rows) return ARWKV_OK;
     arwkv__gpu *g = ARWKV__G(be);
     size_t n = (size_t)rows * KVH * N;
@@ -3169,11 +3153,7 @@ __global__ void __launch_bounds__(arwkv__w6_shape<N>::ROWS * arwkv__w6_shape<N>:
 }
 
 ARWKV_PRIVATE arwkv_result arwkv__hip_wkv6_shape(int B, int T, int H, int N) {
-    if (N != 16 && N != 32 && N != 64 && N != 128)
-        return arwkv__fail(ARWKV_ERR_UNSUPPORTED, "WKV6 on the GPU: head size %d (16, 32, 64 or 128)", N);
-    if (B < 0 || T < 0 || H <= 0 || (size_t)B * H * N > 0x7fffffff)
-        return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV6: bad shape (B %d, T %d, H %d)", B, T, H);
-    return ARWKV_OK;
+    return arwkv__wkv_check("WKV6", B, T, H, N, N == 16 || N == 32 || N == 64 || N == 128, "16, 32, 64 or 128 on the GPU");
 }
 
 template <int N>
@@ -3213,8 +3193,8 @@ ARWKV_PRIVATE arwkv_result arwkv__hip_r6_wkv6_backward(arwkv_backend *be, float 
                                                 const float *r, const float *k, const float *v, const float *w, const float *ckpt, int B,
                                                 int T, int H, int N, float scale) {
     ARWKV__TRY(arwkv__hip_wkv6_shape(B, T, H, N));
+    ARWKV__TRY(arwkv__wkv_ckpt_check("WKV6", B, T, ckpt));
     if (B == 0 || T == 0) return ARWKV_OK;
-    if (!ckpt) return arwkv__fail(ARWKV_ERR_INVALID_ARGUMENT, "WKV6 backward: no state checkpoints (run the forward with ckpt)");
     ARWKV__W6_DISPATCH(N, arwkv__wkv6_bwd_launch, ARWKV__G(be)->stream, dr, dk, dv, dw, dy, r, k, v, w, ckpt, B, T, H, scale);
     return arwkv__hip_launched("WKV6 backward");
 }

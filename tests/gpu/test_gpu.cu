@@ -14,6 +14,7 @@
 #include "test.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 static arwkv_backend *cpu, *gpu;
@@ -1575,6 +1576,71 @@ TEST(errors) {
     dev_free(d);
 }
 
+/* Both backends go through the same checks (arwkv.h's arwkv__*_check): the same bad call gets the
+   same code and the same message from the CPU and the GPU. No call here reaches memory: each
+   fails before it would read a pointer (all NULL). */
+typedef arwkv_result (*bad_call)(arwkv_backend *be);
+static void same_error(const char *what, bad_call call, const char *expect) {
+    arwkv_result rc = call(cpu);
+    std::string cpu_msg = arwkv_last_error();
+    arwkv_result rg = call(gpu);
+    std::string gpu_msg = arwkv_last_error();
+    CHECK(rc != ARWKV_OK && rc == rg, "%s: CPU %s, GPU %s", what, arwkv_result_string(rc), arwkv_result_string(rg));
+    CHECK(cpu_msg == gpu_msg, "%s: the CPU says \"%s\", the GPU \"%s\"", what, cpu_msg.c_str(), gpu_msg.c_str());
+    CHECK(strstr(cpu_msg.c_str(), expect) != NULL, "%s: \"%s\" does not say \"%s\"", what, cpu_msg.c_str(), expect);
+}
+TEST(checks_shared_with_cpu) {
+    same_error("WKV7 forward, B < 0",
+               [](arwkv_backend *be) { return be->rwkv7->wkv7_forward(be, -1, 4, 2, 16, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL); },
+               "WKV7: bad shape (B -1, T 4, H 2)");
+    same_error("WKV7 backward, no heads",
+               [](arwkv_backend *be) {
+                   return be->rwkv7->wkv7_backward(be, 1, 4, 0, 16, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                                   NULL, NULL);
+               },
+               "WKV7: bad shape (B 1, T 4, H 0)");
+    same_error("WKV7 backward without checkpoints",
+               [](arwkv_backend *be) {
+                   return be->rwkv7->wkv7_backward(be, 1, 4, 1, 16, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                                                   NULL, NULL);
+               },
+               "WKV7 backward: no state checkpoints (run the forward with ckpt)");
+    same_error("WKV6 forward, T < 0",
+               [](arwkv_backend *be) { return be->rwkv6->wkv6_forward(be, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, -2, 1, 64, 1.0f); },
+               "WKV6: bad shape (B 1, T -2, H 1)");
+    same_error("WKV6 forward, B x H x N beyond an int",
+               [](arwkv_backend *be) {
+                   return be->rwkv6->wkv6_forward(be, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1 << 20, 1, 1 << 10, 64, 1.0f);
+               },
+               "WKV6: bad shape (B 1048576, T 1, H 1024)");
+    same_error("WKV6 backward without checkpoints",
+               [](arwkv_backend *be) {
+                   return be->rwkv6->wkv6_backward(be, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 3, 1, 64, 1.0f);
+               },
+               "WKV6 backward: no state checkpoints (run the forward with ckpt)");
+    same_error("time-mix lerp, 7 mixes",
+               [](arwkv_backend *be) { return be->rwkv7->lerp_forward(be, NULL, NULL, NULL, NULL, NULL, 7, 1, 1, 8); },
+               "time-mix lerp: 7 mixes (0 to 6)");
+    same_error("time-mix lerp backward, C < 0",
+               [](arwkv_backend *be) { return be->rwkv7->lerp_backward(be, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 1, 1, -8); },
+               "time-mix lerp: bad shape (B 1, T 1, C -8)");
+    same_error("RWKV-6 key/value heads that do not divide",
+               [](arwkv_backend *be) { return be->rwkv6->kv_expand_forward(be, NULL, NULL, NULL, NULL, NULL, 1, 3, 2, 16); },
+               "RWKV-6 key/value heads: 3 heads, 2 kv heads");
+    same_error("alignment loss of an unknown kind",
+               [](arwkv_backend *be) { return be->loss->align(be, (arwkv_align_kind)9, NULL, NULL, 1, 8, 1.0f, NULL, NULL); },
+               "alignment loss: unknown kind 9");
+    same_error("matrix product of an integer B",
+               [](arwkv_backend *be) { return be->core->gemm(be, 2, 2, 2, NULL, 2, 1, NULL, ARWKV_I32, 1, 2, NULL, 2, 0, NULL); },
+               "matrix product B: element type I32 (F32, BF16 or F16 only)");
+    same_error("embedding of an F64 table",
+               [](arwkv_backend *be) { return be->core->embed_forward(be, NULL, NULL, 1, NULL, ARWKV_F64, 8); },
+               "embedding: element type F64");
+    same_error("RMSNorm backward with I8 weights",
+               [](arwkv_backend *be) { return be->core->rmsnorm_backward(be, NULL, NULL, NULL, NULL, NULL, ARWKV_I8, NULL, 1, 8, 0); },
+               "RMSNorm: element type I8");
+}
+
 /* ============================================================================================
    Timings (not tests: numbers for the record)
    ============================================================================================ */
@@ -1768,6 +1834,7 @@ int main(int argc, char **argv) {
     RUN(qrwkv6_student_of_qwen3_matches_cpu);
     RUN(batched_generation_matches_cpu);
     RUN(errors);
+    RUN(checks_shared_with_cpu);
     /* last: their random draws would change the inputs of the tests above */
     RUN(gemm_wgmma_bf16);
     RUN(attention_tensor_cores);
