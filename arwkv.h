@@ -8208,20 +8208,38 @@ typedef struct arwkv__rope_ctx {
     ptrdiff_t ld;
     const int32_t *pos;
     int pos0, n_heads, head_dim;
+    float *table; /* NULL, or cos then sin of the angles of position p at table + p * head_dim */
     float inv_freq[ARWKV__ROPE_MAX_DIM / 2];
 } arwkv__rope_ctx;
+
+/* cos and sin of one position's angles (half of each). */
+ARWKV_PRIVATE void arwkv__rope_angles(const arwkv__rope_ctx *c, int pos, float *cs, float *sn) {
+    float p = (float)pos;
+    for (int i = 0; i < c->head_dim / 2; i++) {
+        float angle = p * c->inv_freq[i];
+        cs[i] = (float)cos((double)angle);
+        sn[i] = (float)sin((double)angle);
+    }
+}
+ARWKV_PRIVATE void arwkv__rope_table_range(void *ctx, size_t b, size_t e) {
+    arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
+    for (size_t p = b; p < e; p++) {
+        float *cs = c->table + p * (size_t)c->head_dim;
+        arwkv__rope_angles(c, (int)p, cs, cs + c->head_dim / 2);
+    }
+}
 
 ARWKV_PRIVATE void arwkv__rope_range(void *ctx, size_t b, size_t e) {
     arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
     int half = c->head_dim / 2;
-    float cs[ARWKV__ROPE_MAX_DIM / 2], sn[ARWKV__ROPE_MAX_DIM / 2];
+    float cs_row[ARWKV__ROPE_MAX_DIM / 2], sn_row[ARWKV__ROPE_MAX_DIM / 2];
     for (size_t r = b; r < e; r++) {
-        float p = (float)(c->pos ? c->pos[r] : c->pos0 + (int)r);
-        for (int i = 0; i < half; i++) { /* one set of angles serves every head of the row */
-            float angle = p * c->inv_freq[i];
-            cs[i] = (float)cos((double)angle);
-            sn[i] = (float)sin((double)angle);
-        }
+        int p = c->pos ? c->pos[r] : c->pos0 + (int)r;
+        const float *cs = cs_row, *sn = sn_row; /* one set of angles serves every head of the row */
+        if (c->table)
+            cs = c->table + (size_t)p * (size_t)c->head_dim, sn = cs + half;
+        else
+            arwkv__rope_angles(c, p, cs_row, sn_row);
         float *row = c->x + (ptrdiff_t)r * c->ld;
         for (int h = 0; h < c->n_heads; h++) {
             float *x1 = row + (size_t)h * (size_t)c->head_dim, *x2 = x1 + half;
@@ -8255,7 +8273,19 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, 
         float exponent = (float)(2 * i) / (float)head_dim;
         c.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
     }
+    /* The sequences of a batch repeat their positions: where positions are given and fewer than
+       the rows, their cos and sin (libm's, the bulk of this op) are made once each, in a table. */
+    c.table = NULL;
+    int n_pos = 0;
+    if (pos) {
+        int max_pos = -1;
+        for (int r = 0; r < rows && max_pos < rows; r++) max_pos = pos[r] < 0 ? rows : pos[r] > max_pos ? pos[r] : max_pos;
+        n_pos = max_pos + 1;
+        if (n_pos < rows) c.table = (float *)arwkv__malloc(sizeof(float) * (size_t)n_pos * (size_t)head_dim); /* NULL: per row, as before */
+    }
+    if (c.table) arwkv__parallel_range(be->pool, (size_t)n_pos, 16, arwkv__rope_table_range, &c);
     arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__rope_range, &c);
+    arwkv__free(c.table);
     return ARWKV_OK;
 }
 
@@ -8540,6 +8570,30 @@ ARWKV_PRIVATE inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const f
     return arwkv__r7_sum8(acc);
 }
 
+#ifdef ARWKV__AVX512
+/* The time mix's elementwise AVX-512 loops: 16 channels at a time, the lanes past n masked off, and
+   each lane doing the scalar loop's operations in its order (a product then a sum, never fused: the
+   C code is compiled without contraction), so their results are the scalar ones to the bit. Float64
+   sums over rows take the 16 lanes as two halves of 8 doubles. */
+ARWKV_PRIVATE inline __mmask16 arwkv__mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+ARWKV_PRIVATE inline __m512d arwkv__lo8_pd(__m512 v) {
+    return _mm512_maskz_cvtps_pd((__mmask8)0xFF, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 0));
+}
+ARWKV_PRIVATE inline __m512d arwkv__hi8_pd(__m512 v) {
+    return _mm512_maskz_cvtps_pd((__mmask8)0xFF, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 1));
+}
+/* acc[0..16) += (double)a * (double)b, lane by lane (acc has room for 16, whatever the mask). */
+ARWKV_PRIVATE inline void arwkv__acc16_prod_pd(double *acc, __m512 a, __m512 b) {
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), _mm512_mul_pd(arwkv__lo8_pd(a), arwkv__lo8_pd(b))));
+    _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), _mm512_mul_pd(arwkv__hi8_pd(a), arwkv__hi8_pd(b))));
+}
+/* acc[0..16) += (double)a. */
+ARWKV_PRIVATE inline void arwkv__acc16_pd(double *acc, __m512 a) {
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), arwkv__lo8_pd(a)));
+    _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), arwkv__hi8_pd(a)));
+}
+#endif
+
 /* ---- Token shift and the lerps ----------------------------------------------------------------
    x_m = x + (prev - x) mu_m. A task owns a block of channels of one sequence (forward) or of all
    sequences (backward, which sums the mu gradients over every token), and walks down time. */
@@ -8561,7 +8615,16 @@ ARWKV_PRIVATE void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end)
             size_t row = ((size_t)b * c->T + t) * c->C;
             const float *x = c->x + row;
             const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
-            for (int i = c0; i < c1; i++) {
+            int i = c0;
+#ifdef ARWKV__AVX512
+            for (; i < c1; i += 16) {
+                __mmask16 k = arwkv__mask16(c1 - i);
+                __m512 xi = _mm512_maskz_loadu_ps(k, x + i), xx = _mm512_sub_ps(prev ? _mm512_maskz_loadu_ps(k, prev + i) : _mm512_setzero_ps(), xi);
+                for (int m = 0; m < c->n_mix; m++)
+                    _mm512_mask_storeu_ps(c->xmix + m * MC + row + i, k, _mm512_add_ps(xi, _mm512_mul_ps(xx, _mm512_maskz_loadu_ps(k, c->mu[m] + i))));
+            }
+#endif
+            for (; i < c1; i++) {
                 float xx = (prev ? prev[i] : 0.0f) - x[i];
                 for (int m = 0; m < c->n_mix; m++) c->xmix[m * MC + row + i] = x[i] + xx * c->mu[m][i];
             }
@@ -8599,7 +8662,23 @@ ARWKV_PRIVATE void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end)
                 size_t row = ((size_t)b * c->T + t) * c->C;
                 const float *x = c->x + row;
                 const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
-                for (int i = c0; i < c1; i++) {
+                int i = c0;
+#ifdef ARWKV__AVX512
+                for (; i < c1; i += 16) {
+                    __mmask16 k = arwkv__mask16(c1 - i);
+                    __m512 xi = _mm512_maskz_loadu_ps(k, x + i), xx = _mm512_sub_ps(prev ? _mm512_maskz_loadu_ps(k, prev + i) : _mm512_setzero_ps(), xi);
+                    __m512 g = _mm512_maskz_loadu_ps(k, carry + (i - c0)), g_prev = _mm512_setzero_ps();
+                    for (int m = 0; m < c->n_mix; m++) {
+                        __m512 dm = _mm512_maskz_loadu_ps(k, c->dxmix + m * MC + row + i), mu = _mm512_maskz_loadu_ps(k, c->mu[m] + i);
+                        g = _mm512_add_ps(g, _mm512_mul_ps(dm, _mm512_sub_ps(_mm512_set1_ps(1.0f), mu)));
+                        g_prev = _mm512_add_ps(g_prev, _mm512_mul_ps(dm, mu));
+                        arwkv__acc16_prod_pd(&gmu[m][i - c0], dm, xx); /* masked lanes add 0 to unused slots */
+                    }
+                    if (c->dx) _mm512_mask_storeu_ps(c->dx + row + i, k, g);
+                    _mm512_mask_storeu_ps(carry + (i - c0), k, g_prev);
+                }
+#endif
+                for (; i < c1; i++) {
                     float xx = (prev ? prev[i] : 0.0f) - x[i], g = carry[i - c0], g_prev = 0.0f;
                     for (int m = 0; m < c->n_mix; m++) {
                         float dm = c->dxmix[m * MC + row + i], mu = c->mu[m][i];
@@ -8784,6 +8863,55 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, cons
     return ARWKV_OK;
 }
 
+#ifdef ARWKV__AVX512
+/* 16 channels (mask k) of one row of the prepare backward below: every lane does that loop's
+   operations in its order, the loads and stores too (an output may be an input's buffer). The
+   float64 row sums g_* have room for 16 entries from the first channel. */
+ARWKV_PRIVATE void arwkv__r7_prep_bwd16_avx512(const arwkv__r7_prep_ctx *c, size_t i, int ch, __mmask16 k, int clamped, float norm, float dot,
+                                               const float *kkn, const float *dkkn, const float *a, const float *sw, const float *dec,
+                                               const float *sv, double *g_w0, double *g_a0, double *g_v0, double *g_kk, double *g_ka) {
+    const __m512 one = _mm512_set1_ps(1.0f), vnorm = _mm512_set1_ps(norm);
+    __m512 vsw = _mm512_maskz_loadu_ps(k, sw), va = _mm512_maskz_loadu_ps(k, a), vkkn = _mm512_maskz_loadu_ps(k, kkn);
+    __m512 dz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, c->d_decay + i), _mm512_maskz_loadu_ps(k, dec));
+    dz = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dz, _mm512_set1_ps(-ARWKV__R7_DECAY_SCALE)), vsw), _mm512_sub_ps(one, vsw));
+    _mm512_mask_storeu_ps(c->dw_lora + i, k, dz);
+    arwkv__acc16_pd(g_w0, dz);
+
+    __m512 dk = _mm512_maskz_loadu_ps(k, c->dk + i), k_in = _mm512_maskz_loadu_ps(k, c->k_in + i), k_a = _mm512_maskz_loadu_ps(k, c->k_a + ch);
+    __m512 da = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, c->d_wkv_b + i), vkkn), _mm512_mul_ps(_mm512_mul_ps(dk, k_in), k_a));
+    __m512 da_pre = _mm512_mul_ps(_mm512_mul_ps(da, va), _mm512_sub_ps(one, va));
+    _mm512_mask_storeu_ps(c->da_lora + i, k, da_pre);
+    arwkv__acc16_pd(g_a0, da_pre);
+    __m512 a_m1 = _mm512_sub_ps(va, one);
+    for (int h = 0; h < 2; h++) { /* g_ka += ((double)dk * k_in) * (a - 1), in float64 */
+        __m512d p = h ? _mm512_mul_pd(arwkv__hi8_pd(dk), arwkv__hi8_pd(k_in)) : _mm512_mul_pd(arwkv__lo8_pd(dk), arwkv__lo8_pd(k_in));
+        p = _mm512_mul_pd(p, h ? arwkv__hi8_pd(a_m1) : arwkv__lo8_pd(a_m1));
+        _mm512_storeu_pd(g_ka + 8 * h, _mm512_add_pd(_mm512_loadu_pd(g_ka + 8 * h), p));
+    }
+
+    __m512 vdkkn = _mm512_maskz_loadu_ps(k, dkkn);
+    __m512 dkk = clamped ? _mm512_div_ps(vdkkn, vnorm)
+                         : _mm512_div_ps(_mm512_sub_ps(vdkkn, _mm512_mul_ps(vkkn, _mm512_set1_ps(dot))), vnorm);
+    __m512 dk_in = _mm512_add_ps(_mm512_mul_ps(dk, _mm512_add_ps(one, _mm512_mul_ps(a_m1, k_a))),
+                                 _mm512_mul_ps(dkk, _mm512_maskz_loadu_ps(k, c->k_k + ch)));
+    _mm512_mask_storeu_ps(c->dk_in + i, k, dk_in);
+    arwkv__acc16_prod_pd(g_kk, dkk, _mm512_maskz_loadu_ps(k, c->k_in + i)); /* k_in read again: dk_in may be its buffer */
+
+    if (c->first_layer) {
+        __m512 dv = _mm512_maskz_loadu_ps(k, c->dv + i);
+        _mm512_mask_storeu_ps(c->dv_in + i, k, c->dv_first ? _mm512_add_ps(dv, _mm512_maskz_loadu_ps(k, c->dv_first + i)) : _mm512_add_ps(dv, _mm512_setzero_ps()));
+    } else {
+        __m512 s = _mm512_maskz_loadu_ps(k, sv), dv = _mm512_maskz_loadu_ps(k, c->dv + i);
+        __m512 ds = _mm512_mul_ps(dv, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, c->v_first + i), _mm512_maskz_loadu_ps(k, c->v_in + i)));
+        ds = _mm512_mul_ps(_mm512_mul_ps(ds, s), _mm512_sub_ps(one, s));
+        _mm512_mask_storeu_ps(c->dv_in + i, k, _mm512_mul_ps(dv, _mm512_sub_ps(one, s)));
+        if (c->dv_first) _mm512_mask_storeu_ps(c->dv_first + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, c->dv_first + i), _mm512_mul_ps(dv, s)));
+        _mm512_mask_storeu_ps(c->dv_lora + i, k, ds);
+        arwkv__acc16_pd(g_v0, ds);
+    }
+}
+#endif
+
 ARWKV_PRIVATE void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
     int N = c->N;
@@ -8807,7 +8935,13 @@ ARWKV_PRIVATE void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end)
                 dkkn[j] = -c->d_wkv_a[o + j] + c->d_wkv_b[o + j] * a[j];
                 dot += (double)dkkn[j] * kkn[j];
             }
-            for (int j = 0; j < N; j++) {
+            int j = 0;
+#ifdef ARWKV__AVX512
+            for (; j < N; j += 16) /* the loop below, 16 channels at a time (the same bits) */
+                arwkv__r7_prep_bwd16_avx512(c, o + (size_t)j, h0 + j, arwkv__mask16(N - j), clamped, norm, (float)dot, kkn + j, dkkn + j,
+                                            a + j, sw + j, dec + j, sv + j, g_w0 + j, g_a0 + j, g_v0 + j, g_kk + j, g_ka + j);
+#endif
+            for (; j < N; j++) {
                 size_t i = o + (size_t)j;
                 int ch = h0 + j;
                 float dz = c->d_decay[i] * dec[j] * -ARWKV__R7_DECAY_SCALE * sw[j] * (1.0f - sw[j]);

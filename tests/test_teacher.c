@@ -62,6 +62,14 @@ TEST(rope_matches_closed_form) {
     CHECK_OK(be->qwen->rope_forward(be, y, rows, H, D, ld, pos, 0, theta));
     CHECK_OK(be->qwen->rope_forward(be, z, rows, H, D, ld, NULL, 40, theta));
     CHECK(memcmp(y, z, sizeof(float) * rows * ld) == 0, "offset and per-row positions differ");
+    /* repeated positions (the sequences of a batch) take the table of angles made once per position:
+       the same bits as each row rotated on its own */
+    for (int r = 0; r < rows; r++) pos[r] = (r * 5) % 12;
+    memcpy(y, x, sizeof(float) * rows * ld);
+    memcpy(z, x, sizeof(float) * rows * ld);
+    CHECK_OK(be->qwen->rope_forward(be, y, rows, H, D, ld, pos, 0, theta));
+    for (int r = 0; r < rows; r++) CHECK_OK(be->qwen->rope_forward(be, z + r * ld, 1, H, D, ld, NULL, pos[r], theta));
+    CHECK(memcmp(y, z, sizeof(float) * rows * ld) == 0, "batched positions differ from rows rotated one at a time");
     /* position 0 is the identity */
     memcpy(y, x, sizeof(float) * rows * ld);
     CHECK_OK(be->qwen->rope_forward(be, y, 1, H, D, ld, NULL, 0, theta));
