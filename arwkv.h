@@ -82,7 +82,8 @@
      The loss over the vocabulary sums in float64 in 8 partial sums (element i into sum i % 8), on
        every path. The decode products (1-4 rows), attention, the WKV6 backward and the loss's
        vectorized exp have AVX2 and C versions whose sums may differ in the last bits; the AVX-512
-       build uses the AVX2 versions of these.
+       build uses the AVX2 versions of these, except attention's, whose 16-lane kernels keep the
+       AVX2 bits (each lane's chain of fused multiply-adds, and the softmax sum in halves of 8).
      The AVX-512 build has its own versions of the following, which differ from an AVX2 build in
        the last bits of the student's time mix and of the teacher's MLP (every test keeps its
        tolerance):
@@ -92,7 +93,8 @@
          order, and it replays the states with the forward's own step (the forward's bits).
        - The time mix's prepare (sigmoids, decay) and SwiGLU take e^x from a polynomial, 16 at a
          time (relative error ~2e-7), where the other builds call libm's expf.
-       AdamW and the WKV6 forward (the same operations in the same order, unfused) and the packing
+       AdamW, the WKV6 forward, the time mix's lerps and the rest of its prepare backward (the
+       same operations in the same order, unfused, float64 row sums lane by lane) and the packing
        of B give the same bits on every path built with gcc, which fuses nothing in C11 mode (clang
        fuses a*b + c in C where the CPU has FMA, so there its C loops differ in the last bit).
 
@@ -7340,6 +7342,8 @@ ARWKV_API const char *arwkv_chat_template_turn_end(const arwkv_chat_template *t)
    operation, so the kernels use those (ARWKV__ALL16), and their own sum of lanes. */
 #define ARWKV__ALL16 ((__mmask16)0xFFFF)
 #define ARWKV__BF16_WIDEN16(h) _mm512_maskz_slli_epi32(ARWKV__ALL16, _mm512_maskz_cvtepu16_epi32(ARWKV__ALL16, (h)), 16)
+/* The first n lanes of 16 (a loop's tail). */
+#define ARWKV__MASK16(n) ((n) >= 16 ? (__mmask16)0xFFFF : (n) <= 0 ? (__mmask16)0 : (__mmask16)((1u << (n)) - 1))
 #endif
 
 ARWKV_API const char *arwkv_cpu_kernels(void) {
@@ -8376,6 +8380,42 @@ ARWKV_PRIVATE void arwkv__attn_pv_4xw(const float *p, const float *v, ptrdiff_t 
     }
 }
 
+#ifdef ARWKV__AVX512
+/* The two kernels above for 32 keys (scores) or 32 value columns (weighted sum) in 16-float
+   vectors: eight chains of fused multiply-adds like the AVX2 ones, each lane's chain the same, so
+   the same bits. */
+ARWKV_PRIVATE void arwkv__attn_scores_4x32_avx512(const float *const *q, const float *kt, int D, float scale, float *s) {
+    __m512 c[4][2], x;
+    for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    for (int d = 0; d < D; d++) {
+        __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB), k1 = _mm512_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB + 16);
+        for (int r = 0; r < 4; r++) {
+            x = _mm512_set1_ps(q[r][d]);
+            c[r][0] = _mm512_fmadd_ps(x, k0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(x, k1, c[r][1]);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < 4; r++) {
+        _mm512_storeu_ps(s + r * ARWKV__ATT_KB, _mm512_mul_ps(c[r][0], sc));
+        _mm512_storeu_ps(s + r * ARWKV__ATT_KB + 16, _mm512_mul_ps(c[r][1], sc));
+    }
+}
+ARWKV_PRIVATE void arwkv__attn_pv_4x32_avx512(const float *p, const float *v, ptrdiff_t v_ld, int kb, float *acc, int D) {
+    __m512 a[4][2], x;
+    for (int r = 0; r < 4; r++) a[r][0] = _mm512_loadu_ps(acc + r * D), a[r][1] = _mm512_loadu_ps(acc + r * D + 16);
+    for (int j = 0; j < kb; j++) {
+        __m512 v0 = _mm512_loadu_ps(v + j * v_ld), v1 = _mm512_loadu_ps(v + j * v_ld + 16);
+        for (int r = 0; r < 4; r++) {
+            x = _mm512_set1_ps(p[r * ARWKV__ATT_KB + j]);
+            a[r][0] = _mm512_fmadd_ps(x, v0, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(x, v1, a[r][1]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm512_storeu_ps(acc + r * D, a[r][0]), _mm512_storeu_ps(acc + r * D + 16, a[r][1]);
+}
+#endif
+
 /* kt[d][j] = key j's element d for the kb keys of a block (key j at keys + j*ld), zero up to kb16. */
 ARWKV_PRIVATE void arwkv__attn_transpose_keys(float *kt, const float *keys, ptrdiff_t ld, int kb, int kb16, int D) {
     int j = 0;
@@ -8422,7 +8462,28 @@ ARWKV_PRIVATE __m256 arwkv__exp8_avx2(__m256 x) {
 ARWKV_PRIVATE float arwkv__attn_softmax_row(float *sr, int n_valid, int kb, float *m, float *alpha) {
     float m_old = *m, m_new = m_old, l = 0;
     int j = 0;
-#ifdef ARWKV__AVX2
+#if defined(ARWKV__AVX512)
+    /* 16 at a time; the sum takes each half of 8 in turn, the AVX2 order below (the same bits) */
+    int n16 = (n_valid + 15) & ~15; /* within the row: KB is a multiple of 16 */
+    for (int jj = n_valid; jj < n16; jj++) sr[jj] = -INFINITY;
+    __m512 vm = _mm512_set1_ps(m_old);
+    for (; j < n16; j += 16) vm = _mm512_maskz_max_ps(ARWKV__ALL16, vm, _mm512_loadu_ps(sr + j));
+    __m256 vm8 = _mm256_max_ps(_mm512_maskz_extractf32x8_ps((__mmask8)0xFF, vm, 0), _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, vm, 1));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm8), _mm256_extractf128_ps(vm8, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    m_new = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    __m512 vmn = _mm512_set1_ps(m_new);
+    __m256 vs = _mm256_setzero_ps();
+    for (j = 0; j < n16; j += 16) {
+        __mmask16 valid = ARWKV__MASK16(n_valid - j);
+        __m512 e = _mm512_maskz_mov_ps(valid, arwkv__exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmn))); /* masked keys: 0 */
+        _mm512_storeu_ps(sr + j, e);
+        vs = _mm256_add_ps(vs, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, e, 0));
+        vs = _mm256_add_ps(vs, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, e, 1));
+    }
+    l = arwkv__hsum8(vs);
+    j = n16;
+#elif defined(ARWKV__AVX2)
     int n8 = (n_valid + 7) & ~7; /* within the row: KB is a multiple of 8 */
     for (int jj = n_valid; jj < n8; jj++) sr[jj] = -INFINITY;
     __m256 vm = _mm256_set1_ps(m_old);
@@ -8479,8 +8540,13 @@ ARWKV_PRIVATE void arwkv__attn_task(void *ctx, int task, int thread) {
     for (int j0 = 0; j0 < n_keys; j0 += KB) {
         int kb = n_keys - j0 < KB ? n_keys - j0 : KB, kb16 = (kb + 15) & ~15;
         arwkv__attn_transpose_keys(kt, kbase + (ptrdiff_t)j0 * kv_ld, kv_ld, kb, kb16, D);
-        for (int r0 = 0; r0 < rows4; r0 += 4)
-            for (int j = 0; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+        for (int r0 = 0; r0 < rows4; r0 += 4) {
+            int j = 0;
+#ifdef ARWKV__AVX512
+            for (; j + 32 <= kb16; j += 32) arwkv__attn_scores_4x32_avx512(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+#endif
+            for (; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+        }
         for (int r = 0; r < rows4; r++) {
             float *sr = s + (size_t)r * KB, alpha;
             int n_valid = c->p0 + i0 + r - j0 + 1; /* causal: keys j0 .. p0+i0+r */
@@ -8495,9 +8561,14 @@ ARWKV_PRIVATE void arwkv__attn_task(void *ctx, int task, int thread) {
                 for (int d = 0; d < D; d++) acc[(size_t)r * D + d] *= alpha;
         }
         const float *vblock = vbase + (ptrdiff_t)j0 * kv_ld;
-        for (int r0 = 0; r0 < rows4; r0 += 4)
-            for (int d0 = 0; d0 < D; d0 += 16)
+        for (int r0 = 0; r0 < rows4; r0 += 4) {
+            int d0 = 0;
+#ifdef ARWKV__AVX512
+            for (; d0 + 32 <= D; d0 += 32) arwkv__attn_pv_4x32_avx512(s + (size_t)r0 * KB, vblock + d0, kv_ld, kb, acc + (size_t)r0 * D + d0, D);
+#endif
+            for (; d0 < D; d0 += 16)
                 arwkv__attn_pv_4xw(s + (size_t)r0 * KB, vblock + d0, kv_ld, kb, acc + (size_t)r0 * D + d0, D, D - d0 < 16 ? D - d0 : 16);
+        }
     }
     for (int r = 0; r < n_rows; r++) {
         float *o = c->out + (ptrdiff_t)(b * c->Tq + i0 + r) * q_ld + (ptrdiff_t)h * D;
@@ -8575,7 +8646,6 @@ ARWKV_PRIVATE inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const f
    each lane doing the scalar loop's operations in its order (a product then a sum, never fused: the
    C code is compiled without contraction), so their results are the scalar ones to the bit. Float64
    sums over rows take the 16 lanes as two halves of 8 doubles. */
-ARWKV_PRIVATE inline __mmask16 arwkv__mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
 ARWKV_PRIVATE inline __m512d arwkv__lo8_pd(__m512 v) {
     return _mm512_maskz_cvtps_pd((__mmask8)0xFF, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 0));
 }
@@ -8618,7 +8688,7 @@ ARWKV_PRIVATE void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end)
             int i = c0;
 #ifdef ARWKV__AVX512
             for (; i < c1; i += 16) {
-                __mmask16 k = arwkv__mask16(c1 - i);
+                __mmask16 k = ARWKV__MASK16(c1 - i);
                 __m512 xi = _mm512_maskz_loadu_ps(k, x + i), xx = _mm512_sub_ps(prev ? _mm512_maskz_loadu_ps(k, prev + i) : _mm512_setzero_ps(), xi);
                 for (int m = 0; m < c->n_mix; m++)
                     _mm512_mask_storeu_ps(c->xmix + m * MC + row + i, k, _mm512_add_ps(xi, _mm512_mul_ps(xx, _mm512_maskz_loadu_ps(k, c->mu[m] + i))));
@@ -8665,7 +8735,7 @@ ARWKV_PRIVATE void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end)
                 int i = c0;
 #ifdef ARWKV__AVX512
                 for (; i < c1; i += 16) {
-                    __mmask16 k = arwkv__mask16(c1 - i);
+                    __mmask16 k = ARWKV__MASK16(c1 - i);
                     __m512 xi = _mm512_maskz_loadu_ps(k, x + i), xx = _mm512_sub_ps(prev ? _mm512_maskz_loadu_ps(k, prev + i) : _mm512_setzero_ps(), xi);
                     __m512 g = _mm512_maskz_loadu_ps(k, carry + (i - c0)), g_prev = _mm512_setzero_ps();
                     for (int m = 0; m < c->n_mix; m++) {
@@ -8938,7 +9008,7 @@ ARWKV_PRIVATE void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end)
             int j = 0;
 #ifdef ARWKV__AVX512
             for (; j < N; j += 16) /* the loop below, 16 channels at a time (the same bits) */
-                arwkv__r7_prep_bwd16_avx512(c, o + (size_t)j, h0 + j, arwkv__mask16(N - j), clamped, norm, (float)dot, kkn + j, dkkn + j,
+                arwkv__r7_prep_bwd16_avx512(c, o + (size_t)j, h0 + j, ARWKV__MASK16(N - j), clamped, norm, (float)dot, kkn + j, dkkn + j,
                                             a + j, sw + j, dec + j, sv + j, g_w0 + j, g_a0 + j, g_v0 + j, g_kk + j, g_ka + j);
 #endif
             for (; j < N; j++) {

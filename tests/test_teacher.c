@@ -114,7 +114,8 @@ TEST(attention_matches_float64) {
     /* B, Tq, p0, H, Hkv, D: one query block and one key block; many of both with a cached prefix;
        a decode step; head sizes that are not a multiple of 16 or of 8 (the generic paths); MHA */
     static const int cases[][6] = {{2, 5, 0, 4, 2, 64}, {2, 70, 0, 4, 1, 64}, {1, 45, 100, 2, 1, 64}, {1, 1, 200, 14, 2, 64},
-                                   {3, 33, 3, 6, 3, 24}, {1, 9, 70, 2, 1, 20}, {1, 40, 0, 2, 2, 128}};
+                                   {3, 33, 3, 6, 3, 24}, {1, 9, 70, 2, 1, 20}, {1, 40, 0, 2, 2, 128},
+                                   {1, 21, 30, 2, 1, 48}};
     arwkv_backend *be[3];
     for (int t = 0; t < 3; t++) CHECK_OK(arwkv_backend_cpu(t + 1, &be[t]));
     test_seed(2);
