@@ -8385,34 +8385,35 @@ ARWKV_PRIVATE void arwkv__attn_pv_4xw(const float *p, const float *v, ptrdiff_t 
    vectors: eight chains of fused multiply-adds like the AVX2 ones, each lane's chain the same, so
    the same bits. */
 ARWKV_PRIVATE void arwkv__attn_scores_4x32_avx512(const float *const *q, const float *kt, int D, float scale, float *s) {
-    __m512 c[4][2], x;
-    for (int r = 0; r < 4; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
-    for (int d = 0; d < D; d++) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, x;
+    for (int d = 0; d < D; d++) { /* the chains by name: gcc -O2 keeps an array of them in memory */
         __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB), k1 = _mm512_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB + 16);
-        for (int r = 0; r < 4; r++) {
-            x = _mm512_set1_ps(q[r][d]);
-            c[r][0] = _mm512_fmadd_ps(x, k0, c[r][0]);
-            c[r][1] = _mm512_fmadd_ps(x, k1, c[r][1]);
-        }
+        x = _mm512_set1_ps(q[0][d]); c00 = _mm512_fmadd_ps(x, k0, c00); c01 = _mm512_fmadd_ps(x, k1, c01);
+        x = _mm512_set1_ps(q[1][d]); c10 = _mm512_fmadd_ps(x, k0, c10); c11 = _mm512_fmadd_ps(x, k1, c11);
+        x = _mm512_set1_ps(q[2][d]); c20 = _mm512_fmadd_ps(x, k0, c20); c21 = _mm512_fmadd_ps(x, k1, c21);
+        x = _mm512_set1_ps(q[3][d]); c30 = _mm512_fmadd_ps(x, k0, c30); c31 = _mm512_fmadd_ps(x, k1, c31);
     }
     __m512 sc = _mm512_set1_ps(scale);
-    for (int r = 0; r < 4; r++) {
-        _mm512_storeu_ps(s + r * ARWKV__ATT_KB, _mm512_mul_ps(c[r][0], sc));
-        _mm512_storeu_ps(s + r * ARWKV__ATT_KB + 16, _mm512_mul_ps(c[r][1], sc));
-    }
+    _mm512_storeu_ps(s + 0 * ARWKV__ATT_KB, _mm512_mul_ps(c00, sc)); _mm512_storeu_ps(s + 0 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c01, sc));
+    _mm512_storeu_ps(s + 1 * ARWKV__ATT_KB, _mm512_mul_ps(c10, sc)); _mm512_storeu_ps(s + 1 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c11, sc));
+    _mm512_storeu_ps(s + 2 * ARWKV__ATT_KB, _mm512_mul_ps(c20, sc)); _mm512_storeu_ps(s + 2 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c21, sc));
+    _mm512_storeu_ps(s + 3 * ARWKV__ATT_KB, _mm512_mul_ps(c30, sc)); _mm512_storeu_ps(s + 3 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c31, sc));
 }
 ARWKV_PRIVATE void arwkv__attn_pv_4x32_avx512(const float *p, const float *v, ptrdiff_t v_ld, int kb, float *acc, int D) {
-    __m512 a[4][2], x;
-    for (int r = 0; r < 4; r++) a[r][0] = _mm512_loadu_ps(acc + r * D), a[r][1] = _mm512_loadu_ps(acc + r * D + 16);
+    __m512 a00 = _mm512_loadu_ps(acc), a01 = _mm512_loadu_ps(acc + 16), a10 = _mm512_loadu_ps(acc + D),
+           a11 = _mm512_loadu_ps(acc + D + 16), a20 = _mm512_loadu_ps(acc + 2 * D), a21 = _mm512_loadu_ps(acc + 2 * D + 16),
+           a30 = _mm512_loadu_ps(acc + 3 * D), a31 = _mm512_loadu_ps(acc + 3 * D + 16), x;
     for (int j = 0; j < kb; j++) {
         __m512 v0 = _mm512_loadu_ps(v + j * v_ld), v1 = _mm512_loadu_ps(v + j * v_ld + 16);
-        for (int r = 0; r < 4; r++) {
-            x = _mm512_set1_ps(p[r * ARWKV__ATT_KB + j]);
-            a[r][0] = _mm512_fmadd_ps(x, v0, a[r][0]);
-            a[r][1] = _mm512_fmadd_ps(x, v1, a[r][1]);
-        }
+        x = _mm512_set1_ps(p[j]); a00 = _mm512_fmadd_ps(x, v0, a00); a01 = _mm512_fmadd_ps(x, v1, a01);
+        x = _mm512_set1_ps(p[ARWKV__ATT_KB + j]); a10 = _mm512_fmadd_ps(x, v0, a10); a11 = _mm512_fmadd_ps(x, v1, a11);
+        x = _mm512_set1_ps(p[2 * ARWKV__ATT_KB + j]); a20 = _mm512_fmadd_ps(x, v0, a20); a21 = _mm512_fmadd_ps(x, v1, a21);
+        x = _mm512_set1_ps(p[3 * ARWKV__ATT_KB + j]); a30 = _mm512_fmadd_ps(x, v0, a30); a31 = _mm512_fmadd_ps(x, v1, a31);
     }
-    for (int r = 0; r < 4; r++) _mm512_storeu_ps(acc + r * D, a[r][0]), _mm512_storeu_ps(acc + r * D + 16, a[r][1]);
+    _mm512_storeu_ps(acc, a00); _mm512_storeu_ps(acc + 16, a01);
+    _mm512_storeu_ps(acc + D, a10); _mm512_storeu_ps(acc + D + 16, a11);
+    _mm512_storeu_ps(acc + 2 * D, a20); _mm512_storeu_ps(acc + 2 * D + 16, a21);
+    _mm512_storeu_ps(acc + 3 * D, a30); _mm512_storeu_ps(acc + 3 * D + 16, a31);
 }
 #endif
 
@@ -9099,20 +9100,22 @@ ARWKV_PRIVATE inline float arwkv__hsum16(__m512 v) {
 #define ARWKV__R7_ST(p, x) (full ? _mm512_storeu_ps(p, x) : _mm512_mask_storeu_ps(p, m, x))
 #define ARWKV__R7_INLINE static inline __attribute__((always_inline))
 
-/* arwkv__wkv7_step for four rows i..i+3 at a time (N is a multiple of 8, so of 4). */
-ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+/* arwkv__wkv7_step for four rows i..i+3 at a time (N is a multiple of 8, so of 4), from the state
+   S_in into S (the same array, or one apart: every element is read before its own store). */
+ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *S, const float *S_in, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                                     const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                                     const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa, int full) {
     for (int i = 0; i < N; i += 4) {
         float *s0 = S + (size_t)i * N, *s1 = s0 + N, *s2 = s1 + N, *s3 = s2 + N;
+        const float *i0 = S_in + (size_t)i * N, *i1 = i0 + N, *i2 = i1 + N, *i3 = i2 + N;
         __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
         for (int j = 0; j < N; j += 16) {
             __mmask16 m = arwkv__r7_mask16(N, j);
             __m512 aj = ARWKV__R7_LD(a + j);
-            p0 = _mm512_fmadd_ps(ARWKV__R7_LD(s0 + j), aj, p0);
-            p1 = _mm512_fmadd_ps(ARWKV__R7_LD(s1 + j), aj, p1);
-            p2 = _mm512_fmadd_ps(ARWKV__R7_LD(s2 + j), aj, p2);
-            p3 = _mm512_fmadd_ps(ARWKV__R7_LD(s3 + j), aj, p3);
+            p0 = _mm512_fmadd_ps(ARWKV__R7_LD(i0 + j), aj, p0);
+            p1 = _mm512_fmadd_ps(ARWKV__R7_LD(i1 + j), aj, p1);
+            p2 = _mm512_fmadd_ps(ARWKV__R7_LD(i2 + j), aj, p2);
+            p3 = _mm512_fmadd_ps(ARWKV__R7_LD(i3 + j), aj, p3);
         }
         float sa0 = arwkv__hsum16(p0), sa1 = arwkv__hsum16(p1), sa2 = arwkv__hsum16(p2),
               sa3 = arwkv__hsum16(p3);
@@ -9123,14 +9126,14 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, in
             __mmask16 m = arwkv__r7_mask16(N, j);
             __m512 dj = ARWKV__R7_LD(d + j), bj = ARWKV__R7_LD(b + j), kj = ARWKV__R7_LD(k + j),
                    rj = ARWKV__R7_LD(r + j), n;
-#define ARWKV__R7_ROW(s, x, vi, q)                                                                                          \
-    n = _mm512_fmadd_ps(ARWKV__R7_LD(s + j), dj, _mm512_fmadd_ps(x, bj, _mm512_mul_ps(vi, kj)));               \
+#define ARWKV__R7_ROW(s, s_in, x, vi, q)                                                                                    \
+    n = _mm512_fmadd_ps(ARWKV__R7_LD(s_in + j), dj, _mm512_fmadd_ps(x, bj, _mm512_mul_ps(vi, kj)));            \
     ARWKV__R7_ST(s + j, n);                                                                                    \
     q = _mm512_fmadd_ps(n, rj, q);
-            ARWKV__R7_ROW(s0, x0, v0, q0)
-            ARWKV__R7_ROW(s1, x1, v1, q1)
-            ARWKV__R7_ROW(s2, x2, v2, q2)
-            ARWKV__R7_ROW(s3, x3, v3, q3)
+            ARWKV__R7_ROW(s0, i0, x0, v0, q0)
+            ARWKV__R7_ROW(s1, i1, x1, v1, q1)
+            ARWKV__R7_ROW(s2, i2, x2, v2, q2)
+            ARWKV__R7_ROW(s3, i3, x3, v3, q3)
 #undef ARWKV__R7_ROW
         }
         if (y) y[i] = arwkv__hsum16(q0), y[i + 1] = arwkv__hsum16(q1), y[i + 2] = arwkv__hsum16(q2),
@@ -9138,22 +9141,25 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, in
         if (sa) sa[i] = sa0, sa[i + 1] = sa1, sa[i + 2] = sa2, sa[i + 3] = sa3;
     }
 }
-ARWKV_PRIVATE void arwkv__wkv7_step_avx512(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+ARWKV_PRIVATE void arwkv__wkv7_step_avx512(float *S, const float *S_in, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                                     const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                                     const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
-    if (N % 16 == 0) arwkv__wkv7_step_avx512_lanes(S, N, r, d, k, v, a, b, y, sa, 1);
-    else arwkv__wkv7_step_avx512_lanes(S, N, r, d, k, v, a, b, y, sa, 0);
+    if (N % 16 == 0) arwkv__wkv7_step_avx512_lanes(S, S_in, N, r, d, k, v, a, b, y, sa, 1);
+    else arwkv__wkv7_step_avx512_lanes(S, S_in, N, r, d, k, v, a, b, y, sa, 0);
 }
 #endif
 
-/* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
-   NULL). The loops over j go eight lanes at a time (N is a multiple of 8) so that they vectorize. */
-ARWKV_PRIVATE void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+/* One token of one head: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be NULL),
+   from the state S_in into S (S_in == S: in place; otherwise two arrays that do not overlap, which
+   spares the backward's replay a copy of the state per token). The loops over j go eight lanes at a
+   time (N is a multiple of 8) so that they vectorize. */
+ARWKV_PRIVATE void arwkv__wkv7_step(float *S, const float *S_in, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                              const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                              const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
 #ifdef ARWKV__AVX512
-    arwkv__wkv7_step_avx512(S, N, r, d, k, v, a, b, y, sa);
+    arwkv__wkv7_step_avx512(S, S_in, N, r, d, k, v, a, b, y, sa);
 #else
+    if (S_in != S) memcpy(S, S_in, (size_t)N * (size_t)N * sizeof(float)); /* the loops below run in place */
     for (int i = 0; i < N; i++) {
         float *ARWKV__RESTRICT s = S + (size_t)i * N;
         float s_a = arwkv__r7_dot(s, a, N), vi = v[i], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -9190,7 +9196,7 @@ ARWKV_PRIVATE void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
         if (c->ckpt && t % ARWKV_WKV7_CHUNK == 0)
             memcpy(c->ckpt + ((size_t)task * n_chunks + t / ARWKV_WKV7_CHUNK) * NN, S, NN * sizeof(float));
         size_t o = ((size_t)bi * c->T + t) * C + (size_t)h * N;
-        arwkv__wkv7_step(S, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, c->y + o, NULL);
+        arwkv__wkv7_step(S, S, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, c->y + o, NULL);
     }
 }
 
@@ -9307,8 +9313,7 @@ ARWKV_PRIVATE void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
         memcpy(states, c->ckpt_in + ((size_t)task * n_chunks + chunk) * NN, NN * sizeof(float));
         for (int l = 0; l < len; l++) {
             size_t o = ((size_t)bi * c->T + t0 + l) * C + (size_t)h * N;
-            memcpy(states + (l + 1) * NN, states + l * NN, NN * sizeof(float));
-            arwkv__wkv7_step(states + (l + 1) * NN, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, NULL,
+            arwkv__wkv7_step(states + (l + 1) * NN, states + l * NN, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, NULL,
                              sa + (size_t)l * N);
         }
         for (int l = len - 1; l >= 0; l--) {
