@@ -82,8 +82,9 @@
      The loss over the vocabulary sums in float64 in 8 partial sums (element i into sum i % 8), on
        every path. The decode products (1-4 rows), attention, the WKV6 backward and the loss's
        vectorized exp have AVX2 and C versions whose sums may differ in the last bits; the AVX-512
-       build uses the AVX2 versions of these, except attention's, whose 16-lane kernels keep the
-       AVX2 bits (each lane's chain of fused multiply-adds, and the softmax sum in halves of 8).
+       build uses the AVX2 versions of the decode products, the WKV6 backward (a 16-lane version
+       measured no faster at heads of 64) and the exp, and has attention kernels of 16 lanes that
+       keep the AVX2 bits (each lane's chain of fused multiply-adds, the softmax sum in halves of 8).
      The AVX-512 build has its own versions of the following, which differ from an AVX2 build in
        the last bits of the student's time mix and of the teacher's MLP (every test keeps its
        tolerance):

@@ -8,7 +8,7 @@
    and does 7 N^2 more, 11 N^2 in all). AdamW over 22M fp32 parameters (the bundled student's
    size): parameters/s and GB/s (it reads p, g, m, v and writes p, m, v: 28 bytes per parameter).
    Then the time per call of the stage-1 ops around the recurrence (attention, rope, RMSNorm, the
-   time mix's lerps and prepare step) at the bundled pair's shapes.
+   time mix's lerps and prepare step) at the bundled pair's shapes, and QRWKV6's WKV6 at the same.
    The kernel path (AVX-512, AVX2+FMA, portable C) is printed first, as each uses its own loops. */
 
 static double bench_ops_time(double min_s, int (*fn)(void *), void *ctx) {
@@ -53,11 +53,12 @@ static int bench_ops_adamw_run(void *ctx) {
 /* The stage-1 ops around the recurrence, at the bundled pair's shapes (4 sequences of 256 tokens,
    width 128, heads of 64; the teacher's 2 query heads share 1 key/value head): the time per call. */
 enum { BENCH_EW_ATT, BENCH_EW_ROPE, BENCH_EW_RMS_FWD, BENCH_EW_RMS_BWD, BENCH_EW_LERP_FWD, BENCH_EW_LERP_BWD, BENCH_EW_PREP_FWD,
-       BENCH_EW_PREP_BWD, BENCH_EW_N };
+       BENCH_EW_PREP_BWD, BENCH_EW_WKV6_FWD, BENCH_EW_WKV6_BWD, BENCH_EW_N };
 static const char *const bench_ew_names[BENCH_EW_N] = {
     "attention (B 4, T 256, 2/1 heads of 64)", "rope (q, 1024 rows, 2 heads)", "RMSNorm forward (1024 x 128)",
     "RMSNorm backward (1024 x 128)",           "lerp forward (6 mixes, 4 x 256 x 128)",  "lerp backward (6 mixes)",
-    "prepare forward (1024 x 128, N 64)",      "prepare backward"};
+    "prepare forward (1024 x 128, N 64)",      "prepare backward",
+    "WKV6 forward (B 4, T 256, 2 heads of 64)", "WKV6 backward"};
 typedef struct {
     arwkv_backend *be;
     int op;
@@ -88,12 +89,17 @@ static int bench_ops_ew_run(void *ctx) {
     case BENCH_EW_PREP_FWD:
         p.decay = f[6], p.k = f[7], p.v = f[8], p.wkv_a = f[9], p.wkv_b = f[22];
         return be->rwkv7->prepare_forward(be, &p) == ARWKV_OK;
-    default:
+    case BENCH_EW_WKV6_FWD: /* decays f[10] in (0, 1); the state checkpoints in f[23] */
+        return be->rwkv6->wkv6_forward(be, f[6], NULL, f[23], f[0], f[1], f[2], f[10], NULL, B, T, 2, 64, 0.125f) == ARWKV_OK;
+    case BENCH_EW_WKV6_BWD:
+        return be->rwkv6->wkv6_backward(be, f[6], f[7], f[8], f[9], f[3], f[0], f[1], f[2], f[10], f[23], B, T, 2, 64, 0.125f) == ARWKV_OK;
+    case BENCH_EW_PREP_BWD:
         p.d_decay = f[0], p.dk = f[1], p.dv = f[2], p.d_wkv_a = f[3], p.d_wkv_b = f[4];
         p.dk_in = f[6], p.dv_in = f[7], p.dw_lora = f[8], p.da_lora = f[9], p.dv_lora = f[22], p.dv_first = f[23];
         p.dw0 = f[16], p.da0 = f[17], p.dv0 = f[18], p.dk_k = f[19], p.dk_a = f[20];
         return be->rwkv7->prepare_backward(be, &p) == ARWKV_OK;
     }
+    return 0;
 }
 
 static int bench_cpu_ops_elementwise(arwkv_backend *be) {
