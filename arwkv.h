@@ -9618,7 +9618,15 @@ ARWKV_PRIVATE void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
         for (int br = 0; br < 5; br++) {
             const float *m = c->i2 + br * plane + row * C, *maa = c->pi[br];
             float *out = c->o0 + br * plane + row * C;
-            for (size_t i = 0; i < C; i++) out[i] = x[i] + xx[i] * (maa[i] + m[i]);
+            size_t i = 0;
+#ifdef ARWKV__AVX512 /* 16 at a time, the same operations unfused (the same bits) */
+            for (; i < C; i += 16) {
+                __mmask16 k = ARWKV__MASK16((int)(C - i));
+                __m512 mix = _mm512_add_ps(_mm512_maskz_loadu_ps(k, maa + i), _mm512_maskz_loadu_ps(k, m + i));
+                _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, x + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(k, xx + i), mix)));
+            }
+#endif
+            for (; i < C; i++) out[i] = x[i] + xx[i] * (maa[i] + m[i]);
         }
     }
 }
@@ -9637,6 +9645,21 @@ ARWKV_PRIVATE void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
     for (size_t row = b; row < e; row++) {
         float *dx = c->o0 + row * C, *dxx = c->o1 + row * C;
         const float *xr = xx + row * C;
+#ifdef ARWKV__AVX512 /* the loops below, 16 columns at a time with the sums in registers (the same bits) */
+        for (size_t i = 0; i < C; i += 16) {
+            __mmask16 k = ARWKV__MASK16((int)(C - i));
+            __m512 sx = _mm512_setzero_ps(), sxx = sx, xri = _mm512_maskz_loadu_ps(k, xr + i);
+            for (int br = 0; br < 5; br++) {
+                size_t o = br * plane + row * C + i;
+                __m512 g = _mm512_maskz_loadu_ps(k, dxc + o), mix = _mm512_add_ps(_mm512_maskz_loadu_ps(k, c->pi[br] + i), _mm512_maskz_loadu_ps(k, m + o));
+                sx = _mm512_add_ps(sx, g);
+                sxx = _mm512_add_ps(sxx, _mm512_mul_ps(g, mix));
+                _mm512_mask_storeu_ps(c->o2 + o, k, _mm512_mul_ps(g, xri));
+            }
+            _mm512_mask_storeu_ps(dx + i, k, sx);
+            _mm512_mask_storeu_ps(dxx + i, k, sxx);
+        }
+#else
         for (size_t i = 0; i < C; i++) dx[i] = dxx[i] = 0;
         for (int br = 0; br < 5; br++) { /* fixed branch order: the sums do not depend on threads */
             const float *g = dxc + br * plane + row * C, *mr = m + br * plane + row * C, *maa = c->pi[br];
@@ -9647,6 +9670,7 @@ ARWKV_PRIVATE void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
                 dm[i] = g[i] * xr[i];
             }
         }
+#endif
     }
 }
 ARWKV_PRIVATE void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
@@ -9660,7 +9684,14 @@ ARWKV_PRIVATE void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
             memset(acc, 0, sizeof acc);
             for (size_t row = 0; row < (size_t)c->rows; row++) {
                 const float *g = c->i0 + br * plane + row * C + i0, *xx = c->i1 + row * C + i0;
-                for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+                size_t i = 0;
+#ifdef ARWKV__AVX512 /* the same float64 products and sums, 16 lanes at a time */
+                for (; i < n; i += 16) {
+                    __mmask16 k = ARWKV__MASK16((int)(n - i));
+                    arwkv__acc16_prod_pd(acc + i, _mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, xx + i));
+                }
+#endif
+                for (; i < n; i++) acc[i] += (double)g[i] * xx[i];
             }
             for (size_t i = 0; i < n; i++) c->po[br][i0 + i] += (float)acc[i];
         }
