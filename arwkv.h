@@ -89,7 +89,9 @@
      The loss over the vocabulary sums in float64 in 8 partial sums (element i into sum i % 8), on
        every path. The decode products (1-4 rows), attention, the WKV6 backward and the loss's
        vectorized exp have AVX2 and C versions whose sums may differ in the last bits; the AVX-512
-       build uses the AVX2 versions of these.
+       build uses the AVX2 versions of the decode products, the WKV6 backward (a 16-lane version
+       measured no faster at heads of 64) and the exp, and has attention kernels of 16 lanes that
+       keep the AVX2 bits (each lane's chain of fused multiply-adds, the softmax sum in halves of 8).
      The AVX-512 build has its own versions of the following, which differ from an AVX2 build in
        the last bits of the student's time mix and of the teacher's MLP (every test keeps its
        tolerance):
@@ -99,7 +101,8 @@
          order, and it replays the states with the forward's own step (the forward's bits).
        - The time mix's prepare (sigmoids, decay) and SwiGLU take e^x from a polynomial, 16 at a
          time (relative error ~2e-7), where the other builds call libm's expf.
-       AdamW and the WKV6 forward (the same operations in the same order, unfused) and the packing
+       AdamW, the WKV6 forward, the time mix's lerps and the rest of its prepare backward (the
+       same operations in the same order, unfused, float64 row sums lane by lane) and the packing
        of B give the same bits on every path built with gcc, which fuses nothing in C11 mode (clang
        fuses a*b + c in C where the CPU has FMA, so there its C loops differ in the last bit).
 
@@ -7411,6 +7414,8 @@ ARWKV_PRIVATE arwkv_result arwkv__gguf_write_tokenizer(const char *gguf_path, co
    operation, so the kernels use those (ARWKV__ALL16), and their own sum of lanes. */
 #define ARWKV__ALL16 ((__mmask16)0xFFFF)
 #define ARWKV__BF16_WIDEN16(h) _mm512_maskz_slli_epi32(ARWKV__ALL16, _mm512_maskz_cvtepu16_epi32(ARWKV__ALL16, (h)), 16)
+/* The first n lanes of 16 (a loop's tail). */
+#define ARWKV__MASK16(n) ((n) >= 16 ? (__mmask16)0xFFFF : (n) <= 0 ? (__mmask16)0 : (__mmask16)((1u << (n)) - 1))
 #endif
 
 ARWKV_API const char *arwkv_cpu_kernels(void) {
@@ -8143,22 +8148,25 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_rmsnorm_forward(arwkv_backend *be, float *
 ARWKV_PRIVATE void arwkv__rms_bwd_dx_range(void *ctx, size_t b, size_t e) {
     arwkv__rms_ctx *c = (arwkv__rms_ctx *)ctx;
     size_t esz = arwkv_dtype_size(c->w_type);
+    float wrow[512]; /* weights widened a piece at a time (one call per weight was most of the time) */
     for (size_t t = b; t < e; t++) {
         const float *x = c->x + t * (size_t)c->C, *dy = c->dout + t * (size_t)c->C;
         float *dx = c->dx + t * (size_t)c->C;
         float r = c->rstd_in[t];
         double dot = 0;
-        for (int i = 0; i < c->C; i++) {
-            float wi;
-            arwkv__widen(&wi, (const char *)c->w + (size_t)i * esz, c->w_type, 1, 1);
-            dot += (double)dy[i] * wi * x[i];
+        for (int i0 = 0; i0 < c->C; i0 += 512) {
+            int n = c->C - i0 < 512 ? c->C - i0 : 512;
+            arwkv__widen(wrow, (const char *)c->w + (size_t)i0 * esz, c->w_type, 1, n);
+            for (int i = 0; i < n; i++) dot += (double)dy[i0 + i] * wrow[i] * x[i0 + i];
         }
         float k = (float)(dot * r * r * r / c->C);
-        for (int i = 0; i < c->C; i++) {
-            float wi;
-            arwkv__widen(&wi, (const char *)c->w + (size_t)i * esz, c->w_type, 1, 1);
-            float g = r * wi * dy[i] - x[i] * k;
-            dx[i] = c->accumulate_dx ? dx[i] + g : g;
+        for (int i0 = 0; i0 < c->C; i0 += 512) {
+            int n = c->C - i0 < 512 ? c->C - i0 : 512;
+            arwkv__widen(wrow, (const char *)c->w + (size_t)i0 * esz, c->w_type, 1, n);
+            if (c->accumulate_dx)
+                for (int i = 0; i < n; i++) dx[i0 + i] += r * wrow[i] * dy[i0 + i] - x[i0 + i] * k;
+            else
+                for (int i = 0; i < n; i++) dx[i0 + i] = r * wrow[i] * dy[i0 + i] - x[i0 + i] * k;
         }
     }
 }
@@ -8289,20 +8297,38 @@ typedef struct arwkv__rope_ctx {
     ptrdiff_t ld;
     const int32_t *pos;
     int pos0, n_heads, head_dim;
+    float *table; /* NULL, or cos then sin of the angles of position p at table + p * head_dim */
     float inv_freq[ARWKV__ROPE_MAX_DIM / 2];
 } arwkv__rope_ctx;
+
+/* cos and sin of one position's angles (half of each). */
+ARWKV_PRIVATE void arwkv__rope_angles(const arwkv__rope_ctx *c, int pos, float *cs, float *sn) {
+    float p = (float)pos;
+    for (int i = 0; i < c->head_dim / 2; i++) {
+        float angle = p * c->inv_freq[i];
+        cs[i] = (float)cos((double)angle);
+        sn[i] = (float)sin((double)angle);
+    }
+}
+ARWKV_PRIVATE void arwkv__rope_table_range(void *ctx, size_t b, size_t e) {
+    arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
+    for (size_t p = b; p < e; p++) {
+        float *cs = c->table + p * (size_t)c->head_dim;
+        arwkv__rope_angles(c, (int)p, cs, cs + c->head_dim / 2);
+    }
+}
 
 ARWKV_PRIVATE void arwkv__rope_range(void *ctx, size_t b, size_t e) {
     arwkv__rope_ctx *c = (arwkv__rope_ctx *)ctx;
     int half = c->head_dim / 2;
-    float cs[ARWKV__ROPE_MAX_DIM / 2], sn[ARWKV__ROPE_MAX_DIM / 2];
+    float cs_row[ARWKV__ROPE_MAX_DIM / 2], sn_row[ARWKV__ROPE_MAX_DIM / 2];
     for (size_t r = b; r < e; r++) {
-        float p = (float)(c->pos ? c->pos[r] : c->pos0 + (int)r);
-        for (int i = 0; i < half; i++) { /* one set of angles serves every head of the row */
-            float angle = p * c->inv_freq[i];
-            cs[i] = (float)cos((double)angle);
-            sn[i] = (float)sin((double)angle);
-        }
+        int p = c->pos ? c->pos[r] : c->pos0 + (int)r;
+        const float *cs = cs_row, *sn = sn_row; /* one set of angles serves every head of the row */
+        if (c->table)
+            cs = c->table + (size_t)p * (size_t)c->head_dim, sn = cs + half;
+        else
+            arwkv__rope_angles(c, p, cs_row, sn_row);
         float *row = c->x + (ptrdiff_t)r * c->ld;
         for (int h = 0; h < c->n_heads; h++) {
             float *x1 = row + (size_t)h * (size_t)c->head_dim, *x2 = x1 + half;
@@ -8336,7 +8362,19 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_rope_forward(arwkv_backend *be, float *x, 
         float exponent = (float)(2 * i) / (float)head_dim;
         c.inv_freq[i] = 1.0f / (float)pow((double)base, (double)exponent);
     }
+    /* The sequences of a batch repeat their positions: where positions are given and fewer than
+       the rows, their cos and sin (libm's, the bulk of this op) are made once each, in a table. */
+    c.table = NULL;
+    int n_pos = 0;
+    if (pos) {
+        int max_pos = -1;
+        for (int r = 0; r < rows && max_pos < rows; r++) max_pos = pos[r] < 0 ? rows : pos[r] > max_pos ? pos[r] : max_pos;
+        n_pos = max_pos + 1;
+        if (n_pos < rows) c.table = (float *)arwkv__malloc(sizeof(float) * (size_t)n_pos * (size_t)head_dim); /* NULL: per row, as before */
+    }
+    if (c.table) arwkv__parallel_range(be->pool, (size_t)n_pos, 16, arwkv__rope_table_range, &c);
     arwkv__parallel_range(be->pool, (size_t)rows, 16, arwkv__rope_range, &c);
+    arwkv__free(c.table);
     return ARWKV_OK;
 }
 
@@ -8427,6 +8465,43 @@ ARWKV_PRIVATE void arwkv__attn_pv_4xw(const float *p, const float *v, ptrdiff_t 
     }
 }
 
+#ifdef ARWKV__AVX512
+/* The two kernels above for 32 keys (scores) or 32 value columns (weighted sum) in 16-float
+   vectors: eight chains of fused multiply-adds like the AVX2 ones, each lane's chain the same, so
+   the same bits. */
+ARWKV_PRIVATE void arwkv__attn_scores_4x32_avx512(const float *const *q, const float *kt, int D, float scale, float *s) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00, x;
+    for (int d = 0; d < D; d++) { /* the chains by name: gcc -O2 keeps an array of them in memory */
+        __m512 k0 = _mm512_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB), k1 = _mm512_loadu_ps(kt + (size_t)d * ARWKV__ATT_KB + 16);
+        x = _mm512_set1_ps(q[0][d]); c00 = _mm512_fmadd_ps(x, k0, c00); c01 = _mm512_fmadd_ps(x, k1, c01);
+        x = _mm512_set1_ps(q[1][d]); c10 = _mm512_fmadd_ps(x, k0, c10); c11 = _mm512_fmadd_ps(x, k1, c11);
+        x = _mm512_set1_ps(q[2][d]); c20 = _mm512_fmadd_ps(x, k0, c20); c21 = _mm512_fmadd_ps(x, k1, c21);
+        x = _mm512_set1_ps(q[3][d]); c30 = _mm512_fmadd_ps(x, k0, c30); c31 = _mm512_fmadd_ps(x, k1, c31);
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    _mm512_storeu_ps(s + 0 * ARWKV__ATT_KB, _mm512_mul_ps(c00, sc)); _mm512_storeu_ps(s + 0 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c01, sc));
+    _mm512_storeu_ps(s + 1 * ARWKV__ATT_KB, _mm512_mul_ps(c10, sc)); _mm512_storeu_ps(s + 1 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c11, sc));
+    _mm512_storeu_ps(s + 2 * ARWKV__ATT_KB, _mm512_mul_ps(c20, sc)); _mm512_storeu_ps(s + 2 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c21, sc));
+    _mm512_storeu_ps(s + 3 * ARWKV__ATT_KB, _mm512_mul_ps(c30, sc)); _mm512_storeu_ps(s + 3 * ARWKV__ATT_KB + 16, _mm512_mul_ps(c31, sc));
+}
+ARWKV_PRIVATE void arwkv__attn_pv_4x32_avx512(const float *p, const float *v, ptrdiff_t v_ld, int kb, float *acc, int D) {
+    __m512 a00 = _mm512_loadu_ps(acc), a01 = _mm512_loadu_ps(acc + 16), a10 = _mm512_loadu_ps(acc + D),
+           a11 = _mm512_loadu_ps(acc + D + 16), a20 = _mm512_loadu_ps(acc + 2 * D), a21 = _mm512_loadu_ps(acc + 2 * D + 16),
+           a30 = _mm512_loadu_ps(acc + 3 * D), a31 = _mm512_loadu_ps(acc + 3 * D + 16), x;
+    for (int j = 0; j < kb; j++) {
+        __m512 v0 = _mm512_loadu_ps(v + j * v_ld), v1 = _mm512_loadu_ps(v + j * v_ld + 16);
+        x = _mm512_set1_ps(p[j]); a00 = _mm512_fmadd_ps(x, v0, a00); a01 = _mm512_fmadd_ps(x, v1, a01);
+        x = _mm512_set1_ps(p[ARWKV__ATT_KB + j]); a10 = _mm512_fmadd_ps(x, v0, a10); a11 = _mm512_fmadd_ps(x, v1, a11);
+        x = _mm512_set1_ps(p[2 * ARWKV__ATT_KB + j]); a20 = _mm512_fmadd_ps(x, v0, a20); a21 = _mm512_fmadd_ps(x, v1, a21);
+        x = _mm512_set1_ps(p[3 * ARWKV__ATT_KB + j]); a30 = _mm512_fmadd_ps(x, v0, a30); a31 = _mm512_fmadd_ps(x, v1, a31);
+    }
+    _mm512_storeu_ps(acc, a00); _mm512_storeu_ps(acc + 16, a01);
+    _mm512_storeu_ps(acc + D, a10); _mm512_storeu_ps(acc + D + 16, a11);
+    _mm512_storeu_ps(acc + 2 * D, a20); _mm512_storeu_ps(acc + 2 * D + 16, a21);
+    _mm512_storeu_ps(acc + 3 * D, a30); _mm512_storeu_ps(acc + 3 * D + 16, a31);
+}
+#endif
+
 /* kt[d][j] = key j's element d for the kb keys of a block (key j at keys + j*ld), zero up to kb16. */
 ARWKV_PRIVATE void arwkv__attn_transpose_keys(float *kt, const float *keys, ptrdiff_t ld, int kb, int kb16, int D) {
     int j = 0;
@@ -8473,7 +8548,28 @@ ARWKV_PRIVATE __m256 arwkv__exp8_avx2(__m256 x) {
 ARWKV_PRIVATE float arwkv__attn_softmax_row(float *sr, int n_valid, int kb, float *m, float *alpha) {
     float m_old = *m, m_new = m_old, l = 0;
     int j = 0;
-#ifdef ARWKV__AVX2
+#if defined(ARWKV__AVX512)
+    /* 16 at a time; the sum takes each half of 8 in turn, the AVX2 order below (the same bits) */
+    int n16 = (n_valid + 15) & ~15; /* within the row: KB is a multiple of 16 */
+    for (int jj = n_valid; jj < n16; jj++) sr[jj] = -INFINITY;
+    __m512 vm = _mm512_set1_ps(m_old);
+    for (; j < n16; j += 16) vm = _mm512_maskz_max_ps(ARWKV__ALL16, vm, _mm512_loadu_ps(sr + j));
+    __m256 vm8 = _mm256_max_ps(_mm512_maskz_extractf32x8_ps((__mmask8)0xFF, vm, 0), _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, vm, 1));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm8), _mm256_extractf128_ps(vm8, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    m_new = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    __m512 vmn = _mm512_set1_ps(m_new);
+    __m256 vs = _mm256_setzero_ps();
+    for (j = 0; j < n16; j += 16) {
+        __mmask16 valid = ARWKV__MASK16(n_valid - j);
+        __m512 e = _mm512_maskz_mov_ps(valid, arwkv__exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), vmn))); /* masked keys: 0 */
+        _mm512_storeu_ps(sr + j, e);
+        vs = _mm256_add_ps(vs, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, e, 0));
+        vs = _mm256_add_ps(vs, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, e, 1));
+    }
+    l = arwkv__hsum8(vs);
+    j = n16;
+#elif defined(ARWKV__AVX2)
     int n8 = (n_valid + 7) & ~7; /* within the row: KB is a multiple of 8 */
     for (int jj = n_valid; jj < n8; jj++) sr[jj] = -INFINITY;
     __m256 vm = _mm256_set1_ps(m_old);
@@ -8530,8 +8626,13 @@ ARWKV_PRIVATE void arwkv__attn_task(void *ctx, int task, int thread) {
     for (int j0 = 0; j0 < n_keys; j0 += KB) {
         int kb = n_keys - j0 < KB ? n_keys - j0 : KB, kb16 = (kb + 15) & ~15;
         arwkv__attn_transpose_keys(kt, kbase + (ptrdiff_t)j0 * kv_ld, kv_ld, kb, kb16, D);
-        for (int r0 = 0; r0 < rows4; r0 += 4)
-            for (int j = 0; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+        for (int r0 = 0; r0 < rows4; r0 += 4) {
+            int j = 0;
+#ifdef ARWKV__AVX512
+            for (; j + 32 <= kb16; j += 32) arwkv__attn_scores_4x32_avx512(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+#endif
+            for (; j < kb16; j += 16) arwkv__attn_scores_4x16(qrow + r0, kt + j, D, c->scale, s + (size_t)r0 * KB + j);
+        }
         for (int r = 0; r < rows4; r++) {
             float *sr = s + (size_t)r * KB, alpha;
             int n_valid = c->p0 + i0 + r - j0 + 1; /* causal: keys j0 .. p0+i0+r */
@@ -8546,9 +8647,14 @@ ARWKV_PRIVATE void arwkv__attn_task(void *ctx, int task, int thread) {
                 for (int d = 0; d < D; d++) acc[(size_t)r * D + d] *= alpha;
         }
         const float *vblock = vbase + (ptrdiff_t)j0 * kv_ld;
-        for (int r0 = 0; r0 < rows4; r0 += 4)
-            for (int d0 = 0; d0 < D; d0 += 16)
+        for (int r0 = 0; r0 < rows4; r0 += 4) {
+            int d0 = 0;
+#ifdef ARWKV__AVX512
+            for (; d0 + 32 <= D; d0 += 32) arwkv__attn_pv_4x32_avx512(s + (size_t)r0 * KB, vblock + d0, kv_ld, kb, acc + (size_t)r0 * D + d0, D);
+#endif
+            for (; d0 < D; d0 += 16)
                 arwkv__attn_pv_4xw(s + (size_t)r0 * KB, vblock + d0, kv_ld, kb, acc + (size_t)r0 * D + d0, D, D - d0 < 16 ? D - d0 : 16);
+        }
     }
     for (int r = 0; r < n_rows; r++) {
         float *o = c->out + (ptrdiff_t)(b * c->Tq + i0 + r) * q_ld + (ptrdiff_t)h * D;
@@ -8622,6 +8728,29 @@ ARWKV_PRIVATE inline float arwkv__r7_dot(const float *ARWKV__RESTRICT x, const f
     return arwkv__r7_sum8(acc);
 }
 
+#ifdef ARWKV__AVX512
+/* The time mix's elementwise AVX-512 loops: 16 channels at a time, the lanes past n masked off, and
+   each lane doing the scalar loop's operations in its order (a product then a sum, never fused: the
+   C code is compiled without contraction), so their results are the scalar ones to the bit. Float64
+   sums over rows take the 16 lanes as two halves of 8 doubles. */
+ARWKV_PRIVATE inline __m512d arwkv__lo8_pd(__m512 v) {
+    return _mm512_maskz_cvtps_pd((__mmask8)0xFF, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 0));
+}
+ARWKV_PRIVATE inline __m512d arwkv__hi8_pd(__m512 v) {
+    return _mm512_maskz_cvtps_pd((__mmask8)0xFF, _mm512_maskz_extractf32x8_ps((__mmask8)0xFF, v, 1));
+}
+/* acc[0..16) += (double)a * (double)b, lane by lane (acc has room for 16, whatever the mask). */
+ARWKV_PRIVATE inline void arwkv__acc16_prod_pd(double *acc, __m512 a, __m512 b) {
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), _mm512_mul_pd(arwkv__lo8_pd(a), arwkv__lo8_pd(b))));
+    _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), _mm512_mul_pd(arwkv__hi8_pd(a), arwkv__hi8_pd(b))));
+}
+/* acc[0..16) += (double)a. */
+ARWKV_PRIVATE inline void arwkv__acc16_pd(double *acc, __m512 a) {
+    _mm512_storeu_pd(acc, _mm512_add_pd(_mm512_loadu_pd(acc), arwkv__lo8_pd(a)));
+    _mm512_storeu_pd(acc + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 8), arwkv__hi8_pd(a)));
+}
+#endif
+
 /* ---- Token shift and the lerps ----------------------------------------------------------------
    x_m = x + (prev - x) mu_m. A task owns a block of channels of one sequence (forward) or of all
    sequences (backward, which sums the mu gradients over every token), and walks down time. */
@@ -8643,7 +8772,16 @@ ARWKV_PRIVATE void arwkv__r7_lerp_fwd_range(void *ctx, size_t begin, size_t end)
             size_t row = ((size_t)b * c->T + t) * c->C;
             const float *x = c->x + row;
             const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
-            for (int i = c0; i < c1; i++) {
+            int i = c0;
+#ifdef ARWKV__AVX512
+            for (; i < c1; i += 16) {
+                __mmask16 k = ARWKV__MASK16(c1 - i);
+                __m512 xi = _mm512_maskz_loadu_ps(k, x + i), xx = _mm512_sub_ps(prev ? _mm512_maskz_loadu_ps(k, prev + i) : _mm512_setzero_ps(), xi);
+                for (int m = 0; m < c->n_mix; m++)
+                    _mm512_mask_storeu_ps(c->xmix + m * MC + row + i, k, _mm512_add_ps(xi, _mm512_mul_ps(xx, _mm512_maskz_loadu_ps(k, c->mu[m] + i))));
+            }
+#endif
+            for (; i < c1; i++) {
                 float xx = (prev ? prev[i] : 0.0f) - x[i];
                 for (int m = 0; m < c->n_mix; m++) c->xmix[m * MC + row + i] = x[i] + xx * c->mu[m][i];
             }
@@ -8690,7 +8828,23 @@ ARWKV_PRIVATE void arwkv__r7_lerp_bwd_range(void *ctx, size_t begin, size_t end)
                 size_t row = ((size_t)b * c->T + t) * c->C;
                 const float *x = c->x + row;
                 const float *prev = t > 0 ? x - c->C : c->shift_in ? c->shift_in + (size_t)b * c->C : NULL;
-                for (int i = c0; i < c1; i++) {
+                int i = c0;
+#ifdef ARWKV__AVX512
+                for (; i < c1; i += 16) {
+                    __mmask16 k = ARWKV__MASK16(c1 - i);
+                    __m512 xi = _mm512_maskz_loadu_ps(k, x + i), xx = _mm512_sub_ps(prev ? _mm512_maskz_loadu_ps(k, prev + i) : _mm512_setzero_ps(), xi);
+                    __m512 g = _mm512_maskz_loadu_ps(k, carry + (i - c0)), g_prev = _mm512_setzero_ps();
+                    for (int m = 0; m < c->n_mix; m++) {
+                        __m512 dm = _mm512_maskz_loadu_ps(k, c->dxmix + m * MC + row + i), mu = _mm512_maskz_loadu_ps(k, c->mu[m] + i);
+                        g = _mm512_add_ps(g, _mm512_mul_ps(dm, _mm512_sub_ps(_mm512_set1_ps(1.0f), mu)));
+                        g_prev = _mm512_add_ps(g_prev, _mm512_mul_ps(dm, mu));
+                        arwkv__acc16_prod_pd(&gmu[m][i - c0], dm, xx); /* masked lanes add 0 to unused slots */
+                    }
+                    if (c->dx) _mm512_mask_storeu_ps(c->dx + row + i, k, g);
+                    _mm512_mask_storeu_ps(carry + (i - c0), k, g_prev);
+                }
+#endif
+                for (; i < c1; i++) {
                     float xx = (prev ? prev[i] : 0.0f) - x[i], g = carry[i - c0], g_prev = 0.0f;
                     for (int m = 0; m < c->n_mix; m++) {
                         float dm = c->dxmix[m * MC + row + i], mu = c->mu[m][i];
@@ -8831,7 +8985,28 @@ ARWKV_PRIVATE void arwkv__r7_prep_fwd_range(void *ctx, size_t begin, size_t end)
         arwkv__r7_sigmoid_sum(sw, c->w0 + h0, c->w_lora + o, N);
         arwkv__r7_decay_of(c->decay + o, sw, N);
         if (!c->first_layer) arwkv__r7_sigmoid_sum(sv, c->v0 + h0, c->v_lora + o, N);
-        for (int j = 0; j < N; j++) {
+        int j = 0;
+#ifdef ARWKV__AVX512
+        for (; j < N; j += 16) { /* the loop below, 16 channels at a time (the same bits) */
+            __mmask16 k = ARWKV__MASK16(N - j);
+            size_t i = o + (size_t)j;
+            int ch = h0 + j;
+            __m512 a = _mm512_maskz_loadu_ps(k, sa + j), kkn = _mm512_div_ps(_mm512_maskz_loadu_ps(k, kk + j), _mm512_set1_ps(norm));
+            __m512 k_in = _mm512_maskz_loadu_ps(k, c->k_in + i), one = _mm512_set1_ps(1.0f);
+            _mm512_mask_storeu_ps(c->k + i, k, _mm512_mul_ps(k_in, _mm512_add_ps(one, _mm512_mul_ps(_mm512_sub_ps(a, one), _mm512_maskz_loadu_ps(k, c->k_a + ch)))));
+            _mm512_mask_storeu_ps(c->wkv_a + i, k, _mm512_xor_ps(kkn, _mm512_set1_ps(-0.0f))); /* -kkn, the sign flipped */
+            _mm512_mask_storeu_ps(c->wkv_b + i, k, _mm512_mul_ps(kkn, a));
+            __m512 v_in = _mm512_maskz_loadu_ps(k, c->v_in + i);
+            if (c->first_layer) {
+                _mm512_mask_storeu_ps(c->v + i, k, v_in);
+                if (c->v_first) _mm512_mask_storeu_ps(c->v_first + i, k, v_in);
+            } else {
+                __m512 v = _mm512_add_ps(v_in, _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, c->v_first + i), v_in), _mm512_maskz_loadu_ps(k, sv + j)));
+                _mm512_mask_storeu_ps(c->v + i, k, v);
+            }
+        }
+#endif
+        for (; j < N; j++) {
             size_t i = o + (size_t)j;
             int ch = h0 + j;
             float a = sa[j], kkn = kk[j] / norm;
@@ -8876,6 +9051,55 @@ ARWKV_PRIVATE arwkv_result arwkv__cpu_r7_prepare_forward(arwkv_backend *be, cons
     return ARWKV_OK;
 }
 
+#ifdef ARWKV__AVX512
+/* 16 channels (mask k) of one row of the prepare backward below: every lane does that loop's
+   operations in its order, the loads and stores too (an output may be an input's buffer). The
+   float64 row sums g_* have room for 16 entries from the first channel. */
+ARWKV_PRIVATE void arwkv__r7_prep_bwd16_avx512(const arwkv__r7_prep_ctx *c, size_t i, int ch, __mmask16 k, int clamped, float norm, float dot,
+                                               const float *kkn, const float *dkkn, const float *a, const float *sw, const float *dec,
+                                               const float *sv, double *g_w0, double *g_a0, double *g_v0, double *g_kk, double *g_ka) {
+    const __m512 one = _mm512_set1_ps(1.0f), vnorm = _mm512_set1_ps(norm);
+    __m512 vsw = _mm512_maskz_loadu_ps(k, sw), va = _mm512_maskz_loadu_ps(k, a), vkkn = _mm512_maskz_loadu_ps(k, kkn);
+    __m512 dz = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, c->d_decay + i), _mm512_maskz_loadu_ps(k, dec));
+    dz = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(dz, _mm512_set1_ps(-ARWKV__R7_DECAY_SCALE)), vsw), _mm512_sub_ps(one, vsw));
+    _mm512_mask_storeu_ps(c->dw_lora + i, k, dz);
+    arwkv__acc16_pd(g_w0, dz);
+
+    __m512 dk = _mm512_maskz_loadu_ps(k, c->dk + i), k_in = _mm512_maskz_loadu_ps(k, c->k_in + i), k_a = _mm512_maskz_loadu_ps(k, c->k_a + ch);
+    __m512 da = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, c->d_wkv_b + i), vkkn), _mm512_mul_ps(_mm512_mul_ps(dk, k_in), k_a));
+    __m512 da_pre = _mm512_mul_ps(_mm512_mul_ps(da, va), _mm512_sub_ps(one, va));
+    _mm512_mask_storeu_ps(c->da_lora + i, k, da_pre);
+    arwkv__acc16_pd(g_a0, da_pre);
+    __m512 a_m1 = _mm512_sub_ps(va, one);
+    for (int h = 0; h < 2; h++) { /* g_ka += ((double)dk * k_in) * (a - 1), in float64 */
+        __m512d p = h ? _mm512_mul_pd(arwkv__hi8_pd(dk), arwkv__hi8_pd(k_in)) : _mm512_mul_pd(arwkv__lo8_pd(dk), arwkv__lo8_pd(k_in));
+        p = _mm512_mul_pd(p, h ? arwkv__hi8_pd(a_m1) : arwkv__lo8_pd(a_m1));
+        _mm512_storeu_pd(g_ka + 8 * h, _mm512_add_pd(_mm512_loadu_pd(g_ka + 8 * h), p));
+    }
+
+    __m512 vdkkn = _mm512_maskz_loadu_ps(k, dkkn);
+    __m512 dkk = clamped ? _mm512_div_ps(vdkkn, vnorm)
+                         : _mm512_div_ps(_mm512_sub_ps(vdkkn, _mm512_mul_ps(vkkn, _mm512_set1_ps(dot))), vnorm);
+    __m512 dk_in = _mm512_add_ps(_mm512_mul_ps(dk, _mm512_add_ps(one, _mm512_mul_ps(a_m1, k_a))),
+                                 _mm512_mul_ps(dkk, _mm512_maskz_loadu_ps(k, c->k_k + ch)));
+    _mm512_mask_storeu_ps(c->dk_in + i, k, dk_in);
+    arwkv__acc16_prod_pd(g_kk, dkk, _mm512_maskz_loadu_ps(k, c->k_in + i)); /* k_in read again: dk_in may be its buffer */
+
+    if (c->first_layer) {
+        __m512 dv = _mm512_maskz_loadu_ps(k, c->dv + i);
+        _mm512_mask_storeu_ps(c->dv_in + i, k, c->dv_first ? _mm512_add_ps(dv, _mm512_maskz_loadu_ps(k, c->dv_first + i)) : _mm512_add_ps(dv, _mm512_setzero_ps()));
+    } else {
+        __m512 s = _mm512_maskz_loadu_ps(k, sv), dv = _mm512_maskz_loadu_ps(k, c->dv + i);
+        __m512 ds = _mm512_mul_ps(dv, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, c->v_first + i), _mm512_maskz_loadu_ps(k, c->v_in + i)));
+        ds = _mm512_mul_ps(_mm512_mul_ps(ds, s), _mm512_sub_ps(one, s));
+        _mm512_mask_storeu_ps(c->dv_in + i, k, _mm512_mul_ps(dv, _mm512_sub_ps(one, s)));
+        if (c->dv_first) _mm512_mask_storeu_ps(c->dv_first + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, c->dv_first + i), _mm512_mul_ps(dv, s)));
+        _mm512_mask_storeu_ps(c->dv_lora + i, k, ds);
+        arwkv__acc16_pd(g_v0, ds);
+    }
+}
+#endif
+
 ARWKV_PRIVATE void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end) {
     arwkv__r7_prep_ctx *c = (arwkv__r7_prep_ctx *)ctx;
     int N = c->N;
@@ -8899,7 +9123,13 @@ ARWKV_PRIVATE void arwkv__r7_prep_bwd_range(void *ctx, size_t begin, size_t end)
                 dkkn[j] = -c->d_wkv_a[o + j] + c->d_wkv_b[o + j] * a[j];
                 dot += (double)dkkn[j] * kkn[j];
             }
-            for (int j = 0; j < N; j++) {
+            int j = 0;
+#ifdef ARWKV__AVX512
+            for (; j < N; j += 16) /* the loop below, 16 channels at a time (the same bits) */
+                arwkv__r7_prep_bwd16_avx512(c, o + (size_t)j, h0 + j, ARWKV__MASK16(N - j), clamped, norm, (float)dot, kkn + j, dkkn + j,
+                                            a + j, sw + j, dec + j, sv + j, g_w0 + j, g_a0 + j, g_v0 + j, g_kk + j, g_ka + j);
+#endif
+            for (; j < N; j++) {
                 size_t i = o + (size_t)j;
                 int ch = h0 + j;
                 float dz = c->d_decay[i] * dec[j] * -ARWKV__R7_DECAY_SCALE * sw[j] * (1.0f - sw[j]);
@@ -8987,20 +9217,22 @@ ARWKV_PRIVATE inline float arwkv__hsum16(__m512 v) {
 #define ARWKV__R7_ST(p, x) (full ? _mm512_storeu_ps(p, x) : _mm512_mask_storeu_ps(p, m, x))
 #define ARWKV__R7_INLINE static inline __attribute__((always_inline))
 
-/* arwkv__wkv7_step for four rows i..i+3 at a time (N is a multiple of 8, so of 4). */
-ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+/* arwkv__wkv7_step for four rows i..i+3 at a time (N is a multiple of 8, so of 4), from the state
+   S_in into S (the same array, or one apart: every element is read before its own store). */
+ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *S, const float *S_in, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                                     const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                                     const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa, int full) {
     for (int i = 0; i < N; i += 4) {
         float *s0 = S + (size_t)i * N, *s1 = s0 + N, *s2 = s1 + N, *s3 = s2 + N;
+        const float *i0 = S_in + (size_t)i * N, *i1 = i0 + N, *i2 = i1 + N, *i3 = i2 + N;
         __m512 p0 = _mm512_setzero_ps(), p1 = p0, p2 = p0, p3 = p0;
         for (int j = 0; j < N; j += 16) {
             __mmask16 m = arwkv__r7_mask16(N, j);
             __m512 aj = ARWKV__R7_LD(a + j);
-            p0 = _mm512_fmadd_ps(ARWKV__R7_LD(s0 + j), aj, p0);
-            p1 = _mm512_fmadd_ps(ARWKV__R7_LD(s1 + j), aj, p1);
-            p2 = _mm512_fmadd_ps(ARWKV__R7_LD(s2 + j), aj, p2);
-            p3 = _mm512_fmadd_ps(ARWKV__R7_LD(s3 + j), aj, p3);
+            p0 = _mm512_fmadd_ps(ARWKV__R7_LD(i0 + j), aj, p0);
+            p1 = _mm512_fmadd_ps(ARWKV__R7_LD(i1 + j), aj, p1);
+            p2 = _mm512_fmadd_ps(ARWKV__R7_LD(i2 + j), aj, p2);
+            p3 = _mm512_fmadd_ps(ARWKV__R7_LD(i3 + j), aj, p3);
         }
         float sa0 = arwkv__hsum16(p0), sa1 = arwkv__hsum16(p1), sa2 = arwkv__hsum16(p2),
               sa3 = arwkv__hsum16(p3);
@@ -9011,14 +9243,14 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, in
             __mmask16 m = arwkv__r7_mask16(N, j);
             __m512 dj = ARWKV__R7_LD(d + j), bj = ARWKV__R7_LD(b + j), kj = ARWKV__R7_LD(k + j),
                    rj = ARWKV__R7_LD(r + j), n;
-#define ARWKV__R7_ROW(s, x, vi, q)                                                                                          \
-    n = _mm512_fmadd_ps(ARWKV__R7_LD(s + j), dj, _mm512_fmadd_ps(x, bj, _mm512_mul_ps(vi, kj)));               \
+#define ARWKV__R7_ROW(s, s_in, x, vi, q)                                                                                    \
+    n = _mm512_fmadd_ps(ARWKV__R7_LD(s_in + j), dj, _mm512_fmadd_ps(x, bj, _mm512_mul_ps(vi, kj)));            \
     ARWKV__R7_ST(s + j, n);                                                                                    \
     q = _mm512_fmadd_ps(n, rj, q);
-            ARWKV__R7_ROW(s0, x0, v0, q0)
-            ARWKV__R7_ROW(s1, x1, v1, q1)
-            ARWKV__R7_ROW(s2, x2, v2, q2)
-            ARWKV__R7_ROW(s3, x3, v3, q3)
+            ARWKV__R7_ROW(s0, i0, x0, v0, q0)
+            ARWKV__R7_ROW(s1, i1, x1, v1, q1)
+            ARWKV__R7_ROW(s2, i2, x2, v2, q2)
+            ARWKV__R7_ROW(s3, i3, x3, v3, q3)
 #undef ARWKV__R7_ROW
         }
         if (y) y[i] = arwkv__hsum16(q0), y[i + 1] = arwkv__hsum16(q1), y[i + 2] = arwkv__hsum16(q2),
@@ -9026,22 +9258,25 @@ ARWKV__R7_INLINE void arwkv__wkv7_step_avx512_lanes(float *ARWKV__RESTRICT S, in
         if (sa) sa[i] = sa0, sa[i + 1] = sa1, sa[i + 2] = sa2, sa[i + 3] = sa3;
     }
 }
-ARWKV_PRIVATE void arwkv__wkv7_step_avx512(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+ARWKV_PRIVATE void arwkv__wkv7_step_avx512(float *S, const float *S_in, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                                     const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                                     const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
-    if (N % 16 == 0) arwkv__wkv7_step_avx512_lanes(S, N, r, d, k, v, a, b, y, sa, 1);
-    else arwkv__wkv7_step_avx512_lanes(S, N, r, d, k, v, a, b, y, sa, 0);
+    if (N % 16 == 0) arwkv__wkv7_step_avx512_lanes(S, S_in, N, r, d, k, v, a, b, y, sa, 1);
+    else arwkv__wkv7_step_avx512_lanes(S, S_in, N, r, d, k, v, a, b, y, sa, 0);
 }
 #endif
 
-/* One token of one head, in place: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be
-   NULL). The loops over j go eight lanes at a time (N is a multiple of 8) so that they vectorize. */
-ARWKV_PRIVATE void arwkv__wkv7_step(float *ARWKV__RESTRICT S, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
+/* One token of one head: sa = S a; S = S diag(d) + sa b^T + v k^T; y = S r (y, sa may be NULL),
+   from the state S_in into S (S_in == S: in place; otherwise two arrays that do not overlap, which
+   spares the backward's replay a copy of the state per token). The loops over j go eight lanes at a
+   time (N is a multiple of 8) so that they vectorize. */
+ARWKV_PRIVATE void arwkv__wkv7_step(float *S, const float *S_in, int N, const float *ARWKV__RESTRICT r, const float *ARWKV__RESTRICT d,
                              const float *ARWKV__RESTRICT k, const float *ARWKV__RESTRICT v, const float *ARWKV__RESTRICT a,
                              const float *ARWKV__RESTRICT b, float *ARWKV__RESTRICT y, float *ARWKV__RESTRICT sa) {
 #ifdef ARWKV__AVX512
-    arwkv__wkv7_step_avx512(S, N, r, d, k, v, a, b, y, sa);
+    arwkv__wkv7_step_avx512(S, S_in, N, r, d, k, v, a, b, y, sa);
 #else
+    if (S_in != S) memcpy(S, S_in, (size_t)N * (size_t)N * sizeof(float)); /* the loops below run in place */
     for (int i = 0; i < N; i++) {
         float *ARWKV__RESTRICT s = S + (size_t)i * N;
         float s_a = arwkv__r7_dot(s, a, N), vi = v[i], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -9078,7 +9313,7 @@ ARWKV_PRIVATE void arwkv__r7_wkv_fwd_task(void *ctx, int task, int thread) {
         if (c->ckpt && t % ARWKV_WKV7_CHUNK == 0)
             memcpy(c->ckpt + ((size_t)task * n_chunks + t / ARWKV_WKV7_CHUNK) * NN, S, NN * sizeof(float));
         size_t o = ((size_t)bi * c->T + t) * C + (size_t)h * N;
-        arwkv__wkv7_step(S, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, c->y + o, NULL);
+        arwkv__wkv7_step(S, S, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, c->y + o, NULL);
     }
 }
 
@@ -9215,8 +9450,7 @@ ARWKV_PRIVATE void arwkv__r7_wkv_bwd_task(void *ctx, int task, int thread) {
         memcpy(states, c->ckpt_in + ((size_t)task * n_chunks + chunk) * NN, NN * sizeof(float));
         for (int l = 0; l < len; l++) {
             size_t o = ((size_t)bi * c->T + t0 + l) * C + (size_t)h * N;
-            memcpy(states + (l + 1) * NN, states + l * NN, NN * sizeof(float));
-            arwkv__wkv7_step(states + (l + 1) * NN, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, NULL,
+            arwkv__wkv7_step(states + (l + 1) * NN, states + l * NN, N, c->r + o, c->decay + o, c->k + o, c->v + o, c->a + o, c->b + o, NULL,
                              sa + (size_t)l * N);
         }
         for (int l = len - 1; l >= 0; l--) {
@@ -9506,7 +9740,15 @@ ARWKV_PRIVATE void arwkv__ddlerp_fwd_range(void *ctx, size_t b, size_t e) {
         for (int br = 0; br < 5; br++) {
             const float *m = c->i2 + br * plane + row * C, *maa = c->pi[br];
             float *out = c->o0 + br * plane + row * C;
-            for (size_t i = 0; i < C; i++) out[i] = x[i] + xx[i] * (maa[i] + m[i]);
+            size_t i = 0;
+#ifdef ARWKV__AVX512 /* 16 at a time, the same operations unfused (the same bits) */
+            for (; i < C; i += 16) {
+                __mmask16 k = ARWKV__MASK16((int)(C - i));
+                __m512 mix = _mm512_add_ps(_mm512_maskz_loadu_ps(k, maa + i), _mm512_maskz_loadu_ps(k, m + i));
+                _mm512_mask_storeu_ps(out + i, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, x + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(k, xx + i), mix)));
+            }
+#endif
+            for (; i < C; i++) out[i] = x[i] + xx[i] * (maa[i] + m[i]);
         }
     }
 }
@@ -9525,6 +9767,21 @@ ARWKV_PRIVATE void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
     for (size_t row = b; row < e; row++) {
         float *dx = c->o0 + row * C, *dxx = c->o1 + row * C;
         const float *xr = xx + row * C;
+#ifdef ARWKV__AVX512 /* the loops below, 16 columns at a time with the sums in registers (the same bits) */
+        for (size_t i = 0; i < C; i += 16) {
+            __mmask16 k = ARWKV__MASK16((int)(C - i));
+            __m512 sx = _mm512_setzero_ps(), sxx = sx, xri = _mm512_maskz_loadu_ps(k, xr + i);
+            for (int br = 0; br < 5; br++) {
+                size_t o = br * plane + row * C + i;
+                __m512 g = _mm512_maskz_loadu_ps(k, dxc + o), mix = _mm512_add_ps(_mm512_maskz_loadu_ps(k, c->pi[br] + i), _mm512_maskz_loadu_ps(k, m + o));
+                sx = _mm512_add_ps(sx, g);
+                sxx = _mm512_add_ps(sxx, _mm512_mul_ps(g, mix));
+                _mm512_mask_storeu_ps(c->o2 + o, k, _mm512_mul_ps(g, xri));
+            }
+            _mm512_mask_storeu_ps(dx + i, k, sx);
+            _mm512_mask_storeu_ps(dxx + i, k, sxx);
+        }
+#else
         for (size_t i = 0; i < C; i++) dx[i] = dxx[i] = 0;
         for (int br = 0; br < 5; br++) { /* fixed branch order: the sums do not depend on threads */
             const float *g = dxc + br * plane + row * C, *mr = m + br * plane + row * C, *maa = c->pi[br];
@@ -9535,6 +9792,7 @@ ARWKV_PRIVATE void arwkv__ddlerp_bwd_range(void *ctx, size_t b, size_t e) {
                 dm[i] = g[i] * xr[i];
             }
         }
+#endif
     }
 }
 ARWKV_PRIVATE void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
@@ -9548,7 +9806,14 @@ ARWKV_PRIVATE void arwkv__ddlerp_bwd_dmaa_range(void *ctx, size_t b, size_t e) {
             memset(acc, 0, sizeof acc);
             for (size_t row = 0; row < (size_t)c->rows; row++) {
                 const float *g = c->i0 + br * plane + row * C + i0, *xx = c->i1 + row * C + i0;
-                for (size_t i = 0; i < n; i++) acc[i] += (double)g[i] * xx[i];
+                size_t i = 0;
+#ifdef ARWKV__AVX512 /* the same float64 products and sums, 16 lanes at a time */
+                for (; i < n; i += 16) {
+                    __mmask16 k = ARWKV__MASK16((int)(n - i));
+                    arwkv__acc16_prod_pd(acc + i, _mm512_maskz_loadu_ps(k, g + i), _mm512_maskz_loadu_ps(k, xx + i));
+                }
+#endif
+                for (; i < n; i++) acc[i] += (double)g[i] * xx[i];
             }
             for (size_t i = 0; i < n; i++) c->po[br][i0 + i] += (float)acc[i];
         }

@@ -395,7 +395,8 @@ TEST(lerp_backward_matches_finite_differences) {
     arwkv_backend *be = make_backend(2);
     test_seed(11);
     for (int n_mix = 5; n_mix <= 6; n_mix++) {
-        lerp_fd c = {3, 7, 80, n_mix, NULL, NULL, {NULL}, NULL, NULL};
+        /* 84 channels: a block of 64, then 16 and a tail of 4 for the 16-lane paths */
+        lerp_fd c = {3, 7, n_mix == 5 ? 80 : 84, n_mix, NULL, NULL, {NULL}, NULL, NULL};
         size_t MC = (size_t)c.B * c.T * c.C;
         float *x = rand_floats(MC, 1), *shift = rand_floats((size_t)c.B * c.C, 1), *mu[6], *dmu[6];
         for (int m = 0; m < 6; m++) {
@@ -489,7 +490,7 @@ TEST(prepare_backward_matches_finite_differences) {
     for (int first = 1; first >= 0; first--) {
         prep_fd c;
         memset(&c, 0, sizeof c);
-        c.M = 7, c.C = 192, c.N = 64, c.first = first;
+        c.M = 7, c.C = first ? 192 : 72, c.N = first ? 64 : 24, c.first = first; /* 24: 16 lanes and a tail of 8 */
         size_t MC = (size_t)c.M * c.C, n[PR_N];
         float *in[PR_N];
         for (int i = 0; i < PR_N; i++) {

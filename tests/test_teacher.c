@@ -62,6 +62,14 @@ TEST(rope_matches_closed_form) {
     CHECK_OK(be->qwen->rope_forward(be, y, rows, H, D, ld, pos, 0, theta));
     CHECK_OK(be->qwen->rope_forward(be, z, rows, H, D, ld, NULL, 40, theta));
     CHECK(memcmp(y, z, sizeof(float) * rows * ld) == 0, "offset and per-row positions differ");
+    /* repeated positions (the sequences of a batch) take the table of angles made once per position:
+       the same bits as each row rotated on its own */
+    for (int r = 0; r < rows; r++) pos[r] = (r * 5) % 12;
+    memcpy(y, x, sizeof(float) * rows * ld);
+    memcpy(z, x, sizeof(float) * rows * ld);
+    CHECK_OK(be->qwen->rope_forward(be, y, rows, H, D, ld, pos, 0, theta));
+    for (int r = 0; r < rows; r++) CHECK_OK(be->qwen->rope_forward(be, z + r * ld, 1, H, D, ld, NULL, pos[r], theta));
+    CHECK(memcmp(y, z, sizeof(float) * rows * ld) == 0, "batched positions differ from rows rotated one at a time");
     /* position 0 is the identity */
     memcpy(y, x, sizeof(float) * rows * ld);
     CHECK_OK(be->qwen->rope_forward(be, y, 1, H, D, ld, NULL, 0, theta));
@@ -106,7 +114,8 @@ TEST(attention_matches_float64) {
     /* B, Tq, p0, H, Hkv, D: one query block and one key block; many of both with a cached prefix;
        a decode step; head sizes that are not a multiple of 16 or of 8 (the generic paths); MHA */
     static const int cases[][6] = {{2, 5, 0, 4, 2, 64}, {2, 70, 0, 4, 1, 64}, {1, 45, 100, 2, 1, 64}, {1, 1, 200, 14, 2, 64},
-                                   {3, 33, 3, 6, 3, 24}, {1, 9, 70, 2, 1, 20}, {1, 40, 0, 2, 2, 128}};
+                                   {3, 33, 3, 6, 3, 24}, {1, 9, 70, 2, 1, 20}, {1, 40, 0, 2, 2, 128},
+                                   {1, 21, 30, 2, 1, 48}};
     arwkv_backend *be[3];
     for (int t = 0; t < 3; t++) CHECK_OK(arwkv_backend_cpu(t + 1, &be[t]));
     test_seed(2);
@@ -625,6 +634,80 @@ done:
 /* SwiGLU forward and backward against float64 over gates from -100 to 100 (the AVX-512 build takes
    16 at a time through a polynomial exp), a length that leaves a tail, the in-place form the teacher
    uses, and a NaN gate giving NaN. */
+/* RMSNorm against float64: the forward directly, the backward against central differences of the
+   float64 forward (loss sum(seed * y)). 600 columns: a piece of 512 widened weights and a tail;
+   bf16 weights, as the teachers store them. */
+static double rms_ref_loss(const double *x, const double *w, const float *seed, int T, int C, double eps, double *y_out) {
+    double L = 0;
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int i = 0; i < C; i++) ss += x[t * C + i] * x[t * C + i];
+        double r = 1 / sqrt(ss / C + eps);
+        for (int i = 0; i < C; i++) {
+            double y = x[t * C + i] * r * w[i];
+            if (y_out) y_out[t * C + i] = y;
+            L += seed[t * C + i] * y;
+        }
+    }
+    return L;
+}
+TEST(rmsnorm_matches_float64) {
+    enum { T = 5, C = 600 };
+    static float x[T * C], seed[T * C], y[T * C], dx[T * C], dx_acc[T * C], dw[C], rstd[T];
+    static uint16_t w16[C];
+    static double xd[T * C], wd[C], yd[T * C];
+    const float eps = 1e-6f;
+    arwkv_backend *be;
+    CHECK_OK(arwkv_backend_cpu(2, &be));
+    test_seed(21);
+    test_fill_randn(x, T * C, 1);
+    test_fill_randn(seed, T * C, 1);
+    for (int i = 0; i < C; i++) {
+        float f = 1.0f + 0.5f * test_randn();
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        w16[i] = (uint16_t)(u >> 16);
+        u = (uint32_t)w16[i] << 16;
+        memcpy(&f, &u, 4);
+        wd[i] = f;
+    }
+    for (int i = 0; i < T * C; i++) xd[i] = x[i];
+    CHECK_OK(be->core->rmsnorm_forward(be, y, rstd, x, w16, ARWKV_BF16, T, C, eps));
+    rms_ref_loss(xd, wd, seed, T, C, eps, yd);
+    double worst = 0;
+    for (int i = 0; i < T * C; i++) worst = fmax(worst, fabs(y[i] - yd[i]) / (fabs(yd[i]) + 1e-3));
+    CHECK(worst < 1e-6, "forward: relative error %g", worst);
+    for (int i = 0; i < C; i++) dw[i] = 0.25f; /* the weight gradient is added to */
+    for (int i = 0; i < T * C; i++) dx_acc[i] = 1.0f;
+    CHECK_OK(be->core->rmsnorm_backward(be, dx, dw, seed, x, w16, ARWKV_BF16, rstd, T, C, 0));
+    CHECK_OK(be->core->rmsnorm_backward(be, dx_acc, NULL, seed, x, w16, ARWKV_BF16, rstd, T, C, 1));
+    double worst_x = 0, worst_w = 0, worst_acc = 0, scale_x = 0, scale_w = 0;
+    for (int k = 0; k < 60; k++) { /* 60 entries of each, spread over rows and both pieces */
+        int ix = (k * 977) % (T * C), iw = (k * 331) % C;
+        double h = 1e-5, keep = xd[ix];
+        xd[ix] = keep + h;
+        double lp = rms_ref_loss(xd, wd, seed, T, C, eps, NULL);
+        xd[ix] = keep - h;
+        double lm = rms_ref_loss(xd, wd, seed, T, C, eps, NULL);
+        xd[ix] = keep;
+        double gx = (lp - lm) / (2 * h);
+        keep = wd[iw];
+        wd[iw] = keep + h;
+        lp = rms_ref_loss(xd, wd, seed, T, C, eps, NULL);
+        wd[iw] = keep - h;
+        lm = rms_ref_loss(xd, wd, seed, T, C, eps, NULL);
+        wd[iw] = keep;
+        double gw = (lp - lm) / (2 * h);
+        worst_x = fmax(worst_x, fabs(dx[ix] - gx)), scale_x = fmax(scale_x, fabs(gx));
+        worst_w = fmax(worst_w, fabs((dw[iw] - 0.25) - gw)), scale_w = fmax(scale_w, fabs(gw));
+        worst_acc = fmax(worst_acc, fabs(dx_acc[ix] - (1.0 + dx[ix])));
+    }
+    CHECK(worst_x < 1e-5 * scale_x && worst_w < 1e-5 * scale_w, "backward vs finite differences: dx %g of %g, dw %g of %g", worst_x, scale_x,
+          worst_w, scale_w);
+    CHECK(worst_acc < 1e-6, "accumulated dx differs from 1 + dx by %g", worst_acc);
+    arwkv_backend_destroy(be);
+}
+
 TEST(swiglu_matches_float64) {
     enum { N = 4099 };
     static float gate[N], up[N], dout[N], out[N], dg[N], du[N];
@@ -751,6 +834,7 @@ out:
 }
 
 int main(void) {
+    RUN(rmsnorm_matches_float64);
     RUN(swiglu_matches_float64);
     RUN(rope_matches_closed_form);
     RUN(attention_matches_float64);

@@ -7,6 +7,8 @@
    recurrence does 4 N^2 multiply-adds per head and token forward; the backward replays the forward
    and does 7 N^2 more, 11 N^2 in all). AdamW over 22M fp32 parameters (the bundled student's
    size): parameters/s and GB/s (it reads p, g, m, v and writes p, m, v: 28 bytes per parameter).
+   Then the time per call of the stage-1 ops around the recurrence (attention, rope, RMSNorm, the
+   time mix's lerps and prepare step) at the bundled pair's shapes, and QRWKV6's WKV6 at the same.
    The kernel path (AVX-512, AVX2+FMA, portable C) is printed first, as each uses its own loops. */
 
 static double bench_ops_time(double min_s, int (*fn)(void *), void *ctx) {
@@ -46,6 +48,92 @@ typedef struct {
 static int bench_ops_adamw_run(void *ctx) {
     bench_ops_adamw *a = (bench_ops_adamw *)ctx;
     return a->be->optim->adamw(a->be, a->p, a->g, a->m, a->v, a->n, 1e-3f, 0.9f, 0.99f, 1e-8f, 0.01f, ++a->step) == ARWKV_OK;
+}
+
+/* The stage-1 ops around the recurrence, at the bundled pair's shapes (4 sequences of 256 tokens,
+   width 128, heads of 64; the teacher's 2 query heads share 1 key/value head): the time per call. */
+enum { BENCH_EW_ATT, BENCH_EW_ROPE, BENCH_EW_RMS_FWD, BENCH_EW_RMS_BWD, BENCH_EW_LERP_FWD, BENCH_EW_LERP_BWD, BENCH_EW_PREP_FWD,
+       BENCH_EW_PREP_BWD, BENCH_EW_WKV6_FWD, BENCH_EW_WKV6_BWD, BENCH_EW_N };
+static const char *const bench_ew_names[BENCH_EW_N] = {
+    "attention (B 4, T 256, 2/1 heads of 64)", "rope (q, 1024 rows, 2 heads)", "RMSNorm forward (1024 x 128)",
+    "RMSNorm backward (1024 x 128)",           "lerp forward (6 mixes, 4 x 256 x 128)",  "lerp backward (6 mixes)",
+    "prepare forward (1024 x 128, N 64)",      "prepare backward",
+    "WKV6 forward (B 4, T 256, 2 heads of 64)", "WKV6 backward"};
+typedef struct {
+    arwkv_backend *be;
+    int op;
+    float *buf[24];
+    int32_t *pos;
+} bench_ops_ew;
+
+static int bench_ops_ew_run(void *ctx) {
+    bench_ops_ew *e = (bench_ops_ew *)ctx;
+    arwkv_backend *be = e->be;
+    float **f = e->buf;
+    const int B = 4, T = 256, M = B * T, C = 128;
+    const float *mu[6] = {f[10], f[11], f[12], f[13], f[14], f[15]};
+    float *dmu[6] = {f[16], f[17], f[18], f[19], f[20], f[21]};
+    arwkv_r7_prepare_args p;
+    memset(&p, 0, sizeof p);
+    p.M = M, p.C = C, p.N = 64, p.first_layer = 0;
+    p.k_in = f[0], p.v_in = f[1], p.w_lora = f[2], p.a_lora = f[3], p.v_lora = f[4], p.v_first = f[5];
+    p.w0 = f[10], p.a0 = f[11], p.v0 = f[12], p.k_k = f[13], p.k_a = f[14];
+    switch (e->op) {
+    case BENCH_EW_ATT: return be->qwen->attention_forward(be, f[6], f[0], f[1], f[2], B, T, 0, 2, 1, 64, (ptrdiff_t)T * 64) == ARWKV_OK;
+    case BENCH_EW_ROPE: return be->qwen->rope_forward(be, f[6], M, 2, 64, 128, e->pos, 0, 1e6) == ARWKV_OK;
+    case BENCH_EW_RMS_FWD: return be->core->rmsnorm_forward(be, f[6], f[7], f[0], f[10], ARWKV_F32, M, C, 1e-6f) == ARWKV_OK;
+    case BENCH_EW_RMS_BWD:
+        return be->core->rmsnorm_backward(be, f[6], f[16], f[1], f[0], f[10], ARWKV_F32, f[7], M, C, 0) == ARWKV_OK;
+    case BENCH_EW_LERP_FWD: return be->rwkv7->lerp_forward(be, f[8], f[0], f[1], f[7], mu, 6, B, T, C) == ARWKV_OK;
+    case BENCH_EW_LERP_BWD: return be->rwkv7->lerp_backward(be, f[6], f[7], dmu, f[8], f[0], f[1], mu, 6, B, T, C) == ARWKV_OK;
+    case BENCH_EW_PREP_FWD:
+        p.decay = f[6], p.k = f[7], p.v = f[8], p.wkv_a = f[9], p.wkv_b = f[22];
+        return be->rwkv7->prepare_forward(be, &p) == ARWKV_OK;
+    case BENCH_EW_WKV6_FWD: /* decays f[10] in (0, 1); the state checkpoints in f[23] */
+        return be->rwkv6->wkv6_forward(be, f[6], NULL, f[23], f[0], f[1], f[2], f[10], NULL, B, T, 2, 64, 0.125f) == ARWKV_OK;
+    case BENCH_EW_WKV6_BWD:
+        return be->rwkv6->wkv6_backward(be, f[6], f[7], f[8], f[9], f[3], f[0], f[1], f[2], f[10], f[23], B, T, 2, 64, 0.125f) == ARWKV_OK;
+    case BENCH_EW_PREP_BWD:
+        p.d_decay = f[0], p.dk = f[1], p.dv = f[2], p.d_wkv_a = f[3], p.d_wkv_b = f[4];
+        p.dk_in = f[6], p.dv_in = f[7], p.dw_lora = f[8], p.da_lora = f[9], p.dv_lora = f[22], p.dv_first = f[23];
+        p.dw0 = f[16], p.da0 = f[17], p.dv0 = f[18], p.dk_k = f[19], p.dk_a = f[20];
+        return be->rwkv7->prepare_backward(be, &p) == ARWKV_OK;
+    }
+    return 0;
+}
+
+static int bench_cpu_ops_elementwise(arwkv_backend *be) {
+    bench_ops_ew e;
+    memset(&e, 0, sizeof e);
+    e.be = be;
+    const size_t big = (size_t)6 * 4 * 256 * 128; /* the six mixes of 1024 rows */
+    int ok = (e.pos = (int32_t *)malloc(1024 * sizeof(int32_t))) != NULL;
+    for (int i = 0; i < 24 && ok; i++) ok &= (e.buf[i] = (float *)malloc(big * sizeof(float))) != NULL;
+    if (!ok) {
+        fprintf(stderr, "  out of memory\n");
+        return 1;
+    }
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 24; i++)
+        for (size_t j = 0; j < big; j++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            e.buf[i][j] = (float)((double)(s >> 11) / 9007199254740992.0) * (i >= 10 && i < 16 ? 1.0f : 2.0f) - (i >= 10 && i < 16 ? 0.0f : 1.0f);
+        }
+    for (int r = 0; r < 1024; r++) e.pos[r] = r % 256;
+    for (size_t j = 0; j < big; j++) e.buf[7][j] = 1.0f; /* rstd for the backward */
+    printf("  %-44s %12s\n", "stage-1 ops", "us/call");
+    int status = 0;
+    for (e.op = 0; e.op < BENCH_EW_N && !status; e.op++) {
+        double t = bench_ops_time(0.3, bench_ops_ew_run, &e);
+        if (t < 0) {
+            fprintf(stderr, "  %s: %s\n", bench_ew_names[e.op], arwkv_last_error());
+            status = 1;
+        } else
+            printf("  %-44s %12.1f\n", bench_ew_names[e.op], t * 1e6);
+    }
+    for (int i = 0; i < 24; i++) free(e.buf[i]);
+    free(e.pos);
+    return status;
 }
 
 static int bench_cpu_ops(int argc, char **argv) {
@@ -115,6 +203,7 @@ static int bench_cpu_ops(int argc, char **argv) {
         status = 1;
     }
     free(a.p), free(a.g), free(a.m), free(a.v);
+    if (!status) status = bench_cpu_ops_elementwise(be);
     arwkv_backend_destroy(be);
     return status;
 }
