@@ -39,7 +39,7 @@ GPU_EMU_TESTS  := $(B)/test_gpu_emu32 $(B)/test_gpu_emu64
 .DEFAULT_GOAL := all
 .PHONY: all test test-asan fuzz bench clean compile-checks demo gpu gpu-hip gpu-test distill-smollm2
 
-# The README's first command: distill the bundled teacher on this CPU (6 minutes on 2 cores).
+# The README's first command: distill the bundled teacher on this CPU (4 minutes on 2 cores).
 demo: $(B)/arwkv-distill
 	@B=$(B) sh tools/demo.sh
 

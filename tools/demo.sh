@@ -1,6 +1,6 @@
 #!/bin/sh
 # make demo: distill the bundled teacher (models/qwen2-code-tiny, a Qwen2 trained on Python code) into
-# an ARWKV-7 student on this CPU, in about 6 minutes on 2 cores: stage 1 (each time mix learns its layer's
+# an ARWKV-7 student on this CPU, in about 4 minutes on 2 cores: stage 1 (each time mix learns its layer's
 # attention output), then stage 2 (the student learns the teacher's next-token distribution).
 # Data: the CPython standard library found on this machine, split by file into training and
 # held-out files (every tenth file is held out; the teacher never saw the standard library).
