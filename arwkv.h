@@ -2825,7 +2825,7 @@ ARWKV_PRIVATE int arwkv__json_type(const arwkv__json *j, uint32_t n) {
 ARWKV_PRIVATE const char *arwkv__json_str(const arwkv__json *j, uint32_t n) {
     return (n != ARWKV__JSON_NONE && j->nodes[n].type == ARWKV__JSON_STRING) ? j->strings + j->nodes[n].first : NULL;
 }
-ARWKV_PRIVATE uint32_t arwkv__json_str_len(const arwkv__json *j, uint32_t n) { return j->nodes[n].len; }
+ARWKV_PRIVATE uint32_t arwkv__json_str_len(const arwkv__json *j, uint32_t n) { return arwkv__json_str(j, n) ? j->nodes[n].len : 0; }
 ARWKV_PRIVATE const char *arwkv__json_key(const arwkv__json *j, uint32_t n) { return j->strings + j->nodes[n].key; }
 ARWKV_PRIVATE uint32_t arwkv__json_key_len(const arwkv__json *j, uint32_t n) { return j->nodes[n].key_len; }
 ARWKV_PRIVATE uint32_t arwkv__json_count(const arwkv__json *j, uint32_t n) {
@@ -2835,8 +2835,10 @@ ARWKV_PRIVATE uint32_t arwkv__json_count(const arwkv__json *j, uint32_t n) {
 ARWKV_PRIVATE uint32_t arwkv__json_first(const arwkv__json *j, uint32_t n) {
     return arwkv__json_count(j, n) ? j->nodes[n].first : ARWKV__JSON_NONE;
 }
+/* NONE in, NONE out, so a chain such as next(first(get(...))) on a file missing a level ends there
+   instead of reading node UINT32_MAX. */
 ARWKV_PRIVATE uint32_t arwkv__json_next(const arwkv__json *j, uint32_t n) {
-    return j->nodes[n].next ? j->nodes[n].next : ARWKV__JSON_NONE;
+    return n != ARWKV__JSON_NONE && j->nodes[n].next ? j->nodes[n].next : ARWKV__JSON_NONE;
 }
 /* Member of an object by key (the last one wins if a key repeats, as in most JSON readers). */
 ARWKV_PRIVATE uint32_t arwkv__json_get(const arwkv__json *j, uint32_t obj, const char *key) {

@@ -14,6 +14,10 @@ static size_t walk(const arwkv__json *j, uint32_t n, int depth) {
     }
     const char *s = arwkv__json_str(j, n);
     if (s && s[arwkv__json_str_len(j, n)] != 0) __builtin_trap();
+    /* chains a file reader writes without checking each level: a missing level must end them */
+    uint32_t deep = arwkv__json_next(j, arwkv__json_first(j, arwkv__json_get(j, n, "single")));
+    if (deep != ARWKV__JSON_NONE && deep >= j->n_nodes) __builtin_trap();
+    (void)arwkv__json_str_len(j, arwkv__json_at(j, n, 1));
     return count;
 }
 

@@ -135,6 +135,15 @@ TEST(json_values) {
     CHECK(arwkv__json_type(&j, arwkv__json_get(&j, arwkv__json_get(&j, 0, "b"), "c")) == ARWKV__JSON_OBJECT, "nested");
     CHECK(arwkv__json_count(&j, arwkv__json_get(&j, 0, "d")) == 0, "empty array");
     CHECK(arwkv__json_get(&j, 0, "missing") == ARWKV__JSON_NONE, "absent key");
+    /* an absent node flows through every accessor: a reader may chain them without checking each level */
+    uint32_t none = arwkv__json_first(&j, arwkv__json_get(&j, 0, "missing"));
+    CHECK(none == ARWKV__JSON_NONE && arwkv__json_next(&j, none) == ARWKV__JSON_NONE, "next of an absent node is absent");
+    CHECK(arwkv__json_next(&j, arwkv__json_first(&j, arwkv__json_get(&j, 0, "d"))) == ARWKV__JSON_NONE, "next of an empty array's first");
+    CHECK(arwkv__json_str(&j, none) == NULL && arwkv__json_str_len(&j, none) == 0 && arwkv__json_str_len(&j, a) == 0,
+          "an absent node or an array has no string");
+    CHECK(arwkv__json_type(&j, none) == -1 && arwkv__json_count(&j, none) == 0 && arwkv__json_bool(&j, none) == -1 &&
+          !arwkv__json_is_number(&j, none) && arwkv__json_at(&j, none, 0) == ARWKV__JSON_NONE &&
+          arwkv__json_get(&j, none, "a") == ARWKV__JSON_NONE, "type, count, bool, number, at and get of an absent node");
     CHECK(arwkv__json_num(&j, arwkv__json_get(&j, 0, "n")) == 9007199254740992.0, "long integers go through strtod");
     arwkv__json_free(&j);
 }

@@ -454,6 +454,9 @@ TEST(test_pre_tokenizer_errors) {
         {"llama3", "\"trim_offsets\":true,\"use_regex\":false", "\"trim_offsets\":true,\"use_regex\":true", "split twice"},
         {"llama3", "\"type\":\"TemplateProcessing\"", "\"type\":\"RobertaProcessing\"", "post_processor.processors[].type \"RobertaProcessing\""},
         {"gpt2", "\"normalizer\":null", "\"normalizer\":{\"type\":\"Lowercase\"}", "normalizer.type \"Lowercase\""},
+        /* a template whose "single" is not a list: found by fuzz_tokenizer, it once read node UINT32_MAX */
+        {"llama3", "\"single\":[", "\"single\":7,\"x\":[", "post_processor.processors[].type \"TemplateProcessing\""},
+        {"llama3", "\"single\":[", "\"single\":[],\"x\":[", "post_processor.processors[].type \"TemplateProcessing\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[300];
