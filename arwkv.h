@@ -58,6 +58,9 @@
        ARWKV_ASSERT(x)       internal invariant checks (default: assert). Never used on input data:
                              bad input always returns an error code.
        ARWKV_NO_THREADS      no pthreads: every parallel loop runs on the calling thread
+       ARWKV_POOL_SPIN_US    how long an idle pool thread watches for the next loop before it
+                             sleeps (default 100 microseconds; 0 sleeps at once, for machines
+                             with more threads than cores)
        ARWKV_NO_MMAP         read files with fread instead of mapping them
        ARWKV_NO_TOKENIZER    leave out the tokenizer and chat templates (SECTION 5, its API block and
                              arwkv_dataset_add_file); models still load and run on token ids, and
@@ -2317,6 +2320,7 @@ ARWKV_PRIVATE int arwkv__pool_spin(const void *v, uint64_t unless, int until_zer
         uint64_t now = until_zero ? (uint64_t)__atomic_load_n((const int *)v, __ATOMIC_ACQUIRE)
                                   : __atomic_load_n((const uint64_t *)v, __ATOMIC_ACQUIRE);
         if (until_zero ? now == 0 : now != unless) return 1;
+        if (ARWKV_POOL_SPIN_US <= 0) return 0;
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif

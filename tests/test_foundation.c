@@ -3,6 +3,7 @@
 #if defined(__linux__)
 #define _GNU_SOURCE /* sched_setaffinity, for the CPU count test; the header compiles with it as without */
 #include <sched.h>
+#include <time.h>
 #endif
 #define ARWKV_IMPLEMENTATION
 #include "arwkv.h"
@@ -87,6 +88,39 @@ TEST(pool_runs_each_task_once) {
     memset(&c, 0, sizeof c);
     arwkv_pool_run(NULL, 1000, pool_task, &c); /* no pool: the caller runs everything */
     CHECK(c.hits[999] == 1 && c.max_thread == 0, "NULL pool");
+}
+
+/* Loops back to back (caught by spinning workers), after 50 us (inside the spin) and after 400 us
+   (workers asleep), with a straggler now and then that keeps the caller waiting past its own spin:
+   every task runs once, and its plain (non-atomic) writes are visible when arwkv_pool_run returns. */
+typedef struct {
+    int rep, vals[64];
+} pool_handover_ctx;
+static void pool_sleep_us(long us) {
+    struct timespec ts = {0, us * 1000};
+    nanosleep(&ts, NULL);
+}
+static void pool_handover_task(void *ctx, int task, int thread) {
+    (void)thread;
+    pool_handover_ctx *c = (pool_handover_ctx *)ctx;
+    if (task == 0 && c->rep % 10 == 9) pool_sleep_us(300);
+    c->vals[task] = c->rep * 1000 + task;
+}
+
+TEST(pool_hands_over_between_spin_and_sleep) {
+    arwkv_pool *pool;
+    CHECK_OK(arwkv_pool_create(3, &pool));
+    pool_handover_ctx c;
+    memset(&c, 0, sizeof c);
+    int bad = 0;
+    for (c.rep = 1; c.rep <= 300 && !bad; c.rep++) {
+        if (c.rep % 3 == 1) pool_sleep_us(50);
+        if (c.rep % 3 == 2) pool_sleep_us(400);
+        arwkv_pool_run(pool, 64, pool_handover_task, &c);
+        for (int i = 0; i < 64; i++) bad += c.vals[i] != c.rep * 1000 + i;
+    }
+    CHECK(bad == 0, "loop %d: %d tasks missing or not visible after arwkv_pool_run returned", c.rep - 1, bad);
+    arwkv_pool_destroy(pool);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------- */
@@ -728,6 +762,7 @@ int main(void) {
     RUN(bf16_rounding);
     RUN(f16_conversion);
     RUN(pool_runs_each_task_once);
+    RUN(pool_hands_over_between_spin_and_sleep);
     RUN(cpu_count_follows_the_affinity_mask);
     RUN(json_values);
     RUN(json_string_escapes);
