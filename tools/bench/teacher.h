@@ -114,16 +114,22 @@ static void bench_fma_task(void *ctx, int task, int thread) {
 /* On a shared machine the wall clock also counts the time other processes held our cores. So each
    figure is taken twice: by the wall clock (the best of many short runs, which catches quiet
    moments) and by the CPU time the process used (clock(): all its threads), which shows the speed
-   of the code itself. On a quiet machine the two agree. */
+   of the code itself. On a quiet machine the two agree. The CPU time is the mean over the runs, not
+   the least: the kernel brings a running thread's time up to date only at its scheduler tick, and
+   pool workers now stay running between loops (they spin before they sleep), so one short run's
+   CPU time can miss part of theirs. */
 typedef struct {
-    double wall, cpu; /* seconds: the best wall-clock time of a run, the least CPU time of a run (all threads) */
+    double wall, cpu; /* seconds: the best wall-clock time of a run, the mean CPU time of a run (all threads) */
+    double cpu_sum;
+    int runs;
 } bench_time;
 
 static double bench_cpu_now(void) { return (double)clock() / CLOCKS_PER_SEC; }
 
 static void bench_time_add(bench_time *best, double wall, double cpu) {
     if (wall < best->wall) best->wall = wall;
-    if (cpu > 0 && cpu < best->cpu) best->cpu = cpu;
+    best->cpu_sum += cpu, best->runs++;
+    best->cpu = best->cpu_sum > 0 ? best->cpu_sum / best->runs : 1e30;
 }
 
 /* A peak (see above) with every thread of pool busy (GFLOP/s, wall clock and CPU time): the best of
@@ -142,14 +148,14 @@ static bench_time bench_fma_peak(arwkv_pool *pool, int kind) {
         if (dt > 0.01) break;
         c.iters *= dt < 0.001 ? 10 : 2;
     }
-    bench_time best = {1e30, 1e30};
+    bench_time best = {1e30, 1e30, 0, 0};
     for (int rep = 0; rep < 40; rep++) {
         double t0 = bench_now(), c0 = bench_cpu_now();
         arwkv_pool_run(pool, n, bench_fma_task, &c);
         bench_time_add(&best, bench_now() - t0, bench_cpu_now() - c0);
     }
     double flops = flops_per_task * (double)c.iters * n * 1e-9;
-    bench_time g = {flops / best.wall, flops / best.cpu}; /* the second: per core, whatever n */
+    bench_time g = {flops / best.wall, flops / best.cpu, 0, 0}; /* the second: per core, whatever n */
     return g;
 }
 
@@ -281,7 +287,7 @@ static double bench_load_average(void) {
 
 /* Best times of one product (after a warm-up that packs and faults pages in). */
 static bench_time bench_time_gemm(arwkv_backend *be, int M, int N, int K, const float *A, const void *W, arwkv_dtype wt, float *C) {
-    bench_time best = {1e30, 1e30};
+    bench_time best = {1e30, 1e30, 0, 0};
     be->core->gemm(be, M, N, K, A, K, 1, W, wt, 1, K, C, N, 0, NULL);
     double start = bench_now();
     for (int rep = 0; rep < 50; rep++) {
@@ -306,7 +312,7 @@ typedef struct {
 } bench_gemm_shape;
 
 static bench_time bench_time_gemm_strided(arwkv_backend *be, const bench_gemm_shape *s) {
-    bench_time best = {1e30, 1e30};
+    bench_time best = {1e30, 1e30, 0, 0};
     double start = bench_now();
     for (int rep = 0; rep < 51; rep++) { /* the first is a warm-up */
         double t0 = bench_now(), c0 = bench_cpu_now();
@@ -426,7 +432,7 @@ static int bench_matmul(int argc, char **argv) {
             k[i] = (float)((x = x * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;
             v[i] = (float)((x = x * 1103515245u + 12345u) >> 9) / 8388608.0f - 1.0f;
         }
-        bench_time best[2] = {{1e30, 1e30}, {1e30, 1e30}};
+        bench_time best[2] = {{1e30, 1e30, 0, 0}, {1e30, 1e30, 0, 0}};
         arwkv_backend *bes[2] = {be1, be};
         for (int b = 0; b < 2; b++)
             for (int rep = 0; rep < 4; rep++) {
