@@ -2213,7 +2213,7 @@ ARWKV_API arwkv_result arwkv_to_f32(float *dst, const void *src, arwkv_dtype t, 
 ARWKV_API void arwkv_free(void *p) { arwkv__free(p); }
 
 ARWKV_API double arwkv_seconds(void) {
-    struct timespec ts;
+    struct timespec ts = {0, 0}; /* MemorySanitizer does not see timespec_get fill it */
     if (timespec_get(&ts, TIME_UTC) != TIME_UTC) return 0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
@@ -10494,6 +10494,10 @@ ARWKV_PRIVATE void arwkv__logits_task(void *ctx, int r, int thread) {
         if (c->tau != 1.0f) z1 = arwkv__exp_array(e1, s, ms, 1.0f, V);
         else e1 = eq;
         ce = log(z1) - (double)(s[label] - ms);
+    } else {
+        /* k1 is 0 below, but 0 * e1 is 0 only where e1 is finite, and this scratch was never written:
+           reused memory that held an Inf once made every gradient NaN */
+        e1 = eq;
     }
     double kq = t ? c->kl_w * c->tau / zq : 0, kp = t ? c->kl_w * c->tau / zp : 0, k1 = use_ce ? c->ce_w / z1 : 0;
     arwkv__logits_grad_row(s, eq, t ? ep : NULL, e1, c->scale, kq, kp, k1, V);

@@ -110,6 +110,29 @@ TEST(kl_and_ce_match_float64) {
     CHECK(be->loss->logits_loss(be, s, t, NULL, R, V, 0.0f, 1, 0, 1, kl, NULL) == ARWKV_ERR_INVALID_ARGUMENT, "tau 0 refused");
 }
 
+/* KL alone (no labels) has no use for the scratch slot kept for softmax(s) at temperature 1, which
+   it does not write; the gradient once still multiplied it by 0, and an Inf left there by earlier
+   work (0 * Inf) made every gradient NaN: an intermittent failure of CI's AVX2 build. Each pool
+   thread's scratch is filled with NaN before the second call, which must give the same bits. */
+TEST(kl_alone_ignores_stale_scratch) {
+    enum { R = 4, V = 301 };
+    static float s[R * V], clean[R * V], t[R * V], kl[R];
+    test_seed(6);
+    test_fill_randn(clean, R * V, 3);
+    test_fill_randn(t, R * V, 3);
+    memcpy(s, clean, sizeof s);
+    CHECK_OK(be->loss->logits_loss(be, clean, t, NULL, R, V, 2.0f, 1.0f, 0.0f, 1.0f, kl, NULL));
+    for (int th = 0; th < arwkv_pool_size(be->pool); th++) {
+        float *scratch = (float *)arwkv__scratch(be->pool, th, 3 * (size_t)V * sizeof(float));
+        CHECK(scratch != NULL, "scratch of thread %d", th);
+        for (int i = 0; scratch && i < 3 * V; i++) scratch[i] = NAN;
+    }
+    CHECK_OK(be->loss->logits_loss(be, s, t, NULL, R, V, 2.0f, 1.0f, 0.0f, 1.0f, kl, NULL));
+    int nans = 0;
+    for (int i = 0; i < R * V; i++) nans += isnan(s[i]);
+    CHECK(nans == 0 && memcmp(s, clean, sizeof s) == 0, "%d NaN gradients, or other bits, after stale scratch", nans);
+}
+
 /* The row helpers of the logits loss give the same bits on every instruction path: the max skips
    NaNs as a plain loop does, the KL sum is 8 float64 partial sums (element i into sum i % 8) added in
    order, the gradient is elementwise in float64. Checked exactly against those plain definitions. */
@@ -588,6 +611,7 @@ int main(void) {
     }
     RUN(align_losses_match_float64);
     RUN(kl_and_ce_match_float64);
+    RUN(kl_alone_ignores_stale_scratch);
     RUN(logits_row_helpers_match_their_plain_definitions);
     RUN(vectorized_exp_accuracy);
     RUN(adamw_matches_float64);
