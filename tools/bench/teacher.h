@@ -543,14 +543,16 @@ static int bench_decode(int argc, char **argv) {
         fprintf(stderr, "decode: out of memory\n");
         return 1;
     }
-    double rates[4] = {0, 0, 0, 0};
-    int streams = 1;
-    for (int which = 0; which < 4; which++)
+    double rates[4] = {0, 0, 0, 0}; /* 1, 2, 4, 8 runs per thread */
+    int fastest = 0;
+    for (int which = 0; which < 4; which++) {
         for (int rep = 0; rep < 4; rep++) {
             double gbs = bench_read_pass(&reader, 1 << which);
             if (gbs > rates[which]) rates[which] = gbs;
-            if (gbs > rates[streams == 1 ? 0 : streams == 2 ? 1 : streams == 4 ? 2 : 3]) streams = 1 << which;
         }
+        if (rates[which] > rates[fastest]) fastest = which;
+    }
+    int streams = 1 << fastest;
     double copy = bench_copy_bandwidth(be->pool, (size_t)bytes);
     printf("  memory: %d threads read a buffer of the weights' size (%.0f MB) at %.1f, %.1f, %.1f, %.1f GB/s in 1, 2, 4, 8 interleaved\n"
            "    runs per thread (best of 4); %d run%s per thread is the bound below. memcpy of the buffer: %.1f GB/s of bytes read + written\n",
