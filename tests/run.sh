@@ -5,9 +5,9 @@
 # A binary that crashes or prints no summary counts as one failure.
 #
 # The tests write their students, checkpoints and teachers under build/test_*/ and build/rel_*/
-# (about 6 GB for the whole suite, 1 GB for the largest binary). A binary that passed leaves none of
-# the directories it made behind, so the suite fits a small disk; a failing binary keeps them for a
-# look, and ARWKV_TEST_KEEP=1 keeps everything.
+# (about 6 GB for the whole suite, 1.3 GB for the largest binary, test_recipe). A binary that passed
+# leaves none of the directories it made behind, so the suite fits a small disk; a failing binary
+# keeps them for a look, and ARWKV_TEST_KEEP=1 keeps everything.
 build=$1; shift
 passed=0; failed=0; skipped=0
 scratch_dirs() { for d in build/test_*/ build/rel_*/; do [ -d "$d" ] && printf '%s\n' "$d"; done; }
