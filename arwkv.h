@@ -7869,6 +7869,14 @@ ARWKV_PRIVATE float arwkv__hsum8(__m256 v) {
     return _mm_cvtss_f32(h);
 }
 
+/* Bytes ahead of the loads at which a bf16 row is requested. Each of the four streams runs on past
+   the end of its row into the next row it will read (the rows of a stream are contiguous), and a
+   request past the weight's end is dropped, not a fault. The hardware's own prefetch leaves the
+   Intel Xeon of our development machines short of the read rate: with these requests the decode
+   products went from 41-43 ms to 37-38 ms a token (Qwen2.5-0.5B shape, 2 threads; 1 KB and 2 KB
+   ahead alike, 4 KB a little slower). Only a hint: the sums are the same bits. */
+#define ARWKV__GEMV_AHEAD 1024
+
 /* out[r] = a . w[r] over K elements for 4 contiguous weight rows of type t (BF16 or F32). */
 ARWKV_PRIVATE void arwkv__dot4_avx2(const float *a, const void *const *w, arwkv_dtype t, int K, float *out) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
@@ -7877,6 +7885,12 @@ ARWKV_PRIVATE void arwkv__dot4_avx2(const float *a, const void *const *w, arwkv_
         const uint16_t *w0 = (const uint16_t *)w[0], *w1 = (const uint16_t *)w[1], *w2 = (const uint16_t *)w[2], *w3 = (const uint16_t *)w[3];
         const __m256i z = _mm256_setzero_si256();
         for (; k + 16 <= K; k += 16) {
+            if ((k & 31) == 0) { /* one request per 64-byte line of each row, ARWKV__GEMV_AHEAD ahead */
+                _mm_prefetch((const char *)(w0 + k) + ARWKV__GEMV_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w1 + k) + ARWKV__GEMV_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w2 + k) + ARWKV__GEMV_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)(w3 + k) + ARWKV__GEMV_AHEAD, _MM_HINT_T0);
+            }
             __m256 x0 = _mm256_loadu_ps(a + k), x1 = _mm256_loadu_ps(a + k + 8);
             __m256 lo = _mm256_permute2f128_ps(x0, x1, 0x20), hi = _mm256_permute2f128_ps(x0, x1, 0x31);
             __m256i r0 = _mm256_loadu_si256((const __m256i *)(w0 + k)), r1 = _mm256_loadu_si256((const __m256i *)(w1 + k)),
