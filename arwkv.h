@@ -7873,7 +7873,7 @@ ARWKV_PRIVATE float arwkv__hsum8(__m256 v) {
    the end of its row into the next row it will read (the rows of a stream are contiguous), and a
    request past the weight's end is dropped, not a fault. The hardware's own prefetch leaves the
    Intel Xeon of our development machines short of the read rate: with these requests the decode
-   products went from 41-43 ms to 37-38 ms a token (Qwen2.5-0.5B shape, 2 threads; 1 KB and 2 KB
+   products went from 41-43 ms to 36-38 ms a token (Qwen2.5-0.5B shape, 2 threads; 1 KB and 2 KB
    ahead alike, 4 KB a little slower). Only a hint: the sums are the same bits. */
 #define ARWKV__GEMV_AHEAD 1024
 
@@ -10447,7 +10447,8 @@ ARWKV_PRIVATE double arwkv__kl_row(const float *p, const float *t, float mt, con
 }
 
 /* The gradient of one row, written over the logits: s[i] = scale (kq eq[i] - kp ep[i] + k1 e1[i]) in
-   float64, rounded to float (ep may be NULL: zeros). Elementwise, so every path gives the same bits. */
+   float64, rounded to float (ep and e1 may be NULL: zeros; a term whose factor is 0 is passed as NULL,
+   since 0 times a stale Inf in scratch would be NaN). Elementwise, so every path gives the same bits. */
 ARWKV_PRIVATE void arwkv__logits_grad_row(float *s, const float *eq, const float *ep, const float *e1, double scale, double kq,
                                           double kp, double k1, int n) {
     int i = 0;
@@ -10455,20 +10456,22 @@ ARWKV_PRIVATE void arwkv__logits_grad_row(float *s, const float *eq, const float
     __m512d vs = _mm512_set1_pd(scale), vkq = _mm512_set1_pd(kq), vkp = _mm512_set1_pd(kp), vk1 = _mm512_set1_pd(k1);
     for (; i + 8 <= n; i += 8) {
         __m512d pp = ep ? ARWKV__CVTPS_PD512(_mm256_loadu_ps(ep + i)) : _mm512_setzero_pd();
+        __m512d p1 = e1 ? ARWKV__CVTPS_PD512(_mm256_loadu_ps(e1 + i)) : _mm512_setzero_pd();
         __m512d r = _mm512_sub_pd(_mm512_mul_pd(vkq, ARWKV__CVTPS_PD512(_mm256_loadu_ps(eq + i))), _mm512_mul_pd(vkp, pp));
-        r = _mm512_mul_pd(vs, _mm512_add_pd(r, _mm512_mul_pd(vk1, ARWKV__CVTPS_PD512(_mm256_loadu_ps(e1 + i)))));
+        r = _mm512_mul_pd(vs, _mm512_add_pd(r, _mm512_mul_pd(vk1, p1)));
         _mm256_storeu_ps(s + i, _mm512_mask_cvtpd_ps(_mm256_setzero_ps(), (__mmask8)0xFF, r));
     }
 #elif defined(ARWKV__AVX2)
     __m256d vs = _mm256_set1_pd(scale), vkq = _mm256_set1_pd(kq), vkp = _mm256_set1_pd(kp), vk1 = _mm256_set1_pd(k1);
     for (; i + 4 <= n; i += 4) {
         __m256d pp = ep ? _mm256_cvtps_pd(_mm_loadu_ps(ep + i)) : _mm256_setzero_pd();
+        __m256d p1 = e1 ? _mm256_cvtps_pd(_mm_loadu_ps(e1 + i)) : _mm256_setzero_pd();
         __m256d r = _mm256_sub_pd(_mm256_mul_pd(vkq, _mm256_cvtps_pd(_mm_loadu_ps(eq + i))), _mm256_mul_pd(vkp, pp));
-        r = _mm256_mul_pd(vs, _mm256_add_pd(r, _mm256_mul_pd(vk1, _mm256_cvtps_pd(_mm_loadu_ps(e1 + i)))));
+        r = _mm256_mul_pd(vs, _mm256_add_pd(r, _mm256_mul_pd(vk1, p1)));
         _mm_storeu_ps(s + i, _mm256_cvtpd_ps(r));
     }
 #endif
-    for (; i < n; i++) s[i] = (float)(scale * (kq * eq[i] - kp * (ep ? ep[i] : 0.0f) + k1 * e1[i]));
+    for (; i < n; i++) s[i] = (float)(scale * (kq * eq[i] - kp * (ep ? ep[i] : 0.0f) + k1 * (e1 ? e1[i] : 0.0f)));
 }
 
 /* Stages 2 and 3 over the full vocabulary. With p = softmax(t/tau), q = softmax(s/tau):
@@ -10508,13 +10511,9 @@ ARWKV_PRIVATE void arwkv__logits_task(void *ctx, int r, int thread) {
         if (c->tau != 1.0f) z1 = arwkv__exp_array(e1, s, ms, 1.0f, V);
         else e1 = eq;
         ce = log(z1) - (double)(s[label] - ms);
-    } else {
-        /* k1 is 0 below, but 0 * e1 is 0 only where e1 is finite, and this scratch was never written:
-           reused memory that held an Inf once made every gradient NaN */
-        e1 = eq;
     }
     double kq = t ? c->kl_w * c->tau / zq : 0, kp = t ? c->kl_w * c->tau / zp : 0, k1 = use_ce ? c->ce_w / z1 : 0;
-    arwkv__logits_grad_row(s, eq, t ? ep : NULL, e1, c->scale, kq, kp, k1, V);
+    arwkv__logits_grad_row(s, eq, t ? ep : NULL, use_ce ? e1 : NULL, c->scale, kq, kp, k1, V);
     if (use_ce) s[label] -= (float)(c->scale * c->ce_w);
     if (c->kl) c->kl[r] = (float)kl;
     if (c->ce) c->ce[r] = (float)ce;

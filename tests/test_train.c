@@ -158,15 +158,16 @@ TEST(logits_row_helpers_match_their_plain_definitions) {
     for (int l = 0; l < 8; l++) want_kl += acc[l];
     double got_kl = arwkv__kl_row(p, t, mt, s, ms, inv_tau, 0.125, 0.375, V);
     CHECK(memcmp(&got_kl, &want_kl, sizeof(double)) == 0, "KL sum %.17g, want %.17g", got_kl, want_kl);
-    for (int with_p = 0; with_p < 2; with_p++) {
-        arwkv__logits_grad_row(g, eq, with_p ? p : NULL, e1, 0.3, 1.7, with_p ? 0.9 : 0.0, 0.2, V);
-        int differ = 0;
-        for (int i = 0; i < V; i++) {
-            float want = (float)(0.3 * (1.7 * eq[i] - (with_p ? 0.9 : 0.0) * (with_p ? p[i] : 0.0f) + 0.2 * e1[i]));
-            differ += memcmp(&g[i], &want, sizeof(float)) != 0;
+    for (int with_p = 0; with_p < 2; with_p++)
+        for (int with_1 = 0; with_1 < 2; with_1++) { /* a NULL ep or e1 counts as zeros */
+            arwkv__logits_grad_row(g, eq, with_p ? p : NULL, with_1 ? e1 : NULL, 0.3, 1.7, with_p ? 0.9 : 0.0, with_1 ? 0.2 : 0.0, V);
+            int differ = 0;
+            for (int i = 0; i < V; i++) {
+                float want = (float)(0.3 * (1.7 * eq[i] - (with_p ? 0.9 : 0.0) * (with_p ? p[i] : 0.0f) + (with_1 ? 0.2 : 0.0) * (with_1 ? e1[i] : 0.0f)));
+                differ += memcmp(&g[i], &want, sizeof(float)) != 0;
+            }
+            CHECK(differ == 0, "gradient row (teacher %d, cross-entropy %d): %d of %d elements differ", with_p, with_1, differ, V);
         }
-        CHECK(differ == 0, "gradient row (teacher %d): %d of %d elements differ", with_p, differ, V);
-    }
 }
 
 TEST(vectorized_exp_accuracy) {
